@@ -1,0 +1,3 @@
+"""netlab: the Kubernetes architecture in miniature on one Linux host."""
+
+__version__ = "0.1.0"
