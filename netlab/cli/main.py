@@ -1,0 +1,208 @@
+"""The ``netlab`` command: parse, call the library, render. No logic lives here.
+
+Exit codes: 0 success, 1 an operation failed, 2 bad input (a topology that
+does not validate, a name that does not exist, wrong usage).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable, NoReturn
+
+import click
+
+from netlab.cli.render import columns
+from netlab.topology import TopologyError, load_topology, plan_lab
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _progress(quiet: bool) -> Callable[[str], None]:
+    if quiet or not sys.stderr.isatty():
+        return lambda _: None
+    start = time.monotonic()
+
+    def show(step: str) -> None:
+        click.echo(f"[{time.monotonic() - start:6.2f}s] {step}", err=True)
+
+    return show
+
+
+def _load(path: str):
+    try:
+        return load_topology(path)
+    except TopologyError as err:
+        click.echo(err.format(), err=True)
+        sys.exit(2)
+
+
+NODE_COLUMNS = ["NODE", "ROLE", "NAMESPACE", "UNDERLAY-IP", "POD-SUBNET"]
+
+
+def _node_table(rows: list[dict[str, Any]]) -> str:
+    return columns(NODE_COLUMNS, [[r["name"], r["role"], r["namespace"], r["underlayIP"],
+                                   r["podSubnet"] or "-"] for r in rows])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="netlab")
+def main() -> None:
+    """netlab: the Kubernetes architecture in miniature, in network namespaces."""
+
+
+@main.command()
+@click.argument("topology", type=click.Path(dir_okay=False))
+def validate(topology: str) -> None:
+    """Check a topology file and print its address plan; touch nothing."""
+    topo = _load(topology)
+    plan = plan_lab(topo)
+    from netlab.lab.lifecycle import node_rows
+
+    click.echo(f"{topology}: valid lab '{topo.name}' with {len(topo.nodes)} nodes, "
+               f"overlay {topo.cluster.overlay}")
+    click.echo(_node_table(node_rows(plan)))
+
+
+@main.command()
+@click.argument("topology", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def up(topology: str, dry_run: bool, quiet: bool) -> None:
+    """Validate TOPOLOGY and build the lab it describes."""
+    topo = _load(topology)
+    from netlab.lab import lifecycle, network
+
+    if dry_run:
+        plan = plan_lab(topo)
+        click.echo(f"# lab {topo.name}: the plan; nothing was created")
+        click.echo("\n".join(network.describe_network(plan)))
+        return
+    _require_root()
+    started = time.monotonic()
+    try:
+        state = lifecycle.up(topology, progress=_progress(quiet))
+    except lifecycle.LabError as err:
+        _fail(str(err))
+    if not quiet:
+        click.echo(f"lab {state.lab} is up ({time.monotonic() - started:.2f}s)")
+    click.echo(_node_table(state.nodes))
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def down(lab: str | None, quiet: bool) -> None:
+    """Remove a lab: its processes, namespaces and state. Safe to repeat."""
+    _require_root()
+    from netlab.lab import lifecycle
+
+    try:
+        lab = lifecycle.implied_lab(lab)
+    except lifecycle.LabError as err:
+        if lab is None and "no lab is up" in str(err):
+            click.echo("no lab is up")
+            return
+        _fail(str(err), 2)
+    result = lifecycle.down(lab, progress=_progress(quiet))
+    if not result.found:
+        click.echo(f"no lab named {lab} is up")
+        return
+    click.echo(f"lab {lab} is down ({len(result.namespaces)} namespaces removed)")
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def status(lab: str | None, output: str) -> None:
+    """Show a lab's nodes and whether their namespaces exist."""
+    from netlab.lab import lifecycle
+
+    try:
+        info = lifecycle.status(lifecycle.implied_lab(lab))
+    except lifecycle.LabError as err:
+        _fail(str(err), 2)
+    if output == "json":
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"lab {info['lab']}: {info['phase']}, overlay {info['overlay']}, "
+               f"up {info['age']:.0f}s, from {info['topology']}")
+    click.echo(_node_table(info["nodes"]))
+
+
+@main.command("list")
+def list_labs() -> None:
+    """List the labs that are up."""
+    from netlab.lab import lifecycle
+
+    rows = lifecycle.labs()
+    if not rows:
+        click.echo("no lab is up")
+        return
+    click.echo(columns(["LAB", "PHASE", "NODES", "TOPOLOGY"],
+                       [[r["lab"], r["phase"], str(r["nodes"]), r["topology"]] for r in rows]))
+
+
+def _node_namespace(lab: str | None, node: str) -> str:
+    from netlab.kernel import netns
+    from netlab.lab import lifecycle
+
+    try:
+        lab = lifecycle.implied_lab(lab)
+        info = lifecycle.status(lab)
+    except lifecycle.LabError as err:
+        _fail(str(err), 2)
+    names = [n["name"] for n in info["nodes"]]
+    if node not in names:
+        _fail(f"lab {lab} has no node {node!r} (nodes: {', '.join(names)})", 2)
+    name = f"{lab}-{node}"
+    if not netns.exists(name):
+        _fail(f"the namespace {name} is gone; run 'netlab down {lab}' and bring the lab up again")
+    return name
+
+
+def _exec_in(namespace: str, argv: list[str], env: dict[str, str]) -> None:
+    from netlab.kernel import netns
+
+    netns.enter_netns(namespace)
+    try:
+        os.execvpe(argv[0], argv, {**os.environ, **env})
+    except FileNotFoundError:
+        _fail(f"{argv[0]}: command not found", 127)
+
+
+@main.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option("--lab", help="The lab (implied when only one is up).")
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(lab: str | None, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND inside NODE's network namespace: netlab exec worker1 -- ip route"""
+    _require_root()
+    namespace = _node_namespace(lab, node)
+    _exec_in(namespace, list(command), {"NETLAB_NODE": node})
+
+
+@main.command()
+@click.option("--lab", help="The lab (implied when only one is up).")
+@click.argument("node")
+def shell(lab: str | None, node: str) -> None:
+    """Open an interactive shell inside NODE's network namespace."""
+    _require_root()
+    namespace = _node_namespace(lab, node)
+    shell_path = os.environ.get("SHELL") or "/bin/bash"
+    click.echo(f"shell in {namespace}; 'exit' to leave", err=True)
+    _exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        _fail("netlab needs root to create network namespaces; run it with sudo", 1)
+
+
+if __name__ == "__main__":
+    main()

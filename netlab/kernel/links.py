@@ -1,0 +1,155 @@
+"""Idempotent link and address programming over one pyroute2 ``IPRoute`` socket.
+
+Each ``ensure_*`` takes the desired state of one object and converges the
+kernel to it: create what is missing, fix what differs, and leave what already
+matches untouched. Running any of them twice changes nothing the second time,
+which is what lets ``up`` resume and a node agent re-apply after a restart.
+
+The socket decides the namespace: callers open ``IPRoute()`` inside the lab
+namespace (see ``netlab.kernel.netns.run_in_netns``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netlab.kernel.netns import netns_path
+
+IFF_UP = 0x1
+OWNER_ALIAS_PREFIX = "netlab:"
+
+
+def link_index(ipr: IPRoute, name: str) -> int | None:
+    found = ipr.link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def _link(ipr: IPRoute, index: int):
+    return ipr.get_links(index)[0]
+
+
+def converge(ipr: IPRoute, index: int, *, mtu: int | None = None, master: int | None = None,
+              mac: str | None = None, up: bool = True) -> None:
+    """Set only the attributes that differ (a no-op ``set`` still costs a netlink round trip)."""
+    link = _link(ipr, index)
+    changes: dict[str, object] = {}
+    if mtu is not None and link.get("IFLA_MTU") != mtu:
+        changes["mtu"] = mtu
+    if master is not None and link.get("IFLA_MASTER") != master:
+        changes["master"] = master
+    if mac is not None and link.get("IFLA_ADDRESS") != mac:
+        changes["address"] = mac
+    if changes:
+        ipr.link("set", index=index, **changes)
+    if up and not link["flags"] & IFF_UP:
+        ipr.link("set", index=index, state="up")
+
+
+def ensure_up(ipr: IPRoute, name: str) -> int:
+    index = link_index(ipr, name)
+    if index is None:
+        raise LookupError(f"no link named {name}")
+    converge(ipr, index)
+    return index
+
+
+def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None) -> int:
+    index = link_index(ipr, name)
+    if index is None:
+        ipr.link("add", ifname=name, kind="bridge", **({"mtu": mtu} if mtu else {}))
+        index = link_index(ipr, name)
+        assert index is not None
+    converge(ipr, index, mtu=mtu)
+    return index
+
+
+def ensure_veth(ipr: IPRoute, name: str, peer: str, peer_netns: str, mtu: int | None = None) -> int:
+    """A veth whose ``name`` end is here and ``peer`` end lives in ``peer_netns``.
+
+    Created directly across namespaces: neither end ever exists in the root namespace.
+    """
+    index = link_index(ipr, name)
+    if index is None:
+        fd = os.open(netns_path(peer_netns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": fd}
+            if mtu:
+                peer_spec["mtu"] = mtu
+            extra = {"mtu": mtu} if mtu else {}
+            ipr.link("add", ifname=name, kind="veth", peer=peer_spec, **extra)
+        finally:
+            os.close(fd)
+        index = link_index(ipr, name)
+        assert index is not None
+    converge(ipr, index, mtu=mtu)
+    return index
+
+
+@dataclass(frozen=True)
+class VxlanSpec:
+    name: str
+    vni: int
+    port: int
+    local: IPv4Address
+    uplink: str
+    mac: str
+    mtu: int
+
+
+def ensure_vxlan(ipr: IPRoute, spec: VxlanSpec) -> int:
+    """A VXLAN device with learning off: peers come only from the overlay reconcile."""
+    index = link_index(ipr, spec.name)
+    if index is not None:
+        data = _link(ipr, index).get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
+        same = data is not None and (
+            data.get("IFLA_VXLAN_ID") == spec.vni and data.get("IFLA_VXLAN_PORT") == spec.port
+            and data.get("IFLA_VXLAN_LOCAL") == str(spec.local)
+            and not data.get("IFLA_VXLAN_LEARNING"))
+        if not same:  # VNI, port and local address can't be changed in place
+            ipr.link("del", index=index)
+            index = None
+    if index is None:
+        uplink = link_index(ipr, spec.uplink)
+        if uplink is None:
+            raise LookupError(f"vxlan uplink {spec.uplink} does not exist")
+        ipr.link("add", ifname=spec.name, kind="vxlan", vxlan_id=spec.vni, vxlan_port=spec.port,
+                 vxlan_local=str(spec.local), vxlan_link=uplink, vxlan_learning=0,
+                 address=spec.mac, mtu=spec.mtu)
+        index = link_index(ipr, spec.name)
+        assert index is not None
+    converge(ipr, index, mtu=spec.mtu, mac=spec.mac)
+    return index
+
+
+def ensure_addresses(ipr: IPRoute, index: int, wanted: list[IPv4Interface]) -> None:
+    """Exactly ``wanted`` as the link's IPv4 addresses."""
+    have = {IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
+            for a in ipr.get_addr(family=2, index=index)}
+    for addr in have - set(wanted):
+        ipr.addr("del", index=index, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+    for addr in wanted:
+        if addr not in have:
+            ipr.addr("add", index=index, address=str(addr.ip), prefixlen=addr.network.prefixlen)
+
+
+def ensure_default_route(ipr: IPRoute, gateway: IPv4Address) -> None:
+    try:
+        ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway))
+    except NetlinkError as exc:
+        raise OSError(exc.code, f"default route via {gateway}: {exc}") from exc
+
+
+def tag_owner(ipr: IPRoute, lab: str) -> None:
+    """Mark the namespace as the lab's, on ``lo``'s alias: cleanup by prefix checks it,
+    so a lab named ``demo`` never deletes lab ``demo-a``'s namespaces."""
+    ipr.link("set", index=1, ifalias=OWNER_ALIAS_PREFIX + lab)
+
+
+def read_owner(ipr: IPRoute) -> str | None:
+    alias = _link(ipr, 1).get("IFLA_IFALIAS") or ""
+    return alias[len(OWNER_ALIAS_PREFIX):] if alias.startswith(OWNER_ALIAS_PREFIX) else None

@@ -1,0 +1,231 @@
+"""Network namespaces: create, enter, list, delete, and find what runs inside.
+
+A namespace is created the way ``ip netns add`` does it (bind-mounted under
+``/run/netns`` so ``ip netns exec`` and ``tcpdump`` work without netlab), but
+without forking: a worker thread unshares its own network namespace, pins it
+with the bind mount and configures it, and the thread's exit leaves the rest
+of the process where it was. ``setns(CLONE_NEWNET)`` only ever changes the
+calling thread, which is why every namespaced action here runs in a thread of
+its own: the host's root namespace is never the one being changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import threading
+from collections.abc import Iterable
+from typing import Callable, TypeVar
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_REC, MS_BIND, MS_SHARED, MS_SLAVE = 0x4000, 0x1000, 1 << 20, 1 << 19
+MNT_DETACH = 2
+
+T = TypeVar("T")
+_libc = ctypes.CDLL(None, use_errno=True)
+_run_dir_lock = threading.Lock()
+
+
+class NetnsError(OSError):
+    pass
+
+
+def _check(result: int, what: str, name: str = "") -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise NetnsError(err, f"{what}: {os.strerror(err)}", name)
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def _ensure_run_dir() -> None:
+    """Make /run/netns a shared mount, as iproute2 does, so namespace mounts
+    propagate to every mount namespace (``ip netns exec`` creates its own)."""
+    with _run_dir_lock:
+        os.makedirs(NETNS_RUN_DIR, exist_ok=True)
+        run_dir = NETNS_RUN_DIR.encode()
+        if _libc.mount(b"none", run_dir, b"none", MS_SHARED | MS_REC, None) == 0:
+            return
+        _check(_libc.mount(run_dir, run_dir, b"none", MS_BIND | MS_REC, None), "bind /run/netns")
+        _check(_libc.mount(b"none", run_dir, b"none", MS_SHARED | MS_REC, None), "share /run/netns")
+
+
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_RUN_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def exists(name: str) -> bool:
+    return os.path.exists(netns_path(name))
+
+
+def _run_in_thread(target: Callable[[], T]) -> T:
+    """Run ``target`` in a fresh thread (whose namespace it may change) and return its result."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            result.append(target())
+        except BaseException as exc:  # re-raised in the caller's thread
+            error.append(exc)
+
+    thread = threading.Thread(target=body, name="netlab-netns", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _setns(name: str) -> None:
+    fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), "setns", name)
+    finally:
+        os.close(fd)
+
+
+def run_in_netns(name: str, fn: Callable[[], T]) -> T:
+    """Call ``fn()`` inside namespace ``name`` (on a dedicated thread) and return its result.
+
+    Sockets created by ``fn`` stay in that namespace after it returns, so this
+    is also how to open a netlink or packet socket in a lab namespace.
+    """
+    if not exists(name):
+        raise NetnsError(errno.ENOENT, f"network namespace {name} does not exist", name)
+
+    def target() -> T:
+        _setns(name)
+        return fn()
+
+    return _run_in_thread(target)
+
+
+def create_netns(name: str, setup: Callable[[], T] | None = None) -> T | None:
+    """Create namespace ``name`` and run ``setup()`` inside it; return its result.
+
+    Fails with EEXIST when the name is taken: labs never adopt a namespace they
+    did not make.
+    """
+    _ensure_run_dir()
+    path = netns_path(name)
+
+    def target() -> T | None:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
+        os.close(fd)
+        try:
+            _check(_libc.unshare(CLONE_NEWNET), "unshare", name)
+            own = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
+            _check(_libc.mount(own, path.encode(), b"none", MS_BIND, None), "mount", name)
+        except BaseException:
+            os.unlink(path)
+            raise
+        return setup() if setup is not None else None
+
+    return _run_in_thread(target)
+
+
+def delete_netns(name: str) -> bool:
+    """Unpin the namespace; the kernel frees it once no process holds it. Idempotent."""
+    path = netns_path(name)
+    if not os.path.exists(path):
+        return False
+    _libc.umount2(path.encode(), MNT_DETACH)  # may already be unmounted after a crash
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def netns_inode(name: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(netns_path(name))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def pids_in_netns(names: Iterable[str]) -> dict[int, str]:
+    """Every process whose network namespace is one of ``names``: pid -> name."""
+    wanted = {}
+    for name in names:
+        inode = netns_inode(name)
+        if inode is not None:
+            wanted[inode] = name
+    found: dict[int, str] = {}
+    if not wanted:
+        return found
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue  # exited, or a kernel thread
+        name = wanted.get((st.st_dev, st.st_ino))
+        if name is not None:
+            found[int(entry)] = name
+    return found
+
+
+def enter_netns(name: str) -> None:
+    """Move the calling *process* into ``name``, as ``ip netns exec`` does, before exec.
+
+    Only for a single-threaded process about to exec: it also takes a private
+    mount namespace and remounts /sys, so tools reading /sys/class/net see the
+    namespace's own interfaces.
+    """
+    _setns(name)
+    _check(_libc.unshare(CLONE_NEWNS), "unshare mount namespace", name)
+    # Keep our remount of /sys from propagating back to the host.
+    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "make / a slave mount", name)
+    if _libc.umount2(b"/sys", MNT_DETACH) == 0:
+        _libc.mount(name.encode(), b"/sys", b"sysfs", 0, None)
+
+
+def parallel(tasks: Iterable[Callable[[], T]]) -> list[T]:
+    """Run independent tasks concurrently, each on a fresh thread, and return their
+    results in order; the first error is re-raised after all have finished.
+
+    Fresh threads, not a pool: a task may ``setns`` its thread, and a reused
+    thread would carry that namespace into the next task.
+    """
+    task_list = list(tasks)
+    results: list[T | None] = [None] * len(task_list)
+    errors: list[BaseException] = []
+
+    def body(i: int, task: Callable[[], T]) -> None:
+        try:
+            results[i] = task()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=body, args=(i, t), daemon=True)
+               for i, t in enumerate(task_list)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
+
+
+def write_sysctl(key: str, value: str) -> None:
+    """Set a sysctl in the calling thread's network namespace (``net.ipv4.ip_forward``)."""
+    with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+        f.write(value)
+
+
+def read_sysctl(key: str) -> str:
+    with open("/proc/sys/" + key.replace(".", "/")) as f:
+        return f.read().strip()

@@ -1,0 +1,135 @@
+"""``up``, ``down`` and ``status`` of a lab: the orchestration behind the CLI.
+
+``up`` validates, records its intent in the state directory, builds, and on
+any failure removes everything it created before reporting the failing step.
+``down`` works from the record when there is one and from the lab's tagged
+namespaces when there is not, so it succeeds after any crash and twice in a
+row.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from netlab.kernel import netns
+from netlab.lab import network
+from netlab.lab.network import Progress
+from netlab.lab.state import LabState, lab_lock, list_labs, load_state, remove_state
+from netlab.topology import LabPlan, load_topology, plan_lab
+
+
+class LabError(RuntimeError):
+    """A lab operation that could not be done, with a message meant for the user."""
+
+
+class LabUpError(LabError):
+    def __init__(self, step: str, cause: BaseException):
+        self.step, self.cause = step, cause
+        super().__init__(f"netlab up failed while {step}: {cause}. "
+                         "Everything it had created has been removed.")
+
+
+def node_rows(plan: LabPlan) -> list[dict[str, Any]]:
+    return [{"name": n.name, "role": n.role, "namespace": n.netns,
+             "underlayIP": str(n.underlay.ip),
+             "podSubnet": str(n.pod_subnet) if n.pod_subnet else ""} for n in plan.nodes]
+
+
+def _refuse_if_present(lab: str) -> None:
+    state = load_state(lab)
+    if state is not None and state.phase == "up":
+        raise LabError(f"lab {lab} is already up (see 'netlab status {lab}'); "
+                       f"run 'netlab down {lab}' first")
+    if state is not None:
+        raise LabError(f"a previous 'netlab up' of lab {lab} did not finish; "
+                       f"run 'netlab down {lab}' to clean it up")
+    leftovers = network.owned_namespaces(lab)
+    if leftovers:
+        raise LabError(f"namespaces of lab {lab} already exist ({', '.join(leftovers)}); "
+                       f"run 'netlab down {lab}' to remove them")
+
+
+def up(topology_path: str | Path, progress: Progress = lambda _: None) -> LabState:
+    """Bring a lab up from a topology file. ``TopologyError`` means nothing was touched."""
+    topology = load_topology(topology_path)
+    plan = plan_lab(topology)
+    lab = plan.lab
+    with lab_lock(lab):
+        _refuse_if_present(lab)
+        state = LabState(lab=lab, topology=str(Path(topology_path).resolve()),
+                         namespaces=list(plan.namespaces), nodes=node_rows(plan),
+                         overlay=plan.overlay)
+        state.save()  # before anything exists, so a killed up can be cleaned up
+        step = "building the network"
+        try:
+            network.build_network(plan, progress)
+            step = "recording the lab"
+            state.phase = "up"
+            state.save()
+        except BaseException as exc:
+            progress(f"failed while {step}; removing what was created")
+            network.teardown_network(network.owned_namespaces(lab, state.namespaces))
+            remove_state(lab)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            raise LabUpError(step, exc) from exc
+    return state
+
+
+@dataclass
+class DownResult:
+    lab: str
+    found: bool
+    namespaces: list[str]
+    processes: list[int]
+
+
+def down(lab: str, progress: Progress = lambda _: None) -> DownResult:
+    with lab_lock(lab):
+        state = load_state(lab)
+        recorded = state.namespaces if state else []
+        names = network.owned_namespaces(lab, recorded)
+        if state is None and not names:
+            return DownResult(lab=lab, found=False, namespaces=[], processes=[])
+        progress(f"removing {len(names)} namespaces")
+        killed = network.teardown_network(names, progress)
+        remove_state(lab)
+    return DownResult(lab=lab, found=True, namespaces=names, processes=killed)
+
+
+def implied_lab(lab: str | None) -> str:
+    """The lab a command means: the one named, or the only one up."""
+    if lab:
+        return lab
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("no lab is up; start one with 'netlab up TOPOLOGY.yaml'")
+    raise LabError(f"{len(labs)} labs are up ({', '.join(labs)}); name one")
+
+
+def status(lab: str) -> dict[str, Any]:
+    state = load_state(lab)
+    if state is None:
+        raise LabError(f"no lab named {lab} is up")
+    present = set(netns.list_netns())
+    nodes = [{**row, "present": row["namespace"] in present} for row in state.nodes]
+    healthy = state.phase == "up" and all(n["present"] for n in nodes)
+    return {"lab": lab, "phase": state.phase if healthy or state.phase != "up" else "degraded",
+            "topology": state.topology, "overlay": state.overlay,
+            "age": round(time.time() - state.created, 1),
+            "underlayNamespace": f"{lab}-net", "nodes": nodes}
+
+
+def labs() -> list[dict[str, Any]]:
+    out = []
+    for lab in list_labs():
+        state = load_state(lab)
+        if state is not None:
+            out.append({"lab": lab, "phase": state.phase, "nodes": len(state.nodes),
+                        "topology": state.topology, "created": state.created})
+    return out

@@ -1,0 +1,176 @@
+"""Building and removing a lab's network from its address plan.
+
+The build is a reconcile from the plan, in three phases:
+
+1. create every namespace (in parallel), tag it as the lab's, bring ``lo`` up
+   and set its sysctls;
+2. in ``<lab>-net``: the underlay bridge, and one veth per node whose far end
+   lands in the node namespace as ``eth0``;
+3. in every node (in parallel): ``eth0``'s address, and for cluster nodes the
+   ``cni0`` bridge, ``vxlan0`` and the overlay peers.
+
+``describe_network`` renders the same plan as ``ip``-style lines for
+``up --dry-run``; keep the two side by side when changing either.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable
+from ipaddress import IPv4Interface
+from typing import Callable
+
+from pyroute2 import IPRoute
+
+from netlab.kernel import links, netns, overlay
+from netlab.kernel.processes import kill_in_netns
+from netlab.topology.plan import (
+    NODE_UPLINK,
+    POD_BRIDGE,
+    UNDERLAY_BRIDGE,
+    VXLAN_DEVICE,
+    LabPlan,
+    NodePlan,
+    lab_prefix,
+)
+
+Progress = Callable[[str], None]
+
+# IPv6 is off in lab namespaces: labs are IPv4, and router solicitations and
+# MLD reports would otherwise clutter every capture and trace.
+BASE_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+NODE_SYSCTLS = {"net.ipv4.ip_forward": "1"}
+
+
+def _sysctls(node: NodePlan | None) -> dict[str, str]:
+    extra = NODE_SYSCTLS if node is not None and node.in_cluster else {}
+    return {**BASE_SYSCTLS, **extra}
+
+
+def _prepare_namespace(lab: str, sysctls: dict[str, str]) -> None:
+    for key, value in sysctls.items():
+        netns.write_sysctl(key, value)
+    with IPRoute() as ipr:
+        links.tag_owner(ipr, lab)
+        links.ensure_up(ipr, "lo")
+
+
+def _ensure_namespace(name: str, lab: str, sysctls: dict[str, str]) -> None:
+    def setup() -> None:
+        _prepare_namespace(lab, sysctls)
+
+    if netns.exists(name):
+        netns.run_in_netns(name, setup)
+    else:
+        netns.create_netns(name, setup)
+
+
+def _wire_underlay(plan: LabPlan) -> None:
+    with IPRoute() as ipr:
+        bridge = links.ensure_bridge(ipr, UNDERLAY_BRIDGE, mtu=plan.underlay_mtu)
+        for node in plan.nodes:
+            port = links.ensure_veth(ipr, node.port, NODE_UPLINK, node.netns, mtu=plan.underlay_mtu)
+            links.converge(ipr, port, master=bridge)
+
+
+def configure_node(plan: LabPlan, node: NodePlan) -> overlay.OverlayChanges | None:
+    """Converge one node namespace; must run inside it (see ``run_in_netns``)."""
+    with IPRoute() as ipr:
+        uplink = links.ensure_up(ipr, NODE_UPLINK)
+        links.ensure_addresses(ipr, uplink, [node.underlay])
+        if not node.in_cluster:
+            return None
+        assert node.gateway is not None and node.vtep_mac is not None
+        cni = links.ensure_bridge(ipr, POD_BRIDGE, mtu=plan.pod_mtu)
+        links.ensure_addresses(ipr, cni, [node.gateway])
+        if plan.overlay != "vxlan":
+            return None
+        cluster = plan.topology.cluster
+        vxlan = links.ensure_vxlan(ipr, links.VxlanSpec(
+            name=VXLAN_DEVICE, vni=cluster.vni, port=cluster.vxlan_port, local=node.underlay.ip,
+            uplink=NODE_UPLINK, mac=node.vtep_mac, mtu=plan.pod_mtu))
+        links.ensure_addresses(ipr, vxlan, [_vtep_address(node)])
+        return overlay.reconcile_overlay(ipr, plan.peers_of(node.name))
+
+
+def _vtep_address(node: NodePlan) -> IPv4Interface:
+    return IPv4Interface(f"{node.vtep_ip}/32")
+
+
+def build_network(plan: LabPlan, progress: Progress = lambda _: None) -> None:
+    """Create (or converge) the whole lab network. Raises on the first failure;
+    the caller rolls back with ``teardown_network``."""
+    lab = plan.lab
+    progress(f"creating {len(plan.namespaces)} namespaces")
+    tasks = [lambda: _ensure_namespace(plan.underlay_netns, lab, _sysctls(None))]
+    tasks += [(lambda n=n: _ensure_namespace(n.netns, lab, _sysctls(n))) for n in plan.nodes]
+    netns.parallel(tasks)
+    progress(f"wiring the physical network ({UNDERLAY_BRIDGE} in {plan.underlay_netns})")
+    netns.run_in_netns(plan.underlay_netns, lambda: _wire_underlay(plan))
+    what = "bridges and the VXLAN overlay" if plan.overlay == "vxlan" else "bridges (no overlay)"
+    progress(f"configuring nodes: addresses, {what}")
+    netns.parallel([
+        (lambda n=n: netns.run_in_netns(n.netns, lambda: configure_node(plan, n)))
+        for n in plan.nodes])
+
+
+def describe_network(plan: LabPlan) -> list[str]:
+    """The plan as ``ip``/``bridge``-style lines, for ``up --dry-run``."""
+    mtu = plan.underlay_mtu
+    out = [f"netns {plan.underlay_netns}",
+           f"  link add {UNDERLAY_BRIDGE} type bridge mtu {mtu} up"]
+    for node in plan.nodes:
+        out.append(f"  link add {node.port} type veth peer {NODE_UPLINK} netns {node.netns} "
+                   f"mtu {mtu} master {UNDERLAY_BRIDGE} up")
+    for node in plan.nodes:
+        out.append(f"netns {node.netns}  # {node.role}")
+        out += [f"  sysctl {k}={v}" for k, v in _sysctls(node).items()]
+        out.append(f"  addr add {node.underlay} dev {NODE_UPLINK}")
+        if not node.in_cluster:
+            continue
+        out.append(f"  link add {POD_BRIDGE} type bridge mtu {plan.pod_mtu} up")
+        out.append(f"  addr add {node.gateway} dev {POD_BRIDGE}")
+        if plan.overlay != "vxlan":
+            continue
+        cluster = plan.topology.cluster
+        out.append(f"  link add {VXLAN_DEVICE} type vxlan id {cluster.vni} dstport "
+                   f"{cluster.vxlan_port} local {node.underlay.ip} dev {NODE_UPLINK} nolearning "
+                   f"address {node.vtep_mac} mtu {plan.pod_mtu} up")
+        out.append(f"  addr add {node.vtep_ip}/32 dev {VXLAN_DEVICE}")
+        out += ["  " + line for line in overlay.describe_overlay(plan.peers_of(node.name))]
+    return out
+
+
+def owned_namespaces(lab: str, recorded: Iterable[str] = ()) -> list[str]:
+    """The lab's namespaces that exist now: the recorded ones, plus any carrying the
+    lab's prefix *and* its owner tag (found after the state directory is lost)."""
+    present = set(netns.list_netns())
+    found = {name for name in recorded if name in present}
+    for name in present - found:
+        if not name.startswith(lab_prefix(lab)):
+            continue
+        try:
+            owner = netns.run_in_netns(name, _read_owner)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue
+            raise
+        if owner == lab:
+            found.add(name)
+    return sorted(found)
+
+
+def _read_owner() -> str | None:
+    with IPRoute() as ipr:
+        return links.read_owner(ipr)
+
+
+def teardown_network(namespaces: Iterable[str], progress: Progress = lambda _: None) -> list[int]:
+    """Stop every process inside the namespaces, then delete them. Idempotent."""
+    names = list(namespaces)
+    killed = kill_in_netns(names)
+    if killed:
+        progress(f"stopped {len(killed)} processes inside the lab")
+    for name in names:
+        netns.delete_netns(name)
+    return killed

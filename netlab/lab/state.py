@@ -1,0 +1,105 @@
+"""The lab state directory, ``/run/netlab/<lab>/``: what a lab created, for cleanup.
+
+``up`` writes the record *before* creating anything, so that ``down`` can
+always find what a killed ``up`` left behind. The file is replaced atomically
+(write, fsync, rename), so a crash never leaves a half-written record.
+A per-lab lock file serialises ``up`` and ``down`` of the same lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
+STATE_FILE = "state.json"
+
+
+class LabBusyError(RuntimeError):
+    pass
+
+
+@dataclass
+class LabState:
+    lab: str
+    topology: str = ""
+    phase: str = "building"  # building -> up; "failed" when up rolled back partway
+    created: float = field(default_factory=time.time)
+    namespaces: list[str] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    overlay: str = "vxlan"
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def directory(self) -> Path:
+        return lab_dir(self.lab)
+
+    def save(self) -> None:
+        directory = self.directory
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        tmp = directory / (STATE_FILE + ".tmp")
+        with open(tmp, "w") as f:
+            json.dump(asdict(self), f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / STATE_FILE)
+
+
+def lab_dir(lab: str) -> Path:
+    return STATE_ROOT / lab
+
+
+def load_state(lab: str) -> LabState | None:
+    try:
+        data = json.loads((lab_dir(lab) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    known = LabState.__dataclass_fields__
+    return LabState(**{k: v for k, v in data.items() if k in known})
+
+
+def list_labs() -> list[str]:
+    try:
+        return sorted(p.name for p in STATE_ROOT.iterdir()
+                      if p.is_dir() and (p / STATE_FILE).exists())
+    except FileNotFoundError:
+        return []
+
+
+def remove_state(lab: str) -> None:
+    shutil.rmtree(lab_dir(lab), ignore_errors=True)
+
+
+@contextmanager
+def lab_lock(lab: str) -> Iterator[None]:
+    """Exclusive per-lab lock; the lock file sits beside the state dirs and is removed
+    with the last holder's release when the lab no longer exists."""
+    STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
+    path = STATE_ROOT / f".{lab}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LabBusyError(f"another netlab command is working on lab {lab}; "
+                               "wait for it to finish") from None
+        yield
+        if not lab_dir(lab).exists():
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    _remove_root_if_empty()
+
+
+def _remove_root_if_empty() -> None:
+    with contextlib.suppress(OSError):
+        STATE_ROOT.rmdir()  # leaves no trace once the last lab is down

@@ -1,0 +1,108 @@
+"""The topology model: what a lab is made of, after validation.
+
+A ``Topology`` is the validated, defaulted form of a topology YAML file. It is
+plain data: the address plan (``netlab.topology.plan``) derives every address
+and name from it, and nothing here touches the system.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+ROLES = ("control-plane", "worker", "external")
+OVERLAYS = ("vxlan", "none")
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+DEFAULT_UNDERLAY = "192.168.100.0/24"
+DEFAULT_MTU = 1500
+DEFAULT_POD_SUBNET = "10.244.0.0/16"
+DEFAULT_SERVICE_SUBNET = "10.96.0.0/16"
+DEFAULT_VNI = 1
+DEFAULT_VXLAN_PORT = 4789
+DEFAULT_NODE_CPU = "2"
+DEFAULT_NODE_MEMORY = "2Gi"
+DEFAULT_MAX_PODS = 110
+
+# VXLAN adds outer Ethernet (14), IPv4 (20), UDP (8) and VXLAN (8) headers.
+VXLAN_OVERHEAD = 50
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str
+    value: str = ""
+
+    def to_api(self) -> dict[str, str]:
+        out = {"key": self.key, "effect": self.effect}
+        if self.value:
+            out["value"] = self.value
+        return out
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str
+    cpu_millis: int
+    memory_bytes: int
+    max_pods: int = DEFAULT_MAX_PODS
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+    @property
+    def in_cluster(self) -> bool:
+        """Control-plane and workers run a kubelet; external nodes are plain hosts."""
+        return self.role != "external"
+
+
+@dataclass(frozen=True)
+class Network:
+    """The physical network: one L2 segment, a bridge in ``<lab>-net``."""
+
+    subnet: IPv4Network
+    mtu: int
+
+
+@dataclass(frozen=True)
+class Cluster:
+    pod_subnet: IPv4Network
+    service_subnet: IPv4Network
+    overlay: str
+    vni: int
+    vxlan_port: int
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Kubernetes manifest, applied once the API server is up."""
+
+    manifest: dict[str, Any]
+    origin: str  # "workloads[0]" or "workloads[1] (web.yaml, document 2)"
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    network: Network
+    cluster: Cluster
+    nodes: tuple[Node, ...]
+    workloads: tuple[Workload, ...] = ()
+    source: Path | None = None
+
+    @property
+    def cluster_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.in_cluster)
+
+    @property
+    def control_plane(self) -> Node:
+        return next(n for n in self.nodes if n.role == "control-plane")
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)

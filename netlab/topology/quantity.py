@@ -1,0 +1,71 @@
+"""Kubernetes resource quantities ("500m", "2", "1.5Gi", "128M").
+
+The topology gives nodes a ``cpu`` and ``memory`` in the same notation a pod
+spec uses, and the scheduler and kubelet later compare the two, so both sides
+parse with this one module. It lives in ``topology`` because that is the
+lowest layer; ``api`` and the components import it from here.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1),
+    "k": Decimal("1e3"), "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"),
+    "P": Decimal("1e15"), "E": Decimal("1e18"),
+}
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$")
+
+
+class QuantityError(ValueError):
+    """A string that is not a Kubernetes quantity."""
+
+
+def parse_quantity(value: str | int | float) -> Decimal:
+    """Return the quantity's value in base units (cores for cpu, bytes for memory)."""
+    if isinstance(value, bool):
+        raise QuantityError(f"{value!r} is not a quantity")
+    if isinstance(value, (int, float)):
+        return Decimal(str(value))
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        raise QuantityError(f"{value!r} is not a quantity (examples: 500m, 2, 1Gi, 512Mi)")
+    number, exponent, suffix = match.groups()
+    try:
+        base = Decimal(number)
+    except InvalidOperation as exc:
+        raise QuantityError(f"{value!r} is not a quantity") from exc
+    if exponent:
+        return base * (Decimal(10) ** int(exponent[1:]))
+    suffix = suffix or ""
+    if suffix in _BINARY:
+        return base * _BINARY[suffix]
+    return base * _DECIMAL[suffix]
+
+
+def cpu_millis(value: str | int | float) -> int:
+    """CPU quantity in millicores, rounded up as Kubernetes does."""
+    millis = parse_quantity(value) * 1000
+    return int(millis.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def memory_bytes(value: str | int | float) -> int:
+    """Memory quantity in bytes, rounded up."""
+    return int(parse_quantity(value).to_integral_value(rounding="ROUND_CEILING"))
+
+
+def format_cpu(millis: int) -> str:
+    """The canonical form Kubernetes prints: whole cores when exact, else millicores."""
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def format_memory(num_bytes: int) -> str:
+    """The canonical binary form (``2Gi``) when exact, else plain bytes."""
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        unit = _BINARY[suffix]
+        if num_bytes and num_bytes % unit == 0:
+            return f"{num_bytes // unit}{suffix}"
+    return str(num_bytes)
