@@ -27,3 +27,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 raise pytest.UsageError("kernel and lab tests must run as root in CI")
             item.add_marker(pytest.mark.skip(
                 reason="needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) to create network namespaces"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def sweep_test_leftovers():
+    """Remove labs a previous, killed run of this suite left behind: only names with
+    the suite's own prefix, and only namespaces tagged as belonging to such a lab."""
+    if os.geteuid() != 0:
+        yield
+        return
+    from labkit import TEST_PREFIX
+
+    from netlab.lab import lifecycle, network
+    from netlab.lab.state import list_labs
+
+    def sweep() -> None:
+        for lab in list_labs():
+            if lab.startswith(TEST_PREFIX):
+                lifecycle.down(lab)
+        for name in network.netns.list_netns():
+            if name.startswith(TEST_PREFIX):
+                lab = name.split("-", 1)[0]
+                network.teardown_network(network.owned_namespaces(lab))
+
+    sweep()
+    yield
+    sweep()
+
+
+@pytest.fixture(scope="session")
+def root_snapshot_session():
+    """The suite as a whole must leave the host's root namespace as it found it."""
+    if os.geteuid() != 0:
+        yield None
+        return
+    from netlab.kernel.snapshot import namespace_snapshot
+
+    before = namespace_snapshot()
+    yield before
+    assert namespace_snapshot() == before, "the test suite changed the root network namespace"

@@ -59,10 +59,15 @@ def _ensure_namespace(name: str, lab: str, sysctls: dict[str, str]) -> None:
     def setup() -> None:
         _prepare_namespace(lab, sysctls)
 
-    if netns.exists(name):
-        netns.run_in_netns(name, setup)
-    else:
+    if not netns.exists(name):
         netns.create_netns(name, setup)
+        return
+    owner = netns.run_in_netns(name, _read_owner)
+    if owner != lab:  # never adopt a namespace this lab did not make
+        whose = f"lab {owner}" if owner else "something other than netlab"
+        raise FileExistsError(errno.EEXIST, f"network namespace {name} already exists and "
+                              f"belongs to {whose}; remove it or rename the node")
+    netns.run_in_netns(name, setup)
 
 
 def _wire_underlay(plan: LabPlan) -> None:
@@ -141,11 +146,14 @@ def describe_network(plan: LabPlan) -> list[str]:
     return out
 
 
-def owned_namespaces(lab: str, recorded: Iterable[str] = ()) -> list[str]:
-    """The lab's namespaces that exist now: the recorded ones, plus any carrying the
-    lab's prefix *and* its owner tag (found after the state directory is lost)."""
+def owned_namespaces(lab: str, recorded: Iterable[str] = (),
+                     trust_record: bool = True) -> list[str]:
+    """The lab's namespaces that exist now: those carrying the lab's prefix *and* its
+    owner tag (found even after the state directory is lost), plus, with
+    ``trust_record``, the recorded ones (an ``up`` killed between creating a
+    namespace and tagging it)."""
     present = set(netns.list_netns())
-    found = {name for name in recorded if name in present}
+    found = {name for name in recorded if name in present} if trust_record else set()
     for name in present - found:
         if not name.startswith(lab_prefix(lab)):
             continue

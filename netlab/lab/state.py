@@ -80,21 +80,31 @@ def remove_state(lab: str) -> None:
 
 
 @contextmanager
-def lab_lock(lab: str) -> Iterator[None]:
-    """Exclusive per-lab lock; the lock file sits beside the state dirs and is removed
-    with the last holder's release when the lab no longer exists."""
+def lab_lock(lab: str, timeout: float = 60.0) -> Iterator[None]:
+    """Exclusive per-lab lock, so an ``up`` and a ``down`` of one lab never interleave.
+
+    The lock file sits beside the state directories and goes with the lab.
+    A second command waits for the first (up to ``timeout``) rather than failing.
+    """
     STATE_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
     path = STATE_ROOT / f".{lab}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabBusyError(f"another netlab command has been working on lab {lab} "
+                                       f"for over {timeout:.0f}s; check 'netlab list'") from None
+                time.sleep(0.05)  # polling the lock with a deadline
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LabBusyError(f"another netlab command is working on lab {lab}; "
-                               "wait for it to finish") from None
-        yield
-        if not lab_dir(lab).exists():
-            path.unlink(missing_ok=True)
+            yield
+        finally:
+            if not lab_dir(lab).exists():
+                path.unlink(missing_ok=True)
     finally:
         os.close(fd)
     _remove_root_if_empty()

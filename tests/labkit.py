@@ -1,0 +1,147 @@
+"""Helpers shared by the kernel and lab tiers: unique names, traffic, captures.
+
+Traffic is real: sockets are opened inside the lab's namespaces (see
+``netlab.kernel.netns.run_in_netns``) and ``ping`` runs there through
+``ip netns exec``. Nothing here sends to an address outside the lab.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from netlab.kernel.netns import run_in_netns
+
+TEST_PREFIX = "nlt"  # every lab and namespace the suite makes starts with this
+ETH_P_ALL = 0x0003
+
+
+def unique_lab() -> str:
+    return f"{TEST_PREFIX}{uuid.uuid4().hex[:7]}"
+
+
+def topology(name: str, workers: int = 2, external: bool = True, overlay: str = "vxlan",
+             **extra: Any) -> dict[str, Any]:
+    nodes = [{"name": "control-plane", "role": "control-plane"}]
+    nodes += [{"name": f"worker{i}", "role": "worker"} for i in range(1, workers + 1)]
+    if external:
+        nodes.append({"name": "client", "role": "external"})
+    return {"name": name, "cluster": {"overlay": overlay}, "nodes": nodes, **extra}
+
+
+def write_topology(directory: Path, data: dict[str, Any]) -> Path:
+    path = directory / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def ping(netns: str, address: str, size: int | None = None, df: bool = False,
+         timeout: float = 2.0) -> bool:
+    cmd = ["ip", "netns", "exec", netns, "ping", "-c", "1", "-W", str(int(timeout)), "-n"]
+    if size is not None:
+        cmd += ["-s", str(size)]
+    if df:
+        cmd += ["-M", "do"]
+    return subprocess.run([*cmd, address], capture_output=True, check=False).returncode == 0
+
+
+def tcp_roundtrip(server_ns: str, server_ip: str, client_ns: str, port: int = 5555,
+                  timeout: float = 3.0) -> bytes | None:
+    """Connect from client_ns to a listener in server_ns; return the echoed bytes or None."""
+    def listen() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((server_ip, port))
+        sock.listen(1)
+        return sock
+
+    server = run_in_netns(server_ns, listen)
+    client = run_in_netns(client_ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    try:
+        client.settimeout(timeout)
+        try:
+            client.connect((server_ip, port))
+        except OSError:
+            return None
+        server.settimeout(timeout)
+        conn, _ = server.accept()
+        with conn:
+            client.sendall(b"hello across the lab")
+            conn.sendall(conn.recv(64))
+            return client.recv(64)
+    finally:
+        client.close()
+        server.close()
+
+
+class Capture:
+    """An AF_PACKET socket opened inside a namespace, on one interface."""
+
+    def __init__(self, netns: str, ifname: str):
+        def open_socket() -> socket.socket:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.bind((ifname, 0))
+            return sock
+
+        self.sock = run_in_netns(netns, open_socket)
+        self.sock.setblocking(False)
+
+    def frames(self, deadline: float):
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
+            if ready:
+                yield self.sock.recv(65535)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def parse_vxlan(frame: bytes) -> dict[str, Any] | None:
+    """Outer IPv4/UDP and VXLAN header fields of a VXLAN frame, else None."""
+    if len(frame) < 50 or struct.unpack("!H", frame[12:14])[0] != 0x0800:
+        return None
+    ihl = (frame[14] & 0x0F) * 4
+    if frame[23] != 17:
+        return None
+    udp = 14 + ihl
+    sport, dport = struct.unpack("!HH", frame[udp:udp + 4])
+    vx = udp + 8
+    flags, vni_bytes = frame[vx], frame[vx + 4:vx + 7]
+    inner = vx + 8
+    inner_ip = inner + 14
+    return {
+        "src": socket.inet_ntoa(frame[26:30]), "dst": socket.inet_ntoa(frame[30:34]),
+        "sport": sport, "dport": dport, "vni_flag": bool(flags & 0x08),
+        "vni": int.from_bytes(vni_bytes, "big"),
+        "inner_src": socket.inet_ntoa(frame[inner_ip + 12:inner_ip + 16]),
+        "inner_dst": socket.inet_ntoa(frame[inner_ip + 16:inner_ip + 20]),
+        "inner_proto": frame[inner_ip + 9],
+    }
+
+
+def lab_namespaces(prefix: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir("/run/netns") if n.startswith(prefix))
+    except FileNotFoundError:
+        return []
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "condition"):
+    """Probe until ``predicate()`` is truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)  # a probe interval, not a readiness guess
