@@ -1,0 +1,98 @@
+"""The overlay reconcile converges a real vxlan0 to exactly the desired peers."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+from pyroute2 import IPRoute
+
+from netlab.kernel import links, netns, overlay
+from netlab.topology.plan import OverlayPeer
+
+
+def peer(n: int, underlay: str | None = None) -> OverlayPeer:
+    return OverlayPeer(node=f"node{n}", underlay_ip=IPv4Address(underlay or f"192.168.100.{n}"),
+                       vtep_mac=f"02:00:00:00:00:{n:02x}", vtep_ip=IPv4Address(f"10.244.{n}.0"),
+                       pod_subnet=IPv4Network(f"10.244.{n}.0/24"))
+
+
+@pytest.fixture
+def vxlan_node(make_netns):
+    def setup() -> None:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname="eth0", kind="veth", peer="eth0-peer")  # no dummy module here
+            eth0 = links.ensure_up(ipr, "eth0")
+            links.ensure_addresses(ipr, eth0, [IPv4Interface("192.168.100.1/24")])
+            spec = links.VxlanSpec(name="vxlan0", vni=1, port=4789,
+                                   local=IPv4Address("192.168.100.1"), uplink="eth0",
+                                   mac="02:00:00:00:00:01", mtu=1450)
+            links.ensure_vxlan(ipr, spec)
+    return make_netns("vx", setup)
+
+
+def reconcile(ns: str, peers: list[OverlayPeer]) -> overlay.OverlayChanges:
+    def run() -> overlay.OverlayChanges:
+        with IPRoute() as ipr:
+            return overlay.reconcile_overlay(ipr, peers)
+    return netns.run_in_netns(ns, run)
+
+
+def read(ns: str):
+    def run():
+        with IPRoute() as ipr:
+            return overlay.read_overlay(ipr)
+    return netns.run_in_netns(ns, run)
+
+
+def test_peers_are_added_then_nothing_changes(vxlan_node):
+    first = reconcile(vxlan_node, [peer(2), peer(3)])
+    assert len(first.added) == 6 and not first.removed
+    fdb, neigh, routes = read(vxlan_node)
+    assert fdb == {"02:00:00:00:00:02": "192.168.100.2", "02:00:00:00:00:03": "192.168.100.3"}
+    assert neigh == {"10.244.2.0": "02:00:00:00:00:02", "10.244.3.0": "02:00:00:00:00:03"}
+    assert routes == {"10.244.2.0/24": "10.244.2.0", "10.244.3.0/24": "10.244.3.0"}
+    assert not reconcile(vxlan_node, [peer(2), peer(3)]).changed
+
+
+def test_a_departed_peer_is_unwired(vxlan_node):
+    reconcile(vxlan_node, [peer(2), peer(3)])
+    changes = reconcile(vxlan_node, [peer(2)])
+    assert len(changes.removed) == 3 and not changes.added
+    fdb, _, routes = read(vxlan_node)
+    assert list(fdb) == ["02:00:00:00:00:02"] and list(routes) == ["10.244.2.0/24"]
+    assert reconcile(vxlan_node, []).removed and read(vxlan_node) == ({}, {}, {})
+
+
+def test_a_peer_that_moved_is_rewired(vxlan_node):
+    reconcile(vxlan_node, [peer(2)])
+    changes = reconcile(vxlan_node, [peer(2, underlay="192.168.100.20")])
+    assert changes.removed == ["fdb 02:00:00:00:00:02 dev vxlan0 dst 192.168.100.2"]
+    assert read(vxlan_node)[0] == {"02:00:00:00:00:02": "192.168.100.20"}
+
+
+def test_foreign_routes_on_other_devices_are_left_alone(vxlan_node):
+    def add_route() -> None:
+        with IPRoute() as ipr:
+            ipr.route("add", dst="172.16.0.0/16", gateway="192.168.100.254")
+    netns.run_in_netns(vxlan_node, add_route)
+    reconcile(vxlan_node, [])
+
+    def routes() -> list[str]:
+        with IPRoute() as ipr:
+            return [r.get("RTA_DST") for r in ipr.get_routes(family=2, table=254)]
+    assert "172.16.0.0" in netns.run_in_netns(vxlan_node, routes)
+
+
+def test_vxlan_with_a_changed_vni_is_recreated(vxlan_node):
+    def converge(vni: int):
+        with IPRoute() as ipr:
+            spec = links.VxlanSpec(name="vxlan0", vni=vni, port=4789,
+                                   local=IPv4Address("192.168.100.1"), uplink="eth0",
+                                   mac="02:00:00:00:00:01", mtu=1450)
+            index = links.ensure_vxlan(ipr, spec)
+            info = ipr.get_links(index)[0].get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
+            return index, info.get("IFLA_VXLAN_ID")
+    same_index, vni = netns.run_in_netns(vxlan_node, lambda: converge(1))
+    assert vni == 1 and netns.run_in_netns(vxlan_node, lambda: converge(1))[0] == same_index
+    assert netns.run_in_netns(vxlan_node, lambda: converge(7))[1] == 7
