@@ -1,0 +1,404 @@
+"""The resource registry: every API resource netlab serves, and its discovery documents.
+
+This is the one table that says what exists in the API. The API server routes
+requests and answers discovery from it, the store derives its keys from it, the
+CLI resolves what a user types (``po``, ``deploy``, ``deployments.apps``) through
+it, and the table printers look up kinds in it. Nothing here does I/O.
+
+The discovery builders return the legacy discovery documents exactly as the
+Kubernetes API server shapes them (``/api``, ``/apis``, ``/apis/<group>``,
+``/api/v1``, ``/apis/<group>/<version>``), so kubectl's discovery client,
+``kubectl api-resources``, ``kubectl scale`` and ``kubectl logs`` work unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+# The verbs Kubernetes advertises for an ordinary top-level resource.
+STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+# Namespaces have no deletecollection in Kubernetes: deleting every namespace at
+# once is refused by design.
+NAMESPACE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+STATUS_VERBS = ("get", "patch", "update")
+SCALE_VERBS = ("get", "patch", "update")
+
+STORE_ROOT = "/registry"
+
+
+@dataclass(frozen=True)
+class Subresource:
+    """One subresource such as ``pods/status`` or ``deployments/scale``.
+
+    ``group`` and ``version`` are set only when the subresource speaks a kind of
+    another API group (``Scale`` is ``autoscaling/v1`` for apps resources);
+    discovery then names them, as Kubernetes does.
+    """
+
+    name: str
+    kind: str
+    verbs: tuple[str, ...]
+    group: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One served resource, e.g. ``deployments`` in ``apps``.
+
+    ``versions`` lists the served versions, preferred (and storage) version first.
+    """
+
+    group: str
+    versions: tuple[str, ...]
+    kind: str
+    plural: str
+    singular: str
+    namespaced: bool
+    verbs: tuple[str, ...] = STANDARD_VERBS
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[Subresource, ...] = field(default=())
+
+    @property
+    def preferred_version(self) -> str:
+        return self.versions[0]
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def group_resource(self) -> str:
+        """``deployments.apps``; just ``pods`` for the core group (as kubectl prints it)."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def api_version(self, version: str | None = None) -> str:
+        """The ``apiVersion`` field for objects of this resource: ``v1``, ``apps/v1``."""
+        version = version or self.preferred_version
+        return f"{self.group}/{version}" if self.group else version
+
+    def subresource(self, name: str) -> Subresource | None:
+        for sub in self.subresources:
+            if sub.name == name:
+                return sub
+        return None
+
+
+def _status(kind: str) -> Subresource:
+    return Subresource("status", kind, STATUS_VERBS)
+
+
+def _scale() -> Subresource:
+    # kubectl scale and the HPA controller read and write Scale through this.
+    return Subresource("scale", "Scale", SCALE_VERBS, group="autoscaling", version="v1")
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", ("v1",), "Namespace", "namespaces", "namespace", namespaced=False,
+             verbs=NAMESPACE_VERBS, short_names=("ns",)),
+    Resource("", ("v1",), "Node", "nodes", "node", namespaced=False,
+             short_names=("no",), subresources=(_status("Node"),)),
+    Resource("", ("v1",), "Pod", "pods", "pod", namespaced=True,
+             short_names=("po",), categories=("all",),
+             subresources=(
+                 Subresource("binding", "Binding", ("create",)),
+                 Subresource("log", "Pod", ("get",)),
+                 _status("Pod"),
+             )),
+    Resource("", ("v1",), "Service", "services", "service", namespaced=True,
+             short_names=("svc",), categories=("all",), subresources=(_status("Service"),)),
+    Resource("", ("v1",), "Endpoints", "endpoints", "endpoints", namespaced=True,
+             short_names=("ep",)),
+    Resource("", ("v1",), "Event", "events", "event", namespaced=True, short_names=("ev",)),
+    Resource("apps", ("v1",), "Deployment", "deployments", "deployment", namespaced=True,
+             short_names=("deploy",), categories=("all",),
+             subresources=(_scale(), _status("Deployment"))),
+    Resource("apps", ("v1",), "ReplicaSet", "replicasets", "replicaset", namespaced=True,
+             short_names=("rs",), categories=("all",),
+             subresources=(_scale(), _status("ReplicaSet"))),
+    Resource("batch", ("v1",), "Job", "jobs", "job", namespaced=True,
+             categories=("all",), subresources=(_status("Job"),)),
+    Resource("autoscaling", ("v2", "v1"), "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+             "horizontalpodautoscaler", namespaced=True, short_names=("hpa",),
+             categories=("all",), subresources=(_status("HorizontalPodAutoscaler"),)),
+    Resource("coordination.k8s.io", ("v1",), "Lease", "leases", "lease", namespaced=True),
+)
+
+# Group order of /apis follows the Kubernetes API server's own priority order.
+GROUP_ORDER: tuple[str, ...] = ("apps", "autoscaling", "batch", "coordination.k8s.io")
+
+
+class UnknownResourceError(LookupError):
+    """What a user typed names no served resource; the message is kubectl's."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f'the server doesn\'t have a resource type "{name}"')
+        self.name = name
+
+
+# --- lookups -----------------------------------------------------------------------------------
+
+
+def all_resources() -> tuple[Resource, ...]:
+    return RESOURCES
+
+
+def groups() -> list[str]:
+    """The named API groups (the core group "" is not one of them), in /apis order."""
+    return [g for g in GROUP_ORDER if any(r.group == g for r in RESOURCES)]
+
+
+def group_versions(group: str) -> list[str]:
+    """Served versions of a group, preferred first; empty when the group is not served."""
+    versions: list[str] = []
+    for res in RESOURCES:
+        if res.group == group:
+            for v in res.versions:
+                if v not in versions:
+                    versions.append(v)
+    # A group's preferred version is the first version of its resources; they agree here.
+    return versions
+
+
+def get_resource(group: str, version: str, plural: str) -> Resource | None:
+    """The resource served at ``/apis/<group>/<version>/<plural>`` (``/api/v1`` for core)."""
+    for res in RESOURCES:
+        if res.group == group and res.plural == plural and version in res.versions:
+            return res
+    return None
+
+
+def by_kind(kind: str, group: str | None = None) -> Resource | None:
+    """The resource whose objects have ``kind`` (optionally within ``group``)."""
+    for res in RESOURCES:
+        if res.kind == kind and (group is None or res.group == group):
+            return res
+    return None
+
+
+def by_api_version_kind(api_version: str, kind: str) -> Resource | None:
+    """The resource for an object's ``apiVersion`` and ``kind`` (as in a manifest)."""
+    group, _, version = api_version.rpartition("/")
+    res = by_kind(kind, group)
+    if res is None or version not in res.versions:
+        return None
+    return res
+
+
+def by_category(category: str) -> list[Resource]:
+    """Resources in a category, e.g. ``all`` for ``kubectl get all``, in registry order."""
+    return [r for r in RESOURCES if category in r.categories]
+
+
+def _names(res: Resource) -> tuple[str, ...]:
+    return (res.plural, res.singular, res.kind.lower(), *res.short_names)
+
+
+def resolve_with_version(name: str) -> tuple[Resource, str]:
+    """Resolve what a CLI user types, as kubectl does, to a resource and version.
+
+    Accepts a plural, singular, kind or short name, optionally qualified by group
+    (``deployments.apps``) or by version and group (``hpa.v1.autoscaling``).
+    Matching is case-insensitive. Raises :class:`UnknownResourceError`.
+    """
+    text = name.strip().lower()
+    resource_part, dot, qualifier = text.partition(".")
+    version: str | None = None
+    group: str | None = None
+    if dot:
+        # As kubectl parses it, a trailing dot ("pods.") names the core group.
+        first, _, rest = qualifier.partition(".")
+        # "hpa.v1.autoscaling": the first segment is a served version of the group.
+        if rest and first in group_versions(rest):
+            version, group = first, rest
+        else:
+            group = qualifier
+    for res in RESOURCES:
+        if group is not None and res.group != group:
+            continue
+        if resource_part in _names(res):
+            if version is not None and version not in res.versions:
+                continue
+            return res, version or res.preferred_version
+    raise UnknownResourceError(name)
+
+
+def resolve(name: str) -> Resource:
+    """Like :func:`resolve_with_version`, returning only the resource."""
+    return resolve_with_version(name)[0]
+
+
+# --- store keys --------------------------------------------------------------------------------
+
+
+def _plural_of(resource: Union[str, Resource]) -> str:
+    return resource.plural if isinstance(resource, Resource) else resource
+
+
+def _check_segment(what: str, value: str) -> None:
+    # A "/" in a name would let one object's key alias another's prefix.
+    if not value or "/" in value:
+        raise ValueError(f"invalid {what} for a store key: {value!r}")
+
+
+def store_key(resource: Union[str, Resource], namespace: str | None, name: str) -> str:
+    """``/registry/<resource>/<namespace>/<name>``, or ``/registry/<resource>/<name>``.
+
+    The layout is the design's simplification of etcd's: Kubernetes itself keeps
+    a few historical prefixes (``services/specs``, ``minions``) that netlab does not.
+    Passing a :class:`Resource` also checks the namespace against its scope.
+    """
+    plural = _plural_of(resource)
+    _check_segment("resource", plural)
+    _check_segment("name", name)
+    if isinstance(resource, Resource):
+        if resource.namespaced and not namespace:
+            raise ValueError(f"{resource.plural} is namespaced; a namespace is required")
+        if not resource.namespaced and namespace:
+            raise ValueError(f"{resource.plural} is cluster-scoped; got namespace {namespace!r}")
+    if namespace:
+        _check_segment("namespace", namespace)
+        return f"{STORE_ROOT}/{plural}/{namespace}/{name}"
+    return f"{STORE_ROOT}/{plural}/{name}"
+
+
+def store_prefix(resource: Union[str, Resource], namespace: str | None = None) -> str:
+    """The key prefix for a list or watch; always ends in ``/``.
+
+    The trailing slash matters: ``/registry/pods/default/`` must not also match
+    the keys of a namespace called ``default2``.
+    """
+    plural = _plural_of(resource)
+    _check_segment("resource", plural)
+    if namespace:
+        _check_segment("namespace", namespace)
+        return f"{STORE_ROOT}/{plural}/{namespace}/"
+    return f"{STORE_ROOT}/{plural}/"
+
+
+def parse_store_key(key: str) -> tuple[str, str | None, str]:
+    """Split a store key into ``(resource, namespace or None, name)``."""
+    prefix = STORE_ROOT + "/"
+    if not key.startswith(prefix):
+        raise ValueError(f"not a store key: {key!r}")
+    parts = key[len(prefix):].split("/")
+    if len(parts) == 2 and all(parts):
+        return parts[0], None, parts[1]
+    if len(parts) == 3 and all(parts):
+        return parts[0], parts[1], parts[2]
+    raise ValueError(f"not a store key: {key!r}")
+
+
+# --- discovery documents -----------------------------------------------------------------------
+
+
+def _group_version_entry(group: str, version: str) -> dict:
+    return {"groupVersion": f"{group}/{version}", "version": version}
+
+
+def api_versions(server_address: str | None = None) -> dict:
+    """``GET /api``: the core API's versions (APIVersions)."""
+    cidrs = []
+    if server_address:
+        cidrs.append({"clientCIDR": "0.0.0.0/0", "serverAddress": server_address})
+    return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": cidrs}
+
+
+def _group_body(group: str) -> dict:
+    versions = group_versions(group)
+    return {
+        "name": group,
+        "versions": [_group_version_entry(group, v) for v in versions],
+        "preferredVersion": _group_version_entry(group, versions[0]),
+    }
+
+
+def api_group_list() -> dict:
+    """``GET /apis``: every named group with its versions and preferred version."""
+    return {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [_group_body(g) for g in groups()],
+    }
+
+
+def api_group(group: str) -> dict | None:
+    """``GET /apis/<group>``: one APIGroup, or None when the group is not served."""
+    if not group or not group_versions(group):
+        return None
+    return {"kind": "APIGroup", "apiVersion": "v1", **_group_body(group)}
+
+
+def _resource_entry(res: Resource) -> dict:
+    entry: dict = {
+        "name": res.plural,
+        # Kubernetes fills singularName for built-in resources since 1.27.
+        "singularName": res.singular,
+        "namespaced": res.namespaced,
+        "kind": res.kind,
+        "verbs": list(res.verbs),
+    }
+    if res.short_names:
+        entry["shortNames"] = list(res.short_names)
+    if res.categories:
+        entry["categories"] = list(res.categories)
+    return entry
+
+
+def _subresource_entry(res: Resource, sub: Subresource) -> dict:
+    entry: dict = {
+        "name": f"{res.plural}/{sub.name}",
+        "singularName": "",
+        "namespaced": res.namespaced,
+    }
+    if sub.group is not None:
+        entry["group"] = sub.group
+        entry["version"] = sub.version
+    entry["kind"] = sub.kind
+    entry["verbs"] = list(sub.verbs)
+    return entry
+
+
+def api_resource_list(group: str, version: str) -> dict | None:
+    """``GET /api/v1`` (group "") or ``/apis/<group>/<version>``: an APIResourceList.
+
+    Includes subresource entries (``pods/log``, ``deployments/scale`` ...), sorted
+    by name as the API server sorts them. None when the group/version is not served.
+    """
+    entries: list[dict] = []
+    for res in RESOURCES:
+        if res.group != group or version not in res.versions:
+            continue
+        entries.append(_resource_entry(res))
+        entries.extend(_subresource_entry(res, sub) for sub in res.subresources)
+    if not entries:
+        return None
+    entries.sort(key=lambda e: e["name"])
+    doc: dict = {"kind": "APIResourceList"}
+    # The real server sets apiVersion on named groups' lists but not on /api/v1's.
+    if group:
+        doc["apiVersion"] = "v1"
+    doc["groupVersion"] = f"{group}/{version}" if group else version
+    doc["resources"] = entries
+    return doc
+
+
+def discovery_document(path: str, server_address: str | None = None) -> dict | None:
+    """The discovery document served at ``path``, or None when there is none.
+
+    Lets the API server answer every discovery path with one call.
+    """
+    parts = [p for p in path.split("/") if p]
+    if parts == ["api"]:
+        return api_versions(server_address)
+    if parts == ["api", "v1"]:
+        return api_resource_list("", "v1")
+    if parts == ["apis"]:
+        return api_group_list()
+    if len(parts) == 2 and parts[0] == "apis":
+        return api_group(parts[1])
+    if len(parts) == 3 and parts[0] == "apis":
+        return api_resource_list(parts[1], parts[2])
+    return None
