@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# netlab's whole set-up on a fresh Debian or Ubuntu machine, as root. Idempotent.
+#
+#   scripts/setup.sh demo   install, bring up topologies/demo.yaml, print its status
+#   scripts/setup.sh test   install, then run ruff and the whole test suite (all tiers)
+#
+# Installs: the OS packages netlab and its tests use (iproute2, nftables,
+# tcpdump, ping, conntrack, Python's venv), a virtualenv in .venv with netlab
+# and its test extras, and `netlab` on root's PATH (/usr/local/bin/netlab).
+set -euo pipefail
+
+mode=${1:-}
+case "$mode" in demo|test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
+[ "$(id -u)" -eq 0 ] || { echo "run as root (sudo $0 $mode): labs need network namespaces" >&2; exit 1; }
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+packages=(iproute2 nftables tcpdump iputils-ping conntrack procps python3 python3-venv python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing OS packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=/usr/bin/python3
+[ -x "$python" ] || python=$(command -v python3)
+venv="$repo/.venv"
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
+ln -sf "$venv/bin/netlab" /usr/local/bin/netlab
+
+case "$mode" in
+  demo)
+    if netlab status demo >/dev/null 2>&1; then
+      echo "the demo lab is already up"
+    else
+      netlab up topologies/demo.yaml
+    fi
+    netlab status demo
+    ;;
+  test)
+    "$venv/bin/ruff" check netlab tests bench
+    exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 tests
+    ;;
+esac
