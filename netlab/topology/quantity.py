@@ -9,7 +9,7 @@ lowest layer; ``api`` and the components import it from here.
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -24,37 +24,50 @@ class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
 
+# Kubernetes keeps quantities in an int64; anything larger is a typo, not a machine.
+_MAX_INT64 = 2**63 - 1
+
+
 def parse_quantity(value: str | int | float) -> Decimal:
     """Return the quantity's value in base units (cores for cpu, bytes for memory)."""
     if isinstance(value, bool):
         raise QuantityError(f"{value!r} is not a quantity")
     if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise QuantityError(f"{value!r} is not a quantity (examples: 500m, 2, 1Gi, 512Mi)")
-    number, exponent, suffix = match.groups()
-    try:
-        base = Decimal(number)
-    except InvalidOperation as exc:
-        raise QuantityError(f"{value!r} is not a quantity") from exc
-    if exponent:
-        return base * (Decimal(10) ** int(exponent[1:]))
-    suffix = suffix or ""
-    if suffix in _BINARY:
-        return base * _BINARY[suffix]
-    return base * _DECIMAL[suffix]
+        result = Decimal(str(value))
+    else:
+        match = _QUANTITY.match(str(value).strip())
+        if not match:
+            raise QuantityError(f"{value!r} is not a quantity (examples: 500m, 2, 1Gi, 512Mi)")
+        number, exponent, suffix = match.groups()
+        try:
+            base = Decimal(number)
+            if exponent:
+                result = base * (Decimal(10) ** int(exponent[1:]))
+            else:
+                suffix = suffix or ""
+                result = base * (_BINARY[suffix] if suffix in _BINARY else _DECIMAL[suffix])
+        except ArithmeticError as exc:  # InvalidOperation ("1.2.3"), Overflow ("1e999999999")
+            raise QuantityError(f"{value!r} is not a quantity") from exc
+    if not result.is_finite():  # .inf and .nan in YAML
+        raise QuantityError(f"{value!r} is not a finite quantity")
+    return result
+
+
+def _to_int(value: Decimal, original: str | int | float) -> int:
+    result = int(value.to_integral_value(rounding=ROUND_CEILING))
+    if abs(result) > _MAX_INT64:
+        raise QuantityError(f"{original!r} is too large")
+    return result
 
 
 def cpu_millis(value: str | int | float) -> int:
     """CPU quantity in millicores, rounded up as Kubernetes does."""
-    millis = parse_quantity(value) * 1000
-    return int(millis.to_integral_value(rounding="ROUND_CEILING"))
+    return _to_int(parse_quantity(value) * 1000, value)
 
 
 def memory_bytes(value: str | int | float) -> int:
     """Memory quantity in bytes, rounded up."""
-    return int(parse_quantity(value).to_integral_value(rounding="ROUND_CEILING"))
+    return _to_int(parse_quantity(value), value)
 
 
 def format_cpu(millis: int) -> str:

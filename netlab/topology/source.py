@@ -47,9 +47,11 @@ class Source:
 class SourceError(ValueError):
     """The file is not readable YAML; carries the line when YAML knows it."""
 
-    def __init__(self, message: str, line: int | None = None):
+    def __init__(self, message: str, line: int | None = None,
+                 fix: str = "fix the YAML syntax at that line"):
         super().__init__(message)
         self.line = line
+        self.fix = fix
 
 
 def parse_yaml(text: str, filename: str) -> Source:
@@ -58,32 +60,71 @@ def parse_yaml(text: str, filename: str) -> Source:
     try:
         root = loader.get_single_node()
         source = Source(data=None, filename=filename)
-        source.data = _build(loader, root, (), source.lines) if root is not None else None
+        source.data = (_build(loader, root, (), source.lines, set())
+                       if root is not None else None)
         return source
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise SourceError(f"not valid YAML: {exc.problem or exc}", line) from exc
+        raise _source_error(exc) from exc
     except yaml.YAMLError as exc:
         raise SourceError(f"not valid YAML: {exc}") from exc
     finally:
         loader.dispose()
 
 
+def _source_error(exc: yaml.MarkedYAMLError) -> SourceError:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    # PyYAML splits its message in two: "expected a single document in the
+    # stream" (context) + "but found another document" (problem). Both halves
+    # are needed to make sense.
+    text = ", ".join(part for part in (exc.context, exc.problem) if part) or str(exc)
+    if "expected <block end>" in text:
+        return SourceError(f"not valid YAML: the indentation is inconsistent ({text})", line,
+                           "indent this line like the other lines of its block")
+    return SourceError(f"not valid YAML: {text}", line)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _build(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey,
-           lines: dict[PathKey, int]) -> Any:
-    lines[path] = node.start_mark.line + 1
+           lines: dict[PathKey, int], active: set[int]) -> Any:
+    line = node.start_mark.line + 1
+    lines[path] = line
+    if id(node) in active:  # "&a [*a]": an alias inside its own anchor
+        raise SourceError("not valid YAML: an alias refers to the value that contains it", line)
     if isinstance(node, yaml.MappingNode):
+        own = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
         loader.flatten_mapping(node)
+        merged = len(node.value) - own  # "<<: *anchor" pairs come first and may be overridden
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        own_keys: dict[Any, int] = {}
+        active.add(id(node))
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
+            key_line = key_node.start_mark.line + 1
+            try:
+                hash(key)
+            except TypeError:
+                raise SourceError("not valid YAML: a mapping key must be a plain value, "
+                                  "not a list or a mapping", key_line) from None
+            if index >= merged:
+                if key in own_keys:
+                    raise SourceError(f"duplicate key '{key}' (first at line {own_keys[key]}); "
+                                      "the second would silently replace the first", key_line,
+                                      "keep only one of them")
+                own_keys[key] = key_line
             child = (*path, str(key))
-            result[key] = _build(loader, value_node, child, lines)
-            lines[child] = key_node.start_mark.line + 1
+            result[key] = _build(loader, value_node, child, lines, active)
+            lines[child] = key_line
+        active.discard(id(node))
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
+        active.add(id(node))
+        items = [_build(loader, item, (*path, i), lines, active)
+                 for i, item in enumerate(node.value)]
+        active.discard(id(node))
+        return items
     return loader.construct_object(node, deep=True)
 
 
@@ -92,9 +133,7 @@ def load_manifests(text: str, filename: str) -> list[dict[str, Any]]:
     try:
         docs = list(yaml.safe_load_all(text))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise SourceError(f"not valid YAML: {exc.problem or exc}",
-                          mark.line + 1 if mark else None) from exc
+        raise _source_error(exc) from exc
     except yaml.YAMLError as exc:
         raise SourceError(f"not valid YAML: {exc}") from exc
     return [doc for doc in docs if doc is not None]

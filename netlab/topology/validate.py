@@ -11,9 +11,9 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Network, ip_address, ip_network
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from netlab.topology import model
 from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
@@ -52,7 +52,11 @@ class Problem:
 
     def format(self, filename: str) -> str:
         where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.path}: {self.message}. Fix: {self.fix}."
+        return f"{where}: {self.path}: {self.message.rstrip('.')}. Fix: {_sentence(self.fix)}"
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "?", "!")) else text + "."
 
 
 class TopologyError(Exception):
@@ -69,13 +73,33 @@ class TopologyError(Exception):
         return "\n".join([head, *("  " + p.format(self.filename) for p in self.problems)])
 
 
+# Ranges that cannot address hosts on a link, even inside a lab's own namespaces.
+_SPECIAL_RANGES = (
+    (ip_network("0.0.0.0/8"), "the 'this network' range"),
+    (ip_network("127.0.0.0/8"), "the loopback range"),
+    (ip_network("224.0.0.0/4"), "the multicast range"),
+    (ip_network("240.0.0.0/4"), "the reserved range"),
+)
+_SUBNET_FIX = "write it in CIDR form, e.g. 10.0.0.0/16"
+
+
+def _suggest(value: Any, choices: tuple[str, ...]) -> str:
+    """`` (did you mean 'x'?)`` when ``value`` is close to one of ``choices``, else ``""``."""
+    if not isinstance(value, str):
+        return ""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
+
+
 @dataclass
 class _Checker:
     source: Source
     problems: list[Problem] = field(default_factory=list)
 
-    def error(self, path: PathKey, message: str, fix: str) -> None:
-        self.problems.append(Problem(format_path(path), self.source.line(path), message, fix))
+    def error(self, path: PathKey, message: str, fix: str, *, at_line: bool = True) -> None:
+        line = self.source.line(path) if at_line else None
+        self.problems.append(Problem(format_path(path), line, message, fix))
 
     def mapping(self, value: Any, path: PathKey, allowed: tuple[str, ...]) -> dict[str, Any]:
         if value is None:
@@ -85,11 +109,16 @@ class _Checker:
                        f"write {format_path(path)} as 'key: value' pairs ({', '.join(allowed)})")
             return {}
         for key in value:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-                hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}"
+            if key in allowed:
+                continue
+            hint = _suggest(str(key), allowed)
+            if hint:
+                close = hint.split("'")[1]
+                self.error((*path, str(key)), f"unknown key '{key}'{hint}",
+                           f"rename it to '{close}'")
+            else:
                 self.error((*path, str(key)), f"unknown key '{key}'",
-                           f"{hint} (remove or rename it)")
+                           f"remove it; the keys allowed here are {', '.join(allowed)}")
         return value
 
     def integer(self, value: Any, path: PathKey, low: int, high: int) -> int | None:
@@ -103,17 +132,32 @@ class _Checker:
         return value
 
     def subnet(self, value: Any, path: PathKey) -> IPv4Network | None:
+        if not isinstance(value, str):
+            self.error(path, f"expected a subnet such as 10.0.0.0/16, got {value!r}", _SUBNET_FIX)
+            return None
+        text = value.strip()
         try:
-            net = ip_network(str(value), strict=False)
+            net = ip_network(text, strict=False)
         except ValueError:
-            self.error(path, f"{value!r} is not an IPv4 subnet", "write it as CIDR, e.g. 10.0.0.0/16")
+            self.error(path, f"'{value}' is not an IPv4 subnet", _SUBNET_FIX)
             return None
         if net.version != 4:
-            self.error(path, f"{value} is IPv6; netlab labs are IPv4", "use an IPv4 CIDR")
+            self.error(path, f"'{value}' is an IPv6 subnet; netlab labs are IPv4 only",
+                       _SUBNET_FIX)
             return None
-        if str(net) != str(value) and str(net.network_address) != str(value).split("/")[0]:
-            self.error(path, f"{value} has host bits set", f"use {net}")
+        if "/" not in text:
+            self.error(path, f"'{value}' has no prefix length",
+                       f"add one, e.g. {net.network_address}/24")
             return None
+        if net.network_address != ip_address(text.split("/")[0]):
+            self.error(path, f"'{value}' has host bits set", f"use the network address: {net}")
+            return None
+        for special, what in _SPECIAL_RANGES:
+            if net.overlaps(special):
+                self.error(path, f"{net} overlaps {what} {special}",
+                           "use a private range inside 10.0.0.0/8, 172.16.0.0/12 or "
+                           "192.168.0.0/16")
+                return None
         return net
 
 
@@ -127,9 +171,15 @@ def load_topology(path: str | Path) -> model.Topology:
     filename = str(path)
     try:
         text = path.read_text()
+    except FileNotFoundError as exc:
+        raise TopologyError(filename, [Problem("(file)", None, "the file does not exist",
+                                               "check the path")]) from exc
     except OSError as exc:
         raise TopologyError(filename, [Problem("(file)", None, f"cannot read it: {exc.strerror}",
-                                               "check the path")]) from exc
+                                               "check the path and its permissions")]) from exc
+    except UnicodeDecodeError as exc:
+        raise TopologyError(filename, [Problem("(file)", None, "it is not a UTF-8 text file",
+                                               "give the path of a YAML topology")]) from exc
     return parse_topology(text, filename, default_name=path.stem, base_dir=path.parent,
                           source_path=path)
 
@@ -139,62 +189,82 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     try:
         source = parse_yaml(text, filename)
     except SourceError as exc:
-        raise TopologyError(filename, [Problem("(file)", exc.line, str(exc),
-                                               "fix the YAML syntax at that line")]) from exc
+        raise TopologyError(filename, [Problem("(file)", exc.line, str(exc), exc.fix)]) from exc
     check = _Checker(source)
-    top = check.mapping(source.data, (), TOP_KEYS)
     if source.data is None:
-        check.error((), "the file is empty", "describe at least a control-plane and a worker node")
+        check.error((), "the file is empty",
+                    "describe the lab's nodes: one control-plane and at least one worker")
+        raise TopologyError(filename, check.problems)
+    if not isinstance(source.data, dict):
+        check.error((), f"expected a mapping of topology keys, got {_kind(source.data)}",
+                    f"write the topology as 'key: value' pairs ({', '.join(TOP_KEYS)})")
+        raise TopologyError(filename, check.problems)
+    top = check.mapping(source.data, (), TOP_KEYS)
     name = _check_name(check, top, default_name)
-    network = _check_network(check, top.get("network"))
+    underlay, mtu = _check_network(check, top.get("network"))
     cluster = _check_cluster(check, top.get("cluster"))
     nodes = _check_nodes(check, top.get("nodes"))
-    if network and cluster:
-        _check_ranges(check, network, cluster, nodes)
+    _check_ranges(check, underlay, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
     if check.problems:
         raise TopologyError(filename, check.problems)
-    assert network and cluster and name
-    return model.Topology(name=name, network=network, cluster=cluster, nodes=tuple(nodes),
-                          workloads=tuple(workloads), source=source_path)
+    assert name and underlay and mtu and cluster[0] and cluster[1] and cluster[2]
+    pods, services, overlay, vni, port = cluster
+    return model.Topology(
+        name=name, network=model.Network(subnet=underlay, mtu=mtu),
+        cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
+                              vni=vni, vxlan_port=port),
+        nodes=tuple(nodes), workloads=tuple(workloads), source=source_path)
 
 
 def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | None:
     explicit = "name" in top
     name = top.get("name", default)
-    fix = (f"{DNS_FIX}, at most {MAX_LAB_NAME} characters"
-           + ("" if explicit else "; or add a 'name:' line, since the file name is used by default"))
-    if not isinstance(name, str) or not name:
-        check.error(("name",), "the lab needs a name", fix)
+    fix = f"{DNS_FIX}, at most {MAX_LAB_NAME} characters"
+    if not explicit:
+        fix += "; or add a 'name:' line, since the file name is used by default"
+    if not explicit and not name:
+        check.error(("name",), "the lab has no name", "add a 'name:' line", at_line=False)
+        return None
+    where = "" if explicit else " (taken from the file name)"
+    if name is None or name == "":
+        check.error(("name",), "the lab name is empty", fix)
+        return None
+    if not isinstance(name, str):
+        check.error(("name",), f"expected a name, got {name!r}", f"quote it: name: \"{name}\"")
         return None
     if len(name) > MAX_LAB_NAME:
-        check.error(("name",), f"'{name}' is {len(name)} characters, longer than {MAX_LAB_NAME}",
-                    fix)
+        check.error(("name",), f"'{name}'{where} is {len(name)} characters, longer than "
+                    f"{MAX_LAB_NAME}", fix, at_line=explicit)
         return None
     if not _DNS_LABEL.match(name):
-        check.error(("name",), f"'{name}' is not a DNS-1123 label", fix)
+        check.error(("name",), f"'{name}'{where} is not a DNS-1123 label", fix, at_line=explicit)
         return None
     return name
 
 
-def _check_network(check: _Checker, value: Any) -> model.Network | None:
+def _check_network(check: _Checker, value: Any) -> tuple[IPv4Network | None, int | None]:
     section = check.mapping(value, ("network",), NETWORK_KEYS)
     subnet = check.subnet(section.get("subnet", model.DEFAULT_UNDERLAY), ("network", "subnet"))
     mtu = check.integer(section.get("mtu", model.DEFAULT_MTU), ("network", "mtu"), MIN_MTU, MAX_MTU)
-    if subnet is None or mtu is None:
-        return None
-    return model.Network(subnet=subnet, mtu=mtu)
+    return subnet, mtu
 
 
-def _check_cluster(check: _Checker, value: Any) -> model.Cluster | None:
+_ClusterParts = tuple[Optional[IPv4Network], Optional[IPv4Network], Optional[str],
+                      Optional[int], Optional[int]]
+
+
+def _check_cluster(check: _Checker, value: Any) -> _ClusterParts:
     section = check.mapping(value, ("cluster",), CLUSTER_KEYS)
-    pods = check.subnet(section.get("podSubnet", model.DEFAULT_POD_SUBNET), ("cluster", "podSubnet"))
+    pods = check.subnet(section.get("podSubnet", model.DEFAULT_POD_SUBNET),
+                        ("cluster", "podSubnet"))
     services = check.subnet(section.get("serviceSubnet", model.DEFAULT_SERVICE_SUBNET),
                             ("cluster", "serviceSubnet"))
     overlay = section.get("overlay", "vxlan")
     if overlay not in model.OVERLAYS:
-        check.error(("cluster", "overlay"), f"unknown overlay {overlay!r}",
-                    "use 'vxlan' (pods reach each other across nodes) or 'none'")
+        check.error(("cluster", "overlay"),
+                    f"unknown overlay {overlay!r}{_suggest(overlay, model.OVERLAYS)}",
+                    "use 'vxlan' (pods reach each other across nodes) or 'none' (no SDN)")
         overlay = None
     vxlan = check.mapping(section.get("vxlan"), ("cluster", "vxlan"), VXLAN_KEYS)
     vni = check.integer(vxlan.get("vni", model.DEFAULT_VNI), ("cluster", "vxlan", "vni"),
@@ -205,14 +275,11 @@ def _check_cluster(check: _Checker, value: Any) -> model.Cluster | None:
         check.error(("cluster", "serviceSubnet"), f"{services} is too small for Services",
                     "use a /28 or larger, e.g. 10.96.0.0/16")
         services = None
-    if None in (pods, services, overlay, vni, port):
-        return None
-    return model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay, vni=vni,
-                         vxlan_port=port)
+    return pods, services, overlay, vni, port
 
 
 def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
-    if value is None:
+    if value is None or value == []:
         check.error(("nodes",), "no nodes are defined",
                     "add a 'nodes:' list with one control-plane and at least one worker")
         return []
@@ -224,62 +291,72 @@ def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
     seen: dict[str, int] = {}
     for i, item in enumerate(value):
         node = _check_node(check, item, ("nodes", i))
-        if node is None:
-            continue
-        if node.name in seen:
-            check.error(("nodes", i, "name"), f"'{node.name}' is already used by nodes[{seen[node.name]}]",
-                        "give every node a unique name")
-            continue
-        seen[node.name] = i
-        nodes.append(node)
-    roles = [n.role for n in nodes]
-    if len(nodes) == len(value):  # role counts only mean something when every node parsed
-        if roles.count("control-plane") != 1:
-            check.error(("nodes",), f"{roles.count('control-plane')} control-plane nodes",
+        name = item.get("name") if isinstance(item, dict) else None
+        if isinstance(name, str) and name:
+            if name in seen:
+                check.error(("nodes", i, "name"),
+                            f"'{name}' is already used by nodes[{seen[name]}]",
+                            "give every node a unique name")
+                continue
+            seen[name] = i
+        if node is not None:
+            nodes.append(node)
+    # Role counts are judged from what the file says, so that they are reported
+    # even when some node has an unrelated problem, but only when every role is known.
+    roles = [item.get("role", "worker") if isinstance(item, dict) else None for item in value]
+    if all(role in model.ROLES for role in roles):
+        control = [i for i, role in enumerate(roles) if role == "control-plane"]
+        if not control:
+            check.error(("nodes",), "there is no control-plane node",
                         "mark exactly one node with 'role: control-plane'")
-        if roles.count("worker") < 1:
-            check.error(("nodes",), "no worker nodes", "add at least one node with 'role: worker'")
+        elif len(control) > 1:
+            names = ", ".join(f"nodes[{i}]" for i in control)
+            check.error(("nodes", control[1], "role"),
+                        f"there are {len(control)} control-plane nodes ({names}); "
+                        "a lab has exactly one", "make all but one of them 'role: worker'")
+        if "worker" not in roles:
+            check.error(("nodes",), "there is no worker node",
+                        "add at least one node with 'role: worker' (the default role)")
     return nodes
 
 
 def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
     if not isinstance(item, dict):
-        check.error(path, f"expected a mapping, got {_kind(item)}", "write the node as '- name: worker1'")
+        check.error(path, f"expected a mapping, got {_kind(item)}",
+                    "write the node as '- name: worker1' with its keys indented below it")
         return None
     before = len(check.problems)
     check.mapping(item, path, NODE_KEYS)
     name = item.get("name")
-    if not isinstance(name, str) or not name:
+    if name is None or name == "":
         check.error((*path, "name"), "the node has no name", "add 'name: <node name>'")
-    elif not _DNS_LABEL.match(name) or len(name) > 63:
+    elif not isinstance(name, str):
+        check.error((*path, "name"), f"expected a name, got {name!r}",
+                    f"quote it: name: \"{name}\"")
+    elif len(name) > 63:
+        check.error((*path, "name"), f"'{name}' is {len(name)} characters, longer than 63",
+                    "use a shorter node name")
+    elif not _DNS_LABEL.match(name):
         check.error((*path, "name"), f"'{name}' is not a DNS-1123 label", DNS_FIX)
     elif name in RESERVED_NODE_NAMES:
-        check.error((*path, "name"), f"'{name}' is reserved for the lab's physical network namespace",
+        check.error((*path, "name"),
+                    f"'{name}' is reserved: the lab's physical network namespace is '<lab>-{name}'",
                     "choose another node name")
     role = item.get("role", "worker")
     if role not in model.ROLES:
-        check.error((*path, "role"), f"unknown role {role!r}", f"use one of {', '.join(model.ROLES)}")
+        check.error((*path, "role"), f"unknown role {role!r}{_suggest(role, model.ROLES)}",
+                    f"use one of {', '.join(model.ROLES)}")
     external = role == "external"
     for key in ("cpu", "memory", "maxPods", "taints"):
         if external and key in item:
             check.error((*path, key), f"an external node runs no pods, so '{key}' has no meaning",
                         "remove it, or make the node a worker")
-    cpu = memory = 0
-    try:
-        cpu = cpu_millis(item.get("cpu", model.DEFAULT_NODE_CPU))
-        if cpu <= 0:
-            raise QuantityError("not positive")
-    except QuantityError:
-        check.error((*path, "cpu"), f"{item.get('cpu')!r} is not a positive CPU quantity",
-                    "use cores or millicores, e.g. 2 or 1500m")
-    try:
-        memory = memory_bytes(item.get("memory", model.DEFAULT_NODE_MEMORY))
-        if memory <= 0:
-            raise QuantityError("not positive")
-    except QuantityError:
-        check.error((*path, "memory"), f"{item.get('memory')!r} is not a positive memory quantity",
-                    "use a Kubernetes quantity, e.g. 4Gi or 512Mi")
-    max_pods = check.integer(item.get("maxPods", model.DEFAULT_MAX_PODS), (*path, "maxPods"), 1, 250)
+    cpu = _quantity(check, item, (*path, "cpu"), model.DEFAULT_NODE_CPU, cpu_millis,
+                    "CPU", "use cores or millicores, e.g. 2 or 1500m")
+    memory = _quantity(check, item, (*path, "memory"), model.DEFAULT_NODE_MEMORY, memory_bytes,
+                       "memory", "use a Kubernetes quantity, e.g. 4Gi or 512Mi")
+    max_pods = check.integer(item.get("maxPods", model.DEFAULT_MAX_PODS), (*path, "maxPods"),
+                             1, 250)
     labels = _check_labels(check, item.get("labels"), (*path, "labels"))
     taints = _check_taints(check, item.get("taints"), (*path, "taints"))
     if len(check.problems) > before:
@@ -289,11 +366,48 @@ def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
                       taints=tuple(taints))
 
 
+def _quantity(check: _Checker, item: dict[str, Any], path: PathKey, default: str,
+              parse: Callable[[Any], int], what: str, fix: str) -> int:
+    value = item.get(path[-1], default)
+    if isinstance(value, str) and value.strip().endswith("m") and path[-1] == "memory":
+        # "512m" is a valid quantity, but it means 0.512 bytes: always a slip for 512Mi.
+        number = value.strip()[:-1]
+        check.error(path, f"'{value}' means {number} thousandths of a byte",
+                    f"for mebibytes write {number}Mi")
+        return 0
+    try:
+        result = parse(value)
+    except QuantityError:
+        check.error(path, f"{value!r} is not a valid {what} quantity", fix)
+        return 0
+    if result <= 0:
+        check.error(path, f"the {what} must be more than zero, got {value!r}", fix)
+    return result
+
+
 def _valid_label_key(key: str) -> bool:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", prefix)):
+    prefix, slash, name = key.rpartition("/")
+    if slash and (not prefix or len(prefix) > 253
+                  or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", prefix)):
         return False
     return 0 < len(name) <= 63 and bool(_LABEL_NAME.match(name))
+
+
+def _label_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):  # YAML's true/false, as the user wrote them
+        return str(value).lower()
+    return str(value)
+
+
+def _valid_label_value(value: str) -> bool:
+    return len(value) <= 63 and bool(_LABEL_NAME.match(value))
+
+
+_LABEL_KEY_FIX = "use [prefix/]name with letters, digits, '-', '_' and '.', the name at most 63"
+_LABEL_VALUE_FIX = "use at most 63 letters, digits, '-', '_' and '.', starting and ending with " \
+                   "a letter or digit"
 
 
 def _check_labels(check: _Checker, value: Any, path: PathKey) -> dict[str, str]:
@@ -303,17 +417,19 @@ def _check_labels(check: _Checker, value: Any, path: PathKey) -> dict[str, str]:
         check.error(path, f"expected a mapping, got {_kind(value)}", "write labels as 'key: value'")
         return {}
     labels = {}
-    for key, val in value.items():
-        val = "" if val is None else str(val) if not isinstance(val, bool) else str(val).lower()
+    for key, raw in value.items():
+        val = _label_value(raw)
         if not isinstance(key, str) or not _valid_label_key(key):
-            check.error((*path, str(key)), f"'{key}' is not a valid label key",
-                        "use [prefix/]name with letters, digits, '-', '_' and '.', name at most 63")
-        elif len(val) > 63 or not _LABEL_NAME.match(val):
-            check.error((*path, key), f"'{val}' is not a valid label value",
-                        "use at most 63 letters, digits, '-', '_' and '.'")
+            check.error((*path, str(key)), f"'{key}' is not a valid label key", _LABEL_KEY_FIX)
+        elif isinstance(raw, (dict, list)) or not _valid_label_value(val):
+            check.error((*path, key), f"'{val}' is not a valid label value", _LABEL_VALUE_FIX)
         else:
             labels[key] = val
     return labels
+
+
+_TAINT_FIX = "write 'key[=value]:Effect', e.g. 'dedicated=gpu:NoSchedule', or a mapping " \
+             "with key, value and effect"
 
 
 def _check_taints(check: _Checker, value: Any, path: PathKey) -> list[model.Taint]:
@@ -327,48 +443,86 @@ def _check_taints(check: _Checker, value: Any, path: PathKey) -> list[model.Tain
     for i, item in enumerate(value):
         where = (*path, i)
         if isinstance(item, str):  # kubectl taint syntax: key[=value]:Effect
+            if ":" not in item:
+                check.error(where, f"taint '{item}' has no effect", _TAINT_FIX)
+                continue
             head, _, effect = item.rpartition(":")
             key, _, val = head.partition("=")
-            item = {"key": key, "value": val, "effect": effect}
+            key_at = value_at = effect_at = where
         elif isinstance(item, dict):
             check.mapping(item, where, TAINT_KEYS)
+            key, val, effect = item.get("key"), _label_value(item.get("value")), item.get("effect")
+            key_at, value_at, effect_at = (*where, "key"), (*where, "value"), (*where, "effect")
         else:
-            check.error(where, f"expected a taint, got {_kind(item)}",
-                        "write 'key=value:Effect' or a mapping with key, value, effect")
+            check.error(where, f"expected a taint, got {_kind(item)}", _TAINT_FIX)
             continue
-        key, effect = str(item.get("key") or ""), item.get("effect")
-        if not _valid_label_key(key):
-            check.error(where, f"taint key {key!r} is not valid", "use a label-style key")
-        elif effect not in model.TAINT_EFFECTS:
-            check.error(where, f"taint effect {effect!r} is not valid",
+        valid = True
+        if not key:
+            check.error(key_at, "the taint has no key", _TAINT_FIX)
+            valid = False
+        elif not isinstance(key, str) or not _valid_label_key(key):
+            check.error(key_at, f"taint key {key!r} is not valid", _LABEL_KEY_FIX)
+            valid = False
+        if not _valid_label_value(val):
+            check.error(value_at, f"taint value {val!r} is not valid", _LABEL_VALUE_FIX)
+            valid = False
+        if effect not in model.TAINT_EFFECTS:
+            check.error(effect_at, f"taint effect {effect!r} is not valid"
+                        f"{_suggest(effect, model.TAINT_EFFECTS)}",
                         f"use one of {', '.join(model.TAINT_EFFECTS)}")
-        else:
-            taints.append(model.Taint(key=key, effect=effect, value=str(item.get("value") or "")))
+            valid = False
+        if valid:
+            taints.append(model.Taint(key=key, effect=effect, value=val))
     return taints
 
 
-def _check_ranges(check: _Checker, network: model.Network, cluster: model.Cluster,
-                  nodes: list[model.Node]) -> None:
-    named = [(("network", "subnet"), network.subnet), (("cluster", "podSubnet"), cluster.pod_subnet),
-             (("cluster", "serviceSubnet"), cluster.service_subnet)]
+def _check_ranges(check: _Checker, underlay: IPv4Network | None, cluster: _ClusterParts,
+                  raw_nodes: Any) -> None:
+    pods, services = cluster[0], cluster[1]
+    named = [(path, net) for path, net in ((("network", "subnet"), underlay),
+                                           (("cluster", "podSubnet"), pods),
+                                           (("cluster", "serviceSubnet"), services))
+             if net is not None]
     for i, (path_a, net_a) in enumerate(named):
         for path_b, net_b in named[i + 1:]:
-            if net_a.overlaps(net_b):
-                check.error(path_b, f"{net_b} overlaps {format_path(path_a)} {net_a}",
-                            "choose ranges that do not overlap")
-    # One address per node, plus the first host kept free (as kind keeps .1 for the gateway).
-    usable = max(network.subnet.num_addresses - 2, 0)
-    if usable < len(nodes) + 1:
-        check.error(("network", "subnet"), f"{network.subnet} has {usable} host addresses, "
-                    f"too few for {len(nodes)} nodes", f"use a subnet with at least {len(nodes) + 1} hosts")
-    in_cluster = sum(1 for n in nodes if n.in_cluster)
-    pod = cluster.pod_subnet
-    if pod.prefixlen > 24:
-        check.error(("cluster", "podSubnet"), f"{pod} is smaller than a /24",
-                    "each node takes a /24 of it: use a /16 such as 10.244.0.0/16")
-    elif 2 ** (24 - pod.prefixlen) < in_cluster:
-        check.error(("cluster", "podSubnet"), f"{pod} holds {2 ** (24 - pod.prefixlen)} /24s, "
-                    f"too few for {in_cluster} cluster nodes", "use a larger range, e.g. a /16")
+            if not net_a.overlaps(net_b):
+                continue
+            # Report at the range the file spells out, naming the other (maybe a default).
+            if path_b not in check.source.lines and path_a in check.source.lines:
+                path_a, net_a, path_b, net_b = path_b, net_b, path_a, net_a
+            default = "" if path_a in check.source.lines else ", the default"
+            check.error(path_b, f"{net_b} overlaps {format_path(path_a)} ({net_a}{default})",
+                        "give the underlay, pod and service ranges separate addresses, "
+                        "e.g. 192.168.100.0/24, 10.244.0.0/16 and 10.96.0.0/16")
+    items = raw_nodes if isinstance(raw_nodes, list) else []
+    count = len(items)
+    in_cluster = sum(1 for n in items if not (isinstance(n, dict) and n.get("role") == "external"))
+    if underlay is not None and count:
+        # One address per node from the second host on; the first host is kept
+        # free (as kind keeps .1 for the gateway), and so are network and broadcast.
+        needed = count + 3
+        if underlay.num_addresses < needed:
+            prefix = 32 - (needed - 1).bit_length()
+            room = _plural(max(underlay.num_addresses - 3, 0), "node")
+            check.error(("network", "subnet"),
+                        f"{underlay} has room for {room}, but the topology has {count} "
+                        "(one address each, plus .1 kept free)",
+                        f"use a /{prefix} or larger, e.g. {underlay.supernet(new_prefix=prefix)}")
+    if pods is not None:
+        if pods.prefixlen > 24:
+            check.error(("cluster", "podSubnet"),
+                        f"{pods} is smaller than a /24, and each cluster node takes a /24 of it",
+                        "use a /16 such as 10.244.0.0/16")
+        elif 2 ** (24 - pods.prefixlen) < in_cluster:
+            prefix = 24 - (in_cluster - 1).bit_length()
+            check.error(("cluster", "podSubnet"),
+                        f"{pods} holds {2 ** (24 - pods.prefixlen)} /24s, too few for "
+                        f"{in_cluster} cluster nodes (one /24 each)",
+                        f"use a /{prefix} or larger, e.g. {pods.supernet(new_prefix=prefix)}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _check_workloads(check: _Checker, value: Any, base_dir: Path) -> list[model.Workload]:
@@ -376,46 +530,75 @@ def _check_workloads(check: _Checker, value: Any, base_dir: Path) -> list[model.
         return []
     if not isinstance(value, list):
         check.error(("workloads",), f"expected a list, got {_kind(value)}",
-                    "list manifest file paths or inline manifests")
+                    "list manifest file paths or inline manifests, each as a '- ' item")
         return []
     workloads = []
     for i, item in enumerate(value):
         where: PathKey = ("workloads", i)
         if isinstance(item, str):
-            file = base_dir / item
-            try:
-                docs = load_manifests(file.read_text(), str(file))
-            except OSError:
-                check.error(where, f"workload file {item!r} does not exist (looked in {file})",
-                            "give a path relative to the topology file")
-                continue
-            except SourceError as exc:
-                line = f" line {exc.line}" if exc.line else ""
-                check.error(where, f"{item}{line}: {exc}", "fix the manifest's YAML")
-                continue
+            docs = _read_manifests(check, item, where, base_dir)
             for n, doc in enumerate(docs):
                 origin = f"{format_path(where)} ({item}, document {n + 1})"
-                if _check_manifest(check, doc, where, origin):
+                what = f"document {n + 1} of {item}" if len(docs) > 1 else item
+                if _check_manifest(check, doc, where, what):
                     workloads.append(model.Workload(manifest=doc, origin=origin))
         elif isinstance(item, dict):
-            if _check_manifest(check, item, where, format_path(where)):
+            if _check_manifest(check, item, where, "the inline manifest"):
                 workloads.append(model.Workload(manifest=item, origin=format_path(where)))
         else:
             check.error(where, f"expected a file path or a manifest, got {_kind(item)}",
-                        "write a path like 'web.yaml' or an inline manifest with apiVersion and kind")
+                        "write a path like 'web.yaml' or an inline manifest with apiVersion "
+                        "and kind")
     return workloads
 
 
-def _check_manifest(check: _Checker, doc: Any, where: PathKey, origin: str) -> bool:
+def _read_manifests(check: _Checker, item: str, where: PathKey, base_dir: Path) -> list[Any]:
+    if not item.strip():
+        check.error(where, "the workload file path is empty", "give a manifest file's path")
+        return []
+    file = base_dir / item
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        check.error(where, f"workload file '{item}' does not exist (looked for {file})",
+                    "give a path relative to the topology file's folder")
+        return []
+    except IsADirectoryError:
+        check.error(where, f"workload '{item}' is a folder, not a file",
+                    "list each manifest file on its own")
+        return []
+    except OSError as exc:
+        check.error(where, f"cannot read workload file '{item}': {exc.strerror}",
+                    "check the file's permissions")
+        return []
+    except UnicodeDecodeError:
+        check.error(where, f"workload file '{item}' is not a text file",
+                    "give the path of a YAML manifest")
+        return []
+    try:
+        docs = load_manifests(text, str(file))
+    except SourceError as exc:
+        line = f", line {exc.line}" if exc.line else ""
+        check.error(where, f"{item}{line}: {exc}", "fix the manifest's YAML")
+        return []
+    if not docs:
+        check.error(where, f"workload file '{item}' holds no manifests",
+                    "add a manifest to it, or remove this entry")
+    return docs
+
+
+def _check_manifest(check: _Checker, doc: Any, where: PathKey, what: str) -> bool:
     if not isinstance(doc, dict):
-        check.error(where, f"{origin} is not a Kubernetes object", "each document must be a mapping")
+        check.error(where, f"{what} is not a Kubernetes object (got {_kind(doc)})",
+                    "write each manifest as a mapping with apiVersion, kind and metadata")
         return False
-    missing = [k for k in ("apiVersion", "kind") if not doc.get(k)]
+    missing = [k for k in ("apiVersion", "kind") if not isinstance(doc.get(k), str) or not doc[k]]
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not (meta.get("name") or meta.get("generateName")):
         missing.append("metadata.name")
     if missing:
-        check.error(where, f"{origin} lacks {', '.join(missing)}",
+        listed = (", ".join(missing[:-1]) + " and " if len(missing) > 1 else "") + missing[-1]
+        check.error(where, f"{what} has no {listed}",
                     "every manifest needs apiVersion, kind and metadata.name")
         return False
     return True
