@@ -38,16 +38,25 @@ def sweep_test_leftovers():
         return
     from labkit import TEST_PREFIX
 
+    from netlab.kernel.processes import is_running
     from netlab.lab import lifecycle, network
-    from netlab.lab.state import list_labs
+    from netlab.lab.state import list_labs, load_state
+
+    def orphaned(lab: str) -> bool:
+        state = load_state(lab)
+        if state is None:
+            return True
+        pid, started = state.creator.get("pid"), state.creator.get("createTime")
+        # A lab whose creator still runs belongs to another live run of the suite.
+        return pid == os.getpid() or not (pid and is_running(pid, started))
 
     def sweep() -> None:
         for lab in list_labs():
-            if lab.startswith(TEST_PREFIX):
+            if lab.startswith(TEST_PREFIX) and orphaned(lab):
                 lifecycle.down(lab)
         for name in network.netns.list_netns():
-            if name.startswith(TEST_PREFIX):
-                lab = name.split("-", 1)[0]
+            lab = name.split("-", 1)[0]
+            if name.startswith(TEST_PREFIX) and load_state(lab) is None:
                 network.teardown_network(network.owned_namespaces(lab))
 
     sweep()

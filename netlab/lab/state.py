@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
 STATE_FILE = "state.json"
 
@@ -38,6 +40,10 @@ class LabState:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     overlay: str = "vxlan"
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The process that ran ``up``: lets a test suite's sweep tell a lab another
+    # live run owns from one a killed run left behind.
+    creator: dict[str, Any] = field(default_factory=lambda: {
+        "pid": os.getpid(), "createTime": _create_time(os.getpid())})
 
     @property
     def directory(self) -> Path:
@@ -52,6 +58,13 @@ class LabState:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / STATE_FILE)
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def lab_dir(lab: str) -> Path:
