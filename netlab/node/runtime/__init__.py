@@ -1,0 +1,47 @@
+"""netlab's container runtime: pod sandboxes and containers as processes.
+
+The kubelet's half of a node, as a library (CRI's role, with CNI's host-local
+IPAM and bridge plugin built in). The kubelet holds one ``Runtime(lab, node)``;
+``netlab down`` calls ``cleanup_lab(lab)``. The modules, bottom up:
+
+- ``paths``: where state lives and how namespaces and links are named;
+- ``ipam``: host-local address allocation, one file per IP;
+- ``nsutil``: setns/unshare/mount/sethostname via libc;
+- ``cgroups``: v1/v2 detection, limits, counters, removal;
+- ``sandbox``: the pod's netns, veth, IP, UTS namespace and /etc files;
+- ``shim``: the per-container process that owns a container (like conmon);
+- ``containers``: start/stop/inspect/adopt/exec from the files the shim writes;
+- ``usage``: CPU and memory metrics from cgroups, or psutil;
+- ``facade``: ``Runtime`` and ``cleanup_lab``.
+
+The public names are imported lazily: ``python -m netlab.node.runtime.shim``
+imports this package first, and must not pay for pyroute2 and psutil.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "Runtime": "facade", "cleanup_lab": "facade", "AdoptedPod": "facade",
+    "NodeUsage": "facade", "CleanupReport": "facade",
+    "PodSpec": "sandbox", "Sandbox": "sandbox", "SandboxError": "sandbox",
+    "ContainerSpec": "containers", "ContainerState": "containers", "ExecSpec": "containers",
+    "ContainerError": "containers",
+    "ResourceUsage": "usage",
+    "HostLocalIpam": "ipam", "RangeExhausted": "ipam",
+    "CgroupHost": "cgroups",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

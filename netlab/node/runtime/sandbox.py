@@ -1,0 +1,348 @@
+"""Pod sandboxes: the network and UTS namespaces a pod's containers share.
+
+A sandbox is what CRI's ``RunPodSandbox`` plus a CNI ``ADD`` make, in kernel
+objects a user can inspect with ``ip netns`` and ``ip link``:
+
+- a network namespace ``<lab>-<node>.<pod>-<uid8>``, tagged with the lab's
+  owner tag (like every lab namespace, so ``netlab down`` finds it), IPv6 off,
+  ``lo`` up;
+- a veth pair made across namespaces (neither end ever exists in the root
+  namespace): ``veth<8 hex>`` in the node namespace, enslaved to ``cni0`` with
+  the pod MTU, and ``eth0`` in the pod with an address from the node's /24
+  (host-local IPAM) and a default route via ``cni0``'s address;
+- a UTS namespace whose hostname is the pod's name, pinned by a bind mount at
+  ``<pod dir>/uts`` so every container (and ``exec``) can join it later;
+- the pod's own ``hosts``, ``hostname`` and ``resolv.conf``, which the shim
+  bind-mounts over ``/etc`` in each container.
+
+``create_sandbox`` is a reconcile: on an existing sandbox it converges each
+piece (same IP, same names) rather than failing, so a kubelet that restarts
+mid-create just runs it again. A *fresh* create that fails removes all it made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from netlab.kernel import links, netns
+from netlab.kernel.processes import kill_in_netns
+from netlab.node.runtime import nsutil
+from netlab.node.runtime.ipam import HostLocalIpam
+from netlab.node.runtime.paths import (
+    HOSTNAME_FILE,
+    HOSTS_FILE,
+    RESOLV_FILE,
+    SANDBOX_FILE,
+    UTS_PIN,
+    host_veth,
+    pod_dir,
+    pod_hostname,
+    pod_netns,
+    pods_dir,
+    read_json,
+    write_json,
+    write_text,
+)
+from netlab.topology.plan import POD_BRIDGE, NodePlan
+
+POD_IFNAME = "eth0"
+# As in every lab namespace (netlab.lab.network.BASE_SYSCTLS): labs are IPv4.
+POD_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+CLUSTER_DOMAIN = "cluster.local"
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """What the runtime needs to know about a pod to give it a sandbox."""
+
+    namespace: str
+    name: str
+    uid: str
+    hostname: str | None = None  # default: the pod name, cut to 63 characters
+    nameservers: tuple[str, ...] = ()
+    searches: tuple[str, ...] | None = None  # default: the cluster's search path
+    dns_options: tuple[str, ...] = ("ndots:5",)
+
+    @classmethod
+    def from_pod(cls, pod: dict[str, Any], nameservers: tuple[str, ...] = ()) -> PodSpec:
+        """From a Kubernetes Pod object (``metadata``/``spec``)."""
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        return cls(namespace=meta.get("namespace") or "default", name=meta["name"],
+                   uid=meta["uid"], hostname=spec.get("hostname"), nameservers=nameservers)
+
+
+@dataclass
+class Sandbox:
+    """A pod's sandbox as recorded in ``sandbox.json``."""
+
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    netns: str
+    veth: str
+    hostname: str
+    directory: str
+    ip: str | None = None
+    prefixlen: int = 24
+    gateway: str | None = None
+    mtu: int | None = None
+    created: float = field(default_factory=time.time)
+    state: str = "creating"  # creating -> ready
+
+    @property
+    def path(self) -> Path:
+        return Path(self.directory)
+
+    @property
+    def uts_pin(self) -> str:
+        return str(self.path / UTS_PIN)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sandbox:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def load_sandbox(directory: Path) -> Sandbox | None:
+    data = read_json(directory / SANDBOX_FILE)
+    return Sandbox.from_json(data) if isinstance(data, dict) else None
+
+
+def list_sandboxes(lab: str, node: str | None = None) -> list[Sandbox]:
+    """Every recorded sandbox of the lab (of one node, if given), oldest first."""
+    found = []
+    try:
+        entries = sorted(pods_dir(lab).iterdir())
+    except FileNotFoundError:
+        return []
+    for entry in entries:
+        sb = load_sandbox(entry) if entry.is_dir() else None
+        if sb is not None and (node is None or sb.node == node):
+            found.append(sb)
+    return sorted(found, key=lambda s: s.created)
+
+
+# -- the pieces, each idempotent ---------------------------------------------------
+
+
+def _read_owner() -> str | None:
+    with IPRoute() as ipr:
+        return links.read_owner(ipr)
+
+
+def _prepare_pod_netns(lab: str) -> None:
+    for key, value in POD_SYSCTLS.items():
+        netns.write_sysctl(key, value)
+    with IPRoute() as ipr:
+        links.tag_owner(ipr, lab)
+        links.ensure_up(ipr, "lo")
+
+
+def _ensure_netns(lab: str, name: str, ours: bool) -> None:
+    """``ours``: our own record names this namespace, so an untagged one is ours
+    too (made, then interrupted before the tag). Otherwise only a tagged one is."""
+    if not netns.exists(name):
+        netns.create_netns(name, lambda: _prepare_pod_netns(lab))
+        return
+    owner = netns.run_in_netns(name, _read_owner)
+    if owner != lab and not (owner is None and ours):  # never adopt what isn't ours
+        whose = f"lab {owner}" if owner else "something other than netlab"
+        raise SandboxError(f"network namespace {name} already exists and belongs to {whose}")
+    netns.run_in_netns(name, lambda: _prepare_pod_netns(lab))
+
+
+def _pod_has_eth0() -> bool:
+    with IPRoute() as ipr:
+        return links.link_index(ipr, POD_IFNAME) is not None
+
+
+def _read_mtu(device: str) -> int:
+    with IPRoute() as ipr:
+        index = links.link_index(ipr, device)
+        if index is None:
+            raise SandboxError(f"the node has no {device} bridge: is it a cluster node of a lab "
+                               "that is up?")
+        return int(ipr.get_links(index)[0].get("IFLA_MTU"))
+
+
+def _wire_node_side(sb: Sandbox, pod_has_eth0: bool) -> None:
+    """In the node namespace: the veth pair, its host end on cni0."""
+    with IPRoute() as ipr:
+        bridge = links.link_index(ipr, POD_BRIDGE)
+        if bridge is None:
+            raise SandboxError(f"node {sb.node} has no {POD_BRIDGE} bridge")
+        index = links.link_index(ipr, sb.veth)
+        if index is not None and not pod_has_eth0:
+            ipr.link("del", index=index)  # a half pair from a crash: make it again
+        index = links.ensure_veth(ipr, sb.veth, POD_IFNAME, sb.netns, mtu=sb.mtu)
+        links.converge(ipr, index, mtu=sb.mtu, master=bridge)
+
+
+def _configure_pod_side(sb: Sandbox) -> None:
+    """In the pod namespace: eth0's address, MTU and default route; lo up."""
+    assert sb.ip is not None and sb.gateway is not None
+    with IPRoute() as ipr:
+        links.ensure_up(ipr, "lo")
+        index = links.link_index(ipr, POD_IFNAME)
+        if index is None:
+            raise SandboxError(f"{POD_IFNAME} missing in {sb.netns}")
+        links.converge(ipr, index, mtu=sb.mtu)
+        links.ensure_addresses(ipr, index, [IPv4Interface(f"{sb.ip}/{sb.prefixlen}")])
+        links.ensure_default_route(ipr, IPv4Address(sb.gateway))
+
+
+def _delete_host_veth(name: str) -> None:
+    with IPRoute() as ipr:
+        index = links.link_index(ipr, name)
+        if index is not None:
+            ipr.link("del", index=index)  # takes the pod's eth0 with it
+
+
+def _ensure_uts(pin: str, hostname: str) -> None:
+    """A UTS namespace with the pod's hostname, pinned at ``pin``."""
+    if nsutil.is_pinned(pin):
+        def converge() -> None:
+            nsutil.setns_path(pin, nsutil.CLONE_NEWUTS)
+            if socket.gethostname() != hostname:
+                nsutil.sethostname(hostname)
+        netns.parallel([converge])  # a throwaway thread: its UTS namespace dies with it
+        return
+    nsutil.unpin(pin)  # a stale, unmounted file left by a crash
+
+    def make() -> None:
+        nsutil.unshare(nsutil.CLONE_NEWUTS)
+        nsutil.sethostname(hostname)
+        nsutil.pin_current("uts", pin)
+
+    netns.parallel([make])
+
+
+def _hosts(sb: Sandbox) -> str:
+    return ("# Kubernetes-managed hosts file (netlab runtime).\n"
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "fe00::0\tip6-localnet\n"
+            "fe00::0\tip6-mcastprefix\n"
+            "fe00::1\tip6-allnodes\n"
+            "fe00::2\tip6-allrouters\n"
+            f"{sb.ip}\t{sb.hostname}\n")
+
+
+def _resolv(pod: PodSpec) -> str:
+    searches = pod.searches if pod.searches is not None else (
+        f"{pod.namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN)
+    lines = [f"nameserver {ns}" for ns in pod.nameservers]
+    if searches:
+        lines.append("search " + " ".join(searches))
+    if pod.dns_options:
+        lines.append("options " + " ".join(pod.dns_options))
+    return "\n".join(lines) + "\n"
+
+
+# -- the sandbox -------------------------------------------------------------------
+
+
+def create_sandbox(lab: str, node: NodePlan, pod: PodSpec, mtu: int | None = None) -> Sandbox:
+    """Create the pod's sandbox, or converge an existing one; return its record."""
+    if node.pod_subnet is None or node.gateway is None:
+        raise SandboxError(f"node {node.name} is not a cluster node: it has no pod subnet")
+    directory = pod_dir(lab, pod.namespace, pod.name, pod.uid)
+    existing = load_sandbox(directory)
+    fresh = existing is None
+    sb = existing or Sandbox(
+        namespace=pod.namespace, name=pod.name, uid=pod.uid, node=node.name,
+        netns=pod_netns(lab, node.name, pod.name, pod.uid),
+        veth=host_veth(lab, node.name, pod.uid),
+        hostname=pod_hostname(pod.hostname or pod.name), directory=str(directory))
+    if sb.node != node.name:
+        raise SandboxError(f"pod {pod.namespace}/{pod.name} already has a sandbox "
+                           f"on node {sb.node}")
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        write_json(directory / SANDBOX_FILE, sb.to_json())  # first: cleanup can find it all
+        ipam = HostLocalIpam.for_node(lab, node.name, node.pod_subnet)
+        sb.ip = str(ipam.allocate(pod.uid))
+        sb.prefixlen, sb.gateway = node.pod_subnet.prefixlen, str(node.gateway.ip)
+        write_json(directory / SANDBOX_FILE, sb.to_json())
+        if mtu is None:
+            mtu = netns.run_in_netns(node.netns, lambda: _read_mtu(POD_BRIDGE))
+        sb.mtu = mtu
+        _ensure_netns(lab, sb.netns, ours=not fresh)
+        has_eth0 = netns.run_in_netns(sb.netns, _pod_has_eth0)
+        netns.run_in_netns(node.netns, lambda: _wire_node_side(sb, has_eth0))
+        netns.run_in_netns(sb.netns, lambda: _configure_pod_side(sb))
+        _ensure_uts(sb.uts_pin, sb.hostname)
+        write_text(directory / HOSTS_FILE, _hosts(sb))
+        write_text(directory / HOSTNAME_FILE, sb.hostname + "\n")
+        write_text(directory / RESOLV_FILE, _resolv(pod))
+        sb.state = "ready"
+        write_json(directory / SANDBOX_FILE, sb.to_json())
+    except BaseException:
+        if fresh:
+            with contextlib.suppress(Exception):
+                remove_sandbox(lab, node.netns, sb)
+        raise
+    return sb
+
+
+def check_sandbox(sb: Sandbox, node_netns: str) -> list[str]:
+    """What is wrong with a recorded sandbox (empty when it is whole), for the
+    kubelet to decide whether to recreate it, as kubelet does on a sandbox change."""
+    problems = []
+    if not netns.exists(sb.netns):
+        return [f"network namespace {sb.netns} is gone"]
+
+    def pod_view() -> list[str]:
+        with IPRoute() as ipr:
+            index = links.link_index(ipr, POD_IFNAME)
+            if index is None:
+                return [f"{POD_IFNAME} is missing"]
+            have = {a.get("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=index)}
+            return [] if sb.ip in have else [f"{POD_IFNAME} lost its address {sb.ip}"]
+
+    problems += netns.run_in_netns(sb.netns, pod_view)
+    if netns.exists(node_netns) and not netns.run_in_netns(
+            node_netns, lambda: _veth_present(sb.veth)):
+        problems.append(f"host veth {sb.veth} is missing")
+    if not nsutil.is_pinned(sb.uts_pin):
+        problems.append("the UTS namespace is not pinned")
+    return problems
+
+
+def _veth_present(name: str) -> bool:
+    with IPRoute() as ipr:
+        return links.link_index(ipr, name) is not None
+
+
+def remove_sandbox(lab: str, node_netns: str, sb: Sandbox, kill_timeout: float = 2.0) -> None:
+    """Remove everything of the sandbox: processes left in it, the veth, the netns,
+    the UTS pin, the IP and the pod directory. Idempotent; the containers
+    should have been stopped gracefully before (see ``containers.stop_all``)."""
+    if netns.exists(sb.netns):
+        kill_in_netns([sb.netns], timeout=kill_timeout)
+    if netns.exists(node_netns):
+        # Explicitly, before freeing the IP: a mount namespace elsewhere may still
+        # pin the netns, and its eth0 must not keep an address we hand out again.
+        netns.run_in_netns(node_netns, lambda: _delete_host_veth(sb.veth))
+    netns.delete_netns(sb.netns)
+    nsutil.unpin(sb.uts_pin)
+    HostLocalIpam.for_node(lab, sb.node).release(sb.uid)
+    with contextlib.suppress(FileNotFoundError):  # removed already: idempotent
+        shutil.rmtree(sb.path)
