@@ -1,0 +1,356 @@
+"""Defaulting: the fields the API server fills in when a client leaves them out.
+
+These are Kubernetes' ``SetDefaults_*`` functions (k8s.io/kubernetes/pkg/apis/
+*/v1/defaults.go) for the kinds netlab serves, so that objects read back look
+like a real cluster's. Every default is applied only where the field is absent,
+which makes :func:`apply_defaults` idempotent and deterministic: ``kubectl
+apply`` diffs its manifest against what the server returns, and a second
+``apply -f`` of the same file must find nothing to change.
+
+Only defaulting lives here. Server-assigned state (uid, status, allocated IPs,
+the Job selector, which need the object's identity) is the API server's
+strategy layer's business. Values of the wrong type are left alone for
+validation to report. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Callable
+
+from netlab.topology.quantity import QuantityError, parse_quantity
+
+DEFAULT_TERMINATION_GRACE_PERIOD = 30
+DEFAULT_SCHEDULER = "default-scheduler"
+PERCENT_25 = "25%"
+QOS_RESOURCES = ("cpu", "memory")
+
+
+def _dict(parent: dict, key: str) -> dict | None:
+    """``parent[key]`` if it is a dict, creating it when absent; None if it has another type."""
+    value = parent.get(key)
+    if value is None:
+        value = parent[key] = {}
+    return value if isinstance(value, dict) else None
+
+
+def _dicts(value: Any) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+# --- pods and pod templates -------------------------------------------------------------------
+
+
+def image_pull_policy(image: str) -> str:
+    """Always for ``:latest`` or untagged images, IfNotPresent otherwise (digests included)."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return "Always"
+    return "Always" if last.rsplit(":", 1)[1] == "latest" else "IfNotPresent"
+
+
+def _default_probe(probe: Any) -> None:
+    if not isinstance(probe, dict):
+        return
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    _default_handler(probe)
+
+
+def _default_handler(handler: Any) -> None:
+    if not isinstance(handler, dict):
+        return
+    http = handler.get("httpGet")
+    if isinstance(http, dict):
+        http.setdefault("path", "/")
+        http.setdefault("scheme", "HTTP")
+
+
+def _default_container(c: dict, host_network: bool) -> None:
+    image = c.get("image")
+    if isinstance(image, str) and image and "imagePullPolicy" not in c:
+        c["imagePullPolicy"] = image_pull_policy(image)
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    c.setdefault("resources", {})
+    for port in _dicts(c.get("ports")):
+        port.setdefault("protocol", "TCP")
+        if host_network and "hostPort" not in port and "containerPort" in port:
+            port["hostPort"] = port["containerPort"]
+    for env in _dicts(c.get("env")):
+        field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(
+            env.get("valueFrom"), dict) else None
+        if isinstance(field_ref, dict):
+            field_ref.setdefault("apiVersion", "v1")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        _default_probe(c.get(probe))
+    lifecycle = c.get("lifecycle")
+    if isinstance(lifecycle, dict):
+        _default_handler(lifecycle.get("postStart"))
+        _default_handler(lifecycle.get("preStop"))
+
+
+_MODE_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
+
+
+def _default_volume(v: dict) -> None:
+    sources = [k for k in v if k != "name"]
+    if not sources:
+        v["emptyDir"] = {}
+        return
+    for key in _MODE_SOURCES:
+        src = v.get(key)
+        if isinstance(src, dict):
+            src.setdefault("defaultMode", 420)  # 0644
+    host_path = v.get("hostPath")
+    if isinstance(host_path, dict):
+        host_path.setdefault("type", "")
+
+
+def default_pod_spec(spec: dict) -> None:
+    """``SetDefaults_PodSpec`` and what it calls; shared by pods and pod templates."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_PERIOD)
+    spec.setdefault("schedulerName", DEFAULT_SCHEDULER)
+    spec.setdefault("securityContext", {})
+    host_network = spec.get("hostNetwork") is True
+    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
+        _default_container(c, host_network)
+    for v in _dicts(spec.get("volumes")):
+        _default_volume(v)
+
+
+def _requests_from_limits(c: dict) -> None:
+    # Only pods get this, not templates: a template's resources stay as written.
+    resources = c.get("resources")
+    if not isinstance(resources, dict):
+        return
+    limits = resources.get("limits")
+    if not isinstance(limits, dict) or not limits:
+        return
+    requests = resources.get("requests")
+    if requests is None:
+        requests = resources["requests"] = {}
+    if isinstance(requests, dict):
+        for name, value in limits.items():
+            requests.setdefault(name, value)
+
+
+def default_pod(obj: dict) -> None:
+    """``SetDefaults_Pod``: the pod spec defaults plus the pod-only ones."""
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    default_pod_spec(spec)
+    spec.setdefault("enableServiceLinks", True)
+    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
+        _requests_from_limits(c)
+
+
+def default_pod_template(template: Any) -> None:
+    if not isinstance(template, dict):
+        return
+    spec = _dict(template, "spec")
+    if spec is not None:
+        default_pod_spec(spec)
+
+
+def _quantity(value: Any) -> Decimal | None:
+    try:
+        return parse_quantity(value)
+    except (QuantityError, TypeError, ValueError, ArithmeticError):
+        return None
+
+
+def pod_qos_class(spec: dict) -> str:
+    """``qos.GetPodQOS``: Guaranteed, Burstable or BestEffort from cpu/memory resources."""
+    requests: dict[str, Decimal] = {}
+    limits: dict[str, Decimal] = {}
+    guaranteed = True
+    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
+        resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+        for kind, acc in (("requests", requests), ("limits", limits)):
+            values = resources.get(kind) if isinstance(resources.get(kind), dict) else {}
+            for name in QOS_RESOURCES:
+                q = _quantity(values.get(name)) if name in values else None
+                if q is not None and q > 0:
+                    acc[name] = acc.get(name, Decimal(0)) + q
+        climits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
+        if not all(_quantity(climits.get(n)) for n in QOS_RESOURCES if n in climits) or \
+                not all(n in climits for n in QOS_RESOURCES):
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    if guaranteed and all(requests.get(n) == limits.get(n) for n in QOS_RESOURCES) and \
+            set(requests) == set(limits):
+        return "Guaranteed"
+    return "Burstable"
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+def default_service(obj: dict) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if spec.get("sessionAffinity") == "ClientIP":
+        config = _dict(spec, "sessionAffinityConfig")
+        client_ip = _dict(config, "clientIP") if config is not None else None
+        if client_ip is not None:
+            client_ip.setdefault("timeoutSeconds", 10800)
+    for port in _dicts(spec.get("ports")):
+        port.setdefault("protocol", "TCP")
+        if port.get("targetPort") in (None, 0, "") and "port" in port:
+            port["targetPort"] = port["port"]
+    svc_type = spec.get("type")
+    if svc_type in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if svc_type == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    if svc_type != "ExternalName":
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+
+def default_deployment(obj: dict) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    spec.setdefault("replicas", 1)
+    strategy = _dict(spec, "strategy")
+    if strategy is not None:
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy.get("type") == "RollingUpdate":
+            rolling = _dict(strategy, "rollingUpdate")
+            if rolling is not None:
+                rolling.setdefault("maxUnavailable", PERCENT_25)
+                rolling.setdefault("maxSurge", PERCENT_25)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    default_pod_template(spec.get("template"))
+
+
+def default_replicaset(obj: dict) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    spec.setdefault("replicas", 1)
+    default_pod_template(spec.get("template"))
+
+
+def default_job(obj: dict) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    if "completions" not in spec and "parallelism" not in spec:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    if "backoffLimit" not in spec:
+        spec["backoffLimit"] = 2**31 - 1 if "backoffLimitPerIndex" in spec else 6
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    if "podReplacementPolicy" not in spec:
+        spec["podReplacementPolicy"] = ("Failed" if "podFailurePolicy" in spec
+                                        else "TerminatingOrFailed")
+    template = spec.get("template")
+    if isinstance(template, dict):
+        labels = (template.get("metadata") or {}).get("labels") if isinstance(
+            template.get("metadata"), dict) else None
+        meta = obj.get("metadata")
+        # As in Kubernetes: a Job without labels of its own takes its template's.
+        if isinstance(labels, dict) and labels and isinstance(meta, dict) \
+                and not meta.get("labels"):
+            meta["labels"] = dict(labels)
+    default_pod_template(template)
+
+
+def _default_hpa_rules(rules: Any, scale_up: bool) -> dict | None:
+    if rules is None:
+        rules = {}
+    if not isinstance(rules, dict):
+        return None
+    if scale_up:
+        rules.setdefault("stabilizationWindowSeconds", 0)
+        rules.setdefault("policies", [{"type": "Pods", "value": 4, "periodSeconds": 15},
+                                      {"type": "Percent", "value": 100, "periodSeconds": 15}])
+    else:
+        rules.setdefault("policies", [{"type": "Percent", "value": 100, "periodSeconds": 15}])
+    rules.setdefault("selectPolicy", "Max")
+    return rules
+
+
+def default_hpa(obj: dict) -> None:
+    """autoscaling/v2 defaults (the stored version; v1 objects are converted first)."""
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        for key, up in (("scaleUp", True), ("scaleDown", False)):
+            rules = _default_hpa_rules(behavior.get(key), up)
+            if rules is not None:
+                behavior[key] = rules
+
+
+# --- cluster objects --------------------------------------------------------------------------
+
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def default_namespace(obj: dict) -> None:
+    meta = _dict(obj, "metadata")
+    name = meta.get("name") if meta is not None else None
+    if isinstance(name, str) and name:
+        labels = _dict(meta, "labels")
+        if labels is not None:
+            # Kubernetes keeps this label equal to the name, whatever the client sent.
+            labels[NAMESPACE_NAME_LABEL] = name
+
+
+def default_node(obj: dict) -> None:
+    status = obj.get("status")
+    if isinstance(status, dict) and isinstance(status.get("capacity"), dict) \
+            and "allocatable" not in status:
+        status["allocatable"] = dict(status["capacity"])
+
+
+def default_endpoints(obj: dict) -> None:
+    for subset in _dicts(obj.get("subsets")):
+        for port in _dicts(subset.get("ports")):
+            port.setdefault("protocol", "TCP")
+
+
+_DEFAULTERS: dict[str, Callable[[dict], None]] = {
+    "Pod": default_pod,
+    "Service": default_service,
+    "Deployment": default_deployment,
+    "ReplicaSet": default_replicaset,
+    "Job": default_job,
+    "HorizontalPodAutoscaler": default_hpa,
+    "Namespace": default_namespace,
+    "Node": default_node,
+    "Endpoints": default_endpoints,
+}
+
+
+def apply_defaults(kind: str, obj: dict) -> dict:
+    """Fill in ``obj``'s defaults in place (and return it). Unknown kinds are left alone."""
+    defaulter = _DEFAULTERS.get(kind)
+    if defaulter is not None:
+        defaulter(obj)
+    return obj

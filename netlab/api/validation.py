@@ -1,0 +1,791 @@
+"""Validation of the objects netlab serves, with Kubernetes' field paths and messages.
+
+The API server answers an invalid create or update with 422 Invalid and one
+``details.causes`` entry per problem, e.g. ``spec.containers[0].image: Required
+value``. This module produces those :class:`~netlab.api.errors.FieldError`
+lists. It follows k8s.io/kubernetes/pkg/apis/*/validation for what kubectl
+users actually run into (names, container and port rules, selectors that must
+match templates, immutable fields); it does not try to be complete.
+
+Objects arrive already defaulted (see :mod:`netlab.api.defaults`). Values of the
+wrong JSON type are reported as invalid rather than crashing, since Kubernetes
+would have refused them while decoding. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Callable, Optional
+
+from netlab.api import selectors
+from netlab.api.errors import (
+    FieldError,
+    duplicate,
+    field_not_found,
+    forbidden_field,
+    invalid,
+    not_supported,
+    required,
+)
+from netlab.topology.quantity import QuantityError, parse_quantity
+
+Errs = list[FieldError]
+
+# --- name formats (k8s.io/apimachinery/pkg/util/validation) -----------------------------------
+
+_LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_SUBDOMAIN_FMT = _LABEL_FMT + "(\\." + _LABEL_FMT + ")*"
+_DNS1035_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
+_LABEL_RE = re.compile(_LABEL_FMT)
+_SUBDOMAIN_RE = re.compile(_SUBDOMAIN_FMT)
+_DNS1035_RE = re.compile(_DNS1035_FMT)
+_ENV_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
+_ENV_RE = re.compile(_ENV_FMT)
+_PERCENT_RE = re.compile("[0-9]+%")
+_QUANTITY_MSG = ("quantities must match the regular expression "
+                 "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
+IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+
+
+def _regex_msg(what: str, fmt: str, *examples: str) -> str:
+    ex = ",  or ".join(f"'{e}'" for e in examples)
+    return f"{what} (e.g. {ex}, regex used for validation is '{fmt}')"
+
+
+def dns1123_label(value: str) -> list[str]:
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _LABEL_RE.fullmatch(value):
+        errs.append(_regex_msg(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+            "'-', and must start and end with an alphanumeric character",
+            _LABEL_FMT, "my-name", "123-abc"))
+    return errs
+
+
+def dns1123_subdomain(value: str) -> list[str]:
+    errs = []
+    if len(value) > 253:
+        errs.append("must be no more than 253 characters")
+    if not _SUBDOMAIN_RE.fullmatch(value):
+        errs.append(_regex_msg(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+            "characters, '-' or '.', and must start and end with an alphanumeric character",
+            _SUBDOMAIN_FMT, "example.com"))
+    return errs
+
+
+def dns1035_label(value: str) -> list[str]:
+    errs = []
+    if len(value) > 63:
+        errs.append("must be no more than 63 characters")
+    if not _DNS1035_RE.fullmatch(value):
+        errs.append(_regex_msg(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+            "start with an alphabetic character, and end with an alphanumeric character",
+            _DNS1035_FMT, "my-name", "abc-123"))
+    return errs
+
+
+def port_name(value: str) -> list[str]:
+    """``IsValidPortName`` (IANA_SVC_NAME)."""
+    errs = []
+    if len(value) > 15:
+        errs.append("must be no more than 15 characters")
+    if not re.fullmatch("[-a-z0-9]+", value):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search("[a-z]", value):
+        errs.append("must contain at least one letter (a-z)")
+    if "--" in value:
+        errs.append("must not contain consecutive hyphens")
+    if value and (value[0] == "-" or value[-1] == "-"):
+        errs.append("must not begin or end with a hyphen")
+    return errs
+
+
+# Which name format each kind's metadata.name must have.
+NAME_RULES: dict[str, Callable[[str], list[str]]] = {
+    "Namespace": dns1123_label,
+    "Service": dns1035_label,
+}
+
+
+# --- small typed accessors --------------------------------------------------------------------
+
+
+class _V:
+    """Collects errors; the accessors report a wrong type once and return a safe value."""
+
+    def __init__(self) -> None:
+        self.errs: Errs = []
+
+    def add(self, err: FieldError) -> None:
+        self.errs.append(err)
+
+    def obj(self, parent: Any, key: str, path: str) -> dict:
+        value = parent.get(key) if isinstance(parent, dict) else None
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(invalid(path, value, "must be an object"))
+            return {}
+        return value
+
+    def objs(self, parent: Any, key: str, path: str) -> list[tuple[str, dict]]:
+        value = parent.get(key) if isinstance(parent, dict) else None
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.add(invalid(path, value, "must be a list"))
+            return []
+        out = []
+        for i, item in enumerate(value):
+            if isinstance(item, dict):
+                out.append((f"{path}[{i}]", item))
+            else:
+                self.add(invalid(f"{path}[{i}]", item, "must be an object"))
+        return out
+
+    def string(self, parent: dict, key: str, path: str) -> str:
+        value = parent.get(key)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.add(invalid(path, value, "must be a string"))
+            return ""
+        return value
+
+    def integer(self, parent: dict, key: str, path: str) -> Optional[int]:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(invalid(path, value, "must be an integer"))
+            return None
+        return value
+
+    def non_negative(self, parent: dict, key: str, path: str) -> Optional[int]:
+        value = self.integer(parent, key, path)
+        if value is not None and value < 0:
+            self.add(invalid(path, value, "must be greater than or equal to 0"))
+        return value
+
+    def one_of(self, parent: dict, key: str, path: str, allowed: tuple[str, ...],
+               required_: bool = False) -> str:
+        value = self.string(parent, key, path)
+        if not value:
+            if required_ and parent.get(key) is None:
+                self.add(required(path))
+            elif parent.get(key) == "":
+                self.add(not_supported(path, "", allowed))
+            return value
+        if value not in allowed:
+            self.add(not_supported(path, value, allowed))
+        return value
+
+    def labels(self, value: Any, path: str) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            self.add(invalid(path, value, "must be an object"))
+            return
+        for k, v in value.items():
+            for msg in selectors.is_qualified_name(k):
+                self.add(invalid(path, k, msg))
+            if not isinstance(v, str):
+                self.add(invalid(f"{path}[{k}]", v, "must be a string"))
+                continue
+            for msg in selectors.is_valid_label_value(v):
+                self.add(invalid(path, v, msg))
+
+    def port(self, parent: dict, key: str, path: str, zero_is_missing: bool = True,
+             ) -> Optional[int]:
+        """A port number field: 1-65535. Kubernetes reports a missing (zero) container
+        port as "Required value" but a zero service port as out of range."""
+        value = self.integer(parent, key, path)
+        if value is None:
+            if key in parent:
+                return None  # the type error is already reported
+            value = 0
+        if value == 0 and zero_is_missing:
+            self.add(required(path))
+        elif not 1 <= value <= 65535:
+            self.add(invalid(path, value, PORT_RANGE_MSG))
+        return value
+
+
+# --- metadata ---------------------------------------------------------------------------------
+
+
+def validate_meta(v: _V, kind: str, obj: dict, namespaced: bool) -> None:
+    meta = v.obj(obj, "metadata", "metadata")
+    name = v.string(meta, "name", "metadata.name")
+    if not name:
+        v.add(required("metadata.name", "name or generateName is required"))
+    else:
+        for msg in NAME_RULES.get(kind, dns1123_subdomain)(name):
+            v.add(invalid("metadata.name", name, msg))
+    namespace = v.string(meta, "namespace", "metadata.namespace")
+    if namespaced:
+        if not namespace:
+            v.add(required("metadata.namespace"))
+        else:
+            for msg in dns1123_label(namespace):
+                v.add(invalid("metadata.namespace", namespace, msg))
+    elif namespace:
+        v.add(forbidden_field("metadata.namespace", "not allowed on this type"))
+    v.labels(meta.get("labels"), "metadata.labels")
+    annotations = meta.get("annotations")
+    if annotations is not None:
+        if not isinstance(annotations, dict):
+            v.add(invalid("metadata.annotations", annotations, "must be an object"))
+        else:
+            total = 0
+            for k, val in annotations.items():
+                for msg in selectors.is_qualified_name(k.lower()):
+                    v.add(invalid("metadata.annotations", k, msg))
+                if not isinstance(val, str):
+                    v.add(invalid(f"metadata.annotations[{k}]", val, "must be a string"))
+                    continue
+                total += len(k) + len(val)
+            if total > 256 * 1024:
+                v.add(FieldError("TooLong", "metadata.annotations", detail=(
+                    f"may not be more than {256 * 1024} bytes")))
+    controllers = 0
+    for path, ref in v.objs(meta, "ownerReferences", "metadata.ownerReferences"):
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if not v.string(ref, key, f"{path}.{key}"):
+                v.add(required(f"{path}.{key}"))
+        if ref.get("controller") is True:
+            controllers += 1
+    if controllers > 1:
+        v.add(invalid("metadata.ownerReferences", meta.get("ownerReferences"),
+                      "Only one reference can have Controller set to true"))
+    finalizers = meta.get("finalizers")
+    if finalizers is not None:
+        if not isinstance(finalizers, list):
+            v.add(invalid("metadata.finalizers", finalizers, "must be a list"))
+        else:
+            for i, f in enumerate(finalizers):
+                path = f"metadata.finalizers[{i}]"
+                if not isinstance(f, str) or not f:
+                    v.add(invalid(path, f, "must be a non-empty string"))
+                elif "/" not in f and f not in STANDARD_FINALIZERS:
+                    v.add(invalid(path, f, "name is neither a standard finalizer name nor "
+                                  "is it fully qualified"))
+                else:
+                    for msg in selectors.is_qualified_name(f):
+                        v.add(invalid(path, f, msg))
+
+
+# --- pod spec ---------------------------------------------------------------------------------
+
+
+def _quantity(v: _V, value: Any, path: str) -> Any:
+    try:
+        q = parse_quantity(value)
+    except (QuantityError, TypeError, ValueError, ArithmeticError):
+        v.add(invalid(path, value, _QUANTITY_MSG))
+        return None
+    if q < 0:
+        v.add(invalid(path, value, "must be greater than or equal to 0"))
+    return q
+
+
+def _resources(v: _V, c: dict, path: str) -> None:
+    res = v.obj(c, "resources", f"{path}.resources")
+    parsed: dict[str, dict[str, Any]] = {}
+    for kind in ("limits", "requests"):
+        values = v.obj(res, kind, f"{path}.resources.{kind}")
+        parsed[kind] = {name: _quantity(v, q, f"{path}.resources.{kind}[{name}]")
+                        for name, q in values.items()}
+    for name, req in parsed["requests"].items():
+        lim = parsed["limits"].get(name)
+        if req is not None and lim is not None and req > lim:
+            v.add(invalid(f"{path}.resources.requests", res["requests"][name],
+                          f"must be less than or equal to {name} limit of "
+                          f"{res['limits'][name]}"))
+
+
+def _container(v: _V, c: dict, path: str, volumes: set[str], for_pod: bool) -> None:
+    name = v.string(c, "name", f"{path}.name")
+    if not name:
+        v.add(required(f"{path}.name"))
+    else:
+        for msg in dns1123_label(name):
+            v.add(invalid(f"{path}.name", name, msg))
+    image = v.string(c, "image", f"{path}.image")
+    if for_pod and not image.strip():
+        v.add(required(f"{path}.image"))
+    v.one_of(c, "imagePullPolicy", f"{path}.imagePullPolicy",
+             ("Always", "IfNotPresent", "Never"))
+    v.one_of(c, "terminationMessagePolicy", f"{path}.terminationMessagePolicy",
+             ("File", "FallbackToLogsOnError"))
+    port_names: set[str] = set()
+    for ppath, port in v.objs(c, "ports", f"{path}.ports"):
+        v.port(port, "containerPort", f"{ppath}.containerPort")
+        host_port = v.integer(port, "hostPort", f"{ppath}.hostPort")
+        if host_port and not 1 <= host_port <= 65535:
+            v.add(invalid(f"{ppath}.hostPort", host_port, PORT_RANGE_MSG))
+        v.one_of(port, "protocol", f"{ppath}.protocol", ("SCTP", "TCP", "UDP"))
+        pname = v.string(port, "name", f"{ppath}.name")
+        if pname:
+            for msg in port_name(pname):
+                v.add(invalid(f"{ppath}.name", pname, msg))
+            if pname in port_names:
+                v.add(duplicate(f"{ppath}.name", pname))
+            port_names.add(pname)
+    for epath, env in v.objs(c, "env", f"{path}.env"):
+        ename = v.string(env, "name", f"{epath}.name")
+        if not ename:
+            v.add(required(f"{epath}.name"))
+        elif not _ENV_RE.fullmatch(ename):
+            v.add(invalid(f"{epath}.name", ename, _regex_msg(
+                "a valid environment variable name must consist of alphabetic characters, "
+                "digits, '_', '-', or '.', and must not start with a digit",
+                _ENV_FMT, "my.env-name", "MY_ENV.NAME", "MyEnvName1")))
+        if env.get("value") and env.get("valueFrom") is not None:
+            v.add(invalid(f"{epath}.valueFrom", "",
+                          "may not be specified when `value` is not empty"))
+    _resources(v, c, path)
+    for mpath, mount in v.objs(c, "volumeMounts", f"{path}.volumeMounts"):
+        mname = v.string(mount, "name", f"{mpath}.name")
+        if not mname:
+            v.add(required(f"{mpath}.name"))
+        elif mname not in volumes:
+            v.add(field_not_found(f"{mpath}.name", mname))
+        if not v.string(mount, "mountPath", f"{mpath}.mountPath"):
+            v.add(required(f"{mpath}.mountPath"))
+
+
+def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
+                      restart_policies: tuple[str, ...] = ("Always", "OnFailure", "Never"),
+                      ) -> None:
+    if not isinstance(spec, dict):
+        v.add(required(path) if spec is None else invalid(path, spec, "must be an object"))
+        return
+    volumes: set[str] = set()
+    for vpath, vol in v.objs(spec, "volumes", f"{path}.volumes"):
+        vname = v.string(vol, "name", f"{vpath}.name")
+        if not vname:
+            v.add(required(f"{vpath}.name"))
+            continue
+        for msg in dns1123_label(vname):
+            v.add(invalid(f"{vpath}.name", vname, msg))
+        if vname in volumes:
+            v.add(duplicate(f"{vpath}.name", vname))
+        volumes.add(vname)
+    names: set[str] = set()
+    for key in ("initContainers", "containers"):
+        for cpath, c in v.objs(spec, key, f"{path}.{key}"):
+            _container(v, c, cpath, volumes, for_pod)
+            cname = c.get("name")
+            if isinstance(cname, str) and cname:
+                if cname in names:
+                    v.add(duplicate(f"{cpath}.name", cname))
+                names.add(cname)
+    policy = spec.get("restartPolicy")
+    if policy is None or policy == "":
+        if restart_policies != ("Always", "OnFailure", "Never"):
+            v.add(required(f"{path}.restartPolicy", "valid values: " + ", ".join(
+                f'"{p}"' for p in restart_policies)))
+    else:
+        v.one_of(spec, "restartPolicy", f"{path}.restartPolicy", restart_policies)
+    v.one_of(spec, "dnsPolicy", f"{path}.dnsPolicy",
+             ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"))
+    v.non_negative(spec, "terminationGracePeriodSeconds", f"{path}.terminationGracePeriodSeconds")
+    deadline = v.integer(spec, "activeDeadlineSeconds", f"{path}.activeDeadlineSeconds")
+    if deadline is not None and deadline <= 0:
+        v.add(invalid(f"{path}.activeDeadlineSeconds", deadline,
+                      "must be between 1 and 2147483647, inclusive"))
+    node = v.string(spec, "nodeName", f"{path}.nodeName")
+    if node:
+        for msg in dns1123_subdomain(node):
+            v.add(invalid(f"{path}.nodeName", node, msg))
+    v.labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    for tpath, tol in v.objs(spec, "tolerations", f"{path}.tolerations"):
+        v.one_of(tol, "operator", f"{tpath}.operator", ("Equal", "Exists"))
+        v.one_of(tol, "effect", f"{tpath}.effect", ("NoSchedule", "PreferNoSchedule",
+                                                      "NoExecute"))
+
+
+def _check_containers_present(v: _V, spec: Any, path: str) -> None:
+    if isinstance(spec, dict) and not spec.get("containers"):
+        v.add(required(f"{path}.containers"))
+
+
+def validate_pod(v: _V, obj: dict) -> None:
+    spec = obj.get("spec")
+    _check_containers_present(v, spec, "spec")
+    validate_pod_spec(v, spec, "spec")
+
+
+_POD_UPDATE_MSG = ("pod updates may not change fields other than `spec.containers[*].image`,"
+                   "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                   "`spec.tolerations` (only additions to existing tolerations),"
+                   "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was "
+                   "previously negative)")
+
+
+def validate_pod_update(v: _V, new: dict, old: dict) -> None:
+    new_spec, old_spec = new.get("spec"), old.get("spec")
+    if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
+        return
+    # Copy the mutable fields from the old spec; what still differs was not allowed.
+    probe = dict(new_spec)
+    for key in ("containers", "initContainers"):
+        new_cs, old_cs = new_spec.get(key), old_spec.get(key)
+        if isinstance(new_cs, list) and isinstance(old_cs, list) and len(new_cs) == len(old_cs):
+            probe[key] = [dict(n, image=o.get("image")) if isinstance(n, dict) and
+                          isinstance(o, dict) else n for n, o in zip(new_cs, old_cs)]
+    for key in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
+        probe.pop(key, None)
+    old_probe = {k: val for k, val in old_spec.items()
+                 if k not in ("activeDeadlineSeconds", "terminationGracePeriodSeconds")}
+    old_tols = old_spec.get("tolerations") or []
+    new_tols = new_spec.get("tolerations") or []
+    if isinstance(new_tols, list) and all(t in new_tols for t in old_tols):
+        probe.pop("tolerations", None)
+        old_probe.pop("tolerations", None)
+    if probe != old_probe:
+        v.add(forbidden_field("spec", _POD_UPDATE_MSG))
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+
+
+def validate_service(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    svc_type = v.one_of(spec, "type", "spec.type", SERVICE_TYPES)
+    cluster_ip = v.string(spec, "clusterIP", "spec.clusterIP")
+    if svc_type == "ExternalName":
+        if cluster_ip:
+            v.add(forbidden_field("spec.clusterIP", "may not be set for ExternalName services"))
+        ext = v.string(spec, "externalName", "spec.externalName")
+        if not ext:
+            v.add(required("spec.externalName"))
+        else:
+            for msg in dns1123_subdomain(ext.rstrip(".")):
+                v.add(invalid("spec.externalName", ext, msg))
+    elif cluster_ip and cluster_ip != "None":
+        try:
+            ipaddress.IPv4Address(cluster_ip)
+        except ValueError:
+            v.add(invalid("spec.clusterIP", cluster_ip, IP_MSG))
+    elif cluster_ip == "None" and svc_type in ("NodePort", "LoadBalancer"):
+        v.add(invalid("spec.clusterIP", cluster_ip,
+                      f"may not be set to 'None' for {svc_type} services"))
+    ports = v.objs(spec, "ports", "spec.ports")
+    if not ports and svc_type != "ExternalName" and cluster_ip != "None":
+        v.add(required("spec.ports"))
+    names: set[str] = set()
+    seen: set[tuple[Any, Any]] = set()
+    for path, port in ports:
+        pname = v.string(port, "name", f"{path}.name")
+        if len(ports) > 1 and not pname:
+            v.add(required(f"{path}.name"))
+        if pname:
+            for msg in dns1123_label(pname):
+                v.add(invalid(f"{path}.name", pname, msg))
+            if pname in names:
+                v.add(duplicate(f"{path}.name", pname))
+            names.add(pname)
+        number = v.port(port, "port", f"{path}.port", zero_is_missing=False)
+        protocol = v.one_of(port, "protocol", f"{path}.protocol", ("SCTP", "TCP", "UDP"))
+        if (number, protocol) in seen:
+            v.add(duplicate(path, {"port": number, "protocol": protocol}))
+        seen.add((number, protocol))
+        target = port.get("targetPort")
+        if isinstance(target, bool) or (target is not None
+                                        and not isinstance(target, (int, str))):
+            v.add(invalid(f"{path}.targetPort", target, "must be an integer or a string"))
+        elif isinstance(target, int) and not 1 <= target <= 65535:
+            v.add(invalid(f"{path}.targetPort", target, PORT_RANGE_MSG))
+        elif isinstance(target, str) and target:
+            for msg in port_name(target):
+                v.add(invalid(f"{path}.targetPort", target, msg))
+        node_port = v.integer(port, "nodePort", f"{path}.nodePort")
+        if node_port and svc_type not in ("NodePort", "LoadBalancer"):
+            v.add(forbidden_field(f"{path}.nodePort",
+                                  f"may not be used when `type` is '{svc_type}'"))
+    selector = spec.get("selector")
+    if selector is not None:
+        v.labels(selector, "spec.selector")
+    v.one_of(spec, "sessionAffinity", "spec.sessionAffinity", ("ClientIP", "None"))
+    if spec.get("externalTrafficPolicy") is not None:
+        if svc_type not in ("NodePort", "LoadBalancer"):
+            v.add(invalid("spec.externalTrafficPolicy", spec["externalTrafficPolicy"],
+                          "may only be set when `type` is 'NodePort' or 'LoadBalancer'"))
+        else:
+            v.one_of(spec, "externalTrafficPolicy", "spec.externalTrafficPolicy",
+                     ("Cluster", "Local"))
+    v.one_of(spec, "internalTrafficPolicy", "spec.internalTrafficPolicy", ("Cluster", "Local"))
+
+
+def validate_service_update(v: _V, new: dict, old: dict) -> None:
+    old_ip = (old.get("spec") or {}).get("clusterIP")
+    new_spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    if old_ip and new_spec.get("type") != "ExternalName" and \
+            (old.get("spec") or {}).get("type") != "ExternalName" and \
+            new_spec.get("clusterIP") != old_ip:
+        v.add(invalid("spec.clusterIP", new_spec.get("clusterIP", ""), "field is immutable"))
+
+
+# --- workloads --------------------------------------------------------------------------------
+
+
+def _selector_and_template(v: _V, spec: dict, what: str, empty_msg: str,
+                           restart_policies: tuple[str, ...]) -> None:
+    selector = spec.get("selector")
+    if selector is None:
+        v.add(required("spec.selector"))
+    elif not isinstance(selector, dict):
+        v.add(invalid("spec.selector", selector, "must be an object"))
+        selector = None
+    elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
+        v.add(invalid("spec.selector", selector, empty_msg))
+        selector = None
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        v.add(required("spec.template") if template is None
+              else invalid("spec.template", template, "must be an object"))
+        return
+    tmeta = v.obj(template, "metadata", "spec.template.metadata")
+    labels = tmeta.get("labels")
+    v.labels(labels, "spec.template.metadata.labels")
+    if selector is not None:
+        try:
+            sel = selectors.label_selector_from_object(selector)
+        except selectors.SelectorError as err:
+            v.add(invalid("spec.selector", selector, str(err)))
+        else:
+            if not sel.matches(labels if isinstance(labels, dict) else {}):
+                v.add(invalid("spec.template.metadata.labels", labels or {},
+                              "`selector` does not match template `labels`"))
+    validate_pod_spec(v, template.get("spec"), "spec.template.spec", for_pod=False,
+                      restart_policies=restart_policies)
+    _check_containers_present(v, template.get("spec"), "spec.template.spec")
+
+
+def _int_or_percent(v: _V, parent: dict, key: str, path: str) -> Optional[float]:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        v.add(invalid(path, value, "must be an integer or percentage"))
+        return None
+    if isinstance(value, str):
+        if not _PERCENT_RE.fullmatch(value):
+            v.add(invalid(path, value, _regex_msg(
+                "a valid percent string must be a numeric string followed by an ending '%'",
+                "[0-9]+%", "1%", "93%")))
+            return None
+        return float(value[:-1])
+    if value < 0:
+        v.add(invalid(path, value, "must be greater than or equal to 0"))
+    return float(value)
+
+
+def validate_deployment(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    v.non_negative(spec, "replicas", "spec.replicas")
+    _selector_and_template(v, spec, "deployment", "empty selector is invalid for deployment",
+                           ("Always",))
+    strategy = v.obj(spec, "strategy", "spec.strategy")
+    stype = v.one_of(strategy, "type", "spec.strategy.type", ("Recreate", "RollingUpdate"))
+    rolling = strategy.get("rollingUpdate")
+    if stype == "Recreate" and rolling is not None:
+        v.add(forbidden_field("spec.strategy.rollingUpdate",
+                              "may not be specified when strategy `type` is 'Recreate'"))
+    elif isinstance(rolling, dict):
+        path = "spec.strategy.rollingUpdate"
+        unavailable = _int_or_percent(v, rolling, "maxUnavailable", f"{path}.maxUnavailable")
+        surge = _int_or_percent(v, rolling, "maxSurge", f"{path}.maxSurge")
+        if unavailable == 0 and surge == 0:
+            v.add(invalid(f"{path}.maxUnavailable", rolling.get("maxUnavailable"),
+                          "may not be 0 when `maxSurge` is 0"))
+        if isinstance(rolling.get("maxUnavailable"), str) and unavailable and unavailable > 100:
+            v.add(invalid(f"{path}.maxUnavailable", rolling["maxUnavailable"],
+                          "must not be greater than 100%"))
+    v.non_negative(spec, "revisionHistoryLimit", "spec.revisionHistoryLimit")
+    min_ready = v.non_negative(spec, "minReadySeconds", "spec.minReadySeconds") or 0
+    deadline = v.integer(spec, "progressDeadlineSeconds", "spec.progressDeadlineSeconds")
+    if deadline is not None and deadline <= min_ready:
+        v.add(invalid("spec.progressDeadlineSeconds", deadline,
+                      "must be greater than minReadySeconds"))
+
+
+def validate_replicaset(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    v.non_negative(spec, "replicas", "spec.replicas")
+    v.non_negative(spec, "minReadySeconds", "spec.minReadySeconds")
+    _selector_and_template(v, spec, "replicaset", "empty selector is invalid for deployment",
+                           ("Always",))
+
+
+def _immutable(v: _V, new: dict, old: dict, *path: str) -> None:
+    n, o = new, old
+    for p in path:
+        n = n.get(p) if isinstance(n, dict) else None
+        o = o.get(p) if isinstance(o, dict) else None
+    if n != o:
+        v.add(invalid(".".join(path), n, "field is immutable"))
+
+
+def validate_job(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    for key in ("parallelism", "completions", "backoffLimit"):
+        v.non_negative(spec, key, f"spec.{key}")
+    deadline = v.integer(spec, "activeDeadlineSeconds", "spec.activeDeadlineSeconds")
+    if deadline is not None and deadline <= 0:
+        v.add(invalid("spec.activeDeadlineSeconds", deadline, "must be greater than 0"))
+    mode = v.one_of(spec, "completionMode", "spec.completionMode", ("NonIndexed", "Indexed"))
+    if mode == "Indexed" and spec.get("completions") is None:
+        v.add(required("spec.completions", "when completion mode is Indexed"))
+    _selector_and_template(v, spec, "job", "empty selector is invalid for job",
+                           ("OnFailure", "Never"))
+
+
+def validate_job_update(v: _V, new: dict, old: dict) -> None:
+    _immutable(v, new, old, "spec", "selector")
+    _immutable(v, new, old, "spec", "template")
+    _immutable(v, new, old, "spec", "completions")
+
+
+def validate_hpa(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    ref = v.obj(spec, "scaleTargetRef", "spec.scaleTargetRef")
+    for key in ("kind", "name"):
+        if not v.string(ref, key, f"spec.scaleTargetRef.{key}"):
+            v.add(required(f"spec.scaleTargetRef.{key}"))
+    min_replicas = v.integer(spec, "minReplicas", "spec.minReplicas")
+    if min_replicas is not None and min_replicas < 1:
+        v.add(invalid("spec.minReplicas", min_replicas, "must be greater than or equal to 1"))
+    max_replicas = v.integer(spec, "maxReplicas", "spec.maxReplicas")
+    if max_replicas is None:
+        v.add(required("spec.maxReplicas"))
+    elif max_replicas < 1:
+        v.add(invalid("spec.maxReplicas", max_replicas, "must be greater than 0"))
+    elif min_replicas is not None and max_replicas < min_replicas:
+        v.add(invalid("spec.maxReplicas", max_replicas,
+                      "must be greater than or equal to `minReplicas`"))
+    for path, metric in v.objs(spec, "metrics", "spec.metrics"):
+        mtype = v.one_of(metric, "type", f"{path}.type", (
+            "ContainerResource", "External", "Object", "Pods", "Resource"), required_=True)
+        if mtype == "Resource":
+            res = v.obj(metric, "resource", f"{path}.resource")
+            if not v.string(res, "name", f"{path}.resource.name"):
+                v.add(required(f"{path}.resource.name"))
+            target = v.obj(res, "target", f"{path}.resource.target")
+            ttype = v.one_of(target, "type", f"{path}.resource.target.type",
+                             ("AverageValue", "Utilization", "Value"), required_=True)
+            if ttype == "Utilization":
+                util = v.integer(target, "averageUtilization",
+                                 f"{path}.resource.target.averageUtilization")
+                if util is None:
+                    v.add(required(f"{path}.resource.target.averageUtilization"))
+                elif util <= 0:
+                    v.add(invalid(f"{path}.resource.target.averageUtilization", util,
+                                  "must be greater than 0"))
+
+
+# --- cluster objects --------------------------------------------------------------------------
+
+
+def validate_node(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    cidr = v.string(spec, "podCIDR", "spec.podCIDR")
+    if cidr:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            v.add(invalid("spec.podCIDR", cidr, "must be a valid CIDR value, (e.g. 10.9.8.0/24 "
+                          "or 2001:db8::/64)"))
+
+
+def validate_endpoints(v: _V, obj: dict) -> None:
+    for spath, subset in v.objs(obj, "subsets", "subsets"):
+        for key in ("addresses", "notReadyAddresses"):
+            for apath, addr in v.objs(subset, key, f"{spath}.{key}"):
+                ip = v.string(addr, "ip", f"{apath}.ip")
+                try:
+                    ipaddress.ip_address(ip)
+                except ValueError:
+                    v.add(invalid(f"{apath}.ip", ip, IP_MSG))
+        ports = v.objs(subset, "ports", f"{spath}.ports")
+        for ppath, port in ports:
+            v.port(port, "port", f"{ppath}.port", zero_is_missing=False)
+            v.one_of(port, "protocol", f"{ppath}.protocol", ("SCTP", "TCP", "UDP"))
+            if len(ports) > 1 and not port.get("name"):
+                v.add(required(f"{ppath}.name"))
+
+
+def validate_event(v: _V, obj: dict) -> None:
+    involved = v.obj(obj, "involvedObject", "involvedObject")
+    ns = (obj.get("metadata") or {}).get("namespace")
+    inv_ns = involved.get("namespace")
+    if inv_ns and ns and inv_ns != ns:
+        v.add(invalid("involvedObject.namespace", inv_ns, "does not match event.namespace"))
+
+
+def validate_lease(v: _V, obj: dict) -> None:
+    spec = v.obj(obj, "spec", "spec")
+    duration = v.integer(spec, "leaseDurationSeconds", "spec.leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        v.add(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
+
+
+_VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
+    "Pod": validate_pod,
+    "Service": validate_service,
+    "Deployment": validate_deployment,
+    "ReplicaSet": validate_replicaset,
+    "Job": validate_job,
+    "HorizontalPodAutoscaler": validate_hpa,
+    "Node": validate_node,
+    "Endpoints": validate_endpoints,
+    "Event": validate_event,
+    "Lease": validate_lease,
+}
+
+_UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
+    "Pod": validate_pod_update,
+    "Service": validate_service_update,
+    "Deployment": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
+    "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
+    "Job": validate_job_update,
+}
+
+
+def validate(kind: str, obj: dict, namespaced: bool) -> Errs:
+    """Every problem with ``obj`` as a new object of ``kind``; empty when valid."""
+    v = _V()
+    validate_meta(v, kind, obj, namespaced)
+    check = _VALIDATORS.get(kind)
+    if check is not None:
+        check(v, obj)
+    return v.errs
+
+
+def validate_update(kind: str, new: dict, old: dict, namespaced: bool) -> Errs:
+    """Problems with replacing ``old`` by ``new``: the object rules plus immutability."""
+    v = _V()
+    v.errs.extend(validate(kind, new, namespaced))
+    check = _UPDATE_VALIDATORS.get(kind)
+    if check is not None:
+        check(v, new, old)
+    return v.errs
+
+
+def validate_status_update(kind: str, new: dict, old: dict, namespaced: bool) -> Errs:
+    """A status write: metadata is checked (spec is the old, already valid one)."""
+    v = _V()
+    validate_meta(v, kind, new, namespaced)
+    return v.errs

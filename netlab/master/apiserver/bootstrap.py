@@ -1,0 +1,79 @@
+"""The objects every cluster starts with, created by the API server at startup.
+
+As kube-apiserver does, netlab's API server makes sure that these exist:
+
+* the namespaces ``default``, ``kube-system``, ``kube-public`` and
+  ``kube-node-lease``;
+* the ``default/kubernetes`` Service, on the first address of the service
+  subnet, port 443 to the API server's port;
+* when the advertised address is known, the ``default/kubernetes`` Endpoints
+  pointing at it (kube-apiserver's endpoint reconciler), so that pods reach the
+  API through the Service like in Kubernetes.
+
+Existing objects are left as they are (except the Endpoints, which follow the
+address), so a restart changes nothing.
+"""
+
+from __future__ import annotations
+
+from netlab.api import errors, resources
+from netlab.master.apiserver.config import Config
+from netlab.master.apiserver.storage import Registry
+
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _resource(kind: str) -> resources.Resource:
+    res = resources.by_kind(kind)
+    assert res is not None, kind
+    return res
+
+
+async def _create_if_missing(registry: Registry, kind: str, namespace: str | None,
+                             obj: dict) -> None:
+    res = _resource(kind)
+    key = registry.key(res, namespace, obj["metadata"]["name"])
+    # Look first: creating a Service allocates its IP before the store says "exists".
+    if await registry.store.aget(key) is not None:
+        return
+    try:
+        await registry.create(res, namespace, obj)
+    except errors.APIError as err:
+        if err.reason != "AlreadyExists":
+            raise
+
+
+def kubernetes_service(config: Config, first_ip: str) -> dict:
+    return {
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": first_ip, "sessionAffinity": "None",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                            "targetPort": config.advertise_port}]},
+    }
+
+
+def kubernetes_endpoints(config: Config) -> dict:
+    return {
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": config.advertise_address}],
+                     "ports": [{"name": "https", "port": config.advertise_port,
+                                "protocol": "TCP"}]}],
+    }
+
+
+async def ensure_initial_objects(registry: Registry, config: Config) -> None:
+    for name in INITIAL_NAMESPACES:
+        await _create_if_missing(registry, "Namespace", None, {"metadata": {"name": name}})
+    await _create_if_missing(registry, "Service", "default",
+                             kubernetes_service(config, registry.allocator.ips.first()))
+    if config.advertise_address:
+        wanted = kubernetes_endpoints(config)
+
+        def replace(old: dict) -> dict:
+            old["subsets"] = wanted["subsets"]
+            return old
+
+        await registry.update(_resource("Endpoints"), "default", "kubernetes", replace,
+                              create=lambda: kubernetes_endpoints(config))

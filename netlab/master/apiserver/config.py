@@ -1,0 +1,107 @@
+"""The API server's settings, and the hook through which it reaches kubelets for logs.
+
+``Config`` is what the process entry point (``__main__``) builds from its
+command line and hands to :func:`netlab.master.apiserver.app.make_app`. It is
+plain data: the app never reads the environment or files on its own.
+
+``log_fetcher`` is how ``GET pods/<name>/log`` reaches the kubelet of the
+pod's node. The API server resolves the pod, the container and the Node
+object, then awaits ``log_fetcher(LogRequest)``, which returns an async
+iterator of byte chunks (connecting first, so a refused connection is an
+exception before any byte of the response is sent). Until one is configured
+the API server answers log requests with a clear 400.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+
+@dataclass(frozen=True)
+class LogRequest:
+    """One ``pods/log`` request, resolved: the pod and its Node object, the container,
+    and kubectl's log options (``None`` = not given)."""
+
+    pod: dict
+    node: Optional[dict]
+    container: str
+    follow: bool = False
+    previous: bool = False
+    timestamps: bool = False
+    tail_lines: Optional[int] = None
+    since_seconds: Optional[int] = None
+    since_time: Optional[str] = None
+    limit_bytes: Optional[int] = None
+
+    @property
+    def namespace(self) -> str:
+        return (self.pod.get("metadata") or {}).get("namespace", "")
+
+    @property
+    def pod_name(self) -> str:
+        return (self.pod.get("metadata") or {}).get("name", "")
+
+    @property
+    def node_name(self) -> str:
+        return (self.pod.get("spec") or {}).get("nodeName", "")
+
+
+class LogUnavailable(Exception):
+    """Raised by a log fetcher when the kubelet cannot serve the logs (not running,
+    unreachable, container not started). The message is shown to the user."""
+
+    def __init__(self, message: str, code: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+LogFetcher = Callable[[LogRequest], Awaitable[AsyncIterator[bytes]]]
+
+
+@dataclass
+class Config:
+    """Settings of one API server.
+
+    ``tokens`` are the bearer tokens accepted on TCP listeners; requests that
+    arrive over a unix socket are trusted (the socket's mode is the access
+    control). With no tokens every TCP request except the public health and
+    version endpoints is refused with 401.
+    """
+
+    service_subnet: ipaddress.IPv4Network = field(
+        default_factory=lambda: ipaddress.IPv4Network("10.96.0.0/16"))
+    node_port_range: tuple[int, int] = (30000, 32767)  # inclusive, as --service-node-port-range
+    tokens: set[str] = field(default_factory=set)
+    max_body: int = 3 * 1024 * 1024
+    git_version: str = "v1.31.0-netlab"
+    # Where clients reach this API server: the endpoints of default/kubernetes and
+    # /api's serverAddressByClientCIDRs. None leaves both unset.
+    advertise_address: Optional[str] = None
+    advertise_port: int = 6443
+    log_fetcher: Optional[LogFetcher] = None
+    # Stand-ins for controllers that arrive later: the garbage collector (cascading
+    # deletes, orphan/foreground finalizers) and the namespace controller (emptying a
+    # Terminating namespace). Turn off once the controller manager runs them.
+    builtin_gc: bool = True
+    builtin_namespace_deleter: bool = True
+    # Watches: how often idle streams get a BOOKMARK (when the client allows them), and
+    # the server-side timeout range for watches that set no timeoutSeconds.
+    bookmark_interval: float = 5.0
+    watch_timeout_range: tuple[float, float] = (1800.0, 3600.0)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.service_subnet, ipaddress.IPv4Network):
+            self.service_subnet = ipaddress.IPv4Network(self.service_subnet)
+        low, high = self.node_port_range
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"invalid node port range {low}-{high}")
+        if self.service_subnet.num_addresses < 8:
+            raise ValueError(f"service subnet {self.service_subnet} is too small")
+        self.tokens = set(self.tokens)
+
+
+# The name the process entry point (``__main__``) uses.
+APIServerConfig = Config

@@ -1,0 +1,160 @@
+"""The server stays up under hostile input: random and truncated bodies, headers,
+paths, query strings, content types and methods (fixed seed, bounded in time),
+and afterwards still answers /readyz and serves a correct list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Optional
+
+from apiserver_kit import PODS, TOKEN, deployment, pod, service
+
+SEED = 20240611
+REQUESTS = 2500
+BUDGET = 25.0  # seconds; the loop stops early rather than slowing the suite
+
+PATHS = [
+    "/", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/version", "/healthz", "/openapi/v3",
+    "/api/v1/pods", PODS, f"{PODS}/fuzz", f"{PODS}/fuzz/status", f"{PODS}/fuzz/log",
+    f"{PODS}/fuzz/binding", "/api/v1/namespaces", "/api/v1/namespaces/fuzz",
+    "/api/v1/namespaces/default/services", "/api/v1/nodes/n1",
+    "/apis/apps/v1/namespaces/default/deployments/fuzz/scale",
+    "/apis/apps/v1/namespaces/default/deployments", "/apis/batch/v1/namespaces/x/jobs",
+    "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
+    "/api/v1/watch/namespaces/default/pods", "/api/v1/namespaces/%2e%2e/pods",
+    "/api/v1/namespaces/default/pods/a%00b", "/apis/apps", "/api/v1/namespaces//pods",
+]
+METHODS = ["GET"] * 6 + ["POST"] * 4 + ["PUT"] * 3 + ["PATCH"] * 4 + ["DELETE"] * 2 + [
+    "OPTIONS", "PROPFIND", "HEAD"]
+# Paths and bodies that fit each other, so that many requests get past routing.
+COHERENT = [
+    ("POST", PODS, 0), ("PUT", f"{PODS}/fuzz", 0), ("PATCH", f"{PODS}/fuzz", 4),
+    ("PUT", f"{PODS}/fuzz/status", 0), ("POST", f"{PODS}/fuzz/binding", 6),
+    ("POST", "/apis/apps/v1/namespaces/default/deployments", 1),
+    ("PATCH", "/apis/apps/v1/namespaces/default/deployments/fuzz", 5),
+    ("PATCH", "/apis/apps/v1/namespaces/default/deployments/fuzz/scale", 4),
+    ("POST", "/api/v1/namespaces/default/services", 2), ("POST", "/api/v1/namespaces", 3),
+    ("DELETE", f"{PODS}/fuzz", 3), ("DELETE", "/api/v1/namespaces/fuzz", 3),
+]
+CONTENT_TYPES = ["application/json", "application/yaml", "application/merge-patch+json",
+                 "application/strategic-merge-patch+json", "application/json-patch+json",
+                 "application/apply-patch+yaml", "text/plain", "", "application/x-www-form"]
+ACCEPTS = ["application/json", "application/yaml", "*/*", "application/vnd.kubernetes.protobuf",
+           "application/json;as=Table;v=v1;g=meta.k8s.io", "text/html", ";;;",
+           "application/json;q=x",
+           "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io"]
+QUERY_KEYS = ["watch", "labelSelector", "fieldSelector", "limit", "continue", "resourceVersion",
+              "timeoutSeconds", "dryRun", "gracePeriodSeconds", "propagationPolicy",
+              "fieldValidation", "includeObject", "resourceVersionMatch", "container",
+              "tailLines", "pretty", "allowWatchBookmarks", "sendInitialEvents"]
+QUERY_VALUES = ["", "1", "0", "-1", "true", "All", "x=y", "!(", "a in (b", "9" * 30, "Strict",
+                "Foreground", "\u00e9", "%zz", "1.5", "spec.nodeName=n", "Object", "Exact"]
+SEEDS = [pod("fuzz"), deployment("fuzz"), service("fuzz"), {"metadata": {"name": "fuzz"}},
+         {"spec": {"replicas": 2}}, [{"op": "add", "path": "/metadata/labels/x", "value": "y"}],
+         {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "fuzz"},
+          "target": {"name": "n1"}}]
+
+
+def mutate(rng: random.Random, value: object, depth: int = 0) -> object:
+    """A random structural mutation of a JSON value."""
+    choice = rng.random()
+    if depth > 6 or choice < 0.1:
+        return rng.choice([None, 0, -1, 2**70, 1.5, "", "x" * rng.randint(0, 300), True, [],
+                           {}, "None", "../..", {"$patch": "delete"}])
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if rng.random() < 0.1:
+                continue
+            out[k if rng.random() > 0.05 else k + "x"] = mutate(rng, v, depth + 1)
+        if rng.random() < 0.1:
+            out[rng.choice(["metadata", "spec", "status", "kind", "apiVersion", "zz"])] = \
+                mutate(rng, {}, depth + 1)
+        return out
+    if isinstance(value, list):
+        return [mutate(rng, v, depth + 1) for v in value if rng.random() > 0.1]
+    return value if rng.random() < 0.7 else mutate(rng, None, depth + 7)
+
+
+def random_body(rng: random.Random, seed: Optional[int] = None) -> bytes:
+    kind = rng.random()
+    if kind < 0.15:
+        return bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))
+    value = SEEDS[seed] if seed is not None else rng.choice(SEEDS)
+    if seed is not None and rng.random() < 0.3:
+        return json.dumps(value).encode()  # intact, so some writes succeed
+    text = json.dumps(mutate(rng, value)).encode()
+    if kind < 0.35:
+        return text[:rng.randint(0, len(text))]  # truncated
+    if kind < 0.4:
+        return b"a: &x [1]\nb: *x\n" if rng.random() < 0.5 else b"- !!binary aGk=\n"
+    return text
+
+
+def generate(rng: random.Random) -> list[tuple[str, str, dict, dict, bytes]]:
+    """The requests, drawn up front so the run is the same whatever the timing."""
+    requests = []
+    for _ in range(REQUESTS):
+        seed = None
+        if rng.random() < 0.5:
+            method, path, seed = rng.choice(COHERENT)
+        else:
+            method, path = rng.choice(METHODS), rng.choice(PATHS)
+        params = {}
+        for _ in range(rng.randint(0, 3)):
+            params[rng.choice(QUERY_KEYS)] = rng.choice(QUERY_VALUES)
+        if "watch" in path or params.get("watch") not in (None, "0", "false"):
+            params["timeoutSeconds"] = "1"  # keep watches short
+        headers = {"Accept": rng.choice(ACCEPTS)}
+        if rng.random() < 0.9:
+            headers["Authorization"] = f"Bearer {TOKEN}"
+        body = random_body(rng, seed) if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+        if body or rng.random() < 0.5:
+            headers["Content-Type"] = rng.choice(CONTENT_TYPES)
+        requests.append((method, path, params, headers, body))
+    return requests
+
+
+async def test_fuzz(api, memory_store):
+    requests = generate(random.Random(SEED))
+    async with api(memory_store, max_body=64 * 1024) as c:
+        await c.ok("POST", "/api/v1/nodes", {"metadata": {"name": "n1"}})
+        deadline = time.monotonic() + BUDGET
+        statuses: dict[int, int] = {}
+        sent = 0
+        limit = asyncio.Semaphore(16)  # concurrent, so one-second watches overlap
+
+        async def send(method: str, path: str, params: dict, headers: dict,
+                       body: bytes) -> None:
+            nonlocal sent
+            async with limit:
+                if time.monotonic() > deadline:
+                    return
+                try:
+                    async with c.raw.request(method, path, params=params, data=body,
+                                             headers=headers, timeout=10) as resp:
+                        await resp.read()
+                        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+                except Exception as err:  # a transport error would mean the server broke
+                    if method != "HEAD":
+                        raise AssertionError(f"{method} {path} {params}: {err!r}") from err
+                sent += 1
+
+        await asyncio.gather(*(send(*r) for r in requests))
+        print("fuzz statuses", sorted(statuses.items()))
+        assert sent >= 500, sent
+        assert statuses.get(500, 0) == 0, statuses
+        # Still healthy, and lists are still right.
+        async with c.raw.get("/readyz") as resp:
+            assert resp.status == 200 and await resp.text() == "ok"
+        await c.ok("POST", PODS, pod("after-fuzz"))
+        listing = await c.ok("GET", PODS)
+        names = [i["metadata"]["name"] for i in listing["items"]]
+        assert "after-fuzz" in names and names == sorted(names)
+        assert listing["metadata"]["resourceVersion"] == str(memory_store.current_revision())
+        for item in listing["items"]:
+            status, got = await c.get(f"{PODS}/{item['metadata']['name']}")
+            assert status == 200 and got == item
