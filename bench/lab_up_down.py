@@ -96,11 +96,11 @@ def bench(label: str, data: dict | Path, runs: int, directory: Path) -> None:
         path.write_text(yaml.safe_dump({**data, "name": name}))
         plan = plan_lab(load_topology(path))
         try:
-            ups.append(timed(lambda: lifecycle.up(path)))  # noqa: B023 (called at once)
+            ups.append(timed(lambda: lifecycle.up(path, control_plane=False)))  # noqa: B023 (called at once)
         finally:
             downs.append(timed(lambda: lifecycle.down(name)))  # noqa: B023
         try:
-            cli_ups.append(run_script([[*netlab, "up", "-q", str(path)]]))
+            cli_ups.append(run_script([[*netlab, "up", "-q", "--network-only", str(path)]]))
         finally:
             cli_downs.append(run_script([[*netlab, "down", "-q", name]]))
         up_cmds, down_cmds = iproute2_script(plan)

@@ -41,6 +41,7 @@ def sweep_test_leftovers():
     from netlab.kernel.processes import is_running
     from netlab.lab import lifecycle, network
     from netlab.lab.state import list_labs, load_state
+    from netlab.node.runtime import cleanup_lab
 
     def orphaned(lab: str) -> bool:
         state = load_state(lab)
@@ -57,6 +58,7 @@ def sweep_test_leftovers():
         for name in network.netns.list_netns():
             lab = name.split("-", 1)[0]
             if name.startswith(TEST_PREFIX) and load_state(lab) is None:
+                cleanup_lab(lab)
                 network.teardown_network(network.owned_namespaces(lab))
 
     sweep()

@@ -73,7 +73,9 @@ def validate(topology: str) -> None:
 @click.argument("topology", type=click.Path(dir_okay=False))
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def up(topology: str, dry_run: bool, quiet: bool) -> None:
+@click.option("--network-only", is_flag=True,
+              help="Build the network but start no control plane (a plain network lab).")
+def up(topology: str, dry_run: bool, quiet: bool, network_only: bool) -> None:
     """Validate TOPOLOGY and build the lab it describes."""
     topo = _load(topology)
     from netlab.lab import lifecycle, network
@@ -86,7 +88,8 @@ def up(topology: str, dry_run: bool, quiet: bool) -> None:
     _require_root()
     started = time.monotonic()
     try:
-        state = lifecycle.up(topology, progress=_progress(quiet))
+        state = lifecycle.up(topology, progress=_progress(quiet),
+                             control_plane=not network_only)
     except lifecycle.LabError as err:
         _fail(str(err))
     if not quiet:
@@ -197,6 +200,16 @@ def shell(lab: str | None, node: str) -> None:
     shell_path = os.environ.get("SHELL") or "/bin/bash"
     click.echo(f"shell in {namespace}; 'exit' to leave", err=True)
     _exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
+
+
+def _register_kube_commands() -> None:
+    from netlab.cli.kube import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_kube_commands()
 
 
 def _require_root() -> None:

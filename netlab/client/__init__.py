@@ -1,1 +1,13 @@
+"""The API client: every component and the CLI talk to the API server through it."""
 
+from netlab.client.http import APIError, Client, SyncClient, object_path, resource_path
+
+__all__ = ["APIError", "Client", "SyncClient", "lab_client", "object_path", "resource_path"]
+
+
+def lab_client(lab: str, timeout: float = 30.0) -> Client:
+    """A client for a lab's API server over its unix socket (root only, no token)."""
+    import os
+
+    root = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
+    return Client(unix_socket=os.path.join(root, lab, "apiserver.sock"), timeout=timeout)

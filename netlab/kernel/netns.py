@@ -85,6 +85,11 @@ def _run_in_thread(target: Callable[[], T]) -> T:
     return result[0]
 
 
+def join_netns(name: str) -> None:
+    """Move the calling thread (in a fresh child: the whole process) into ``name``."""
+    _setns(name)
+
+
 def _setns(name: str) -> None:
     fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
     try:

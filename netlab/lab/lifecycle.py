@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from netlab.kernel import netns
-from netlab.lab import network
+from netlab.lab import control, network
 from netlab.lab.network import Progress
 from netlab.lab.state import LabState, lab_lock, list_labs, load_state, remove_state
+from netlab.node.runtime import cleanup_lab
 from netlab.topology import LabPlan, load_topology, plan_lab
 
 
@@ -52,8 +55,20 @@ def _refuse_if_present(lab: str) -> None:
                        f"run 'netlab down {lab}' to remove them")
 
 
-def up(topology_path: str | Path, progress: Progress = lambda _: None) -> LabState:
-    """Bring a lab up from a topology file. ``TopologyError`` means nothing was touched."""
+def _spec(path: Path, lab: str) -> str:
+    """The topology to record: as validated, with the name made explicit, no workloads."""
+    data = yaml.safe_load(path.read_text())
+    data = {k: v for k, v in data.items() if k != "workloads"}
+    return yaml.safe_dump({**data, "name": lab}, sort_keys=False)
+
+
+def up(topology_path: str | Path, progress: Progress = lambda _: None,
+       control_plane: bool = True, ready_timeout: float = 60.0) -> LabState:
+    """Bring a lab up from a topology file. ``TopologyError`` means nothing was touched.
+
+    ``control_plane=False`` builds the network only (what the network tests and
+    benchmarks measure).
+    """
     topology = load_topology(topology_path)
     plan = plan_lab(topology)
     lab = plan.lab
@@ -61,11 +76,21 @@ def up(topology_path: str | Path, progress: Progress = lambda _: None) -> LabSta
         _refuse_if_present(lab)
         state = LabState(lab=lab, topology=str(Path(topology_path).resolve()),
                          namespaces=list(plan.namespaces), nodes=node_rows(plan),
-                         overlay=plan.overlay)
+                         overlay=plan.overlay, spec=_spec(Path(topology_path), lab))
         state.save()  # before anything exists, so a killed up can be cleaned up
         step = "building the network"
         try:
             network.build_network(plan, progress)
+            if control_plane:
+                step = "starting the control plane"
+                progress("starting the supervisor and the API server")
+                control.start(state)
+                step = "waiting for the API server"
+                control.wait_ready(lab, ready_timeout, state)
+                if topology.workloads:
+                    step = "applying the workloads"
+                    progress(f"applying {len(topology.workloads)} workloads")
+                    control.apply_workloads(lab, topology.workloads)
             step = "recording the lab"
             state.phase = "up"
             state.save()
@@ -95,6 +120,12 @@ def down(lab: str, progress: Progress = lambda _: None) -> DownResult:
         names = network.owned_namespaces(lab, recorded)
         if state is None and not names:
             return DownResult(lab=lab, found=False, namespaces=[], processes=[])
+        if state is not None:
+            control.stop(state)
+        pods = cleanup_lab(lab)  # pods: processes, namespaces, cgroups, IPAM
+        if pods.namespaces:
+            progress(f"removed {len(pods.namespaces)} pods")
+        names = network.owned_namespaces(lab, recorded)
         progress(f"removing {len(names)} namespaces")
         killed = network.teardown_network(names, progress)
         remove_state(lab)

@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
+DATA_ROOT = Path(os.environ.get("NETLAB_DATA_DIR", "/var/lib/netlab"))
 STATE_FILE = "state.json"
 
 
@@ -39,6 +40,9 @@ class LabState:
     namespaces: list[str] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     overlay: str = "vxlan"
+    # The topology as validated at ``up`` (workloads left out): components are
+    # configured from this copy, so editing the file later changes nothing.
+    spec: str = ""
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The process that ran ``up``: lets a test suite's sweep tell a lab another
     # live run owns from one a killed run left behind.
@@ -50,14 +54,8 @@ class LabState:
         return lab_dir(self.lab)
 
     def save(self) -> None:
-        directory = self.directory
-        directory.mkdir(parents=True, exist_ok=True, mode=0o755)
-        tmp = directory / (STATE_FILE + ".tmp")
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, directory / STATE_FILE)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
+        write_json(self.directory / STATE_FILE, asdict(self))
 
 
 def _create_time(pid: int) -> float | None:
@@ -69,6 +67,48 @@ def _create_time(pid: int) -> float | None:
 
 def lab_dir(lab: str) -> Path:
     return STATE_ROOT / lab
+
+
+def data_dir(lab: str) -> Path:
+    """Durable data (the API server's store), on disk rather than tmpfs."""
+    return DATA_ROOT / lab
+
+
+def log_dir(lab: str) -> Path:
+    return lab_dir(lab) / "logs"
+
+
+def token_path(lab: str) -> Path:
+    return lab_dir(lab) / "token"
+
+
+def socket_path(lab: str) -> Path:
+    return lab_dir(lab) / "apiserver.sock"
+
+
+def endpoints_path(lab: str) -> Path:
+    return lab_dir(lab) / "endpoints.json"
+
+
+def components_path(lab: str) -> Path:
+    return lab_dir(lab) / "components.json"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Replace ``path`` atomically, so readers never see half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def load_state(lab: str) -> LabState | None:
@@ -90,6 +130,9 @@ def list_labs() -> list[str]:
 
 def remove_state(lab: str) -> None:
     shutil.rmtree(lab_dir(lab), ignore_errors=True)
+    shutil.rmtree(data_dir(lab), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        DATA_ROOT.rmdir()
 
 
 @contextmanager

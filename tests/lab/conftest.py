@@ -33,11 +33,12 @@ def root_namespace_unchanged(root_snapshot_session: Any) -> Iterator[None]:
 
 
 def _factory(directory: Path, created: list[str]) -> Callable[..., Lab]:
-    def make(data: dict[str, Any] | None = None, **kwargs: Any) -> Lab:
+    def make(data: dict[str, Any] | None = None, control_plane: bool = False,
+             **kwargs: Any) -> Lab:
         data = data or topology(unique_lab(), **kwargs)
         path = write_topology(directory, data)
         created.append(data["name"])
-        lifecycle.up(path)
+        lifecycle.up(path, control_plane=control_plane)
         return Lab(data["name"], path, plan_lab(load_topology(path)))
     return make
 
@@ -52,17 +53,28 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
             lifecycle.down(name)
 
 
-@pytest.fixture(scope="module")
-def demo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """The demo topology (control-plane, two workers, an external client), under a unique name."""
+def _module_lab(factory: pytest.TempPathFactory, control_plane: bool) -> Iterator[Lab]:
     data = load_demo()
     data["name"] = unique_lab()
     created: list[str] = []
     try:
-        yield _factory(tmp_path_factory.mktemp("demo"), created)(data)
+        yield _factory(factory.mktemp("demo"), created)(data, control_plane=control_plane)
     finally:
         for name in created:
             lifecycle.down(name)
+
+
+@pytest.fixture(scope="module")
+def demo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The demo topology's network (control-plane, two workers, an external client),
+    under a unique name, without the control plane's processes."""
+    yield from _module_lab(tmp_path_factory, control_plane=False)
+
+
+@pytest.fixture(scope="module")
+def cluster_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The demo topology with its control plane running: what ``netlab up`` gives."""
+    yield from _module_lab(tmp_path_factory, control_plane=True)
 
 
 def load_demo() -> dict[str, Any]:

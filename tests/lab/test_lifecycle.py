@@ -184,13 +184,27 @@ def _corpus() -> list[Path]:
     return sorted((Path(__file__).parents[1] / "unit" / "topology" / "bad").glob("*.yaml"))
 
 
+def _lab_names(path: Path) -> set[str]:
+    """Every name a lab from this file could get: its stem, and its name: if readable."""
+    import yaml
+
+    names = {path.stem}
+    try:
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            names.add(data["name"])
+    except yaml.YAMLError:
+        pass
+    return names
+
+
 def test_every_bad_topology_is_refused_with_exit_2_and_creates_nothing():
     files = _corpus()
     assert len(files) >= 15
-    before = netns.list_netns()
     for path in files:
         out = _netlab("up", str(path))
         assert out.returncode == 2, f"{path.name}: exit {out.returncode}\n{out.stderr}"
         assert "Fix:" in out.stderr, f"{path.name}: the error must say how to fix it"
-    assert netns.list_netns() == before
-    assert not any(p.name.startswith(("nlt",)) for p in Path("/run").glob("netlab/*"))
+        for name in _lab_names(path):
+            assert lab_namespaces(f"{name}-") == [], f"{path.name} created namespaces"
+            assert not lab_dir(name).exists(), f"{path.name} created a state directory"

@@ -1,0 +1,124 @@
+"""Starting, probing and stopping a lab's control plane from ``up`` and ``down``.
+
+``start`` writes the lab's bearer token and launches the supervisor in its own
+session, recording its pid and start time. ``wait_ready`` probes the API
+server's ``/readyz`` over the unix socket until it answers, or the deadline
+passes, or the supervisor dies — never by sleeping a fixed time. ``stop``
+stops the supervisor by its recorded pid, checked with psutil, so a reused pid
+is never signalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+
+import psutil
+
+from netlab.client import lab_client
+from netlab.client.apply import apply_object
+from netlab.kernel.processes import is_running, stop_pids
+from netlab.lab.state import (
+    LabState,
+    data_dir,
+    endpoints_path,
+    lab_dir,
+    log_dir,
+    read_json,
+    token_path,
+)
+from netlab.topology.model import Workload
+
+
+class ControlPlaneError(RuntimeError):
+    pass
+
+
+def start(state: LabState) -> None:
+    lab = state.lab
+    log_dir(lab).mkdir(parents=True, exist_ok=True)
+    data_dir(lab).mkdir(parents=True, exist_ok=True, mode=0o700)
+    token = token_path(lab)
+    fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(24) + "\n")
+    from netlab.lab.pki import create_pki  # cryptography is only needed here
+
+    control_ip = next(n["underlayIP"] for n in state.nodes if n["role"] == "control-plane")
+    create_pki(lab_dir(lab), lab, [control_ip])
+    with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
+        proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
+                                stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
+                                start_new_session=True, close_fds=True, cwd="/")
+    state.processes["supervisor"] = {"pid": proc.pid,
+                                     "createTime": psutil.Process(proc.pid).create_time()}
+    state.save()
+
+
+def _tail(path: os.PathLike, lines: int = 15) -> str:
+    try:
+        with open(path, "rb") as f:
+            return b"".join(f.readlines()[-lines:]).decode(errors="replace").strip()
+    except OSError:
+        return "(no log)"
+
+
+def wait_ready(lab: str, timeout: float, state: LabState) -> None:
+    """Probe until the API server is ready; explain with the logs if it never is."""
+    sup = state.processes.get("supervisor", {})
+    client = lab_client(lab, timeout=2.0)
+
+    async def probe() -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if read_json(endpoints_path(lab)) is not None and await client.readyz():
+                    return
+                if not is_running(sup.get("pid", 0), sup.get("createTime")):
+                    raise ControlPlaneError(
+                        "the supervisor exited; its log says:\n"
+                        + _tail(log_dir(lab) / "supervisor.log"))
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(
+                        f"the API server was not ready after {timeout:.0f}s; its log says:\n"
+                        + _tail(log_dir(lab) / "apiserver.log"))
+                await asyncio.sleep(0.05)  # probe interval
+        finally:
+            await client.close()
+
+    asyncio.run(probe())
+
+
+def apply_workloads(lab: str, workloads: Iterable[Workload]) -> list[str]:
+    async def run() -> list[str]:
+        results = []
+        async with lab_client(lab) as client:
+            for workload in workloads:
+                meta = workload.manifest.get("metadata") or {}
+                try:
+                    outcome, _ = await apply_object(client, workload.manifest)
+                except Exception as exc:
+                    raise ControlPlaneError(f"{workload.origin}: {exc}") from exc
+                results.append(f"{workload.manifest.get('kind')}/{meta.get('name')} {outcome}")
+        return results
+
+    return asyncio.run(run())
+
+
+def stop(state: LabState) -> None:
+    """Stop the supervisor (which stops its components). Safe if it is long gone."""
+    sup = state.processes.get("supervisor")
+    if sup and is_running(sup["pid"], sup.get("createTime")):
+        stop_pids([sup["pid"]], timeout=10.0)
+
+
+def endpoints(lab: str) -> dict[str, str]:
+    data = read_json(endpoints_path(lab))
+    if not data:
+        raise ControlPlaneError(f"lab {lab} has no API server endpoints recorded in {lab_dir(lab)}")
+    return data
