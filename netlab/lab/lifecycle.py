@@ -96,6 +96,8 @@ def up(topology_path: str | Path, progress: Progress = lambda _: None,
             state.save()
         except BaseException as exc:
             progress(f"failed while {step}; removing what was created")
+            control.stop(state)
+            cleanup_lab(lab)
             # Only what carries our tag: a name clash must not cost someone their namespace.
             network.teardown_network(network.owned_namespaces(lab, trust_record=False))
             remove_state(lab)

@@ -310,3 +310,46 @@ def test_down_after_kill_9_of_the_supervisor(make_lab):
              or psutil.Process(apiserver).status() == psutil.STATUS_ZOMBIE, 10,
              what="the orphaned API server to be stopped")
     assert netns.pids_in_netns(lab.plan.namespaces) == {}
+
+
+def test_up_applies_the_topologys_workloads(make_lab, tmp_path):
+    from labkit import topology, unique_lab
+
+    (tmp_path / "web.yaml").write_text(DEPLOYMENT + "---\n" + textwrap.dedent("""\
+        apiVersion: v1
+        kind: Service
+        metadata: {name: web}
+        spec:
+          type: NodePort
+          selector: {app: web}
+          ports: [{port: 80, targetPort: 8080}]
+        """))
+    data = topology(unique_lab(), workers=1, external=False)
+    data["workloads"] = ["web.yaml", {"apiVersion": "v1", "kind": "Namespace",
+                                      "metadata": {"name": "inline-ns"}}]
+    lab = make_lab(data, control_plane=True)
+    with SyncClient(lab_client(lab.name)) as c:
+        assert c.get("deployments.apps", "web", "default")["spec"]["replicas"] == 2
+        svc = c.get("services", "web", "default")
+        assert svc["spec"]["clusterIP"].startswith("10.96.")
+        assert 30000 <= svc["spec"]["ports"][0]["nodePort"] <= 32767
+        assert c.get("namespaces", "inline-ns")["status"]["phase"] == "Active"
+
+
+def test_a_workload_the_api_rejects_fails_up_and_leaves_nothing(tmp_path):
+    from labkit import lab_namespaces, topology, unique_lab, write_topology
+
+    from netlab.lab import lifecycle
+
+    data = topology(unique_lab(), workers=1, external=False)
+    data["workloads"] = [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "Bad_Name"},
+                          "spec": {"containers": [{"name": "c", "image": "netlab/echo"}]}}]
+    path = write_topology(tmp_path, data)
+    try:
+        with pytest.raises(lifecycle.LabUpError, match="applying the workloads") as err:
+            lifecycle.up(path)
+        assert "Bad_Name" in str(err.value) and "workloads[0]" in str(err.value)
+        assert lab_namespaces(f"{data['name']}-") == []
+        assert not lab_dir(data["name"]).exists() and not data_dir(data["name"]).exists()
+    finally:
+        lifecycle.down(data["name"])
