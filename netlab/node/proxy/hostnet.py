@@ -1,0 +1,103 @@
+"""What the proxy needs from its node namespace besides the nftables table.
+
+Three settings, all inside the node's own namespace (never the host's):
+
+**Bridged replies pass through netfilter** (``net.bridge.bridge-nf-call-iptables
+= 1``). The classic bridge hairpin problem: pod A on ``cni0`` connects to a
+ClusterIP, the node DNATs it to pod B on the same bridge, and B answers A
+directly, *bridged*, since A is on its own subnet. Without br_netfilter that
+reply never meets conntrack, so A gets a packet from B's address instead of
+the ClusterIP's and resets the connection. With it, bridged IPv4 frames run
+through the ``ip`` hooks, conntrack undoes the DNAT on the reply, and B still
+sees A's real address. The sysctl is per network namespace since Linux 5.3
+(checked on this 6.x kernel: a lab namespace can turn it off while the host
+and other namespaces keep theirs), so setting it here touches nothing else.
+The alternatives were worse: masquerading all same-node Service traffic hides
+client addresses, and routing pods (a /32 each, no bridge) is the pod
+runtime's design to make, not the proxy's.
+
+**Bridge ports in hairpin mode.** With br_netfilter, a pod reaching *itself*
+through its Service is DNATed while still in the bridge, and the bridge would
+have to send the frame back out the port it came in on, which it refuses
+unless the port is in hairpin mode (the CNI bridge plugin's ``hairpinMode``,
+kubelet's ``hairpin-veth``). The pod runtime should set it when it plugs a
+pod in; the proxy sets it too on every port of ``cni0`` whenever new
+endpoints appear, because without it the failure is silent.
+
+**The Service CIDR is local** (``ip route add local 10.96.0.0/16 dev lo``), as
+kube-proxy's IPVS mode binds ClusterIPs to a dummy device. Nodes have no
+default route, so without it a packet to a ClusterIP that was not DNATed (a
+Service with no endpoints) would fail routing with "no route to host" before
+any filter hook could reject it properly; with it, it is delivered locally and
+the proxy's ``filter`` chain refuses it. Node processes can then also reach
+ClusterIPs (``nat`` output DNATs them).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from netlab.kernel import netns as nsmod
+
+log = logging.getLogger("netlab.proxy")
+
+BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
+LOCAL_TABLE = 255
+HAIRPIN_ON = 1
+
+
+def enable_bridge_netfilter() -> bool:
+    """Turn br_netfilter on for the calling thread's namespace; False when the
+    kernel has no br_netfilter (then same-node Service replies break)."""
+    try:
+        if nsmod.read_sysctl(BRIDGE_NF_SYSCTL) != "1":
+            nsmod.write_sysctl(BRIDGE_NF_SYSCTL, "1")
+        return True
+    except FileNotFoundError:
+        log.warning("%s is missing (br_netfilter not available): replies from a pod to a "
+                    "pod on the same bridge will not be un-NATed", BRIDGE_NF_SYSCTL)
+        return False
+
+
+def _route_args(ipr: IPRoute, cidr: str) -> dict[str, object]:
+    address, _, length = cidr.partition("/")
+    return {"dst": address, "dst_len": int(length or 32), "type": "local",
+            "table": LOCAL_TABLE, "oif": ipr.link_lookup(ifname="lo")[0], "scope": 254}
+
+
+def ensure_local_route(cidr: str) -> None:
+    """``ip route replace local CIDR dev lo table local``; idempotent."""
+    with IPRoute() as ipr:
+        ipr.route("replace", **_route_args(ipr, cidr))
+
+
+def remove_local_route(cidr: str) -> bool:
+    with IPRoute() as ipr:
+        try:
+            ipr.route("del", **_route_args(ipr, cidr))
+        except NetlinkError as exc:
+            if exc.code in (errno.ESRCH, errno.ENOENT):
+                return False
+            raise
+    return True
+
+
+def ensure_hairpin(bridge: str) -> int:
+    """Hairpin mode on every port of ``bridge``; return how many ports changed."""
+    changed = 0
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=bridge)
+        if not found:
+            return 0
+        for link in ipr.get_links():
+            if link.get("IFLA_MASTER") != found[0]:
+                continue
+            mode = link.get(("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
+            if mode != HAIRPIN_ON:
+                ipr.brport("set", index=link["index"], mode=HAIRPIN_ON)
+                changed += 1
+    return changed

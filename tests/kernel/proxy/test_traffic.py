@@ -1,0 +1,184 @@
+"""The proxy seen from the pods and from outside: real connections through real tables."""
+
+from __future__ import annotations
+
+import collections
+import socket
+import time
+
+from proxykit import (
+    CLUSTER,
+    ProxyLab,
+    endpoints,
+    service,
+    tcp_request,
+    udp_request,
+    udp_socket,
+)
+
+from netlab.kernel import nft
+from netlab.kernel.netns import run_in_netns
+from netlab.node.proxy.describe import describe
+from netlab.node.proxy.syncer import Proxier
+
+HTTP = {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+UDP = {"name": "udp", "port": 80, "targetPort": 8080, "protocol": "UDP"}
+EP_HTTP = {"name": "http", "port": 8080, "protocol": "TCP"}
+EP_UDP = {"name": "udp", "port": 8080, "protocol": "UDP"}
+SIX = ("w1-a", "w1-b", "w1-c", "w2-a", "w2-b", "w2-c")
+
+
+def _pod_of(answer: str | None) -> str | None:
+    return answer.split()[0] if answer else None
+
+
+def test_round_robin_reaches_each_of_six_endpoints_exactly_ten_times(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    ready = [lab.pods[p] for p in SIX]
+    # A named targetPort ("http"), and a not-ready pod that must get nothing.
+    lab.program(service("web", "10.96.0.10", [HTTP, UDP]),
+                endpoints("web", ready, [EP_HTTP, EP_UDP], not_ready=[lab.pods["cp-a"]]))
+    client = lab.pods["w2-b"].netns
+    tcp = collections.Counter(_pod_of(tcp_request(client, "10.96.0.10", 80)) for _ in range(60))
+    assert tcp == {p: 10 for p in SIX}, f"TCP spread over endpoints: {dict(tcp)}"
+    udp = collections.Counter(_pod_of(udp_request(client, "10.96.0.10", 80)) for _ in range(60))
+    assert udp == {p: 10 for p in SIX}, f"UDP spread over endpoints: {dict(udp)}"
+
+
+def test_nodeport_from_outside_reaches_every_node_and_is_masqueraded(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    lab.program(service("np", "10.96.0.11", [{"name": "http", "port": 80, "targetPort": 8080,
+                                              "nodePort": 30080}], type_="NodePort"),
+                endpoints("np", [lab.pods["w1-b"], lab.pods["w2-c"]], [EP_HTTP]))
+    client = lab.ns("client")
+    client_ip = str(lab.plan.node("client").underlay.ip)
+    for node in CLUSTER:
+        node_ip = str(lab.plan.node(node).underlay.ip)
+        answers = [tcp_request(client, node_ip, 30080) for _ in range(4)]
+        assert all(answers), f"NodePort on {node} did not answer: {answers}"
+        assert {_pod_of(a) for a in answers} == {"w1-b", "w2-c"}, \
+            f"via {node}, connections should land on endpoints on both workers: {answers}"
+        peers = {a.split()[2] for a in answers if a}
+        assert client_ip not in peers, "the endpoint saw the client's address: no masquerade"
+        assert peers <= lab.node_addresses(node), \
+            f"via {node} the endpoint saw {peers}, not addresses of {node}"
+
+
+def test_a_pod_reaches_itself_through_its_service(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    me = lab.pods["w1-a"]
+    lab.program(service("self", "10.96.0.20", [HTTP]), endpoints("self", [me], [EP_HTTP]))
+    answers = [tcp_request(me.netns, "10.96.0.20", 80) for _ in range(3)]
+    assert [_pod_of(a) for a in answers] == ["w1-a"] * 3, answers
+    # Hairpin: masqueraded to the node, or the pod would drop a packet from itself.
+    assert answers[0].split()[2] == str(lab.plan.node("worker1").gateway.ip)
+
+
+def test_a_pod_reaches_a_service_whose_only_endpoint_is_on_its_own_bridge(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    client, server = lab.pods["w1-a"], lab.pods["w1-b"]
+    lab.program(service("local", "10.96.0.21", [HTTP, UDP]),
+                endpoints("local", [server], [EP_HTTP, EP_UDP]))
+    answer = tcp_request(client.netns, "10.96.0.21", 80)
+    assert _pod_of(answer) == "w1-b", f"same-bridge Service over TCP: {answer}"
+    assert answer.split()[2] == client.ip, "the server should see the client pod's own address"
+    assert _pod_of(udp_request(client.netns, "10.96.0.21", 80)) == "w1-b"
+
+
+def test_scale_down_then_empty(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    four = [lab.pods[p] for p in ("w1-a", "w1-b", "w2-a", "w2-b")]
+    lab.program(service("scale", "10.96.0.30", [HTTP]), endpoints("scale", four, [EP_HTTP]))
+    client = lab.pods["w2-c"].netns
+    assert {_pod_of(tcp_request(client, "10.96.0.30", 80)) for _ in range(8)} == \
+        {"w1-a", "w1-b", "w2-a", "w2-b"}
+    lab.program(endpoints("scale", [lab.pods["w1-a"], lab.pods["w2-a"]], [EP_HTTP]))
+    reached = collections.Counter(_pod_of(tcp_request(client, "10.96.0.30", 80))
+                                  for _ in range(20))
+    assert reached == {"w1-a": 10, "w2-a": 10}, f"after scale-down: {dict(reached)}"
+    lab.program(endpoints("scale", [], [EP_HTTP]))
+    for src in (client, lab.ns("worker1")):  # from a pod, and from a node itself
+        outcomes, times = [], []
+        for _ in range(3):  # the fastest of three: a busy 2-core machine can stall a thread
+            outcome, elapsed = _connect(src, "10.96.0.30", 80)
+            outcomes.append(outcome)
+            times.append(elapsed)
+        assert outcomes == ["refused"] * 3, f"from {src}: {outcomes}"
+        assert min(times) < 0.1, f"refusal took {min(times) * 1000:.0f} ms"
+
+
+def _connect(src: str, ip: str, port: int) -> tuple[str, float]:
+    sock = run_in_netns(src, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    sock.settimeout(2)
+    started = time.monotonic()
+    try:
+        sock.connect((ip, port))
+        outcome = "connected"
+    except ConnectionRefusedError:
+        outcome = "refused"
+    except OSError as exc:
+        outcome = f"failed: {exc}"
+    finally:
+        sock.close()
+    return outcome, time.monotonic() - started
+
+
+def test_client_ip_affinity_pins_a_client_to_one_endpoint(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    four = [lab.pods[p] for p in ("w1-b", "w1-c", "w2-a", "w2-c")]
+    lab.program(service("sticky", "10.96.0.31", [HTTP], affinity=600),
+                endpoints("sticky", four, [EP_HTTP]))
+    for client in ("w1-a", "w2-b"):
+        reached = {_pod_of(tcp_request(lab.pods[client].netns, "10.96.0.31", 80))
+                   for _ in range(12)}
+        assert len(reached) == 1 and None not in reached, f"{client} reached {reached}"
+
+
+def test_two_ports_on_one_service(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    lab.program(
+        service("multi", "10.96.0.32", [{"name": "a", "port": 81, "targetPort": 8080},
+                                        {"name": "b", "port": 82, "targetPort": "metrics"}]),
+        endpoints("multi", [lab.pods["w2-a"]], [{"name": "a", "port": 8080},
+                                                {"name": "b", "port": 9090}]))
+    client = lab.pods["w1-c"].netns
+    assert tcp_request(client, "10.96.0.32", 81).split()[:2] == ["w2-a", "8080"]
+    assert tcp_request(client, "10.96.0.32", 82).split()[:2] == ["w2-a", "9090"]
+
+
+def test_a_removed_udp_endpoint_loses_its_flows(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    pair = [lab.pods["w1-c"], lab.pods["w2-c"]]
+    lab.program(service("dns", "10.96.0.40", [UDP]), endpoints("dns", pair, [EP_UDP]))
+    sock = udp_socket(lab.pods["w2-b"].netns)  # one socket: one flow, one conntrack entry
+    try:
+        first = _pod_of(udp_request("", "10.96.0.40", 80, sock=sock))
+        assert _pod_of(udp_request("", "10.96.0.40", 80, sock=sock)) == first, "flow is sticky"
+        survivor = [p for p in pair if p.name != first]
+        lab.program(endpoints("dns", survivor, [EP_UDP]))
+        # Without the flush, the entry would keep DNATing to the removed (still running) pod.
+        assert _pod_of(udp_request("", "10.96.0.40", 80, sock=sock)) == survivor[0].name
+    finally:
+        sock.close()
+
+
+def test_describe_labels_the_live_table(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    lab.program(service("shown", "10.96.0.50", [HTTP]),
+                endpoints("shown", [lab.pods["w1-b"]], [EP_HTTP]))
+    text = describe(lab.proxiers["worker1"].ruleset_text())
+    assert "default/shown:http (tcp)  ClusterIP 10.96.0.50:80" in text
+    assert "#0 -> 10.244.1.11:8080  pod w1-b on worker1" in text
+    assert "# default/shown:http: endpoint #0 10.244.1.11:8080 pod w1-b on worker1" in text
+
+
+def test_cleanup_removes_the_table(proxy_lab: ProxyLab):
+    lab = proxy_lab
+    ns = lab.ns("worker2")
+    extra = Proxier(ns, None, "10.244.0.0/16", table="netlab-proxy-extra", min_interval=0)
+    extra.update_service(service("x", "10.96.0.60", [HTTP]))
+    assert extra.sync().ok
+    assert nft.list_table(ns, "netlab-proxy-extra") is not None
+    assert extra.cleanup()
+    assert nft.list_table(ns, "netlab-proxy-extra") is None
+    assert nft.list_table(ns, "netlab-proxy") is not None, "another table was touched"

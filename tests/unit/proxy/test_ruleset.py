@@ -1,0 +1,160 @@
+"""The nftables text: names, layout, and what a partial sync may and may not send.
+
+The kernel tier applies these scripts for real (tests/kernel/proxy/test_nft.py);
+here the text itself is checked, including the rule that matters most for
+large tables: a partial sync never uses the commands that make nft 1.0.6
+download the whole table first (``add rule``, ``add element``, ``delete``).
+"""
+
+from __future__ import annotations
+
+import re
+
+from netlab.node.proxy import ruleset
+from netlab.node.proxy.model import Endpoint, ServicePort, ServicePortName
+from netlab.node.proxy.ruleset import Garbage, ProxyConfig
+
+CFG = ProxyConfig(pod_cidr="10.244.0.0/16", service_cidr="10.96.0.0/16",
+                  local_pod_cidr="10.244.1.0/24")
+WEB = ServicePortName("default", "web", "http", "tcp")
+
+
+def port(*ips: str, name: ServicePortName = WEB, cluster_ip: str = "10.96.0.10",
+         node_port: int | None = None, affinity: int | None = None) -> ServicePort:
+    return ServicePort(name, cluster_ip, 80, node_port, affinity,
+                       tuple(Endpoint(ip, 8080, f"pod-{ip}", "worker1") for ip in ips))
+
+
+def test_chain_names_hash_the_service_port_like_kube_proxy():
+    chain = ruleset.service_chain(WEB)
+    assert re.fullmatch(r"service-[A-Z2-7]{8}-default/web/tcp/http", chain)
+    assert chain == ruleset.service_chain(ServicePortName("default", "web", "http", "tcp"))
+    assert chain != ruleset.service_chain(ServicePortName("default", "web", "http", "udp"))
+    ep = Endpoint("10.244.1.5", 8080)
+    assert re.fullmatch(r"endpoint-[A-Z2-7]{8}-default/web/tcp/http__10\.244\.1\.5/8080",
+                        ruleset.endpoint_chain(WEB, ep))
+    # A set's timeout cannot change in place, so it is part of the name's hash.
+    assert ruleset.affinity_set(WEB, ep, 10) != ruleset.affinity_set(WEB, ep, 20)
+    # A dispatch map is named after its endpoint list.
+    two = [ep, Endpoint("10.244.1.6", 8080)]
+    assert ruleset.dispatch_map(WEB, [ep]) != ruleset.dispatch_map(WEB, two)
+
+
+def test_full_ruleset_layout():
+    text = ruleset.full_ruleset(CFG, [port("10.244.1.2", "10.244.2.3", node_port=30080)])
+    lines = text.splitlines()
+    assert lines[:2] == ["add table ip netlab-proxy", "delete table ip netlab-proxy"]
+    svc = ruleset.service_chain(WEB)
+    assert "ip daddr . meta l4proto . th dport vmap @service-ips" in text
+    assert ("ip daddr != 127.0.0.0/8 ip daddr != 10.96.0.0/16 fib daddr type local "
+            "meta l4proto . th dport vmap @service-nodeports") in text
+    assert f"10.96.0.10 . tcp . 80 comment \"default/web:http\" : goto {svc}" in text
+    assert f'tcp . 30080 comment "default/web:http" : goto {ruleset.external_chain(WEB)}' in text
+    assert "numgen inc mod 2 vmap @dispatch-" in text
+    assert "meta l4proto tcp dnat to 10.244.1.2:8080" in text
+    assert 'comment "default/web:http -> 10.244.1.2:8080 pod pod-10.244.1.2 on worker1"' in text
+    assert "masquerade fully-random" in text
+    assert "ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in text
+    assert "reject with tcp reset" in text
+    # Only the endpoint on this node's subnet can be its own client: one hairpin rule.
+    assert "ip saddr 10.244.1.2 jump mark-for-masquerade" in text
+    assert "ip saddr 10.244.2.3 jump" not in text
+    assert "hook prerouting priority dstnat" in text and "hook output priority -100" in text
+
+
+def test_node_ports_on_listed_addresses_only():
+    cfg = ProxyConfig(pod_cidr="10.244.0.0/16", node_ips=("192.168.100.3",))
+    text = ruleset.full_ruleset(cfg, [])
+    assert "elements = { 192.168.100.3 }" in text
+    assert "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports" in text
+    assert "fib daddr type local" not in text
+
+
+def test_a_service_without_endpoints_marks_for_rejection():
+    text = ruleset.full_ruleset(CFG, [port()])
+    assert "meta mark set meta mark | 0x8000" in text
+    assert "ct state new meta mark & 0x8000 != 0 goto no-endpoints" in text
+    assert "dispatch-" not in text and "dnat" not in text
+
+
+def test_affinity_pins_known_clients_before_round_robin():
+    text = ruleset.full_ruleset(CFG, [port("10.244.1.2", "10.244.1.3", affinity=60)])
+    assert text.count("flags dynamic,timeout; timeout 60s;") == 2
+    assert "update @affinity-" in text
+    svc_line = next(line for line in text.splitlines()
+                    if line.startswith(f"add chain ip netlab-proxy {ruleset.service_chain(WEB)} "))
+    assert svc_line.index("ip saddr @affinity-") < svc_line.index("numgen inc mod 2")
+
+
+def test_partial_endpoint_change_uses_only_cheap_commands_and_leaves_garbage():
+    old, new = port("10.244.1.2", "10.244.1.3"), port("10.244.1.3", "10.244.1.4")
+    script, garbage = ruleset.partial_update(CFG, {WEB: (old, new)}, Garbage())
+    verbs = {" ".join(line.split()[:2]) for line in script.splitlines()}
+    assert verbs <= {"flush chain", "add chain", "add map", "add set"}, verbs
+    gone = ruleset.endpoint_chain(WEB, Endpoint("10.244.1.2", 8080))
+    assert f"flush chain ip netlab-proxy {gone}" in script
+    assert garbage.chains == {gone}
+    assert garbage.sets == {ruleset.dispatch_map(WEB, old.endpoints)}
+    assert not garbage.elements
+
+
+def test_removing_a_service_empties_it_now_and_deletes_it_later():
+    old = port("10.244.1.2", node_port=30080)
+    script, garbage = ruleset.partial_update(CFG, {WEB: (old, None)}, Garbage())
+    assert all(line.startswith("flush chain") for line in script.splitlines())
+    assert garbage.elements == {
+        ("service-ips", "10.96.0.10 . tcp . 80"): f"goto {ruleset.service_chain(WEB)}",
+        ("service-nodeports", "tcp . 30080"): f"goto {ruleset.external_chain(WEB)}"}
+    collect = garbage.collect_script(CFG).splitlines()
+    kinds = [line.split()[1] for line in collect]
+    # Elements first (they point at chains), then maps, then the chains.
+    assert kinds == sorted(kinds, key=["element", "map", "set", "chain"].index)
+    assert len([k for k in kinds if k == "chain"]) == 3
+
+
+def test_garbage_revived_by_a_later_change_is_not_deleted():
+    a, b = port("10.244.1.2"), port("10.244.1.3")
+    _, garbage = ruleset.partial_update(CFG, {WEB: (a, b)}, Garbage())
+    _, garbage = ruleset.partial_update(CFG, {WEB: (b, a)}, garbage)
+    assert ruleset.endpoint_chain(WEB, a.endpoints[0]) not in garbage.chains
+    assert ruleset.dispatch_map(WEB, a.endpoints) not in garbage.sets
+
+
+def test_a_cluster_ip_reused_before_collection_is_deleted_in_the_same_transaction():
+    other = ServicePortName("default", "other", "http", "tcp")
+    _, garbage = ruleset.partial_update(CFG, {WEB: (port("10.244.1.2"), None)}, Garbage())
+    script, garbage = ruleset.partial_update(
+        CFG, {other: (None, port("10.244.1.9", name=other))}, garbage)
+    assert script.splitlines()[0] == \
+        "delete element ip netlab-proxy service-ips { 10.96.0.10 . tcp . 80 }"
+    assert ("service-ips", "10.96.0.10 . tcp . 80") not in garbage.elements
+
+
+def test_unchanged_ports_produce_no_transaction():
+    same = port("10.244.1.2")
+    assert ruleset.partial_update(CFG, {WEB: (same, same)}, Garbage())[0] == ""
+
+
+def test_dedupe_keeps_the_first_holder_of_a_cluster_ip_or_node_port():
+    a = port("10.244.1.2", name=ServicePortName("default", "a", "", "tcp"), node_port=30001)
+    b = port("10.244.1.3", name=ServicePortName("default", "b", "", "tcp"),
+             cluster_ip="10.96.0.99", node_port=30001)
+    c = port("10.244.1.4", name=ServicePortName("default", "c", "", "tcp"), cluster_ip="10.96.0.7")
+    kept, clashing = ruleset.dedupe([c, b, a])
+    assert [p.name.name for p in kept] == ["a", "c"] and [p.name.name for p in clashing] == ["b"]
+
+
+def test_a_lone_endpoint_needs_no_dispatch_map():
+    text = ruleset.full_ruleset(CFG, [port("10.244.1.2")])
+    assert "dispatch-" not in text and "numgen" not in text
+    only = ruleset.endpoint_chain(WEB, Endpoint("10.244.1.2", 8080))
+    assert f'goto {only} comment "the only endpoint"' in text
+    assert ruleset.port_objects(port("10.244.1.2")).sets == frozenset()
+
+
+def test_map_keys_encode_as_the_kernel_stores_them():
+    from netlab.kernel.nft import encode_key
+
+    assert encode_key("10.96.0.10 . tcp . 80") == \
+        bytes([10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0])
+    assert encode_key("udp . 30053") == bytes([17, 0, 0, 0, 0x75, 0x65, 0, 0])
