@@ -202,14 +202,17 @@ def shell(lab: str | None, node: str) -> None:
     _exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
 
 
-def _register_kube_commands() -> None:
-    from netlab.cli.kube import COMMANDS
+def _register_commands() -> None:
+    """The kubectl-style, proxy and trace commands live in their own modules; each
+    imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
+    from netlab.cli import kube, proxy, trace
 
-    for command in COMMANDS:
-        main.add_command(command)
+    for module in (kube, proxy, trace):
+        for command in module.COMMANDS:
+            main.add_command(command)
 
 
-_register_kube_commands()
+_register_commands()
 
 
 def _require_root() -> None:

@@ -1,0 +1,44 @@
+"""``netlab proxy show NODE``: a node's kube-proxy ruleset, labelled by service and endpoint."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+@click.group()
+def proxy() -> None:
+    """Inspect the nftables kube-proxy of a node."""
+
+
+@proxy.command()
+@click.option("--lab", help="The lab (implied when only one is up).")
+@click.argument("node")
+def show(lab: str | None, node: str) -> None:
+    """Print NODE's proxy table, each chain labelled with its service and endpoint."""
+    from netlab.kernel import nft
+    from netlab.lab import lifecycle
+    from netlab.node.proxy import ruleset
+    from netlab.node.proxy.describe import describe
+
+    try:
+        lab = lifecycle.implied_lab(lab)
+        nodes = {n["name"]: n for n in lifecycle.status(lab)["nodes"]}
+    except lifecycle.LabError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    if node not in nodes or not nodes[node]["podSubnet"]:
+        click.echo(f"error: lab {lab} has no cluster node {node!r} "
+                   f"(cluster nodes: {', '.join(n for n, v in nodes.items() if v['podSubnet'])})",
+                   err=True)
+        sys.exit(2)
+    text = nft.list_table(nodes[node]["namespace"], ruleset.TABLE, ruleset.FAMILY)
+    if text is None:
+        click.echo(f"no proxy table in {nodes[node]['namespace']}: is the proxy running? "
+                   f"(see /run/netlab/{lab}/logs/proxy-{node}.log)")
+        return
+    click.echo(describe(text))
+
+
+COMMANDS = [proxy]

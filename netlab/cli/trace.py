@@ -1,0 +1,181 @@
+"""``netlab trace`` and ``netlab capture``: follow one probe, or watch an interface live.
+
+- ``trace SRC DST [--port N] [--proto tcp|udp|icmp] [--reply/--no-reply]
+  [-o table|json] [--pcap DIR]``: sends one tagged probe and reports every
+  hop it and its answer made (see ``netlab.trace``; the JSON schema is in
+  ``netlab.trace.report``). Exit status 0 when the probe was delivered, 1
+  when it was refused or lost, 2 for a name or option that is wrong.
+- ``capture NODE|POD [IFACE] [-- tcpdump args]``: replaces itself with
+  ``tcpdump`` inside the node's or pod's network namespace (``any`` for a
+  node, ``eth0`` for a pod, unless IFACE names one of the namespace's
+  interfaces), for those who want the raw packets.
+
+Thin: parse, call the library, render. The lead registers ``trace`` and
+``capture`` (``COMMANDS``) in ``netlab.cli.main``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+from typing import NoReturn
+
+import click
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _lab(lab: str | None) -> str:
+    """The lab named, or the only one up (as ``lifecycle.implied_lab``, whose module
+    would import the API client and pyroute2: most of a trace's start-up)."""
+    if lab:
+        return lab
+    from netlab.lab.state import list_labs
+
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        _fail("no lab is up; start one with 'netlab up TOPOLOGY.yaml'", 2)
+    _fail(f"{len(labs)} labs are up ({', '.join(labs)}); name one with --lab", 2)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        _fail("tracing needs root (capture sockets and nftables in the lab's namespaces); "
+              "run it with sudo", 1)
+
+
+def _terminate_as_exit(signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C does, so the trace's cleanup runs.
+    sys.exit(128 + signum)
+
+
+@click.command("trace")
+@click.option("--lab", help="The lab (implied when only one is up).")
+@click.argument("src")
+@click.argument("dst")
+@click.option("--port", type=int, help="Destination port (for a pod, node or address).")
+@click.option("--proto", type=click.Choice(["tcp", "udp", "icmp"]),
+              help="Probe protocol; default: the Service port's, tcp with a port, else icmp.")
+@click.option("--reply/--no-reply", default=True, show_default=True,
+              help="Show the reply path.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("--pcap", "pcap_dir", type=click.Path(file_okay=False),
+              help="Write one pcap per interface the probe crossed into this directory.")
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="Kubernetes namespace of pod and Service names.")
+@click.option("--timeout", type=float, default=2.0, show_default=True,
+              help="Seconds to wait for the answer.")
+def trace(lab: str | None, src: str, dst: str, port: int | None, proto: str | None,
+          reply: bool, output: str, pcap_dir: str | None, namespace: str,
+          timeout: float) -> None:
+    """Send one tagged probe from SRC to DST and show every hop it makes.
+
+    SRC is a pod or a node (cluster or external). DST is a pod, a node,
+    svc/NAME[:PORT], node/NAME:PORT (a NodePort) or IP[:PORT].
+    """
+    _require_root()
+    from netlab.trace import report
+    from netlab.trace.engine import TraceError, run_trace
+
+    lab = _lab(lab)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_exit)
+    try:
+        result = run_trace(lab, src, dst, port=port, proto=proto, namespace=namespace,
+                           timeout=timeout, pcap_dir=pcap_dir)
+    except TraceError as err:
+        _fail(str(err), 2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if output == "json":
+        click.echo(json.dumps(report.to_json(result, reply=reply), indent=2))
+    else:
+        click.echo(report.to_table(result, reply=reply))
+    sys.exit(0 if result.verdict.result == "delivered" else 1)
+
+
+def _interfaces(netns: str) -> set[str]:
+    from netlab.kernel.netns import run_in_netns
+
+    return {name for _, name in run_in_netns(netns, socket.if_nameindex)}
+
+
+def _capture_target(lab: str, target: str, namespace: str) -> tuple[str, str]:
+    """(network namespace, default interface) of a node or a pod."""
+    from netlab.trace.engine import TraceError, lab_plan
+    from netlab.trace.resolve import ResolveError, auto_resolver, resolve_source
+
+    try:
+        plan = lab_plan(lab)
+    except TraceError as err:
+        _fail(str(err), 2)
+    pods = []
+    if target not in [n.name for n in plan.nodes] and not target.startswith("node/"):
+        resolver, closer = auto_resolver(lab, plan)
+        try:
+            pods = resolver.pods()
+        finally:
+            if closer is not None:
+                closer.close()
+    try:
+        place = resolve_source(target, plan, pods, namespace)
+    except ResolveError as err:
+        _fail(str(err), 2)
+    assert place.netns is not None
+    return place.netns, "eth0" if place.kind == "pod" else "any"
+
+
+@click.command("capture", context_settings={"ignore_unknown_options": True})
+@click.option("--lab", help="The lab (implied when only one is up).")
+@click.option("-n", "--namespace", default="default", show_default=True,
+              help="Kubernetes namespace of a pod name.")
+@click.argument("target")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def capture(lab: str | None, namespace: str, target: str, args: tuple[str, ...]) -> None:
+    """Live tcpdump inside NODE's or POD's namespace: capture worker1 vxlan0 -- -c 5
+
+    IFACE defaults to 'any' on a node and eth0 in a pod; everything else goes
+    to tcpdump as it is.
+    """
+    _require_root()
+    lab = _lab(lab)
+    netns, iface = _capture_target(lab, target, namespace)
+    from netlab.kernel import netns as nsmod
+
+    if not nsmod.exists(netns):
+        _fail(f"the namespace {netns} is gone", 1)
+    rest = list(args)
+    if rest and not rest[0].startswith("-") and (rest[0] == "any"
+                                                  or rest[0] in _interfaces(netns)):
+        iface = rest.pop(0)
+    binary = shutil.which("tcpdump")
+    if binary is None:
+        _fail("tcpdump is not installed (apt-get install tcpdump)", 1)
+    argv = [binary, "-n", "-i", iface, *rest]
+    click.echo(f"capturing on {iface} in {netns}: {' '.join(argv[1:])}", err=True)
+    sys.stdout.flush()
+    nsmod.enter_netns(netns)
+    os.execv(binary, argv)
+
+
+COMMANDS = [trace, capture]
+
+
+@click.group()
+def main() -> None:
+    """The trace commands alone (``python -m netlab.cli.trace``); ``netlab`` registers them."""
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
+
+if __name__ == "__main__":
+    main()

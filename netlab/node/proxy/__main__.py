@@ -1,0 +1,105 @@
+"""The kube-proxy process: ``python -m netlab.node.proxy``, one per cluster node.
+
+The supervisor starts it inside the node's namespace. It lists and watches
+Services and Endpoints through the API (across the physical network), feeds
+every change to the ``Proxier`` sync engine, and syncs: the first time only
+after both initial lists have arrived (so a restart never programs a
+half-known world), then on every change, rate-limited by the engine, and on a
+slow timer so deferred clean-up runs. On SIGTERM it removes its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from netlab.client.connection import add_connection_args, client_from_args
+from netlab.client.workqueue import SharedInformers
+from netlab.node.proxy.syncer import Proxier
+
+log = logging.getLogger("netlab.proxy")
+RESYNC_PERIOD = 5.0  # seconds between syncs with nothing new: lets deferred GC run
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="netlab-proxy")
+    add_connection_args(parser)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--netns", required=True, help="the node's namespace (for nft)")
+    parser.add_argument("--cluster-cidr", required=True, help="the pod subnet of the cluster")
+    parser.add_argument("--local-pod-cidr", required=True, help="this node's pod /24")
+    parser.add_argument("--service-cidr", required=True)
+    parser.add_argument("--min-sync-interval", type=float, default=1.0)
+    return parser.parse_args(argv)
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = client_from_args(args)
+    proxier = Proxier(args.netns, None, args.cluster_cidr, service_cidr=args.service_cidr,
+                      local_pod_cidr=args.local_pod_cidr, min_interval=args.min_sync_interval)
+    informers = SharedInformers(client)
+    services = informers.get("services")
+    endpoints = informers.get("endpoints")
+    changed = asyncio.Event()
+
+    def on_service(kind: str, obj: dict, _old: dict | None) -> None:
+        (proxier.delete_service if kind == "DELETED" else proxier.update_service)(obj)
+        changed.set()
+
+    def on_endpoints(kind: str, obj: dict, _old: dict | None) -> None:
+        (proxier.delete_endpoints if kind == "DELETED" else proxier.update_endpoints)(obj)
+        changed.set()
+
+    services.add_handler(on_service)
+    endpoints.add_handler(on_endpoints)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    informers.start()
+    try:
+        waiting = asyncio.ensure_future(informers.wait_synced())
+        await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)
+        while not stop.is_set():
+            result = await loop.run_in_executor(None, proxier.sync)
+            if result.kind in ("full", "partial") or not result.ok:
+                log.info("sync %s: %s, %d service ports, %d bytes in %.1f ms%s",
+                         result.kind, "ok" if result.ok else f"failed: {result.error}",
+                         result.ports, result.bytes, result.seconds * 1000,
+                         f", flushed {result.flushed} UDP flows" if result.flushed else "")
+            timeout = result.retry_in if result.kind == "deferred" else RESYNC_PERIOD
+            if not result.ok:
+                timeout = min(timeout, args.min_sync_interval)
+            changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                # Wake on the next change, on stop, or for the periodic resync.
+                await asyncio.wait_for(_either(changed, stop), timeout)
+    finally:
+        await informers.stop()
+        await client.close()
+        await loop.run_in_executor(None, proxier.cleanup)
+        log.info("stopped; table removed")
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run(_parse(argv)))
+
+
+if __name__ == "__main__":
+    main()

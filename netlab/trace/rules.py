@@ -1,0 +1,134 @@
+"""What the nftables trace of one packet at one node means, in Service terms.
+
+kube-proxy's table (``netlab.node.proxy.ruleset``) names its chains after
+what they serve: ``service-HASH-ns/name/proto/port``, ``external-HASH-…``
+for a NodePort, ``endpoint-HASH-ns/name/proto/port__ip/port`` for one
+backend, ``no-endpoints`` for refusals and ``masquerading`` for SNAT. So the
+chains a traced packet went through say which Service and which endpoint
+decided its fate, and the DNAT rule's comment adds the endpoint's pod and
+node. This module turns one packet's trace events at one node (one trace
+id) into a :class:`RuleMatch`, and each event into a one-line step.
+
+Pure: events and rule texts in, labels out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from netlab.node.proxy import ruleset
+from netlab.trace.model import RuleMatch, TraceEvent
+
+RuleTexts = Mapping[tuple[str, str, str, str], Mapping[int, str]]
+
+_PORT_PATH = re.compile(r"^(?P<ns>[^/]+)/(?P<name>[^/]+)/(?P<proto>[^/]+)/(?P<port>[^_]*)"
+                        r"(?:__(?P<ip>[\d.]+)/(?P<epport>\d+))?$")
+_DNAT_COMMENT = re.compile(r'comment "([^"]*)"')
+_POD_ON = re.compile(r" pod (\S+)(?: on (\S+))?")
+
+
+def chain_service(chain: str) -> tuple[str, str | None] | None:
+    """(``ns/name[:port]``, ``ip:port`` of the endpoint or None) for a proxy chain."""
+    for prefix in (ruleset.SERVICE_PREFIX, ruleset.EXTERNAL_PREFIX, ruleset.ENDPOINT_PREFIX):
+        if chain.startswith(prefix):
+            rest = chain[len(prefix):]
+            visible = rest.split("-", 1)[1] if "-" in rest else rest
+            m = _PORT_PATH.match(visible)
+            if not m:
+                return None
+            label = f"{m['ns']}/{m['name']}" + (f":{m['port']}" if m["port"] else "")
+            endpoint = f"{m['ip']}:{m['epport']}" if m["ip"] else None
+            return label, endpoint
+    return None
+
+
+def _text(texts: RuleTexts, e: TraceEvent) -> str:
+    if e.handle is None:
+        return ""
+    return texts.get((e.netns, e.family, e.table, e.chain), {}).get(e.handle, "")
+
+
+def step_text(e: TraceEvent, texts: RuleTexts) -> str:
+    """One event as a line: ``ip netlab-proxy services: rule 12 … -> goto service-…``."""
+    where = f"{e.family} {e.table} {e.chain}"
+    if e.type == "policy":
+        return f"{where}: policy {e.policy or '?'}"
+    if e.type == "return":
+        return f"{where}: return"
+    verdict = e.verdict or "?"
+    if e.target:
+        verdict += f" {e.target}"
+    rule = _text(texts, e)
+    return f"{where}: rule {e.handle}{' ' + rule if rule else ''} -> {verdict}"
+
+
+def summarize(events: Sequence[TraceEvent], texts: RuleTexts,
+              own_table: str | None = None) -> RuleMatch | None:
+    """The deciding rule among one packet's events at one node, or None when no
+    table but the trace's own had anything to say."""
+    own = own_table or ""
+    mine = [e for e in events if e.table != own and not e.table.startswith("netlab-trace-")]
+    if not mine:
+        return None
+    service = endpoint = pod = None
+    nodeport = masquerade = False
+    decisive: TraceEvent | None = None
+    action = "accept"
+    for e in mine:
+        named = chain_service(e.chain) or (chain_service(e.target) if e.target else None)
+        if named:
+            service = named[0]
+            endpoint = named[1] or endpoint
+        if e.chain.startswith(ruleset.EXTERNAL_PREFIX):
+            nodeport = True
+        if e.chain == ruleset.MASQ_CHAIN and e.type == "rule" and e.verdict == "accept":
+            masquerade = True
+            if action == "accept":
+                decisive, action = e, "masquerade"
+        if e.chain.startswith(ruleset.ENDPOINT_PREFIX) and e.type == "rule" \
+                and e.verdict in ("accept", "stop", "continue") and "dnat" in _text(texts, e):
+            decisive, action = e, "dnat"
+            m = _DNAT_COMMENT.search(_text(texts, e))
+            if m:
+                pm = _POD_ON.search(m.group(1))
+                if pm:
+                    pod = pm.group(1) + (f" on {pm.group(2)}" if pm.group(2) else "")
+        elif e.chain.startswith(ruleset.ENDPOINT_PREFIX) and e.type == "rule" \
+                and e.verdict == "accept" and action != "dnat":
+            decisive, action = e, "dnat"
+        if e.chain == ruleset.NO_ENDPOINTS_CHAIN and e.type == "rule":
+            decisive, action = e, "reject"
+        elif action not in ("reject", "drop") and (
+                (e.type == "rule" and e.verdict == "drop")
+                or (e.type == "policy" and e.policy == "drop")):
+            decisive, action = e, "drop"
+    if decisive is None:
+        if service is None:
+            return None  # accepted by tables with nothing to say about this packet
+        decisive = mine[-1]
+    label = _label(action, service, endpoint, pod, nodeport, masquerade, decisive, texts)
+    return RuleMatch(action=action, label=label, table=decisive.table, chain=decisive.chain,
+                     handle=decisive.handle, text=_text(texts, decisive), service=service,
+                     endpoint=endpoint, pod=pod, masquerade=masquerade, nodeport=nodeport)
+
+
+def _label(action: str, service: str | None, endpoint: str | None, pod: str | None,
+           nodeport: bool, masquerade: bool, e: TraceEvent, texts: RuleTexts) -> str:
+    kind = "NodePort of " if nodeport else "service "
+    if action == "reject":
+        return f"rejected: {kind}{service or '?'} has no endpoints"
+    if action == "dnat" or (service and endpoint):
+        to = f"endpoint {endpoint}" + (f" (pod {pod})" if pod else "")
+        masq = ", masquerade" if masquerade else ""
+        return f"{kind}{service or '?'} -> {to}{masq}"
+    if action == "drop":
+        rule = _text(texts, e)
+        what = f"rule {e.handle}" + (f" '{rule}'" if rule else "") if e.type == "rule" \
+            else "chain policy"
+        return f"dropped by {e.family} {e.table} {e.chain} {what}"
+    if action == "masquerade":
+        return "masquerade (SNAT to the node's address)"
+    if service:
+        return f"{kind}{service}"
+    return f"accepted ({e.family} {e.table} {e.chain})"
