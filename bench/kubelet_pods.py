@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Pod start-up through the kubelet: 100 pods at once on 3 workers.
+
+Run as root:  .venv/bin/python bench/kubelet_pods.py [--pods 100] [--workers 3]
+
+It brings up a lab (control plane + N workers), waits for the Nodes to be
+Ready, then creates the pods at once through the API with ``spec.nodeName``
+set round-robin (what the scheduler will do), and watches them. Figures:
+
+- *all Running*: from the first create to the last pod seen Running;
+- *start latency* p50/p99 per pod: from its create (binding) being
+  acknowledged to the watch event that shows it Running;
+- *sequential latency*: the same, one pod at a time (no queueing): what a
+  single pod costs end to end;
+- kubelet RSS (psutil), the largest of the kubelets, after the burst.
+
+Baseline, measured in the same run on the same lab: the same number of pods
+started directly through the runtime library (``Runtime.run_pod_sandbox`` +
+``start_container``, from threads in the node namespaces), no API, no
+kubelet. The ratio kubelet/baseline is the kubelet's own overhead (API
+writes, watch, events, status) on top of the kernel and process work.
+
+Containers run ``sleep`` (any image runs its ``command`` on the host), so the
+figure is the kubelet's and the runtime's, not an image's start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import yaml
+
+from netlab.client import lab_client
+from netlab.kernel.netns import run_in_netns
+from netlab.lab import lifecycle
+from netlab.lab.state import components_path, read_json
+from netlab.node.runtime import ContainerSpec, PodSpec, Runtime
+from netlab.topology import load_topology, plan_lab
+
+COMMAND = ["sleep", "3600"]
+
+
+def topology(name: str, workers: int) -> dict:
+    nodes = [{"name": "control-plane", "role": "control-plane"}]
+    nodes += [{"name": f"worker{i}", "role": "worker", "maxPods": 110}
+              for i in range(1, workers + 1)]
+    return {"name": name, "nodes": nodes}
+
+
+def pod(name: str, node: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "labels": {"bench": "kubelet"}},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "c", "image": "busybox", "command": COMMAND}]}}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def wait_nodes_ready(lab: str, count: int, timeout: float = 60) -> None:
+    async with lab_client(lab) as client:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            nodes = (await client.list("nodes"))["items"]
+            ready = [n for n in nodes if any(c["type"] == "Ready" and c["status"] == "True"
+                                             for c in n["status"].get("conditions", []))]
+            if len(ready) >= count:
+                return
+            await asyncio.sleep(0.1)  # probe interval
+    raise SystemExit("nodes did not become Ready")
+
+
+async def burst(lab: str, names: list[str], nodes: list[str]) -> dict[str, float]:
+    """Create all pods at once; return per-pod latency (create ack -> seen Running)."""
+    created: dict[str, float] = {}
+    running: dict[str, float] = {}
+    async with lab_client(lab) as client:
+        listing = await client.list("pods", "default", label_selector="bench=kubelet")
+        rv = listing["metadata"]["resourceVersion"]
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            async for event in client.watch("pods", "default", resource_version=rv,
+                                            label_selector="bench=kubelet"):
+                obj = event.get("object") or {}
+                name = (obj.get("metadata") or {}).get("name")
+                if name in names and name not in running and \
+                        (obj.get("status") or {}).get("phase") == "Running":
+                    running[name] = time.monotonic()
+                    if len(running) == len(names):
+                        done.set()
+                        return
+
+        watcher = asyncio.ensure_future(watch())
+        await asyncio.sleep(0.2)  # let the watch connect before the first create
+        slots = asyncio.Semaphore(32)
+
+        async def create(i: int, name: str) -> None:
+            async with slots:
+                await client.create(pod(name, nodes[i % len(nodes)]))
+                created[name] = time.monotonic()
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(create(i, n) for i, n in enumerate(names)))
+        await asyncio.wait_for(done.wait(), 120)
+        watcher.cancel()
+        created["__start__"] = t0
+    return {n: running[n] - created[n] for n in names} | {
+        "__all__": max(running.values()) - created["__start__"]}
+
+
+async def sequential(lab: str, names: list[str], nodes: list[str]) -> list[float]:
+    out = []
+    async with lab_client(lab) as client:
+        for i, name in enumerate(names):
+            listing = await client.list("pods", "default", label_selector="bench=kubelet")
+            rv = listing["metadata"]["resourceVersion"]
+            await client.create(pod(name, nodes[i % len(nodes)]))
+            created = time.monotonic()
+            async for event in client.watch("pods", "default", resource_version=rv,
+                                            field_selector=f"metadata.name={name}"):
+                if (event["object"].get("status") or {}).get("phase") == "Running":
+                    out.append(time.monotonic() - created)
+                    break
+    return out
+
+
+def runtime_baseline(lab: str, topo_path: Path, count: int, nodes: list[str]) -> float:
+    """The same pods through the runtime library directly: time until all run."""
+    plan = plan_lab(load_topology(topo_path))
+    runtimes = {n: Runtime(lab, plan.node(n)) for n in nodes}
+    made: list[tuple[Runtime, str]] = []
+
+    def one(i: int) -> None:
+        rt = runtimes[nodes[i % len(nodes)]]
+        spec = PodSpec("baseline", f"base-{i}", str(uuid.uuid4()))
+
+        def work() -> None:
+            sb = rt.run_pod_sandbox(spec)
+            made.append((rt, sb.uid))
+            st = rt.start_container(sb, ContainerSpec("c", command=tuple(COMMAND)), 0)
+            assert st.running, st
+
+        run_in_netns(rt.node.netns, work)  # as the kubelet calls it: from the node
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:  # the kubelet's runtime pool size, one per node here
+        list(pool.map(one, range(count)))
+    elapsed = time.monotonic() - t0
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda m: run_in_netns(m[0].node.netns,
+                                              lambda: m[0].remove_pod_sandbox(m[1], 0)), made))
+    return elapsed
+
+
+def kubelet_rss(lab: str) -> dict[str, float]:
+    table = read_json(components_path(lab)) or {}
+    out = {}
+    for name, row in table.items():
+        if name.startswith("kubelet-") and row.get("pid"):
+            out[name] = psutil.Process(row["pid"]).memory_info().rss / 2**20
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--sequential", type=int, default=10)
+    args = parser.parse_args()
+    lab = f"kb{uuid.uuid4().hex[:6]}"
+    nodes = [f"worker{i}" for i in range(1, args.workers + 1)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(yaml.safe_dump(topology(lab, args.workers)))
+        lifecycle.up(path)
+        try:
+            asyncio.run(wait_nodes_ready(lab, args.workers + 1))
+            base = runtime_baseline(lab, path, args.pods, nodes)
+            rss_idle = kubelet_rss(lab)
+            result = asyncio.run(burst(lab, [f"p{i}" for i in range(args.pods)], nodes))
+            rss = kubelet_rss(lab)
+            seq = asyncio.run(sequential(lab, [f"s{i}" for i in range(args.sequential)],
+                                         nodes))
+        finally:
+            lifecycle.down(lab)
+    all_running = result.pop("__all__")
+    lat = list(result.values())
+    report = {
+        "pods": args.pods, "workers": args.workers,
+        "all_running_s": round(all_running, 2),
+        "p50_ms": round(percentile(lat, 50) * 1000), "p99_ms": round(percentile(lat, 99) * 1000),
+        "sequential_p50_ms": round(statistics.median(seq) * 1000),
+        "sequential_max_ms": round(max(seq) * 1000),
+        "baseline_runtime_all_running_s": round(base, 2),
+        "ratio_kubelet_over_runtime": round(all_running / base, 2),
+        "kubelet_rss_idle_mb": round(max(rss_idle.values()), 1),
+        "kubelet_rss_after_burst_mb": round(max(rss.values()), 1),
+    }
+    print(f"{args.pods} pods on {args.workers} workers, created at once through the API:")
+    print(f"  all Running after      {report['all_running_s']:6.2f} s   (target <= 10 s)")
+    print(f"  start latency p50      {report['p50_ms']:6d} ms  (target <= 300 ms)")
+    print(f"  start latency p99      {report['p99_ms']:6d} ms  (Kubernetes SLO: p99 <= 5 s)")
+    print(f"  one at a time, p50     {report['sequential_p50_ms']:6d} ms  "
+          f"(max {report['sequential_max_ms']} ms, {args.sequential} pods)")
+    print(f"  kubelet RSS            {report['kubelet_rss_after_burst_mb']:6.1f} MB  "
+          f"(idle {report['kubelet_rss_idle_mb']} MB; target <= 60 MB)")
+    print(f"baseline: the same pods through the runtime library, no API: "
+          f"{report['baseline_runtime_all_running_s']:.2f} s")
+    print(f"ratio kubelet / runtime library: {report['ratio_kubelet_over_runtime']:.2f}")
+    print(json.dumps(report), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""How the API server reaches a kubelet: Kubernetes' ``pkg/kubelet/client`` in small.
+
+The API server serves ``pods/log`` by connecting to the kubelet of the pod's
+node: the Node's ``InternalIP`` and ``status.daemonEndpoints.kubeletEndpoint``
+port (10250), over HTTPS, with the lab's bearer token. It runs in the
+control-plane node's namespace, so every node's underlay address is
+reachable. The kubelet's serving certificate is self-signed and not verified,
+which is kube-apiserver's default without ``--kubelet-certificate-authority``.
+
+``open_container_log`` connects before returning, so a refused connection or a
+kubelet's error is an exception (``KubeletError``) before any byte of the
+answer is sent, and the caller can turn it into a proper Status. It imports
+only aiohttp: the API server pays nothing else for it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any, Optional
+
+import aiohttp
+
+DEFAULT_PORT = 10250
+
+
+class KubeletError(Exception):
+    def __init__(self, message: str, code: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def kubelet_address(node: Optional[dict[str, Any]]) -> tuple[str, int]:
+    """The (host, port) a Node object advertises for its kubelet."""
+    status = (node or {}).get("status") or {}
+    name = ((node or {}).get("metadata") or {}).get("name", "")
+    host = next((a.get("address") for a in status.get("addresses") or []
+                 if a.get("type") == "InternalIP"), None)
+    if not host:
+        raise KubeletError(f'node "{name}" has no InternalIP address: is its kubelet running?')
+    port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    return host, int(port or DEFAULT_PORT)
+
+
+def _insecure() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod: str,
+                             container: str, token: str, *, follow: bool = False,
+                             previous: bool = False, timestamps: bool = False,
+                             tail_lines: Optional[int] = None,
+                             since_seconds: Optional[int] = None,
+                             since_time: Optional[str] = None,
+                             limit_bytes: Optional[int] = None,
+                             connect_timeout: float = 5.0) -> AsyncIterator[bytes]:
+    """Connect to the kubelet and return the log as an async iterator of chunks."""
+    host, port = kubelet_address(node)
+    params = {k: v for k, v in {
+        "follow": "true" if follow else None, "previous": "true" if previous else None,
+        "timestamps": "true" if timestamps else None,
+        "tailLines": None if tail_lines is None else str(tail_lines),
+        "sinceSeconds": None if since_seconds is None else str(since_seconds),
+        "sinceTime": since_time,
+        "limitBytes": None if limit_bytes is None else str(limit_bytes)}.items()
+        if v is not None}
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=_insecure(), force_close=True),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
+    try:
+        response = await session.get(f"https://{host}:{port}/containerLogs/{namespace}/{pod}/"
+                                     f"{container}", params=params)
+    except (aiohttp.ClientError, OSError) as err:
+        await session.close()
+        raise KubeletError(f"the kubelet at {host}:{port} is not reachable: {err}") from None
+    if response.status != 200:
+        text = (await response.text()).strip()
+        response.release()
+        await session.close()
+        raise KubeletError(text or f"the kubelet answered {response.status}",
+                           404 if response.status == 404 else 400)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in response.content.iter_any():
+                yield chunk
+        finally:
+            response.release()
+            await session.close()
+
+    return chunks()

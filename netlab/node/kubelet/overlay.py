@@ -1,0 +1,124 @@
+"""The VXLAN overlay, following the Node objects, as flannel's node agent does it.
+
+Every node publishes what a peer needs to reach its pods on its own Node
+object (``node.py`` writes it at registration): ``spec.podCIDR`` and
+flannel's annotations ``flannel.alpha.coreos.com/backend-data``
+(``{"VNI":1,"VtepMAC":...}``) and ``.../public-ip`` (the underlay address).
+``peers_from_nodes`` reads them back from every *other* Node; the
+``OverlayAgent`` converges the local ``vxlan0`` to exactly those peers with
+``netlab.kernel.overlay.reconcile_overlay`` whenever the set changes, so a
+node that registers is wired and a Node that is deleted is unwired on every
+peer, with no rebuild. It also reconverges every ``resync`` seconds, which
+heals hand-made damage (``bridge fdb del ...``) the way a controller would.
+
+The kubelet process lives in its node's network namespace (the supervisor put
+it there), so the netlink socket it opens is the node's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from netlab.topology.plan import OverlayPeer
+
+log = logging.getLogger("netlab.kubelet.overlay")
+
+BACKEND_DATA = "flannel.alpha.coreos.com/backend-data"
+BACKEND_TYPE = "flannel.alpha.coreos.com/backend-type"
+PUBLIC_IP = "flannel.alpha.coreos.com/public-ip"
+SUBNET_MANAGER = "flannel.alpha.coreos.com/kube-subnet-manager"
+
+
+def flannel_annotations(vni: int, vtep_mac: str, public_ip: str) -> dict[str, str]:
+    return {BACKEND_DATA: json.dumps({"VNI": vni, "VtepMAC": vtep_mac}, separators=(",", ":")),
+            BACKEND_TYPE: "vxlan", PUBLIC_IP: public_ip, SUBNET_MANAGER: "true"}
+
+
+def peer_of(node: dict[str, Any]) -> OverlayPeer | None:
+    """The overlay peer a Node object describes; None if it does not describe one."""
+    meta, spec = node.get("metadata") or {}, node.get("spec") or {}
+    annotations = meta.get("annotations") or {}
+    try:
+        data = json.loads(annotations.get(BACKEND_DATA) or "null")
+        mac = data.get("VtepMAC") if isinstance(data, dict) else None
+        subnet = IPv4Network(spec.get("podCIDR") or "")
+        public = annotations.get(PUBLIC_IP) or next(
+            (a.get("address") for a in (node.get("status") or {}).get("addresses") or []
+             if a.get("type") == "InternalIP"), None)
+        underlay = IPv4Address(public or "")
+    except (ValueError, TypeError):
+        return None
+    if not mac:
+        return None
+    return OverlayPeer(node=meta.get("name", ""), underlay_ip=underlay, vtep_mac=mac,
+                       vtep_ip=subnet.network_address, pod_subnet=subnet)
+
+
+def peers_from_nodes(nodes: Iterable[dict[str, Any]], me: str) -> list[OverlayPeer]:
+    peers = []
+    for node in nodes:
+        if (node.get("metadata") or {}).get("name") == me:
+            continue
+        peer = peer_of(node)
+        if peer is not None:
+            peers.append(peer)
+    return sorted(peers, key=lambda p: p.node)
+
+
+def _reconcile(peers: list[OverlayPeer]) -> list[str]:
+    # The only netlink use of the kubelet: one call into netlab.kernel.
+    from pyroute2 import IPRoute
+
+    from netlab.kernel.overlay import reconcile_overlay
+
+    with IPRoute() as ipr:
+        changes = reconcile_overlay(ipr, peers)
+    return [f"+ {c}" for c in changes.added] + [f"- {c}" for c in changes.removed]
+
+
+class OverlayAgent:
+    def __init__(self, me: str, run_blocking: Any, resync: float = 30.0) -> None:
+        self.me = me
+        self._run = run_blocking  # AsyncRuntime.call: off the event loop
+        self.resync = resync
+        self._wanted: list[OverlayPeer] | None = None
+        self._applied: list[OverlayPeer] | None = None
+        self._changed = asyncio.Event()
+        self.reconciles = 0
+
+    def nodes_changed(self, nodes: Iterable[dict[str, Any]]) -> None:
+        """Informer handler side: cheap, never blocks."""
+        wanted = peers_from_nodes(nodes, self.me)
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._changed.set()
+
+    async def run(self, synced: asyncio.Event) -> None:
+        await synced.wait()  # never unwire peers from an empty, unsynced cache
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                # Woken by a change; the timeout is the periodic resync.
+                await asyncio.wait_for(self._changed.wait(), self.resync)
+            self._changed.clear()
+            wanted = self._wanted
+            if wanted is None:
+                continue
+            try:
+                lines = await self._run(_reconcile, wanted)
+            except (OSError, LookupError) as err:
+                log.warning("overlay reconcile failed: %s", err)
+                await asyncio.sleep(1.0)  # retry backoff
+                self._changed.set()
+                continue
+            self.reconciles += 1
+            if lines or wanted != self._applied:
+                log.info("overlay: %d peers (%s)%s", len(wanted),
+                         ", ".join(p.node for p in wanted) or "none",
+                         "".join(f"\n  {line}" for line in lines))
+            self._applied = wanted

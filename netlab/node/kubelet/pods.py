@@ -1,0 +1,609 @@
+"""Pod workers: one task per pod, which makes the runtime match the Pod object.
+
+As in the real kubelet, all work on a pod goes through that pod's worker, one
+sync at a time, so nothing about one pod ever races with itself, while
+different pods proceed in parallel. A worker sleeps until something wakes it:
+a new version of the Pod (the informer), a container exit (a pidfd, see
+``cri``), a probe result, the end of a back-off, or the slow safety-net
+resync. Each sync is level-based: it reads the runtime's state and converges,
+so a lost wake-up or a kubelet restart costs nothing.
+
+A sync, for a pod that should run:
+
+1. the sandbox (netns, veth, IP): created, or adopted after a kubelet restart
+   (recreated if the adoption found it broken: ``SandboxChanged``);
+2. init containers, in order, each to success (``restartPolicy`` decides what
+   a failure means);
+3. each container: start it (env and argv from ``spec``), keep watching it,
+   and when it has exited apply ``restartPolicy`` with the crash-loop
+   back-off (``restarts``), waiting as ``CrashLoopBackOff``; a failed liveness
+   or startup probe kills it first;
+4. the status (``status``), handed to the status manager.
+
+A pod marked for deletion (or gone from the API, or found orphaned after a
+restart) is terminated instead: SIGTERM to every container, the grace period,
+SIGKILL (the runtime), a final status, the sandbox removed (netns, veth, IP),
+then the Pod deleted with grace 0 and a uid precondition, which is what lets
+the API server finally drop it. Events tell every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+import aiohttp
+
+from netlab.api.timefmt import format_time
+from netlab.client import APIError, Client, resource_path
+from netlab.images import builtin_image
+from netlab.node.kubelet import status as podstatus
+from netlab.node.kubelet.config import KubeletConfig
+from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
+from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, pod_ref
+from netlab.node.kubelet.prober import PodProber
+from netlab.node.kubelet.restarts import Backoff, should_restart
+from netlab.node.kubelet.spec import ContainerConfigError, PodContext, container_spec, image_id
+from netlab.node.kubelet.statussync import StatusManager
+from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, PodSpec, Sandbox
+
+log = logging.getLogger("netlab.kubelet.pods")
+
+RETRY_START, RETRY_MAX = 0.5, 30.0
+MIN_GRACE = 2  # seconds: the kubelet's minimumGracePeriodInSeconds
+
+
+@dataclass
+class Services:
+    """What every pod worker shares."""
+
+    cfg: KubeletConfig
+    cri: AsyncRuntime
+    client: Client
+    events: EventRecorder
+    status: StatusManager
+    backoff: Backoff
+    http: aiohttp.ClientSession  # for httpGet probes
+    start_slots: asyncio.Semaphore  # pods starting for the first time, at once
+
+
+def go_duration(seconds: float) -> str:
+    """Go's ``time.Duration`` text, as in kubelet's back-off messages (``1m20s``)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = round(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+def _meta(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod.get("metadata") or {}
+
+
+def _spec(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod.get("spec") or {}
+
+
+def _relevant(pod: dict[str, Any]) -> tuple:
+    """What in a Pod can change what the worker does (a status echo does not)."""
+    meta = _meta(pod)
+    return (meta.get("deletionTimestamp"), meta.get("deletionGracePeriodSeconds"),
+            meta.get("labels"), meta.get("annotations"), pod.get("spec"))
+
+
+class PodWorker:
+    def __init__(self, services: Services, uid: str, on_done: Callable[[str], None]) -> None:
+        self.s = services
+        self.uid = uid
+        self.on_done = on_done
+        self.pod: Optional[dict[str, Any]] = None  # the latest Pod (None: gone from the API)
+        self.known: Optional[dict[str, Any]] = None  # the last Pod seen, even once gone
+        self.removed = False
+        self.adopted: Optional[AdoptedPod] = None
+        self.sandbox: Optional[Sandbox] = None
+        self.waiting: dict[str, tuple[str, str]] = {}  # container -> Waiting reason, message
+        self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
+        self.watches: dict[str, tuple[int, ExitWatch]] = {}
+        self.prober = PodProber(self)
+        self.finished = False  # reached Succeeded/Failed: nothing runs again
+        self.terminated = False
+        self._torn_down = False
+        self.rejected: Optional[tuple[str, str]] = None
+        self.start_time = format_time(datetime.now(timezone.utc))
+        self._once: set[Any] = set()
+        self._wake = asyncio.Event()
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at = 0.0
+        self._retry = RETRY_START
+        self.task: Optional[asyncio.Task] = None
+        self.syncs = 0
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    def update(self, pod: dict[str, Any]) -> None:
+        old, self.pod, self.known = self.pod, pod, pod
+        self.s.status.observed(pod)
+        if old is None or _relevant(old) != _relevant(pod):
+            self.wake()
+
+    def removed_from_api(self, pod: Optional[dict[str, Any]]) -> None:
+        self.pod, self.removed = None, True
+        if pod is not None:
+            self.known = pod
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_later(self, delay: float) -> None:
+        """Wake in ``delay`` seconds (the earliest of all requested wake-ups wins)."""
+        at = time.monotonic() + delay
+        if self._timer is not None and self._timer_at <= at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = at
+        self._timer = asyncio.get_running_loop().call_later(delay, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self.wake()
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while not self.terminated:
+                await self._wake.wait()
+                self._wake.clear()
+                try:
+                    await self.sync()
+                    self._retry = RETRY_START
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:  # a failed sync is retried, never fatal
+                    log.warning("sync of pod %s failed: %s", self.describe(), err,
+                                exc_info=not isinstance(err, (APIError, OSError)))
+                    self.wake_later(self._retry)
+                    self._retry = min(self._retry * 2, RETRY_MAX)
+                if not self.terminated:
+                    self.wake_later(self.s.cfg.sync_period)  # the safety-net resync
+        finally:
+            self._cancel_all()
+            self.on_done(self.uid)
+
+    def describe(self) -> str:
+        meta = _meta(self.pod or self.known or {})
+        if meta:
+            return f"{meta.get('namespace')}/{meta.get('name')}"
+        sb = self.sandbox or (self.adopted.sandbox if self.adopted else None)
+        if sb is not None:
+            return f"{sb.namespace}/{sb.name}"
+        return self.uid
+
+    async def sync(self) -> None:
+        self.syncs += 1
+        pod = self.pod
+        if pod is None or _meta(pod).get("deletionTimestamp"):
+            await self.terminate()
+            return
+        if self.rejected is not None:
+            self.s.status.set(pod, podstatus.rejected_status(pod, *self.rejected,
+                                                             datetime.now(timezone.utc)))
+            return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in podstatus.TERMINAL_PHASES:
+            self.finished = True
+            if self.sandbox is None and self.adopted is None:
+                return  # finished before we knew it: nothing of it here, nothing to say
+        if self.finished:
+            if self.sandbox is None and self.adopted is not None:
+                self.sandbox, self.adopted = self.adopted.sandbox, None  # keep its podIP
+            self._cancel_all()
+            await self._report()
+            return
+        if _spec(pod).get("hostNetwork") and self._first("hostNetwork"):
+            self.event(pod, WARNING, "HostNetworkNotSupported",
+                        "netlab gives every pod its own network namespace; hostNetwork is "
+                        "ignored")
+        if self.sandbox is None:
+            # A pod's first start holds one of a few start slots to its first status:
+            # a burst of pods then comes up in order, each quickly, instead of every
+            # pod waiting for every other pod's sandbox before any container starts.
+            async with self.s.start_slots:
+                await self._setup(pod)
+        else:
+            await self._setup(pod)
+
+    async def _setup(self, pod: dict[str, Any]) -> None:
+        if not await self._ensure_sandbox(pod):
+            await self._report()
+            return
+        names = self._names(pod)
+        observed = await self.s.cri.observe(self.uid, names)
+        if await self._sync_init(pod, observed):
+            await self._sync_containers(pod, observed)
+        await self._report()
+
+    # -- the sandbox --------------------------------------------------------------------------
+
+    async def _ensure_sandbox(self, pod: dict[str, Any]) -> bool:
+        if self.sandbox is not None:
+            return True
+        if self.adopted is not None:
+            adopted, self.adopted = self.adopted, None
+            if not adopted.problems and adopted.sandbox.state == "ready":
+                self.sandbox = adopted.sandbox
+                return True
+            self.event(pod, NORMAL, "SandboxChanged",
+                        f"Pod sandbox changed ({'; '.join(adopted.problems) or 'incomplete'}), "
+                        "it will be killed and re-created.")
+            await self.s.cri.stop_pod_sandbox(self.uid, 0)
+        try:
+            self.sandbox = await self.s.cri.run_pod_sandbox(
+                PodSpec.from_pod(pod, nameservers=self.s.cfg.cluster_dns))
+        except Exception as err:
+            self.event(pod, WARNING, "FailedCreatePodSandBox",
+                        f"Failed to create pod sandbox: {err}")
+            self.wake_later(self._retry)
+            self._retry = min(self._retry * 2, RETRY_MAX)
+            return False
+        return True
+
+    # -- containers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _names(pod: dict[str, Any]) -> list[str]:
+        spec = _spec(pod)
+        return [c.get("name", "") for c in (spec.get("initContainers") or []) +
+                (spec.get("containers") or [])]
+
+    async def _sync_init(self, pod: dict[str, Any],
+                         observed: dict[str, tuple[Optional[ContainerState], Any]]) -> bool:
+        """Run init containers in order; True once all have succeeded."""
+        policy = _spec(pod).get("restartPolicy") or "Always"
+        for c in _spec(pod).get("initContainers") or []:
+            name = c.get("name", "")
+            cur = observed.get(name, (None, None))[0]
+            if cur is None:
+                await self._start(pod, c, 0, init=True)
+                return False
+            if cur.state in ("created", "running"):
+                if cur.state == "running":
+                    self._watch(name, cur)
+                else:
+                    self.wake_later(0.5)  # its shim is still starting it: look again
+                return False
+            if cur.exit_code == 0:
+                continue
+            if should_restart(policy, cur.exit_code, init=True):
+                await self._restart(pod, c, cur, init=True)
+            return False
+        return True
+
+    async def _sync_containers(self, pod: dict[str, Any],
+                               observed: dict[str, tuple[Optional[ContainerState], Any]]) -> None:
+        policy = _spec(pod).get("restartPolicy") or "Always"
+        for c in _spec(pod).get("containers") or []:
+            name = c.get("name", "")
+            cur = observed.get(name, (None, None))[0]
+            if cur is None:
+                await self._start(pod, c, 0)
+                continue
+            if cur.state == "created":
+                self.wake_later(0.5)  # its shim is still starting it: look again
+                continue
+            if cur.state == "running":
+                why = self.kill.pop((name, cur.restart_count), None)
+                if why is None:
+                    self._watch(name, cur)
+                    self.prober.ensure(pod, c, cur)
+                    continue
+                self.prober.stop(name)
+                self.event(pod, NORMAL, "Killing", why, name)
+                stopped = await self.s.cri.stop_container(self.uid, name,
+                                                          self._probe_grace(pod, c))
+                if stopped is None or stopped.state != "exited":
+                    continue
+                cur = stopped
+            self.prober.stop(name)
+            self._unwatch(name)
+            if should_restart(policy, cur.exit_code):
+                await self._restart(pod, c, cur)
+
+    async def _restart(self, pod: dict[str, Any], c: dict[str, Any], cur: ContainerState,
+                       init: bool = False) -> None:
+        name = c.get("name", "")
+        key = (self.uid, name)
+        finished = cur.finished_at or time.time()
+        remaining = self.s.backoff.remaining(key, finished, time.time())
+        if remaining > 0:
+            meta = _meta(pod)
+            who = f"{meta.get('name')}_{meta.get('namespace')}({self.uid})"
+            delay = go_duration(self.s.backoff.delay(key))
+            self.waiting[name] = (podstatus.CRASH_LOOP,
+                                  f"back-off {delay} restarting failed container={name} "
+                                  f"pod={who}")
+            if self._first(("backoff", name, cur.restart_count)):
+                self.event(pod, WARNING, "BackOff",
+                            f"Back-off restarting failed container {name} in pod {who}", name,
+                            init)
+            self.wake_later(remaining)
+            return
+        self.s.backoff.next(key, finished)
+        await self._start(pod, c, cur.restart_count + 1, init)
+
+    def _context(self) -> PodContext:
+        assert self.sandbox is not None
+        cfg = self.s.cfg
+        return PodContext(node_name=cfg.node, host_ip=cfg.host_ip, pod_ip=self.sandbox.ip or "",
+                          hostname=self.sandbox.hostname, node_cpu_millis=cfg.cpu_millis,
+                          node_memory_bytes=cfg.memory_bytes)
+
+    async def _start(self, pod: dict[str, Any], c: dict[str, Any], attempt: int,
+                     init: bool = False) -> None:
+        name = c.get("name", "")
+        try:
+            spec = container_spec(pod, c, self._context())
+        except ContainerConfigError as err:
+            self.waiting[name] = (err.reason, err.message)
+            if self._first(("config", name, err.message)):
+                self.event(pod, WARNING, err.reason, err.message, name, init)
+                self.event(pod, WARNING, "Failed", f"Error: {err.reason}", name, init)
+            return
+        self.waiting.pop(name, None)
+        image = c.get("image", "")
+        if builtin_image(image):
+            self.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present '
+                        "on machine", name, init)
+        elif self._first(("hostcmd", name)):
+            self.event(pod, NORMAL, "Pulled", f'Container image "{image}" is not built into '
+                        "netlab: running its command on the host", name, init)
+        try:
+            state = await self.s.cri.start_container(self.uid, spec, attempt)
+        except ContainerError as err:
+            self.event(pod, WARNING, "Failed", f"Error: {err}", name, init)
+            self.wake_later(self._retry)
+            return
+        if state.state == "exited" and state.reason == "StartError":
+            self.event(pod, WARNING, "Failed", f"Error: {state.message}", name, init)
+            self.wake()  # the next sync applies the restart policy, with back-off
+            return
+        self.event(pod, NORMAL, "Created", f"Created container {name}", name, init)
+        self.event(pod, NORMAL, "Started", f"Started container {name}", name, init)
+        if state.warnings:
+            self.event(pod, WARNING, "LimitsNotEnforced", "; ".join(state.warnings), name, init)
+        if state.state == "running":
+            self._watch(name, state)
+            if not init:
+                self.prober.ensure(pod, c, state)
+        else:
+            self.wake()
+
+    def _watch(self, name: str, state: ContainerState) -> None:
+        have = self.watches.get(name)
+        if have is not None and have[0] == state.restart_count:
+            return
+        self._unwatch(name)
+        if state.pid is not None:
+            self.watches[name] = (state.restart_count, self.s.cri.watch_exit(state, self.wake))
+
+    def _unwatch(self, name: str) -> None:
+        have = self.watches.pop(name, None)
+        if have is not None:
+            have[1].cancel()
+
+    # -- status -------------------------------------------------------------------------------
+
+    async def _report(self, terminal: bool = False) -> None:
+        pod = self.pod
+        if pod is None:
+            return
+        spec = _spec(pod)
+        observed = await self.s.cri.observe(self.uid, self._names(pod))
+        running_ok = not terminal and not self.finished
+
+        def obs(c: dict[str, Any]) -> podstatus.ContainerObservation:
+            name = c.get("name", "")
+            cur, prev = observed.get(name, (None, None))
+            live = cur is not None and cur.state == "running" and running_ok
+            started = live and self.prober.started.get(name, c.get("startupProbe") is None)
+            ready = started and self.prober.ready.get(name, c.get("readinessProbe") is None)
+            return podstatus.ContainerObservation(
+                current=cur, previous=prev, waiting=None if terminal else self.waiting.get(name),
+                ready=ready, started=started)
+
+        sb = self.sandbox
+        observation = podstatus.PodObservation(
+            host_ip=self.s.cfg.host_ip, pod_ip=sb.ip if sb else None,
+            sandbox_ready=sb is not None and sb.state == "ready" and not terminal,
+            init={c.get("name", ""): obs(c) for c in spec.get("initContainers") or []},
+            containers={c.get("name", ""): obs(c) for c in spec.get("containers") or []},
+            terminal=terminal, start_time=self.start_time)
+        images = {c.get("image", ""): image_id(c.get("image", ""))
+                  for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+        status = podstatus.pod_status(pod, observation, datetime.now(timezone.utc), images)
+        if status["phase"] in podstatus.TERMINAL_PHASES and not self.finished:
+            self.finished = True
+            self._cancel_all()
+        self.s.status.set(pod, status)
+
+    # -- termination --------------------------------------------------------------------------
+
+    def _grace(self, pod: Optional[dict[str, Any]]) -> float:
+        """SIGTERM to SIGKILL: the deletion's grace period, else the pod's. A pod gone
+        from the API without one (force-deleted, or found orphaned) gets the minimum."""
+        meta, spec = _meta(pod or {}), _spec(pod or {})
+        grace = meta.get("deletionGracePeriodSeconds")
+        if not isinstance(grace, int):
+            grace = MIN_GRACE if self.removed else spec.get("terminationGracePeriodSeconds")
+        if not isinstance(grace, int):
+            grace = 30
+        return float(max(grace, MIN_GRACE))
+
+    def _probe_grace(self, pod: dict[str, Any], c: dict[str, Any]) -> float:
+        """A probe may set its own terminationGracePeriodSeconds (Kubernetes 1.25+)."""
+        for key in ("livenessProbe", "startupProbe"):
+            value = (c.get(key) or {}).get("terminationGracePeriodSeconds")
+            if isinstance(value, int):
+                return float(max(value, 1))
+        return self._grace(pod)
+
+    async def terminate(self) -> None:
+        pod = self.pod or self.known
+        self._cancel_all()
+        if self.sandbox is None and self.adopted is not None:
+            self.sandbox, self.adopted = self.adopted.sandbox, None
+        if self.sandbox is not None and not self._torn_down:
+            grace = self._grace(pod)
+            observed = await self.s.cri.observe(self.uid, self._names(pod) if pod else [])
+            running = [n for n, (cur, _) in observed.items()
+                       if cur is not None and cur.state != "exited"]
+            if pod is not None:
+                for name in running:
+                    self.event(pod, NORMAL, "Killing", f"Stopping container {name}", name)
+            await self.s.cri.stop_pod_sandbox(self.uid, grace)
+            if self.pod is not None:
+                await self._report(terminal=True)
+                await self.s.status.flush(self.uid)
+            await self.s.cri.remove_pod_sandbox(self.uid)
+            self._torn_down = True  # a retry (the API was away) only deletes the Pod
+        if self.pod is not None:
+            meta = _meta(self.pod)
+            try:
+                await self.s.client.request(
+                    "DELETE", resource_path("pods", meta.get("namespace"), meta.get("name")),
+                    body={"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                          "preconditions": {"uid": self.uid}})
+            except APIError as err:
+                if not (err.not_found or err.conflict):  # gone, or a new pod of that name
+                    raise
+        self.terminated = True
+        log.info("pod %s terminated", self.describe())
+        self.sandbox = None
+        self.s.status.forget(self.uid)
+        self.s.backoff.forget_pod(self.uid)
+
+    def _cancel_all(self) -> None:
+        self.prober.stop_all()
+        for name in list(self.watches):
+            self._unwatch(name)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _first(self, key: Any) -> bool:
+        """True the first time ``key`` is seen: for events said once per cause."""
+        if key in self._once:
+            return False
+        self._once.add(key)
+        return True
+
+    def event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
+               container: Optional[str] = None, init: bool = False) -> None:
+        self.s.events.record(pod_ref(pod, container, init), type_, reason, message)
+
+
+class PodWorkers:
+    """Every pod worker of the node, keyed by pod uid; fed by the pod informer."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.workers: dict[str, PodWorker] = {}
+        self.adopted: dict[str, AdoptedPod] = {}
+
+    def set_adopted(self, adopted: list[AdoptedPod]) -> None:
+        """What the runtime still runs from before a restart: reattached when the pods
+        are seen, cleaned up if they are not (``reap_orphans``)."""
+        self.adopted = {a.sandbox.uid: a for a in adopted}
+        for a in adopted:
+            for st in a.containers:
+                if st.state == "exited" and st.restart_count > 0:
+                    self.s.backoff.seed((a.sandbox.uid, st.name), st.restart_count,
+                                        st.finished_at or time.time())
+
+    def _new(self, uid: str) -> PodWorker:
+        worker = PodWorker(self.s, uid, self._done)
+        worker.adopted = self.adopted.pop(uid, None)
+        self.workers[uid] = worker
+        worker.start()
+        return worker
+
+    def _done(self, uid: str) -> None:
+        worker = self.workers.get(uid)
+        if worker is not None and worker.terminated:
+            del self.workers[uid]
+
+    def handle(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
+        """The pod informer's handler: never blocks."""
+        uid = _meta(pod).get("uid", "")
+        worker = self.workers.get(uid)
+        if kind == "DELETED":
+            if worker is None and uid in self.adopted:
+                worker = self._new(uid)
+            if worker is not None:
+                worker.removed_from_api(pod)
+            return
+        if _spec(pod).get("nodeName") != self.s.cfg.node:
+            return
+        if worker is None:
+            worker = self._new(uid)
+            self._admit(worker, pod)
+        worker.update(pod)
+
+    def _admit(self, worker: PodWorker, pod: dict[str, Any]) -> None:
+        """Kubelet admission: the node's pod capacity (``OutOfpods``)."""
+        if worker.adopted is not None or _meta(pod).get("deletionTimestamp"):
+            return
+        if (pod.get("status") or {}).get("phase") in podstatus.TERMINAL_PHASES:
+            return
+        active = sum(1 for w in self.workers.values() if w is not worker and not w.finished
+                     and not w.terminated and w.rejected is None)
+        if active >= self.s.cfg.max_pods:
+            worker.rejected = ("OutOfpods", f"Node didn't have enough resource: pods, "
+                               f"requested: 1, used: {active}, capacity: {self.s.cfg.max_pods}")
+            worker.finished = True
+            self.s.events.record(pod_ref(pod), WARNING, "OutOfpods", worker.rejected[1])
+
+    def reap_orphans(self, known: set[str]) -> None:
+        """After the first full list: sandboxes of pods the API no longer has."""
+        for uid in [u for u in self.adopted if u not in known]:
+            log.info("pod %s/%s was deleted while the kubelet was away: cleaning up",
+                     self.adopted[uid].sandbox.namespace, self.adopted[uid].sandbox.name)
+            self._new(uid).removed_from_api(None)
+
+    def find(self, namespace: str, name: str) -> Optional[PodWorker]:
+        found = [w for w in self.workers.values()
+                 if _meta(w.pod or w.known or {}).get("namespace") == namespace
+                 and _meta(w.pod or w.known or {}).get("name") == name]
+        return found[-1] if found else None
+
+    def names(self) -> dict[str, tuple[str, str]]:
+        """uid -> (namespace, name) of every pod with a sandbox here."""
+        out = {}
+        for uid, w in self.workers.items():
+            meta = _meta(w.pod or w.known or {})
+            if meta:
+                out[uid] = (meta.get("namespace") or "default", meta.get("name", ""))
+        return out
+
+    async def stop(self) -> None:
+        tasks = [w.task for w in self.workers.values() if w.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task

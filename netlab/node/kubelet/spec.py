@@ -1,0 +1,226 @@
+"""What a container runs: one of a Pod's containers, turned into the runtime's ContainerSpec.
+
+This is the kubelet's part of "create container" that needs no kernel, and it
+follows Kubernetes' rules so that manifests behave as on a real cluster:
+
+- the environment starts with netlab's pod identity (``POD_NAME``,
+  ``POD_NAMESPACE``, ``POD_IP``, ``NODE_NAME``, ``HOSTNAME``), then the
+  container's ``env`` list in order; each value may refer to variables defined
+  before it as ``$(VAR)``, and ``valueFrom`` is resolved from the pod itself
+  (``fieldRef``, ``resourceFieldRef``: the downward API);
+- ``command`` and ``args`` are expanded with the finished environment;
+- the image then decides the argv (``netlab.images.resolve``).
+
+What cannot be resolved raises ``ContainerConfigError`` with the reason and
+message Kubernetes would put in the container's Waiting state
+(``CreateContainerConfigError``, or ``ErrImageNeverPull`` for an image netlab
+does not ship). Pure: no I/O, unit-tested in tests/unit/kubelet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from netlab.images import UnknownImageError, builtin_image, resolve
+from netlab.node.runtime.containers import ContainerSpec
+from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+
+CONFIG_ERROR = "CreateContainerConfigError"
+_SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+
+
+class ContainerConfigError(Exception):
+    """A container that cannot be created as specified; ``reason``/``message`` are
+    for its Waiting state."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class PodContext:
+    """What the downward API and netlab's own variables need besides the pod."""
+
+    node_name: str
+    host_ip: str
+    pod_ip: str
+    hostname: str
+    node_cpu_millis: int = 0  # allocatable: the value of an unset CPU limit
+    node_memory_bytes: int = 0
+    extra_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+# --- $(VAR) expansion, as k8s.io/kubernetes/third_party/forked/golang/expansion -----------------
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Replace ``$(VAR)`` with its value when VAR is defined; ``$$`` is a literal ``$``;
+    an undefined or unterminated reference stays as written."""
+    out: list[str] = []
+    checkpoint = 0
+    cursor = 0
+    n = len(text)
+    while cursor < n:
+        if text[cursor] == "$" and cursor + 1 < n:
+            out.append(text[checkpoint:cursor])
+            nxt = text[cursor + 1]
+            advance = 1
+            if nxt == "$":
+                out.append("$")
+            elif nxt == "(":
+                close = text.find(")", cursor + 2)
+                if close == -1:
+                    out.append("$(")
+                else:
+                    name = text[cursor + 2:close]
+                    out.append(env.get(name, f"$({name})"))
+                    advance = close - cursor
+            else:
+                out.append("$" + nxt)
+            cursor += advance
+            checkpoint = cursor + 1
+        cursor += 1
+    out.append(text[checkpoint:])
+    return "".join(out)
+
+
+# --- the downward API -----------------------------------------------------------------------
+
+
+def _format_map(values: Mapping[str, Any]) -> str:
+    # fieldpath.FormatMap: sorted key="value" lines.
+    return "\n".join(f'{k}="{values[k]}"' for k in sorted(values))
+
+
+def field_ref(pod: dict[str, Any], path: str, ctx: PodContext) -> str:
+    """``env[].valueFrom.fieldRef.fieldPath``: the fields the kubelet resolves."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    simple = {
+        "metadata.name": meta.get("name", ""),
+        "metadata.namespace": meta.get("namespace") or "default",
+        "metadata.uid": meta.get("uid", ""),
+        "spec.nodeName": spec.get("nodeName") or ctx.node_name,
+        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+        "status.hostIP": ctx.host_ip,
+        "status.hostIPs": ctx.host_ip,
+        "status.podIP": ctx.pod_ip,
+        "status.podIPs": ctx.pod_ip,
+    }
+    if path in simple:
+        return str(simple[path])
+    if path in ("metadata.labels", "metadata.annotations"):
+        return _format_map(meta.get(path.split(".")[1]) or {})
+    m = _SUBSCRIPT.match(path)
+    if m:
+        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+    raise ContainerConfigError(CONFIG_ERROR, f'unsupported fieldRef fieldPath "{path}"')
+
+
+def resource_field_ref(container: dict[str, Any], ref: dict[str, Any], ctx: PodContext) -> str:
+    """``resourceFieldRef``: a limit or request, in units of ``divisor`` (rounded up).
+    An unset limit reads as the node's allocatable, as in Kubernetes."""
+    resource = ref.get("resource", "")
+    kind, _, name = resource.partition(".")
+    resources = container.get("resources") or {}
+    values = resources.get(kind) or {}
+    if kind not in ("limits", "requests") or name not in ("cpu", "memory", "ephemeral-storage"):
+        raise ContainerConfigError(CONFIG_ERROR, f'unsupported resourceFieldRef "{resource}"')
+    divisor = ref.get("divisor") or "1"
+    try:
+        if name == "cpu":
+            have = cpu_millis(values["cpu"]) if "cpu" in values else (
+                ctx.node_cpu_millis if kind == "limits" else 0)
+            return str(math.ceil(have / max(cpu_millis(divisor), 1)))
+        if name == "memory":
+            have = memory_bytes(values["memory"]) if "memory" in values else (
+                ctx.node_memory_bytes if kind == "limits" else 0)
+            return str(math.ceil(have / max(memory_bytes(divisor), 1)))
+        have = memory_bytes(values[name]) if name in values else 0
+        return str(math.ceil(have / max(memory_bytes(divisor), 1)))
+    except QuantityError as err:
+        raise ContainerConfigError(CONFIG_ERROR, f"resourceFieldRef {resource}: {err}") from None
+
+
+def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
+                source: dict[str, Any], ctx: PodContext) -> str | None:
+    if "fieldRef" in source:
+        return field_ref(pod, (source["fieldRef"] or {}).get("fieldPath", ""), ctx)
+    if "resourceFieldRef" in source:
+        return resource_field_ref(container, source["resourceFieldRef"] or {}, ctx)
+    for key, kind in (("configMapKeyRef", "configmap"), ("secretKeyRef", "secret")):
+        if key in source:
+            ref = source[key] or {}
+            if ref.get("optional"):
+                return None  # an optional reference to nothing: the variable is left out
+            raise ContainerConfigError(
+                CONFIG_ERROR, f'{kind} "{ref.get("name", "")}" not found: netlab serves no '
+                f"{kind}s, so env {name} cannot be set (mark it optional, or use value)")
+    raise ContainerConfigError(CONFIG_ERROR, f"env {name}: unsupported valueFrom "
+                               f"{', '.join(sorted(source)) or '(empty)'}")
+
+
+def container_env(pod: dict[str, Any], container: dict[str, Any],
+                  ctx: PodContext) -> dict[str, str]:
+    """The container's environment, in Kubernetes' order and with its expansion rules."""
+    meta = pod.get("metadata") or {}
+    env: dict[str, str] = {
+        "POD_NAME": meta.get("name", ""),
+        "POD_NAMESPACE": meta.get("namespace") or "default",
+        "POD_IP": ctx.pod_ip,
+        "NODE_NAME": ctx.node_name,
+        "HOSTNAME": ctx.hostname,
+        **ctx.extra_env,
+    }
+    for source in container.get("envFrom") or []:
+        for key, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
+            ref = source.get(key)
+            if ref is not None and not ref.get("optional"):
+                raise ContainerConfigError(
+                    CONFIG_ERROR, f'{kind} "{ref.get("name", "")}" not found: netlab serves '
+                    f"no {kind}s (envFrom)")
+    for item in container.get("env") or []:
+        name = item.get("name", "")
+        if "valueFrom" in item and item["valueFrom"] is not None:
+            value = _value_from(pod, container, name, item["valueFrom"], ctx)
+            if value is None:
+                continue
+        else:
+            value = expand(str(item.get("value") or ""), env)
+        env[name] = value
+    return env
+
+
+def container_spec(pod: dict[str, Any], container: dict[str, Any],
+                   ctx: PodContext) -> ContainerSpec:
+    """The runtime's spec for ``container`` of ``pod``: env, expanded argv, limits."""
+    env = container_env(pod, container, ctx)
+    command = [expand(str(c), env) for c in container.get("command") or []]
+    args = [expand(str(a), env) for a in container.get("args") or []]
+    image = container.get("image") or ""
+    try:
+        argv = resolve(image, command, args)
+    except UnknownImageError as err:
+        raise ContainerConfigError(err.reason, err.message) from None
+    if builtin_image(image) and "PYTHONPATH" in os.environ and argv[:1] == [sys.executable]:
+        # Built-in images are Python modules of this netlab: let them import it as we did.
+        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+    try:
+        base = ContainerSpec.from_k8s({**container, "env": []})
+    except (QuantityError, KeyError, TypeError) as err:
+        raise ContainerConfigError(CONFIG_ERROR, f"invalid resources: {err}") from None
+    return dataclasses.replace(base, command=tuple(argv), args=(), env=env)
+
+
+def image_id(image: str) -> str:
+    """``imageID`` in container statuses: the built-in's canonical name, else the
+    image as given (whose ``command`` runs on the host)."""
+    builtin = builtin_image(image)
+    return f"netlab-builtin://{builtin}" if builtin else f"host-command://{image}"

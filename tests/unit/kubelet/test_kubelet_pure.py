@@ -1,0 +1,249 @@
+"""The kubelet's other pure parts: back-off, logs, metrics, overlay peers, node object."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+
+import pytest
+
+from netlab.node.kubelet import logs, metrics
+from netlab.node.kubelet.config import KubeletConfig, from_args, parse_taints
+from netlab.node.kubelet.node import lease_object, node_object
+from netlab.node.kubelet.overlay import flannel_annotations, peers_from_nodes
+from netlab.node.kubelet.pods import go_duration
+from netlab.node.kubelet.restarts import Backoff, should_restart
+from netlab.node.runtime import NodeUsage, ResourceUsage
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+# --- restart policy and back-off --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("policy", "code", "init", "want"), [
+    ("Always", 0, False, True), ("Always", 1, False, True),
+    ("OnFailure", 0, False, False), ("OnFailure", 2, False, True),
+    ("Never", 1, False, False), ("Never", 0, False, False),
+    ("Always", 0, True, False), ("Always", 1, True, True), ("Never", 1, True, False),
+])
+def test_restart_policy(policy, code, init, want):
+    assert should_restart(policy, code, init) is want
+
+
+def test_backoff_doubles_from_the_first_restart_and_caps():
+    b, key = Backoff(base=1.0, cap=8.0), ("uid", "c")
+    waits = []
+    t = 100.0
+    for _ in range(7):
+        waits.append(b.remaining(key, t, now=t))  # how long the exit at t must wait
+        t += waits[-1]
+        b.next(key, t)
+        t += 0.5  # the container runs half a second and dies again
+    assert waits == [0.0, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_backoff_resets_after_a_long_good_run_and_is_seeded_after_a_restart():
+    b, key = Backoff(base=1.0, cap=4.0), ("uid", "c")
+    b.next(key, 0.0)
+    b.next(key, 1.0)
+    assert b.remaining(key, 2.0, now=2.0) == 2.0
+    assert b.remaining(key, 100.0, now=100.0) == 0.0  # ran > 2 * cap since: starts over
+    seeded = Backoff(base=1.0, cap=300.0)
+    seeded.seed(key, restart_count=4, finished_at=50.0)
+    assert seeded.remaining(key, 50.0, now=51.0) == 7.0  # 1 * 2**3, one second gone
+    seeded.forget_pod("uid")
+    assert seeded.remaining(key, 50.0, now=51.0) == 0.0
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0.5, "500ms"), (1, "1s"), (10, "10s"), (80, "1m20s"), (300, "5m0s"), (3700, "1h1m40s")])
+def test_go_durations(seconds, text):
+    assert go_duration(seconds) == text
+
+
+# --- logs -------------------------------------------------------------------------------------
+
+CRI = (b"2026-01-01T00:00:01.000000001Z stdout F one\n"
+       b"2026-01-01T00:00:02.000000000Z stderr F two\n"
+       b"2026-01-01T00:00:03.000000000Z stdout P thr\n"
+       b"2026-01-01T00:00:03.500000000Z stdout F ee\n"
+       b"2026-01-01T00:00:04.000000000Z stdout F \n"
+       b"2026-01-01T00:00:05.000000000Z stdout F five\n")
+
+
+def render(opts: logs.LogOptions) -> bytes:
+    return b"".join(logs.render(CRI.split(b"\n"), opts))
+
+
+def test_log_rendering_joins_partials_and_applies_options():
+    assert render(logs.LogOptions()) == b"one\ntwo\nthree\n\nfive\n"
+    assert render(logs.LogOptions(tail_lines=2)) == b"\nfive\n"
+    assert render(logs.LogOptions(tail_lines=0)) == b""
+    assert render(logs.LogOptions(timestamps=True)).startswith(
+        b"2026-01-01T00:00:01.000000001Z one\n")
+    since = datetime(2026, 1, 1, 0, 0, 3, tzinfo=timezone.utc)
+    assert render(logs.LogOptions(since=since)) == b"three\n\nfive\n"
+    assert logs.parse_line(b"garbage") is None
+
+
+def test_read_log_limits_bytes(tmp_path: Path):
+    import asyncio
+
+    path = tmp_path / "0.log"
+    path.write_bytes(CRI)
+
+    async def read(opts: logs.LogOptions) -> bytes:
+        return b"".join([c async for c in logs.read_log(path, opts)])
+
+    assert asyncio.run(read(logs.LogOptions(limit_bytes=6))) == b"one\ntw"
+    assert asyncio.run(read(logs.LogOptions())) == b"one\ntwo\nthree\n\nfive\n"
+
+
+def test_follow_reads_appended_lines_until_the_container_ends(tmp_path: Path):
+    import asyncio
+
+    path = tmp_path / "0.log"
+    path.write_bytes(CRI[:44])
+
+    async def scenario() -> bytes:
+        done = asyncio.Event()
+
+        async def finished() -> bool:
+            return done.is_set()
+
+        async def writer() -> None:
+            await asyncio.sleep(0.05)
+            with open(path, "ab") as f:
+                f.write(CRI[44:])
+            await asyncio.sleep(0.05)
+            done.set()
+            with open(path, "ab") as f:  # the last words, written before the exit record
+                f.write(b"2026-01-01T00:00:06Z stdout F last\n")
+
+        task = asyncio.ensure_future(writer())
+        out = b"".join([c async for c in logs.read_log(path, logs.LogOptions(follow=True),
+                                                       finished)])
+        await task
+        return out
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == b"one\ntwo\nthree\n\nfive\nlast\n"
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def test_usage_annotation_and_the_metrics_objects_made_from_it():
+    usage = NodeUsage(node=ResourceUsage(250, 300 << 20, 10.0, "cgroup"),
+                      pods={"u1": ResourceUsage(5, 12 << 20, 10.0, "cgroup"),
+                            "gone": ResourceUsage(1, 1, 10.0, "cgroup")})
+    text = metrics.usage_annotation(usage, {"u1": ("default", "web")}, NOW, 10)
+    node = {"metadata": {"name": "worker1", "annotations": {metrics.USAGE_ANNOTATION: text}}}
+    nm = metrics.node_metrics(node)
+    assert nm["kind"] == "NodeMetrics" and nm["usage"] == {"cpu": "250m",
+                                                           "memory": f"{300 * 1024}Ki"}
+    assert nm["timestamp"] == "2026-01-02T03:04:05Z" and nm["window"] == "10s"
+    pods = metrics.pod_metrics(node, {"default/web": ["app"]})
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in pods] == [
+        ("default", "web")]
+    assert pods[0]["containers"] == [{"name": "app", "usage": {"cpu": "5m",
+                                                                "memory": "12288Ki"}}]
+    assert metrics.node_metrics({"metadata": {"name": "x"}}) is None
+    summary = metrics.summary("worker1", usage, {"u1": ("default", "web")}, NOW, "t0")
+    assert summary["node"]["cpu"]["usageNanoCores"] == 250_000_000
+    assert summary["pods"][0]["podRef"] == {"name": "web", "namespace": "default", "uid": "u1"}
+
+
+# --- overlay peers from Node objects --------------------------------------------------------
+
+
+def _node(name: str, cidr: str, ip: str, mac: str | None) -> dict:
+    annotations = flannel_annotations(1, mac, ip) if mac else {}
+    return {"metadata": {"name": name, "annotations": annotations},
+            "spec": {"podCIDR": cidr},
+            "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}
+
+
+def test_peers_come_from_the_other_nodes_annotations():
+    nodes = [_node("cp", "10.244.0.0/24", "192.168.100.2", "02:00:00:00:00:01"),
+             _node("w1", "10.244.1.0/24", "192.168.100.3", "02:00:00:00:00:02"),
+             _node("w2", "10.244.2.0/24", "192.168.100.4", None),  # no VTEP yet
+             {"metadata": {"name": "broken"}, "spec": {"podCIDR": "nonsense"}}]
+    peers = peers_from_nodes(nodes, "w1")
+    assert [p.node for p in peers] == ["cp"]
+    peer = peers[0]
+    assert peer.vtep_mac == "02:00:00:00:00:01"
+    assert peer.underlay_ip == IPv4Address("192.168.100.2")
+    assert peer.vtep_ip == IPv4Address("10.244.0.0")
+    assert peer.pod_subnet == IPv4Network("10.244.0.0/24")
+
+
+# --- the node object and configuration --------------------------------------------------------
+
+
+def cfg(**kw) -> KubeletConfig:
+    base = dict(lab="lab", node="control-plane", role="control-plane",
+                api_server="https://192.168.100.2:6443", token_file=Path("/nonexistent"),
+                node_ip=IPv4Interface("192.168.100.2/24"),
+                pod_cidr=IPv4Network("10.244.0.0/24"), vtep_mac="02:aa:bb:cc:dd:ee",
+                cpu_millis=1500, memory_bytes=2 << 30, max_pods=50,
+                labels={"zone": "a"}, taints=({"key": "gpu", "effect": "NoSchedule"},))
+    base.update(kw)
+    return KubeletConfig(**base)
+
+
+def test_node_object_has_what_kubectl_and_flannel_read():
+    node = node_object(cfg(), NOW)
+    labels = node["metadata"]["labels"]
+    assert labels["kubernetes.io/hostname"] == "control-plane" and labels["zone"] == "a"
+    assert labels["node-role.kubernetes.io/control-plane"] == ""
+    assert node["spec"]["podCIDR"] == "10.244.0.0/24"
+    assert node["spec"]["taints"][0] == {"key": "node-role.kubernetes.io/control-plane",
+                                         "effect": "NoSchedule"}
+    assert {"key": "gpu", "effect": "NoSchedule"} in node["spec"]["taints"]
+    backend = json.loads(node["metadata"]["annotations"][
+        "flannel.alpha.coreos.com/backend-data"])
+    assert backend == {"VNI": 1, "VtepMAC": "02:aa:bb:cc:dd:ee"}
+    status = node["status"]
+    assert status["capacity"]["cpu"] == "1500m" and status["capacity"]["pods"] == "50"
+    assert status["capacity"]["memory"] == f"{2 * 1024 * 1024}Ki"
+    assert status["allocatable"] == status["capacity"]
+    assert {"type": "InternalIP", "address": "192.168.100.2"} in status["addresses"]
+    assert {"type": "Hostname", "address": "control-plane"} in status["addresses"]
+    assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+    assert status["nodeInfo"]["kubeletVersion"].startswith("v1.")
+    types = [c["type"] for c in status["conditions"]]
+    assert types[-1] == "Ready" and "MemoryPressure" in types
+    worker = node_object(cfg(node="w1", role="worker", taints=()), NOW)
+    assert worker["spec"]["taints"] == []
+    assert "node-role.kubernetes.io/worker" in worker["metadata"]["labels"]
+    no_overlay = node_object(cfg(overlay="none"), NOW)
+    assert not any(k.startswith("flannel") for k in no_overlay["metadata"]["annotations"])
+
+
+def test_lease_is_owned_by_the_node():
+    lease = lease_object(cfg(), "node-uid", NOW)
+    assert lease["metadata"]["namespace"] == "kube-node-lease"
+    assert lease["metadata"]["ownerReferences"][0]["uid"] == "node-uid"
+    assert lease["spec"]["renewTime"] == "2026-01-02T03:04:05.000000Z"
+    assert lease["spec"]["holderIdentity"] == "control-plane"
+
+
+def test_flags_parse_into_a_config():
+    c = from_args(["--lab", "l", "--node", "w1", "--server", "https://x:6443",
+                   "--token-file", "/t", "--ca-file", "/ca", "--node-ip", "192.168.100.3/24",
+                   "--pod-cidr", "10.244.1.0/24", "--cpu", "2", "--memory", "4Gi",
+                   "--node-labels", "a=1,b=",
+                   "--register-with-taints", "k=v:NoExecute,x:NoSchedule",
+                   "--cluster-dns", "10.96.0.10"])
+    assert c.cpu_millis == 2000 and c.memory_bytes == 4 << 30
+    assert c.labels == {"a": "1", "b": ""}
+    assert c.taints == ({"key": "k", "value": "v", "effect": "NoExecute"},
+                        {"key": "x", "effect": "NoSchedule"})
+    assert c.cluster_dns == ("10.96.0.10",)
+    assert c.node_plan().netns == "l-w1" and c.node_plan().gateway == IPv4Interface(
+        "10.244.1.1/24")
+    with pytest.raises(ValueError):
+        parse_taints("nokey:Sometimes")
