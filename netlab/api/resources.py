@@ -96,8 +96,11 @@ def _scale() -> Subresource:
 
 
 RESOURCES: tuple[Resource, ...] = (
+    # namespaces/finalize: how the namespace controller removes its "kubernetes"
+    # finalizer from spec.finalizers once a Terminating namespace is empty.
     Resource("", ("v1",), "Namespace", "namespaces", "namespace", namespaced=False,
-             verbs=NAMESPACE_VERBS, short_names=("ns",)),
+             verbs=NAMESPACE_VERBS, short_names=("ns",),
+             subresources=(Subresource("finalize", "Namespace", ("update",)),)),
     Resource("", ("v1",), "Node", "nodes", "node", namespaced=False,
              short_names=("no",), subresources=(_status("Node"),)),
     Resource("", ("v1",), "Pod", "pods", "pod", namespaced=True,

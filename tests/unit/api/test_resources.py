@@ -262,7 +262,7 @@ def test_core_v1_resource_list():
     assert doc["groupVersion"] == "v1"
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
-        "endpoints", "events", "namespaces", "nodes", "nodes/status",
+        "endpoints", "events", "namespaces", "namespaces/finalize", "nodes", "nodes/status",
         "pods", "pods/binding", "pods/log", "pods/status", "services", "services/status"]
     assert _entry(doc, "pods") == {
         "name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
