@@ -179,17 +179,6 @@ def _exec_in(namespace: str, argv: list[str], env: dict[str, str]) -> None:
         _fail(f"{argv[0]}: command not found", 127)
 
 
-@main.command("exec", context_settings={"ignore_unknown_options": True})
-@click.option("--lab", help="The lab (implied when only one is up).")
-@click.argument("node")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def exec_(lab: str | None, node: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND inside NODE's network namespace: netlab exec worker1 -- ip route"""
-    _require_root()
-    namespace = _node_namespace(lab, node)
-    _exec_in(namespace, list(command), {"NETLAB_NODE": node})
-
-
 @main.command()
 @click.option("--lab", help="The lab (implied when only one is up).")
 @click.argument("node")
@@ -203,13 +192,15 @@ def shell(lab: str | None, node: str) -> None:
 
 
 def _register_commands() -> None:
-    """The kubectl-style, proxy and trace commands live in their own modules; each
+    """The kubectl-style, pod (logs, exec, top), proxy and trace commands live in their
+    own modules; each
     imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
-    from netlab.cli import kube, proxy, trace
+    from netlab.cli import fault, kube, pods, proxy, trace
 
-    for module in (kube, proxy, trace):
+    for module in (kube, pods, proxy, trace):
         for command in module.COMMANDS:
             main.add_command(command)
+    main.add_command(fault.fault)
 
 
 _register_commands()

@@ -2,15 +2,17 @@
 
 The map of DESIGN.md §4, as data: the API server (and, as they land, the
 scheduler and controller manager) in the control-plane node's namespace; a
-kubelet and a proxy in every cluster node. The supervisor starts exactly this
-list; nothing else decides what runs.
+kubelet (``kubelet-<node>``) and, as it lands, a proxy in every cluster
+node. The supervisor starts exactly this list; nothing else decides what runs.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 
+from netlab.client.connection import connection_argv
 from netlab.lab.pki import pki_paths
 from netlab.lab.state import data_dir, lab_dir, token_path
 from netlab.topology import LabPlan
@@ -44,5 +46,99 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      "--token-file", str(token_path(lab)),
                      "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
                      "--store", f"sqlite:{data_dir(lab) / 'store.db'}",
-                     "--service-subnet", str(cluster.service_subnet)))
-    return [apiserver]
+                     "--service-subnet", str(cluster.service_subnet),
+                     # Pods outlive a silent node this long (DefaultTolerationSeconds).
+                     "--default-not-ready-toleration-seconds", str(_eviction_seconds(plan)),
+                     "--default-unreachable-toleration-seconds", str(_eviction_seconds(plan)),
+                     # The controller manager's garbage collector and namespace controller
+                     # do this work; the API server's stand-ins stay off.
+                     "--no-builtin-gc", "--no-builtin-namespace-deleter"))
+    return [apiserver, *scheduling(plan), controller_manager(plan), *kubelets(plan),
+            *proxies(plan)]
+
+
+def kubelets(plan: LabPlan) -> list[Component]:
+    """One kubelet per cluster node, in the node's namespace, configured by flags from
+    the address plan (it never reads the lab's state: see netlab.node.kubelet.config)."""
+    lab = plan.lab
+    topology = plan.topology
+    out = []
+    for node in plan.nodes:
+        if not node.in_cluster:
+            continue
+        spec = topology.node(node.name)
+        argv = ["--lab", lab, "--node", node.name, "--role", node.role,
+                *_control_plane_connection(plan),
+                "--node-ip", str(node.underlay), "--pod-cidr", str(node.pod_subnet),
+                "--overlay", plan.overlay, "--vni", str(topology.cluster.vni),
+                "--pod-mtu", str(plan.pod_mtu),
+                "--cpu", f"{spec.cpu_millis}m", "--memory", str(spec.memory_bytes),
+                "--max-pods", str(spec.max_pods),
+                "--cert-dir", str(lab_dir(lab) / "kubelet" / node.name)]
+        if node.vtep_mac:
+            argv += ["--vtep-mac", node.vtep_mac]
+        if spec.labels:
+            argv += ["--node-labels", ",".join(f"{k}={v}" for k, v in spec.labels.items())]
+        if spec.taints:
+            argv += ["--register-with-taints", ",".join(
+                f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in spec.taints)]
+        out.append(Component(name=f"kubelet-{node.name}", netns=node.netns,
+                             argv=_module("netlab.node.kubelet", *argv)))
+    return out
+
+
+# The node lifecycle timings. The topology may carry them (cluster.nodeMonitorGracePeriod
+# and cluster.podEvictionTimeout, in seconds on the model); these are the lab defaults.
+DEFAULT_NODE_MONITOR_GRACE = 10.0
+DEFAULT_POD_EVICTION_TIMEOUT = 20.0
+
+
+def _grace_seconds(plan: LabPlan) -> float:
+    value = getattr(plan.topology.cluster, "node_monitor_grace_period", None)
+    return float(value) if value else DEFAULT_NODE_MONITOR_GRACE
+
+
+def _eviction_seconds(plan: LabPlan) -> int:
+    value = getattr(plan.topology.cluster, "pod_eviction_timeout", None)
+    return math.ceil(float(value) if value is not None else DEFAULT_POD_EVICTION_TIMEOUT)
+
+
+def node_lifecycle_argv(plan: LabPlan) -> tuple[str, ...]:
+    """The node lifecycle flags, for whichever process runs that controller."""
+    return ("--node-monitor-grace-period", f"{_grace_seconds(plan):g}s",
+            "--pod-eviction-timeout", f"{_eviction_seconds(plan)}s")
+
+
+def _control_plane_connection(plan: LabPlan) -> tuple[str, ...]:
+    control = plan.node(plan.topology.control_plane.name)
+    return connection_argv(f"https://{control.underlay.ip}:{APISERVER_PORT}",
+                           token_path(plan.lab), pki_paths(lab_dir(plan.lab)).ca_cert)
+
+
+def scheduling(plan: LabPlan) -> list[Component]:
+    """The scheduler, in the control-plane node."""
+    control = plan.node(plan.topology.control_plane.name)
+    return [Component(name="scheduler", netns=control.netns,
+                      argv=_module("netlab.master.scheduler", *_control_plane_connection(plan)))]
+
+
+def controller_manager(plan: LabPlan) -> Component:
+    """The controller manager (``netlab.master.controllers``) in the control-plane node:
+    deployment, replicaset, endpoints, job, HPA, garbage collector, namespace and node
+    lifecycle controllers in one process, on the standard connection flags."""
+    control = plan.node(plan.topology.control_plane.name)
+    return Component(name="controller-manager", netns=control.netns,
+                     argv=_module("netlab.master.controllers", *_control_plane_connection(plan),
+                                  *node_lifecycle_argv(plan)))
+
+
+def proxies(plan: LabPlan) -> list[Component]:
+    """One kube-proxy per cluster node, in the node's namespace, owning one nft table there."""
+    cluster = plan.topology.cluster
+    return [Component(name=f"proxy-{node.name}", netns=node.netns,
+                      argv=_module("netlab.node.proxy", *_control_plane_connection(plan),
+                                   "--node", node.name, "--netns", node.netns,
+                                   "--cluster-cidr", str(cluster.pod_subnet),
+                                   "--local-pod-cidr", str(node.pod_subnet),
+                                   "--service-cidr", str(cluster.service_subnet)))
+            for node in plan.nodes if node.in_cluster]

@@ -94,6 +94,37 @@ def wait_ready(lab: str, timeout: float, state: LabState) -> None:
     asyncio.run(probe())
 
 
+def _node_ready(node: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (node.get("status") or {}).get("conditions") or [])
+
+
+def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
+    """Probe until every named Node is registered and Ready; name the laggards if not."""
+    wanted = set(nodes)
+    client = lab_client(lab, timeout=5.0)
+
+    async def probe() -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                listing = await client.list("nodes")
+                ready = {n["metadata"]["name"] for n in listing.get("items", []) if _node_ready(n)}
+                missing = sorted(wanted - ready)
+                if not missing:
+                    return
+                if time.monotonic() > deadline:
+                    logs = "\n".join(f"kubelet-{n}: " + _tail(log_dir(lab) / f"kubelet-{n}.log", 3)
+                                     for n in missing)
+                    raise ControlPlaneError(
+                        f"nodes not Ready after {timeout:.0f}s: {', '.join(missing)}\n{logs}")
+                await asyncio.sleep(0.1)  # probe interval
+        finally:
+            await client.close()
+
+    asyncio.run(probe())
+
+
 def apply_workloads(lab: str, workloads: Iterable[Workload]) -> list[str]:
     async def run() -> list[str]:
         results = []

@@ -87,6 +87,10 @@ def up(topology_path: str | Path, progress: Progress = lambda _: None,
                 control.start(state)
                 step = "waiting for the API server"
                 control.wait_ready(lab, ready_timeout, state)
+                step = "waiting for the nodes to be Ready"
+                progress("waiting for the nodes to register and be Ready")
+                control.wait_nodes_ready(lab, [n.name for n in plan.nodes if n.in_cluster],
+                                         ready_timeout)
                 if topology.workloads:
                     step = "applying the workloads"
                     progress(f"applying {len(topology.workloads)} workloads")

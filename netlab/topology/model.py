@@ -74,6 +74,11 @@ class Cluster:
     overlay: str
     vni: int
     vxlan_port: int
+    # Node lifecycle, in seconds: a silent node goes Ready=Unknown after the grace
+    # period, and its pods are evicted after the timeout (lab defaults, far shorter
+    # than Kubernetes' 40 s and 300 s, so a failure heals while you watch).
+    node_monitor_grace_period: float = 10.0
+    pod_eviction_timeout: float = 20.0
 
 
 @dataclass(frozen=True)

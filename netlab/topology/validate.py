@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from netlab.topology import model
+from netlab.topology.duration import parse_duration
 from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
 from netlab.topology.source import (
     PathKey,
@@ -36,7 +37,10 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 TOP_KEYS = ("name", "network", "cluster", "nodes", "workloads")
 NETWORK_KEYS = ("subnet", "mtu")
-CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan")
+CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
+                "podEvictionTimeout")
+# The kubelet heartbeats every 5 s: a shorter grace period would flap.
+MIN_GRACE, MAX_TIMING = 6.0, 3600.0
 VXLAN_KEYS = ("vni", "port")
 NODE_KEYS = ("name", "role", "cpu", "memory", "maxPods", "labels", "taints")
 TAINT_KEYS = ("key", "value", "effect")
@@ -203,6 +207,7 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     name = _check_name(check, top, default_name)
     underlay, mtu = _check_network(check, top.get("network"))
     cluster = _check_cluster(check, top.get("cluster"))
+    grace, eviction = _check_timings(check, top.get("cluster"))
     nodes = _check_nodes(check, top.get("nodes"))
     _check_ranges(check, underlay, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
@@ -213,7 +218,8 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     return model.Topology(
         name=name, network=model.Network(subnet=underlay, mtu=mtu),
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
-                              vni=vni, vxlan_port=port),
+                              vni=vni, vxlan_port=port, node_monitor_grace_period=grace,
+                              pod_eviction_timeout=eviction),
         nodes=tuple(nodes), workloads=tuple(workloads), source=source_path)
 
 
@@ -276,6 +282,28 @@ def _check_cluster(check: _Checker, value: Any) -> _ClusterParts:
                     "use a /28 or larger, e.g. 10.96.0.0/16")
         services = None
     return pods, services, overlay, vni, port
+
+
+def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
+    """``nodeMonitorGracePeriod`` and ``podEvictionTimeout``: "10s", "1m30s" or seconds."""
+    section = value if isinstance(value, dict) else {}
+    out = []
+    for key, default, low in (("nodeMonitorGracePeriod", 10.0, MIN_GRACE),
+                              ("podEvictionTimeout", 20.0, 0.0)):
+        raw = section.get(key)
+        if raw is None:
+            out.append(default)
+            continue
+        try:
+            seconds = parse_duration(raw) if not isinstance(raw, bool) else -1.0
+        except ValueError:
+            seconds = -1.0
+        if not low <= seconds <= MAX_TIMING:
+            check.error(("cluster", key), f"{raw!r} is not a duration from {low:g}s to 1h",
+                        f"write a duration such as {default:g}s or 1m30s")
+            seconds = default
+        out.append(seconds)
+    return out[0], out[1]
 
 
 def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:

@@ -5,7 +5,8 @@ it two already-listening sockets from the host namespace (a 0600 unix socket
 for the CLI and 127.0.0.1:<port> for kubectl); it binds the third listener,
 the control-plane's underlay address on port 6443, itself, where the node
 agents reach it across the physical network. The store is opened here and
-closed on SIGTERM, after the HTTP server stops taking requests.
+closed on SIGTERM, after the HTTP server stops taking requests. ``pods/log``
+reaches the kubelets through ``kubelet_log_fetcher``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ import ssl
 import sys
 from ipaddress import ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from netlab.master.apiserver.config import LogFetcher, LogRequest
 
 log = logging.getLogger("netlab.apiserver")
 
@@ -37,19 +44,66 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls-key", type=Path)
     parser.add_argument("--store", default="memory:")
     parser.add_argument("--service-subnet", default="10.96.0.0/16")
-    return parser.parse_args(argv)
+    # kube-apiserver's DefaultTolerationSeconds flags: the tolerationSeconds every pod
+    # gets for the not-ready/unreachable NoExecute taints, i.e. how long its pods
+    # outlive a node that stopped answering before the node lifecycle controller
+    # evicts them. Kubernetes' default is 300; a lab passes its pod eviction timeout.
+    parser.add_argument("--default-not-ready-toleration-seconds", type=int, default=300)
+    parser.add_argument("--default-unreachable-toleration-seconds", type=int, default=300)
+    # The API server's stand-ins for the garbage collector and the namespace controller
+    # (Config.builtin_gc / builtin_namespace_deleter). The lab turns them off because its
+    # controller manager does that work, as kube-controller-manager does.
+    parser.add_argument("--builtin-gc", action=argparse.BooleanOptionalAction, default=True,
+                        help="cascade deletions in the API server itself (default: on)")
+    parser.add_argument("--builtin-namespace-deleter", action=argparse.BooleanOptionalAction,
+                        default=True, help="empty Terminating namespaces in the API server "
+                                           "itself (default: on)")
+    args = parser.parse_args(argv)
+    if args.default_not_ready_toleration_seconds != args.default_unreachable_toleration_seconds:
+        parser.error("netlab applies one default toleration to both taints for now: give "
+                     "--default-not-ready-toleration-seconds and "
+                     "--default-unreachable-toleration-seconds the same value")
+    if args.default_unreachable_toleration_seconds < 0:
+        parser.error("--default-unreachable-toleration-seconds must be 0 or more")
+    return args
+
+
+def kubelet_log_fetcher(token: str) -> LogFetcher:
+    """``pods/log``: stream from the kubelet of the pod's node (HTTPS :10250, the lab
+    token), which this process reaches across the underlay from the control plane."""
+    from netlab.master.apiserver.config import LogUnavailable
+    from netlab.node.kubelet.client import KubeletError, open_container_log
+
+    async def fetch(req: LogRequest) -> AsyncIterator[bytes]:
+        try:
+            return await open_container_log(
+                req.node, req.namespace, req.pod_name, req.container, token,
+                follow=req.follow, previous=req.previous, timestamps=req.timestamps,
+                tail_lines=req.tail_lines, since_seconds=req.since_seconds,
+                since_time=req.since_time, limit_bytes=req.limit_bytes)
+        except KubeletError as err:
+            raise LogUnavailable(str(err), err.code) from None
+
+    return fetch
 
 
 async def serve(args: argparse.Namespace) -> None:
+    from netlab.master.apiserver import strategy
     from netlab.master.apiserver.app import make_app
     from netlab.master.apiserver.config import APIServerConfig
     from netlab.master.store import open_store
 
+    # The admission default lives in a module constant of the strategy until Config
+    # carries it; set it before the app admits its first pod.
+    strategy.DEFAULT_TOLERATION_SECONDS = args.default_unreachable_toleration_seconds
     token = args.token_file.read_text().strip()
     host, _, port = (args.bind or "").rpartition(":")
     config = APIServerConfig(service_subnet=ip_network(args.service_subnet), tokens={token},
                              advertise_address=host or None,
-                             advertise_port=int(port) if port else 6443)
+                             advertise_port=int(port) if port else 6443,
+                             log_fetcher=kubelet_log_fetcher(token),
+                             builtin_gc=args.builtin_gc,
+                             builtin_namespace_deleter=args.builtin_namespace_deleter)
     store = open_store(args.store)
     app = make_app(store, config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
