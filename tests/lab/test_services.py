@@ -92,10 +92,13 @@ def _tcp(ns: str, ip: str, port: int, timeout: float = 3.0) -> str:
         return sock.makefile().readline().strip()
 
 
-def _udp(ns: str, ip: str, port: int, timeout: float = 3.0) -> str:
+def _udp(ns: str, ip: str, port: int, sport: int = 0, timeout: float = 3.0) -> str:
+    """One datagram and its answer. Give each of a series its own source port: a
+    reused port would ride the previous flow's conntrack entry to the same endpoint."""
     sock = netns.run_in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     with sock:
         sock.settimeout(timeout)
+        sock.bind(("0.0.0.0", sport))
         sock.sendto(b"hi", (ip, port))
         return sock.recv(2048).decode().strip()
 
@@ -127,8 +130,8 @@ def test_sixty_tcp_connections_reach_each_of_six_endpoints_ten_times(cluster_lab
 
 def test_sixty_udp_datagrams_reach_each_endpoint_ten_times(cluster_lab, echo):
     ns = _a_client_pod(cluster_lab, echo)
-    counts = collections.Counter(_fields(_udp(ns, echo["clusterIP"], 80))["pod"]
-                                 for _ in range(60))
+    counts = collections.Counter(_fields(_udp(ns, echo["clusterIP"], 80, 41000 + i))["pod"]
+                                 for i in range(60))
     assert set(counts.values()) == {10}, counts
 
 
@@ -168,13 +171,22 @@ def test_the_proxy_table_is_labelled_and_a_scale_down_stops_traffic_to_removed_p
     survivors = [p for p in pods if p.get("status", {}).get("podIP") in ips]
     ns = _pod_ns(cluster_lab, survivors[0])
 
+    last: list[object] = []
+
     def only_survivors() -> bool:
         try:
-            seen = {_fields(_tcp(ns, echo["clusterIP"], 80))["ip"] for _ in range(8)}
-        except OSError:  # a removed pod still in a table for one more sync
+            seen = {_fields(_tcp(ns, echo["clusterIP"], 80, timeout=1))["ip"]
+                    for _ in range(8)}
+        except OSError as err:  # a removed pod still in a table for one more sync
+            last[:] = [err]
             return False
+        last[:] = [seen]
         return seen <= set(ips)
-    wait_for(only_survivors, 20, interval=0.2, what="the proxies to drop removed endpoints")
+    try:
+        wait_for(only_survivors, 60, interval=0.2,
+                 what="the proxies to drop removed endpoints")
+    except AssertionError as err:
+        raise AssertionError(f"{err}; last seen: {last}, wanted only {ips}") from None
     seen = {_fields(_tcp(ns, echo["clusterIP"], 80))["ip"] for _ in range(20)}
     assert seen == set(ips)
 

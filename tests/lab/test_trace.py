@@ -274,24 +274,29 @@ def test_overlay_none_is_lost_after_the_source_node(make_lab):
 
 
 def test_capture_runs_tcpdump_inside_the_node(trace_lab: TraceLab):
-    import select
     import sys
-    import time
+    import threading
 
-    from labkit import ping
+    from labkit import ping, wait_for
 
     proc = subprocess.Popen([sys.executable, "-m", "netlab.cli.trace", "capture", "--lab",
                              trace_lab.name, "worker2", "eth0", "--", "-c", "1", "icmp"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    # A thread reads stderr: select() on a buffered text pipe can miss lines that
+    # readline() has already pulled into Python's buffer.
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")),
+                              daemon=True)
+    reader.start()
     try:
-        deadline, seen = time.monotonic() + 10, ""
-        while "listening on eth0" not in seen:  # tcpdump says when its socket is open
-            assert time.monotonic() < deadline, f"tcpdump did not start: {seen}"
-            if select.select([proc.stderr], [], [], 0.2)[0]:
-                seen += proc.stderr.readline()
+        # tcpdump says when its socket is open
+        wait_for(lambda: any("listening on eth0" in line for line in lines), 20,
+                 what=f"tcpdump to start: {''.join(lines)}")
+        seen = "".join(lines)
         assert seen.startswith(f"capturing on eth0 in {trace_lab.name}-worker2")
         assert ping(trace_lab.plan.node("worker1").netns, trace_lab.ip("worker2"))
-        out, _ = proc.communicate(timeout=10)
+        proc.wait(timeout=10)  # -c 1: tcpdump exits after the one packet
+        out = proc.stdout.read()
         assert f"IP {trace_lab.ip('worker1')} > {trace_lab.ip('worker2')}: ICMP echo request" \
             in out
     finally:
