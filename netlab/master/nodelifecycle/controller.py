@@ -41,9 +41,9 @@ from typing import Any, Callable, Optional, Protocol
 
 from netlab.api.objects import timestamp
 from netlab.client import APIError, Client
+from netlab.client.events import EventRecorder
 from netlab.client.workqueue import SharedInformers, WorkQueue, run_workers
 from netlab.master.nodelifecycle import health
-from netlab.master.scheduler.events import EventRecorder
 
 log = logging.getLogger("netlab.nodelifecycle")
 

@@ -32,9 +32,9 @@ import aiohttp
 
 from netlab.api.objects import timestamp
 from netlab.client import APIError, Client, resource_path
+from netlab.client.events import NORMAL, WARNING, EventRecorder
 from netlab.client.workqueue import SharedInformers, run_workers
 from netlab.master.scheduler.cache import TERMINAL_PHASES, SchedulerCache, pod_key
-from netlab.master.scheduler.events import NORMAL, WARNING, EventRecorder
 from netlab.master.scheduler.filters import find_feasible, fit_error
 from netlab.master.scheduler.nodeinfo import pod_info
 from netlab.master.scheduler.queue import SchedulingQueue

@@ -1,8 +1,9 @@
-"""Events from master components: ``Scheduled``, ``FailedScheduling``, ``NodeNotReady``...
+"""Events: what a component did and why, as core/v1 Event objects.
 
 What ``kubectl describe`` and ``kubectl get events`` show is how a user learns
-why a pod is Pending or was evicted, so the scheduler and the node lifecycle
-controller record core/v1 Events the way client-go's recorder does:
+why a pod is Pending, was evicted or restarts, so every component (the
+scheduler, each controller, the kubelets) records core/v1 Events through this
+one recorder, the way client-go's broadcaster does:
 
 - recording never blocks the caller: the event joins a queue and sender tasks
   post it (the scheduling loop never waits on the API for an event);
@@ -80,9 +81,14 @@ class EventRecorder:
               aggregate: bool = True) -> None:
         """Record an event about ``obj``; ``aggregate=False`` for one that cannot repeat
         (``Scheduled``), which then costs no memory here."""
-        ref = ref_of(obj)
-        key = (ref["kind"], ref.get("namespace", ""), ref["name"], ref["uid"], type_, reason,
-               message) if aggregate else None
+        self.emit(ref_of(obj), type_, reason, message, aggregate)
+
+    def emit(self, ref: dict[str, Any], type_: str, reason: str, message: str,
+             aggregate: bool = True) -> None:
+        """Record an event about the object ``ref`` (an ``involvedObject`` reference,
+        e.g. with a ``fieldPath`` naming one container)."""
+        key = (ref["kind"], ref.get("namespace", ""), ref["name"], ref["uid"],
+               ref.get("fieldPath", ""), type_, reason, message) if aggregate else None
         queue = self._queues[hash((ref.get("namespace"), ref["name"])) % len(self._queues)]
         if queue.qsize() >= QUEUE_LIMIT:
             self.dropped += 1
