@@ -68,6 +68,17 @@ def echo(cluster_lab):
         wait_for(lambda: ready_endpoints() == 6, 90, interval=0.2,
                  what="6 ready echo endpoints")
         svc = client.get("services", "echo", "default")
+        # The API is ahead of the proxies by a sync: wait until every node's proxy
+        # answers the NodePort from outside, as a user would before testing.
+        for node in ("control-plane", "worker1", "worker2"):
+            node_ip = str(cluster_lab.plan.node(node).underlay.ip)
+
+            def answers(ip: str = node_ip) -> bool:
+                try:
+                    return "pod=" in _tcp(cluster_lab.ns("client"), ip, 30080, timeout=1)
+                except OSError:
+                    return False
+            wait_for(answers, 60, interval=0.2, what=f"NodePort 30080 on {node} to answer")
         pods = client.list("pods", "default", label_selector="app=echo")["items"]
         yield {"clusterIP": svc["spec"]["clusterIP"], "client": client,
                "pods": {p["metadata"]["name"]: p for p in pods}}
@@ -114,7 +125,11 @@ def _a_client_pod(lab, echo) -> str:
     ns = _pod_ns(lab, client_pod)
 
     def all_six() -> bool:
-        seen = {_fields(_tcp(ns, echo["clusterIP"], 80))["pod"] for _ in range(12)}
+        try:
+            seen = {_fields(_tcp(ns, echo["clusterIP"], 80, timeout=1))["pod"]
+                    for _ in range(12)}
+        except OSError:  # refused until this node's proxy has synced the Service
+            return False
         return len(seen) == 6
     wait_for(all_six, 30, interval=0.2, what="the proxy to spread over 6 endpoints")
     return ns
