@@ -128,17 +128,21 @@ def tcp_request(src_ns: str, ip: str, port: int, timeout: float = 2.0) -> str | 
         sock.close()
 
 
-def udp_socket(src_ns: str, timeout: float = 2.0) -> socket.socket:
+def udp_socket(src_ns: str, timeout: float = 2.0, sport: int = 0) -> socket.socket:
     sock = netns.run_in_netns(src_ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
     sock.settimeout(timeout)
+    sock.bind(("0.0.0.0", sport))
     return sock
 
 
 def udp_request(src_ns: str, ip: str, port: int, timeout: float = 2.0,
-                sock: socket.socket | None = None) -> str | None:
-    """One datagram and its answer; a fresh socket (so a fresh flow) unless given one."""
+                sock: socket.socket | None = None, sport: int = 0) -> str | None:
+    """One datagram and its answer; a fresh socket (so a fresh flow) unless given one.
+
+    A series that must be separate flows needs distinct ``sport``s: a random source
+    port that repeats rides the earlier flow's conntrack entry to the same endpoint."""
     own = sock is None
-    sock = sock or udp_socket(src_ns, timeout)
+    sock = sock or udp_socket(src_ns, timeout, sport)
     try:
         sock.sendto(b"hi", (ip, port))
         return sock.recvfrom(256)[0].decode()

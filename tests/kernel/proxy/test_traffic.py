@@ -41,7 +41,8 @@ def test_round_robin_reaches_each_of_six_endpoints_exactly_ten_times(proxy_lab: 
     client = lab.pods["w2-b"].netns
     tcp = collections.Counter(_pod_of(tcp_request(client, "10.96.0.10", 80)) for _ in range(60))
     assert tcp == {p: 10 for p in SIX}, f"TCP spread over endpoints: {dict(tcp)}"
-    udp = collections.Counter(_pod_of(udp_request(client, "10.96.0.10", 80)) for _ in range(60))
+    udp = collections.Counter(_pod_of(udp_request(client, "10.96.0.10", 80, sport=42000 + i))
+                              for i in range(60))
     assert udp == {p: 10 for p in SIX}, f"UDP spread over endpoints: {dict(udp)}"
 
 
