@@ -26,13 +26,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _lab(lab: Optional[str]) -> str:
-    from netlab.lab import lifecycle
+    from netlab.lab import state
 
     if os.geteuid() != 0:
         _fail("netlab needs root to inject faults into a lab; run it with sudo")
     try:
-        return lifecycle.implied_lab(lab)
-    except lifecycle.LabError as err:
+        return state.implied_lab(lab)
+    except state.LabError as err:
         _fail(str(err), 2)
 
 

@@ -29,11 +29,11 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 def _client(lab: str | None):
     from netlab.client import SyncClient, lab_client
-    from netlab.lab import lifecycle
+    from netlab.lab import state
 
     try:
-        lab = lifecycle.implied_lab(lab)
-    except lifecycle.LabError as err:
+        lab = state.implied_lab(lab)
+    except state.LabError as err:
         _fail(str(err), 2)
     return SyncClient(lab_client(lab))
 
@@ -311,16 +311,16 @@ def kubeconfig(lab: str | None) -> None:
     """
     import base64
 
-    from netlab.lab import control, lifecycle
+    from netlab.lab import control, state
     from netlab.lab.pki import pki_paths
     from netlab.lab.state import lab_dir, token_path
 
     try:
-        lab = lifecycle.implied_lab(lab)
+        lab = state.implied_lab(lab)
         endpoint = control.endpoints(lab)["loopback"]
         token = token_path(lab).read_text().strip()
         ca = base64.b64encode(pki_paths(lab_dir(lab)).ca_cert.read_bytes()).decode()
-    except (lifecycle.LabError, control.ControlPlaneError, OSError) as err:
+    except (state.LabError, control.ControlPlaneError, OSError) as err:
         _fail(str(err), 2)
     name = f"netlab-{lab}"
     click.echo(yaml.safe_dump({

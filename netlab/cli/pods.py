@@ -32,11 +32,11 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _lab(lab: str | None) -> str:
-    from netlab.lab import lifecycle
+    from netlab.lab import state
 
     try:
-        return lifecycle.implied_lab(lab)
-    except lifecycle.LabError as err:
+        return state.implied_lab(lab)
+    except state.LabError as err:
         _fail(str(err), 2)
 
 

@@ -33,18 +33,12 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _lab(lab: str | None) -> str:
-    """The lab named, or the only one up (as ``lifecycle.implied_lab``, whose module
-    would import the API client and pyroute2: most of a trace's start-up)."""
-    if lab:
-        return lab
-    from netlab.lab.state import list_labs
+    from netlab.lab.state import LabError, implied_lab
 
-    labs = list_labs()
-    if len(labs) == 1:
-        return labs[0]
-    if not labs:
-        _fail("no lab is up; start one with 'netlab up TOPOLOGY.yaml'", 2)
-    _fail(f"{len(labs)} labs are up ({', '.join(labs)}); name one with --lab", 2)
+    try:
+        return implied_lab(lab)
+    except LabError as err:
+        _fail(f"{err} (use --lab)", 2)
 
 
 def _require_root() -> None:

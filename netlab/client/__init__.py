@@ -7,7 +7,6 @@ __all__ = ["APIError", "Client", "SyncClient", "lab_client", "object_path", "res
 
 def lab_client(lab: str, timeout: float = 30.0) -> Client:
     """A client for a lab's API server over its unix socket (root only, no token)."""
-    import os
+    from netlab.paths import socket_path
 
-    root = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
-    return Client(unix_socket=os.path.join(root, lab, "apiserver.sock"), timeout=timeout)
+    return Client(unix_socket=str(socket_path(lab)), timeout=timeout)

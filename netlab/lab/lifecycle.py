@@ -19,13 +19,16 @@ import yaml
 from netlab.kernel import netns
 from netlab.lab import control, network
 from netlab.lab.network import Progress
-from netlab.lab.state import LabState, lab_lock, list_labs, load_state, remove_state
+from netlab.lab.state import (
+    LabError,
+    LabState,
+    lab_lock,
+    list_labs,
+    load_state,
+    remove_state,
+)
 from netlab.node.runtime import cleanup_lab
 from netlab.topology import LabPlan, load_topology, plan_lab
-
-
-class LabError(RuntimeError):
-    """A lab operation that could not be done, with a message meant for the user."""
 
 
 class LabUpError(LabError):
@@ -136,18 +139,6 @@ def down(lab: str, progress: Progress = lambda _: None) -> DownResult:
         killed = network.teardown_network(names, progress)
         remove_state(lab)
     return DownResult(lab=lab, found=True, namespaces=names, processes=killed)
-
-
-def implied_lab(lab: str | None) -> str:
-    """The lab a command means: the one named, or the only one up."""
-    if lab:
-        return lab
-    labs = list_labs()
-    if len(labs) == 1:
-        return labs[0]
-    if not labs:
-        raise LabError("no lab is up; start one with 'netlab up TOPOLOGY.yaml'")
-    raise LabError(f"{len(labs)} labs are up ({', '.join(labs)}); name one")
 
 
 def status(lab: str) -> dict[str, Any]:

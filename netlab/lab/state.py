@@ -22,9 +22,13 @@ from typing import Any
 
 import psutil
 
-STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
-DATA_ROOT = Path(os.environ.get("NETLAB_DATA_DIR", "/var/lib/netlab"))
+from netlab.paths import DATA_ROOT, STATE_ROOT, data_dir, lab_dir
+
 STATE_FILE = "state.json"
+
+
+class LabError(RuntimeError):
+    """A lab operation that could not be done, with a message meant for the user."""
 
 
 class LabBusyError(RuntimeError):
@@ -65,25 +69,12 @@ def _create_time(pid: int) -> float | None:
         return None
 
 
-def lab_dir(lab: str) -> Path:
-    return STATE_ROOT / lab
-
-
-def data_dir(lab: str) -> Path:
-    """Durable data (the API server's store), on disk rather than tmpfs."""
-    return DATA_ROOT / lab
-
-
 def log_dir(lab: str) -> Path:
     return lab_dir(lab) / "logs"
 
 
 def token_path(lab: str) -> Path:
     return lab_dir(lab) / "token"
-
-
-def socket_path(lab: str) -> Path:
-    return lab_dir(lab) / "apiserver.sock"
 
 
 def endpoints_path(lab: str) -> Path:
@@ -169,3 +160,16 @@ def lab_lock(lab: str, timeout: float = 60.0) -> Iterator[None]:
 def _remove_root_if_empty() -> None:
     with contextlib.suppress(OSError):
         STATE_ROOT.rmdir()  # leaves no trace once the last lab is down
+
+
+def implied_lab(lab: str | None) -> str:
+    """The lab a command means: the one named, or the only one up. Lives here, not in
+    ``lifecycle``, so a command that only needs the name loads no pyroute2 or aiohttp."""
+    if lab:
+        return lab
+    labs = list_labs()
+    if len(labs) == 1:
+        return labs[0]
+    if not labs:
+        raise LabError("no lab is up; start one with 'netlab up TOPOLOGY.yaml'")
+    raise LabError(f"{len(labs)} labs are up ({', '.join(labs)}); name one")

@@ -27,9 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The same roots (and overrides) as netlab.lab.state, which sits above this layer.
-STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
-DATA_ROOT = Path(os.environ.get("NETLAB_DATA_DIR", "/var/lib/netlab"))
+from netlab.paths import DATA_ROOT, lab_dir
 
 NETNS_NAME_MAX = 255  # a file name under /run/netns
 POD_NAME_IN_NETNS_MAX = 63  # keeps `ip netns list` readable
@@ -41,7 +39,7 @@ HOSTS_FILE, HOSTNAME_FILE, RESOLV_FILE = "hosts", "hostname", "resolv.conf"
 
 
 def lab_state_dir(lab: str) -> Path:
-    return STATE_ROOT / lab
+    return lab_dir(lab)
 
 
 def pods_dir(lab: str) -> Path:

@@ -17,7 +17,7 @@ from netlab.kernel.netns import list_netns
 from netlab.lab.state import load_state
 from netlab.node.runtime import cgroups, cleanup_lab
 from netlab.node.runtime.cgroups import NETLAB_GROUP
-from netlab.node.runtime.paths import DATA_ROOT, STATE_ROOT
+from netlab.paths import DATA_ROOT, STATE_ROOT
 
 
 def _dead_test_labs() -> list[str]:
