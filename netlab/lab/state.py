@@ -22,7 +22,13 @@ from typing import Any
 
 import psutil
 
-from netlab.paths import DATA_ROOT, STATE_ROOT, data_dir, lab_dir
+from netlab.paths import (  # noqa: F401 (re-exported: the lab's paths, with its own)
+    DATA_ROOT,
+    STATE_ROOT,
+    data_dir,
+    lab_dir,
+    socket_path,
+)
 
 STATE_FILE = "state.json"
 

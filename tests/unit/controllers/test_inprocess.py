@@ -340,7 +340,14 @@ async def test_hpa_scales_up_under_load_and_back_down() -> None:
                 return d["spec"]["replicas"] == n
 
             await eventually(lambda: replicas(4), timeout=20, what="a scale-up to 4")
-            hpa = await c.client.get("horizontalpodautoscalers", "burn", "default")
+
+            async def status_caught_up():
+                # The controller scales first and writes its status after: read the
+                # status once it reports the same decision.
+                h = await c.client.get("horizontalpodautoscalers", "burn", "default")
+                return h if (h.get("status") or {}).get("desiredReplicas") == 4 else None
+
+            hpa = await eventually(status_caught_up, timeout=20, what="the HPA status")
             current = hpa["status"]["currentMetrics"][0]["resource"]["current"]
             assert current["averageUtilization"] == 300
             assert hpa["status"]["desiredReplicas"] == 4
