@@ -103,10 +103,10 @@ def up(topology: str, dry_run: bool, quiet: bool, network_only: bool) -> None:
 def down(lab: str | None, quiet: bool) -> None:
     """Remove a lab: its processes, namespaces and state. Safe to repeat."""
     _require_root()
-    from netlab.lab import lifecycle
+    from netlab.lab import lifecycle, state
 
     try:
-        lab = lifecycle.implied_lab(lab)
+        lab = state.implied_lab(lab)
     except lifecycle.LabError as err:
         if lab is None and "no lab is up" in str(err):
             click.echo("no lab is up")
@@ -124,10 +124,10 @@ def down(lab: str | None, quiet: bool) -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 def status(lab: str | None, output: str) -> None:
     """Show a lab's nodes and whether their namespaces exist."""
-    from netlab.lab import lifecycle
+    from netlab.lab import lifecycle, state
 
     try:
-        info = lifecycle.status(lifecycle.implied_lab(lab))
+        info = lifecycle.status(state.implied_lab(lab))
     except lifecycle.LabError as err:
         _fail(str(err), 2)
     if output == "json":
@@ -153,10 +153,10 @@ def list_labs() -> None:
 
 def _node_namespace(lab: str | None, node: str) -> str:
     from netlab.kernel import netns
-    from netlab.lab import lifecycle
+    from netlab.lab import lifecycle, state
 
     try:
-        lab = lifecycle.implied_lab(lab)
+        lab = state.implied_lab(lab)
         info = lifecycle.status(lab)
     except lifecycle.LabError as err:
         _fail(str(err), 2)

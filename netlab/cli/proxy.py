@@ -18,12 +18,12 @@ def proxy() -> None:
 def show(lab: str | None, node: str) -> None:
     """Print NODE's proxy table, each chain labelled with its service and endpoint."""
     from netlab.kernel import nft
-    from netlab.lab import lifecycle
+    from netlab.lab import lifecycle, state
     from netlab.node.proxy import ruleset
     from netlab.node.proxy.describe import describe
 
     try:
-        lab = lifecycle.implied_lab(lab)
+        lab = state.implied_lab(lab)
         nodes = {n["name"]: n for n in lifecycle.status(lab)["nodes"]}
     except lifecycle.LabError as err:
         click.echo(f"error: {err}", err=True)
