@@ -129,8 +129,17 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("coordination.k8s.io", ("v1",), "Lease", "leases", "lease", namespaced=True),
 )
 
-# Group order of /apis follows the Kubernetes API server's own priority order.
-GROUP_ORDER: tuple[str, ...] = ("apps", "autoscaling", "batch", "coordination.k8s.io")
+# Group order of /apis follows the Kubernetes API server's own priority order
+# (kube-apiserver's group priorities); groups netlab does not serve are skipped,
+# and groups that CustomResourceDefinitions add come after these.
+GROUP_ORDER: tuple[str, ...] = (
+    "apiregistration.k8s.io", "apps", "events.k8s.io", "authentication.k8s.io",
+    "authorization.k8s.io", "autoscaling", "batch", "certificates.k8s.io",
+    "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io",
+    "admissionregistration.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io",
+    "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io",
+    "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
+)
 
 
 class UnknownResourceError(LookupError):
