@@ -27,6 +27,7 @@ from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
 from netlab.master.controllers.deployment import DeploymentController
 from netlab.master.controllers.endpoints import EndpointsController
+from netlab.master.controllers.endpointslice import EndpointSliceController
 from netlab.master.controllers.events import EventRecorder
 from netlab.master.controllers.gc import GarbageCollector
 from netlab.master.controllers.hpa import HPAController
@@ -41,6 +42,7 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
     "endpoints": EndpointsController,
+    "endpointslice": EndpointSliceController,
     "job": JobController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,
