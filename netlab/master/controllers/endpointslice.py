@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from netlab.api.selectors import selector_from_set
-from netlab.client import APIError
+from netlab.client import APIError, Client
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, delete, split_key
 from netlab.master.controllers.endpoints import _relevant, selector_of
@@ -30,6 +30,7 @@ from netlab.master.controllers.endpointslice_compute import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
     SERVICE_NAME_LABEL,
+    Plan,
     plan_slices,
 )
 
@@ -38,11 +39,11 @@ STALE_RETRY = 0.2  # seconds before looking again at a cache that lags our write
 _DELETED = -1
 
 
-def managed_service_key(slice_: Obj) -> Optional[str]:
-    """``ns/svc`` of a slice this controller manages; None for anyone else's slice."""
+def managed_service_key(slice_: Obj, manager: str = CONTROLLER_NAME) -> Optional[str]:
+    """``ns/svc`` of a slice ``manager`` manages; None for anyone else's slice."""
     meta = slice_.get("metadata") or {}
     labels = meta.get("labels") or {}
-    if labels.get(MANAGED_BY_LABEL) != CONTROLLER_NAME or not labels.get(SERVICE_NAME_LABEL):
+    if labels.get(MANAGED_BY_LABEL) != manager or not labels.get(SERVICE_NAME_LABEL):
         return None
     return f"{meta.get('namespace') or ''}/{labels[SERVICE_NAME_LABEL]}"
 
@@ -154,27 +155,28 @@ class EndpointSliceController(Controller):
         if not plan:
             return
         try:
-            await self._write(key, plan.create, plan.update, plan.delete)
+            await write_plan(self.client, self.tracker, key, plan)
         finally:
             self.log.info("%s: %d slices created, %d updated, %d deleted", key,
                           len(plan.create), len(plan.update), len(plan.delete))
 
-    async def _write(self, key: str, create: list[dict], update: list[dict],
-                     remove: list[dict]) -> None:
-        # Creates and updates before deletes, so a Service never has fewer endpoints
-        # in the API than before or after the change.
-        namespace, _ = split_key(key)
-        for body in create:
-            self.tracker.written(key, await self.client.create(body))
-        for body in update:
-            try:
-                self.tracker.written(key, await self.client.update(body))
-            except APIError as err:
-                if err.not_found:
-                    continue  # deleted meanwhile: its slice event requeues the Service
-                raise
-        for slice_ in remove:
-            meta = slice_.get("metadata") or {}
-            await delete(self.client, "endpointslices", namespace, meta.get("name", ""),
-                         uid=meta.get("uid"))
-            self.tracker.deleted(key, meta.get("name", ""))
+
+async def write_plan(client: Client, tracker: SliceTracker, key: str, plan: Plan) -> None:
+    """Make the plan's writes, recording each in the tracker. Creates and updates go
+    before deletes, so the API never lists fewer endpoints mid-change than before or
+    after it."""
+    namespace, _ = split_key(key)
+    for body in plan.create:
+        tracker.written(key, await client.create(body))
+    for body in plan.update:
+        try:
+            tracker.written(key, await client.update(body))
+        except APIError as err:
+            if err.not_found:
+                continue  # deleted meanwhile: its slice event requeues the owner
+            raise
+    for slice_ in plan.delete:
+        meta = slice_.get("metadata") or {}
+        await delete(client, "endpointslices", namespace, meta.get("name", ""),
+                     uid=meta.get("uid"))
+        tracker.deleted(key, meta.get("name", ""))

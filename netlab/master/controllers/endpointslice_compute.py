@@ -39,6 +39,7 @@ API_VERSION = "discovery.k8s.io/v1"
 
 PortKey = tuple[tuple[str, int, str, str], ...]
 EndpointKey = tuple[tuple[str, ...], str, str, str]
+Desired = dict[PortKey, tuple[list[dict[str, Any]], dict[EndpointKey, dict]]]
 
 
 # --- one pod, one endpoint -----------------------------------------------------------------------
@@ -126,10 +127,9 @@ def _sort_key(endpoint: Obj) -> tuple:
     return (ip, endpoint_key(endpoint))
 
 
-def desired_endpoints(service: Obj, pods: Iterable[Obj]
-                      ) -> dict[PortKey, tuple[list[dict[str, Any]], dict[EndpointKey, dict]]]:
+def desired_endpoints(service: Obj, pods: Iterable[Obj]) -> Desired:
     """Port key -> (the ports, the endpoints by key) for the pods the Service selected."""
-    out: dict[PortKey, tuple[list[dict[str, Any]], dict[EndpointKey, dict]]] = {}
+    out: Desired = {}
     for pod in pods:
         if not should_be_in_endpoints(pod, include_terminating=True) or not pod_ipv4(pod):
             continue
@@ -158,32 +158,49 @@ def slice_labels(service: Obj) -> dict[str, str]:
     return labels
 
 
-def new_slice(service: Obj, ports: list[dict[str, Any]]) -> dict[str, Any]:
-    """A slice to create: named by the server from ``<svc>-``, owned by the Service."""
-    meta = service.get("metadata") or {}
+@dataclass(frozen=True)
+class SliceOwner:
+    """Whose slices these are: the object that owns them (a Service here, an Endpoints
+    object for the mirroring controller), the name they are generated from and the
+    labels every one of them carries."""
+
+    namespace: str
+    name: str
+    kind: str
+    uid: str
+    labels: Mapping[str, str]
+
+    @classmethod
+    def of_service(cls, service: Obj) -> SliceOwner:
+        meta = service.get("metadata") or {}
+        return cls(meta.get("namespace", ""), meta.get("name", ""), "Service",
+                   meta.get("uid", ""), slice_labels(service))
+
+
+def new_slice(owner: SliceOwner, ports: list[dict[str, Any]]) -> dict[str, Any]:
+    """A slice to create: named by the server from ``<name>-``, controlled by the owner."""
     return {
         "apiVersion": API_VERSION, "kind": "EndpointSlice",
         "metadata": {
-            "generateName": f"{meta.get('name', '')}-", "namespace": meta.get("namespace", ""),
-            "labels": slice_labels(service),
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Service",
-                                 "name": meta.get("name", ""), "uid": meta.get("uid", ""),
-                                 "controller": True, "blockOwnerDeletion": True}],
+            "generateName": f"{owner.name}-", "namespace": owner.namespace,
+            "labels": dict(owner.labels),
+            "ownerReferences": [{"apiVersion": "v1", "kind": owner.kind, "name": owner.name,
+                                 "uid": owner.uid, "controller": True,
+                                 "blockOwnerDeletion": True}],
         },
         "addressType": ADDRESS_TYPE, "endpoints": [], "ports": [dict(p) for p in ports],
     }
 
 
-def owned_by(slice_: Obj, service: Obj) -> bool:
-    uid = (service.get("metadata") or {}).get("uid")
-    return any(r.get("kind") == "Service" and r.get("uid") == uid
+def owned_by(slice_: Obj, owner: SliceOwner) -> bool:
+    return any(r.get("kind") == owner.kind and r.get("uid") == owner.uid
                for r in (slice_.get("metadata") or {}).get("ownerReferences") or [])
 
 
-def _is_placeholder(slice_: Obj, service: Obj) -> bool:
+def _is_placeholder(slice_: Obj, owner: SliceOwner) -> bool:
     return not slice_.get("endpoints") and not slice_.get("ports") and \
-        slice_.get("addressType") == ADDRESS_TYPE and owned_by(slice_, service) and \
-        ((slice_.get("metadata") or {}).get("labels") or {}) == slice_labels(service)
+        slice_.get("addressType") == ADDRESS_TYPE and owned_by(slice_, owner) and \
+        ((slice_.get("metadata") or {}).get("labels") or {}) == dict(owner.labels)
 
 
 @dataclass
@@ -204,10 +221,10 @@ def _copy_for_update(slice_: Obj, endpoints: list[dict], labels: dict[str, str])
     return {**slice_, "metadata": meta, "endpoints": endpoints}
 
 
-def _reconcile_ports(service: Obj, plan: Plan, existing: list[Obj], ports: list[dict],
+def _reconcile_ports(owner: SliceOwner, plan: Plan, existing: list[Obj], ports: list[dict],
                      wanted: dict[EndpointKey, dict], limit: int) -> None:
     """``reconcileByPortMapping`` for one port list."""
-    labels = slice_labels(service)
+    labels = dict(owner.labels)
     remaining = dict(wanted)
     updating: list[dict[str, Any]] = []
     unchanged: list[Obj] = []
@@ -245,7 +262,7 @@ def _reconcile_ports(service: Obj, plan: Plan, existing: list[Obj], ports: list[
         if len(leftovers) < limit and unchanged:
             target = _slice_to_fill(unchanged, len(leftovers), limit)
         if target is None:
-            target = new_slice(service, ports)
+            target = new_slice(owner, ports)
             plan.create.append(target)
         else:
             unchanged.remove(target)
@@ -272,12 +289,20 @@ def plan_slices(service: Obj, pods: Iterable[Obj], existing: Iterable[Obj],
                 limit: int = MAX_ENDPOINTS_PER_SLICE) -> Plan:
     """The writes that turn ``existing`` (this controller's slices labelled with the
     Service's name) into the Service's desired slices; empty when nothing changed."""
+    return plan_from_desired(SliceOwner.of_service(service), desired_endpoints(service, pods),
+                             existing, limit)
+
+
+def plan_from_desired(owner: SliceOwner, desired: Desired, existing: Iterable[Obj],
+                      limit: int = MAX_ENDPOINTS_PER_SLICE, placeholder: bool = True) -> Plan:
+    """The reconciler proper, for any owner: ``desired`` endpoints grouped by port list
+    against the slices that exist; ``placeholder`` keeps one empty slice when nothing
+    is desired (the Service controller's behaviour; mirroring has none)."""
     plan = Plan()
-    desired = desired_endpoints(service, pods)
     existing = list(existing)
     by_ports: dict[PortKey, list[Obj]] = {}
     for slice_ in sorted(existing, key=lambda s: (s.get("metadata") or {}).get("name", "")):
-        if not owned_by(slice_, service) or slice_.get("addressType") != ADDRESS_TYPE:
+        if not owned_by(slice_, owner) or slice_.get("addressType") != ADDRESS_TYPE:
             plan.delete.append(dict(slice_))  # a predecessor's, or another family's
             continue
         by_ports.setdefault(port_key(slice_.get("ports")), []).append(slice_)
@@ -286,14 +311,14 @@ def plan_slices(service: Obj, pods: Iterable[Obj], existing: Iterable[Obj],
             plan.delete.extend(dict(s) for s in slices)
     for key in sorted(desired):
         ports, wanted = desired[key]
-        _reconcile_ports(service, plan, by_ports.get(key, []), ports, wanted, limit)
-    if len(plan.delete) == len(existing) and not plan.create:
+        _reconcile_ports(owner, plan, by_ports.get(key, []), ports, wanted, limit)
+    if placeholder and len(plan.delete) == len(existing) and not plan.create:
         # Nothing would be left: keep (or make) one empty placeholder slice.
-        placeholders = [s for s in plan.delete if _is_placeholder(s, service)]
+        placeholders = [s for s in plan.delete if _is_placeholder(s, owner)]
         if len(plan.delete) == 1 and placeholders:
             plan.delete.clear()
         else:
-            plan.create.append(new_slice(service, []))
+            plan.create.append(new_slice(owner, []))
     return plan
 
 
