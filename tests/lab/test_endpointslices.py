@@ -238,6 +238,48 @@ def test_invalid_slices_get_422_naming_the_field(kubeconfig, eps):
         kubectl(kubeconfig, "delete", "endpointslice", "hand-made")
 
 
+def test_hand_written_endpoints_are_mirrored_and_routed(cluster_lab, kubeconfig, eps):
+    flip = json.loads(kubectl(kubeconfig, "get", "pod", "flip", "-o", "json").stdout)
+    manual = textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Service
+        metadata: {{name: manual}}
+        spec:
+          ports: [{{name: http, port: 80, targetPort: 8080}}]
+        ---
+        apiVersion: v1
+        kind: Endpoints
+        metadata: {{name: manual}}
+        subsets:
+        - addresses: [{{ip: "{flip['status']['podIP']}"}}]
+          ports: [{{name: http, port: 8080}}]
+        """)
+    created = kubectl(kubeconfig, "apply", "-f", "-", stdin=manual)
+    assert created.returncode == 0, created.stderr
+    try:
+        def mirrored() -> list[dict]:
+            out = kubectl(kubeconfig, "get", "endpointslices", "-o", "json", "-l",
+                          "kubernetes.io/service-name=manual")
+            return json.loads(out.stdout)["items"] if out.returncode == 0 else []
+        [slice_] = wait_for(mirrored, 30, interval=0.3, what="the mirrored slice")
+        assert slice_["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
+            "endpointslicemirroring-controller.k8s.io"
+        assert slice_["endpoints"][0]["addresses"] == [flip["status"]["podIP"]]
+        cluster_ip = json.loads(kubectl(kubeconfig, "get", "svc", "manual", "-o", "json")
+                                .stdout)["spec"]["clusterIP"]
+        ns = _pod_ns(cluster_lab, flip)
+
+        def answered() -> str | None:
+            try:
+                return _echo_pod(ns, cluster_ip, 80)
+            except OSError:
+                return None
+        assert wait_for(answered, 30, interval=0.3, what="the mirrored endpoint to answer") \
+            == "flip"
+    finally:
+        kubectl(kubeconfig, "delete", "-f", "-", stdin=manual)
+
+
 def test_deleting_the_service_deletes_its_slices(kubeconfig, eps):
     deleted = kubectl(kubeconfig, "delete", "svc", "eps")
     assert deleted.returncode == 0, deleted.stderr
