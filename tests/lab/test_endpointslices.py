@@ -280,6 +280,30 @@ def test_hand_written_endpoints_are_mirrored_and_routed(cluster_lab, kubeconfig,
         kubectl(kubeconfig, "delete", "-f", "-", stdin=manual)
 
 
+def test_pods_reach_the_api_server_through_the_kubernetes_slice(cluster_lab, kubeconfig, eps):
+    out = kubectl(kubeconfig, "get", "endpointslice", "kubernetes", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    k8s = json.loads(out.stdout)
+    assert k8s["metadata"]["labels"] == {"kubernetes.io/service-name": "kubernetes"}
+    [port] = k8s["ports"]
+    assert (port["name"], port["protocol"]) == ("https", "TCP")
+    cluster_ip = json.loads(kubectl(kubeconfig, "get", "svc", "kubernetes", "-o", "json")
+                            .stdout)["spec"]["clusterIP"]
+    flip = json.loads(kubectl(kubeconfig, "get", "pod", "flip", "-o", "json").stdout)
+    ns = _pod_ns(cluster_lab, flip)
+
+    def connects() -> bool:
+        sock = netns.run_in_netns(ns, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        with sock:
+            sock.settimeout(1)
+            try:
+                sock.connect((cluster_ip, 443))
+            except OSError:
+                return False
+        return True
+    wait_for(connects, 30, interval=0.3, what="the kubernetes Service to accept connections")
+
+
 def test_deleting_the_service_deletes_its_slices(kubeconfig, eps):
     deleted = kubectl(kubeconfig, "delete", "svc", "eps")
     assert deleted.returncode == 0, deleted.stderr
