@@ -18,8 +18,9 @@ Endpoints controller runs alongside for clients that read Endpoints.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from netlab.api.selectors import selector_from_set
 from netlab.client import APIError, Client
@@ -36,6 +37,9 @@ from netlab.master.controllers.endpointslice_compute import (
 
 Obj = Mapping[str, Any]
 STALE_RETRY = 0.2  # seconds before looking again at a cache that lags our writes
+# A write the informer never shows (the slice was deleted and the watch relisted
+# past both events) must not block its Service for ever.
+STALE_TIMEOUT = 30.0
 _DELETED = -1
 
 
@@ -51,16 +55,18 @@ def managed_service_key(slice_: Obj, manager: str = CONTROLLER_NAME) -> Optional
 class SliceTracker:
     """The generations this controller wrote, per slice, until the informer has them."""
 
-    def __init__(self) -> None:
-        self._expected: dict[str, dict[str, int]] = {}  # service key -> slice name -> gen
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        # service key -> slice name -> (generation or _DELETED, when written)
+        self._expected: dict[str, dict[str, tuple[int, float]]] = {}
+        self._clock = clock
 
     def written(self, service: str, slice_: Obj) -> None:
         meta = slice_.get("metadata") or {}
         self._expected.setdefault(service, {})[meta.get("name", "")] = \
-            int(meta.get("generation") or 0)
+            (int(meta.get("generation") or 0), self._clock())
 
     def deleted(self, service: str, name: str) -> None:
-        self._expected.setdefault(service, {})[name] = _DELETED
+        self._expected.setdefault(service, {})[name] = (_DELETED, self._clock())
 
     def forget(self, service: str) -> None:
         self._expected.pop(service, None)
@@ -72,9 +78,12 @@ class SliceTracker:
             return False
         by_name = {(s.get("metadata") or {}).get("name", ""): s for s in cached}
         lagging = False
-        for name, generation in list(expected.items()):
+        now = self._clock()
+        for name, (generation, when) in list(expected.items()):
             slice_ = by_name.get(name)
-            if generation == _DELETED:
+            if now - when > STALE_TIMEOUT:
+                caught_up = True  # give up waiting: act on what the cache says
+            elif generation == _DELETED:
                 caught_up = slice_ is None
             else:
                 caught_up = slice_ is not None and \

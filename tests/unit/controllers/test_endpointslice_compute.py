@@ -161,3 +161,21 @@ def test_label_changes_and_foreign_slices():
     plan = plan_slices(successor, [pod("a", "10.0.0.1")], slices)
     assert [s["metadata"]["name"] for s in plan.delete] == [slices[0]["metadata"]["name"]]
     assert plan.create[0]["metadata"]["ownerReferences"][0]["uid"] == "new-uid"
+
+
+def test_the_tracker_holds_reconciles_until_the_cache_shows_our_writes():
+    from netlab.master.controllers.endpointslice import SliceTracker
+
+    now = [0.0]
+    tracker = SliceTracker(clock=lambda: now[0])
+    written = {"metadata": {"name": "web-1", "generation": 2}}
+    tracker.written("default/web", written)
+    tracker.deleted("default/web", "web-0")
+    old = {"metadata": {"name": "web-1", "generation": 1}}
+    assert tracker.stale("default/web", [old, {"metadata": {"name": "web-0"}}])
+    assert tracker.stale("default/web", [written, {"metadata": {"name": "web-0"}}])
+    assert not tracker.stale("default/web", [written])
+    tracker.written("default/web", {"metadata": {"name": "web-2", "generation": 1}})
+    assert tracker.stale("default/web", [])
+    now[0] = 31.0  # never shown (deleted behind our back): stop waiting
+    assert not tracker.stale("default/web", [])
