@@ -127,6 +127,8 @@ RESOURCES: tuple[Resource, ...] = (
              "horizontalpodautoscaler", namespaced=True, short_names=("hpa",),
              categories=("all",), subresources=(_status("HorizontalPodAutoscaler"),)),
     Resource("coordination.k8s.io", ("v1",), "Lease", "leases", "lease", namespaced=True),
+    Resource("discovery.k8s.io", ("v1",), "EndpointSlice", "endpointslices", "endpointslice",
+             namespaced=True),
 )
 
 # Group order of /apis follows the Kubernetes API server's own priority order

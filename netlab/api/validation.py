@@ -43,6 +43,10 @@ from netlab.api.validation_base import (  # the shared building blocks
     port_name,
     validate_meta,
 )
+from netlab.api.validation_discovery import (
+    validate_endpointslice,
+    validate_endpointslice_update,
+)
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 
@@ -514,6 +518,7 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Endpoints": validate_endpoints,
     "Event": validate_event,
     "Lease": validate_lease,
+    "EndpointSlice": validate_endpointslice,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
@@ -522,6 +527,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "Deployment": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "Job": validate_job_update,
+    "EndpointSlice": validate_endpointslice_update,
 }
 
 

@@ -44,6 +44,7 @@ class KindPolicy:
     return_deleted_object: bool = False
     default_propagation: str = "Background"
     graceful: bool = False  # deletion waits for the kubelet (pods)
+    generation_on_content: bool = False  # generation tracks every non-metadata change
 
 
 _POLICIES: dict[str, KindPolicy] = {
@@ -52,6 +53,8 @@ _POLICIES: dict[str, KindPolicy] = {
     "Node": KindPolicy(status_subresource=True),
     "Namespace": KindPolicy(return_deleted_object=True),
     "Endpoints": KindPolicy(allow_create_on_update=True),
+    # EndpointSlices have no spec: any change outside metadata is a new generation.
+    "EndpointSlice": KindPolicy(generation=True, generation_on_content=True),
     "Event": KindPolicy(allow_create_on_update=True),
     "Lease": KindPolicy(allow_create_on_update=True),
     "Deployment": KindPolicy(status_subresource=True, generation=True),
@@ -219,9 +222,16 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
         new["spec"] = old.get("spec", {})
     if res.kind == "Service":
         ServiceAllocator.fix_up_update(new, old)
-    if kind_policy.generation and new.get("spec") != old.get("spec"):
+    if kind_policy.generation and _generation_content(kind_policy, new) != \
+            _generation_content(kind_policy, old):
         m["generation"] = int(old_m.get("generation") or 0) + 1
     return new
+
+
+def _generation_content(kind_policy: KindPolicy, obj: dict) -> object:
+    if kind_policy.generation_on_content:
+        return {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+    return obj.get("spec")
 
 
 def should_delete_after_update(res: Resource, obj: dict) -> bool:
