@@ -176,6 +176,20 @@ class Schedule:
         return nxt.astimezone(timezone.utc)
 
 
+    def latest(self, at: datetime, start: datetime, zone: Optional[tzinfo] = None) -> datetime:
+        """The last activation at or before ``at``, given that one follows ``start``
+        (needed for ``@every``, whose activations count from ``start``)."""
+        if self.every is not None:
+            first = self.next(start, zone)
+            steps = int((at - first).total_seconds() // self.every)
+            return first + timedelta(seconds=steps * self.every)
+        tz = self.zone or zone or timezone.utc
+        # Activations fall on whole minutes: the last one before the next second is <= at.
+        probe = (at.replace(microsecond=0) + timedelta(seconds=1)).astimezone(tz)
+        assert self.expression is not None
+        return croniter(self.expression, probe).get_prev(datetime).astimezone(timezone.utc)
+
+
 def parse(spec: str) -> Schedule:
     """Parse a schedule as ``cron.ParseStandard`` does; raises :class:`CronError`."""
     if not isinstance(spec, str) or not spec.strip():

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 from netlab.client import Client
 from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
+from netlab.master.controllers.cronjob import CronJobController
 from netlab.master.controllers.deployment import DeploymentController
 from netlab.master.controllers.endpoints import EndpointsController
 from netlab.master.controllers.events import EventRecorder
@@ -42,6 +43,7 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "replicaset": ReplicaSetController,
     "endpoints": EndpointsController,
     "job": JobController,
+    "cronjob": CronJobController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
