@@ -27,6 +27,7 @@ from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
 from netlab.master.controllers.cronjob import CronJobController
 from netlab.master.controllers.deployment import DeploymentController
+from netlab.master.controllers.disruption import DisruptionController
 from netlab.master.controllers.endpoints import EndpointsController
 from netlab.master.controllers.events import EventRecorder
 from netlab.master.controllers.gc import GarbageCollector
@@ -44,6 +45,7 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "endpoints": EndpointsController,
     "job": JobController,
     "cronjob": CronJobController,
+    "disruption": DisruptionController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
