@@ -21,9 +21,9 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
-__all__ = ["CronError", "Schedule", "load_zone", "parse"]
+__all__ = ["NEVER", "CronError", "Schedule", "load_zone", "parse"]
 
 
 class CronError(ValueError):
@@ -71,6 +71,9 @@ def _atoi(text: str, expr: str) -> int:
         raise CronError(f'failed to parse int from {text}: strconv.Atoi: parsing "{text}": '
                         f"invalid syntax")
     number = int(text)
+    if not -(2**63) <= number < 2**63:
+        raise CronError(f'failed to parse int from {text}: strconv.Atoi: parsing "{text}": '
+                        f"value out of range")
     if number < 0:
         raise CronError(f"negative number ({number}) not allowed: {text}")
     return number
@@ -150,9 +153,14 @@ def _go_duration(text: str) -> float:
             raise ValueError(f'time: invalid duration "{text}"')
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
-    if not body:
+    if not body or total * 1e9 >= 2**63:  # Go durations are int64 nanoseconds
         raise ValueError(f'time: invalid duration "{text}"')
     return -total if negative else total
+
+
+# What robfig/cron's Next returns (its zero time) for a schedule that never fires; here
+# the far end of time, so that "the next run" simply never comes.
+NEVER = datetime.max.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,8 @@ class Schedule:
     zone: Optional[tzinfo] = None  # from a CRON_TZ=/TZ= prefix; None: the caller's zone
 
     def next(self, after: datetime, zone: Optional[tzinfo] = None) -> datetime:
-        """The first activation strictly after ``after`` (aware), as an aware UTC time."""
+        """The first activation strictly after ``after`` (aware), as an aware UTC time;
+        :data:`NEVER` for a schedule that cannot fire (``0 0 31 2 *``)."""
         if self.every is not None:
             # robfig: Next(t) = t + delay, truncated to the second.
             nxt = after + timedelta(seconds=self.every)
@@ -172,7 +181,10 @@ class Schedule:
         tz = self.zone or zone or timezone.utc
         start = after.astimezone(tz)
         assert self.expression is not None
-        nxt = croniter(self.expression, start).get_next(datetime)
+        try:
+            nxt = croniter(self.expression, start).get_next(datetime)
+        except CroniterBadDateError:
+            return NEVER
         return nxt.astimezone(timezone.utc)
 
 

@@ -129,6 +129,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
     "Endpoints": dict(_META),  # subsets and their addresses/ports are atomic
     "HorizontalPodAutoscaler": {**_META, **_CONDITIONS},  # autoscaling/v2
     "Event": dict(_META),
+    "CronJob": {**_META, **_under("spec.jobTemplate.metadata", _OBJECT_META),
+                **_under("spec.jobTemplate", _POD_TEMPLATE)},
+    "PodDisruptionBudget": {**_META, **_CONDITIONS,
+                            "spec.selector": FieldStrategy(replace=True)},
 }
 
 

@@ -181,3 +181,10 @@ def test_schedule_errors_read_as_robfig_cron(spec, message):
     with pytest.raises(cron.CronError) as err:
         cron.parse(spec)
     assert str(err.value) == message
+
+
+def test_a_schedule_that_never_fires_creates_nothing():
+    # February 31st parses (as robfig/cron parses it) but never comes.
+    assert cron.parse("0 0 31 2 *").next(T0) == cron.NEVER
+    plan = plan_sync(cronjob("0 0 31 2 *"), [], T0 + timedelta(days=800))
+    assert plan.create is None and plan.requeue_after > 10**9
