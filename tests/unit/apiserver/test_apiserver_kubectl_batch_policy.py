@@ -74,6 +74,13 @@ def test_apply_get_describe_and_create_job_from_cronjob(kubectl_cluster):
     assert job["metadata"]["ownerReferences"][0]["name"] == "nightly"
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["date"]
 
+    # The imperative generators.
+    out = kubectl.out("create", "cronjob", "tick", "--image", "busybox", "--schedule",
+                      "*/1 * * * *", "--", "sleep", "1")
+    assert out.strip() == "cronjob.batch/tick created"
+    out = kubectl.out("create", "pdb", "echo", "--selector", "app=echo", "--min-available", "5")
+    assert out.strip() == "poddisruptionbudget.policy/echo created"
+
     # kubectl's own client-side validation knows the fields, strictly.
     path.write_text(MANIFEST.replace("timeZone: Europe/Paris", "timezone: Europe/Paris"))
     err = kubectl.run("apply", "-f", str(path), check=False)
