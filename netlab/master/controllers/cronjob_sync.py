@@ -178,10 +178,11 @@ def _reconcile_active(cj: Obj, jobs: list[Obj], status: dict[str, Any], plan: Pl
         meta = job.get("metadata") or {}
         outcome = finished(job)
         if meta.get("uid") not in listed and outcome is None:
-            # Created just before a crash, or by someone who wants us to adopt it.
+            # Made by hand (create job --from=cronjob), or created just before a crash. As
+            # upstream, it is not counted as active; a lost scheduled run is picked up when
+            # its re-creation finds it (AlreadyExists).
             plan.events.append((WARNING, "UnexpectedJob", "Saw a job that the controller did "
                                 f"not create or forgot: {meta.get('name')}"))
-            active.append(job_ref(job))
         elif meta.get("uid") in listed and outcome is not None:
             active = [r for r in active if r.get("uid") != meta.get("uid")]
             plan.events.append((NORMAL, "SawCompletedJob", f"Saw completed job: "

@@ -107,3 +107,39 @@ async def _other_job(jobs, first: dict):
 
 async def _only(jobs, job: dict) -> bool:
     return [j["metadata"]["uid"] for j in await jobs()] == [job["metadata"]["uid"]]
+
+
+async def test_a_run_created_before_a_lost_status_write_is_adopted_not_duplicated() -> None:
+    async with cluster(controllers=["cronjob"]) as c:
+        ctrl = next(x for x in c.manager.controllers if isinstance(x, CronJobController))
+        # Behind real time: nothing is due until the test moves the clock.
+        offset = [timedelta(seconds=-30)]
+        ctrl.clock = lambda: now() + offset[0]
+        cj = await c.client.create({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {
+            "name": "once", "namespace": "default"}, "spec": {
+            "schedule": "*/1 * * * *", "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "c", "image": "netlab/echo"}]}}}}}})
+        created = datetime.fromisoformat(cj["metadata"]["creationTimestamp"].replace(
+            "Z", "+00:00"))
+        due = created.replace(second=0) + timedelta(minutes=1)
+        name = f"once-{int(due.timestamp()) // 60}"
+        # The Job of the next run exists already, as if the controller had died right after
+        # creating it.
+        await c.client.create({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+            "name": name, "namespace": "default", "ownerReferences": [{
+                "apiVersion": "batch/v1", "kind": "CronJob", "name": "once",
+                "uid": cj["metadata"]["uid"], "controller": True}]},
+            "spec": cj["spec"]["jobTemplate"]["spec"]})
+        offset[0] = due - now() + timedelta(seconds=1)
+        await c.client.patch("cronjobs", "once", {"metadata": {"labels": {"poke": "1"}}},
+                             "default")
+
+        async def adopted():
+            status = (await c.client.get("cronjobs", "once", "default")).get("status") or {}
+            return [r["name"] for r in status.get("active") or []] == [name] and status
+
+        status = await eventually(adopted, what="the existing run to be adopted")
+        assert status["lastScheduleTime"] == due.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert [j["metadata"]["name"] for j in
+                (await c.client.list("jobs", "default"))["items"]] == [name]

@@ -188,3 +188,11 @@ def test_a_schedule_that_never_fires_creates_nothing():
     assert cron.parse("0 0 31 2 *").next(T0) == cron.NEVER
     plan = plan_sync(cronjob("0 0 31 2 *"), [], T0 + timedelta(days=800))
     assert plan.create is None and plan.requeue_after > 10**9
+
+
+def test_a_job_made_by_hand_is_not_an_active_run():
+    manual = job("cj-manual", "m")
+    plan = plan_sync(cronjob(concurrencyPolicy="Forbid", status={"lastScheduleTime": _ts(T0)}),
+                     [manual], T0 + timedelta(minutes=1, seconds=1))
+    assert [e[1] for e in plan.events] == ["UnexpectedJob"]
+    assert plan.create is not None and not plan.status.get("active")
