@@ -557,3 +557,4 @@ from netlab.api import validation_batch_policy as _batch_policy  # noqa: E402
 
 _VALIDATORS["CronJob"] = _batch_policy.validate_cronjob
 _VALIDATORS["PodDisruptionBudget"] = _batch_policy.validate_pdb
+_UPDATE_VALIDATORS["CronJob"] = _batch_policy.validate_cronjob_update

@@ -25,11 +25,13 @@ UNHEALTHY_POD_EVICTION_POLICIES = ("IfHealthyBudget", "AlwaysAllow")
 # A CronJob's Jobs are named "<name>-<minutes since epoch>": 11 more characters, and the
 # result must still be a DNS-1035 label (63).
 MAX_CRONJOB_NAME = 52
+TZ_REFUSED = "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+TZ_AND_TIME_ZONE = "cannot use both timeZone field and TZ or CRON_TZ in schedule"
 
 
-def validate_schedule(v: _V, schedule: Any, time_zone: Any, path: str = "spec.schedule",
-                      allow_tz_in_schedule: bool = False) -> None:
-    """``validateScheduleFormat``: robfig's parse error, and the TZ prefix rules."""
+def validate_schedule(v: _V, schedule: Any, path: str = "spec.schedule") -> None:
+    """``validateScheduleFormat`` on create: robfig's parse error, and no TZ prefix (the
+    update rule, for objects that already had one, is :func:`validate_cronjob_update`)."""
     if schedule is None or schedule == "":
         v.add(required(path))
         return
@@ -41,12 +43,7 @@ def validate_schedule(v: _V, schedule: Any, time_zone: Any, path: str = "spec.sc
     except cron.CronError as err:
         v.add(invalid(path, schedule, str(err)))
     if "TZ" in schedule:
-        if allow_tz_in_schedule and time_zone is not None:
-            v.add(invalid(path, schedule,
-                          "cannot use both timeZone field and TZ or CRON_TZ in schedule"))
-        elif not allow_tz_in_schedule:
-            v.add(invalid(path, schedule,
-                          "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"))
+        v.add(invalid(path, schedule, TZ_REFUSED))
 
 
 def validate_time_zone(v: _V, time_zone: Any, path: str = "spec.timeZone") -> None:
@@ -109,7 +106,7 @@ def validate_cronjob(v: _V, obj: dict) -> None:
         v.add(invalid("metadata.name", name,
                       f"must be no more than {MAX_CRONJOB_NAME} characters"))
     spec = v.obj(obj, "spec", "spec")
-    validate_schedule(v, spec.get("schedule"), spec.get("timeZone"))
+    validate_schedule(v, spec.get("schedule"))
     v.non_negative(spec, "startingDeadlineSeconds", "spec.startingDeadlineSeconds")
     v.one_of(spec, "concurrencyPolicy", "spec.concurrencyPolicy", CONCURRENCY_POLICIES,
              required_=True)
@@ -117,6 +114,22 @@ def validate_cronjob(v: _V, obj: dict) -> None:
     v.non_negative(spec, "successfulJobsHistoryLimit", "spec.successfulJobsHistoryLimit")
     v.non_negative(spec, "failedJobsHistoryLimit", "spec.failedJobsHistoryLimit")
     validate_time_zone(v, spec.get("timeZone"))
+
+
+def validate_cronjob_update(v: _V, new: dict, old: dict) -> None:
+    """``ValidateCronJobUpdate``: a schedule that already carried a TZ/CRON_TZ prefix may
+    keep one (objects from before the rule), as long as ``timeZone`` is not also set."""
+    old_schedule = (old.get("spec") or {}).get("schedule") if isinstance(old.get("spec"),
+                                                                          dict) else None
+    if not isinstance(old_schedule, str) or "TZ" not in old_schedule:
+        return
+    # The create rules ran first (validate_update runs them) and refused the prefix.
+    v.errs[:] = [e for e in v.errs if not (e.field == "spec.schedule"
+                                           and e.detail == TZ_REFUSED)]
+    spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    schedule = spec.get("schedule")
+    if isinstance(schedule, str) and "TZ" in schedule and spec.get("timeZone") is not None:
+        v.add(invalid("spec.schedule", schedule, TZ_AND_TIME_ZONE))
 
 
 def _percent_cap(v: _V, parent: dict, key: str, path: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from apiserver_kit import PODS, pod
 
+from netlab.api import validation
+
 CRONJOBS = "/apis/batch/v1/namespaces/default/cronjobs"
 PDBS = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -145,3 +147,18 @@ async def test_eviction_without_budget_or_of_pending_pods(api, memory_store):
         assert status == 400
         status, _ = await c.post(f"{PODS}/missing/eviction", _eviction("missing"))
         assert status == 404
+
+
+
+def test_a_tz_prefix_may_stay_on_update_only_without_time_zone():
+    # Objects stored before the rule may keep their CRON_TZ prefix (ValidateCronJobUpdate).
+    legacy = {**cronjob("legacy", "CRON_TZ=UTC 0 0 * * *"),
+              "metadata": {"name": "legacy", "namespace": "default"}}
+    legacy["spec"]["concurrencyPolicy"] = "Allow"
+    assert validation.validate_update("CronJob", legacy, legacy, True) == []
+    both = {**legacy, "spec": {**legacy["spec"], "timeZone": "UTC"}}
+    assert [e.detail for e in validation.validate_update("CronJob", both, legacy, True)] == [
+        "cannot use both timeZone field and TZ or CRON_TZ in schedule"]
+    plain = {**legacy, "spec": {**legacy["spec"], "schedule": "0 0 * * *"}}
+    assert [e.detail for e in validation.validate_update("CronJob", legacy, plain, True)] == [
+        "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"]
