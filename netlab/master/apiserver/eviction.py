@@ -18,7 +18,7 @@ The disruption controller later recomputes the status from the pods it sees.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from aiohttp import web
 
@@ -27,6 +27,9 @@ from netlab.master.apiserver import fieldvalidation, render
 from netlab.master.apiserver.deletion import DeleteOptions
 from netlab.master.apiserver.listing import Filter, list_objects
 from netlab.master.apiserver.request import RequestInfo, content_type, dry_run
+
+if TYPE_CHECKING:  # handlers imports this module
+    from netlab.master.apiserver.handlers import Context
 
 PODS = resources.by_kind("Pod")
 PDBS = resources.by_kind("PodDisruptionBudget")
@@ -72,7 +75,7 @@ def _can_ignore_pdb(pod: dict) -> bool:
         bool(objects.meta(pod).get("deletionTimestamp"))
 
 
-async def _covering_pdbs(ctx: Any, pod: dict) -> list[dict]:
+async def _covering_pdbs(ctx: Context, pod: dict) -> list[dict]:
     assert PDBS is not None
     listed = await list_objects(ctx.store, PDBS, objects.namespace_of(pod), {},
                                 Filter(PDBS, "v1"))
@@ -112,7 +115,7 @@ def _decrement(pdb_name: str, pod_name: str, dry: bool) -> Callable[[dict], dict
     return mutate
 
 
-async def evict(request: web.Request, ctx: Any, info: RequestInfo) -> web.Response:
+async def evict(request: web.Request, ctx: Context, info: RequestInfo) -> web.Response:
     """Handle one eviction; answers 201 with a Success Status once the pod is deleting."""
     assert PODS is not None and PDBS is not None
     raw = await request.read()
@@ -145,7 +148,7 @@ async def evict(request: web.Request, ctx: Any, info: RequestInfo) -> web.Respon
     return render.status_response(errors.success_status(code=201))
 
 
-async def _check_budget(ctx: Any, pdb: dict, pod: dict, dry: bool) -> None:
+async def _check_budget(ctx: Context, pdb: dict, pod: dict, dry: bool) -> None:
     spec = pdb.get("spec") if isinstance(pdb.get("spec"), dict) else {}
     status = pdb.get("status") if isinstance(pdb.get("status"), dict) else {}
     if not disruption.pod_ready(pod):

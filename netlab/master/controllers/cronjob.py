@@ -19,7 +19,7 @@ from netlab.api.objects import controller_ref, deep_copy, now
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, Overlay, delete, update_status
-from netlab.master.controllers.cronjob_sync import NORMAL, job_ref, plan_sync
+from netlab.master.controllers.cronjob_sync import job_ref, plan_sync
 
 RESOURCE = "cronjobs"
 
@@ -113,5 +113,5 @@ class CronJobController(Controller):
                 return None
             self.events.warning(cj, "FailedCreate", f"Error creating job: {err}")
             raise
-        self.events.event(cj, NORMAL, "SuccessfulCreate", f"Created job {name}")
+        self.events.normal(cj, "SuccessfulCreate", f"Created job {name}")
         return created
