@@ -362,3 +362,9 @@ def apply_defaults(kind: str, obj: dict) -> dict:
     if defaulter is not None:
         defaulter(obj)
     return obj
+
+
+# Kinds defaulted in their own modules (imported last: they build on the helpers above).
+from netlab.api.defaults_batch_policy import default_cronjob  # noqa: E402
+
+_DEFAULTERS["CronJob"] = default_cronjob

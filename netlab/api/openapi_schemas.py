@@ -36,6 +36,7 @@ _PREFIXES = {
     "asv2": "io.k8s.api.autoscaling.v2.",
     "coord": "io.k8s.api.coordination.v1.",
     "disc": "io.k8s.api.discovery.v1.",
+    "policy": "io.k8s.api.policy.v1.",
 }
 _SPECIAL = {
     "Quantity": "io.k8s.apimachinery.pkg.api.resource.Quantity",
@@ -667,5 +668,8 @@ _def("meta.DeleteOptions", obj(
     ignoreStoreReadErrorWithClusterBreakingPotential=B, kind=S, orphanDependents=B,
     preconditions=R("meta.Preconditions"), propagationPolicy=S))
 
-# discovery.k8s.io/v1 EndpointSlice registers itself into the tables above.
-from netlab.api import openapi_schemas_discovery  # noqa: E402,F401
+# Kinds restated in their own modules register into the tables above when imported.
+from netlab.api import (  # noqa: E402,F401
+    openapi_schemas_batch_policy,
+    openapi_schemas_discovery,
+)

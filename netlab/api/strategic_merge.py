@@ -130,6 +130,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
     "EndpointSlice": dict(_META),  # endpoints and ports are atomic lists
     "HorizontalPodAutoscaler": {**_META, **_CONDITIONS},  # autoscaling/v2
     "Event": dict(_META),
+    "CronJob": {**_META, **_under("spec.jobTemplate.metadata", _OBJECT_META),
+                **_under("spec.jobTemplate", _POD_TEMPLATE)},
+    "PodDisruptionBudget": {**_META, **_CONDITIONS,
+                            "spec.selector": FieldStrategy(replace=True)},
 }
 
 

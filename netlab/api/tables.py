@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional, Union
 
-from netlab.api import printers, resources
+from netlab.api import printers, printers_batch_policy, resources
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -145,6 +145,22 @@ PRINTERS: dict[str, Printer] = {
         Column("Duration", description="Time the job ran, or has been running."),
         _AGE, _CONTAINERS, _IMAGES, _SELECTOR,
     ), printers.job_cells),
+    "CronJob": Printer((
+        _NAME,
+        Column("Schedule", description="The schedule in Cron format."),
+        Column("Timezone", description="The time zone the schedule is evaluated in."),
+        Column("Suspend", type="boolean", description="Whether new runs are suspended."),
+        Column("Active", type="integer", description="Number of running jobs."),
+        Column("Last Schedule", description="When a job was last scheduled."),
+        _AGE, _CONTAINERS, _IMAGES, _SELECTOR,
+    ), printers_batch_policy.cronjob_cells),
+    "PodDisruptionBudget": Printer((
+        _NAME,
+        Column("Min Available", description="Pods that must stay available."),
+        Column("Max Unavailable", description="Pods that may be unavailable."),
+        Column("Allowed Disruptions", type="integer", description="Evictions allowed now."),
+        _AGE,
+    ), printers_batch_policy.pdb_cells),
     "HorizontalPodAutoscaler": Printer((
         _NAME,
         Column("Reference", description="The scaled workload."),

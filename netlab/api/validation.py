@@ -556,3 +556,11 @@ def validate_status_update(kind: str, new: dict, old: dict, namespaced: bool) ->
     v = _V()
     validate_meta(v, kind, new, namespaced)
     return v.errs
+
+
+# Kinds validated in their own modules (imported last: they build on the rules above).
+from netlab.api import validation_batch_policy as _batch_policy  # noqa: E402
+
+_VALIDATORS["CronJob"] = _batch_policy.validate_cronjob
+_VALIDATORS["PodDisruptionBudget"] = _batch_policy.validate_pdb
+_UPDATE_VALIDATORS["CronJob"] = _batch_policy.validate_cronjob_update

@@ -20,6 +20,7 @@ from netlab.api.objects import deep_copy, dumps, meta
 from netlab.api.patch import PatchError, apply_patch
 from netlab.master.apiserver import (
     conversion,
+    eviction,
     fieldvalidation,
     render,
     strategy,
@@ -149,6 +150,8 @@ async def handle(request: web.Request, ctx: Context, info: RequestInfo) -> web.S
     if verb == "watch":
         return await serve_watch(request, ctx.store, ctx.config, ctx.watches, info, output)
     if verb == "create":
+        if info.subresource == "eviction":
+            return await eviction.evict(request, ctx, info)
         if info.subresource == "binding":
             binding, _ = await read_object(request, ctx, info, kind="Binding")
             check_type(info, binding, expected_kind="Binding")

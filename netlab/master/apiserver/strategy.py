@@ -62,6 +62,8 @@ _POLICIES: dict[str, KindPolicy] = {
     # batch/v1 Jobs orphan their pods unless told otherwise (kubectl always tells).
     "Job": KindPolicy(status_subresource=True, generation=True, default_propagation="Orphan"),
     "HorizontalPodAutoscaler": KindPolicy(status_subresource=True),
+    "CronJob": KindPolicy(status_subresource=True, generation=True),
+    "PodDisruptionBudget": KindPolicy(status_subresource=True, generation=True),
 }
 
 
@@ -83,8 +85,11 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
         return {"phase": "Active"}
     if kind == "HorizontalPodAutoscaler":
         return {"desiredReplicas": 0}
-    if kind in ("Deployment", "ReplicaSet", "Job"):
+    if kind in ("Deployment", "ReplicaSet", "Job", "CronJob"):
         return {}
+    if kind == "PodDisruptionBudget":  # the disruption controller fills it in
+        return {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
+                "expectedPods": 0}
     return None
 
 

@@ -25,7 +25,9 @@ from typing import Any, Callable, Optional
 from netlab.client import Client
 from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
+from netlab.master.controllers.cronjob import CronJobController
 from netlab.master.controllers.deployment import DeploymentController
+from netlab.master.controllers.disruption import DisruptionController
 from netlab.master.controllers.endpoints import EndpointsController
 from netlab.master.controllers.endpointslice import EndpointSliceController
 from netlab.master.controllers.endpointslicemirroring import EndpointSliceMirroringController
@@ -46,6 +48,8 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "endpointslice": EndpointSliceController,
     "endpointslicemirroring": EndpointSliceMirroringController,
     "job": JobController,
+    "cronjob": CronJobController,
+    "disruption": DisruptionController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,

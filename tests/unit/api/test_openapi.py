@@ -42,7 +42,7 @@ from netlab.api.strategic_merge import SCHEMAS as SMP_TABLES
 
 GROUP_VERSIONS = ["api/v1", "apis/apps/v1", "apis/autoscaling/v1", "apis/autoscaling/v2",
                   "apis/batch/v1", "apis/coordination.k8s.io/v1",
-                  "apis/discovery.k8s.io/v1"]
+                  "apis/discovery.k8s.io/v1", "apis/policy/v1"]
 REF = "#/components/schemas/"
 
 # --- the v3 index and documents ----------------------------------------------------------------
@@ -470,7 +470,7 @@ def test_the_hpa_version_decides_the_schema():
     assert unknown_fields("HorizontalPodAutoscaler", HPA_V2, "autoscaling/v1") == [
         "spec.metrics", "spec.behavior"]
     with pytest.raises(KeyError):
-        unknown_fields("CronJob", {"apiVersion": "batch/v1"})
+        unknown_fields("NoSuchKind", {"apiVersion": "batch/v1"})
 
 
 def test_strict_decode_matches_kube_apiserver_wording():

@@ -57,7 +57,8 @@ def test_registry_matches_kubernetes(plural, group, kind, short_names, namespace
 
 def test_category_all_is_what_kubectl_get_all_lists():
     assert {r.plural for r in by_category("all")} == {
-        "pods", "services", "deployments", "replicasets", "jobs", "horizontalpodautoscalers"}
+        "pods", "services", "deployments", "replicasets", "jobs", "cronjobs",
+        "horizontalpodautoscalers"}
 
 
 def test_every_typed_name_is_unambiguous():
@@ -141,7 +142,7 @@ def test_resolve_unknown_names_fail_like_kubectl(typed):
     ("apps", "v2", "deployments", None),
     ("", "v1", "deployments", None),
     ("apps", "v1", "pods", None),
-    ("batch", "v1", "cronjobs", None),
+    ("batch", "v1", "cronjobs", "CronJob"),
 ])
 def test_get_resource_by_group_version_plural(group, version, plural, kind):
     res = get_resource(group, version, plural)
@@ -155,7 +156,7 @@ def test_get_resource_by_group_version_plural(group, version, plural, kind):
     ("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ("apps/v1beta1", "Deployment", None),
     ("v1", "Deployment", None),
-    ("batch/v1", "CronJob", None),
+    ("batch/v1", "CronJob", "cronjobs"),
 ])
 def test_by_api_version_kind(api_version, kind, plural):
     res = by_api_version_kind(api_version, kind)
@@ -237,7 +238,7 @@ def test_api_group_list_with_preferred_versions():
     doc = api_group_list()
     assert (doc["kind"], doc["apiVersion"]) == ("APIGroupList", "v1")
     assert [g["name"] for g in doc["groups"]] == [
-        "apps", "autoscaling", "batch", "coordination.k8s.io", "discovery.k8s.io"]
+        "apps", "autoscaling", "batch", "policy", "coordination.k8s.io", "discovery.k8s.io"]
     autoscaling = doc["groups"][1]
     assert autoscaling["versions"] == [
         {"groupVersion": "autoscaling/v2", "version": "v2"},
@@ -263,7 +264,8 @@ def test_core_v1_resource_list():
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
         "endpoints", "events", "namespaces", "namespaces/finalize", "nodes", "nodes/status",
-        "pods", "pods/binding", "pods/log", "pods/status", "services", "services/status"]
+        "pods", "pods/binding", "pods/eviction", "pods/log", "pods/status", "services",
+        "services/status"]
     assert _entry(doc, "pods") == {
         "name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
         "verbs": FULL_VERBS, "shortNames": ["po"], "categories": ["all"]}
@@ -272,6 +274,10 @@ def test_core_v1_resource_list():
         "verbs": ["get"]}
     assert _entry(doc, "pods/binding")["kind"] == "Binding"
     assert _entry(doc, "pods/binding")["verbs"] == ["create"]
+    # kubectl drain finds the eviction subresource, and the version to speak, here.
+    assert _entry(doc, "pods/eviction") == {
+        "name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+        "version": "v1", "kind": "Eviction", "verbs": ["create"]}
     assert _entry(doc, "pods/status")["verbs"] == ["get", "patch", "update"]
     assert _entry(doc, "nodes/status")["namespaced"] is False
     assert _entry(doc, "namespaces")["verbs"] == [
@@ -348,4 +354,4 @@ def test_discovery_document_unknown_paths(path):
 def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     with_status = {r.plural for r in resources.all_resources() if r.subresource("status")}
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
-                           "horizontalpodautoscalers"}
+                           "cronjobs", "horizontalpodautoscalers", "poddisruptionbudgets"}

@@ -26,6 +26,8 @@ PATHS = [
     "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
     "/api/v1/watch/namespaces/default/pods", "/api/v1/namespaces/%2e%2e/pods",
     "/api/v1/namespaces/default/pods/a%00b", "/apis/apps", "/api/v1/namespaces//pods",
+    "/apis/batch/v1/namespaces/default/cronjobs", f"{PODS}/fuzz/eviction",
+    "/apis/policy/v1/namespaces/default/poddisruptionbudgets/fuzz/status",
 ]
 METHODS = ["GET"] * 6 + ["POST"] * 4 + ["PUT"] * 3 + ["PATCH"] * 4 + ["DELETE"] * 2 + [
     "OPTIONS", "PROPFIND", "HEAD"]
@@ -38,6 +40,9 @@ COHERENT = [
     ("PATCH", "/apis/apps/v1/namespaces/default/deployments/fuzz/scale", 4),
     ("POST", "/api/v1/namespaces/default/services", 2), ("POST", "/api/v1/namespaces", 3),
     ("DELETE", f"{PODS}/fuzz", 3), ("DELETE", "/api/v1/namespaces/fuzz", 3),
+    ("POST", "/apis/batch/v1/namespaces/default/cronjobs", 7),
+    ("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", 8),
+    ("POST", f"{PODS}/fuzz/eviction", 9),
 ]
 CONTENT_TYPES = ["application/json", "application/yaml", "application/merge-patch+json",
                  "application/strategic-merge-patch+json", "application/json-patch+json",
@@ -55,7 +60,16 @@ QUERY_VALUES = ["", "1", "0", "-1", "true", "All", "x=y", "!(", "a in (b", "9" *
 SEEDS = [pod("fuzz"), deployment("fuzz"), service("fuzz"), {"metadata": {"name": "fuzz"}},
          {"spec": {"replicas": 2}}, [{"op": "add", "path": "/metadata/labels/x", "value": "y"}],
          {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "fuzz"},
-          "target": {"name": "n1"}}]
+          "target": {"name": "n1"}},
+         {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "fuzz"},
+          "spec": {"schedule": "*/5 1-3 * jan mon-fri", "timeZone": "Europe/Paris",
+                   "jobTemplate": {"spec": {"template": {"spec": {
+                       "restartPolicy": "Never",
+                       "containers": [{"name": "c", "image": "busybox"}]}}}}}},
+         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "fuzz"},
+          "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "test"}}}},
+         {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "fuzz"},
+          "deleteOptions": {"gracePeriodSeconds": 0}}]
 
 
 def mutate(rng: random.Random, value: object, depth: int = 0) -> object:
