@@ -665,3 +665,6 @@ _def("meta.DeleteOptions", obj(
     apiVersion=S, dryRun=AS(), gracePeriodSeconds=I64,
     ignoreStoreReadErrorWithClusterBreakingPotential=B, kind=S, orphanDependents=B,
     preconditions=R("meta.Preconditions"), propagationPolicy=S))
+
+# Schemas of further groups live in their own modules; importing them registers them here.
+from netlab.api import openapi_schemas_netrbac  # noqa: E402,F401

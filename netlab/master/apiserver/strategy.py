@@ -21,6 +21,7 @@ from typing import Optional
 from netlab.api import defaults
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
+from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.allocators import ServiceAllocator
 
 # System metadata a client can neither set on create nor change on update.
@@ -59,6 +60,10 @@ _POLICIES: dict[str, KindPolicy] = {
     # batch/v1 Jobs orphan their pods unless told otherwise (kubectl always tells).
     "Job": KindPolicy(status_subresource=True, generation=True, default_propagation="Orphan"),
     "HorizontalPodAutoscaler": KindPolicy(status_subresource=True),
+    "NetworkPolicy": KindPolicy(generation=True),
+    "Ingress": KindPolicy(status_subresource=True, generation=True),
+    "IngressClass": KindPolicy(generation=True),
+    "APIService": KindPolicy(status_subresource=True),
 }
 
 
@@ -82,6 +87,10 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
         return {"desiredReplicas": 0}
     if kind in ("Deployment", "ReplicaSet", "Job"):
         return {}
+    if kind == "Ingress":
+        return {"loadBalancer": {}}
+    if kind == "APIService":
+        return apiservices.initial_status(obj)
     return None
 
 
