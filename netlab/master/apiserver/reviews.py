@@ -9,8 +9,9 @@ gets what RoleBindings and ClusterRoleBindings grant.
 
 Who the caller is: netlab authenticates a request by its transport (the unix socket) or the
 lab's single bearer token, and both mean the lab administrator, reported here as
-:data:`LAB_ADMIN` (in ``system:masters``, like kubeadm's admin). RBAC is evaluated for reviews
-only; requests themselves are not authorized per identity yet (see the README).
+:data:`LAB_ADMIN` (in ``system:masters``, like kubeadm's admin), or whom it impersonates.
+RBAC is evaluated for reviews only; requests themselves are not authorized per identity yet
+(see the README).
 """
 
 from __future__ import annotations
@@ -28,9 +29,17 @@ LAB_ADMIN = rbac.UserInfo("netlab-admin", (rbac.MASTERS_GROUP, rbac.AUTHENTICATE
 
 
 def request_user(request: web.Request) -> rbac.UserInfo:
-    """The authenticated caller. Every request that gets past authentication is the lab
-    administrator's (unix socket or the lab token); there are no other identities yet."""
-    return LAB_ADMIN
+    """The caller a review answers for. Every request that gets past authentication is the
+    lab administrator's (unix socket or the lab token); the administrator may impersonate,
+    so ``Impersonate-User``/``Impersonate-Group`` (``kubectl --as/--as-group``) name the user
+    instead, with ``system:authenticated`` added as kube-apiserver's impersonation does."""
+    user = request.headers.get("Impersonate-User", "").strip()
+    if not user:
+        return LAB_ADMIN
+    groups = [g.strip() for g in request.headers.getall("Impersonate-Group", []) if g.strip()]
+    if user != "system:anonymous" and rbac.AUTHENTICATED_GROUP not in groups:
+        groups.append(rbac.AUTHENTICATED_GROUP)
+    return rbac.UserInfo(user, tuple(groups), request.headers.get("Impersonate-Uid", ""))
 
 
 async def _objects(store: Store, namespace: str) -> rbac.RBACObjects:
