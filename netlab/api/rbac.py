@@ -96,6 +96,12 @@ def _describe(binding: dict, role_kind: str, role_name: str, user: UserInfo) -> 
     return f"{where} of {role_kind} \"{role_name}\" to {subject.get('kind')} \"{shown}\""
 
 
+def _role_ref(binding: dict) -> tuple[str, str]:
+    ref = binding.get("roleRef") if isinstance(binding.get("roleRef"), dict) else {}
+    kind, name = ref.get("kind"), ref.get("name")
+    return (kind if isinstance(kind, str) else "", name if isinstance(name, str) else "")
+
+
 def visit_rules(objects: RBACObjects, user: UserInfo, namespace: str,
                 ) -> tuple[list[tuple[dict, str]], list[str]]:
     """Every rule that applies to ``user`` in ``namespace`` ("" for cluster scope), each with
@@ -105,21 +111,19 @@ def visit_rules(objects: RBACObjects, user: UserInfo, namespace: str,
     for binding in objects.cluster_role_bindings:
         if not _binds(binding, user):
             continue
-        ref = binding.get("roleRef") if isinstance(binding.get("roleRef"), dict) else {}
-        role = objects.cluster_roles.get(ref.get("name", ""))
+        _, name = _role_ref(binding)
+        role = objects.cluster_roles.get(name)
         if role is None:
-            errors.append(f'clusterrole.rbac.authorization.k8s.io "{ref.get("name", "")}" '
-                          "not found")
+            errors.append(f'clusterrole.rbac.authorization.k8s.io "{name}" not found')
             continue
-        source = _describe(binding, "ClusterRole", ref.get("name", ""), user)
+        source = _describe(binding, "ClusterRole", name, user)
         rules.extend((r, source) for r in _list(role.get("rules")) if isinstance(r, dict))
     if not namespace:
         return rules, errors
     for binding in objects.role_bindings:
         if _meta(binding, "namespace") != namespace or not _binds(binding, user):
             continue
-        ref = binding.get("roleRef") if isinstance(binding.get("roleRef"), dict) else {}
-        name, kind = ref.get("name", ""), ref.get("kind", "")
+        kind, name = _role_ref(binding)
         role = objects.roles.get((namespace, name)) if kind == "Role" else \
             objects.cluster_roles.get(name)
         if role is None:

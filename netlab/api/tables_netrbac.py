@@ -21,14 +21,22 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+def _s(value: Any) -> str:
+    """A string field as printed; stored objects are valid, this only guards the printer."""
+    return value if isinstance(value, str) else ""
+
+
 def network_policy_cells(obj: Obj, now: datetime) -> list:
-    return [_name(obj), format_label_selector(_get(obj, "spec", "podSelector")), _age(obj, now)]
+    selector = _get(obj, "spec", "podSelector")
+    return [_name(obj), format_label_selector(selector if isinstance(selector, dict) else None),
+            _age(obj, now)]
 
 
 def ingress_hosts(rules: Any, limit: int = 3) -> str:
     """``formatHosts``: the first three hosts, ``*`` when no rule names one."""
     rules = _list(rules)
-    hosts = [r["host"] for r in rules[:limit] if isinstance(r, dict) and r.get("host")]
+    hosts = [_s(r.get("host")) for r in rules[:limit] if isinstance(r, dict) and
+             _s(r.get("host"))]
     if not hosts:
         return "*"
     text = ",".join(hosts)
@@ -41,15 +49,15 @@ def ingress_address(obj: Obj) -> str:
     """IPs or else hostnames from status.loadBalancer.ingress, sorted and deduplicated."""
     found = set()
     for entry in _list(_get(obj, "status", "loadBalancer", "ingress")):
-        if isinstance(entry, dict) and (entry.get("ip") or entry.get("hostname")):
-            found.add(entry.get("ip") or entry.get("hostname"))
+        if isinstance(entry, dict) and (_s(entry.get("ip")) or _s(entry.get("hostname"))):
+            found.add(_s(entry.get("ip")) or _s(entry.get("hostname")))
     return ",".join(sorted(found))
 
 
 def ingress_cells(obj: Obj, now: datetime) -> list:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     ports = "80, 443" if _list(spec.get("tls")) else "80"
-    return [_name(obj), spec.get("ingressClassName") or "<none>",
+    return [_name(obj), _s(spec.get("ingressClassName")) or "<none>",
             ingress_hosts(spec.get("rules")), ingress_address(obj), ports, _age(obj, now)]
 
 
@@ -57,11 +65,11 @@ def ingress_class_cells(obj: Obj, now: datetime) -> list:
     params = _get(obj, "spec", "parameters")
     text = "<none>"
     if isinstance(params, dict):
-        text = params.get("kind", "")
+        text = _s(params.get("kind"))
         if params.get("apiGroup") is not None:
-            text += "." + params["apiGroup"]
-        text += "/" + params.get("name", "")
-    return [_name(obj), _get(obj, "spec", "controller") or "", text, _age(obj, now)]
+            text += "." + _s(params["apiGroup"])
+        text += "/" + _s(params.get("name"))
+    return [_name(obj), _s(_get(obj, "spec", "controller")), text, _age(obj, now)]
 
 
 def role_cells(obj: Obj, now: datetime) -> list:
@@ -74,9 +82,9 @@ def subjects_strings(subjects: Any) -> tuple[str, str, str]:
     for s in _list(subjects):
         if not isinstance(s, dict):
             continue
-        kind, name = s.get("kind"), s.get("name", "")
+        kind, name = s.get("kind"), _s(s.get("name"))
         if kind == "ServiceAccount":
-            sas.append(f"{s.get('namespace', '')}/{name}")
+            sas.append(f"{_s(s.get('namespace'))}/{name}")
         elif kind == "User":
             users.append(name)
         elif kind == "Group":
@@ -87,7 +95,7 @@ def subjects_strings(subjects: Any) -> tuple[str, str, str]:
 def binding_cells(obj: Obj, now: datetime) -> list:
     ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
     users, groups, sas = subjects_strings(obj.get("subjects"))
-    return [_name(obj), f"{ref.get('kind', '')}/{ref.get('name', '')}", _age(obj, now),
+    return [_name(obj), f"{_s(ref.get('kind'))}/{_s(ref.get('name'))}", _age(obj, now),
             users, groups, sas]
 
 
@@ -96,14 +104,14 @@ def apiservice_available(obj: Obj) -> str:
         if isinstance(cond, dict) and cond.get("type") == "Available":
             if cond.get("status") == "True":
                 return "True"
-            return f"{cond.get('status', '')} ({cond.get('reason', '')})"
+            return f"{_s(cond.get('status'))} ({_s(cond.get('reason'))})"
     return "Unknown"
 
 
 def apiservice_cells(obj: Obj, now: datetime) -> list:
     service = _get(obj, "spec", "service")
     where = "Local" if not isinstance(service, dict) else \
-        f"{service.get('namespace', '')}/{service.get('name', '')}"
+        f"{_s(service.get('namespace'))}/{_s(service.get('name'))}"
     return [_name(obj), where, apiservice_available(obj), _age(obj, now)]
 
 

@@ -23,7 +23,8 @@ def validate_apiservice(v: _V, obj: dict) -> None:
     spec = v.obj(obj, "spec", "spec")
     group = v.string(spec, "group", "spec.group")
     version = v.string(spec, "version", "spec.version")
-    name = (obj.get("metadata") or {}).get("name")
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
     wanted = f"{version}.{group}"
     if isinstance(name, str) and name and not path_segment_name(name) and name != wanted:
         v.add(invalid("metadata.name", name, f'must be `spec.version+"."+spec.group`: '

@@ -358,8 +358,10 @@ def validate_ingress_class(v: _V, obj: dict) -> None:
 
 
 def validate_ingress_class_update(v: _V, new: dict, old: dict) -> None:
-    before = (old.get("spec") or {}).get("controller")
-    after = (new.get("spec") or {}).get("controller") if isinstance(new.get("spec"), dict) \
-        else None
+    def controller(obj: dict) -> Any:
+        spec = obj.get("spec")
+        return spec.get("controller") if isinstance(spec, dict) else None
+
+    before, after = controller(old), controller(new)
     if before != after:
         v.add(invalid("spec.controller", after, "field is immutable"))

@@ -219,6 +219,17 @@ def test_apiservices_list_the_builtin_groups_and_take_user_ones(kubeconfig):
     assert gone.returncode != 0 and "NotFound" in gone.stderr
 
 
+def test_netlab_get_prints_the_same_columns(cluster_lab, kubeconfig):
+    out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "get", "--lab",
+                          cluster_lab.name, "clusterrolebindings", "cluster-admin", "-o",
+                          "wide"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    rows = _rows(out.stdout)
+    assert rows[0] == ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    assert rows[1][:2] == ["cluster-admin", "ClusterRole/cluster-admin"]
+    assert rows[1][3] == "system:masters"
+
+
 def test_api_resources_lists_the_new_kinds(kubeconfig):
     out = kubectl(kubeconfig, "api-resources", "--no-headers")
     assert out.returncode == 0, out.stderr

@@ -26,6 +26,13 @@ PATHS = [
     "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
     "/api/v1/watch/namespaces/default/pods", "/api/v1/namespaces/%2e%2e/pods",
     "/api/v1/namespaces/default/pods/a%00b", "/apis/apps", "/api/v1/namespaces//pods",
+    "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies",
+    "/apis/networking.k8s.io/v1/namespaces/default/ingresses/fuzz/status",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/fuzz",
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+    "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
+    "/apis/apiregistration.k8s.io/v1/apiservices/v1.fuzz",
 ]
 METHODS = ["GET"] * 6 + ["POST"] * 4 + ["PUT"] * 3 + ["PATCH"] * 4 + ["DELETE"] * 2 + [
     "OPTIONS", "PROPFIND", "HEAD"]
@@ -38,6 +45,13 @@ COHERENT = [
     ("PATCH", "/apis/apps/v1/namespaces/default/deployments/fuzz/scale", 4),
     ("POST", "/api/v1/namespaces/default/services", 2), ("POST", "/api/v1/namespaces", 3),
     ("DELETE", f"{PODS}/fuzz", 3), ("DELETE", "/api/v1/namespaces/fuzz", 3),
+    ("POST", "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies", 7),
+    ("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", 8),
+    ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", 9),
+    ("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", 9),
+    ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", 9),
+    ("POST", "/apis/apiregistration.k8s.io/v1/apiservices", 10),
+    ("POST", "/apis/networking.k8s.io/v1/namespaces/default/ingresses", 11),
 ]
 CONTENT_TYPES = ["application/json", "application/yaml", "application/merge-patch+json",
                  "application/strategic-merge-patch+json", "application/json-patch+json",
@@ -55,7 +69,20 @@ QUERY_VALUES = ["", "1", "0", "-1", "true", "All", "x=y", "!(", "a in (b", "9" *
 SEEDS = [pod("fuzz"), deployment("fuzz"), service("fuzz"), {"metadata": {"name": "fuzz"}},
          {"spec": {"replicas": 2}}, [{"op": "add", "path": "/metadata/labels/x", "value": "y"}],
          {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "fuzz"},
-          "target": {"name": "n1"}}]
+          "target": {"name": "n1"}},
+         {"metadata": {"name": "fuzz"}, "spec": {"podSelector": {}, "egress": [{"to": [
+             {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+             "ports": [{"port": 80, "endPort": 90}]}]}},
+         {"metadata": {"name": "fuzz"}, "roleRef": {"kind": "Role", "name": "r"},
+          "subjects": [{"kind": "User", "name": "u"}]},
+         {"spec": {"user": "u", "groups": ["g"], "namespace": "default",
+                   "resourceAttributes": {"verb": "get", "resource": "pods"}}},
+         {"metadata": {"name": "v1.fuzz"}, "spec": {"group": "fuzz", "version": "v1",
+                                                    "groupPriorityMinimum": 1,
+                                                    "versionPriority": 1}},
+         {"metadata": {"name": "fuzz"}, "spec": {"rules": [{"host": "a.io", "http": {
+             "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {
+                 "name": "s", "port": {"number": 80}}}}]}}]}}]
 
 
 def mutate(rng: random.Random, value: object, depth: int = 0) -> object:
