@@ -1,6 +1,6 @@
 """OpenAPI v3 schemas of networking.k8s.io/v1, rbac.authorization.k8s.io/v1,
-authorization.k8s.io/v1 and apiregistration.k8s.io/v1, restated from k8s.io/api and
-kube-aggregator.
+authorization.k8s.io/v1, authentication.k8s.io/v1 (SelfSubjectReview) and
+apiregistration.k8s.io/v1, restated from k8s.io/api and kube-aggregator.
 
 Data only, in the shapes and with the builders of :mod:`netlab.api.openapi_schemas`, which
 imports this module at its end so that these ``_def``/``_kind`` calls land in its tables.
@@ -36,6 +36,7 @@ _PREFIXES.update({
     "net": "io.k8s.api.networking.v1.",
     "rbac": "io.k8s.api.rbac.v1.",
     "authz": "io.k8s.api.authorization.v1.",
+    "authn": "io.k8s.api.authentication.v1.",
     "apireg": "io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.",
 })
 
@@ -139,6 +140,14 @@ for _name, _spec, _status in (
     _kind(f"authz.{_name}", "authorization.k8s.io", "v1",
           {"spec": R(_spec), "status": _status}, ("spec",))
     SCHEMAS.pop(full_name(f"authz.{_name}List"))  # never stored, never listed
+
+# --- authentication.k8s.io/v1 (kubectl auth whoami) ------------------------------------------
+
+_def("authn.UserInfo", obj(extra=MAP(AS()), groups=AS(), uid=S, username=S))
+_def("authn.SelfSubjectReviewStatus", obj(userInfo=R("authn.UserInfo")))
+_kind("authn.SelfSubjectReview", "authentication.k8s.io", "v1",
+      {"status": R("authn.SelfSubjectReviewStatus")})
+SCHEMAS.pop(full_name("authn.SelfSubjectReviewList"))
 
 # --- apiregistration.k8s.io/v1 ----------------------------------------------------------------
 

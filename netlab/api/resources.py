@@ -143,6 +143,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("rbac.authorization.k8s.io", ("v1",), "Role", "roles", "role", namespaced=True),
     Resource("rbac.authorization.k8s.io", ("v1",), "RoleBinding", "rolebindings", "rolebinding",
              namespaced=True),
+    Resource("authentication.k8s.io", ("v1",), "SelfSubjectReview", "selfsubjectreviews",
+             "selfsubjectreview", namespaced=False, verbs=CREATE_ONLY_VERBS),
     Resource("authorization.k8s.io", ("v1",), "LocalSubjectAccessReview",
              "localsubjectaccessreviews", "localsubjectaccessreview", namespaced=True,
              verbs=CREATE_ONLY_VERBS),

@@ -129,6 +129,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
     "Endpoints": dict(_META),  # subsets and their addresses/ports are atomic
     "HorizontalPodAutoscaler": {**_META, **_CONDITIONS},  # autoscaling/v2
     "Event": dict(_META),
+    # networking.k8s.io and rbac.authorization.k8s.io lists are all atomic.
+    **{k: dict(_META) for k in ("NetworkPolicy", "Ingress", "IngressClass", "Role",
+                                "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
+    "APIService": {**_META, **_CONDITIONS},
 }
 
 

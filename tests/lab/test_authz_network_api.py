@@ -28,7 +28,7 @@ RBAC = textwrap.dedent("""\
     kind: RoleBinding
     metadata: {name: read-pods}
     subjects:
-    - {kind: User, name: jane}
+    - {kind: User, name: jane, apiGroup: rbac.authorization.k8s.io}
     - {kind: ServiceAccount, name: robot, namespace: default}
     roleRef: {kind: Role, name: pod-reader, apiGroup: rbac.authorization.k8s.io}
     """)
@@ -128,6 +128,9 @@ def test_auth_can_i_answers_for_the_lab_admin(kubeconfig):
     assert (out.returncode, out.stdout.strip()) == (0, "yes"), out.stderr
     out = kubectl(kubeconfig, "auth", "can-i", "delete", "nodes", "--all-namespaces")
     assert (out.returncode, out.stdout.strip()) == (0, "yes"), out.stderr
+    whoami = kubectl(kubeconfig, "auth", "whoami")
+    assert whoami.returncode == 0, whoami.stderr
+    assert ["Username", "netlab-admin"] in _rows(whoami.stdout)
     listed = kubectl(kubeconfig, "auth", "can-i", "--list")
     assert listed.returncode == 0, listed.stderr
     rows = _rows(listed.stdout)
@@ -142,6 +145,10 @@ def test_an_rbac_role_and_binding_from_yaml(kubeconfig):
     assert out.returncode == 0, out.stderr
     assert "role.rbac.authorization.k8s.io/pod-reader created" in out.stdout
     assert "rolebinding.rbac.authorization.k8s.io/read-pods created" in out.stdout
+    again = kubectl(kubeconfig, "apply", "-f", "-", stdin=RBAC)
+    assert again.returncode == 0, again.stderr
+    assert "role.rbac.authorization.k8s.io/pod-reader unchanged" in again.stdout
+    assert "rolebinding.rbac.authorization.k8s.io/read-pods unchanged" in again.stdout
     roles = _rows(kubectl(kubeconfig, "get", "roles").stdout)
     assert roles[0] == ["NAME", "CREATED", "AT"] and roles[1][0] == "pod-reader"
     wide = kubectl(kubeconfig, "get", "rolebinding", "read-pods", "-o", "wide")

@@ -1,4 +1,5 @@
-"""The access reviews of authorization.k8s.io/v1: answered on create, never stored.
+"""The access reviews of authorization.k8s.io/v1 (and authentication.k8s.io's
+SelfSubjectReview, ``kubectl auth whoami``): answered on create, never stored.
 
 ``SelfSubjectAccessReview`` ("may I ...?", what ``kubectl auth can-i`` asks),
 ``SelfSubjectRulesReview`` (what ``kubectl auth can-i --list`` asks), and
@@ -24,7 +25,7 @@ from netlab.api.validation_rbac import validate_access_review
 from netlab.master.store import Store
 
 REVIEW_KINDS = ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
-                "LocalSubjectAccessReview")
+                "LocalSubjectAccessReview", "SelfSubjectReview")
 LAB_ADMIN = rbac.UserInfo("netlab-admin", (rbac.MASTERS_GROUP, rbac.AUTHENTICATED_GROUP))
 
 
@@ -70,9 +71,21 @@ def _user_from_spec(spec: dict) -> rbac.UserInfo:
         extra=extra if isinstance(extra, dict) else {})
 
 
+def _who_am_i(obj: dict, caller: rbac.UserInfo) -> dict:
+    """authentication.k8s.io SelfSubjectReview (``kubectl auth whoami``): the caller."""
+    info: dict = {"username": caller.name, "groups": list(caller.groups)}
+    if caller.uid:
+        info["uid"] = caller.uid
+    obj["metadata"] = {"creationTimestamp": None}
+    obj["status"] = {"userInfo": info}
+    return obj
+
+
 async def answer(store: Store, kind: str, obj: dict, namespace: str | None,
                  caller: rbac.UserInfo) -> dict:
     """The review ``obj`` with its status filled in; 422 when its spec is invalid."""
+    if kind == "SelfSubjectReview":
+        return _who_am_i(obj, caller)
     errs = validate_access_review(kind, obj, namespace)
     if errs:
         raise errors.invalid_object(kind, "", errs, group="authorization.k8s.io")

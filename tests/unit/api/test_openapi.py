@@ -44,7 +44,8 @@ GROUP_VERSIONS = sorted([
     "api/v1", "apis/apps/v1", "apis/autoscaling/v1", "apis/autoscaling/v2", "apis/batch/v1",
     "apis/coordination.k8s.io/v1",
     "apis/networking.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1",
-    "apis/authorization.k8s.io/v1", "apis/apiregistration.k8s.io/v1"])
+    "apis/authorization.k8s.io/v1", "apis/authentication.k8s.io/v1",
+    "apis/apiregistration.k8s.io/v1"])
 REF = "#/components/schemas/"
 
 # --- the v3 index and documents ----------------------------------------------------------------

@@ -117,3 +117,16 @@ async def test_network_policy_defaults_and_generation(api, memory_store):
             "metadata": {"name": "web"}, "spec": {"defaultBackend": {"service": {
                 "name": "web", "port": {"number": 80}}}}})
         assert ing["status"] == {"loadBalancer": {}}
+
+
+async def test_self_subject_review_names_the_caller(api, memory_store):
+    async with api(memory_store) as c:
+        path = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
+        out = await c.ok("POST", path, {"apiVersion": "authentication.k8s.io/v1",
+                                        "kind": "SelfSubjectReview"})
+        assert out["status"]["userInfo"] == {
+            "username": "netlab-admin", "groups": ["system:masters", "system:authenticated"]}
+        out = await c.ok("POST", path, {}, headers={"Impersonate-User": "jane",
+                                                    "Impersonate-Group": "devs"})
+        assert out["status"]["userInfo"] == {"username": "jane",
+                                             "groups": ["devs", "system:authenticated"]}
