@@ -237,6 +237,33 @@ def test_netlab_get_prints_the_same_columns(cluster_lab, kubeconfig):
     assert rows[1][3] == "system:masters"
 
 
+def test_kubectl_create_and_describe_the_new_kinds(kubeconfig):
+    for args in (("role", "cm-reader", "--verb=get,list", "--resource=services,pods/log"),
+                 ("clusterrole", "node-watcher", "--verb=get,watch", "--resource=nodes"),
+                 ("rolebinding", "cm-readers", "--role=cm-reader", "--group=devs",
+                  "--serviceaccount=default:robot"),
+                 ("clusterrolebinding", "watchers", "--clusterrole=node-watcher",
+                  "--user=jane"),
+                 ("ingress", "simple", "--rule=foo.com/bar=svc1:8080,tls=my-cert")):
+        out = kubectl(kubeconfig, "create", *args)
+        assert out.returncode == 0, (args, out.stderr)
+    rule = json.loads(kubectl(kubeconfig, "get", "role", "cm-reader", "-o", "json").stdout)[
+        "rules"][0]
+    assert rule == {"apiGroups": [""], "resources": ["services", "pods/log"],
+                    "verbs": ["get", "list"]}
+    described = kubectl(kubeconfig, "describe", "rolebinding", "cm-readers")
+    assert described.returncode == 0, described.stderr
+    assert "Role:\n  Kind:  Role\n  Name:  cm-reader" in described.stdout
+    described = kubectl(kubeconfig, "describe", "ingress", "simple")
+    assert described.returncode == 0, described.stderr
+    assert "foo.com" in described.stdout and "/bar" in described.stdout
+    yes = kubectl(kubeconfig, "auth", "can-i", "get", "services", "--as", "someone",
+                  "--as-group", "devs")
+    assert yes.stdout.strip() == "yes", yes.stderr
+    yes = kubectl(kubeconfig, "auth", "can-i", "watch", "nodes", "--as", "jane")
+    assert yes.stdout.strip() == "yes", yes.stderr
+
+
 def test_api_resources_lists_the_new_kinds(kubeconfig):
     out = kubectl(kubeconfig, "api-resources", "--no-headers")
     assert out.returncode == 0, out.stderr
