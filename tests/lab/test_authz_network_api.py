@@ -179,6 +179,8 @@ def test_network_policy_with_end_port_and_except(kubeconfig):
     good = NETPOL.replace("NAME", "db").replace("EXCEPT", "10.0.5.0/24")
     out = kubectl(kubeconfig, "apply", "-f", "-", stdin=good)
     assert out.returncode == 0, out.stderr
+    again = kubectl(kubeconfig, "apply", "-f", "-", stdin=good)
+    assert "networkpolicy.networking.k8s.io/db unchanged" in again.stdout, again.stderr
     got = json.loads(kubectl(kubeconfig, "get", "netpol", "db", "-o", "json").stdout)
     assert got["spec"]["policyTypes"] == ["Ingress", "Egress"]  # defaulted from the rules
     assert got["spec"]["egress"][0]["ports"][0]["endPort"] == 32768
