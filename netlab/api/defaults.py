@@ -18,6 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable
 
+from netlab.api import defaults_netrbac
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 DEFAULT_TERMINATION_GRACE_PERIOD = 30
@@ -353,6 +354,11 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Node": default_node,
     "Endpoints": default_endpoints,
     "EndpointSlice": default_endpointslice,
+    "NetworkPolicy": defaults_netrbac.default_network_policy,
+    "IngressClass": defaults_netrbac.default_ingress_class,
+    "RoleBinding": defaults_netrbac.default_binding,
+    "ClusterRoleBinding": defaults_netrbac.default_binding,
+    "APIService": defaults_netrbac.default_apiservice,
 }
 
 

@@ -672,4 +672,5 @@ _def("meta.DeleteOptions", obj(
 from netlab.api import (  # noqa: E402,F401
     openapi_schemas_batch_policy,
     openapi_schemas_discovery,
+    openapi_schemas_netrbac,
 )

@@ -23,6 +23,8 @@ STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch"
 NAMESPACE_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 STATUS_VERBS = ("get", "patch", "update")
 SCALE_VERBS = ("get", "patch", "update")
+# Access reviews are answered, not stored: POST is all there is.
+CREATE_ONLY_VERBS = ("create",)
 
 STORE_ROOT = "/registry"
 
@@ -136,6 +138,35 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("coordination.k8s.io", ("v1",), "Lease", "leases", "lease", namespaced=True),
     Resource("discovery.k8s.io", ("v1",), "EndpointSlice", "endpointslices", "endpointslice",
              namespaced=True),
+    # netrbac: networking, RBAC, access reviews (create-only, never stored), APIServices.
+    Resource("networking.k8s.io", ("v1",), "NetworkPolicy", "networkpolicies", "networkpolicy",
+             namespaced=True, short_names=("netpol",)),
+    Resource("networking.k8s.io", ("v1",), "Ingress", "ingresses", "ingress", namespaced=True,
+             short_names=("ing",), subresources=(_status("Ingress"),)),
+    Resource("networking.k8s.io", ("v1",), "IngressClass", "ingressclasses", "ingressclass",
+             namespaced=False),
+    Resource("rbac.authorization.k8s.io", ("v1",), "ClusterRole", "clusterroles",
+             "clusterrole", namespaced=False),
+    Resource("rbac.authorization.k8s.io", ("v1",), "ClusterRoleBinding", "clusterrolebindings",
+             "clusterrolebinding", namespaced=False),
+    Resource("rbac.authorization.k8s.io", ("v1",), "Role", "roles", "role", namespaced=True),
+    Resource("rbac.authorization.k8s.io", ("v1",), "RoleBinding", "rolebindings", "rolebinding",
+             namespaced=True),
+    Resource("authentication.k8s.io", ("v1",), "SelfSubjectReview", "selfsubjectreviews",
+             "selfsubjectreview", namespaced=False, verbs=CREATE_ONLY_VERBS),
+    Resource("authorization.k8s.io", ("v1",), "LocalSubjectAccessReview",
+             "localsubjectaccessreviews", "localsubjectaccessreview", namespaced=True,
+             verbs=CREATE_ONLY_VERBS),
+    Resource("authorization.k8s.io", ("v1",), "SelfSubjectAccessReview",
+             "selfsubjectaccessreviews", "selfsubjectaccessreview", namespaced=False,
+             verbs=CREATE_ONLY_VERBS),
+    Resource("authorization.k8s.io", ("v1",), "SelfSubjectRulesReview",
+             "selfsubjectrulesreviews", "selfsubjectrulesreview", namespaced=False,
+             verbs=CREATE_ONLY_VERBS),
+    Resource("authorization.k8s.io", ("v1",), "SubjectAccessReview", "subjectaccessreviews",
+             "subjectaccessreview", namespaced=False, verbs=CREATE_ONLY_VERBS),
+    Resource("apiregistration.k8s.io", ("v1",), "APIService", "apiservices", "apiservice",
+             namespaced=False, subresources=(_status("APIService"),)),
 )
 
 # Group order of /apis follows the Kubernetes API server's own priority order

@@ -134,6 +134,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
                 **_under("spec.jobTemplate", _POD_TEMPLATE)},
     "PodDisruptionBudget": {**_META, **_CONDITIONS,
                             "spec.selector": FieldStrategy(replace=True)},
+    # networking.k8s.io and rbac.authorization.k8s.io lists are all atomic.
+    **{k: dict(_META) for k in ("NetworkPolicy", "Ingress", "IngressClass", "Role",
+                                "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
+    "APIService": {**_META, **_CONDITIONS},
 }
 
 

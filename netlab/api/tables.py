@@ -348,3 +348,7 @@ def _tabulate(lines: list[list[str]]) -> str:
         padded = [cell.ljust(widths[j]) for j, cell in enumerate(line[:-1])]
         out.append("".join(padded) + (line[-1] if line else ""))
     return "\n".join(out) + "\n"
+
+
+# Printers of further groups live in their own modules; importing them registers them above.
+from netlab.api import tables_netrbac  # noqa: E402,F401

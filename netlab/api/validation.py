@@ -21,6 +21,9 @@ import ipaddress
 from typing import Any, Callable, Optional
 
 from netlab.api import selectors
+from netlab.api import validation_apiregistration as _apireg
+from netlab.api import validation_networking as _net
+from netlab.api import validation_rbac as _rbac
 from netlab.api.errors import (
     duplicate,
     field_not_found,
@@ -519,6 +522,14 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Event": validate_event,
     "Lease": validate_lease,
     "EndpointSlice": validate_endpointslice,
+    "NetworkPolicy": _net.validate_network_policy,
+    "Ingress": _net.validate_ingress,
+    "IngressClass": _net.validate_ingress_class,
+    "Role": _rbac.validate_role,
+    "ClusterRole": _rbac.validate_cluster_role,
+    "RoleBinding": _rbac.validate_role_binding,
+    "ClusterRoleBinding": _rbac.validate_cluster_role_binding,
+    "APIService": _apireg.validate_apiservice,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
@@ -528,6 +539,9 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "Job": validate_job_update,
     "EndpointSlice": validate_endpointslice_update,
+    "IngressClass": _net.validate_ingress_class_update,
+    "RoleBinding": _rbac.validate_binding_update,
+    "ClusterRoleBinding": _rbac.validate_binding_update,
 }
 
 

@@ -13,6 +13,10 @@ As kube-apiserver does, netlab's API server makes sure that these exist:
   kube-proxy reads; the Endpoints carry ``skip-mirror`` so nothing else copies
   them.
 
+* the bootstrap ClusterRoles and ClusterRoleBindings (``cluster-admin`` bound to
+  ``system:masters``, ``admin``, ``edit``, ``view`` ...; ``netlab.api.rbac_bootstrap``);
+* one Local APIService per served group/version (``apiservices.py``).
+
 Existing objects are left as they are (except the Endpoints, which follow the
 address), so a restart changes nothing.
 """
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from netlab.api import errors, resources
+from netlab.api import errors, rbac_bootstrap, resources
+from netlab.api.objects import deep_copy
+from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.config import Config
 from netlab.master.apiserver.storage import Registry
 
@@ -113,3 +119,9 @@ async def ensure_initial_objects(registry: Registry, config: Config) -> None:
 
             await registry.update(_resource("EndpointSlice"), "default", "kubernetes",
                                   replace_slice, create=lambda: kubernetes_endpointslice(config))
+    for role in rbac_bootstrap.CLUSTER_ROLES:
+        await _create_if_missing(registry, "ClusterRole", None, deep_copy(role))
+    for binding in rbac_bootstrap.CLUSTER_ROLE_BINDINGS:
+        await _create_if_missing(registry, "ClusterRoleBinding", None, deep_copy(binding))
+    for service in apiservices.builtin_apiservices():
+        await _create_if_missing(registry, "APIService", None, service)

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from netlab.api import errors
+from netlab.master.apiserver import protobuf
 from netlab.master.apiserver.request import JSON, YAML, check_json_value, decode_body
 
 MODES = ("Ignore", "Warn", "Strict")
@@ -71,6 +72,9 @@ def decode(raw: bytes, ctype: str, kind: str, api_version: str,
         problems = [f'unknown field "{p}"' for p in openapi.unknown_fields(kind, value,
                                                                            api_version)]
         obj = openapi.prune_unknown_fields(kind, value, api_version) if problems else value
+    elif ctype == protobuf.CONTENT_TYPE and protobuf.decodable(kind):
+        # Protobuf has no unknown or duplicate fields to report.
+        return protobuf.decode(raw, kind, api_version), []
     else:
         return decode_body(raw, ctype), []  # raises 415
     warnings = _outcome(problems, how,

@@ -23,6 +23,7 @@ from netlab.master.apiserver import (
     eviction,
     fieldvalidation,
     render,
+    reviews,
     strategy,
     subresources,
 )
@@ -158,6 +159,8 @@ async def handle(request: web.Request, ctx: Context, info: RequestInfo) -> web.S
             status = await subresources.bind(ctx.registry, info, binding,
                                              dry_run(request.query, "CreateOptions"))
             return render.status_response(status)
+        if info.resource.kind in reviews.REVIEW_KINDS:
+            return await _review(request, ctx, info, output)
         return await _create(request, ctx, info, output)
     if verb == "update":
         return await _update(request, ctx, info, output)
@@ -191,6 +194,18 @@ async def _create(request: web.Request, ctx: Context, info: RequestInfo,
     stored = conversion.to_storage(res, info.version, obj)
     created = await ctx.registry.create(res, info.namespace, stored, dry_run=is_dry_run)
     return object_response(request, info, output, created, 201, warnings)
+
+
+async def _review(request: web.Request, ctx: Context, info: RequestInfo,
+                  output: Output) -> web.Response:
+    """An access review: answered for the caller, never stored (201, as Kubernetes)."""
+    dry_run(request.query, "CreateOptions")
+    obj, warnings = await read_object(request, ctx, info)
+    check_type(info, obj)
+    check_identity(info, obj)
+    answered = await reviews.answer(ctx.store, info.resource.kind, obj, info.namespace,
+                                    reviews.request_user(request))
+    return object_response(request, info, output, answered, 201, warnings)
 
 
 async def _update(request: web.Request, ctx: Context, info: RequestInfo,

@@ -21,6 +21,7 @@ from typing import Optional
 from netlab.api import defaults
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
+from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.allocators import ServiceAllocator
 
 # System metadata a client can neither set on create nor change on update.
@@ -64,6 +65,10 @@ _POLICIES: dict[str, KindPolicy] = {
     "HorizontalPodAutoscaler": KindPolicy(status_subresource=True),
     "CronJob": KindPolicy(status_subresource=True, generation=True),
     "PodDisruptionBudget": KindPolicy(status_subresource=True, generation=True),
+    "NetworkPolicy": KindPolicy(generation=True),
+    "Ingress": KindPolicy(status_subresource=True, generation=True),
+    "IngressClass": KindPolicy(generation=True),
+    "APIService": KindPolicy(status_subresource=True),
 }
 
 
@@ -90,6 +95,10 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
     if kind == "PodDisruptionBudget":  # the disruption controller fills it in
         return {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
                 "expectedPods": 0}
+    if kind == "Ingress":
+        return {"loadBalancer": {}}
+    if kind == "APIService":
+        return apiservices.initial_status(obj)
     return None
 
 

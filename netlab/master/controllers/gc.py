@@ -49,7 +49,9 @@ Handler = Callable[[str, dict[str, Any], Optional[dict[str, Any]]], None]
 
 
 def monitored() -> list[resources.Resource]:
-    return [r for r in resources.all_resources() if r.plural not in UNWATCHED]
+    # Resources that cannot be watched (the create-only access reviews) own nothing.
+    return [r for r in resources.all_resources()
+            if r.plural not in UNWATCHED and "watch" in r.verbs]
 
 
 def _uid(obj: dict[str, Any]) -> str:

@@ -28,6 +28,13 @@ PATHS = [
     "/api/v1/namespaces/default/pods/a%00b", "/apis/apps", "/api/v1/namespaces//pods",
     "/apis/batch/v1/namespaces/default/cronjobs", f"{PODS}/fuzz/eviction",
     "/apis/policy/v1/namespaces/default/poddisruptionbudgets/fuzz/status",
+    "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies",
+    "/apis/networking.k8s.io/v1/namespaces/default/ingresses/fuzz/status",
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/fuzz",
+    "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+    "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
+    "/apis/apiregistration.k8s.io/v1/apiservices/v1.fuzz",
 ]
 METHODS = ["GET"] * 6 + ["POST"] * 4 + ["PUT"] * 3 + ["PATCH"] * 4 + ["DELETE"] * 2 + [
     "OPTIONS", "PROPFIND", "HEAD"]
@@ -43,6 +50,13 @@ COHERENT = [
     ("POST", "/apis/batch/v1/namespaces/default/cronjobs", 7),
     ("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", 8),
     ("POST", f"{PODS}/fuzz/eviction", 9),
+    ("POST", "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies", 10),
+    ("POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings", 11),
+    ("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", 12),
+    ("POST", "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews", 12),
+    ("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", 12),
+    ("POST", "/apis/apiregistration.k8s.io/v1/apiservices", 13),
+    ("POST", "/apis/networking.k8s.io/v1/namespaces/default/ingresses", 14),
 ]
 CONTENT_TYPES = ["application/json", "application/yaml", "application/merge-patch+json",
                  "application/strategic-merge-patch+json", "application/json-patch+json",
@@ -69,7 +83,20 @@ SEEDS = [pod("fuzz"), deployment("fuzz"), service("fuzz"), {"metadata": {"name":
          {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "fuzz"},
           "spec": {"minAvailable": "50%", "selector": {"matchLabels": {"app": "test"}}}},
          {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "fuzz"},
-          "deleteOptions": {"gracePeriodSeconds": 0}}]
+          "deleteOptions": {"gracePeriodSeconds": 0}},
+         {"metadata": {"name": "fuzz"}, "spec": {"podSelector": {}, "egress": [{"to": [
+             {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+             "ports": [{"port": 80, "endPort": 90}]}]}},
+         {"metadata": {"name": "fuzz"}, "roleRef": {"kind": "Role", "name": "r"},
+          "subjects": [{"kind": "User", "name": "u"}]},
+         {"spec": {"user": "u", "groups": ["g"], "namespace": "default",
+                   "resourceAttributes": {"verb": "get", "resource": "pods"}}},
+         {"metadata": {"name": "v1.fuzz"}, "spec": {"group": "fuzz", "version": "v1",
+                                                    "groupPriorityMinimum": 1,
+                                                    "versionPriority": 1}},
+         {"metadata": {"name": "fuzz"}, "spec": {"rules": [{"host": "a.io", "http": {
+             "paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {
+                 "name": "s", "port": {"number": 80}}}}]}}]}}]
 
 
 def mutate(rng: random.Random, value: object, depth: int = 0) -> object:
