@@ -665,3 +665,6 @@ _def("meta.DeleteOptions", obj(
     apiVersion=S, dryRun=AS(), gracePeriodSeconds=I64,
     ignoreStoreReadErrorWithClusterBreakingPotential=B, kind=S, orphanDependents=B,
     preconditions=R("meta.Preconditions"), propagationPolicy=S))
+
+# Kinds restated in their own modules register themselves into the tables above.
+from netlab.api import openapi_schemas_config  # noqa: E402,F401

@@ -129,6 +129,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
     "Endpoints": dict(_META),  # subsets and their addresses/ports are atomic
     "HorizontalPodAutoscaler": {**_META, **_CONDITIONS},  # autoscaling/v2
     "Event": dict(_META),
+    "ConfigMap": dict(_META),
+    "Secret": dict(_META),
+    "ServiceAccount": {**_META, "secrets": merge_by("name")},
+    "ReplicationController": {**_META, **_POD_TEMPLATE, **_CONDITIONS},
 }
 
 

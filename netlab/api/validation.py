@@ -43,6 +43,14 @@ from netlab.api.validation_base import (  # the shared building blocks
     port_name,
     validate_meta,
 )
+from netlab.api.validation_config import (
+    validate_configmap,
+    validate_configmap_update,
+    validate_replicationcontroller,
+    validate_secret,
+    validate_secret_update,
+    validate_serviceaccount,
+)
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 
@@ -514,6 +522,10 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Endpoints": validate_endpoints,
     "Event": validate_event,
     "Lease": validate_lease,
+    "ConfigMap": validate_configmap,
+    "Secret": validate_secret,
+    "ServiceAccount": validate_serviceaccount,
+    "ReplicationController": validate_replicationcontroller,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
@@ -522,6 +534,8 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "Deployment": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "Job": validate_job_update,
+    "ConfigMap": validate_configmap_update,
+    "Secret": validate_secret_update,
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from netlab.api import defaults
+from netlab.api import configdata, defaults
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
 from netlab.master.apiserver.allocators import ServiceAllocator
@@ -59,6 +59,7 @@ _POLICIES: dict[str, KindPolicy] = {
     # batch/v1 Jobs orphan their pods unless told otherwise (kubectl always tells).
     "Job": KindPolicy(status_subresource=True, generation=True, default_propagation="Orphan"),
     "HorizontalPodAutoscaler": KindPolicy(status_subresource=True),
+    "ReplicationController": KindPolicy(status_subresource=True, generation=True),
 }
 
 
@@ -80,7 +81,7 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
         return {"phase": "Active"}
     if kind == "HorizontalPodAutoscaler":
         return {"desiredReplicas": 0}
-    if kind in ("Deployment", "ReplicaSet", "Job"):
+    if kind in ("Deployment", "ReplicaSet", "Job", "ReplicationController"):
         return {}
     return None
 
@@ -163,6 +164,7 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
         m["generation"] = 1
     obj["apiVersion"] = res.api_version()
     obj["kind"] = res.kind
+    configdata.decode_payload(res.kind, obj)
     defaults.apply_defaults(res.kind, obj)
     status = _initial_status(res.kind, obj)
     if status is not None:
@@ -199,6 +201,7 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
         return result
     new["apiVersion"] = res.api_version()
     new["kind"] = res.kind
+    configdata.decode_payload(res.kind, new)
     defaults.apply_defaults(res.kind, new)
     m, old_m = meta(new), meta(old)
     for key in _SYSTEM_META:
