@@ -91,7 +91,7 @@ def _admit_pod(obj: dict) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return
-    # ServiceAccount admission (netlab serves no ServiceAccounts; the name is kept).
+    # ServiceAccount admission: "default", which the serviceaccount controller keeps.
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     # Priority admission, without PriorityClasses.
