@@ -279,3 +279,26 @@ def test_python_client_configmap_crud_and_watch(kubeconfig):
     finally:
         with contextlib.suppress(kclient.ApiException):
             api.delete_namespaced_config_map("py-cm", "default")
+
+
+def test_kubectl_apply_describe_and_strict_validation(kubeconfig, client):
+    manifest = textwrap.dedent("""\
+        apiVersion: v1
+        kind: ConfigMap
+        metadata: {name: applied}
+        data: {a: "1", b: "2"}
+        """)
+    try:
+        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest)
+        assert out.returncode == 0 and "configmap/applied created" in out.stdout, out.stderr
+        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest.replace(', b: "2"', ""))
+        assert out.returncode == 0, out.stderr
+        assert "configmap/applied configured" in out.stdout and "warning" not in out.stderr
+        assert client.get("configmaps", "applied", "default")["data"] == {"a": "1"}
+        described = kubectl(kubeconfig, "describe", "cm", "applied")
+        assert described.returncode == 0 and "Name:         applied" in described.stdout
+        unknown = manifest.replace("data:", "dato: {x: y}\ndata:")
+        out = kubectl(kubeconfig, "create", "-f", "-", stdin=unknown.replace("applied", "typo"))
+        assert out.returncode != 0 and 'unknown field "dato"' in out.stderr
+    finally:
+        _cleanup(kubeconfig, "cm/applied")
