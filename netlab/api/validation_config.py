@@ -79,7 +79,8 @@ def validate_configmap(v: _V, obj: dict) -> None:
             if key in other:
                 v.add(invalid(f"{field}[{key}]", key,
                               f"duplicate of key present in {other_name}"))
-    _too_big(v, "", configdata.payload_size("ConfigMap", obj))
+    # Upstream names the whole object with field.NewPath(""), which prints as "[]".
+    _too_big(v, "[]", configdata.payload_size("ConfigMap", obj))
 
 
 def _immutable_payload(v: _V, new: dict, old: dict, fields: tuple[str, ...]) -> None:
@@ -196,7 +197,7 @@ def validate_replicationcontroller(v: _V, obj: dict) -> None:
     validate_pod_spec(v, tspec, "spec.template.spec", for_pod=False, restart_policies=("Always",))
     _check_containers_present(v, tspec, "spec.template.spec")
     if isinstance(tspec, dict) and tspec.get("activeDeadlineSeconds") is not None:
-        v.add(forbidden_field("spec.template.spec.activeDeadlineSeconds",
-                              "activeDeadlineSeconds in ReplicationController is not "
-                              "Supported"))
+        v.add(invalid("spec.template.spec.activeDeadlineSeconds",
+                      tspec["activeDeadlineSeconds"],
+                      "activeDeadlineSeconds in ReplicationController is not Supported"))
 

@@ -128,7 +128,7 @@ def test_invalid_configmaps_and_secrets_are_refused(kubeconfig, tmp_path):
     big.write_bytes(b"x" * (1024 * 1024 + 1))
     out = kubectl(kubeconfig, "create", "configmap", "big", f"--from-file={big}")
     assert out.returncode != 0
-    assert "Too long: must have at most 1048576 bytes" in out.stderr
+    assert "is invalid: []: Too long: must have at most 1048576 bytes" in out.stderr
     bad_key = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "badkey"},
                "data": {"a b": "1"}}
     out = kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps(bad_key))

@@ -62,14 +62,15 @@ def test_one_mebibyte_is_the_limit():
     at_limit = cm(data={"a": "x" * (configdata.MAX_SIZE - 1), "b": "y"})
     assert messages("ConfigMap", at_limit) == []
     over = cm(data={"a": "x" * configdata.MAX_SIZE}, binaryData={"b": "AA=="})
-    assert messages("ConfigMap", over) == ["Too long: must have at most 1048576 bytes"]
+    assert messages("ConfigMap", over) == ["[]: Too long: must have at most 1048576 bytes"]
     # Secrets count decoded bytes: 1 MiB + 3 bytes of base64-encoded data.
     big = configdata.encode_base64(b"\0" * (configdata.MAX_SIZE + 3))
     assert messages("Secret", secret(data={"k": big})) == [
         "data: Too long: must have at most 1048576 bytes"]
     err = errors.invalid_object("ConfigMap", "c", validation.validate(
         "ConfigMap", over, namespaced=True))
-    assert err.code == 422 and "Too long: must have at most 1048576 bytes" in err.message
+    assert err.code == 422
+    assert err.message == 'ConfigMap "c" is invalid: []: Too long: must have at most 1048576 bytes'
 
 
 @pytest.mark.parametrize(("stype", "data", "annotations", "want"), [
