@@ -244,6 +244,10 @@ def test_a_replication_controller_keeps_its_replicas_and_scales(kubeconfig, clie
         assert out.returncode == 0, out.stderr
         wait_for(lambda: len(_rc_pods(client)) == 1, 60, interval=0.2, what="1 pod after scale")
         assert "replicationcontroller/rc-web" in kubectl(kubeconfig, "get", "all").stdout
+        out = kubectl(kubeconfig, "delete", "rc", "rc-web")
+        assert out.returncode == 0 and 'replicationcontroller "rc-web" deleted' in out.stdout
+        wait_for(lambda: not _rc_pods(client), 60, interval=0.2,
+                 what="the RC's pods to be garbage-collected")
     finally:
         _cleanup(kubeconfig, "rc/rc-web")
 
