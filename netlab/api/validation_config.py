@@ -98,9 +98,9 @@ def validate_configmap_update(v: _V, new: dict, old: dict) -> None:
 
 
 def validate_secret(v: _V, obj: dict) -> None:
-    _string_map(v, obj, "data")
+    data = _string_map(v, obj, "data")
     values = configdata.decoded("Secret", obj, "data")
-    for key in obj.get("data") or {} if isinstance(obj.get("data"), dict) else {}:
+    for key in data:
         for msg in config_map_key(key):
             v.add(invalid(f"data[{key}]", key, msg))
     _too_big(v, "data", sum(len(b) for b in values.values()))
@@ -108,7 +108,8 @@ def validate_secret(v: _V, obj: dict) -> None:
     if stype is not None and not isinstance(stype, str):
         v.add(invalid("type", stype, "must be a string"))
         return
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    annotations = meta.get("annotations") or {}
     if stype == SA_TOKEN:
         if not isinstance(annotations, dict) or not annotations.get(SA_NAME_ANNOTATION):
             v.add(required(f"metadata.annotations[{SA_NAME_ANNOTATION}]"))

@@ -43,15 +43,15 @@ def referenced(containers: Iterable[dict[str, Any]]) -> set[Source]:
     for c in containers:
         for source in c.get("envFrom") or []:
             for key, kind in _ENV_FROM:
-                ref = (source or {}).get(key)
+                ref = source.get(key) if isinstance(source, dict) else None
                 if isinstance(ref, dict) and ref.get("name"):
-                    found.add((kind, ref["name"]))
+                    found.add((kind, str(ref["name"])))
         for item in c.get("env") or []:
-            value_from = (item or {}).get("valueFrom") or {}
+            value_from = item.get("valueFrom") if isinstance(item, dict) else None
             for key, kind in _REFS:
-                ref = value_from.get(key)
+                ref = value_from.get(key) if isinstance(value_from, dict) else None
                 if isinstance(ref, dict) and ref.get("name"):
-                    found.add((kind, ref["name"]))
+                    found.add((kind, str(ref["name"])))
     return found
 
 
