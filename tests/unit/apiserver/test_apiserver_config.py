@@ -3,6 +3,8 @@ and never stored, the type is defaulted and immutable, the 1 MiB limit is a 422.
 
 from __future__ import annotations
 
+import random
+
 SECRETS = "/api/v1/namespaces/default/secrets"
 CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
@@ -35,3 +37,42 @@ async def test_secret_writes_decode_merge_and_default(api, memory_store):
         assert err["details"]["causes"] == [{"reason": "FieldValueTooLong", "field": "[]",
                                              "message": "Too long: must have at most "
                                                         "1048576 bytes"}]
+
+
+WEIRD = [None, 0, -1, 1.5, True, "", "x", "!!", [], [1, "a"], {}, {"a": 1}, {"a": None},
+         {"": ""}, {"k": "AA=="}, {"..": "x"}]
+PLACES = {
+    "configmaps": ("data", "binaryData", "immutable", "metadata"),
+    "secrets": ("data", "stringData", "type", "immutable", "metadata"),
+    "serviceaccounts": ("secrets", "imagePullSecrets", "automountServiceAccountToken"),
+    "replicationcontrollers": ("spec",),
+}
+TEMPLATE = {"metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}}
+KINDS = {"configmaps": "ConfigMap", "secrets": "Secret", "serviceaccounts": "ServiceAccount",
+         "replicationcontrollers": "ReplicationController"}
+
+
+async def test_hostile_bodies_get_a_status_never_a_crash(api, memory_store):
+    rng = random.Random(20261206)
+    seen: set[int] = set()
+    async with api(memory_store) as c:
+        for i in range(300):
+            plural = rng.choice(sorted(PLACES))
+            body = {"apiVersion": "v1", "kind": KINDS[plural], "metadata": {"name": f"f{i}"}}
+            for place in rng.sample(PLACES[plural], k=rng.randint(1, len(PLACES[plural]))):
+                body[place] = rng.choice(WEIRD)
+            if plural == "replicationcontrollers" and rng.random() < 0.5:
+                body["spec"] = {"selector": rng.choice(WEIRD), "replicas": rng.choice(WEIRD),
+                                "template": rng.choice([*WEIRD, TEMPLATE])}
+            path = f"/api/v1/namespaces/default/{plural}"
+            status, out = await c.post(path, body)
+            assert status in (201, 400, 422), (body, status, out)
+            seen.add(status)
+            if status == 201:
+                status, out = await c.patch(f"{path}/f{i}", {place: rng.choice(WEIRD)
+                                                            for place in PLACES[plural][:2]})
+                assert status in (200, 400, 422), (status, out)
+        assert seen == {201, 400, 422}  # every outcome was exercised
+        status, _ = await c.get("/readyz")
+        assert status == 200
