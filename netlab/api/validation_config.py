@@ -119,9 +119,15 @@ def validate_secret(v: _V, obj: dict) -> None:
             v.add(required(f"data[{key}]"))
         else:
             try:
-                json.loads(values[key])
+                parsed = json.loads(values[key])
             except ValueError as err:
                 v.add(invalid(f"data[{key}]", REDACTED, _json_error(err)))
+            else:
+                # Kubernetes unmarshals it into a map[string]interface{} (null fits).
+                if parsed is not None and not isinstance(parsed, dict):
+                    v.add(invalid(f"data[{key}]", REDACTED, (
+                        f"json: cannot unmarshal {_json_type(parsed)} into Go value of type "
+                        "map[string]interface {}")))
     elif stype == BASIC_AUTH:
         if "username" not in values and "password" not in values:
             v.add(required("data[username]"))
@@ -143,6 +149,14 @@ def _json_error(err: ValueError) -> str:
         ch = err.doc[err.pos] if err.pos < len(err.doc) else ""
         return f"invalid character {ch!r} looking for beginning of value"
     return str(err)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "array" if isinstance(value, list) else "string"
 
 
 def validate_secret_update(v: _V, new: dict, old: dict) -> None:

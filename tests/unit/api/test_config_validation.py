@@ -82,6 +82,9 @@ def test_one_mebibyte_is_the_limit():
      ['data[.dockerconfigjson]: Invalid value: "<secret contents redacted>": '
       "invalid character 'n' looking for beginning of value"]),
     ("kubernetes.io/dockerconfigjson", {".dockerconfigjson": "e30="}, None, []),
+    ("kubernetes.io/dockercfg", {".dockercfg": "WzFd"}, None,
+     ['data[.dockercfg]: Invalid value: "<secret contents redacted>": json: cannot unmarshal '
+      "array into Go value of type map[string]interface {}"]),
     ("kubernetes.io/basic-auth", {}, None,
      ["data[username]: Required value", "data[password]: Required value"]),
     ("kubernetes.io/basic-auth", {"password": "cA=="}, None, []),
