@@ -119,6 +119,9 @@ def test_kubectl_creates_configmaps_and_secrets(cluster_lab, kubeconfig, client,
         stored = client.get("secrets", "sd", "default")
         assert stored["data"] == {"p": "cHc=", "user": "YWRtaW4="}
         assert "stringData" not in stored
+        described = kubectl(kubeconfig, "describe", "secret", "sd")
+        assert described.returncode == 0, described.stderr
+        assert "user:  5 bytes" in described.stdout and "Type:  Opaque" in described.stdout
     finally:
         _cleanup(kubeconfig, "cm/c", "secret/s", "secret/sd")
 
@@ -209,6 +212,9 @@ def test_every_namespace_gets_a_default_service_account(kubeconfig):
                  what="serviceaccount/default in the new namespace")
         table = kubectl(kubeconfig, "get", "sa", "-n", "sa-test").stdout.split()
         assert table[:4] == ["NAME", "SECRETS", "AGE", "default"]
+        described = kubectl(kubeconfig, "describe", "sa", "default", "-n", "sa-test")
+        assert described.returncode == 0, described.stderr
+        assert "Name:                default" in described.stdout
         first = kubectl(kubeconfig, "get", "sa", "default", "-n", "sa-test", "-o",
                         "jsonpath={.metadata.uid}").stdout
         assert kubectl(kubeconfig, "delete", "sa", "default", "-n", "sa-test").returncode == 0
@@ -238,6 +244,9 @@ def test_a_replication_controller_keeps_its_replicas_and_scales(kubeconfig, clie
             ("ReplicationController", "rc-web", "v1")}
         wait_for(lambda: kubectl(kubeconfig, "get", "rc", "rc-web", "--no-headers").stdout
                  .split()[1:4] == ["3", "3", "3"], 90, interval=0.3, what="3 ready replicas")
+        described = kubectl(kubeconfig, "describe", "rc", "rc-web")
+        assert described.returncode == 0, described.stderr
+        assert "3 current / 3 desired" in described.stdout
         header = kubectl(kubeconfig, "get", "rc").stdout.split()[:5]
         assert header == ["NAME", "DESIRED", "CURRENT", "READY", "AGE"]
         out = kubectl(kubeconfig, "scale", "rc", "rc-web", "--replicas=1")
