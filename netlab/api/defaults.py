@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from netlab.api import defaults_netrbac
+from netlab.api.defaults_config import default_replicationcontroller, default_secret
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 DEFAULT_TERMINATION_GRACE_PERIOD = 30
@@ -359,6 +360,8 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "RoleBinding": defaults_netrbac.default_binding,
     "ClusterRoleBinding": defaults_netrbac.default_binding,
     "APIService": defaults_netrbac.default_apiservice,
+    "Secret": default_secret,
+    "ReplicationController": default_replicationcontroller,
 }
 
 

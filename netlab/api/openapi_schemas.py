@@ -671,6 +671,7 @@ _def("meta.DeleteOptions", obj(
 # Kinds restated in their own modules register into the tables above when imported.
 from netlab.api import (  # noqa: E402,F401
     openapi_schemas_batch_policy,
+    openapi_schemas_config,
     openapi_schemas_discovery,
     openapi_schemas_netrbac,
 )

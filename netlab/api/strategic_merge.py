@@ -138,6 +138,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
     **{k: dict(_META) for k in ("NetworkPolicy", "Ingress", "IngressClass", "Role",
                                 "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     "APIService": {**_META, **_CONDITIONS},
+    "ConfigMap": dict(_META),
+    "Secret": dict(_META),
+    "ServiceAccount": {**_META, "secrets": merge_by("name")},
+    "ReplicationController": {**_META, **_POD_TEMPLATE, **_CONDITIONS},
 }
 
 

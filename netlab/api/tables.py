@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional, Union
 
-from netlab.api import printers, printers_batch_policy, resources
+from netlab.api import printers, printers_batch_policy, printers_config, resources
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -175,6 +175,25 @@ PRINTERS: dict[str, Printer] = {
         Column("Holder", description="Identity of the current holder."),
         _AGE,
     ), printers.lease_cells),
+    "ConfigMap": Printer((
+        _NAME, Column("Data", type="integer", description="Number of keys (data and binaryData)."),
+        _AGE,
+    ), printers_config.configmap_cells),
+    "Secret": Printer((
+        _NAME, Column("Type", description="The type of the secret."),
+        Column("Data", type="integer", description="Number of keys in data."), _AGE,
+    ), printers_config.secret_cells),
+    "ServiceAccount": Printer((
+        _NAME, Column("Secrets", type="integer", description="Number of secrets listed."),
+        _AGE,
+    ), printers_config.serviceaccount_cells),
+    "ReplicationController": Printer((
+        _NAME,
+        Column("Desired", type="integer", description="Desired number of replicas."),
+        Column("Current", type="integer", description="Replicas that exist now."),
+        Column("Ready", type="integer", description="Replicas that are ready."),
+        _AGE, _CONTAINERS, _IMAGES, _SELECTOR,
+    ), printers_config.replicationcontroller_cells),
 }
 
 # What the API server prints for kinds without a printer of their own.

@@ -46,6 +46,14 @@ from netlab.api.validation_base import (  # the shared building blocks
     port_name,
     validate_meta,
 )
+from netlab.api.validation_config import (
+    validate_configmap,
+    validate_configmap_update,
+    validate_replicationcontroller,
+    validate_secret,
+    validate_secret_update,
+    validate_serviceaccount,
+)
 from netlab.api.validation_discovery import (
     validate_endpointslice,
     validate_endpointslice_update,
@@ -530,6 +538,10 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "RoleBinding": _rbac.validate_role_binding,
     "ClusterRoleBinding": _rbac.validate_cluster_role_binding,
     "APIService": _apireg.validate_apiservice,
+    "ConfigMap": validate_configmap,
+    "Secret": validate_secret,
+    "ServiceAccount": validate_serviceaccount,
+    "ReplicationController": validate_replicationcontroller,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
@@ -542,6 +554,8 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "IngressClass": _net.validate_ingress_class_update,
     "RoleBinding": _rbac.validate_binding_update,
     "ClusterRoleBinding": _rbac.validate_binding_update,
+    "ConfigMap": validate_configmap_update,
+    "Secret": validate_secret_update,
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from netlab.api import defaults
+from netlab.api import configdata, defaults
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
 from netlab.master.apiserver import apiservices
@@ -69,6 +69,7 @@ _POLICIES: dict[str, KindPolicy] = {
     "Ingress": KindPolicy(status_subresource=True, generation=True),
     "IngressClass": KindPolicy(generation=True),
     "APIService": KindPolicy(status_subresource=True),
+    "ReplicationController": KindPolicy(status_subresource=True, generation=True),
 }
 
 
@@ -90,7 +91,7 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
         return {"phase": "Active"}
     if kind == "HorizontalPodAutoscaler":
         return {"desiredReplicas": 0}
-    if kind in ("Deployment", "ReplicaSet", "Job", "CronJob"):
+    if kind in ("Deployment", "ReplicaSet", "Job", "CronJob", "ReplicationController"):
         return {}
     if kind == "PodDisruptionBudget":  # the disruption controller fills it in
         return {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0,
@@ -107,7 +108,7 @@ def _admit_pod(obj: dict) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return
-    # ServiceAccount admission (netlab serves no ServiceAccounts; the name is kept).
+    # ServiceAccount admission: "default", which the serviceaccount controller keeps.
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     # Priority admission, without PriorityClasses.
@@ -180,6 +181,7 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
         m["generation"] = 1
     obj["apiVersion"] = res.api_version()
     obj["kind"] = res.kind
+    configdata.decode_payload(res.kind, obj)
     defaults.apply_defaults(res.kind, obj)
     status = _initial_status(res.kind, obj)
     if status is not None:
@@ -216,6 +218,7 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
         return result
     new["apiVersion"] = res.api_version()
     new["kind"] = res.kind
+    configdata.decode_payload(res.kind, new)
     defaults.apply_defaults(res.kind, new)
     m, old_m = meta(new), meta(old)
     for key in _SYSTEM_META:

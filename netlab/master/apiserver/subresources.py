@@ -47,7 +47,10 @@ def to_scale(obj: dict) -> dict:
     scale_meta = {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                     "creationTimestamp") if k in m}
     scale_status: dict[str, Any] = {"replicas": status.get("replicas", 0)}
-    selector = printers.selector_string(spec.get("selector"))
+    selector = spec.get("selector")
+    if obj.get("kind") == "ReplicationController" and isinstance(selector, dict):
+        selector = {"matchLabels": selector}  # an RC's selector is a plain label map
+    selector = printers.selector_string(selector)
     if selector:
         scale_status["selector"] = selector
     return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": scale_meta,

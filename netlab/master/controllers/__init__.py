@@ -6,6 +6,8 @@ per resource, each controller a module with its own work queue and
 ``reconcile``:
 
 - ``replicaset``: exactly ``spec.replicas`` pods, with expectations;
+- ``replication``: the same logic for core/v1 ReplicationControllers;
+- ``serviceaccount``: a ``default`` ServiceAccount in every namespace;
 - ``deployment`` (+ ``rollout``, its pure math): ReplicaSets per template,
   rolling updates, revisions, status and conditions;
 - ``endpoints``: Service -> ready and not-ready pod addresses;

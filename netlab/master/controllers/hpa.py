@@ -37,7 +37,8 @@ from netlab.master.controllers.metrics import UsageIndex
 from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
 
 RESOURCE = "horizontalpodautoscalers"
-SCALABLE = {"Deployment": "deployments", "ReplicaSet": "replicasets"}
+SCALABLE = {"Deployment": "deployments", "ReplicaSet": "replicasets",
+            "ReplicationController": "replicationcontrollers"}
 
 
 def _condition(status: dict[str, Any], ctype: str, value: str, reason: str, message: str,

@@ -37,6 +37,8 @@ from netlab.master.controllers.hpa import HPAController
 from netlab.master.controllers.job import JobController
 from netlab.master.controllers.namespace import NamespaceController
 from netlab.master.controllers.replicaset import ReplicaSetController
+from netlab.master.controllers.replication import ReplicationManager
+from netlab.master.controllers.serviceaccount import ServiceAccountController
 
 log = logging.getLogger("netlab.controllers.manager")
 
@@ -44,6 +46,8 @@ log = logging.getLogger("netlab.controllers.manager")
 CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
+    "replicationcontroller": ReplicationManager,
+    "serviceaccount": ServiceAccountController,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,
     "endpointslicemirroring": EndpointSliceMirroringController,

@@ -31,7 +31,7 @@ from datetime import datetime
 from typing import Any, Callable, Optional
 
 from netlab.api.objects import controller_ref, now
-from netlab.api.selectors import SelectorError, label_selector_from_object
+from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
 from netlab.api.timefmt import format_time
 from netlab.client import APIError
 from netlab.client.informer import object_key
@@ -115,21 +115,30 @@ async def slow_start_batch(count: int, initial: int,
 
 
 class ReplicaSetController(Controller):
+    """Also the ReplicationController manager (``replication.py``), which differs only in
+    the class attributes below and in how its selector is read (:meth:`selector_of`)."""
+
     name = "replicaset"
+    resource, api_version, kind = RESOURCE, API_VERSION, KIND
+    component = "replicaset-controller"
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.sets = ctx.informer(RESOURCE)
+        self.sets = ctx.informer(self.resource)
         self.pods = ctx.informer("pods")
         self.pods_by_ns = ctx.by_namespace("pods")
         self.pods_by_owner = ctx.by_controller("pods")
-        self.sets_by_ns = ctx.by_namespace(RESOURCE)
-        self.sets_by_owner = ctx.by_controller(RESOURCE)
+        self.sets_by_ns = ctx.by_namespace(self.resource)
+        self.sets_by_owner = ctx.by_controller(self.resource)
         self.mine = Overlay(self.sets)  # our status writes, until the watch shows them
         self.expectations = Expectations()
-        self.events = ctx.recorder("replicaset-controller")
+        self.events = ctx.recorder(self.component)
         self.sets.add_handler(self._on_set)
         self.pods.add_handler(self._on_pod)
+
+    def selector_of(self, obj: dict[str, Any]) -> LabelSelector:
+        """The owner's pod selector; raises SelectorError when it is invalid."""
+        return label_selector_from_object((obj.get("spec") or {}).get("selector"))
 
     # --- events -------------------------------------------------------------------------------
 
@@ -142,7 +151,7 @@ class ReplicaSetController(Controller):
     def _owner_key(self, pod: dict[str, Any]) -> Optional[str]:
         """The key of the ReplicaSet controlling ``pod``, if it is one we know."""
         ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != KIND:
+        if ref is None or ref.get("kind") != self.kind:
             return None
         key = f"{(pod.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
         rs = self.sets.get(key)
@@ -156,8 +165,7 @@ class ReplicaSetController(Controller):
         labels = meta.get("labels") or {}
         for rs in self.sets_by_ns.get(meta.get("namespace") or ""):
             try:
-                if label_selector_from_object((rs.get("spec") or {}).get("selector")) \
-                        .matches(labels):
+                if self.selector_of(rs).matches(labels):
                     self.enqueue(object_key(rs))
             except SelectorError:
                 continue
@@ -209,15 +217,15 @@ class ReplicaSetController(Controller):
         meta = rs.get("metadata") or {}
         namespace = meta.get("namespace") or ""
         try:
-            selector = label_selector_from_object((rs.get("spec") or {}).get("selector"))
+            selector = self.selector_of(rs)
         except SelectorError as err:
             self.log.warning("%s: invalid selector: %s", key, err)
             return
         needs_sync = self.expectations.satisfied(key)
-        owner_ref = podutil.owner_reference(rs, API_VERSION, KIND)
+        owner_ref = podutil.owner_reference(rs, self.api_version, self.kind)
         candidates = [p for p in self.pods_by_ns.get(namespace) if podutil.is_active(p)]
         pods = await claim(self.client, rs, owner_ref, selector, candidates, "pods",
-                           fresh_owner_check(self.client, RESOURCE, rs),
+                           fresh_owner_check(self.client, self.resource, rs),
                            lambda what, pod: self.log.info(
                                "%s: %s pod %s", key, what, object_key(pod)))
         manage_error, diff = None, len(pods) - replicas_of(rs)
@@ -229,7 +237,7 @@ class ReplicaSetController(Controller):
         when = now()
         status = calculate_status(rs, pods, when, manage_error, diff)
         if status != (rs.get("status") or {}):
-            written = await update_status(self.client, rs, status, RESOURCE)
+            written = await update_status(self.client, rs, status, self.resource)
             if written is not None:
                 self.mine.record(written)
         min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
@@ -251,7 +259,7 @@ class ReplicaSetController(Controller):
         meta = rs.get("metadata") or {}
         namespace, name = meta.get("namespace") or "", meta.get("name") or ""
         template = (rs.get("spec") or {}).get("template") or {}
-        owner_ref = podutil.owner_reference(rs, API_VERSION, KIND)
+        owner_ref = podutil.owner_reference(rs, self.api_version, self.kind)
         self.expectations.expect_creations(key, count)
         self.log.info("%s: creating %d pods (have %d, want %d)", key, count, have,
                       replicas_of(rs))

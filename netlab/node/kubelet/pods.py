@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -43,19 +44,28 @@ import aiohttp
 from netlab.api.timefmt import format_time
 from netlab.client import APIError, Client, resource_path
 from netlab.images import builtin_image
+from netlab.node.kubelet import envsources
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.config import KubeletConfig
 from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, pod_ref
 from netlab.node.kubelet.prober import PodProber
 from netlab.node.kubelet.restarts import Backoff, should_restart
-from netlab.node.kubelet.spec import ContainerConfigError, PodContext, container_spec, image_id
+from netlab.node.kubelet.spec import (
+    CONFIG_ERROR,
+    ContainerConfigError,
+    PodContext,
+    container_spec,
+    image_id,
+)
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, PodSpec, Sandbox
 
 log = logging.getLogger("netlab.kubelet.pods")
 
 RETRY_START, RETRY_MAX = 0.5, 30.0
+# Seconds between attempts to create a container whose ConfigMap/Secret is missing.
+CONFIG_RETRY_START, CONFIG_RETRY_MAX = 1.0, 10.0
 MIN_GRACE = 2  # seconds: the kubelet's minimumGracePeriodInSeconds
 
 
@@ -113,6 +123,7 @@ class PodWorker:
         self.adopted: Optional[AdoptedPod] = None
         self.sandbox: Optional[Sandbox] = None
         self.waiting: dict[str, tuple[str, str]] = {}  # container -> Waiting reason, message
+        self.config_retry: dict[str, float] = {}  # container -> next config-error retry delay
         self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
@@ -347,6 +358,19 @@ class PodWorker:
         self.s.backoff.next(key, finished)
         await self._start(pod, c, cur.restart_count + 1, init)
 
+    async def _env_sources(self, pod: dict[str, Any], c: dict[str, Any]) -> dict:
+        """GET each ConfigMap and Secret the container's env names (None: not found)."""
+        namespace = _meta(pod).get("namespace") or "default"
+        found: dict = {}
+        for kind, name in sorted(envsources.referenced([c])):
+            try:
+                found[(kind, name)] = await self.s.client.get(kind + "s", name, namespace)
+            except APIError as err:
+                if not err.not_found:
+                    raise
+                found[(kind, name)] = None
+        return found
+
     def _context(self) -> PodContext:
         assert self.sandbox is not None
         cfg = self.s.cfg
@@ -358,13 +382,23 @@ class PodWorker:
                      init: bool = False) -> None:
         name = c.get("name", "")
         try:
-            spec = container_spec(pod, c, self._context())
+            context = dataclasses.replace(self._context(),
+                                          sources=await self._env_sources(pod, c))
+            spec = container_spec(pod, c, context)
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
-            if self._first(("config", name, err.message)):
+            if err.reason == CONFIG_ERROR:
+                # As the kubelet: Failed names the cause, and the next sync tries again
+                # (the ConfigMap or key may appear).
+                self.event(pod, WARNING, "Failed", f"Error: {err.message}", name, init)
+                delay = self.config_retry.get(name, CONFIG_RETRY_START)
+                self.config_retry[name] = min(delay * 2, CONFIG_RETRY_MAX)
+                self.wake_later(delay)
+            elif self._first(("config", name, err.message)):
                 self.event(pod, WARNING, err.reason, err.message, name, init)
                 self.event(pod, WARNING, "Failed", f"Error: {err.reason}", name, init)
             return
+        self.config_retry.pop(name, None)
         self.waiting.pop(name, None)
         image = c.get("image", "")
         if builtin_image(image):

@@ -5,9 +5,10 @@ follows Kubernetes' rules so that manifests behave as on a real cluster:
 
 - the environment starts with netlab's pod identity (``POD_NAME``,
   ``POD_NAMESPACE``, ``POD_IP``, ``NODE_NAME``, ``HOSTNAME``), then the
-  container's ``env`` list in order; each value may refer to variables defined
-  before it as ``$(VAR)``, and ``valueFrom`` is resolved from the pod itself
-  (``fieldRef``, ``resourceFieldRef``: the downward API);
+  container's ``envFrom`` and ``env`` lists in order; each ``env`` value may refer
+  to variables defined before it as ``$(VAR)``, and ``valueFrom`` is resolved from
+  the pod itself (``fieldRef``, ``resourceFieldRef``: the downward API) or from the
+  ConfigMaps and Secrets the worker fetched (``envsources``);
 - ``command`` and ``args`` are expanded with the finished environment;
 - the image then decides the argv (``netlab.images.resolve``).
 
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from netlab.images import UnknownImageError, builtin_image, resolve, runs_builtin
+from netlab.node.kubelet import envsources
 from netlab.node.runtime.containers import ContainerSpec
 from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
 
@@ -55,6 +57,8 @@ class PodContext:
     node_cpu_millis: int = 0  # allocatable: the value of an unset CPU limit
     node_memory_bytes: int = 0
     extra_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # The ConfigMaps and Secrets the pod refers to, as fetched (see envsources).
+    sources: envsources.Sources = dataclasses.field(default_factory=dict)
 
 
 # --- $(VAR) expansion, as k8s.io/kubernetes/third_party/forked/golang/expansion -----------------
@@ -154,14 +158,14 @@ def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
         return field_ref(pod, (source["fieldRef"] or {}).get("fieldPath", ""), ctx)
     if "resourceFieldRef" in source:
         return resource_field_ref(container, source["resourceFieldRef"] or {}, ctx)
-    for key, kind in (("configMapKeyRef", "configmap"), ("secretKeyRef", "secret")):
+    for key, kind in (("configMapKeyRef", envsources.CONFIGMAP),
+                      ("secretKeyRef", envsources.SECRET)):
         if key in source:
-            ref = source[key] or {}
-            if ref.get("optional"):
-                return None  # an optional reference to nothing: the variable is left out
-            raise ContainerConfigError(
-                CONFIG_ERROR, f'{kind} "{ref.get("name", "")}" not found: netlab serves no '
-                f"{kind}s, so env {name} cannot be set (mark it optional, or use value)")
+            namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+            try:
+                return envsources.key_ref(kind, source[key] or {}, namespace, ctx.sources)
+            except envsources.SourceError as err:
+                raise ContainerConfigError(CONFIG_ERROR, str(err)) from None
     raise ContainerConfigError(CONFIG_ERROR, f"env {name}: unsupported valueFrom "
                                f"{', '.join(sorted(source)) or '(empty)'}")
 
@@ -178,13 +182,11 @@ def container_env(pod: dict[str, Any], container: dict[str, Any],
         "HOSTNAME": ctx.hostname,
         **ctx.extra_env,
     }
-    for source in container.get("envFrom") or []:
-        for key, kind in (("configMapRef", "configmap"), ("secretRef", "secret")):
-            ref = source.get(key)
-            if ref is not None and not ref.get("optional"):
-                raise ContainerConfigError(
-                    CONFIG_ERROR, f'{kind} "{ref.get("name", "")}" not found: netlab serves '
-                    f"no {kind}s (envFrom)")
+    try:
+        env.update(envsources.env_from(container.get("envFrom") or [],
+                                       meta.get("namespace") or "default", ctx.sources))
+    except envsources.SourceError as err:
+        raise ContainerConfigError(CONFIG_ERROR, str(err)) from None
     for item in container.get("env") or []:
         name = item.get("name", "")
         if "valueFrom" in item and item["valueFrom"] is not None:

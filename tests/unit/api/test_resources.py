@@ -57,7 +57,8 @@ def test_registry_matches_kubernetes(plural, group, kind, short_names, namespace
 
 def test_category_all_is_what_kubectl_get_all_lists():
     assert {r.plural for r in by_category("all")} == {
-        "pods", "services", "deployments", "replicasets", "jobs", "cronjobs",
+        "pods", "replicationcontrollers", "services", "deployments", "replicasets", "jobs",
+        "cronjobs",
         "horizontalpodautoscalers"}
 
 
@@ -268,8 +269,10 @@ def test_core_v1_resource_list():
     assert doc["groupVersion"] == "v1"
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
-        "endpoints", "events", "namespaces", "namespaces/finalize", "nodes", "nodes/status",
-        "pods", "pods/binding", "pods/eviction", "pods/log", "pods/status", "services",
+        "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
+        "nodes/status", "pods", "pods/binding", "pods/eviction", "pods/log", "pods/status",
+        "replicationcontrollers", "replicationcontrollers/scale",
+        "replicationcontrollers/status", "secrets", "serviceaccounts", "services",
         "services/status"]
     assert _entry(doc, "pods") == {
         "name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
@@ -360,4 +363,4 @@ def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     with_status = {r.plural for r in resources.all_resources() if r.subresource("status")}
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
                            "cronjobs", "horizontalpodautoscalers", "poddisruptionbudgets",
-                           "ingresses", "apiservices"}
+                           "ingresses", "apiservices", "replicationcontrollers"}

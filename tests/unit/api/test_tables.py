@@ -653,7 +653,7 @@ def test_to_table_accepts_a_resource_and_keeps_row_order():
 
 
 def test_unknown_kinds_get_the_default_table():
-    table = to_table("ConfigMap", [{"metadata": meta("cfg")}], NOW)
+    table = to_table("Widget", [{"metadata": meta("cfg")}], NOW)
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Created At"]
     assert table["rows"][0]["cells"] == ["cfg", ago(300)]
 
