@@ -18,6 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable
 
+from netlab.api.validation_crd import default_crd
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 DEFAULT_TERMINATION_GRACE_PERIOD = 30
@@ -345,6 +346,7 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Namespace": default_namespace,
     "Node": default_node,
     "Endpoints": default_endpoints,
+    "CustomResourceDefinition": default_crd,
 }
 
 

@@ -35,6 +35,7 @@ _PREFIXES = {
     "asv1": "io.k8s.api.autoscaling.v1.",
     "asv2": "io.k8s.api.autoscaling.v2.",
     "coord": "io.k8s.api.coordination.v1.",
+    "apiext": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.",
 }
 _SPECIAL = {
     "Quantity": "io.k8s.apimachinery.pkg.api.resource.Quantity",
@@ -665,3 +666,6 @@ _def("meta.DeleteOptions", obj(
     apiVersion=S, dryRun=AS(), gracePeriodSeconds=I64,
     ignoreStoreReadErrorWithClusterBreakingPotential=B, kind=S, orphanDependents=B,
     preconditions=R("meta.Preconditions"), propagationPolicy=S))
+
+# Schemas of other groups, in their own modules (they register through _def/_kind).
+from netlab.api import openapi_schemas_apiextensions  # noqa: E402,F401

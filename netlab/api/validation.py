@@ -43,6 +43,7 @@ from netlab.api.validation_base import (  # the shared building blocks
     port_name,
     validate_meta,
 )
+from netlab.api.validation_crd import validate_crd, validate_crd_update
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 
@@ -514,6 +515,7 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Endpoints": validate_endpoints,
     "Event": validate_event,
     "Lease": validate_lease,
+    "CustomResourceDefinition": validate_crd,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
@@ -522,6 +524,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "Deployment": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "Job": validate_job_update,
+    "CustomResourceDefinition": validate_crd_update,
 }
 
 

@@ -237,7 +237,7 @@ def test_api_group_list_with_preferred_versions():
     doc = api_group_list()
     assert (doc["kind"], doc["apiVersion"]) == ("APIGroupList", "v1")
     assert [g["name"] for g in doc["groups"]] == [
-        "apps", "autoscaling", "batch", "coordination.k8s.io"]
+        "apps", "autoscaling", "batch", "apiextensions.k8s.io", "coordination.k8s.io"]
     autoscaling = doc["groups"][1]
     assert autoscaling["versions"] == [
         {"groupVersion": "autoscaling/v2", "version": "v2"},
@@ -348,4 +348,4 @@ def test_discovery_document_unknown_paths(path):
 def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     with_status = {r.plural for r in resources.all_resources() if r.subresource("status")}
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
-                           "horizontalpodautoscalers"}
+                           "horizontalpodautoscalers", "customresourcedefinitions"}
