@@ -61,6 +61,7 @@ class CustomInfo:
     versions: dict[str, VersionInfo] = field(default_factory=dict)
     status: bool = False
     scale: Optional[dict] = None  # specReplicasPath, statusReplicasPath, labelSelectorPath
+    list_kind: str = ""
 
     def version(self, name: str) -> Optional[VersionInfo]:
         return self.versions.get(name)
@@ -151,7 +152,8 @@ def resource_from_crd(crd: dict, names: Optional[dict] = None) -> Optional[Resou
     singular = names.get("singular") or kind.lower()
     info = CustomInfo(crd_name=str(_dict(crd.get("metadata")).get("name") or ""),
                       crd_uid=str(_dict(crd.get("metadata")).get("uid") or ""),
-                      storage_version=storage, versions=infos, status=has_status, scale=scale)
+                      storage_version=storage, versions=infos, status=has_status, scale=scale,
+                      list_kind=str(names.get("listKind") or kind + "List"))
     return Resource(group, tuple(sort_versions(list(infos))), kind, plural, str(singular),
                     namespaced=spec.get("scope") != "Cluster",
                     short_names=_strings(names.get("shortNames")),

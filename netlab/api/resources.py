@@ -77,7 +77,8 @@ class Resource:
 
     @property
     def list_kind(self) -> str:
-        return self.kind + "List"
+        custom_list_kind = getattr(self.custom, "list_kind", "")
+        return custom_list_kind or self.kind + "List"
 
     @property
     def group_resource(self) -> str:

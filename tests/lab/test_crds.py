@@ -144,7 +144,7 @@ def test_netlab_get_resolves_custom_resources(cluster_lab, kube, crd):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["NAME", "SIZE", "PHASE"]
-    assert "w1" in [x.split()[0] for x in lines[1:]]
+    assert "w1" in [x.split()[0] for x in lines[1:] if x.strip()], out.stdout
     out = _netlab("get", "wd", "w1", "--lab", cluster_lab.name, "-o", "json")
     assert out.returncode == 0 and '"kind": "Widget"' in out.stdout, out.stderr
 

@@ -128,6 +128,7 @@ async def _shutdown(app: web.Application) -> None:
     ctx = app[CONTEXT]
     ctx.watches.close()
     await ctx.background.close()
+    ctx.crds.close()
 
 
 def make_context(store: Store, config: Config) -> Context:

@@ -110,6 +110,11 @@ class CRDManager:
         self._served = served
         resources.set_custom_resources(served[n] for n in sorted(served))
 
+    def close(self) -> None:
+        """Stop serving custom resources (the app shut down; the process may host another)."""
+        self._served = {}
+        resources.set_custom_resources(())
+
     def served(self, crd_name: str) -> Optional[Resource]:
         return self._served.get(crd_name)
 

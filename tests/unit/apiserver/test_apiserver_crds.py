@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from netlab.api import resources
-
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
 
@@ -136,7 +134,6 @@ async def test_crd_serves_its_resource(api, memory_store):
         status, _ = await c.get(WIDGETS)
         assert status == 404
         assert not memory_store.list("/registry/widgets.example.com/").items
-    resources.set_custom_resources(())
 
 
 async def test_crd_validation_and_name_conflicts(api, memory_store):
@@ -173,7 +170,6 @@ async def test_crd_validation_and_name_conflicts(api, memory_store):
         assert conds["Established"]["status"] == "False"
         status, _ = await c.get("/apis/example.com/v1/namespaces/default/gadgets")
         assert status == 404
-    resources.set_custom_resources(())
 
 
 async def test_two_versions_and_cluster_scope(api, memory_store):
@@ -197,4 +193,3 @@ async def test_two_versions_and_cluster_scope(api, memory_store):
         assert got["apiVersion"] == "example.com/v1" and got["spec"]["color"] == "red"
         group = await c.ok("GET", "/apis/example.com")
         assert group["preferredVersion"]["version"] == "v1"
-    resources.set_custom_resources(())
