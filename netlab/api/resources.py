@@ -171,12 +171,18 @@ class UnknownResourceError(LookupError):
 # other process sees the built-ins only. One tuple, replaced whole, so a reader never
 # sees a half-updated set.
 _custom: tuple[Resource, ...] = ()
+_custom_generation = 0  # moves with every replacement; caches of derived documents key on it
 
 
 def set_custom_resources(custom: Iterable[Resource]) -> None:
     """Replace the CRD-derived resources this process serves (built-ins stay)."""
-    global _custom
+    global _custom, _custom_generation
     _custom = tuple(custom)
+    _custom_generation += 1
+
+
+def custom_generation() -> int:
+    return _custom_generation
 
 
 def custom_resources() -> tuple[Resource, ...]:

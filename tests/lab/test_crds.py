@@ -110,6 +110,10 @@ def test_crd_is_listed_and_discoverable(kube, crd):
     out = kube("get", "crd", "widgets.example.com", "-o",
                "jsonpath={.status.conditions[?(@.type=='NamesAccepted')].status}")
     assert out.stdout == "True"
+    # The schema is published in OpenAPI: kubectl explain reads it.
+    out = kube("explain", "widgets.spec")
+    assert out.returncode == 0, out.stderr
+    assert "size" in out.stdout and "<integer>" in out.stdout
 
 
 def test_create_get_columns_invalid_and_pruned(kube, crd):

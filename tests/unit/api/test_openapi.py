@@ -60,13 +60,13 @@ def test_index_lists_every_group_version_with_its_hash():
 
 def test_hash_changes_when_the_document_changes(monkeypatch):
     before = openapi_v3_index()["paths"]["apis/apps/v1"]["serverRelativeURL"]
-    openapi._v3_cached.cache_clear()
+    openapi._v3_built.cache_clear()
     monkeypatch.setattr(openapi, "KUBERNETES_VERSION", "v1.99.0")
     try:
         after = openapi_v3_index()["paths"]["apis/apps/v1"]["serverRelativeURL"]
         assert openapi_v3_document("apps/v1")["info"]["version"] == "v1.99.0"
     finally:
-        openapi._v3_cached.cache_clear()
+        openapi._v3_built.cache_clear()
     assert after != before
     monkeypatch.undo()
     assert openapi_v3_index()["paths"]["apis/apps/v1"]["serverRelativeURL"] == before

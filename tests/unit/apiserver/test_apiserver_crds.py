@@ -117,6 +117,19 @@ async def test_crd_serves_its_resource(api, memory_store):
             "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
         assert [d["name"] for d in table["columnDefinitions"]] == ["Name", "Size", "Phase"]
         assert table["rows"][0]["cells"] == ["w1", 4, "Ready"]
+        # The schema is published for kubectl (v3 per group-version, and v2).
+        index = await c.ok("GET", "/openapi/v3")
+        assert "apis/example.com/v1" in index["paths"]
+        doc = await c.ok("GET", "/openapi/v3/apis/example.com/v1")
+        schema = doc["components"]["schemas"]["com.example.v1.Widget"]
+        assert schema["properties"]["spec"]["properties"]["size"]["maximum"] == 10
+        assert schema["x-kubernetes-group-version-kind"] == [
+            {"group": "example.com", "kind": "Widget", "version": "v1"}]
+        patch = doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"][
+            "patch"]
+        assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
+        v2 = await c.ok("GET", "/openapi/v2")
+        assert "com.example.v1.Widget" in v2["definitions"]
         listed = await c.ok("GET", WIDGETS, fieldSelector="metadata.name=w1")
         assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
         status, _ = await c.patch(f"{WIDGETS}/w1", {"spec": {"size": 2}},
