@@ -62,6 +62,7 @@ class CustomInfo:
     status: bool = False
     scale: Optional[dict] = None  # specReplicasPath, statusReplicasPath, labelSelectorPath
     list_kind: str = ""
+    terminating: bool = False  # the CRD is being deleted: no new objects
 
     def version(self, name: str) -> Optional[VersionInfo]:
         return self.versions.get(name)
@@ -153,7 +154,8 @@ def resource_from_crd(crd: dict, names: Optional[dict] = None) -> Optional[Resou
     info = CustomInfo(crd_name=str(_dict(crd.get("metadata")).get("name") or ""),
                       crd_uid=str(_dict(crd.get("metadata")).get("uid") or ""),
                       storage_version=storage, versions=infos, status=has_status, scale=scale,
-                      list_kind=str(names.get("listKind") or kind + "List"))
+                      list_kind=str(names.get("listKind") or kind + "List"),
+                      terminating=bool(_dict(crd.get("metadata")).get("deletionTimestamp")))
     return Resource(group, tuple(sort_versions(list(infos))), kind, plural, str(singular),
                     namespaced=spec.get("scope") != "Cluster",
                     short_names=_strings(names.get("shortNames")),
@@ -197,11 +199,25 @@ def validate(res: Resource, obj: dict) -> list:
     return structural.validate_object(_schema(res, res.custom.storage_version), obj)
 
 
+# ObjectMeta's fields: anything else under a custom object's metadata is pruned, as the
+# typed decoding of metadata drops it upstream.
+OBJECT_META_FIELDS = frozenset((
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields"))
+
+
 def unknown_fields(res: Resource, version: str, obj: dict) -> tuple[dict, list[str]]:
     """A pruned copy of a client's object and the fields pruning dropped."""
     pruned = deep_copy(obj)
     schema = _schema(res, version)
-    return pruned, structural.prune(schema, pruned) if schema is not None else []
+    dropped = structural.prune(schema, pruned) if schema is not None else []
+    m = pruned.get("metadata")
+    if isinstance(m, dict):
+        for key in [k for k in m if k not in OBJECT_META_FIELDS]:
+            dropped.append(f"metadata.{key}")
+            del m[key]
+    return pruned, dropped
 
 
 # --- scale ---------------------------------------------------------------------------------------

@@ -171,6 +171,18 @@ def test_status_subresource_patch(kube, crd):
     assert kube("get", "widget", "w3", "-o", "jsonpath={.spec.size}").stdout == "6"
 
 
+def test_namespace_deletion_removes_custom_objects(kube, crd):
+    assert kube("create", "namespace", "crd-ns").returncode == 0
+    try:
+        out = kube("create", "-n", "crd-ns", "-f", "-", stdin=widget("inside"))
+        assert out.returncode == 0, out.stderr
+    finally:
+        out = kube("delete", "namespace", "crd-ns", "--timeout=90s", timeout=120)
+    assert out.returncode == 0, out.stderr
+    out = kube("get", "widgets", "-A", "--no-headers")
+    assert "inside" not in out.stdout
+
+
 def test_watch_sees_events_and_crd_delete_removes_objects(kube, crd):
     watch = subprocess.Popen(kube.argv("get", "widgets", "--watch", "--no-headers"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

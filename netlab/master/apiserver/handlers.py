@@ -188,6 +188,10 @@ async def _list(request: web.Request, ctx: Context, info: RequestInfo,
 async def _create(request: web.Request, ctx: Context, info: RequestInfo,
                   output: Output) -> web.Response:
     is_dry_run = dry_run(request.query, "CreateOptions")
+    if info.resource.custom is not None and info.resource.custom.terminating:
+        raise errors.APIError(405, "MethodNotAllowed", "create not allowed while custom "
+                              "resource definition is terminating",
+                              {"group": info.resource.group, "kind": info.resource.plural})
     obj, warnings = await read_object(request, ctx, info)
     check_type(info, obj)
     check_identity(info, obj)

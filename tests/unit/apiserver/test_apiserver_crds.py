@@ -206,3 +206,43 @@ async def test_two_versions_and_cluster_scope(api, memory_store):
         assert got["apiVersion"] == "example.com/v1" and got["spec"]["color"] == "red"
         group = await c.ok("GET", "/apis/example.com")
         assert group["preferredVersion"]["version"] == "v1"
+
+
+async def test_terminating_crd_waits_for_finalized_objects(api, memory_store):
+    async with api(memory_store) as c:
+        await c.ok("POST", CRDS, crd())
+        await _established(c, "widgets.example.com")
+        held = widget("held")
+        held["metadata"]["finalizers"] = ["example.com/hold"]
+        await c.ok("POST", WIDGETS, held)
+        status, err = await c.post(WIDGETS, {**widget("w"), "metadata": {
+            "name": "w", "bogus": 1}}, fieldValidation="Strict")
+        assert status == 400 and 'unknown field "metadata.bogus"' in err["message"]
+        deleted = await c.ok("DELETE", f"{CRDS}/widgets.example.com")
+        assert "customresourcecleanup.apiextensions.k8s.io" in deleted["metadata"]["finalizers"]
+        for _ in range(200):
+            got = await c.ok("GET", f"{CRDS}/widgets.example.com")
+            conds = {x["type"]: x for x in got["status"].get("conditions") or []}
+            if "Terminating" in conds:
+                break
+            await asyncio.sleep(0.02)
+        assert conds["Terminating"]["reason"] == "InstanceDeletionInProgress"
+        status, err = await c.post(WIDGETS, widget("late"))
+        assert status == 405
+        assert err["message"] == ("create not allowed while custom resource definition is "
+                                  "terminating")
+        # The held object is marked, and the CRD stays until its finalizer goes.
+        for _ in range(200):
+            got = await c.ok("GET", f"{WIDGETS}/held")
+            if got["metadata"].get("deletionTimestamp"):
+                break
+            await asyncio.sleep(0.02)
+        assert got["metadata"].get("deletionTimestamp")
+        assert (await c.get(f"{CRDS}/widgets.example.com"))[0] == 200
+        await c.ok("PATCH", f"{WIDGETS}/held", {"metadata": {"finalizers": None}})
+        for _ in range(200):
+            status, _ = await c.get(f"{CRDS}/widgets.example.com")
+            if status == 404:
+                break
+            await asyncio.sleep(0.02)
+        assert status == 404
