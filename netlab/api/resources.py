@@ -5,6 +5,12 @@ requests and answers discovery from it, the store derives its keys from it, the
 CLI resolves what a user types (``po``, ``deploy``, ``deployments.apps``) through
 it, and the table printers look up kinds in it. Nothing here does I/O.
 
+The table is the built-ins (``RESOURCES``) plus the resources that
+CustomResourceDefinitions add: the API server process feeds those with
+:func:`set_custom_resources` as CRDs come and go (``netlab.master.apiserver.crds``),
+and the CLI does so from the server's discovery (``netlab.client.discovery``). Every
+lookup below sees both; custom resources' store keys are ``<plural>.<group>``.
+
 The discovery builders return the legacy discovery documents exactly as the
 Kubernetes API server shapes them (``/api``, ``/apis``, ``/apis/<group>``,
 ``/api/v1``, ``/apis/<group>/<version>``), so kubectl's discovery client,

@@ -210,8 +210,6 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-_FORMATS: dict[str, Any] = {}
-
 
 def _format_ok(fmt: str, value: Any) -> bool:
     if fmt in ("int32", "int64"):
@@ -333,8 +331,15 @@ def _validate_number(schema: dict, value: Any, path: str, errs: Errs) -> None:
             errs.append(invalid(path, value, f"{path} in body should be less than or "
                                 f"equal to {high}"))
     multiple = schema.get("multipleOf")
-    if _number(multiple) and multiple > 0 and (value / multiple) % 1 != 0:
-        errs.append(invalid(path, value, f"{path} in body should be a multiple of {multiple}"))
+    if _number(multiple) and multiple > 0:
+        try:
+            off = (value % multiple != 0) if isinstance(value, int) and isinstance(
+                multiple, int) else (value / multiple) % 1 != 0
+        except (OverflowError, ZeroDivisionError):
+            off = True
+        if off:
+            errs.append(invalid(path, value, f"{path} in body should be a multiple of "
+                                f"{multiple}"))
 
 
 def _validate_array(schema: dict, value: list, path: str, errs: Errs) -> None:
