@@ -58,11 +58,11 @@ def structural_errors(schema: Any, path: str) -> Errs:
     errs: Errs = []
     if not isinstance(schema, dict):
         return [invalid(path, schema, "must be an object")]
-    _check_node(schema, path, errs, root=True)
-    if schema.get("type") not in (None, "object") and not errs:
+    _check_node(schema, path, errs, level="root")
+    if schema.get("type") not in (None, "", "object"):
         errs.append(invalid(f"{path}.type", schema.get("type"), "must be object at the root"))
-    elif "type" not in schema and not schema.get(PRESERVE):
-        errs.append(required(f"{path}.type", "must not be empty at the root"))
+    if "additionalProperties" in schema:
+        errs.append(forbidden_field(f"{path}.additionalProperties", "must not be used at the root"))
     props = schema.get("properties")
     if isinstance(props, dict) and isinstance(props.get("metadata"), dict):
         extra = set(props["metadata"]) - {"type", "properties", "description"}
@@ -74,8 +74,68 @@ def structural_errors(schema: Any, path: str) -> Errs:
     return errs
 
 
-def _check_node(node: Any, path: str, errs: Errs, root: bool = False,
-                in_junctor: bool = False) -> None:
+_EMPTY_TYPE = {"root": "must not be empty at the root",
+               "item": "must not be empty for specified array items",
+               "field": "must not be empty for specified object fields"}
+# Under allOf/anyOf/oneOf/not only value validations may appear (structural rule).
+_JUNCTOR_FORBIDDEN = (("type", "must be empty to be structural"),
+                      ("additionalProperties", "must be undefined to be structural"),
+                      ("default", "must be undefined to be structural"),
+                      ("title", "must be empty to be structural"),
+                      ("description", "must be empty to be structural"),
+                      ("nullable", "must be false to be structural"),
+                      (PRESERVE, "must be false to be structural"),
+                      (EMBEDDED, "must be false to be structural"),
+                      (INT_OR_STRING, "must be false to be structural"),
+                      ("x-kubernetes-list-map-keys", "must be empty to be structural"),
+                      ("x-kubernetes-list-type", "must be undefined to be structural"))
+_INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
+
+
+def _check_junctor(node: Any, path: str, errs: Errs, int_or_string_pattern: bool) -> None:
+    if not isinstance(node, dict):
+        errs.append(invalid(path, node, "must be an object"))
+        return
+    pattern = node.get("pattern")
+    if pattern is not None and (not isinstance(pattern, str) or _compile(pattern) is None):
+        errs.append(invalid(f"{path}.pattern", pattern, "must be a valid regular expression"))
+    if not int_or_string_pattern:
+        for key, detail in _JUNCTOR_FORBIDDEN:
+            if node.get(key) not in (None, False, "", []):
+                errs.append(forbidden_field(f"{path}.{key}", detail))
+    props = node.get("properties")
+    if isinstance(props, dict):
+        if "metadata" in props:
+            errs.append(forbidden_field(f"{path}.properties[metadata]",
+                                        "must not be specified in a nested context"))
+        for name, sub in props.items():
+            _check_junctor(sub, f"{path}.properties[{name}]", errs, False)
+    if node.get("items") is not None:
+        _check_junctor(node["items"], f"{path}.items", errs, False)
+    _check_junctors(node, path, errs)
+
+
+def _check_junctors(node: dict, path: str, errs: Errs) -> None:
+    for junctor in ("allOf", "anyOf", "oneOf"):
+        value = node.get(junctor)
+        if value is None:
+            continue
+        if not isinstance(value, list):
+            errs.append(invalid(f"{path}.{junctor}", value, "must be a list"))
+            continue
+        for i, sub in enumerate(value):
+            # x-kubernetes-int-or-string is spelled anyOf: [{type: integer}, {type: string}].
+            pattern = value == _INT_OR_STRING_ANY_OF or (
+                junctor == "allOf" and i == 0 and isinstance(sub, dict) and
+                sub.get("anyOf") == _INT_OR_STRING_ANY_OF)
+            if junctor == "allOf" and pattern:
+                continue  # allOf: [{anyOf: [integer, string]}, ...]: the int-or-string form
+            _check_junctor(sub, f"{path}.{junctor}[{i}]", errs, pattern)
+    if "not" in node:
+        _check_junctor(node["not"], f"{path}.not", errs, False)
+
+
+def _check_node(node: Any, path: str, errs: Errs, level: str = "field") -> None:
     if not isinstance(node, dict):
         errs.append(invalid(path, node, "must be an object"))
         return
@@ -98,48 +158,37 @@ def _check_node(node: Any, path: str, errs: Errs, root: bool = False,
         if kind not in (None, ""):
             errs.append(invalid(f"{path}.type", kind,
                                 "must be empty if x-kubernetes-int-or-string is true"))
-    elif not in_junctor and kind in (None, "") and not preserve:
-        errs.append(required(f"{path}.type", "must not be empty for specified object fields"
-                             if not root else "must not be empty at the root"))
+        if preserve is True:
+            errs.append(invalid(f"{path}.{PRESERVE}", True,
+                                "must be false if x-kubernetes-int-or-string is true"))
+    elif kind in (None, "") and not preserve:
+        errs.append(required(f"{path}.type", _EMPTY_TYPE[level]))
+    if node.get("uniqueItems") is True:
+        errs.append(forbidden_field(f"{path}.uniqueItems", "uniqueItems cannot be set to true "
+                                    "since the runtime complexity becomes quadratic"))
     props = node.get("properties")
     additional = node.get("additionalProperties")
-    if props is not None and additional is not None and additional is not False:
+    if props and additional is not None and additional is not True:
         errs.append(forbidden_field(f"{path}.additionalProperties",
                                     "additionalProperties and properties are mutual exclusive"))
-    if additional is True and not in_junctor:
-        errs.append(forbidden_field(f"{path}.additionalProperties",
-                                    "must not be true; use x-kubernetes-preserve-unknown-fields"))
     if props is not None:
         if not isinstance(props, dict):
             errs.append(invalid(f"{path}.properties", props, "must be an object"))
         else:
-            if kind not in (None, "object") and not in_junctor:
-                errs.append(invalid(f"{path}.type", kind,
-                                    "must be object if properties are specified"))
             for name, sub in props.items():
-                _check_node(sub, f"{path}.properties[{name}]", errs, in_junctor=in_junctor)
+                _check_node(sub, f"{path}.properties[{name}]", errs)
     if isinstance(additional, dict):
-        _check_node(additional, f"{path}.additionalProperties", errs, in_junctor=in_junctor)
+        _check_node(additional, f"{path}.additionalProperties", errs)
     items = node.get("items")
-    if kind == "array" and items is None and not in_junctor:
+    if kind == "array" and items is None:
         errs.append(required(f"{path}.items", "must be specified"))
     if items is not None:
         if isinstance(items, list):
             errs.append(forbidden_field(f"{path}.items", "items must be a schema object and "
                                         "not an array"))
         else:
-            _check_node(items, f"{path}.items", errs, in_junctor=in_junctor)
-    for junctor in ("allOf", "anyOf", "oneOf"):
-        value = node.get(junctor)
-        if value is None:
-            continue
-        if not isinstance(value, list):
-            errs.append(invalid(f"{path}.{junctor}", value, "must be a list"))
-            continue
-        for i, sub in enumerate(value):
-            _check_node(sub, f"{path}.{junctor}[{i}]", errs, in_junctor=True)
-    if "not" in node:
-        _check_node(node["not"], f"{path}.not", errs, in_junctor=True)
+            _check_node(items, f"{path}.items", errs, level="item")
+    _check_junctors(node, path, errs)
     for key in ("required", "enum"):
         if key in node and not isinstance(node[key], list):
             errs.append(invalid(f"{path}.{key}", node[key], "must be a list"))
@@ -157,7 +206,7 @@ def _check_node(node: Any, path: str, errs: Errs, root: bool = False,
     pattern = node.get("pattern")
     if pattern is not None and (not isinstance(pattern, str) or _compile(pattern) is None):
         errs.append(invalid(f"{path}.pattern", pattern, "must be a valid regular expression"))
-    if "default" in node and not in_junctor and not root:
+    if "default" in node and level != "root":
         problems = validate_value(node, deep_copy(node["default"]), f"{path}.default")
         errs.extend(problems)
 

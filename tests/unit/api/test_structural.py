@@ -63,6 +63,29 @@ def test_non_structural_schemas_refused_with_paths() -> None:
     for want, spec in cases.items():
         schema = {"type": "object", "properties": {"spec": {"type": "object", **spec}}}
         assert want in messages(structural.structural_errors(schema, "s")), want
+    more = {
+        "s.properties[spec].properties[x].items.type: Required value: must not be empty for "
+        "specified array items": {"properties": {"x": {"type": "array", "items": {}}}},
+        "s.properties[spec].anyOf[0].type: Forbidden: must be empty to be structural":
+            {"anyOf": [{"type": "object"}]},
+        "s.properties[spec].properties[x].uniqueItems: Forbidden: uniqueItems cannot be set "
+        "to true since the runtime complexity becomes quadratic":
+            {"properties": {"x": {"type": "array", "items": {"type": "string"},
+                                  "uniqueItems": True}}},
+        "s.properties[spec].additionalProperties: Forbidden: additionalProperties and "
+        "properties are mutual exclusive": {"properties": {"x": {"type": "string"}},
+                                            "additionalProperties": False},
+    }
+    for want, spec in more.items():
+        schema = {"type": "object", "properties": {"spec": {"type": "object", **spec}}}
+        assert want in messages(structural.structural_errors(schema, "s")), want
+    assert "s.additionalProperties: Forbidden: must not be used at the root" in messages(
+        structural.structural_errors({"type": "object", "additionalProperties": {
+            "type": "string"}}, "s"))
+    # The spelled-out int-or-string form is structural.
+    assert structural.structural_errors({"type": "object", "properties": {"port": {
+        "x-kubernetes-int-or-string": True,
+        "anyOf": [{"type": "integer"}, {"type": "string"}]}}}, "s") == []
     assert "s.type: Invalid value: \"string\": must be object at the root" in messages(
         structural.structural_errors({"type": "string"}, "s"))
     # preserve-unknown-fields may stand in for a type.
