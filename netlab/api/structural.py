@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import json
 import re
 import uuid
 from typing import Any, Optional
@@ -346,7 +347,8 @@ def _validate(schema: Any, value: Any, path: str, errs: Errs) -> None:
 
 
 def _enum_text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
+    # As apiextensions lists allowed values: strings as they are, anything else as JSON.
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def _validate_string(schema: dict, value: str, path: str, errs: Errs) -> None:
@@ -415,12 +417,12 @@ def _validate_object(schema: dict, value: dict, path: str, errs: Errs) -> None:
     for name in schema.get("required") or []:
         if isinstance(name, str) and name not in value:
             errs.append(required(_child(path, name)))
-    for key, bound in (("minProperties", "at least"), ("maxProperties", "at most")):
-        limit = schema.get(key)
-        if isinstance(limit, int) and ((key == "minProperties" and len(value) < limit) or
-                                       (key == "maxProperties" and len(value) > limit)):
-            errs.append(invalid(path, len(value), f"{path} in body should have {bound} "
-                                f"{limit} properties"))
+    low, high = schema.get("minProperties"), schema.get("maxProperties")
+    if isinstance(low, int) and len(value) < low:
+        errs.append(invalid(path, len(value), f"{path} in body should have at least {low} "
+                            "properties"))
+    if isinstance(high, int) and len(value) > high:
+        errs.append(FieldError("TooMany", path, len(value), f"must have at most {high} items"))
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
     additional = schema.get("additionalProperties")
     for key, item in value.items():
