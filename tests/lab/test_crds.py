@@ -30,7 +30,9 @@ CRD = textwrap.dedent("""\
       - name: v1
         served: true
         storage: true
-        subresources: {status: {}}
+        subresources:
+          status: {}
+          scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
         additionalPrinterColumns:
         - {name: Size, type: integer, jsonPath: .spec.size}
         - {name: Phase, type: string, jsonPath: .status.phase}
@@ -44,6 +46,7 @@ CRD = textwrap.dedent("""\
                 properties:
                   size: {type: integer, minimum: 1}
                   color: {type: string, default: red}
+                  replicas: {type: integer}
               status:
                 type: object
                 properties:
@@ -153,7 +156,7 @@ def test_netlab_get_resolves_custom_resources(cluster_lab, kube, crd):
     assert out.returncode == 0 and '"kind": "Widget"' in out.stdout, out.stderr
 
 
-def test_status_subresource_patch(kube, crd):
+def test_status_and_scale_subresources(kube, crd):
     kube("create", "-f", "-", stdin=widget("w3"))
     out = kube("patch", "widget", "w3", "--subresource=status", "--type=merge",
                "-p", '{"status":{"phase":"Ready"}}')
@@ -169,6 +172,10 @@ def test_status_subresource_patch(kube, crd):
     out = kube("apply", "-f", "-", stdin=widget("w3", size=6))
     assert out.returncode == 0, out.stderr
     assert kube("get", "widget", "w3", "-o", "jsonpath={.spec.size}").stdout == "6"
+    # The scale subresource maps onto the CRD's replica paths.
+    out = kube("scale", "widget", "w3", "--replicas=4")
+    assert out.returncode == 0, out.stderr
+    assert kube("get", "widget", "w3", "-o", "jsonpath={.spec.replicas}").stdout == "4"
 
 
 def test_namespace_deletion_removes_custom_objects(kube, crd):
