@@ -5,7 +5,7 @@
 #   scripts/setup.sh test   install, then run ruff and the whole test suite (all tiers)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables,
-# tcpdump, ping, conntrack, Python's venv), a virtualenv in .venv with netlab
+# tcpdump, ping, conntrack, netcat, Python's venv), a virtualenv in .venv with netlab
 # and its test extras, and `netlab` on root's PATH (/usr/local/bin/netlab).
 set -euo pipefail
 
@@ -16,7 +16,9 @@ case "$mode" in demo|test) ;; *) echo "usage: $0 demo|test" >&2; exit 2 ;; esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
-packages=(iproute2 nftables tcpdump iputils-ping conntrack procps python3 python3-venv python3-pip)
+# netcat-openbsd: the README's NodePort example runs nc from the client node.
+packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
+          python3-venv python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -336,6 +336,13 @@ def default_endpoints(obj: dict) -> None:
             port.setdefault("protocol", "TCP")
 
 
+def default_endpointslice(obj: dict) -> None:
+    """``SetDefaults_EndpointPort``: a port's name defaults to "" and its protocol to TCP."""
+    for port in _dicts(obj.get("ports")):
+        port.setdefault("name", "")
+        port.setdefault("protocol", "TCP")
+
+
 _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Pod": default_pod,
     "Service": default_service,
@@ -347,6 +354,7 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Node": default_node,
     "Endpoints": default_endpoints,
     "CustomResourceDefinition": default_crd,
+    "EndpointSlice": default_endpointslice,
 }
 
 

@@ -36,6 +36,7 @@ _PREFIXES = {
     "asv2": "io.k8s.api.autoscaling.v2.",
     "coord": "io.k8s.api.coordination.v1.",
     "apiext": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.",
+    "disc": "io.k8s.api.discovery.v1.",
 }
 _SPECIAL = {
     "Quantity": "io.k8s.apimachinery.pkg.api.resource.Quantity",
@@ -667,5 +668,9 @@ _def("meta.DeleteOptions", obj(
     ignoreStoreReadErrorWithClusterBreakingPotential=B, kind=S, orphanDependents=B,
     preconditions=R("meta.Preconditions"), propagationPolicy=S))
 
-# Schemas of other groups, in their own modules (they register through _def/_kind).
-from netlab.api import openapi_schemas_apiextensions  # noqa: E402,F401
+# Schemas of other groups, in their own modules (they register through _def/_kind):
+# apiextensions.k8s.io/v1 CustomResourceDefinition, discovery.k8s.io/v1 EndpointSlice.
+from netlab.api import (  # noqa: E402
+    openapi_schemas_apiextensions,  # noqa: F401
+    openapi_schemas_discovery,  # noqa: F401
+)

@@ -343,6 +343,25 @@ def endpoints_cells(ep: Obj, now: datetime) -> list:
     return [_name(ep), format_endpoints(ep), _age(ep, now)]
 
 
+def _list_with_more(items: list[str], count: int, limit: int = 3) -> str:
+    """``listWithMoreString``: the first three, then ``+ N more...``; ``<unset>`` if none."""
+    text = ",".join(items[:limit])
+    if count > limit:
+        return f"{text} + {count - limit} more..."
+    return text or "<unset>"
+
+
+def endpointslice_cells(eps: Obj, now: datetime) -> list:
+    """NAME ADDRESSTYPE PORTS ENDPOINTS AGE, as ``printEndpointSlice``: a port without a
+    number shows its name, or ``*``; every address of every endpoint counts."""
+    ports = [str(p.get("port")) if p.get("port") is not None else (p.get("name") or "*")
+             for p in eps.get("ports") or [] if isinstance(p, dict)]
+    addresses = [str(a) for e in eps.get("endpoints") or [] if isinstance(e, dict)
+                 for a in e.get("addresses") or []]
+    return [_name(eps), eps.get("addressType") or "", _list_with_more(ports, len(ports)),
+            _list_with_more(addresses, len(addresses)), _age(eps, now)]
+
+
 # --- nodes, namespaces, events, leases ---------------------------------------------------------
 
 

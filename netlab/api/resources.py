@@ -148,6 +148,8 @@ RESOURCES: tuple[Resource, ...] = (
              "customresourcedefinitions", "customresourcedefinition", namespaced=False,
              short_names=("crd", "crds"), categories=("api-extensions",),
              subresources=(_status("CustomResourceDefinition"),)),
+    Resource("discovery.k8s.io", ("v1",), "EndpointSlice", "endpointslices", "endpointslice",
+             namespaced=True),
 )
 
 # Group order of /apis follows the Kubernetes API server's own priority order

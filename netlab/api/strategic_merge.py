@@ -127,6 +127,7 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
              "status.addresses": merge_by("type")},
     "Namespace": {**_META, **_CONDITIONS},
     "Endpoints": dict(_META),  # subsets and their addresses/ports are atomic
+    "EndpointSlice": dict(_META),  # endpoints and ports are atomic lists
     "HorizontalPodAutoscaler": {**_META, **_CONDITIONS},  # autoscaling/v2
     "Event": dict(_META),
 }

@@ -88,6 +88,13 @@ PRINTERS: dict[str, Printer] = {
         Column("Endpoints", description="Ready addresses and ports of the service's pods."),
         _AGE,
     ), printers.endpoints_cells),
+    "EndpointSlice": Printer((
+        _NAME,
+        Column("AddressType", description="Type of address carried by this EndpointSlice."),
+        Column("Ports", description="Network ports exposed by the endpoints of this slice."),
+        Column("Endpoints", description="Addresses of the endpoints in this slice."),
+        _AGE,
+    ), printers.endpointslice_cells),
     "Node": Printer((
         _NAME,
         Column("Status", description="Readiness of the node, and whether it is cordoned."),

@@ -44,6 +44,10 @@ from netlab.api.validation_base import (  # the shared building blocks
     validate_meta,
 )
 from netlab.api.validation_crd import validate_crd, validate_crd_update
+from netlab.api.validation_discovery import (
+    validate_endpointslice,
+    validate_endpointslice_update,
+)
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 
@@ -516,6 +520,7 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Event": validate_event,
     "Lease": validate_lease,
     "CustomResourceDefinition": validate_crd,
+    "EndpointSlice": validate_endpointslice,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
@@ -525,6 +530,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "Job": validate_job_update,
     "CustomResourceDefinition": validate_crd_update,
+    "EndpointSlice": validate_endpointslice_update,
 }
 
 

@@ -24,6 +24,12 @@ entrypoint (``/agnhost``, ``/pause``) runs the built-in; any other ``command`` r
 host program, whatever the image. An unknown image without ``command`` cannot run:
 :class:`UnknownImageError` carries the Waiting reason and message for the pod status.
 
+Every built-in program runs as ``python -m netlab.images PROGRAM``, whose launcher
+(``netlab/images/__main__.py``) makes a stop that arrives during start-up end the
+program at once, as a compiled entrypoint would; :func:`runs_builtin` tells the
+kubelet which argv expects that. A host program keeps its own signal handling as
+PID 1, as the same program would have in a real container.
+
 This module only builds argv lists: it imports nothing heavy, because the kubelet
 imports it.
 """
@@ -35,18 +41,22 @@ import sys
 from dataclasses import dataclass
 
 __all__ = ["BUILTIN_IMAGES", "UNKNOWN_IMAGE_REASON", "UnknownImageError", "builtin_image",
-           "resolve"]
+           "resolve", "runs_builtin"]
 
 # Kubernetes' own reason for "the image is not on the node and will not be pulled",
 # which is exactly netlab's situation: kubectl shows it, tools recognise it.
 UNKNOWN_IMAGE_REASON = "ErrImageNeverPull"
+
+# Every built-in program starts through netlab/images/__main__.py, which makes a
+# stop during start-up end the program at once (see that module).
+_LAUNCHER = (sys.executable, "-m", "netlab.images")
 
 
 @dataclass(frozen=True)
 class _Builtin:
     name: str
     description: str
-    module: str
+    program: str  # a PROGRAMS key of netlab/images/__main__.py
     # Arguments that are part of the entrypoint, not overridable by ``args``.
     entry_args: tuple[str, ...] = ()
     default_args: tuple[str, ...] = ()
@@ -54,24 +64,24 @@ class _Builtin:
     entrypoints: tuple[str, ...] = ()
 
     def entrypoint(self) -> list[str]:
-        return [sys.executable, "-m", self.module, *self.entry_args]
+        return [*_LAUNCHER, self.program, *self.entry_args]
 
 
 _CATALOG = (
     _Builtin("netlab/echo",
              "TCP/UDP/HTTP echo answering with pod name, pod IP and client address "
              "(port 8080; --port, --tcp-port, --udp-port)",
-             "netlab.images.echo"),
+             "echo"),
     _Builtin("netlab/stress",
              "burns CPU and holds memory (--cpu 500m, --memory 100Mi, --workers, --duration)",
-             "netlab.images.stress"),
+             "stress"),
     _Builtin("registry.k8s.io/e2e-test-images/agnhost",
              "Kubernetes e2e network test image: netexec, serve-hostname, connect, pause "
              "(entrypoint /agnhost)",
-             "netlab.images.agnhost", default_args=("pause",), entrypoints=("/agnhost",)),
+             "agnhost", default_args=("pause",), entrypoints=("/agnhost",)),
     _Builtin("registry.k8s.io/pause",
              "does nothing until SIGTERM (entrypoint /pause)",
-             "netlab.images.agnhost", entry_args=("pause",), entrypoints=("/pause",)),
+             "agnhost", entry_args=("pause",), entrypoints=("/pause",)),
 )
 
 BUILTIN_IMAGES: dict[str, str] = {image.name: image.description for image in _CATALOG}
@@ -149,3 +159,9 @@ def resolve(image: str, command: list[str] | None = None,
     if builtin is None:
         raise UnknownImageError(image)
     return [*builtin.entrypoint(), *(args or builtin.default_args)]
+
+
+def runs_builtin(argv: list[str]) -> bool:
+    """Whether ``argv`` (from :func:`resolve`) runs a built-in program, which expects to
+    start with its stop signals blocked; a host program's argv does not."""
+    return tuple(argv[:len(_LAUNCHER)]) == _LAUNCHER and len(argv) > len(_LAUNCHER)

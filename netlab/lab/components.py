@@ -1,8 +1,8 @@
 """Which components a lab runs, where, and with what arguments.
 
-The map of DESIGN.md §4, as data: the API server (and, as they land, the
-scheduler and controller manager) in the control-plane node's namespace; a
-kubelet (``kubelet-<node>``) and, as it lands, a proxy in every cluster
+The process map of docs/architecture.md (section 3), as data: the API server,
+scheduler and controller manager in the control-plane node's namespace; a
+kubelet (``kubelet-<node>``) and a proxy (``proxy-<node>``) in every cluster
 node. The supervisor starts exactly this list; nothing else decides what runs.
 """
 

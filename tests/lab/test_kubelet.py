@@ -588,7 +588,7 @@ def test_kill_9_of_a_kubelet_adopts_its_pods_and_cleans_up_deletions(lab, client
     assert _cs(after)["restartCount"] == 0
     assert _cs(after)["containerID"] == _cs(steady)["containerID"]
     echoes = [p for p in psutil.process_iter(["cmdline"])
-              if (p.info["cmdline"] or [])[-1:] == ["netlab.images.echo"]
+              if (p.info["cmdline"] or [])[-2:] == ["netlab.images", "echo"]
               and p.pid in pids_after]
     assert len(echoes) == 1, "no duplicate container after adoption"
     # The crash loop carries on from its count, it does not start over.

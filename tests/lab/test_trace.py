@@ -66,12 +66,15 @@ def _service(name: str, ip: str, node_port: int | None = None) -> dict[str, Any]
 
 
 def _endpoints(name: str, pods: list[Any]) -> dict[str, Any]:
-    addresses = [{"ip": p.ip, "nodeName": p.node,
+    """The Service's EndpointSlice, the proxy's source, with ``pods`` ready."""
+    endpoints = [{"addresses": [p.ip], "nodeName": p.node, "conditions": {"ready": True},
                   "targetRef": {"kind": "Pod", "namespace": "default", "name": p.name}}
                  for p in pods]
-    return {"kind": "Endpoints", "metadata": {"name": name, "namespace": "default"},
-            "subsets": [{"addresses": addresses, "ports": [
-                {"name": "http", "port": 8080, "protocol": "TCP"}]}] if pods else []}
+    return {"kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{name}-abcde", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
 
 
 def _trace_tables(lab: TraceLab) -> list[str]:
@@ -122,7 +125,7 @@ def trace_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceLab]:
             proxiers.append(proxier)
             for obj in objects:
                 (proxier.update_service if obj["kind"] == "Service"
-                 else proxier.update_endpoints)(obj)
+                 else proxier.update_endpoint_slice)(obj)
             assert proxier.sync(force=True).ok
         yield lab
     finally:

@@ -1,4 +1,4 @@
-"""netlab's Kubernetes-compatible API server (the master's API server, DESIGN.md section 5).
+"""netlab's Kubernetes-compatible API server (the master's API server: see docs/architecture.md).
 
 ``make_app(store, config)`` builds the aiohttp application that kubectl, the
 Python ``kubernetes`` client and netlab's own components talk to; ``Config``

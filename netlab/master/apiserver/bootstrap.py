@@ -8,13 +8,18 @@ As kube-apiserver does, netlab's API server makes sure that these exist:
   subnet, port 443 to the API server's port;
 * when the advertised address is known, the ``default/kubernetes`` Endpoints
   pointing at it (kube-apiserver's endpoint reconciler), so that pods reach the
-  API through the Service like in Kubernetes.
+  API through the Service like in Kubernetes, and the EndpointSlice of the same
+  name and content (the reconciler's ``EndpointsAdapter``), which is what
+  kube-proxy reads; the Endpoints carry ``skip-mirror`` so nothing else copies
+  them.
 
 Existing objects are left as they are (except the Endpoints, which follow the
 address), so a restart changes nothing.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from netlab.api import errors, resources
 from netlab.master.apiserver.config import Config
@@ -63,6 +68,28 @@ def kubernetes_endpoints(config: Config) -> dict:
     }
 
 
+def kubernetes_endpointslice(config: Config) -> dict:
+    """``endpointSliceFromEndpoints`` of :func:`kubernetes_endpoints`."""
+    return {
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [config.advertise_address],
+                       "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": config.advertise_port, "protocol": "TCP"}],
+    }
+
+
+def _is_routable_ipv4(address: str) -> bool:
+    # An EndpointSlice refuses loopback and unspecified addresses (as kube-apiserver
+    # refuses to advertise them); a test server bound to 127.0.0.1 gets no slice.
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.version == 4 and not (ip.is_loopback or ip.is_unspecified or ip.is_link_local)
+
+
 async def ensure_initial_objects(registry: Registry, config: Config) -> None:
     for name in INITIAL_NAMESPACES:
         await _create_if_missing(registry, "Namespace", None, {"metadata": {"name": name}})
@@ -77,3 +104,12 @@ async def ensure_initial_objects(registry: Registry, config: Config) -> None:
 
         await registry.update(_resource("Endpoints"), "default", "kubernetes", replace,
                               create=lambda: kubernetes_endpoints(config))
+        if _is_routable_ipv4(config.advertise_address):
+            slice_ = kubernetes_endpointslice(config)
+
+            def replace_slice(old: dict) -> dict:
+                old["endpoints"], old["ports"] = slice_["endpoints"], slice_["ports"]
+                return old
+
+            await registry.update(_resource("EndpointSlice"), "default", "kubernetes",
+                                  replace_slice, create=lambda: kubernetes_endpointslice(config))

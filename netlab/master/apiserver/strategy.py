@@ -46,6 +46,7 @@ class KindPolicy:
     graceful: bool = False  # deletion waits for the kubelet (pods)
     # A finalizer DELETE adds before marking the object (CRDs: the cleanup of their CRs).
     delete_finalizer: Optional[str] = None
+    generation_on_content: bool = False  # generation tracks every non-metadata change
 
 
 _POLICIES: dict[str, KindPolicy] = {
@@ -54,6 +55,8 @@ _POLICIES: dict[str, KindPolicy] = {
     "Node": KindPolicy(status_subresource=True),
     "Namespace": KindPolicy(return_deleted_object=True),
     "Endpoints": KindPolicy(allow_create_on_update=True),
+    # EndpointSlices have no spec: any change outside metadata is a new generation.
+    "EndpointSlice": KindPolicy(generation=True, generation_on_content=True),
     "Event": KindPolicy(allow_create_on_update=True),
     "Lease": KindPolicy(allow_create_on_update=True),
     "Deployment": KindPolicy(status_subresource=True, generation=True),
@@ -265,19 +268,23 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
         status["storedVersions"] = customresources.stored_versions(
             new, status.get("storedVersions") or [])
         new["status"] = status
-    if kind_policy.generation and _spec_changed(res, new, old):
+    if kind_policy.generation and _generation_content(res, kind_policy, new) != \
+            _generation_content(res, kind_policy, old):
         m["generation"] = int(old_m.get("generation") or 0) + 1
     return new
 
 
-def _spec_changed(res: Resource, new: dict, old: dict) -> bool:
-    if res.custom is None:
-        return new.get("spec") != old.get("spec")
-    # A custom object's generation moves with any change but metadata (and status,
-    # when that has its own subresource), as apiextensions counts it.
-    skip = ("metadata", "status") if res.custom.status else ("metadata",)
-    return {k: v for k, v in new.items() if k not in skip} != \
-        {k: v for k, v in old.items() if k not in skip}
+def _generation_content(res: Resource, kind_policy: KindPolicy, obj: dict) -> object:
+    """What a change of moves ``metadata.generation``."""
+    if res.custom is not None:
+        # A custom object's generation moves with any change but metadata (and status,
+        # when that has its own subresource), as apiextensions counts it.
+        skip = ("metadata", "status", "apiVersion") if res.custom.status else \
+            ("metadata", "apiVersion")
+        return {k: v for k, v in obj.items() if k not in skip}
+    if kind_policy.generation_on_content:
+        return {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
+    return obj.get("spec")
 
 
 def should_delete_after_update(res: Resource, obj: dict) -> bool:

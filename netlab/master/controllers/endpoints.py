@@ -13,8 +13,10 @@ The result is "repacked" into subsets as Kubernetes' ``RepackSubsets`` does:
 one subset per distinct set of ports, addresses and ports sorted, so the
 object only changes when the answer does.
 
-kube-proxy turns these into forwarding rules. Services without a selector
-are left alone (their Endpoints belong to the user), and when a Service is
+kube-proxy reads EndpointSlices (``endpointslice.py`` computes the same
+answer as slices); these Endpoints stay for older clients. Services without a
+selector are left alone (their Endpoints belong to the user, and
+``endpointslicemirroring.py`` copies them into slices), and when a Service is
 deleted its Endpoints go with it.
 """
 

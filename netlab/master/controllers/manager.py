@@ -27,6 +27,8 @@ from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
 from netlab.master.controllers.deployment import DeploymentController
 from netlab.master.controllers.endpoints import EndpointsController
+from netlab.master.controllers.endpointslice import EndpointSliceController
+from netlab.master.controllers.endpointslicemirroring import EndpointSliceMirroringController
 from netlab.master.controllers.events import EventRecorder
 from netlab.master.controllers.gc import GarbageCollector
 from netlab.master.controllers.hpa import HPAController
@@ -41,6 +43,8 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "deployment": DeploymentController,
     "replicaset": ReplicaSetController,
     "endpoints": EndpointsController,
+    "endpointslice": EndpointSliceController,
+    "endpointslicemirroring": EndpointSliceMirroringController,
     "job": JobController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,

@@ -1,8 +1,8 @@
 """The storage interface of the API server: a revisioned key/value log with watch.
 
-This is etcd's role in the Kubernetes picture (DESIGN.md section 1). The API
-server keeps every object under ``/registry/<resource>/<namespace>/<name>`` and
-uses the store's revision as the object's ``resourceVersion`` (section 5).
+This is etcd's role in the Kubernetes picture (docs/architecture.md, section 1).
+The API server keeps every object under ``/registry/<resource>/<namespace>/<name>``
+and uses the store's revision as the object's ``resourceVersion``.
 
 The model is etcd v3's multi-version store, in small:
 

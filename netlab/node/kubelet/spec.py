@@ -23,11 +23,10 @@ import dataclasses
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-from netlab.images import UnknownImageError, builtin_image, resolve
+from netlab.images import UnknownImageError, builtin_image, resolve, runs_builtin
 from netlab.node.runtime.containers import ContainerSpec
 from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
 
@@ -209,14 +208,15 @@ def container_spec(pod: dict[str, Any], container: dict[str, Any],
         argv = resolve(image, command, args)
     except UnknownImageError as err:
         raise ContainerConfigError(err.reason, err.message) from None
-    if builtin_image(image) and "PYTHONPATH" in os.environ and argv[:1] == [sys.executable]:
+    if runs_builtin(argv) and "PYTHONPATH" in os.environ:
         # Built-in images are Python modules of this netlab: let them import it as we did.
         env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     try:
         base = ContainerSpec.from_k8s({**container, "env": []})
     except (QuantityError, KeyError, TypeError) as err:
         raise ContainerConfigError(CONFIG_ERROR, f"invalid resources: {err}") from None
-    return dataclasses.replace(base, command=tuple(argv), args=(), env=env)
+    return dataclasses.replace(base, command=tuple(argv), args=(), env=env,
+                               stop_signals_blocked=runs_builtin(argv))
 
 
 def image_id(image: str) -> str:

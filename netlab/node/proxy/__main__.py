@@ -1,7 +1,7 @@
 """The kube-proxy process: ``python -m netlab.node.proxy``, one per cluster node.
 
 The supervisor starts it inside the node's namespace. It lists and watches
-Services and Endpoints through the API (across the physical network), feeds
+Services and EndpointSlices through the API (across the physical network), feeds
 every change to the ``Proxier`` sync engine, and syncs: the first time only
 after both initial lists have arrived (so a restart never programs a
 half-known world), then on every change, rate-limited by the engine, and on a
@@ -43,19 +43,20 @@ async def run(args: argparse.Namespace) -> None:
                       local_pod_cidr=args.local_pod_cidr, min_interval=args.min_sync_interval)
     informers = SharedInformers(client)
     services = informers.get("services")
-    endpoints = informers.get("endpoints")
+    slices = informers.get("endpointslices")
     changed = asyncio.Event()
 
     def on_service(kind: str, obj: dict, _old: dict | None) -> None:
         (proxier.delete_service if kind == "DELETED" else proxier.update_service)(obj)
         changed.set()
 
-    def on_endpoints(kind: str, obj: dict, _old: dict | None) -> None:
-        (proxier.delete_endpoints if kind == "DELETED" else proxier.update_endpoints)(obj)
+    def on_slice(kind: str, obj: dict, _old: dict | None) -> None:
+        (proxier.delete_endpoint_slice if kind == "DELETED"
+         else proxier.update_endpoint_slice)(obj)
         changed.set()
 
     services.add_handler(on_service)
-    endpoints.add_handler(on_endpoints)
+    slices.add_handler(on_slice)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

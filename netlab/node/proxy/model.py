@@ -1,4 +1,4 @@
-"""Services and Endpoints, as the API serves them, turned into what the proxy programs.
+"""Services and their endpoints, as the API serves them, turned into what the proxy programs.
 
 The proxy works per *service port*: one Service with ports ``http`` and
 ``metrics`` is two independent entries, each with its own ClusterIP:port, its
@@ -6,8 +6,11 @@ own optional NodePort and its own list of endpoint ``ip:port`` pairs. This
 module is the pure conversion from the API's shapes (plain dicts, exactly as
 ``GET /api/v1/services`` and ``/endpoints`` return them) into those entries;
 ``ruleset.py`` renders the entries as nftables text and ``syncer.py`` keeps
-them up to date. No I/O here, so every rule about which endpoint belongs to
-which port is unit-tested without root.
+them up to date. The proxy's source is EndpointSlices (``endpointslices.py``
+merges a Service's slices into the per-port map :func:`resolve_ports` takes);
+the reader of core/v1 Endpoints (:func:`endpoint_ports`, :func:`resolve`) stays
+for tools and benchmarks that compare against it. No I/O here, so every rule
+about which endpoint belongs to which port is unit-tested without root.
 
 Matching a Service port to its endpoint ports follows kube-proxy: the
 endpoints controller names every Endpoints port after the *Service* port it
@@ -93,9 +96,13 @@ class PortSpec:
     affinity_timeout: int | None
 
 
-def _protocol(value: Any) -> str | None:
+def proto_of(value: Any) -> str | None:
+    """An API protocol (``TCP``; unset is TCP) as the proxy names it, or None if unproxied."""
     proto = str(value or "TCP").lower()
     return proto if proto in PROTOCOLS else None
+
+
+_protocol = proto_of
 
 
 def service_key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -158,7 +165,12 @@ def endpoint_ports(endpoints: Mapping[str, Any] | None) -> dict[tuple[str, str],
 def resolve(service: Mapping[str, Any],
             endpoints: Mapping[str, Any] | None) -> list[ServicePort]:
     """The Service's proxied ports, each with its ready endpoints (sorted, deduplicated)."""
-    by_port = endpoint_ports(endpoints)
+    return resolve_ports(service, endpoint_ports(endpoints))
+
+
+def resolve_ports(service: Mapping[str, Any],
+                  by_port: Mapping[tuple[str, str], list[Endpoint]]) -> list[ServicePort]:
+    """The Service's proxied ports, each with the endpoints ``by_port`` lists for it."""
     out = []
     for spec in service_port_specs(service):
         eps = by_port.get((spec.name.port, spec.name.protocol))

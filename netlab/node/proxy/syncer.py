@@ -1,8 +1,11 @@
-"""The proxy's sync engine: Services and Endpoints in, one nftables table out.
+"""The proxy's sync engine: Services and EndpointSlices in, one nftables table out.
 
-A :class:`Proxier` is told about Services and Endpoints (``update_service``,
-``delete_service``, ``update_endpoints``, ``delete_endpoints``, in the API's
-own dict shapes) and converges its node's table with ``sync()``. It does not
+A :class:`Proxier` is told about Services and EndpointSlices (``update_service``,
+``delete_service``, ``update_endpoint_slice``, ``delete_endpoint_slice``, in the
+API's own dict shapes) and converges its node's table with ``sync()``. Slices
+are kept by the Service they belong to (their ``kubernetes.io/service-name``
+label) and merged when that Service is resolved (``endpointslices``), so a
+slice change makes only its Service dirty. It does not
 talk to the API: a watch loop feeds it and calls ``sync()`` when something
 changed, and at least every few seconds (the way kube-proxy's informers and
 its BoundedFrequencyRunner drive ``syncProxyRules``).
@@ -43,13 +46,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
-from netlab.node.proxy import model, ruleset
+from netlab.node.proxy import endpointslices, model, ruleset
 from netlab.node.proxy.model import ServicePort, ServicePortName
 from netlab.node.proxy.ruleset import Garbage, ProxyConfig
 
 log = logging.getLogger("netlab.proxy")
 
-Key = tuple[str, str]  # (namespace, name) of a Service and of its Endpoints
+Key = tuple[str, str]  # (namespace, name) of a Service, which its slices are labelled with
 
 
 class ProxyKernel(Protocol):
@@ -166,7 +169,7 @@ class Proxier:
         self.gc_inline_objects = gc_inline_objects
         self.clock = clock
         self.services: dict[Key, Mapping[str, Any]] = {}
-        self.endpoints: dict[Key, Mapping[str, Any]] = {}
+        self.slices = endpointslices.SliceCache()
         self.dirty: set[Key] = set()
         self.programmed: dict[ServicePortName, ServicePort] = {}
         self.garbage = Garbage()
@@ -189,14 +192,12 @@ class Proxier:
         if self.services.pop(key, None) is not None:
             self._touch(key)
 
-    def update_endpoints(self, endpoints: Mapping[str, Any]) -> None:
-        key = model.service_key(endpoints)
-        self.endpoints[key] = endpoints
-        self._touch(key)
+    def update_endpoint_slice(self, slice_: Mapping[str, Any]) -> None:
+        for key in self.slices.update(slice_):
+            self._touch(key)
 
-    def delete_endpoints(self, endpoints: Mapping[str, Any] | Key) -> None:
-        key = endpoints if isinstance(endpoints, tuple) else model.service_key(endpoints)
-        if self.endpoints.pop(key, None) is not None:
+    def delete_endpoint_slice(self, slice_: Mapping[str, Any]) -> None:
+        for key in self.slices.delete(slice_):
             self._touch(key)
 
     def _touch(self, key: Key) -> None:
@@ -243,9 +244,13 @@ class Proxier:
         for key in keys:
             service = self.services.get(key)
             if service is not None:
-                for sp in model.resolve(service, self.endpoints.get(key)):
+                for sp in self._resolve(key, service):
                     out[sp.name] = sp
         return out
+
+    def _resolve(self, key: Key, service: Mapping[str, Any]) -> list[ServicePort]:
+        """A Service's ports with their endpoints (the one place the source is read)."""
+        return endpointslices.resolve_slices(service, self.slices.slices(key))
 
     def _full(self) -> SyncResult:
         started = self.clock()

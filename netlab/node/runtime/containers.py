@@ -68,6 +68,10 @@ class ContainerSpec:
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
     cpu_request_millis: int | None = None
+    # Start the process with SIGTERM and SIGINT blocked: for programs that unblock
+    # them once their handler is in place (netlab's built-in images), so a stop that
+    # arrives while PID 1 is still starting is deferred instead of dropped.
+    stop_signals_blocked: bool = False
 
     @property
     def argv(self) -> list[str]:
@@ -290,6 +294,7 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
     record = {
         "pod": {"namespace": sb.namespace, "name": sb.name, "uid": sb.uid},
         "container": spec.name, "restartCount": n, "argv": spec.argv, "env": env,
+        "stopSignalsBlocked": spec.stop_signals_blocked,
         "workingDir": spec.working_dir, "cgroup": cg.to_json() if cg else None,
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
         "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),

@@ -60,6 +60,10 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
     """The forked child, PID 1 of the new PID namespace: finish isolating, then exec."""
     stage = "setup"
     try:
+        if spec.get("stopSignalsBlocked"):
+            # Kept across exec: the program unblocks once it handles them (a signal
+            # blocked in PID 1 stays pending; one ignored by default is dropped).
+            signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGTERM, signal.SIGINT))
         stage = "cgroup"  # first: the fresh /sys below no longer shows /sys/fs/cgroup
         cg = cgroups.Cgroup.from_json(spec.get("cgroup"))
         if cg is not None:

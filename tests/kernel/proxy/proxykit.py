@@ -78,13 +78,13 @@ class ProxyLab:
         return {str(plan.underlay.ip), str(plan.gateway.ip), str(plan.vtep_ip)}
 
     def program(self, *objects: dict[str, Any]) -> None:
-        """Give every proxy these Services/Endpoints and sync them all."""
+        """Give every proxy these Services/EndpointSlices and sync them all."""
         for proxier in self.proxiers.values():
             for obj in objects:
                 if obj["kind"] == "Service":
                     proxier.update_service(obj)
                 else:
-                    proxier.update_endpoints(obj)
+                    proxier.update_endpoint_slice(obj)
         self.sync()
 
     def sync(self) -> None:
@@ -105,12 +105,21 @@ def service(name: str, cluster_ip: str, ports: list[dict[str, Any]], type_: str 
 
 def endpoints(name: str, pods: list[Pod], ports: list[dict[str, Any]],
               not_ready: list[Pod] = ()) -> dict[str, Any]:
-    subset: dict[str, Any] = {"addresses": [p.endpoint_address() for p in pods], "ports": ports}
-    if not_ready:
-        subset["notReadyAddresses"] = [p.endpoint_address() for p in not_ready]
-    return {"apiVersion": "v1", "kind": "Endpoints",
-            "metadata": {"name": name, "namespace": "default"},
-            "subsets": [subset] if pods or not_ready else []}
+    """The Service's EndpointSlice (what the proxy reads): ``pods`` ready, ``not_ready``
+    listed with ready false."""
+    def endpoint(pod: Pod, ready: bool) -> dict[str, Any]:
+        address = pod.endpoint_address()
+        return {"addresses": [address["ip"]], "nodeName": address["nodeName"],
+                "targetRef": address["targetRef"],
+                "conditions": {"ready": ready, "serving": ready, "terminating": False}}
+
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-abcde", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "addressType": "IPv4",
+            "endpoints": [endpoint(p, True) for p in pods]
+            + [endpoint(p, False) for p in not_ready],
+            "ports": ports}
 
 
 # --- traffic --------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ from netlab.api.strategic_merge import SCHEMAS as SMP_TABLES
 
 GROUP_VERSIONS = ["api/v1", "apis/apiextensions.k8s.io/v1", "apis/apps/v1",
                   "apis/autoscaling/v1", "apis/autoscaling/v2", "apis/batch/v1",
-                  "apis/coordination.k8s.io/v1"]
+                  "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1"]
 REF = "#/components/schemas/"
 
 # --- the v3 index and documents ----------------------------------------------------------------

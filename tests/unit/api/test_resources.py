@@ -237,7 +237,8 @@ def test_api_group_list_with_preferred_versions():
     doc = api_group_list()
     assert (doc["kind"], doc["apiVersion"]) == ("APIGroupList", "v1")
     assert [g["name"] for g in doc["groups"]] == [
-        "apps", "autoscaling", "batch", "apiextensions.k8s.io", "coordination.k8s.io"]
+        "apps", "autoscaling", "batch", "apiextensions.k8s.io", "coordination.k8s.io",
+        "discovery.k8s.io"]
     autoscaling = doc["groups"][1]
     assert autoscaling["versions"] == [
         {"groupVersion": "autoscaling/v2", "version": "v2"},

@@ -53,7 +53,8 @@ async def test_version_discovery_and_health(api, memory_store):
         assert api_doc["kind"] == "APIVersions" and api_doc["versions"] == ["v1"]
         groups = await c.ok("GET", "/apis")
         assert [g["name"] for g in groups["groups"]] == [
-            "apps", "autoscaling", "batch", "apiextensions.k8s.io", "coordination.k8s.io"]
+            "apps", "autoscaling", "batch", "apiextensions.k8s.io", "coordination.k8s.io",
+            "discovery.k8s.io"]
         core = await c.ok("GET", "/api/v1")
         assert "pods/log" in {r["name"] for r in core["resources"]}
         apps = await c.ok("GET", "/apis/apps/v1")

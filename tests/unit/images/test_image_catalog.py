@@ -16,9 +16,9 @@ from netlab.images import (
 )
 
 PY = sys.executable
-ECHO = [PY, "-m", "netlab.images.echo"]
-STRESS = [PY, "-m", "netlab.images.stress"]
-AGNHOST = [PY, "-m", "netlab.images.agnhost"]
+ECHO = [PY, "-m", "netlab.images", "echo"]
+STRESS = [PY, "-m", "netlab.images", "stress"]
+AGNHOST = [PY, "-m", "netlab.images", "agnhost"]
 
 
 @pytest.mark.parametrize(("image", "expected"), [

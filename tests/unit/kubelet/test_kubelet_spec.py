@@ -121,7 +121,8 @@ def test_command_and_args_expand_then_the_image_decides_the_argv():
     builtin = container_spec(POD, {"name": "c", "image": "netlab/echo",
                                    "args": ["--port", "$(PORT)"],
                                    "env": [{"name": "PORT", "value": "9000"}]}, CTX)
-    assert builtin.argv == [sys.executable, "-m", "netlab.images.echo", "--port", "9000"]
+    assert builtin.argv == [sys.executable, "-m", "netlab.images", "echo", "--port", "9000"]
+    assert builtin.stop_signals_blocked
 
 
 def test_an_unknown_image_without_command_lists_the_builtins():

@@ -71,10 +71,12 @@ def svc(name: str, ip: str, protocol: str = "TCP", node_port: int | None = None)
 
 
 def eps(name: str, *ips: str, protocol: str = "TCP") -> dict[str, Any]:
-    subsets = [{"addresses": [{"ip": ip} for ip in ips],
-                "ports": [{"name": "p", "port": 8080, "protocol": protocol}]}] if ips else []
-    return {"kind": "Endpoints", "metadata": {"name": name, "namespace": "default"},
-            "subsets": subsets}
+    """The Service's one EndpointSlice, listing ``ips`` as ready endpoints."""
+    return {"kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{name}-x7k2p", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": name}},
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips],
+            "ports": [{"name": "p", "port": 8080, "protocol": protocol}]}
 
 
 @pytest.fixture
@@ -88,13 +90,13 @@ def setup():
 def test_first_sync_is_full_then_partial_for_changed_services_only(setup):
     proxier, kernel, clock = setup
     proxier.update_service(svc("a", "10.96.0.1"))
-    proxier.update_endpoints(eps("a", "10.244.1.2"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2"))
     proxier.update_service(svc("b", "10.96.0.2"))
     first = proxier.sync()
     assert first.kind == "full" and first.ok and first.ports == 2 and kernel.prepared == 1
     assert kernel.scripts[0].startswith("add table ip netlab-proxy\ndelete table")
     clock.now += 2
-    proxier.update_endpoints(eps("b", "10.244.2.2"))
+    proxier.update_endpoint_slice(eps("b", "10.244.2.2"))
     second = proxier.sync()
     assert second.kind == "partial" and second.ports == 1
     assert "default/b" in kernel.scripts[-1] and "default/a" not in kernel.scripts[-1]
@@ -107,7 +109,7 @@ def test_a_failed_transaction_makes_the_next_sync_full(setup):
     proxier.update_service(svc("a", "10.96.0.1"))
     proxier.sync()
     clock.now += 2
-    proxier.update_endpoints(eps("a", "10.244.1.2"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2"))
     kernel.fail_next = True
     failed = proxier.sync()
     assert failed.kind == "partial" and not failed.ok and "No such file" in failed.error
@@ -122,10 +124,10 @@ def test_syncs_are_rate_limited_and_changes_coalesce(setup):
     proxier.update_service(svc("a", "10.96.0.1"))
     proxier.sync()
     clock.now += 0.25
-    proxier.update_endpoints(eps("a", "10.244.1.2"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2"))
     deferred = proxier.sync()
     assert deferred.kind == "deferred" and deferred.retry_in == pytest.approx(0.75)
-    proxier.update_endpoints(eps("a", "10.244.1.2", "10.244.1.3"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2", "10.244.1.3"))
     clock.now += 0.75
     done = proxier.sync()
     assert done.kind == "partial" and len(kernel.scripts) == 2
@@ -136,13 +138,13 @@ def test_syncs_are_rate_limited_and_changes_coalesce(setup):
 def test_removed_udp_endpoints_lose_their_flows_and_tcp_ones_do_not(setup):
     proxier, kernel, clock = setup
     proxier.update_service(svc("dns", "10.96.0.10", "UDP", node_port=30053))
-    proxier.update_endpoints(eps("dns", "10.244.1.2", "10.244.1.3", protocol="UDP"))
+    proxier.update_endpoint_slice(eps("dns", "10.244.1.2", "10.244.1.3", protocol="UDP"))
     proxier.update_service(svc("web", "10.96.0.11"))
-    proxier.update_endpoints(eps("web", "10.244.1.2"))
+    proxier.update_endpoint_slice(eps("web", "10.244.1.2"))
     proxier.sync()
     clock.now += 2
-    proxier.update_endpoints(eps("dns", "10.244.1.3", protocol="UDP"))
-    proxier.update_endpoints(eps("web"))
+    proxier.update_endpoint_slice(eps("dns", "10.244.1.3", protocol="UDP"))
+    proxier.update_endpoint_slice(eps("web"))
     result = proxier.sync()
     assert [sorted(pairs, key=str) for pairs in kernel.flushed] == [
         [(("10.96.0.10", 80), ("10.244.1.2", 8080)), ((None, 30053), ("10.244.1.2", 8080))]]
@@ -155,7 +157,7 @@ def test_new_endpoints_put_bridge_ports_in_hairpin_mode(setup):
     proxier.sync()
     assert kernel.hairpins == 0
     clock.now += 2
-    proxier.update_endpoints(eps("a", "10.244.1.2"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2"))
     proxier.sync()
     assert kernel.hairpins == 1
 
@@ -173,10 +175,10 @@ def test_each_sync_is_logged_with_its_size_and_duration(setup, caplog):
 def test_garbage_goes_at_once_in_a_small_table(setup):
     proxier, kernel, clock = setup
     proxier.update_service(svc("a", "10.96.0.1"))
-    proxier.update_endpoints(eps("a", "10.244.1.2", "10.244.1.3"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2", "10.244.1.3"))
     proxier.sync()
     clock.now += 2
-    proxier.update_endpoints(eps("a", "10.244.1.3", "10.244.1.4"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.3", "10.244.1.4"))
     result = proxier.sync()
     assert result.collected == 2  # the old endpoint's chain and the old dispatch map
     assert kernel.collected[-1].startswith("delete map") and not proxier.garbage
@@ -187,9 +189,9 @@ def test_garbage_waits_for_an_idle_proxy_in_a_large_table():
     proxier = Proxier("lab-worker1", None, "10.244.0.0/16", min_interval=0, gc_delay=10,
                       gc_inline_objects=0, kernel=kernel, clock=clock)
     proxier.update_service(svc("a", "10.96.0.1"))
-    proxier.update_endpoints(eps("a", "10.244.1.2", "10.244.1.3"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2", "10.244.1.3"))
     proxier.sync()
-    proxier.update_endpoints(eps("a", "10.244.1.3", "10.244.1.4"))
+    proxier.update_endpoint_slice(eps("a", "10.244.1.3", "10.244.1.4"))
     assert proxier.sync().collected == 0 and len(proxier.garbage) == 2
     clock.now += 5
     assert proxier.sync().collected == 0
