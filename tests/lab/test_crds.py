@@ -85,6 +85,7 @@ def kube(cluster_lab, tmp_path_factory):
         return subprocess.run(argv(*args), capture_output=True, text=True, input=stdin,
                               timeout=timeout, check=False)
     run.argv = argv  # type: ignore[attr-defined]
+    run.config = config  # type: ignore[attr-defined]
     return run
 
 
@@ -176,6 +177,39 @@ def test_status_and_scale_subresources(kube, crd):
     out = kube("scale", "widget", "w3", "--replicas=4")
     assert out.returncode == 0, out.stderr
     assert kube("get", "widget", "w3", "-o", "jsonpath={.spec.replicas}").stdout == "4"
+
+
+def test_python_client_crud_and_watch(kube, crd):
+    pytest.importorskip("kubernetes", reason="the kubernetes package is not installed")
+    from kubernetes import client as kclient
+    from kubernetes import config, watch
+
+    api = kclient.CustomObjectsApi(config.new_client_from_config(str(kube.config)))
+    args = ("example.com", "v1", "default", "widgets")
+    listed = api.list_namespaced_custom_object(*args)
+    stream = watch.Watch()
+    events: list[tuple[str, str]] = []
+
+    def follow() -> None:
+        for event in stream.stream(api.list_namespaced_custom_object, *args,
+                                   resource_version=listed["metadata"]["resourceVersion"],
+                                   timeout_seconds=30):
+            events.append((event["type"], event["object"]["metadata"]["name"]))
+            if event["type"] == "DELETED":
+                stream.stop()
+
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    body = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "py"},
+            "spec": {"size": 2}}
+    made = api.create_namespaced_custom_object(*args, body)
+    assert made["spec"] == {"size": 2, "color": "red"}
+    api.patch_namespaced_custom_object(*args, "py", {"spec": {"size": 7}})
+    assert api.get_namespaced_custom_object(*args, "py")["spec"]["size"] == 7
+    api.delete_namespaced_custom_object(*args, "py")
+    reader.join(timeout=30)
+    assert [e for e in events if e[1] == "py"] == [
+        ("ADDED", "py"), ("MODIFIED", "py"), ("DELETED", "py")]
 
 
 def test_namespace_deletion_removes_custom_objects(kube, crd):
