@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from netlab.api import defaults_netrbac
 from netlab.api.defaults_config import default_replicationcontroller, default_secret
+from netlab.api.validation_crd import default_crd
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 DEFAULT_TERMINATION_GRACE_PERIOD = 30
@@ -354,6 +355,7 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Namespace": default_namespace,
     "Node": default_node,
     "Endpoints": default_endpoints,
+    "CustomResourceDefinition": default_crd,
     "EndpointSlice": default_endpointslice,
     "NetworkPolicy": defaults_netrbac.default_network_policy,
     "IngressClass": defaults_netrbac.default_ingress_class,

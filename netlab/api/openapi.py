@@ -74,6 +74,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from netlab.api import openapi_custom
 from netlab.api import openapi_schemas as S
 from netlab.api.openapi_validation import (  # re-exported: one import for the API server
     duplicate_fields,
@@ -85,7 +86,7 @@ from netlab.api.openapi_validation import (  # re-exported: one import for the A
     unknown_fields,
 )
 from netlab.api.patch import PATCH_TYPES
-from netlab.api.resources import RESOURCES, Resource, Subresource
+from netlab.api.resources import Resource, Subresource, all_resources, custom_generation
 
 __all__ = [
     "KUBERNETES_VERSION",
@@ -113,6 +114,8 @@ PROTOBUF_V2 = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 PROTOBUF_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 JSON = "application/json"
 _REF = "#/components/schemas/"
+CUSTOM_PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json",
+                      "application/apply-patch+yaml")
 
 
 # --- paths and operations -------------------------------------------------------------------
@@ -120,7 +123,7 @@ _REF = "#/components/schemas/"
 def group_versions() -> list[tuple[str, str]]:
     """Every served (group, version), core first, in registry order."""
     out: list[tuple[str, str]] = []
-    for res in RESOURCES:
+    for res in all_resources():
         for version in res.versions:
             if (res.group, version) not in out:
                 out.append((res.group, version))
@@ -151,7 +154,7 @@ def _schema_name(group: str, version: str, kind: str) -> Optional[str]:
     for short, gvk in S.KINDS.items():
         if gvk == (group, version, kind):
             return S.full_name(short)
-    return None
+    return openapi_custom.schema_name(group, version, kind)
 
 
 def _op_prefix(group: str, version: str) -> str:
@@ -286,8 +289,10 @@ def _resource_paths(res: Resource, version: str) -> dict[str, dict[str, Any]]:
     watch_types = (JSON, "application/json;stream=watch")
     write = {"body": schema, "response": schema}
     delete_body = {"body": "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"}
+    # Custom resources take no strategic merge patch (kubectl then sends a merge patch).
+    patch_types = PATCH_TYPES if res.custom is None else CUSTOM_PATCH_TYPES
     patch_body = {"body": "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", "body_types":
-                  PATCH_TYPES, "query": _WRITE_Q}
+                  patch_types, "query": _WRITE_Q}
     verbs = set(res.verbs)
     paths: dict[str, dict[str, Any]] = {}
 
@@ -333,13 +338,15 @@ def _resource_paths(res: Resource, version: str) -> dict[str, dict[str, Any]]:
                                                  response_types=watch_types),
             f"list{ident}{kind}ForAllNamespaces", _query(["pretty"]))
     for sub in res.subresources:
-        _subresource_paths(sub, item, kind, ns, ident, schema, gvk, add, item_params)
+        _subresource_paths(sub, item, kind, ns, ident, schema, gvk, add, item_params,
+                           patch_types)
     return paths
 
 
 def _subresource_paths(sub: Subresource, item: str, kind: str, ns: str, ident: str,
                        schema: str, gvk: Mapping[str, str], add: Any,
-                       item_params: list[dict[str, Any]]) -> None:
+                       item_params: list[dict[str, Any]],
+                       patch_types: tuple[str, ...] = PATCH_TYPES) -> None:
     path = f"{item}/{sub.name}"
     title = sub.name[:1].upper() + sub.name[1:]
     if sub.group is not None:  # e.g. deployments/scale speaks autoscaling/v1 Scale
@@ -367,7 +374,7 @@ def _subresource_paths(sub: Subresource, item: str, kind: str, ns: str, ident: s
     if "patch" in verbs:
         add(path, "patch", _Op("patch", "patch", _WRITE_Q, sub_schema, codes=("200", "201"),
                                body="io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
-                               body_types=PATCH_TYPES),
+                               body_types=patch_types),
             f"patch{ident}{ns}{kind}{title}", item_params, sub_gvk)
 
 
@@ -385,8 +392,10 @@ def _refs(node: Any, out: set[str]) -> None:
             _refs(value, out)
 
 
-def _closure(roots: Iterable[str]) -> dict[str, Any]:
-    """The named schemas and every schema they reference, transitively, sorted by name."""
+def _closure(roots: Iterable[str], extra: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The named schemas and every schema they reference, transitively, sorted by name;
+    ``extra`` holds components beyond the built-in ones (custom resources')."""
+    table = {**S.SCHEMAS, **extra} if extra else S.SCHEMAS
     todo, seen = list(roots), set()
     while todo:
         name = todo.pop()
@@ -394,24 +403,28 @@ def _closure(roots: Iterable[str]) -> dict[str, Any]:
             continue
         seen.add(name)
         found: set[str] = set()
-        _refs(S.SCHEMAS[name], found)
+        _refs(table[name], found)
         todo.extend(found - seen)
-    return {name: copy.deepcopy(S.SCHEMAS[name]) for name in sorted(seen)}
+    return {name: copy.deepcopy(table[name]) for name in sorted(seen)}
 
 
 def _shared_gvks(kind: str) -> list[dict[str, str]]:
     # Like the real server, the shared meta kinds list every group-version they belong to.
-    return [{"group": g, "kind": kind, "version": v} for g, v in group_versions()]
+    # Built-in groups only: CRD groups are not in kube-apiserver's scheme, and a built-in
+    # document must not change when CRDs come and go.
+    builtin = [(g, v) for g, v in group_versions()
+               if not openapi_custom.is_custom_group(g)]
+    return [{"group": g, "kind": kind, "version": v} for g, v in builtin]
 
 
 def _build_v3(group: str, version: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for res in RESOURCES:
+    for res in all_resources():
         if res.group == group and version in res.versions:
             paths.update(_resource_paths(res, version))
     roots: set[str] = set()
     _refs(paths, roots)
-    schemas = _closure(roots)
+    schemas = _closure(roots, openapi_custom.components(group, version))
     meta = "io.k8s.apimachinery.pkg.apis.meta.v1."
     for kind in ("DeleteOptions", "WatchEvent"):
         if meta + kind in schemas:
@@ -442,8 +455,14 @@ def _etag(body: bytes) -> str:
     return hashlib.sha512(body).hexdigest().upper()
 
 
-@functools.cache
 def _v3_cached(group: str, version: str) -> tuple[bytes, str]:
+    # A custom group's document changes with its CRDs: key it on the registry's generation.
+    generation = custom_generation() if openapi_custom.is_custom_group(group) else 0
+    return _v3_built(group, version, generation)
+
+
+@functools.lru_cache(maxsize=256)
+def _v3_built(group: str, version: str, generation: int) -> tuple[bytes, str]:
     body = _encode(_build_v3(group, version))
     return body, _etag(body)
 
@@ -543,8 +562,12 @@ def _v2_operation(op: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@functools.cache
 def _v2_json() -> bytes:
+    return _v2_built(custom_generation())
+
+
+@functools.lru_cache(maxsize=4)
+def _v2_built(generation: int) -> bytes:
     paths: dict[str, Any] = {}
     definitions: dict[str, Any] = {}
     for group, version in group_versions():

@@ -35,6 +35,7 @@ _PREFIXES = {
     "asv1": "io.k8s.api.autoscaling.v1.",
     "asv2": "io.k8s.api.autoscaling.v2.",
     "coord": "io.k8s.api.coordination.v1.",
+    "apiext": "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.",
     "disc": "io.k8s.api.discovery.v1.",
     "policy": "io.k8s.api.policy.v1.",
 }
@@ -670,6 +671,7 @@ _def("meta.DeleteOptions", obj(
 
 # Kinds restated in their own modules register into the tables above when imported.
 from netlab.api import (  # noqa: E402,F401
+    openapi_schemas_apiextensions,
     openapi_schemas_batch_policy,
     openapi_schemas_config,
     openapi_schemas_discovery,

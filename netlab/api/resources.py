@@ -5,6 +5,12 @@ requests and answers discovery from it, the store derives its keys from it, the
 CLI resolves what a user types (``po``, ``deploy``, ``deployments.apps``) through
 it, and the table printers look up kinds in it. Nothing here does I/O.
 
+The table is the built-ins (``RESOURCES``) plus the resources that
+CustomResourceDefinitions add: the API server process feeds those with
+:func:`set_custom_resources` as CRDs come and go (``netlab.master.apiserver.crds``),
+and the CLI does so from the server's discovery (``netlab.client.discovery``). Every
+lookup below sees both; custom resources' store keys are ``<plural>.<group>``.
+
 The discovery builders return the legacy discovery documents exactly as the
 Kubernetes API server shapes them (``/api``, ``/apis``, ``/apis/<group>``,
 ``/api/v1``, ``/apis/<group>/<version>``), so kubectl's discovery client,
@@ -13,8 +19,9 @@ Kubernetes API server shapes them (``/api``, ``/apis``, ``/apis/<group>``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 # The verbs Kubernetes advertises for an ordinary top-level resource.
 STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -62,6 +69,15 @@ class Resource:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     subresources: tuple[Subresource, ...] = field(default=())
+    # What a CustomResourceDefinition adds (netlab.api.customresources.CustomInfo):
+    # schemas, printer columns, scale paths, the storage version. None for built-ins.
+    custom: Any = field(default=None, compare=False)
+
+    @property
+    def store_segment(self) -> str:
+        """The resource's segment of its store keys: ``pods``, or ``widgets.example.com``
+        for a custom resource, whose plural alone may repeat across groups."""
+        return f"{self.plural}.{self.group}" if self.custom is not None else self.plural
 
     @property
     def preferred_version(self) -> str:
@@ -69,7 +85,8 @@ class Resource:
 
     @property
     def list_kind(self) -> str:
-        return self.kind + "List"
+        custom_list_kind = getattr(self.custom, "list_kind", "")
+        return custom_list_kind or self.kind + "List"
 
     @property
     def group_resource(self) -> str:
@@ -144,6 +161,10 @@ RESOURCES: tuple[Resource, ...] = (
              "horizontalpodautoscaler", namespaced=True, short_names=("hpa",),
              categories=("all",), subresources=(_status("HorizontalPodAutoscaler"),)),
     Resource("coordination.k8s.io", ("v1",), "Lease", "leases", "lease", namespaced=True),
+    Resource("apiextensions.k8s.io", ("v1",), "CustomResourceDefinition",
+             "customresourcedefinitions", "customresourcedefinition", namespaced=False,
+             short_names=("crd", "crds"), categories=("api-extensions",),
+             subresources=(_status("CustomResourceDefinition"),)),
     Resource("discovery.k8s.io", ("v1",), "EndpointSlice", "endpointslices", "endpointslice",
              namespaced=True),
     # netrbac: networking, RBAC, access reviews (create-only, never stored), APIServices.
@@ -198,22 +219,50 @@ class UnknownResourceError(LookupError):
         self.name = name
 
 
+# --- the served set: built-ins plus what CustomResourceDefinitions add -------------------------
+
+# The API server process feeds this from its CRDs (netlab.master.apiserver.crds); every
+# other process sees the built-ins only. One tuple, replaced whole, so a reader never
+# sees a half-updated set.
+_custom: tuple[Resource, ...] = ()
+_custom_generation = 0  # moves with every replacement; caches of derived documents key on it
+
+
+def set_custom_resources(custom: Iterable[Resource]) -> None:
+    """Replace the CRD-derived resources this process serves (built-ins stay)."""
+    global _custom, _custom_generation
+    _custom = tuple(custom)
+    _custom_generation += 1
+
+
+def custom_generation() -> int:
+    return _custom_generation
+
+
+def custom_resources() -> tuple[Resource, ...]:
+    return _custom
+
+
 # --- lookups -----------------------------------------------------------------------------------
 
 
 def all_resources() -> tuple[Resource, ...]:
-    return RESOURCES
+    """Built-ins first (registry order), then custom resources."""
+    return RESOURCES + _custom if _custom else RESOURCES
 
 
 def groups() -> list[str]:
-    """The named API groups (the core group "" is not one of them), in /apis order."""
-    return [g for g in GROUP_ORDER if any(r.group == g for r in RESOURCES)]
+    """The named API groups (the core group "" is not one of them), in /apis order:
+    the built-in groups by kube-apiserver's priorities, then CRD groups by name."""
+    builtin = [g for g in GROUP_ORDER if any(r.group == g for r in RESOURCES)]
+    extra = sorted({r.group for r in _custom} - set(builtin))
+    return builtin + extra
 
 
 def group_versions(group: str) -> list[str]:
     """Served versions of a group, preferred first; empty when the group is not served."""
     versions: list[str] = []
-    for res in RESOURCES:
+    for res in all_resources():
         if res.group == group:
             for v in res.versions:
                 if v not in versions:
@@ -224,7 +273,7 @@ def group_versions(group: str) -> list[str]:
 
 def get_resource(group: str, version: str, plural: str) -> Resource | None:
     """The resource served at ``/apis/<group>/<version>/<plural>`` (``/api/v1`` for core)."""
-    for res in RESOURCES:
+    for res in all_resources():
         if res.group == group and res.plural == plural and version in res.versions:
             return res
     return None
@@ -232,7 +281,7 @@ def get_resource(group: str, version: str, plural: str) -> Resource | None:
 
 def by_kind(kind: str, group: str | None = None) -> Resource | None:
     """The resource whose objects have ``kind`` (optionally within ``group``)."""
-    for res in RESOURCES:
+    for res in all_resources():
         if res.kind == kind and (group is None or res.group == group):
             return res
     return None
@@ -249,7 +298,7 @@ def by_api_version_kind(api_version: str, kind: str) -> Resource | None:
 
 def by_category(category: str) -> list[Resource]:
     """Resources in a category, e.g. ``all`` for ``kubectl get all``, in registry order."""
-    return [r for r in RESOURCES if category in r.categories]
+    return [r for r in all_resources() if category in r.categories]
 
 
 def _names(res: Resource) -> tuple[str, ...]:
@@ -275,7 +324,7 @@ def resolve_with_version(name: str) -> tuple[Resource, str]:
             version, group = first, rest
         else:
             group = qualifier
-    for res in RESOURCES:
+    for res in all_resources():
         if group is not None and res.group != group:
             continue
         if resource_part in _names(res):
@@ -294,7 +343,7 @@ def resolve(name: str) -> Resource:
 
 
 def _plural_of(resource: Union[str, Resource]) -> str:
-    return resource.plural if isinstance(resource, Resource) else resource
+    return resource.store_segment if isinstance(resource, Resource) else resource
 
 
 def _check_segment(what: str, value: str) -> None:
@@ -428,7 +477,7 @@ def api_resource_list(group: str, version: str) -> dict | None:
     by name as the API server sorts them. None when the group/version is not served.
     """
     entries: list[dict] = []
-    for res in RESOURCES:
+    for res in all_resources():
         if res.group != group or version not in res.versions:
             continue
         entries.append(_resource_entry(res))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional, Union
 
-from netlab.api import printers, printers_batch_policy, printers_config, resources
+from netlab.api import customresources, printers, printers_batch_policy, printers_config, resources
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -201,10 +201,23 @@ DEFAULT_PRINTER = Printer((
     _NAME,
     Column("Created At", type="date", description="When the object was created."),
 ), printers.default_cells)
+# kube-apiserver prints CRDs with the default columns too: NAME, CREATED AT.
+PRINTERS["CustomResourceDefinition"] = DEFAULT_PRINTER
 
 
 def printer_for(kind: str) -> Printer:
     return PRINTERS.get(kind, DEFAULT_PRINTER)
+
+
+def custom_printer(res: resources.Resource, objects: list[dict]) -> Printer:
+    """A custom resource's Table: Name, then its version's additionalPrinterColumns
+    (Age when it declares none)."""
+    api_version = objects[0].get("apiVersion", "") if objects else ""
+    version = str(api_version).rpartition("/")[2] or res.preferred_version
+    cols = customresources.printer_columns(res, version)
+    columns = tuple(Column(d["name"], d["type"], d["format"], d["description"], d["priority"])
+                    for d in customresources.column_definitions(cols))
+    return Printer(columns, lambda obj, now: customresources.row_cells(cols, obj, now))
 
 
 def _kind_of(kind_or_resource: Union[str, resources.Resource]) -> str:
@@ -250,6 +263,8 @@ def to_table(
         raise ValueError(f"includeObject must be one of {', '.join(INCLUDE_OBJECT_VALUES)}; "
                          f"got {include_object!r}")
     printer: Printer = printer_for(_kind_of(kind_or_resource))
+    if isinstance(kind_or_resource, resources.Resource) and kind_or_resource.custom is not None:
+        printer = custom_printer(kind_or_resource, objects)
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": printer.cells(obj, now)}

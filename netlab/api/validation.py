@@ -54,6 +54,7 @@ from netlab.api.validation_config import (
     validate_secret_update,
     validate_serviceaccount,
 )
+from netlab.api.validation_crd import validate_crd, validate_crd_update
 from netlab.api.validation_discovery import (
     validate_endpointslice,
     validate_endpointslice_update,
@@ -529,6 +530,7 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Endpoints": validate_endpoints,
     "Event": validate_event,
     "Lease": validate_lease,
+    "CustomResourceDefinition": validate_crd,
     "EndpointSlice": validate_endpointslice,
     "NetworkPolicy": _net.validate_network_policy,
     "Ingress": _net.validate_ingress,
@@ -550,6 +552,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "Deployment": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "ReplicaSet": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
     "Job": validate_job_update,
+    "CustomResourceDefinition": validate_crd_update,
     "EndpointSlice": validate_endpointslice_update,
     "IngressClass": _net.validate_ingress_class_update,
     "RoleBinding": _rbac.validate_binding_update,

@@ -36,7 +36,10 @@ _QUANTITY_MSG = ("quantities must match the regular expression "
                  "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
 PORT_RANGE_MSG = "must be between 1 and 65535, inclusive"
 IP_MSG = "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
-STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
+# The CRD cleanup finalizer has no "/": apiextensions validates CRD metadata with the
+# generic rules, which accept it.
+STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion",
+                       "customresourcecleanup.apiextensions.k8s.io")
 
 
 def _regex_msg(what: str, fmt: str, *examples: str) -> str:

@@ -8,6 +8,7 @@ kubectl shows. Everything else is a thin call into ``netlab.client``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -38,10 +39,27 @@ def _client(lab: str | None):
     return SyncClient(lab_client(lab))
 
 
-def _resolve(name: str) -> resources.Resource:
+def _learn(lab: str | None) -> bool:
+    """Ask the server which resources it serves beyond the built-ins (CRDs' resources)."""
+    from netlab.client import APIError
+    from netlab.client.discovery import learn
+
+    with _client(lab) as client:
+        try:
+            return bool(client.run(learn(client.client)))
+        except (APIError, OSError):
+            return False
+
+
+def _resolve(name: str, lab: str | None = None) -> resources.Resource:
     try:
         return resources.resolve(name)
     except resources.UnknownResourceError as err:
+        if _learn(lab):  # not built in: maybe a custom resource the server serves
+            try:
+                return resources.resolve(name)
+            except resources.UnknownResourceError:
+                pass
         _fail(str(err), 2)
 
 
@@ -83,7 +101,7 @@ def get(lab: str | None, resource: str, names: tuple[str, ...], namespace: str |
     """Display resources, as kubectl get does."""
     from netlab.client import APIError
 
-    res = _resolve(resource)
+    res = _resolve(resource, lab)
     ns = None if (all_namespaces or not res.namespaced) else (namespace or "default")
     target = _resource_arg(res)
     with _client(lab) as client:
@@ -179,6 +197,13 @@ def apply(lab: str | None, files: tuple[str, ...], namespace: str | None) -> Non
     with _client(lab) as client:
         failed = False
         for _, obj in manifests:
+            if resources.by_api_version_kind(obj.get("apiVersion", ""),
+                                             obj.get("kind", "")) is None:
+                from netlab.client.discovery import learn
+
+                # Maybe a custom resource (perhaps of a CRD applied just before).
+                with contextlib.suppress(APIError, OSError):
+                    client.run(learn(client.client))
             try:
                 outcome, result = client.run(apply_object(client.client, obj, namespace))
                 click.echo(f"{_display(result)} {outcome}")
@@ -222,12 +247,12 @@ def delete(lab: str | None, resource: str | None, names: tuple[str, ...],
 
     targets: list[tuple[resources.Resource, str, str | None]] = []
     for _, obj in _manifests(files):
-        res = _resolve(f"{obj['kind']}")
+        res = _resolve(f"{obj['kind']}", lab)
         meta = obj.get("metadata") or {}
         targets.append((res, meta.get("name"), (meta.get("namespace") or namespace or "default")
                         if res.namespaced else None))
     if resource:
-        res = _resolve(resource)
+        res = _resolve(resource, lab)
         if not names:
             _fail("resource(s) were provided, but no name was specified", 2)
         targets += [(res, n, (namespace or "default") if res.namespaced else None)
@@ -290,7 +315,7 @@ def describe(lab: str | None, resource: str, name: str, namespace: str | None) -
     """Show an object with its events."""
     from netlab.client import APIError
 
-    res = _resolve(resource)
+    res = _resolve(resource, lab)
     ns = (namespace or "default") if res.namespaced else None
     with _client(lab) as client:
         try:

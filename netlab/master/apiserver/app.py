@@ -33,10 +33,12 @@ from netlab.api.objects import loads
 from netlab.master.apiserver import bootstrap, discovery, render
 from netlab.master.apiserver.allocators import ServiceAllocator
 from netlab.master.apiserver.config import Config
+from netlab.master.apiserver.crds import CRDManager
 from netlab.master.apiserver.deletion import Background, Deleter
 from netlab.master.apiserver.handlers import Context, handle
 from netlab.master.apiserver.request import parse_path, query_bool
 from netlab.master.apiserver.storage import Registry
+from netlab.master.apiserver.watch import WatchHub
 from netlab.master.store import Store, StoreClosedError
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ async def _startup(app: web.Application) -> None:
     services = await ctx.store.alist(resources.store_prefix("services"))
     ctx.registry.allocator.rebuild([loads(kv.value) for kv in services.items])
     await bootstrap.ensure_initial_objects(ctx.registry, ctx.config)
+    await ctx.crds.load()  # custom resources first: resuming deletions may concern them
     await ctx.deleter.resume()
     app[READY].append(True)
 
@@ -125,6 +128,7 @@ async def _shutdown(app: web.Application) -> None:
     ctx = app[CONTEXT]
     ctx.watches.close()
     await ctx.background.close()
+    ctx.crds.close()
 
 
 def make_context(store: Store, config: Config) -> Context:
@@ -133,8 +137,10 @@ def make_context(store: Store, config: Config) -> Context:
     background = Background()
     deleter = Deleter(registry, background, builtin_gc=config.builtin_gc,
                       builtin_namespace_deleter=config.builtin_namespace_deleter)
+    watches = WatchHub()
+    crds = CRDManager(registry, deleter, background, watches)
     return Context(store=store, config=config, registry=registry, deleter=deleter,
-                   background=background)
+                   background=background, watches=watches, crds=crds)
 
 
 def make_app(store: Store, config: Config, **app_options: Any) -> web.Application:

@@ -8,6 +8,9 @@ what this module does. The v2-only parts of an object (other metrics,
 ``behavior``) survive a v1 update because :func:`to_storage` merges with the
 stored object, as Kubernetes' annotations-based round trip achieves.
 
+Custom resources use conversion strategy ``None``: only ``apiVersion`` changes
+(:mod:`netlab.api.customresources`), and reads apply the schema's defaults.
+
 Every other resource is served in its storage version and passes through.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from netlab.api import customresources
 from netlab.api.objects import deep_copy
 from netlab.api.resources import Resource
 
@@ -90,6 +94,8 @@ def hpa_v1_to_v2(obj: dict, stored: Optional[dict] = None) -> dict:
 
 def to_served(res: Resource, version: str, obj: dict) -> dict:
     """A stored object as the client's ``version`` shows it (the input is not modified)."""
+    if res.custom is not None:
+        return customresources.convert(res, version, obj)
     if res.kind == "HorizontalPodAutoscaler" and version == "v1":
         return hpa_v2_to_v1(obj)
     return obj
@@ -97,10 +103,17 @@ def to_served(res: Resource, version: str, obj: dict) -> dict:
 
 def to_storage(res: Resource, version: str, obj: dict, stored: Optional[dict] = None) -> dict:
     """A client's object in the storage version; ``stored`` is the current object on update."""
+    if res.custom is not None:
+        # Conversion strategy None: the fields stay, apiVersion names the stored version.
+        obj["apiVersion"] = res.api_version(res.custom.storage_version)
+        return obj
     if res.kind == "HorizontalPodAutoscaler" and version == "v1":
         return hpa_v1_to_v2(obj, stored)
     return obj
 
 
 def needs_conversion(res: Resource, version: str) -> bool:
+    if res.custom is not None:
+        info = res.custom.version(version)
+        return version != res.custom.storage_version or info is None or info.defaults
     return version != res.preferred_version

@@ -147,6 +147,9 @@ class Deleter:
             wanted = {"Orphan": ORPHAN, "Foreground": FOREGROUND}.get(propagation)
             if wanted and wanted not in finalizers:
                 finalizers.append(wanted)
+            extra = kind_policy.delete_finalizer
+            if extra and extra not in finalizers and not m.get("deletionTimestamp"):
+                finalizers.append(extra)
             if not finalizers and grace == 0:
                 if opts.dry_run:
                     return obj, True

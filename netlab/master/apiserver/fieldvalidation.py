@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from netlab.api import errors
+from netlab.api import customresources, errors, resources
+from netlab.api.resources import Resource
 from netlab.master.apiserver import protobuf
 from netlab.master.apiserver.request import JSON, YAML, check_json_value, decode_body
 
@@ -50,9 +51,33 @@ def _outcome(problems: list[str], how: str, message: str) -> list[str]:
     return problems
 
 
+def _custom(kind: str, api_version: str) -> Resource | None:
+    res = resources.by_api_version_kind(api_version, kind)
+    return res if res is not None and res.custom is not None else None
+
+
+def _prune_custom(res: Resource, api_version: str, obj: dict, how: str,
+                  kind: str | None) -> tuple[dict, list[str]]:
+    """A custom object's fields its schema does not declare: pruned, and reported
+    per ``fieldValidation`` as apiextensions reports them."""
+    version = api_version.rpartition("/")[2]
+    pruned, dropped = customresources.unknown_fields(res, version, obj)
+    problems = [f'unknown field "{p}"' for p in dropped]
+    text = "strict decoding error: " + ", ".join(problems)
+    if kind is not None:
+        text = f'{kind} in version "{version}" cannot be handled as a {kind}: {text}'
+    warnings = _outcome(problems, how, text)
+    return (pruned if problems else obj), warnings
+
+
 def decode(raw: bytes, ctype: str, kind: str, api_version: str,
            how: str) -> tuple[dict, list[str]]:
     """A create/update body, checked and cleaned; returns (object, warnings)."""
+    custom = _custom(kind, api_version)
+    if custom is not None:
+        obj = decode_body(raw, ctype, strict=how == "Strict")
+        check_json_value(obj)
+        return _prune_custom(custom, api_version, obj, how, kind)
     openapi = _openapi()
     schema_known = openapi is not None and openapi.known_fields(kind, api_version) is not None
     if not schema_known:
@@ -86,6 +111,9 @@ def decode(raw: bytes, ctype: str, kind: str, api_version: str,
 def check_patched(raw: bytes, patch_type: str, patched: dict, kind: str, api_version: str,
                   how: str) -> tuple[dict, list[str]]:
     """A patched object, checked as Kubernetes checks patches; returns (object, warnings)."""
+    custom = _custom(kind, api_version)
+    if custom is not None:
+        return _prune_custom(custom, api_version, patched, how, None)
     openapi = _openapi()
     if how == "Ignore" or openapi is None or openapi.known_fields(kind, api_version) is None:
         if openapi is not None and openapi.known_fields(kind, api_version) is not None:

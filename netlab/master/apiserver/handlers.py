@@ -17,7 +17,13 @@ from aiohttp import web
 
 from netlab.api import errors
 from netlab.api.objects import deep_copy, dumps, meta
-from netlab.api.patch import PatchError, apply_patch
+from netlab.api.patch import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_MERGE_PATCH,
+    PatchError,
+    apply_patch,
+)
 from netlab.master.apiserver import (
     conversion,
     eviction,
@@ -56,6 +62,7 @@ class Context:
     deleter: Deleter
     background: Background
     watches: WatchHub = field(default_factory=WatchHub)
+    crds: Any = None  # the CRDManager (crds.py), which serves custom resources
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -187,6 +194,10 @@ async def _list(request: web.Request, ctx: Context, info: RequestInfo,
 async def _create(request: web.Request, ctx: Context, info: RequestInfo,
                   output: Output) -> web.Response:
     is_dry_run = dry_run(request.query, "CreateOptions")
+    if info.resource.custom is not None and info.resource.custom.terminating:
+        raise errors.APIError(405, "MethodNotAllowed", "create not allowed while custom "
+                              "resource definition is terminating",
+                              {"group": info.resource.group, "kind": info.resource.plural})
     obj, warnings = await read_object(request, ctx, info)
     check_type(info, obj)
     check_identity(info, obj)
@@ -267,6 +278,10 @@ async def _patch(request: web.Request, ctx: Context, info: RequestInfo,
     how = fieldvalidation.mode(request.query)
     raw = await read_body(request, ctx.config.max_body)
     ctype = request.headers.get("Content-Type", "")
+    if info.resource.custom is not None and \
+            ctype.split(";", 1)[0].strip().lower() == STRATEGIC_MERGE_PATCH:
+        # Custom resources have no patch strategies to merge by (as in apiextensions).
+        raise errors.unsupported_media_type(ctype, (JSON_PATCH, MERGE_PATCH))
     warnings: list[str] = []
     mutate = _patch_mutation(info, ctype, raw, how, warnings)
     obj, _ = await ctx.registry.update(info.resource, info.namespace, info.name or "", mutate,

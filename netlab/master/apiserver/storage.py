@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable, Optional
 
-from netlab.api import errors, objects, resources, validation
+from netlab.api import errors, objects, resources
 from netlab.api.objects import decode_stored, deep_copy, encode_for_storage, meta
 from netlab.api.resources import Resource
 from netlab.master.apiserver import strategy
@@ -97,6 +97,8 @@ class Registry:
         self.namespaces = NamespaceCache(store)
         # Set by the deletion layer: called after an object left the store.
         self.on_removed: Callable[[Resource, dict], None] = lambda res, obj: None
+        # Watchers of this server's own writes (the CRD manager); called after each write.
+        self.on_written: list[Callable[[Resource, dict], None]] = []
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -154,7 +156,7 @@ class Registry:
             if res.namespaced and namespace and name:
                 await self.check_namespace(res, namespace, name)
             strategy.prepare_for_create(res, candidate)
-            errs = validation.validate(res.kind, candidate, res.namespaced)
+            errs = strategy.validate(res, candidate)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
             rollback = _noop
@@ -207,10 +209,7 @@ class Registry:
             new = mutate(deep_copy(old))
             self._check_preconditions(res, name, new, old)
             new = strategy.prepare_for_update(res, new, old, subresource)
-            if subresource is None:
-                errs = validation.validate_update(res.kind, new, old, res.namespaced)
-            else:  # status, binding, finalize: the spec rules do not apply
-                errs = validation.validate_status_update(res.kind, new, old, res.namespaced)
+            errs = strategy.validate_update(res, new, old, subresource)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
             objects.set_resource_version(new, kv.mod_revision)
@@ -292,6 +291,8 @@ class Registry:
     def _after_write(self, res: Resource, obj: dict, revision: int) -> None:
         if res.kind == "Namespace":
             self.namespaces.observe(obj, revision)
+        for hook in self.on_written:
+            hook(res, obj)
 
 
 async def gather_limited(coros: list, limit: int = 16) -> list:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from netlab.api import configdata, defaults
+from netlab.api import configdata, customresources, defaults, validation
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
 from netlab.master.apiserver import apiservices
@@ -45,6 +45,8 @@ class KindPolicy:
     return_deleted_object: bool = False
     default_propagation: str = "Background"
     graceful: bool = False  # deletion waits for the kubelet (pods)
+    # A finalizer DELETE adds before marking the object (CRDs: the cleanup of their CRs).
+    delete_finalizer: Optional[str] = None
     generation_on_content: bool = False  # generation tracks every non-metadata change
 
 
@@ -70,10 +72,15 @@ _POLICIES: dict[str, KindPolicy] = {
     "IngressClass": KindPolicy(generation=True),
     "APIService": KindPolicy(status_subresource=True),
     "ReplicationController": KindPolicy(status_subresource=True, generation=True),
+    "CustomResourceDefinition": KindPolicy(
+        status_subresource=True, generation=True,
+        delete_finalizer=customresources.CLEANUP_FINALIZER),
 }
 
 
 def policy(res: Resource) -> KindPolicy:
+    if res.custom is not None:  # a custom kind may reuse any built-in kind's name
+        return KindPolicy(status_subresource=res.custom.status, generation=True)
     return _POLICIES.get(res.kind, KindPolicy())
 
 
@@ -100,6 +107,9 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
         return {"loadBalancer": {}}
     if kind == "APIService":
         return apiservices.initial_status(obj)
+    if kind == "CustomResourceDefinition":
+        return {"acceptedNames": {"kind": "", "plural": ""},
+                "storedVersions": customresources.stored_versions(obj, [])}
     return None
 
 
@@ -179,6 +189,13 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
     m["creationTimestamp"] = timestamp()
     if policy(res).generation:
         m["generation"] = 1
+    if res.custom is not None:
+        if res.custom.status:
+            obj.pop("status", None)  # written through /status only
+        obj["apiVersion"] = res.api_version(res.custom.storage_version)
+        obj["kind"] = res.kind
+        customresources.prepare(res, obj)
+        return
     obj["apiVersion"] = res.api_version()
     obj["kind"] = res.kind
     configdata.decode_payload(res.kind, obj)
@@ -194,6 +211,23 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
         _admit_pod(obj)
     elif res.kind == "Job":
         _generate_job_selector(obj)
+
+
+def validate(res: Resource, obj: dict) -> list:
+    """Field errors of a new object; a custom object is checked against its schema."""
+    if res.custom is None:
+        return validation.validate(res.kind, obj, res.namespaced)
+    return validation.validate("", obj, res.namespaced) + customresources.validate(res, obj)
+
+
+def validate_update(res: Resource, new: dict, old: dict, subresource: Optional[str]) -> list:
+    """Field errors of an update; status, binding and finalize writes skip the spec rules
+    (a custom object's status is still checked against its schema)."""
+    if res.custom is not None:
+        return validation.validate("", new, res.namespaced) + customresources.validate(res, new)
+    if subresource is None:
+        return validation.validate_update(res.kind, new, old, res.namespaced)
+    return validation.validate_status_update(res.kind, new, old, res.namespaced)
 
 
 # --- update -----------------------------------------------------------------------------------
@@ -215,11 +249,18 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
             result["status"] = new["status"]
         else:
             result.pop("status", None)
+        if res.custom is not None:
+            customresources.prepare(res, result)
         return result
-    new["apiVersion"] = res.api_version()
-    new["kind"] = res.kind
-    configdata.decode_payload(res.kind, new)
-    defaults.apply_defaults(res.kind, new)
+    if res.custom is not None:
+        new["apiVersion"] = res.api_version(res.custom.storage_version)
+        new["kind"] = res.kind
+        customresources.prepare(res, new)
+    else:
+        new["apiVersion"] = res.api_version()
+        new["kind"] = res.kind
+        configdata.decode_payload(res.kind, new)
+        defaults.apply_defaults(res.kind, new)
     m, old_m = meta(new), meta(old)
     for key in _SYSTEM_META:
         if key in old_m:
@@ -239,13 +280,25 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
         new["spec"] = old.get("spec", {})
     if res.kind == "Service":
         ServiceAllocator.fix_up_update(new, old)
-    if kind_policy.generation and _generation_content(kind_policy, new) != \
-            _generation_content(kind_policy, old):
+    if res.kind == "CustomResourceDefinition" and res.custom is None:
+        status = new.get("status") if isinstance(new.get("status"), dict) else {}
+        status["storedVersions"] = customresources.stored_versions(
+            new, status.get("storedVersions") or [])
+        new["status"] = status
+    if kind_policy.generation and _generation_content(res, kind_policy, new) != \
+            _generation_content(res, kind_policy, old):
         m["generation"] = int(old_m.get("generation") or 0) + 1
     return new
 
 
-def _generation_content(kind_policy: KindPolicy, obj: dict) -> object:
+def _generation_content(res: Resource, kind_policy: KindPolicy, obj: dict) -> object:
+    """What a change of moves ``metadata.generation``."""
+    if res.custom is not None:
+        # A custom object's generation moves with any change but metadata (and status,
+        # when that has its own subresource), as apiextensions counts it.
+        skip = ("metadata", "status", "apiVersion") if res.custom.status else \
+            ("metadata", "apiVersion")
+        return {k: v for k, v in obj.items() if k not in skip}
     if kind_policy.generation_on_content:
         return {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
     return obj.get("spec")

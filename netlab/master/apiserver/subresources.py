@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from netlab.api import errors, objects, printers, resources
+from netlab.api import customresources, errors, objects, printers, resources
 from netlab.api.objects import meta
 from netlab.api.patch import PatchError, apply_patch
 from netlab.master.apiserver.config import Config, LogRequest, LogUnavailable
@@ -40,7 +40,27 @@ def patch_error(err: PatchError) -> errors.APIError:
 # --- scale -----------------------------------------------------------------------------------
 
 
-def to_scale(obj: dict) -> dict:
+def _custom_scale(res: Any, obj: dict) -> dict:
+    """A custom object's Scale, through its CRD's specReplicasPath/statusReplicasPath/
+    labelSelectorPath (apiextensions' scale subresource)."""
+    paths = res.custom.scale
+    m = meta(obj)
+    spec_r = customresources.get_path(obj, str(paths.get("specReplicasPath") or ""))
+    status_r = customresources.get_path(obj, str(paths.get("statusReplicasPath") or ""))
+    status: dict[str, Any] = {"replicas": status_r if isinstance(status_r, int) else 0}
+    if paths.get("labelSelectorPath"):
+        selector = customresources.get_path(obj, str(paths["labelSelectorPath"]))
+        if isinstance(selector, str) and selector:
+            status["selector"] = selector
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                           "creationTimestamp") if k in m},
+            "spec": {"replicas": spec_r if isinstance(spec_r, int) else 0}, "status": status}
+
+
+def to_scale(obj: dict, res: Any = None) -> dict:
+    if res is not None and res.custom is not None and res.custom.scale is not None:
+        return _custom_scale(res, obj)
     m = meta(obj)
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
@@ -57,7 +77,7 @@ def to_scale(obj: dict) -> dict:
             "spec": {"replicas": spec.get("replicas", 0)}, "status": scale_status}
 
 
-def _apply_scale(obj: dict, scale: Any, name: str) -> dict:
+def _apply_scale(obj: dict, scale: Any, name: str, res: Any = None) -> dict:
     if not isinstance(scale, dict):
         raise errors.bad_request("the body must be a Scale object")
     spec = scale.get("spec") if isinstance(scale.get("spec"), dict) else {}
@@ -72,6 +92,9 @@ def _apply_scale(obj: dict, scale: Any, name: str) -> dict:
         scale.get("metadata"), dict) else None
     if rv:
         meta(obj)["resourceVersion"] = rv  # the client's precondition
+    if res is not None and res.custom is not None and res.custom.scale is not None:
+        customresources.set_path(obj, str(res.custom.scale.get("specReplicasPath")), replicas)
+        return obj
     if not isinstance(obj.get("spec"), dict):
         obj["spec"] = {}
     obj["spec"]["replicas"] = replicas
@@ -83,7 +106,7 @@ async def scale(registry: Registry, info: RequestInfo, *, body: Optional[dict] =
     """GET (no body, no patch), PUT (``body``) or PATCH (``patch``) of ``/scale``."""
     res, ns, name = info.resource, info.namespace, info.name or ""
     if body is None and patch is None:
-        return to_scale(await registry.get(res, ns, name))
+        return to_scale(await registry.get(res, ns, name), res)
     if body is not None:
         body_name = (body.get("metadata") or {}).get("name") if isinstance(
             body.get("metadata"), dict) else None
@@ -93,16 +116,16 @@ async def scale(registry: Registry, info: RequestInfo, *, body: Optional[dict] =
 
     def mutate(old: dict) -> dict:
         if body is not None:
-            return _apply_scale(old, body, name)
+            return _apply_scale(old, body, name, res)
         assert patch is not None
         try:
-            patched = apply_patch(patch[0], to_scale(old), patch[1], "Scale")
+            patched = apply_patch(patch[0], to_scale(old, res), patch[1], "Scale")
         except PatchError as err:
             raise patch_error(err) from None
-        return _apply_scale(old, patched, name)
+        return _apply_scale(old, patched, name, res)
 
     obj, _ = await registry.update(res, ns, name, mutate, dry_run=dry_run)
-    return to_scale(obj)
+    return to_scale(obj, res)
 
 
 # --- binding ---------------------------------------------------------------------------------

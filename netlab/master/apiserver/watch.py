@@ -78,6 +78,12 @@ class WatchHub:
         for stream in list(self._streams):
             stream.stop()
 
+    def stop_resource(self, group: str, plural: str) -> None:
+        """End the streams on one resource (its CustomResourceDefinition is gone)."""
+        for stream in list(self._streams):
+            if stream.res.group == group and stream.res.plural == plural:
+                stream.stop()
+
 
 class _DecodeCache:
     """Decoded stored values by (key, revision), shared by all streams: with many

@@ -18,10 +18,11 @@ not watch, looks again after a short delay.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Optional
 
 from netlab.api import resources
-from netlab.client import APIError, resource_path
+from netlab.client import APIError, discovery, resource_path
 from netlab.master.controllers.base import Context, Controller
 
 FINALIZER = "kubernetes"
@@ -63,6 +64,9 @@ class NamespaceController(Controller):
         if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
             return
         remaining: dict[str, int] = {}
+        # Custom resources too, as the upstream controller finds them: through discovery.
+        with contextlib.suppress(APIError):
+            await discovery.learn(self.client)
         for res in namespaced_resources():
             path = resource_path(res, name)
             listing = await self.client.request("GET", path)

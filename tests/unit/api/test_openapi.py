@@ -45,7 +45,7 @@ GROUP_VERSIONS = sorted([
     "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1", "apis/policy/v1",
     "apis/networking.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1",
     "apis/authorization.k8s.io/v1", "apis/authentication.k8s.io/v1",
-    "apis/apiregistration.k8s.io/v1"])
+    "apis/apiregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1"])
 REF = "#/components/schemas/"
 
 # --- the v3 index and documents ----------------------------------------------------------------
@@ -63,13 +63,13 @@ def test_index_lists_every_group_version_with_its_hash():
 
 def test_hash_changes_when_the_document_changes(monkeypatch):
     before = openapi_v3_index()["paths"]["apis/apps/v1"]["serverRelativeURL"]
-    openapi._v3_cached.cache_clear()
+    openapi._v3_built.cache_clear()
     monkeypatch.setattr(openapi, "KUBERNETES_VERSION", "v1.99.0")
     try:
         after = openapi_v3_index()["paths"]["apis/apps/v1"]["serverRelativeURL"]
         assert openapi_v3_document("apps/v1")["info"]["version"] == "v1.99.0"
     finally:
-        openapi._v3_cached.cache_clear()
+        openapi._v3_built.cache_clear()
     assert after != before
     monkeypatch.undo()
     assert openapi_v3_index()["paths"]["apis/apps/v1"]["serverRelativeURL"] == before

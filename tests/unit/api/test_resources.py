@@ -363,4 +363,30 @@ def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     with_status = {r.plural for r in resources.all_resources() if r.subresource("status")}
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
                            "cronjobs", "horizontalpodautoscalers", "poddisruptionbudgets",
-                           "ingresses", "apiservices", "replicationcontrollers"}
+                           "ingresses", "apiservices", "replicationcontrollers",
+                           "customresourcedefinitions"}
+
+
+def test_custom_resources_join_the_registry_and_leave_it():
+    custom = resources.Resource("example.com", ("v1", "v1beta1"), "Widget", "widgets", "widget",
+                                namespaced=True, short_names=("wd",), categories=("all",),
+                                custom=object())
+    before = resources.custom_generation()
+    resources.set_custom_resources([custom])
+    try:
+        assert resources.custom_generation() == before + 1
+        assert resources.resolve("wd") is custom
+        assert resources.resolve_with_version("widgets.v1beta1.example.com")[1] == "v1beta1"
+        assert resources.get_resource("example.com", "v1", "widgets") is custom
+        assert resources.groups()[-1] == "example.com"
+        assert custom in resources.by_category("all")
+        # The plural alone may repeat across groups: custom keys carry the group.
+        assert resources.store_key(custom, "default", "w") == \
+            "/registry/widgets.example.com/default/w"
+        doc = resources.api_resource_list("example.com", "v1")
+        assert [e["name"] for e in doc["resources"]] == ["widgets"]
+    finally:
+        resources.set_custom_resources(())
+    assert resources.get_resource("example.com", "v1", "widgets") is None
+    with pytest.raises(resources.UnknownResourceError):
+        resources.resolve("wd")
