@@ -18,6 +18,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Callable
 
+from netlab.api.defaults_apps import default_daemonset, default_statefulset
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 DEFAULT_TERMINATION_GRACE_PERIOD = 30
@@ -341,6 +342,8 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Deployment": default_deployment,
     "ReplicaSet": default_replicaset,
     "Job": default_job,
+    "DaemonSet": default_daemonset,
+    "StatefulSet": default_statefulset,
     "HorizontalPodAutoscaler": default_hpa,
     "Namespace": default_namespace,
     "Node": default_node,

@@ -665,3 +665,7 @@ _def("meta.DeleteOptions", obj(
     apiVersion=S, dryRun=AS(), gracePeriodSeconds=I64,
     ignoreStoreReadErrorWithClusterBreakingPotential=B, kind=S, orphanDependents=B,
     preconditions=R("meta.Preconditions"), propagationPolicy=S))
+
+# apps/v1 DaemonSet, StatefulSet and ControllerRevision live in their own module; importing
+# it runs its _def/_kind calls into the tables above.
+from netlab.api import openapi_schemas_apps  # noqa: E402,F401

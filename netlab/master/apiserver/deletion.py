@@ -47,8 +47,10 @@ NAMESPACE_FINALIZER = "kubernetes"
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 # Kinds whose objects own others in practice, and the resources their dependents are in.
-OWNER_KINDS = frozenset({"Deployment", "ReplicaSet", "Job", "Node", "Service"})
-DEPENDENT_RESOURCES = ("replicasets", "pods", "jobs", "leases", "endpoints", "services")
+OWNER_KINDS = frozenset({"Deployment", "ReplicaSet", "Job", "Node", "Service",
+                         "DaemonSet", "StatefulSet"})
+DEPENDENT_RESOURCES = ("replicasets", "pods", "jobs", "leases", "endpoints", "services",
+                       "controllerrevisions")
 _MAX_BACKOFF = 2.0
 
 

@@ -56,6 +56,8 @@ _POLICIES: dict[str, KindPolicy] = {
     "Lease": KindPolicy(allow_create_on_update=True),
     "Deployment": KindPolicy(status_subresource=True, generation=True),
     "ReplicaSet": KindPolicy(status_subresource=True, generation=True),
+    "DaemonSet": KindPolicy(status_subresource=True, generation=True),
+    "StatefulSet": KindPolicy(status_subresource=True, generation=True),
     # batch/v1 Jobs orphan their pods unless told otherwise (kubectl always tells).
     "Job": KindPolicy(status_subresource=True, generation=True, default_propagation="Orphan"),
     "HorizontalPodAutoscaler": KindPolicy(status_subresource=True),
@@ -82,6 +84,11 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
         return {"desiredReplicas": 0}
     if kind in ("Deployment", "ReplicaSet", "Job"):
         return {}
+    if kind == "DaemonSet":
+        return {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0, "numberReady": 0}
+    if kind == "StatefulSet":
+        return {"replicas": 0, "availableReplicas": 0}
     return None
 
 

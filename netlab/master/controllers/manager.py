@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 from netlab.client import Client
 from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
+from netlab.master.controllers.daemonset import DaemonSetController
 from netlab.master.controllers.deployment import DeploymentController
 from netlab.master.controllers.endpoints import EndpointsController
 from netlab.master.controllers.events import EventRecorder
@@ -33,6 +34,7 @@ from netlab.master.controllers.hpa import HPAController
 from netlab.master.controllers.job import JobController
 from netlab.master.controllers.namespace import NamespaceController
 from netlab.master.controllers.replicaset import ReplicaSetController
+from netlab.master.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("netlab.controllers.manager")
 
@@ -42,6 +44,8 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "replicaset": ReplicaSetController,
     "endpoints": EndpointsController,
     "job": JobController,
+    "daemonset": DaemonSetController,
+    "statefulset": StatefulSetController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,

@@ -57,7 +57,8 @@ def test_registry_matches_kubernetes(plural, group, kind, short_names, namespace
 
 def test_category_all_is_what_kubectl_get_all_lists():
     assert {r.plural for r in by_category("all")} == {
-        "pods", "services", "deployments", "replicasets", "jobs", "horizontalpodautoscalers"}
+        "pods", "services", "deployments", "replicasets", "jobs", "horizontalpodautoscalers",
+        "daemonsets", "statefulsets"}
 
 
 def test_every_typed_name_is_unambiguous():
@@ -286,8 +287,10 @@ def test_apps_v1_resource_list_has_scale_in_autoscaling_v1():
     doc = api_resource_list("apps", "v1")
     assert (doc["apiVersion"], doc["groupVersion"]) == ("v1", "apps/v1")
     assert [e["name"] for e in doc["resources"]] == [
+        "controllerrevisions", "daemonsets", "daemonsets/status",
         "deployments", "deployments/scale", "deployments/status",
-        "replicasets", "replicasets/scale", "replicasets/status"]
+        "replicasets", "replicasets/scale", "replicasets/status",
+        "statefulsets", "statefulsets/scale", "statefulsets/status"]
     for name in ("deployments/scale", "replicasets/scale"):
         assert _entry(doc, name) == {
             "name": name, "singularName": "", "namespaced": True, "group": "autoscaling",
@@ -348,4 +351,4 @@ def test_discovery_document_unknown_paths(path):
 def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     with_status = {r.plural for r in resources.all_resources() if r.subresource("status")}
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
-                           "horizontalpodautoscalers"}
+                           "horizontalpodautoscalers", "daemonsets", "statefulsets"}
