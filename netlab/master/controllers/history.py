@@ -54,16 +54,21 @@ def _safe_encode(number: int) -> str:
     return "".join(_ALPHABET[ord(c) % len(_ALPHABET)] for c in str(number))
 
 
+def fnv1_32(raw: bytes) -> int:
+    """Go's ``hash/fnv`` New32 (FNV-1, not FNV-1a): multiply, then xor each byte."""
+    h = 0x811C9DC5
+    for byte in raw:
+        h = ((h * 0x01000193) & 0xFFFFFFFF) ^ byte
+    return h
+
+
 def hash_revision_data(data: Obj, collision_count: Optional[int] = None) -> str:
     """``HashControllerRevision``: FNV-1 (32 bit) of the data's JSON, then of the decimal
     collision count when there is one, spelled in the safe alphabet."""
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
     if collision_count is not None:
         raw += str(collision_count).encode()
-    h = 0x811C9DC5
-    for byte in raw:
-        h = ((h * 0x01000193) & 0xFFFFFFFF) ^ byte
-    return _safe_encode(h)
+    return _safe_encode(fnv1_32(raw))
 
 
 def daemonset_hash(ds: Obj, collision_count: Optional[int] = None) -> str:
