@@ -26,9 +26,31 @@ _STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy",
                 "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
 
 
+def _selector_shape(v: _V, spec: dict) -> bool:
+    """Whether the selector has the types the selector parser needs (reported if not)."""
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        return True  # missing or not an object: the shared rules report it
+    fine = True
+    for key, kind, name in (("matchLabels", dict, "an object"),
+                            ("matchExpressions", list, "a list")):
+        value = selector.get(key)
+        if value is not None and not isinstance(value, kind):
+            v.add(invalid(f"spec.selector.{key}", value, f"must be {name}"))
+            fine = False
+    for i, expr in enumerate(selector.get("matchExpressions") or []):
+        if not isinstance(expr, dict) or not isinstance(expr.get("values") or [], list):
+            v.add(invalid(f"spec.selector.matchExpressions[{i}]", expr, "must be an object "
+                          "with a list of values"))
+            fine = False
+    return fine
+
+
 def _template_rules(v: _V, spec: dict, what: str, kind: str) -> None:
     from netlab.api import validation as core
 
+    if not _selector_shape(v, spec):
+        return
     core._selector_and_template(v, spec, what, f"empty selector is invalid for {what}",
                                 ("Always",))
     tspec = (spec.get("template") or {}).get("spec") if isinstance(

@@ -38,6 +38,7 @@ from netlab.master.controllers.base import (
     claim,
     delete,
     fresh_owner_check,
+    omit_zero,
     update_status,
 )
 from netlab.master.controllers.daemonset_placement import daemon_pod, should_run, target_node
@@ -150,6 +151,8 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
         "updatedNumberScheduled": updated, "numberAvailable": available,
         "numberUnavailable": max(desired - available, 0),
     }
+    # Upstream's omitempty counters are left out at zero.
+    omit_zero(out.status, "updatedNumberScheduled", "numberAvailable", "numberUnavailable")
     return out
 
 
