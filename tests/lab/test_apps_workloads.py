@@ -7,6 +7,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import sys
 import textwrap
 import threading
 
@@ -52,8 +53,6 @@ STATEFULSET = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def kubeconfig(cluster_lab, tmp_path_factory):
-    import sys
-
     out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig", "--lab",
                           cluster_lab.name], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
@@ -88,7 +87,21 @@ def _nodes_of(client, selector: str) -> list[str]:
     return sorted(p["spec"].get("nodeName") or "" for p in _pods(client, selector))
 
 
-def test_daemonset_one_pod_per_worker_then_control_plane_when_tolerated(kubeconfig, client):
+def _netlab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_api_resources_lists_the_apps_kinds(kubeconfig):
+    lines = {line.split()[0]: line.split() for line in
+             ok(kubectl(kubeconfig, "api-resources", "--api-group=apps")).splitlines()[1:]}
+    assert lines["daemonsets"][1:] == ["ds", "apps/v1", "true", "DaemonSet"]
+    assert lines["statefulsets"][1:] == ["sts", "apps/v1", "true", "StatefulSet"]
+    assert lines["controllerrevisions"][1:] == ["apps/v1", "true", "ControllerRevision"]
+
+
+def test_daemonset_one_pod_per_worker_then_control_plane_when_tolerated(cluster_lab, kubeconfig,
+                                                                          client):
     try:
         ok(kubectl(kubeconfig, "apply", "-f", "-", stdin=DAEMONSET))
         wait_for(lambda: _nodes_of(client, "app=agent") == ["worker1", "worker2"], 90,
@@ -99,6 +112,10 @@ def test_daemonset_one_pod_per_worker_then_control_plane_when_tolerated(kubeconf
                                                 "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR",
                                                 "AGE"]
         assert table.split("\n")[1].split()[:7] == ["agent", "2", "2", "2", "2", "2", "<none>"]
+        mine = _netlab("get", "--lab", cluster_lab.name, "ds")
+        assert mine.stdout.splitlines()[0] == table.splitlines()[0], mine.stderr
+        again = ok(kubectl(kubeconfig, "apply", "-f", "-", stdin=DAEMONSET))
+        assert again.strip() == "daemonset.apps/agent unchanged"
         pod = _pods(client, "app=agent")[0]
         tolerations = pod["spec"]["tolerations"]
         assert {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
@@ -139,8 +156,15 @@ def test_daemonset_rollout_history_and_undo(kubeconfig, client):
         wait_for(lambda: env_values() == {"1"}, 120, what="the undo back to VERSION=1")
         history = ok(kubectl(kubeconfig, "rollout", "history", "ds/agent"))
         assert [line.split()[0] for line in history.strip().split("\n")[2:]] == ["2", "3"]
+        detail = ok(kubectl(kubeconfig, "rollout", "history", "ds/agent", "--revision=2"))
+        assert [line.split() for line in detail.splitlines()
+                if line.strip().startswith("VERSION:")] == [["VERSION:", "2"]], detail
     finally:
         kubectl(kubeconfig, "delete", "ds", "agent", "--ignore-not-found", "--wait=true")
+    # The pods and revisions it owned are collected with it.
+    wait_for(lambda: not _pods(client, "app=agent") and not client.list(
+        "controllerrevisions", "default", label_selector="app=agent")["items"], 90,
+        what="the DaemonSet's pods and revisions to be collected")
 
 
 def test_daemonset_with_the_official_python_client(kubeconfig):
