@@ -10,7 +10,9 @@ For each DaemonSet, as Kubernetes' ``pkg/controller/daemon``:
    create a pod where one should run and none does, delete extra or failed pods and
    pods on nodes that may no longer keep them; with ``RollingUpdate``, delete old
    revision pods within ``maxUnavailable`` (unavailable ones first, they cost no
-   availability), and the next pass recreates them from the current revision;
+   availability), and the next pass recreates them from the current revision; with
+   ``maxSurge`` (and ``maxUnavailable`` 0), start the new pod beside the old one on up
+   to ``maxSurge`` nodes and delete the old pod once the new one is available;
 4. write the status ``kubectl rollout status ds/x`` reads.
 
 Creations use generated names, so expectations (``expectations.py``) keep a burst of
@@ -69,6 +71,7 @@ def _oldest_first(pods: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def max_unavailable(ds: Obj, desired: int) -> int:
+    """Nodes whose daemon may be down during a rolling update (rounded up, at least 1)."""
     strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
     rolling = strategy.get("rollingUpdate") or {}
     try:
@@ -76,6 +79,17 @@ def max_unavailable(ds: Obj, desired: int) -> int:
     except ValueError:
         value = 1
     return max(value, 1) if desired else 0
+
+
+def max_surge(ds: Obj, desired: int) -> int:
+    """Nodes that may run an old and a new pod at once; 0 unless ``maxUnavailable`` is 0."""
+    rolling = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    if rolling.get("maxUnavailable") not in (0, "0%"):
+        return 0
+    try:
+        return int_or_percent(rolling.get("maxSurge", 0), desired, True)
+    except ValueError:
+        return 0
 
 
 def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
@@ -90,10 +104,12 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
         if podutil.is_terminating(pod):
             continue
         by_node.setdefault(target_node(pod) or "", []).append(pod)
+    surge = max_surge(ds, sum(1 for n in nodes if should_run(ds, n)[0]))
     out = Plan()
     desired = current = ready = updated = available = misscheduled = 0
     old_available: list[dict[str, Any]] = []
-    unavailable = 0
+    surge_candidates: list[str] = []
+    unavailable = surging = 0
     names = set()
     for node in nodes:
         name = (node.get("metadata") or {}).get("name", "")
@@ -120,28 +136,47 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
             unavailable += 1
             continue
         current += 1
-        # Keep one pod per node: the newest-revision one if any, else the oldest.
         newest = [p for p in alive if _hash(p) == hash_value]
-        keep_pod = newest[0] if newest else alive[0]
-        out.delete.extend(p for p in alive if p is not keep_pod)
-        is_ready = podutil.is_ready(keep_pod)
-        is_available = podutil.is_available(keep_pod, min_ready, when)
-        ready += is_ready
+        olds = [p for p in alive if _hash(p) != hash_value]
+        if surge and rolling and newest and olds:
+            # Surging: the new pod runs beside the old one until it is available.
+            new_pod, old_pod = newest[0], olds[0]
+            out.delete.extend(newest[1:] + olds[1:])
+            counted = old_pod  # as upstream, the status counts the oldest pod of a node
+            if podutil.is_available(new_pod, min_ready, when):
+                out.delete.append(old_pod)
+            else:
+                surging += 1
+        else:
+            # One pod per node: the newest-revision one if any, else the oldest.
+            counted = newest[0] if newest else alive[0]
+            out.delete.extend(p for p in alive if p is not counted)
+        is_available = podutil.is_available(counted, min_ready, when)
+        ready += podutil.is_ready(counted)
         available += is_available
-        if _hash(keep_pod) == hash_value:
+        if _hash(counted) == hash_value:
             updated += 1
             if not is_available:
                 unavailable += 1
+        elif rolling and surge:
+            if newest:
+                continue  # surging already
+            if is_available:
+                surge_candidates.append(name)
+            else:
+                out.create.append(name)  # an unavailable old pod is replaced at once
         elif rolling:
             if is_available:
-                old_available.append(keep_pod)
+                old_available.append(counted)
             else:
-                out.delete.append(keep_pod)  # costs no availability
+                out.delete.append(counted)  # costs no availability
                 unavailable += 1
     for node_name, here in by_node.items():
         if node_name not in names:
             out.delete.extend(here)  # the node is gone (or the pod was never pinned)
-    if rolling:
+    if rolling and surge:
+        out.create.extend(surge_candidates[:max(surge - surging, 0)])
+    elif rolling:
         budget = max_unavailable(ds, desired) - unavailable
         out.delete.extend(_oldest_first(old_available)[:max(budget, 0)])
     out.status = {

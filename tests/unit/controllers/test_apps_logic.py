@@ -310,3 +310,18 @@ def test_new_revision_labels_owner_and_name():
 def test_history_is_trimmed_oldest_first_sparing_revisions_in_use(limit, keep, expected):
     revisions = [{"metadata": {"name": f"r{i}"}, "revision": i} for i in (3, 1, 2)]
     assert [r["metadata"]["name"] for r in history.to_trim(revisions, limit, keep)] == expected
+
+
+def test_max_surge_starts_new_pods_beside_old_ones_then_removes_the_old():
+    surging = ds(max_unavailable=0)
+    surging["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"] = 1
+    olds = [dpod("a", "worker1", "old"), dpod("b", "worker2", "old")]
+    step = plan(surging, NODES, olds, "new", NOW)
+    assert step.create == ["worker1"] and step.delete == []
+    starting = [*olds, dpod("c", "worker1", "new", ready=False)]
+    step = plan(surging, NODES, starting, "new", NOW)
+    assert step.create == [] and step.delete == []  # the surge budget is in use
+    assert step.status["numberAvailable"] == 2  # the old pods still serve
+    ready = [*olds, dpod("c", "worker1", "new")]
+    step = plan(surging, NODES, ready, "new", NOW)
+    assert [p["metadata"]["name"] for p in step.delete] == ["a"]
