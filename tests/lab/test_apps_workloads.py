@@ -112,6 +112,8 @@ def test_daemonset_one_pod_per_worker_then_control_plane_when_tolerated(cluster_
                                                 "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR",
                                                 "AGE"]
         assert table.split("\n")[1].split()[:7] == ["agent", "2", "2", "2", "2", "2", "<none>"]
+        described = ok(kubectl(kubeconfig, "describe", "ds", "agent"))
+        assert "Desired Number of Nodes Scheduled: 2" in described
         mine = _netlab("get", "--lab", cluster_lab.name, "ds")
         assert mine.stdout.splitlines()[0] == table.splitlines()[0], mine.stderr
         again = ok(kubectl(kubeconfig, "apply", "-f", "-", stdin=DAEMONSET))
@@ -199,6 +201,9 @@ def test_statefulset_with_volume_claim_templates_is_refused(kubeconfig):
     assert out.returncode != 0
     assert "spec.volumeClaimTemplates: Forbidden" in out.stderr
     assert "storage" in out.stderr
+    typo = kubectl(kubeconfig, "apply", "-f", "-",
+                   stdin=STATEFULSET.replace("replicas: 3", "replicaz: 3"))
+    assert typo.returncode != 0 and 'unknown field "spec.replicaz"' in typo.stderr
 
 
 class _Recorder:
