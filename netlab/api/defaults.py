@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from netlab.api import defaults_netrbac
+from netlab.api.defaults_apps import default_daemonset, default_statefulset
 from netlab.api.defaults_config import default_replicationcontroller, default_secret
 from netlab.api.validation_crd import default_crd
 from netlab.topology.quantity import QuantityError, parse_quantity
@@ -351,6 +352,8 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "Deployment": default_deployment,
     "ReplicaSet": default_replicaset,
     "Job": default_job,
+    "DaemonSet": default_daemonset,
+    "StatefulSet": default_statefulset,
     "HorizontalPodAutoscaler": default_hpa,
     "Namespace": default_namespace,
     "Node": default_node,

@@ -672,6 +672,7 @@ _def("meta.DeleteOptions", obj(
 # Kinds restated in their own modules register into the tables above when imported.
 from netlab.api import (  # noqa: E402,F401
     openapi_schemas_apiextensions,
+    openapi_schemas_apps,
     openapi_schemas_batch_policy,
     openapi_schemas_config,
     openapi_schemas_discovery,

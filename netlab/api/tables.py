@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Optional, Union
 
-from netlab.api import customresources, printers, printers_batch_policy, printers_config, resources
+from netlab.api import (
+    customresources,
+    printers,
+    printers_apps,
+    printers_batch_policy,
+    printers_config,
+    resources,
+)
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -138,6 +145,27 @@ PRINTERS: dict[str, Printer] = {
         Column("Ready", type="integer", description="Replicas that are ready."),
         _AGE, _CONTAINERS, _IMAGES, _SELECTOR,
     ), printers.replicaset_cells),
+    "DaemonSet": Printer((
+        _NAME,
+        Column("Desired", type="integer", description="Nodes that should run the daemon pod."),
+        Column("Current", type="integer", description="Nodes running at least one daemon pod."),
+        Column("Ready", type="integer", description="Nodes with a ready daemon pod."),
+        Column("Up-to-date", type="integer", description="Nodes running the updated pod."),
+        Column("Available", type="integer", description="Nodes with an available daemon pod."),
+        Column("Node Selector", description="The pod template's node selector."),
+        _AGE, _CONTAINERS, _IMAGES, _SELECTOR,
+    ), printers_apps.daemonset_cells),
+    "StatefulSet": Printer((
+        _NAME,
+        Column("Ready", description="Ready replicas out of desired replicas."),
+        _AGE, _CONTAINERS, _IMAGES,
+    ), printers_apps.statefulset_cells),
+    "ControllerRevision": Printer((
+        _NAME,
+        Column("Controller", description="The object that owns this revision."),
+        Column("Revision", type="integer", description="The revision number."),
+        _AGE,
+    ), printers_apps.controllerrevision_cells),
     "Job": Printer((
         _NAME,
         Column("Status", description="Complete, Failed, Suspended, Terminating or Running."),

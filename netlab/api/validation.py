@@ -31,6 +31,14 @@ from netlab.api.errors import (
     invalid,
     required,
 )
+from netlab.api.validation_apps import (
+    validate_controllerrevision,
+    validate_controllerrevision_update,
+    validate_daemonset,
+    validate_daemonset_update,
+    validate_statefulset,
+    validate_statefulset_update,
+)
 from netlab.api.validation_base import (  # the shared building blocks
     _ENV_FMT,
     _ENV_RE,
@@ -525,6 +533,9 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "Deployment": validate_deployment,
     "ReplicaSet": validate_replicaset,
     "Job": validate_job,
+    "DaemonSet": validate_daemonset,
+    "StatefulSet": validate_statefulset,
+    "ControllerRevision": validate_controllerrevision,
     "HorizontalPodAutoscaler": validate_hpa,
     "Node": validate_node,
     "Endpoints": validate_endpoints,
@@ -559,6 +570,9 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
     "ClusterRoleBinding": _rbac.validate_binding_update,
     "ConfigMap": validate_configmap_update,
     "Secret": validate_secret_update,
+    "DaemonSet": validate_daemonset_update,
+    "StatefulSet": validate_statefulset_update,
+    "ControllerRevision": validate_controllerrevision_update,
 }
 
 

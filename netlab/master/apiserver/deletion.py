@@ -48,9 +48,9 @@ PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")
 # Kinds whose objects own others in practice, and the resources their dependents are in.
 OWNER_KINDS = frozenset({"Deployment", "ReplicaSet", "Job", "Node", "Service", "Endpoints",
-                         "ReplicationController"})
+                         "ReplicationController", "DaemonSet", "StatefulSet"})
 DEPENDENT_RESOURCES = ("replicasets", "pods", "jobs", "leases", "endpoints", "services",
-                       "endpointslices")
+                       "endpointslices", "controllerrevisions")
 _MAX_BACKOFF = 2.0
 
 

@@ -62,6 +62,8 @@ _POLICIES: dict[str, KindPolicy] = {
     "Lease": KindPolicy(allow_create_on_update=True),
     "Deployment": KindPolicy(status_subresource=True, generation=True),
     "ReplicaSet": KindPolicy(status_subresource=True, generation=True),
+    "DaemonSet": KindPolicy(status_subresource=True, generation=True),
+    "StatefulSet": KindPolicy(status_subresource=True, generation=True),
     # batch/v1 Jobs orphan their pods unless told otherwise (kubectl always tells).
     "Job": KindPolicy(status_subresource=True, generation=True, default_propagation="Orphan"),
     "HorizontalPodAutoscaler": KindPolicy(status_subresource=True),
@@ -110,6 +112,11 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
     if kind == "CustomResourceDefinition":
         return {"acceptedNames": {"kind": "", "plural": ""},
                 "storedVersions": customresources.stored_versions(obj, [])}
+    if kind == "DaemonSet":
+        return {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                "desiredNumberScheduled": 0, "numberReady": 0}
+    if kind == "StatefulSet":
+        return {"replicas": 0, "availableReplicas": 0}
     return None
 
 

@@ -26,6 +26,7 @@ from netlab.client import Client
 from netlab.client.workqueue import SharedInformers
 from netlab.master.controllers.base import Context, Controller, Options
 from netlab.master.controllers.cronjob import CronJobController
+from netlab.master.controllers.daemonset import DaemonSetController
 from netlab.master.controllers.deployment import DeploymentController
 from netlab.master.controllers.disruption import DisruptionController
 from netlab.master.controllers.endpoints import EndpointsController
@@ -39,6 +40,7 @@ from netlab.master.controllers.namespace import NamespaceController
 from netlab.master.controllers.replicaset import ReplicaSetController
 from netlab.master.controllers.replication import ReplicationManager
 from netlab.master.controllers.serviceaccount import ServiceAccountController
+from netlab.master.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("netlab.controllers.manager")
 
@@ -54,6 +56,8 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "job": JobController,
     "cronjob": CronJobController,
     "disruption": DisruptionController,
+    "daemonset": DaemonSetController,
+    "statefulset": StatefulSetController,
     "horizontalpodautoscaling": HPAController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,

@@ -58,8 +58,7 @@ def test_registry_matches_kubernetes(plural, group, kind, short_names, namespace
 def test_category_all_is_what_kubectl_get_all_lists():
     assert {r.plural for r in by_category("all")} == {
         "pods", "replicationcontrollers", "services", "deployments", "replicasets", "jobs",
-        "cronjobs",
-        "horizontalpodautoscalers"}
+        "cronjobs", "horizontalpodautoscalers", "daemonsets", "statefulsets"}
 
 
 def test_every_typed_name_is_unambiguous():
@@ -300,8 +299,10 @@ def test_apps_v1_resource_list_has_scale_in_autoscaling_v1():
     doc = api_resource_list("apps", "v1")
     assert (doc["apiVersion"], doc["groupVersion"]) == ("v1", "apps/v1")
     assert [e["name"] for e in doc["resources"]] == [
+        "controllerrevisions", "daemonsets", "daemonsets/status",
         "deployments", "deployments/scale", "deployments/status",
-        "replicasets", "replicasets/scale", "replicasets/status"]
+        "replicasets", "replicasets/scale", "replicasets/status",
+        "statefulsets", "statefulsets/scale", "statefulsets/status"]
     for name in ("deployments/scale", "replicasets/scale"):
         assert _entry(doc, name) == {
             "name": name, "singularName": "", "namespaced": True, "group": "autoscaling",
@@ -364,7 +365,7 @@ def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
                            "cronjobs", "horizontalpodautoscalers", "poddisruptionbudgets",
                            "ingresses", "apiservices", "replicationcontrollers",
-                           "customresourcedefinitions"}
+                           "customresourcedefinitions", "daemonsets", "statefulsets"}
 
 
 def test_custom_resources_join_the_registry_and_leave_it():

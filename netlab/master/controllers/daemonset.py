@@ -1,0 +1,368 @@
+"""The DaemonSet controller: one pod per eligible node, rolled by revision.
+
+For each DaemonSet, as Kubernetes' ``pkg/controller/daemon``:
+
+1. snapshot the pod template as a ControllerRevision (:mod:`history`), renumbering
+   an equal old one when ``kubectl rollout undo`` brought it back;
+2. claim the pods (adopt matching orphans, release mismatches) and group them by
+   target node: ``spec.nodeName``, or the node a pending pod is pinned to;
+3. :func:`plan` decides, per node, from :func:`daemonset_placement.should_run`:
+   create a pod where one should run and none does, delete extra or failed pods and
+   pods on nodes that may no longer keep them; with ``RollingUpdate``, delete old
+   revision pods within ``maxUnavailable`` (unavailable ones first, they cost no
+   availability), and the next pass recreates them from the current revision; with
+   ``maxSurge`` (and ``maxUnavailable`` 0), start the new pod beside the old one on up
+   to ``maxSurge`` nodes and delete the old pod once the new one is available;
+4. write the status ``kubectl rollout status ds/x`` reads.
+
+Creations use generated names, so expectations (``expectations.py``) keep a burst of
+events from creating a second pod for a node before the first is seen. Pods are
+created unbound, pinned by node affinity; the scheduler binds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Optional
+
+from netlab.api.objects import controller_ref, now
+from netlab.api.selectors import SelectorError, label_selector_from_object
+from netlab.client import APIError
+from netlab.client.informer import object_key
+from netlab.master.controllers import history, podutil
+from netlab.master.controllers.base import (
+    Context,
+    Controller,
+    Overlay,
+    claim,
+    delete,
+    fresh_owner_check,
+    omit_zero,
+    update_status,
+)
+from netlab.master.controllers.daemonset_placement import daemon_pod, should_run, target_node
+from netlab.master.controllers.expectations import Expectations
+from netlab.master.controllers.rollout import int_or_percent
+
+RESOURCE = "daemonsets"
+API_VERSION, KIND = "apps/v1", "DaemonSet"
+Obj = Mapping[str, Any]
+
+
+@dataclass
+class Plan:
+    """What one sync does: nodes to create a pod for, pods to delete, and the status."""
+
+    create: list[str] = field(default_factory=list)
+    delete: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+def _hash(pod: Obj) -> str:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(history.HASH_LABEL, "")
+
+
+def _oldest_first(pods: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
+                                       (p.get("metadata") or {}).get("name") or ""))
+
+
+def max_unavailable(ds: Obj, desired: int) -> int:
+    """Nodes whose daemon may be down during a rolling update (rounded up, at least 1)."""
+    strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
+    rolling = strategy.get("rollingUpdate") or {}
+    try:
+        value = int_or_percent(rolling.get("maxUnavailable", 1), desired, True)
+    except ValueError:
+        value = 1
+    return max(value, 1) if desired else 0
+
+
+def max_surge(ds: Obj, desired: int) -> int:
+    """Nodes that may run an old and a new pod at once; 0 unless ``maxUnavailable`` is 0."""
+    rolling = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    if rolling.get("maxUnavailable") not in (0, "0%"):
+        return 0
+    try:
+        return int_or_percent(rolling.get("maxSurge", 0), desired, True)
+    except ValueError:
+        return 0
+
+
+def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
+         when: datetime) -> Plan:
+    """The sync of ``ds`` over ``nodes`` given its claimed ``pods`` (pure)."""
+    spec = ds.get("spec") or {}
+    min_ready = int(spec.get("minReadySeconds") or 0)
+    rolling = ((spec.get("updateStrategy") or {}).get("type") or "RollingUpdate") \
+        == "RollingUpdate"
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for pod in pods:
+        if podutil.is_terminating(pod):
+            continue
+        by_node.setdefault(target_node(pod) or "", []).append(pod)
+    surge = max_surge(ds, sum(1 for n in nodes if should_run(ds, n)[0]))
+    out = Plan()
+    desired = current = ready = updated = available = misscheduled = 0
+    old_available: list[dict[str, Any]] = []
+    surge_candidates: list[str] = []
+    unavailable = surging = 0
+    names = set()
+    for node in nodes:
+        name = (node.get("metadata") or {}).get("name", "")
+        names.add(name)
+        run, keep = should_run(ds, node)
+        here = by_node.get(name, [])
+        if run:
+            desired += 1
+        if not keep:
+            out.delete.extend(here)
+            if here:
+                misscheduled += 1
+            continue
+        failed = [p for p in here if podutil.phase(p) == "Failed"]
+        out.delete.extend(failed)
+        alive = _oldest_first(p for p in here if p not in failed)
+        if not run:
+            if alive:
+                misscheduled += 1  # kept (tolerated), but not one the set wants here
+            continue
+        if not alive:
+            if not failed:
+                out.create.append(name)
+            unavailable += 1
+            continue
+        current += 1
+        newest = [p for p in alive if _hash(p) == hash_value]
+        olds = [p for p in alive if _hash(p) != hash_value]
+        if surge and rolling and newest and olds:
+            # Surging: the new pod runs beside the old one until it is available.
+            new_pod, old_pod = newest[0], olds[0]
+            out.delete.extend(newest[1:] + olds[1:])
+            counted = old_pod  # as upstream, the status counts the oldest pod of a node
+            if podutil.is_available(new_pod, min_ready, when):
+                out.delete.append(old_pod)
+            else:
+                surging += 1
+        else:
+            # One pod per node: the newest-revision one if any, else the oldest.
+            counted = newest[0] if newest else alive[0]
+            out.delete.extend(p for p in alive if p is not counted)
+        is_available = podutil.is_available(counted, min_ready, when)
+        ready += podutil.is_ready(counted)
+        available += is_available
+        if _hash(counted) == hash_value:
+            updated += 1
+            if not is_available:
+                unavailable += 1
+        elif rolling and surge:
+            if newest:
+                continue  # surging already
+            if is_available:
+                surge_candidates.append(name)
+            else:
+                out.create.append(name)  # an unavailable old pod is replaced at once
+        elif rolling:
+            if is_available:
+                old_available.append(counted)
+            else:
+                out.delete.append(counted)  # costs no availability
+                unavailable += 1
+    for node_name, here in by_node.items():
+        if node_name not in names:
+            out.delete.extend(here)  # the node is gone (or the pod was never pinned)
+    if rolling and surge:
+        out.create.extend(surge_candidates[:max(surge - surging, 0)])
+    elif rolling:
+        budget = max_unavailable(ds, desired) - unavailable
+        out.delete.extend(_oldest_first(old_available)[:max(budget, 0)])
+    out.status = {
+        "currentNumberScheduled": current, "numberMisscheduled": misscheduled,
+        "desiredNumberScheduled": desired, "numberReady": ready,
+        "observedGeneration": (ds.get("metadata") or {}).get("generation"),
+        "updatedNumberScheduled": updated, "numberAvailable": available,
+        "numberUnavailable": max(desired - available, 0),
+    }
+    # Upstream's omitempty counters are left out at zero.
+    omit_zero(out.status, "updatedNumberScheduled", "numberAvailable", "numberUnavailable")
+    return out
+
+
+class DaemonSetController(Controller):
+    name = "daemonset"
+
+    def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
+        super().__init__(ctx, workers)
+        self.sets = ctx.informer(RESOURCE)
+        self.nodes = ctx.informer("nodes")
+        self.pods = ctx.informer("pods")
+        self.revisions = ctx.informer(history.RESOURCE)
+        self.pods_by_ns = ctx.by_namespace("pods")
+        self.revisions_by_owner = ctx.by_controller(history.RESOURCE)
+        self.mine = Overlay(self.sets)
+        self.expectations = Expectations()
+        self.events = ctx.recorder("daemonset-controller")
+        self.sets.add_handler(self._on_set)
+        self.pods.add_handler(self._on_pod)
+        self.nodes.add_handler(self._on_node)
+
+    def _on_set(self, kind: str, ds: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
+        if kind == "DELETED":
+            self.expectations.forget(object_key(ds))
+        self.enqueue(object_key(ds))
+
+    def _owner_key(self, pod: dict[str, Any]) -> Optional[str]:
+        ref = controller_ref(pod)
+        if ref is None or ref.get("kind") != KIND:
+            return None
+        return f"{(pod.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+
+    def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
+        owner = self._owner_key(pod)
+        if owner is None:
+            if kind != "DELETED" and not podutil.is_terminating(pod):
+                self._enqueue_matching(pod)
+            return
+        if kind == "ADDED" and not podutil.is_terminating(pod):
+            self.expectations.creation_observed(owner)
+        elif kind == "DELETED" or podutil.is_terminating(pod):
+            self.expectations.deletion_observed(owner, object_key(pod))
+        self.enqueue(owner)
+        min_ready = int((((self.sets.get(owner) or {}).get("spec") or {})
+                         .get("minReadySeconds")) or 0)
+        if min_ready and podutil.is_ready(pod) and not (old and podutil.is_ready(old)):
+            self.enqueue_after(owner, min_ready + 0.1)
+
+    def _enqueue_matching(self, pod: dict[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        for ds in self.sets.items():
+            if (ds.get("metadata") or {}).get("namespace") != meta.get("namespace"):
+                continue
+            try:
+                if label_selector_from_object((ds.get("spec") or {}).get("selector")).matches(
+                        meta.get("labels") or {}):
+                    self.enqueue(object_key(ds))
+            except SelectorError:
+                continue
+
+    def _on_node(self, kind: str, node: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
+        if kind == "MODIFIED" and old is not None and _node_facts(old) == _node_facts(node):
+            return  # a heartbeat: nothing a DaemonSet decides on changed
+        for ds in self.sets.items():
+            self.enqueue(object_key(ds))
+
+    async def reconcile(self, key: str) -> None:
+        ds = self.mine.get(key)
+        if ds is None:
+            self.expectations.forget(key)
+            return
+        meta = ds.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return
+        try:
+            selector = label_selector_from_object((ds.get("spec") or {}).get("selector"))
+        except SelectorError as err:
+            self.log.warning("%s: invalid selector: %s", key, err)
+            return
+        revisions = self.revisions_by_owner.get(meta.get("uid") or "")
+        collisions = (ds.get("status") or {}).get("collisionCount")
+        current, collisions = await history.ensure_revision(
+            self.client, ds, API_VERSION, KIND, revisions, history.daemonset_hash, collisions)
+        hash_value = ((current.get("metadata") or {}).get("labels") or {}).get(
+            history.HASH_LABEL, "")
+        owner_ref = podutil.owner_reference(ds, API_VERSION, KIND)
+        candidates = [p for p in self.pods_by_ns.get(meta.get("namespace") or "")]
+        pods = await claim(self.client, ds, owner_ref, selector, candidates, "pods",
+                           fresh_owner_check(self.client, RESOURCE, ds))
+        when = now()
+        nodes = sorted(self.nodes.items(), key=lambda n: (n.get("metadata") or {}).get("name"))
+        step = plan(ds, nodes, pods, hash_value, when)
+        error: Optional[Exception] = None
+        if self.expectations.satisfied(key):
+            try:
+                await self._apply(key, ds, step, hash_value)
+            except APIError as err:
+                error = err
+        status = dict(step.status)
+        if collisions is not None:
+            status["collisionCount"] = collisions
+        status = {k: v for k, v in status.items() if v is not None}
+        old_status = ds.get("status") or {}
+        if status != {k: v for k, v in old_status.items() if k != "conditions"}:
+            if old_status.get("conditions"):
+                status["conditions"] = old_status["conditions"]
+            written = await update_status(self.client, ds, status, RESOURCE)
+            if written is not None:
+                self.mine.record(written)
+        await self._trim(ds, current, pods)
+        min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
+        waits = [w for p in pods
+                 if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
+        if waits:
+            self.enqueue_after(key, min(waits) + 0.1)
+        if error is not None:
+            raise error
+
+    async def _apply(self, key: str, ds: dict[str, Any], step: Plan, hash_value: str) -> None:
+        meta = ds.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        owner_ref = podutil.owner_reference(ds, API_VERSION, KIND)
+        if step.create:
+            self.expectations.expect_creations(key, len(step.create))
+        elif step.delete:
+            self.expectations.expect_deletions(key, [object_key(p) for p in step.delete])
+
+        async def create_one(node: str) -> None:
+            template = daemon_pod(ds, node, hash_value)
+            pod = podutil.pod_from_template(template, namespace,
+                                            podutil.generate_name_prefix(name), owner_ref)
+            try:
+                created = await self.client.create(pod)
+            except Exception:
+                self.expectations.creation_observed(key)
+                raise
+            self.events.normal(ds, "SuccessfulCreate",
+                               f"Created pod: {(created.get('metadata') or {}).get('name')}")
+
+        async def delete_one(pod: dict[str, Any]) -> None:
+            pmeta = pod.get("metadata") or {}
+            try:
+                await delete(self.client, "pods", pmeta.get("namespace"),
+                             pmeta.get("name", ""), uid=pmeta.get("uid"))
+            except Exception:
+                self.expectations.deletion_observed(key, object_key(pod))
+                raise
+            self.events.normal(ds, "SuccessfulDelete", f"Deleted pod: {pmeta.get('name')}")
+
+        jobs = [create_one(n) for n in step.create]
+        if not step.create:
+            jobs += [delete_one(p) for p in step.delete]
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            raise errors[0]
+        if step.create and step.delete:
+            self.enqueue(key)  # the deletions come next, once the creations are seen
+
+    async def _trim(self, ds: dict[str, Any], current: dict[str, Any],
+                    pods: list[dict[str, Any]]) -> None:
+        limit = (ds.get("spec") or {}).get("revisionHistoryLimit")
+        limit = limit if isinstance(limit, int) else 10
+        revisions = self.revisions_by_owner.get((ds.get("metadata") or {}).get("uid") or "")
+        keep = {(current.get("metadata") or {}).get("name")}
+        name = (ds.get("metadata") or {}).get("name", "")
+        keep.update(history.revision_name(name, h) for h in (_hash(p) for p in pods) if h)
+        for revision in history.to_trim(revisions, limit, keep):
+            rmeta = revision.get("metadata") or {}
+            await delete(self.client, history.RESOURCE, rmeta.get("namespace"),
+                         rmeta.get("name", ""), uid=rmeta.get("uid"))
+
+
+def _node_facts(node: Obj) -> tuple:
+    meta, spec = node.get("metadata") or {}, node.get("spec") or {}
+    ready = next((c.get("status") for c in (node.get("status") or {}).get("conditions") or []
+                  if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    return (meta.get("labels"), spec.get("taints"), spec.get("unschedulable"), ready)

@@ -1,0 +1,218 @@
+"""StatefulSet decisions: pod identities, ordering, rolling update, status (pure).
+
+The rules of Kubernetes' ``stateful_set_control.go`` and ``stateful_set_utils.go``
+over plain dicts, so each decision is unit-tested without a cluster:
+
+* identity: pod ``<set>-<ordinal>``, ``hostname`` = pod name, ``subdomain`` =
+  ``serviceName``, labels ``statefulset.kubernetes.io/pod-name``,
+  ``apps.kubernetes.io/pod-index`` and ``controller-revision-hash`` (the revision's
+  name);
+* :func:`next_step`: with ``OrderedReady``, one action at a time: replace a failed
+  pod, create the lowest missing ordinal, and wait until every lower ordinal is
+  Running and Ready before going on; remove condemned ordinals (at or above
+  ``replicas``) highest first, one at a time, each gone before the next; with
+  ``Parallel``, all creations and removals at once;
+* ``RollingUpdate``: from the highest ordinal down to ``partition``, delete one pod
+  not at the update revision, and wait for its replacement to be Running and Ready;
+  ``OnDelete`` leaves pods alone (a pod deleted by the user comes back at the update
+  revision);
+* a new pod below ``partition`` is made from the current revision, others from the
+  update revision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Optional
+
+from netlab.master.controllers import history, podutil
+
+Obj = Mapping[str, Any]
+
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
+
+
+def ordinal_of(set_name: str, pod: Obj) -> Optional[int]:
+    """The ordinal of a pod named ``<set>-<n>``; None for pods of another name."""
+    name = (pod.get("metadata") or {}).get("name") or ""
+    match = re.fullmatch(re.escape(set_name) + r"-(0|[1-9][0-9]*)", name)
+    return int(match.group(1)) if match else None
+
+
+def revision_of(pod: Obj) -> str:
+    return ((pod.get("metadata") or {}).get("labels") or {}).get(history.HASH_LABEL, "")
+
+
+def running_and_ready(pod: Obj) -> bool:
+    return podutil.phase(pod) == "Running" and podutil.is_ready(pod)
+
+
+def healthy(pod: Obj) -> bool:
+    return running_and_ready(pod) and not podutil.is_terminating(pod)
+
+
+def _spec(sts: Obj) -> Mapping[str, Any]:
+    return sts.get("spec") or {}
+
+
+def replicas(sts: Obj) -> int:
+    value = _spec(sts).get("replicas")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def start_ordinal(sts: Obj) -> int:
+    start = (_spec(sts).get("ordinals") or {}).get("start")
+    return start if isinstance(start, int) and not isinstance(start, bool) else 0
+
+
+def partition(sts: Obj) -> int:
+    strategy = _spec(sts).get("updateStrategy") or {}
+    value = (strategy.get("rollingUpdate") or {}).get("partition")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def is_rolling(sts: Obj) -> bool:
+    return ((_spec(sts).get("updateStrategy") or {}).get("type") or "RollingUpdate") \
+        == "RollingUpdate"
+
+
+def is_parallel(sts: Obj) -> bool:
+    return _spec(sts).get("podManagementPolicy") == "Parallel"
+
+
+def uses_current_revision(sts: Obj, ordinal: int) -> bool:
+    """``newVersionedStatefulSetPod``: a pod below the partition keeps the current revision."""
+    return is_rolling(sts) and ordinal - start_ordinal(sts) < partition(sts)
+
+
+def pod_for(sts: Obj, template: Obj, ordinal: int, revision_name: str) -> dict[str, Any]:
+    """A new pod of ``sts`` at ``ordinal`` from ``template`` (a revision's pod template)."""
+    meta = sts.get("metadata") or {}
+    name = f"{meta.get('name', '')}-{ordinal}"
+    tmeta = template.get("metadata") or {}
+    labels = dict(tmeta.get("labels") or {})
+    labels.update({POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal),
+                   history.HASH_LABEL: revision_name})
+    pmeta: dict[str, Any] = {"name": name, "namespace": meta.get("namespace"), "labels": labels,
+                             "ownerReferences": [podutil.owner_reference(
+                                 sts, "apps/v1", "StatefulSet")]}
+    if tmeta.get("annotations"):
+        pmeta["annotations"] = dict(tmeta["annotations"])
+    spec = dict(podutil.pod_from_template(template, "", "", None)["spec"])
+    spec["hostname"] = name
+    service = _spec(sts).get("serviceName")
+    if service:
+        spec["subdomain"] = service
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pmeta, "spec": spec}
+
+
+@dataclass
+class Step:
+    """What one sync does: ordinals to create, pods to delete."""
+
+    create: list[int] = field(default_factory=list)
+    delete: list[dict[str, Any]] = field(default_factory=list)
+    waiting: str = ""  # why nothing more is done now (for logs and tests)
+
+
+def next_step(sts: Obj, pods: list[dict[str, Any]], update_revision: str) -> Step:
+    """What to do now for ``sts`` owning ``pods`` (its claimed pods with ordinals)."""
+    name = (sts.get("metadata") or {}).get("name", "")
+    start = start_ordinal(sts)
+    want = range(start, start + replicas(sts))
+    by_ordinal: dict[int, dict[str, Any]] = {}
+    condemned: list[dict[str, Any]] = []
+    for pod in pods:
+        ordinal = ordinal_of(name, pod)
+        if ordinal is None:
+            continue
+        if ordinal in want:
+            by_ordinal[ordinal] = pod
+        else:
+            condemned.append(pod)
+    monotonic = not is_parallel(sts)
+    step = Step()
+    for ordinal in want:
+        pod = by_ordinal.get(ordinal)
+        if pod is None:
+            step.create.append(ordinal)
+            if monotonic:
+                step.waiting = f"creating {name}-{ordinal}"
+                return step
+            continue
+        if podutil.is_finished(pod) and not podutil.is_terminating(pod):
+            step.delete.append(pod)  # recreated on a later pass
+            if monotonic:
+                step.waiting = f"replacing failed {name}-{ordinal}"
+                return step
+            continue
+        if monotonic and not healthy(pod):
+            step.waiting = f"waiting for {name}-{ordinal} to be Running and Ready"
+            return step
+    condemned.sort(key=lambda p: -(ordinal_of(name, p) or 0))
+    for pod in condemned:
+        if podutil.is_terminating(pod):
+            if monotonic:
+                step.waiting = f"waiting for {pod['metadata']['name']} to terminate"
+                return step
+            continue
+        step.delete.append(pod)
+        if monotonic:
+            step.waiting = f"removing {pod['metadata']['name']}"
+            return step
+    if step.create or step.delete or not is_rolling(sts):
+        return step
+    for ordinal in reversed(range(start + partition(sts), want.stop)):
+        pod = by_ordinal.get(ordinal)
+        if pod is None:
+            break
+        if revision_of(pod) != update_revision and not podutil.is_terminating(pod):
+            step.delete.append(pod)
+            step.waiting = f"updating {name}-{ordinal}"
+            return step
+        if not healthy(pod):
+            step.waiting = f"waiting for {name}-{ordinal} to be Running and Ready"
+            return step
+    return step
+
+
+def calculate_status(sts: Obj, pods: list[dict[str, Any]], current_revision: str,
+                     update_revision: str, when: datetime,
+                     collision_count: Optional[int]) -> dict[str, Any]:
+    """The status ``kubectl rollout status sts/x`` reads."""
+    min_ready = int(_spec(sts).get("minReadySeconds") or 0)
+    status: dict[str, Any] = {
+        "observedGeneration": (sts.get("metadata") or {}).get("generation"),
+        "replicas": 0, "readyReplicas": 0, "currentReplicas": 0, "updatedReplicas": 0,
+        "availableReplicas": 0,
+    }
+    for pod in pods:
+        status["replicas"] += 1
+        if running_and_ready(pod):
+            status["readyReplicas"] += 1
+            if podutil.is_available(pod, min_ready, when):
+                status["availableReplicas"] += 1
+        if not podutil.is_terminating(pod):
+            if revision_of(pod) == current_revision:
+                status["currentReplicas"] += 1
+            if revision_of(pod) == update_revision:
+                status["updatedReplicas"] += 1
+    status["currentRevision"] = current_revision
+    status["updateRevision"] = update_revision
+    if is_rolling(sts) and status["updatedReplicas"] == status["replicas"] == replicas(sts) \
+            and status["readyReplicas"] == status["replicas"]:
+        # The rolling update is complete: the update revision becomes the current one.
+        status["currentReplicas"] = status["updatedReplicas"]
+        status["currentRevision"] = update_revision
+    if collision_count is not None:
+        status["collisionCount"] = collision_count
+    for key in ("readyReplicas", "currentReplicas", "updatedReplicas"):
+        if not status[key]:
+            del status[key]
+    if status["observedGeneration"] is None:
+        del status["observedGeneration"]
+    return status
