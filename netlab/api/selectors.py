@@ -452,13 +452,20 @@ def label_selector_from_object(obj: Optional[Mapping[str, Any]]) -> LabelSelecto
         return LabelSelector.match_nothing()
     match_labels = obj.get("matchLabels") or {}
     expressions = obj.get("matchExpressions") or []
+    # Objects come from request bodies: a wrong shape is the client's error, not ours.
+    if not isinstance(match_labels, Mapping):
+        raise SelectorError("matchLabels must be a map of strings")
+    if not isinstance(expressions, list) or not all(isinstance(e, Mapping) for e in expressions):
+        raise SelectorError("matchExpressions must be a list of requirements")
     reqs = [new_requirement(k, EQUALS, [v]) for k, v in match_labels.items()]
     for expr in expressions:
         operator = expr.get("operator", "")
         if operator not in _OBJECT_OPERATORS:
             raise SelectorError(f"{_go_quote(operator)} is not a valid label selector operator")
-        reqs.append(new_requirement(expr.get("key", ""), _OBJECT_OPERATORS[operator],
-                                    expr.get("values") or ()))
+        values = expr.get("values") or ()
+        if not isinstance(values, (list, tuple)):
+            raise SelectorError("matchExpressions values must be a list of strings")
+        reqs.append(new_requirement(expr.get("key", ""), _OBJECT_OPERATORS[operator], values))
     return LabelSelector(_sorted_by_key(reqs))
 
 

@@ -278,6 +278,11 @@ def test_missing_label_selector_object_selects_nothing():
      '[key: Invalid value: "-k": name part ' + QNAME_RULE
      + ', values[0][-k]: Invalid value: "-v": ' + VALUE_RULE + "]"),
     ({"matchLabels": {"replicas": 3}}, None),  # not a string: rejected, whatever the wording
+    # Bodies of the wrong shape are the client's error (a 422), never a server crash.
+    ({"matchLabels": ["app"]}, "matchLabels must be a map of strings"),
+    ({"matchExpressions": "app"}, "matchExpressions must be a list of requirements"),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": 5}]},
+     "matchExpressions values must be a list of strings"),
 ])
 def test_label_selector_object_errors(obj, message):
     with pytest.raises(SelectorError) as err:

@@ -103,6 +103,11 @@ def test_validation_messages():
     wrong = pod("p")
     wrong["spec"]["containers"] = "nope"
     assert validation.validate("Pod", wrong, namespaced=True)  # reported, not a crash
+    for kind in ("Deployment", "ReplicaSet", "Job"):
+        shapeless = deployment("d")
+        shapeless["spec"]["selector"] = {"matchLabels": ["app"]}
+        messages = [str(e) for e in validation.validate(kind, shapeless, namespaced=True)]
+        assert any(m.startswith("spec.selector: Invalid value") for m in messages), messages
 
 
 def test_invalid_status_shape():
