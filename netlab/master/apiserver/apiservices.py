@@ -16,6 +16,9 @@ from netlab.api import resources
 from netlab.api.objects import timestamp
 
 AUTOMANAGED_LABEL = "kube-aggregator.kubernetes.io/automanaged"
+# The label's value on the APIServices of CRD groups, which come and go with the CRDs
+# (built-in groups' say "onstart").
+CRD_AUTOMANAGED = "true"
 
 # kube-apiserver's apiVersionPriorities: (groupPriorityMinimum, versionPriority).
 _PRIORITIES: dict[tuple[str, str], tuple[int, int]] = {
@@ -57,7 +60,8 @@ def _priority(group: str, version: str, index: int) -> tuple[int, int]:
 def builtin_apiservices() -> list[dict]:
     """One Local APIService per served group/version, core first, then /apis order."""
     out = []
-    for group in ["", *resources.groups()]:
+    builtin = {r.group for r in resources.all_resources() if r.custom is None}
+    for group in ["", *(g for g in resources.groups() if g in builtin)]:
         versions = ["v1"] if group == "" else resources.group_versions(group)
         for index, version in enumerate(versions):
             group_min, version_prio = _priority(group, version, index)
@@ -69,6 +73,16 @@ def builtin_apiservices() -> list[dict]:
                          "groupPriorityMinimum": group_min, "versionPriority": version_prio},
             })
     return out
+
+
+def crd_apiservice(group: str, version: str) -> dict:
+    """The APIService kube-apiserver's CRD registration controller makes for a CRD group."""
+    return {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": name_of(group, version),
+                         "labels": {AUTOMANAGED_LABEL: CRD_AUTOMANAGED}},
+            # CRD groups rank low; their versions sort among themselves kube-like.
+            "spec": {"group": group, "version": version, "groupPriorityMinimum": 1000,
+                     "versionPriority": 100}}
 
 
 def initial_status(obj: dict) -> dict:

@@ -12,7 +12,10 @@ exact; startup loads them from the store), and after each change
 * for a CRD marked for deletion (DELETE adds the ``customresourcecleanup`` finalizer,
   see ``strategy.py``), sets ``Terminating``, deletes every custom object, waits
   until none is left and removes the finalizer; once the CRD leaves the store its
-  resource is no longer served and open watches on it end.
+  resource is no longer served and open watches on it end;
+* keeps one automanaged Local APIService per group/version the CRDs serve, as
+  kube-apiserver's CRD registration controller does (``v1.example.com``, group
+  priority 1000), and deletes it when no CRD serves that group/version any more.
 
 Custom objects are stored under ``/registry/<plural>.<group>/[<namespace>/]<name>``
 (``Resource.store_segment``): the store's flat one-segment layout, kept unique per group.
@@ -28,6 +31,7 @@ from typing import Optional
 from netlab.api import customresources, errors, objects, resources
 from netlab.api.objects import decode_stored, meta
 from netlab.api.resources import Resource
+from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.deletion import Background, DeleteOptions, Deleter
 from netlab.master.apiserver.storage import Registry
 from netlab.master.apiserver.watch import WatchHub
@@ -35,7 +39,8 @@ from netlab.master.apiserver.watch import WatchHub
 log = logging.getLogger(__name__)
 
 CRDS = resources.by_kind(customresources.CRD_KIND, customresources.GROUP)
-assert CRDS is not None
+APISERVICES = resources.by_kind("APIService", "apiregistration.k8s.io")
+assert CRDS is not None and APISERVICES is not None
 CLEANUP_POLL = 0.1
 
 
@@ -131,6 +136,31 @@ class CRDManager:
             except errors.APIError as err:
                 if err.code != 404:
                     log.warning("CRD %s: %s", name, err)
+        try:
+            await self._sync_apiservices()
+        except errors.APIError as err:
+            log.warning("APIServices of custom resources: %s", err)
+
+    async def _sync_apiservices(self) -> None:
+        wanted = {apiservices.name_of(r.group, v): (r.group, v)
+                  for r in self._served.values() for v in r.versions}
+        page = await self.registry.store.alist(resources.store_prefix(APISERVICES))
+        existing = {objects.name_of(o): o for o in
+                    (decode_stored(kv.value, kv.mod_revision) for kv in page.items)}
+        for name, (group, version) in sorted(wanted.items()):
+            if name not in existing:
+                try:
+                    await self.registry.create(APISERVICES, None,
+                                               apiservices.crd_apiservice(group, version))
+                except errors.APIError as err:
+                    if err.reason != "AlreadyExists":
+                        raise
+        for name, obj in existing.items():
+            labels = meta(obj).get("labels") or {}
+            if name not in wanted and \
+                    labels.get(apiservices.AUTOMANAGED_LABEL) == apiservices.CRD_AUTOMANAGED:
+                with contextlib.suppress(errors.APIError):
+                    await self.deleter.delete(APISERVICES, None, name, DeleteOptions())
 
     async def _reconcile(self, name: str) -> None:
         crd = self._crds.get(name)

@@ -9,6 +9,7 @@ import copy
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 WIDGETS = "/apis/example.com/v1/namespaces/default/widgets"
+APISERVICES = "/apis/apiregistration.k8s.io/v1/apiservices"
 
 SCHEMA = {
     "type": "object",
@@ -85,6 +86,17 @@ async def test_crd_serves_its_resource(api, memory_store):
         assert {r["name"] for r in disc["resources"]} >= {"widgets/status", "widgets/scale"}
         groups = await c.ok("GET", "/apis")
         assert "example.com" in [g["name"] for g in groups["groups"]]
+        # As kube-apiserver's CRD registration controller: an automanaged Local APIService.
+        service = None
+        for _ in range(200):
+            status, service = await c.get(f"{APISERVICES}/v1.example.com")
+            if status == 200:
+                break
+            await asyncio.sleep(0.02)
+        assert service["spec"] == {"group": "example.com", "version": "v1",
+                                   "groupPriorityMinimum": 1000, "versionPriority": 100}
+        assert service["metadata"]["labels"] == {
+            "kube-aggregator.kubernetes.io/automanaged": "true"}
 
         w = await c.ok("POST", WIDGETS, widget("w1", bogus=1), fieldValidation="Ignore")
         assert w["spec"] == {"size": 3, "color": "red"}  # pruned and defaulted
@@ -147,6 +159,12 @@ async def test_crd_serves_its_resource(api, memory_store):
         status, _ = await c.get(WIDGETS)
         assert status == 404
         assert not memory_store.list("/registry/widgets.example.com/").items
+        for _ in range(200):  # ... and its APIService with it
+            status, _ = await c.get(f"{APISERVICES}/v1.example.com")
+            if status == 404:
+                break
+            await asyncio.sleep(0.02)
+        assert status == 404
 
 
 async def test_crd_validation_and_name_conflicts(api, memory_store):
