@@ -1,4 +1,5 @@
-"""Helpers shared by the kernel and lab tiers: unique names, traffic, captures.
+"""Helpers shared by the kernel and lab tiers: unique names, traffic, captures, and
+the user's own tools run as programs (``netlab``, ``kubectl``).
 
 Traffic is real: sockets are opened inside the lab's namespaces (see
 ``netlab.kernel.netns.run_in_netns``) and ``ping`` runs there through
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,8 +24,34 @@ import yaml
 
 from netlab.kernel.netns import run_in_netns
 
+KUBECTL = shutil.which("kubectl")
 TEST_PREFIX = "nlt"  # every lab and namespace the suite makes starts with this
 ETH_P_ALL = 0x0003
+
+
+def netlab_cli(*args: str, stdin: str | None = None,
+               timeout: float | None = 300) -> subprocess.CompletedProcess:
+    """The user's command ``netlab ARGS``, run as a program; stdin is closed unless given."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
+    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False, **feed)
+
+
+def write_kubeconfig(lab: str, directory: Path) -> Path:
+    """``netlab kubeconfig --lab LAB`` saved as ``DIRECTORY/config``."""
+    out = netlab_cli("kubeconfig", "--lab", lab)
+    assert out.returncode == 0, out.stderr
+    path = directory / "config"
+    path.write_text(out.stdout)
+    return path
+
+
+def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
+            timeout: float = 180) -> subprocess.CompletedProcess:
+    """Real kubectl against a lab; the timeout only bounds a hang."""
+    return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, input=stdin, timeout=timeout,
+                          check=False)
 
 
 def unique_lab() -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from labkit import topology, unique_lab, write_topology
+from labkit import topology, unique_lab, write_kubeconfig, write_topology
 
 from netlab.kernel.snapshot import namespace_snapshot
 from netlab.lab import lifecycle
@@ -75,6 +75,12 @@ def demo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def cluster_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """The demo topology with its control plane running: what ``netlab up`` gives."""
     yield from _module_lab(tmp_path_factory, control_plane=True)
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(cluster_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A kubeconfig for ``cluster_lab``, as ``netlab kubeconfig`` writes it."""
+    return write_kubeconfig(cluster_lab.name, tmp_path_factory.mktemp("kube"))
 
 
 def load_demo() -> dict[str, Any]:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
-import sys
 import textwrap
 import threading
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, netlab_cli, wait_for
 
 from netlab.client import SyncClient, lab_client
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 DAEMONSET = textwrap.dedent("""\
@@ -51,22 +48,6 @@ STATEFULSET = textwrap.dedent("""\
     """)
 
 
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig", "--lab",
-                          cluster_lab.name], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
-def kubectl(kubeconfig, *args: str, stdin: str | None = None,
-            timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True,
-                          text=True, input=stdin, timeout=timeout, check=False)
-
-
 def ok(result: subprocess.CompletedProcess) -> str:
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -85,11 +66,6 @@ def _pods(client, selector: str) -> list[dict]:
 
 def _nodes_of(client, selector: str) -> list[str]:
     return sorted(p["spec"].get("nodeName") or "" for p in _pods(client, selector))
-
-
-def _netlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, check=False)
 
 
 def test_api_resources_lists_the_apps_kinds(kubeconfig):
@@ -114,7 +90,7 @@ def test_daemonset_one_pod_per_worker_then_control_plane_when_tolerated(cluster_
         assert table.split("\n")[1].split()[:7] == ["agent", "2", "2", "2", "2", "2", "<none>"]
         described = ok(kubectl(kubeconfig, "describe", "ds", "agent"))
         assert "Desired Number of Nodes Scheduled: 2" in described
-        mine = _netlab("get", "--lab", cluster_lab.name, "ds")
+        mine = netlab_cli("get", "--lab", cluster_lab.name, "ds")
         assert mine.stdout.splitlines()[0] == table.splitlines()[0], mine.stderr
         again = ok(kubectl(kubeconfig, "apply", "-f", "-", stdin=DAEMONSET))
         assert again.strip() == "daemonset.apps/agent unchanged"

@@ -5,14 +5,13 @@ apiservices`` and everyday RBAC/NetworkPolicy/Ingress manifests show a user."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
+from labkit import KUBECTL, kubectl
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 RBAC = textwrap.dedent("""\
@@ -102,21 +101,6 @@ MULTI = textwrap.dedent("""\
         metadata: {labels: {app: py}}
         spec: {containers: [{name: c, image: netlab/echo}]}
     """)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig", "--lab",
-                          cluster_lab.name], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
-def kubectl(kubeconfig, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, input=stdin, timeout=60, check=False)
 
 
 def _rows(text: str) -> list[list[str]]:

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, wait_for
 
 from netlab.client import APIError, SyncClient, lab_client
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 
 CRONJOB = textwrap.dedent("""\
@@ -34,22 +30,6 @@ CRONJOB = textwrap.dedent("""\
               containers:
               - {name: c, image: netlab/echo, command: [sleep, "1"]}
     """)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig", "--lab",
-                          cluster_lab.name], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
-def kubectl(kubeconfig, *args: str, stdin: str | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], input=stdin,
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-
-def _netlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, check=False)
+from labkit import netlab_cli
 
 
 def test_status_json_and_table(demo_lab):
-    out = _netlab("status", demo_lab.name, "-o", "json")
+    out = netlab_cli("status", demo_lab.name, "-o", "json")
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["phase"] == "up"
@@ -21,32 +16,32 @@ def test_status_json_and_table(demo_lab):
     assert nodes["worker1"]["underlayIP"] == "192.168.100.3"
     assert nodes["worker1"]["podSubnet"] == "10.244.1.0/24"
     assert nodes["client"]["podSubnet"] == ""
-    table = _netlab("status", demo_lab.name).stdout
+    table = netlab_cli("status", demo_lab.name).stdout
     assert "UNDERLAY-IP" in table and "10.244.2.0/24" in table
 
 
 def test_list_shows_the_lab(demo_lab):
-    out = _netlab("list")
+    out = netlab_cli("list")
     assert demo_lab.name in out.stdout
 
 
 def test_exec_runs_inside_the_node(demo_lab):
-    out = _netlab("exec", "--lab", demo_lab.name, "worker2", "--", "ip", "-br", "addr", "show")
+    out = netlab_cli("exec", "--lab", demo_lab.name, "worker2", "--", "ip", "-br", "addr", "show")
     assert out.returncode == 0, out.stderr
     assert "192.168.100.4/24" in out.stdout and "10.244.2.1/24" in out.stdout
     assert "vxlan0" in out.stdout
-    sys_view = _netlab("exec", "--lab", demo_lab.name, "worker2", "--", "ls", "/sys/class/net")
+    sys_view = netlab_cli("exec", "--lab", demo_lab.name, "worker2", "--", "ls", "/sys/class/net")
     assert "cni0" in sys_view.stdout, "/sys must show the node's own interfaces"
 
 
 def test_exec_unknown_node_explains(demo_lab):
-    out = _netlab("exec", "--lab", demo_lab.name, "worker9", "--", "true")
+    out = netlab_cli("exec", "--lab", demo_lab.name, "worker9", "--", "true")
     assert out.returncode == 2
     assert "has no node 'worker9'" in out.stderr and "worker1" in out.stderr
 
 
 def test_status_of_unknown_lab_explains():
-    out = _netlab("status", "nosuchlab")
+    out = netlab_cli("status", "nosuchlab")
     assert out.returncode == 2 and "no lab named nosuchlab is up" in out.stderr
 
 
@@ -54,6 +49,6 @@ def test_validate_prints_the_plan(tmp_path):
     from labkit import topology, write_topology
 
     path = write_topology(tmp_path, topology("vdemo"))
-    out = _netlab("validate", str(path))
+    out = netlab_cli("validate", str(path))
     assert out.returncode == 0 and "valid lab 'vdemo'" in out.stdout
     assert "192.168.100.2" in out.stdout

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, netlab_cli, wait_for
 
 from netlab.client import SyncClient, lab_client
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 ENV_POD = textwrap.dedent("""\
@@ -60,29 +56,10 @@ RC = textwrap.dedent("""\
     """)
 
 
-def _netlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, check=False)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = _netlab("kubeconfig", "--lab", cluster_lab.name)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
 @pytest.fixture
 def client(cluster_lab):
     with SyncClient(lab_client(cluster_lab.name)) as c:
         yield c
-
-
-def kubectl(kubeconfig, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True,
-                          text=True, input=stdin, timeout=60, check=False)
 
 
 def _cleanup(kubeconfig, *what: str) -> None:
@@ -109,7 +86,7 @@ def test_kubectl_creates_configmaps_and_secrets(cluster_lab, kubeconfig, client,
         assert cm["data"] == {"a": "1", "app.conf": "listen 80\n"}
         assert client.get("secrets", "s", "default")["data"] == {"p": "cHc="}
         # The same table from netlab's own CLI.
-        mine = _netlab("get", "--lab", cluster_lab.name, "cm", "c")
+        mine = netlab_cli("get", "--lab", cluster_lab.name, "cm", "c")
         assert mine.returncode == 0 and mine.stdout.split()[:4] == ["NAME", "DATA", "AGE", "c"]
         # stringData is merged into data and not stored.
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sd"},

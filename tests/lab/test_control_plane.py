@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
 import stat
 import subprocess
-import sys
 import textwrap
 import threading
 
 import psutil
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, netlab_cli, wait_for
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.kernel import netns
 from netlab.lab.state import components_path, data_dir, lab_dir, read_json, socket_path
 
-KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 POD = textwrap.dedent("""\
@@ -54,26 +51,6 @@ DEPLOYMENT = textwrap.dedent("""\
             - {name: A, value: "1"}
             - {name: B, value: "2"}
     """)
-
-
-def _netlab(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, input=stdin, check=False)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = _netlab("kubeconfig", "--lab", cluster_lab.name)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
-def kubectl(kubeconfig, *args: str, stdin: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True,
-                          text=True, input=stdin, timeout=timeout, check=False)
 
 
 @pytest.fixture
@@ -142,7 +119,7 @@ def test_kubectl_create_get_and_the_same_table_from_netlab(cluster_lab, kubeconf
     table = kubectl(kubeconfig, "get", "pods")
     assert table.stdout.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert "kc-pod" in table.stdout
-    mine = _netlab("get", "--lab", cluster_lab.name, "pods")
+    mine = netlab_cli("get", "--lab", cluster_lab.name, "pods")
     assert mine.stdout.splitlines()[0] == table.stdout.splitlines()[0]
     wide = kubectl(kubeconfig, "get", "pods", "-o", "wide")
     assert "NODE" in wide.stdout.splitlines()[0]
@@ -238,16 +215,16 @@ def test_netlab_apply_get_describe_delete(cluster_lab, tmp_path):
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(POD.replace("NAME", "nl-pod"))
     lab = ("--lab", cluster_lab.name)
-    assert _netlab("apply", *lab, "-f", str(manifest)).stdout.strip() == "pod/nl-pod created"
-    assert _netlab("apply", *lab, "-f", str(manifest)).stdout.strip() == "pod/nl-pod unchanged"
-    got = _netlab("get", *lab, "pod", "nl-pod", "-o", "json")
+    assert netlab_cli("apply", *lab, "-f", str(manifest)).stdout.strip() == "pod/nl-pod created"
+    assert netlab_cli("apply", *lab, "-f", str(manifest)).stdout.strip() == "pod/nl-pod unchanged"
+    got = netlab_cli("get", *lab, "pod", "nl-pod", "-o", "json")
     assert json.loads(got.stdout)["spec"]["containers"][0]["env"][0]["value"] == "hello"
-    assert "Name:         nl-pod" in _netlab("describe", *lab, "pod", "nl-pod").stdout
-    out = _netlab("delete", *lab, "pod", "nl-pod")
+    assert "Name:         nl-pod" in netlab_cli("describe", *lab, "pod", "nl-pod").stdout
+    out = netlab_cli("delete", *lab, "pod", "nl-pod")
     assert out.returncode == 0 and 'pod "nl-pod" deleted' in out.stdout
-    missing = _netlab("get", *lab, "pod", "nl-pod")
+    missing = netlab_cli("get", *lab, "pod", "nl-pod")
     assert missing.returncode == 1 and "not found" in missing.stderr
-    unknown = _netlab("get", *lab, "gizmos")
+    unknown = netlab_cli("get", *lab, "gizmos")
     assert unknown.returncode == 2 and "doesn't have a resource type" in unknown.stderr
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
-import subprocess
 import textwrap
 import threading
 import time
@@ -20,36 +18,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, wait_for
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.lab import faults
 from netlab.lab.state import components_path, read_json
 
-KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 SLEEP = {"name": "c", "image": "netlab/echo", "command": ["sleep", "3600"]}
-
-
-def _netlab(*args: str) -> subprocess.CompletedProcess:
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args],
-                          capture_output=True, text=True, check=False)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = _netlab("kubeconfig", "--lab", cluster_lab.name)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
-def kubectl(kubeconfig, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture

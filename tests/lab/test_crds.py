@@ -5,16 +5,13 @@ sees events, and deleting the CRD removes its objects and ends the watch."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import textwrap
 import threading
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, netlab_cli, wait_for, write_kubeconfig
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 CRD = textwrap.dedent("""\
@@ -63,19 +60,11 @@ def widget(name: str, size: object = 3, extra: str = "") -> str:
         """)
 
 
-def _netlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, check=False)
-
-
 @pytest.fixture(scope="module")
 def kube(cluster_lab, tmp_path_factory):
     """A kubectl runner with its own discovery cache, so no stale cache hides the CRD."""
-    out = _netlab("kubeconfig", "--lab", cluster_lab.name)
-    assert out.returncode == 0, out.stderr
     home = tmp_path_factory.mktemp("kube")
-    config = home / "config"
-    config.write_text(out.stdout)
+    config = write_kubeconfig(cluster_lab.name, home)
 
     def argv(*args: str) -> list[str]:
         return [str(KUBECTL), "--kubeconfig", str(config), "--cache-dir", str(home / "cache"),
@@ -148,12 +137,12 @@ def test_create_get_columns_invalid_and_pruned(kube, crd):
 
 def test_netlab_get_resolves_custom_resources(cluster_lab, kube, crd):
     kube("apply", "-f", "-", stdin=widget("w1"))
-    out = _netlab("get", "widgets", "--lab", cluster_lab.name)
+    out = netlab_cli("get", "widgets", "--lab", cluster_lab.name)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].split() == ["NAME", "SIZE", "PHASE"]
     assert "w1" in [x.split()[0] for x in lines[1:] if x.strip()], out.stdout
-    out = _netlab("get", "wd", "w1", "--lab", cluster_lab.name, "-o", "json")
+    out = netlab_cli("get", "wd", "w1", "--lab", cluster_lab.name, "-o", "json")
     assert out.returncode == 0 and '"kind": "Widget"' in out.stdout, out.stderr
 
 

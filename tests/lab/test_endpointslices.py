@@ -11,20 +11,16 @@ ClusterIP reaching only ready pods.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import subprocess
-import sys
 import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, netlab_cli, wait_for
 
 from netlab.kernel import netns
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 SELECT = "kubernetes.io/service-name=eps"
 
@@ -66,25 +62,6 @@ def _manifest(flag: Path) -> str:
           selector: {{app: eps}}
           ports: [{{name: http, port: 80, targetPort: web}}]
         """)
-
-
-def _netlab(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, check=False)
-
-
-def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True,
-                          text=True, input=stdin, timeout=60, check=False)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory) -> Path:
-    out = _netlab("kubeconfig", "--lab", cluster_lab.name)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +121,7 @@ def test_kubectl_lists_the_service_slice_with_its_columns_labels_and_owner(clust
 
     resources = kubectl(kubeconfig, "api-resources", "--api-group=discovery.k8s.io")
     assert "endpointslices" in resources.stdout and "discovery.k8s.io/v1" in resources.stdout
-    mine = _netlab("get", "--lab", cluster_lab.name, "endpointslices", "-l", SELECT)
+    mine = netlab_cli("get", "--lab", cluster_lab.name, "endpointslices", "-l", SELECT)
     assert mine.returncode == 0, mine.stderr
     mine_header, mine_row = mine.stdout.strip().splitlines()
     assert mine_header.split() == header.split() and mine_row.split()[:4] == cells[:4]

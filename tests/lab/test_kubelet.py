@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import ssl
@@ -26,7 +25,7 @@ from typing import Any, Callable
 import psutil
 import pytest
 import yaml
-from labkit import wait_for
+from labkit import KUBECTL, kubectl, wait_for, write_kubeconfig
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.kernel import netns
@@ -34,7 +33,6 @@ from netlab.kernel.overlay import read_overlay
 from netlab.lab.state import components_path, lab_dir, read_json
 from netlab.node.runtime.paths import ipam_dir
 
-KUBECTL = shutil.which("kubectl")
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 PY = sys.executable  # a host program every container can run
 ECHO = "netlab/echo"
@@ -72,21 +70,7 @@ def client(lab):
 
 @pytest.fixture(scope="module")
 def kubeconfig(lab, tmp_path_factory):
-    out = netlab_main("kubeconfig", "--lab", lab.name)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
-def netlab_main(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "netlab.cli.main", *args], capture_output=True, text=True,
-                          timeout=60, check=False)
-
-
-def kubectl(kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return write_kubeconfig(lab.name, tmp_path_factory.mktemp("kube"))
 
 
 class Pods:

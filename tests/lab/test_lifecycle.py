@@ -11,16 +11,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from labkit import lab_namespaces, ping, topology, unique_lab, wait_for, write_topology
+from labkit import lab_namespaces, netlab_cli, ping, topology, unique_lab, wait_for, write_topology
 
 from netlab.kernel import netns
 from netlab.lab import lifecycle
 from netlab.lab.state import lab_dir, load_state
-
-
-def _netlab(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "netlab.cli.main", *args], capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, check=False, **kwargs)
 
 
 def _gone(lab: str) -> None:
@@ -38,7 +33,7 @@ def test_down_removes_namespaces_state_and_processes(make_lab):
         assert result.found and sleeper.pid in result.processes
         assert sleeper.wait(timeout=5) is not None
         _gone(lab.name)
-        again = _netlab("down", lab.name)
+        again = netlab_cli("down", lab.name)
         assert again.returncode == 0 and f"no lab named {lab.name} is up" in again.stdout
     finally:
         if sleeper.poll() is None:
@@ -49,7 +44,7 @@ def test_second_up_is_refused_and_the_lab_is_untouched(make_lab):
     lab = make_lab(workers=1, external=False)
     with pytest.raises(lifecycle.LabError, match="already up"):
         lifecycle.up(lab.path)
-    out = _netlab("up", str(lab.path))
+    out = netlab_cli("up", str(lab.path))
     assert out.returncode == 1 and "already up" in out.stderr
     assert ping(lab.ns("worker1"), str(lab.plan.node("control-plane").gateway.ip))
 
@@ -83,7 +78,7 @@ def test_down_after_kill_9_during_up(tmp_path):
         proc.wait(timeout=10)
         state = load_state(name)
         assert state is not None, "up must record the lab before creating anything"
-        out = _netlab("down", name)
+        out = netlab_cli("down", name)
         assert out.returncode == 0, out.stderr
         _gone(name)
     finally:
@@ -173,7 +168,7 @@ def test_dry_run_touches_nothing(tmp_path):
     name = unique_lab()
     path = write_topology(tmp_path, topology(name))
     before = netns.list_netns()
-    out = _netlab("up", "--dry-run", str(path))
+    out = netlab_cli("up", "--dry-run", str(path))
     assert out.returncode == 0, out.stderr
     assert f"netns {name}-net" in out.stdout
     assert "type vxlan id 1 dstport 4789" in out.stdout and "nud permanent" in out.stdout
@@ -202,7 +197,7 @@ def test_every_bad_topology_is_refused_with_exit_2_and_creates_nothing():
     files = _corpus()
     assert len(files) >= 15
     for path in files:
-        out = _netlab("up", str(path))
+        out = netlab_cli("up", str(path))
         assert out.returncode == 2, f"{path.name}: exit {out.returncode}\n{out.stderr}"
         assert "Fix:" in out.stderr, f"{path.name}: the error must say how to fix it"
         for name in _lab_names(path):

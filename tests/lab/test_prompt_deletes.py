@@ -9,19 +9,16 @@ the rollout, and every pod must be gone far sooner than that grace period.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
+from labkit import KUBECTL, kubectl
 
 from netlab.client import SyncClient, lab_client
 
 pytestmark = pytest.mark.lab
 
-KUBECTL = shutil.which("kubectl")
 REPLICAS = 10
 GRACE_SECONDS = 30  # the default terminationGracePeriodSeconds the pods get
 GONE_WITHIN = 5  # the bound; a stop lost during start-up costs the full grace
@@ -33,25 +30,10 @@ IMAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def kubeconfig(cluster_lab, tmp_path_factory):
-    out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig", "--lab",
-                          cluster_lab.name], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
-    path = tmp_path_factory.mktemp("kube") / "config"
-    path.write_text(out.stdout)
-    return path
-
-
 @pytest.fixture
 def client(cluster_lab) -> Iterator[SyncClient]:
     with SyncClient(lab_client(cluster_lab.name)) as c:
         yield c
-
-
-def kubectl(kubeconfig, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, timeout=180, check=False)
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
