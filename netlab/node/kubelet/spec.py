@@ -29,6 +29,7 @@ from typing import Any
 
 from netlab.images import UnknownImageError, builtin_image, resolve, runs_builtin
 from netlab.node.kubelet import envsources
+from netlab.node.runtime.capabilities import CapabilityError
 from netlab.node.runtime.containers import ContainerSpec
 from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
 
@@ -217,6 +218,10 @@ def container_spec(pod: dict[str, Any], container: dict[str, Any],
         base = ContainerSpec.from_k8s({**container, "env": []})
     except (QuantityError, KeyError, TypeError) as err:
         raise ContainerConfigError(CONFIG_ERROR, f"invalid resources: {err}") from None
+    try:
+        base.kept_capabilities()
+    except CapabilityError as err:
+        raise ContainerConfigError(CONFIG_ERROR, f"securityContext.capabilities: {err}") from None
     return dataclasses.replace(base, command=tuple(argv), args=(), env=env,
                                stop_signals_blocked=runs_builtin(argv))
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.kernel.processes import is_running
-from netlab.node.runtime import cgroups
+from netlab.node.runtime import capabilities, cgroups
 from netlab.node.runtime.paths import (
     HOSTNAME_FILE,
     HOSTS_FILE,
@@ -72,6 +72,11 @@ class ContainerSpec:
     # them once their handler is in place (netlab's built-in images), so a stop that
     # arrives while PID 1 is still starting is deferred instead of dropped.
     stop_signals_blocked: bool = False
+    # securityContext: privileged keeps every capability and sees the lab's files;
+    # otherwise the default set adjusted by capabilities.add/drop.
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
 
     @property
     def argv(self) -> list[str]:
@@ -83,6 +88,8 @@ class ContainerSpec:
         entries are taken (``valueFrom`` is the kubelet's to resolve)."""
         resources = container.get("resources") or {}
         lim, req = resources.get("limits") or {}, resources.get("requests") or {}
+        security = container.get("securityContext") or {}
+        caps = security.get("capabilities") or {}
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []
                if "valueFrom" not in e}
         return cls(
@@ -91,7 +98,17 @@ class ContainerSpec:
             working_dir=container.get("workingDir"),
             cpu_limit_millis=cpu_millis(lim["cpu"]) if "cpu" in lim else None,
             memory_limit_bytes=memory_bytes(lim["memory"]) if "memory" in lim else None,
-            cpu_request_millis=cpu_millis(req["cpu"]) if "cpu" in req else None)
+            cpu_request_millis=cpu_millis(req["cpu"]) if "cpu" in req else None,
+            privileged=bool(security.get("privileged")),
+            cap_add=tuple(str(c) for c in caps.get("add") or ()),
+            cap_drop=tuple(str(c) for c in caps.get("drop") or ()))
+
+    def kept_capabilities(self) -> frozenset[str] | None:
+        """The capabilities the container runs with; None for all (privileged).
+        Raises CapabilityError naming an unknown capability."""
+        if self.privileged:
+            return None
+        return capabilities.container_set(self.cap_add, self.cap_drop)
 
 
 @dataclass
@@ -291,10 +308,14 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
     elif spec.cpu_limit_millis is not None or spec.memory_limit_bytes is not None:
         warnings = [f"limits not enforced: {r}" for r in dict.fromkeys(host.missing.values())]
     env = {"PATH": DEFAULT_PATH, "HOSTNAME": sb.hostname, "HOME": "/root", **spec.env}
+    kept = spec.kept_capabilities()
     record = {
         "pod": {"namespace": sb.namespace, "name": sb.name, "uid": sb.uid},
         "container": spec.name, "restartCount": n, "argv": spec.argv, "env": env,
         "stopSignalsBlocked": spec.stop_signals_blocked,
+        # None: every capability (privileged); else the names the container keeps.
+        "capabilities": None if kept is None else sorted(kept),
+        "maskedPaths": [] if spec.privileged else capabilities.masked_paths(),
         "workingDir": spec.working_dir, "cgroup": cg.to_json() if cg else None,
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
         "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),
@@ -499,6 +520,8 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
               "--start-time", repr(st.pid_start_time), "--cwd", spec.get("workingDir") or "/"]
     for directory in cg.unique_dirs() if cg else []:
         helper += ["--cgroup", directory]
+    if spec.get("capabilities") is not None:  # an exec gets no more than the container
+        helper += ["--capabilities", ",".join(spec["capabilities"])]
     env = dict(spec.get("env") or {"PATH": DEFAULT_PATH})
     # The helper is Python: let it find netlab the way this process did.
     if "PYTHONPATH" in os.environ:

@@ -64,6 +64,23 @@ def mount(source: str, target: str, fstype: str | None, flags: int,
                        flags, data.encode() if data else None), f"mount {source} on {target}")
 
 
+PR_CAPBSET_DROP = 24
+MS_RDONLY = 0x1
+
+
+def drop_bounding(numbers: list[int]) -> None:
+    """Drop capabilities from this thread's bounding set (inherited across fork and
+    exec, never regained); needs CAP_SETPCAP, so it comes last."""
+    for number in numbers:
+        _check(_libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0), f"drop capability {number}")
+
+
+def mask(path: str) -> None:
+    """Hide a directory behind an empty read-only tmpfs (an OCI masked path)."""
+    mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+          "size=0,mode=0555")
+
+
 def umount(target: str) -> bool:
     """Lazily detach ``target``; False when it was not mounted (idempotent)."""
     return _libc.umount2(target.encode(), MNT_DETACH) == 0

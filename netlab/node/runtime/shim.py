@@ -13,9 +13,10 @@ detached, and it:
    the child unshares a mount namespace, makes every mount a *slave* (host
    mount events, like an unmounted pod netns, still reach it; nothing it
    mounts leaks out), mounts a fresh ``/proc`` and ``/sys``, bind-mounts the
-   pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, joins the
-   container's cgroup, starts its own session, and execs the command with the
-   container's env and working directory;
+   pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, masks the
+   lab's own directories (``capabilities.py``), joins the container's cgroup,
+   starts its own session, drops the capabilities the container does not keep,
+   and execs the command with the container's env and working directory;
 4. copies the container's stdout and stderr into ``<n>.log`` in the CRI format
    (``<RFC3339Nano> stdout F <line>``), so ``kubectl logs`` can read it and
    ``--timestamps`` can show it;
@@ -45,7 +46,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from netlab.node.runtime import cgroups, nsutil
+from netlab.node.runtime import capabilities, cgroups, nsutil
 from netlab.node.runtime.paths import cri_timestamp, process_start_time, same_process, write_json
 
 MAX_LINE = 16 * 1024  # longer lines are split into partial (P) records, as CRI does
@@ -81,6 +82,10 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
             stage = f"bind-mount {target}"
             if os.path.exists(source) and os.path.exists(target):
                 nsutil.mount(source, target, None, nsutil.MS_BIND)
+        for path in spec.get("maskedPaths") or ():  # after the binds: their sources live there
+            stage = f"mask {path}"
+            if os.path.isdir(path):
+                nsutil.mask(path)
         os.setsid()
         stage = "stdio"
         null = os.open(os.devnull, os.O_RDONLY)
@@ -89,6 +94,10 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         os.dup2(err_w, 2)
         stage = "working directory"
         os.chdir(spec.get("workingDir") or "/")
+        if spec.get("capabilities") is not None:
+            stage = "capabilities"
+            nsutil.drop_bounding(capabilities.bounding_drops(spec["capabilities"],
+                                                             capabilities.last_cap()))
         stage = "exec"
         argv = spec["argv"]
         os.execvpe(argv[0], argv, spec["env"])
@@ -203,7 +212,7 @@ def run(spec_path: str) -> None:
 
 
 def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
-            argv: list[str]) -> int:
+            argv: list[str], keep: list[str] | None = None) -> int:
     """Enter the container whose PID 1 is ``pid`` and run ``argv`` there; return
     its exit status (128+N for a signal), as ``kubectl exec`` reports it."""
     if not same_process(pid, start_time):
@@ -223,6 +232,8 @@ def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
     child = os.fork()  # setns(pid) applies to children only
     if child == 0:
         try:
+            if keep is not None:
+                nsutil.drop_bounding(capabilities.bounding_drops(keep, capabilities.last_cap()))
             os.chdir(cwd or "/")
             os.execvp(argv[0], argv)
         except OSError as exc:
@@ -255,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     exec_p.add_argument("--start-time", type=float, required=True)
     exec_p.add_argument("--cgroup", action="append", default=[])
     exec_p.add_argument("--cwd", default="/")
+    exec_p.add_argument("--capabilities", default=None,
+                        help="comma-separated capabilities to keep (default: all)")
     exec_p.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.mode == "run":
@@ -263,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("exec needs a command after --")
-    sys.exit(exec_in(args.pid, args.start_time, args.cgroup, args.cwd, command))
+    keep = None if args.capabilities is None else [c for c in args.capabilities.split(",") if c]
+    sys.exit(exec_in(args.pid, args.start_time, args.cgroup, args.cwd, command, keep))
 
 
 if __name__ == "__main__":

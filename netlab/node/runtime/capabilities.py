@@ -1,0 +1,88 @@
+"""Which Linux capabilities a container keeps, and which host paths it must not see.
+
+A container runtime does not hand a pod the whole of root. containerd (kind's
+runtime) gives a container the 14 capabilities below and masks what it must not
+read; ``securityContext.capabilities.add/drop`` adjust the set (``ALL`` names
+every capability), and ``privileged: true`` keeps everything. netlab applies the
+set as a *bounding* set just before exec: a root process that execs gets exactly
+its bounding set as permitted and effective capabilities, and can never regain
+the rest (no ``CAP_SYS_ADMIN``: it cannot unmount the masks, enter another
+namespace or load modules).
+
+The masks hide the lab's own files from every unprivileged container: the state
+directory (the API server's admin token, the lab CA and its keys, sockets, logs)
+and the data directory (the store). An empty read-only tmpfs is mounted over each,
+as OCI runtimes mask paths.
+
+Pure: names and numbers only. The shim applies the result (``nsutil``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from netlab import paths
+
+# linux/capability.h, in number order.
+NUMBERS: dict[str, int] = {name: number for number, name in enumerate((
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE"))}
+
+# containerd's default set for a container (oci.DefaultSpec / CRI's defaults).
+DEFAULT: frozenset[str] = frozenset((
+    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+    "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"))
+
+
+class CapabilityError(ValueError):
+    """A capability name that Linux does not have; the message names it."""
+
+
+def normalise(name: str) -> str:
+    """``net_admin``, ``CAP_NET_ADMIN`` and ``NET_ADMIN`` are one capability, as in
+    CRI-O and containerd."""
+    bare = str(name).strip().upper()
+    bare = bare[4:] if bare.startswith("CAP_") else bare
+    if bare != "ALL" and bare not in NUMBERS:
+        raise CapabilityError(f"unknown capability {name!r}")
+    return bare
+
+
+def container_set(add: Iterable[str] = (), drop: Iterable[str] = ()) -> frozenset[str]:
+    """The capabilities a non-privileged container keeps: the default set, less
+    ``drop``, plus ``add`` (``ALL`` in either means every capability), as the CRI
+    runtimes apply ``securityContext.capabilities``."""
+    added = {normalise(n) for n in add}
+    dropped = {normalise(n) for n in drop}
+    everything = set(NUMBERS)
+    if "ALL" in dropped:  # drop ALL, then add back what is named (containerd's order)
+        kept = everything if "ALL" in added else added
+    else:
+        kept = (everything if "ALL" in added else set(DEFAULT) | added) - dropped
+    return frozenset(kept - {"ALL"})
+
+
+def bounding_drops(keep: Iterable[str], last_cap: int) -> list[int]:
+    """The capability numbers to drop from the bounding set so that only ``keep``
+    remains; ``last_cap`` is the kernel's highest (``/proc/sys/kernel/cap_last_cap``)."""
+    kept = {NUMBERS[normalise(n)] for n in keep}
+    return [n for n in range(last_cap + 1) if n not in kept]
+
+
+def masked_paths() -> list[str]:
+    """The host directories every unprivileged container sees as empty."""
+    return [str(paths.STATE_ROOT), str(paths.DATA_ROOT)]
+
+
+def last_cap(proc: Path = Path("/proc/sys/kernel/cap_last_cap")) -> int:
+    """The kernel's highest capability number (Linux 5.9+ has 40)."""
+    try:
+        return int(proc.read_text())
+    except (OSError, ValueError):
+        return max(NUMBERS.values())

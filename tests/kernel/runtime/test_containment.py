@@ -1,0 +1,72 @@
+"""What a container may touch on the host: the lab's own files are hidden and root
+inside keeps only containerd's default capabilities, unless the spec asks for more
+(``privileged``, ``capabilities.add``); ``exec`` gets no more than the container."""
+
+from __future__ import annotations
+
+import subprocess
+
+from rtkit import as_kubelet, log_text, wait_exited, wait_log
+
+from netlab import paths
+from netlab.node.runtime import capabilities
+
+# `grep CapEff /proc/self/status` in a default Docker/containerd container.
+CONTAINERD_DEFAULT_CAPEFF = 0x00000000A80425FB
+PROBE = ("grep CapEff /proc/self/status; "
+         "ls -A {state} | wc -l; "
+         "ls {state}/{lab} >/dev/null 2>&1 && echo READ-STATE || echo NO-STATE; "
+         "umount {state} 2>/dev/null && echo UNMOUNTED || echo KEPT-MASK; "
+         "touch {state}/x 2>/dev/null && echo WROTE || echo READ-ONLY")
+
+
+def _capeff(text: str) -> int:
+    line = next(x for x in text.splitlines() if x.startswith("CapEff:"))
+    return int(line.split()[1], 16)
+
+
+def _probe(rlab) -> str:
+    return PROBE.format(state=paths.STATE_ROOT, lab=rlab.name)
+
+
+def test_a_default_container_sees_no_lab_files_and_has_default_capabilities(rlab, pods):
+    assert any(paths.lab_dir(rlab.name).iterdir())  # the host side is not empty
+    sb, _ = pods.run("worker1", "plain", "sh", "-c", _probe(rlab))
+    out = log_text(wait_exited(rlab.runtime("worker1"), sb))
+    assert _capeff(out) == CONTAINERD_DEFAULT_CAPEFF, out
+    lines = out.splitlines()[1:]
+    assert lines == ["0", "NO-STATE", "KEPT-MASK", "READ-ONLY"], out
+
+
+def test_privileged_keeps_everything_and_sees_the_host(rlab, pods):
+    sb, _ = pods.run("worker1", "priv", "sh", "-c", _probe(rlab).replace("umount", "true"),
+                     privileged=True)
+    out = log_text(wait_exited(rlab.runtime("worker1"), sb))
+    with open("/proc/self/status") as mine:  # everything the runtime itself holds
+        assert _capeff(out) == _capeff(mine.read()), out
+    assert "READ-STATE" in out and int(out.splitlines()[1]) > 0, out
+
+
+def test_capabilities_add_and_drop_adjust_the_default_set(rlab, pods):
+    sb, _ = pods.run("worker2", "netadmin", "sh", "-c",
+                     "grep CapEff /proc/self/status; ip link set lo mtu 1400 && echo MTU-SET",
+                     cap_add=("NET_ADMIN",), cap_drop=("CAP_NET_RAW", "kill"))
+    out = log_text(wait_exited(rlab.runtime("worker2"), sb))
+    n = capabilities.NUMBERS
+    expected = CONTAINERD_DEFAULT_CAPEFF | 1 << n["NET_ADMIN"]
+    expected &= ~(1 << n["NET_RAW"] | 1 << n["KILL"])
+    assert _capeff(out) == expected and "MTU-SET" in out, out
+    sb, _ = pods.run("worker2", "nonet", "sh", "-c",
+                     "ip link set lo mtu 1400 2>&1 && echo MTU-SET || echo REFUSED")
+    assert "REFUSED" in log_text(wait_exited(rlab.runtime("worker2"), sb))
+
+
+def test_exec_gets_no_more_than_the_container(rlab, pods):
+    rt = rlab.runtime("worker1")
+    sb, st = pods.run("worker1", "execcaps", "sh", "-c", "echo ready; exec sleep 600")
+    wait_log(st, "ready")
+    spec = as_kubelet(rt, lambda: rt.exec_in_container(sb, "c", ["sh", "-c", _probe(rlab)]))
+    out = subprocess.run(spec.argv, env=spec.env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert _capeff(out.stdout) == CONTAINERD_DEFAULT_CAPEFF, out.stdout
+    assert out.stdout.splitlines()[1:] == ["0", "NO-STATE", "KEPT-MASK", "READ-ONLY"]
