@@ -81,6 +81,35 @@ def mask(path: str) -> None:
           "size=0,mode=0555")
 
 
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+
+
+def minimal_dev() -> None:
+    """Replace ``/dev`` with what an OCI runtime gives a container: the six
+    character devices, a private devpts, ``/dev/shm`` and the fd links. The host's
+    disks and every other device node disappear. Device nodes are bind-mounted
+    from the host (through fds opened before ``/dev`` is covered), so no mknod."""
+    sources = {n: os.open(f"/dev/{n}", os.O_PATH | os.O_CLOEXEC) for n in DEV_NODES
+               if os.path.exists(f"/dev/{n}")}
+    try:
+        mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k")
+        for name, fd in sources.items():
+            open(f"/dev/{name}", "w").close()
+            mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+    os.mkdir("/dev/pts")
+    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+          "newinstance,ptmxmode=0666,mode=0620")
+    os.symlink("pts/ptmx", "/dev/ptmx")
+    os.mkdir("/dev/shm")
+    mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"/dev/{link}")
+
+
 def umount(target: str) -> bool:
     """Lazily detach ``target``; False when it was not mounted (idempotent)."""
     return _libc.umount2(target.encode(), MNT_DETACH) == 0

@@ -82,6 +82,9 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
             stage = f"bind-mount {target}"
             if os.path.exists(source) and os.path.exists(target):
                 nsutil.mount(source, target, None, nsutil.MS_BIND)
+        if spec.get("minimalDev"):
+            stage = "/dev"
+            nsutil.minimal_dev()
         for path in spec.get("maskedPaths") or ():  # after the binds: their sources live there
             stage = f"mask {path}"
             if os.path.isdir(path):

@@ -38,6 +38,17 @@ def test_a_default_container_sees_no_lab_files_and_has_default_capabilities(rlab
     assert lines == ["0", "NO-STATE", "KEPT-MASK", "READ-ONLY"], out
 
 
+def test_a_default_container_gets_a_minimal_dev(rlab, pods):
+    script = ("ls /dev | sort | tr '\\n' ' '; echo; echo hi > /dev/null && echo NULL-OK; "
+              "head -c4 /dev/urandom | wc -c; echo x > /dev/shm/f && echo SHM-OK; "
+              "ls /dev/pts/ptmx >/dev/null && echo PTS-OK")
+    sb, _ = pods.run("worker1", "devs", "sh", "-c", script)
+    out = log_text(wait_exited(rlab.runtime("worker1"), sb)).splitlines()
+    assert out[0].split() == sorted(["fd", "full", "null", "ptmx", "pts", "random", "shm",
+                                     "stderr", "stdin", "stdout", "tty", "urandom", "zero"])
+    assert out[1:] == ["NULL-OK", "4", "SHM-OK", "PTS-OK"], out
+
+
 def test_privileged_keeps_everything_and_sees_the_host(rlab, pods):
     sb, _ = pods.run("worker1", "priv", "sh", "-c", _probe(rlab).replace("umount", "true"),
                      privileged=True)
