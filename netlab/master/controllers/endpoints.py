@@ -23,7 +23,7 @@ deleted its Endpoints go with it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Optional
 
 from netlab.api.selectors import selector_from_set
@@ -37,6 +37,20 @@ HEADLESS_LABEL = "service.kubernetes.io/headless"
 
 
 # --- the computation (pure) ---------------------------------------------------------------------
+
+
+def services_selecting(services: Iterable[Obj], pod: Obj,
+                       old: Optional[Obj]) -> Iterator[Obj]:
+    """The Services whose selector matches the pod now or matched it before the
+    change (a relabelled pod leaves one Service's endpoints and joins another's)."""
+    label_sets = [(pod.get("metadata") or {}).get("labels") or {}]
+    if old is not None:
+        label_sets.append((old.get("metadata") or {}).get("labels") or {})
+    for svc in services:
+        selector = selector_of(svc)
+        if selector is not None and any(selector_from_set(selector).matches(labels)
+                                        for labels in label_sets):
+            yield svc
 
 
 def selector_of(service: Obj) -> Optional[dict[str, str]]:
@@ -225,16 +239,8 @@ class EndpointsController(Controller):
         if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
             return  # a status detail that no Endpoints shows
         namespace = (pod.get("metadata") or {}).get("namespace") or ""
-        label_sets = [(pod.get("metadata") or {}).get("labels") or {}]
-        if old is not None:
-            label_sets.append((old.get("metadata") or {}).get("labels") or {})
-        for svc in self.services_by_ns.get(namespace):
-            selector = selector_of(svc)
-            if selector is None:
-                continue
-            matcher = selector_from_set(selector)
-            if any(matcher.matches(labels) for labels in label_sets):
-                self.enqueue(object_key(svc))
+        for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
+            self.enqueue(object_key(svc))
 
     async def reconcile(self, key: str) -> None:
         namespace, name = split_key(key)

@@ -26,7 +26,7 @@ from netlab.api.selectors import selector_from_set
 from netlab.client import APIError, Client
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, delete, split_key
-from netlab.master.controllers.endpoints import _relevant, selector_of
+from netlab.master.controllers.endpoints import _relevant, selector_of, services_selecting
 from netlab.master.controllers.endpointslice_compute import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
@@ -127,16 +127,8 @@ class EndpointSliceController(Controller):
         if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
             return  # nothing any slice shows changed
         namespace = (pod.get("metadata") or {}).get("namespace") or ""
-        label_sets = [(pod.get("metadata") or {}).get("labels") or {}]
-        if old is not None:
-            label_sets.append((old.get("metadata") or {}).get("labels") or {})
-        for svc in self.services_by_ns.get(namespace):
-            selector = selector_of(svc)
-            if selector is None:
-                continue
-            matcher = selector_from_set(selector)
-            if any(matcher.matches(labels) for labels in label_sets):
-                self.enqueue(object_key(svc))
+        for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
+            self.enqueue(object_key(svc))
 
     async def reconcile(self, key: str) -> None:
         namespace, _ = split_key(key)
