@@ -31,7 +31,7 @@ MAX_DEPTH = 40
 
 _TYPE_META: Message = {1: ("apiVersion", "string", ""), 2: ("kind", "string", "")}
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_ZERO_TIME = -62135596800  # Go's zero time.Time, which JSON carries as null
+_ZERO_TIME = -62135596800  # Go's zero time.Time (0001-01-01), which JSON carries as null
 
 
 class _Malformed(ValueError):
@@ -114,8 +114,8 @@ def _time(data: bytes, micro: bool) -> Any:
             seconds = _int(wire, value)
         elif field == 2:
             nanos = _int(wire, value)
-    if seconds <= _ZERO_TIME and not nanos:
-        return None
+    if (seconds <= _ZERO_TIME or seconds == 0) and not nanos:
+        return None  # Go writes a zero time as an empty message; JSON says null
     try:
         when = _EPOCH + datetime.timedelta(seconds=seconds)
     except OverflowError:
