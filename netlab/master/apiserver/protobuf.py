@@ -65,6 +65,8 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
             value, pos = data[pos:pos + length], pos + length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
+            if pos + size > len(data):
+                raise _Malformed("truncated field")
             value, pos = data[pos:pos + size], pos + size
         else:
             raise _Malformed(f"unsupported wire type {wire}")
@@ -158,7 +160,7 @@ def _value(kind: str, wire: int, value: Any, depth: int) -> Any:
         _expect(wire, 0, "a varint")
         return bool(value)
     if kind == "double":
-        _expect(wire, 1, "a 64-bit field")
+        _expect(wire, 1, "a 64-bit field")  # _fields read exactly 8 bytes
         return struct.unpack("<d", value)[0]
     _expect(wire, 2, "a length-delimited field")
     if kind == "bytes":

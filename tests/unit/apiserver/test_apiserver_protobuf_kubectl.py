@@ -95,6 +95,20 @@ def test_timestamps_durations_and_doubles():
     assert protobuf._duration(1_500_000) == "1.5ms"
 
 
+def test_wrong_wire_types_and_short_fields_are_400_and_zero_pointers_survive():
+    # After the prefix: runtime.Unknown's raw (field 2) holding the object's bytes.
+    spec_replicas_zero = b"\x12\x04\x12\x02\x08\x00"       # spec { replicas: 0 }
+    assert protobuf.decode(protobuf.MAGIC + spec_replicas_zero, "Deployment",
+                           "apps/v1")["spec"] == {"replicas": 0}
+    replicas_as_bytes = b"\x12\x06\x12\x04\x0a\x02\x08\x01"  # spec { replicas: "..." }
+    short_fixed64 = b"\x09\x01\x02"                         # a 64-bit field cut short
+    for raw, problem in ((replicas_as_bytes, "expected a varint"),
+                         (short_fixed64, "truncated field")):
+        with pytest.raises(errors.APIError) as err:
+            protobuf.decode(protobuf.MAGIC + raw, "Deployment", "apps/v1")
+        assert err.value.code == 400 and problem in err.value.message
+
+
 def _varint(n: int) -> bytes:
     out = b""
     while True:
