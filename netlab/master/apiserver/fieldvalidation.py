@@ -78,6 +78,10 @@ def decode(raw: bytes, ctype: str, kind: str, api_version: str,
         obj = decode_body(raw, ctype, strict=how == "Strict")
         check_json_value(obj)
         return _prune_custom(custom, api_version, obj, how, kind)
+    if ctype == protobuf.CONTENT_TYPE and protobuf.decodable(kind):
+        # Protobuf has no unknown or duplicate fields to report (unknown field numbers
+        # are skipped), with or without a schema (the access reviews have none).
+        return protobuf.decode(raw, kind, api_version), []
     openapi = _openapi()
     schema_known = openapi is not None and openapi.known_fields(kind, api_version) is not None
     if not schema_known:
@@ -97,9 +101,6 @@ def decode(raw: bytes, ctype: str, kind: str, api_version: str,
         problems = [f'unknown field "{p}"' for p in openapi.unknown_fields(kind, value,
                                                                            api_version)]
         obj = openapi.prune_unknown_fields(kind, value, api_version) if problems else value
-    elif ctype == protobuf.CONTENT_TYPE and protobuf.decodable(kind):
-        # Protobuf has no unknown or duplicate fields to report.
-        return protobuf.decode(raw, kind, api_version), []
     else:
         return decode_body(raw, ctype), []  # raises 415
     warnings = _outcome(problems, how,

@@ -1,63 +1,37 @@
-"""Reading the few request bodies kubectl sends as Kubernetes protobuf.
+"""Reading the request bodies kubectl sends as Kubernetes protobuf.
 
-Most kubectl commands send JSON, but some ``kubectl create`` subcommands build their
-object with the typed clientset, which speaks ``application/vnd.kubernetes.protobuf``
-(observed: ``kubectl create clusterrolebinding``). netlab answers in JSON (those clients
-accept it) and decodes such bodies here for the kinds listed in :data:`MESSAGES`: the
-``k8s\\x00`` envelope (``runtime.Unknown``), then the object by its generated.proto field
-numbers. Empty strings and zero numbers are dropped, as JSON's ``omitempty`` would;
-timestamps and managedFields are ignored (the server sets them). Any other kind keeps
-answering 415, as before. Pure: no I/O.
+kubectl 1.32 and later build the objects of ``kubectl create SUBCOMMAND`` (configmap,
+secret, deployment, job, cronjob, service, namespace, serviceaccount,
+poddisruptionbudget, ingress, role, clusterrole, rolebinding, clusterrolebinding), and the
+reviews of ``kubectl auth can-i``/``auth whoami``, with the typed clientset, which POSTs
+``application/vnd.kubernetes.protobuf`` and has no JSON fallback on 415. netlab answers
+in JSON (those clients accept it) and decodes such bodies here: the ``k8s\\x00`` envelope
+(``runtime.Unknown``), then the object by the field-number tables of
+:mod:`netlab.master.apiserver.protobuf_messages`, for the kinds in its ``KINDS`` (every
+kind kubectl's typed clients send, plus Pod and the other workloads). The result is the
+object as JSON would have carried it: zero plain scalars dropped as ``omitempty`` drops
+them, set pointer fields kept even when zero, bytes as base64, quantities and
+IntOrStrings as their JSON forms. Unknown field numbers are skipped; a malformed body is a
+400 naming the problem; any other kind keeps answering 415. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from typing import Any, Union
+import base64
+import datetime
+import struct
+from typing import Any
 
 from netlab.api import errors
+from netlab.master.apiserver.protobuf_messages import KINDS, MESSAGES, Message
 
 CONTENT_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
+MAX_DEPTH = 40
 
-# A message: field number -> (JSON name, type, repeated). A type is "string", "int",
-# "bool", "map" (map<string,string>) or another message.
-Message = dict[int, tuple[str, Union[str, dict], bool]]
-
-_REQUIREMENT: Message = {1: ("key", "string", False), 2: ("operator", "string", False),
-                         3: ("values", "string", True)}
-_LABEL_SELECTOR: Message = {1: ("matchLabels", "map", False),
-                            2: ("matchExpressions", _REQUIREMENT, True)}
-_OWNER_REF: Message = {1: ("kind", "string", False), 3: ("name", "string", False),
-                       4: ("uid", "string", False), 5: ("apiVersion", "string", False),
-                       6: ("controller", "bool", False),
-                       7: ("blockOwnerDeletion", "bool", False)}
-_OBJECT_META: Message = {
-    1: ("name", "string", False), 2: ("generateName", "string", False),
-    3: ("namespace", "string", False), 6: ("resourceVersion", "string", False),
-    11: ("labels", "map", False), 12: ("annotations", "map", False),
-    13: ("ownerReferences", _OWNER_REF, True), 14: ("finalizers", "string", True)}
-_POLICY_RULE: Message = {1: ("verbs", "string", True), 2: ("apiGroups", "string", True),
-                         3: ("resources", "string", True),
-                         4: ("resourceNames", "string", True),
-                         5: ("nonResourceURLs", "string", True)}
-_SUBJECT: Message = {1: ("kind", "string", False), 2: ("apiGroup", "string", False),
-                     3: ("name", "string", False), 4: ("namespace", "string", False)}
-_ROLE_REF: Message = {1: ("apiGroup", "string", False), 2: ("kind", "string", False),
-                      3: ("name", "string", False)}
-_BINDING: Message = {1: ("metadata", _OBJECT_META, False), 2: ("subjects", _SUBJECT, True),
-                     3: ("roleRef", _ROLE_REF, False)}
-
-MESSAGES: dict[str, Message] = {
-    "Role": {1: ("metadata", _OBJECT_META, False), 2: ("rules", _POLICY_RULE, True)},
-    "ClusterRole": {1: ("metadata", _OBJECT_META, False), 2: ("rules", _POLICY_RULE, True),
-                    3: ("aggregationRule", {1: ("clusterRoleSelectors", _LABEL_SELECTOR,
-                                                True)}, False)},
-    "RoleBinding": _BINDING,
-    "ClusterRoleBinding": _BINDING,
-}
-_UNKNOWN: Message = {1: ("typeMeta", {1: ("apiVersion", "string", False),
-                                      2: ("kind", "string", False)}, False),
-                     2: ("raw", "bytes", False)}
+_TYPE_META: Message = {1: ("apiVersion", "string", ""), 2: ("kind", "string", "")}
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_ZERO_TIME = -62135596800  # Go's zero time.Time (0001-01-01), which JSON carries as null
 
 
 class _Malformed(ValueError):
@@ -91,6 +65,8 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
             value, pos = data[pos:pos + length], pos + length
         elif wire in (1, 5):
             size = 8 if wire == 1 else 4
+            if pos + size > len(data):
+                raise _Malformed("truncated field")
             value, pos = data[pos:pos + size], pos + size
         else:
             raise _Malformed(f"unsupported wire type {wire}")
@@ -98,48 +74,145 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     return out
 
 
-def _scalar(kind: str, wire: int, value: Any) -> Any:
-    if kind in ("string", "bytes", "map"):
-        if wire != 2:
-            raise _Malformed("expected a length-delimited field")
-        return value.decode("utf-8") if kind == "string" else value
-    if wire != 0:
-        raise _Malformed("expected a varint")
-    if kind == "bool":
-        return bool(value)
+def _expect(wire: int, want: int, what: str) -> None:
+    if wire != want:
+        raise _Malformed(f"expected {what}")
+
+
+def _int(wire: int, value: Any) -> int:
+    _expect(wire, 0, "a varint")
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
+def _string(wire: int, value: Any) -> str:
+    _expect(wire, 2, "a length-delimited field")
+    return value.decode("utf-8")
+
+
+def _quantity(data: bytes) -> str:
+    out = ""
+    for number, wire, value in _fields(data):
+        if number == 1:
+            out = _string(wire, value)
+    return out
+
+
+def _int_or_string(data: bytes) -> Any:
+    kind, number, text = 0, 0, ""
+    for field, wire, value in _fields(data):
+        if field == 1:
+            kind = _int(wire, value)
+        elif field == 2:
+            number = _int(wire, value)
+        elif field == 3:
+            text = _string(wire, value)
+    return text if kind == 1 else number
+
+
+def _time(data: bytes, micro: bool) -> Any:
+    seconds = nanos = 0
+    for field, wire, value in _fields(data):
+        if field == 1:
+            seconds = _int(wire, value)
+        elif field == 2:
+            nanos = _int(wire, value)
+    if (seconds <= _ZERO_TIME or seconds == 0) and not nanos:
+        return None  # Go writes a zero time as an empty message; JSON says null
+    try:
+        when = _EPOCH + datetime.timedelta(seconds=seconds)
+    except OverflowError:
+        raise _Malformed("a timestamp out of range") from None
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if micro:
+        text += f".{(nanos // 1000) % 1000000:06d}"
+    return text + "Z"
+
+
+def _duration(nanos: int) -> str:
+    """Go's time.Duration.String, as metav1.Duration carries it in JSON."""
+    if nanos == 0:
+        return "0s"
+    sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
+    if nanos < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("\u00b5s", 1_000), ("ns", 1)):
+            if nanos >= size:
+                return f"{sign}{_trim(nanos / size)}{unit}"
+    hours, rest = divmod(nanos, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    seconds = _trim(rest / 1e9) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    return f"{sign}{minutes}m{seconds}" if minutes else sign + seconds
+
+
+def _trim(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+def _value(kind: str, wire: int, value: Any, depth: int) -> Any:
+    """One field's value in its JSON form."""
+    if kind == "string":
+        return _string(wire, value)
+    if kind in ("int", "duration"):
+        number = _int(wire, value)
+        return _duration(number) if kind == "duration" else number
+    if kind == "bool":
+        _expect(wire, 0, "a varint")
+        return bool(value)
+    if kind == "double":
+        _expect(wire, 1, "a 64-bit field")  # _fields read exactly 8 bytes
+        return struct.unpack("<d", value)[0]
+    _expect(wire, 2, "a length-delimited field")
+    if kind == "bytes":
+        return base64.b64encode(value).decode("ascii")
+    if kind == "quantity":
+        return _quantity(value)
+    if kind == "intorstr":
+        return _int_or_string(value)
+    if kind in ("time", "microtime"):
+        return _time(value, kind == "microtime")
+    return _message(value, MESSAGES[kind], depth + 1)
+
+
+_MAP_VALUES = {"map": "string", "bytesmap": "bytes", "qmap": "quantity"}
+_ZERO = ("", 0, False, None)
+
+
 def _message(data: bytes, schema: Message, depth: int = 0) -> dict:
-    if depth > 20:
+    if depth > MAX_DEPTH:
         raise _Malformed("nested too deeply")
     out: dict = {}
     for number, wire, value in _fields(data):
         if number not in schema:
-            continue  # timestamps, managedFields: the server's to set
-        name, kind, repeated = schema[number]
-        if kind == "map":
-            entry = {n: _scalar("string", w, v) for n, w, v in
-                     _fields(_scalar("map", wire, value)) if n in (1, 2)}
-            out.setdefault(name, {})[entry.get(1, "")] = entry.get(2, "")
+            continue  # a field netlab does not read (status, timestamps, newer fields)
+        name, kind, mark = schema[number]
+        if kind in _MAP_VALUES:
+            _expect(wire, 2, "a map entry")
+            key, item = "", _value(_MAP_VALUES[kind], 2, b"", depth)
+            for field, entry_wire, entry_value in _fields(value):
+                if field == 1:
+                    key = _string(entry_wire, entry_value)
+                elif field == 2:
+                    item = _value(_MAP_VALUES[kind], entry_wire, entry_value, depth)
+            out.setdefault(name, {})[key] = item
             continue
-        if isinstance(kind, dict):
-            if wire != 2:
-                raise _Malformed("expected an embedded message")
-            item: Any = _message(value, kind, depth + 1)
-        else:
-            item = _scalar(kind, wire, value)
-            if item in ("", 0, False) and not repeated:
-                continue  # omitempty
-        if repeated:
+        item = _value(kind, wire, value, depth)
+        if mark == "*":
             out.setdefault(name, []).append(item)
-        else:
+        elif name == "-":
+            out.update(item)
+        elif item is not None and (mark == "?" or kind not in _ZERO_KINDS
+                                   or isinstance(item, float) or item not in _ZERO):
             out[name] = item
     return out
 
 
+# Kinds whose zero value a plain (non-pointer) field drops, as omitempty does.
+_ZERO_KINDS = frozenset(("string", "int", "bool", "bytes", "time", "microtime"))
+
+
 def decodable(kind: str) -> bool:
-    return kind in MESSAGES
+    return kind in KINDS
 
 
 def decode(raw: bytes, kind: str, api_version: str) -> dict:
@@ -148,10 +221,18 @@ def decode(raw: bytes, kind: str, api_version: str) -> dict:
     try:
         if not raw.startswith(MAGIC):
             raise _Malformed("missing the k8s protobuf prefix")
-        unknown = _message(raw[len(MAGIC):], _UNKNOWN)
-        type_meta = unknown.get("typeMeta", {})
-        obj = _message(unknown.get("raw", b""), MESSAGES[kind])
-    except (_Malformed, UnicodeDecodeError) as err:
+        # runtime.Unknown: typeMeta = 1, raw = 2 (contentEncoding, contentType unused).
+        type_meta: dict = {}
+        body = b""
+        for number, wire, value in _fields(raw[len(MAGIC):]):
+            if number == 1:
+                _expect(wire, 2, "an embedded message")
+                type_meta = _message(value, _TYPE_META)
+            elif number == 2:
+                _expect(wire, 2, "a length-delimited field")
+                body = value
+        obj = _message(body, MESSAGES[kind])
+    except (_Malformed, UnicodeDecodeError, RecursionError) as err:
         raise errors.bad_request(f"couldn't decode the protobuf body: {err}") from None
     obj["apiVersion"] = type_meta.get("apiVersion") or api_version
     obj["kind"] = type_meta.get("kind") or kind
