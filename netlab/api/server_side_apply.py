@@ -201,9 +201,12 @@ def remove_paths(obj: Any, paths: Iterable[Path], shape: Shape,
     """A copy of ``obj`` without the fields at ``paths``; containers emptied by a removal
     go too, unless their own path is in ``keep``."""
     out = copy.deepcopy(obj)
-    for path in sorted(paths, key=len, reverse=True):
-        if path:
-            _remove(out, path, shape, keep or set(), ())
+    wanted = set(paths)
+    # Only the topmost paths: removing a node removes what is under it, and removing its
+    # children first would lose an associative element's key fields.
+    top = [p for p in wanted if p and not any(p[:i] in wanted for i in range(1, len(p)))]
+    for path in sorted(top, key=len, reverse=True):
+        _remove(out, path, shape, keep or set(), ())
     return out
 
 
