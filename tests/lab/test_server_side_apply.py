@@ -120,11 +120,14 @@ def managers(obj: dict) -> dict:
 def test_apply_twice_conflict_force_and_managed_fields(kube):
     try:
         ok(kube("apply", "--server-side", "-f", "-", stdin=deployment("ssa")))
+        # The controllers write status until the rollout is done; then the object rests.
+        ok(kube("rollout", "status", "deploy/ssa", "--timeout=90s", timeout=100))
         first = get(kube, "deploy", "ssa")
-        ok(kube("apply", "--server-side", "-f", "-", stdin=deployment("ssa")))
-        second = get(kube, "deploy", "ssa")
+        second = json.loads(ok(kube("apply", "--server-side", "-o", "json", "-f", "-",
+                                    stdin=deployment("ssa"))))
         assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
         assert second["metadata"]["generation"] == first["metadata"]["generation"]
+        second = get(kube, "deploy", "ssa")
         entry = managers(second)[("kubectl", "Apply")]
         assert "f:replicas" in entry["fieldsV1"]["f:spec"]
         # Without --show-managed-fields kubectl hides them.
@@ -161,9 +164,11 @@ def test_client_side_then_server_side_apply(kube):
             "kubectl.kubernetes.io/last-applied-configuration"])
         assert last["spec"]["replicas"] == 2  # kept up to date by the server
         # Server-side again: a no-op.
-        ok(kube("apply", "--server-side", "-f", "-", stdin=deployment("csa", replicas=2)))
-        again = get(kube, "deploy", "csa")
-        assert again["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
+        ok(kube("rollout", "status", "deploy/csa", "--timeout=90s", timeout=100))
+        rested = get(kube, "deploy", "csa")
+        again = json.loads(ok(kube("apply", "--server-side", "-o", "json", "-f", "-",
+                                   stdin=deployment("csa", replicas=2))))
+        assert again["metadata"]["resourceVersion"] == rested["metadata"]["resourceVersion"]
     finally:
         kube("delete", "deploy", "csa", "--ignore-not-found", "--wait=false")
 
