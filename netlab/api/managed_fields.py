@@ -99,12 +99,24 @@ class Shape:
     keys: tuple[str, ...] = ()
     typed: bool = False  # a built-in kind (Go zero-value rules apply to ``.`` markers)
     required: frozenset = frozenset()
+    _children: dict = field(default_factory=dict, compare=False, repr=False)
 
     def child(self, name: str) -> Shape:
-        """The shape of field/key ``name`` of a map node."""
+        """The shape of field/key ``name`` of a map node (memoized per declared property
+        and for the map's values; never per arbitrary key, so memory stays bounded)."""
         schema = self.schema
         if schema is None:
             return DEDUCED
+        props = schema.get("properties")
+        key = name if isinstance(props, Mapping) and name in props else "\x00values"
+        cached = self._children.get(key)
+        if cached is None:
+            cached = self._children[key] = self._child(name)
+        return cached
+
+    def _child(self, name: str) -> Shape:
+        schema = self.schema
+        assert schema is not None
         props = schema.get("properties")
         if isinstance(props, Mapping) and name in props:
             return _shape(props[name], self.typed)
@@ -115,8 +127,12 @@ class Shape:
 
     def item(self) -> Shape:
         """The shape of a list node's elements."""
-        items = self.schema.get("items") if self.schema is not None else None
-        return _shape(items, self.typed) if isinstance(items, Mapping) else DEDUCED
+        cached = self._children.get("\x00items")
+        if cached is None:
+            items = self.schema.get("items") if self.schema is not None else None
+            cached = _shape(items, self.typed) if isinstance(items, Mapping) else DEDUCED
+            self._children["\x00items"] = cached
+        return cached
 
     def fixed(self, name: str) -> bool:
         """Whether field ``name`` exists in the zero value of this struct (no ``.``)."""
