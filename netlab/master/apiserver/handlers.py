@@ -25,8 +25,10 @@ from netlab.api.patch import (
     apply_patch,
 )
 from netlab.master.apiserver import (
+    apply,
     conversion,
     eviction,
+    fieldmanager,
     fieldvalidation,
     render,
     reviews,
@@ -126,6 +128,17 @@ def check_identity(info: RequestInfo, obj: dict) -> None:
                                  "namespace sent on the request")
 
 
+def tracker(request: web.Request, info: RequestInfo, options_kind: str,
+            subresource: Optional[str] = None) -> fieldmanager.Tracker:
+    """The managedFields hook of a non-apply write: the manager is ``fieldManager`` or the
+    User-Agent's prefix, at the request's apiVersion (the parent's for ``/scale``)."""
+    name = fieldmanager.manager_name(request.query, request.headers.get("User-Agent"),
+                                     options_kind)
+    sub = info.subresource if subresource is None else subresource
+    manager = fieldmanager.Manager(name, info.resource.api_version(info.version), sub or "")
+    return fieldmanager.update_tracker(info.resource, manager)
+
+
 def _wants_pretty(request: web.Request) -> bool:
     return query_bool(request.query, "pretty")
 
@@ -198,12 +211,14 @@ async def _create(request: web.Request, ctx: Context, info: RequestInfo,
         raise errors.APIError(405, "MethodNotAllowed", "create not allowed while custom "
                               "resource definition is terminating",
                               {"group": info.resource.group, "kind": info.resource.plural})
+    track = tracker(request, info, "CreateOptions")
     obj, warnings = await read_object(request, ctx, info)
     check_type(info, obj)
     check_identity(info, obj)
     res = info.resource
     stored = conversion.to_storage(res, info.version, obj)
-    created = await ctx.registry.create(res, info.namespace, stored, dry_run=is_dry_run)
+    created = await ctx.registry.create(res, info.namespace, stored, dry_run=is_dry_run,
+                                        track=track)
     return object_response(request, info, output, created, 201, warnings)
 
 
@@ -222,6 +237,7 @@ async def _review(request: web.Request, ctx: Context, info: RequestInfo,
 async def _update(request: web.Request, ctx: Context, info: RequestInfo,
                   output: Output) -> web.Response:
     is_dry_run = dry_run(request.query, "UpdateOptions")
+    track = tracker(request, info, "UpdateOptions")
     body, warnings = await read_object(request, ctx, info)
     check_type(info, body)
     check_identity(info, body)
@@ -242,7 +258,7 @@ async def _update(request: web.Request, ctx: Context, info: RequestInfo,
 
     obj, created = await ctx.registry.update(res, info.namespace, name, mutate,
                                              subresource=info.subresource, dry_run=is_dry_run,
-                                             create=create)
+                                             create=create, track=track)
     return object_response(request, info, output, obj, 201 if created else 200, warnings)
 
 
@@ -278,6 +294,11 @@ async def _patch(request: web.Request, ctx: Context, info: RequestInfo,
     how = fieldvalidation.mode(request.query)
     raw = await read_body(request, ctx.config.max_body)
     ctype = request.headers.get("Content-Type", "")
+    if apply.is_apply(ctype):
+        obj, created, warnings = await apply.serve_apply(request, ctx, info, raw)
+        return object_response(request, info, output, obj, 201 if created else 200, warnings)
+    _forbid_force(request)
+    track = tracker(request, info, "PatchOptions")
     if info.resource.custom is not None and \
             ctype.split(";", 1)[0].strip().lower() == STRATEGIC_MERGE_PATCH:
         # Custom resources have no patch strategies to merge by (as in apiextensions).
@@ -285,8 +306,15 @@ async def _patch(request: web.Request, ctx: Context, info: RequestInfo,
     warnings: list[str] = []
     mutate = _patch_mutation(info, ctype, raw, how, warnings)
     obj, _ = await ctx.registry.update(info.resource, info.namespace, info.name or "", mutate,
-                                       subresource=info.subresource, dry_run=is_dry_run)
+                                       subresource=info.subresource, dry_run=is_dry_run,
+                                       track=track)
     return object_response(request, info, output, obj, warnings=warnings)
+
+
+def _forbid_force(request: web.Request) -> None:
+    if "force" in request.query:
+        raise errors.invalid_object("PatchOptions", "", [errors.forbidden_field(
+            "force", "may not be specified for non-apply patch")], group="meta.k8s.io")
 
 
 async def _scale(request: web.Request, ctx: Context, info: RequestInfo,
@@ -295,14 +323,22 @@ async def _scale(request: web.Request, ctx: Context, info: RequestInfo,
         scale = await subresources.scale(ctx.registry, info)
     elif info.verb == "update":
         is_dry_run = dry_run(request.query, "UpdateOptions")
+        track = tracker(request, info, "UpdateOptions")
         body, _ = await read_object(request, ctx, info, kind="Scale")
-        scale = await subresources.scale(ctx.registry, info, body=body, dry_run=is_dry_run)
+        scale = await subresources.scale(ctx.registry, info, body=body, dry_run=is_dry_run,
+                                         track=track)
     else:
         is_dry_run = dry_run(request.query, "PatchOptions")
         raw = await read_body(request, ctx.config.max_body)
-        scale = await subresources.scale(
-            ctx.registry, info, patch=(request.headers.get("Content-Type", ""), raw),
-            dry_run=is_dry_run)
+        ctype = request.headers.get("Content-Type", "")
+        if apply.is_apply(ctype):
+            obj, _, _ = await apply.serve_apply(request, ctx, info, raw)
+            scale = subresources.to_scale(obj, info.resource)
+        else:
+            _forbid_force(request)
+            track = tracker(request, info, "PatchOptions")
+            scale = await subresources.scale(ctx.registry, info, patch=(ctype, raw),
+                                             dry_run=is_dry_run, track=track)
     return render.respond(dumps(scale), output if output.form == "yaml" else None)
 
 

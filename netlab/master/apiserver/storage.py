@@ -30,6 +30,7 @@ from netlab.api.objects import decode_stored, deep_copy, encode_for_storage, met
 from netlab.api.resources import Resource
 from netlab.master.apiserver import strategy
 from netlab.master.apiserver.allocators import ServiceAllocator
+from netlab.master.apiserver.fieldmanager import ABSENT, Tracker
 from netlab.master.store import (
     KV,
     ConflictError,
@@ -133,10 +134,12 @@ class Registry:
                          "field": "metadata.namespace"}])
 
     async def create(self, res: Resource, namespace: Optional[str], obj: dict, *,
-                     dry_run: bool = False) -> dict:
+                     dry_run: bool = False, track: Optional[Tracker] = None) -> dict:
         """Create ``obj`` (storage version; consumed). Returns the stored object with its
-        resourceVersion (without one for a dry run)."""
+        resourceVersion (without one for a dry run). ``track`` records the write in
+        ``managedFields`` (see fieldmanager.py)."""
         m = meta(obj)
+        requested = m.get("managedFields", ABSENT)
         if m.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         if res.namespaced:
@@ -159,6 +162,8 @@ class Registry:
             errs = strategy.validate(res, candidate)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
+            if track is not None:
+                track(None, candidate, requested)
             rollback = _noop
             if res.kind == "Service":
                 rollback = self.allocator.allocate_create(candidate)
@@ -184,14 +189,17 @@ class Registry:
     async def update(self, res: Resource, namespace: Optional[str], name: str,
                      mutate: Mutation, *, subresource: Optional[str] = None,
                      dry_run: bool = False,
-                     create: Optional[Callable[[], dict]] = None) -> tuple[dict, bool]:
+                     create: Optional[Callable[[], dict]] = None,
+                     track: Optional[Tracker] = None,
+                     create_track: Optional[Tracker] = None) -> tuple[dict, bool]:
         """Apply ``mutate`` (old object copy -> new object) until it commits.
 
         Returns ``(object, created)``. ``create`` builds the object to create when
         the target is missing and the kind allows create-on-update; otherwise a
         missing object is 404. An object that must leave the store after the update
         (deleted, last finalizer gone) is removed and returned without a new
-        resourceVersion.
+        resourceVersion. ``track`` (``create_track`` for the create) records the write
+        in ``managedFields``; it runs after the strategy, on the object to store.
         """
         key = self.key(res, namespace, name)
         for _ in range(MAX_UPDATE_ATTEMPTS):
@@ -200,18 +208,23 @@ class Registry:
                 if create is None:
                     raise errors.not_found(res.plural, name, res.group)
                 try:
-                    return await self.create(res, namespace, create(), dry_run=dry_run), True
+                    return await self.create(res, namespace, create(), dry_run=dry_run,
+                                             track=create_track or track), True
                 except errors.APIError as err:
                     if err.reason == "AlreadyExists":
                         continue  # lost a race with another create: update it instead
                     raise
             old = decode_stored(kv.value, kv.mod_revision)
             new = mutate(deep_copy(old))
+            requested = meta(new).get("managedFields", ABSENT) if isinstance(
+                new.get("metadata"), dict) else ABSENT
             self._check_preconditions(res, name, new, old)
             new = strategy.prepare_for_update(res, new, old, subresource)
             errs = strategy.validate_update(res, new, old, subresource)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
+            if track is not None:
+                track(old, new, requested)
             objects.set_resource_version(new, kv.mod_revision)
             if new == old:
                 return old, False  # nothing changed: no write, same resourceVersion

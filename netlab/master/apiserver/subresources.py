@@ -102,7 +102,8 @@ def _apply_scale(obj: dict, scale: Any, name: str, res: Any = None) -> dict:
 
 
 async def scale(registry: Registry, info: RequestInfo, *, body: Optional[dict] = None,
-                patch: Optional[tuple[str, bytes]] = None, dry_run: bool = False) -> dict:
+                patch: Optional[tuple[str, bytes]] = None, dry_run: bool = False,
+                track: Any = None) -> dict:
     """GET (no body, no patch), PUT (``body``) or PATCH (``patch``) of ``/scale``."""
     res, ns, name = info.resource, info.namespace, info.name or ""
     if body is None and patch is None:
@@ -124,7 +125,7 @@ async def scale(registry: Registry, info: RequestInfo, *, body: Optional[dict] =
             raise patch_error(err) from None
         return _apply_scale(old, patched, name, res)
 
-    obj, _ = await registry.update(res, ns, name, mutate, dry_run=dry_run)
+    obj, _ = await registry.update(res, ns, name, mutate, dry_run=dry_run, track=track)
     return to_scale(obj, res)
 
 

@@ -159,8 +159,12 @@ async def test_patch_types(api, memory_store):
                          [{"op": "replace", "path": "/spec/replicas", "value": 4}],
                          patch_type="application/json-patch+json")
         assert out["spec"]["replicas"] == 4
+        # Server-side apply needs a field manager (422, as upstream's PatchOptions check).
         status, err = await c.patch(f"{DEPLOYMENTS}/web", {"spec": {}},
                                     patch_type="application/apply-patch+yaml")
+        assert status == 422 and "fieldManager: Required value" in err["message"]
+        status, err = await c.patch(f"{DEPLOYMENTS}/web", {"spec": {}},
+                                    patch_type="application/apply-patch+cbor")
         assert status == 415 and err["reason"] == "UnsupportedMediaType"
         status, err = await c.patch(f"{DEPLOYMENTS}/nope", {"spec": {}})
         assert status == 404

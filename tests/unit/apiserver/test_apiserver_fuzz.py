@@ -278,3 +278,75 @@ async def test_fuzz_crds_and_custom_objects(api, memory_store):
         # The CRD may have been deleted by the fuzz; either way the server answers sanely.
         status, _ = await c.get(f"{CRDS}/widgets.example.com")
         assert status in (200, 404)
+
+
+# --- server-side apply ---------------------------------------------------------------------------
+
+DEPLOY = "/apis/apps/v1/namespaces/default/deployments/fuzz"
+APPLY_SEEDS = [
+    pod("fuzz"), deployment("fuzz"), service("fuzz"),
+    {"apiVersion": "autoscaling/v1", "kind": "Scale", "metadata": {"name": "fuzz"},
+     "spec": {"replicas": 2}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "fuzz"},
+     "status": {"observedGeneration": 2, "conditions": [{"type": "Available",
+                                                         "status": "True"}]}},
+    CR_SEEDS[1],
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fuzz", "finalizers": ["a/b"],
+                                                     "labels": {"a": "b"}},
+     "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 1}],
+                              "env": [{"name": "A", "value": "1"}]}]}},
+]
+APPLY_TARGETS = [
+    (f"{PODS}/fuzz", (0, 6)), (DEPLOY, (1,)), (f"{DEPLOY}/scale", (3,)),
+    (f"{DEPLOY}/status", (4, 1)), ("/api/v1/namespaces/default/services/fuzz", (2,)),
+    (f"{WIDGETS}/fuzz", (5,)), (f"{WIDGETS}/fuzz/status", (5,)), (f"{WIDGETS}/fuzz/scale", (3,)),
+    (f"{PODS}/fuzz/binding", (0,)), ("/api/v1/namespaces/default/pods", (0,)),
+]
+MANAGERS = ["kubectl", "a", "b", "kubectl-client-side-apply", "", "x" * 200, "\u0007bell"]
+
+
+def generate_apply(rng: random.Random, count: int) -> list[tuple[str, str, dict, dict, bytes]]:
+    requests = []
+    for _ in range(count):
+        path, seeds = rng.choice(APPLY_TARGETS)
+        params = {"fieldManager": rng.choice(MANAGERS)}
+        if rng.random() < 0.3:
+            params["force"] = rng.choice(["true", "false", "1", ""])
+        if rng.random() < 0.2:
+            params["dryRun"] = rng.choice(["All", "x"])
+        if rng.random() < 0.2:
+            params["fieldValidation"] = rng.choice(["Strict", "Warn", "Ignore", "x"])
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {TOKEN}",
+                   "Content-Type": rng.choice(["application/apply-patch+yaml"] * 6 + [
+                       "application/apply-patch+yaml; charset=utf-8",
+                       "application/apply-patch+cbor"])}
+        seed = APPLY_SEEDS[rng.choice(seeds)]
+        if rng.random() < 0.1:
+            body = rng.choice([b"", b"- a", b"42", b"null", b"{", b"a: &x [1]\nb: *x\n",
+                               b"apiVersion: v1\nkind: Pod\nmetadata: 3\n"])
+        else:
+            body = json.dumps(seed if rng.random() < 0.3 else mutate(rng, seed)).encode()
+        method = "PATCH" if rng.random() < 0.95 else rng.choice(["PUT", "POST"])
+        requests.append((method, path, params, headers, body))
+    return requests
+
+
+async def test_fuzz_apply(api, memory_store):
+    requests = generate_apply(random.Random(SEED + 2), 1500)
+    async with api(memory_store, max_body=64 * 1024) as c:
+        await c.ok("POST", CRDS, CRD)
+        await c.ok("POST", "/api/v1/nodes", {"metadata": {"name": "n1"}})
+        sent, statuses = await _fire(c, requests, BUDGET / 2)
+        assert sent >= 300, sent
+        assert statuses.get(500, 0) == 0, statuses
+        assert statuses.get(200, 0) + statuses.get(201, 0) > 0, statuses
+        assert statuses.get(409, 0) > 0, statuses  # some managers did conflict
+        async with c.raw.get("/readyz") as resp:
+            assert resp.status == 200
+        # Whatever was applied still reads back with well-formed managedFields.
+        for path in (f"{PODS}/fuzz", DEPLOY, f"{WIDGETS}/fuzz"):
+            status, got = await c.get(path)
+            if status == 200:
+                for e in got["metadata"].get("managedFields", []):
+                    assert e["fieldsType"] == "FieldsV1" and e["operation"] in (
+                        "Apply", "Update") and e["fieldsV1"]
