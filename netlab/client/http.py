@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -78,6 +79,22 @@ def object_path(obj: dict[str, Any], with_name: bool = True) -> str:
     return resource_path(res, namespace, meta.get("name") if with_name else None, version=version)
 
 
+# What each component calls itself in User-Agent, as upstream's binaries do: the API
+# server names a write's field manager after it (``kube-controller-manager``, not
+# ``Python``), so ``--show-managed-fields`` says who wrote what.
+_AGENTS = {"netlab.master.controllers": "kube-controller-manager",
+           "netlab.master.scheduler": "kube-scheduler",
+           "netlab.master.nodelifecycle": "kube-controller-manager",
+           "netlab.node.kubelet": "kubelet", "netlab.node.proxy": "kube-proxy"}
+
+
+def default_user_agent() -> str:
+    """``<component>/netlab`` for the program this process runs (``netlab`` for the CLI)."""
+    main = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = (main.name if main else "").removesuffix(".__main__")
+    return f"{_AGENTS.get(name, 'netlab')}/netlab"
+
+
 class Client:
     """An async Kubernetes API client for one server."""
 
@@ -97,7 +114,9 @@ class Client:
             else:
                 tls = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else None
                 connector = aiohttp.TCPConnector(limit=64, ssl=tls if tls else True)
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            headers = {"User-Agent": default_user_agent()}
+            if self.token:
+                headers["Authorization"] = f"Bearer {self.token}"
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=headers,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout))

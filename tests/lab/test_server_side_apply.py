@@ -130,6 +130,9 @@ def test_apply_twice_conflict_force_and_managed_fields(kube):
         second = get(kube, "deploy", "ssa")
         entry = managers(second)[("kubectl", "Apply")]
         assert "f:replicas" in entry["fieldsV1"]["f:spec"]
+        # The rollout's status was written by the controller manager, named as upstream's.
+        status = managers(second)[("kube-controller-manager", "Update")]
+        assert status.get("subresource") == "status" and "f:status" in status["fieldsV1"]
         # Without --show-managed-fields kubectl hides them.
         assert "managedFields" not in get(kube, "deploy", "ssa", managed=False)["metadata"]
         shown = ok(kube("get", "deploy", "ssa", "-o", "yaml", "--show-managed-fields"))
