@@ -40,7 +40,8 @@ def _check(result: int, what: str, name: str = "") -> None:
 
 
 def netns_path(name: str) -> str:
-    return os.path.join(NETNS_RUN_DIR, name)
+    """``/run/netns/<name>``; an absolute path (CNI's ``CNI_NETNS``) is taken as is."""
+    return name if os.path.isabs(name) else os.path.join(NETNS_RUN_DIR, name)
 
 
 def _ensure_run_dir() -> None:
