@@ -5,7 +5,6 @@ The kubelet's half of a node, as a library (CRI's role; the pod network is
 ``netlab down`` calls ``cleanup_lab(lab)``. The modules, bottom up:
 
 - ``paths``: where state lives and how namespaces and links are named;
-- ``nsutil``: setns/unshare/mount/sethostname via libc;
 - ``cgroups``: v1/v2 detection, limits, counters, removal;
 - ``sandbox``: the pod's netns, UTS namespace and /etc files; its network
   (veth, cni0, IP) is a CNI ADD of ``netlab.node.cni``;

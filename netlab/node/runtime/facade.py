@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Union
 
 from netlab.kernel import links, netns
+from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
 from netlab.node.cni.ipam import HostLocalIpam
-from netlab.node.runtime import cgroups, containers, nsutil, sandbox
+from netlab.node.runtime import cgroups, containers, sandbox
 from netlab.node.runtime.containers import ContainerSpec, ContainerState, ExecSpec
 from netlab.node.runtime.paths import (
     DATA_ROOT,

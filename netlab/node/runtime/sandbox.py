@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from netlab.kernel import links, netns
+from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
 from netlab.node import cni
-from netlab.node.runtime import nsutil
 from netlab.node.runtime.paths import (
     HOSTNAME_FILE,
     HOSTS_FILE,
