@@ -11,6 +11,7 @@ namespace (see ``netlab.kernel.netns.run_in_netns``).
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
@@ -168,7 +169,7 @@ def delete_link(ipr: IPRoute, name: str) -> bool:
     try:
         ipr.link("del", index=index)
     except NetlinkError as exc:
-        if exc.code == 19:  # ENODEV: gone meanwhile
+        if exc.code == errno.ENODEV:  # gone meanwhile
             return False
         raise
     return True
@@ -216,3 +217,28 @@ def default_gateway(ipr: IPRoute) -> IPv4Address | None:
         if gateway and route.get("RTA_TABLE", 254) == 254:
             return IPv4Address(gateway)
     return None
+
+
+LOCAL_TABLE = 255
+
+
+def _local_route_args(ipr: IPRoute, cidr: str) -> dict[str, object]:
+    address, _, length = cidr.partition("/")
+    return {"dst": address, "dst_len": int(length or 32), "type": "local",
+            "table": LOCAL_TABLE, "oif": ipr.link_lookup(ifname="lo")[0], "scope": 254}
+
+
+def ensure_local_route(ipr: IPRoute, cidr: str) -> None:
+    """``ip route replace local CIDR dev lo table local``; idempotent."""
+    ipr.route("replace", **_local_route_args(ipr, cidr))
+
+
+def remove_local_route(ipr: IPRoute, cidr: str) -> bool:
+    """Undo ``ensure_local_route``; False when it was not there."""
+    try:
+        ipr.route("del", **_local_route_args(ipr, cidr))
+    except NetlinkError as exc:
+        if exc.code in (errno.ESRCH, errno.ENOENT):
+            return False
+        raise
+    return True

@@ -35,18 +35,14 @@ ClusterIPs (``nat`` output DNATs them).
 
 from __future__ import annotations
 
-import errno
 import logging
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from netlab.kernel import links
 from netlab.kernel import netns as nsmod
 
 log = logging.getLogger("netlab.proxy")
 
 BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
-LOCAL_TABLE = 255
 
 
 def enable_bridge_netfilter() -> bool:
@@ -62,24 +58,12 @@ def enable_bridge_netfilter() -> bool:
         return False
 
 
-def _route_args(ipr: IPRoute, cidr: str) -> dict[str, object]:
-    address, _, length = cidr.partition("/")
-    return {"dst": address, "dst_len": int(length or 32), "type": "local",
-            "table": LOCAL_TABLE, "oif": ipr.link_lookup(ifname="lo")[0], "scope": 254}
-
-
 def ensure_local_route(cidr: str) -> None:
     """``ip route replace local CIDR dev lo table local``; idempotent."""
-    with IPRoute() as ipr:
-        ipr.route("replace", **_route_args(ipr, cidr))
+    with links.netlink() as ipr:
+        links.ensure_local_route(ipr, cidr)
 
 
 def remove_local_route(cidr: str) -> bool:
-    with IPRoute() as ipr:
-        try:
-            ipr.route("del", **_route_args(ipr, cidr))
-        except NetlinkError as exc:
-            if exc.code in (errno.ESRCH, errno.ENOENT):
-                return False
-            raise
-    return True
+    with links.netlink() as ipr:
+        return links.remove_local_route(ipr, cidr)

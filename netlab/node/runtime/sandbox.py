@@ -6,10 +6,11 @@ objects a user can inspect with ``ip netns`` and ``ip link``:
 - a network namespace ``<lab>-<node>.<pod>-<uid8>``, tagged with the lab's
   owner tag (like every lab namespace, so ``netlab down`` finds it), IPv6 off,
   ``lo`` up;
-- a veth pair made across namespaces (neither end ever exists in the root
-  namespace): ``veth<8 hex>`` in the node namespace, enslaved to ``cni0`` with
-  the pod MTU, and ``eth0`` in the pod with an address from the node's /24
-  (host-local IPAM) and a default route via ``cni0``'s address;
+- the pod's network, which this module never builds itself: a CNI ADD of
+  ``netlab.node.cni`` (container id = pod uid, ifname ``eth0``) makes the veth
+  pair into ``cni0`` (hairpin, MTU) and gives ``eth0`` an address from the
+  node's /24 (host-local IPAM) and a default route; ``check_sandbox`` uses CNI
+  CHECK and ``remove_sandbox`` CNI DEL;
 - a UTS namespace whose hostname is the pod's name, pinned by a bind mount at
   ``<pod dir>/uts`` so every container (and ``exec``) can join it later;
 - the pod's own ``hosts``, ``hostname`` and ``resolv.conf``, which the shim
