@@ -14,26 +14,22 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-from typing import NoReturn, Optional
+from typing import Optional
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from netlab.cli.common import fail
 
 
 def _lab(lab: Optional[str]) -> str:
     from netlab.lab import state
 
     if os.geteuid() != 0:
-        _fail("netlab needs root to inject faults into a lab; run it with sudo")
+        fail("netlab needs root to inject faults into a lab; run it with sudo")
     try:
         return state.implied_lab(lab)
     except state.LabError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
 
 
 LAB_OPTION = click.option("--lab", help="The lab (implied when only one is up).")
@@ -51,7 +47,7 @@ def _link(lab: Optional[str], node: str, up: bool) -> None:
     try:
         change = faults.set_link(name, node, up)
     except faults.FaultError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     state = "up" if up else "down"
     if change.changed:
         click.echo(f"{node}: link {state} ({change.port} in {change.netns})")
@@ -90,11 +86,11 @@ def kill(lab: Optional[str], sig: str, component: str, node: Optional[str]) -> N
         signum = signal.Signals[sig.upper() if sig.upper().startswith("SIG")
                                 else f"SIG{sig.upper()}"]
     except KeyError:
-        _fail(f"unknown signal {sig!r}", 2)
+        fail(f"unknown signal {sig!r}", 2)
     try:
         killed = faults.kill_component(name, component, node, signum)
     except faults.FaultError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     where = f" on {killed.node}" if killed.node else ""
     click.echo(f"{killed.component}{where}: sent {killed.signal} to pid {killed.pid}; "
                "the supervisor will restart it")
@@ -111,6 +107,6 @@ def status(lab: Optional[str]) -> None:
     try:
         states = faults.link_states(name)
     except faults.FaultError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     click.echo(columns(["NODE", "LINK"], [[n, "up" if up else "DOWN"]
                                           for n, up in states.items()]))

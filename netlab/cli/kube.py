@@ -21,11 +21,7 @@ import yaml
 
 from netlab.api import resources
 from netlab.api.tables import render_table
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from netlab.cli.common import fail
 
 
 def _client(lab: str | None):
@@ -35,7 +31,7 @@ def _client(lab: str | None):
     try:
         lab = state.implied_lab(lab)
     except state.LabError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     return SyncClient(lab_client(lab))
 
 
@@ -60,7 +56,7 @@ def _resolve(name: str, lab: str | None = None) -> resources.Resource:
                 return resources.resolve(name)
             except resources.UnknownResourceError:
                 pass
-        _fail(str(err), 2)
+        fail(str(err), 2)
 
 
 def _resource_arg(res: resources.Resource) -> str:
@@ -69,7 +65,7 @@ def _resource_arg(res: resources.Resource) -> str:
 
 def _api_error(err: Exception) -> NoReturn:
     reason = getattr(err, "reason", "")
-    _fail(f"({reason}) {err}" if reason else str(err), 1)
+    fail(f"({reason}) {err}" if reason else str(err), 1)
 
 
 lab_option = click.option("--lab", help="The lab (implied when only one is up).")
@@ -164,16 +160,16 @@ def _manifests(files: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
                 text = sys.stdin.read() if str(path) == "-" else path.read_text()
                 docs = list(yaml.safe_load_all(text))
             except OSError as err:
-                _fail(f"the path {path} cannot be read: {err.strerror}", 2)
+                fail(f"the path {path} cannot be read: {err.strerror}", 2)
             except yaml.YAMLError as err:
-                _fail(f"error parsing {path}: {err}", 2)
+                fail(f"error parsing {path}: {err}", 2)
             for doc in docs:
                 if doc is None:
                     continue
                 items = doc.get("items", []) if doc.get("kind") == "List" else [doc]
                 for item in items:
                     if not isinstance(item, dict) or "kind" not in item:
-                        _fail(f"error validating {path}: a document has no kind", 2)
+                        fail(f"error validating {path}: a document has no kind", 2)
                     yield str(path), item
 
 
@@ -254,11 +250,11 @@ def delete(lab: str | None, resource: str | None, names: tuple[str, ...],
     if resource:
         res = _resolve(resource, lab)
         if not names:
-            _fail("resource(s) were provided, but no name was specified", 2)
+            fail("resource(s) were provided, but no name was specified", 2)
         targets += [(res, n, (namespace or "default") if res.namespaced else None)
                     for n in names]
     if not targets:
-        _fail("you must provide one or more resources by argument or filename", 2)
+        fail("you must provide one or more resources by argument or filename", 2)
     failed = False
     with _client(lab) as client:
         for res, name, ns in targets:
@@ -346,7 +342,7 @@ def kubeconfig(lab: str | None) -> None:
         token = token_path(lab).read_text().strip()
         ca = base64.b64encode(pki_paths(lab_dir(lab)).ca_cert.read_bytes()).decode()
     except (state.LabError, control.ControlPlaneError, OSError) as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     name = f"netlab-{lab}"
     click.echo(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": name,

@@ -10,17 +10,13 @@ import json
 import os
 import sys
 import time
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import click
 
+from netlab.cli.common import exec_in, fail, node_namespace
 from netlab.cli.render import columns
 from netlab.topology import TopologyError, load_topology, plan_lab
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _progress(quiet: bool) -> Callable[[str], None]:
@@ -91,7 +87,7 @@ def up(topology: str, dry_run: bool, quiet: bool, network_only: bool) -> None:
         state = lifecycle.up(topology, progress=_progress(quiet),
                              control_plane=not network_only)
     except lifecycle.LabError as err:
-        _fail(str(err))
+        fail(str(err))
     if not quiet:
         click.echo(f"lab {state.lab} is up ({time.monotonic() - started:.2f}s)")
     click.echo(_node_table(state.nodes))
@@ -111,7 +107,7 @@ def down(lab: str | None, quiet: bool) -> None:
         if lab is None and "no lab is up" in str(err):
             click.echo("no lab is up")
             return
-        _fail(str(err), 2)
+        fail(str(err), 2)
     result = lifecycle.down(lab, progress=_progress(quiet))
     if not result.found:
         click.echo(f"no lab named {lab} is up")
@@ -129,7 +125,7 @@ def status(lab: str | None, output: str) -> None:
     try:
         info = lifecycle.status(state.implied_lab(lab))
     except lifecycle.LabError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     if output == "json":
         click.echo(json.dumps(info, indent=2))
         return
@@ -151,44 +147,16 @@ def list_labs() -> None:
                        [[r["lab"], r["phase"], str(r["nodes"]), r["topology"]] for r in rows]))
 
 
-def _node_namespace(lab: str | None, node: str) -> str:
-    from netlab.kernel import netns
-    from netlab.lab import lifecycle, state
-
-    try:
-        lab = state.implied_lab(lab)
-        info = lifecycle.status(lab)
-    except lifecycle.LabError as err:
-        _fail(str(err), 2)
-    names = [n["name"] for n in info["nodes"]]
-    if node not in names:
-        _fail(f"lab {lab} has no node {node!r} (nodes: {', '.join(names)})", 2)
-    name = f"{lab}-{node}"
-    if not netns.exists(name):
-        _fail(f"the namespace {name} is gone; run 'netlab down {lab}' and bring the lab up again")
-    return name
-
-
-def _exec_in(namespace: str, argv: list[str], env: dict[str, str]) -> None:
-    from netlab.kernel import netns
-
-    netns.enter_netns(namespace)
-    try:
-        os.execvpe(argv[0], argv, {**os.environ, **env})
-    except FileNotFoundError:
-        _fail(f"{argv[0]}: command not found", 127)
-
-
 @main.command()
 @click.option("--lab", help="The lab (implied when only one is up).")
 @click.argument("node")
 def shell(lab: str | None, node: str) -> None:
     """Open an interactive shell inside NODE's network namespace."""
     _require_root()
-    namespace = _node_namespace(lab, node)
+    namespace = node_namespace(lab, node)
     shell_path = os.environ.get("SHELL") or "/bin/bash"
     click.echo(f"shell in {namespace}; 'exit' to leave", err=True)
-    _exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
+    exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
 
 
 def _register_commands() -> None:
@@ -208,7 +176,7 @@ _register_commands()
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        _fail("netlab needs root to create network namespaces; run it with sudo", 1)
+        fail("netlab needs root to create network namespaces; run it with sudo", 1)
 
 
 if __name__ == "__main__":

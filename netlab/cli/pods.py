@@ -23,12 +23,8 @@ from typing import Any, NoReturn
 
 import click
 
+from netlab.cli.common import exec_in, fail, node_namespace
 from netlab.cli.render import columns
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _lab(lab: str | None) -> str:
@@ -37,7 +33,7 @@ def _lab(lab: str | None) -> str:
     try:
         return state.implied_lab(lab)
     except state.LabError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
 
 
 def _client(lab: str):
@@ -54,9 +50,9 @@ def _get_pod(client: Any, name: str, namespace: str) -> dict[str, Any] | None:
     except APIError as err:
         if err.not_found:
             return None
-        _fail(str(err))
+        fail(str(err))
     except OSError as err:
-        _fail(f"the lab's API server is not answering ({err})")
+        fail(f"the lab's API server is not answering ({err})")
 
 
 def _container(pod: dict[str, Any], wanted: str | None) -> str:
@@ -65,7 +61,7 @@ def _container(pod: dict[str, Any], wanted: str | None) -> str:
     init = [c.get("name") for c in spec.get("initContainers") or []]
     if wanted:
         if wanted not in names + init:
-            _fail(f'container {wanted} is not valid for pod {pod["metadata"]["name"]}', 2)
+            fail(f'container {wanted} is not valid for pod {pod["metadata"]["name"]}', 2)
         return wanted
     default = ((pod.get("metadata") or {}).get("annotations") or {}).get(
         "kubectl.kubernetes.io/default-container")
@@ -105,7 +101,7 @@ def logs(lab: str | None, namespace: str, pod: str, container: str | None, follo
     with _client(lab) as client:
         obj = _get_pod(client, pod, namespace)
         if obj is None:
-            _fail(f'pods "{pod}" not found', 1)
+            fail(f'pods "{pod}" not found', 1)
         name = _container(obj, container)
         params = {k: v for k, v in {
             "container": name, "follow": "true" if follow else None,
@@ -126,9 +122,9 @@ def logs(lab: str | None, namespace: str, pod: str, container: str | None, follo
         try:
             client.run(stream())
         except APIError as err:
-            _fail(str(err))
+            fail(str(err))
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
-            _fail(f"the log stream broke: {err}")
+            fail(f"the log stream broke: {err}")
         except KeyboardInterrupt:
             pass
 
@@ -146,7 +142,7 @@ def exec_(lab: str | None, namespace: str, container: str | None, stdin: bool, t
     """Run COMMAND in a pod's container: netlab exec web -- ip addr
     (or in a node's namespace when TARGET is a node: netlab exec worker1 -- ip route)."""
     if os.geteuid() != 0:
-        _fail("netlab needs root to enter a pod's namespaces; run it with sudo", 1)
+        fail("netlab needs root to enter a pod's namespaces; run it with sudo", 1)
     lab = _lab(lab)
     from netlab.lab.state import load_state
 
@@ -158,7 +154,7 @@ def exec_(lab: str | None, namespace: str, container: str | None, stdin: bool, t
     if pod is None:
         if target in nodes:
             _exec_in_node(lab, target, list(command))
-        _fail(f'pods "{target}" not found in namespace {namespace}, and lab {lab} has no node '
+        fail(f'pods "{target}" not found in namespace {namespace}, and lab {lab} has no node '
               f"{target!r} (nodes: {', '.join(nodes)})", 2)
     _exec_in_pod(lab, pod, _container(pod, container), list(command), stdin or tty)
 
@@ -173,17 +169,15 @@ def _find_pod(lab: str, name: str, namespace: str, quiet: bool) -> dict[str, Any
         except APIError as err:
             if err.not_found:
                 return None
-            _fail(str(err))
+            fail(str(err))
         except OSError as err:
             if quiet:
                 return None
-            _fail(f"the lab's API server is not answering ({err})")
+            fail(f"the lab's API server is not answering ({err})")
 
 
 def _exec_in_node(lab: str, node: str, argv: list[str]) -> NoReturn:
-    from netlab.cli.main import _exec_in, _node_namespace
-
-    _exec_in(_node_namespace(lab, node), argv, {"NETLAB_NODE": node})
+    exec_in(node_namespace(lab, node), argv, {"NETLAB_NODE": node})
     sys.exit(0)  # not reached: _exec_in replaces this process
 
 
@@ -195,7 +189,7 @@ def _exec_in_pod(lab: str, pod: dict[str, Any], container: str, argv: list[str],
 
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
-        _fail(f"pod {pod['metadata']['name']} is not scheduled to a node yet")
+        fail(f"pod {pod['metadata']['name']} is not scheduled to a node yet")
     state = load_state(lab)
     assert state is not None
     plan = plan_lab(parse_topology(state.spec, f"{lab} (recorded topology)"))
@@ -203,7 +197,7 @@ def _exec_in_pod(lab: str, pod: dict[str, Any], container: str, argv: list[str],
         spec = Runtime(lab, plan.node(node)).exec_in_container(
             pod["metadata"]["uid"], container, argv)
     except (ContainerError, SandboxError) as err:
-        _fail(str(err))
+        fail(str(err))
     if not stdin:
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)
@@ -238,7 +232,7 @@ def top(lab: str | None, kind: str, name: str | None, namespace: str, all_namesp
                                        metrics.METRICS_API, "items": items}, indent=2))
                 return
             if not items:
-                _fail("metrics not available yet", 1)
+                fail("metrics not available yet", 1)
             alloc = {n["metadata"]["name"]: (n.get("status") or {}).get("allocatable") or {}
                      for n in nodes}
             rows = []
@@ -265,7 +259,7 @@ def top(lab: str | None, kind: str, name: str | None, namespace: str, all_namesp
                                    "items": items}, indent=2))
             return
         if not items:
-            _fail(f"no metrics for pods in namespace {namespace} (yet)"
+            fail(f"no metrics for pods in namespace {namespace} (yet)"
                   if not all_namespaces else "no pod metrics (yet)", 1)
         rows = []
         for p in sorted(items, key=lambda p: (p["metadata"]["namespace"],

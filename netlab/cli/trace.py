@@ -22,14 +22,10 @@ import shutil
 import signal
 import socket
 import sys
-from typing import NoReturn
 
 import click
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
+from netlab.cli.common import fail
 
 
 def _lab(lab: str | None) -> str:
@@ -38,12 +34,12 @@ def _lab(lab: str | None) -> str:
     try:
         return implied_lab(lab)
     except LabError as err:
-        _fail(f"{err} (use --lab)", 2)
+        fail(f"{err} (use --lab)", 2)
 
 
 def _require_root() -> None:
     if os.geteuid() != 0:
-        _fail("tracing needs root (capture sockets and nftables in the lab's namespaces); "
+        fail("tracing needs root (capture sockets and nftables in the lab's namespaces); "
               "run it with sudo", 1)
 
 
@@ -86,7 +82,7 @@ def trace(lab: str | None, src: str, dst: str, port: int | None, proto: str | No
         result = run_trace(lab, src, dst, port=port, proto=proto, namespace=namespace,
                            timeout=timeout, pcap_dir=pcap_dir)
     except TraceError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if output == "json":
@@ -110,7 +106,7 @@ def _capture_target(lab: str, target: str, namespace: str) -> tuple[str, str]:
     try:
         plan = lab_plan(lab)
     except TraceError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     pods = []
     if target not in [n.name for n in plan.nodes] and not target.startswith("node/"):
         resolver, closer = auto_resolver(lab, plan)
@@ -122,7 +118,7 @@ def _capture_target(lab: str, target: str, namespace: str) -> tuple[str, str]:
     try:
         place = resolve_source(target, plan, pods, namespace)
     except ResolveError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     assert place.netns is not None
     return place.netns, "eth0" if place.kind == "pod" else "any"
 
@@ -145,14 +141,14 @@ def capture(lab: str | None, namespace: str, target: str, args: tuple[str, ...])
     from netlab.kernel import netns as nsmod
 
     if not nsmod.exists(netns):
-        _fail(f"the namespace {netns} is gone", 1)
+        fail(f"the namespace {netns} is gone", 1)
     rest = list(args)
     if rest and not rest[0].startswith("-") and (rest[0] == "any"
                                                   or rest[0] in _interfaces(netns)):
         iface = rest.pop(0)
     binary = shutil.which("tcpdump")
     if binary is None:
-        _fail("tcpdump is not installed (apt-get install tcpdump)", 1)
+        fail("tcpdump is not installed (apt-get install tcpdump)", 1)
     argv = [binary, "-n", "-i", iface, *rest]
     click.echo(f"capturing on {iface} in {netns}: {' '.join(argv[1:])}", err=True)
     sys.stdout.flush()

@@ -11,6 +11,7 @@ namespace (see ``netlab.kernel.netns.run_in_netns``).
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
@@ -153,3 +154,91 @@ def tag_owner(ipr: IPRoute, lab: str) -> None:
 def read_owner(ipr: IPRoute) -> str | None:
     alias = _link(ipr, 1).get("IFLA_IFALIAS") or ""
     return alias[len(OWNER_ALIAS_PREFIX):] if alias.startswith(OWNER_ALIAS_PREFIX) else None
+
+
+def netlink() -> IPRoute:
+    """An rtnetlink socket in the calling thread's namespace (use as a context manager)."""
+    return IPRoute()
+
+
+def delete_link(ipr: IPRoute, name: str) -> bool:
+    """Delete link ``name`` (a veth takes its peer with it); False when absent. Idempotent."""
+    index = link_index(ipr, name)
+    if index is None:
+        return False
+    try:
+        ipr.link("del", index=index)
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:  # gone meanwhile
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    index: int
+    name: str
+    mac: str
+    mtu: int
+    master: int | None
+    up: bool
+    hairpin: bool | None  # bridge ports only
+    addresses: tuple[IPv4Interface, ...]
+
+
+def link_info(ipr: IPRoute, name: str) -> LinkInfo | None:
+    index = link_index(ipr, name)
+    if index is None:
+        return None
+    link = _link(ipr, index)
+    mode = link.get(("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
+    addrs = tuple(IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
+                  for a in ipr.get_addr(family=2, index=index))
+    return LinkInfo(index=index, name=name, mac=link.get("IFLA_ADDRESS") or "",
+                    mtu=int(link.get("IFLA_MTU") or 0), master=link.get("IFLA_MASTER"),
+                    up=bool(link["flags"] & IFF_UP),
+                    hairpin=None if mode is None else bool(mode), addresses=addrs)
+
+
+def ensure_hairpin(ipr: IPRoute, index: int, on: bool = True) -> bool:
+    """Hairpin mode of a bridge port (``bridge link set dev X hairpin on``); True if changed."""
+    link = _link(ipr, index)
+    mode = link.get(("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
+    if bool(mode) == on:
+        return False
+    ipr.brport("set", index=index, mode=1 if on else 0)
+    return True
+
+
+def default_gateway(ipr: IPRoute) -> IPv4Address | None:
+    for route in ipr.get_routes(family=2, dst_len=0):
+        gateway = route.get("RTA_GATEWAY")
+        if gateway and route.get("RTA_TABLE", 254) == 254:
+            return IPv4Address(gateway)
+    return None
+
+
+LOCAL_TABLE = 255
+
+
+def _local_route_args(ipr: IPRoute, cidr: str) -> dict[str, object]:
+    address, _, length = cidr.partition("/")
+    return {"dst": address, "dst_len": int(length or 32), "type": "local",
+            "table": LOCAL_TABLE, "oif": ipr.link_lookup(ifname="lo")[0], "scope": 254}
+
+
+def ensure_local_route(ipr: IPRoute, cidr: str) -> None:
+    """``ip route replace local CIDR dev lo table local``; idempotent."""
+    ipr.route("replace", **_local_route_args(ipr, cidr))
+
+
+def remove_local_route(ipr: IPRoute, cidr: str) -> bool:
+    """Undo ``ensure_local_route``; False when it was not there."""
+    try:
+        ipr.route("del", **_local_route_args(ipr, cidr))
+    except NetlinkError as exc:
+        if exc.code in (errno.ESRCH, errno.ENOENT):
+            return False
+        raise
+    return True

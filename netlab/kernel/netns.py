@@ -11,36 +11,33 @@ its own: the host's root namespace is never the one being changed.
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import errno
 import os
 import threading
 from collections.abc import Iterable
 from typing import Callable, TypeVar
 
+from netlab.kernel import namespaces as ns
+from netlab.kernel.namespaces import (
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    MS_BIND,
+    MS_REC,
+    MS_SHARED,
+    MS_SLAVE,
+)
+
 NETNS_RUN_DIR = "/run/netns"
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_REC, MS_BIND, MS_SHARED, MS_SLAVE = 0x4000, 0x1000, 1 << 20, 1 << 19
-MNT_DETACH = 2
 
 T = TypeVar("T")
-_libc = ctypes.CDLL(None, use_errno=True)
 _run_dir_lock = threading.Lock()
-
-
-class NetnsError(OSError):
-    pass
-
-
-def _check(result: int, what: str, name: str = "") -> None:
-    if result != 0:
-        err = ctypes.get_errno()
-        raise NetnsError(err, f"{what}: {os.strerror(err)}", name)
+NetnsError = ns.NamespaceError
 
 
 def netns_path(name: str) -> str:
-    return os.path.join(NETNS_RUN_DIR, name)
+    """``/run/netns/<name>``; an absolute path (CNI's ``CNI_NETNS``) is taken as is."""
+    return name if os.path.isabs(name) else os.path.join(NETNS_RUN_DIR, name)
 
 
 def _ensure_run_dir() -> None:
@@ -48,11 +45,13 @@ def _ensure_run_dir() -> None:
     propagate to every mount namespace (``ip netns exec`` creates its own)."""
     with _run_dir_lock:
         os.makedirs(NETNS_RUN_DIR, exist_ok=True)
-        run_dir = NETNS_RUN_DIR.encode()
-        if _libc.mount(b"none", run_dir, b"none", MS_SHARED | MS_REC, None) == 0:
+        try:
+            ns.mount("none", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC)
             return
-        _check(_libc.mount(run_dir, run_dir, b"none", MS_BIND | MS_REC, None), "bind /run/netns")
-        _check(_libc.mount(b"none", run_dir, b"none", MS_SHARED | MS_REC, None), "share /run/netns")
+        except OSError:
+            pass  # not a mount point yet: bind it onto itself first
+        ns.mount(NETNS_RUN_DIR, NETNS_RUN_DIR, "none", MS_BIND | MS_REC)
+        ns.mount("none", NETNS_RUN_DIR, "none", MS_SHARED | MS_REC)
 
 
 def list_netns() -> list[str]:
@@ -91,11 +90,7 @@ def join_netns(name: str) -> None:
 
 
 def _setns(name: str) -> None:
-    fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        _check(_libc.setns(fd, CLONE_NEWNET), "setns", name)
-    finally:
-        os.close(fd)
+    ns.setns_path(netns_path(name), CLONE_NEWNET)
 
 
 def run_in_netns(name: str, fn: Callable[[], T]) -> T:
@@ -105,7 +100,7 @@ def run_in_netns(name: str, fn: Callable[[], T]) -> T:
     is also how to open a netlink or packet socket in a lab namespace.
     """
     if not exists(name):
-        raise NetnsError(errno.ENOENT, f"network namespace {name} does not exist", name)
+        raise NetnsError(errno.ENOENT, f"network namespace {name} does not exist")
 
     def target() -> T:
         _setns(name)
@@ -127,9 +122,8 @@ def create_netns(name: str, setup: Callable[[], T] | None = None) -> T | None:
         fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0)
         os.close(fd)
         try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare", name)
-            own = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
-            _check(_libc.mount(own, path.encode(), b"none", MS_BIND, None), "mount", name)
+            ns.unshare(CLONE_NEWNET)
+            ns.mount(ns.thread_ns_path("net"), path, "none", MS_BIND)
         except BaseException:
             os.unlink(path)
             raise
@@ -143,7 +137,7 @@ def delete_netns(name: str) -> bool:
     path = netns_path(name)
     if not os.path.exists(path):
         return False
-    _libc.umount2(path.encode(), MNT_DETACH)  # may already be unmounted after a crash
+    ns.umount(path)  # may already be unmounted after a crash
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -190,11 +184,12 @@ def enter_netns(name: str) -> None:
     namespace's own interfaces.
     """
     _setns(name)
-    _check(_libc.unshare(CLONE_NEWNS), "unshare mount namespace", name)
+    ns.unshare(CLONE_NEWNS)
     # Keep our remount of /sys from propagating back to the host.
-    _check(_libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None), "make / a slave mount", name)
-    if _libc.umount2(b"/sys", MNT_DETACH) == 0:
-        _libc.mount(name.encode(), b"/sys", b"sysfs", 0, None)
+    ns.mount("none", "/", None, MS_REC | MS_SLAVE)
+    if ns.umount("/sys"):
+        with contextlib.suppress(OSError):
+            ns.mount(name, "/sys", "sysfs", 0)
 
 
 def parallel(tasks: Iterable[Callable[[], T]]) -> list[T]:

@@ -71,8 +71,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def kubelet_log_fetcher(token: str) -> LogFetcher:
     """``pods/log``: stream from the kubelet of the pod's node (HTTPS :10250, the lab
     token), which this process reaches across the underlay from the control plane."""
+    from netlab.client.kubelet import KubeletError, open_container_log
     from netlab.master.apiserver.config import LogUnavailable
-    from netlab.node.kubelet.client import KubeletError, open_container_log
 
     async def fetch(req: LogRequest) -> AsyncIterator[bytes]:
         try:

@@ -73,11 +73,10 @@ def peers_from_nodes(nodes: Iterable[dict[str, Any]], me: str) -> list[OverlayPe
 
 def _reconcile(peers: list[OverlayPeer]) -> list[str]:
     # The only netlink use of the kubelet: one call into netlab.kernel.
-    from pyroute2 import IPRoute
-
+    from netlab.kernel.links import netlink
     from netlab.kernel.overlay import reconcile_overlay
 
-    with IPRoute() as ipr:
+    with netlink() as ipr:
         changes = reconcile_overlay(ipr, peers)
     return [f"+ {c}" for c in changes.added] + [f"- {c}" for c in changes.removed]
 

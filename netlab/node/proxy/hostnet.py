@@ -1,6 +1,7 @@
 """What the proxy needs from its node namespace besides the nftables table.
 
-Three settings, all inside the node's own namespace (never the host's):
+Two settings of the proxy's own, and one it relies on, all inside the node's own
+namespace (never the host's):
 
 **Bridged replies pass through netfilter** (``net.bridge.bridge-nf-call-iptables
 = 1``). The classic bridge hairpin problem: pod A on ``cni0`` connects to a
@@ -20,9 +21,8 @@ runtime's design to make, not the proxy's.
 through its Service is DNATed while still in the bridge, and the bridge would
 have to send the frame back out the port it came in on, which it refuses
 unless the port is in hairpin mode (the CNI bridge plugin's ``hairpinMode``,
-kubelet's ``hairpin-veth``). The pod runtime should set it when it plugs a
-pod in; the proxy sets it too on every port of ``cni0`` whenever new
-endpoints appear, because without it the failure is silent.
+kubelet's ``hairpin-veth``). The pod network sets it when it plugs a pod in
+(``netlab.node.cni``, ADD), and reports a port without it on CHECK.
 
 **The Service CIDR is local** (``ip route add local 10.96.0.0/16 dev lo``), as
 kube-proxy's IPVS mode binds ClusterIPs to a dummy device. Nodes have no
@@ -35,19 +35,14 @@ ClusterIPs (``nat`` output DNATs them).
 
 from __future__ import annotations
 
-import errno
 import logging
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
+from netlab.kernel import links
 from netlab.kernel import netns as nsmod
 
 log = logging.getLogger("netlab.proxy")
 
 BRIDGE_NF_SYSCTL = "net.bridge.bridge-nf-call-iptables"
-LOCAL_TABLE = 255
-HAIRPIN_ON = 1
 
 
 def enable_bridge_netfilter() -> bool:
@@ -63,41 +58,12 @@ def enable_bridge_netfilter() -> bool:
         return False
 
 
-def _route_args(ipr: IPRoute, cidr: str) -> dict[str, object]:
-    address, _, length = cidr.partition("/")
-    return {"dst": address, "dst_len": int(length or 32), "type": "local",
-            "table": LOCAL_TABLE, "oif": ipr.link_lookup(ifname="lo")[0], "scope": 254}
-
-
 def ensure_local_route(cidr: str) -> None:
     """``ip route replace local CIDR dev lo table local``; idempotent."""
-    with IPRoute() as ipr:
-        ipr.route("replace", **_route_args(ipr, cidr))
+    with links.netlink() as ipr:
+        links.ensure_local_route(ipr, cidr)
 
 
 def remove_local_route(cidr: str) -> bool:
-    with IPRoute() as ipr:
-        try:
-            ipr.route("del", **_route_args(ipr, cidr))
-        except NetlinkError as exc:
-            if exc.code in (errno.ESRCH, errno.ENOENT):
-                return False
-            raise
-    return True
-
-
-def ensure_hairpin(bridge: str) -> int:
-    """Hairpin mode on every port of ``bridge``; return how many ports changed."""
-    changed = 0
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=bridge)
-        if not found:
-            return 0
-        for link in ipr.get_links():
-            if link.get("IFLA_MASTER") != found[0]:
-                continue
-            mode = link.get(("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
-            if mode != HAIRPIN_ON:
-                ipr.brport("set", index=link["index"], mode=HAIRPIN_ON)
-                changed += 1
-    return changed
+    with links.netlink() as ipr:
+        return links.remove_local_route(ipr, cidr)

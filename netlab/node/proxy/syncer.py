@@ -30,8 +30,8 @@ How a sync works:
   is small and otherwise when the proxy has been idle for ``gc_delay``
   seconds (see ``ruleset`` for why deletes are deferred at all).
 - **The node**: before the first sync, br_netfilter is turned on and the
-  Service CIDR made local in the node namespace; after a sync that brought new
-  endpoints, the bridge's ports are put in hairpin mode (see ``hostnet``).
+  Service CIDR made local in the node namespace (see ``hostnet``). Hairpin mode
+  on the bridge's ports is the pod network's (``netlab.node.cni``, set at ADD).
 
 Every sync is logged with its kind, size and duration. ``cleanup()`` deletes
 the table (and the local route), which is what a clean exit does;
@@ -63,7 +63,6 @@ class ProxyKernel(Protocol):
     def list_table(self) -> str | None: ...
     def delete_table(self) -> bool: ...
     def flush_udp(self, pairs: list[tuple[tuple[str | None, int], tuple[str, int]]]) -> int: ...
-    def ensure_hairpin(self) -> int: ...
     def collect(self, garbage: Garbage) -> int: ...
     def release(self) -> None: ...
 
@@ -115,12 +114,6 @@ class NodeKernel:
         from netlab.kernel import conntrack
 
         return conntrack.flush_translated(self.netns, pairs, "udp")
-
-    def ensure_hairpin(self) -> int:
-        from netlab.node.proxy import hostnet
-
-        bridge = self.bridge
-        return self._in_netns(lambda: hostnet.ensure_hairpin(bridge)) if bridge else 0
 
     def collect(self, garbage: Garbage) -> int:
         from netlab.kernel import nft
@@ -321,8 +314,7 @@ class Proxier:
 
     def _after_commit(self, before: Mapping[ServicePortName, ServicePort],
                       after: Mapping[ServicePortName, ServicePort]) -> int:
-        """Side effects that must follow a committed transaction: stale UDP flows go,
-        and new endpoints' bridge ports get hairpin mode."""
+        """Side effects that must follow a committed transaction: stale UDP flows go."""
         stale: set[tuple[tuple[str | None, int], tuple[str, int]]] = set()
         for name, old in before.items():
             if old.protocol != "udp":
@@ -341,12 +333,6 @@ class Proxier:
                 flushed = self.kernel.flush_udp(sorted(stale, key=str))
             except Exception as exc:  # stale flows time out on their own eventually
                 log.warning("could not flush conntrack entries of removed endpoints: %s", exc)
-        old_eps = {ep.ip for sp in before.values() for ep in sp.endpoints}
-        if any(ep.ip not in old_eps for sp in after.values() for ep in sp.endpoints):
-            try:
-                self.kernel.ensure_hairpin()
-            except Exception as exc:
-                log.warning("could not set hairpin mode on the bridge's ports: %s", exc)
         return flushed
 
     def _failed(self, kind: str, script: str, started: float, exc: Exception) -> SyncResult:

@@ -1,14 +1,13 @@
 """netlab's container runtime: pod sandboxes and containers as processes.
 
-The kubelet's half of a node, as a library (CRI's role, with CNI's host-local
-IPAM and bridge plugin built in). The kubelet holds one ``Runtime(lab, node)``;
+The kubelet's half of a node, as a library (CRI's role; the pod network is
+``netlab.node.cni``). The kubelet holds one ``Runtime(lab, node)``;
 ``netlab down`` calls ``cleanup_lab(lab)``. The modules, bottom up:
 
 - ``paths``: where state lives and how namespaces and links are named;
-- ``ipam``: host-local address allocation, one file per IP;
-- ``nsutil``: setns/unshare/mount/sethostname via libc;
 - ``cgroups``: v1/v2 detection, limits, counters, removal;
-- ``sandbox``: the pod's netns, veth, IP, UTS namespace and /etc files;
+- ``sandbox``: the pod's netns, UTS namespace and /etc files; its network
+  (veth, cni0, IP) is a CNI ADD of ``netlab.node.cni``;
 - ``shim``: the per-container process that owns a container (like conmon);
 - ``containers``: start/stop/inspect/adopt/exec from the files the shim writes;
 - ``usage``: CPU and memory metrics from cgroups, or psutil;
@@ -29,7 +28,7 @@ _EXPORTS = {
     "ContainerSpec": "containers", "ContainerState": "containers", "ExecSpec": "containers",
     "ContainerError": "containers",
     "ResourceUsage": "usage",
-    "HostLocalIpam": "ipam", "RangeExhausted": "ipam",
+    "HostLocalIpam": "netlab.node.cni.ipam", "RangeExhausted": "netlab.node.cni.ipam",
     "CgroupHost": "cgroups",
 }
 
@@ -42,6 +41,7 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from importlib import import_module
 
-    value = getattr(import_module(f"{__name__}.{module}"), name)
+    path = module if "." in module else f"{__name__}.{module}"
+    value = getattr(import_module(path), name)
     globals()[name] = value
     return value

@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from pyroute2 import IPRoute
-
 from netlab.kernel import links, netns
+from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
-from netlab.node.runtime import cgroups, containers, nsutil, sandbox
+from netlab.node.cni.ipam import HostLocalIpam
+from netlab.node.runtime import cgroups, containers, sandbox
 from netlab.node.runtime.containers import ContainerSpec, ContainerState, ExecSpec
-from netlab.node.runtime.ipam import HostLocalIpam
 from netlab.node.runtime.paths import (
     DATA_ROOT,
     SANDBOX_FILE,
@@ -270,15 +269,13 @@ class CleanupReport:
 
 
 def _owner() -> str | None:
-    with IPRoute() as ipr:
+    with links.netlink() as ipr:
         return links.read_owner(ipr)
 
 
 def _delete_link(name: str) -> None:
-    with IPRoute() as ipr:
-        index = links.link_index(ipr, name)
-        if index is not None:
-            ipr.link("del", index=index)
+    with links.netlink() as ipr:
+        links.delete_link(ipr, name)
 
 
 def pod_namespaces(lab: str) -> list[str]:

@@ -56,6 +56,7 @@ def pod_dir(lab: str, namespace: str, name: str, uid: str) -> Path:
 
 
 def ipam_dir(lab: str, node: str) -> Path:
+    """The node's IPAM data dir; owned by ``netlab.node.cni.ipam`` (same path)."""
     return DATA_ROOT / lab / "ipam" / node
 
 
@@ -79,8 +80,10 @@ def is_pod_netns(lab: str, name: str) -> bool:
 
 
 def host_veth(lab: str, node: str, uid: str) -> str:
-    """The node-side end of the pod's veth: deterministic, so a re-run finds it."""
-    return "veth" + hashlib.sha256(f"{lab}/{node}/{uid}".encode()).hexdigest()[:8]
+    """The node-side end of the pod's veth, as the CNI bridge plugin names it for
+    container id ``uid`` (``netlab.node.cni.host_veth_name``; stdlib-only copy for
+    the shim and ``trace``, kept equal by a unit test)."""
+    return "veth" + hashlib.sha256(uid.encode()).hexdigest()[:8]
 
 
 def pod_hostname(pod_name: str) -> str:

@@ -6,10 +6,11 @@ objects a user can inspect with ``ip netns`` and ``ip link``:
 - a network namespace ``<lab>-<node>.<pod>-<uid8>``, tagged with the lab's
   owner tag (like every lab namespace, so ``netlab down`` finds it), IPv6 off,
   ``lo`` up;
-- a veth pair made across namespaces (neither end ever exists in the root
-  namespace): ``veth<8 hex>`` in the node namespace, enslaved to ``cni0`` with
-  the pod MTU, and ``eth0`` in the pod with an address from the node's /24
-  (host-local IPAM) and a default route via ``cni0``'s address;
+- the pod's network, which this module never builds itself: a CNI ADD of
+  ``netlab.node.cni`` (container id = pod uid, ifname ``eth0``) makes the veth
+  pair into ``cni0`` (hairpin, MTU) and gives ``eth0`` an address from the
+  node's /24 (host-local IPAM) and a default route; ``check_sandbox`` uses CNI
+  CHECK and ``remove_sandbox`` CNI DEL;
 - a UTS namespace whose hostname is the pod's name, pinned by a bind mount at
   ``<pod dir>/uts`` so every container (and ``exec``) can join it later;
 - the pod's own ``hosts``, ``hostname`` and ``resolv.conf``, which the shim
@@ -31,19 +32,16 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-
 from netlab.kernel import links, netns
+from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
-from netlab.node.runtime import nsutil
-from netlab.node.runtime.ipam import HostLocalIpam
+from netlab.node import cni
 from netlab.node.runtime.paths import (
     HOSTNAME_FILE,
     HOSTS_FILE,
     RESOLV_FILE,
     SANDBOX_FILE,
     UTS_PIN,
-    host_veth,
     pod_dir,
     pod_hostname,
     pod_netns,
@@ -143,14 +141,14 @@ def list_sandboxes(lab: str, node: str | None = None) -> list[Sandbox]:
 
 
 def _read_owner() -> str | None:
-    with IPRoute() as ipr:
+    with links.netlink() as ipr:
         return links.read_owner(ipr)
 
 
 def _prepare_pod_netns(lab: str) -> None:
     for key, value in POD_SYSCTLS.items():
         netns.write_sysctl(key, value)
-    with IPRoute() as ipr:
+    with links.netlink() as ipr:
         links.tag_owner(ipr, lab)
         links.ensure_up(ipr, "lo")
 
@@ -166,53 +164,6 @@ def _ensure_netns(lab: str, name: str, ours: bool) -> None:
         whose = f"lab {owner}" if owner else "something other than netlab"
         raise SandboxError(f"network namespace {name} already exists and belongs to {whose}")
     netns.run_in_netns(name, lambda: _prepare_pod_netns(lab))
-
-
-def _pod_has_eth0() -> bool:
-    with IPRoute() as ipr:
-        return links.link_index(ipr, POD_IFNAME) is not None
-
-
-def _read_mtu(device: str) -> int:
-    with IPRoute() as ipr:
-        index = links.link_index(ipr, device)
-        if index is None:
-            raise SandboxError(f"the node has no {device} bridge: is it a cluster node of a lab "
-                               "that is up?")
-        return int(ipr.get_links(index)[0].get("IFLA_MTU"))
-
-
-def _wire_node_side(sb: Sandbox, pod_has_eth0: bool) -> None:
-    """In the node namespace: the veth pair, its host end on cni0."""
-    with IPRoute() as ipr:
-        bridge = links.link_index(ipr, POD_BRIDGE)
-        if bridge is None:
-            raise SandboxError(f"node {sb.node} has no {POD_BRIDGE} bridge")
-        index = links.link_index(ipr, sb.veth)
-        if index is not None and not pod_has_eth0:
-            ipr.link("del", index=index)  # a half pair from a crash: make it again
-        index = links.ensure_veth(ipr, sb.veth, POD_IFNAME, sb.netns, mtu=sb.mtu)
-        links.converge(ipr, index, mtu=sb.mtu, master=bridge)
-
-
-def _configure_pod_side(sb: Sandbox) -> None:
-    """In the pod namespace: eth0's address, MTU and default route; lo up."""
-    assert sb.ip is not None and sb.gateway is not None
-    with IPRoute() as ipr:
-        links.ensure_up(ipr, "lo")
-        index = links.link_index(ipr, POD_IFNAME)
-        if index is None:
-            raise SandboxError(f"{POD_IFNAME} missing in {sb.netns}")
-        links.converge(ipr, index, mtu=sb.mtu)
-        links.ensure_addresses(ipr, index, [IPv4Interface(f"{sb.ip}/{sb.prefixlen}")])
-        links.ensure_default_route(ipr, IPv4Address(sb.gateway))
-
-
-def _delete_host_veth(name: str) -> None:
-    with IPRoute() as ipr:
-        index = links.link_index(ipr, name)
-        if index is not None:
-            ipr.link("del", index=index)  # takes the pod's eth0 with it
 
 
 def _ensure_uts(pin: str, hostname: str) -> None:
@@ -269,7 +220,7 @@ def create_sandbox(lab: str, node: NodePlan, pod: PodSpec, mtu: int | None = Non
     sb = existing or Sandbox(
         namespace=pod.namespace, name=pod.name, uid=pod.uid, node=node.name,
         netns=pod_netns(lab, node.name, pod.name, pod.uid),
-        veth=host_veth(lab, node.name, pod.uid),
+        veth=cni.host_veth_name(pod.uid),
         hostname=pod_hostname(pod.hostname or pod.name), directory=str(directory))
     if sb.node != node.name:
         raise SandboxError(f"pod {pod.namespace}/{pod.name} already has a sandbox "
@@ -277,17 +228,13 @@ def create_sandbox(lab: str, node: NodePlan, pod: PodSpec, mtu: int | None = Non
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         write_json(directory / SANDBOX_FILE, sb.to_json())  # first: cleanup can find it all
-        ipam = HostLocalIpam.for_node(lab, node.name, node.pod_subnet)
-        sb.ip = str(ipam.allocate(pod.uid))
-        sb.prefixlen, sb.gateway = node.pod_subnet.prefixlen, str(node.gateway.ip)
-        write_json(directory / SANDBOX_FILE, sb.to_json())
-        if mtu is None:
-            mtu = netns.run_in_netns(node.netns, lambda: _read_mtu(POD_BRIDGE))
-        sb.mtu = mtu
         _ensure_netns(lab, sb.netns, ours=not fresh)
-        has_eth0 = netns.run_in_netns(sb.netns, _pod_has_eth0)
-        netns.run_in_netns(node.netns, lambda: _wire_node_side(sb, has_eth0))
-        netns.run_in_netns(sb.netns, lambda: _configure_pod_side(sb))
+        # CNI ADD: veth into cni0 (hairpin, MTU), an address from host-local IPAM.
+        result = cni.add(cni.node_netconf(lab, node, mtu), _cni_args(sb), node.netns)
+        sb.veth, sb.ip = result.host_veth, str(result.address.ip)
+        sb.prefixlen, sb.gateway = result.address.network.prefixlen, str(result.gateway)
+        sb.mtu = mtu
+        write_json(directory / SANDBOX_FILE, sb.to_json())
         _ensure_uts(sb.uts_pin, sb.hostname)
         write_text(directory / HOSTS_FILE, _hosts(sb))
         write_text(directory / HOSTNAME_FILE, sb.hostname + "\n")
@@ -309,26 +256,29 @@ def check_sandbox(sb: Sandbox, node_netns: str) -> list[str]:
     if not netns.exists(sb.netns):
         return [f"network namespace {sb.netns} is gone"]
 
-    def pod_view() -> list[str]:
-        with IPRoute() as ipr:
-            index = links.link_index(ipr, POD_IFNAME)
-            if index is None:
-                return [f"{POD_IFNAME} is missing"]
-            have = {a.get("IFA_ADDRESS") for a in ipr.get_addr(family=2, index=index)}
-            return [] if sb.ip in have else [f"{POD_IFNAME} lost its address {sb.ip}"]
-
-    problems += netns.run_in_netns(sb.netns, pod_view)
-    if netns.exists(node_netns) and not netns.run_in_netns(
-            node_netns, lambda: _veth_present(sb.veth)):
-        problems.append(f"host veth {sb.veth} is missing")
+    problems += cni.check(_netconf(_lab_of(sb), sb), _cni_args(sb), node_netns)
     if not nsutil.is_pinned(sb.uts_pin):
         problems.append("the UTS namespace is not pinned")
     return problems
 
 
-def _veth_present(name: str) -> bool:
-    with IPRoute() as ipr:
-        return links.link_index(ipr, name) is not None
+def _cni_args(sb: Sandbox) -> cni.RuntimeConf:
+    return cni.RuntimeConf(container_id=sb.uid, netns=sb.netns, ifname=POD_IFNAME)
+
+
+def _netconf(lab: str, sb: Sandbox) -> cni.NetConf:
+    """The network the sandbox was added to, from its record (DEL and CHECK need
+    only the data dir, the subnet, gateway and MTU, all recorded)."""
+    anchor = sb.ip or sb.gateway or "0.0.0.0"
+    subnet = IPv4Interface(f"{anchor}/{sb.prefixlen}").network
+    return cni.NetConf(name=cni.NETWORK_NAME, subnet=subnet,
+                       gateway=IPv4Address(sb.gateway) if sb.gateway else None,
+                       data_dir=cni.ipam_dir(lab, sb.node), bridge=POD_BRIDGE, mtu=sb.mtu)
+
+
+def _lab_of(sb: Sandbox) -> str:
+    """The lab a sandbox belongs to: its directory is ``<lab dir>/pods/<pod>``."""
+    return sb.path.parent.parent.name
 
 
 def remove_sandbox(lab: str, node_netns: str, sb: Sandbox, kill_timeout: float = 2.0) -> None:
@@ -337,12 +287,10 @@ def remove_sandbox(lab: str, node_netns: str, sb: Sandbox, kill_timeout: float =
     should have been stopped gracefully before (see ``containers.stop_all``)."""
     if netns.exists(sb.netns):
         kill_in_netns([sb.netns], timeout=kill_timeout)
-    if netns.exists(node_netns):
-        # Explicitly, before freeing the IP: a mount namespace elsewhere may still
-        # pin the netns, and its eth0 must not keep an address we hand out again.
-        netns.run_in_netns(node_netns, lambda: _delete_host_veth(sb.veth))
+    # CNI DEL, before the netns goes: a mount namespace elsewhere may still pin
+    # it, and its eth0 must not keep an address that is handed out again.
+    cni.delete(_netconf(lab, sb), _cni_args(sb), node_netns)
     netns.delete_netns(sb.netns)
     nsutil.unpin(sb.uts_pin)
-    HostLocalIpam.for_node(lab, sb.node).release(sb.uid)
     with contextlib.suppress(FileNotFoundError):  # removed already: idempotent
         shutil.rmtree(sb.path)

@@ -46,7 +46,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from netlab.node.runtime import capabilities, cgroups, nsutil
+from netlab.kernel import namespaces as nsutil
+from netlab.node.runtime import capabilities, cgroups
 from netlab.node.runtime.paths import cri_timestamp, process_start_time, same_process, write_json
 
 MAX_LINE = 16 * 1024  # longer lines are split into partial (P) records, as CRI does

@@ -184,6 +184,7 @@ def make_pod(lab: str, plan: LabPlan, node: str, name: str, host: int) -> Pod:
         with IPRoute() as ipr:
             index = links.ensure_veth(ipr, host_if, "eth0", pod_ns, mtu=plan.pod_mtu)
             links.converge(ipr, index, master=links.link_index(ipr, "cni0"))
+            links.ensure_hairpin(ipr, index)  # as the pod network's CNI ADD does
 
     netns.run_in_netns(node_plan.netns, inside_node)
 

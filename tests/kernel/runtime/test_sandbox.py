@@ -57,7 +57,8 @@ def test_running_the_sandbox_again_converges_to_the_same_one(rlab, pods):
     sb = pods.sandbox("worker1", "again")
     # Break it: remove the pod's address, as a crash half-way through might leave it.
     subprocess.run(["ip", "-n", sb.netns, "addr", "flush", "dev", "eth0"], check=True)
-    assert rt.check_pod_sandbox(sb) == [f"eth0 lost its address {sb.ip}"]
+    problems = rt.check_pod_sandbox(sb)  # the flush took the default route with it
+    assert problems == [f"eth0 lost its address {sb.ip}", f"no default route via {sb.gateway}"]
     pod = PodSpec(sb.namespace, sb.name, sb.uid)  # the kubelet re-runs the same pod
     again = as_kubelet(rt, lambda: rt.run_pod_sandbox(pod))
     assert (again.ip, again.netns, again.veth) == (sb.ip, sb.netns, sb.veth)

@@ -102,7 +102,6 @@ class NullKernel:
     def list_table(self) -> None: return None
     def delete_table(self) -> bool: return True
     def flush_udp(self, pairs: list) -> int: return 0
-    def ensure_hairpin(self) -> int: return 0
     def collect(self, garbage: Any) -> int: return len(garbage)
     def release(self) -> None: ...
 

@@ -16,7 +16,6 @@ class FakeKernel:
         self.scripts: list[str] = []
         self.fail_next = False
         self.flushed: list[list[Any]] = []
-        self.hairpins = 0
         self.deleted = False
         self.prepared = 0
         self.collected: list[str] = []
@@ -41,10 +40,6 @@ class FakeKernel:
     def flush_udp(self, pairs: list[Any]) -> int:
         self.flushed.append(pairs)
         return len(pairs)
-
-    def ensure_hairpin(self) -> int:
-        self.hairpins += 1
-        return 0
 
     def collect(self, garbage: Any) -> int:
         self.collected.append(garbage.collect_script(self.cfg))
@@ -149,17 +144,6 @@ def test_removed_udp_endpoints_lose_their_flows_and_tcp_ones_do_not(setup):
     assert [sorted(pairs, key=str) for pairs in kernel.flushed] == [
         [(("10.96.0.10", 80), ("10.244.1.2", 8080)), ((None, 30053), ("10.244.1.2", 8080))]]
     assert result.flushed == 2
-
-
-def test_new_endpoints_put_bridge_ports_in_hairpin_mode(setup):
-    proxier, kernel, clock = setup
-    proxier.update_service(svc("a", "10.96.0.1"))
-    proxier.sync()
-    assert kernel.hairpins == 0
-    clock.now += 2
-    proxier.update_endpoint_slice(eps("a", "10.244.1.2"))
-    proxier.sync()
-    assert kernel.hairpins == 1
 
 
 def test_each_sync_is_logged_with_its_size_and_duration(setup, caplog):

@@ -1,9 +1,10 @@
-"""The few libc calls a container needs beyond ``netlab.kernel.netns``: setns of
-any namespace type, unshare, mount, sethostname, and pinning a namespace to a
-file with a bind mount (as ``ip netns add`` pins network namespaces).
+"""The namespace and mount primitives, the one libc wrapper of netlab: setns of
+any namespace type, unshare, mount/umount, sethostname, and pinning a namespace
+to a file with a bind mount (as ``ip netns add`` pins network namespaces).
 
-Standard library only (ctypes), because the shim uses it and must start fast.
-These are candidates to move into ``netlab/kernel`` once a second user appears.
+``netns`` (network namespaces by name) is built on these; the container shim
+calls them between fork and exec. Standard library only (ctypes), because the
+shim imports it and must start fast.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ CLONE_NEWNET = 0x40000000
 
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
-MS_PRIVATE, MS_SLAVE = 1 << 18, 1 << 19
+MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 18, 1 << 19, 1 << 20
 MNT_DETACH = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)

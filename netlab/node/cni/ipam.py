@@ -28,11 +28,16 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Callable
 
-from netlab.node.runtime.paths import ipam_dir
+from netlab.paths import DATA_ROOT
 
 LAST_RESERVED = "last_reserved_ip"
 LOCK = "lock"
 _RESERVED_NAMES = {LAST_RESERVED, LOCK}
+
+
+def ipam_dir(lab: str, node: str) -> Path:
+    """The node's host-local data dir (CNI's ``/var/lib/cni/networks/<name>``)."""
+    return DATA_ROOT / lab / "ipam" / node
 
 
 class IpamError(RuntimeError):
@@ -58,6 +63,7 @@ class HostLocalIpam:
     @classmethod
     def for_node(cls, lab: str, node: str, subnet: IPv4Network | None = None) -> HostLocalIpam:
         return cls(ipam_dir(lab, node), subnet)
+
 
     # -- reading -------------------------------------------------------------
 

@@ -1,0 +1,43 @@
+"""Helpers every ``netlab`` command module shares: the one way to fail, and
+running a program inside a lab node's namespace."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def node_namespace(lab: str | None, node: str) -> str:
+    from netlab.kernel import netns
+    from netlab.lab import lifecycle, state
+
+    try:
+        lab = state.implied_lab(lab)
+        info = lifecycle.status(lab)
+    except lifecycle.LabError as err:
+        fail(str(err), 2)
+    names = [n["name"] for n in info["nodes"]]
+    if node not in names:
+        fail(f"lab {lab} has no node {node!r} (nodes: {', '.join(names)})", 2)
+    name = f"{lab}-{node}"
+    if not netns.exists(name):
+        fail(f"the namespace {name} is gone; run 'netlab down {lab}' and bring the lab up again")
+    return name
+
+
+def exec_in(namespace: str, argv: list[str], env: dict[str, str]) -> None:
+    from netlab.kernel import netns
+
+    netns.enter_netns(namespace)
+    try:
+        os.execvpe(argv[0], argv, {**os.environ, **env})
+    except FileNotFoundError:
+        fail(f"{argv[0]}: command not found", 127)

@@ -1,0 +1,160 @@
+"""The ``bridge`` plugin: ADD, CHECK and DEL of one pod on the node's ``cni0``.
+
+As containernetworking/plugins' bridge plugin does it, with host-local IPAM
+(``ipam.py``) built in:
+
+- ADD: allocate an address for the container id (the same one again on a
+  repeated ADD), make a veth pair across namespaces (``veth<8 hex>``, derived
+  from the container id, on the node side; ``ifname`` in the pod), enslave the
+  host end to the bridge with hairpin mode as configured (so a pod reaching
+  itself through a Service gets its packet back), set the MTU on both ends,
+  and give the pod end its address and a default route via the gateway.
+  Idempotent: an ADD that finds the pieces converges them.
+- CHECK: report what differs from what ADD makes (a list of problems).
+- DEL: delete the veth (from whichever end still exists) and free the
+  address. Idempotent, and safe after a crash: the pod's netns, the veth or
+  both may be gone already.
+
+The "host" namespace, where a real plugin runs, is the node's namespace:
+``node_netns`` names it, or ``None`` for the calling thread's own. All netlink
+goes through ``netlab.kernel``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from ipaddress import IPv4Interface
+from typing import Callable, TypeVar
+
+from netlab.kernel import links, netns
+from netlab.node.cni.config import CniError, Interface, NetConf, Result, RuntimeConf
+from netlab.node.cni.ipam import HostLocalIpam, IpamError
+
+T = TypeVar("T")
+
+
+def host_veth_name(container_id: str) -> str:
+    """The node-side end of the container's veth: deterministic, so DEL finds it."""
+    return "veth" + hashlib.sha256(container_id.encode()).hexdigest()[:8]
+
+
+def ipam_for(conf: NetConf) -> HostLocalIpam:
+    return HostLocalIpam(conf.data_dir, conf.subnet, conf.gateway_ip)
+
+
+def _in(ns: str | None, fn: Callable[[], T]) -> T:
+    return fn() if ns is None else netns.run_in_netns(ns, fn)
+
+
+def _has_link(name: str) -> bool:
+    with links.netlink() as ipr:
+        return links.link_index(ipr, name) is not None
+
+
+def add(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Result:
+    if not netns.exists(rt.netns):
+        raise CniError(7, f"network namespace {rt.netns} does not exist")
+    try:
+        ip = ipam_for(conf).allocate(rt.container_id, rt.ifname)
+    except IpamError as exc:
+        raise CniError(11, str(exc)) from exc
+    address = IPv4Interface(f"{ip}/{conf.subnet.prefixlen}")
+    veth = host_veth_name(rt.container_id)
+    pod_has_if = netns.run_in_netns(rt.netns, lambda: _has_link(rt.ifname))
+
+    def node_side() -> tuple[str, int]:
+        with links.netlink() as ipr:
+            bridge = links.link_info(ipr, conf.bridge)
+            if bridge is None:
+                raise CniError(100, f"no {conf.bridge} bridge in the node's namespace")
+            mtu = conf.mtu or bridge.mtu
+            if links.link_index(ipr, veth) is not None and not pod_has_if:
+                links.delete_link(ipr, veth)  # half a pair from a crash: make it again
+            index = links.ensure_veth(ipr, veth, rt.ifname, rt.netns, mtu=mtu)
+            links.converge(ipr, index, mtu=mtu, master=bridge.index)
+            links.ensure_hairpin(ipr, index, conf.hairpin_mode)
+            info = links.link_info(ipr, veth)
+            assert info is not None
+            return info.mac, mtu
+
+    host_mac, mtu = _in(node_netns, node_side)
+
+    def pod_side() -> str:
+        with links.netlink() as ipr:
+            links.ensure_up(ipr, "lo")
+            index = links.link_index(ipr, rt.ifname)
+            if index is None:
+                raise CniError(100, f"{rt.ifname} missing in {rt.netns}")
+            links.converge(ipr, index, mtu=mtu)
+            links.ensure_addresses(ipr, index, [address])
+            links.ensure_default_route(ipr, conf.gateway_ip)
+            info = links.link_info(ipr, rt.ifname)
+            assert info is not None
+            return info.mac
+
+    pod_mac = netns.run_in_netns(rt.netns, pod_side)
+    return Result(interfaces=[Interface(conf.bridge, ""), Interface(veth, host_mac),
+                              Interface(rt.ifname, pod_mac, netns.netns_path(rt.netns))],
+                  ips=[(address, conf.gateway_ip, 2)],
+                  routes=[("0.0.0.0/0", str(conf.gateway_ip))])
+
+
+def check(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> list[str]:
+    """What differs from what ADD makes; empty when the attachment is whole."""
+    ip = ipam_for(conf).lookup(rt.container_id)
+    if ip is None:
+        return [f"no address allocated to {rt.container_id}"]
+    if not netns.exists(rt.netns):
+        return [f"network namespace {rt.netns} is gone"]
+    address = IPv4Interface(f"{ip}/{conf.subnet.prefixlen}")
+    veth = host_veth_name(rt.container_id)
+
+    def pod_view() -> list[str]:
+        with links.netlink() as ipr:
+            info = links.link_info(ipr, rt.ifname)
+            if info is None:
+                return [f"{rt.ifname} is missing"]
+            out = [] if address in info.addresses else [f"{rt.ifname} lost its address {ip}"]
+            if not info.up:
+                out.append(f"{rt.ifname} is down")
+            if links.default_gateway(ipr) != conf.gateway_ip:
+                out.append(f"no default route via {conf.gateway_ip}")
+            return out
+
+    def node_view() -> list[str]:
+        with links.netlink() as ipr:
+            info, bridge = links.link_info(ipr, veth), links.link_info(ipr, conf.bridge)
+            if info is None:
+                return [f"host veth {veth} is missing"]
+            out = []
+            if bridge is None or info.master != bridge.index:
+                out.append(f"host veth {veth} is not on {conf.bridge}")
+            elif conf.mtu is None and info.mtu != bridge.mtu:
+                out.append(f"host veth {veth} has MTU {info.mtu}, not {bridge.mtu}")
+            if conf.mtu is not None and info.mtu != conf.mtu:
+                out.append(f"host veth {veth} has MTU {info.mtu}, not {conf.mtu}")
+            if bool(info.hairpin) != conf.hairpin_mode:
+                out.append(f"host veth {veth} hairpin mode is {'on' if info.hairpin else 'off'}")
+            return out
+
+    problems = netns.run_in_netns(rt.netns, pod_view)
+    if node_netns is None or netns.exists(node_netns):
+        problems += _in(node_netns, node_view)
+    return problems
+
+
+def delete(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> None:
+    """Remove the attachment and free its address; idempotent, crash-safe."""
+    veth = host_veth_name(rt.container_id)
+
+    def drop(name: str) -> None:
+        with links.netlink() as ipr:
+            links.delete_link(ipr, name)
+
+    # The links first: a netns still pinned elsewhere must not keep an address
+    # that is handed out again.
+    if node_netns is None or netns.exists(node_netns):
+        _in(node_netns, lambda: drop(veth))
+    if rt.netns and netns.exists(rt.netns):
+        netns.run_in_netns(rt.netns, lambda: drop(rt.ifname))
+    ipam_for(conf).release(rt.container_id)
