@@ -93,7 +93,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     swept = config.stash.get(_SWEPT, [])
     if swept:
-        return [f"netlab: removed {len(swept)} labs a killed run left behind: {', '.join(swept)}"]
+        labs = f"{len(swept)} lab{'s' if len(swept) != 1 else ''}"
+        return [f"netlab: removed {labs} a killed run left behind: {', '.join(swept)}"]
     return []
 
 
