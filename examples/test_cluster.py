@@ -36,8 +36,8 @@ def test_pods_on_different_nodes_reach_each_other(lab):
     first, second = web_pods(lab)
     assert first["spec"]["nodeName"] != second["spec"]["nodeName"]
     a, b = first["metadata"]["name"], second["metadata"]["name"]
-    assert lab.reach(a, b, 8080)
-    assert lab.reach(b, a, 8080)
+    assert lab.reach(a, b, 8080, within=10)
+    assert lab.reach(b, a, 8080, within=10)
     # And from inside the container, as an application would.
     code, out, err = lab.exec(a, ["cat", "/etc/hostname"])
     assert code == 0, err
@@ -46,14 +46,16 @@ def test_pods_on_different_nodes_reach_each_other(lab):
 
 def test_the_service_answers_from_outside_on_its_node_port(lab):
     web_pods(lab)
+    # Every node's kube-proxy follows the API a sync behind: give it up to 30 s.
     for node in ("worker1", "worker2", "control-plane"):
-        assert lab.reach("client", f"node/{node}:30080"), f"NodePort on {node}"
+        assert lab.reach("client", f"node/{node}:30080", within=30), f"NodePort on {node}"
     # Inside the cluster, the ClusterIP on port 80.
-    assert lab.reach("worker1", "svc/web:80")
+    assert lab.reach("worker1", "svc/web:80", within=30)
 
 
 def test_a_trace_shows_the_service_dnat_and_the_overlay(lab):
     first, _ = web_pods(lab)
+    assert lab.reach(first["metadata"]["name"], "svc/web", within=30)
     trace = lab.trace(first["metadata"]["name"], "svc/web")
     assert trace["apiVersion"] == "netlab.trace/v1"
     assert trace["verdict"]["result"] == "delivered", trace["verdict"]["reason"]
@@ -74,6 +76,11 @@ def test_truth_table(lab):
         ("worker2", pods[0], None, "icmp"): True,
         ("client", "worker1", None, "icmp"): True,
     }
+    # Let the proxies catch up with the Service first (what should answer, answers)...
+    for (src, dst, port, proto), answers in table.items():
+        if answers:
+            lab.reach(src, dst, port=port, proto=proto, within=30)
+    # ...then one probe per row.
     seen = {key: lab.reach(*key[:2], port=key[2], proto=key[3]) for key in table}
     assert seen == table
 
@@ -103,4 +110,4 @@ def test_a_worker_cut_off_goes_not_ready_and_comes_back(lab):
         lab.wait("node", "worker2", unreachable, timeout=40)
         assert not lab.reach("client", "worker2", proto="icmp")
     lab.wait("node", "worker2", recovered, timeout=40)
-    assert lab.reach("client", "worker2", proto="icmp")
+    assert lab.reach("client", "worker2", proto="icmp", within=5)

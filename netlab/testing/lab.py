@@ -365,13 +365,26 @@ class TestLab:
                                                cluster.pod_subnet, cluster.service_subnet))
 
     def reach(self, src: str, dst: str, port: int | None = None, proto: str = "tcp",
-              namespace: str = "default", timeout: float = 1.0) -> bool:
+              namespace: str = "default", timeout: float = 1.0, within: float = 0.0) -> bool:
         """Does real traffic from ``src`` (pod or node) get an answer from ``dst``?
 
         ``dst``: a pod, a node, ``svc/NAME[:PORT]``, ``node/NAME:NODEPORT`` or a lab IP.
         tcp: the connection is accepted; udp: a datagram comes back (echo servers
         answer); icmp: ping answers. Refused, reset, unreachable or silent: False.
+        ``timeout`` bounds one attempt; ``within`` keeps probing until the first answer
+        or that many seconds (every node's kube-proxy follows the API a sync behind,
+        so a Service that was just created answers a moment later).
         """
+        deadline = time.monotonic() + within
+        while True:
+            if self._reach_once(src, dst, port, proto, namespace, timeout):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)  # the probe interval, bounded by the deadline
+
+    def _reach_once(self, src: str, dst: str, port: int | None, proto: str, namespace: str,
+                    timeout: float) -> bool:
         source, target = self._resolve(src, dst, port, namespace)
         if target.ip is None or not self._inside_lab(target.ip):
             raise ValueError(f"{dst} ({target.ip}) is not an address of lab {self.name}; "
