@@ -307,6 +307,8 @@ def lab(request: pytest.FixtureRequest,
         pool = request.getfixturevalue(f"_netlab_{wanted.scope}_labs")
     try:
         the_lab = pool.get(wanted)
+        # A shared lab reads each test's relative manifest paths beside that test.
+        the_lab.base_dir = Path(str(request.node.path)).parent
         request.node.stash.setdefault(LABS_KEY, []).append(the_lab)
         try:
             yield the_lab
