@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -91,3 +92,86 @@ def test_the_sweep_removes_only_the_plugins_labs_whose_creator_is_dead(tmp_path)
     finally:
         for name in made:
             lifecycle.down(name)
+
+
+NETWORK_ONLY = """\
+nodes:
+  - {name: control-plane, role: control-plane}
+  - {name: worker1}
+"""
+
+
+def _write(directory: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (directory / name).write_text(textwrap.dedent(text))
+
+
+def test_scopes_share_labs_as_asked_and_every_lab_goes_at_its_scopes_end(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    record = f"""\
+        import os
+        from pathlib import Path
+
+        import pytest
+
+        SEEN = Path({str(seen)!r})
+
+        def record(key, lab):
+            assert os.path.exists(f"/run/netns/{{lab.name}}-worker1")
+            (SEEN / key).write_text(lab.name)
+        """
+    _write(project, {
+        "net.yaml": NETWORK_ONLY,
+        "test_a.py": record + """
+        @pytest.mark.netlab("net.yaml", scope="session", control_plane=False)
+        def test_a(lab):
+            record("a", lab)
+        """,
+        "test_b.py": record + """
+        pytestmark = pytest.mark.netlab("net.yaml", scope="session", control_plane=False)
+
+        def test_b(lab):
+            record("b", lab)
+        """,
+        "test_c.py": record + """
+        pytestmark = pytest.mark.netlab("net.yaml", control_plane=False)
+
+        def test_c1(lab):
+            record("c1", lab)
+
+        def test_c2(lab):
+            record("c2", lab)
+            first = (SEEN / "c1").read_text()
+            assert not os.path.exists(f"/run/netns/{first}-worker1"), "c1's lab outlived c1"
+        """,
+        "test_d.py": record + """
+        from netlab.lab import faults
+
+        pytestmark = pytest.mark.netlab("net.yaml", scope="module", control_plane=False)
+
+        def test_d1_leaves_a_link_down(lab):
+            record("d1", lab)
+            lab.fault("link-down", "worker1")
+            assert faults.link_states(lab.name)["worker1"] is False
+
+        def test_d2_finds_it_up_again(lab):
+            record("d2", lab)
+            assert faults.link_states(lab.name)["worker1"] is True
+        """,
+    })
+    out = run_pytest("-q", str(project), cwd=project)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "6 passed" in out.stdout
+    names = {p.name: p.read_text() for p in seen.iterdir()}
+    assert names["a"] == names["b"]  # one session lab for both modules
+    assert names["c1"] != names["c2"]  # a lab per test
+    assert names["d1"] == names["d2"]  # one lab for the module
+    assert len({names["a"], names["c1"], names["c2"], names["d1"]}) == 4
+    labs = list_labs()
+    for name in names.values():
+        assert name.startswith(PREFIX)
+        assert name not in labs
+        assert not lab_namespaces(name)
