@@ -2,7 +2,8 @@
 # netlab's whole set-up on a fresh Debian or Ubuntu machine, as root. Idempotent.
 #
 #   scripts/setup.sh demo   install, bring up topologies/demo.yaml, print its status
-#   scripts/setup.sh test   install, then run ruff and the whole test suite (all tiers)
+#   scripts/setup.sh test   install, then run ruff, the whole test suite (all tiers) and
+#                           the examples (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables,
 # tcpdump, ping, conntrack, netcat, Python's venv), a virtualenv in .venv with netlab
@@ -47,7 +48,10 @@ case "$mode" in
     netlab status demo
     ;;
   test)
-    "$venv/bin/ruff" check netlab tests bench
-    exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 tests
+    "$venv/bin/ruff" check netlab tests bench examples
+    # examples/: a user's suite on the netlab.testing plugin; --netlab-require makes a
+    # host that cannot run labs fail instead of skipping them.
+    exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 --netlab-require \
+      tests examples
     ;;
 esac
