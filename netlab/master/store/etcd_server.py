@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -72,13 +73,16 @@ def _free_port() -> int:
 
 
 class LocalEtcd:
-    """A throwaway etcd on 127.0.0.1 (plain HTTP), for tests and benchmarks::
+    """A throwaway etcd on 127.0.0.1 (plain HTTP, or TLS with ``tls``), for tests
+    and benchmarks::
 
         with LocalEtcd() as etcd:
             store = EtcdStore(etcd.endpoint)
     """
 
-    def __init__(self, data_dir: Optional[Path] = None, timeout: float = 20.0) -> None:
+    def __init__(self, data_dir: Optional[Path] = None, timeout: float = 20.0,
+                 tls: Optional[EtcdTLS] = None) -> None:
+        self.tls = tls
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="netlab-etcd-"))
         self.timeout = timeout
@@ -89,8 +93,8 @@ class LocalEtcd:
         if etcd_binary() is None:
             raise FileNotFoundError(f"no etcd binary on PATH; {INSTALL_HINT}")
         client, peer = _free_port(), _free_port()
-        self.endpoint = f"http://127.0.0.1:{client}"
-        argv = etcd_argv("local", self.data_dir / "member", "127.0.0.1",
+        self.endpoint = f"{'https' if self.tls else 'http'}://127.0.0.1:{client}"
+        argv = etcd_argv("local", self.data_dir / "member", "127.0.0.1", self.tls,
                          client_port=client, peer_port=peer, fast=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.data_dir / "etcd.log", "ab")  # noqa: SIM115
@@ -106,13 +110,18 @@ class LocalEtcd:
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.timeout
+        ctx = None
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=str(self.tls.ca))
+            ctx.load_cert_chain(str(self.tls.cert), str(self.tls.key))
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"etcd exited with {self.proc.returncode}: "
                                    + (self.data_dir / "etcd.log").read_text()[-2000:])
             with contextlib.suppress(OSError), \
-                    urllib.request.urlopen(self.endpoint + "/health", timeout=1) as resp:
+                    urllib.request.urlopen(self.endpoint + "/health", timeout=1,
+                                           context=ctx) as resp:
                 if b'"true"' in resp.read():
                     return
             if time.monotonic() > deadline:
