@@ -39,7 +39,9 @@ class ControlPlaneError(RuntimeError):
     pass
 
 
-def start(state: LabState) -> None:
+def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
+    """Start the supervisor; ``etcd_addresses`` (for ``cluster.store: etcd``) also
+    issues the etcd member's and clients' certificates for those addresses."""
     lab = state.lab
     log_dir(lab).mkdir(parents=True, exist_ok=True)
     data_dir(lab).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -50,7 +52,7 @@ def start(state: LabState) -> None:
     from netlab.lab.pki import create_pki  # cryptography is only needed here
 
     control_ip = next(n["underlayIP"] for n in state.nodes if n["role"] == "control-plane")
-    create_pki(lab_dir(lab), lab, [control_ip])
+    create_pki(lab_dir(lab), lab, [control_ip], etcd_addresses=etcd_addresses)
     with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
                                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
@@ -92,6 +94,43 @@ def wait_ready(lab: str, timeout: float, state: LabState) -> None:
             await client.close()
 
     asyncio.run(probe())
+
+
+def _etcd_probe(lab: str, action: str, endpoint: str, netns_name: str,
+                timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run the etcd probe inside ``netns_name`` (where the member listens), with the
+    lab's etcd client certificate."""
+    from netlab.kernel import netns
+    from netlab.lab.pki import etcd_pki_paths
+
+    pki = etcd_pki_paths(lab_dir(lab))
+    return subprocess.run(
+        [sys.executable, "-m", "netlab.master.store.etcd_server", action, endpoint,
+         "--ca", str(pki.ca_cert), "--cert", str(pki.client_cert), "--key", str(pki.client_key),
+         "--timeout", str(timeout)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 10,
+        preexec_fn=lambda: netns.join_netns(netns_name), cwd="/")
+
+
+def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
+              state: LabState) -> None:
+    """Probe the etcd member's health (with a deadline) from inside its namespace;
+    explain with its log if it never becomes healthy."""
+    result = _etcd_probe(lab, "wait", endpoint, netns_name, timeout)
+    if result.returncode != 0:
+        raise ControlPlaneError(
+            f"etcd member {member} ({endpoint}) did not become healthy: "
+            f"{result.stderr.strip()}; its log says:\n" + _tail(log_dir(lab) / "etcd.log"))
+
+
+def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:
+    import json
+
+    result = _etcd_probe(lab, "status", endpoint, netns_name, 5.0)
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        return {"endpoint": endpoint, "healthy": False, "error": result.stderr.strip()}
 
 
 def _node_ready(node: dict) -> bool:

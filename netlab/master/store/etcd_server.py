@@ -10,6 +10,7 @@ answers (a probe with a deadline) and stops it, by the pid it started, on exit.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import ssl
@@ -152,3 +153,82 @@ class LocalEtcd:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --- probing a member (run inside its node's namespace: see netlab.lab.control) -------------
+
+
+def _get(url: str, ctx: Optional[ssl.SSLContext], body: Optional[bytes] = None) -> bytes:
+    req = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+        return resp.read()
+
+
+def _context(tls: Optional[EtcdTLS]) -> Optional[ssl.SSLContext]:
+    if tls is None:
+        return None
+    ctx = ssl.create_default_context(cafile=str(tls.ca))
+    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    return ctx
+
+
+def wait_healthy(endpoint: str, tls: Optional[EtcdTLS], timeout: float) -> None:
+    """Probe ``/health`` until etcd answers healthy or ``timeout`` passes (TimeoutError,
+    naming the last error)."""
+    ctx = _context(tls)
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        try:
+            answer = json.loads(_get(endpoint + "/health", ctx))
+            if answer.get("health") == "true":
+                return
+            last = f"unhealthy: {answer}"
+        except (OSError, ValueError) as err:
+            last = str(getattr(err, "reason", err))
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"etcd at {endpoint} not healthy after {timeout:.0f}s ({last})")
+        time.sleep(0.05)  # probe interval
+
+
+def member_status(endpoint: str, tls: Optional[EtcdTLS]) -> dict[str, object]:
+    """Health, version, leader and database size of the member at ``endpoint``."""
+    ctx = _context(tls)
+    try:
+        raw = json.loads(_get(endpoint + "/v3/maintenance/status", ctx, b"{}"))
+        header = raw.get("header") or {}
+        return {"endpoint": endpoint, "healthy": True, "version": raw.get("version"),
+                "leader": raw.get("leader") == header.get("member_id"),
+                "revision": int(header.get("revision", 0)),
+                "dbSize": int(raw.get("dbSize", 0))}
+    except (OSError, ValueError) as err:
+        return {"endpoint": endpoint, "healthy": False,
+                "error": str(getattr(err, "reason", err))}
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """``python -m netlab.master.store.etcd_server {wait,status} ENDPOINT [--ca --cert --key]``:
+    the probes ``netlab up`` and ``netlab status`` run inside the member's namespace."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="netlab-etcd-probe")
+    parser.add_argument("action", choices=["wait", "status"])
+    parser.add_argument("endpoint")
+    parser.add_argument("--ca")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    tls = EtcdTLS(Path(args.ca), Path(args.cert), Path(args.key)) if args.ca else None
+    if args.action == "status":
+        print(json.dumps(member_status(args.endpoint, tls)))
+        return
+    try:
+        wait_healthy(args.endpoint, tls, args.timeout)
+    except TimeoutError as err:
+        sys.exit(str(err))
+
+
+if __name__ == "__main__":
+    main()
