@@ -101,5 +101,5 @@ def test_tls_with_the_lab_certificates(tmp_path: Path) -> None:
 
 
 def test_unreachable_etcd_is_reported_by_endpoint() -> None:
-    with pytest.raises(StoreError, match="127.0.0.1:9"):
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:9"):
         EtcdStore("http://127.0.0.1:9", connect_timeout=0.3)
