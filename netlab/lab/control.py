@@ -25,6 +25,7 @@ from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
 from netlab.lab.state import (
     LabState,
+    components_path,
     data_dir,
     endpoints_path,
     lab_dir,
@@ -113,14 +114,28 @@ def _etcd_probe(lab: str, action: str, endpoint: str, netns_name: str,
 
 
 def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
-              state: LabState) -> None:
-    """Probe the etcd member's health (with a deadline) from inside its namespace;
-    explain with its log if it never becomes healthy."""
-    result = _etcd_probe(lab, "wait", endpoint, netns_name, timeout)
-    if result.returncode != 0:
-        raise ControlPlaneError(
-            f"etcd member {member} ({endpoint}) did not become healthy: "
-            f"{result.stderr.strip()}; its log says:\n" + _tail(log_dir(lab) / "etcd.log"))
+              state: LabState, crash_limit: int = 3) -> None:
+    """Probe the etcd member's health (with a deadline) from inside its namespace; give
+    up early if it keeps exiting, and explain with its log."""
+    sup = state.processes.get("supervisor", {})
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        result = _etcd_probe(lab, "wait", endpoint, netns_name, max(0.5, min(2.0, remaining)))
+        if result.returncode == 0:
+            return
+        record = (read_json(components_path(lab)) or {}).get("etcd") or {}
+        if record.get("restarts", 0) >= crash_limit:
+            why = (f"it exited {record['restarts']} times (last exit status "
+                   f"{record.get('lastExit')})")
+        elif not is_running(sup.get("pid", 0), sup.get("createTime")):
+            why = "the supervisor exited"
+        elif time.monotonic() > deadline:
+            why = f"it was not healthy after {timeout:.0f}s ({result.stderr.strip()})"
+        else:
+            continue
+        raise ControlPlaneError(f"etcd member {member} ({endpoint}) did not start: {why}; "
+                                "its log says:\n" + _tail(log_dir(lab) / "etcd.log", 6))
 
 
 def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:
