@@ -103,7 +103,7 @@ def _unb64(text: str | None) -> bytes:
 
 
 def _kv(raw: dict[str, Any]) -> KV:
-    return KV(_unb64(raw.get("key")).decode(), _unb64(raw.get("value")),
+    return KV(_unb64(raw.get("key")).decode("utf-8", "replace"), _unb64(raw.get("value")),
               int(raw.get("create_revision", 0)) - REV_OFFSET,
               int(raw.get("mod_revision", 0)) - REV_OFFSET)
 
