@@ -127,7 +127,7 @@ def status(lab: str | None, output: str) -> None:
     from netlab.lab import lifecycle, state
 
     try:
-        info = lifecycle.status(state.implied_lab(lab))
+        info = lifecycle.status(state.implied_lab(lab), probe=True)
     except lifecycle.LabError as err:
         _fail(str(err), 2)
     if output == "json":

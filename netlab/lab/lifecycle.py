@@ -154,7 +154,9 @@ def down(lab: str, progress: Progress = lambda _: None) -> DownResult:
     return DownResult(lab=lab, found=True, namespaces=names, processes=killed)
 
 
-def status(lab: str) -> dict[str, Any]:
+def status(lab: str, probe: bool = False) -> dict[str, Any]:
+    """The lab's record and its namespaces' presence; ``probe`` also asks the etcd
+    member for its health (a subprocess in its namespace: ``netlab status`` only)."""
     state = load_state(lab)
     if state is None:
         raise LabError(f"no lab named {lab} is up")
@@ -164,10 +166,10 @@ def status(lab: str) -> dict[str, Any]:
     return {"lab": lab, "phase": state.phase if healthy or state.phase != "up" else "degraded",
             "topology": state.topology, "overlay": state.overlay,
             "age": round(time.time() - state.created, 1),
-            "underlayNamespace": f"{lab}-net", "nodes": nodes, "store": store_status(state)}
+            "underlayNamespace": f"{lab}-net", "nodes": nodes, "store": store_status(state, probe)}
 
 
-def store_status(state: LabState) -> dict[str, Any]:
+def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
     """The API server's store: SQLite, or etcd with its member's health and leadership."""
     from netlab.topology import parse_topology
 
@@ -176,7 +178,8 @@ def store_status(state: LabState) -> dict[str, Any]:
         return {"backend": "sqlite", "path": str(data_dir(state.lab) / "store.db")}
     node = plan.node(plan.topology.control_plane.name)
     member = {"name": node.name, "endpoint": etcd_endpoint(plan)}
-    if state.phase == "up" and node.netns in set(netns.list_netns()):
+    if (probe and state.phase == "up" and "supervisor" in state.processes
+            and node.netns in set(netns.list_netns())):
         member.update(control.etcd_status(state.lab, etcd_endpoint(plan), node.netns))
     return {"backend": "etcd", "members": [member]}
 
