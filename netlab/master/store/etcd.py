@@ -232,10 +232,13 @@ class EtcdStore(Store):
                 low = mid
         return high - REV_OFFSET
 
-    async def _post(self, path: str, body: dict[str, Any],
-                    timeout: float | None = None) -> dict[str, Any]:
+    async def _post(self, path: str, body: dict[str, Any], timeout: float | None = None,
+                    idempotent: bool = True) -> dict[str, Any]:
         """One JSON request; retried while etcd is unreachable or leaderless (a
-        request that never reached it, or that it refused without applying)."""
+        request that never reached it, or that it refused without applying). A
+        read (``idempotent``) is also retried when a pooled connection turns out
+        to be dead (etcd restarted); a transaction is not, since it may have
+        been applied."""
         deadline = time.monotonic() + (timeout or self._request_timeout)
         delay = 0.05
         while True:
@@ -253,6 +256,9 @@ class EtcdStore(Store):
                 if self._closing or time.monotonic() + delay > deadline:
                     raise EtcdUnavailable(f"etcd at {self.endpoint} is unavailable: {err}") \
                         from err
+            except aiohttp.ServerDisconnectedError as err:
+                if not idempotent or self._closing or time.monotonic() + delay > deadline:
+                    raise StoreError(f"etcd at {self.endpoint}: {path} failed: {err!r}") from err
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
                 raise StoreError(f"etcd at {self.endpoint}: {path} failed: {err!r}") from err
             await asyncio.sleep(delay)  # retry backoff while etcd restarts
@@ -362,7 +368,7 @@ class EtcdStore(Store):
         target = auto_compact_target(self._rev, self._compact, self._retain)
         if target and self._compacting is None:
             with contextlib.suppress(StoreError):
-                await self._acompact(target)
+                await self._acompact(target, physical=False)
         return ev
 
     async def _txn(self, op: WriteOp) -> Event:
@@ -380,7 +386,7 @@ class EtcdStore(Store):
             success = {"request_put": {"key": key, "value": _b64(op.value), "prev_kv": True}}
         data = await self._post("/v3/kv/txn", {
             "compare": [compare], "success": [success],
-            "failure": [{"request_range": {"key": key}}]})
+            "failure": [{"request_range": {"key": key}}]}, idempotent=False)
         resp = (data.get("responses") or [{}])[0]
         if not data.get("succeeded"):
             kvs = (resp.get("response_range") or {}).get("kvs") or []
@@ -505,7 +511,10 @@ class EtcdStore(Store):
 
     # ---- maintenance
 
-    async def _acompact(self, revision: int) -> None:
+    async def _acompact(self, revision: int, physical: bool = True) -> None:
+        """Compact etcd to ``revision`` (store numbering). etcd refuses older
+        revisions as soon as it applies the request; ``physical`` also waits
+        for the space to be reclaimed (the automatic compaction does not)."""
         while self._compacting is not None:  # one at a time
             await asyncio.shield(self._compacting)
         if revision <= self._compact:
@@ -515,7 +524,7 @@ class EtcdStore(Store):
         self._compacting = self._loop.create_future()
         try:
             await self._post("/v3/kv/compaction",
-                             {"revision": str(revision + REV_OFFSET), "physical": True})
+                             {"revision": str(revision + REV_OFFSET), "physical": physical})
             self._compact = max(self._compact, revision)
         except EtcdError as err:
             if not err.compacted:
