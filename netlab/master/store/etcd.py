@@ -292,7 +292,10 @@ class EtcdStore(Store):
     async def _aget(self, key: str) -> KV | None:
         data = await self._post("/v3/kv/range", {"key": _b64(key)})
         kvs = data.get("kvs") or []
-        return _kv(kvs[0]) if kvs else None
+        kv = _kv(kvs[0]) if kvs else None
+        if kv is not None:
+            await self._published(kv.mod_revision)
+        return kv
 
     def get(self, key: str) -> KV | None:
         self._check_open()
@@ -325,6 +328,10 @@ class EtcdStore(Store):
                 raise FutureRevisionError(revision, self._rev) from None
             raise
         at = revision or int(data["header"]["revision"]) - REV_OFFSET
+        # etcd may be a few events ahead of the watch that feeds the hub: a read is
+        # returned once its revision is the store's, so that a watch from it (the
+        # next thing a client does) is never "in the future".
+        await self._published(at)
         return ListResult([_kv(raw) for raw in data.get("kvs") or []], at,
                           bool(data.get("more")))
 

@@ -75,10 +75,14 @@ def test_writes_behind_the_stores_back_reach_its_watchers(etcd: LocalEtcd) -> No
         store.create(KEY, b"{}")
         w = store.watch("/registry/")
         etcdctl(etcd, "del", KEY)
+        etcdctl(etcd, "put", "/registry/configmaps/default/x", "{}")
+        # A read never runs ahead of the store's watch: a watch from it is never "future".
+        listed = store.list("/registry/")
+        assert listed.revision == 3 <= store.current_revision()
         ev = w.get(timeout=10)
         assert ev is not None and ev.type is EventType.DELETE and ev.revision == 2
         assert ev.kv.value == b"{}"
-        assert store.get(KEY) is None and store.current_revision() == 2
+        assert store.get(KEY) is None and store.current_revision() == 3
 
 
 def test_tls_with_the_lab_certificates(tmp_path: Path) -> None:
