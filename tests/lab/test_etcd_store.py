@@ -27,6 +27,7 @@ from labkit import (
 from netlab.lab import lifecycle
 from netlab.lab.state import components_path, data_dir, read_json
 from netlab.master.store.etcd_server import etcd_binary
+from netlab.topology import load_topology, plan_lab
 
 pytestmark = [
     pytest.mark.etcd,
@@ -40,6 +41,7 @@ pytestmark = [
 class EtcdLab:
     name: str
     kubeconfig: Path
+    etcd_ip: str  # the control-plane node's underlay address
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdLab]:
     path = write_topology(directory, data)
     try:
         lifecycle.up(path)
-        yield EtcdLab(data["name"], write_kubeconfig(data["name"], directory))
+        ip = str(plan_lab(load_topology(path)).node("control-plane").underlay.ip)
+        yield EtcdLab(data["name"], write_kubeconfig(data["name"], directory), ip)
     finally:
         lifecycle.down(data["name"])
 
@@ -99,6 +102,12 @@ def test_status_shows_the_etcd_member(lab: EtcdLab) -> None:
     assert (member["name"], member["healthy"], member["leader"]) == ("control-plane", True, True)
     assert "store: etcd, 1 member: member control-plane https://" in ok(
         netlab_cli("status", lab.name))
+
+
+def test_capture_sees_the_api_server_talking_to_etcd(lab: EtcdLab) -> None:
+    out = ok(netlab_cli("capture", "--lab", lab.name, "control-plane", "--", "-c", "3",
+                        "tcp", "port", "2379", timeout=60))
+    assert f"{lab.etcd_ip}.2379" in out  # the member, on its node's underlay address
 
 
 def test_killed_etcd_is_restarted_and_writes_continue(lab: EtcdLab) -> None:
