@@ -27,8 +27,11 @@ shared ``WatchHub``: the store's revision is the last revision that watch
 delivered, and a write is acknowledged only once its event has gone through
 it, as with the other backends (an acknowledged write is visible to watchers).
 This is kube-apiserver's watch cache in small: clients' watches never open
-etcd watches of their own, except to replay history, which is read with a
-short-lived etcd watch from the requested revision. etcd refuses history older
+etcd watches of their own. History (a watch from an older resourceVersion) is
+served from the last ``cache_events`` events that watch delivered, and only
+when it is older than those, read with a short-lived etcd watch from the
+requested revision (etcd hands such a watch its history on its next sync,
+within ~100 ms). etcd refuses history older
 than its compaction with ``compact_revision``, which becomes CompactedError
 (410 Expired) as in the other backends.
 
@@ -49,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import concurrent.futures
 import contextlib
 import heapq
@@ -87,6 +91,7 @@ log = logging.getLogger("netlab.store.etcd")
 
 REV_OFFSET = 1  # etcd revision = store revision + REV_OFFSET (see the module docstring)
 DEFAULT_RETAIN = 10000
+DEFAULT_CACHE_EVENTS = 1000
 ALL_KEYS = "AA=="  # base64 of "\0": as key and range_end, every key
 _RETRYABLE = ("no leader", "leader changed", "timed out", "not capable", "stopped",
               "too many requests")
@@ -162,6 +167,7 @@ class EtcdStore(Store):
                  retain_revisions: int = DEFAULT_RETAIN,
                  watch_buffer: int = DEFAULT_BUFFER_LIMIT,
                  history_page: int = DEFAULT_HISTORY_PAGE,
+                 cache_events: int = DEFAULT_CACHE_EVENTS,
                  connect_timeout: float = 30.0,
                  request_timeout: float = 30.0) -> None:
         self.endpoint = endpoint.rstrip("/")
@@ -176,12 +182,16 @@ class EtcdStore(Store):
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # (rev, seq, fut)
         self._seq = 0
         self._inflight: set[asyncio.Future[Any]] = set()
+        # The recent events, complete for every revision > _cache_from.
+        self._cache: collections.deque[Event] = collections.deque(maxlen=max(cache_events, 0))
+        self._cache_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="etcd-store",
                                         daemon=True)
         self._thread.start()
         try:
             self._rev, self._compact = self._run(self._open())
+            self._cache_from = self._rev
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
@@ -449,6 +459,7 @@ class EtcdStore(Store):
                     events = [_event(raw) for raw in msg.get("events") or []]
                     events = [ev for ev in events if ev.revision > self._rev]
                     if events:
+                        self._remember(events)
                         self._hub.publish(events)
                         self._rev = events[-1].revision
                         self._release()
@@ -465,6 +476,31 @@ class EtcdStore(Store):
             await asyncio.sleep(delay)  # reconnect backoff
             delay = min(delay * 2, 1.0)
 
+    def _remember(self, events: list[Event]) -> None:
+        if self._cache.maxlen == 0:
+            self._cache_from = events[-1].revision
+            return
+        with self._cache_lock:
+            for ev in events:
+                if len(self._cache) == self._cache.maxlen:
+                    self._cache_from = self._cache[0].revision
+                self._cache.append(ev)
+
+    def _cached(self, prefix: str, after: int, upto: int, limit: int) -> list[Event] | None:
+        """History from the recent events, or None if it reaches further back."""
+        with self._cache_lock:
+            if after < self._cache_from:
+                return None
+            events = list(self._cache)
+        out = []
+        for ev in events:
+            if ev.revision <= after or not ev.kv.key.startswith(prefix):
+                continue
+            if ev.revision > upto or len(out) >= limit:
+                break
+            out.append(ev)
+        return out
+
     def _lost_history(self, compact: int) -> None:
         """etcd compacted past what the pump had read (someone else compacted
         while it was disconnected): every watcher must re-list."""
@@ -473,6 +509,9 @@ class EtcdStore(Store):
         self._hub.reset(compact, CompactedError(self._rev, compact))
         self._compact = max(self._compact, compact)
         self._rev = max(self._rev, compact)
+        with self._cache_lock:
+            self._cache.clear()
+            self._cache_from = self._rev
         self._release()
 
     def _history(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
@@ -480,6 +519,9 @@ class EtcdStore(Store):
             raise CompactedError(after, self._compact)
         if self._closed:
             raise StoreClosedError()
+        cached = self._cached(prefix, after, upto, limit)
+        if cached is not None:
+            return cached
         return self._run(self._ahistory(prefix, after, upto, limit))
 
     async def _ahistory(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:

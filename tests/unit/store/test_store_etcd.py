@@ -107,3 +107,16 @@ def test_tls_with_the_lab_certificates(tmp_path: Path) -> None:
 def test_unreachable_etcd_is_reported_by_endpoint() -> None:
     with pytest.raises(StoreError, match=r"127\.0\.0\.1:9"):
         EtcdStore("http://127.0.0.1:9", connect_timeout=0.3)
+
+
+def test_history_older_than_the_recent_events_is_read_from_etcd(etcd: LocalEtcd) -> None:
+    with EtcdStore(etcd.endpoint, cache_events=3, history_page=2) as store:
+        for i in range(10):
+            store.create(f"/registry/pods/default/p{i}" if i % 2 else f"/other/{i}", b"v")
+        w = store.watch("/registry/pods/", 0)  # 1..7 only in etcd, 8..10 also cached
+        assert [w.get(timeout=10).revision for _ in range(5)] == [2, 4, 6, 8, 10]
+        w2 = store.watch("/registry/pods/", 1)
+        assert [w2.get(timeout=10).revision for _ in range(2)] == [2, 4]  # one page
+        store.compact(5)
+        with pytest.raises(CompactedError):  # the rest of its history is gone from etcd
+            w2.get(timeout=10)
