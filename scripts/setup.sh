@@ -6,7 +6,7 @@
 #                           the examples (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables,
-# tcpdump, ping, conntrack, netcat, Python's venv), a virtualenv in .venv with netlab
+# tcpdump, ping, conntrack, netcat, Python's venv, etcd and etcdctl), a virtualenv in .venv with netlab
 # and its test extras, and `netlab` on root's PATH (/usr/local/bin/netlab).
 set -euo pipefail
 
@@ -29,6 +29,35 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# etcd-server and etcd-client: labs with 'cluster.store: etcd' run their own etcd member
+# inside the lab's namespaces, and the store tests run throwaway ones on 127.0.0.1. Debian
+# starts a host-wide etcd on install; a temporary policy-rc.d (exit 101) prevents that, and
+# the unit is disabled. A host-wide etcd that was there before is left alone.
+etcd_missing=()
+for p in etcd-server etcd-client; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || etcd_missing+=("$p")
+done
+if [ ${#etcd_missing[@]} -gt 0 ]; then
+  echo "installing OS packages: ${etcd_missing[*]} (without starting etcd.service)"
+  export DEBIAN_FRONTEND=noninteractive
+  policy=/usr/sbin/policy-rc.d
+  saved=""
+  if [ -e "$policy" ]; then saved=$(mktemp); cp -p "$policy" "$saved"; fi
+  restore_policy() {
+    if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  [ ${#missing[@]} -gt 0 ] || apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${etcd_missing[@]}" >/dev/null
+  restore_policy
+  trap - EXIT
+  if [ -d /run/systemd/system ] && systemctl list-unit-files etcd.service >/dev/null 2>&1; then
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  fi
 fi
 
 python=/usr/bin/python3

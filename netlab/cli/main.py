@@ -123,7 +123,7 @@ def status(lab: str | None, output: str) -> None:
     from netlab.lab import lifecycle, state
 
     try:
-        info = lifecycle.status(state.implied_lab(lab))
+        info = lifecycle.status(state.implied_lab(lab), probe=True)
     except lifecycle.LabError as err:
         fail(str(err), 2)
     if output == "json":
@@ -132,6 +132,57 @@ def status(lab: str | None, output: str) -> None:
     click.echo(f"lab {info['lab']}: {info['phase']}, overlay {info['overlay']}, "
                f"up {info['age']:.0f}s, from {info['topology']}")
     click.echo(_node_table(info["nodes"]))
+    click.echo(_store_line(info["store"]))
+
+
+def _store_line(store: dict[str, Any]) -> str:
+    if store["backend"] != "etcd":
+        return f"store: sqlite ({store['path']})"
+    parts = []
+    for m in store["members"]:
+        if "healthy" not in m:
+            health = "not probed"
+        elif m["healthy"]:
+            health = (f"healthy, {'leader' if m.get('leader') else 'follower'}, "
+                      f"etcd {m.get('version')}, revision {m.get('revision')}, "
+                      f"db {m.get('dbSize', 0) // 1024} KiB")
+        else:
+            health = f"unhealthy: {m.get('error')}"
+        parts.append(f"member {m['name']} {m['endpoint']} ({health})")
+    return f"store: etcd, {len(parts)} member{'s' if len(parts) != 1 else ''}: " + "; ".join(parts)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--lab", help="The lab (implied when only one is up).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
+    """Run etcdctl against the lab's etcd: netlab etcdctl -- get /registry/... --prefix.
+
+    Runs in the control-plane node's namespace with ETCDCTL_API=3 and the lab's
+    endpoint and client certificate; for labs with 'cluster.store: etcd'."""
+    _require_root()
+    from netlab.lab import components, lifecycle, state
+    from netlab.lab.pki import etcd_pki_paths
+    from netlab.topology import parse_topology
+
+    try:
+        lab = state.implied_lab(lab)
+        record = state.load_state(lab)
+        if record is None:
+            raise lifecycle.LabError(f"no lab named {lab} is up")
+    except lifecycle.LabError as err:
+        _fail(str(err), 2)
+    plan = plan_lab(parse_topology(record.spec, f"{lab} (recorded topology)"))
+    if plan.topology.cluster.store != "etcd":
+        _fail(f"lab {lab} keeps its store in SQLite, not etcd; "
+              "set 'cluster.store: etcd' in its topology to run etcd", 2)
+    control = plan.topology.control_plane.name
+    namespace = _node_namespace(lab, control)
+    pki = etcd_pki_paths(state.lab_dir(lab))
+    _exec_in(namespace, ["etcdctl", *args], {
+        "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": components.etcd_endpoint(plan),
+        "ETCDCTL_CACERT": str(pki.ca_cert), "ETCDCTL_CERT": str(pki.client_cert),
+        "ETCDCTL_KEY": str(pki.client_key)})
 
 
 @main.command("list")

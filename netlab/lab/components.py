@@ -13,8 +13,9 @@ import sys
 from dataclasses import dataclass
 
 from netlab.client.connection import connection_argv
-from netlab.lab.pki import pki_paths
+from netlab.lab.pki import etcd_pki_paths, pki_paths
 from netlab.lab.state import data_dir, lab_dir, token_path
+from netlab.master.store.etcd_server import CLIENT_PORT, EtcdTLS, etcd_argv
 from netlab.topology import LabPlan
 
 APISERVER_PORT = 6443
@@ -37,6 +38,12 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
     control = plan.node(plan.topology.control_plane.name)
     cluster = plan.topology.cluster
     pki = pki_paths(lab_dir(lab))
+    members = etcd_members(plan)
+    store = [f"sqlite:{data_dir(lab) / 'store.db'}"]
+    if members:
+        etcd = etcd_pki_paths(lab_dir(lab))
+        store = [f"etcd:{etcd_endpoint(plan)}", "--etcd-cafile", str(etcd.ca_cert),
+                 "--etcd-certfile", str(etcd.client_cert), "--etcd-keyfile", str(etcd.client_key)]
     apiserver = Component(
         name="apiserver", netns=control.netns, pass_fds=(unix_fd, loopback_fd),
         argv=_module("netlab.master.apiserver",
@@ -45,7 +52,7 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      "--unix-fd", str(unix_fd), "--loopback-fd", str(loopback_fd),
                      "--token-file", str(token_path(lab)),
                      "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
-                     "--store", f"sqlite:{data_dir(lab) / 'store.db'}",
+                     "--store", *store,
                      "--service-subnet", str(cluster.service_subnet),
                      # Pods outlive a silent node this long (DefaultTolerationSeconds).
                      "--default-not-ready-toleration-seconds", str(_eviction_seconds(plan)),
@@ -53,8 +60,31 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      # The controller manager's garbage collector and namespace controller
                      # do this work; the API server's stand-ins stay off.
                      "--no-builtin-gc", "--no-builtin-namespace-deleter"))
-    return [apiserver, *scheduling(plan), controller_manager(plan), *kubelets(plan),
+    return [*members, apiserver, *scheduling(plan), controller_manager(plan), *kubelets(plan),
             *proxies(plan)]
+
+
+def etcd_endpoint(plan: LabPlan) -> str:
+    """Where etcd's clients reach it: the control-plane node's underlay address."""
+    control = plan.node(plan.topology.control_plane.name)
+    return f"https://{control.underlay.ip}:{CLIENT_PORT}"
+
+
+def etcd_members(plan: LabPlan) -> list[Component]:
+    """For ``cluster.store: etcd``: one etcd member (component ``etcd``) in the
+    control-plane node, clients and peers on its underlay address (so ``netlab
+    capture`` sees the traffic), TLS with client certificates from the lab CA,
+    data in the lab's data directory."""
+    if plan.topology.cluster.store != "etcd":
+        return []
+    lab = plan.lab
+    control = plan.node(plan.topology.control_plane.name)
+    pki = etcd_pki_paths(lab_dir(lab))
+    tls = EtcdTLS(pki.ca_cert, pki.member_cert, pki.member_key)
+    return [Component(name="etcd", netns=control.netns,
+                      argv=tuple(etcd_argv(control.name, data_dir(lab) / "etcd",
+                                           str(control.underlay.ip), tls,
+                                           cluster_token=f"netlab-{lab}")))]
 
 
 def kubelets(plan: LabPlan) -> list[Component]:

@@ -25,6 +25,7 @@ from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
 from netlab.lab.state import (
     LabState,
+    components_path,
     data_dir,
     endpoints_path,
     lab_dir,
@@ -39,7 +40,9 @@ class ControlPlaneError(RuntimeError):
     pass
 
 
-def start(state: LabState) -> None:
+def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
+    """Start the supervisor; ``etcd_addresses`` (for ``cluster.store: etcd``) also
+    issues the etcd member's and clients' certificates for those addresses."""
     lab = state.lab
     log_dir(lab).mkdir(parents=True, exist_ok=True)
     data_dir(lab).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -50,7 +53,7 @@ def start(state: LabState) -> None:
     from netlab.lab.pki import create_pki  # cryptography is only needed here
 
     control_ip = next(n["underlayIP"] for n in state.nodes if n["role"] == "control-plane")
-    create_pki(lab_dir(lab), lab, [control_ip])
+    create_pki(lab_dir(lab), lab, [control_ip], etcd_addresses=etcd_addresses)
     with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
                                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
@@ -92,6 +95,57 @@ def wait_ready(lab: str, timeout: float, state: LabState) -> None:
             await client.close()
 
     asyncio.run(probe())
+
+
+def _etcd_probe(lab: str, action: str, endpoint: str, netns_name: str,
+                timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run the etcd probe inside ``netns_name`` (where the member listens), with the
+    lab's etcd client certificate."""
+    from netlab.kernel import netns
+    from netlab.lab.pki import etcd_pki_paths
+
+    pki = etcd_pki_paths(lab_dir(lab))
+    return subprocess.run(
+        [sys.executable, "-m", "netlab.master.store.etcd_server", action, endpoint,
+         "--ca", str(pki.ca_cert), "--cert", str(pki.client_cert), "--key", str(pki.client_key),
+         "--timeout", str(timeout)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 10,
+        preexec_fn=lambda: netns.join_netns(netns_name), cwd="/")
+
+
+def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
+              state: LabState, crash_limit: int = 3) -> None:
+    """Probe the etcd member's health (with a deadline) from inside its namespace; give
+    up early if it keeps exiting, and explain with its log."""
+    sup = state.processes.get("supervisor", {})
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        result = _etcd_probe(lab, "wait", endpoint, netns_name, max(0.5, min(2.0, remaining)))
+        if result.returncode == 0:
+            return
+        record = (read_json(components_path(lab)) or {}).get("etcd") or {}
+        if record.get("restarts", 0) >= crash_limit:
+            why = (f"it exited {record['restarts']} times (last exit status "
+                   f"{record.get('lastExit')})")
+        elif not is_running(sup.get("pid", 0), sup.get("createTime")):
+            why = "the supervisor exited"
+        elif time.monotonic() > deadline:
+            why = f"it was not healthy after {timeout:.0f}s ({result.stderr.strip()})"
+        else:
+            continue
+        raise ControlPlaneError(f"etcd member {member} ({endpoint}) did not start: {why}; "
+                                "its log says:\n" + _tail(log_dir(lab) / "etcd.log", 6))
+
+
+def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:
+    import json
+
+    result = _etcd_probe(lab, "status", endpoint, netns_name, 5.0)
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        return {"endpoint": endpoint, "healthy": False, "error": result.stderr.strip()}
 
 
 def _node_ready(node: dict) -> bool:

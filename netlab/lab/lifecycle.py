@@ -18,15 +18,18 @@ import yaml
 
 from netlab.kernel import netns
 from netlab.lab import control, network
+from netlab.lab.components import etcd_endpoint
 from netlab.lab.network import Progress
 from netlab.lab.state import (
     LabError,
     LabState,
+    data_dir,
     lab_lock,
     list_labs,
     load_state,
     remove_state,
 )
+from netlab.master.store.etcd_server import INSTALL_HINT, etcd_binary
 from netlab.node.runtime import cleanup_lab
 from netlab.topology import LabPlan, load_topology, plan_lab
 
@@ -75,6 +78,10 @@ def up(topology_path: str | Path, progress: Progress = lambda _: None,
     topology = load_topology(topology_path)
     plan = plan_lab(topology)
     lab = plan.lab
+    etcd = control_plane and topology.cluster.store == "etcd"
+    if etcd and etcd_binary() is None:
+        raise LabError(f"lab {lab} keeps its store in etcd (cluster.store: etcd), and there is "
+                       f"no etcd binary on PATH; {INSTALL_HINT}. Nothing was created")
     with lab_lock(lab):
         _refuse_if_present(lab)
         state = LabState(lab=lab, topology=str(Path(topology_path).resolve()),
@@ -87,7 +94,13 @@ def up(topology_path: str | Path, progress: Progress = lambda _: None,
             if control_plane:
                 step = "starting the control plane"
                 progress("starting the supervisor and the API server")
-                control.start(state)
+                control_node = plan.node(topology.control_plane.name)
+                control.start(state, [str(control_node.underlay.ip)] if etcd else None)
+                if etcd:
+                    step = f"waiting for etcd member {control_node.name}"
+                    progress(f"waiting for etcd member {control_node.name} to be healthy")
+                    control.wait_etcd(lab, control_node.name, etcd_endpoint(plan),
+                                      control_node.netns, ready_timeout, state)
                 step = "waiting for the API server"
                 control.wait_ready(lab, ready_timeout, state)
                 step = "waiting for the nodes to be Ready"
@@ -141,7 +154,9 @@ def down(lab: str, progress: Progress = lambda _: None) -> DownResult:
     return DownResult(lab=lab, found=True, namespaces=names, processes=killed)
 
 
-def status(lab: str) -> dict[str, Any]:
+def status(lab: str, probe: bool = False) -> dict[str, Any]:
+    """The lab's record and its namespaces' presence; ``probe`` also asks the etcd
+    member for its health (a subprocess in its namespace: ``netlab status`` only)."""
     state = load_state(lab)
     if state is None:
         raise LabError(f"no lab named {lab} is up")
@@ -151,7 +166,22 @@ def status(lab: str) -> dict[str, Any]:
     return {"lab": lab, "phase": state.phase if healthy or state.phase != "up" else "degraded",
             "topology": state.topology, "overlay": state.overlay,
             "age": round(time.time() - state.created, 1),
-            "underlayNamespace": f"{lab}-net", "nodes": nodes}
+            "underlayNamespace": f"{lab}-net", "nodes": nodes, "store": store_status(state, probe)}
+
+
+def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
+    """The API server's store: SQLite, or etcd with its member's health and leadership."""
+    from netlab.topology import parse_topology
+
+    plan = plan_lab(parse_topology(state.spec, f"{state.lab} (recorded topology)"))
+    if plan.topology.cluster.store != "etcd":
+        return {"backend": "sqlite", "path": str(data_dir(state.lab) / "store.db")}
+    node = plan.node(plan.topology.control_plane.name)
+    member = {"name": node.name, "endpoint": etcd_endpoint(plan)}
+    if (probe and state.phase == "up" and "supervisor" in state.processes
+            and node.netns in set(netns.list_netns())):
+        member.update(control.etcd_status(state.lab, etcd_endpoint(plan), node.netns))
+    return {"backend": "etcd", "members": [member]}
 
 
 def labs() -> list[dict[str, Any]]:

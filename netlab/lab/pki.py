@@ -1,4 +1,5 @@
-"""The lab's certificates: a CA, and a serving certificate for the API server.
+"""The lab's certificates: a CA, a serving certificate for the API server and,
+for a lab whose store is etcd, the etcd member's and its clients' certificates.
 
 kubectl, like every client-go program, sends a bearer token only over TLS
 (kubernetes/kubectl#744), so the API server's TCP listeners (the loopback
@@ -35,14 +36,55 @@ def pki_paths(directory: Path) -> PKIPaths:
     return PKIPaths(directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key")
 
 
+@dataclass(frozen=True)
+class EtcdPKIPaths:
+    """The etcd member's pair (server and client use: it serves clients and peers)
+    and the client pair the API server and ``netlab etcdctl`` present, as
+    kubeadm's etcd/server.crt and apiserver-etcd-client.crt."""
+
+    ca_cert: Path
+    member_cert: Path
+    member_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def etcd_pki_paths(directory: Path) -> EtcdPKIPaths:
+    etcd = directory / "etcd"
+    return EtcdPKIPaths(directory / "ca.crt", etcd / "member.crt", etcd / "member.key",
+                        etcd / "client.crt", etcd / "client.key")
+
+
 def _write(path: Path, data: bytes, mode: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
 
 
-def create_pki(directory: Path, lab: str, addresses: list[str]) -> PKIPaths:
-    """A fresh CA and an API server certificate valid for ``addresses`` (and localhost)."""
+def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, common_name: str,
+           names: list[x509.GeneralName], usages: list[x509.ObjectIdentifier],
+           cert_path: Path, key_path: Path) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .issuer_name(ca_name).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + VALIDITY)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    pem = serialization.Encoding.PEM
+    _write(cert_path, builder.sign(ca_key, hashes.SHA256()).public_bytes(pem), 0o644)
+    _write(key_path, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
+
+
+def create_pki(directory: Path, lab: str, addresses: list[str],
+               etcd_addresses: list[str] | None = None) -> PKIPaths:
+    """A fresh CA and an API server certificate valid for ``addresses`` (and localhost);
+    with ``etcd_addresses``, also etcd's certificates (see ``EtcdPKIPaths``)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"netlab-{lab}-ca")])
@@ -78,4 +120,15 @@ def create_pki(directory: Path, lab: str, addresses: list[str]) -> PKIPaths:
     _write(paths.server_cert, cert.public_bytes(pem), 0o644)
     _write(paths.server_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()), 0o600)
+    if etcd_addresses is not None:
+        etcd = etcd_pki_paths(directory)
+        etcd.member_cert.parent.mkdir(mode=0o700, exist_ok=True)
+        member_names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+        member_names += [x509.IPAddress(ipaddress.ip_address(a))
+                         for a in ["127.0.0.1", *etcd_addresses]]
+        _issue(ca_key, ca_name, f"netlab-{lab}-etcd", member_names,
+               [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+               etcd.member_cert, etcd.member_key)
+        _issue(ca_key, ca_name, "kube-apiserver-etcd-client", [],
+               [ExtendedKeyUsageOID.CLIENT_AUTH], etcd.client_cert, etcd.client_key)
     return paths

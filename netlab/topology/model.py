@@ -79,6 +79,10 @@ class Cluster:
     # than Kubernetes' 40 s and 300 s, so a failure heals while you watch).
     node_monitor_grace_period: float = 10.0
     pod_eviction_timeout: float = 20.0
+    # The API server's store: "sqlite" (a file in the lab's data directory) or
+    # "etcd" (etcd_members etcd members on the control-plane node; only 1 today).
+    store: str = "sqlite"
+    etcd_members: int = 0
 
 
 @dataclass(frozen=True)

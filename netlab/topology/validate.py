@@ -38,7 +38,9 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 TOP_KEYS = ("name", "network", "cluster", "nodes", "workloads")
 NETWORK_KEYS = ("subnet", "mtu")
 CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
-                "podEvictionTimeout")
+                "podEvictionTimeout", "store")
+STORES = ("sqlite", "etcd")
+ETCD_KEYS = ("members",)
 # The kubelet heartbeats every 5 s: a shorter grace period would flap.
 MIN_GRACE, MAX_TIMING = 6.0, 3600.0
 VXLAN_KEYS = ("vni", "port")
@@ -208,6 +210,7 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     underlay, mtu = _check_network(check, top.get("network"))
     cluster = _check_cluster(check, top.get("cluster"))
     grace, eviction = _check_timings(check, top.get("cluster"))
+    store, members = _check_store(check, top.get("cluster"))
     nodes = _check_nodes(check, top.get("nodes"))
     _check_ranges(check, underlay, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
@@ -219,7 +222,8 @@ def parse_topology(text: str, filename: str, default_name: str = "",
         name=name, network=model.Network(subnet=underlay, mtu=mtu),
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
                               vni=vni, vxlan_port=port, node_monitor_grace_period=grace,
-                              pod_eviction_timeout=eviction),
+                              pod_eviction_timeout=eviction, store=store,
+                              etcd_members=members),
         nodes=tuple(nodes), workloads=tuple(workloads), source=source_path)
 
 
@@ -282,6 +286,39 @@ def _check_cluster(check: _Checker, value: Any) -> _ClusterParts:
                     "use a /28 or larger, e.g. 10.96.0.0/16")
         services = None
     return pods, services, overlay, vni, port
+
+
+def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
+    """``cluster.store``: ``sqlite`` (default), ``etcd``, or ``{etcd: {members: 1}}``.
+
+    One etcd member on the control-plane node is what a lab runs: a lab has exactly
+    one control-plane node, and three members would need three of them.
+    """
+    raw = value.get("store", "sqlite") if isinstance(value, dict) else "sqlite"
+    path = ("cluster", "store")
+    fix = "write 'store: sqlite' (the default), 'store: etcd' or 'store: {etcd: {members: 1}}'"
+    if isinstance(raw, str):
+        if raw not in STORES:
+            check.error(path, f"unknown store {raw!r}{_suggest(raw, STORES)}", fix)
+            return "sqlite", 0
+        return raw, 1 if raw == "etcd" else 0
+    if not isinstance(raw, dict) or list(raw) != ["etcd"]:
+        check.error(path, f"expected 'sqlite', 'etcd' or a mapping with the one key 'etcd', "
+                    f"got {_kind(raw)}", fix)
+        return "sqlite", 0
+    etcd = check.mapping(raw["etcd"], (*path, "etcd"), ETCD_KEYS)
+    members = etcd.get("members", 1)
+    mpath = (*path, "etcd", "members")
+    if isinstance(members, bool) or members not in (1, 3):
+        check.error(mpath, f"{members!r} members is not a size netlab runs",
+                    "use 1 (an etcd cluster has an odd size; netlab labs run 1 member)")
+        return "etcd", 1
+    if members == 3:
+        check.error(mpath, "3 members need 3 control-plane nodes, and a lab has exactly one "
+                    "(netlab runs 1 etcd member, on the control-plane node)",
+                    "use 'members: 1' or 'store: etcd'")
+        return "etcd", 1
+    return "etcd", 1
 
 
 def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:

@@ -42,7 +42,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--tls-cert", type=Path, help="serve TCP listeners over TLS with this")
     parser.add_argument("--tls-key", type=Path)
-    parser.add_argument("--store", default="memory:")
+    parser.add_argument("--store", default="memory:",
+                        help="memory:, sqlite:<path> or etcd:https://<host>:<port>")
+    # kube-apiserver's flags for its etcd client certificate (used with --store etcd:...).
+    parser.add_argument("--etcd-cafile", help="the CA that signed etcd's certificate")
+    parser.add_argument("--etcd-certfile", help="client certificate presented to etcd")
+    parser.add_argument("--etcd-keyfile", help="its key")
     parser.add_argument("--service-subnet", default="10.96.0.0/16")
     # kube-apiserver's DefaultTolerationSeconds flags: the tolerationSeconds every pod
     # gets for the not-ready/unreachable NoExecute taints, i.e. how long its pods
@@ -104,7 +109,9 @@ async def serve(args: argparse.Namespace) -> None:
                              log_fetcher=kubelet_log_fetcher(token),
                              builtin_gc=args.builtin_gc,
                              builtin_namespace_deleter=args.builtin_namespace_deleter)
-    store = open_store(args.store)
+    etcd_tls = {"ca": args.etcd_cafile, "cert": args.etcd_certfile, "key": args.etcd_keyfile}
+    store = open_store(args.store, **({k: v for k, v in etcd_tls.items() if v}
+                                      if args.store.startswith("etcd:") else {}))
     app = make_app(store, config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()

@@ -1,9 +1,10 @@
 """netlab's etcd: a revisioned key/value log with watch, used by the API server.
 
 ``base`` defines the interface and types, ``watch`` the shared watch
-machinery, ``sqlite`` the durable default backend and ``memory`` an in-memory
-one. ``open_store`` picks a backend from a URL-ish string so that callers (the
-API server's command line, the lab config) need not import a backend.
+machinery, ``sqlite`` the durable default backend, ``etcd`` a backend in a
+real etcd and ``memory`` an in-memory one. ``open_store`` picks a backend
+from a URL-ish string so that callers (the API server's command line, the lab
+config) need not import a backend.
 """
 
 from __future__ import annotations
@@ -51,10 +52,18 @@ __all__ = [
 
 
 def open_store(spec: str, **options: Any) -> Store:
-    """Open a store from ``spec``: ``memory:`` or ``sqlite:<path>`` (a bare
-    path also means SQLite). ``options`` go to the backend's constructor."""
+    """Open a store from ``spec``: ``memory:``, ``sqlite:<path>`` (a bare path
+    also means SQLite) or ``etcd:<http(s)://host:port>``. ``options`` go to the
+    backend's constructor (for etcd: ``ca``, ``cert``, ``key``)."""
     if spec in ("memory", "memory:"):
         return MemoryStore(**options)
+    if spec.startswith("etcd:"):
+        from netlab.master.store.etcd import EtcdStore
+
+        endpoint = spec[len("etcd:"):]
+        if not endpoint.startswith(("http://", "https://")):
+            raise ValueError("store spec needs an endpoint: etcd:https://<host>:<port>")
+        return EtcdStore(endpoint, **options)
     if spec.startswith("sqlite:"):
         spec = spec[len("sqlite:"):]
         if spec.startswith("//"):  # sqlite:///abs/path

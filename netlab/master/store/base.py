@@ -30,7 +30,8 @@ API server's asyncio loop; both go through ``_submit``, which a backend
 implements once. The awaitable form needs no thread per pending write, which
 is what lets a backend batch many concurrent writers into one commit.
 
-Backends: ``sqlite.SQLiteStore`` (the default, durable, like k3s's kine) and
+Backends: ``sqlite.SQLiteStore`` (the default, durable, like k3s's kine),
+``etcd.EtcdStore`` (a real etcd, as kube-apiserver uses) and
 ``memory.MemoryStore`` (for unit tests of other components).
 """
 

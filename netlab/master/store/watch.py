@@ -307,6 +307,15 @@ class WatchHub:
             for w in dead:
                 self._watchers.discard(w)
 
+    def reset(self, revision: int, err: StoreError) -> None:
+        """Fail every watcher with ``err`` and move on to ``revision``: for a
+        backend whose history was lost under it (etcd compacted by someone else)."""
+        with self._lock:
+            watchers, self._watchers = self._watchers, set()
+            self._revision = max(self._revision, revision)
+        for w in watchers:
+            w._fail(err)
+
     def _unregister(self, w: Watch) -> None:
         with self._lock:
             self._watchers.discard(w)

@@ -379,3 +379,15 @@ workloads: [missing.yaml]
         "network.mtu", "cluster.overlay", "nodes[0].cpu", "workloads[0]"]
     assert [p.line for p in err.problems] == [2, 3, 5, 7]
     assert str(err).startswith(f"{tmp_path / 'lab.yaml'}: 4 errors in the topology\n")
+
+
+@pytest.mark.parametrize("spelling, store, members", [
+    ("", "sqlite", 0),
+    ("cluster: {store: sqlite}\n", "sqlite", 0),
+    ("cluster: {store: etcd}\n", "etcd", 1),
+    ("cluster: {store: {etcd: {members: 1}}}\n", "etcd", 1),
+    ("cluster: {store: {etcd: {}}}\n", "etcd", 1),
+])
+def test_store_spellings(tmp_path: Path, spelling: str, store: str, members: int) -> None:
+    topo = load(tmp_path, MINIMAL + spelling)
+    assert (topo.cluster.store, topo.cluster.etcd_members) == (store, members)

@@ -1,0 +1,122 @@
+"""etcd-only behaviour of EtcdStore, on a throwaway etcd: what a user sees with
+etcdctl, TLS with the lab's certificates, a store reopened on an etcd that
+already has history, and writes made behind the store's back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netlab.lab.pki import create_pki, etcd_pki_paths
+from netlab.master.store import CompactedError, EventType, StoreError, open_store
+from netlab.master.store.etcd import REV_OFFSET, EtcdStore
+from netlab.master.store.etcd_server import EtcdTLS, LocalEtcd
+
+pytestmark = pytest.mark.etcd
+KEY = "/registry/deployments/default/web"
+OBJ = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[LocalEtcd]:
+    server = LocalEtcd(tmp_path / "etcd")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def etcdctl(etcd: LocalEtcd, *args: str, tls: EtcdTLS | None = None) -> str:
+    if shutil.which("etcdctl") is None:
+        pytest.skip("needs etcdctl (Debian package etcd-client)")
+    env = {**os.environ, "ETCDCTL_API": "3"}
+    argv = ["etcdctl", f"--endpoints={etcd.endpoint}"]
+    if tls:
+        argv += [f"--cacert={tls.ca}", f"--cert={tls.cert}", f"--key={tls.key}"]
+    return subprocess.run([*argv, *args], env=env, check=True, capture_output=True,
+                          text=True, timeout=30).stdout
+
+
+def test_objects_are_json_under_registry_keys_and_revisions_map_one_to_one(
+        etcd: LocalEtcd) -> None:
+    with EtcdStore(etcd.endpoint) as store:
+        kv = store.create(KEY, json.dumps(OBJ).encode())
+    assert json.loads(etcdctl(etcd, "get", KEY, "--print-value-only")) == OBJ
+    raw = json.loads(etcdctl(etcd, "get", KEY, "-w", "json"))["kvs"][0]
+    assert raw["mod_revision"] == kv.mod_revision + REV_OFFSET
+
+
+def test_reopened_store_continues_revisions_and_reads_history_from_etcd(
+        etcd: LocalEtcd) -> None:
+    with EtcdStore(etcd.endpoint) as store:
+        for i in range(6):
+            store.create(f"/registry/pods/default/p{i}", b"v%d" % i)
+        store.update("/registry/pods/default/p0", b"v0b")   # 7
+        store.compact(3)
+    with open_store(f"etcd:{etcd.endpoint}") as store:
+        assert (store.current_revision(), store.compact_revision()) == (7, 3)
+        with pytest.raises(CompactedError):
+            store.watch("/registry/pods/", 2)
+        w = store.watch("/registry/pods/", 4)
+        evs = [w.get(timeout=10) for _ in range(3)]
+        assert [(e.revision, e.kv.key[-2:]) for e in evs] == [(5, "p4"), (6, "p5"), (7, "p0")]
+        assert evs[2].prev_kv is not None and evs[2].prev_kv.value == b"v0"
+        assert store.create("/registry/pods/default/p6", b"x").mod_revision == 8
+
+
+def test_writes_behind_the_stores_back_reach_its_watchers(etcd: LocalEtcd) -> None:
+    with EtcdStore(etcd.endpoint) as store:
+        store.create(KEY, b"{}")
+        w = store.watch("/registry/")
+        etcdctl(etcd, "del", KEY)
+        etcdctl(etcd, "put", "/registry/configmaps/default/x", "{}")
+        # A read never runs ahead of the store's watch: a watch from it is never "future".
+        listed = store.list("/registry/")
+        assert listed.revision == 3 <= store.current_revision()
+        ev = w.get(timeout=10)
+        assert ev is not None and ev.type is EventType.DELETE and ev.revision == 2
+        assert ev.kv.value == b"{}"
+        assert store.get(KEY) is None and store.current_revision() == 3
+
+
+def test_tls_with_the_lab_certificates(tmp_path: Path) -> None:
+    create_pki(tmp_path, "t", ["127.0.0.1"], etcd_addresses=[])
+    pki = etcd_pki_paths(tmp_path)
+    member = EtcdTLS(pki.ca_cert, pki.member_cert, pki.member_key)
+    server = LocalEtcd(tmp_path / "etcd", tls=member)
+    try:
+        server.start()
+        with EtcdStore(server.endpoint, ca=str(pki.ca_cert), cert=str(pki.client_cert),
+                       key=str(pki.client_key)) as store:
+            store.create(KEY, b"{}")
+        client = EtcdTLS(pki.ca_cert, pki.client_cert, pki.client_key)
+        assert etcdctl(server, "get", KEY, "--print-value-only", tls=client).strip() == "{}"
+        # Without a client certificate etcd refuses the connection.
+        with pytest.raises(StoreError):
+            EtcdStore(server.endpoint, ca=str(pki.ca_cert), connect_timeout=2)
+    finally:
+        server.stop()
+
+
+def test_unreachable_etcd_is_reported_by_endpoint() -> None:
+    with pytest.raises(StoreError, match=r"127\.0\.0\.1:9"):
+        EtcdStore("http://127.0.0.1:9", connect_timeout=0.3)
+
+
+def test_history_older_than_the_recent_events_is_read_from_etcd(etcd: LocalEtcd) -> None:
+    with EtcdStore(etcd.endpoint, cache_events=3, history_page=2) as store:
+        for i in range(10):
+            store.create(f"/registry/pods/default/p{i}" if i % 2 else f"/other/{i}", b"v")
+        w = store.watch("/registry/pods/", 0)  # 1..7 only in etcd, 8..10 also cached
+        assert [w.get(timeout=10).revision for _ in range(5)] == [2, 4, 6, 8, 10]
+        w2 = store.watch("/registry/pods/", 1)
+        assert [w2.get(timeout=10).revision for _ in range(2)] == [2, 4]  # one page
+        store.compact(5)
+        with pytest.raises(CompactedError):  # the rest of its history is gone from etcd
+            w2.get(timeout=10)

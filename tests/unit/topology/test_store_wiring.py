@@ -1,0 +1,70 @@
+"""What ``cluster.store`` turns into: the components the supervisor runs, and
+``netlab up``'s refusal when etcd is not installed (before touching anything)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netlab.lab import components, lifecycle
+from netlab.lab.state import data_dir, lab_dir, load_state
+from netlab.topology import load_topology, plan_lab
+
+TOPOLOGY = """\
+name: {name}
+cluster: {{store: {store}}}
+nodes:
+  - name: cp
+    role: control-plane
+  - name: w1
+"""
+
+
+def plan(tmp_path: Path, store: str, name: str = "wire"):  # type: ignore[no-untyped-def]
+    path = tmp_path / "lab.yaml"
+    path.write_text(TOPOLOGY.format(name=name, store=store))
+    return plan_lab(load_topology(path))
+
+
+def by_name(store: str, tmp_path: Path) -> dict[str, components.Component]:
+    return {c.name: c for c in components.components(plan(tmp_path, store), 3, 4)}
+
+
+def test_sqlite_runs_no_etcd(tmp_path: Path) -> None:
+    comps = by_name("sqlite", tmp_path)
+    assert "etcd" not in comps
+    argv = comps["apiserver"].argv
+    assert argv[argv.index("--store") + 1] == f"sqlite:{data_dir('wire') / 'store.db'}"
+
+
+def test_etcd_member_on_the_control_plane_underlay_with_tls(tmp_path: Path) -> None:
+    p = plan(tmp_path, "etcd")
+    comps = {c.name: c for c in components.components(p, 3, 4)}
+    cp = p.node("cp")
+    etcd = comps["etcd"]
+    assert etcd.netns == cp.netns
+    flags = dict(zip(etcd.argv[1::2], etcd.argv[2::2]))
+    ip = cp.underlay.ip
+    assert flags["--listen-client-urls"] == f"https://{ip}:2379"
+    assert flags["--listen-peer-urls"] == f"https://{ip}:2380"
+    assert flags["--initial-cluster"] == f"cp=https://{ip}:2380"
+    assert flags["--data-dir"] == str(data_dir("wire") / "etcd")
+    assert {"--client-cert-auth", "--peer-client-cert-auth"} <= set(etcd.argv)
+    assert flags["--trusted-ca-file"] == str(lab_dir("wire") / "ca.crt")
+    api = comps["apiserver"].argv
+    assert api[api.index("--store") + 1] == f"etcd:https://{ip}:2379"
+    assert api[api.index("--etcd-certfile") + 1] == str(lab_dir("wire") / "etcd" / "client.crt")
+    assert list(comps).index("etcd") < list(comps).index("apiserver")
+
+
+def test_up_refuses_without_the_etcd_binary_and_touches_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "etcd_binary", lambda: None)
+    path = tmp_path / "lab.yaml"
+    path.write_text(TOPOLOGY.format(name="noetcd", store="etcd"))
+    with pytest.raises(lifecycle.LabError) as exc:
+        lifecycle.up(path)
+    assert "apt-get install etcd-server" in str(exc.value)
+    assert "Nothing was created" in str(exc.value)
+    assert load_state("noetcd") is None and not lab_dir("noetcd").exists()
