@@ -171,15 +171,15 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
         if record is None:
             raise lifecycle.LabError(f"no lab named {lab} is up")
     except lifecycle.LabError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     plan = plan_lab(parse_topology(record.spec, f"{lab} (recorded topology)"))
     if plan.topology.cluster.store != "etcd":
-        _fail(f"lab {lab} keeps its store in SQLite, not etcd; "
+        fail(f"lab {lab} keeps its store in SQLite, not etcd; "
               "set 'cluster.store: etcd' in its topology to run etcd", 2)
     control = plan.topology.control_plane.name
-    namespace = _node_namespace(lab, control)
+    namespace = node_namespace(lab, control)
     pki = etcd_pki_paths(state.lab_dir(lab))
-    _exec_in(namespace, ["etcdctl", *args], {
+    exec_in(namespace, ["etcdctl", *args], {
         "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": components.etcd_endpoint(plan),
         "ETCDCTL_CACERT": str(pki.ca_cert), "ETCDCTL_CERT": str(pki.client_cert),
         "ETCDCTL_KEY": str(pki.client_key)})
