@@ -6,15 +6,12 @@ applied object upgrades to server-side apply, and custom resources apply too."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-import sys
 import textwrap
 
 import pytest
-from labkit import wait_for
+from labkit import KUBECTL, wait_for, write_kubeconfig
 
-KUBECTL = shutil.which("kubectl")
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 
@@ -87,12 +84,8 @@ MULTI = textwrap.dedent("""\
 @pytest.fixture(scope="module")
 def kube(cluster_lab, tmp_path_factory):
     """kubectl against the one lab of this module, with its own discovery cache."""
-    out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig", "--lab",
-                          cluster_lab.name], capture_output=True, text=True, check=False)
-    assert out.returncode == 0, out.stderr
     home = tmp_path_factory.mktemp("kube")
-    config = home / "config"
-    config.write_text(out.stdout)
+    config = write_kubeconfig(cluster_lab.name, home)
 
     def run(*args: str, stdin: str | None = None, timeout: float = 60):
         return subprocess.run([str(KUBECTL), "--kubeconfig", str(config), "--cache-dir",

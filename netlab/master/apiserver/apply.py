@@ -29,7 +29,13 @@ from netlab.api import managed_fields as mf
 from netlab.api import server_side_apply as ssa
 from netlab.api.objects import deep_copy, meta, timestamp
 from netlab.master.apiserver import conversion, fieldmanager, fieldvalidation, render
-from netlab.master.apiserver.request import YAML, RequestInfo, dry_run, query_bool
+from netlab.master.apiserver.request import (
+    YAML,
+    RequestInfo,
+    check_identity,
+    dry_run,
+    query_bool,
+)
 
 __all__ = ["APPLY_PATCH", "LAST_APPLIED", "is_apply", "serve_apply"]
 
@@ -60,14 +66,7 @@ def _check_config(info: RequestInfo, config: dict, kind: str, api_version: str) 
         raise errors.bad_request("metadata must be an object")
     if m.get("managedFields") is not None:
         raise errors.bad_request("metadata.managedFields must be nil")
-    name, namespace = m.get("name"), m.get("namespace")
-    if name not in (None, "") and name != info.name:
-        raise errors.bad_request(f"the name of the object ({name}) does not match the name "
-                                 f"on the URL ({info.name})")
-    if info.resource.namespaced and namespace not in (None, "") and \
-            namespace != info.namespace:
-        raise errors.bad_request("the namespace of the provided object does not match the "
-                                 "namespace sent on the request")
+    check_identity(info, config)
 
 
 def _short(value: Any) -> str:

@@ -41,6 +41,7 @@ from netlab.master.apiserver.listing import Filter, list_objects
 from netlab.master.apiserver.request import (
     Output,
     RequestInfo,
+    check_identity,
     check_json_value,
     content_type,
     decode_body,
@@ -113,19 +114,6 @@ def check_type(info: RequestInfo, obj: dict, expected_kind: Optional[str] = None
         obj["metadata"] = {}
     elif not isinstance(m, dict):
         raise errors.bad_request("metadata must be an object")
-
-
-def check_identity(info: RequestInfo, obj: dict) -> None:
-    """Name and namespace in the body must match the URL's (Kubernetes answers 400)."""
-    m = meta(obj)
-    name, namespace = m.get("name"), m.get("namespace")
-    if info.name is not None and name not in (None, "") and name != info.name:
-        raise errors.bad_request(f"the name of the object ({name}) does not match the name "
-                                 f"on the URL ({info.name})")
-    if info.resource.namespaced and namespace not in (None, "") and \
-            namespace != info.namespace:
-        raise errors.bad_request("the namespace of the provided object does not match the "
-                                 "namespace sent on the request")
 
 
 def tracker(request: web.Request, info: RequestInfo, options_kind: str,

@@ -298,3 +298,16 @@ def dry_run(query: Any, options_kind: str) -> bool:
             raise errors.invalid_object(options_kind, "", [errors.not_supported(
                 "dryRun", value, ["All"])], group="meta.k8s.io")
     return bool(values)
+
+
+def check_identity(info: RequestInfo, obj: dict) -> None:
+    """Name and namespace in the body must match the URL's (Kubernetes answers 400)."""
+    m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name, namespace = m.get("name"), m.get("namespace")
+    if info.name is not None and name not in (None, "") and name != info.name:
+        raise errors.bad_request(f"the name of the object ({name}) does not match the name "
+                                 f"on the URL ({info.name})")
+    if info.resource.namespaced and namespace not in (None, "") and \
+            namespace != info.namespace:
+        raise errors.bad_request("the namespace of the provided object does not match the "
+                                 "namespace sent on the request")
