@@ -17,7 +17,7 @@ PROBE = ("grep CapEff /proc/self/status; "
          "ls -A {state} | wc -l; "
          "ls {state}/{lab} >/dev/null 2>&1 && echo READ-STATE || echo NO-STATE; "
          "umount {state} 2>/dev/null && echo UNMOUNTED || echo KEPT-MASK; "
-         "touch {state}/x 2>/dev/null && echo WROTE || echo READ-ONLY")
+         "touch {state}/{lab}/probe 2>/dev/null && echo WROTE || echo READ-ONLY")
 
 
 def _capeff(text: str) -> int:
