@@ -43,7 +43,9 @@ def pod(name: str) -> dict:
                                      "env": [{"name": "A", "value": "1"}]}]}}
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(workdir: Path, store: str | None = None) -> tuple[subprocess.Popen, str]:
+    """An API server on a unix socket in ``workdir``, over ``store`` (a ``--store``
+    spec; default a SQLite file in ``workdir``)."""
     sock_path = str(workdir / "api.sock")
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(sock_path)
@@ -53,7 +55,7 @@ def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "netlab.master.apiserver", "--lab", "bench",
          "--unix-fd", str(server.fileno()), "--token-file", str(workdir / "token"),
-         "--store", f"sqlite:{workdir / 'store.db'}"],
+         "--store", store or f"sqlite:{workdir / 'store.db'}"],
         pass_fds=(server.fileno(),), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server.close()
     return proc, sock_path

@@ -19,43 +19,19 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from api_server import pod, start_server  # bench/ is on sys.path: scripts share helpers
 
 from netlab.client import Client
 from netlab.master.store import open_store
 from netlab.master.store.etcd_server import LocalEtcd
 
 CONCURRENCY = 32
-
-
-def pod(name: str) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app": "bench"}},
-            "spec": {"containers": [{"name": "c", "image": "netlab/echo",
-                                     "env": [{"name": "A", "value": "1"}]}]}}
-
-
-def start_server(workdir: Path, store: str) -> tuple[subprocess.Popen, str]:
-    sock_path = str(workdir / "api.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(sock_path)
-    server.listen(512)
-    server.set_inheritable(True)
-    (workdir / "token").write_text("bench\n")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "netlab.master.apiserver", "--lab", "bench",
-         "--unix-fd", str(server.fileno()), "--token-file", str(workdir / "token"),
-         "--store", store],
-        pass_fds=(server.fileno(),), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server.close()
-    return proc, sock_path
 
 
 async def api_figures(sock_path: str, count: int) -> tuple[float, float]:

@@ -150,7 +150,8 @@ class ApiResolver:
         self.lab, self.client = lab, client
 
     def pods(self) -> list[PodRecord]:
-        from netlab.node.runtime.paths import host_veth, pod_netns
+        from netlab.node.cni import host_veth_name
+        from netlab.node.runtime.paths import pod_netns
 
         records = {p.uid: p for p in _sandbox_pods(self.lab)}
         out = []
@@ -162,7 +163,7 @@ class ApiResolver:
                 continue
             record = records.get(uid)
             netns = record.netns if record else pod_netns(self.lab, node, meta["name"], uid)
-            veth = record.veth if record else host_veth(self.lab, node, uid)
+            veth = record.veth if record else host_veth_name(uid)
             out.append(PodRecord(namespace=meta.get("namespace") or "default",
                                  name=meta["name"], node=node,
                                  ip=status.get("podIP") or (record.ip if record else None),

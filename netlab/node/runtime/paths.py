@@ -20,7 +20,6 @@ Standard library only: the shim imports this, and must start fast.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import time
@@ -77,13 +76,6 @@ def pod_netns(lab: str, node: str, pod_name: str, uid: str) -> str:
 def is_pod_netns(lab: str, name: str) -> bool:
     """A lab namespace that is a pod's (node namespaces never contain a ``.``)."""
     return name.startswith(f"{lab}-") and "." in name[len(lab) + 1:]
-
-
-def host_veth(lab: str, node: str, uid: str) -> str:
-    """The node-side end of the pod's veth, as the CNI bridge plugin names it for
-    container id ``uid`` (``netlab.node.cni.host_veth_name``; stdlib-only copy for
-    the shim and ``trace``, kept equal by a unit test)."""
-    return "veth" + hashlib.sha256(uid.encode()).hexdigest()[:8]
 
 
 def pod_hostname(pod_name: str) -> str:

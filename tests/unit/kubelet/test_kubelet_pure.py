@@ -247,11 +247,3 @@ def test_flags_parse_into_a_config():
         "10.244.1.1/24")
     with pytest.raises(ValueError):
         parse_taints("nokey:Sometimes")
-
-
-def test_the_runtime_names_the_host_veth_as_the_cni_plugin_does():
-    from netlab.node.cni import host_veth_name
-    from netlab.node.runtime.paths import host_veth
-
-    uid = "0f8fad5b-d9cb-469f-a165-70867728950e"
-    assert host_veth("lab", "worker1", uid) == host_veth_name(uid)
