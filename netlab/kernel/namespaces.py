@@ -111,6 +111,48 @@ def minimal_dev() -> None:
         os.symlink(target, f"/dev/{link}")
 
 
+# Pseudo filesystems: nothing on them is the host's disk, and some refuse a remount.
+_NOT_STORAGE = frozenset((
+    "proc", "sysfs", "nsfs", "cgroup", "cgroup2", "devpts", "mqueue", "bpf", "tracefs",
+    "debugfs", "securityfs", "fusectl", "configfs", "pstore", "binfmt_misc", "hugetlbfs",
+    "autofs", "efivarfs", "rpc_pipefs", "devtmpfs"))
+_KEEP_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 0x400, 0x800, 1 << 21
+_KEEP_FLAGS |= {"noatime": MS_NOATIME, "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+
+
+def _mounts() -> list[tuple[str, str, str]]:
+    """(mount point, mount options, filesystem type) of this mount namespace."""
+    rows = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = left.split()
+            point = fields[4].encode().decode("unicode_escape")  # \040 is a space
+            rows.append((point, fields[5], right.split()[0]))
+    return rows
+
+
+def read_only_host(writable: tuple[str, ...] = ("/tmp", "/var/tmp")) -> None:
+    """Make every storage mount of this mount namespace read-only (the host's root
+    filesystem and whatever is mounted under it), except ``/dev``, ``/proc`` and
+    ``/sys``, then give each of ``writable`` a fresh private tmpfs: what a container
+    without its own image root filesystem may write, and nothing of the host."""
+    for point, options, fstype in _mounts():
+        if point.startswith(("/proc", "/dev", "/sys")) or "ro" in options.split(","):
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        for name in options.split(","):
+            flags |= _KEEP_FLAGS.get(name, 0)
+        if _libc.mount(None, point.encode(), None, flags, None) != 0 and \
+                fstype not in _NOT_STORAGE:
+            err = ctypes.get_errno()
+            raise OSError(err, f"remount {point} ({fstype}) read-only: {os.strerror(err)}")
+    for path in writable:
+        if os.path.isdir(path):
+            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k")
+
+
 def umount(target: str) -> bool:
     """Lazily detach ``target``; False when it was not mounted (idempotent)."""
     return _libc.umount2(target.encode(), MNT_DETACH) == 0

@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
+import tempfile
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -312,12 +315,23 @@ def test_namespace_deletion_empties_it(client, kubeconfig):
 # --- the HorizontalPodAutoscaler ------------------------------------------------------------------
 
 
+@pytest.fixture
+def host_dir() -> Iterator[Path]:
+    """A host directory pods can read: a container sees the host read-only, with a
+    private /tmp, so the suite's tmp_path (under /tmp) is invisible to it."""
+    path = Path(tempfile.mkdtemp(prefix="nlt-", dir="/run"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @needs_kubectl
 def test_hpa_scales_a_stress_deployment_up_under_load_and_back_down(
-        cluster_lab, client, namespace, kubeconfig, tmp_path):
+        cluster_lab, client, namespace, kubeconfig, host_dir):
     import sys
 
-    flag = tmp_path / "load-on"
+    flag = host_dir / "load-on"
     # Load is switched from outside, like a load generator: while the flag file exists
     # every pod burns 100m (netlab/stress) against a 50m request, i.e. 200 %.
     script = textwrap.dedent(f"""\

@@ -18,14 +18,12 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 import psutil
 import pytest
 import yaml
-from labkit import KUBECTL, kubectl, wait_for, write_kubeconfig
+from labkit import KUBECTL, kubectl, netlab_cli, wait_for, write_kubeconfig
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.kernel import netns
@@ -419,35 +417,37 @@ def test_on_failure_and_never_semantics(lab, client, pods):
     assert _cs(pods.get("once-ok"))["restartCount"] == 0
 
 
-def test_liveness_failure_restarts_and_readiness_failure_flips_ready(lab, client, pods,
-                                                                     tmp_path):
-    alive, ready = f"/tmp/nlt-alive-{uuid.uuid4().hex}", f"/tmp/nlt-ready-{uuid.uuid4().hex}"
-    Path(alive).touch()
-    try:
-        pods.create("probed", "worker1", [{
-            "name": "app", "image": "busybox", "command": ["sleep", "3600"],
-            "livenessProbe": {"exec": {"command": ["test", "-e", alive]}, "periodSeconds": 1,
-                              "failureThreshold": 1, "terminationGracePeriodSeconds": 1},
-            "readinessProbe": {"exec": {"command": ["test", "-e", ready]}, "periodSeconds": 1,
-                               "failureThreshold": 1}}])
-        pod = pods.wait("probed", lambda p: _cs(p).get("state", {}).get("running"),
-                        what="running")
-        assert not _condition(pod, "Ready") and not _cs(pod)["ready"]
-        Path(ready).touch()
-        pods.wait("probed", lambda p: _condition(p, "Ready"), 15, "Ready after the probe")
-        Path(ready).unlink()
-        pod = pods.wait("probed", lambda p: not _condition(p, "Ready"), 15, "NotReady again")
-        assert pod["status"]["phase"] == "Running" and _cs(pod)["restartCount"] == 0
-        Path(alive).unlink()
-        pod = pods.wait("probed", lambda p: _cs(p).get("restartCount", 0) >= 1, 20,
-                        "a restart after the liveness probe failed")
-        messages = [e["message"] for e in events_of(client, "probed")]
-        assert any("failed liveness probe, will be restarted" in m for m in messages)
-        assert any(m.startswith("Liveness probe failed") for m in messages)
-        assert any(m.startswith("Readiness probe failed") for m in messages)
-    finally:
-        for path in (alive, ready):
-            Path(path).unlink(missing_ok=True)
+def test_liveness_failure_restarts_and_readiness_failure_flips_ready(lab, client, pods):
+    # The probe files live in the container's own /tmp (private to it), toggled from
+    # outside with `netlab exec`, as a user would with kubectl exec.
+    alive, ready = "/tmp/alive", "/tmp/ready"
+
+    def in_pod(*argv: str) -> None:
+        out = netlab_cli("exec", "probed", "--lab", lab.name, "--", *argv)
+        assert out.returncode == 0, out.stderr
+
+    pods.create("probed", "worker1", [{
+        "name": "app", "image": "busybox",
+        "command": ["sh", "-c", f"touch {alive}; exec sleep 3600"],
+        "livenessProbe": {"exec": {"command": ["test", "-e", alive]}, "periodSeconds": 1,
+                          "failureThreshold": 1, "terminationGracePeriodSeconds": 1},
+        "readinessProbe": {"exec": {"command": ["test", "-e", ready]}, "periodSeconds": 1,
+                           "failureThreshold": 1}}])
+    pod = pods.wait("probed", lambda p: _cs(p).get("state", {}).get("running"),
+                    what="running")
+    assert not _condition(pod, "Ready") and not _cs(pod)["ready"]
+    in_pod("touch", ready)
+    pods.wait("probed", lambda p: _condition(p, "Ready"), 15, "Ready after the probe")
+    in_pod("rm", ready)
+    pod = pods.wait("probed", lambda p: not _condition(p, "Ready"), 15, "NotReady again")
+    assert pod["status"]["phase"] == "Running" and _cs(pod)["restartCount"] == 0
+    in_pod("rm", alive)
+    pod = pods.wait("probed", lambda p: _cs(p).get("restartCount", 0) >= 1, 20,
+                    "a restart after the liveness probe failed")
+    messages = [e["message"] for e in events_of(client, "probed")]
+    assert any("failed liveness probe, will be restarted" in m for m in messages)
+    assert any(m.startswith("Liveness probe failed") for m in messages)
+    assert any(m.startswith("Readiness probe failed") for m in messages)
 
 
 def test_memory_over_the_limit_is_oomkilled(lab, client, pods):

@@ -316,7 +316,8 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         # None: every capability (privileged); else the names the container keeps.
         "capabilities": None if kept is None else sorted(kept),
         "maskedPaths": [] if spec.privileged else capabilities.masked_paths(),
-        "minimalDev": not spec.privileged,  # no host disks: the store lives on them
+        # A minimal /dev (no host disks) and the host's files read-only, /tmp private.
+        "contained": not spec.privileged,
         "workingDir": spec.working_dir, "cgroup": cg.to_json() if cg else None,
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
         "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),

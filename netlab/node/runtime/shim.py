@@ -14,7 +14,9 @@ detached, and it:
    mount events, like an unmounted pod netns, still reach it; nothing it
    mounts leaks out), mounts a fresh ``/proc`` and ``/sys``, bind-mounts the
    pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, masks the
-   lab's own directories (``capabilities.py``), joins the container's cgroup,
+   lab's own directories (``capabilities.py``), and unless the container is
+   privileged gives it a minimal ``/dev`` and a read-only view of the host's
+   filesystems (private ``/tmp``), joins the container's cgroup,
    starts its own session, drops the capabilities the container does not keep,
    and execs the command with the container's env and working directory;
 4. copies the container's stdout and stderr into ``<n>.log`` in the CRI format
@@ -83,13 +85,15 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
             stage = f"bind-mount {target}"
             if os.path.exists(source) and os.path.exists(target):
                 nsutil.mount(source, target, None, nsutil.MS_BIND)
-        if spec.get("minimalDev"):
-            stage = "/dev"
-            nsutil.minimal_dev()
         for path in spec.get("maskedPaths") or ():  # after the binds: their sources live there
             stage = f"mask {path}"
             if os.path.isdir(path):
                 nsutil.mask(path)
+        if spec.get("contained"):
+            stage = "/dev"
+            nsutil.minimal_dev()
+            stage = "read-only host"
+            nsutil.read_only_host()
         os.setsid()
         stage = "stdio"
         null = os.open(os.devnull, os.O_RDONLY)

@@ -81,3 +81,18 @@ def test_exec_gets_no_more_than_the_container(rlab, pods):
     assert out.returncode == 0, out.stderr
     assert _capeff(out.stdout) == CONTAINERD_DEFAULT_CAPEFF, out.stdout
     assert out.stdout.splitlines()[1:] == ["0", "NO-STATE", "KEPT-MASK", "READ-ONLY"]
+
+
+def test_a_default_container_cannot_write_the_host(rlab, pods, tmp_path):
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    script = (f"touch {host_dir}/escaped 2>/dev/null && echo HOST-WRITTEN || echo HOST-READ-ONLY; "
+              "echo private > /tmp/note && cat /tmp/note; "
+              "test -r /etc/hostname && echo HOST-READABLE")
+    sb, _ = pods.run("worker1", "ro", "sh", "-c", script)
+    out = log_text(wait_exited(rlab.runtime("worker1"), sb)).split()
+    assert out == ["HOST-READ-ONLY", "private", "HOST-READABLE"], out
+    assert not (host_dir / "escaped").exists() and not any(host_dir.iterdir())
+    sb, _ = pods.run("worker1", "rw", "sh", "-c", f"touch {host_dir}/asked", privileged=True)
+    wait_exited(rlab.runtime("worker1"), sb)
+    assert (host_dir / "asked").exists()  # privileged asked for the host, and got it
