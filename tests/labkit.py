@@ -8,6 +8,7 @@ Traffic is real: sockets are opened inside the lab's namespaces (see
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -15,8 +16,10 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,17 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
     return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), *args],
                           capture_output=True, text=True, input=stdin, timeout=timeout,
                           check=False)
+
+
+@contextlib.contextmanager
+def pod_visible_dir() -> Iterator[Path]:
+    """A host directory pods can read, removed afterwards. A container sees the host
+    read-only with a private /tmp, so pytest's tmp_path (under /tmp) is invisible to it."""
+    path = Path(tempfile.mkdtemp(prefix="nlt-", dir="/run"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def unique_lab() -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import shutil
-import tempfile
 import textwrap
 import threading
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import KUBECTL, kubectl, wait_for
+from labkit import KUBECTL, kubectl, pod_visible_dir, wait_for
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.lab import faults
@@ -317,13 +315,8 @@ def test_namespace_deletion_empties_it(client, kubeconfig):
 
 @pytest.fixture
 def host_dir() -> Iterator[Path]:
-    """A host directory pods can read: a container sees the host read-only, with a
-    private /tmp, so the suite's tmp_path (under /tmp) is invisible to it."""
-    path = Path(tempfile.mkdtemp(prefix="nlt-", dir="/run"))
-    try:
+    with pod_visible_dir() as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @needs_kubectl

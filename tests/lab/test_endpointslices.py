@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import socket
 import textwrap
-import uuid
 from pathlib import Path
 
 import pytest
-from labkit import KUBECTL, kubectl, netlab_cli, wait_for
+from labkit import KUBECTL, kubectl, netlab_cli, pod_visible_dir, wait_for
 
 from netlab.kernel import netns
 
@@ -66,7 +65,11 @@ def _manifest(flag: Path) -> str:
 
 @pytest.fixture(scope="module")
 def eps(cluster_lab, kubeconfig):
-    flag = Path(f"/tmp/nlt-unready-{uuid.uuid4().hex}")
+    with pod_visible_dir() as shared:
+        yield from _eps(kubeconfig, shared / "unready")
+
+
+def _eps(kubeconfig: Path, flag: Path):
     manifest = _manifest(flag)
     try:
         applied = kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest)

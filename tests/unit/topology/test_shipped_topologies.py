@@ -28,8 +28,6 @@ def test_a_shipped_topology_validates_and_plans(path: Path):
 
 @pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
 def test_a_shipped_topology_shows_commands_to_try(path: Path):
-    if path.name == "demo.yaml":
-        pytest.skip("the demo is the README's walkthrough")
     header = path.read_text().split("\nname:")[0]
     assert "# Try:" in header
     assert f"netlab up topologies/{path.name}" in header
