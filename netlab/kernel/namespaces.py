@@ -59,10 +59,11 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(flags), f"unshare {flags:#x}")
 
 
-def mount(source: str, target: str, fstype: str | None, flags: int,
+def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                       flags, data.encode() if data else None), f"mount {source} on {target}")
+    _check(_libc.mount(source.encode() if source else None, target.encode(),
+                       fstype.encode() if fstype else None, flags,
+                       data.encode() if data else None), f"mount {source} on {target}")
 
 
 PR_CAPBSET_DROP = 24
@@ -133,11 +134,15 @@ def _mounts() -> list[tuple[str, str, str]]:
     return rows
 
 
-def read_only_host(writable: tuple[str, ...] = ("/tmp", "/var/tmp")) -> None:
+def read_only_host(writable: tuple[str, ...] = ("/tmp", "/var/tmp"),
+                   keep: tuple[str, ...] = ()) -> None:
     """Make every storage mount of this mount namespace read-only (the host's root
     filesystem and whatever is mounted under it), except ``/dev``, ``/proc`` and
     ``/sys``, then give each of ``writable`` a fresh private tmpfs: what a container
-    without its own image root filesystem may write, and nothing of the host."""
+    without its own image root filesystem may write, and nothing of the host.
+
+    Each ``keep`` directory that a fresh tmpfs would hide (netlab installed in a
+    virtualenv under /tmp) is bound back, read-only, at its own path."""
     for point, options, fstype in _mounts():
         if point.startswith(("/proc", "/dev", "/sys")) or "ro" in options.split(","):
             continue
@@ -148,9 +153,21 @@ def read_only_host(writable: tuple[str, ...] = ("/tmp", "/var/tmp")) -> None:
                 fstype not in _NOT_STORAGE:
             err = ctypes.get_errno()
             raise OSError(err, f"remount {point} ({fstype}) read-only: {os.strerror(err)}")
-    for path in writable:
-        if os.path.isdir(path):
-            mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k")
+    hidden = [p for p in keep if os.path.isdir(p) and
+              any(os.path.commonpath((p, w)) == w for w in writable)]
+    # Opened before the tmpfs covers them: the only way back to them afterwards.
+    handles = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in hidden}
+    try:
+        for path in writable:
+            if os.path.isdir(path):
+                mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=65536k")
+        for path, fd in handles.items():
+            os.makedirs(path, exist_ok=True)
+            mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+            mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
 
 
 def umount(target: str) -> bool:

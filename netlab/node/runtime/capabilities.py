@@ -19,6 +19,7 @@ Pure: names and numbers only. The shim applies the result (``nsutil``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -78,6 +79,13 @@ def bounding_drops(keep: Iterable[str], last_cap: int) -> list[int]:
 def masked_paths() -> list[str]:
     """The host directories every unprivileged container sees as empty."""
     return [str(paths.STATE_ROOT), str(paths.DATA_ROOT)]
+
+
+def install_paths() -> list[str]:
+    """Where netlab and its Python live: a contained container must still see them,
+    since the built-in images run from there (a virtualenv may sit under /tmp)."""
+    package_root = Path(__file__).resolve().parents[3]  # the directory holding netlab/
+    return sorted({sys.prefix, str(package_root)})
 
 
 def last_cap(proc: Path = Path("/proc/sys/kernel/cap_last_cap")) -> int:

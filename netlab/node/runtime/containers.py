@@ -316,6 +316,7 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         # None: every capability (privileged); else the names the container keeps.
         "capabilities": None if kept is None else sorted(kept),
         "maskedPaths": [] if spec.privileged else capabilities.masked_paths(),
+        "keepVisible": [] if spec.privileged else capabilities.install_paths(),
         # A minimal /dev (no host disks) and the host's files read-only, /tmp private.
         "contained": not spec.privileged,
         "workingDir": spec.working_dir, "cgroup": cg.to_json() if cg else None,

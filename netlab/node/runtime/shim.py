@@ -93,7 +93,7 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
             stage = "/dev"
             nsutil.minimal_dev()
             stage = "read-only host"
-            nsutil.read_only_host()
+            nsutil.read_only_host(keep=tuple(spec.get("keepVisible") or ()))
         os.setsid()
         stage = "stdio"
         null = os.open(os.devnull, os.O_RDONLY)

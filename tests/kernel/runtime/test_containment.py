@@ -4,8 +4,13 @@ inside keeps only containerd's default capabilities, unless the spec asks for mo
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+from labkit import pod_visible_dir
 from rtkit import as_kubelet, log_text, wait_exited, wait_log
 
 from netlab import paths
@@ -83,10 +88,16 @@ def test_exec_gets_no_more_than_the_container(rlab, pods):
     assert out.stdout.splitlines()[1:] == ["0", "NO-STATE", "KEPT-MASK", "READ-ONLY"]
 
 
-def test_a_default_container_cannot_write_the_host(rlab, pods, tmp_path):
-    host_dir = tmp_path / "host"
-    host_dir.mkdir()
-    script = (f"touch {host_dir}/escaped 2>/dev/null && echo HOST-WRITTEN || echo HOST-READ-ONLY; "
+def test_a_default_container_cannot_write_the_host(rlab, pods):
+    # Outside /tmp: the container's /tmp is its own, so a directory there would be
+    # missing inside, not read-only, and the test could not fail.
+    with pod_visible_dir() as host_dir:
+        _cannot_write(rlab, pods, host_dir)
+
+
+def _cannot_write(rlab, pods, host_dir: Path) -> None:
+    script = (f"test -d {host_dir} || echo NOT-VISIBLE; "
+              f"touch {host_dir}/escaped 2>/dev/null && echo HOST-WRITTEN || echo HOST-READ-ONLY; "
               "echo private > /tmp/note && cat /tmp/note; "
               "test -r /etc/hostname && echo HOST-READABLE")
     sb, _ = pods.run("worker1", "ro", "sh", "-c", script)
@@ -96,3 +107,23 @@ def test_a_default_container_cannot_write_the_host(rlab, pods, tmp_path):
     sb, _ = pods.run("worker1", "rw", "sh", "-c", f"touch {host_dir}/asked", privileged=True)
     wait_exited(rlab.runtime("worker1"), sb)
     assert (host_dir / "asked").exists()  # privileged asked for the host, and got it
+
+
+def test_netlab_installed_under_tmp_stays_visible_read_only(rlab, pods, monkeypatch):
+    """A virtualenv under /tmp (a CI checkout) must not vanish behind the container's
+    private /tmp: the built-in images run from it."""
+    install = Path(tempfile.mkdtemp(prefix="nlt-venv-", dir="/tmp"))
+    try:
+        (install / "marker").write_text("installed\n")
+        script = (f"cat {install}/marker; touch {install}/w 2>/dev/null && echo WROTE || "
+                  "echo READ-ONLY; ls -A /tmp | grep -c nlt-venv-; "
+                  f"{sys.executable} -c 'import netlab; print(\"IMPORTS\")'")
+        real = capabilities.install_paths()
+        monkeypatch.setattr(capabilities, "install_paths", lambda: [*real, str(install)])
+        sb, _ = pods.run("worker1", "keep", "sh", "-c", script)
+        out = log_text(wait_exited(rlab.runtime("worker1"), sb)).split()
+        # Only the kept directory shows in /tmp, read-only; netlab still imports.
+        assert out == ["installed", "READ-ONLY", "1", "IMPORTS"], out
+        assert not (install / "w").exists()
+    finally:
+        shutil.rmtree(install, ignore_errors=True)
