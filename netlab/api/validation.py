@@ -70,6 +70,47 @@ from netlab.api.validation_discovery import (
 from netlab.topology.quantity import QuantityError, parse_quantity
 
 
+def _dns_config(v: _V, spec: dict, path: str) -> None:
+    """``dnsConfig`` with upstream's limits; ``dnsPolicy: None`` needs a nameserver."""
+    none = spec.get("dnsPolicy") == "None"
+    if spec.get("dnsConfig") is None:
+        if none:
+            v.add(required(f"{path}.dnsConfig",
+                           "must provide `dnsConfig` when `dnsPolicy` is None"))
+        return
+    config = v.obj(spec, "dnsConfig", f"{path}.dnsConfig")
+    cpath = f"{path}.dnsConfig"
+    servers = config.get("nameservers") or []
+    if none and not servers:
+        v.add(required(f"{cpath}.nameservers",
+                       "must provide at least one DNS nameserver when `dnsPolicy` is None"))
+    if isinstance(servers, list):
+        if len(servers) > 3:
+            v.add(invalid(f"{cpath}.nameservers", servers,
+                          "must not have more than 3 nameservers"))
+        for i, server in enumerate(servers):
+            try:
+                ipaddress.ip_address(str(server))
+            except ValueError:
+                v.add(invalid(f"{cpath}.nameservers[{i}]", server,
+                              "must be a valid IP address"))
+    searches = config.get("searches") or []
+    if isinstance(searches, list):
+        if len(searches) > 32:
+            v.add(invalid(f"{cpath}.searches", searches,
+                          "must not have more than 32 search paths"))
+        if len(" ".join(map(str, searches))) > 2048:
+            v.add(invalid(f"{cpath}.searches", searches,
+                          "must not have more than 2048 characters (including spaces) in the "
+                          "search list"))
+        for i, search in enumerate(searches):
+            for msg in dns1123_subdomain(str(search).removesuffix(".")):
+                v.add(invalid(f"{cpath}.searches[{i}]", search, msg))
+    for opath, option in v.objs(config, "options", f"{cpath}.options"):
+        if not option.get("name"):
+            v.add(required(opath, "Option.Name must not be empty"))
+
+
 def _quantity(v: _V, value: Any, path: str) -> Any:
     try:
         q = parse_quantity(value)
@@ -182,6 +223,7 @@ def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
         v.one_of(spec, "restartPolicy", f"{path}.restartPolicy", restart_policies)
     v.one_of(spec, "dnsPolicy", f"{path}.dnsPolicy",
              ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"))
+    _dns_config(v, spec, path)
     v.non_negative(spec, "terminationGracePeriodSeconds", f"{path}.terminationGracePeriodSeconds")
     deadline = v.integer(spec, "activeDeadlineSeconds", f"{path}.activeDeadlineSeconds")
     if deadline is not None and deadline <= 0:

@@ -48,6 +48,8 @@ class KubeletConfig:
     taints: tuple[dict[str, str], ...] = ()
     port: int = KUBELET_PORT
     cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    resolv_conf: Path | None = Path("/etc/resolv.conf")  # the node's, for dnsPolicy Default
     cert_dir: Path | None = None
     # Node heartbeat: the Lease is renewed and the Ready condition posted this often.
     heartbeat_interval: float = 5.0
@@ -125,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--register-with-taints", default="")
     p.add_argument("--port", type=int, default=KUBELET_PORT, help="HTTPS port (logs, stats)")
     p.add_argument("--cluster-dns", default="", help="comma-separated nameservers for pods")
+    p.add_argument("--cluster-domain", default="cluster.local")
+    p.add_argument("--resolv-conf", default="/etc/resolv.conf",
+                   help='the node\'s resolv.conf, for dnsPolicy Default ("" for none)')
     p.add_argument("--cert-dir", type=Path, help="where the self-signed serving cert is kept")
     p.add_argument("--heartbeat-interval", type=float, default=5.0)
     p.add_argument("--metrics-interval", type=float, default=10.0)
@@ -144,6 +149,8 @@ def from_args(argv: list[str] | None = None) -> KubeletConfig:
         cpu_millis=cpu_millis(a.cpu), memory_bytes=memory_bytes(a.memory), max_pods=a.max_pods,
         labels=parse_labels(a.node_labels), taints=parse_taints(a.register_with_taints),
         port=a.port, cluster_dns=tuple(filter(None, a.cluster_dns.split(","))),
+        cluster_domain=a.cluster_domain.rstrip("."),
+        resolv_conf=Path(a.resolv_conf) if a.resolv_conf else None,
         cert_dir=a.cert_dir, heartbeat_interval=a.heartbeat_interval,
         metrics_interval=a.metrics_interval, backoff_base=a.backoff_base,
         backoff_max=a.backoff_max, sync_period=a.sync_period,

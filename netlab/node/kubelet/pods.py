@@ -48,6 +48,7 @@ from netlab.node.kubelet import envsources
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.config import KubeletConfig
 from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
+from netlab.node.kubelet.dns import read_resolv_conf, sandbox_spec
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, pod_ref
 from netlab.node.kubelet.prober import PodProber
 from netlab.node.kubelet.restarts import Backoff, should_restart
@@ -59,7 +60,7 @@ from netlab.node.kubelet.spec import (
     image_id,
 )
 from netlab.node.kubelet.statussync import StatusManager
-from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, PodSpec, Sandbox
+from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, Sandbox
 
 log = logging.getLogger("netlab.kubelet.pods")
 
@@ -264,9 +265,13 @@ class PodWorker:
                         f"Pod sandbox changed ({'; '.join(adopted.problems) or 'incomplete'}), "
                         "it will be killed and re-created.")
             await self.s.cri.stop_pod_sandbox(self.uid, 0)
+        cfg = self.s.cfg
+        config, warnings = sandbox_spec(pod, cfg.cluster_dns, cfg.cluster_domain,
+                                        read_resolv_conf(cfg.resolv_conf))
+        for warning in warnings:
+            self.event(pod, WARNING, "DNSConfigForming", warning)
         try:
-            self.sandbox = await self.s.cri.run_pod_sandbox(
-                PodSpec.from_pod(pod, nameservers=self.s.cfg.cluster_dns))
+            self.sandbox = await self.s.cri.run_pod_sandbox(config)
         except Exception as err:
             self.event(pod, WARNING, "FailedCreatePodSandBox",
                         f"Failed to create pod sandbox: {err}")

@@ -64,22 +64,18 @@ class SandboxError(RuntimeError):
 
 @dataclass(frozen=True)
 class PodSpec:
-    """What the runtime needs to know about a pod to give it a sandbox."""
+    """What the runtime needs to know about a pod to give it a sandbox: the CRI's
+    PodSandboxConfig in small. The kubelet builds it from the Pod object."""
 
     namespace: str
     name: str
     uid: str
     hostname: str | None = None  # default: the pod name, cut to 63 characters
+    # hostname.subdomain.<ns>.svc.<zone> for a pod with a subdomain: /etc/hosts names it.
+    fqdn: str | None = None
     nameservers: tuple[str, ...] = ()
     searches: tuple[str, ...] | None = None  # default: the cluster's search path
     dns_options: tuple[str, ...] = ("ndots:5",)
-
-    @classmethod
-    def from_pod(cls, pod: dict[str, Any], nameservers: tuple[str, ...] = ()) -> PodSpec:
-        """From a Kubernetes Pod object (``metadata``/``spec``)."""
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        return cls(namespace=meta.get("namespace") or "default", name=meta["name"],
-                   uid=meta["uid"], hostname=spec.get("hostname"), nameservers=nameservers)
 
 
 @dataclass
@@ -95,6 +91,7 @@ class Sandbox:
     hostname: str
     directory: str
     ip: str | None = None
+    fqdn: str | None = None
     prefixlen: int = 24
     gateway: str | None = None
     mtu: int | None = None
@@ -186,6 +183,7 @@ def _ensure_uts(pin: str, hostname: str) -> None:
 
 
 def _hosts(sb: Sandbox) -> str:
+    names = f"{sb.fqdn}\t{sb.hostname}" if sb.fqdn else sb.hostname  # as the kubelet writes
     return ("# Kubernetes-managed hosts file (netlab runtime).\n"
             "127.0.0.1\tlocalhost\n"
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
@@ -193,15 +191,15 @@ def _hosts(sb: Sandbox) -> str:
             "fe00::0\tip6-mcastprefix\n"
             "fe00::1\tip6-allnodes\n"
             "fe00::2\tip6-allrouters\n"
-            f"{sb.ip}\t{sb.hostname}\n")
+            f"{sb.ip}\t{names}\n")
 
 
 def _resolv(pod: PodSpec) -> str:
+    """In the order container runtimes write it: search, nameservers, options."""
     searches = pod.searches if pod.searches is not None else (
         f"{pod.namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN)
-    lines = [f"nameserver {ns}" for ns in pod.nameservers]
-    if searches:
-        lines.append("search " + " ".join(searches))
+    lines = ["search " + " ".join(searches)] if searches else []
+    lines += [f"nameserver {ns}" for ns in pod.nameservers]
     if pod.dns_options:
         lines.append("options " + " ".join(pod.dns_options))
     return "\n".join(lines) + "\n"
@@ -221,7 +219,8 @@ def create_sandbox(lab: str, node: NodePlan, pod: PodSpec, mtu: int | None = Non
         namespace=pod.namespace, name=pod.name, uid=pod.uid, node=node.name,
         netns=pod_netns(lab, node.name, pod.name, pod.uid),
         veth=cni.host_veth_name(pod.uid),
-        hostname=pod_hostname(pod.hostname or pod.name), directory=str(directory))
+        hostname=pod_hostname(pod.hostname or pod.name), directory=str(directory),
+        fqdn=pod.fqdn)
     if sb.node != node.name:
         raise SandboxError(f"pod {pod.namespace}/{pod.name} already has a sandbox "
                            f"on node {sb.node}")

@@ -191,3 +191,27 @@ def test_tables_show_kubectls_columns():
         "Name", "Desired", "Current", "Ready", "Age", "Containers", "Images", "Selector"]
     cells = table["rows"][0]["cells"]
     assert cells[:4] == ["r", 3, 2, 1] and cells[5:] == ["c", "netlab/echo", "app=web"]
+
+
+def _pod(**spec):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "netlab/echo"}], **spec}}
+
+
+def test_pod_dns_config_is_checked_as_upstream_checks_it():
+    assert messages("Pod", _pod(dnsPolicy="None")) == [
+        "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]
+    assert messages("Pod", _pod(dnsPolicy="None", dnsConfig={"searches": ["a"]})) == [
+        "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver "
+        "when `dnsPolicy` is None"]
+    bad = messages("Pod", _pod(dnsConfig={"nameservers": ["1.1.1.1", "x", "3.3.3.3", "4.4.4.4"],
+                                          "searches": ["Bad_Domain"], "options": [{}]}))
+    assert bad[0] == ('spec.dnsConfig.nameservers: Invalid value: []string{"1.1.1.1", "x", '
+                      '"3.3.3.3", "4.4.4.4"}: must not have more than 3 nameservers')
+    assert 'spec.dnsConfig.nameservers[1]: Invalid value: "x": must be a valid IP address' in bad
+    assert any(m.startswith('spec.dnsConfig.searches[0]: Invalid value: "Bad_Domain"')
+               for m in bad)
+    assert "spec.dnsConfig.options[0]: Required value: Option.Name must not be empty" in bad
+    assert messages("Pod", _pod(dnsPolicy="None", dnsConfig={
+        "nameservers": ["10.96.0.10"], "searches": ["svc.cluster.local."],
+        "options": [{"name": "ndots", "value": "2"}]})) == []
