@@ -5,9 +5,10 @@
 #   scripts/setup.sh test   install, then run ruff, the whole test suite (all tiers) and
 #                           the examples (examples/, on the netlab.testing pytest plugin)
 #
-# Installs: the OS packages netlab and its tests use (iproute2, nftables,
-# tcpdump, ping, conntrack, netcat, Python's venv, etcd and etcdctl), a virtualenv in .venv with netlab
-# and its test extras, and `netlab` on root's PATH (/usr/local/bin/netlab).
+# Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
+# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl), a virtualenv
+# in .venv with netlab and its test extras, and `netlab` on root's PATH
+# (/usr/local/bin/netlab).
 set -euo pipefail
 
 mode=${1:-}
@@ -18,8 +19,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 # netcat-openbsd: the README's NodePort example runs nc from the client node.
+# dnsutils (dig, nslookup) and curl: what people run inside pods to try cluster DNS.
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
-          python3-venv python3-pip)
+          python3-venv python3-pip dnsutils curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

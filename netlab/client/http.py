@@ -30,6 +30,7 @@ PATCH_TYPES = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
     "strategic": "application/strategic-merge-patch+json",
+    "apply": "application/apply-patch+yaml",  # server-side apply; JSON is YAML
 }
 
 
@@ -85,7 +86,8 @@ def object_path(obj: dict[str, Any], with_name: bool = True) -> str:
 _AGENTS = {"netlab.master.controllers": "kube-controller-manager",
            "netlab.master.scheduler": "kube-scheduler",
            "netlab.master.nodelifecycle": "kube-controller-manager",
-           "netlab.node.kubelet": "kubelet", "netlab.node.proxy": "kube-proxy"}
+           "netlab.node.kubelet": "kubelet", "netlab.node.proxy": "kube-proxy",
+           "netlab.dns": "coredns"}
 
 
 def default_user_agent() -> str:
@@ -179,6 +181,13 @@ class Client:
                     patch_type: str = "merge", subresource: str | None = None) -> dict[str, Any]:
         return await self.request("PATCH", resource_path(resource, namespace, name, subresource),
                                   body=patch, content_type=PATCH_TYPES[patch_type])
+
+    async def apply(self, obj: dict[str, Any], field_manager: str,
+                    force: bool = True) -> dict[str, Any]:
+        """Server-side apply of ``obj`` (a full object with apiVersion and kind)."""
+        return await self.request("PATCH", object_path(obj), body=obj,
+                                  content_type=PATCH_TYPES["apply"],
+                                  params={"fieldManager": field_manager, "force": force})
 
     async def delete(self, resource: str, name: str, namespace: str | None = None, *,
                      propagation: str | None = None,

@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from netlab.client.connection import connection_argv
+from netlab.dns.addon import cluster_dns_ip
 from netlab.lab.pki import etcd_pki_paths, pki_paths
 from netlab.lab.state import data_dir, lab_dir, token_path
 from netlab.master.store.etcd_server import CLIENT_PORT, EtcdTLS, etcd_argv
@@ -60,8 +61,8 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      # The controller manager's garbage collector and namespace controller
                      # do this work; the API server's stand-ins stay off.
                      "--no-builtin-gc", "--no-builtin-namespace-deleter"))
-    return [*members, apiserver, *scheduling(plan), controller_manager(plan), *kubelets(plan),
-            *proxies(plan)]
+    return [*members, apiserver, *scheduling(plan), controller_manager(plan), cluster_dns(plan),
+            *kubelets(plan), *proxies(plan)]
 
 
 def etcd_endpoint(plan: LabPlan) -> str:
@@ -104,6 +105,8 @@ def kubelets(plan: LabPlan) -> list[Component]:
                 "--pod-mtu", str(plan.pod_mtu),
                 "--cpu", f"{spec.cpu_millis}m", "--memory", str(spec.memory_bytes),
                 "--max-pods", str(spec.max_pods),
+                "--cluster-dns", cluster_dns_ip(topology.cluster.service_subnet),
+                "--cluster-domain", topology.cluster.dns_domain,
                 "--cert-dir", str(lab_dir(lab) / "kubelet" / node.name)]
         if node.vtep_mac:
             argv += ["--vtep-mac", node.vtep_mac]
@@ -160,6 +163,19 @@ def controller_manager(plan: LabPlan) -> Component:
     return Component(name="controller-manager", netns=control.netns,
                      argv=_module("netlab.master.controllers", *_control_plane_connection(plan),
                                   *node_lifecycle_argv(plan)))
+
+
+def cluster_dns(plan: LabPlan) -> Component:
+    """The cluster DNS server (``netlab.dns``) in the control-plane node, serving on its
+    underlay address; the kube-dns Service it publishes leads pods there."""
+    control = plan.node(plan.topology.control_plane.name)
+    cluster = plan.topology.cluster
+    argv = [*_control_plane_connection(plan), "--bind", str(control.underlay.ip),
+            "--node", control.name, "--service-cidr", str(cluster.service_subnet),
+            "--zone", cluster.dns_domain]
+    if cluster.dns_upstream:
+        argv += ["--upstream", cluster.dns_upstream]
+    return Component(name="dns", netns=control.netns, argv=_module("netlab.dns", *argv))
 
 
 def proxies(plan: LabPlan) -> list[Component]:

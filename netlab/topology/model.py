@@ -83,6 +83,10 @@ class Cluster:
     # "etcd" (etcd_members etcd members on the control-plane node; only 1 today).
     store: str = "sqlite"
     etcd_members: int = 0
+    # Cluster DNS: the zone the dns component serves, and where it forwards other
+    # names ("ip" or "ip:port", inside the lab); None answers them REFUSED.
+    dns_domain: str = "cluster.local"
+    dns_upstream: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -38,7 +38,8 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 TOP_KEYS = ("name", "network", "cluster", "nodes", "workloads")
 NETWORK_KEYS = ("subnet", "mtu")
 CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
-                "podEvictionTimeout", "store")
+                "podEvictionTimeout", "store", "dnsDomain", "dns")
+DNS_KEYS = ("upstream",)
 STORES = ("sqlite", "etcd")
 ETCD_KEYS = ("members",)
 # The kubelet heartbeats every 5 s: a shorter grace period would flap.
@@ -211,6 +212,7 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     cluster = _check_cluster(check, top.get("cluster"))
     grace, eviction = _check_timings(check, top.get("cluster"))
     store, members = _check_store(check, top.get("cluster"))
+    domain, upstream = _check_dns(check, top.get("cluster"), underlay, cluster[0])
     nodes = _check_nodes(check, top.get("nodes"))
     _check_ranges(check, underlay, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
@@ -223,7 +225,8 @@ def parse_topology(text: str, filename: str, default_name: str = "",
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
                               vni=vni, vxlan_port=port, node_monitor_grace_period=grace,
                               pod_eviction_timeout=eviction, store=store,
-                              etcd_members=members),
+                              etcd_members=members, dns_domain=domain,
+                              dns_upstream=upstream),
         nodes=tuple(nodes), workloads=tuple(workloads), source=source_path)
 
 
@@ -319,6 +322,46 @@ def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
                     "use 'members: 1' or 'store: etcd'")
         return "etcd", 1
     return "etcd", 1
+
+
+def _check_dns(check: _Checker, value: Any, underlay: IPv4Network | None,
+               pods: IPv4Network | None) -> tuple[str, str | None]:
+    """``cluster.dnsDomain`` (the zone, default cluster.local) and ``cluster.dns.upstream``,
+    a server inside the lab for names outside the zone: netlab never sends a query out."""
+    section = value if isinstance(value, dict) else {}
+    domain = section.get("dnsDomain", "cluster.local")
+    dpath = ("cluster", "dnsDomain")
+    if not isinstance(domain, str) or not domain.strip("."):
+        check.error(dpath, f"expected a DNS domain, got {_kind(domain)}",
+                    "write e.g. 'dnsDomain: cluster.local'")
+        domain = "cluster.local"
+    domain = domain.strip(".").lower()
+    if not all(_DNS_LABEL.match(label) for label in domain.split(".")) or len(domain) > 253:
+        check.error(dpath, f"'{domain}' is not a DNS domain", f"{DNS_FIX}, for each label")
+        domain = "cluster.local"
+    dns = check.mapping(section.get("dns"), ("cluster", "dns"), DNS_KEYS)
+    raw = dns.get("upstream")
+    if raw is None:
+        return domain, None
+    upath = ("cluster", "dns", "upstream")
+    fix = ("give the address of a DNS server inside the lab ('ip' or 'ip:port', e.g. a pod or "
+           "the client node), or leave it out to answer other names REFUSED")
+    host, _, port = str(raw).partition(":")
+    try:
+        address = IPv4Address(host)
+        port_ok = not port or (port.isdigit() and 1 <= int(port) <= 65535)
+    except ValueError:
+        check.error(upath, f"{raw!r} is not an IPv4 address", fix)
+        return domain, None
+    if not port_ok:
+        check.error(upath, f"{port!r} is not a port", fix)
+        return domain, None
+    inside = [n for n in (underlay, pods) if n is not None and address in n]
+    if not inside:
+        check.error(upath, f"{address} is outside the lab: netlab never sends a query "
+                    "outside its namespaces", fix)
+        return domain, None
+    return domain, str(raw)
 
 
 def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:

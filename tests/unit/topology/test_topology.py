@@ -56,6 +56,7 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
     assert topo.cluster.service_subnet == IPv4Network("10.96.0.0/16")
     assert (topo.cluster.overlay, topo.cluster.vni, topo.cluster.vxlan_port) == ("vxlan", 1, 4789)
     assert topo.workloads == ()
+    assert (topo.cluster.dns_domain, topo.cluster.dns_upstream) == ("cluster.local", None)
     assert topo.source == tmp_path / "mini.yaml"
     worker = topo.node("w1")
     assert worker.role == "worker"  # the default role
@@ -391,3 +392,24 @@ workloads: [missing.yaml]
 def test_store_spellings(tmp_path: Path, spelling: str, store: str, members: int) -> None:
     topo = load(tmp_path, MINIMAL + spelling)
     assert (topo.cluster.store, topo.cluster.etcd_members) == (store, members)
+
+
+def test_cluster_dns_domain_and_an_upstream_inside_the_lab(tmp_path: Path) -> None:
+    topo = load(tmp_path, "cluster:\n  dnsDomain: Lab.Example.\n"
+                "  dns: {upstream: '192.168.100.9:5353'}\n" + MINIMAL)
+    assert (topo.cluster.dns_domain, topo.cluster.dns_upstream) == ("lab.example",
+                                                                    "192.168.100.9:5353")
+
+
+@pytest.mark.parametrize("upstream, message", [
+    ("8.8.8.8", "8.8.8.8 is outside the lab"),
+    ("dns.google", "'dns.google' is not an IPv4 address"),
+    ("10.244.0.53:0", "'0' is not a port"),
+])
+def test_a_dns_upstream_outside_the_lab_is_refused(tmp_path: Path, upstream: str,
+                                                   message: str) -> None:
+    with pytest.raises(TopologyError) as err:
+        load(tmp_path, f"cluster:\n  dns: {{upstream: '{upstream}'}}\n" + MINIMAL)
+    [problem] = err.value.problems
+    assert problem.path == "cluster.dns.upstream" and problem.line == 2
+    assert message in problem.message and "inside the lab" in problem.fix
