@@ -177,7 +177,9 @@ class ClusterRecords:
 
     ``ns_ips`` are the server's own addresses: the zone's NS record points at the
     Service whose endpoint has one of them (else at ``ns.dns.<zone>``), as
-    CoreDNS does with its local IPs.
+    CoreDNS does with its local IPs. The zone, TTL and ``ns_ips`` are fixed once
+    serving: the server caches answers until ``serial`` moves, which only the
+    objects' changes do.
     """
 
     def __init__(self, zone: str = "cluster.local", ttl: int = 30, *,
@@ -192,7 +194,7 @@ class ClusterRecords:
         self._slices: dict[Key, _Slice] = {}
         self._slices_by_service: dict[Key, dict[Key, None]] = {}
         self._slices_by_ip: dict[str, dict[Key, None]] = {}
-        self._pods: dict[Key, tuple[str, ...]] = {}
+        self._pods: dict[Key, None] = {}
         self._namespaces: dict[str, int] = {}  # objects held per namespace: does it exist
 
     # --- the objects ---------------------------------------------------------------------------
@@ -210,7 +212,7 @@ class ClusterRecords:
         else:
             # ``pods insecure`` answers without looking pods up: they only tell
             # which namespaces exist.
-            self._pods[key] = ()
+            self._pods[key] = None
         self._namespaces[key[0]] = self._namespaces.get(key[0], 0) + 1
         self._changed()
 
@@ -246,7 +248,9 @@ class ClusterRecords:
     def _add_service(self, key: Key, obj: Mapping[str, Any]) -> None:
         spec = obj.get("spec") or {}
         kind = str(spec.get("type") or "ClusterIP")
-        raw_ips = spec.get("clusterIPs") or [spec.get("clusterIP")]
+        raw_ips = spec.get("clusterIPs")
+        if not isinstance(raw_ips, list) or not raw_ips:
+            raw_ips = [spec.get("clusterIP")]
         headless = kind != "ExternalName" and raw_ips[0] == "None"
         ips: tuple[str, ...] = ()
         if kind != "ExternalName" and not headless:
@@ -279,9 +283,10 @@ class ClusterRecords:
 
     def _remove(self, kind: str, key: Key) -> bool:
         """Drop one object and its index entries; whether it was held."""
-        old = self._held(kind).pop(key, None)
-        if old is None:
+        held = self._held(kind)
+        if key not in held:
             return False
+        old = held.pop(key)
         if isinstance(old, _Service):
             for ip in old.cluster_ips:
                 _unindex(self._service_by_ip, ip, key)
@@ -393,6 +398,8 @@ class ClusterRecords:
         ``None`` covers names outside the zone and reverse names of addresses
         not held (and non-PTR reverse queries): the caller forwards or refuses
         them. Queries that are not a single IN-class QUERY get an error response.
+        ``query`` must not have QR set (dnspython's FormError): the server drops
+        such messages before they get here.
         """
         response = dns.message.make_response(query, our_payload=OUR_PAYLOAD)
         response.flags |= query.flags & dns.flags.CD
