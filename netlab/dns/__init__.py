@@ -2,13 +2,12 @@
 
 ``records.py`` holds the Services, EndpointSlices and Pods and answers a parsed
 query (pure); ``server.py`` serves it over UDP and TCP, forwarding the names
-outside the zone to an upstream or refusing them. The component that feeds the
-records from the API server's watches is ``__main__.py``.
+outside the zone to an upstream or refusing them; ``metrics.py`` renders its
+counters for Prometheus. ``addon.py`` builds the ``kube-system/kube-dns`` objects
+(pure, and free of dnspython: the supervisor and the kubelet flags need only the
+Service address). The component that feeds the records from the API server's
+watches is ``__main__.py``; ``lookup.py`` is a pod's resolver, for
+``netlab dns lookup``.
+
+Nothing is imported here, so that ``netlab.dns.addon`` stays light.
 """
-
-from __future__ import annotations
-
-from netlab.dns.records import ClusterRecords
-from netlab.dns.server import DNSServer, start_dns_server
-
-__all__ = ["ClusterRecords", "DNSServer", "start_dns_server"]

@@ -112,7 +112,8 @@ async def _http(server_ref: list[DNSServer], synced: asyncio.Event, host: str,
 
 async def run(args: argparse.Namespace) -> None:
     client = client_from_args(args)
-    records = ClusterRecords(zone=args.zone, ttl=args.ttl)
+    records = ClusterRecords(zone=args.zone, ttl=args.ttl,
+                             ns_ips=(addon.cluster_dns_ip(args.service_cidr),))
     informers = SharedInformers(client)
     _feed(informers, records)
     stop = asyncio.Event()

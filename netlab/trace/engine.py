@@ -123,7 +123,9 @@ def run_trace(lab: str, src: str, dst: str, *, port: int | None = None,
     if protocol != "icmp" and send_error is None:
         reserved = probe.reserve_port(src_place.netns, protocol, src_ip)
         sport = reserved.getsockname()[1]
-    the_probe = probe.new_probe(protocol, src_ip, dst_place.ip, sport, dst_place.port)
+    payload = probe.dns_query(dst_place.query) if dst_place.query and protocol == "udp" \
+        else None
+    the_probe = probe.new_probe(protocol, src_ip, dst_place.ip, sport, dst_place.port, payload)
     frames: list[Frame] = []
     tracer: NfTrace | None = None
     captures: CaptureSet | None = None

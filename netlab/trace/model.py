@@ -74,10 +74,14 @@ class Place:
     netns: str | None = None
     protocol: str | None = None  # a Service port's protocol, when the DST named one
     service: str | None = None  # ns/name:port of the Service a DST reaches
+    query: str | None = None  # for a DST of ``dns`` or ``dns/NAME``: the name asked for
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "ip": self.ip, "port": self.port,
-                "node": self.node, "namespace": self.netns, "service": self.service}
+        out = {"kind": self.kind, "name": self.name, "ip": self.ip, "port": self.port,
+               "node": self.node, "namespace": self.netns, "service": self.service}
+        if self.query:
+            out["query"] = self.query
+        return out
 
     def describe(self) -> str:
         where = f" on {self.node}" if self.node and self.kind == "pod" else ""
@@ -85,7 +89,8 @@ class Place:
         if self.kind == "ip":
             return addr
         if self.kind == "service":
-            return f"svc/{self.name} ({addr})"
+            asked = f", DNS query A {self.query}" if self.query else ""
+            return f"svc/{self.name} ({addr}){asked}"
         return f"{self.kind} {self.name}{where} ({addr})"
 
 

@@ -37,14 +37,24 @@ class SendError(OSError):
     """The probe could not leave its source (typically: no route)."""
 
 
-def new_probe(proto: str, src: str, dst: str, sport: int | None, dport: int | None) -> Probe:
-    """A probe with a fresh random tag (pure but for the randomness)."""
+def new_probe(proto: str, src: str, dst: str, sport: int | None, dport: int | None,
+              payload: bytes | None = None) -> Probe:
+    """A probe with a fresh random tag (pure but for the randomness). A UDP ``payload``
+    (a DNS query, with its random id) is the tag itself: the server answers it."""
     token = secrets.token_hex(4).encode()
     return Probe(proto=proto, src=src, dst=dst, sport=sport if proto != "icmp" else None,
                  dport=dport if proto != "icmp" else None,
                  ip_id=secrets.randbelow(0xFFFE) + 1,  # 0 would make the kernel pick one
                  seq=secrets.randbits(32) if proto == "tcp" else secrets.randbelow(0xFFFF) + 1,
-                 icmp_id=secrets.randbelow(0xFFFF) + 1, tag=TAG_PREFIX + token)
+                 icmp_id=secrets.randbelow(0xFFFF) + 1,
+                 tag=payload if payload and proto == "udp" else TAG_PREFIX + token)
+
+
+def dns_query(name: str) -> bytes:
+    """A recursive A query for ``name`` with a random id: a DNS probe's payload."""
+    import dns.message
+
+    return dns.message.make_query(name, "A").to_wire()
 
 
 def build(probe: Probe) -> bytes:

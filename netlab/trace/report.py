@@ -91,7 +91,28 @@ def to_json(result: TraceResult, reply: bool = True) -> dict[str, Any]:
         "captured": list(result.namespaces), "nftrace": list(result.nftrace),
         "pcaps": list(result.pcaps), "durationMs": round(result.duration_ms, 1),
         "warnings": list(result.warnings),
+        **({"dnsAnswer": {"rcode": answer[0], "records": answer[1:]}}
+           if (answer := dns_answer(result)) is not None else {}),
     }
+
+
+def dns_answer(result: TraceResult) -> list[str] | None:
+    """For a DNS probe: the answer code and records of the reply the source received."""
+    if not result.dst.query:
+        return None
+    received = [h for h in result.hops if h.path == "reply" and h.packet.payload]
+    if not received:
+        return None
+    import dns.exception
+    import dns.message
+    import dns.rcode
+
+    try:
+        message = dns.message.from_wire(received[-1].packet.payload)
+    except dns.exception.DNSException:
+        return None
+    return [dns.rcode.to_text(message.rcode()),
+            *(line for rrset in message.answer for line in rrset.to_text().splitlines())]
 
 
 def _packet(hop: Hop) -> str:
@@ -161,6 +182,9 @@ def to_table(result: TraceResult, reply: bool = True) -> str:
             lines += ["  " + line for line in _columns([HEADERS, *_rows(hops)])]
     lines.append("")
     lines.append(verdict_line(result))
+    answer = dns_answer(result)
+    if answer is not None:
+        lines.append(f"dns answer: {answer[0]}" + "".join(f"\n  {r}" for r in answer[1:]))
     lines += [f"warning: {w}" for w in result.warnings]
     if result.pcaps:
         lines.append(f"pcaps: {', '.join(f['file'] for f in result.pcaps)}")

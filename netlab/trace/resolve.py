@@ -35,6 +35,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from netlab.topology.plan import LabPlan
@@ -317,6 +318,16 @@ def _service_target(name: str, port: str | None, services: Sequence[ServiceRecor
     raise ResolveError(f"no service {name!r} in namespace {namespace} (services: {known})")
 
 
+def _dns_target(name: str, plan: LabPlan, services: Sequence[ServiceRecord],
+                namespace: str) -> Place:
+    """The kube-dns Service's UDP port, with the name a pod's resolver asks first."""
+    from netlab.dns.lookup import candidates, cluster_searches
+
+    place = _service_target("kube-system/kube-dns", "dns", services, namespace)
+    query = candidates(name, cluster_searches(namespace, plan.topology.cluster.dns_domain))[0]
+    return replace(place, query=query)
+
+
 def _nodeport_target(plan: LabPlan, name: str, port: str,
                      services: Sequence[ServiceRecord]) -> Place:
     if not port.isdigit():
@@ -335,10 +346,16 @@ def _nodeport_target(plan: LabPlan, name: str, port: str,
 def resolve_target(text: str, plan: LabPlan, pods: Sequence[PodRecord],
                    services: Sequence[ServiceRecord] = (), namespace: str = "default",
                    port: int | None = None) -> Place:
-    """DST: a pod, a node, ``svc/NAME[:PORT]``, ``node/NAME:PORT`` (NodePort) or ``IP[:PORT]``.
+    """DST: a pod, a node, ``svc/NAME[:PORT]``, ``node/NAME:PORT`` (NodePort), ``IP[:PORT]``,
+    or ``dns`` / ``dns/NAME``: a DNS query (for NAME, as a pod in ``namespace`` first asks
+    it; by default ``kubernetes.default.svc.<zone>.``) to the kube-dns Service.
 
     ``port`` (``--port``) applies when the text names none.
     """
+    if text == "dns" or text.startswith("dns/"):
+        zone = plan.topology.cluster.dns_domain
+        return _dns_target(text[4:] or f"kubernetes.default.svc.{zone}.", plan, services,
+                           namespace)
     head, text_port = _split_port(text)
     try:
         ipaddress.IPv4Address(head)

@@ -173,6 +173,12 @@ def test_the_kube_dns_service_is_published_on_the_tenth_address(dns_lab):
         ("dns", 53, "UDP"), ("dns-tcp", 53, "TCP"), ("metrics", 9153, "TCP")}
     resolv = _in_pod(dns_lab, "dns-a", "client", "cat /etc/resolv.conf")
     assert f"nameserver {DNS_IP}" in resolv.splitlines()
+    # The metrics port, through the same Service, counts the queries pods made.
+    _dig(dns_lab, "dns-a", f"kubernetes.default.svc.{ZONE}")
+    metrics = _in_pod(dns_lab, "dns-a", "client", f"curl -s --max-time 5 http://{DNS_IP}:9153/metrics")
+    counts = [float(line.split()[-1]) for line in metrics.splitlines()
+              if line.startswith("coredns_dns_requests_total{") and 'type="A"' in line]
+    assert counts and sum(counts) >= 1, metrics
 
 
 def test_services_resolve_by_short_name_across_namespaces_and_over_tcp(dns_lab):
@@ -298,3 +304,19 @@ def test_answers_resume_after_kill_9_without_stale_records(dns_lab):
     wait_for(lambda: _dig(dns_lab, "dns-a", f"web.dns-a.svc.{ZONE}") == [[web_ip]], 60,
              interval=0.5, what="answers after the supervisor restarted the DNS component")
     assert _dig(dns_lab, "dns-a", gone) == [[]]
+
+
+def test_netlab_trace_follows_a_dns_query_through_kube_proxy_and_back(dns_lab):
+    web_ip = _get(dns_lab, "-n", "dns-a", "service", "web")["spec"]["clusterIP"]
+    out = netlab_cli("trace", "--lab", dns_lab["lab"].name, "-n", "dns-a", "pod/client", "dns/web",
+                     "-o", "json")
+    assert out.returncode == 0, out.stderr
+    trace = json.loads(out.stdout)
+    assert trace["dst"]["query"] == f"web.dns-a.svc.{ZONE}."
+    assert trace["verdict"]["result"] == "delivered"
+    assert trace["dnsAnswer"]["rcode"] == "NOERROR"
+    assert trace["dnsAnswer"]["records"][0].split()[-2:] == ["A", web_ip]
+    forward = [h for h in trace["hops"] if h["path"] == "forward"]
+    assert any(c.get("kind") == "dnat" and c.get("to", "").endswith(":53")
+               for h in forward for c in h.get("changes") or []), forward
+    assert forward[-1]["node"] == "control-plane"  # where the DNS component listens

@@ -24,8 +24,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from netlab.dns import ClusterRecords, DNSServer, start_dns_server
-from netlab.dns.server import parse_upstream
+from netlab.dns.records import ClusterRecords
+from netlab.dns.server import DNSServer, parse_upstream, start_dns_server
 
 pytestmark = pytest.mark.unit
 

@@ -55,6 +55,22 @@ def test_targets_services_nodeports_and_addresses():
         resolve_target("a:80", p, PODS)
 
 
+def test_dns_targets_ask_kube_dns_for_the_name_a_pod_asks_first():
+    p = plan()
+    kube_dns = ServiceRecord("kube-system", "kube-dns", "10.96.0.10", (
+        ServicePortRecord("dns", 53, "udp"), ServicePortRecord("dns-tcp", 53, "tcp")))
+    default = resolve_target("dns", p, PODS, [kube_dns], namespace="team")
+    assert (default.ip, default.port, default.protocol, default.service) == (
+        "10.96.0.10", 53, "udp", "kube-system/kube-dns:dns")
+    assert default.query == "kubernetes.default.svc.cluster.local."
+    assert resolve_target("dns/web", p, PODS, [kube_dns], namespace="team").query == \
+        "web.team.svc.cluster.local."
+    assert resolve_target("dns/web.team.svc.cluster.local.", p, PODS, [kube_dns]).query == \
+        "web.team.svc.cluster.local."
+    with pytest.raises(ResolveError, match="no service 'kube-dns' in namespace kube-system"):
+        resolve_target("dns", p, PODS, SERVICES)
+
+
 def test_services_are_read_from_a_proxy_table():
     listing = (
         "table ip netlab-proxy {\n"
