@@ -320,3 +320,20 @@ def test_netlab_trace_follows_a_dns_query_through_kube_proxy_and_back(dns_lab):
     assert any(c.get("kind") == "dnat" and c.get("to", "").endswith(":53")
                for h in forward for c in h.get("changes") or []), forward
     assert forward[-1]["node"] == "control-plane"  # where the DNS component listens
+
+
+def test_answers_continue_while_the_api_server_is_down_and_catch_up_after(dns_lab):
+    kubeconfig, lab = dns_lab["kubeconfig"], dns_lab["lab"]
+    web_ip = _get(dns_lab, "-n", "dns-a", "service", "web")["spec"]["clusterIP"]
+    faults.kill_component(lab.name, "apiserver")
+    # Whatever the API server's state, the DNS server answers from what it knows.
+    assert _dig(dns_lab, "dns-a", f"web.dns-a.svc.{ZONE}", f"+tcp web.dns-a.svc.{ZONE}") == \
+        [[web_ip], [web_ip]]
+    wait_for(lambda: kubectl(kubeconfig, "get", "--raw", "/readyz").returncode == 0, 60,
+             interval=0.3, what="the API server to come back")
+    made = kubectl(kubeconfig, "create", "service", "clusterip", "late", "-n", "dns-a",
+                   "--tcp=80:8080")
+    assert made.returncode == 0, made.stderr
+    late_ip = _get(dns_lab, "-n", "dns-a", "service", "late")["spec"]["clusterIP"]
+    wait_for(lambda: _dig(dns_lab, "dns-a", f"late.dns-a.svc.{ZONE}") == [[late_ip]], 60,
+             interval=0.3, what="a Service made after the restart to resolve")
