@@ -43,8 +43,6 @@ KNOWN_CYCLES = [
     {"netlab.api.validation", "netlab.api.validation_apps", "netlab.api.validation_batch_policy",
      "netlab.api.validation_config"},
 ]
-# Still building links with pyroute2 themselves: to move into netlab.kernel (issue 11).
-KNOWN_NETLINK_USERS = {"netlab.lab.faults", "netlab.lab.network"}
 
 
 def _module_name(path: Path) -> str:
@@ -107,7 +105,7 @@ def _under(module: str, prefixes: tuple[str, ...] | str) -> bool:
 def test_only_kernel_touches_netlink_and_namespaces():
     offenders = []
     for module, path in MODULES.items():
-        if _under(module, "netlab.kernel") or module in KNOWN_NETLINK_USERS:
+        if _under(module, "netlab.kernel"):
             continue
         for name in _imports(module):
             if _under(name, "pyroute2"):
