@@ -27,23 +27,6 @@ COMPONENTS = ("netlab.node", "netlab.master", "netlab.lab", "netlab.cli", "netla
               "netlab.client", "netlab.images")
 PURE_FORBIDDEN = ("netlab.kernel", "netlab.node", "netlab.master", "netlab.lab", "netlab.cli")
 
-# Known exceptions, each to be resolved by the work named beside it.
-KNOWN_CYCLES = [
-    # The server-side-apply work (branch ssa) owns both files; resolved at that merge.
-    {"netlab.api.patch", "netlab.api.strategic_merge"},
-    # Split modules: the main module re-exports its *_group modules at its bottom
-    # and they import its helpers. To fix: the helpers into a base module.
-    {"netlab.api.defaults", "netlab.api.defaults_apps", "netlab.api.defaults_batch_policy",
-     "netlab.api.defaults_config"},
-    {"netlab.api.openapi_schemas", "netlab.api.openapi_schemas_apiextensions",
-     "netlab.api.openapi_schemas_apps", "netlab.api.openapi_schemas_batch_policy",
-     "netlab.api.openapi_schemas_config", "netlab.api.openapi_schemas_discovery",
-     "netlab.api.openapi_schemas_netrbac"},
-    {"netlab.api.tables", "netlab.api.tables_netrbac"},
-    {"netlab.api.validation", "netlab.api.validation_apps", "netlab.api.validation_batch_policy",
-     "netlab.api.validation_config"},
-]
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -171,5 +154,5 @@ def _cycles() -> list[set[str]]:
 
 
 def test_no_import_cycles():
-    cycles = [sorted(c) for c in _cycles() if c not in KNOWN_CYCLES]
+    cycles = [sorted(c) for c in _cycles()]
     assert cycles == []
