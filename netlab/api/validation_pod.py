@@ -26,7 +26,7 @@ from netlab.api.validation_base import (
     dns1123_subdomain,
     port_name,
 )
-from netlab.topology.quantity import QuantityError, parse_quantity
+from netlab.units import QuantityError, parse_quantity
 
 
 def _quantity(v: _V, value: Any, path: str) -> Any:

@@ -4,8 +4,8 @@
   pyroute2, or calls setns/unshare/mount itself (``os.setns``,
   ``os.unshare``, or through a libc handle).
 - No upward imports: ``topology`` and ``api`` are pure (nothing from kernel,
-  node, master, lab, cli); ``master`` never imports ``node``; ``kernel``
-  imports no component.
+  node, master, lab, cli); ``units`` imports nothing of netlab; ``master``
+  never imports ``node``; ``kernel`` imports no component.
 - No import cycles between modules. Every import counts, function-level ones
   too (only ``if TYPE_CHECKING:`` blocks are skipped): importing inside a
   function is netlab's deliberate pattern for start-up cost (commands, the
@@ -110,6 +110,8 @@ def test_no_upward_imports():
                 continue
             if _under(module, ("netlab.topology", "netlab.api")) and _under(name, PURE_FORBIDDEN):
                 offenders.append(f"{module} (pure) imports {name}")
+            if _under(module, "netlab.units"):
+                offenders.append(f"{module} (the lowest layer) imports {name}")
             if _under(module, "netlab.master") and _under(name, "netlab.node"):
                 offenders.append(f"{module} (master) imports {name}")
             if _under(module, "netlab.kernel") and _under(name, COMPONENTS):
