@@ -29,7 +29,7 @@ import psutil
 
 from netlab.kernel import netns, wiring
 from netlab.lab.state import components_path, load_state, read_json
-from netlab.topology import LabPlan, parse_topology, plan_lab
+from netlab.topology import LabPlan
 
 # How far a recorded component's process start may lie from the supervisor's note of
 # it: the note is taken just before the fork, so a larger gap means a reused pid.
@@ -67,7 +67,7 @@ def lab_plan(lab: str) -> LabPlan:
     state = load_state(lab)
     if state is None:
         raise FaultError(f"no lab named {lab} is up")
-    return plan_lab(parse_topology(state.spec, f"{lab} (recorded topology)"))
+    return state.plan()
 
 
 def _node(plan: LabPlan, node: str) -> Any:
