@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
 
+from netlab.units import parse_duration
+
 __all__ = ["NEVER", "CronError", "Schedule", "load_zone", "parse"]
 
 
@@ -135,29 +137,6 @@ def _field(text: str, spec: _Field) -> str:
     return ",".join(str(v) for v in sorted(values))
 
 
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-                   "m": 60.0, "h": 3600.0}
-_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def _go_duration(text: str) -> float:
-    """Go's ``time.ParseDuration`` in seconds (``1h30m``, ``90s``, ``1.5h``)."""
-    body = text.lstrip("+-")
-    negative = text.startswith("-")
-    if body == "0":
-        return 0.0
-    total, pos = 0.0, 0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if not m or m.group(1) in ("", "."):
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    if not body or total * 1e9 >= 2**63:  # Go durations are int64 nanoseconds
-        raise ValueError(f'time: invalid duration "{text}"')
-    return -total if negative else total
-
-
 # What robfig/cron's Next returns (its zero time) for a schedule that never fires; here
 # the far end of time, so that "the next run" simply never comes.
 NEVER = datetime.max.replace(tzinfo=timezone.utc)
@@ -223,7 +202,7 @@ def parse(spec: str) -> Schedule:
         if text.startswith("@every "):
             raw = text[len("@every "):]
             try:
-                delay = _go_duration(raw)
+                delay = parse_duration(raw, strict=True, signed=True)
             except ValueError as err:
                 raise CronError(f"failed to parse duration {text}: {err}") from None
             # robfig rounds the delay to whole seconds, at least one.

@@ -15,185 +15,27 @@ validation to report. Pure: no I/O.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, Callable
 
 from netlab.api import defaults_netrbac
 from netlab.api.defaults_apps import default_daemonset, default_statefulset
+from netlab.api.defaults_batch_policy import default_cronjob
 from netlab.api.defaults_config import default_replicationcontroller, default_secret
+from netlab.api.defaults_pod import (  # noqa: F401 (re-exported: callers use defaults.<name>)
+    DEFAULT_SCHEDULER,
+    DEFAULT_TERMINATION_GRACE_PERIOD,
+    QOS_RESOURCES,
+    _dict,
+    _dicts,
+    default_pod,
+    default_pod_spec,
+    default_pod_template,
+    image_pull_policy,
+    pod_qos_class,
+)
 from netlab.api.validation_crd import default_crd
-from netlab.topology.quantity import QuantityError, parse_quantity
 
-DEFAULT_TERMINATION_GRACE_PERIOD = 30
-DEFAULT_SCHEDULER = "default-scheduler"
 PERCENT_25 = "25%"
-QOS_RESOURCES = ("cpu", "memory")
-
-
-def _dict(parent: dict, key: str) -> dict | None:
-    """``parent[key]`` if it is a dict, creating it when absent; None if it has another type."""
-    value = parent.get(key)
-    if value is None:
-        value = parent[key] = {}
-    return value if isinstance(value, dict) else None
-
-
-def _dicts(value: Any) -> list[dict]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-# --- pods and pod templates -------------------------------------------------------------------
-
-
-def image_pull_policy(image: str) -> str:
-    """Always for ``:latest`` or untagged images, IfNotPresent otherwise (digests included)."""
-    if "@" in image:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return "Always"
-    return "Always" if last.rsplit(":", 1)[1] == "latest" else "IfNotPresent"
-
-
-def _default_probe(probe: Any) -> None:
-    if not isinstance(probe, dict):
-        return
-    probe.setdefault("timeoutSeconds", 1)
-    probe.setdefault("periodSeconds", 10)
-    probe.setdefault("successThreshold", 1)
-    probe.setdefault("failureThreshold", 3)
-    _default_handler(probe)
-
-
-def _default_handler(handler: Any) -> None:
-    if not isinstance(handler, dict):
-        return
-    http = handler.get("httpGet")
-    if isinstance(http, dict):
-        http.setdefault("path", "/")
-        http.setdefault("scheme", "HTTP")
-
-
-def _default_container(c: dict, host_network: bool) -> None:
-    image = c.get("image")
-    if isinstance(image, str) and image and "imagePullPolicy" not in c:
-        c["imagePullPolicy"] = image_pull_policy(image)
-    c.setdefault("terminationMessagePath", "/dev/termination-log")
-    c.setdefault("terminationMessagePolicy", "File")
-    c.setdefault("resources", {})
-    for port in _dicts(c.get("ports")):
-        port.setdefault("protocol", "TCP")
-        if host_network and "hostPort" not in port and "containerPort" in port:
-            port["hostPort"] = port["containerPort"]
-    for env in _dicts(c.get("env")):
-        field_ref = (env.get("valueFrom") or {}).get("fieldRef") if isinstance(
-            env.get("valueFrom"), dict) else None
-        if isinstance(field_ref, dict):
-            field_ref.setdefault("apiVersion", "v1")
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        _default_probe(c.get(probe))
-    lifecycle = c.get("lifecycle")
-    if isinstance(lifecycle, dict):
-        _default_handler(lifecycle.get("postStart"))
-        _default_handler(lifecycle.get("preStop"))
-
-
-_MODE_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
-
-
-def _default_volume(v: dict) -> None:
-    sources = [k for k in v if k != "name"]
-    if not sources:
-        v["emptyDir"] = {}
-        return
-    for key in _MODE_SOURCES:
-        src = v.get(key)
-        if isinstance(src, dict):
-            src.setdefault("defaultMode", 420)  # 0644
-    host_path = v.get("hostPath")
-    if isinstance(host_path, dict):
-        host_path.setdefault("type", "")
-
-
-def default_pod_spec(spec: dict) -> None:
-    """``SetDefaults_PodSpec`` and what it calls; shared by pods and pod templates."""
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_PERIOD)
-    spec.setdefault("schedulerName", DEFAULT_SCHEDULER)
-    spec.setdefault("securityContext", {})
-    host_network = spec.get("hostNetwork") is True
-    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
-        _default_container(c, host_network)
-    for v in _dicts(spec.get("volumes")):
-        _default_volume(v)
-
-
-def _requests_from_limits(c: dict) -> None:
-    # Only pods get this, not templates: a template's resources stay as written.
-    resources = c.get("resources")
-    if not isinstance(resources, dict):
-        return
-    limits = resources.get("limits")
-    if not isinstance(limits, dict) or not limits:
-        return
-    requests = resources.get("requests")
-    if requests is None:
-        requests = resources["requests"] = {}
-    if isinstance(requests, dict):
-        for name, value in limits.items():
-            requests.setdefault(name, value)
-
-
-def default_pod(obj: dict) -> None:
-    """``SetDefaults_Pod``: the pod spec defaults plus the pod-only ones."""
-    spec = _dict(obj, "spec")
-    if spec is None:
-        return
-    default_pod_spec(spec)
-    spec.setdefault("enableServiceLinks", True)
-    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
-        _requests_from_limits(c)
-
-
-def default_pod_template(template: Any) -> None:
-    if not isinstance(template, dict):
-        return
-    spec = _dict(template, "spec")
-    if spec is not None:
-        default_pod_spec(spec)
-
-
-def _quantity(value: Any) -> Decimal | None:
-    try:
-        return parse_quantity(value)
-    except (QuantityError, TypeError, ValueError, ArithmeticError):
-        return None
-
-
-def pod_qos_class(spec: dict) -> str:
-    """``qos.GetPodQOS``: Guaranteed, Burstable or BestEffort from cpu/memory resources."""
-    requests: dict[str, Decimal] = {}
-    limits: dict[str, Decimal] = {}
-    guaranteed = True
-    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
-        resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
-        for kind, acc in (("requests", requests), ("limits", limits)):
-            values = resources.get(kind) if isinstance(resources.get(kind), dict) else {}
-            for name in QOS_RESOURCES:
-                q = _quantity(values.get(name)) if name in values else None
-                if q is not None and q > 0:
-                    acc[name] = acc.get(name, Decimal(0)) + q
-        climits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
-        if not all(_quantity(climits.get(n)) for n in QOS_RESOURCES if n in climits) or \
-                not all(n in climits for n in QOS_RESOURCES):
-            guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if guaranteed and all(requests.get(n) == limits.get(n) for n in QOS_RESOURCES) and \
-            set(requests) == set(limits):
-        return "Guaranteed"
-    return "Burstable"
 
 
 # --- services ---------------------------------------------------------------------------------
@@ -367,6 +209,7 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
     "APIService": defaults_netrbac.default_apiservice,
     "Secret": default_secret,
     "ReplicationController": default_replicationcontroller,
+    "CronJob": default_cronjob,
 }
 
 
@@ -376,9 +219,3 @@ def apply_defaults(kind: str, obj: dict) -> dict:
     if defaulter is not None:
         defaulter(obj)
     return obj
-
-
-# Kinds defaulted in their own modules (imported last: they build on the helpers above).
-from netlab.api.defaults_batch_policy import default_cronjob  # noqa: E402
-
-_DEFAULTERS["CronJob"] = default_cronjob

@@ -10,19 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from netlab.api.defaults_pod import _dict, default_pod_template
+
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 
 
-def _dict(parent: dict, key: str) -> dict | None:
-    value = parent.get(key)
-    if value is None:
-        value = parent[key] = {}
-    return value if isinstance(value, dict) else None
-
-
 def _template(spec: dict) -> None:
-    from netlab.api.defaults import default_pod_template  # defaults imports this module
-
     default_pod_template(spec.get("template"))
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from netlab.api.defaults import _dict, default_pod_template
+from netlab.api.defaults_pod import _dict, default_pod_template
 
 
 def default_cronjob(obj: dict) -> None:

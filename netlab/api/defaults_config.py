@@ -8,6 +8,7 @@ registers these functions in its table. Pure: no I/O.
 
 from __future__ import annotations
 
+from netlab.api.defaults_pod import default_pod_template
 from netlab.api.objects import deep_copy
 
 
@@ -17,9 +18,6 @@ def default_secret(obj: dict) -> None:
 
 
 def default_replicationcontroller(obj: dict) -> None:
-    # Imported here: defaults imports this module to register these functions.
-    from netlab.api.defaults import default_pod_template
-
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return

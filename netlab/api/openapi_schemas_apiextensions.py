@@ -9,7 +9,21 @@ any schema and the structural check (:mod:`netlab.api.structural`) judges it ins
 
 from __future__ import annotations
 
-from netlab.api.openapi_schemas import AS, FREE, I32, OBJ, TIME, A, B, M, R, S, _def, _kind, obj
+from netlab.api.openapi_schemas_base import (
+                                    AS,
+                                    FREE,
+                                    I32,
+                                    OBJ,
+                                    TIME,
+                                    A,
+                                    B,
+                                    M,
+                                    R,
+                                    S,
+                                    _def,
+                                    _kind,
+                                    obj,
+)
 
 _def("apiext.JSONSchemaProps", dict(FREE, description="A JSON-Schema following "
                                     "Specification Draft 4 (http://json-schema.org/)."))

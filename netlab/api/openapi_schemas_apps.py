@@ -9,7 +9,7 @@ matter: strict field validation refuses what is not declared here, and
 
 from __future__ import annotations
 
-from netlab.api.openapi_schemas import (
+from netlab.api.openapi_schemas_base import (
     I32,
     I64,
     IOS,

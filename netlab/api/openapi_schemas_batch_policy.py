@@ -8,7 +8,7 @@ CronJob's ``jobTemplate`` reuses the Job schemas defined there.
 
 from __future__ import annotations
 
-from netlab.api.openapi_schemas import (
+from netlab.api.openapi_schemas_base import (
     I32,
     I64,
     IOS,

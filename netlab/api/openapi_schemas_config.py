@@ -8,7 +8,7 @@ base64 strings on the wire (``format: byte``).
 
 from __future__ import annotations
 
-from netlab.api.openapi_schemas import (
+from netlab.api.openapi_schemas_base import (
     I32,
     I64,
     MAP,

@@ -9,7 +9,7 @@ atomic lists, an endpoint's ``addresses`` a set, an ``EndpointPort`` an atomic m
 
 from __future__ import annotations
 
-from netlab.api.openapi_schemas import AS, I32, SMAP, A, B, R, S, _def, _kind, obj
+from netlab.api.openapi_schemas_base import AS, I32, SMAP, A, B, R, S, _def, _kind, obj
 
 _def("disc.EndpointConditions", obj(ready=B, serving=B, terminating=B))
 _def("disc.ForZone", obj(("name",), name=S))

@@ -2,8 +2,9 @@
 authorization.k8s.io/v1, authentication.k8s.io/v1 (SelfSubjectReview) and
 apiregistration.k8s.io/v1, restated from k8s.io/api and kube-aggregator.
 
-Data only, in the shapes and with the builders of :mod:`netlab.api.openapi_schemas`, which
-imports this module at its end so that these ``_def``/``_kind`` calls land in its tables.
+Data only, in the shapes and with the builders of :mod:`netlab.api.openapi_schemas_base`;
+:mod:`netlab.api.openapi_schemas` imports this module at its end so that these
+``_def``/``_kind`` calls land in the tables it serves.
 The same two consumers depend on completeness here: kubectl's apply patch computation and
 ``fieldValidation=Strict``. The access reviews have no List kind (they are never stored),
 so their generated List schemas are dropped, as ``Scale``'s are.
@@ -11,7 +12,7 @@ so their generated List schemas are dropped, as ``Scale``'s are.
 
 from __future__ import annotations
 
-from netlab.api.openapi_schemas import (
+from netlab.api.openapi_schemas_base import (
     _PREFIXES,
     AS,
     I32,

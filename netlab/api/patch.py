@@ -22,6 +22,17 @@ import copy
 import json
 from typing import Any, Optional
 
+from netlab.api.patch_base import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_TYPES,
+    STRATEGIC_MERGE_PATCH,
+    PatchError,
+    UnsupportedPatchType,
+    json_equal,
+)
+from netlab.api.strategic_merge import apply_strategic_merge_patch as _apply_smp
+
 __all__ = [
     "JSON_PATCH",
     "MERGE_PATCH",
@@ -34,43 +45,6 @@ __all__ = [
     "apply_strategic_merge_patch",
     "json_equal",
 ]
-
-JSON_PATCH = "application/json-patch+json"
-MERGE_PATCH = "application/merge-patch+json"
-STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
-PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH)
-
-
-class PatchError(ValueError):
-    """A patch that cannot be applied. ``code`` is the HTTP status to answer with:
-    400 for a malformed patch, 422 for a well-formed one that does not apply."""
-
-    def __init__(self, message: str, code: int = 422) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class UnsupportedPatchType(PatchError):
-    """A Content-Type that is not one of the three patch types (HTTP 415)."""
-
-    def __init__(self, content_type: str) -> None:
-        # The apiserver's negotiation.NewUnsupportedMediaTypeError wording.
-        super().__init__("the body of the request was in an unknown format - accepted media "
-                         "types include: " + ", ".join(PATCH_TYPES), code=415)
-        self.content_type = content_type
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Equality of JSON values: 1 == 1.0, but true != 1 and "1" != 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,10 +200,7 @@ def apply_json_patch(target: Any, ops: Any) -> Any:
 
 def apply_strategic_merge_patch(target: dict, patch: dict, schema: Any = None) -> dict:
     """Kubernetes strategic merge patch; see :mod:`netlab.api.strategic_merge`."""
-    # Imported here: strategic_merge imports PatchError from this module.
-    from netlab.api.strategic_merge import apply_strategic_merge_patch as apply_smp
-
-    return apply_smp(target, patch, schema)
+    return _apply_smp(target, patch, schema)
 
 
 def apply_patch(content_type: str, target: dict, body_bytes: bytes,

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from netlab.api.patch import PatchError, json_equal
+from netlab.api.patch_base import PatchError, json_equal
 
 __all__ = [
     "SCHEMAS",

@@ -14,9 +14,8 @@ headers, a NAMESPACE column first with ``-A``), so ``netlab get`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Optional, Union
+from typing import Any, Union
 
 from netlab.api import (
     customresources,
@@ -25,7 +24,9 @@ from netlab.api import (
     printers_batch_policy,
     printers_config,
     resources,
+    tables_netrbac,
 )
+from netlab.api.tables_base import _AGE, _NAME, Column, Printer
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -35,36 +36,8 @@ _MIN_WIDTH = 6
 _PADDING = 3
 
 
-@dataclass(frozen=True)
-class Column:
-    """One TableColumnDefinition; ``priority`` 1 columns show only with ``-o wide``."""
-
-    name: str
-    type: str = "string"
-    format: str = ""
-    description: str = ""
-    priority: int = 0
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "type": self.type, "format": self.format,
-                "description": self.description, "priority": self.priority}
-
-
-@dataclass(frozen=True)
-class Printer:
-    """A kind's columns, in Kubernetes' order, and the function computing a row's cells."""
-
-    columns: tuple[Column, ...]
-    cells: Callable[[dict, datetime], list]
-    # Row conditions; only pods have them (Completed, for finished pods).
-    conditions: Optional[Callable[[dict], list]] = None
-
-
 # --- columns of each kind -------------------------------------------------------------------------
 
-_NAME = Column("Name", format="name", description="Name of the object, unique within its "
-               "namespace (or the cluster, for cluster-scoped kinds).")
-_AGE = Column("Age", description="Time since the object was created (metadata.creationTimestamp).")
 _CONTAINERS = Column("Containers", priority=1, description="Container names in the pod template.")
 _IMAGES = Column("Images", priority=1, description="Container images in the pod template.")
 _SELECTOR = Column("Selector", priority=1, description="Label selector for the pods managed.")
@@ -231,6 +204,8 @@ DEFAULT_PRINTER = Printer((
 ), printers.default_cells)
 # kube-apiserver prints CRDs with the default columns too: NAME, CREATED AT.
 PRINTERS["CustomResourceDefinition"] = DEFAULT_PRINTER
+# Printers of further groups live in their own modules.
+PRINTERS.update(tables_netrbac.PRINTERS)
 
 
 def printer_for(kind: str) -> Printer:
@@ -410,7 +385,3 @@ def _tabulate(lines: list[list[str]]) -> str:
         padded = [cell.ljust(widths[j]) for j, cell in enumerate(line[:-1])]
         out.append("".join(padded) + (line[-1] if line else ""))
     return "\n".join(out) + "\n"
-
-
-# Printers of further groups live in their own modules; importing them registers them above.
-from netlab.api import tables_netrbac  # noqa: E402,F401

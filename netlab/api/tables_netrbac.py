@@ -2,8 +2,8 @@
 kinds and APIService, as kube-apiserver's printers (pkg/printers/internalversion and
 kube-aggregator's table convertor) print them.
 
-Importing this module (which :mod:`netlab.api.tables` does at its end) adds these kinds to
-``tables.PRINTERS``. Access reviews are never listed and have no printer. Pure: no I/O.
+:mod:`netlab.api.tables` adds this module's ``PRINTERS`` to its own. Access reviews are
+never listed and have no printer. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from netlab.api.printers import _age, _get, _name, format_label_selector
-from netlab.api.tables import _AGE, _NAME, PRINTERS, Column, Printer
+from netlab.api.tables_base import _AGE, _NAME, Column, Printer
 
 Obj = dict
 
@@ -126,7 +126,7 @@ _BINDING = (
     Column("ServiceAccounts", priority=1, description="Service accounts bound to the role."),
 )
 
-PRINTERS.update({
+PRINTERS: dict[str, Printer] = {
     "NetworkPolicy": Printer((
         _NAME,
         Column("Pod-Selector", description="Pods the policy applies to."),
@@ -156,4 +156,4 @@ PRINTERS.update({
         Column("Available", description="Whether the group version is available."),
         _AGE,
     ), apiservice_cells),
-})
+}

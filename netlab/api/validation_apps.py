@@ -6,16 +6,17 @@ and their update checks), registered into :mod:`netlab.api.validation`'s tables.
 One netlab-specific rule: a StatefulSet with ``volumeClaimTemplates`` is refused,
 naming that field, because the lab has no storage to provision claims from.
 
-The selector/template rules shared with Deployments live in ``validation``; they are
-imported inside the functions because ``validation`` imports this module. Pure.
+The selector/template rules shared with Deployments live in ``validation_pod``. Pure.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from netlab.api import validation_base as base
 from netlab.api.errors import forbidden_field, invalid, required
-from netlab.api.validation_base import _V, dns1123_label
+from netlab.api.validation_base import _V, _immutable, dns1123_label
+from netlab.api.validation_pod import _selector_and_template
 
 NO_STORAGE_MSG = ("netlab has no storage: PersistentVolumeClaims cannot be provisioned in "
                   "the lab, so volumeClaimTemplates must be empty")
@@ -47,12 +48,10 @@ def _selector_shape(v: _V, spec: dict) -> bool:
 
 
 def _template_rules(v: _V, spec: dict, what: str, kind: str) -> None:
-    from netlab.api import validation as core
-
     if not _selector_shape(v, spec):
         return
-    core._selector_and_template(v, spec, what, f"empty selector is invalid for {what}",
-                                ("Always",))
+    _selector_and_template(v, spec, what, f"empty selector is invalid for {what}",
+                           ("Always",))
     tspec = (spec.get("template") or {}).get("spec") if isinstance(
         spec.get("template"), dict) else None
     if isinstance(tspec, dict) and tspec.get("activeDeadlineSeconds") is not None:
@@ -61,9 +60,7 @@ def _template_rules(v: _V, spec: dict, what: str, kind: str) -> None:
 
 
 def _int_or_percent(v: _V, parent: dict, key: str, path: str) -> float | None:
-    from netlab.api import validation as core
-
-    value = core._int_or_percent(v, parent, key, path)
+    value = base._int_or_percent(v, parent, key, path)
     if isinstance(parent.get(key), str) and value is not None and value > 100:
         v.add(invalid(path, parent[key], "must not be greater than 100%"))
     return value
@@ -92,9 +89,7 @@ def validate_daemonset(v: _V, obj: dict) -> None:
 
 
 def validate_daemonset_update(v: _V, new: dict, old: dict) -> None:
-    from netlab.api import validation as core
-
-    core._immutable(v, new, old, "spec", "selector")
+    _immutable(v, new, old, "spec", "selector")
 
 
 def validate_statefulset(v: _V, obj: dict) -> None:

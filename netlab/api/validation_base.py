@@ -274,4 +274,32 @@ def validate_meta(v: _V, kind: str, obj: dict, namespaced: bool) -> None:
                         v.add(invalid(path, f, msg))
 
 
-# --- pod spec ---------------------------------------------------------------------------------
+# --- rules several kinds share ----------------------------------------------------------------
+
+
+def _int_or_percent(v: _V, parent: dict, key: str, path: str) -> Optional[float]:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        v.add(invalid(path, value, "must be an integer or percentage"))
+        return None
+    if isinstance(value, str):
+        if not _PERCENT_RE.fullmatch(value):
+            v.add(invalid(path, value, _regex_msg(
+                "a valid percent string must be a numeric string followed by an ending '%'",
+                "[0-9]+%", "1%", "93%")))
+            return None
+        return float(value[:-1])
+    if value < 0:
+        v.add(invalid(path, value, "must be greater than or equal to 0"))
+    return float(value)
+
+
+def _immutable(v: _V, new: dict, old: dict, *path: str) -> None:
+    n, o = new, old
+    for p in path:
+        n = n.get(p) if isinstance(n, dict) else None
+        o = o.get(p) if isinstance(o, dict) else None
+    if n != o:
+        v.add(invalid(".".join(path), n, "field is immutable"))

@@ -3,8 +3,8 @@
 Follows pkg/apis/batch/validation (``ValidateCronJobCreate``: the schedule parsed as
 robfig/cron parses it, ``timeZone`` as an IANA name, the 52-character name limit that
 leaves room for the Job suffix, the job template) and pkg/apis/policy/validation
-(``ValidatePodDisruptionBudgetSpec``). :mod:`netlab.api.validation` imports this module at
-its end and adds these validators to its tables. Pure: no I/O.
+(``ValidatePodDisruptionBudgetSpec``). :mod:`netlab.api.validation` adds these validators to
+its tables. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ from typing import Any
 
 from netlab.api import cron, selectors
 from netlab.api.errors import invalid, not_supported, required
-from netlab.api.validation import (
-    _check_containers_present,
-    _int_or_percent,
-    validate_pod_spec,
-)
-from netlab.api.validation_base import _V
+from netlab.api.validation_base import _V, _int_or_percent
+from netlab.api.validation_pod import _check_containers_present, validate_pod_spec
 
 CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
 UNHEALTHY_POD_EVICTION_POLICIES = ("IfHealthyBudget", "AlwaysAllow")

@@ -16,6 +16,7 @@ from typing import Any
 from netlab.api import configdata, selectors
 from netlab.api.errors import FieldError, forbidden_field, invalid, required
 from netlab.api.validation_base import _V, _regex_msg
+from netlab.api.validation_pod import _check_containers_present, validate_pod_spec
 
 _KEY_FMT = "[-._a-zA-Z0-9]+"
 _KEY_RE = re.compile(_KEY_FMT)
@@ -176,9 +177,6 @@ def validate_serviceaccount(v: _V, obj: dict) -> None:
 
 
 def validate_replicationcontroller(v: _V, obj: dict) -> None:
-    # Imported here: validation imports this module to register these functions.
-    from netlab.api.validation import _check_containers_present, validate_pod_spec
-
     spec = v.obj(obj, "spec", "spec")
     v.non_negative(spec, "replicas", "spec.replicas")
     v.non_negative(spec, "minReadySeconds", "spec.minReadySeconds")

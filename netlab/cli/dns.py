@@ -37,7 +37,7 @@ def lookup(name: str, namespace: str, rdtype: str, node: str | None, lab: str | 
     from netlab.dns.lookup import lookup as resolve
     from netlab.kernel.netns import run_in_netns
     from netlab.lab.state import LabError, implied_lab, load_state
-    from netlab.topology import TopologyError, parse_topology
+    from netlab.topology import TopologyError
 
     try:
         lab = implied_lab(lab)
@@ -47,7 +47,7 @@ def lookup(name: str, namespace: str, rdtype: str, node: str | None, lab: str | 
     if state is None or not state.spec:
         fail(f"lab {lab} is not up", 2)
     try:
-        topology = parse_topology(state.spec, f"{lab} (recorded topology)")
+        topology = state.plan().topology
     except TopologyError as err:
         fail(str(err), 2)
     workers = [n.name for n in topology.cluster_nodes if n.role == "worker"]

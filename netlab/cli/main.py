@@ -84,8 +84,7 @@ def up(topology: str, dry_run: bool, quiet: bool, network_only: bool) -> None:
     _require_root()
     started = time.monotonic()
     try:
-        state = lifecycle.up(topology, progress=_progress(quiet),
-                             control_plane=not network_only)
+        state = lifecycle.up(topo, progress=_progress(quiet), control_plane=not network_only)
     except lifecycle.LabError as err:
         fail(str(err))
     if not quiet:
@@ -163,7 +162,6 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
     _require_root()
     from netlab.lab import components, lifecycle, state
     from netlab.lab.pki import etcd_pki_paths
-    from netlab.topology import parse_topology
 
     try:
         lab = state.implied_lab(lab)
@@ -172,7 +170,7 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
             raise lifecycle.LabError(f"no lab named {lab} is up")
     except lifecycle.LabError as err:
         fail(str(err), 2)
-    plan = plan_lab(parse_topology(record.spec, f"{lab} (recorded topology)"))
+    plan = record.plan()
     if plan.topology.cluster.store != "etcd":
         fail(f"lab {lab} keeps its store in SQLite, not etcd; "
               "set 'cluster.store: etcd' in its topology to run etcd", 2)

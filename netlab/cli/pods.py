@@ -185,14 +185,13 @@ def _exec_in_pod(lab: str, pod: dict[str, Any], container: str, argv: list[str],
                  stdin: bool) -> NoReturn:
     from netlab.lab.state import load_state
     from netlab.node.runtime import ContainerError, Runtime, SandboxError
-    from netlab.topology import parse_topology, plan_lab
 
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         fail(f"pod {pod['metadata']['name']} is not scheduled to a node yet")
     state = load_state(lab)
     assert state is not None
-    plan = plan_lab(parse_topology(state.spec, f"{lab} (recorded topology)"))
+    plan = state.plan()
     try:
         spec = Runtime(lab, plan.node(node)).exec_in_container(
             pod["metadata"]["uid"], container, argv)

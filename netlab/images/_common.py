@@ -1,4 +1,4 @@
-"""Plumbing shared by the built-in image programs: identity, listening, durations, stopping.
+"""Plumbing shared by the built-in image programs: identity, listening, stopping.
 
 Every program in ``netlab/images`` runs as a pod's main process, started by the kubelet
 inside the pod's network namespace. They share these small needs, kept here so that
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import socket
 import sys
@@ -111,37 +110,6 @@ def reply_source(client: tuple) -> str:
             return probe.getsockname()[0]
     except OSError:
         return ""
-
-
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-          "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration (``1m30s``, ``500ms``, ``0``); a bare number is seconds.
-
-    Go's syntax because the agnhost flags and query parameters use it; the bare number
-    because a pod spec's ``args: ["--duration", "30"]`` should not need a unit.
-    """
-    value = text.strip()
-    sign = -1.0 if value.startswith("-") else 1.0
-    value = value.lstrip("+-")
-    if not value:
-        raise ValueError(f"invalid duration {text!r}")
-    try:
-        return sign * float(value)
-    except ValueError:
-        pass
-    total, position = 0.0, 0
-    for match in _DURATION_PART.finditer(value):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNITS[match.group(2)]
-        position = match.end()
-    if position != len(value):
-        raise ValueError(f'time: invalid duration "{text}"')
-    return sign * total
 
 
 def stop_event() -> asyncio.Event:

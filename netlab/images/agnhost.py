@@ -48,9 +48,9 @@ from netlab.images._common import (
     golog,
     hostname,
     listen_sockets,
-    parse_duration,
     stop_event,
 )
+from netlab.units import parse_duration
 
 _STARTED = time.monotonic()
 
@@ -114,7 +114,7 @@ def parse_flags(argv: list[str], spec: dict[str, tuple[str, Any]]) -> tuple[dict
             if kind == "int":
                 values[name] = int(value)
             elif kind == "duration":
-                values[name] = parse_duration(value)
+                values[name] = parse_duration(value, signed=True)
             else:
                 values[name] = value
         except ValueError:
@@ -299,12 +299,12 @@ class NetExec:
         code_text = form.get("code", "")
         golog(f"GET /exit?code={code_text}&timeout={timeout_text}&wait={wait_text}")
         try:
-            timeout = parse_duration(timeout_text) if timeout_text else 0.0
+            timeout = parse_duration(timeout_text, signed=True) if timeout_text else 0.0
         except ValueError:
             return self.text("argument 'timeout' must be a valid golang duration or empty, "
                              f"got {json.dumps(timeout_text)}\n")
         try:
-            wait = parse_duration(wait_text) if wait_text else 0.0
+            wait = parse_duration(wait_text, signed=True) if wait_text else 0.0
         except ValueError:
             return self.text("argument 'wait' must be a valid golang duration or empty, "
                              f"got {json.dumps(wait_text)}\n")

@@ -29,8 +29,8 @@ import signal
 import sys
 import time
 
-from netlab.images._common import log, parse_duration
-from netlab.topology.quantity import QuantityError, cpu_millis, format_cpu, memory_bytes
+from netlab.images._common import log
+from netlab.units import QuantityError, cpu_millis, format_cpu, memory_bytes, parse_duration
 
 PERIOD = 0.1
 _PAGE = 4096
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         millis = cpu_millis(cpu) if cpu else (0 if memory else 1000)
         num_bytes = memory_bytes(memory) if memory else 0
         workers = int(workers_text) if workers_text else max(1, math.ceil(millis / 1000))
-        duration = parse_duration(duration_text) if duration_text else None
+        duration = parse_duration(duration_text, signed=True) if duration_text else None
     except (QuantityError, ValueError) as exc:
         log(f"stress: {exc}")
         return 2

@@ -59,6 +59,24 @@ def ensure_up(ipr: IPRoute, name: str) -> int:
     return index
 
 
+def is_up(ipr: IPRoute, name: str) -> bool | None:
+    """Whether link ``name`` is administratively up; None when there is no such link."""
+    index = link_index(ipr, name)
+    return None if index is None else bool(_link(ipr, index)["flags"] & IFF_UP)
+
+
+def set_up(ipr: IPRoute, name: str, up: bool) -> bool:
+    """Set link ``name`` up or down (``ip link set NAME up|down``); return whether it was
+    up. LookupError when there is no such link."""
+    index = link_index(ipr, name)
+    if index is None:
+        raise LookupError(f"no link named {name}")
+    was_up = bool(_link(ipr, index)["flags"] & IFF_UP)
+    if was_up != up:
+        ipr.link("set", index=index, state="up" if up else "down")
+    return was_up
+
+
 def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None) -> int:
     index = link_index(ipr, name)
     if index is None:

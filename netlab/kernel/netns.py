@@ -153,6 +153,16 @@ def netns_inode(name: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def process_netns(pid: int) -> tuple[int, int] | None:
+    """The (device, inode) of process ``pid``'s network namespace, comparable with
+    ``netns_inode``; None when the process is gone."""
+    try:
+        st = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def pids_in_netns(names: Iterable[str]) -> dict[int, str]:
     """Every process whose network namespace is one of ``names``: pid -> name."""
     wanted = {}

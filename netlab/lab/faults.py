@@ -21,17 +21,15 @@ and explain every refusal in a ``FaultError`` meant for the user.
 
 from __future__ import annotations
 
-import os
 import signal
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import psutil
-from pyroute2 import IPRoute
 
-from netlab.kernel import links, netns
+from netlab.kernel import netns, wiring
 from netlab.lab.state import components_path, load_state, read_json
-from netlab.topology import LabPlan, parse_topology, plan_lab
+from netlab.topology import LabPlan
 
 # How far a recorded component's process start may lie from the supervisor's note of
 # it: the note is taken just before the fork, so a larger gap means a reused pid.
@@ -69,7 +67,7 @@ def lab_plan(lab: str) -> LabPlan:
     state = load_state(lab)
     if state is None:
         raise FaultError(f"no lab named {lab} is up")
-    return plan_lab(parse_topology(state.spec, f"{lab} (recorded topology)"))
+    return state.plan()
 
 
 def _node(plan: LabPlan, node: str) -> Any:
@@ -83,25 +81,17 @@ def _node(plan: LabPlan, node: str) -> Any:
 # --- links ------------------------------------------------------------------------------------
 
 
-def _set_port(port: str, up: bool) -> bool:
-    """In ``<lab>-net``: set ``port`` up or down; return whether it was up."""
-    with IPRoute() as ipr:
-        index = links.link_index(ipr, port)
-        if index is None:
-            raise FaultError(f"the node's port {port} is missing from the underlay bridge")
-        was_up = bool(ipr.get_links(index)[0]["flags"] & links.IFF_UP)
-        if was_up != up:
-            ipr.link("set", index=index, state="up" if up else "down")
-        return was_up
-
-
 def set_link(lab: str, node: str, up: bool) -> LinkChange:
     plan = lab_plan(lab)
     target = _node(plan, node)
     if not netns.exists(plan.underlay_netns):
         raise FaultError(f"the lab's network namespace {plan.underlay_netns} is gone; "
                          f"run 'netlab down {lab}'")
-    was_up = netns.run_in_netns(plan.underlay_netns, lambda: _set_port(target.port, up))
+    try:
+        was_up = wiring.set_link_up(plan.underlay_netns, target.port, up)
+    except LookupError:
+        raise FaultError(f"the node's port {target.port} is missing from the underlay bridge"
+                         ) from None
     return LinkChange(node=node, port=target.port, netns=plan.underlay_netns, was_up=was_up,
                       up=up)
 
@@ -119,17 +109,8 @@ def link_up(lab: str, node: str) -> LinkChange:
 def link_states(lab: str) -> dict[str, bool]:
     """Each node's underlay port: up (True) or down."""
     plan = lab_plan(lab)
-
-    def read() -> dict[str, bool]:
-        with IPRoute() as ipr:
-            out = {}
-            for n in plan.nodes:
-                index = links.link_index(ipr, n.port)
-                out[n.name] = index is not None and bool(
-                    ipr.get_links(index)[0]["flags"] & links.IFF_UP)
-            return out
-
-    return netns.run_in_netns(plan.underlay_netns, read)
+    ports = wiring.links_up(plan.underlay_netns, [n.port for n in plan.nodes])
+    return {n.name: ports[n.port] for n in plan.nodes}
 
 
 # --- components -------------------------------------------------------------------------------
@@ -195,11 +176,7 @@ def _verified_process(name: str, record: dict[str, Any]) -> psutil.Process:
         raise FaultError(f"{name}'s recorded pid {pid} is no longer that process; "
                          "it has exited (the supervisor will record its successor)")
     expected = netns.netns_inode(record.get("netns") or "")
-    try:
-        st = os.stat(f"/proc/{pid}/ns/net")
-        actual: Optional[tuple[int, int]] = (st.st_dev, st.st_ino)
-    except OSError:
-        actual = None
+    actual = netns.process_netns(pid)
     if expected is not None and actual != expected:
         raise FaultError(f"pid {pid} is not inside {record.get('netns')}; refusing to signal it")
     return proc

@@ -31,7 +31,7 @@ from netlab.lab.state import (
 )
 from netlab.master.store.etcd_server import INSTALL_HINT, etcd_binary
 from netlab.node.runtime import cleanup_lab
-from netlab.topology import LabPlan, load_topology, plan_lab
+from netlab.topology import LabPlan, Topology, load_topology, plan_lab
 
 
 class LabUpError(LabError):
@@ -61,21 +61,28 @@ def _refuse_if_present(lab: str) -> None:
                        f"run 'netlab down {lab}' to remove them")
 
 
-def _spec(path: Path, lab: str) -> str:
-    """The topology to record: as validated, with the name made explicit, no workloads."""
-    data = yaml.safe_load(path.read_text())
+def _spec(source: Path, lab: str) -> str:
+    """The topology to record: the file as written (it validated), with the name made
+    explicit and no workloads. Components re-read this, not the file."""
+    data = yaml.safe_load(source.read_text())
     data = {k: v for k, v in data.items() if k != "workloads"}
     return yaml.safe_dump({**data, "name": lab}, sort_keys=False)
 
 
-def up(topology_path: str | Path, progress: Progress = lambda _: None,
+def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
        control_plane: bool = True, ready_timeout: float = 60.0) -> LabState:
-    """Bring a lab up from a topology file. ``TopologyError`` means nothing was touched.
+    """Bring a lab up from a topology: validated already (``load_topology``), so it is
+    parsed once, or a file's path. ``TopologyError`` means nothing was touched.
 
     ``control_plane=False`` builds the network only (what the network tests and
     benchmarks measure).
     """
-    topology = load_topology(topology_path)
+    if not isinstance(topology, Topology):
+        topology = load_topology(topology)
+    if topology.source is None:
+        raise LabError(f"lab {topology.name}: the topology has no file to record; "
+                       "load it with netlab.topology.load_topology")
+    source = topology.source
     plan = plan_lab(topology)
     lab = plan.lab
     etcd = control_plane and topology.cluster.store == "etcd"
@@ -84,9 +91,9 @@ def up(topology_path: str | Path, progress: Progress = lambda _: None,
                        f"no etcd binary on PATH; {INSTALL_HINT}. Nothing was created")
     with lab_lock(lab):
         _refuse_if_present(lab)
-        state = LabState(lab=lab, topology=str(Path(topology_path).resolve()),
+        state = LabState(lab=lab, topology=str(source.resolve()),
                          namespaces=list(plan.namespaces), nodes=node_rows(plan),
-                         overlay=plan.overlay, spec=_spec(Path(topology_path), lab))
+                         overlay=plan.overlay, spec=_spec(source, lab))
         state.save()  # before anything exists, so a killed up can be cleaned up
         step = "building the network"
         try:
@@ -171,9 +178,7 @@ def status(lab: str, probe: bool = False) -> dict[str, Any]:
 
 def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
     """The API server's store: SQLite, or etcd with its member's health and leadership."""
-    from netlab.topology import parse_topology
-
-    plan = plan_lab(parse_topology(state.spec, f"{state.lab} (recorded topology)"))
+    plan = state.plan()
     if plan.topology.cluster.store != "etcd":
         return {"backend": "sqlite", "path": str(data_dir(state.lab) / "store.db")}
     node = plan.node(plan.topology.control_plane.name)

@@ -1,6 +1,7 @@
-"""Building and removing a lab's network from its address plan.
+"""A lab's network, decided from its address plan: building, describing, removing it.
 
-The build is a reconcile from the plan, in three phases:
+This module decides what the network is; ``netlab.kernel.wiring`` makes the
+kernel match. The build is a reconcile from the plan, in three phases:
 
 1. create every namespace (in parallel), tag it as the lab's, bring ``lo`` up
    and set its sysctls;
@@ -20,9 +21,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Interface
 from typing import Callable
 
-from pyroute2 import IPRoute
-
-from netlab.kernel import links, netns, overlay
+from netlab.kernel import links, netns, overlay, wiring
 from netlab.kernel.processes import kill_in_netns
 from netlab.topology.plan import (
     NODE_UPLINK,
@@ -47,55 +46,38 @@ def _sysctls(node: NodePlan | None) -> dict[str, str]:
     return {**BASE_SYSCTLS, **extra}
 
 
-def _prepare_namespace(lab: str, sysctls: dict[str, str]) -> None:
-    for key, value in sysctls.items():
-        netns.write_sysctl(key, value)
-    with IPRoute() as ipr:
-        links.tag_owner(ipr, lab)
-        links.ensure_up(ipr, "lo")
+def namespace_specs(plan: LabPlan) -> list[wiring.NamespaceSpec]:
+    """Every namespace of the lab, the underlay's first."""
+    return ([wiring.NamespaceSpec(plan.underlay_netns, plan.lab, _sysctls(None))]
+            + [wiring.NamespaceSpec(n.netns, plan.lab, _sysctls(n)) for n in plan.nodes])
 
 
-def _ensure_namespace(name: str, lab: str, sysctls: dict[str, str]) -> None:
-    def setup() -> None:
-        _prepare_namespace(lab, sysctls)
-
-    if not netns.exists(name):
-        netns.create_netns(name, setup)
-        return
-    owner = netns.run_in_netns(name, _read_owner)
-    if owner != lab:  # never adopt a namespace this lab did not make
-        whose = f"lab {owner}" if owner else "something other than netlab"
-        raise FileExistsError(errno.EEXIST, f"network namespace {name} already exists and "
-                              f"belongs to {whose}; remove it or rename the node")
-    netns.run_in_netns(name, setup)
+def underlay_spec(plan: LabPlan) -> wiring.BridgeSpec:
+    """The physical network: the bridge in ``<lab>-net``, one port per node."""
+    return wiring.BridgeSpec(
+        netns=plan.underlay_netns, name=UNDERLAY_BRIDGE, mtu=plan.underlay_mtu,
+        ports=tuple(wiring.VethPort(n.port, NODE_UPLINK, n.netns) for n in plan.nodes))
 
 
-def _wire_underlay(plan: LabPlan) -> None:
-    with IPRoute() as ipr:
-        bridge = links.ensure_bridge(ipr, UNDERLAY_BRIDGE, mtu=plan.underlay_mtu)
-        for node in plan.nodes:
-            port = links.ensure_veth(ipr, node.port, NODE_UPLINK, node.netns, mtu=plan.underlay_mtu)
-            links.converge(ipr, port, master=bridge)
+def node_spec(plan: LabPlan, node: NodePlan) -> wiring.NodeLinks:
+    """One node's links: ``eth0``, and in the cluster ``cni0`` and the overlay."""
+    bridge = vxlan = None
+    if node.in_cluster:
+        assert node.gateway is not None and node.vtep_mac is not None
+        bridge = wiring.Bridge(POD_BRIDGE, plan.pod_mtu, (node.gateway,))
+        if plan.overlay == "vxlan":
+            cluster = plan.topology.cluster
+            device = links.VxlanSpec(
+                name=VXLAN_DEVICE, vni=cluster.vni, port=cluster.vxlan_port,
+                local=node.underlay.ip, uplink=NODE_UPLINK, mac=node.vtep_mac, mtu=plan.pod_mtu)
+            vxlan = wiring.Vxlan(device, (_vtep_address(node),), tuple(plan.peers_of(node.name)))
+    return wiring.NodeLinks(netns=node.netns, uplink=NODE_UPLINK, addresses=(node.underlay,),
+                            bridge=bridge, vxlan=vxlan)
 
 
 def configure_node(plan: LabPlan, node: NodePlan) -> overlay.OverlayChanges | None:
-    """Converge one node namespace; must run inside it (see ``run_in_netns``)."""
-    with IPRoute() as ipr:
-        uplink = links.ensure_up(ipr, NODE_UPLINK)
-        links.ensure_addresses(ipr, uplink, [node.underlay])
-        if not node.in_cluster:
-            return None
-        assert node.gateway is not None and node.vtep_mac is not None
-        cni = links.ensure_bridge(ipr, POD_BRIDGE, mtu=plan.pod_mtu)
-        links.ensure_addresses(ipr, cni, [node.gateway])
-        if plan.overlay != "vxlan":
-            return None
-        cluster = plan.topology.cluster
-        vxlan = links.ensure_vxlan(ipr, links.VxlanSpec(
-            name=VXLAN_DEVICE, vni=cluster.vni, port=cluster.vxlan_port, local=node.underlay.ip,
-            uplink=NODE_UPLINK, mac=node.vtep_mac, mtu=plan.pod_mtu))
-        links.ensure_addresses(ipr, vxlan, [_vtep_address(node)])
-        return overlay.reconcile_overlay(ipr, plan.peers_of(node.name))
+    """Converge one node namespace; what the overlay reconcile changed (None without one)."""
+    return wiring.converge_node(node_spec(plan, node))
 
 
 def _vtep_address(node: NodePlan) -> IPv4Interface:
@@ -105,18 +87,17 @@ def _vtep_address(node: NodePlan) -> IPv4Interface:
 def build_network(plan: LabPlan, progress: Progress = lambda _: None) -> None:
     """Create (or converge) the whole lab network. Raises on the first failure;
     the caller rolls back with ``teardown_network``."""
-    lab = plan.lab
     progress(f"creating {len(plan.namespaces)} namespaces")
-    tasks = [lambda: _ensure_namespace(plan.underlay_netns, lab, _sysctls(None))]
-    tasks += [(lambda n=n: _ensure_namespace(n.netns, lab, _sysctls(n))) for n in plan.nodes]
-    netns.parallel(tasks)
+    try:
+        wiring.ensure_namespaces(namespace_specs(plan))
+    except wiring.NamespaceTaken as exc:
+        raise FileExistsError(errno.EEXIST, f"{exc.strerror}; remove it or rename the node"
+                              ) from exc
     progress(f"wiring the physical network ({UNDERLAY_BRIDGE} in {plan.underlay_netns})")
-    netns.run_in_netns(plan.underlay_netns, lambda: _wire_underlay(plan))
+    wiring.ensure_bridge(underlay_spec(plan))
     what = "bridges and the VXLAN overlay" if plan.overlay == "vxlan" else "bridges (no overlay)"
     progress(f"configuring nodes: addresses, {what}")
-    netns.parallel([
-        (lambda n=n: netns.run_in_netns(n.netns, lambda: configure_node(plan, n)))
-        for n in plan.nodes])
+    wiring.converge_nodes(node_spec(plan, n) for n in plan.nodes)
 
 
 def describe_network(plan: LabPlan) -> list[str]:
@@ -158,7 +139,7 @@ def owned_namespaces(lab: str, recorded: Iterable[str] = (),
         if not name.startswith(lab_prefix(lab)):
             continue
         try:
-            owner = netns.run_in_netns(name, _read_owner)
+            owner = wiring.namespace_owner(name)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 continue
@@ -166,11 +147,6 @@ def owned_namespaces(lab: str, recorded: Iterable[str] = (),
         if owner == lab:
             found.add(name)
     return sorted(found)
-
-
-def _read_owner() -> str | None:
-    with IPRoute() as ipr:
-        return links.read_owner(ipr)
 
 
 def teardown_network(namespaces: Iterable[str], progress: Progress = lambda _: None) -> list[int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -29,6 +30,9 @@ from netlab.paths import (  # noqa: F401 (re-exported: the lab's paths, with its
     lab_dir,
     socket_path,
 )
+
+if TYPE_CHECKING:
+    from netlab.topology import LabPlan
 
 STATE_FILE = "state.json"
 
@@ -66,6 +70,21 @@ class LabState:
     def save(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o755)
         write_json(self.directory / STATE_FILE, asdict(self))
+
+    def plan(self) -> LabPlan:
+        """The lab's address plan, from the topology recorded at ``up`` (``spec``).
+
+        Parsed once per process: every command and component that needs the plan
+        of a recorded lab asks here. ``TopologyError`` if the record does not parse.
+        """
+        return _recorded_plan(self.lab, self.spec)
+
+
+@functools.lru_cache(maxsize=8)
+def _recorded_plan(lab: str, spec: str) -> LabPlan:
+    from netlab.topology import parse_topology, plan_lab  # keeps ``state`` light to import
+
+    return plan_lab(parse_topology(spec, f"{lab} (recorded topology)"))
 
 
 def _create_time(pid: int) -> float | None:

@@ -37,7 +37,6 @@ from netlab.lab.state import (
     socket_path,
     write_json,
 )
-from netlab.topology import parse_topology, plan_lab
 
 log = logging.getLogger("netlab.supervisor")
 
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     state = load_state(args.lab)
     if state is None:
         sys.exit(f"no lab named {args.lab}")
-    plan = plan_lab(parse_topology(state.spec, f"{args.lab} (recorded topology)"))
+    plan = state.plan()
     log_dir(args.lab).mkdir(parents=True, exist_ok=True)
     unix, loopback = _listeners(args.lab)
     port = loopback.getsockname()[1]

@@ -236,14 +236,15 @@ class LabPool:
         directory.mkdir(parents=True)
         path = _topology_copy(request.topology, name, directory)
         try:
-            lifecycle.up(path, control_plane=request.control_plane)
+            topology = load_topology(path)
+            lifecycle.up(topology, control_plane=request.control_plane)
         except lifecycle.LabError as err:
             lifecycle.down(name)  # up rolls back itself; this is belt and braces
             pytest.fail(f"netlab could not bring up {request.topology}: {err}", pytrace=False)
         except BaseException:
             lifecycle.down(name)
             raise
-        return TestLab(name, request.topology, plan_lab(load_topology(path)), directory,
+        return TestLab(name, request.topology, plan_lab(topology), directory,
                        request.topology.parent, control_plane=request.control_plane)
 
     def close(self) -> None:

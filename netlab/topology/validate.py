@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from netlab.topology import model
-from netlab.topology.duration import parse_duration
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
 from netlab.topology.source import (
     PathKey,
     Source,
@@ -26,6 +24,7 @@ from netlab.topology.source import (
     load_manifests,
     parse_yaml,
 )
+from netlab.units import QuantityError, cpu_millis, memory_bytes, parse_duration
 
 MAX_LAB_NAME = 12
 MIN_MTU, MAX_MTU = 1280, 9000

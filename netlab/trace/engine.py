@@ -43,12 +43,11 @@ class TraceError(RuntimeError):
 def lab_plan(lab: str) -> LabPlan:
     """The lab's address plan, from the topology recorded when it came up."""
     from netlab.lab.state import load_state
-    from netlab.topology import parse_topology, plan_lab
 
     state = load_state(lab)
     if state is None or not state.spec:
         raise TraceError(f"no lab named {lab} is up")
-    return plan_lab(parse_topology(state.spec, f"{lab} (recorded topology)"))
+    return state.plan()
 
 
 def _route_check(netns: str, dst: str) -> str | None:

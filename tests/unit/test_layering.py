@@ -4,8 +4,8 @@
   pyroute2, or calls setns/unshare/mount itself (``os.setns``,
   ``os.unshare``, or through a libc handle).
 - No upward imports: ``topology`` and ``api`` are pure (nothing from kernel,
-  node, master, lab, cli); ``master`` never imports ``node``; ``kernel``
-  imports no component.
+  node, master, lab, cli); ``units`` imports nothing of netlab; ``master``
+  never imports ``node``; ``kernel`` imports no component.
 - No import cycles between modules. Every import counts, function-level ones
   too (only ``if TYPE_CHECKING:`` blocks are skipped): importing inside a
   function is netlab's deliberate pattern for start-up cost (commands, the
@@ -26,25 +26,6 @@ NAMESPACE_CALLS = {"setns", "unshare", "mount", "umount", "umount2"}
 COMPONENTS = ("netlab.node", "netlab.master", "netlab.lab", "netlab.cli", "netlab.trace",
               "netlab.client", "netlab.images")
 PURE_FORBIDDEN = ("netlab.kernel", "netlab.node", "netlab.master", "netlab.lab", "netlab.cli")
-
-# Known exceptions, each to be resolved by the work named beside it.
-KNOWN_CYCLES = [
-    # The server-side-apply work (branch ssa) owns both files; resolved at that merge.
-    {"netlab.api.patch", "netlab.api.strategic_merge"},
-    # Split modules: the main module re-exports its *_group modules at its bottom
-    # and they import its helpers. To fix: the helpers into a base module.
-    {"netlab.api.defaults", "netlab.api.defaults_apps", "netlab.api.defaults_batch_policy",
-     "netlab.api.defaults_config"},
-    {"netlab.api.openapi_schemas", "netlab.api.openapi_schemas_apiextensions",
-     "netlab.api.openapi_schemas_apps", "netlab.api.openapi_schemas_batch_policy",
-     "netlab.api.openapi_schemas_config", "netlab.api.openapi_schemas_discovery",
-     "netlab.api.openapi_schemas_netrbac"},
-    {"netlab.api.tables", "netlab.api.tables_netrbac"},
-    {"netlab.api.validation", "netlab.api.validation_apps", "netlab.api.validation_batch_policy",
-     "netlab.api.validation_config"},
-]
-# Still building links with pyroute2 themselves: to move into netlab.kernel (issue 11).
-KNOWN_NETLINK_USERS = {"netlab.lab.faults", "netlab.lab.network"}
 
 
 def _module_name(path: Path) -> str:
@@ -107,7 +88,7 @@ def _under(module: str, prefixes: tuple[str, ...] | str) -> bool:
 def test_only_kernel_touches_netlink_and_namespaces():
     offenders = []
     for module, path in MODULES.items():
-        if _under(module, "netlab.kernel") or module in KNOWN_NETLINK_USERS:
+        if _under(module, "netlab.kernel"):
             continue
         for name in _imports(module):
             if _under(name, "pyroute2"):
@@ -129,6 +110,8 @@ def test_no_upward_imports():
                 continue
             if _under(module, ("netlab.topology", "netlab.api")) and _under(name, PURE_FORBIDDEN):
                 offenders.append(f"{module} (pure) imports {name}")
+            if _under(module, "netlab.units"):
+                offenders.append(f"{module} (the lowest layer) imports {name}")
             if _under(module, "netlab.master") and _under(name, "netlab.node"):
                 offenders.append(f"{module} (master) imports {name}")
             if _under(module, "netlab.kernel") and _under(name, COMPONENTS):
@@ -173,5 +156,5 @@ def _cycles() -> list[set[str]]:
 
 
 def test_no_import_cycles():
-    cycles = [sorted(c) for c in _cycles() if c not in KNOWN_CYCLES]
+    cycles = [sorted(c) for c in _cycles()]
     assert cycles == []

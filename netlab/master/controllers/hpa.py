@@ -34,7 +34,7 @@ from netlab.client.informer import object_key
 from netlab.master.controllers import hpacalc, podutil
 from netlab.master.controllers.base import Context, Controller, update_status
 from netlab.master.controllers.metrics import UsageIndex
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 RESOURCE = "horizontalpodautoscalers"
 SCALABLE = {"Deployment": "deployments", "ReplicaSet": "replicasets",

@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
 from netlab.client.informer import Informer, object_key
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 USAGE_ANNOTATION = "metrics.netlab.io/usage"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from netlab.api.objects import deep_copy
 from netlab.api.timefmt import parse_time
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 Obj = Mapping[str, Any]
 

@@ -25,7 +25,7 @@ from netlab.master.nodelifecycle.controller import (
     DEFAULT_GRACE,
     NodeLifecycleController,
 )
-from netlab.topology.duration import parse_duration
+from netlab.units import parse_duration
 
 
 def add_lifecycle_args(parser: argparse.ArgumentParser) -> None:

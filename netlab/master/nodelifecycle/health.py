@@ -23,7 +23,7 @@ data out so each one is unit-tested:
   one to every pod, see DefaultTolerationSeconds) is given ``eviction_timeout``
   rather than evicted at once: the lab's "evict after a further timeout".
 
-Durations in flags are parsed by ``netlab.topology.duration``.
+Durations in flags are parsed by ``netlab.units``.
 """
 
 from __future__ import annotations

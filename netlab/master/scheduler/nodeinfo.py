@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 DEFAULT_MILLI_CPU_REQUEST = 100  # kube-scheduler's schedutil.DefaultMilliCPURequest
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024  # schedutil.DefaultMemoryRequest

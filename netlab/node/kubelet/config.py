@@ -19,7 +19,7 @@ from pathlib import Path
 
 from netlab.client.connection import add_connection_args
 from netlab.topology.plan import NodePlan, node_netns, underlay_port
-from netlab.topology.quantity import cpu_millis, memory_bytes
+from netlab.units import cpu_millis, memory_bytes
 
 KUBELET_PORT = 10250
 # The version the node reports (kubectl get nodes VERSION): the API server's.

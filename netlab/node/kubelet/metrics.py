@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from netlab.api.timefmt import format_time, parse_time
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 USAGE_ANNOTATION = "metrics.netlab.io/usage"
 METRICS_API = "metrics.k8s.io/v1beta1"

@@ -31,7 +31,7 @@ from netlab.images import UnknownImageError, builtin_image, resolve, runs_builti
 from netlab.node.kubelet import envsources
 from netlab.node.runtime.capabilities import CapabilityError
 from netlab.node.runtime.containers import ContainerSpec
-from netlab.topology.quantity import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 CONFIG_ERROR = "CreateContainerConfigError"
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")

@@ -44,7 +44,7 @@ from netlab.node.runtime.paths import (
     write_json,
 )
 from netlab.node.runtime.sandbox import Sandbox
-from netlab.topology.quantity import cpu_millis, memory_bytes
+from netlab.units import cpu_millis, memory_bytes
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT = 15.0  # a loaded 2-core machine can take seconds to start Python

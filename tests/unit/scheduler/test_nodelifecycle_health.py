@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from schedkit import node, pod
 
 from netlab.master.nodelifecycle.health import (
@@ -14,7 +13,6 @@ from netlab.master.nodelifecycle.health import (
     same_taints,
     unknown_conditions,
 )
-from netlab.topology.duration import parse_duration
 
 NOW = "2026-01-01T00:10:00Z"
 T0 = 1767226200.0  # 2026-01-01T00:10:00Z
@@ -85,16 +83,3 @@ def test_eviction_time_counts_from_the_taint_and_honours_tolerations():
 def test_ready_status():
     assert ready_status(node("w")) == "True"
     assert ready_status(node("w", ready=None)) is None
-
-
-@pytest.mark.parametrize("text,seconds", [
-    ("10s", 10.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), ("1.5s", 1.5), ("20", 20.0),
-])
-def test_parse_duration(text, seconds):
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("text", ["", "ten", "10 s", "10x", "-5s", "-5", "inf"])
-def test_parse_duration_rejects(text):
-    with pytest.raises(ValueError):
-        parse_duration(text)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 
@@ -12,14 +11,6 @@ import pytest
 from netlab.topology import TopologyError, load_topology, parse_topology, plan_lab
 from netlab.topology.model import Taint, Topology
 from netlab.topology.plan import IFNAMSIZ, underlay_port, vtep_mac
-from netlab.topology.quantity import (
-    QuantityError,
-    cpu_millis,
-    format_cpu,
-    format_memory,
-    memory_bytes,
-    parse_quantity,
-)
 from netlab.topology.validate import Problem
 
 DEMO = Path(__file__).resolve().parents[3] / "topologies" / "demo.yaml"
@@ -214,46 +205,6 @@ def test_empty_workload_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "none.yaml").write_text("# nothing yet\n")
     with pytest.raises(TopologyError, match=r"workload file 'none\.yaml' holds no manifests"):
         load(tmp_path, MINIMAL + "workloads: [none.yaml]\n")
-
-
-# --- quantities --------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("text", "value"), [
-    ("500m", Decimal("0.5")), ("2", Decimal(2)), (2, Decimal(2)), (0.5, Decimal("0.5")),
-    ("1.5Gi", Decimal(1610612736)), ("128M", Decimal(128_000_000)), ("1e3", Decimal(1000)),
-    ("1E3", Decimal(1000)), ("64Ki", Decimal(65536)), ("1k", Decimal(1000)),
-    (" 3 ", Decimal(3)), ("-1", Decimal(-1)),
-])
-def test_parse_quantity(text: str | int | float, value: Decimal) -> None:
-    assert parse_quantity(text) == value
-
-
-@pytest.mark.parametrize("text", [
-    "two", "1K", "4GB", "1.2.3", ".", "", "1e", "0x10", True, float("inf"), float("nan"),
-    "1e999999999",
-])
-def test_bad_quantities_raise_quantity_error(text: str | float | bool) -> None:
-    with pytest.raises(QuantityError):
-        cpu_millis(text)
-    with pytest.raises(QuantityError):
-        memory_bytes(text)
-
-
-def test_quantities_round_up_and_are_capped_to_int64() -> None:
-    assert cpu_millis("0.0001") == 1  # Kubernetes rounds requests up to 1m
-    assert cpu_millis("1.5") == 1500
-    assert memory_bytes("0.5") == 1
-    assert memory_bytes("7Ei") == 7 * 2**60
-    assert memory_bytes(str(2**63 - 1)) == 2**63 - 1
-    for too_large in ("8Ei", "1e400"):
-        with pytest.raises(QuantityError, match="too large"):
-            memory_bytes(too_large)
-
-
-def test_format_quantities_canonically() -> None:
-    assert [format_cpu(m) for m in (2000, 1500, 250)] == ["2", "1500m", "250m"]
-    assert [format_memory(b) for b in (2 * GiB, 1536 * 2**20, 1000, 0)] == [
-        "2Gi", "1536Mi", "1000", "0"]
 
 
 # --- the address plan --------------------------------------------------------------------

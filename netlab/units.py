@@ -1,15 +1,19 @@
-"""Kubernetes resource quantities ("500m", "2", "1.5Gi", "128M").
+"""Kubernetes units: resource quantities ("500m", "1.5Gi") and durations ("1m30s").
 
-The topology gives nodes a ``cpu`` and ``memory`` in the same notation a pod
-spec uses, and the scheduler and kubelet later compare the two, so both sides
-parse with this one module. It lives in ``topology`` because that is the
-lowest layer; ``api`` and the components import it from here.
+One parser of each, for every layer: the topology file gives nodes a ``cpu``
+and ``memory`` in the notation a pod spec uses and the scheduler and kubelet
+compare the two; the API validates and defaults quantities; component flags,
+the topology's timings, CronJob ``@every`` schedules and the built-in images'
+flags all take Go durations. Standard library only, no I/O: every package,
+``topology`` included, may import it.
 """
 
 from __future__ import annotations
 
 import re
 from decimal import ROUND_CEILING, Decimal
+
+# --- quantities ---------------------------------------------------------------------------------
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
@@ -82,3 +86,54 @@ def format_memory(num_bytes: int) -> str:
         if num_bytes and num_bytes % unit == 0:
             return f"{num_bytes // unit}{suffix}"
     return str(num_bytes)
+
+
+# --- durations ----------------------------------------------------------------------------------
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
+                   "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)(ns|us|µs|μs|ms|s|m|h)")
+# A bare number, in the lenient form: decimals and an exponent ("30", "1.5", "1e3").
+_NUMBER = re.compile(r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_MAX_SECONDS = 2**63 / 1e9  # Go durations are int64 nanoseconds
+
+
+class DurationError(ValueError):
+    """A string that is not a duration, with Go's message (``time: invalid duration "x"``)."""
+
+
+def parse_duration(text: str | int | float, *, strict: bool = False,
+                   signed: bool = False) -> float:
+    """Go's ``time.ParseDuration`` ("1m30s", "500ms", "1.5h", "0"), in seconds.
+
+    ``strict``: exactly Go's syntax, for what Kubernetes parses with it (a CronJob's
+    ``@every``). Otherwise, for netlab's flags and files, surrounding blanks are
+    ignored and a bare number means seconds ("30"), so no one has to spell the unit.
+    ``signed``: a leading "-" is allowed, as in Go; off, a duration is zero or more.
+    Raises DurationError (a ValueError).
+    """
+    original = str(text)
+    body = original if strict else original.strip()
+    negative = body.startswith("-")
+    if body[:1] in ("+", "-"):
+        body = body[1:]
+    invalid = DurationError(f'time: invalid duration "{original}"')
+    if body == "0":
+        total = 0.0
+    elif not strict and _NUMBER.fullmatch(body):
+        total = float(body)
+    else:
+        total, pos = 0.0, 0
+        while pos < len(body):
+            match = _DURATION_PART.match(body, pos)
+            if not match or match.group(1) in ("", "."):
+                raise invalid
+            total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+            pos = match.end()
+        if not body:
+            raise invalid
+    if total >= _MAX_SECONDS:
+        raise invalid
+    if negative and total and not signed:
+        raise DurationError(f'time: invalid duration "{original}": must be zero or more')
+    return -total if negative and total else total
