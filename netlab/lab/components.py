@@ -3,7 +3,8 @@
 The process map of docs/architecture.md (section 3), as data: the API server,
 scheduler and controller manager in the control-plane node's namespace; a
 kubelet (``kubelet-<node>``) and a proxy (``proxy-<node>``) in every cluster
-node. The supervisor starts exactly this list; nothing else decides what runs.
+node, and a NetworkPolicy agent (``netpol-<node>``) beside each proxy. The
+supervisor starts exactly this list; nothing else decides what runs.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from netlab.dns.addon import cluster_dns_ip
 from netlab.lab.pki import etcd_pki_paths, pki_paths
 from netlab.lab.state import data_dir, lab_dir, token_path
 from netlab.master.store.etcd_server import CLIENT_PORT, EtcdTLS, etcd_argv
+from netlab.node.cni.ipam import ipam_dir
 from netlab.topology import LabPlan
 
 APISERVER_PORT = 6443
@@ -62,7 +64,7 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      # do this work; the API server's stand-ins stay off.
                      "--no-builtin-gc", "--no-builtin-namespace-deleter"))
     return [*members, apiserver, *scheduling(plan), controller_manager(plan), cluster_dns(plan),
-            *kubelets(plan), *proxies(plan)]
+            *kubelets(plan), *proxies(plan), *policy_agents(plan)]
 
 
 def etcd_endpoint(plan: LabPlan) -> str:
@@ -187,4 +189,15 @@ def proxies(plan: LabPlan) -> list[Component]:
                                    "--cluster-cidr", str(cluster.pod_subnet),
                                    "--local-pod-cidr", str(node.pod_subnet),
                                    "--service-cidr", str(cluster.service_subnet)))
+            for node in plan.nodes if node.in_cluster]
+
+
+def policy_agents(plan: LabPlan) -> list[Component]:
+    """One NetworkPolicy agent per cluster node, in the node's namespace, owning one nft
+    table there; it reads the node's IPAM records to know new pods' addresses early."""
+    return [Component(name=f"netpol-{node.name}", netns=node.netns,
+                      argv=_module("netlab.node.netpol", *_control_plane_connection(plan),
+                                   "--node", node.name, "--netns", node.netns,
+                                   "--pod-cidr", str(node.pod_subnet),
+                                   "--ipam-dir", str(ipam_dir(plan.lab, node.name))))
             for node in plan.nodes if node.in_cluster]

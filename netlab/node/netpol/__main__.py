@@ -1,0 +1,127 @@
+"""The policy agent process: ``python -m netlab.node.netpol``, one per cluster node.
+
+The supervisor starts it inside the node's namespace (component
+``netpol-<node>``). It lists and watches NetworkPolicies, Pods and
+Namespaces through the API, reads the node's IPAM records (to know a new
+pod's address from CNI ADD on, before the kubelet reports it), feeds both
+to the :class:`~netlab.node.netpol.agent.PolicyAgent` and syncs: the first
+time only after every initial list has arrived (a restart never programs a
+half-known world, and until then its predecessor's table stays in force),
+then on every change, and on a slow timer. On SIGTERM it removes its table;
+after ``kill -9`` the table stays, and the restarted agent replaces it in
+one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Callable
+
+from netlab.client.connection import add_connection_args, client_from_args
+from netlab.client.workqueue import SharedInformers
+from netlab.node.netpol.agent import PolicyAgent
+
+log = logging.getLogger("netlab.netpol")
+RESYNC_PERIOD = 5.0  # seconds between syncs with nothing new
+IPAM_POLL = 0.05  # while a local pod waits for its address: how often IPAM is read
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="netlab-netpol")
+    add_connection_args(parser)
+    parser.add_argument("--node", required=True)
+    parser.add_argument("--netns", required=True, help="the node's namespace (for nft)")
+    parser.add_argument("--pod-cidr", required=True, help="this node's pod subnet")
+    parser.add_argument("--ipam-dir", help="this node's host-local IPAM records")
+    parser.add_argument("--min-sync-interval", type=float, default=0.05)
+    return parser.parse_args(argv)
+
+
+def _allocations(directory: str | None) -> dict[str, str]:
+    if not directory:
+        return {}
+    from netlab.node.cni.ipam import HostLocalIpam
+
+    return {str(ip): uid for ip, uid in HostLocalIpam(Path(directory)).allocations().items()}
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = client_from_args(args)
+    agent = PolicyAgent(args.node, args.netns, args.pod_cidr,
+                        min_interval=args.min_sync_interval)
+    informers = SharedInformers(client)
+    changed = asyncio.Event()
+
+    def handler(update: Callable[[dict], None],
+                delete: Callable[[dict], None]) -> Callable[[str, dict, dict | None], None]:
+        def on_event(kind: str, obj: dict, _old: dict | None) -> None:
+            (delete if kind == "DELETED" else update)(obj)
+            changed.set()
+        return on_event
+
+    informers.get("networkpolicies").add_handler(handler(agent.update_policy,
+                                                         agent.delete_policy))
+    informers.get("pods").add_handler(handler(agent.update_pod, agent.delete_pod))
+    informers.get("namespaces").add_handler(handler(agent.update_namespace,
+                                                    agent.delete_namespace))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    informers.start()
+    try:
+        waiting = asyncio.ensure_future(informers.wait_synced())
+        await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)
+        while not stop.is_set():
+            try:
+                agent.learn_addresses(_allocations(args.ipam_dir))
+            except OSError as exc:  # unreadable records: the pods' status still tells
+                log.warning("cannot read IPAM records in %s: %s", args.ipam_dir, exc)
+            changed.clear()
+            result = await loop.run_in_executor(None, agent.sync)
+            if result.kind == "full":
+                log.info("sync %s: %d policies, %d isolated pod directions, %d bytes, "
+                         "compile %.1f ms, total %.1f ms%s",
+                         "ok" if result.ok else "failed", result.policies, result.isolated,
+                         result.bytes, result.compile_seconds * 1000, result.seconds * 1000,
+                         f": {result.error}" if not result.ok else "")
+            if result.kind == "deferred" or not result.ok:
+                timeout = result.retry_in
+            elif agent.pending_local():
+                timeout = IPAM_POLL
+            else:
+                timeout = RESYNC_PERIOD
+            with contextlib.suppress(asyncio.TimeoutError):
+                # Wake on the next change, on stop, or to poll IPAM / resync.
+                await asyncio.wait_for(_either(changed, stop), timeout)
+    finally:
+        await informers.stop()
+        await client.close()
+        await loop.run_in_executor(None, agent.cleanup)
+        log.info("stopped; table removed")
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(run(_parse(argv)))
+
+
+if __name__ == "__main__":
+    main()

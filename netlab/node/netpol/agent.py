@@ -1,0 +1,248 @@
+"""The policy agent's sync engine: policies, pods and namespaces in, one node's table out.
+
+A :class:`PolicyAgent` is told about NetworkPolicies, Pods and Namespaces (in
+the API's dict shapes, as informers deliver them) and about the addresses
+the node's IPAM has handed out, and converges its node's table with
+``sync()``. It does not talk to the API: ``python -m netlab.node.netpol``
+feeds it.
+
+How a sync works: the cluster is compiled for this node (``model``), the
+table rendered (``ruleset``) and, when the text differs from what was last
+committed, applied as one transaction that replaces the table whole. So
+every change is atomic, and a failed transaction changes nothing: the agent
+forgets what it believes the kernel holds and the next sync (after
+``retry_interval``) rewrites the table from scratch, whatever state the
+kernel is in. A restarted agent does the same on its first sync, which
+replaces the table its predecessor left in one step: the old rules stay in
+force until the new ones are in, so there is no window of open access.
+
+Syncs are rate-limited (``min_interval``) so a burst of events is applied
+together. ``cleanup()`` deletes the table (a clean exit: SIGTERM);
+``kill -9`` leaves it, and its rules, in force.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from netlab.node.netpol import model, ruleset
+from netlab.node.netpol.ruleset import PolicyConfig
+
+log = logging.getLogger("netlab.netpol")
+
+
+class PolicyKernel(Protocol):
+    """The side effects the agent needs; :class:`NodeKernel` is the real one."""
+
+    def prepare(self) -> None: ...
+    def apply(self, script: str) -> None: ...
+    def delete_table(self) -> bool: ...
+    def release(self) -> None: ...
+
+
+class NodeKernel:
+    """The agent's side effects in one node namespace: nft and br_netfilter."""
+
+    def __init__(self, netns: str, cfg: PolicyConfig, backend: str = "auto"):
+        self.netns, self.cfg, self.backend = netns, cfg, backend
+
+    def prepare(self) -> None:
+        # Same-node pod-to-pod traffic is bridged: without br_netfilter it would
+        # never meet the forward hook (the proxy turns it on too; either may start first).
+        from netlab.kernel.netns import run_in_netns
+        from netlab.node.proxy import hostnet
+
+        run_in_netns(self.netns, hostnet.enable_bridge_netfilter)
+
+    def apply(self, script: str) -> None:
+        from netlab.kernel import nft
+
+        nft.apply(self.netns, script, self.backend)
+
+    def delete_table(self) -> bool:
+        from netlab.kernel import nft
+
+        return nft.delete_table(self.netns, self.cfg.table, ruleset.FAMILY, self.backend)
+
+    def release(self) -> None:
+        from netlab.kernel import nft
+
+        nft.forget(self.netns)
+
+
+@dataclass
+class SyncResult:
+    kind: str  # "full" (table written), "none" (nothing changed) or "deferred" (rate limit)
+    ok: bool = True
+    bytes: int = 0
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
+    retry_in: float = 0.0
+    isolated: int = 0  # (pod, direction) pairs isolated on this node
+    policies: int = 0  # policies in the cluster
+    error: str = ""
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+class PolicyAgent:
+    """NetworkPolicy enforcement for one node; see the module docstring."""
+
+    def __init__(self, node: str, netns: str, pod_cidr: str, *, min_interval: float = 0.05,
+                 retry_interval: float = 1.0, table: str = ruleset.TABLE,
+                 backend: str = "auto", kernel: PolicyKernel | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.node, self.netns = node, netns
+        self.cfg = PolicyConfig(pod_cidr=pod_cidr, table=table)
+        self.kernel: PolicyKernel = kernel or NodeKernel(netns, self.cfg, backend)
+        self.min_interval, self.retry_interval = min_interval, retry_interval
+        self.clock = clock
+        self.policies: dict[tuple[str, str], model.Policy] = {}
+        self.pods: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.parsed: dict[tuple[str, str], model.Pod] = {}
+        self.namespaces: dict[str, dict[str, str]] = {}
+        self.ipam: dict[str, str] = {}  # uid -> address, this node's allocations
+        self.applied: str | None = None  # the text the kernel holds, as far as we know
+        self.dirty = True
+        self._last_sync: float | None = None
+        self._prepared = False
+        self.last_compiled: model.NodeRules | None = None
+
+    # --- input ---------------------------------------------------------------------------------
+
+    def update_policy(self, obj: Mapping[str, Any]) -> None:
+        self.policies[_key(obj)] = model.parse_policy(obj)
+        self.dirty = True
+
+    def delete_policy(self, obj: Mapping[str, Any]) -> None:
+        if self.policies.pop(_key(obj), None) is not None:
+            self.dirty = True
+
+    def update_pod(self, obj: Mapping[str, Any]) -> None:
+        key = _key(obj)
+        self.pods[key] = obj
+        self._parse_pod(key)
+        self.dirty = True
+
+    def delete_pod(self, obj: Mapping[str, Any]) -> None:
+        key = _key(obj)
+        if self.pods.pop(key, None) is not None:
+            self.parsed.pop(key, None)
+            self.dirty = True
+
+    def update_namespace(self, obj: Mapping[str, Any]) -> None:
+        self.namespaces[(obj.get("metadata") or {}).get("name") or ""] = \
+            model.namespace_labels(obj)
+        self.dirty = True
+
+    def delete_namespace(self, obj: Mapping[str, Any]) -> None:
+        if self.namespaces.pop((obj.get("metadata") or {}).get("name") or "", None) is not None:
+            self.dirty = True
+
+    def learn_addresses(self, allocations: Mapping[str, str]) -> bool:
+        """This node's IPAM records (``{ip: pod uid}``); True when something changed."""
+        by_uid = {uid: ip for ip, uid in allocations.items() if uid}
+        if by_uid == self.ipam:
+            return False
+        self.ipam = by_uid
+        for key, obj in self.pods.items():
+            if ((obj.get("spec") or {}).get("nodeName")) == self.node:
+                self._parse_pod(key)
+        self.dirty = True
+        return True
+
+    def _parse_pod(self, key: tuple[str, str]) -> None:
+        obj = self.pods[key]
+        ip = None
+        if (obj.get("spec") or {}).get("nodeName") == self.node and self.ipam:
+            # The IPAM record is the truth for a local pod: it exists from CNI ADD on,
+            # before the kubelet reports the address, and is gone once the sandbox is.
+            uid = (obj.get("metadata") or {}).get("uid") or ""
+            ip = self.ipam.get(uid)
+            reported = (obj.get("status") or {}).get("podIP")
+            if ip is None and reported and reported not in self.ipam.values():
+                ip = reported
+            self.parsed[key] = dataclasses.replace(model.parse_pod(obj), ip=ip)
+            return
+        self.parsed[key] = model.parse_pod(obj)
+
+    def pending_local(self) -> bool:
+        """Whether a pod of this node is waiting for an address (worth polling IPAM for)."""
+        return any(p.node == self.node and not p.ip and not p.host_network
+                   and p.phase not in model.TERMINAL_PHASES for p in self.parsed.values())
+
+    # --- sync ----------------------------------------------------------------------------------
+
+    def cluster(self) -> model.Cluster:
+        return model.Cluster(self.policies.values(), self.parsed.values(), self.namespaces)
+
+    def compile(self) -> tuple[model.NodeRules, str]:
+        compiled = model.compile_node(self.cluster(), self.node)
+        return compiled, ruleset.render(self.cfg, compiled)
+
+    def due_in(self) -> float:
+        if self._last_sync is None:
+            return 0.0
+        return max(0.0, self._last_sync + self.min_interval - self.clock())
+
+    def sync(self, force: bool = False) -> SyncResult:
+        """Converge the table with what the agent was told (see the module docstring)."""
+        wait = 0.0 if force else self.due_in()
+        if wait > 0 and self.dirty:
+            return SyncResult(kind="deferred", retry_in=wait)
+        if not self.dirty and self.applied is not None:
+            return SyncResult(kind="none")
+        if not self._prepared:
+            self.kernel.prepare()
+            self._prepared = True
+        started = self.clock()
+        self.dirty = False
+        compiled, script = self.compile()
+        compiled_at = self.clock()
+        self.last_compiled = compiled
+        isolated, policies = len(compiled.isolated), compiled.policies
+        if script == self.applied:
+            return SyncResult(kind="none", isolated=isolated, policies=policies,
+                              compile_seconds=compiled_at - started)
+        self._last_sync = self.clock()
+        try:
+            self.kernel.apply(script)
+        except Exception as exc:  # nft refused it: nothing changed; rewrite it all later
+            self.applied = None
+            self.dirty = True
+            seconds = self.clock() - started
+            log.error("sync failed after %.1f ms (%d bytes); retrying in full: %s",
+                      seconds * 1000, len(script), exc)
+            return SyncResult(kind="full", ok=False, bytes=len(script), seconds=seconds,
+                              compile_seconds=compiled_at - started,
+                              retry_in=self.retry_interval, error=str(exc),
+                              isolated=isolated, policies=policies)
+        self.applied = script
+        seconds = self.clock() - started
+        return SyncResult(kind="full", bytes=len(script), seconds=seconds,
+                          compile_seconds=compiled_at - started, isolated=isolated,
+                          policies=policies)
+
+    def force_full(self) -> None:
+        """Forget what the kernel holds: the next sync rewrites the table."""
+        self.applied = None
+        self.dirty = True
+
+    # --- the end -------------------------------------------------------------------------------
+
+    def cleanup(self) -> bool:
+        """Delete the table: what the agent does when it exits cleanly."""
+        try:
+            deleted = self.kernel.delete_table()
+        finally:
+            self.kernel.release()
+        self.applied, self.dirty, self._prepared = None, True, False
+        return deleted

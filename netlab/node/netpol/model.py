@@ -1,0 +1,556 @@
+"""NetworkPolicy semantics, pure: API objects in, per-node rules and single decisions out.
+
+This is the one place upstream's semantics live (the API's shapes are plain
+dicts, as ``GET /apis/networking.k8s.io/v1/networkpolicies`` returns them):
+
+- A pod is *isolated* for a direction only when some policy whose
+  ``policyTypes`` holds that direction selects it (``spec.podSelector`` in the
+  policy's namespace; ``{}`` selects every pod there). A pod nothing selects
+  is open in that direction.
+- The traffic an isolated pod allows is the union of the rules of every
+  policy selecting it for that direction: policies only ever add.
+- ``policyTypes`` defaults to ``[Ingress]``, plus ``Egress`` when the policy
+  has egress rules (the API server defaults it too; this copes without).
+- A rule allows a connection when one of its peers matches the remote end
+  *and* one of its ports matches the destination port. A missing or empty
+  ``from``/``to`` matches every peer, missing or empty ``ports`` every port
+  and protocol (ICMP included), so ``ingress: [{}]`` allows everything.
+- A peer is an ``ipBlock`` (``cidr`` less its ``except`` ranges), or pods: a
+  ``podSelector`` alone means pods of the policy's namespace, a
+  ``namespaceSelector`` alone every pod of the matching namespaces, both in
+  one peer the pods matching the one *in* namespaces matching the other (AND);
+  separate peers are alternatives (OR). Namespaces always carry
+  ``kubernetes.io/metadata.name``.
+- A port is ``protocol`` (TCP unless given; UDP, SCTP) with a number, a
+  number and ``endPort`` (a range), or a name. A name is resolved against the
+  *destination* pod's container ports (name and protocol): for ingress the
+  selected pod, for egress the peer pod. A name no pod resolves allows nothing.
+
+What netlab adds, being the implementation (upstream leaves these open):
+a pod can always reach itself, and its own node can always reach it (kubelet
+probes); replies of allowed connections pass (conntrack), and established
+connections outlive a policy change that would now refuse them.
+
+Pods that hold no IP (pending, host-network, finished) are no peer of
+anything. ``compile_node`` builds what one node enforces (its own pods:
+ingress and egress, see ``ruleset``), and ``decide`` answers one
+"may SRC reach DST on PORT/PROTO" question from the same compiled rules,
+for ``netlab policy check``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+PROTOCOLS = ("tcp", "udp", "sctp")
+INGRESS, EGRESS = "ingress", "egress"
+DIRECTIONS = (INGRESS, EGRESS)
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+PolicyKey = tuple[str, str]  # (namespace, name)
+
+
+def policy_ref(key: PolicyKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+# --- the API's objects, parsed once -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ContainerPort:
+    name: str
+    port: int
+    protocol: str  # tcp, udp, sctp
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    ip: str | None
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    ports: tuple[ContainerPort, ...] = ()
+    host_network: bool = False
+    phase: str = ""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def addressable(self) -> bool:
+        """Whether the pod has a pod-network address policy can match on."""
+        return bool(self.ip) and not self.host_network and self.phase not in TERMINAL_PHASES
+
+    def named_port(self, name: str, protocol: str) -> int | None:
+        for p in self.ports:
+            if p.name == name and p.protocol == protocol:
+                return p.port
+        return None
+
+
+def _proto(value: Any) -> str | None:
+    proto = str(value or "TCP").lower()
+    return proto if proto in PROTOCOLS else None
+
+
+def parse_pod(obj: Mapping[str, Any], ip: str | None = None) -> Pod:
+    """A Pod object as policy needs it; ``ip`` overrides ``status.podIP`` (the agent
+    learns a local pod's address from the node's IPAM before the kubelet reports it)."""
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    ports = []
+    for container in spec.get("containers") or []:
+        for p in container.get("ports") or []:
+            proto = _proto(p.get("protocol"))
+            if p.get("name") and p.get("containerPort") and proto:
+                ports.append(ContainerPort(p["name"], int(p["containerPort"]), proto))
+    return Pod(namespace=meta.get("namespace") or "default", name=meta.get("name") or "",
+               uid=meta.get("uid") or "", node=spec.get("nodeName") or "",
+               ip=ip or status.get("podIP") or None, labels=dict(meta.get("labels") or {}),
+               ports=tuple(ports), host_network=bool(spec.get("hostNetwork")),
+               phase=status.get("phase") or "")
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    protocol: str
+    port: int | str | None  # None: every port of the protocol
+    end_port: int | None = None
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    pods: LabelSelector | None = None  # None: not given
+    namespaces: LabelSelector | None = None
+    cidr: str | None = None
+    excepts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    peers: tuple[PeerSpec, ...] | None  # None: every peer
+    ports: tuple[PortSpec, ...]  # empty: every port and protocol
+
+
+@dataclass(frozen=True)
+class Policy:
+    namespace: str
+    name: str
+    selector: LabelSelector
+    types: frozenset[str]
+    ingress: tuple[RuleSpec, ...] = ()
+    egress: tuple[RuleSpec, ...] = ()
+
+    @property
+    def key(self) -> PolicyKey:
+        return (self.namespace, self.name)
+
+    def rules(self, direction: str) -> tuple[RuleSpec, ...]:
+        return self.ingress if direction == INGRESS else self.egress
+
+
+def _selector(obj: Any) -> LabelSelector | None:
+    if obj is None:
+        return None
+    try:
+        return label_selector_from_object(obj)
+    except SelectorError:
+        # The API server validated it; a selector it accepted but we cannot read
+        # must not open anything up: it selects nothing.
+        return LabelSelector.match_nothing()
+
+
+def _rule(raw: Mapping[str, Any], peers_key: str) -> RuleSpec:
+    peers: list[PeerSpec] = []
+    for peer in raw.get(peers_key) or []:
+        block = peer.get("ipBlock")
+        if block:
+            peers.append(PeerSpec(cidr=str(block.get("cidr")),
+                                  excepts=tuple(str(e) for e in block.get("except") or ())))
+        else:
+            peers.append(PeerSpec(pods=_selector(peer.get("podSelector")),
+                                  namespaces=_selector(peer.get("namespaceSelector"))))
+    ports = []
+    for p in raw.get("ports") or []:
+        proto = _proto(p.get("protocol"))
+        if proto is None:
+            continue  # a protocol nftables cannot match on: the port allows nothing
+        port = p.get("port")
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)
+        end = p.get("endPort")
+        ports.append(PortSpec(proto, port, int(end) if end and isinstance(port, int) else None))
+    if raw.get("ports") and not ports:
+        ports.append(PortSpec("none", None))  # only unusable ports: matches nothing
+    return RuleSpec(tuple(peers) if peers else None, tuple(ports))
+
+
+def parse_policy(obj: Mapping[str, Any]) -> Policy:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    types = spec.get("policyTypes")
+    if not types:
+        types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+    selector = _selector(spec.get("podSelector") or {}) or LabelSelector.everything()
+    return Policy(namespace=meta.get("namespace") or "default", name=meta.get("name") or "",
+                  selector=selector, types=frozenset(str(t).lower() for t in types),
+                  ingress=tuple(_rule(r, "from") for r in spec.get("ingress") or []),
+                  egress=tuple(_rule(r, "to") for r in spec.get("egress") or []))
+
+
+def namespace_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    meta = obj.get("metadata") or {}
+    labels = dict(meta.get("labels") or {})
+    labels[NAMESPACE_NAME_LABEL] = meta.get("name") or ""
+    return labels
+
+
+# --- compiled rules -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PortRange:
+    protocol: str
+    first: int | None = None  # None: every port of the protocol
+    last: int | None = None
+
+    def matches(self, protocol: str, port: int) -> bool:
+        if protocol != self.protocol:
+            return False
+        if self.first is None:
+            return True
+        return self.first <= port <= (self.last if self.last is not None else self.first)
+
+    def __str__(self) -> str:
+        if self.first is None:
+            return self.protocol
+        span = f"{self.first}-{self.last}" if self.last not in (None, self.first) else \
+            str(self.first)
+        return f"{span}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """One rule of one policy, resolved: who may, and on which ports.
+
+    ``peers`` are collapsed CIDRs (a pod is a /32), or None for every peer.
+    A connection matches when its remote end is in ``peers`` and, unless
+    ``any_port``, its protocol and port are in ``ports`` or its
+    ``(destination IP, protocol, port)`` is in ``named`` (named ports,
+    resolved on the destination pods).
+    """
+
+    policy: PolicyKey
+    direction: str
+    index: int  # 0-based within the policy's rules of this direction
+    peers: tuple[str, ...] | None
+    any_port: bool
+    ports: tuple[PortRange, ...] = ()
+    named: tuple[tuple[str, str, int], ...] = ()
+    names: tuple[str, ...] = ()  # the named ports asked for, for labels
+
+    @property
+    def label(self) -> str:
+        return f"{policy_ref(self.policy)} {self.direction} rule {self.index + 1}"
+
+    def allows(self, remote: str, dst: str, protocol: str, port: int | None) -> bool:
+        if self.peers is not None and not _in_cidrs(remote, self.peers):
+            return False
+        if self.any_port:
+            return True
+        if port is None:
+            return False
+        return any(r.matches(protocol, port) for r in self.ports) or \
+            (dst, protocol, port) in self.named
+
+
+def _in_cidrs(ip: str, cidrs: Iterable[str]) -> bool:
+    address = ipaddress.IPv4Address(ip)
+    return any(address in ipaddress.IPv4Network(c) for c in cidrs)
+
+
+def block_cidrs(cidr: str, excepts: Iterable[str]) -> list[ipaddress.IPv4Network]:
+    """``cidr`` less every ``except`` range, as disjoint networks."""
+    try:
+        nets = [ipaddress.IPv4Network(cidr, strict=False)]
+    except ValueError:
+        return []  # an IPv6 block: labs are IPv4 only, it matches nothing here
+    for raw in excepts:
+        try:
+            hole = ipaddress.IPv4Network(raw, strict=False)
+        except ValueError:
+            continue
+        out: list[ipaddress.IPv4Network] = []
+        for net in nets:
+            if hole.subnet_of(net):
+                out.extend(net.address_exclude(hole))
+            elif not net.subnet_of(hole):
+                out.append(net)
+        nets = out
+    return nets
+
+
+class Cluster:
+    """Every policy, pod and namespace of the cluster, indexed for selection.
+
+    Build once per sync (it caches selector results); ``compile_node`` and
+    ``decide`` read it.
+    """
+
+    def __init__(self, policies: Iterable[Policy], pods: Iterable[Pod],
+                 namespaces: Mapping[str, Mapping[str, str]]):
+        self.policies = sorted(policies, key=lambda p: p.key)
+        self.pods = [p for p in pods if p.name]
+        self.namespaces = dict(namespaces)
+        self.by_namespace: dict[str, list[Pod]] = {}
+        for pod in self.pods:
+            self.by_namespace.setdefault(pod.namespace, []).append(pod)
+        self.by_ip = {p.ip: p for p in self.pods if p.addressable}
+        self.policies_by_ns: dict[str, list[Policy]] = {}
+        for policy in self.policies:
+            self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
+        self._peer_cache: dict[tuple, tuple[Pod, ...]] = {}
+        self._selected: dict[PolicyKey, tuple[Pod, ...]] = {}
+        self._compiled: dict[tuple[PolicyKey, str], list[CompiledRule]] = {}
+
+    def ns_labels(self, namespace: str) -> Mapping[str, str]:
+        return self.namespaces.get(namespace) or {NAMESPACE_NAME_LABEL: namespace}
+
+    def selected(self, policy: Policy) -> tuple[Pod, ...]:
+        """The pods ``policy`` applies to (addressable or not: a pending pod is isolated too)."""
+        found = self._selected.get(policy.key)
+        if found is None:
+            found = tuple(p for p in self.by_namespace.get(policy.namespace, ())
+                          if not p.host_network and p.phase not in TERMINAL_PHASES
+                          and policy.selector.matches(p.labels))
+            self._selected[policy.key] = found
+        return found
+
+    def isolating(self, pod: Pod, direction: str) -> list[Policy]:
+        """The policies isolating ``pod`` for ``direction``, by namespace/name."""
+        if pod.host_network:
+            return []
+        return [pol for pol in self.policies_by_ns.get(pod.namespace, ())
+                if direction in pol.types and pol.selector.matches(pod.labels)]
+
+    def peer_pods(self, peer: PeerSpec, namespace: str) -> tuple[Pod, ...]:
+        key = (str(peer.pods) if peer.pods is not None else None, peer.pods is None,
+               peer.pods.nothing if peer.pods is not None else False,
+               str(peer.namespaces) if peer.namespaces is not None else None,
+               peer.namespaces.nothing if peer.namespaces is not None else False,
+               None if peer.namespaces is not None else namespace)
+        found = self._peer_cache.get(key)
+        if found is not None:
+            return found
+        if peer.namespaces is None:
+            spaces = [namespace]
+        else:
+            spaces = [ns for ns in sorted(set(self.by_namespace) | set(self.namespaces))
+                      if peer.namespaces.matches(self.ns_labels(ns))]
+        out = []
+        for ns in spaces:
+            for pod in self.by_namespace.get(ns, ()):
+                if pod.addressable and (peer.pods is None or peer.pods.matches(pod.labels)):
+                    out.append(pod)
+        found = self._peer_cache[key] = tuple(out)
+        return found
+
+    def compiled(self, policy: Policy, direction: str) -> list[CompiledRule]:
+        """``policy``'s rules for ``direction``, resolved against the cluster."""
+        cached = self._compiled.get((policy.key, direction))
+        if cached is not None:
+            return cached
+        out = []
+        for index, rule in enumerate(policy.rules(direction)):
+            cidrs: list[ipaddress.IPv4Network] = []
+            peer_pods: list[Pod] | None = None
+            if rule.peers is not None:
+                peer_pods = []
+                for peer in rule.peers:
+                    if peer.cidr is not None:
+                        cidrs.extend(block_cidrs(peer.cidr, peer.excepts))
+                    else:
+                        pods = self.peer_pods(peer, policy.namespace)
+                        peer_pods.extend(pods)
+                        cidrs.extend(ipaddress.IPv4Network(p.ip) for p in pods if p.ip)
+            peers = tuple(str(n) for n in ipaddress.collapse_addresses(cidrs)) \
+                if rule.peers is not None else None
+            ranges: list[PortRange] = []
+            names: list[tuple[str, str]] = []
+            for port in rule.ports:
+                if port.protocol not in PROTOCOLS:
+                    continue
+                if port.port is None:
+                    ranges.append(PortRange(port.protocol))
+                elif isinstance(port.port, int):
+                    ranges.append(PortRange(port.protocol, port.port, port.end_port or port.port))
+                else:
+                    names.append((port.port, port.protocol))
+            named: set[tuple[str, str, int]] = set()
+            if names:
+                # Named ports resolve on the destination: the selected pods for
+                # ingress, the peer pods (every pod, without peers) for egress.
+                targets: Iterable[Pod]
+                if direction == INGRESS:
+                    targets = self.selected(policy)
+                else:
+                    targets = peer_pods if peer_pods is not None else self.pods
+                for pod in targets:
+                    if not pod.addressable:
+                        continue
+                    for name, proto in names:
+                        number = pod.named_port(name, proto)
+                        if number is not None:
+                            named.add((str(pod.ip), proto, number))
+            out.append(CompiledRule(policy=policy.key, direction=direction, index=index,
+                                    peers=peers, any_port=not rule.ports,
+                                    ports=tuple(dict.fromkeys(ranges)),
+                                    named=tuple(sorted(named)),
+                                    names=tuple(f"{n}/{p}" for n, p in names)))
+        self._compiled[(policy.key, direction)] = out
+        return out
+
+
+# --- what one node enforces ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Isolation:
+    """One local pod isolated for one direction, and the policies that isolate it."""
+
+    pod: Pod
+    direction: str
+    policies: tuple[PolicyKey, ...]
+
+
+@dataclass
+class NodeRules:
+    """Everything ``ruleset.render`` turns into the node's table."""
+
+    node: str
+    local_pods: list[Pod]  # addressable pods on this node (what the agent knows)
+    isolated: list[Isolation]
+    rules: dict[tuple[PolicyKey, str], list[CompiledRule]]
+    fail_closed: bool  # unknown addresses of the node's pod subnet are dropped
+    policies: int = 0  # policies in the cluster
+
+
+def compile_node(cluster: Cluster, node: str) -> NodeRules:
+    """What ``node`` enforces: ingress and egress of its own addressable pods.
+
+    ``fail_closed`` is set when the cluster has any policy: then a pod of this
+    node that the agent does not know yet (no address learnt, so it may be
+    one an existing policy selects) gets no traffic until it is compiled.
+    """
+    local = sorted((p for p in cluster.pods if p.node == node and p.addressable),
+                   key=lambda p: (p.namespace, p.name))
+    isolated: list[Isolation] = []
+    rules: dict[tuple[PolicyKey, str], list[CompiledRule]] = {}
+    for pod in local:
+        for direction in DIRECTIONS:
+            policies = cluster.isolating(pod, direction)
+            if not policies:
+                continue
+            isolated.append(Isolation(pod, direction, tuple(p.key for p in policies)))
+            for policy in policies:
+                if (policy.key, direction) not in rules:
+                    rules[(policy.key, direction)] = cluster.compiled(policy, direction)
+    return NodeRules(node=node, local_pods=local, isolated=isolated, rules=rules,
+                     fail_closed=bool(cluster.policies), policies=len(cluster.policies))
+
+
+# --- one question: may SRC reach DST? -----------------------------------------------------------
+
+@dataclass
+class Side:
+    """The verdict of one direction: ``isolated`` by ``policies``; ``allowed_by`` the rules
+    that let the connection through (empty and isolated: refused)."""
+
+    direction: str
+    pod: str | None
+    isolated: bool = False
+    policies: list[str] = field(default_factory=list)
+    allowed_by: list[str] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return not self.isolated or bool(self.allowed_by) or bool(self.note)
+
+
+@dataclass
+class Decision:
+    src: str
+    dst: str
+    protocol: str
+    port: int | None
+    egress: Side
+    ingress: Side
+
+    @property
+    def allowed(self) -> bool:
+        return self.egress.allowed and self.ingress.allowed
+
+    def summary(self) -> str:
+        """One line: ``allowed``, or ``denied: NetworkPolicy x/deny (ingress) at ...``."""
+        if self.allowed:
+            parts = []
+            for side in (self.egress, self.ingress):
+                if side.note:
+                    parts.append(f"{side.direction}: {side.note}")
+                elif side.isolated:
+                    parts.append(f"{side.direction} allowed by {', '.join(side.allowed_by)}")
+                else:
+                    parts.append(f"{side.direction}: {side.pod or 'destination'} not isolated"
+                                 if side.direction == INGRESS else
+                                 f"{side.direction}: {side.pod or 'source'} not isolated")
+            return "allowed (" + "; ".join(parts) + ")"
+        side = self.egress if not self.egress.allowed else self.ingress
+        word = "NetworkPolicy" if len(side.policies) == 1 else "NetworkPolicies"
+        return (f"denied: {word} {', '.join(side.policies)} ({side.direction}) isolates "
+                f"{side.pod}; no rule allows this")
+
+
+def _side(cluster: Cluster, pod: Pod | None, direction: str, remote: str, dst_ip: str,
+          protocol: str, port: int | None) -> Side:
+    side = Side(direction, pod.ref if pod else None)
+    if pod is None:
+        return side
+    policies = cluster.isolating(pod, direction)
+    if not policies:
+        return side
+    side.isolated = True
+    side.policies = [policy_ref(p.key) for p in policies]
+    for policy in policies:
+        for rule in cluster.compiled(policy, direction):
+            if rule.allows(remote, dst_ip, protocol, port):
+                side.allowed_by.append(rule.label)
+    return side
+
+
+def decide(cluster: Cluster, src_ip: str, dst_ip: str, protocol: str, port: int | None,
+           node_ips: Mapping[str, str] | None = None) -> Decision:
+    """May ``src_ip`` open a connection to ``dst_ip`` on ``port``/``protocol``?
+
+    Evaluated as the kernel does (egress at the source's node, ingress at the
+    destination's, after any Service DNAT: give the endpoint's address), from
+    the same compiled rules. ``node_ips`` maps a node's addresses to its name,
+    so a node reaching its own pods is recognised.
+    """
+    src = cluster.by_ip.get(src_ip)
+    dst = cluster.by_ip.get(dst_ip)
+    egress = _side(cluster, src, EGRESS, dst_ip, dst_ip, protocol, port)
+    ingress = _side(cluster, dst, INGRESS, src_ip, dst_ip, protocol, port)
+    if src is not None and dst is not None and src.ip == dst.ip:
+        egress.note = ingress.note = "a pod may always reach itself"
+    elif dst is not None and node_ips and node_ips.get(src_ip) == dst.node:
+        ingress.note = f"its own node {dst.node} may always reach it"
+    return Decision(src_ip, dst_ip, protocol, port, egress, ingress)

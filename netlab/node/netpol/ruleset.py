@@ -1,0 +1,215 @@
+"""The policy agent's nftables table as text: one node's isolated pods and their rules.
+
+One table, ``table ip netlab-policy``, per node namespace, rewritten whole
+by each sync in one transaction (``add table; delete table; add …``, as the
+proxy's full sync: the kernel commits the batch atomically, so packets see
+the old rules or the new ones, never none). Layout:
+
+- Base chains on the ``filter`` hooks. ``egress-forward`` (forward, priority
+  5) and ``egress-input`` (input, 5) judge packets *from* this node's pods
+  (``ip saddr vmap @egress-pods``), ``ingress`` (forward, 10) packets *to*
+  them (``ip daddr vmap @ingress-pods``). Both run after the proxy's DNAT
+  (``nat`` prerouting, -100), so a connection to a ClusterIP is judged
+  against the endpoint the proxy chose; a pod's packets to another pod on
+  the same node are bridged, and br_netfilter (turned on by both agents)
+  sends them through these hooks too. Egress is judged at the source's node
+  and ingress at the destination's, each in its own base chain, so one's
+  ``accept`` never skips the other. Traffic the node itself sends (kubelet
+  probes) leaves by ``output``, which has no policy chain: the node always
+  reaches its pods.
+- Every base chain first accepts ``ct state established,related``: replies
+  of an allowed connection pass, and so does every later packet of a
+  connection that was allowed when it started, whatever policy says now.
+- The maps hold only *isolated* pods, each pointing at its pod chain
+  ``pod-HASH-<ns>/<pod>/<direction>``: the pod's exception for itself, a
+  ``jump`` to the rule chain of every policy isolating it, and a final
+  ``drop`` whose comment names those policies (``NetworkPolicy x/deny-all
+  (ingress) isolates x/a``), which is what ``netlab trace`` reports.
+- A rule chain ``rules-HASH-<ns>/<policy>/<direction>`` has one nft rule per
+  allowed (peer set, port) pair, each ``accept`` commented with the policy,
+  direction and rule number. Peers with more than one address are a named
+  interval set ``peers-HASH-…/<n>``; named ports, resolved per destination
+  pod, a set ``named-HASH-…/<n>`` of ``ip . protocol . port``.
+- When the cluster has any policy, ``known-pods`` lists this node's pods the
+  agent has compiled, and packets to or from any other address of the
+  node's pod subnet are dropped: a pod that has just got its address is
+  isolated before the agent has seen it (see ``netlab.node.netpol``).
+
+Family ``ip`` like the proxy's table: labs are IPv4 only. Pure text here;
+``netlab.kernel.nft`` applies it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+
+from netlab.node.netpol.model import (
+    EGRESS,
+    INGRESS,
+    CompiledRule,
+    NodeRules,
+    PolicyKey,
+    policy_ref,
+)
+
+FAMILY = "ip"
+TABLE = "netlab-policy"
+EGRESS_PRIORITY = 5  # after kube-proxy's filter chains (0): its rejects come first
+INGRESS_PRIORITY = 10
+KNOWN_PODS = "known-pods"
+MAPS = {INGRESS: "ingress-pods", EGRESS: "egress-pods"}
+POD_PREFIX, RULES_PREFIX = "pod-", "rules-"
+PEERS_PREFIX, NAMED_PREFIX = "peers-", "named-"
+UNKNOWN_COMMENT = "pod not yet known to the policy agent"
+SELF_COMMENT = "a pod may always reach itself"
+ESTABLISHED_COMMENT = "replies and established connections"
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """What a node's table depends on besides the policies."""
+
+    pod_cidr: str  # this node's pod subnet: its unknown addresses fail closed
+    table: str = TABLE
+
+    @property
+    def ref(self) -> str:
+        return f"{FAMILY} {self.table}"
+
+
+def _hashed(visible: str) -> str:
+    digest = hashlib.sha256(visible.encode()).digest()
+    return base64.b32encode(digest[:5]).decode() + "-" + visible
+
+
+def pod_chain(namespace: str, name: str, direction: str) -> str:
+    return POD_PREFIX + _hashed(f"{namespace}/{name}/{direction}")
+
+
+def rules_chain(policy: PolicyKey, direction: str) -> str:
+    return RULES_PREFIX + _hashed(f"{policy_ref(policy)}/{direction}")
+
+
+def peers_set(rule: CompiledRule) -> str:
+    return PEERS_PREFIX + _hashed(f"{policy_ref(rule.policy)}/{rule.direction}/{rule.index + 1}")
+
+
+def named_set(rule: CompiledRule) -> str:
+    return NAMED_PREFIX + _hashed(f"{policy_ref(rule.policy)}/{rule.direction}/{rule.index + 1}")
+
+
+def quote(text: str) -> str:
+    # nft strings have no escapes; nft caps comments at 128 bytes.
+    return '"' + text.replace('"', "'").replace("\\", "/")[:120] + '"'
+
+
+def drop_comment(policies: tuple[PolicyKey, ...], direction: str, pod: str) -> str:
+    """The pod chain's last rule's comment: what ``netlab trace`` names as the dropper."""
+    names = [policy_ref(p) for p in policies]
+    word = "NetworkPolicy" if len(names) == 1 else "NetworkPolicies"
+    listed = ", ".join(names)
+    if len(listed) > 70:  # keep the direction and pod within nft's comment limit
+        listed = ", ".join(names[:2]) + f" and {len(names) - 2} more"
+    return f"{word} {listed} ({direction}) isolates {pod}"
+
+
+def _chain(t: str, name: str, comment: str, rules: list[str]) -> str:
+    body = "".join(f" {r};" for r in rules)
+    return f"add chain {t} {name} {{ comment {quote(comment)};{body} }}"
+
+
+def _rule_lines(t: str, rule: CompiledRule, out: list[str]) -> list[str]:
+    """The nft rules of one compiled rule (declaring its sets into ``out``)."""
+    remote = "ip saddr" if rule.direction == INGRESS else "ip daddr"
+    if rule.peers is None:
+        peer = ""
+    elif not rule.peers:
+        return []  # its peers select nothing now: it allows nothing
+    elif len(rule.peers) == 1:
+        peer = f"{remote} {rule.peers[0]} "
+    else:
+        name = peers_set(rule)
+        out.append(f"add set {t} {name} {{ type ipv4_addr; flags interval; "
+                   f"comment {quote(rule.label + ' peers')}; "
+                   f"elements = {{ {', '.join(rule.peers)} }} }}")
+        peer = f"{remote} @{name} "
+    label = rule.label
+    if rule.any_port:
+        return [f"{peer}accept comment {quote(label + ': every port')}"]
+    lines = []
+    for r in rule.ports:
+        if r.first is None:
+            port = ""
+        elif r.last in (None, r.first):
+            port = f" th dport {r.first}"
+        else:
+            port = f" th dport {r.first}-{r.last}"
+        lines.append(f"{peer}meta l4proto {r.protocol}{port} accept "
+                     f"comment {quote(f'{label}: {r}')}")
+    if rule.named:
+        what = f"{label}: named port {', '.join(rule.names)}"
+        if len(rule.named) == 1:
+            ip, proto, number = rule.named[0]
+            lines.append(f"{peer}ip daddr {ip} meta l4proto {proto} th dport {number} accept "
+                         f"comment {quote(what)}")
+        else:
+            name = named_set(rule)
+            items = ", ".join(f"{ip} . {proto} . {number}" for ip, proto, number in rule.named)
+            out.append(f"add set {t} {name} {{ type ipv4_addr . inet_proto . inet_service; "
+                       f"comment {quote(what)}; elements = {{ {items} }} }}")
+            lines.append(f"{peer}ip daddr . meta l4proto . th dport @{name} accept "
+                         f"comment {quote(what)}")
+    return lines
+
+
+def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
+    """The whole table as one transaction replacing whatever is there."""
+    t = cfg.ref
+    title = quote(f"netlab NetworkPolicy: pods of {compiled.node}")
+    out = [f"add table {t}", f"delete table {t}", f"add table {t} {{ comment {title}; }}"]
+    known = [p.ip for p in compiled.local_pods if p.ip]
+    elements = f" elements = {{ {', '.join(known)} }};" if known else ""
+    out.append(f"add set {t} {KNOWN_PODS} {{ type ipv4_addr; "
+               f'comment "this node\'s pods the agent has compiled";{elements} }}')
+    for (policy, direction), rules in sorted(compiled.rules.items()):
+        lines: list[str] = []
+        for rule in rules:
+            lines += _rule_lines(t, rule, out)
+        what = f"NetworkPolicy {policy_ref(policy)} {direction} rules"
+        out.append(_chain(t, rules_chain(policy, direction), what, lines))
+    entries: dict[str, list[str]] = {INGRESS: [], EGRESS: []}
+    for iso in compiled.isolated:
+        pod, direction = iso.pod, iso.direction
+        chain = pod_chain(pod.namespace, pod.name, direction)
+        self_rule = (f"ip saddr {pod.ip}" if direction == INGRESS else f"ip daddr {pod.ip}")
+        lines = [f"{self_rule} accept comment {quote(SELF_COMMENT)}"]
+        lines += [f"jump {rules_chain(p, direction)}" for p in iso.policies]
+        lines.append(f"drop comment {quote(drop_comment(iso.policies, direction, pod.ref))}")
+        out.append(_chain(t, chain, f"{direction} of pod {pod.ref}", lines))
+        entries[direction].append(f"{pod.ip} comment {quote(pod.ref)} : goto {chain}")
+    for direction, name in MAPS.items():
+        items = entries[direction]
+        elements = f" elements = {{ {', '.join(items)} }};" if items else ""
+        out.append(f"add map {t} {name} {{ type ipv4_addr : verdict; "
+                   f'comment "pods isolated for {direction}";{elements} }}')
+    established = f"ct state established,related accept comment {quote(ESTABLISHED_COMMENT)}"
+    unknown_src = unknown_dst = ""
+    if compiled.fail_closed:
+        unknown_src = (f"ip saddr {cfg.pod_cidr} ip saddr != @{KNOWN_PODS} drop "
+                       f"comment {quote(UNKNOWN_COMMENT + ' (egress)')}")
+        unknown_dst = (f"ip daddr {cfg.pod_cidr} ip daddr != @{KNOWN_PODS} drop "
+                       f"comment {quote(UNKNOWN_COMMENT + ' (ingress)')}")
+    for name, hook in (("egress-forward", "forward"), ("egress-input", "input")):
+        rules = [established, f"ip saddr vmap @{MAPS[EGRESS]}"] + ([unknown_src] if unknown_src
+                                                                  else [])
+        out.append(f"add chain {t} {name} {{ type filter hook {hook} priority "
+                   f"{EGRESS_PRIORITY}; policy accept; comment \"egress of this node's pods\";"
+                   + "".join(f" {r};" for r in rules) + " }")
+    rules = [established, f"ip daddr vmap @{MAPS[INGRESS]}"] + ([unknown_dst] if unknown_dst
+                                                               else [])
+    out.append(f"add chain {t} ingress {{ type filter hook forward priority {INGRESS_PRIORITY}; "
+               f"policy accept; comment \"ingress of this node's pods\";"
+               + "".join(f" {r};" for r in rules) + " }")
+    return "\n".join(out) + "\n"
