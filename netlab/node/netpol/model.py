@@ -514,8 +514,9 @@ class Decision:
                                  f"{side.direction}: {side.pod or 'source'} not isolated")
             return "allowed (" + "; ".join(parts) + ")"
         side = self.egress if not self.egress.allowed else self.ingress
-        word = "NetworkPolicy" if len(side.policies) == 1 else "NetworkPolicies"
-        return (f"denied: {word} {', '.join(side.policies)} ({side.direction}) isolates "
+        word, verb = ("NetworkPolicy", "isolates") if len(side.policies) == 1 else \
+            ("NetworkPolicies", "isolate")
+        return (f"denied: {word} {', '.join(side.policies)} ({side.direction}) {verb} "
                 f"{side.pod}; no rule allows this")
 
 

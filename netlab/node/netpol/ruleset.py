@@ -108,11 +108,12 @@ def quote(text: str) -> str:
 def drop_comment(policies: tuple[PolicyKey, ...], direction: str, pod: str) -> str:
     """The pod chain's last rule's comment: what ``netlab trace`` names as the dropper."""
     names = [policy_ref(p) for p in policies]
-    word = "NetworkPolicy" if len(names) == 1 else "NetworkPolicies"
+    word, verb = ("NetworkPolicy", "isolates") if len(names) == 1 else \
+        ("NetworkPolicies", "isolate")
     listed = ", ".join(names)
     if len(listed) > 70:  # keep the direction and pod within nft's comment limit
         listed = ", ".join(names[:2]) + f" and {len(names) - 2} more"
-    return f"{word} {listed} ({direction}) isolates {pod}"
+    return f"{word} {listed} ({direction}) {verb} {pod}"
 
 
 def _chain(t: str, name: str, comment: str, rules: list[str]) -> str:

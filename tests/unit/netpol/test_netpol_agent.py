@@ -1,0 +1,185 @@
+"""The agent's sync engine with a fake kernel: one transaction per change, nothing when
+nothing changed, a full rewrite after a failed transaction, IPAM-learnt addresses."""
+
+from __future__ import annotations
+
+import pytest
+from netpolkit import ns_obj, pod_ip, pod_obj, policy_obj
+
+from netlab.node.netpol.agent import PolicyAgent
+
+
+class FakeKernel:
+    def __init__(self) -> None:
+        self.scripts: list[str] = []
+        self.fail_next = 0
+        self.prepared = 0
+        self.deleted = 0
+        self.table: str | None = None
+
+    def prepare(self) -> None:
+        self.prepared += 1
+
+    def apply(self, script: str) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RuntimeError("nft: injected failure")
+        self.scripts.append(script)
+        self.table = script
+
+    def delete_table(self) -> bool:
+        self.deleted += 1
+        had, self.table = self.table is not None, None
+        return had
+
+    def release(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup() -> tuple[PolicyAgent, FakeKernel, Clock]:
+    kernel, clock = FakeKernel(), Clock()
+    agent = PolicyAgent("worker1", "lab-worker1", "10.244.1.0/24", kernel=kernel, clock=clock,
+                        min_interval=0.05)
+    for ns in "xyz":
+        agent.update_namespace(ns_obj(ns))
+    for ns in "xyz":
+        for name in "abc":
+            agent.update_pod(pod_obj(ns, name, node="worker1"))
+    return agent, kernel, clock
+
+
+def test_first_sync_writes_the_table_and_prepares_the_node(setup) -> None:
+    agent, kernel, _ = setup
+    result = agent.sync()
+    assert result.kind == "full" and result.ok and kernel.prepared == 1
+    assert len(kernel.scripts) == 1 and result.policies == 0 and result.isolated == 0
+
+
+def test_nothing_changed_means_no_transaction(setup) -> None:
+    agent, kernel, clock = setup
+    agent.sync()
+    clock.now += 1
+    assert agent.sync().kind == "none"
+    agent.update_pod(pod_obj("x", "a", node="worker1"))  # same object again
+    assert agent.sync().kind == "none" and len(kernel.scripts) == 1
+
+
+def test_each_change_is_one_transaction(setup) -> None:
+    agent, kernel, clock = setup
+    agent.sync()
+    clock.now += 1
+    agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
+    result = agent.sync()
+    assert result.kind == "full" and result.isolated == 3 and len(kernel.scripts) == 2
+    assert "NetworkPolicy x/deny-all (ingress) isolates x/a" in kernel.table
+
+
+def test_bursts_are_rate_limited(setup) -> None:
+    agent, kernel, clock = setup
+    agent.sync()
+    agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
+    deferred = agent.sync()
+    assert deferred.kind == "deferred" and 0 < deferred.retry_in <= 0.05
+    agent.update_policy(policy_obj("y", "deny-all", {"podSelector": {}}))
+    clock.now += 0.05
+    assert agent.sync().isolated == 6 and len(kernel.scripts) == 2
+
+
+def test_a_failed_transaction_changes_nothing_and_forces_a_full_rewrite(setup) -> None:
+    agent, kernel, clock = setup
+    agent.sync()
+    before = kernel.table
+    clock.now += 1
+    agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
+    kernel.fail_next = 1
+    failed = agent.sync()
+    assert not failed.ok and "injected" in failed.error and failed.retry_in > 0
+    assert kernel.table == before, "the kernel kept the old table"
+    assert agent.applied is None and agent.dirty
+    clock.now += 1
+    retried = agent.sync()
+    assert retried.ok and retried.kind == "full" and "x/deny-all" in kernel.table
+    # Even a table identical to an earlier one is rewritten after a failure:
+    # what the kernel holds is not trusted until a transaction commits.
+    agent.force_full()
+    clock.now += 1
+    assert agent.sync().kind == "full" and len(kernel.scripts) == 3
+
+
+def test_deleting_a_policy_restores_the_open_table(setup) -> None:
+    agent, kernel, clock = setup
+    agent.sync()
+    open_table = kernel.table
+    policy = policy_obj("x", "deny-all", {"podSelector": {}})
+    agent.update_policy(policy)
+    clock.now += 1
+    agent.sync()
+    agent.delete_policy(policy)
+    clock.now += 1
+    agent.sync()
+    assert kernel.table == open_table
+
+
+def test_addresses_from_ipam_make_a_pod_known_before_its_status_says(setup) -> None:
+    agent, kernel, clock = setup
+    fresh = pod_obj("x", "new", node="worker1", ip=None)
+    agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
+    agent.update_pod(fresh)
+    assert agent.pending_local()
+    agent.sync()
+    assert "10.244.1.99" not in kernel.table
+    assert agent.learn_addresses({"10.244.1.99": "uid-x-new",
+                                  pod_ip("x", "a"): "uid-x-a"}) is True
+    assert not agent.pending_local()
+    clock.now += 1
+    agent.sync()
+    assert '10.244.1.99 comment "x/new" : goto' in kernel.table
+    assert agent.learn_addresses({"10.244.1.99": "uid-x-new",
+                                  pod_ip("x", "a"): "uid-x-a"}) is False
+
+
+def test_ipam_owner_beats_a_stale_reported_address(setup) -> None:
+    agent, _, _ = setup
+    # x/a's address was freed and handed to x/new: x/a's status still names it.
+    agent.update_pod(pod_obj("x", "new", node="worker1", ip=None))
+    agent.learn_addresses({pod_ip("x", "a"): "uid-x-new"})
+    assert agent.parsed[("x", "new")].ip == pod_ip("x", "a")
+    assert agent.parsed[("x", "a")].ip is None
+    assert agent.parsed[("x", "b")].ip == pod_ip("x", "b"), "no record: the status is used"
+
+
+def test_other_nodes_pods_keep_their_reported_address(setup) -> None:
+    agent, _, _ = setup
+    agent.update_pod(pod_obj("y", "far", node="worker2", ip="10.244.2.50"))
+    agent.learn_addresses({"10.244.1.5": "someone"})
+    assert agent.parsed[("y", "far")].ip == "10.244.2.50"
+
+
+def test_cleanup_deletes_the_table(setup) -> None:
+    agent, kernel, _ = setup
+    agent.sync()
+    assert agent.cleanup() is True and kernel.table is None and kernel.deleted == 1
+    assert agent.applied is None and agent.dirty
+
+
+def test_thousands_of_policies_converge_in_one_sync(setup) -> None:
+    agent, kernel, _ = setup
+    for i in range(2000):
+        agent.update_policy(policy_obj("x", f"p{i}", {
+            "podSelector": {"matchLabels": {"pod": "abc"[i % 3]}},
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}},
+                                   "podSelector": {"matchLabels": {"pod": "b"}}}],
+                         "ports": [{"port": 8000 + i}]}]}))
+    result = agent.sync()
+    assert result.ok and result.policies == 2000 and result.isolated == 3
+    assert result.compile_seconds < 5
+    assert kernel.table.count("add chain ip netlab-policy rules-") == 2000

@@ -1,0 +1,155 @@
+"""The policy table as text: what each node gets, labels, sets, and nft's own check of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from netpolkit import World, pod_ip, pod_node
+
+from netlab.node.netpol import model, ruleset
+
+CFG = {"worker1": ruleset.PolicyConfig("10.244.1.0/24"),
+       "worker2": ruleset.PolicyConfig("10.244.2.0/24")}
+
+
+def render(world: World, node: str = "worker1") -> str:
+    return ruleset.render(CFG[node], model.compile_node(world.cluster(), node))
+
+
+def nft_check(text: str) -> None:
+    """nft parses and the kernel validates the script in a throwaway namespace
+    (``unshare -n``: nothing is committed anywhere that outlives the check)."""
+    if os.geteuid() != 0 or not shutil.which("nft") or not shutil.which("unshare"):
+        pytest.skip("needs root, nft and unshare")
+    proc = subprocess.run(["unshare", "-n", "nft", "-f", "-"], input=text, text=True,
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_without_policies_the_table_passes_everything_and_never_fails_closed(
+        world: World) -> None:
+    text = render(world)
+    assert "known-pods" in text and "drop" not in text
+    assert "ingress-pods { type ipv4_addr : verdict; comment \"pods isolated for ingress\"; }" \
+        in text
+    nft_check(text)
+
+
+def test_the_table_is_replaced_in_one_transaction(world: World) -> None:
+    lines = render(world).splitlines()
+    assert lines[:2] == ["add table ip netlab-policy", "delete table ip netlab-policy"]
+
+
+def test_each_node_holds_only_its_own_pods(world: World) -> None:
+    world.add("x", "deny-all", {"podSelector": {}})
+    for node in ("worker1", "worker2"):
+        text = render(world, node)
+        for name in ("a", "b", "c"):
+            mine = pod_node("x", name) == node
+            assert (f"{pod_ip('x', name)} comment \"x/{name}\" : goto" in text) == mine
+        nft_check(text)
+
+
+def test_hooks_and_priorities_run_after_dnat(world: World) -> None:
+    text = render(world.add("x", "deny-all", {"podSelector": {}}))
+    assert "egress-forward { type filter hook forward priority 5;" in text
+    assert "egress-input { type filter hook input priority 5;" in text
+    assert "ingress { type filter hook forward priority 10;" in text
+    assert "hook output" not in text, "the node's own traffic (probes) is never judged"
+    assert text.count("ct state established,related accept") == 3
+
+
+def test_drop_rule_names_the_isolating_policies(world: World) -> None:
+    world.add("x", "deny-all", {"podSelector": {}})
+    text = render(world, pod_node("x", "a"))
+    assert 'drop comment "NetworkPolicy x/deny-all (ingress) isolates x/a"' in text
+    world.add("x", "from-b", {"podSelector": {"matchLabels": {"pod": "a"}},
+                              "ingress": [{"from": [{"podSelector":
+                                                     {"matchLabels": {"pod": "b"}}}]}]})
+    text = render(world, pod_node("x", "a"))
+    assert 'drop comment "NetworkPolicies x/deny-all, x/from-b (ingress) isolate x/a"' in text
+
+
+def test_many_policies_are_summarised_within_the_comment_limit() -> None:
+    keys = tuple(("x", f"a-rather-long-policy-name-{i}") for i in range(10))
+    comment = ruleset.drop_comment(keys, "ingress", "x/a")
+    assert comment.endswith("and 8 more (ingress) isolate x/a") and len(comment) < 120
+
+
+def test_fail_closed_rules_once_any_policy_exists(world: World) -> None:
+    world.add("z", "deny-all", {"podSelector": {}})
+    text = render(world, "worker1")
+    assert ('ip daddr 10.244.1.0/24 ip daddr != @known-pods drop comment '
+            '"pod not yet known to the policy agent (ingress)"') in text
+    assert "ip saddr 10.244.1.0/24 ip saddr != @known-pods drop" in text
+    known = [pod_ip(n, p) for n in "xyz" for p in "abc" if pod_node(n, p) == "worker1"]
+    for ip in known:
+        assert ip in text.split("known-pods {", 1)[1].split("}", 1)[0]
+
+
+def test_a_pending_pod_is_not_known_so_it_fails_closed(world: World) -> None:
+    world.pods[("x", "a")]["status"].pop("podIP")
+    world.add("x", "deny-all", {"podSelector": {}})
+    text = render(world, pod_node("x", "a"))
+    known = text.split("known-pods {", 1)[1].split("}", 1)[0]
+    assert pod_ip("x", "a") not in known
+
+
+def test_peers_ports_and_named_ports_render_as_sets_and_matches(world: World) -> None:
+    world.add("x", "mixed", {"podSelector": {}, "ingress": [{
+        "from": [{"namespaceSelector": {"matchLabels": {"ns": "y"}}},
+                 {"ipBlock": {"cidr": "192.168.0.0/16", "except": ["192.168.1.0/24"]}}],
+        "ports": [{"port": 80, "protocol": "TCP"}, {"port": 1000, "endPort": 2000,
+                                                    "protocol": "UDP"},
+                  {"port": "serve-81-udp", "protocol": "UDP"}, {"protocol": "SCTP"}]}]})
+    text = render(world, "worker1")
+    assert "flags interval" in text and "192.168.0.0/24" in text and "192.168.1.0/24" not in text
+    assert "meta l4proto tcp th dport 80 accept" in text
+    assert "meta l4proto udp th dport 1000-2000 accept" in text
+    assert "meta l4proto sctp accept" in text
+    assert "named port serve-81-udp/udp" in text
+    assert 'comment "x/mixed ingress rule 1: 80/tcp"' in text
+    nft_check(text)
+
+
+def test_single_peer_and_single_named_target_are_inline(world: World) -> None:
+    world.add("x", "one", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{
+        "from": [{"podSelector": {"matchLabels": {"pod": "b"}}}],
+        "ports": [{"port": "serve-80-tcp"}]}]})
+    text = render(world, pod_node("x", "a"))
+    assert (f"ip saddr {pod_ip('x', 'b')}/32 ip daddr {pod_ip('x', 'a')} meta l4proto tcp "
+            "th dport 80 accept") in text
+    assert "add set ip netlab-policy peers-" not in text
+    nft_check(text)
+
+
+def test_a_rule_whose_peers_select_nothing_renders_no_accept(world: World) -> None:
+    world.add("x", "nobody", {"podSelector": {}, "ingress": [{"from": [{"podSelector": {
+        "matchLabels": {"pod": "nobody"}}}]}]})
+    text = render(world, "worker1")
+    chain = next(line for line in text.splitlines() if "rules-" in line and "add chain" in line)
+    assert "accept" not in chain
+    nft_check(text)
+
+
+def test_egress_rules_match_the_destination(world: World) -> None:
+    world.add("x", "egress", {"podSelector": {}, "policyTypes": ["Egress"], "egress": [
+        {"to": [{"ipBlock": {"cidr": "10.244.2.0/24"}}], "ports": [{"port": 53,
+                                                                     "protocol": "UDP"}]}]})
+    text = render(world, "worker1")
+    assert "ip daddr 10.244.2.0/24 meta l4proto udp th dport 53 accept" in text
+    assert "ip saddr vmap @egress-pods" in text
+    nft_check(text)
+
+
+def test_deny_all_everywhere_with_every_feature_passes_nft(world: World) -> None:
+    world.add("x", "deny-all", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]})
+    world.add("y", "allow", {"podSelector": {}, "ingress": [{}], "egress": [{"to": [
+        {"podSelector": {}, "namespaceSelector": {}}]}]})
+    world.add("z", "named", {"podSelector": {}, "ingress": [{"ports": [
+        {"port": "serve-80-tcp"}, {"port": "serve-81-tcp"}]}]})
+    for node in ("worker1", "worker2"):
+        nft_check(render(world, node))
