@@ -6,7 +6,10 @@ for a NodePort, ``endpoint-HASH-ns/name/proto/port__ip/port`` for one
 backend, ``no-endpoints`` for refusals and ``masquerading`` for SNAT. So the
 chains a traced packet went through say which Service and which endpoint
 decided its fate, and the DNAT rule's comment adds the endpoint's pod and
-node. This module turns one packet's trace events at one node (one trace
+node. The policy agent's table (``netlab.node.netpol.ruleset``) ends each
+isolated pod's chain with a ``drop`` whose comment names the policies that
+isolate it, so a drop there reads ``dropped: NetworkPolicy x/deny-all
+(ingress)``. This module turns one packet's trace events at one node (one trace
 id) into a :class:`RuleMatch`, and each event into a one-line step.
 
 Pure: events and rule texts in, labels out.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
+from netlab.node.netpol import ruleset as policy_ruleset
 from netlab.node.proxy import ruleset
 from netlab.trace.model import RuleMatch, TraceEvent
 
@@ -26,6 +30,22 @@ _PORT_PATH = re.compile(r"^(?P<ns>[^/]+)/(?P<name>[^/]+)/(?P<proto>[^/]+)/(?P<po
                         r"(?:__(?P<ip>[\d.]+)/(?P<epport>\d+))?$")
 _DNAT_COMMENT = re.compile(r'comment "([^"]*)"')
 _POD_ON = re.compile(r" pod (\S+)(?: on (\S+))?")
+_POLICY_DROP = re.compile(r"^(NetworkPolic(?:y|ies) .*? \((?:ingress|egress)\))")
+
+
+def policy_drop_label(rule_text: str) -> str | None:
+    """``dropped: NetworkPolicy x/deny-all (ingress)`` for a drop rule of the policy
+    agent's table (its comment names the policies), None for any other rule."""
+    m = _DNAT_COMMENT.search(rule_text)
+    if not m:
+        return None
+    comment = m.group(1)
+    named = _POLICY_DROP.match(comment)
+    if named:
+        return f"dropped: {named.group(1)}"
+    if comment.startswith(policy_ruleset.UNKNOWN_COMMENT):
+        return f"dropped: {comment}"
+    return None
 
 
 def chain_service(chain: str) -> tuple[str, str | None] | None:
@@ -124,6 +144,10 @@ def _label(action: str, service: str | None, endpoint: str | None, pod: str | No
         return f"{kind}{service or '?'} -> {to}{masq}"
     if action == "drop":
         rule = _text(texts, e)
+        if e.table == policy_ruleset.TABLE:
+            label = policy_drop_label(rule)
+            if label:
+                return label
         what = f"rule {e.handle}" + (f" '{rule}'" if rule else "") if e.type == "rule" \
             else "chain policy"
         return f"dropped by {e.family} {e.table} {e.chain} {what}"

@@ -6,7 +6,8 @@
 - **answered**: a refusal came back: a TCP reset or an ICMP port/admin
   unreachable, either from the destination (nothing listens) or from a node's
   rule (kube-proxy rejects connections to a Service without endpoints);
-- **lost**: the probe stopped somewhere. ICMP net/host unreachable from a
+- **lost**: the probe stopped somewhere (a NetworkPolicy drop reads
+  ``dropped: NetworkPolicy x/deny-all (ingress) at worker2``). ICMP net/host unreachable from a
   node counts here (the node dropped it for want of a route and said so).
 
 The reason is said in plain words, from the evidence at the last place the
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address
 from typing import Callable
 
+from netlab.node.netpol import ruleset as policy_ruleset
 from netlab.trace.labview import LabView
 from netlab.trace.model import Hop, Place, Probe, Verdict
 from netlab.trace.packets import (
@@ -158,7 +160,12 @@ def _lost(fwd: Sequence[Hop], view: LabView, route_check: RouteCheck | None,
           dropped: Hop | None, probe: Probe | None = None) -> Verdict:
     last = fwd[-1]
     if dropped is not None and dropped.rule is not None:
-        return Verdict("lost", dropped.rule.label, last_hop=dropped.index, node=dropped.node,
+        reason = dropped.rule.label
+        if dropped.rule.table == policy_ruleset.TABLE:
+            # A policy drop names where it happened: ingress at the destination's
+            # node, egress at the source's.
+            reason += f" at {_at(dropped)}"
+        return Verdict("lost", reason, last_hop=dropped.index, node=dropped.node,
                        netns=dropped.netns)
     dst = last.packet.dst
     dst_ns = _destination_netns(view, dst)
