@@ -212,9 +212,9 @@ def _register_commands() -> None:
     """The kubectl-style, pod (logs, exec, top), proxy and trace commands live in their
     own modules; each
     imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
-    from netlab.cli import dns, fault, kube, pods, proxy, trace
+    from netlab.cli import dns, fault, kube, pods, policy, proxy, trace
 
-    for module in (dns, kube, pods, proxy, trace):
+    for module in (dns, kube, pods, policy, proxy, trace):
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(fault.fault)
