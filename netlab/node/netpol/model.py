@@ -41,6 +41,7 @@ for ``netlab policy check``.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -273,6 +274,22 @@ class CompiledRule:
             (dst, protocol, port) in self.named
 
 
+def ip_int(ip: str) -> int:
+    # inet_aton rather than IPv4Address: this runs for every peer of every rule.
+    return int.from_bytes(socket.inet_aton(ip), "big")
+
+
+def _peer_list(blocks: list[ipaddress.IPv4Network], pod_ips: set[str]) -> tuple[str, ...]:
+    """Blocks (collapsed) and pod addresses, none inside another: an nft interval
+    set refuses overlapping elements."""
+    if blocks:
+        blocks = list(ipaddress.collapse_addresses(blocks))
+        spans = [(int(n.network_address), int(n.broadcast_address)) for n in blocks]
+        pod_ips = {ip for ip in pod_ips
+                   if not any(lo <= ip_int(ip) <= hi for lo, hi in spans)}
+    return tuple([str(n) for n in blocks] + sorted(pod_ips, key=ip_int))
+
+
 def _in_cidrs(ip: str, cidrs: Iterable[str]) -> bool:
     address = ipaddress.IPv4Address(ip)
     return any(address in ipaddress.IPv4Network(c) for c in cidrs)
@@ -371,19 +388,17 @@ class Cluster:
             return cached
         out = []
         for index, rule in enumerate(policy.rules(direction)):
-            cidrs: list[ipaddress.IPv4Network] = []
+            peers: tuple[str, ...] | None = None
             peer_pods: list[Pod] | None = None
             if rule.peers is not None:
                 peer_pods = []
+                blocks: list[ipaddress.IPv4Network] = []
                 for peer in rule.peers:
                     if peer.cidr is not None:
-                        cidrs.extend(block_cidrs(peer.cidr, peer.excepts))
+                        blocks.extend(block_cidrs(peer.cidr, peer.excepts))
                     else:
-                        pods = self.peer_pods(peer, policy.namespace)
-                        peer_pods.extend(pods)
-                        cidrs.extend(ipaddress.IPv4Network(p.ip) for p in pods if p.ip)
-            peers = tuple(str(n) for n in ipaddress.collapse_addresses(cidrs)) \
-                if rule.peers is not None else None
+                        peer_pods.extend(self.peer_pods(peer, policy.namespace))
+                peers = _peer_list(blocks, {p.ip for p in peer_pods if p.ip})
             ranges: list[PortRange] = []
             names: list[tuple[str, str]] = []
             for port in rule.ports:

@@ -29,7 +29,8 @@ the old rules or the new ones, never none). Layout:
   allowed (peer set, port) pair, each ``accept`` commented with the policy,
   direction and rule number. Peers with more than one address are a named
   interval set ``peers-HASH-…/<n>``; named ports, resolved per destination
-  pod, a set ``named-HASH-…/<n>`` of ``ip . protocol . port``.
+  pod, a set ``named-HASH-…/<n>`` of ``ip . protocol . port``. Rules with
+  equal peers (or named-port targets) share the first one's set.
 - When the cluster has any policy, ``known-pods`` lists this node's pods the
   agent has compiled, and packets to or from any other address of the
   node's pod subnet are dropped: a pod that has just got its address is
@@ -121,8 +122,14 @@ def _chain(t: str, name: str, comment: str, rules: list[str]) -> str:
     return f"add chain {t} {name} {{ comment {quote(comment)};{body} }}"
 
 
-def _rule_lines(t: str, rule: CompiledRule, out: list[str]) -> list[str]:
-    """The nft rules of one compiled rule (declaring its sets into ``out``)."""
+def _rule_lines(t: str, rule: CompiledRule, out: list[str],
+                shared: dict[tuple, str]) -> list[str]:
+    """The nft rules of one compiled rule (declaring its sets into ``out``).
+
+    Rules with the same peers (``role: client`` in many policies of a
+    namespace) share one set: ``shared`` maps a set's contents to the name of
+    the first rule's set, whose comment names that rule.
+    """
     remote = "ip saddr" if rule.direction == INGRESS else "ip daddr"
     if rule.peers is None:
         peer = ""
@@ -131,10 +138,12 @@ def _rule_lines(t: str, rule: CompiledRule, out: list[str]) -> list[str]:
     elif len(rule.peers) == 1:
         peer = f"{remote} {rule.peers[0]} "
     else:
-        name = peers_set(rule)
-        out.append(f"add set {t} {name} {{ type ipv4_addr; flags interval; "
-                   f"comment {quote(rule.label + ' peers')}; "
-                   f"elements = {{ {', '.join(rule.peers)} }} }}")
+        name = shared.get(("peers", rule.peers))
+        if name is None:
+            name = shared[("peers", rule.peers)] = peers_set(rule)
+            out.append(f"add set {t} {name} {{ type ipv4_addr; flags interval; "
+                       f"comment {quote(rule.label + ' peers')}; "
+                       f"elements = {{ {', '.join(rule.peers)} }} }}")
         peer = f"{remote} @{name} "
     label = rule.label
     if rule.any_port:
@@ -156,10 +165,13 @@ def _rule_lines(t: str, rule: CompiledRule, out: list[str]) -> list[str]:
             lines.append(f"{peer}ip daddr {ip} meta l4proto {proto} th dport {number} accept "
                          f"comment {quote(what)}")
         else:
-            name = named_set(rule)
-            items = ", ".join(f"{ip} . {proto} . {number}" for ip, proto, number in rule.named)
-            out.append(f"add set {t} {name} {{ type ipv4_addr . inet_proto . inet_service; "
-                       f"comment {quote(what)}; elements = {{ {items} }} }}")
+            name = shared.get(("named", rule.named))
+            if name is None:
+                name = shared[("named", rule.named)] = named_set(rule)
+                items = ", ".join(f"{ip} . {proto} . {number}"
+                                  for ip, proto, number in rule.named)
+                out.append(f"add set {t} {name} {{ type ipv4_addr . inet_proto . "
+                           f"inet_service; comment {quote(what)}; elements = {{ {items} }} }}")
             lines.append(f"{peer}ip daddr . meta l4proto . th dport @{name} accept "
                          f"comment {quote(what)}")
     return lines
@@ -174,10 +186,11 @@ def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
     elements = f" elements = {{ {', '.join(known)} }};" if known else ""
     out.append(f"add set {t} {KNOWN_PODS} {{ type ipv4_addr; "
                f'comment "this node\'s pods the agent has compiled";{elements} }}')
+    shared: dict[tuple, str] = {}
     for (policy, direction), rules in sorted(compiled.rules.items()):
         lines: list[str] = []
         for rule in rules:
-            lines += _rule_lines(t, rule, out)
+            lines += _rule_lines(t, rule, out, shared)
         what = f"NetworkPolicy {policy_ref(policy)} {direction} rules"
         out.append(_chain(t, rules_chain(policy, direction), what, lines))
     entries: dict[str, list[str]] = {INGRESS: [], EGRESS: []}

@@ -120,7 +120,7 @@ def test_single_peer_and_single_named_target_are_inline(world: World) -> None:
         "from": [{"podSelector": {"matchLabels": {"pod": "b"}}}],
         "ports": [{"port": "serve-80-tcp"}]}]})
     text = render(world, pod_node("x", "a"))
-    assert (f"ip saddr {pod_ip('x', 'b')}/32 ip daddr {pod_ip('x', 'a')} meta l4proto tcp "
+    assert (f"ip saddr {pod_ip('x', 'b')} ip daddr {pod_ip('x', 'a')} meta l4proto tcp "
             "th dport 80 accept") in text
     assert "add set ip netlab-policy peers-" not in text
     nft_check(text)
@@ -153,3 +153,14 @@ def test_deny_all_everywhere_with_every_feature_passes_nft(world: World) -> None
         {"port": "serve-80-tcp"}, {"port": "serve-81-tcp"}]}]})
     for node in ("worker1", "worker2"):
         nft_check(render(world, node))
+
+
+def test_rules_with_the_same_peers_share_one_set(world: World) -> None:
+    for name in ("one", "two"):
+        world.add("x", name, {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {
+            "matchLabels": {"ns": "y"}}}], "ports": [{"port": 80 if name == "one" else 81}]}]})
+    text = render(world, "worker1")
+    assert text.count("add set ip netlab-policy peers-") == 1
+    assert 'comment "x/one ingress rule 1 peers"' in text
+    assert text.count("ip saddr @peers-") == 2
+    nft_check(text)

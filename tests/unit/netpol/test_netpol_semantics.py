@@ -282,7 +282,7 @@ def test_pods_without_address_host_network_or_finished_are_no_peers(world: World
     world.pods[("y", "c")]["spec"]["hostNetwork"] = True
     cluster = world.cluster()
     rule = cluster.compiled(cluster.policies[0], "ingress")[0]
-    assert rule.peers == (f"{pod_ip('y', 'a')}/32",)
+    assert rule.peers == (pod_ip('y', 'a'),)
 
 
 def test_policy_only_selects_pods_of_its_namespace(world: World) -> None:
