@@ -174,8 +174,9 @@ def bench_change(ns: str, args: argparse.Namespace) -> None:
           f"p99 {pct(times, 0.99) * 1000:7.1f} ms")
     print(f"  kube-proxy, one Service changed among {args.policies} (baseline): "
           f"p50 {statistics.median(proxy) * 1000:7.1f} ms   p99 {pct(proxy, 0.99) * 1000:7.1f} ms")
-    print(f"  ratio agent / kube-proxy: p50 {statistics.median(times) / statistics.median(proxy):6.2f}"
-          f"   p99 {pct(times, 0.99) / pct(proxy, 0.99):6.2f}")
+    ratio = statistics.median(times) / statistics.median(proxy)
+    print(f"  ratio agent / kube-proxy: p50 {ratio:6.2f}   "
+          f"p99 {pct(times, 0.99) / pct(proxy, 0.99):6.2f}")
 
 
 def main() -> None:
