@@ -97,11 +97,10 @@ def _service(text: str, cluster: model.Cluster, namespace: str,
     if svc is None:
         raise CheckError(f"no Service {ns}/{name}")
     wanted = next((p for p in (svc.get("spec") or {}).get("ports") or []
-                   if port is None or p.get("port") == port), None)
+                   if (port is None or p.get("port") == port)
+                   and str(p.get("protocol") or "TCP").lower() == protocol), None)
     if wanted is None:
-        raise CheckError(f"Service {ns}/{name} has no port {port}")
-    if str(wanted.get("protocol") or "TCP").lower() != protocol:
-        raise CheckError(f"Service {ns}/{name} port {port} is not {protocol}")
+        raise CheckError(f"Service {ns}/{name} has no port {port}/{protocol}")
     out = []
     for s in slices:
         meta = s.get("metadata") or {}
