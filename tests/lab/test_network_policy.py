@@ -52,8 +52,9 @@ Expect = Callable[[str, str, int, str], bool]
 def _manifest() -> str:
     docs = []
     for ns in NAMESPACES:
-        docs.append(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, "
-                    f"labels: {{ns: {ns}}}}}\n")
+        # Quoted: YAML 1.1 reads a bare y as true.
+        docs.append(f'apiVersion: v1\nkind: Namespace\nmetadata: {{name: "{ns}", '
+                    f'labels: {{ns: "{ns}"}}}}\n')
         for name in NAMES:
             ports = {p: ", ".join(f"{{name: serve-{p}-{proto}, containerPort: {p}, "
                                   f"protocol: {proto.upper()}}}" for proto in ("tcp", "udp"))
@@ -61,7 +62,7 @@ def _manifest() -> str:
             docs.append(textwrap.dedent(f"""\
                 apiVersion: v1
                 kind: Pod
-                metadata: {{name: {name}, namespace: {ns}, labels: {{pod: {name}, app: {name}}}}}
+                metadata: {{name: {name}, namespace: "{ns}", labels: {{pod: {name}, app: {name}}}}}
                 spec:
                   terminationGracePeriodSeconds: 1
                   containers:
@@ -81,7 +82,7 @@ def _manifest() -> str:
             docs.append(textwrap.dedent(f"""\
                 apiVersion: v1
                 kind: Service
-                metadata: {{name: s-{name}, namespace: {ns}}}
+                metadata: {{name: s-{name}, namespace: "{ns}"}}
                 spec:
                   selector: {{app: {name}}}
                   ports: [{svc_ports}]
