@@ -537,7 +537,7 @@ def test_kill_9_of_the_agent_leaves_no_window(clean: World) -> None:
     name = f"netpol-{node}"
     before = read_json(components_path(lab))[name]
     log = log_dir(lab) / f"{name}.log"
-    syncs_before = log.read_text().count("sync ok")
+    syncs_before = log.read_text().count("full sync ok")
     seen: list[bool] = []
     stop = threading.Event()
 
@@ -557,7 +557,7 @@ def test_kill_9_of_the_agent_leaves_no_window(clean: World) -> None:
         wait_for(lambda: (read_json(components_path(lab)) or {}).get(name, {})
                  .get("restarts", 0) > before["restarts"], 30, interval=0.1,
                  what="the supervisor to restart the agent")
-        wait_for(lambda: log.read_text().count("sync ok") > syncs_before, 30, interval=0.1,
+        wait_for(lambda: log.read_text().count("full sync ok") > syncs_before, 30, interval=0.1,
                  what="the restarted agent's first sync")
         probed = len(seen)
         wait_for(lambda: len(seen) >= probed + 3, 30, interval=0.05,

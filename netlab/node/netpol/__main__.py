@@ -86,9 +86,9 @@ async def run(args: argparse.Namespace) -> None:
                 log.warning("cannot read IPAM records in %s: %s", args.ipam_dir, exc)
             changed.clear()
             result = await loop.run_in_executor(None, agent.sync)
-            if result.kind == "full":
-                log.info("sync %s: %d policies, %d isolated pod directions, %d bytes, "
-                         "compile %.1f ms, total %.1f ms%s",
+            if result.kind in ("full", "partial"):
+                log.info("%s sync %s: %d policies, %d isolated pod directions, %d bytes, "
+                         "compile %.1f ms, total %.1f ms%s", result.kind,
                          "ok" if result.ok else "failed", result.policies, result.isolated,
                          result.bytes, result.compile_seconds * 1000, result.seconds * 1000,
                          f": {result.error}" if not result.ok else "")

@@ -6,15 +6,23 @@ the node's IPAM has handed out, and converges its node's table with
 ``sync()``. It does not talk to the API: ``python -m netlab.node.netpol``
 feeds it.
 
-How a sync works: the cluster is compiled for this node (``model``), the
-table rendered (``ruleset``) and, when the text differs from what was last
-committed, applied as one transaction that replaces the table whole. So
-every change is atomic, and a failed transaction changes nothing: the agent
-forgets what it believes the kernel holds and the next sync (after
-``retry_interval``) rewrites the table from scratch, whatever state the
-kernel is in. A restarted agent does the same on its first sync, which
-replaces the table its predecessor left in one step: the old rules stay in
-force until the new ones are in, so there is no window of open access.
+How a sync works: the cluster is compiled for this node (``model``; the
+compiled cluster is kept between syncs, and a policy change only recompiles
+that policy) and the table rendered as named objects (``ruleset``).
+
+- **Full** (the first sync, and after any failure): one transaction replaces
+  the whole table. A restarted agent starts so, replacing the table its
+  predecessor left in one step: the old rules stay in force until the new
+  ones are in, so there is no window of open access.
+- **Partial** otherwise: one transaction rewrites only the objects whose
+  declaration changed (``ruleset.partial_script``: flushed chains refilled,
+  sets and maps re-declared with their elements, as the proxy does), and
+  objects no longer wanted are deleted right after by a second, raw-netlink
+  transaction (until then they are empty and unreferenced).
+
+Every change is atomic, and a failed transaction changes nothing; the agent
+then forgets what it believes the kernel holds, and the next sync (after
+``retry_interval``) is full, whatever state the kernel is in.
 
 Syncs are rate-limited (``min_interval``) so a burst of events is applied
 together. ``cleanup()`` deletes the table (a clean exit: SIGTERM);
@@ -41,6 +49,7 @@ class PolicyKernel(Protocol):
 
     def prepare(self) -> None: ...
     def apply(self, script: str) -> None: ...
+    def collect(self, garbage: Mapping[str, str]) -> int: ...
     def delete_table(self) -> bool: ...
     def release(self) -> None: ...
 
@@ -64,6 +73,14 @@ class NodeKernel:
 
         nft.apply(self.netns, script, self.backend)
 
+    def collect(self, garbage: Mapping[str, str]) -> int:
+        # Raw netlink: nft 1.0.6 would download the whole table before any delete.
+        from netlab.kernel import nft
+
+        return nft.delete_objects(self.netns, self.cfg.table, ruleset.FAMILY,
+                                  sets=sorted(n for n, k in garbage.items() if k != "chain"),
+                                  chains=sorted(n for n, k in garbage.items() if k == "chain"))
+
     def delete_table(self) -> bool:
         from netlab.kernel import nft
 
@@ -77,7 +94,7 @@ class NodeKernel:
 
 @dataclass
 class SyncResult:
-    kind: str  # "full" (table written), "none" (nothing changed) or "deferred" (rate limit)
+    kind: str  # "full", "partial", "none" (nothing changed) or "deferred" (rate limit)
     ok: bool = True
     bytes: int = 0
     seconds: float = 0.0
@@ -85,7 +102,15 @@ class SyncResult:
     retry_in: float = 0.0
     isolated: int = 0  # (pod, direction) pairs isolated on this node
     policies: int = 0  # policies in the cluster
+    collected: int = 0  # unused objects deleted after a partial sync
     error: str = ""
+
+
+def _same_pod(a: model.Pod | None, b: model.Pod) -> bool:
+    # Pod objects change all the time (status, conditions); policy only cares about these.
+    return a is not None and (a.ip, a.node, dict(a.labels), a.ports, a.host_network,
+                              a.phase in model.TERMINAL_PHASES) == \
+        (b.ip, b.node, dict(b.labels), b.ports, b.host_network, b.phase in model.TERMINAL_PHASES)
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -110,7 +135,10 @@ class PolicyAgent:
         self.parsed: dict[tuple[str, str], model.Pod] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
         self.ipam: dict[str, str] = {}  # uid -> address, this node's allocations
-        self.applied: str | None = None  # the text the kernel holds, as far as we know
+        # What the kernel holds, as far as we know (None: unknown, the next sync is full).
+        self.applied: ruleset.Objects | None = None
+        self.garbage: dict[str, str] = {}  # emptied objects awaiting deletion: name -> kind
+        self._cluster: model.Cluster | None = None
         self.dirty = True
         self._last_sync: float | None = None
         self._prepared = False
@@ -119,33 +147,50 @@ class PolicyAgent:
     # --- input ---------------------------------------------------------------------------------
 
     def update_policy(self, obj: Mapping[str, Any]) -> None:
-        self.policies[_key(obj)] = model.parse_policy(obj)
+        policy = model.parse_policy(obj)
+        if self.policies.get(policy.key) == policy:
+            return  # a status or metadata-only change: nothing to enforce differently
+        self.policies[policy.key] = policy
+        if self._cluster is not None:
+            self._cluster.set_policy(policy.key, policy)
         self.dirty = True
 
     def delete_policy(self, obj: Mapping[str, Any]) -> None:
-        if self.policies.pop(_key(obj), None) is not None:
+        key = _key(obj)
+        if self.policies.pop(key, None) is not None:
+            if self._cluster is not None:
+                self._cluster.set_policy(key, None)
             self.dirty = True
 
     def update_pod(self, obj: Mapping[str, Any]) -> None:
         key = _key(obj)
         self.pods[key] = obj
+        before = self.parsed.get(key)
         self._parse_pod(key)
-        self.dirty = True
+        if not _same_pod(before, self.parsed[key]):
+            self._changed()
 
     def delete_pod(self, obj: Mapping[str, Any]) -> None:
         key = _key(obj)
         if self.pods.pop(key, None) is not None:
             self.parsed.pop(key, None)
-            self.dirty = True
+            self._changed()
 
     def update_namespace(self, obj: Mapping[str, Any]) -> None:
-        self.namespaces[(obj.get("metadata") or {}).get("name") or ""] = \
-            model.namespace_labels(obj)
-        self.dirty = True
+        name = (obj.get("metadata") or {}).get("name") or ""
+        labels = model.namespace_labels(obj)
+        if self.namespaces.get(name) != labels:
+            self.namespaces[name] = labels
+            self._changed()
 
     def delete_namespace(self, obj: Mapping[str, Any]) -> None:
         if self.namespaces.pop((obj.get("metadata") or {}).get("name") or "", None) is not None:
-            self.dirty = True
+            self._changed()
+
+    def _changed(self) -> None:
+        # Pods and namespaces feed every selection: the compiled cluster is rebuilt.
+        self._cluster = None
+        self.dirty = True
 
     def learn_addresses(self, allocations: Mapping[str, str]) -> bool:
         """This node's IPAM records (``{ip: pod uid}``); True when something changed."""
@@ -156,7 +201,7 @@ class PolicyAgent:
         for key, obj in self.pods.items():
             if ((obj.get("spec") or {}).get("nodeName")) == self.node:
                 self._parse_pod(key)
-        self.dirty = True
+        self._changed()
         return True
 
     def _parse_pod(self, key: tuple[str, str]) -> None:
@@ -182,11 +227,14 @@ class PolicyAgent:
     # --- sync ----------------------------------------------------------------------------------
 
     def cluster(self) -> model.Cluster:
-        return model.Cluster(self.policies.values(), self.parsed.values(), self.namespaces)
+        if self._cluster is None:
+            self._cluster = model.Cluster(self.policies.values(), self.parsed.values(),
+                                          self.namespaces)
+        return self._cluster
 
-    def compile(self) -> tuple[model.NodeRules, str]:
+    def compile(self) -> tuple[model.NodeRules, ruleset.Objects]:
         compiled = model.compile_node(self.cluster(), self.node)
-        return compiled, ruleset.render(self.cfg, compiled)
+        return compiled, ruleset.render_objects(self.cfg, compiled)
 
     def due_in(self) -> float:
         if self._last_sync is None:
@@ -205,35 +253,49 @@ class PolicyAgent:
             self._prepared = True
         started = self.clock()
         self.dirty = False
-        compiled, script = self.compile()
+        compiled, objects = self.compile()
         compiled_at = self.clock()
         self.last_compiled = compiled
         isolated, policies = len(compiled.isolated), compiled.policies
-        if script == self.applied:
-            return SyncResult(kind="none", isolated=isolated, policies=policies,
-                              compile_seconds=compiled_at - started)
+        if self.applied is None:
+            kind, script = "full", ruleset.full_script(self.cfg, self.node, objects)
+            garbage: dict[str, str] = {}
+        else:
+            kind = "partial"
+            script, garbage = ruleset.partial_script(self.cfg, self.applied, objects,
+                                                     self.garbage)
+            if not script:
+                return SyncResult(kind="none", isolated=isolated, policies=policies,
+                                  compile_seconds=compiled_at - started)
         self._last_sync = self.clock()
         try:
             self.kernel.apply(script)
         except Exception as exc:  # nft refused it: nothing changed; rewrite it all later
-            self.applied = None
-            self.dirty = True
+            self.force_full()
             seconds = self.clock() - started
-            log.error("sync failed after %.1f ms (%d bytes); retrying in full: %s",
-                      seconds * 1000, len(script), exc)
-            return SyncResult(kind="full", ok=False, bytes=len(script), seconds=seconds,
+            log.error("%s sync failed after %.1f ms (%d bytes); the next sync is full: %s",
+                      kind, seconds * 1000, len(script), exc)
+            return SyncResult(kind=kind, ok=False, bytes=len(script), seconds=seconds,
                               compile_seconds=compiled_at - started,
                               retry_in=self.retry_interval, error=str(exc),
                               isolated=isolated, policies=policies)
-        self.applied = script
-        seconds = self.clock() - started
-        return SyncResult(kind="full", bytes=len(script), seconds=seconds,
+        self.applied, self.garbage = objects, garbage
+        collected = 0
+        if garbage:
+            try:
+                collected = self.kernel.collect(garbage)
+                self.garbage = {}
+            except Exception as exc:  # the table is not what we think: rebuild it
+                log.error("deleting %d unused objects failed; the next sync is full: %s",
+                          len(garbage), exc)
+                self.force_full()
+        return SyncResult(kind=kind, bytes=len(script), seconds=self.clock() - started,
                           compile_seconds=compiled_at - started, isolated=isolated,
-                          policies=policies)
+                          policies=policies, collected=collected)
 
     def force_full(self) -> None:
         """Forget what the kernel holds: the next sync rewrites the table."""
-        self.applied = None
+        self.applied, self.garbage = None, {}
         self.dirty = True
 
     # --- the end -------------------------------------------------------------------------------
@@ -244,5 +306,5 @@ class PolicyAgent:
             deleted = self.kernel.delete_table()
         finally:
             self.kernel.release()
-        self.applied, self.dirty, self._prepared = None, True, False
+        self.applied, self.garbage, self.dirty, self._prepared = None, {}, True, False
         return deleted

@@ -319,13 +319,16 @@ def block_cidrs(cidr: str, excepts: Iterable[str]) -> list[ipaddress.IPv4Network
 class Cluster:
     """Every policy, pod and namespace of the cluster, indexed for selection.
 
-    Build once per sync (it caches selector results); ``compile_node`` and
-    ``decide`` read it.
+    It caches what it resolves (selections, peers, compiled rules, which
+    policies isolate which pod), so build it once per state of the pods and
+    namespaces; a policy change only drops that policy's entries
+    (``set_policy``), which is what makes a policy create cheap at scale.
+    ``compile_node`` and ``decide`` read it.
     """
 
     def __init__(self, policies: Iterable[Policy], pods: Iterable[Pod],
                  namespaces: Mapping[str, Mapping[str, str]]):
-        self.policies = sorted(policies, key=lambda p: p.key)
+        self.by_key = {p.key: p for p in policies}
         self.pods = [p for p in pods if p.name]
         self.namespaces = dict(namespaces)
         self.by_namespace: dict[str, list[Pod]] = {}
@@ -333,11 +336,37 @@ class Cluster:
             self.by_namespace.setdefault(pod.namespace, []).append(pod)
         self.by_ip = {p.ip: p for p in self.pods if p.addressable}
         self.policies_by_ns: dict[str, list[Policy]] = {}
-        for policy in self.policies:
+        for policy in sorted(self.by_key.values(), key=lambda p: p.key):
             self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
         self._peer_cache: dict[tuple, tuple[Pod, ...]] = {}
         self._selected: dict[PolicyKey, tuple[Pod, ...]] = {}
         self._compiled: dict[tuple[PolicyKey, str], list[CompiledRule]] = {}
+        self._isolating: dict[tuple[str, str, str], list[Policy]] = {}
+
+    @property
+    def policies(self) -> list[Policy]:
+        return [p for ns in sorted(self.policies_by_ns) for p in self.policies_by_ns[ns]]
+
+    def set_policy(self, key: PolicyKey, policy: Policy | None) -> None:
+        """Add, replace (``policy``) or remove (None) one policy, keeping every cache
+        that does not depend on it."""
+        if policy is None:
+            if self.by_key.pop(key, None) is None:
+                return
+        else:
+            self.by_key[key] = policy
+        namespace = key[0]
+        listed = [p for p in self.policies_by_ns.get(namespace, ()) if p.key != key]
+        if policy is not None:
+            listed = sorted([*listed, policy], key=lambda p: p.key)
+        if listed:
+            self.policies_by_ns[namespace] = listed
+        else:
+            self.policies_by_ns.pop(namespace, None)
+        self._selected.pop(key, None)
+        for direction in DIRECTIONS:
+            self._compiled.pop((key, direction), None)
+        self._isolating = {k: v for k, v in self._isolating.items() if k[0] != namespace}
 
     def ns_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace) or {NAMESPACE_NAME_LABEL: namespace}
@@ -356,8 +385,13 @@ class Cluster:
         """The policies isolating ``pod`` for ``direction``, by namespace/name."""
         if pod.host_network:
             return []
-        return [pol for pol in self.policies_by_ns.get(pod.namespace, ())
+        key = (pod.namespace, pod.name, direction)
+        found = self._isolating.get(key)
+        if found is None:
+            found = self._isolating[key] = [
+                pol for pol in self.policies_by_ns.get(pod.namespace, ())
                 if direction in pol.types and pol.selector.matches(pod.labels)]
+        return found
 
     def peer_pods(self, peer: PeerSpec, namespace: str) -> tuple[Pod, ...]:
         key = (str(peer.pods) if peer.pods is not None else None, peer.pods is None,
@@ -479,7 +513,7 @@ def compile_node(cluster: Cluster, node: str) -> NodeRules:
                 if (policy.key, direction) not in rules:
                     rules[(policy.key, direction)] = cluster.compiled(policy, direction)
     return NodeRules(node=node, local_pods=local, isolated=isolated, rules=rules,
-                     fail_closed=bool(cluster.policies), policies=len(cluster.policies))
+                     fail_closed=bool(cluster.by_key), policies=len(cluster.by_key))
 
 
 # --- one question: may SRC reach DST? -----------------------------------------------------------

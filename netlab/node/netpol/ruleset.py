@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from netlab.node.netpol.model import (
@@ -122,9 +123,12 @@ def _chain(t: str, name: str, comment: str, rules: list[str]) -> str:
     return f"add chain {t} {name} {{ comment {quote(comment)};{body} }}"
 
 
-def _rule_lines(t: str, rule: CompiledRule, out: list[str],
+Objects = dict[str, tuple[str, str]]  # name -> (kind: set, map, chain; its declaration)
+
+
+def _rule_lines(t: str, rule: CompiledRule, objects: Objects,
                 shared: dict[tuple, str]) -> list[str]:
-    """The nft rules of one compiled rule (declaring its sets into ``out``).
+    """The nft rules of one compiled rule (declaring its sets into ``objects``).
 
     Rules with the same peers (``role: client`` in many policies of a
     namespace) share one set: ``shared`` maps a set's contents to the name of
@@ -141,9 +145,9 @@ def _rule_lines(t: str, rule: CompiledRule, out: list[str],
         name = shared.get(("peers", rule.peers))
         if name is None:
             name = shared[("peers", rule.peers)] = peers_set(rule)
-            out.append(f"add set {t} {name} {{ type ipv4_addr; flags interval; "
-                       f"comment {quote(rule.label + ' peers')}; "
-                       f"elements = {{ {', '.join(rule.peers)} }} }}")
+            objects[name] = ("set", f"add set {t} {name} {{ type ipv4_addr; flags interval; "
+                                    f"comment {quote(rule.label + ' peers')}; "
+                                    f"elements = {{ {', '.join(rule.peers)} }} }}")
         peer = f"{remote} @{name} "
     label = rule.label
     if rule.any_port:
@@ -167,32 +171,37 @@ def _rule_lines(t: str, rule: CompiledRule, out: list[str],
         else:
             name = shared.get(("named", rule.named))
             if name is None:
+                # The set's comment is only the rule's label: it is fixed by the name,
+                # since a set's comment cannot change once the set exists.
                 name = shared[("named", rule.named)] = named_set(rule)
                 items = ", ".join(f"{ip} . {proto} . {number}"
                                   for ip, proto, number in rule.named)
-                out.append(f"add set {t} {name} {{ type ipv4_addr . inet_proto . "
-                           f"inet_service; comment {quote(what)}; elements = {{ {items} }} }}")
+                objects[name] = ("set", f"add set {t} {name} {{ type ipv4_addr . inet_proto . "
+                                        f"inet_service; comment {quote(label + ' named ports')};"
+                                        f" elements = {{ {items} }} }}")
             lines.append(f"{peer}ip daddr . meta l4proto . th dport @{name} accept "
                          f"comment {quote(what)}")
     return lines
 
 
-def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
-    """The whole table as one transaction replacing whatever is there."""
+def render_objects(cfg: PolicyConfig, compiled: NodeRules) -> Objects:
+    """Every object of the table, each with its declaration, in an order where
+    everything exists before anything refers to it."""
     t = cfg.ref
-    title = quote(f"netlab NetworkPolicy: pods of {compiled.node}")
-    out = [f"add table {t}", f"delete table {t}", f"add table {t} {{ comment {title}; }}"]
+    objects: Objects = {}
     known = [p.ip for p in compiled.local_pods if p.ip]
     elements = f" elements = {{ {', '.join(known)} }};" if known else ""
-    out.append(f"add set {t} {KNOWN_PODS} {{ type ipv4_addr; "
-               f'comment "this node\'s pods the agent has compiled";{elements} }}')
+    objects[KNOWN_PODS] = ("set", f"add set {t} {KNOWN_PODS} {{ type ipv4_addr; "
+                                  f'comment "this node\'s pods the agent has compiled";'
+                                  f"{elements} }}")
     shared: dict[tuple, str] = {}
     for (policy, direction), rules in sorted(compiled.rules.items()):
         lines: list[str] = []
         for rule in rules:
-            lines += _rule_lines(t, rule, out, shared)
+            lines += _rule_lines(t, rule, objects, shared)
         what = f"NetworkPolicy {policy_ref(policy)} {direction} rules"
-        out.append(_chain(t, rules_chain(policy, direction), what, lines))
+        name = rules_chain(policy, direction)
+        objects[name] = ("chain", _chain(t, name, what, lines))
     entries: dict[str, list[str]] = {INGRESS: [], EGRESS: []}
     for iso in compiled.isolated:
         pod, direction = iso.pod, iso.direction
@@ -201,13 +210,13 @@ def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
         lines = [f"{self_rule} accept comment {quote(SELF_COMMENT)}"]
         lines += [f"jump {rules_chain(p, direction)}" for p in iso.policies]
         lines.append(f"drop comment {quote(drop_comment(iso.policies, direction, pod.ref))}")
-        out.append(_chain(t, chain, f"{direction} of pod {pod.ref}", lines))
+        objects[chain] = ("chain", _chain(t, chain, f"{direction} of pod {pod.ref}", lines))
         entries[direction].append(f"{pod.ip} comment {quote(pod.ref)} : goto {chain}")
     for direction, name in MAPS.items():
         items = entries[direction]
         elements = f" elements = {{ {', '.join(items)} }};" if items else ""
-        out.append(f"add map {t} {name} {{ type ipv4_addr : verdict; "
-                   f'comment "pods isolated for {direction}";{elements} }}')
+        objects[name] = ("map", f"add map {t} {name} {{ type ipv4_addr : verdict; "
+                                f'comment "pods isolated for {direction}";{elements} }}')
     established = f"ct state established,related accept comment {quote(ESTABLISHED_COMMENT)}"
     unknown_src = unknown_dst = ""
     if compiled.fail_closed:
@@ -218,12 +227,58 @@ def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
     for name, hook in (("egress-forward", "forward"), ("egress-input", "input")):
         rules = [established, f"ip saddr vmap @{MAPS[EGRESS]}"] + ([unknown_src] if unknown_src
                                                                   else [])
-        out.append(f"add chain {t} {name} {{ type filter hook {hook} priority "
-                   f"{EGRESS_PRIORITY}; policy accept; comment \"egress of this node's pods\";"
-                   + "".join(f" {r};" for r in rules) + " }")
+        objects[name] = ("chain", f"add chain {t} {name} {{ type filter hook {hook} priority "
+                                  f"{EGRESS_PRIORITY}; policy accept; "
+                                  f"comment \"egress of this node's pods\";"
+                                  + "".join(f" {r};" for r in rules) + " }")
     rules = [established, f"ip daddr vmap @{MAPS[INGRESS]}"] + ([unknown_dst] if unknown_dst
                                                                else [])
-    out.append(f"add chain {t} ingress {{ type filter hook forward priority {INGRESS_PRIORITY}; "
-               f"policy accept; comment \"ingress of this node's pods\";"
-               + "".join(f" {r};" for r in rules) + " }")
+    objects["ingress"] = ("chain", f"add chain {t} ingress {{ type filter hook forward priority "
+                                   f"{INGRESS_PRIORITY}; policy accept; "
+                                   f"comment \"ingress of this node's pods\";"
+                                   + "".join(f" {r};" for r in rules) + " }")
+    return objects
+
+
+def full_script(cfg: PolicyConfig, node: str, objects: Objects) -> str:
+    """The whole table as one transaction replacing whatever is there."""
+    t = cfg.ref
+    title = quote(f"netlab NetworkPolicy: pods of {node}")
+    out = [f"add table {t}", f"delete table {t}", f"add table {t} {{ comment {title}; }}"]
+    out += [decl for _, decl in objects.values()]
     return "\n".join(out) + "\n"
+
+
+def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
+    """The whole table as one transaction (``full_script`` of ``render_objects``)."""
+    return full_script(cfg, compiled.node, render_objects(cfg, compiled))
+
+
+def partial_script(cfg: PolicyConfig, before: Objects, after: Objects,
+                   garbage: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    """One transaction taking the table from ``before`` to ``after``, and the
+    objects left unused once it has committed (to delete later, ``garbage``).
+
+    As the proxy's partial sync, only commands that do not make nft 1.0.6 fetch
+    the whole table: a changed chain is flushed and refilled (``add chain NAME
+    { rules }``), a changed set or map flushed and re-declared with its
+    elements; a new object is declared. An object no longer wanted is flushed
+    here (a chain then refers to nothing) and deleted afterwards over raw
+    netlink; until then it is unused. ``garbage`` holds objects an earlier sync
+    left for deletion (name -> kind): they exist, empty, and are refilled if
+    wanted again.
+    Returns ``("", garbage)`` when nothing changes.
+    """
+    t = cfg.ref
+    out: list[str] = []
+    for name, (kind, decl) in after.items():
+        if before.get(name) == (kind, decl) and name not in garbage:
+            continue
+        if name in before or name in garbage:
+            out.append(f"flush {kind} {t} {name}")
+        out.append(decl)
+    removed = {name: before[name][0] for name in before if name not in after}
+    for name in sorted(removed):
+        out.append(f"flush {removed[name]} {t} {name}")
+    left = {name: kind for name, kind in garbage.items() if name not in after} | removed
+    return ("\n".join(out) + "\n" if out else ""), left

@@ -1,5 +1,6 @@
-"""The agent's sync engine with a fake kernel: one transaction per change, nothing when
-nothing changed, a full rewrite after a failed transaction, IPAM-learnt addresses."""
+"""The agent's sync engine with a fake kernel: one transaction per change (full first,
+then partial), nothing when nothing changed, a full rewrite after a failed transaction or
+a failed clean-up, IPAM-learnt addresses."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from netlab.node.netpol.agent import PolicyAgent
 
 
 class FakeKernel:
+    """Keeps the table as the objects the scripts declare, flush and all."""
+
     def __init__(self) -> None:
         self.scripts: list[str] = []
         self.fail_next = 0
+        self.fail_collect = 0
         self.prepared = 0
         self.deleted = 0
-        self.table: str | None = None
+        self.collected: list[dict[str, str]] = []
+        self.objects: dict[str, str] | None = None
 
     def prepare(self) -> None:
         self.prepared += 1
@@ -25,11 +30,34 @@ class FakeKernel:
             self.fail_next -= 1
             raise RuntimeError("nft: injected failure")
         self.scripts.append(script)
-        self.table = script
+        objects = dict(self.objects or {})
+        for line in script.splitlines():
+            words = line.split()
+            if words[:2] == ["delete", "table"]:
+                objects = {}
+            elif words[0] == "flush":
+                assert words[4] in objects, f"flush of a missing object: {line}"
+                objects[words[4]] = ""
+            elif words[0] == "add" and words[1] in ("set", "map", "chain"):
+                objects[words[4]] = line
+        self.objects = objects
+
+    @property
+    def table(self) -> str:
+        return "\n".join((self.objects or {}).values())
+
+    def collect(self, garbage) -> int:
+        if self.fail_collect:
+            self.fail_collect -= 1
+            raise RuntimeError("netlink: injected failure")
+        self.collected.append(dict(garbage))
+        for name in garbage:
+            assert self.objects is not None and self.objects.pop(name) == "", name
+        return len(garbage)
 
     def delete_table(self) -> bool:
         self.deleted += 1
-        had, self.table = self.table is not None, None
+        had, self.objects = self.objects is not None, None
         return had
 
     def release(self) -> None:
@@ -79,8 +107,9 @@ def test_each_change_is_one_transaction(setup) -> None:
     clock.now += 1
     agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
     result = agent.sync()
-    assert result.kind == "full" and result.isolated == 3 and len(kernel.scripts) == 2
+    assert result.kind == "partial" and result.isolated == 3 and len(kernel.scripts) == 2
     assert "NetworkPolicy x/deny-all (ingress) isolates x/a" in kernel.table
+    assert "delete table" not in kernel.scripts[1], "a partial sync rewrites what changed"
 
 
 def test_bursts_are_rate_limited(setup) -> None:
@@ -108,11 +137,57 @@ def test_a_failed_transaction_changes_nothing_and_forces_a_full_rewrite(setup) -
     clock.now += 1
     retried = agent.sync()
     assert retried.ok and retried.kind == "full" and "x/deny-all" in kernel.table
+    assert kernel.scripts[-1].startswith("add table ip netlab-policy\ndelete table")
     # Even a table identical to an earlier one is rewritten after a failure:
     # what the kernel holds is not trusted until a transaction commits.
     agent.force_full()
     clock.now += 1
     assert agent.sync().kind == "full" and len(kernel.scripts) == 3
+
+
+def test_a_failed_clean_up_forces_a_full_rewrite(setup) -> None:
+    agent, kernel, clock = setup
+    policy = policy_obj("x", "deny-all", {"podSelector": {}})
+    agent.update_policy(policy)
+    agent.sync()
+    agent.delete_policy(policy)
+    kernel.fail_collect = 1
+    clock.now += 1
+    result = agent.sync()
+    assert result.ok and result.kind == "partial" and agent.applied is None
+    clock.now += 1
+    assert agent.sync().kind == "full"
+
+
+def test_deleted_objects_are_emptied_then_collected(setup) -> None:
+    agent, kernel, clock = setup
+    policy = policy_obj("x", "from-y", {"podSelector": {}, "ingress": [{"from": [
+        {"namespaceSelector": {"matchLabels": {"ns": "y"}}}]}]})
+    agent.update_policy(policy)
+    agent.sync()
+    assert any(name.startswith("peers-") for name in kernel.objects)
+    agent.delete_policy(policy)
+    clock.now += 1
+    result = agent.sync()
+    assert result.kind == "partial" and result.collected > 0
+    assert {k for k in kernel.collected[-1]} == {
+        n for n in kernel.collected[-1] if n.startswith(("pod-", "rules-", "peers-"))}
+    assert not any(n.startswith(("pod-", "rules-", "peers-")) for n in kernel.objects)
+
+
+def test_a_re_added_policy_refills_its_objects(setup) -> None:
+    agent, kernel, clock = setup
+    policy = policy_obj("x", "deny-all", {"podSelector": {}})
+    agent.update_policy(policy)
+    agent.sync()
+    full = dict(kernel.objects)
+    agent.delete_policy(policy)
+    clock.now += 1
+    agent.sync()
+    agent.update_policy(policy)
+    clock.now += 1
+    agent.sync()
+    assert kernel.objects == full
 
 
 def test_deleting_a_policy_restores_the_open_table(setup) -> None:
@@ -127,6 +202,29 @@ def test_deleting_a_policy_restores_the_open_table(setup) -> None:
     clock.now += 1
     agent.sync()
     assert kernel.table == open_table
+
+
+def test_pod_status_churn_alone_does_not_resync(setup) -> None:
+    agent, _kernel, _clock = setup
+    agent.sync()
+    cluster = agent.cluster()
+    busy = pod_obj("x", "a", node="worker1")
+    busy["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    agent.update_pod(busy)
+    assert agent.cluster() is cluster and not agent.dirty
+
+
+def test_a_policy_change_keeps_the_compiled_cluster(setup) -> None:
+    agent, _kernel, clock = setup
+    agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
+    agent.sync()
+    cluster = agent.cluster()
+    agent.update_policy(policy_obj("y", "deny-all", {"podSelector": {}}))
+    assert agent.cluster() is cluster
+    clock.now += 1
+    assert agent.sync().isolated == 6
+    agent.update_pod(pod_obj("x", "a", node="worker1", labels={"pod": "moved"}))
+    assert agent.cluster() is not cluster, "a label change rebuilds the selections"
 
 
 def test_addresses_from_ipam_make_a_pod_known_before_its_status_says(setup) -> None:
@@ -167,7 +265,7 @@ def test_other_nodes_pods_keep_their_reported_address(setup) -> None:
 def test_cleanup_deletes_the_table(setup) -> None:
     agent, kernel, _ = setup
     agent.sync()
-    assert agent.cleanup() is True and kernel.table is None and kernel.deleted == 1
+    assert agent.cleanup() is True and kernel.objects is None and kernel.deleted == 1
     assert agent.applied is None and agent.dirty
 
 
