@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -254,6 +255,18 @@ def render(cfg: PolicyConfig, compiled: NodeRules) -> str:
     return full_script(cfg, compiled.node, render_objects(cfg, compiled))
 
 
+_REFERENCE = re.compile(r"@([^\s;,}]+)")
+_HEADER = re.compile(r"^(add (?:set|map) \S+ \S+ \S+ \{ type [^;]*;(?: flags interval;)?)")
+
+
+def _bare(decl: str) -> str:
+    """A set's or map's declaration without comment or elements: re-declaring it so
+    changes nothing in the kernel."""
+    m = _HEADER.match(decl)
+    assert m, decl
+    return m.group(1) + " }"
+
+
 def partial_script(cfg: PolicyConfig, before: Objects, after: Objects,
                    garbage: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """One transaction taking the table from ``before`` to ``after``, and the
@@ -271,12 +284,22 @@ def partial_script(cfg: PolicyConfig, before: Objects, after: Objects,
     """
     t = cfg.ref
     out: list[str] = []
+    declared: set[str] = set()
     for name, (kind, decl) in after.items():
         if before.get(name) == (kind, decl) and name not in garbage:
             continue
+        if kind == "chain":
+            # nft 1.0.6 resolves ``@set`` in a rule only against sets this batch
+            # declares (it does not fetch the table's sets for ``add chain``): an
+            # unchanged set a rewritten chain uses is re-declared bare, a no-op.
+            for ref in _REFERENCE.findall(decl):
+                if ref not in declared and ref in after:
+                    out.append(_bare(after[ref][1]))
+                    declared.add(ref)
         if name in before or name in garbage:
             out.append(f"flush {kind} {t} {name}")
         out.append(decl)
+        declared.add(name)
     removed = {name: before[name][0] for name in before if name not in after}
     for name in sorted(removed):
         out.append(f"flush {removed[name]} {t} {name}")

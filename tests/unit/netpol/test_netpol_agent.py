@@ -4,6 +4,8 @@ a failed clean-up, IPAM-learnt addresses."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from netpolkit import ns_obj, pod_ip, pod_obj, policy_obj
 
@@ -31,6 +33,7 @@ class FakeKernel:
             raise RuntimeError("nft: injected failure")
         self.scripts.append(script)
         objects = dict(self.objects or {})
+        declared: set[str] = set()
         for line in script.splitlines():
             words = line.split()
             if words[:2] == ["delete", "table"]:
@@ -39,7 +42,14 @@ class FakeKernel:
                 assert words[4] in objects, f"flush of a missing object: {line}"
                 objects[words[4]] = ""
             elif words[0] == "add" and words[1] in ("set", "map", "chain"):
-                objects[words[4]] = line
+                name = words[4]
+                declared.add(name)
+                # nft 1.0.6 finds a set a rule names only among this batch's declarations.
+                for ref in re.findall(r"@([^\s;,}]+)", line):
+                    assert ref in declared, f"{ref} not declared in the batch: {line}"
+                bare = words[1] != "chain" and "elements" not in line and "comment" not in line
+                if not (bare and objects.get(name)):
+                    objects[name] = line
         self.objects = objects
 
     @property
