@@ -335,6 +335,7 @@ class Cluster:
         for pod in self.pods:
             self.by_namespace.setdefault(pod.namespace, []).append(pod)
         self.by_ip = {p.ip: p for p in self.pods if p.addressable}
+        self._pod_by_name = {(p.namespace, p.name): p for p in self.pods}
         self.policies_by_ns: dict[str, list[Policy]] = {}
         for policy in sorted(self.by_key.values(), key=lambda p: p.key):
             self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
@@ -366,7 +367,18 @@ class Cluster:
         self._selected.pop(key, None)
         for direction in DIRECTIONS:
             self._compiled.pop((key, direction), None)
-        self._isolating = {k: v for k, v in self._isolating.items() if k[0] != namespace}
+        # Patch the namespace's cached isolation lists rather than recompute them:
+        # one selector match per pod instead of one per pod and policy.
+        order = {p.key: i for i, p in enumerate(listed)}
+        for (ns, name, direction), found in self._isolating.items():
+            if ns != namespace:
+                continue
+            kept = [p for p in found if p.key != key]
+            pod = self._pod_by_name.get((ns, name))
+            if policy is not None and pod is not None and direction in policy.types \
+                    and policy.selector.matches(pod.labels):
+                kept = sorted([*kept, policy], key=lambda p: order[p.key])
+            self._isolating[(ns, name, direction)] = kept
 
     def ns_labels(self, namespace: str) -> Mapping[str, str]:
         return self.namespaces.get(namespace) or {NAMESPACE_NAME_LABEL: namespace}

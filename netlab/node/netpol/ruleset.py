@@ -47,6 +47,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from netlab.node.netpol.model import (
     EGRESS,
@@ -87,10 +88,14 @@ def _hashed(visible: str) -> str:
     return base64.b32encode(digest[:5]).decode() + "-" + visible
 
 
+# Names are asked for again on every sync (a pod chain names each policy it jumps to):
+# remember them, as the proxy does.
+@lru_cache(maxsize=1 << 16)
 def pod_chain(namespace: str, name: str, direction: str) -> str:
     return POD_PREFIX + _hashed(f"{namespace}/{name}/{direction}")
 
 
+@lru_cache(maxsize=1 << 16)
 def rules_chain(policy: PolicyKey, direction: str) -> str:
     return RULES_PREFIX + _hashed(f"{policy_ref(policy)}/{direction}")
 

@@ -312,3 +312,30 @@ def test_summary_names_the_deciding_policies(world: World) -> None:
         "allowed (egress: x/b not isolated; ingress allowed by x/from-b ingress rule 1)"
     assert world.decision("y/b", "x/a").summary() == \
         "denied: NetworkPolicies x/deny-all, x/from-b (ingress) isolate x/a; no rule allows this"
+
+
+def test_set_policy_keeps_every_answer_equal_to_a_fresh_compile(world: World) -> None:
+    cluster = world.cluster()
+    for ref in ALL:
+        for direction in ("ingress", "egress"):
+            cluster.isolating(cluster.by_ip[pod_ip(*ref.split("/"))], direction)
+    changes = [("x", "deny-all", {"podSelector": {}}),
+               ("x", "a-only", {"podSelector": {"matchLabels": {"pod": "a"}},
+                                "policyTypes": ["Egress"]}),
+               ("x", "deny-all", {"podSelector": {"matchLabels": {"pod": "b"}}}),
+               ("y", "all", {"podSelector": {}, "ingress": [{}]}),
+               ("x", "a-only", None)]
+    for ns, name, spec in changes:
+        if spec is None:
+            del world.policies[(ns, name)]
+            cluster.set_policy((ns, name), None)
+        else:
+            world.add(ns, name, spec)
+            cluster.set_policy((ns, name), model.parse_policy(world.policies[(ns, name)]))
+        fresh = world.cluster()
+        for ref in ALL:
+            pod = fresh.by_ip[pod_ip(*ref.split("/"))]
+            for direction in ("ingress", "egress"):
+                assert [p.key for p in cluster.isolating(pod, direction)] == \
+                    [p.key for p in fresh.isolating(pod, direction)], (ns, name, ref, direction)
+        assert [p.key for p in cluster.policies] == [p.key for p in fresh.policies]
