@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
 import selectors
 import socket
 import textwrap
@@ -33,7 +32,6 @@ from labkit import KUBECTL, kubectl, netlab_cli, wait_for
 
 from netlab.kernel import netns, nft
 from netlab.lab.state import components_path, log_dir, read_json
-from netlab.node.cni.ipam import ipam_dir
 from netlab.node.netpol import inspect, ruleset
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
@@ -483,50 +481,74 @@ def test_established_connections_survive_a_new_deny(clean: World) -> None:
         assert b"echo=after" in reader.readline()
 
 
-def test_a_new_pod_is_isolated_from_its_first_packet(clean: World) -> None:
-    """x/deny-all exists before x/d does: from the moment its address is allocated
-    (the IPAM record, before its container starts) a connection to it must never be
-    answered, not even refused (a reset would mean the packet got in)."""
-    clean.apply(DENY_ALL_X)
-    assert_table(clean, lambda s, d, *_: s == d or ns_of(d) != "x", "x/deny-all")
-    node = clean.pod_node["x/a"]
-    records = ipam_dir(clean.lab.name, node)
-
-    def addresses() -> set[str]:
-        return {n for n in os.listdir(records) if n.count(".") == 3 and n[0].isdigit()}
-
-    before = addresses()
-    clean.apply(textwrap.dedent(f"""\
+def _pinned_pod(ns: str, name: str, node: str) -> str:
+    return textwrap.dedent(f"""\
         apiVersion: v1
         kind: Pod
-        metadata: {{name: d, namespace: x, labels: {{pod: d}}}}
+        metadata: {{name: {name}, namespace: "{ns}", labels: {{pod: {name}}}}}
         spec:
           nodeName: {node}
           terminationGracePeriodSeconds: 1
           containers: [{{name: echo, image: netlab/echo, args: ["--port", "80"]}}]
-        """))
+        """)
+
+
+def _connects(world: World, src: str, ip: str, port: int = 80,
+              timeout: float = 0.3) -> str | None:
+    """``connected``, ``refused`` (the packet got in: nothing listened yet) or None."""
+    sock = netns.run_in_netns(world.pod_netns[src],
+                              lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((ip, port))
+        except ConnectionRefusedError:
+            return "refused"
+        except OSError:
+            return None
+    return "connected"
+
+
+def test_a_new_pod_is_isolated_before_the_agent_knows_it(clean: World) -> None:
+    """x/deny-all exists before x/d does. With the node's agent frozen (SIGSTOP), so it
+    cannot learn the new pods at all, x/d (selected) and y/d (selected by nothing)
+    get no traffic: an address of the pod subnet the agent has not compiled is
+    dropped. Once the agent runs again, y/d opens and x/d stays isolated."""
+    clean.apply(DENY_ALL_X)
+    assert_table(clean, lambda s, d, *_: s == d or ns_of(d) != "x", "x/deny-all")
+    node = clean.pod_node["x/a"]
+    lab = clean.lab.name
+    stopped = netlab_cli("fault", "kill", "--lab", lab, "-s", "STOP", "netpol", node)
+    assert stopped.returncode == 0, stopped.stderr
     try:
-        ip = wait_for(lambda: next(iter(addresses() - before), None), 60, interval=0.005,
-                      what="x/d's address")
-        answered = []
-        deadline = time.monotonic() + 4
-        while time.monotonic() < deadline:
-            sock = netns.run_in_netns(clean.pod_netns["y/a"],
-                                      lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            with sock:
-                sock.settimeout(0.2)
-                try:
-                    sock.connect((ip, 80))
-                    answered.append("connected")
-                except ConnectionRefusedError:
-                    answered.append("refused")
-                except OSError:
-                    pass
-        assert not answered, f"x/d answered before it was isolated: {answered}"
-        got = clean.get("pods", "-n", "x")
-        assert any(p["metadata"]["name"] == "d" for p in got)
+        clean.apply(_pinned_pod("x", "d", node) + "---\n" + _pinned_pod("y", "d", node))
+
+        def addresses() -> dict[str, str] | None:
+            pods = {f"{p['metadata']['namespace']}/d": p for p in clean.get("pods", "-A")
+                    if p["metadata"]["name"] == "d"}
+            ready = {ref: p["status"]["podIP"] for ref, p in pods.items()
+                     if (p.get("status") or {}).get("podIP") and all(
+                         c.get("ready") for c in p["status"].get("containerStatuses") or [{}])
+                     and p["status"].get("containerStatuses")}
+            return ready if len(ready) == 2 else None
+
+        ips = wait_for(addresses, 60, interval=0.2, what="x/d and y/d running")
+        answered = [(ref, r) for _ in range(3) for ref, ip in ips.items()
+                    if (r := _connects(clean, "y/a", ip))]
+        assert not answered, f"a pod the frozen agent never saw answered: {answered}"
     finally:
-        clean.kubectl("delete", "pod", "-n", "x", "d", "--wait=false")
+        resumed = netlab_cli("fault", "kill", "--lab", lab, "-s", "CONT", "netpol", node)
+        assert resumed.returncode == 0, resumed.stderr
+    try:
+        wait_for(lambda: _connects(clean, "y/a", ips["y/d"]) == "connected", CONVERGE,
+                 what="y/d open once the agent has compiled it")
+        assert all(_connects(clean, "y/a", ips["x/d"]) is None for _ in range(3)), \
+            "x/d is selected by x/deny-all"
+        check = netlab_cli("policy", "check", "--lab", lab, "y/a", "x/d", "80/tcp")
+        assert check.returncode == 1 and "x/deny-all" in check.stdout, check.stdout
+    finally:
+        kubectl(clean.kubeconfig, "delete", "pod", "-n", "x", "d", "--wait=false")
+        kubectl(clean.kubeconfig, "delete", "pod", "-n", "y", "d", "--wait=false")
 
 
 def test_kill_9_of_the_agent_leaves_no_window(clean: World) -> None:
