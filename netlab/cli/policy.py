@@ -92,7 +92,8 @@ def check(lab: str | None, namespace: str, output: str, src: str, dst: str,
                                   objects["endpointslices"], number, proto)
     except inspect.CheckError as err:
         fail(str(err), 2)
-    results = [inspect.check(cluster, s, t, number, proto, addresses)
+    subnets = {name: v["podSubnet"] for name, v in nodes.items() if v.get("podSubnet")}
+    results = [inspect.check(cluster, s, t, number, proto, addresses, subnets)
                for s in sources for t in targets]
     if output == "json":
         click.echo(json.dumps([r.to_json() for r in results], indent=2))

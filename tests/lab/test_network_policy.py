@@ -453,7 +453,8 @@ def test_trace_names_the_dropping_policy_and_check_agrees(clean: World) -> None:
     assert f"dropped: NetworkPolicy x/deny-all (ingress) at {node}" in out.stdout, out.stdout
     check = netlab_cli("policy", "check", "--lab", lab, "y/a", "svc/x/s-b", "80/tcp")
     assert check.returncode == 1, check.stdout + check.stderr
-    assert "denied: NetworkPolicy x/deny-all isolates x/b" in check.stdout, check.stdout
+    assert "denied: NetworkPolicy x/deny-all (ingress) isolates x/b" in check.stdout, \
+        check.stdout
     allowed = netlab_cli("policy", "check", "--lab", lab, "x/b", "y/a", "81/udp")
     assert allowed.returncode == 0 and ": allowed" in allowed.stdout, allowed.stdout
     show = netlab_cli("policy", "show", "--lab", lab, node)

@@ -147,16 +147,14 @@ class CheckResult:
         out = [head]
         for side, where in ((d.egress, self.src.node), (d.ingress, self.dst.node)):
             at = f" at {where}" if where else ""
-            if side.note:
+            if side.unknown or (side.isolated and not side.allowed_by and not side.note):
+                why = side.why_denied()
+            elif side.note:
                 why = side.note
             elif not side.isolated:
                 why = f"{side.pod} is not isolated" if side.pod else "not a pod: not judged"
-            elif side.allowed_by:
-                why = f"allowed by {', '.join(side.allowed_by)}"
             else:
-                one = len(side.policies) == 1
-                why = (f"denied: NetworkPolic{'y' if one else 'ies'} {', '.join(side.policies)} "
-                       f"isolate{'s' if one else ''} {side.pod}; no rule allows this")
+                why = f"allowed by {', '.join(side.allowed_by)}"
             out.append(f"  {side.direction}{at}: {why}")
         return out
 
@@ -166,7 +164,7 @@ class CheckResult:
         def side(s: model.Side, node: str | None) -> dict[str, Any]:
             return {"pod": s.pod, "node": node, "isolated": s.isolated,
                     "policies": s.policies, "allowedBy": s.allowed_by,
-                    "allowed": s.allowed, "note": s.note or None}
+                    "allowed": s.allowed, "note": s.note or s.unknown or None}
 
         return {"src": {"ip": self.src.ip, "name": self.src.label},
                 "dst": {"ip": self.dst.ip, "name": self.dst.label},
@@ -176,12 +174,14 @@ class CheckResult:
 
 
 def check(cluster: model.Cluster, src: Target, dst: Target, port: int | None,
-          protocol: str, nodes: Mapping[str, str]) -> CheckResult:
-    """One decision, on the compiled rules; ``nodes`` maps node names to their addresses."""
+          protocol: str, nodes: Mapping[str, str],
+          pod_subnets: Mapping[str, str] | None = None) -> CheckResult:
+    """One decision, on the compiled rules; ``nodes`` maps node names to their addresses,
+    ``pod_subnets`` node names to their pod CIDRs."""
     by_ip = {ip: name for name, ip in nodes.items()}
     number = dst.port if dst.port is not None else port
     return CheckResult(src, dst, model.decide(cluster, src.ip, dst.ip, protocol, number,
-                                              node_ips=by_ip))
+                                              node_ips=by_ip, pod_subnets=pod_subnets))
 
 
 _ELEMENT = re.compile(r'(\d+\.\d+\.\d+\.\d+) comment "([^"]*)" : goto (\S+)')

@@ -541,10 +541,21 @@ class Side:
     policies: list[str] = field(default_factory=list)
     allowed_by: list[str] = field(default_factory=list)
     note: str = ""
+    unknown: str = ""  # why the address is dropped though no pod has it (fail closed)
 
     @property
     def allowed(self) -> bool:
+        if self.unknown:
+            return False
         return not self.isolated or bool(self.allowed_by) or bool(self.note)
+
+    def why_denied(self) -> str:
+        if self.unknown:
+            return f"denied: {self.unknown}"
+        word, verb = ("NetworkPolicy", "isolates") if len(self.policies) == 1 else \
+            ("NetworkPolicies", "isolate")
+        return (f"denied: {word} {', '.join(self.policies)} ({self.direction}) {verb} "
+                f"{self.pod}; no rule allows this")
 
 
 @dataclass
@@ -575,10 +586,18 @@ class Decision:
                                  f"{side.direction}: {side.pod or 'source'} not isolated")
             return "allowed (" + "; ".join(parts) + ")"
         side = self.egress if not self.egress.allowed else self.ingress
-        word, verb = ("NetworkPolicy", "isolates") if len(side.policies) == 1 else \
-            ("NetworkPolicies", "isolate")
-        return (f"denied: {word} {', '.join(side.policies)} ({side.direction}) {verb} "
-                f"{side.pod}; no rule allows this")
+        return side.why_denied()
+
+
+def _unknown_pod_address(ip: str, pod_subnets: Mapping[str, str]) -> str | None:
+    """The node whose pod subnet holds ``ip`` (not its gateway, the node's own)."""
+    address = ipaddress.IPv4Address(ip)
+    for node, cidr in pod_subnets.items():
+        net = ipaddress.IPv4Network(cidr)
+        if address in net and address not in (net.network_address + 1, net.network_address,
+                                               net.broadcast_address):
+            return node
+    return None
 
 
 def _side(cluster: Cluster, pod: Pod | None, direction: str, remote: str, dst_ip: str,
@@ -599,18 +618,27 @@ def _side(cluster: Cluster, pod: Pod | None, direction: str, remote: str, dst_ip
 
 
 def decide(cluster: Cluster, src_ip: str, dst_ip: str, protocol: str, port: int | None,
-           node_ips: Mapping[str, str] | None = None) -> Decision:
+           node_ips: Mapping[str, str] | None = None,
+           pod_subnets: Mapping[str, str] | None = None) -> Decision:
     """May ``src_ip`` open a connection to ``dst_ip`` on ``port``/``protocol``?
 
     Evaluated as the kernel does (egress at the source's node, ingress at the
     destination's, after any Service DNAT: give the endpoint's address), from
     the same compiled rules. ``node_ips`` maps a node's addresses to its name,
-    so a node reaching its own pods is recognised.
+    so a node reaching its own pods is recognised; ``pod_subnets`` (node ->
+    CIDR) lets an address of a pod subnet that no pod holds fail closed, as
+    the node's table does once the cluster has a policy.
     """
     src = cluster.by_ip.get(src_ip)
     dst = cluster.by_ip.get(dst_ip)
     egress = _side(cluster, src, EGRESS, dst_ip, dst_ip, protocol, port)
     ingress = _side(cluster, dst, INGRESS, src_ip, dst_ip, protocol, port)
+    if cluster.by_key and pod_subnets:
+        for side, ip, pod in ((egress, src_ip, src), (ingress, dst_ip, dst)):
+            node = _unknown_pod_address(ip, pod_subnets) if pod is None else None
+            if node:
+                side.unknown = (f"no pod the agent knows has {ip} in {node}'s pod subnet "
+                                f"({side.direction}: dropped until one does)")
     if src is not None and dst is not None and src.ip == dst.ip:
         egress.note = ingress.note = "a pod may always reach itself"
     elif dst is not None and node_ips and node_ips.get(src_ip) == dst.node:

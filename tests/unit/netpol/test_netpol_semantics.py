@@ -339,3 +339,19 @@ def test_set_policy_keeps_every_answer_equal_to_a_fresh_compile(world: World) ->
                 assert [p.key for p in cluster.isolating(pod, direction)] == \
                     [p.key for p in fresh.isolating(pod, direction)], (ns, name, ref, direction)
         assert [p.key for p in cluster.policies] == [p.key for p in fresh.policies]
+
+
+def test_an_address_no_pod_holds_fails_closed_once_policies_exist(world: World) -> None:
+    subnets = {"worker1": "10.244.1.0/24", "worker2": "10.244.2.0/24"}
+    cluster = world.cluster()
+    open_ = model.decide(cluster, pod_ip("x", "a"), "10.244.1.99", "tcp", 80,
+                         pod_subnets=subnets)
+    assert open_.allowed, "no policy anywhere: nothing fails closed"
+    world.add("z", "deny-all", {"podSelector": {}})
+    cluster = world.cluster()
+    closed = model.decide(cluster, pod_ip("x", "a"), "10.244.1.99", "tcp", 80,
+                          pod_subnets=subnets)
+    assert not closed.allowed and "no pod the agent knows has 10.244.1.99" in closed.summary()
+    gateway = model.decide(cluster, pod_ip("x", "a"), "10.244.1.1", "tcp", 80,
+                           pod_subnets=subnets)
+    assert gateway.allowed, "the node's own address on the bridge is not a pod's"
