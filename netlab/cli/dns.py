@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import click
 
-from netlab.cli.common import fail, node_namespace
+from netlab.cli.common import fail, lab_option, node_namespace
+from netlab.cli.complete import complete_services
 
 
 @click.group()
@@ -23,13 +24,13 @@ def dns() -> None:
 
 
 @dns.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_services)
 @click.option("-n", "--namespace", default="default", show_default=True,
               help="The namespace of the pod asking (its search path).")
 @click.option("--type", "rdtype", default="A", show_default=True,
               help="The record type: A, SRV, PTR, CNAME, TXT ...")
 @click.option("--node", help="The node to ask from (default: the first worker).")
-@click.option("--lab", help="The lab (implied when only one is up).")
+@lab_option
 def lookup(name: str, namespace: str, rdtype: str, node: str | None, lab: str | None) -> None:
     """Resolve NAME as a pod in NAMESPACE would, showing the search-path expansion."""
     from netlab.dns.addon import cluster_dns_ip

@@ -21,7 +21,7 @@ import yaml
 
 from netlab.api import resources
 from netlab.api.tables import render_table
-from netlab.cli.common import fail
+from netlab.cli.common import fail, lab_option
 
 
 def _client(lab: str | None):
@@ -68,7 +68,6 @@ def _api_error(err: Exception) -> NoReturn:
     fail(f"({reason}) {err}" if reason else str(err), 1)
 
 
-lab_option = click.option("--lab", help="The lab (implied when only one is up).")
 namespace_option = click.option("-n", "--namespace", default=None,
                                 help="Namespace (default: default).")
 

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import click
 
-from netlab.cli.common import exec_in, fail, node_namespace
+from netlab.cli.common import exec_in, fail, lab_option, node_namespace
+from netlab.cli.complete import complete_labs, complete_nodes
 from netlab.cli.render import columns
 from netlab.topology import TopologyError, load_topology, plan_lab
 
@@ -93,7 +94,7 @@ def up(topology: str, dry_run: bool, quiet: bool, network_only: bool) -> None:
 
 
 @main.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, shell_complete=complete_labs)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def down(lab: str | None, quiet: bool) -> None:
     """Remove a lab: its processes, namespaces and state. Safe to repeat."""
@@ -115,7 +116,7 @@ def down(lab: str | None, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, shell_complete=complete_labs)
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 def status(lab: str | None, output: str) -> None:
     """Show a lab's nodes and whether their namespaces exist."""
@@ -152,7 +153,7 @@ def _store_line(store: dict[str, Any]) -> str:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--lab", help="The lab (implied when only one is up).")
+@lab_option
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
     """Run etcdctl against the lab's etcd: netlab etcdctl -- get /registry/... --prefix.
@@ -197,8 +198,8 @@ def list_labs() -> None:
 
 
 @main.command()
-@click.option("--lab", help="The lab (implied when only one is up).")
-@click.argument("node")
+@lab_option
+@click.argument("node", shell_complete=complete_nodes)
 def shell(lab: str | None, node: str) -> None:
     """Open an interactive shell inside NODE's network namespace."""
     _require_root()
@@ -206,6 +207,21 @@ def shell(lab: str | None, node: str) -> None:
     shell_path = os.environ.get("SHELL") or "/bin/bash"
     click.echo(f"shell in {namespace}; 'exit' to leave", err=True)
     exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
+
+
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL; labs, nodes, pods and Services complete.
+
+    \b
+    bash:  eval "$(netlab completion bash)"   (or save it in /etc/bash_completion.d/netlab)
+    zsh:   eval "$(netlab completion zsh)"
+    fish:  netlab completion fish > ~/.config/fish/completions/netlab.fish
+    """
+    from netlab.cli.complete import script
+
+    click.echo(script(shell, main))
 
 
 def _register_commands() -> None:
@@ -229,4 +245,4 @@ def _require_root() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="netlab")  # as the console script: usage lines and _NETLAB_COMPLETE

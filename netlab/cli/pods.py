@@ -23,7 +23,8 @@ from typing import Any, NoReturn
 
 import click
 
-from netlab.cli.common import exec_in, fail, node_namespace
+from netlab.cli.common import exec_in, fail, lab_option, node_namespace
+from netlab.cli.complete import complete_pods, complete_targets
 from netlab.cli.render import columns
 
 
@@ -72,14 +73,13 @@ def _container(pod: dict[str, Any], wanted: str | None) -> str:
     return names[0]
 
 
-lab_option = click.option("--lab", help="The lab (implied when only one is up).")
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True)
 
 
 @click.command()
 @lab_option
 @namespace_option
-@click.argument("pod")
+@click.argument("pod", shell_complete=complete_pods)
 @click.option("-c", "--container", default=None)
 @click.option("-f", "--follow", is_flag=True, help="Stream the log until the container ends.")
 @click.option("-p", "--previous", is_flag=True, help="The previous attempt's log.")
@@ -135,7 +135,7 @@ def logs(lab: str | None, namespace: str, pod: str, container: str | None, follo
 @click.option("-c", "--container", default=None)
 @click.option("-i", "--stdin", is_flag=True, help="Pass stdin to the command.")
 @click.option("-t", "--tty", is_flag=True, help="The command gets this terminal.")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str | None, namespace: str, container: str | None, stdin: bool, tty: bool,
           target: str, command: tuple[str, ...]) -> None:
