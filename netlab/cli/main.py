@@ -185,11 +185,15 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
 
 
 @main.command("list")
-def list_labs() -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def list_labs(output: str) -> None:
     """List the labs that are up."""
     from netlab.lab import lifecycle
 
     rows = lifecycle.labs()
+    if output == "json":
+        click.echo(json.dumps({"labs": rows}, indent=2))
+        return
     if not rows:
         click.echo("no lab is up")
         return

@@ -287,6 +287,14 @@ def test_netlab_dns_lookup_shows_the_search_path(dns_lab):
     assert missing.returncode == 1
     tried = [line.split()[0] for line in missing.stdout.splitlines()[1:]]
     assert tried == [f"nope.dns-a.svc.{ZONE}.", f"nope.svc.{ZONE}.", f"nope.{ZONE}.", "nope."]
+    as_json = netlab_cli("dns", "lookup", "--lab", dns_lab["lab"].name, "db", "-n", "dns-a",
+                         "--type", "SRV", "-o", "json")
+    report = json.loads(as_json.stdout)
+    assert report["nameserver"] == DNS_IP and report["search"][0] == f"dns-a.svc.{ZONE}"
+    assert [a["rcode"] for a in report["attempts"]] == ["NOERROR"]
+    # As CoreDNS: SRV of the Service name itself lists every port of every endpoint.
+    assert sorted(a.split()[-1] for a in report["attempts"][0]["answers"]) == [
+        f"db-0.db.dns-a.svc.{ZONE}.", f"db-1.db.dns-a.svc.{ZONE}."]
 
 
 def test_answers_resume_after_kill_9_without_stale_records(dns_lab):
