@@ -30,6 +30,9 @@ MAX_LAB_NAME = 12
 MIN_MTU, MAX_MTU = 1280, 9000
 # A node named "net" would collide with the lab's underlay namespace "<lab>-net".
 RESERVED_NODE_NAMES = {"net"}
+# A lab's data lives in /var/lib/netlab/<lab>/, and `down` removes it: a lab named
+# "images" would take the image store every lab shares (netlab.images.store) with it.
+RESERVED_LAB_NAMES = {"images"}
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -251,6 +254,10 @@ def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | Non
         return None
     if not _DNS_LABEL.match(name):
         check.error(("name",), f"'{name}'{where} is not a DNS-1123 label", fix, at_line=explicit)
+        return None
+    if name in RESERVED_LAB_NAMES:
+        check.error(("name",), f"'{name}'{where} is reserved: /var/lib/netlab/{name} is the "
+                    "image store", "choose another lab name", at_line=explicit)
         return None
     return name
 
