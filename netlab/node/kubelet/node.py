@@ -41,6 +41,7 @@ import aiohttp
 from netlab.api.timefmt import format_micro_time, format_time
 from netlab.client import APIError, Client
 from netlab.images import BUILTIN_IMAGES
+from netlab.images.store import ImageStore
 from netlab.node.kubelet.config import KUBELET_VERSION, KubeletConfig
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, node_ref
 from netlab.node.kubelet.metrics import USAGE_ANNOTATION
@@ -170,8 +171,16 @@ def node_status(cfg: KubeletConfig, old: dict[str, Any] | None, now: datetime) -
                       {"type": "Hostname", "address": cfg.node}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.port}},
         "nodeInfo": node_info(cfg),
-        "images": [{"names": [name], "sizeBytes": 0} for name in BUILTIN_IMAGES],
+        "images": node_images(),
     }
+
+
+def node_images() -> list[dict[str, Any]]:
+    """``status.images``: the store's images (names and id, as containerd lists them)
+    and the built-in ones, which take no space of their own."""
+    stored = [{"names": [*image.names, image.id], "sizeBytes": image.size}
+              for image in ImageStore().images() if image.names]
+    return stored + [{"names": [name], "sizeBytes": 0} for name in BUILTIN_IMAGES]
 
 
 def node_object(cfg: KubeletConfig, now: datetime) -> dict[str, Any]:

@@ -35,7 +35,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -43,7 +43,8 @@ import aiohttp
 
 from netlab.api.timefmt import format_time
 from netlab.client import APIError, Client, resource_path
-from netlab.images import builtin_image
+from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
+from netlab.images.store import ImageStore
 from netlab.node.kubelet import envsources
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.config import KubeletConfig
@@ -82,6 +83,8 @@ class Services:
     backoff: Backoff
     http: aiohttp.ClientSession  # for httpGet probes
     start_slots: asyncio.Semaphore  # pods starting for the first time, at once
+    # The host's image store, shared by every lab (netlab image load, busybox at set-up).
+    images: ImageStore = field(default_factory=ImageStore)
 
 
 def go_duration(seconds: float) -> str:
@@ -128,6 +131,7 @@ class PodWorker:
         self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
+        self.image_ids: dict[str, str] = {}  # image as written -> imageID of what ran
         self.finished = False  # reached Succeeded/Failed: nothing runs again
         self.terminated = False
         self._torn_down = False
@@ -386,10 +390,16 @@ class PodWorker:
     async def _start(self, pod: dict[str, Any], c: dict[str, Any], attempt: int,
                      init: bool = False) -> None:
         name = c.get("name", "")
+        image = c.get("image", "")
+        # The store is the node's image cache: what is there runs, whatever the pull
+        # policy (netlab pulls nothing yet: Always finds the loaded copy, as after
+        # `kind load`); what is not falls back to the built-ins and host programs.
+        stored = self.s.images.lookup(image)
         try:
             context = dataclasses.replace(self._context(),
                                           sources=await self._env_sources(pod, c))
-            spec = container_spec(pod, c, context)
+            spec = container_spec(pod, c, context, stored,
+                                  () if stored else tuple(self.s.images.names()))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:
@@ -399,19 +409,25 @@ class PodWorker:
                 delay = self.config_retry.get(name, CONFIG_RETRY_START)
                 self.config_retry[name] = min(delay * 2, CONFIG_RETRY_MAX)
                 self.wake_later(delay)
-            elif self._first(("config", name, err.message)):
-                self.event(pod, WARNING, err.reason, err.message, name, init)
-                self.event(pod, WARNING, "Failed", f"Error: {err.reason}", name, init)
+            else:
+                if self._first(("config", name, err.message)):
+                    self.event(pod, WARNING, err.reason, err.message, name, init)
+                    self.event(pod, WARNING, "Failed", f"Error: {err.reason}", name, init)
+                if err.reason == UNKNOWN_IMAGE_REASON:
+                    # `netlab image load` may bring it: look again, as the kubelet
+                    # tries again for an image it could not get.
+                    self.wake_later(CONFIG_RETRY_MAX)
             return
         self.config_retry.pop(name, None)
         self.waiting.pop(name, None)
-        image = c.get("image", "")
-        if builtin_image(image):
+        self.image_ids[image] = image_id(image, stored)
+        if stored is not None or builtin_image(image):
             self.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present '
                         "on machine", name, init)
         elif self._first(("hostcmd", name)):
-            self.event(pod, NORMAL, "Pulled", f'Container image "{image}" is not built into '
-                        "netlab: running its command on the host", name, init)
+            self.event(pod, NORMAL, "Pulled", f'Container image "{image}" is not in the image '
+                        "store nor built into netlab: running its command on the host", name,
+                        init)
         try:
             state = await self.s.cri.start_container(self.uid, spec, attempt)
         except ContainerError as err:
@@ -473,8 +489,9 @@ class PodWorker:
             init={c.get("name", ""): obs(c) for c in spec.get("initContainers") or []},
             containers={c.get("name", ""): obs(c) for c in spec.get("containers") or []},
             terminal=terminal, start_time=self.start_time)
-        images = {c.get("image", ""): image_id(c.get("image", ""))
-                  for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+        every = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        images = {c.get("image", ""): self.image_ids.get(c.get("image", "")) or
+                  image_id(c.get("image", "")) for c in every}
         status = podstatus.pod_status(pod, observation, datetime.now(timezone.utc), images)
         if status["phase"] in podstatus.TERMINAL_PHASES and not self.finished:
             self.finished = True
