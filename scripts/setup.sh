@@ -6,9 +6,10 @@
 #                           the examples (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
-# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl), a virtualenv
-# in .venv with netlab and its test extras, and `netlab` on root's PATH
-# (/usr/local/bin/netlab).
+# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl, busybox-static,
+# umoci and skopeo), a virtualenv in .venv with netlab and its test extras, `netlab`
+# on root's PATH (/usr/local/bin/netlab), and the busybox and alpine images in the
+# image store (/var/lib/netlab/images), built from busybox-static.
 set -euo pipefail
 
 mode=${1:-}
@@ -20,8 +21,10 @@ cd "$repo"
 
 # netcat-openbsd: the README's NodePort example runs nc from the client node.
 # dnsutils (dig, nslookup) and curl: what people run inside pods to try cluster DNS.
+# busybox-static: the busybox and alpine images are built from it (nothing is pulled).
+# umoci and skopeo: the image tests build and convert archives with them, as users do.
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
-          python3-venv python3-pip dnsutils curl)
+          python3-venv python3-pip dnsutils curl busybox-static umoci skopeo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -68,6 +71,9 @@ venv="$repo/.venv"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
 ln -sf "$venv/bin/netlab" /usr/local/bin/netlab
+# `kubectl run --image=busybox` must run: build busybox and alpine into the store
+# (idempotent: the same binary gives the same image, and a present one is left alone).
+"$venv/bin/netlab" image build-busybox
 
 case "$mode" in
   demo)

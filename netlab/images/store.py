@@ -253,12 +253,14 @@ class ImageStore:
         optionally gzip'd); ``names`` tag the one image it holds. All or nothing:
         raises :class:`ImageArchiveError` and stores nothing."""
         with self._locked():
+            self._collect()
             return self._load(Path(archive), names)
 
     def load_stream(self, stream: BinaryIO, names: tuple[str, ...] = ()) -> list[StoredImage]:
         """As :meth:`load`, from a stream (``netlab image load -``): spooled first,
         since an archive's index may come after its layers."""
         with self._locked():
+            self._collect()  # first: it clears tmp/, where the spool goes
             fd, spool = tempfile.mkstemp(prefix="stdin-", dir=self.root / "tmp")
             try:
                 with os.fdopen(fd, "wb") as out:
@@ -269,7 +271,6 @@ class ImageStore:
                     os.unlink(spool)
 
     def _load(self, archive: Path, names: tuple[str, ...]) -> list[StoredImage]:
-        self._collect()
         try:
             wanted = tuple(normalise(n) for n in names)
         except ReferenceError as err:
