@@ -11,7 +11,9 @@ count):
 - ``n.shim.json``  the shim's pid, as soon as it runs;
 - ``n.run.json``   the container's PID 1 (host pid and start time), once exec'd;
 - ``n.exit.json``  exit code, signal, reason, times, written by the shim;
-- ``n.log``        stdout and stderr in the CRI log format.
+- ``n.log``        stdout and stderr in the CRI log format;
+- ``n.rootfs/``    for an image of the store: the container's writable layer
+  (``upper``, ``work``) and the overlay's mount point (``root``).
 
 Because the files are the state, a restarted kubelet (``adopt``) sees every
 container as it is, with its restart count, without starting anything.

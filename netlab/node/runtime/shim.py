@@ -10,15 +10,22 @@ detached, and it:
    reap (it is reparented to init) and the runtime's ``Popen`` returns at once;
 2. joins the pod's network and UTS namespaces (pinned files made by the sandbox);
 3. unshares a PID namespace and forks the container, which is PID 1 there;
-   the child unshares a mount namespace, makes every mount a *slave* (host
-   mount events, like an unmounted pod netns, still reach it; nothing it
-   mounts leaks out), mounts a fresh ``/proc`` and ``/sys``, bind-mounts the
-   pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, masks the
-   lab's own directories (``capabilities.py``), and unless the container is
-   privileged gives it a minimal ``/dev`` and a read-only view of the host's
-   filesystems (private ``/tmp``), joins the container's cgroup,
+   the child joins the container's cgroup, unshares a mount namespace and makes
+   every mount a *slave* (host mount events, like an unmounted pod netns, still
+   reach it; nothing it mounts leaks out), then
+   - for an image of the store: builds the container's own root filesystem and
+     pivots into it (``netlab.kernel.rootfs``: an overlay of the image's layers
+     with a writable layer of this attempt, ``/proc``, ``/sys`` read-only, a
+     minimal ``/dev``, the pod's ``/etc/hosts``, ``/etc/hostname`` and
+     ``/etc/resolv.conf``); the host's filesystem is gone;
+   - otherwise (a built-in image, a host program): mounts a fresh ``/proc`` and
+     ``/sys``, bind-mounts the pod's ``/etc`` files, masks the lab's own
+     directories (``capabilities.py``), and unless the container is privileged
+     gives it a minimal ``/dev`` and a read-only view of the host's filesystems
+     (private ``/tmp``);
    starts its own session, drops the capabilities the container does not keep,
-   and execs the command with the container's env and working directory;
+   becomes the image's ``User``, and execs the command with the container's env
+   and working directory;
 4. copies the container's stdout and stderr into ``<n>.log`` in the CRI format
    (``<RFC3339Nano> stdout F <line>``), so ``kubectl logs`` can read it and
    ``--timestamps`` can show it;
@@ -29,7 +36,8 @@ detached, and it:
 ``netlab exec`` / ``kubectl exec`` run it to enter a running container (its
 net, uts, pid and mount namespaces, from ``/proc/<pid>/ns`` of the container's
 PID 1, and its cgroup), forking once so the command lands inside the PID
-namespace.
+namespace; joining the mount namespace puts it in the container's own root, if
+it has one.
 
 Standard library only: this runs once per container start, and pyroute2 and
 psutil would add a third of a second to each.
