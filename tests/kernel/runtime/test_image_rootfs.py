@@ -158,3 +158,22 @@ def test_image_user_and_working_dir(rlab, pods, store):
                  "| grep -c denied", user="nobody", working_dir="/work/dir")
     out = log_text(wait_exited(rlab.runtime("worker1"), sb)).split()
     assert out == ["65534", "65534", "/work/dir", "1"], out
+
+
+def test_alpine_shares_busybox_layer_and_runs(rlab, pods, store):
+    alpine, base = store.lookup("alpine:latest"), store.lookup("docker.io/library/busybox")
+    assert alpine is not None and base is not None
+    assert alpine.layer_dirs[1:] == base.layer_dirs  # one unpacked busybox layer for both
+    sb, _ = _run(pods, "worker2", "alpine", alpine, "grep ^ID= /etc/os-release; readlink /bin/ls")
+    out = log_text(wait_exited(rlab.runtime("worker2"), sb)).split()
+    assert out == ["ID=alpine", "/bin/busybox"], out
+
+
+def test_privileged_keeps_its_image_root_with_the_hosts_devices(rlab, pods, store):
+    image = store.lookup("busybox")
+    script = ("test -e /usr/lib/python3 && echo HOST-ROOT || echo OWN-ROOT; "
+              "ls /dev | wc -l; touch /sys/x 2>&1 | grep -c 'Read-only' || true")
+    sb, _ = _run(pods, "worker1", "privimg", image, script, privileged=True)
+    out = log_text(wait_exited(rlab.runtime("worker1"), sb)).split()
+    assert out[0] == "OWN-ROOT" and int(out[1]) > len(os.listdir("/dev")) // 2, out
+    assert out[2] == "0", out  # /sys is writable for a privileged container
