@@ -8,7 +8,8 @@ read from what the lab recorded, never from a slow or failing source:
 * pods: the runtime's sandbox records, ``NAME`` in the namespace given with ``-n``
   and ``NS/NAME`` otherwise (``logs``, ``exec``, ``capture``, ``trace``);
 * Services: the lab's API over its unix socket, with a short timeout (``svc/NAME``
-  and ``dns/NAME`` for ``trace``, and ``dns lookup``).
+  and ``dns/NAME`` for ``trace``, and ``dns lookup``);
+* images: the image store's index (``image rm``).
 
 A completer never raises: whatever goes wrong, the shell gets no candidates.
 """
@@ -85,6 +86,12 @@ def _services(ctx: click.Context, _incomplete: str) -> list[str]:
             for m in (i.get("metadata") or {} for i in items)]
 
 
+def _images(_ctx: click.Context, _incomplete: str) -> Iterable[str]:
+    from netlab.images.store import ImageStore
+
+    return ImageStore().names()
+
+
 def _targets(ctx: click.Context, incomplete: str) -> Iterable[str]:
     return [*_nodes(ctx, incomplete), *_pods(ctx, incomplete)]
 
@@ -97,6 +104,7 @@ def _trace_targets(ctx: click.Context, incomplete: str) -> Iterable[str]:
     return [*found, "dns", "svc/", "dns/"]
 
 
+complete_images = _safe(_images)
 complete_labs = _safe(_labs)
 complete_nodes = _safe(_nodes)
 complete_pods = _safe(_pods)

@@ -21,6 +21,7 @@ import sys
 import click
 
 from netlab.cli.common import fail
+from netlab.cli.complete import complete_images
 from netlab.cli.render import columns
 
 
@@ -87,7 +88,7 @@ def list_images(quiet: bool) -> None:
 
 
 @image.command("rm")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_images)
 def remove(names: tuple[str, ...]) -> None:
     """Remove images by name or id (an image still used by a running container stays)."""
     from netlab.images.store import ImageInUseError, ImageNotFoundError, ImageStore

@@ -46,3 +46,10 @@ def test_a_failing_source_offers_nothing_instead_of_breaking_the_shell(monkeypat
     monkeypatch.setattr("netlab.lab.state.list_labs", broken)
     assert _offers(["down"], "") == []
     assert _offers(["shell"], "") == []  # no lab to ask: no nodes, no error
+
+
+def test_stored_image_names_complete_for_image_rm(monkeypatch):
+    monkeypatch.setattr("netlab.images.store.ImageStore.names",
+                        lambda self: ["alpine:latest", "busybox:latest"])
+    assert _offers(["image", "rm"], "bu") == ["busybox:latest"]
+    assert "build-busybox" in _offers(["image"], "bu")
