@@ -55,7 +55,8 @@ def load(archive: str, names: tuple[str, ...]) -> None:
             loaded = store.load_stream(sys.stdin.buffer, names)
         else:
             if not Path(archive).is_file():
-                fail(f"{archive}: no such file", 2)
+                fail(f"{archive}: not a file (give a docker save tarball or an OCI image "
+                     "archive, or - for stdin)", 2)
             loaded = store.load(Path(archive), names)
     except ImageArchiveError as err:
         fail(f"{err}; nothing was stored", 2)

@@ -50,7 +50,7 @@ from typing import IO, Any, BinaryIO, Callable
 
 from netlab import paths
 from netlab.images import layers as layerlib
-from netlab.images.archive import Archive, ArchiveError
+from netlab.images.archive import Archive, ArchiveError, LayerRef
 from netlab.images.config import ImageConfig
 from netlab.images.reference import ReferenceError, familiar, is_image_id, normalise, parse
 
@@ -314,7 +314,8 @@ class ImageStore:
                                {d: p for d, (p, _) in unpacked.items()}))
         return out
 
-    def _stage_layer(self, archive: Archive, layer: Any, staging: Path) -> tuple[Path | None, int]:
+    def _stage_layer(self, archive: Archive, layer: LayerRef,
+                     staging: Path) -> tuple[Path | None, int]:
         """Unpack one layer into ``staging`` and check its digests; a layer already in
         the store is not unpacked again (None)."""
         final = self.layer_dir(layer.diff_id)
