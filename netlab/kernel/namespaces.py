@@ -198,7 +198,7 @@ def read_only_host(writable: tuple[str, ...] = ("/tmp", "/var/tmp"),
 
 def umount(target: str) -> bool:
     """Lazily detach ``target``; False when it was not mounted (idempotent)."""
-    return _libc.umount2(target.encode(), MNT_DETACH) == 0
+    return bool(_libc.umount2(target.encode(), MNT_DETACH) == 0)
 
 
 def sethostname(name: str) -> None:

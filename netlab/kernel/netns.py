@@ -180,9 +180,9 @@ def pids_in_netns(names: Iterable[str]) -> dict[int, str]:
             st = os.stat(f"/proc/{entry}/ns/net")
         except OSError:
             continue  # exited, or a kernel thread
-        name = wanted.get((st.st_dev, st.st_ino))
-        if name is not None:
-            found[int(entry)] = name
+        owner = wanted.get((st.st_dev, st.st_ino))
+        if owner is not None:
+            found[int(entry)] = owner
     return found
 
 

@@ -39,6 +39,7 @@ from typing import Any, Callable
 import aiohttp
 
 from netlab.api.timefmt import format_micro_time, format_time
+from netlab.api.views import spec_of, uid_of
 from netlab.client import APIError, Client
 from netlab.images import BUILTIN_IMAGES
 from netlab.images.store import ImageStore
@@ -249,13 +250,13 @@ class NodeAgent:
             self.events.record(node_ref(cfg.node), NORMAL, "RegisteredNode",
                                f"Node {cfg.node} registered with the API server")
         else:
-            spec = existing.get("spec") or {}
+            spec = spec_of(existing)
             patch: dict[str, Any] = {"metadata": {"labels": node_labels(cfg),
                                                   "annotations": node_annotations(cfg)}}
             if not spec.get("podCIDR"):
                 patch["spec"] = {"podCIDR": str(cfg.pod_cidr), "podCIDRs": [str(cfg.pod_cidr)]}
             node = await self.client.patch("nodes", cfg.node, patch)
-        self.uid = (node.get("metadata") or {}).get("uid", "")
+        self.uid = uid_of(node)
         await self._post_status(node)
         await self._renew_lease()
         self.registered.set()

@@ -42,6 +42,7 @@ from typing import Any, Optional
 import aiohttp
 
 from netlab.api.timefmt import format_time
+from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_status
 from netlab.client import APIError, Client, resource_path
 from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
 from netlab.images.store import ImageStore
@@ -101,17 +102,9 @@ def go_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _meta(pod: dict[str, Any]) -> dict[str, Any]:
-    return pod.get("metadata") or {}
-
-
-def _spec(pod: dict[str, Any]) -> dict[str, Any]:
-    return pod.get("spec") or {}
-
-
 def _relevant(pod: dict[str, Any]) -> tuple:
     """What in a Pod can change what the worker does (a status echo does not)."""
-    meta = _meta(pod)
+    meta = meta_of(pod)
     return (meta.get("deletionTimestamp"), meta.get("deletionGracePeriodSeconds"),
             meta.get("labels"), meta.get("annotations"), pod.get("spec"))
 
@@ -203,7 +196,7 @@ class PodWorker:
             self.on_done(self.uid)
 
     def describe(self) -> str:
-        meta = _meta(self.pod or self.known or {})
+        meta = meta_of(self.pod or self.known or {})
         if meta:
             return f"{meta.get('namespace')}/{meta.get('name')}"
         sb = self.sandbox or (self.adopted.sandbox if self.adopted else None)
@@ -214,14 +207,14 @@ class PodWorker:
     async def sync(self) -> None:
         self.syncs += 1
         pod = self.pod
-        if pod is None or _meta(pod).get("deletionTimestamp"):
+        if pod is None or is_terminating(pod):
             await self.terminate()
             return
         if self.rejected is not None:
             self.s.status.set(pod, podstatus.rejected_status(pod, *self.rejected,
                                                              datetime.now(timezone.utc)))
             return
-        phase = (pod.get("status") or {}).get("phase")
+        phase = pod_status(pod).get("phase")
         if phase in podstatus.TERMINAL_PHASES:
             self.finished = True
             if self.sandbox is None and self.adopted is None:
@@ -232,7 +225,7 @@ class PodWorker:
             self._cancel_all()
             await self._report()
             return
-        if _spec(pod).get("hostNetwork") and self._first("hostNetwork"):
+        if pod_spec(pod).get("hostNetwork") and self._first("hostNetwork"):
             self.event(pod, WARNING, "HostNetworkNotSupported",
                         "netlab gives every pod its own network namespace; hostNetwork is "
                         "ignored")
@@ -288,15 +281,15 @@ class PodWorker:
 
     @staticmethod
     def _names(pod: dict[str, Any]) -> list[str]:
-        spec = _spec(pod)
+        spec = pod_spec(pod)
         return [c.get("name", "") for c in (spec.get("initContainers") or []) +
                 (spec.get("containers") or [])]
 
     async def _sync_init(self, pod: dict[str, Any],
                          observed: dict[str, tuple[Optional[ContainerState], Any]]) -> bool:
         """Run init containers in order; True once all have succeeded."""
-        policy = _spec(pod).get("restartPolicy") or "Always"
-        for c in _spec(pod).get("initContainers") or []:
+        policy = pod_spec(pod).get("restartPolicy") or "Always"
+        for c in pod_spec(pod).get("initContainers") or []:
             name = c.get("name", "")
             cur = observed.get(name, (None, None))[0]
             if cur is None:
@@ -317,8 +310,8 @@ class PodWorker:
 
     async def _sync_containers(self, pod: dict[str, Any],
                                observed: dict[str, tuple[Optional[ContainerState], Any]]) -> None:
-        policy = _spec(pod).get("restartPolicy") or "Always"
-        for c in _spec(pod).get("containers") or []:
+        policy = pod_spec(pod).get("restartPolicy") or "Always"
+        for c in pod_spec(pod).get("containers") or []:
             name = c.get("name", "")
             cur = observed.get(name, (None, None))[0]
             if cur is None:
@@ -345,14 +338,14 @@ class PodWorker:
             if should_restart(policy, cur.exit_code):
                 await self._restart(pod, c, cur)
 
-    async def _restart(self, pod: dict[str, Any], c: dict[str, Any], cur: ContainerState,
+    async def _restart(self, pod: dict[str, Any], c: Container, cur: ContainerState,
                        init: bool = False) -> None:
         name = c.get("name", "")
         key = (self.uid, name)
         finished = cur.finished_at or time.time()
         remaining = self.s.backoff.remaining(key, finished, time.time())
         if remaining > 0:
-            meta = _meta(pod)
+            meta = meta_of(pod)
             who = f"{meta.get('name')}_{meta.get('namespace')}({self.uid})"
             delay = go_duration(self.s.backoff.delay(key))
             self.waiting[name] = (podstatus.CRASH_LOOP,
@@ -367,9 +360,9 @@ class PodWorker:
         self.s.backoff.next(key, finished)
         await self._start(pod, c, cur.restart_count + 1, init)
 
-    async def _env_sources(self, pod: dict[str, Any], c: dict[str, Any]) -> dict:
+    async def _env_sources(self, pod: dict[str, Any], c: Container) -> dict:
         """GET each ConfigMap and Secret the container's env names (None: not found)."""
-        namespace = _meta(pod).get("namespace") or "default"
+        namespace = meta_of(pod).get("namespace") or "default"
         found: dict = {}
         for kind, name in sorted(envsources.referenced([c])):
             try:
@@ -387,7 +380,7 @@ class PodWorker:
                           hostname=self.sandbox.hostname, node_cpu_millis=cfg.cpu_millis,
                           node_memory_bytes=cfg.memory_bytes)
 
-    async def _start(self, pod: dict[str, Any], c: dict[str, Any], attempt: int,
+    async def _start(self, pod: dict[str, Any], c: Container, attempt: int,
                      init: bool = False) -> None:
         name = c.get("name", "")
         image = c.get("image", "")
@@ -468,11 +461,11 @@ class PodWorker:
         pod = self.pod
         if pod is None:
             return
-        spec = _spec(pod)
+        spec = pod_spec(pod)
         observed = await self.s.cri.observe(self.uid, self._names(pod))
         running_ok = not terminal and not self.finished
 
-        def obs(c: dict[str, Any]) -> podstatus.ContainerObservation:
+        def obs(c: Container) -> podstatus.ContainerObservation:
             name = c.get("name", "")
             cur, prev = observed.get(name, (None, None))
             live = cur is not None and cur.state == "running" and running_ok
@@ -503,7 +496,7 @@ class PodWorker:
     def _grace(self, pod: Optional[dict[str, Any]]) -> float:
         """SIGTERM to SIGKILL: the deletion's grace period, else the pod's. A pod gone
         from the API without one (force-deleted, or found orphaned) gets the minimum."""
-        meta, spec = _meta(pod or {}), _spec(pod or {})
+        meta, spec = meta_of(pod or {}), pod_spec(pod or {})
         grace = meta.get("deletionGracePeriodSeconds")
         if not isinstance(grace, int):
             grace = MIN_GRACE if self.removed else spec.get("terminationGracePeriodSeconds")
@@ -511,10 +504,10 @@ class PodWorker:
             grace = 30
         return float(max(grace, MIN_GRACE))
 
-    def _probe_grace(self, pod: dict[str, Any], c: dict[str, Any]) -> float:
+    def _probe_grace(self, pod: dict[str, Any], c: Container) -> float:
         """A probe may set its own terminationGracePeriodSeconds (Kubernetes 1.25+)."""
-        for key in ("livenessProbe", "startupProbe"):
-            value = (c.get(key) or {}).get("terminationGracePeriodSeconds")
+        for probe in (c.get("livenessProbe"), c.get("startupProbe")):
+            value = (probe or {}).get("terminationGracePeriodSeconds")
             if isinstance(value, int):
                 return float(max(value, 1))
         return self._grace(pod)
@@ -539,7 +532,7 @@ class PodWorker:
             await self.s.cri.remove_pod_sandbox(self.uid)
             self._torn_down = True  # a retry (the API was away) only deletes the Pod
         if self.pod is not None:
-            meta = _meta(self.pod)
+            meta = meta_of(self.pod)
             try:
                 await self.s.client.request(
                     "DELETE", resource_path("pods", meta.get("namespace"), meta.get("name")),
@@ -605,7 +598,7 @@ class PodWorkers:
 
     def handle(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         """The pod informer's handler: never blocks."""
-        uid = _meta(pod).get("uid", "")
+        uid = meta_of(pod).get("uid", "")
         worker = self.workers.get(uid)
         if kind == "DELETED":
             if worker is None and uid in self.adopted:
@@ -613,7 +606,7 @@ class PodWorkers:
             if worker is not None:
                 worker.removed_from_api(pod)
             return
-        if _spec(pod).get("nodeName") != self.s.cfg.node:
+        if pod_spec(pod).get("nodeName") != self.s.cfg.node:
             return
         if worker is None:
             worker = self._new(uid)
@@ -622,9 +615,9 @@ class PodWorkers:
 
     def _admit(self, worker: PodWorker, pod: dict[str, Any]) -> None:
         """Kubelet admission: the node's pod capacity (``OutOfpods``)."""
-        if worker.adopted is not None or _meta(pod).get("deletionTimestamp"):
+        if worker.adopted is not None or is_terminating(pod):
             return
-        if (pod.get("status") or {}).get("phase") in podstatus.TERMINAL_PHASES:
+        if pod_status(pod).get("phase") in podstatus.TERMINAL_PHASES:
             return
         active = sum(1 for w in self.workers.values() if w is not worker and not w.finished
                      and not w.terminated and w.rejected is None)
@@ -643,15 +636,15 @@ class PodWorkers:
 
     def find(self, namespace: str, name: str) -> Optional[PodWorker]:
         found = [w for w in self.workers.values()
-                 if _meta(w.pod or w.known or {}).get("namespace") == namespace
-                 and _meta(w.pod or w.known or {}).get("name") == name]
+                 if meta_of(w.pod or w.known or {}).get("namespace") == namespace
+                 and meta_of(w.pod or w.known or {}).get("name") == name]
         return found[-1] if found else None
 
     def names(self) -> dict[str, tuple[str, str]]:
         """uid -> (namespace, name) of every pod with a sandbox here."""
         out = {}
         for uid, w in self.workers.items():
-            meta = _meta(w.pod or w.known or {})
+            meta = meta_of(w.pod or w.known or {})
             if meta:
                 out[uid] = (meta.get("namespace") or "default", meta.get("name", ""))
         return out

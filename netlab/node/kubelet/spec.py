@@ -32,6 +32,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from netlab.api.views import Container, annotations_of, labels_of, meta_of, pod_spec
 from netlab.images import UnknownImageError, builtin_image, resolve, runs_builtin
 from netlab.images import config as imageconfig
 from netlab.images.store import StoredImage
@@ -114,7 +115,7 @@ def _format_map(values: Mapping[str, Any]) -> str:
 
 def field_ref(pod: dict[str, Any], path: str, ctx: PodContext) -> str:
     """``env[].valueFrom.fieldRef.fieldPath``: the fields the kubelet resolves."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = meta_of(pod), pod_spec(pod)
     simple = {
         "metadata.name": meta.get("name", ""),
         "metadata.namespace": meta.get("namespace") or "default",
@@ -129,14 +130,15 @@ def field_ref(pod: dict[str, Any], path: str, ctx: PodContext) -> str:
     if path in simple:
         return str(simple[path])
     if path in ("metadata.labels", "metadata.annotations"):
-        return _format_map(meta.get(path.split(".")[1]) or {})
+        return _format_map(labels_of(pod) if path == "metadata.labels" else annotations_of(pod))
     m = _SUBSCRIPT.match(path)
     if m:
-        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+        values = labels_of(pod) if m.group(1) == "labels" else annotations_of(pod)
+        return str(values.get(m.group(2), ""))
     raise ContainerConfigError(CONFIG_ERROR, f'unsupported fieldRef fieldPath "{path}"')
 
 
-def resource_field_ref(container: dict[str, Any], ref: dict[str, Any], ctx: PodContext) -> str:
+def resource_field_ref(container: Container, ref: dict[str, Any], ctx: PodContext) -> str:
     """``resourceFieldRef``: a limit or request, in units of ``divisor`` (rounded up).
     An unset limit reads as the node's allocatable, as in Kubernetes."""
     resource = ref.get("resource", "")
@@ -161,7 +163,7 @@ def resource_field_ref(container: dict[str, Any], ref: dict[str, Any], ctx: PodC
         raise ContainerConfigError(CONFIG_ERROR, f"resourceFieldRef {resource}: {err}") from None
 
 
-def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
+def _value_from(pod: dict[str, Any], container: Container, name: str,
                 source: dict[str, Any], ctx: PodContext) -> str | None:
     if "fieldRef" in source:
         return field_ref(pod, (source["fieldRef"] or {}).get("fieldPath", ""), ctx)
@@ -170,7 +172,7 @@ def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
     for key, kind in (("configMapKeyRef", envsources.CONFIGMAP),
                       ("secretKeyRef", envsources.SECRET)):
         if key in source:
-            namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+            namespace = meta_of(pod).get("namespace") or "default"
             try:
                 return envsources.key_ref(kind, source[key] or {}, namespace, ctx.sources)
             except envsources.SourceError as err:
@@ -179,10 +181,10 @@ def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
                                f"{', '.join(sorted(source)) or '(empty)'}")
 
 
-def container_env(pod: dict[str, Any], container: dict[str, Any],
+def container_env(pod: dict[str, Any], container: Container,
                   ctx: PodContext) -> dict[str, str]:
     """The container's environment, in Kubernetes' order and with its expansion rules."""
-    meta = pod.get("metadata") or {}
+    meta = meta_of(pod)
     env: dict[str, str] = {
         "POD_NAME": meta.get("name", ""),
         "POD_NAMESPACE": meta.get("namespace") or "default",
@@ -208,7 +210,7 @@ def container_env(pod: dict[str, Any], container: dict[str, Any],
     return env
 
 
-def container_spec(pod: dict[str, Any], container: dict[str, Any], ctx: PodContext,
+def container_spec(pod: dict[str, Any], container: Container, ctx: PodContext,
                    stored: StoredImage | None = None,
                    available: tuple[str, ...] = ()) -> ContainerSpec:
     """The runtime's spec for ``container`` of ``pod``: env, expanded argv, limits, and

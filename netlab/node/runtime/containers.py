@@ -312,7 +312,8 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
     n = restart_count
     cdir = _dir(sb, spec.name)
     cdir.mkdir(parents=True, exist_ok=True)
-    cg, warnings = None, []
+    cg: cgroups.Cgroup | None = None
+    warnings: list[str] = []
     if host.version != "none":
         cg, warnings = cgroups.create(host, lab, sb.uid, spec.name)
         warnings += cgroups.set_limits(host, cg, spec.cpu_limit_millis, spec.memory_limit_bytes,
@@ -475,9 +476,12 @@ def stop_container(sb: Sandbox, name: str, grace_seconds: float) -> ContainerSta
 def stop_all(sb: Sandbox, grace_seconds: float) -> list[ContainerState]:
     """Stop every running container of the pod in parallel (each gets the full grace)."""
     names = [st.name for st in list_containers(sb) if st.state != "exited"]
-    results: list[ContainerState] = []
-    threads = [threading.Thread(target=lambda n=n: results.append(
-        stop_container(sb, n, grace_seconds)), daemon=True) for n in names]  # type: ignore[misc]
+    results: list[ContainerState | None] = []
+
+    def stop(name: str) -> None:
+        results.append(stop_container(sb, name, grace_seconds))
+
+    threads = [threading.Thread(target=stop, args=(n,), daemon=True) for n in names]
     for t in threads:
         t.start()
     for t in threads:

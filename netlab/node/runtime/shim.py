@@ -231,8 +231,8 @@ def run(spec_path: str) -> None:
     if child > 0:
         write_json(Path(spec["shimFile"]), {"pid": child, "startTime": process_start_time(child)})
         os._exit(0)
-    for sig in (signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
+    for ignored in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(ignored, signal.SIG_IGN)
     me = os.getpid()
     started = time.time()
     try:
@@ -278,11 +278,12 @@ def run(spec_path: str) -> None:
     _pump({out_r: "stdout", err_r: "stderr"}, log_fd)
     _, status = os.waitpid(pid, 0)
     finished = time.time()
+    sig: int | None = None
     if os.WIFSIGNALED(status):
-        sig: int | None = os.WTERMSIG(status)
+        sig = os.WTERMSIG(status)
         code = 128 + sig
     else:
-        sig, code = None, os.WEXITSTATUS(status)
+        code = os.WEXITSTATUS(status)
     oom_after = cgroups.oom_kills(cg) if cg is not None else None
     oom = oom_before is not None and oom_after is not None and oom_after > oom_before
     reason = "Completed" if code == 0 else ("OOMKilled" if oom else "Error")
