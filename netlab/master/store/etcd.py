@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins  # the stores have a list() method, which hides list in class bodies
 import collections
 import concurrent.futures
 import contextlib
@@ -476,7 +477,7 @@ class EtcdStore(Store):
             await asyncio.sleep(delay)  # reconnect backoff
             delay = min(delay * 2, 1.0)
 
-    def _remember(self, events: list[Event]) -> None:
+    def _remember(self, events: builtins.list[Event]) -> None:
         if self._cache.maxlen == 0:
             self._cache_from = events[-1].revision
             return
@@ -486,13 +487,14 @@ class EtcdStore(Store):
                     self._cache_from = self._cache[0].revision
                 self._cache.append(ev)
 
-    def _cached(self, prefix: str, after: int, upto: int, limit: int) -> list[Event] | None:
+    def _cached(self, prefix: str, after: int, upto: int,
+                limit: int) -> builtins.list[Event] | None:
         """History from the recent events, or None if it reaches further back."""
         with self._cache_lock:
             if after < self._cache_from:
                 return None
             events = list(self._cache)
-        out = []
+        out: builtins.list[Event] = []
         for ev in events:
             if ev.revision <= after or not ev.kv.key.startswith(prefix):
                 continue
@@ -514,7 +516,7 @@ class EtcdStore(Store):
             self._cache_from = self._rev
         self._release()
 
-    def _history(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    def _history(self, prefix: str, after: int, upto: int, limit: int) -> builtins.list[Event]:
         if after < self._compact:
             raise CompactedError(after, self._compact)
         if self._closed:
@@ -524,7 +526,8 @@ class EtcdStore(Store):
             return cached
         return self._run(self._ahistory(prefix, after, upto, limit))
 
-    async def _ahistory(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    async def _ahistory(self, prefix: str, after: int, upto: int,
+                        limit: int) -> builtins.list[Event]:
         out: list[Event] = []
         if after >= upto:
             return out

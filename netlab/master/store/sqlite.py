@@ -35,6 +35,7 @@ are fed in-process), enforced by an exclusive flock on ``<path>.lock``.
 
 from __future__ import annotations
 
+import builtins  # the stores have a list() method, which hides list in class bodies
 import collections
 import concurrent.futures
 import contextlib
@@ -42,7 +43,7 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Optional, Union
 
@@ -279,7 +280,7 @@ class SQLiteStore(Store):
         return {"commits": self._commits, "writes": self._writes,
                 "watchers": self._hub.watcher_count()}
 
-    def _history(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    def _history(self, prefix: str, after: int, upto: int, limit: int) -> builtins.list[Event]:
         cond, args = _key_range(prefix)
         sql = (f"SELECT l.rev, l.key, l.deleted, l.create_rev, l.value, "
                f"p.rev, p.deleted, p.create_rev, p.value "
@@ -345,7 +346,8 @@ class SQLiteStore(Store):
                 with contextlib.suppress(sqlite3.Error):
                     self._commit([(_Compact(target), None)])
 
-    def _commit(self, batch: list[tuple[_Request, Optional[concurrent.futures.Future]]]) -> None:
+    def _commit(self,
+                batch: Sequence[tuple[_Request, Optional[concurrent.futures.Future]]]) -> None:
         """Apply ``batch`` in one transaction; then publish, then acknowledge."""
         conn = self._wconn
         rev = self._rev
@@ -397,7 +399,7 @@ class SQLiteStore(Store):
             if isinstance(res, StoreError):
                 fut.set_exception(res)
             else:
-                fut.set_result(res)  # type: ignore[arg-type]
+                fut.set_result(res)
 
     @staticmethod
     def _compact_txn(conn: sqlite3.Connection, old: int, new: int) -> int:
