@@ -23,6 +23,8 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
+from netlab.api.views import meta_of
+
 SHELLS = ("bash", "zsh", "fish")
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
@@ -83,7 +85,7 @@ def _services(ctx: click.Context, _incomplete: str) -> list[str]:
     with SyncClient(lab_client(lab, timeout=2.0)) as client:
         items = client.list("services")["items"]
     return [m["name"] if m.get("namespace") == namespace else f"{m.get('namespace')}/{m['name']}"
-            for m in (i.get("metadata") or {} for i in items)]
+            for m in (meta_of(i) for i in items)]
 
 
 def _images(_ctx: click.Context, _incomplete: str) -> Iterable[str]:
