@@ -27,11 +27,12 @@ from netlab.cli.render import columns
 
 def _size(n: int) -> str:
     """As ``crictl images`` prints sizes: 1.98MB."""
+    size: float = n
     for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{n}B"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n}B"
+        if size < 1000 or unit == "GB":
+            return f"{size:.3g}{unit}" if unit != "B" else f"{n}B"
+        size /= 1000
+    return f"{size}B"
 
 
 @click.group()

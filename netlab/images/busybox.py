@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,7 +164,7 @@ def _arch() -> str:
     return host_architecture()
 
 
-def docker_archive(images: list[tuple[tuple[str, ...], bytes, list[bytes]]]) -> bytes:
+def docker_archive(images: Sequence[tuple[tuple[str, ...], bytes, list[bytes]]]) -> bytes:
     """A ``docker save`` tarball: for each image, its names, config and layer tars."""
     entries: list[tuple[tarfile.TarInfo, bytes | None]] = []
     manifest, written = [], set()

@@ -46,7 +46,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable
+from typing import IO, Any, BinaryIO, Callable, Protocol, cast
 
 from netlab import paths
 from netlab.images import layers as layerlib
@@ -96,10 +96,16 @@ class StoredImage:
         return [familiar(n) for n in self.names]
 
 
+class _Readable(Protocol):
+    """What :class:`_Hashing` reads from: a file, a GzipFile, another _Hashing."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
 class _Hashing:
     """A read-only stream that hashes what passes through it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: _Readable) -> None:
         self.raw = raw
         self.hash = hashlib.sha256()
 
@@ -329,11 +335,13 @@ class ImageStore:
             if head[:4] == b"\x28\xb5\x2f\xfd":
                 raise ArchiveError(f"layer {layer.member} is zstd-compressed; netlab reads "
                                    "tar and gzip layers")
+            # GzipFile and unpack only read these streams, never seek them: _Hashing
+            # has what they use of a binary file, though it is not one.
             stored = _Hashing(blob)
-            plain: IO[bytes] = gzip.GzipFile(fileobj=stored, mode="rb") \
-                if head[:2] == b"\x1f\x8b" else stored  # type: ignore[assignment]
+            plain: _Readable = gzip.GzipFile(fileobj=cast(IO[bytes], stored), mode="rb") \
+                if head[:2] == b"\x1f\x8b" else stored
             content = _Hashing(plain)
-            stats = layerlib.unpack(content, dest)  # type: ignore[arg-type]
+            stats = layerlib.unpack(cast(BinaryIO, content), dest)
             stored.drain()
         if layer.digest and stored.digest() != layer.digest:
             raise ArchiveError(f"layer {layer.member}: its digest is {stored.digest()}, not "
