@@ -361,8 +361,8 @@ def render_table(
             line.append(_cell_text(_metadata(row).get("namespace", "")))
         for i in visible:
             text = _cell_text(cells[i]) if i < len(cells) else ""
-            if i == name_col:
-                text = f"{with_kind.lower()}/{text}"  # type: ignore[union-attr]
+            if i == name_col and with_kind:  # (name_col is -1 without one)
+                text = f"{with_kind.lower()}/{text}"
             line.append(text)
         if show_labels:
             line.append(printers.format_labels(_metadata(row).get("labels")))

@@ -252,6 +252,7 @@ class NodeStatus(TypedDict, total=False):
 
 
 # --- whole sections ---------------------------------------------------------------------------
+# The casts are what makes these views: nothing is checked (or copied) at run time.
 
 
 def meta_of(obj: Mapping[str, Any]) -> ObjectMeta:

@@ -44,6 +44,7 @@ import os
 import re
 import socket
 import sys
+from typing import cast
 from urllib.parse import urlsplit
 
 from netlab.images._common import (
@@ -222,7 +223,8 @@ class _UDPEcho(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A datagram endpoint's protocol is given its DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         client = format_addr(addr)

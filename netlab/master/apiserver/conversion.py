@@ -88,8 +88,9 @@ def hpa_v1_to_v2(obj: dict, stored: Optional[dict] = None) -> dict:
     else:
         v2spec.pop("metrics", None)
     out["spec"] = v2spec
-    if isinstance((stored or {}).get("status"), dict):
-        out["status"] = stored["status"]  # type: ignore[index]
+    status = (stored or {}).get("status")
+    if isinstance(status, dict):
+        out["status"] = status
     return out
 
 

@@ -104,7 +104,8 @@ def parse_path(method: str, path: str, watch_param: bool) -> RequestInfo:
     if verb is None:
         raise errors.method_not_allowed()
     if sub is not None:
-        if verb not in res.subresource(sub).verbs:  # type: ignore[union-attr]
+        subresource = res.subresource(sub)
+        if subresource is None or verb not in subresource.verbs:  # (None: 404 above)
             raise errors.method_not_allowed()
     else:
         if verb in ("get", "list") and (watch_param or watch_prefix):

@@ -99,8 +99,10 @@ class NodeLifecycleController:
         self.eviction_timeout = eviction_timeout
         self.startup_grace = max(startup_grace, grace)
         # Events go through the manager's recorder when it passes one; alone, we own one.
-        self._own_recorder = EventRecorder(client, COMPONENT) if recorder is None else None
-        self.recorder: Recorder = recorder or self._own_recorder  # type: ignore[assignment]
+        self._own_recorder: Optional[EventRecorder] = None
+        if recorder is None:
+            recorder = self._own_recorder = EventRecorder(client, COMPONENT)
+        self.recorder: Recorder = recorder
         self.clock = clock
         self.queue = WorkQueue()
         self.nodes = informers.get("nodes")

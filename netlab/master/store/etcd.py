@@ -62,7 +62,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any, Optional, TypeVar
 
 import aiohttp
@@ -275,7 +275,7 @@ class EtcdStore(Store):
             await asyncio.sleep(delay)  # retry backoff while etcd restarts
             delay = min(delay * 2, 1.0)
 
-    async def _watch_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _watch_stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The messages (``result`` objects) of one etcd watch, until the caller stops."""
         async with self._session.post(self.endpoint + "/v3/watch",
                                       json={"create_request": body}) as resp:
@@ -473,7 +473,7 @@ class EtcdStore(Store):
                             self._rev, err)
             finally:
                 with contextlib.suppress(Exception):
-                    await stream.aclose()  # type: ignore[attr-defined]
+                    await stream.aclose()
             await asyncio.sleep(delay)  # reconnect backoff
             delay = min(delay * 2, 1.0)
 
@@ -552,7 +552,7 @@ class EtcdStore(Store):
                     if ev.revision == upto:
                         return out
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         raise StoreError(f"etcd watch ended before revision {upto}")
 
     def watch(self, prefix: str, from_revision: int | None = None) -> Watch:

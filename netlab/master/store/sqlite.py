@@ -45,7 +45,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 from netlab.master.store.base import (
     KV,
@@ -306,7 +306,8 @@ class SQLiteStore(Store):
     # ---- writes
 
     def _submit(self, op: WriteOp) -> concurrent.futures.Future[Event]:
-        return self._enqueue(op)  # type: ignore[return-value]
+        # A write's future always gets an Event (None is what a compaction's gets).
+        return cast("concurrent.futures.Future[Event]", self._enqueue(op))
 
     def _enqueue(self, req: _Request) -> concurrent.futures.Future[Optional[Event]]:
         fut: concurrent.futures.Future[Optional[Event]] = concurrent.futures.Future()
