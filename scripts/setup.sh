@@ -2,8 +2,9 @@
 # netlab's whole set-up on a fresh Debian or Ubuntu machine, as root. Idempotent.
 #
 #   scripts/setup.sh demo   install, bring up topologies/demo.yaml, print its status
-#   scripts/setup.sh test   install, then run ruff, the whole test suite (all tiers) and
-#                           the examples (examples/, on the netlab.testing pytest plugin)
+#   scripts/setup.sh test   install, then run ruff, mypy (netlab/, as setup.cfg configures
+#                           it), the whole test suite (all tiers) and the examples
+#                           (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
 # ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl, busybox-static,
@@ -86,6 +87,7 @@ case "$mode" in
     ;;
   test)
     "$venv/bin/ruff" check netlab tests bench examples
+    "$venv/bin/mypy"  # files, strictness and cache: setup.cfg [mypy]
     # examples/: a user's suite on the netlab.testing plugin; --netlab-require makes a
     # host that cannot run labs fail instead of skipping them.
     exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 --netlab-require \
