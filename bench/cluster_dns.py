@@ -28,21 +28,17 @@ import asyncio
 import contextlib
 import socket
 import statistics
-import tempfile
 import time
 import uuid
 from ipaddress import IPv4Network
-from pathlib import Path
 
 import dns.message
 import dns.rcode
-import yaml
-from kubelet_pods import wait_nodes_ready  # bench/ is on sys.path: scripts share helpers
+from kubelet_pods import running_lab  # bench/ is on sys.path: scripts share helpers
 
 from netlab.client import Client, lab_client
 from netlab.dns.addon import cluster_dns_ip
 from netlab.kernel import netns
-from netlab.lab import lifecycle
 from netlab.topology.model import DEFAULT_SERVICE_SUBNET
 
 ZONE = "cluster.local"
@@ -195,10 +191,11 @@ async def bench(lab: str, queries: int, services: int) -> None:
         dns_sock = _udp_socket(ns, (dns_ip, 53))
         echo_sock = _udp_socket(ns, (echo_ip, 7))
         fqdn = f"web.default.svc.{ZONE}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while not (_resolves(dns_sock, fqdn) and _echoes(echo_sock)):
             if time.monotonic() > deadline:
-                raise SystemExit(f"{fqdn} does not resolve, or udp-echo does not answer")
+                raise SystemExit(f"after 120 s: {fqdn} resolves: {_resolves(dns_sock, fqdn)}, "
+                                 f"udp-echo answers: {_echoes(echo_sock)}")
             await asyncio.sleep(0.05)  # probe interval
         payloads = _queries(fqdn, queries)
         echo_payloads = [b"x" * len(p) for p in payloads]
@@ -233,15 +230,8 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=50)
     args = parser.parse_args()
     lab = f"dn{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.yaml"
-        path.write_text(yaml.safe_dump(topology(lab)))
-        lifecycle.up(path)
-        try:
-            asyncio.run(wait_nodes_ready(lab, 3))
-            asyncio.run(bench(lab, args.queries, args.services))
-        finally:
-            lifecycle.down(lab)
+    with running_lab(topology(lab), 3):
+        asyncio.run(bench(lab, args.queries, args.services))
 
 
 if __name__ == "__main__":

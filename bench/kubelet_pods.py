@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -81,6 +83,22 @@ async def wait_nodes_ready(lab: str, count: int, timeout: float = 60) -> None:
                 return
             await asyncio.sleep(0.1)  # probe interval
     raise SystemExit("nodes did not become Ready")
+
+
+@contextlib.contextmanager
+def running_lab(topology_data: dict, ready_nodes: int) -> Iterator[Path]:
+    """Bring a lab up from ``topology_data`` (its ``name`` is the lab), wait until
+    ``ready_nodes`` Nodes are Ready, yield the topology file, and take it down."""
+    lab = topology_data["name"]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.yaml"
+        path.write_text(yaml.safe_dump(topology_data))
+        lifecycle.up(path)
+        try:
+            asyncio.run(wait_nodes_ready(lab, ready_nodes))
+            yield path
+        finally:
+            lifecycle.down(lab)
 
 
 async def burst(lab: str, names: list[str], nodes: list[str]) -> dict[str, float]:
@@ -183,20 +201,12 @@ def main() -> None:
     args = parser.parse_args()
     lab = f"kb{uuid.uuid4().hex[:6]}"
     nodes = [f"worker{i}" for i in range(1, args.workers + 1)]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.yaml"
-        path.write_text(yaml.safe_dump(topology(lab, args.workers)))
-        lifecycle.up(path)
-        try:
-            asyncio.run(wait_nodes_ready(lab, args.workers + 1))
-            base = runtime_baseline(lab, path, args.pods, nodes)
-            rss_idle = kubelet_rss(lab)
-            result = asyncio.run(burst(lab, [f"p{i}" for i in range(args.pods)], nodes))
-            rss = kubelet_rss(lab)
-            seq = asyncio.run(sequential(lab, [f"s{i}" for i in range(args.sequential)],
-                                         nodes))
-        finally:
-            lifecycle.down(lab)
+    with running_lab(topology(lab, args.workers), args.workers + 1) as path:
+        base = runtime_baseline(lab, path, args.pods, nodes)
+        rss_idle = kubelet_rss(lab)
+        result = asyncio.run(burst(lab, [f"p{i}" for i in range(args.pods)], nodes))
+        rss = kubelet_rss(lab)
+        seq = asyncio.run(sequential(lab, [f"s{i}" for i in range(args.sequential)], nodes))
     all_running = result.pop("__all__")
     lat = list(result.values())
     report = {

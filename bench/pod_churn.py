@@ -23,16 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
-import yaml
-from kubelet_pods import wait_nodes_ready  # bench/ is on sys.path: scripts share helpers
+from kubelet_pods import running_lab  # bench/ is on sys.path: scripts share helpers
 
 from netlab.client import Client, lab_client
-from netlab.lab import lifecycle
 
 SETTLE_SECONDS = 3.0  # the baseline's pause before each delete (the workaround)
 
@@ -105,17 +101,9 @@ def main() -> None:
     parser.add_argument("--image", default="netlab/echo")
     args = parser.parse_args()
     lab = f"ch{uuid.uuid4().hex[:6]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.yaml"
-        path.write_text(yaml.safe_dump(topology(lab)))
-        lifecycle.up(path)
-        try:
-            asyncio.run(wait_nodes_ready(lab, 3))
-            now = asyncio.run(churn(lab, args.replicas, args.rounds, args.image, 0.0))
-            base = asyncio.run(churn(lab, args.replicas, args.rounds, args.image,
-                                     SETTLE_SECONDS))
-        finally:
-            lifecycle.down(lab)
+    with running_lab(topology(lab), 3):
+        now = asyncio.run(churn(lab, args.replicas, args.rounds, args.image, 0.0))
+        base = asyncio.run(churn(lab, args.replicas, args.rounds, args.image, SETTLE_SECONDS))
     (r_now, d_now, worst_now), (r_base, d_base, worst_base) = summary(now), summary(base)
     print(f"{args.replicas} replicas of {args.image} x {args.rounds} rounds (medians)")
     print(f"  delete at once     : round {r_now:6.2f} s, delete->gone {d_now:5.2f} s "

@@ -2,13 +2,15 @@
 # netlab's whole set-up on a fresh Debian or Ubuntu machine, as root. Idempotent.
 #
 #   scripts/setup.sh demo   install, bring up topologies/demo.yaml, print its status
-#   scripts/setup.sh test   install, then run ruff, the whole test suite (all tiers) and
-#                           the examples (examples/, on the netlab.testing pytest plugin)
+#   scripts/setup.sh test   install, then run ruff, mypy (netlab/, as setup.cfg configures
+#                           it), the whole test suite (all tiers) and the examples
+#                           (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
-# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl), a virtualenv
-# in .venv with netlab and its test extras, and `netlab` on root's PATH
-# (/usr/local/bin/netlab).
+# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl, busybox-static,
+# umoci and skopeo), a virtualenv in .venv with netlab and its test extras, `netlab`
+# on root's PATH (/usr/local/bin/netlab), and the busybox and alpine images in the
+# image store (/var/lib/netlab/images), built from busybox-static.
 set -euo pipefail
 
 mode=${1:-}
@@ -20,8 +22,10 @@ cd "$repo"
 
 # netcat-openbsd: the README's NodePort example runs nc from the client node.
 # dnsutils (dig, nslookup) and curl: what people run inside pods to try cluster DNS.
+# busybox-static: the busybox and alpine images are built from it (nothing is pulled).
+# umoci and skopeo: the image tests build and convert archives with them, as users do.
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
-          python3-venv python3-pip dnsutils curl)
+          python3-venv python3-pip dnsutils curl busybox-static umoci skopeo)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -68,6 +72,9 @@ venv="$repo/.venv"
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$repo[test]"
 ln -sf "$venv/bin/netlab" /usr/local/bin/netlab
+# `kubectl run --image=busybox` must run: build busybox and alpine into the store
+# (idempotent: the same binary gives the same image, and a present one is left alone).
+"$venv/bin/netlab" image build-busybox
 
 case "$mode" in
   demo)
@@ -80,6 +87,7 @@ case "$mode" in
     ;;
   test)
     "$venv/bin/ruff" check netlab tests bench examples
+    "$venv/bin/mypy"  # files, strictness and cache: setup.cfg [mypy]
     # examples/: a user's suite on the netlab.testing plugin; --netlab-require makes a
     # host that cannot run labs fail instead of skipping them.
     exec "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 --netlab-require \

@@ -161,10 +161,10 @@ class Schedule:
         start = after.astimezone(tz)
         assert self.expression is not None
         try:
-            nxt = croniter(self.expression, start).get_next(datetime)
+            found: datetime = croniter(self.expression, start).get_next(datetime)
         except CroniterBadDateError:
             return NEVER
-        return nxt.astimezone(timezone.utc)
+        return found.astimezone(timezone.utc)
 
 
     def latest(self, at: datetime, start: datetime, zone: Optional[tzinfo] = None) -> datetime:
@@ -178,7 +178,8 @@ class Schedule:
         # Activations fall on whole minutes: the last one before the next second is <= at.
         probe = (at.replace(microsecond=0) + timedelta(seconds=1)).astimezone(tz)
         assert self.expression is not None
-        return croniter(self.expression, probe).get_prev(datetime).astimezone(timezone.utc)
+        prev: datetime = croniter(self.expression, probe).get_prev(datetime)
+        return prev.astimezone(timezone.utc)
 
 
 def parse(spec: str) -> Schedule:

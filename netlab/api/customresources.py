@@ -46,7 +46,7 @@ class VersionInfo:
     """One served version of a custom resource."""
 
     name: str
-    schema: Optional[dict]
+    schema: Optional[dict[str, Any]]
     columns: tuple[PrinterColumn, ...] = ()
     defaults: bool = False  # the schema has defaults: reads must apply them too
 
@@ -60,7 +60,8 @@ class CustomInfo:
     storage_version: str
     versions: dict[str, VersionInfo] = field(default_factory=dict)
     status: bool = False
-    scale: Optional[dict] = None  # specReplicasPath, statusReplicasPath, labelSelectorPath
+    # specReplicasPath, statusReplicasPath, labelSelectorPath
+    scale: Optional[dict[str, Any]] = None
     list_kind: str = ""
     terminating: bool = False  # the CRD is being deleted: no new objects
 
@@ -73,7 +74,7 @@ class CustomInfo:
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 
 
-def version_priority(version: str) -> tuple:
+def version_priority(version: str) -> tuple[Any, ...]:
     m = _VERSION_RE.match(version)
     if m is None:
         return (0, 0, 0, version)  # non-kube versions last, alphabetical
@@ -92,7 +93,7 @@ def sort_versions(versions: list[str]) -> list[str]:
 # --- CRD -> Resource -----------------------------------------------------------------------------
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -113,18 +114,20 @@ def _columns(raw: Any) -> tuple[PrinterColumn, ...]:
     return tuple(out)
 
 
-def resource_from_crd(crd: dict, names: Optional[dict] = None) -> Optional[Resource]:
+def resource_from_crd(crd: dict[str, Any],
+                      names: Optional[dict[str, Any]] = None) -> Optional[Resource]:
     """The Resource a (valid, accepted) CRD serves, or None when it serves nothing.
     ``names`` are the accepted names (default: the status's, else the spec's)."""
     spec, status = _dict(crd.get("spec")), _dict(crd.get("status"))
     names = names or _dict(status.get("acceptedNames")) or _dict(spec.get("names"))
     group, plural, kind = spec.get("group"), names.get("plural"), names.get("kind")
-    if not all(isinstance(x, str) and x for x in (group, plural, kind)):
+    if not (isinstance(group, str) and group and isinstance(plural, str) and plural
+            and isinstance(kind, str) and kind):
         return None
     infos: dict[str, VersionInfo] = {}
     storage = ""
     has_status = False
-    scale: Optional[dict] = None
+    scale: Optional[dict[str, Any]] = None
     for v in spec.get("versions") or []:
         if not isinstance(v, dict) or not isinstance(v.get("name"), str):
             continue
@@ -166,12 +169,12 @@ def resource_from_crd(crd: dict, names: Optional[dict] = None) -> Optional[Resou
 # --- objects -------------------------------------------------------------------------------------
 
 
-def _schema(res: Resource, version: str) -> Optional[dict]:
+def _schema(res: Resource, version: str) -> Optional[dict[str, Any]]:
     v = res.custom.version(version) if res.custom is not None else None
     return v.schema if v is not None else None
 
 
-def convert(res: Resource, version: str, obj: dict) -> dict:
+def convert(res: Resource, version: str, obj: dict[str, Any]) -> dict[str, Any]:
     """Conversion strategy ``None``: only ``apiVersion`` changes. Reads also get the
     target version's defaults (apiextensions defaults on read)."""
     out = dict(obj)
@@ -183,7 +186,7 @@ def convert(res: Resource, version: str, obj: dict) -> dict:
     return out
 
 
-def prepare(res: Resource, obj: dict, version: Optional[str] = None) -> list[str]:
+def prepare(res: Resource, obj: dict[str, Any], version: Optional[str] = None) -> list[str]:
     """Prune unknown fields and apply defaults of ``version`` (default: the storage
     version) to an object about to be stored; returns the pruned paths."""
     schema = _schema(res, version or res.custom.storage_version)
@@ -194,7 +197,7 @@ def prepare(res: Resource, obj: dict, version: Optional[str] = None) -> list[str
     return dropped
 
 
-def validate(res: Resource, obj: dict) -> list:
+def validate(res: Resource, obj: dict[str, Any]) -> list[Any]:
     """Schema errors of a custom object in its storage version."""
     return structural.validate_object(_schema(res, res.custom.storage_version), obj)
 
@@ -207,7 +210,8 @@ OBJECT_META_FIELDS = frozenset((
     "annotations", "ownerReferences", "finalizers", "managedFields"))
 
 
-def unknown_fields(res: Resource, version: str, obj: dict) -> tuple[dict, list[str]]:
+def unknown_fields(res: Resource, version: str,
+                   obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """A pruned copy of a client's object and the fields pruning dropped."""
     pruned = deep_copy(obj)
     schema = _schema(res, version)
@@ -235,7 +239,7 @@ def get_path(obj: Any, path: str) -> Any:
     return obj
 
 
-def set_path(obj: dict, path: str, value: Any) -> None:
+def set_path(obj: dict[str, Any], path: str, value: Any) -> None:
     parts = _path_parts(path)
     for key in parts[:-1]:
         nxt = obj.get(key)
@@ -252,7 +256,7 @@ _SEGMENT_RE = re.compile(r"\.([A-Za-z0-9_\-/]+)|\[(\d+|\*)\]|\[\?\(@\.([A-Za-z0-
                          r"==\s*[\"']([^\"']*)[\"']\)\]|\['([^']+)'\]")
 
 
-def json_path(obj: Any, path: str) -> list:
+def json_path(obj: Any, path: str) -> list[Any]:
     """The values a kubectl-style JSONPath (``.status.conditions[?(@.type=="Ready")].status``,
     ``.spec.items[0]``, ``.spec.items[*].name``) selects; empty when nothing matches."""
     path = path.strip()
@@ -268,7 +272,7 @@ def json_path(obj: Any, path: str) -> list:
             return []
         pos = m.end()
         key, index, fkey, fvalue, quoted = m.groups()
-        nxt: list = []
+        nxt: list[Any] = []
         for value in current:
             if key is not None or quoted is not None:
                 if isinstance(value, dict) and (key or quoted) in value:
@@ -286,7 +290,7 @@ def json_path(obj: Any, path: str) -> list:
     return current
 
 
-def _cell(column: PrinterColumn, values: list, now: datetime) -> Any:
+def _cell(column: PrinterColumn, values: list[Any], now: datetime) -> Any:
     if not values:
         return None
     value = values[0] if len(values) == 1 else values
@@ -317,7 +321,7 @@ def printer_columns(res: Resource, version: str) -> tuple[PrinterColumn, ...]:
     return v.columns if v is not None and v.columns else (AGE_COLUMN,)
 
 
-def column_definitions(columns: tuple[PrinterColumn, ...]) -> list[dict]:
+def column_definitions(columns: tuple[PrinterColumn, ...]) -> list[dict[str, Any]]:
     name = {"name": "Name", "type": "string", "format": "name",
             "description": "Name must be unique within a namespace. Is required when "
             "creating resources, although some resources may allow a client to request the "
@@ -329,12 +333,12 @@ def column_definitions(columns: tuple[PrinterColumn, ...]) -> list[dict]:
                       "description": c.description, "priority": c.priority} for c in columns]
 
 
-def row_cells(columns: tuple[PrinterColumn, ...], obj: dict, now: datetime) -> list:
+def row_cells(columns: tuple[PrinterColumn, ...], obj: dict[str, Any], now: datetime) -> list[Any]:
     name = _dict(obj.get("metadata")).get("name", "")
     return [name] + [_cell(c, json_path(obj, c.json_path), now) for c in columns]
 
 
-def stored_versions(crd: dict, current: list) -> list:
+def stored_versions(crd: dict[str, Any], current: list[Any]) -> list[Any]:
     """``status.storedVersions``: every version ever marked storage, the current one
     included (the CRD strategy appends it on create and update)."""
     out = [v for v in current if isinstance(v, str)]
@@ -353,20 +357,21 @@ class NamesVerdict:
     """Whether a CRD's names are accepted, and if not, the condition's reason/message."""
 
     accepted: bool
-    names: dict
+    names: dict[str, Any]
     reason: str = "NoConflicts"
     message: str = "no conflicts found"
 
 
-def _requested_names(crd: dict) -> dict:
+def _requested_names(crd: dict[str, Any]) -> dict[str, Any]:
     names = dict(_dict(_dict(crd.get("spec")).get("names")))
-    kind = names.get("kind") if isinstance(names.get("kind"), str) else ""
+    raw_kind = names.get("kind")
+    kind = raw_kind if isinstance(raw_kind, str) else ""
     names.setdefault("singular", kind.lower())
     names.setdefault("listKind", kind + "List")
     return names
 
 
-def accept_names(crds: list[dict]) -> dict[str, NamesVerdict]:
+def accept_names(crds: list[dict[str, Any]]) -> dict[str, NamesVerdict]:
     """The naming verdict of every CRD, by CRD name.
 
     CRDs whose names were accepted before come first, then the oldest; a CRD whose
@@ -374,7 +379,7 @@ def accept_names(crds: list[dict]) -> dict[str, NamesVerdict]:
     CRD of the same group gets
     ``NamesAccepted=False`` with the reason the upstream naming controller gives.
     """
-    def order(crd: dict) -> tuple:
+    def order(crd: dict[str, Any]) -> tuple[Any, ...]:
         # Names once accepted stay with their CRD (upstream checks new names against
         # the accepted names of the others); then the oldest CRD wins.
         m = _dict(crd.get("metadata"))
@@ -407,17 +412,18 @@ def accept_names(crds: list[dict]) -> dict[str, NamesVerdict]:
     return out
 
 
-def _condition(ctype: str, status: str, reason: str, message: str, old: list) -> dict:
+def _condition(ctype: str, status: str, reason: str, message: str,
+               old: list[Any]) -> dict[str, Any]:
     prior = next((c for c in old if isinstance(c, dict) and c.get("type") == ctype), None)
     when = prior.get("lastTransitionTime") if prior and prior.get("status") == status else None
     return {"type": ctype, "status": status, "lastTransitionTime": when or timefmt.format_time(
         datetime.now(tz=timezone.utc)), "reason": reason, "message": message}
 
 
-def desired_status(crd: dict, verdict: NamesVerdict, terminating: bool) -> dict:
+def desired_status(crd: dict[str, Any], verdict: NamesVerdict, terminating: bool) -> dict[str, Any]:
     """The CRD status the controllers would write: acceptedNames, NamesAccepted,
     Established, and Terminating during the cleanup of its objects."""
-    status = deep_copy(_dict(crd.get("status")))
+    status: dict[str, Any] = deep_copy(_dict(crd.get("status")))
     old = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     if verdict.accepted:
         status["acceptedNames"] = {k: v for k, v in verdict.names.items()

@@ -34,6 +34,7 @@ from netlab.api.defaults_pod import (  # noqa: F401 (re-exported: callers use de
     pod_qos_class,
 )
 from netlab.api.validation_crd import default_crd
+from netlab.api.views import meta_of
 
 PERCENT_25 = "25%"
 
@@ -41,7 +42,7 @@ PERCENT_25 = "25%"
 # --- services ---------------------------------------------------------------------------------
 
 
-def default_service(obj: dict) -> None:
+def default_service(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return
@@ -68,7 +69,7 @@ def default_service(obj: dict) -> None:
 # --- workloads --------------------------------------------------------------------------------
 
 
-def default_deployment(obj: dict) -> None:
+def default_deployment(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return
@@ -86,7 +87,7 @@ def default_deployment(obj: dict) -> None:
     default_pod_template(spec.get("template"))
 
 
-def default_replicaset(obj: dict) -> None:
+def default_replicaset(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return
@@ -94,7 +95,7 @@ def default_replicaset(obj: dict) -> None:
     default_pod_template(spec.get("template"))
 
 
-def default_job(obj: dict) -> None:
+def default_job(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return
@@ -110,7 +111,7 @@ def default_job(obj: dict) -> None:
                                         else "TerminatingOrFailed")
     template = spec.get("template")
     if isinstance(template, dict):
-        labels = (template.get("metadata") or {}).get("labels") if isinstance(
+        labels = meta_of(template).get("labels") if isinstance(
             template.get("metadata"), dict) else None
         meta = obj.get("metadata")
         # As in Kubernetes: a Job without labels of its own takes its template's.
@@ -120,7 +121,7 @@ def default_job(obj: dict) -> None:
     default_pod_template(template)
 
 
-def _default_hpa_rules(rules: Any, scale_up: bool) -> dict | None:
+def _default_hpa_rules(rules: Any, scale_up: bool) -> dict[str, Any] | None:
     if rules is None:
         rules = {}
     if not isinstance(rules, dict):
@@ -135,7 +136,7 @@ def _default_hpa_rules(rules: Any, scale_up: bool) -> dict | None:
     return rules
 
 
-def default_hpa(obj: dict) -> None:
+def default_hpa(obj: dict[str, Any]) -> None:
     """autoscaling/v2 defaults (the stored version; v1 objects are converted first)."""
     spec = _dict(obj, "spec")
     if spec is None:
@@ -158,37 +159,37 @@ def default_hpa(obj: dict) -> None:
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def default_namespace(obj: dict) -> None:
+def default_namespace(obj: dict[str, Any]) -> None:
     meta = _dict(obj, "metadata")
     name = meta.get("name") if meta is not None else None
-    if isinstance(name, str) and name:
+    if meta is not None and isinstance(name, str) and name:
         labels = _dict(meta, "labels")
         if labels is not None:
             # Kubernetes keeps this label equal to the name, whatever the client sent.
             labels[NAMESPACE_NAME_LABEL] = name
 
 
-def default_node(obj: dict) -> None:
+def default_node(obj: dict[str, Any]) -> None:
     status = obj.get("status")
     if isinstance(status, dict) and isinstance(status.get("capacity"), dict) \
             and "allocatable" not in status:
         status["allocatable"] = dict(status["capacity"])
 
 
-def default_endpoints(obj: dict) -> None:
+def default_endpoints(obj: dict[str, Any]) -> None:
     for subset in _dicts(obj.get("subsets")):
         for port in _dicts(subset.get("ports")):
             port.setdefault("protocol", "TCP")
 
 
-def default_endpointslice(obj: dict) -> None:
+def default_endpointslice(obj: dict[str, Any]) -> None:
     """``SetDefaults_EndpointPort``: a port's name defaults to "" and its protocol to TCP."""
     for port in _dicts(obj.get("ports")):
         port.setdefault("name", "")
         port.setdefault("protocol", "TCP")
 
 
-_DEFAULTERS: dict[str, Callable[[dict], None]] = {
+_DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Pod": default_pod,
     "Service": default_service,
     "Deployment": default_deployment,
@@ -213,7 +214,7 @@ _DEFAULTERS: dict[str, Callable[[dict], None]] = {
 }
 
 
-def apply_defaults(kind: str, obj: dict) -> dict:
+def apply_defaults(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
     """Fill in ``obj``'s defaults in place (and return it). Unknown kinds are left alone."""
     defaulter = _DEFAULTERS.get(kind)
     if defaulter is not None:

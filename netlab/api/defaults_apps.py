@@ -15,7 +15,7 @@ from netlab.api.defaults_pod import _dict, default_pod_template
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 
 
-def _template(spec: dict) -> None:
+def _template(spec: dict[str, Any]) -> None:
     default_pod_template(spec.get("template"))
 
 

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.api.defaults_pod import _dict, default_pod_template
 
 
-def default_cronjob(obj: dict) -> None:
+def default_cronjob(obj: dict[str, Any]) -> None:
     spec = _dict(obj, "spec")
     if spec is None:
         return

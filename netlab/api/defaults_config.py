@@ -8,16 +8,18 @@ registers these functions in its table. Pure: no I/O.
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.api.defaults_pod import default_pod_template
 from netlab.api.objects import deep_copy
 
 
-def default_secret(obj: dict) -> None:
+def default_secret(obj: dict[str, Any]) -> None:
     if not obj.get("type"):
         obj["type"] = "Opaque"
 
 
-def default_replicationcontroller(obj: dict) -> None:
+def default_replicationcontroller(obj: dict[str, Any]) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return

@@ -19,15 +19,15 @@ from typing import Any
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _dicts(value: Any) -> list[dict]:
+def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-def default_network_policy(obj: dict) -> None:
+def default_network_policy(obj: dict[str, Any]) -> None:
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return
@@ -42,13 +42,13 @@ def default_network_policy(obj: dict) -> None:
         spec["policyTypes"] = types
 
 
-def default_ingress_class(obj: dict) -> None:
+def default_ingress_class(obj: dict[str, Any]) -> None:
     params = _dict(_dict(obj.get("spec")).get("parameters"))
     if params:
         params.setdefault("scope", "Cluster")
 
 
-def default_binding(obj: dict) -> None:
+def default_binding(obj: dict[str, Any]) -> None:
     ref = obj.get("roleRef")
     if isinstance(ref, dict) and not ref.get("apiGroup"):
         ref["apiGroup"] = RBAC_GROUP
@@ -57,7 +57,7 @@ def default_binding(obj: dict) -> None:
             subject["apiGroup"] = RBAC_GROUP
 
 
-def default_apiservice(obj: dict) -> None:
+def default_apiservice(obj: dict[str, Any]) -> None:
     service = _dict(obj.get("spec")).get("service")
     if isinstance(service, dict) and service.get("port") is None:
         service["port"] = 443

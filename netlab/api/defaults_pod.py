@@ -14,6 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from netlab.api.views import dict_at
 from netlab.units import QuantityError, parse_quantity
 
 DEFAULT_TERMINATION_GRACE_PERIOD = 30
@@ -21,7 +22,7 @@ DEFAULT_SCHEDULER = "default-scheduler"
 QOS_RESOURCES = ("cpu", "memory")
 
 
-def _dict(parent: dict, key: str) -> dict | None:
+def _dict(parent: dict[str, Any], key: str) -> dict[str, Any] | None:
     """``parent[key]`` if it is a dict, creating it when absent; None if it has another type."""
     value = parent.get(key)
     if value is None:
@@ -29,7 +30,7 @@ def _dict(parent: dict, key: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _dicts(value: Any) -> list[dict]:
+def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
@@ -65,7 +66,7 @@ def _default_handler(handler: Any) -> None:
         http.setdefault("scheme", "HTTP")
 
 
-def _default_container(c: dict, host_network: bool) -> None:
+def _default_container(c: dict[str, Any], host_network: bool) -> None:
     image = c.get("image")
     if isinstance(image, str) and image and "imagePullPolicy" not in c:
         c["imagePullPolicy"] = image_pull_policy(image)
@@ -92,7 +93,7 @@ def _default_container(c: dict, host_network: bool) -> None:
 _MODE_SOURCES = ("configMap", "secret", "downwardAPI", "projected")
 
 
-def _default_volume(v: dict) -> None:
+def _default_volume(v: dict[str, Any]) -> None:
     sources = [k for k in v if k != "name"]
     if not sources:
         v["emptyDir"] = {}
@@ -106,7 +107,7 @@ def _default_volume(v: dict) -> None:
         host_path.setdefault("type", "")
 
 
-def default_pod_spec(spec: dict) -> None:
+def default_pod_spec(spec: dict[str, Any]) -> None:
     """``SetDefaults_PodSpec`` and what it calls; shared by pods and pod templates."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -120,7 +121,7 @@ def default_pod_spec(spec: dict) -> None:
         _default_volume(v)
 
 
-def _requests_from_limits(c: dict) -> None:
+def _requests_from_limits(c: dict[str, Any]) -> None:
     # Only pods get this, not templates: a template's resources stay as written.
     resources = c.get("resources")
     if not isinstance(resources, dict):
@@ -136,7 +137,7 @@ def _requests_from_limits(c: dict) -> None:
             requests.setdefault(name, value)
 
 
-def default_pod(obj: dict) -> None:
+def default_pod(obj: dict[str, Any]) -> None:
     """``SetDefaults_Pod``: the pod spec defaults plus the pod-only ones."""
     spec = _dict(obj, "spec")
     if spec is None:
@@ -162,20 +163,20 @@ def _quantity(value: Any) -> Decimal | None:
         return None
 
 
-def pod_qos_class(spec: dict) -> str:
+def pod_qos_class(spec: dict[str, Any]) -> str:
     """``qos.GetPodQOS``: Guaranteed, Burstable or BestEffort from cpu/memory resources."""
     requests: dict[str, Decimal] = {}
     limits: dict[str, Decimal] = {}
     guaranteed = True
     for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
-        resources = c.get("resources") if isinstance(c.get("resources"), dict) else {}
+        resources = dict_at(c, "resources")
         for kind, acc in (("requests", requests), ("limits", limits)):
-            values = resources.get(kind) if isinstance(resources.get(kind), dict) else {}
+            values = dict_at(resources, kind)
             for name in QOS_RESOURCES:
                 q = _quantity(values.get(name)) if name in values else None
                 if q is not None and q > 0:
                     acc[name] = acc.get(name, Decimal(0)) + q
-        climits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
+        climits = dict_at(resources, "limits")
         if not all(_quantity(climits.get(n)) for n in QOS_RESOURCES if n in climits) or \
                 not all(n in climits for n in QOS_RESOURCES):
             guaranteed = False

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from netlab.api import selectors
 from netlab.api.timefmt import format_time
+from netlab.api.views import dict_at, meta_of, spec_of
 
 Obj = Mapping[str, Any]
 
@@ -28,7 +29,7 @@ MAX_DISRUPTED_PODS = 2000
 
 
 def pod_ready(pod: Obj) -> bool:
-    status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
+    status = dict_at(pod, "status")
     return any(isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
                for c in status.get("conditions") or [])
 
@@ -40,10 +41,10 @@ def selects(pdb: Obj, pod: Obj) -> bool:
     controller's pod lookup both refuse to let a nil/empty selector cover anything, as
     upstream's ``getPodDisruptionBudgets`` does.
     """
-    pmeta = pod.get("metadata") or {}
-    if (pdb.get("metadata") or {}).get("namespace") != pmeta.get("namespace"):
+    pmeta = meta_of(pod)
+    if meta_of(pdb).get("namespace") != pmeta.get("namespace"):
         return False
-    selector = (pdb.get("spec") or {}).get("selector")
+    selector = spec_of(pdb).get("selector")
     if not isinstance(selector, dict) or not (selector.get("matchLabels")
                                               or selector.get("matchExpressions")):
         return False
@@ -54,7 +55,7 @@ def selects(pdb: Obj, pod: Obj) -> bool:
     return parsed.matches(pmeta.get("labels") or {})
 
 
-def set_allowed_condition(status: dict, when: datetime, reason: Optional[str] = None,
+def set_allowed_condition(status: dict[str, Any], when: datetime, reason: Optional[str] = None,
                           message: str = "") -> None:
     """``UpdateDisruptionAllowedCondition``: True/SufficientPods while disruptions remain,
     False/InsufficientPods otherwise (or False with ``reason``, e.g. SyncFailed)."""

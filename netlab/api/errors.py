@@ -27,7 +27,7 @@ OBJECT_MODIFIED = ("the object has been modified; please apply your changes to t
 
 
 def status_object(code: int, reason: str, message: str,
-                  details: Optional[Mapping[str, Any]] = None) -> dict:
+                  details: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """A failure ``Status`` as the API server serializes it (empty parts omitted)."""
     status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Failure", "message": message}
@@ -39,7 +39,7 @@ def status_object(code: int, reason: str, message: str,
     return status
 
 
-def success_status(details: Optional[Mapping[str, Any]] = None, code: int = 0) -> dict:
+def success_status(details: Optional[Mapping[str, Any]] = None, code: int = 0) -> dict[str, Any]:
     """A ``Status`` with ``status: Success`` (a delete that removed the object, a binding)."""
     status: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {},
                               "status": "Success"}
@@ -61,7 +61,7 @@ class APIError(Exception):
         self.message = message
         self.details = dict(details) if details else None
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         return status_object(self.code, self.reason, self.message, self.details)
 
     def __repr__(self) -> str:
@@ -81,7 +81,7 @@ def qualified_kind(kind: str, group: str = "") -> str:
     return f"{kind}.{group}" if group else kind
 
 
-def _details(name: str, group: str, kind: str, **extra: Any) -> dict:
+def _details(name: str, group: str, kind: str, **extra: Any) -> dict[str, Any]:
     details: dict[str, Any] = {}
     if name:
         details["name"] = name
@@ -123,7 +123,7 @@ def conflict(resource: str, name: str, detail: str = OBJECT_MODIFIED,
 
 
 def forbidden(resource: str, name: str, detail: str, group: str = "",
-              causes: Optional[list[dict]] = None) -> APIError:
+              causes: Optional[list[dict[str, Any]]] = None) -> APIError:
     target = qualified_resource(resource, group)
     subject = f'{target} "{name}"' if name else target
     return APIError(403, "Forbidden", f"{subject} is forbidden: {detail}",
@@ -253,7 +253,7 @@ class FieldError:
     def __str__(self) -> str:
         return f"{self.field}: {self.body()}" if self.field else self.body()
 
-    def cause(self) -> dict:
+    def cause(self) -> dict[str, Any]:
         return {"reason": self.reason, "message": self.body(), "field": self.field}
 
 

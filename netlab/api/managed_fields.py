@@ -98,8 +98,8 @@ class Shape:
     schema: Optional[Mapping[str, Any]] = field(default=None, compare=False)
     keys: tuple[str, ...] = ()
     typed: bool = False  # a built-in kind (Go zero-value rules apply to ``.`` markers)
-    required: frozenset = frozenset()
-    _children: dict = field(default_factory=dict, compare=False, repr=False)
+    required: frozenset[Any] = frozenset()
+    _children: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def child(self, name: str) -> Shape:
         """The shape of field/key ``name`` of a map node (memoized per declared property
@@ -256,15 +256,15 @@ def path_string(path: Path) -> str:
 # --- field sets of values ---------------------------------------------------------------------
 
 
-def field_set(value: Any, shape: Shape, prefix: Path = ()) -> set:
+def field_set(value: Any, shape: Shape, prefix: Path = ()) -> set[Any]:
     """The fields ``value`` sets (structured-merge-diff's ToFieldSet): leaves, associative
     and set list elements, empty maps/lists; map nodes with children are implied."""
-    out: set = set()
+    out: set[Any] = set()
     _collect(value, shape, prefix, out)
     return out
 
 
-def _collect(value: Any, shape: Shape, path: Path, out: set) -> None:
+def _collect(value: Any, shape: Shape, path: Path, out: set[Any]) -> None:
     if shape.kind == "map" and isinstance(value, dict):
         if not value and path:
             out.add(path)
@@ -291,19 +291,19 @@ def _collect(value: Any, shape: Shape, path: Path, out: set) -> None:
 
 def _equal(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    return a == b
+        return type(a) is type(b) and bool(a == b)
+    return bool(a == b)
 
 
 @dataclass
 class Comparison:
     """What changed from one value to another, as field sets."""
 
-    added: set = field(default_factory=set)
-    modified: set = field(default_factory=set)
-    removed: set = field(default_factory=set)
+    added: set[Any] = field(default_factory=set)
+    modified: set[Any] = field(default_factory=set)
+    removed: set[Any] = field(default_factory=set)
 
-    def changed(self) -> set:
+    def changed(self) -> set[Any]:
         return self.added | self.modified
 
 
@@ -388,24 +388,24 @@ def _compare(old: Any, new: Any, shape: Shape, path: Path, out: Comparison,
 # --- FieldsV1 ---------------------------------------------------------------------------------
 
 
-def _sort_key(elem: str) -> tuple:
+def _sort_key(elem: str) -> tuple[Any, ...]:
     order = {"f:": 0, "k:": 1, "v:": 2, "i:": 3}
     return (order.get(elem[:2], 4), elem)
 
 
-def to_fields_v1(fields: Iterable[Path]) -> dict:
+def to_fields_v1(fields: Iterable[Path]) -> dict[str, Any]:
     """A field set as a FieldsV1 tree: members are ``{}`` leaves, or ``".": {}`` in a node
     that also has children."""
-    root: dict = {}
-    members: set = set()
+    root: dict[str, Any] = {}
+    members: set[Any] = set()
     for path in fields:
         node = root
         for elem in path:
             node = node.setdefault(elem, {})
         members.add(path)
 
-    def emit(node: dict, path: Path) -> dict:
-        out: dict = {}
+    def emit(node: dict[str, Any], path: Path) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         if node and path in members:
             out["."] = {}
         for elem in sorted(node, key=_sort_key):
@@ -415,9 +415,9 @@ def to_fields_v1(fields: Iterable[Path]) -> dict:
     return emit(root, ())
 
 
-def from_fields_v1(tree: Any, prefix: Path = ()) -> set:
+def from_fields_v1(tree: Any, prefix: Path = ()) -> set[Any]:
     """The field set of a FieldsV1 tree (malformed parts are skipped)."""
-    out: set = set()
+    out: set[Any] = set()
     if not isinstance(tree, Mapping):
         return out
     for elem, sub in tree.items():
@@ -445,7 +445,7 @@ class Entry:
     manager: str
     operation: str  # "Apply" or "Update"
     api_version: str
-    fields: set
+    fields: set[Any]
     time: Optional[str] = None
     subresource: str = ""
 
@@ -455,7 +455,7 @@ class Entry:
         version = "" if self.operation == "Apply" else self.api_version
         return (self.manager, self.operation, version, self.subresource)
 
-    def encode(self) -> dict:
+    def encode(self) -> dict[str, Any]:
         out: dict[str, Any] = {"apiVersion": self.api_version, "fieldsType": "FieldsV1",
                                "fieldsV1": to_fields_v1(self.fields),
                                "manager": self.manager, "operation": self.operation}
@@ -486,10 +486,10 @@ def decode_entries(raw: Any) -> list[Entry]:
     return out
 
 
-def encode_entries(entries: Iterable[Entry]) -> list[dict]:
+def encode_entries(entries: Iterable[Entry]) -> list[dict[str, Any]]:
     """The ``managedFields`` list: non-empty entries, Apply entries first then by time
     (upstream's order), merged by identity."""
-    merged: dict[tuple, Entry] = {}
+    merged: dict[tuple[Any, ...], Entry] = {}
     for e in entries:
         if not e.fields:
             continue

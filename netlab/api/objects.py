@@ -8,8 +8,11 @@ first, which lets :func:`with_resource_version` insert the revision into the
 stored bytes with one ``find`` and one concatenation instead of decoding and
 re-encoding every object of a large list or watch stream.
 
-Also here: uids, timestamps, ``generateName`` suffixes, owner references and
-small accessors other layers share. Pure: no I/O.
+Also here: uids, timestamps, ``generateName`` suffixes, and :func:`meta`, which
+creates an object's metadata to write into. The read accessors (``name_of``,
+``labels_of``, ``controller_ref``, ...) and the typed views live in
+:mod:`netlab.api.views`; they are re-exported here for callers that import them
+from this module. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -22,6 +25,20 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 
 from netlab.api.timefmt import format_time
+
+# The read accessors moved to views; re-exported for callers that import them from here
+# (the ``X as X`` form marks an explicit re-export for ruff and mypy).
+from netlab.api.views import controller_ref as controller_ref
+from netlab.api.views import finalizers_of as finalizers_of
+from netlab.api.views import get_path as get_path
+from netlab.api.views import is_owned_by as is_owned_by
+from netlab.api.views import is_terminating as is_terminating
+from netlab.api.views import labels_of as labels_of
+from netlab.api.views import meta_of
+from netlab.api.views import name_of as name_of
+from netlab.api.views import namespace_of as namespace_of
+from netlab.api.views import owner_references as owner_references
+from netlab.api.views import uid_of as uid_of
 
 _META_KEY = b'"metadata":{'
 # apiVersion and kind come first and are short registry strings, so the
@@ -83,7 +100,7 @@ def json_depth_exceeds(value: Any, limit: int) -> bool:
 def encode_for_storage(obj: Mapping[str, Any]) -> bytes:
     """The bytes stored for ``obj``: apiVersion, kind, metadata (without
     resourceVersion) first, then every other top-level field in order."""
-    meta = dict(obj.get("metadata") or {})
+    meta = dict(meta_of(obj))
     meta.pop("resourceVersion", None)
     out: dict[str, Any] = {"apiVersion": obj.get("apiVersion", ""),
                            "kind": obj.get("kind", ""), "metadata": meta}
@@ -107,14 +124,14 @@ def with_resource_version(value: bytes, revision: int) -> bytes:
     return value[:j] + rv + b"," + value[j:]
 
 
-def decode_stored(value: bytes, revision: int) -> dict:
+def decode_stored(value: bytes, revision: int) -> dict[str, Any]:
     """A stored object as a dict, with its resourceVersion."""
-    obj = loads(value)
+    obj: dict[str, Any] = loads(value)
     set_resource_version(obj, revision)
     return obj
 
 
-def set_resource_version(obj: dict, revision: int | str) -> None:
+def set_resource_version(obj: dict[str, Any], revision: int | str) -> None:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
         meta = obj["metadata"] = {}
@@ -124,33 +141,12 @@ def set_resource_version(obj: dict, revision: int | str) -> None:
 # --- metadata ---------------------------------------------------------------------------------
 
 
-def meta(obj: dict) -> dict:
+def meta(obj: dict[str, Any]) -> dict[str, Any]:
     """``obj['metadata']``, created if missing or not an object."""
     m = obj.get("metadata")
     if not isinstance(m, dict):
         m = obj["metadata"] = {}
     return m
-
-
-def name_of(obj: Mapping[str, Any]) -> str:
-    m = obj.get("metadata")
-    return m.get("name") or "" if isinstance(m, Mapping) else ""
-
-
-def namespace_of(obj: Mapping[str, Any]) -> str:
-    m = obj.get("metadata")
-    return m.get("namespace") or "" if isinstance(m, Mapping) else ""
-
-
-def labels_of(obj: Mapping[str, Any]) -> dict:
-    m = obj.get("metadata")
-    labels = m.get("labels") if isinstance(m, Mapping) else None
-    return labels if isinstance(labels, dict) else {}
-
-
-def uid_of(obj: Mapping[str, Any]) -> str:
-    m = obj.get("metadata")
-    return m.get("uid") or "" if isinstance(m, Mapping) else ""
 
 
 def new_uid() -> str:
@@ -176,43 +172,3 @@ def generate_name(base: str) -> str:
 
 def random_suffix(length: int = GENERATED_SUFFIX_LENGTH) -> str:
     return "".join(_rand.choice(_NAME_ALPHABET) for _ in range(length))
-
-
-# --- owner references -------------------------------------------------------------------------
-
-
-def owner_references(obj: Mapping[str, Any]) -> list[dict]:
-    m = obj.get("metadata")
-    refs = m.get("ownerReferences") if isinstance(m, Mapping) else None
-    return [r for r in refs if isinstance(r, dict)] if isinstance(refs, list) else []
-
-
-def is_owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
-    return any(r.get("uid") == owner_uid for r in owner_references(obj))
-
-
-def controller_ref(obj: Mapping[str, Any]) -> Optional[dict]:
-    for ref in owner_references(obj):
-        if ref.get("controller") is True:
-            return ref
-    return None
-
-
-def finalizers_of(obj: Mapping[str, Any]) -> list[str]:
-    m = obj.get("metadata")
-    fins = m.get("finalizers") if isinstance(m, Mapping) else None
-    return [f for f in fins if isinstance(f, str)] if isinstance(fins, list) else []
-
-
-def is_terminating(obj: Mapping[str, Any]) -> bool:
-    m = obj.get("metadata")
-    return bool(isinstance(m, Mapping) and m.get("deletionTimestamp"))
-
-
-def get_path(obj: Any, *path: str) -> Any:
-    """``obj[p0][p1]...``, or None where a step is missing or not an object."""
-    for part in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(part)
-    return obj

@@ -287,12 +287,13 @@ def _resource_paths(res: Resource, version: str) -> dict[str, dict[str, Any]]:
     coll_params = _path_params("namespace") if res.namespaced else _query(["pretty"])
     item_params = _path_params("name", "namespace") if res.namespaced else _path_params("name")
     watch_types = (JSON, "application/json;stream=watch")
-    write = {"body": schema, "response": schema}
-    delete_body = {"body": "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"}
+    # _Op's optional fields, by keyword (Any: they fill fields of different types).
+    write: dict[str, Any] = {"body": schema, "response": schema}
+    delete_body: dict[str, Any] = {"body": "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions"}
     # Custom resources take no strategic merge patch (kubectl then sends a merge patch).
     patch_types = PATCH_TYPES if res.custom is None else CUSTOM_PATCH_TYPES
-    patch_body = {"body": "io.k8s.apimachinery.pkg.apis.meta.v1.Patch", "body_types":
-                  patch_types, "query": _WRITE_Q}
+    patch_body: dict[str, Any] = {"body": "io.k8s.apimachinery.pkg.apis.meta.v1.Patch",
+                                  "body_types": patch_types, "query": _WRITE_Q}
     verbs = set(res.verbs)
     paths: dict[str, dict[str, Any]] = {}
 

@@ -24,6 +24,8 @@ The builders and the two tables live in :mod:`netlab.api.openapi_schemas_base`, 
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.api.openapi_schemas_base import (
     AS,
     FREE,
@@ -143,7 +145,8 @@ _def("core.SeccompProfile", obj(("type",), localhostProfile=S, type=S))
 _def("core.AppArmorProfile", obj(("type",), localhostProfile=S, type=S))
 _def("core.WindowsSecurityContextOptions", obj(
     gmsaCredentialSpec=S, gmsaCredentialSpecName=S, hostProcess=B, runAsUserName=S))
-_SC_COMMON = dict(
+# Properties shared by two kinds, passed on as keywords (so Any: obj() takes other keywords).
+_SC_COMMON: dict[str, Any] = dict(
     appArmorProfile=R("core.AppArmorProfile"), runAsGroup=I64, runAsNonRoot=B, runAsUser=I64,
     seLinuxOptions=R("core.SELinuxOptions"), seccompProfile=R("core.SeccompProfile"),
     windowsOptions=R("core.WindowsSecurityContextOptions"))
@@ -159,7 +162,7 @@ _def("core.VolumeMount", obj(
     ("name", "mountPath"), mountPath=S, mountPropagation=S, name=S, readOnly=B,
     recursiveReadOnly=S, subPath=S, subPathExpr=S))
 _def("core.VolumeDevice", obj(("name", "devicePath"), devicePath=S, name=S))
-_CONTAINER = dict(
+_CONTAINER: dict[str, Any] = dict(
     args=AS(), command=AS(), env=M("core.EnvVar", "name"),
     envFrom=A("core.EnvFromSource", ltype="atomic"), image=S, imagePullPolicy=S,
     lifecycle=R("core.Lifecycle"), livenessProbe=R("core.Probe"), name=S,
@@ -285,6 +288,7 @@ _CLOUD_VOLUMES = ("awsElasticBlockStore", "azureDisk", "azureFile", "cephfs", "c
                   "flexVolume", "flocker", "gcePersistentDisk", "gitRepo", "glusterfs", "iscsi",
                   "photonPersistentDisk", "portworxVolume", "quobyte", "rbd", "scaleIO",
                   "storageos", "vsphereVolume")
+_CLOUD_VOLUME_PROPS: dict[str, Any] = {name: FREE for name in _CLOUD_VOLUMES}
 _def("core.Volume", obj(
     ("name",), name=S, configMap=R("core.ConfigMapVolumeSource"), csi=R("core.CSIVolumeSource"),
     downwardAPI=R("core.DownwardAPIVolumeSource"), emptyDir=R("core.EmptyDirVolumeSource"),
@@ -292,7 +296,7 @@ _def("core.Volume", obj(
     image=R("core.ImageVolumeSource"), nfs=R("core.NFSVolumeSource"),
     persistentVolumeClaim=R("core.PersistentVolumeClaimVolumeSource"),
     projected=R("core.ProjectedVolumeSource"), secret=R("core.SecretVolumeSource"),
-    **{name: FREE for name in _CLOUD_VOLUMES}))
+    **_CLOUD_VOLUME_PROPS))
 
 # Pod status.
 _def("core.PodCondition", obj(

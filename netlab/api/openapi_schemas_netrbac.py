@@ -12,6 +12,8 @@ so their generated List schemas are dropped, as ``Scale``'s are.
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.api.openapi_schemas_base import (
     _PREFIXES,
     AS,
@@ -43,7 +45,8 @@ _PREFIXES.update({
 
 # --- networking.k8s.io/v1 ---------------------------------------------------------------------
 
-_def("net.IPBlock", obj(("cidr",), cidr=S, **{"except": AS()}))
+_EXCEPT: dict[str, Any] = {"except": AS()}  # a Python keyword, so not a keyword argument
+_def("net.IPBlock", obj(("cidr",), cidr=S, **_EXCEPT))
 _def("net.NetworkPolicyPort", obj(endPort=I32, port=IOS, protocol=S))
 _def("net.NetworkPolicyPeer", obj(ipBlock=R("net.IPBlock"), namespaceSelector=SELECTOR,
                                   podSelector=SELECTOR))

@@ -39,7 +39,7 @@ _REF = "#/components/schemas/"
 _MAX_PROBLEMS = 100
 
 
-class _Pairs(list):
+class _Pairs(list[tuple[str, Any]]):
     """A JSON object as decoded by :func:`strict_decode`: its (key, value) pairs in order,
     duplicates kept."""
 

@@ -36,6 +36,7 @@ from netlab.api.strategic_merge import apply_strategic_merge_patch as _apply_smp
 __all__ = [
     "JSON_PATCH",
     "MERGE_PATCH",
+    "PATCH_TYPES",
     "STRATEGIC_MERGE_PATCH",
     "PatchError",
     "UnsupportedPatchType",
@@ -139,7 +140,7 @@ def _remove(doc: Any, tokens: list[str], pointer: str, op: str = "remove") -> An
     raise PatchError(f'{op} operation does not apply: doc is missing path: "{pointer}"')
 
 
-def _operation_member(op: dict, name: str) -> Any:
+def _operation_member(op: dict[str, Any], name: str) -> Any:
     if name not in op:
         raise PatchError(f'invalid JSON patch: operation "{op.get("op")}" is missing "{name}"',
                          code=400)
@@ -198,13 +199,14 @@ def apply_json_patch(target: Any, ops: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Strategic merge patch and dispatch.
 
-def apply_strategic_merge_patch(target: dict, patch: dict, schema: Any = None) -> dict:
+def apply_strategic_merge_patch(target: dict[str, Any], patch: dict[str, Any],
+                                schema: Any = None) -> dict[str, Any]:
     """Kubernetes strategic merge patch; see :mod:`netlab.api.strategic_merge`."""
     return _apply_smp(target, patch, schema)
 
 
-def apply_patch(content_type: str, target: dict, body_bytes: bytes,
-                kind: Optional[str] = None) -> dict:
+def apply_patch(content_type: str, target: dict[str, Any], body_bytes: bytes,
+                kind: Optional[str] = None) -> dict[str, Any]:
     """Apply a PATCH request body to ``target`` as the apiserver would.
 
     ``content_type`` is the request's Content-Type (parameters such as ``; charset=utf-8``

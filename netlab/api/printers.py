@@ -21,8 +21,9 @@ from typing import Any
 
 from netlab.api.timefmt import as_utc, duration_between, parse_time
 from netlab.api.timefmt import translate_timestamp_since as _since
+from netlab.api.views import pod_status, service_spec, spec_of, status_of
 
-Obj = dict  # a Kubernetes object as decoded JSON
+Obj = dict[str, Any]  # a Kubernetes object as decoded JSON
 
 NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
 NODE_ROLE_LABEL = "kubernetes.io/role"
@@ -55,14 +56,14 @@ def _int(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def format_labels(labels: dict | None) -> str:
+def format_labels(labels: dict[str, Any] | None) -> str:
     """``labels.FormatLabels``: sorted ``k=v`` pairs joined by commas, ``<none>`` if empty."""
     if not labels:
         return "<none>"
     return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
 
 
-def selector_string(selector: dict | None) -> str | None:
+def selector_string(selector: dict[str, Any] | None) -> str | None:
     """A LabelSelector as Kubernetes' ``Selector.String()``; None when it is invalid.
 
     Requirements are sorted by key; set values are sorted, as Kubernetes does.
@@ -91,7 +92,7 @@ def selector_string(selector: dict | None) -> str | None:
     return ",".join(text for _, text in reqs)
 
 
-def format_label_selector(selector: dict | None) -> str:
+def format_label_selector(selector: dict[str, Any] | None) -> str:
     """``metav1.FormatLabelSelector``: ``<none>`` when empty, ``<error>`` when invalid."""
     text = selector_string(selector)
     if text is None:
@@ -99,18 +100,18 @@ def format_label_selector(selector: dict | None) -> str:
     return text or "<none>"
 
 
-def _containers(pod_spec: dict | None) -> tuple[str, str]:
+def _containers(pod_spec: dict[str, Any] | None) -> tuple[str, str]:
     """CONTAINERS and IMAGES cells: comma-joined, in spec order."""
     containers = (pod_spec or {}).get("containers") or []
     return (",".join(c.get("name", "") for c in containers),
             ",".join(c.get("image", "") for c in containers))
 
 
-def _condition_true(conditions: list | None, ctype: str) -> bool:
+def _condition_true(conditions: list[Any] | None, ctype: str) -> bool:
     """Whether the first condition of ``ctype`` is True (Kubernetes' hasJobCondition)."""
     for cond in conditions or []:
         if cond.get("type") == ctype:
-            return cond.get("status") == "True"
+            return bool(cond.get("status") == "True")
     return False
 
 
@@ -133,9 +134,9 @@ def _later(current: datetime | None, candidate: Any) -> datetime | None:
     return current
 
 
-def _is_sidecar(container: dict | None) -> bool:
+def _is_sidecar(container: dict[str, Any] | None) -> bool:
     """An init container with restartPolicy Always (a native sidecar)."""
-    return bool(container) and container.get("restartPolicy") == "Always"
+    return container is not None and container.get("restartPolicy") == "Always"
 
 
 def pod_status_reason(pod: Obj) -> str:
@@ -152,8 +153,8 @@ def _pod_summary(pod: Obj) -> tuple[str, str, int, datetime | None]:
     ``ErrImagePull``, ``Completed``, ``Error``), and by ``Terminating`` once a
     deletion timestamp is set.
     """
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
+    spec = spec_of(pod)
+    status = pod_status(pod)
     restarts = 0
     sidecar_restarts = 0
     total = len(spec.get("containers") or [])
@@ -237,13 +238,13 @@ def _pod_summary(pod: Obj) -> tuple[str, str, int, datetime | None]:
     return f"{ready}/{total}", reason, restarts, last_restart
 
 
-def pod_cells(pod: Obj, now: datetime) -> list:
+def pod_cells(pod: Obj, now: datetime) -> list[Any]:
     ready, reason, restarts, last_restart = _pod_summary(pod)
     restarts_text = str(restarts)
     if restarts and last_restart is not None:
         restarts_text = f"{restarts} ({_since(last_restart, now)} ago)"
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
+    spec = spec_of(pod)
+    status = pod_status(pod)
     ips = status.get("podIPs") or []
     pod_ip = (ips[0].get("ip") if ips else None) or status.get("podIP") or "<none>"
     gates = spec.get("readinessGates") or []
@@ -257,7 +258,7 @@ def pod_cells(pod: Obj, now: datetime) -> list:
             status.get("nominatedNodeName") or "<none>", readiness]
 
 
-def pod_conditions(pod: Obj) -> list:
+def pod_conditions(pod: Obj) -> list[Any]:
     phase = _get(pod, "status", "phase")
     if phase == "Succeeded":
         return [{"type": "Completed", "status": "True", "reason": "Succeeded",
@@ -272,7 +273,7 @@ def pod_conditions(pod: Obj) -> list:
 
 
 def _service_external_ip(svc: Obj) -> str:
-    spec = svc.get("spec") or {}
+    spec = service_spec(svc)
     svc_type = spec.get("type") or "ClusterIP"
     external = spec.get("externalIPs") or []
     if svc_type in ("ClusterIP", "NodePort"):
@@ -291,7 +292,7 @@ def _service_external_ip(svc: Obj) -> str:
     return "<unknown>"
 
 
-def service_ports(ports: list | None) -> str:
+def service_ports(ports: list[Any] | None) -> str:
     """PORT(S): ``80/TCP``, or ``80:30080/TCP`` when a node port is allocated."""
     pieces = []
     for p in ports or []:
@@ -304,8 +305,8 @@ def service_ports(ports: list | None) -> str:
     return ",".join(pieces)
 
 
-def service_cells(svc: Obj, now: datetime) -> list:
-    spec = svc.get("spec") or {}
+def service_cells(svc: Obj, now: datetime) -> list[Any]:
+    spec = service_spec(svc)
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
     cluster_ip = cluster_ips[0] if cluster_ips else "<none>"
     return [_name(svc), spec.get("type") or "ClusterIP", cluster_ip, _service_external_ip(svc),
@@ -339,7 +340,7 @@ def format_endpoints(endpoints: Obj, limit: int = 3) -> str:
     return text
 
 
-def endpoints_cells(ep: Obj, now: datetime) -> list:
+def endpoints_cells(ep: Obj, now: datetime) -> list[Any]:
     return [_name(ep), format_endpoints(ep), _age(ep, now)]
 
 
@@ -351,7 +352,7 @@ def _list_with_more(items: list[str], count: int, limit: int = 3) -> str:
     return text or "<unset>"
 
 
-def endpointslice_cells(eps: Obj, now: datetime) -> list:
+def endpointslice_cells(eps: Obj, now: datetime) -> list[Any]:
     """NAME ADDRESSTYPE PORTS ENDPOINTS AGE, as ``printEndpointSlice``: a port without a
     number shows its name, or ``*``; every address of every endpoint counts."""
     ports = [str(p.get("port")) if p.get("port") is not None else (p.get("name") or "*")
@@ -392,11 +393,12 @@ def node_status(node: Obj) -> str:
 def _node_address(node: Obj, addr_type: str) -> str:
     for addr in _get(node, "status", "addresses") or []:
         if addr.get("type") == addr_type:
-            return addr.get("address", "")
+            address: str = addr.get("address", "")
+            return address
     return "<none>"
 
 
-def node_cells(node: Obj, now: datetime) -> list:
+def node_cells(node: Obj, now: datetime) -> list[Any]:
     info = _get(node, "status", "nodeInfo") or {}
     return [_name(node), node_status(node), node_roles(node), _age(node, now),
             info.get("kubeletVersion", ""),
@@ -405,7 +407,7 @@ def node_cells(node: Obj, now: datetime) -> list:
             info.get("containerRuntimeVersion") or "<unknown>"]
 
 
-def namespace_cells(ns: Obj, now: datetime) -> list:
+def namespace_cells(ns: Obj, now: datetime) -> list[Any]:
     return [_name(ns), _get(ns, "status", "phase") or "", _age(ns, now)]
 
 
@@ -415,7 +417,7 @@ def _event_source(ev: Obj) -> str:
     return f"{component}, {instance}" if instance else component
 
 
-def event_cells(ev: Obj, now: datetime) -> list:
+def event_cells(ev: Obj, now: datetime) -> list[Any]:
     first = _since(ev.get("firstTimestamp"), now) if ev.get("firstTimestamp") \
         else _since(ev.get("eventTime"), now)
     last = _since(ev.get("lastTimestamp"), now) if ev.get("lastTimestamp") else first
@@ -434,7 +436,7 @@ def event_cells(ev: Obj, now: datetime) -> list:
             first, count, _name(ev)]
 
 
-def lease_cells(lease: Obj, now: datetime) -> list:
+def lease_cells(lease: Obj, now: datetime) -> list[Any]:
     return [_name(lease), _get(lease, "spec", "holderIdentity") or "", _age(lease, now)]
 
 
@@ -446,8 +448,8 @@ def _replicas(obj: Obj) -> int:
     return _int(_get(obj, "spec", "replicas"), 1)
 
 
-def deployment_cells(dep: Obj, now: datetime) -> list:
-    status = dep.get("status") or {}
+def deployment_cells(dep: Obj, now: datetime) -> list[Any]:
+    status = status_of(dep)
     selector = selector_string(_get(dep, "spec", "selector"))
     names, images = _containers(_get(dep, "spec", "template", "spec"))
     return [_name(dep), f"{_int(status.get('readyReplicas'))}/{_replicas(dep)}",
@@ -455,8 +457,8 @@ def deployment_cells(dep: Obj, now: datetime) -> list:
             _age(dep, now), names, images, "<invalid>" if selector is None else selector]
 
 
-def replicaset_cells(rs: Obj, now: datetime) -> list:
-    status = rs.get("status") or {}
+def replicaset_cells(rs: Obj, now: datetime) -> list[Any]:
+    status = status_of(rs)
     names, images = _containers(_get(rs, "spec", "template", "spec"))
     return [_name(rs), _replicas(rs), _int(status.get("replicas")),
             _int(status.get("readyReplicas")), _age(rs, now), names, images,
@@ -480,7 +482,7 @@ def job_status(job: Obj) -> str:
 
 def job_completions(job: Obj) -> str:
     """COMPLETIONS: ``1/3``; ``0/1 of 4`` for a work queue (no completions, parallelism > 1)."""
-    spec = job.get("spec") or {}
+    spec = spec_of(job)
     succeeded = _int(_get(job, "status", "succeeded"))
     completions = spec.get("completions")
     if completions is None and spec.get("parallelism") is None:
@@ -491,8 +493,8 @@ def job_completions(job: Obj) -> str:
     return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
 
 
-def job_cells(job: Obj, now: datetime) -> list:
-    status = job.get("status") or {}
+def job_cells(job: Obj, now: datetime) -> list[Any]:
+    status = status_of(job)
     start = status.get("startTime")
     duration = ""
     if start:
@@ -502,10 +504,10 @@ def job_cells(job: Obj, now: datetime) -> list:
             names, images, format_label_selector(_get(job, "spec", "selector"))]
 
 
-def _hpa_metrics(hpa: Obj) -> tuple[list, list]:
+def _hpa_metrics(hpa: Obj) -> tuple[list[Any], list[Any]]:
     """(spec metrics, current metrics) in autoscaling/v2 form, whatever version is stored."""
-    spec = hpa.get("spec") or {}
-    status = hpa.get("status") or {}
+    spec = spec_of(hpa)
+    status = status_of(hpa)
     is_v1 = "metrics" not in spec and (
         "targetCPUUtilizationPercentage" in spec or hpa.get("apiVersion") == "autoscaling/v1")
     if not is_v1:
@@ -525,12 +527,12 @@ def _hpa_metrics(hpa: Obj) -> tuple[list, list]:
     return [_cpu_metric(target)], current
 
 
-def _cpu_metric(percent: int) -> dict:
+def _cpu_metric(percent: int) -> dict[str, Any]:
     return {"type": "Resource", "resource": {
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": percent}}}
 
 
-def _resource_target(source: str, spec: dict, status: dict | None) -> str:
+def _resource_target(source: str, spec: dict[str, Any], status: dict[str, Any] | None) -> str:
     """A Resource or ContainerResource metric: ``cpu: 40%/50%`` or ``cpu: 250m/500m``."""
     target = spec.get("target") or {}
     current_src = (status or {}).get(source) or {}
@@ -546,7 +548,7 @@ def _resource_target(source: str, spec: dict, status: dict | None) -> str:
     return f"{name}: {cur_text}/{goal_text}"
 
 
-def _value_target(spec: dict, status: dict | None) -> str:
+def _value_target(spec: dict[str, Any], status: dict[str, Any] | None) -> str:
     """An Object or External metric: ``5/10`` or ``5/10 (avg)``."""
     target = spec.get("target") or {}
     current = (status or {}).get("current") or {}
@@ -584,8 +586,8 @@ def hpa_targets(hpa: Obj, limit: int = 2) -> str:
     return text
 
 
-def hpa_cells(hpa: Obj, now: datetime) -> list:
-    spec = hpa.get("spec") or {}
+def hpa_cells(hpa: Obj, now: datetime) -> list[Any]:
+    spec = spec_of(hpa)
     ref = spec.get("scaleTargetRef") or {}
     # minReplicas defaults to 1 at the API, so "<unset>" never shows on a real cluster.
     min_pods = str(_int(spec.get("minReplicas"), 1))
@@ -594,5 +596,5 @@ def hpa_cells(hpa: Obj, now: datetime) -> list:
             _int(_get(hpa, "status", "currentReplicas")), _age(hpa, now)]
 
 
-def default_cells(obj: Obj, now: datetime) -> list:
+def default_cells(obj: Obj, now: datetime) -> list[Any]:
     return [_name(obj), _get(obj, "metadata", "creationTimestamp") or ""]

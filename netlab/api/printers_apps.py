@@ -8,6 +8,7 @@ definitions are in :data:`netlab.api.tables.PRINTERS`. Pure.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from netlab.api.printers import (
     Obj,
@@ -20,10 +21,11 @@ from netlab.api.printers import (
     format_label_selector,
     format_labels,
 )
+from netlab.api.views import status_of
 
 
-def daemonset_cells(ds: Obj, now: datetime) -> list:
-    status = ds.get("status") or {}
+def daemonset_cells(ds: Obj, now: datetime) -> list[Any]:
+    status = status_of(ds)
     pod_spec = _get(ds, "spec", "template", "spec")
     names, images = _containers(pod_spec)
     return [_name(ds), _int(status.get("desiredNumberScheduled")),
@@ -33,8 +35,8 @@ def daemonset_cells(ds: Obj, now: datetime) -> list:
             format_label_selector(_get(ds, "spec", "selector"))]
 
 
-def statefulset_cells(sts: Obj, now: datetime) -> list:
-    status = sts.get("status") or {}
+def statefulset_cells(sts: Obj, now: datetime) -> list[Any]:
+    status = status_of(sts)
     names, images = _containers(_get(sts, "spec", "template", "spec"))
     return [_name(sts), f"{_int(status.get('readyReplicas'))}/{_replicas(sts)}",
             _age(sts, now), names, images]
@@ -51,5 +53,5 @@ def controller_name(obj: Obj) -> str:
     return "<none>"
 
 
-def controllerrevision_cells(cr: Obj, now: datetime) -> list:
+def controllerrevision_cells(cr: Obj, now: datetime) -> list[Any]:
     return [_name(cr), controller_name(cr), _int(cr.get("revision")), _age(cr, now)]

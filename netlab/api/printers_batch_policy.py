@@ -13,8 +13,9 @@ from typing import Any
 
 from netlab.api.printers import _age, _containers, _get, _int, _name, format_label_selector
 from netlab.api.timefmt import translate_timestamp_since
+from netlab.api.views import dict_at
 
-Obj = dict
+Obj = dict[str, Any]
 
 
 def _bool_ptr(value: Any) -> str:
@@ -24,9 +25,9 @@ def _bool_ptr(value: Any) -> str:
     return "True" if value else "False"
 
 
-def cronjob_cells(cj: Obj, now: datetime) -> list:
-    spec = cj.get("spec") if isinstance(cj.get("spec"), dict) else {}
-    status = cj.get("status") if isinstance(cj.get("status"), dict) else {}
+def cronjob_cells(cj: Obj, now: datetime) -> list[Any]:
+    spec = dict_at(cj, "spec")
+    status = dict_at(cj, "status")
     last = status.get("lastScheduleTime")
     time_zone = spec.get("timeZone")
     active = status.get("active")
@@ -42,8 +43,8 @@ def _int_or_string(value: Any) -> str:
     return "N/A" if value is None else str(value)
 
 
-def pdb_cells(pdb: Obj, now: datetime) -> list:
-    spec = pdb.get("spec") if isinstance(pdb.get("spec"), dict) else {}
+def pdb_cells(pdb: Obj, now: datetime) -> list[Any]:
+    spec = dict_at(pdb, "spec")
     return [_name(pdb), _int_or_string(spec.get("minAvailable")),
             _int_or_string(spec.get("maxUnavailable")),
             _int(_get(pdb, "status", "disruptionsAllowed")), _age(pdb, now)]

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from netlab.api.printers import _age, _containers, _get, _int, _name, format_labels
+from netlab.api.views import status_of
 
 Obj = dict[str, Any]
 
@@ -20,21 +21,21 @@ def _count(value: Any) -> int:
     return len(value) if isinstance(value, (dict, list)) else 0
 
 
-def configmap_cells(cm: Obj, now: datetime) -> list:
+def configmap_cells(cm: Obj, now: datetime) -> list[Any]:
     return [_name(cm), _count(cm.get("data")) + _count(cm.get("binaryData")), _age(cm, now)]
 
 
-def secret_cells(secret: Obj, now: datetime) -> list:
+def secret_cells(secret: Obj, now: datetime) -> list[Any]:
     return [_name(secret), secret.get("type") or "", _count(secret.get("data")),
             _age(secret, now)]
 
 
-def serviceaccount_cells(sa: Obj, now: datetime) -> list:
+def serviceaccount_cells(sa: Obj, now: datetime) -> list[Any]:
     return [_name(sa), _count(sa.get("secrets")), _age(sa, now)]
 
 
-def replicationcontroller_cells(rc: Obj, now: datetime) -> list:
-    status = rc.get("status") or {}
+def replicationcontroller_cells(rc: Obj, now: datetime) -> list[Any]:
+    status = status_of(rc)
     names, images = _containers(_get(rc, "spec", "template", "spec"))
     selector = _get(rc, "spec", "selector")
     return [_name(rc), _int(_get(rc, "spec", "replicas"), 1), _int(status.get("replicas")),

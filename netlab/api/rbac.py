@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from netlab.api.views import dict_at
+
 MASTERS_GROUP = "system:masters"
 AUTHENTICATED_GROUP = "system:authenticated"
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
@@ -27,7 +29,7 @@ class UserInfo:
     name: str
     groups: tuple[str, ...] = ()
     uid: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -49,17 +51,17 @@ class Attributes:
 class RBACObjects:
     """A snapshot of the RBAC objects the evaluation reads."""
 
-    cluster_roles: dict[str, dict] = field(default_factory=dict)
-    cluster_role_bindings: list[dict] = field(default_factory=list)
-    roles: dict[tuple[str, str], dict] = field(default_factory=dict)  # (namespace, name)
-    role_bindings: list[dict] = field(default_factory=list)
+    cluster_roles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cluster_role_bindings: list[dict[str, Any]] = field(default_factory=list)
+    roles: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)  # (namespace, name)
+    role_bindings: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _meta(obj: dict, key: str) -> str:
+def _meta(obj: dict[str, Any], key: str) -> str:
     meta = obj.get("metadata")
     value = meta.get(key) if isinstance(meta, dict) else None
     return value if isinstance(value, str) else ""
@@ -80,12 +82,12 @@ def applies_to(subject: Any, user: UserInfo, binding_namespace: str) -> bool:
     return False
 
 
-def _binds(binding: dict, user: UserInfo) -> bool:
+def _binds(binding: dict[str, Any], user: UserInfo) -> bool:
     namespace = _meta(binding, "namespace")
     return any(applies_to(s, user, namespace) for s in _list(binding.get("subjects")))
 
 
-def _describe(binding: dict, role_kind: str, role_name: str, user: UserInfo) -> str:
+def _describe(binding: dict[str, Any], role_kind: str, role_name: str, user: UserInfo) -> str:
     namespace = _meta(binding, "namespace")
     where = f"RoleBinding \"{_meta(binding, 'name')}/{namespace}\"" if namespace else \
         f"ClusterRoleBinding \"{_meta(binding, 'name')}\""
@@ -96,17 +98,17 @@ def _describe(binding: dict, role_kind: str, role_name: str, user: UserInfo) -> 
     return f"{where} of {role_kind} \"{role_name}\" to {subject.get('kind')} \"{shown}\""
 
 
-def _role_ref(binding: dict) -> tuple[str, str]:
-    ref = binding.get("roleRef") if isinstance(binding.get("roleRef"), dict) else {}
+def _role_ref(binding: dict[str, Any]) -> tuple[str, str]:
+    ref = dict_at(binding, "roleRef")
     kind, name = ref.get("kind"), ref.get("name")
     return (kind if isinstance(kind, str) else "", name if isinstance(name, str) else "")
 
 
 def visit_rules(objects: RBACObjects, user: UserInfo, namespace: str,
-                ) -> tuple[list[tuple[dict, str]], list[str]]:
+                ) -> tuple[list[tuple[dict[str, Any], str]], list[str]]:
     """Every rule that applies to ``user`` in ``namespace`` ("" for cluster scope), each with
     the sentence naming its source, and the evaluation errors (missing roles)."""
-    rules: list[tuple[dict, str]] = []
+    rules: list[tuple[dict[str, Any], str]] = []
     errors: list[str] = []
     for binding in objects.cluster_role_bindings:
         if not _binds(binding, user):
@@ -140,7 +142,7 @@ def _has(values: Any, wanted: str) -> bool:
     return "*" in values or wanted in values
 
 
-def _resource_matches(rule: dict, attrs: Attributes) -> bool:
+def _resource_matches(rule: dict[str, Any], attrs: Attributes) -> bool:
     combined = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
     for res in _list(rule.get("resources")):
         if res in ("*", combined):
@@ -150,7 +152,7 @@ def _resource_matches(rule: dict, attrs: Attributes) -> bool:
     return False
 
 
-def _url_matches(rule: dict, path: str) -> bool:
+def _url_matches(rule: dict[str, Any], path: str) -> bool:
     for url in _list(rule.get("nonResourceURLs")):
         if not isinstance(url, str):
             continue
@@ -159,7 +161,7 @@ def _url_matches(rule: dict, path: str) -> bool:
     return False
 
 
-def rule_allows(rule: dict, attrs: Attributes) -> bool:
+def rule_allows(rule: dict[str, Any], attrs: Attributes) -> bool:
     """``RuleAllows``: verbs, then groups/resources/names or the non-resource URL."""
     if not _has(rule.get("verbs"), attrs.verb):
         return False
@@ -182,7 +184,7 @@ def authorize(objects: RBACObjects, user: UserInfo, attrs: Attributes,
     return False, "", "; ".join(errors)
 
 
-def rules_review(objects: RBACObjects, user: UserInfo, namespace: str) -> dict:
+def rules_review(objects: RBACObjects, user: UserInfo, namespace: str) -> dict[str, Any]:
     """The status of a SelfSubjectRulesReview: every rule that applies, as the RBAC rule
     resolver lists them (duplicates kept, in binding order)."""
     rules, errors = visit_rules(objects, user, namespace)
@@ -192,19 +194,19 @@ def rules_review(objects: RBACObjects, user: UserInfo, namespace: str) -> dict:
             non_resource_rules.append({"verbs": _list(rule.get("verbs")),
                                        "nonResourceURLs": _list(rule["nonResourceURLs"])})
             continue
-        entry: dict = {"verbs": _list(rule.get("verbs"))}
+        entry: dict[str, Any] = {"verbs": _list(rule.get("verbs"))}
         for key in ("apiGroups", "resources", "resourceNames"):
             if _list(rule.get(key)):
                 entry[key] = _list(rule[key])
         resource_rules.append(entry)
-    status: dict = {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules,
-                    "incomplete": bool(errors)}
+    status: dict[str, Any] = {"resourceRules": resource_rules,
+                              "nonResourceRules": non_resource_rules, "incomplete": bool(errors)}
     if errors:
         status["evaluationError"] = "; ".join(errors)
     return status
 
 
-def attributes_from_spec(spec: dict, namespace: Optional[str] = None) -> Attributes:
+def attributes_from_spec(spec: dict[str, Any], namespace: Optional[str] = None) -> Attributes:
     """The Attributes an access review's spec asks about."""
     res = spec.get("resourceAttributes")
     if isinstance(res, dict):

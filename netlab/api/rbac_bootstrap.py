@@ -11,6 +11,8 @@ creates missing ones at startup (``netlab/master/apiserver/bootstrap.py``). Pure
 
 from __future__ import annotations
 
+from typing import Any
+
 GROUP = "rbac.authorization.k8s.io"
 _LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 _ANNOTATIONS = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
@@ -18,15 +20,15 @@ _READ = ["get", "list", "watch"]
 _WRITE = ["create", "delete", "deletecollection", "patch", "update"]
 
 
-def _rule(verbs: list[str], group: str, *resources: str) -> dict:
+def _rule(verbs: list[str], group: str, *resources: str) -> dict[str, Any]:
     return {"verbs": verbs, "apiGroups": [group], "resources": list(resources)}
 
 
-def _urls(verbs: list[str], *urls: str) -> dict:
+def _urls(verbs: list[str], *urls: str) -> dict[str, Any]:
     return {"verbs": verbs, "nonResourceURLs": list(urls)}
 
 
-def _meta(name: str) -> dict:
+def _meta(name: str) -> dict[str, Any]:
     return {"name": name, "labels": dict(_LABELS), "annotations": dict(_ANNOTATIONS)}
 
 
@@ -77,7 +79,7 @@ _ADMIN_RULES = [
     *_EDIT_RULES,
 ]
 
-CLUSTER_ROLES: tuple[dict, ...] = (
+CLUSTER_ROLES: tuple[dict[str, Any], ...] = (
     {"metadata": _meta("cluster-admin"),
      "rules": [_rule(["*"], "*", "*"), _urls(["*"], "*")]},
     {"metadata": _meta("admin"), "rules": _ADMIN_RULES},
@@ -95,13 +97,13 @@ CLUSTER_ROLES: tuple[dict, ...] = (
 )
 
 
-def _binding(name: str, *groups: str) -> dict:
+def _binding(name: str, *groups: str) -> dict[str, Any]:
     return {"metadata": _meta(name),
             "roleRef": {"apiGroup": GROUP, "kind": "ClusterRole", "name": name},
             "subjects": [{"apiGroup": GROUP, "kind": "Group", "name": g} for g in groups]}
 
 
-CLUSTER_ROLE_BINDINGS: tuple[dict, ...] = (
+CLUSTER_ROLE_BINDINGS: tuple[dict[str, Any], ...] = (
     _binding("cluster-admin", "system:masters"),
     _binding("system:basic-user", "system:authenticated"),
     _binding("system:discovery", "system:authenticated"),

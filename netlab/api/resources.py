@@ -294,6 +294,14 @@ def by_kind(kind: str, group: str | None = None) -> Resource | None:
     return None
 
 
+def builtin(kind: str, group: str | None = None) -> Resource:
+    """:func:`by_kind` for a kind the registry always serves (``Pod``, ``Namespace``, ...)."""
+    res = by_kind(kind, group)
+    if res is None:
+        raise LookupError(f"no built-in resource of kind {kind!r}")
+    return res
+
+
 def by_api_version_kind(api_version: str, kind: str) -> Resource | None:
     """The resource for an object's ``apiVersion`` and ``kind`` (as in a manifest)."""
     group, _, version = api_version.rpartition("/")
@@ -410,11 +418,11 @@ def parse_store_key(key: str) -> tuple[str, str | None, str]:
 # --- discovery documents -----------------------------------------------------------------------
 
 
-def _group_version_entry(group: str, version: str) -> dict:
+def _group_version_entry(group: str, version: str) -> dict[str, Any]:
     return {"groupVersion": f"{group}/{version}", "version": version}
 
 
-def api_versions(server_address: str | None = None) -> dict:
+def api_versions(server_address: str | None = None) -> dict[str, Any]:
     """``GET /api``: the core API's versions (APIVersions)."""
     cidrs = []
     if server_address:
@@ -422,7 +430,7 @@ def api_versions(server_address: str | None = None) -> dict:
     return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": cidrs}
 
 
-def _group_body(group: str) -> dict:
+def _group_body(group: str) -> dict[str, Any]:
     versions = group_versions(group)
     return {
         "name": group,
@@ -431,7 +439,7 @@ def _group_body(group: str) -> dict:
     }
 
 
-def api_group_list() -> dict:
+def api_group_list() -> dict[str, Any]:
     """``GET /apis``: every named group with its versions and preferred version."""
     return {
         "kind": "APIGroupList",
@@ -440,15 +448,15 @@ def api_group_list() -> dict:
     }
 
 
-def api_group(group: str) -> dict | None:
+def api_group(group: str) -> dict[str, Any] | None:
     """``GET /apis/<group>``: one APIGroup, or None when the group is not served."""
     if not group or not group_versions(group):
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_group_body(group)}
 
 
-def _resource_entry(res: Resource) -> dict:
-    entry: dict = {
+def _resource_entry(res: Resource) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "name": res.plural,
         # Kubernetes fills singularName for built-in resources since 1.27.
         "singularName": res.singular,
@@ -463,8 +471,8 @@ def _resource_entry(res: Resource) -> dict:
     return entry
 
 
-def _subresource_entry(res: Resource, sub: Subresource) -> dict:
-    entry: dict = {
+def _subresource_entry(res: Resource, sub: Subresource) -> dict[str, Any]:
+    entry: dict[str, Any] = {
         "name": f"{res.plural}/{sub.name}",
         "singularName": "",
         "namespaced": res.namespaced,
@@ -477,13 +485,13 @@ def _subresource_entry(res: Resource, sub: Subresource) -> dict:
     return entry
 
 
-def api_resource_list(group: str, version: str) -> dict | None:
+def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
     """``GET /api/v1`` (group "") or ``/apis/<group>/<version>``: an APIResourceList.
 
     Includes subresource entries (``pods/log``, ``deployments/scale`` ...), sorted
     by name as the API server sorts them. None when the group/version is not served.
     """
-    entries: list[dict] = []
+    entries: list[dict[str, Any]] = []
     for res in all_resources():
         if res.group != group or version not in res.versions:
             continue
@@ -492,7 +500,7 @@ def api_resource_list(group: str, version: str) -> dict | None:
     if not entries:
         return None
     entries.sort(key=lambda e: e["name"])
-    doc: dict = {"kind": "APIResourceList"}
+    doc: dict[str, Any] = {"kind": "APIResourceList"}
     # The real server sets apiVersion on named groups' lists but not on /api/v1's.
     if group:
         doc["apiVersion"] = "v1"
@@ -501,7 +509,7 @@ def api_resource_list(group: str, version: str) -> dict | None:
     return doc
 
 
-def discovery_document(path: str, server_address: str | None = None) -> dict | None:
+def discovery_document(path: str, server_address: str | None = None) -> dict[str, Any] | None:
     """The discovery document served at ``path``, or None when there is none.
 
     Lets the API server answer every discovery path with one call.

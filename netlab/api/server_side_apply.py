@@ -86,7 +86,7 @@ class Conflicts(Exception):
         self.conflicts = sorted(conflicts, key=lambda c: (manager_label(c.entry), c.path))
         super().__init__(conflict_message(self.conflicts))
 
-    def causes(self) -> list[dict]:
+    def causes(self) -> list[dict[str, Any]]:
         """``details.causes`` of the 409 Status."""
         return [{"reason": "FieldManagerConflict",
                  "message": f"conflict with {manager_label(c.entry)}", "field": c.field}
@@ -132,9 +132,9 @@ def merge(live: Any, config: Any, shape: Shape) -> Any:
             out[k] = merge(live[k], v, shape.child(k)) if k in live else copy.deepcopy(v)
         return out
     if shape.kind in ("set", "assoc") and isinstance(live, list) and isinstance(config, list):
-        ident = (lambda i: value_element(i)) if shape.kind == "set" \
+        ident: Callable[[Any], Any] = (lambda i: value_element(i)) if shape.kind == "set" \
             else (lambda i: key_of(i, shape.keys))
-        wanted = {}
+        wanted: dict[Any, Any] = {}
         for item in config:
             wanted.setdefault(ident(item), item)
         out_list, seen = [], set()
@@ -172,7 +172,7 @@ def _find(container: Any, elem: str, shape: Shape) -> Optional[int]:
     return None
 
 
-def _remove(value: Any, path: Path, shape: Shape, keep: set, prefix: Path) -> None:
+def _remove(value: Any, path: Path, shape: Shape, keep: set[Any], prefix: Path) -> None:
     elem = path[0]
     last = len(path) == 1
     if elem.startswith("f:"):
@@ -197,7 +197,7 @@ def _remove(value: Any, path: Path, shape: Shape, keep: set, prefix: Path) -> No
 
 
 def remove_paths(obj: Any, paths: Iterable[Path], shape: Shape,
-                 keep: Optional[set] = None) -> Any:
+                 keep: Optional[set[Any]] = None) -> Any:
     """A copy of ``obj`` without the fields at ``paths``; containers emptied by a removal
     go too, unless their own path is in ``keep``."""
     out = copy.deepcopy(obj)
@@ -213,29 +213,29 @@ def remove_paths(obj: Any, paths: Iterable[Path], shape: Shape,
 # --- apply ------------------------------------------------------------------------------------
 
 
-def _owned_by_others(entries: list[Entry], mine: Entry) -> set:
-    out: set = set()
+def _owned_by_others(entries: list[Entry], mine: Entry) -> set[Any]:
+    out: set[Any] = set()
     for e in entries:
         if e is not mine:
             out |= e.fields
     return out
 
 
-def _has_owned_descendant(path: Path, owned_prefixes: set) -> bool:
+def _has_owned_descendant(path: Path, owned_prefixes: set[Any]) -> bool:
     return path in owned_prefixes
 
 
-def _prefixes(fields: set) -> set:
-    out: set = set()
+def _prefixes(fields: set[Any]) -> set[Any]:
+    out: set[Any] = set()
     for p in fields:
         for i in range(1, len(p) + 1):
             out.add(p[:i])
     return out
 
 
-def apply(live: dict, config: dict, entries: list[Entry], manager: str, api_version: str,
-          shape: Shape, *, force: bool = False, subresource: str = "",
-          ignore: Ignore = strip_meta, now: str = "") -> tuple[dict, list[Entry]]:
+def apply(live: dict[str, Any], config: dict[str, Any], entries: list[Entry], manager: str,
+          api_version: str, shape: Shape, *, force: bool = False, subresource: str = "",
+          ignore: Ignore = strip_meta, now: str = "") -> tuple[dict[str, Any], list[Entry]]:
     """Server-side apply of ``config`` by ``manager`` to ``live`` ({} to create).
 
     Returns the new object (without ``managedFields``: the caller sets them) and the new
@@ -280,7 +280,7 @@ def apply(live: dict, config: dict, entries: list[Entry], manager: str, api_vers
     return merged, [e for e in entries if e.fields]
 
 
-def allowed_by_last_applied(last_applied: Any, live: dict, shape: Shape) -> set:
+def allowed_by_last_applied(last_applied: Any, live: dict[str, Any], shape: Shape) -> set[Any]:
     """The fields a client-side ``last-applied-configuration`` still describes exactly:
     conflicts on them do not stop ``kubectl``'s first server-side apply (upstream's
     lastAppliedManager)."""
@@ -297,9 +297,9 @@ def allowed_by_last_applied(last_applied: Any, live: dict, shape: Shape) -> set:
 # --- update -----------------------------------------------------------------------------------
 
 
-def track_update(live: dict, new: dict, entries: list[Entry], manager: str, api_version: str,
-                 shape: Shape, *, subresource: str = "", ignore: Ignore = strip_meta,
-                 now: str = "") -> list[Entry]:
+def track_update(live: dict[str, Any], new: dict[str, Any], entries: list[Entry], manager: str,
+                 api_version: str, shape: Shape, *, subresource: str = "",
+                 ignore: Ignore = strip_meta, now: str = "") -> list[Entry]:
     """The entries after a non-apply write by ``manager`` turned ``live`` ({} for a create)
     into ``new``. Unchanged entries are returned as they were when nothing changed."""
     try:

@@ -172,7 +172,7 @@ def _identity(item: Any, key: Optional[str]) -> Any:
     return item.get(key) if key is not None and isinstance(item, dict) else item
 
 
-def _index(items: list, item: Any, key: Optional[str]) -> int:
+def _index(items: list[Any], item: Any, key: Optional[str]) -> int:
     want = _identity(item, key)
     for i, candidate in enumerate(items):
         if json_equal(_identity(candidate, key), want):
@@ -180,13 +180,13 @@ def _index(items: list, item: Any, key: Optional[str]) -> int:
     return -1
 
 
-def _require_key(items: list, key: str) -> None:
+def _require_key(items: list[Any], key: str) -> None:
     for item in items:
         if not isinstance(item, dict) or key not in item:
             raise PatchError(f"map: {_show(item)} does not contain declared merge key: {key}")
 
 
-def _sort_by(items: list, order: list, key: Optional[str]) -> list:
+def _sort_by(items: list[Any], order: list[Any], key: Optional[str]) -> list[Any]:
     """Stable-sort ``items`` by their position in ``order``; deletions go last."""
     deletions = []
     if key is not None:
@@ -196,11 +196,11 @@ def _sort_by(items: list, order: list, key: Optional[str]) -> list:
     return sorted(items, key=lambda i: _index(order, i, key)) + deletions
 
 
-def _interleave(server_only: list, patched: list, server_order: list,
-                key: Optional[str]) -> list:
+def _interleave(server_only: list[Any], patched: list[Any], server_order: list[Any],
+                key: Optional[str]) -> list[Any]:
     """Merge two sorted lists; a server-only element stays ahead of a patched one only if it
     was ahead of it in the live list, so new elements land before later server-only ones."""
-    out: list = []
+    out: list[Any] = []
     i = j = 0
     while i < len(server_only) or j < len(patched):
         if j >= len(patched):
@@ -221,7 +221,8 @@ def _interleave(server_only: list, patched: list, server_order: list,
     return out
 
 
-def _order(merged: list, patch_order: list, server_order: list, key: Optional[str]) -> list:
+def _order(merged: list[Any], patch_order: list[Any], server_order: list[Any],
+           key: Optional[str]) -> list[Any]:
     """Kubernetes' element order for a merged list: patch elements in ``patch_order``, the
     rest in their live order, interleaved by live position."""
     if key is not None:
@@ -232,7 +233,7 @@ def _order(merged: list, patch_order: list, server_order: list, key: Optional[st
                        _sort_by(in_patch, patch_order, key), server_order, key)
 
 
-def _element_kind(*lists: list) -> Optional[type]:
+def _element_kind(*lists: list[Any]) -> Optional[type]:
     kinds = {dict if isinstance(v, dict) else list if isinstance(v, list) else object
              for lst in lists for v in lst}
     if list in kinds:
@@ -249,7 +250,8 @@ class _Merger:
     def strategy(self, path: str) -> FieldStrategy:
         return self.schema.get(path, _DEFAULT)
 
-    def merge_map(self, original: dict, patch: dict, path: str) -> dict:
+    def merge_map(self, original: dict[str, Any], patch: dict[str, Any],
+                  path: str) -> dict[str, Any]:
         if _PATCH in patch:
             directive = patch[_PATCH]
             rest = {k: v for k, v in patch.items() if k != _PATCH}
@@ -306,10 +308,11 @@ class _Merger:
             return self.merge_list(original, value, path) if self.strategy(path).merge else value
         return self.fresh(value, path)
 
-    def merge_list(self, original: list, patch: list, path: str) -> list:
+    def merge_list(self, original: list[Any], patch: list[Any], path: str) -> list[Any]:
         return self.merge_list_and_order(original, patch, path)[0]
 
-    def merge_list_and_order(self, original: list, patch: list, path: str) -> tuple[list, list]:
+    def merge_list_and_order(self, original: list[Any], patch: list[Any],
+                             path: str) -> tuple[list[Any], list[Any]]:
         """Merge ``patch`` into a merge list. Also returns the live order a surrounding
         ``$setElementOrder`` must use: Kubernetes deletes and appends in place in the live
         list's array, so the survivors, then as many new elements as deletions freed slots."""
@@ -317,7 +320,7 @@ class _Merger:
             return list(original), list(original)
         kind = _element_kind(original, patch)
         if kind is not dict:
-            merged = []
+            merged: list[Any] = []
             for v in original + patch:
                 if _index(merged, v, None) < 0:
                     merged.append(v)
@@ -341,7 +344,8 @@ class _Merger:
         return _order(merged, patch, [] if replaced else survivors, key), live_order
 
     @staticmethod
-    def list_directives(original: list, patch: list, key: str) -> tuple[list, list, bool]:
+    def list_directives(original: list[Any], patch: list[Any],
+                        key: str) -> tuple[list[Any], list[Any], bool]:
         """Apply ``$patch`` elements: delete by key, or (``replace``) drop the live list.
         Returns the surviving live elements, the plain patch elements, and whether the live
         list was replaced. A replacement is the plain elements merged into an empty list,
@@ -363,7 +367,7 @@ class _Merger:
         return original, plain, replace
 
     @staticmethod
-    def retain_keys(result: dict, retain: Any, patch: dict) -> dict:
+    def retain_keys(result: dict[str, Any], retain: Any, patch: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(retain, list):
             raise PatchError("invalid patch format of retainKeys", code=400)
         for key, value in patch.items():
@@ -373,7 +377,8 @@ class _Merger:
                 raise PatchError("invalid patch format of retainKeys", code=400)
         return {k: v for k, v in result.items() if k in retain}
 
-    def set_element_order(self, result: dict, patch: dict, directive: str, path: str) -> None:
+    def set_element_order(self, result: dict[str, Any], patch: dict[str, Any], directive: str,
+                          path: str) -> None:
         """Merge the list named by a ``$setElementOrder/<field>`` and put it in that order."""
         message = "invalid patch format of setElementOrder list"
         order = patch.pop(directive)
@@ -392,14 +397,16 @@ class _Merger:
         kind = _element_kind(current or [], patch_list or [])
         key = self.strategy(child).merge_key if kind is dict else None
         self.check_order(patch_list or [], order, key)
-        merged, live_order = current, current
         if patch_list is not None:
             merged, live_order = self.merge_list_and_order(current or [], patch_list, child)
+        else:
+            assert current is not None  # both None returned above
+            merged, live_order = current, current
         result[field] = _order(merged, order, live_order, key)
         patch.pop(field, None)
 
     @staticmethod
-    def check_order(patch_list: list, order: list, key: Optional[str]) -> None:
+    def check_order(patch_list: list[Any], order: list[Any], key: Optional[str]) -> None:
         """The patch's own elements must appear in ``order``, in the same relative order."""
         items = [p for p in patch_list if not (isinstance(p, dict) and _PATCH in p)]
         if key is not None:
@@ -414,7 +421,7 @@ class _Merger:
 
 
 def apply_strategic_merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any],
-                                schema: Union[str, Schema, None] = None) -> dict:
+                                schema: Union[str, Schema, None] = None) -> dict[str, Any]:
     """Apply a strategic merge patch to ``target`` and return the new object.
 
     ``schema`` is a kind name from :data:`SCHEMAS` (an unknown kind merges maps and replaces

@@ -26,10 +26,14 @@ import ipaddress
 import json
 import re
 import uuid
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from netlab.api.errors import FieldError, forbidden_field, invalid, not_supported, required
 from netlab.api.objects import deep_copy
+from netlab.api.views import dict_at
+
+if TYPE_CHECKING:
+    from typing import TypeGuard  # Python 3.10; only the type checker needs it
 
 Errs = list[FieldError]
 
@@ -116,7 +120,7 @@ def _check_junctor(node: Any, path: str, errs: Errs, int_or_string_pattern: bool
     _check_junctors(node, path, errs)
 
 
-def _check_junctors(node: dict, path: str, errs: Errs) -> None:
+def _check_junctors(node: dict[str, Any], path: str, errs: Errs) -> None:
     for junctor in ("allOf", "anyOf", "oneOf"):
         value = node.get(junctor)
         if value is None:
@@ -256,7 +260,7 @@ def _ok_type(want: str, value: Any) -> bool:
     return actual == want or (want == "number" and actual == "integer")
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -351,7 +355,7 @@ def _enum_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def _validate_string(schema: dict, value: str, path: str, errs: Errs) -> None:
+def _validate_string(schema: dict[str, Any], value: str, path: str, errs: Errs) -> None:
     n = len(value)
     min_len, max_len = schema.get("minLength"), schema.get("maxLength")
     if isinstance(min_len, int) and n < min_len:
@@ -367,7 +371,7 @@ def _validate_string(schema: dict, value: str, path: str, errs: Errs) -> None:
             errs.append(invalid(path, value, f"{path} in body should match '{pattern}'"))
 
 
-def _validate_number(schema: dict, value: Any, path: str, errs: Errs) -> None:
+def _validate_number(schema: dict[str, Any], value: Any, path: str, errs: Errs) -> None:
     low, high = schema.get("minimum"), schema.get("maximum")
     if _number(low):
         if schema.get("exclusiveMinimum") is True and value <= low:
@@ -393,7 +397,7 @@ def _validate_number(schema: dict, value: Any, path: str, errs: Errs) -> None:
                                 f"{multiple}"))
 
 
-def _validate_array(schema: dict, value: list, path: str, errs: Errs) -> None:
+def _validate_array(schema: dict[str, Any], value: list[Any], path: str, errs: Errs) -> None:
     n = len(value)
     min_items, max_items = schema.get("minItems"), schema.get("maxItems")
     if isinstance(min_items, int) and n < min_items:
@@ -413,7 +417,7 @@ def _validate_array(schema: dict, value: list, path: str, errs: Errs) -> None:
             _validate(items, item, f"{path}[{i}]", errs)
 
 
-def _validate_object(schema: dict, value: dict, path: str, errs: Errs) -> None:
+def _validate_object(schema: dict[str, Any], value: dict[str, Any], path: str, errs: Errs) -> None:
     for name in schema.get("required") or []:
         if isinstance(name, str) and name not in value:
             errs.append(required(_child(path, name)))
@@ -423,7 +427,7 @@ def _validate_object(schema: dict, value: dict, path: str, errs: Errs) -> None:
                             "properties"))
     if isinstance(high, int) and len(value) > high:
         errs.append(FieldError("TooMany", path, len(value), f"must have at most {high} items"))
-    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    props = dict_at(schema, "properties")
     additional = schema.get("additionalProperties")
     for key, item in value.items():
         sub = props.get(key)
@@ -437,7 +441,7 @@ def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def validate_object(schema: Any, obj: dict) -> Errs:
+def validate_object(schema: Any, obj: dict[str, Any]) -> Errs:
     """A custom object against its version's schema. ``apiVersion``, ``kind`` and
     ``metadata`` are the API server's own (checked elsewhere), so not re-checked here."""
     if not isinstance(schema, dict):
@@ -456,7 +460,7 @@ def validate_object(schema: Any, obj: dict) -> Errs:
 # --- pruning -------------------------------------------------------------------------------------
 
 
-def prune(schema: Any, obj: dict) -> list[str]:
+def prune(schema: Any, obj: dict[str, Any]) -> list[str]:
     """Drop the fields of a custom object its schema does not declare, in place.
 
     Returns the dropped fields' paths (``spec.foo``), as ``fieldValidation`` reports
@@ -469,11 +473,12 @@ def prune(schema: Any, obj: dict) -> list[str]:
     return dropped
 
 
-def _prune(schema: dict, value: Any, path: str, dropped: list[str], root: bool = False) -> None:
+def _prune(schema: dict[str, Any], value: Any, path: str, dropped: list[str],
+           root: bool = False) -> None:
     if isinstance(value, dict):
         if schema.get(EMBEDDED):
             return
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        props = dict_at(schema, "properties")
         additional = schema.get("additionalProperties")
         preserve = schema.get(PRESERVE) is True
         for key in list(value):
@@ -515,7 +520,7 @@ def apply_defaults(schema: Any, value: Any) -> None:
     if not isinstance(schema, dict):
         return
     if isinstance(value, dict):
-        props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        props = dict_at(schema, "properties")
         for key, sub in props.items():
             if not isinstance(sub, dict):
                 continue

@@ -27,6 +27,7 @@ from netlab.api import (
     tables_netrbac,
 )
 from netlab.api.tables_base import _AGE, _NAME, Column, Printer
+from netlab.api.views import meta_of
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
 INCLUDE_OBJECT_VALUES = ("None", "Metadata", "Object")
@@ -212,7 +213,7 @@ def printer_for(kind: str) -> Printer:
     return PRINTERS.get(kind, DEFAULT_PRINTER)
 
 
-def custom_printer(res: resources.Resource, objects: list[dict]) -> Printer:
+def custom_printer(res: resources.Resource, objects: list[dict[str, Any]]) -> Printer:
     """A custom resource's Table: Name, then its version's additionalPrinterColumns
     (Age when it declares none)."""
     api_version = objects[0].get("apiVersion", "") if objects else ""
@@ -235,25 +236,26 @@ def _kind_of(kind_or_resource: Union[str, resources.Resource]) -> str:
         return kind_or_resource  # served by the default printer
 
 
-def _row_object(obj: dict, include_object: str, api_version: str) -> dict | None:
+def _row_object(obj: dict[str, Any], include_object: str,
+                api_version: str) -> dict[str, Any] | None:
     if include_object == "Object":
         return obj
     if include_object == "Metadata":
         return {"kind": "PartialObjectMetadata", "apiVersion": api_version,
-                "metadata": obj.get("metadata") or {}}
+                "metadata": meta_of(obj)}
     return None
 
 
 def to_table(
     kind_or_resource: Union[str, resources.Resource],
-    objects: list[dict],
+    objects: list[dict[str, Any]],
     now: datetime,
     include_object: str = "Metadata",
     *,
     api_version: str = TABLE_API_VERSION,
     resource_version: str | None = None,
     continue_token: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Build the Table kubectl gets for ``objects`` of one kind, rows in the given order.
 
     ``include_object`` is the request's ``includeObject``: ``Metadata`` (the
@@ -314,14 +316,14 @@ def _cell_text(cell: Any) -> str:
     return text.replace("\x1b", "^[")
 
 
-def _metadata(row: dict) -> dict:
+def _metadata(row: dict[str, Any]) -> dict[str, Any]:
     obj = row.get("object")
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     return meta if isinstance(meta, dict) else {}
 
 
 def render_table(
-    table: dict,
+    table: dict[str, Any],
     wide: bool = False,
     no_headers: bool = False,
     show_namespace: bool = False,
@@ -359,8 +361,8 @@ def render_table(
             line.append(_cell_text(_metadata(row).get("namespace", "")))
         for i in visible:
             text = _cell_text(cells[i]) if i < len(cells) else ""
-            if i == name_col:
-                text = f"{with_kind.lower()}/{text}"  # type: ignore[union-attr]
+            if i == name_col and with_kind:  # (name_col is -1 without one)
+                text = f"{with_kind.lower()}/{text}"
             line.append(text)
         if show_labels:
             line.append(printers.format_labels(_metadata(row).get("labels")))

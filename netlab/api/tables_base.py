@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Column:
     description: str = ""
     priority: int = 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "type": self.type, "format": self.format,
                 "description": self.description, "priority": self.priority}
 
@@ -32,9 +32,9 @@ class Printer:
     """A kind's columns, in Kubernetes' order, and the function computing a row's cells."""
 
     columns: tuple[Column, ...]
-    cells: Callable[[dict, datetime], list]
+    cells: Callable[[dict[str, Any], datetime], list[Any]]
     # Row conditions; only pods have them (Completed, for finished pods).
-    conditions: Optional[Callable[[dict], list]] = None
+    conditions: Optional[Callable[[dict[str, Any]], list[Any]]] = None
 
 
 # Columns nearly every kind has.

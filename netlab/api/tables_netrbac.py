@@ -13,11 +13,12 @@ from typing import Any
 
 from netlab.api.printers import _age, _get, _name, format_label_selector
 from netlab.api.tables_base import _AGE, _NAME, Column, Printer
+from netlab.api.views import dict_at
 
-Obj = dict
+Obj = dict[str, Any]
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
@@ -26,7 +27,7 @@ def _s(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def network_policy_cells(obj: Obj, now: datetime) -> list:
+def network_policy_cells(obj: Obj, now: datetime) -> list[Any]:
     selector = _get(obj, "spec", "podSelector")
     return [_name(obj), format_label_selector(selector if isinstance(selector, dict) else None),
             _age(obj, now)]
@@ -54,14 +55,14 @@ def ingress_address(obj: Obj) -> str:
     return ",".join(sorted(found))
 
 
-def ingress_cells(obj: Obj, now: datetime) -> list:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+def ingress_cells(obj: Obj, now: datetime) -> list[Any]:
+    spec = dict_at(obj, "spec")
     ports = "80, 443" if _list(spec.get("tls")) else "80"
     return [_name(obj), _s(spec.get("ingressClassName")) or "<none>",
             ingress_hosts(spec.get("rules")), ingress_address(obj), ports, _age(obj, now)]
 
 
-def ingress_class_cells(obj: Obj, now: datetime) -> list:
+def ingress_class_cells(obj: Obj, now: datetime) -> list[Any]:
     params = _get(obj, "spec", "parameters")
     text = "<none>"
     if isinstance(params, dict):
@@ -72,7 +73,7 @@ def ingress_class_cells(obj: Obj, now: datetime) -> list:
     return [_name(obj), _s(_get(obj, "spec", "controller")), text, _age(obj, now)]
 
 
-def role_cells(obj: Obj, now: datetime) -> list:
+def role_cells(obj: Obj, now: datetime) -> list[Any]:
     return [_name(obj), _get(obj, "metadata", "creationTimestamp") or ""]
 
 
@@ -92,8 +93,8 @@ def subjects_strings(subjects: Any) -> tuple[str, str, str]:
     return ", ".join(users), ", ".join(groups), ", ".join(sas)
 
 
-def binding_cells(obj: Obj, now: datetime) -> list:
-    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+def binding_cells(obj: Obj, now: datetime) -> list[Any]:
+    ref = dict_at(obj, "roleRef")
     users, groups, sas = subjects_strings(obj.get("subjects"))
     return [_name(obj), f"{_s(ref.get('kind'))}/{_s(ref.get('name'))}", _age(obj, now),
             users, groups, sas]
@@ -108,7 +109,7 @@ def apiservice_available(obj: Obj) -> str:
     return "Unknown"
 
 
-def apiservice_cells(obj: Obj, now: datetime) -> list:
+def apiservice_cells(obj: Obj, now: datetime) -> list[Any]:
     service = _get(obj, "spec", "service")
     where = "Local" if not isinstance(service, dict) else \
         f"{_s(service.get('namespace'))}/{_s(service.get('name'))}"

@@ -68,9 +68,10 @@ from netlab.api.validation_pod import (
     _selector_and_template,
     validate_pod_spec,
 )
+from netlab.api.views import dict_at, meta_of, spec_of
 
 
-def validate_pod(v: _V, obj: dict) -> None:
+def validate_pod(v: _V, obj: dict[str, Any]) -> None:
     spec = obj.get("spec")
     _check_containers_present(v, spec, "spec")
     validate_pod_spec(v, spec, "spec")
@@ -83,7 +84,7 @@ _POD_UPDATE_MSG = ("pod updates may not change fields other than `spec.container
                    "previously negative)")
 
 
-def validate_pod_update(v: _V, new: dict, old: dict) -> None:
+def validate_pod_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     new_spec, old_spec = new.get("spec"), old.get("spec")
     if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
         return
@@ -113,7 +114,7 @@ def validate_pod_update(v: _V, new: dict, old: dict) -> None:
 SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 
 
-def validate_service(v: _V, obj: dict) -> None:
+def validate_service(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     svc_type = v.one_of(spec, "type", "spec.type", SERVICE_TYPES)
     cluster_ip = v.string(spec, "clusterIP", "spec.clusterIP")
@@ -181,11 +182,11 @@ def validate_service(v: _V, obj: dict) -> None:
     v.one_of(spec, "internalTrafficPolicy", "spec.internalTrafficPolicy", ("Cluster", "Local"))
 
 
-def validate_service_update(v: _V, new: dict, old: dict) -> None:
-    old_ip = (old.get("spec") or {}).get("clusterIP")
-    new_spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+def validate_service_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
+    old_ip = spec_of(old).get("clusterIP")
+    new_spec = dict_at(new, "spec")
     if old_ip and new_spec.get("type") != "ExternalName" and \
-            (old.get("spec") or {}).get("type") != "ExternalName" and \
+            spec_of(old).get("type") != "ExternalName" and \
             new_spec.get("clusterIP") != old_ip:
         v.add(invalid("spec.clusterIP", new_spec.get("clusterIP", ""), "field is immutable"))
 
@@ -193,7 +194,7 @@ def validate_service_update(v: _V, new: dict, old: dict) -> None:
 # --- workloads --------------------------------------------------------------------------------
 
 
-def validate_deployment(v: _V, obj: dict) -> None:
+def validate_deployment(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     v.non_negative(spec, "replicas", "spec.replicas")
     _selector_and_template(v, spec, "deployment", "empty selector is invalid for deployment",
@@ -222,7 +223,7 @@ def validate_deployment(v: _V, obj: dict) -> None:
                       "must be greater than minReadySeconds"))
 
 
-def validate_replicaset(v: _V, obj: dict) -> None:
+def validate_replicaset(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     v.non_negative(spec, "replicas", "spec.replicas")
     v.non_negative(spec, "minReadySeconds", "spec.minReadySeconds")
@@ -230,7 +231,7 @@ def validate_replicaset(v: _V, obj: dict) -> None:
                            ("Always",))
 
 
-def validate_job(v: _V, obj: dict) -> None:
+def validate_job(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     for key in ("parallelism", "completions", "backoffLimit"):
         v.non_negative(spec, key, f"spec.{key}")
@@ -244,13 +245,13 @@ def validate_job(v: _V, obj: dict) -> None:
                            ("OnFailure", "Never"))
 
 
-def validate_job_update(v: _V, new: dict, old: dict) -> None:
+def validate_job_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     _immutable(v, new, old, "spec", "selector")
     _immutable(v, new, old, "spec", "template")
     _immutable(v, new, old, "spec", "completions")
 
 
-def validate_hpa(v: _V, obj: dict) -> None:
+def validate_hpa(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     ref = v.obj(spec, "scaleTargetRef", "spec.scaleTargetRef")
     for key in ("kind", "name"):
@@ -290,7 +291,7 @@ def validate_hpa(v: _V, obj: dict) -> None:
 # --- cluster objects --------------------------------------------------------------------------
 
 
-def validate_node(v: _V, obj: dict) -> None:
+def validate_node(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     cidr = v.string(spec, "podCIDR", "spec.podCIDR")
     if cidr:
@@ -301,7 +302,7 @@ def validate_node(v: _V, obj: dict) -> None:
                           "or 2001:db8::/64)"))
 
 
-def validate_endpoints(v: _V, obj: dict) -> None:
+def validate_endpoints(v: _V, obj: dict[str, Any]) -> None:
     for spath, subset in v.objs(obj, "subsets", "subsets"):
         for key in ("addresses", "notReadyAddresses"):
             for apath, addr in v.objs(subset, key, f"{spath}.{key}"):
@@ -318,22 +319,22 @@ def validate_endpoints(v: _V, obj: dict) -> None:
                 v.add(required(f"{ppath}.name"))
 
 
-def validate_event(v: _V, obj: dict) -> None:
+def validate_event(v: _V, obj: dict[str, Any]) -> None:
     involved = v.obj(obj, "involvedObject", "involvedObject")
-    ns = (obj.get("metadata") or {}).get("namespace")
+    ns = meta_of(obj).get("namespace")
     inv_ns = involved.get("namespace")
     if inv_ns and ns and inv_ns != ns:
         v.add(invalid("involvedObject.namespace", inv_ns, "does not match event.namespace"))
 
 
-def validate_lease(v: _V, obj: dict) -> None:
+def validate_lease(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     duration = v.integer(spec, "leaseDurationSeconds", "spec.leaseDurationSeconds")
     if duration is not None and duration <= 0:
         v.add(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
 
 
-_VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
+_VALIDATORS: dict[str, Callable[[_V, dict[str, Any]], None]] = {
     "Pod": validate_pod,
     "Service": validate_service,
     "Deployment": validate_deployment,
@@ -365,7 +366,7 @@ _VALIDATORS: dict[str, Callable[[_V, dict], None]] = {
     "PodDisruptionBudget": _batch_policy.validate_pdb,
 }
 
-_UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
+_UPDATE_VALIDATORS: dict[str, Callable[[_V, dict[str, Any], dict[str, Any]], None]] = {
     "Pod": validate_pod_update,
     "Service": validate_service_update,
     "Deployment": lambda v, n, o: _immutable(v, n, o, "spec", "selector"),
@@ -385,7 +386,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict, dict], None]] = {
 }
 
 
-def validate(kind: str, obj: dict, namespaced: bool) -> Errs:
+def validate(kind: str, obj: dict[str, Any], namespaced: bool) -> Errs:
     """Every problem with ``obj`` as a new object of ``kind``; empty when valid."""
     v = _V()
     validate_meta(v, kind, obj, namespaced)
@@ -395,7 +396,7 @@ def validate(kind: str, obj: dict, namespaced: bool) -> Errs:
     return v.errs
 
 
-def validate_update(kind: str, new: dict, old: dict, namespaced: bool) -> Errs:
+def validate_update(kind: str, new: dict[str, Any], old: dict[str, Any], namespaced: bool) -> Errs:
     """Problems with replacing ``old`` by ``new``: the object rules plus immutability."""
     v = _V()
     v.errs.extend(validate(kind, new, namespaced))
@@ -405,7 +406,8 @@ def validate_update(kind: str, new: dict, old: dict, namespaced: bool) -> Errs:
     return v.errs
 
 
-def validate_status_update(kind: str, new: dict, old: dict, namespaced: bool) -> Errs:
+def validate_status_update(kind: str, new: dict[str, Any], old: dict[str, Any],
+                           namespaced: bool) -> Errs:
     """A status write: metadata is checked (spec is the old, already valid one)."""
     v = _V()
     validate_meta(v, kind, new, namespaced)

@@ -6,6 +6,8 @@ are bounded, and a Local APIService (no ``service``) carries no TLS settings.
 
 from __future__ import annotations
 
+from typing import Any
+
 from netlab.api.errors import invalid, required
 from netlab.api.validation_base import (
     _V,
@@ -19,7 +21,7 @@ from netlab.api.validation_rbac import path_segment_name
 NAME_RULES["APIService"] = path_segment_name
 
 
-def validate_apiservice(v: _V, obj: dict) -> None:
+def validate_apiservice(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     group = v.string(spec, "group", "spec.group")
     version = v.string(spec, "version", "spec.version")

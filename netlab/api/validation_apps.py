@@ -27,7 +27,7 @@ _STS_MUTABLE = ("replicas", "ordinals", "template", "updateStrategy",
                 "persistentVolumeClaimRetentionPolicy", "minReadySeconds")
 
 
-def _selector_shape(v: _V, spec: dict) -> bool:
+def _selector_shape(v: _V, spec: dict[str, Any]) -> bool:
     """Whether the selector has the types the selector parser needs (reported if not)."""
     selector = spec.get("selector")
     if not isinstance(selector, dict):
@@ -47,7 +47,7 @@ def _selector_shape(v: _V, spec: dict) -> bool:
     return fine
 
 
-def _template_rules(v: _V, spec: dict, what: str, kind: str) -> None:
+def _template_rules(v: _V, spec: dict[str, Any], what: str, kind: str) -> None:
     if not _selector_shape(v, spec):
         return
     _selector_and_template(v, spec, what, f"empty selector is invalid for {what}",
@@ -59,14 +59,14 @@ def _template_rules(v: _V, spec: dict, what: str, kind: str) -> None:
                               f"activeDeadlineSeconds in {kind} is not Supported"))
 
 
-def _int_or_percent(v: _V, parent: dict, key: str, path: str) -> float | None:
+def _int_or_percent(v: _V, parent: dict[str, Any], key: str, path: str) -> float | None:
     value = base._int_or_percent(v, parent, key, path)
     if isinstance(parent.get(key), str) and value is not None and value > 100:
         v.add(invalid(path, parent[key], "must not be greater than 100%"))
     return value
 
 
-def validate_daemonset(v: _V, obj: dict) -> None:
+def validate_daemonset(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     _template_rules(v, spec, "daemonset", "DaemonSet")
     v.non_negative(spec, "minReadySeconds", "spec.minReadySeconds")
@@ -88,11 +88,11 @@ def validate_daemonset(v: _V, obj: dict) -> None:
             v.add(required(f"{path}.maxUnavailable", "cannot be 0 when maxSurge is 0"))
 
 
-def validate_daemonset_update(v: _V, new: dict, old: dict) -> None:
+def validate_daemonset_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     _immutable(v, new, old, "spec", "selector")
 
 
-def validate_statefulset(v: _V, obj: dict) -> None:
+def validate_statefulset(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     v.one_of(spec, "podManagementPolicy", "spec.podManagementPolicy",
              ("OrderedReady", "Parallel"), required_=True)
@@ -137,7 +137,7 @@ def _fixed_fields(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: val for k, val in spec.items() if k not in _STS_MUTABLE}
 
 
-def validate_statefulset_update(v: _V, new: dict, old: dict) -> None:
+def validate_statefulset_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     new_spec, old_spec = new.get("spec"), old.get("spec")
     if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
         return
@@ -145,7 +145,7 @@ def validate_statefulset_update(v: _V, new: dict, old: dict) -> None:
         v.add(forbidden_field("spec", STS_UPDATE_MSG))
 
 
-def validate_controllerrevision(v: _V, obj: dict) -> None:
+def validate_controllerrevision(v: _V, obj: dict[str, Any]) -> None:
     if obj.get("data") is None:
         v.add(required("data"))
     revision = v.integer(obj, "revision", "revision")
@@ -153,7 +153,7 @@ def validate_controllerrevision(v: _V, obj: dict) -> None:
         v.add(invalid("revision", revision, "must be greater than or equal to 0"))
 
 
-def validate_controllerrevision_update(v: _V, new: dict, old: dict) -> None:
+def validate_controllerrevision_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     if new.get("data") != old.get("data"):
         v.add(invalid("data", "", "field is immutable"))
 

@@ -118,7 +118,7 @@ class _V:
     def add(self, err: FieldError) -> None:
         self.errs.append(err)
 
-    def obj(self, parent: Any, key: str, path: str) -> dict:
+    def obj(self, parent: Any, key: str, path: str) -> dict[str, Any]:
         value = parent.get(key) if isinstance(parent, dict) else None
         if value is None:
             return {}
@@ -127,7 +127,7 @@ class _V:
             return {}
         return value
 
-    def objs(self, parent: Any, key: str, path: str) -> list[tuple[str, dict]]:
+    def objs(self, parent: Any, key: str, path: str) -> list[tuple[str, dict[str, Any]]]:
         value = parent.get(key) if isinstance(parent, dict) else None
         if value is None:
             return []
@@ -142,7 +142,7 @@ class _V:
                 self.add(invalid(f"{path}[{i}]", item, "must be an object"))
         return out
 
-    def string(self, parent: dict, key: str, path: str) -> str:
+    def string(self, parent: dict[str, Any], key: str, path: str) -> str:
         value = parent.get(key)
         if value is None:
             return ""
@@ -151,7 +151,7 @@ class _V:
             return ""
         return value
 
-    def integer(self, parent: dict, key: str, path: str) -> Optional[int]:
+    def integer(self, parent: dict[str, Any], key: str, path: str) -> Optional[int]:
         value = parent.get(key)
         if value is None:
             return None
@@ -160,13 +160,13 @@ class _V:
             return None
         return value
 
-    def non_negative(self, parent: dict, key: str, path: str) -> Optional[int]:
+    def non_negative(self, parent: dict[str, Any], key: str, path: str) -> Optional[int]:
         value = self.integer(parent, key, path)
         if value is not None and value < 0:
             self.add(invalid(path, value, "must be greater than or equal to 0"))
         return value
 
-    def one_of(self, parent: dict, key: str, path: str, allowed: tuple[str, ...],
+    def one_of(self, parent: dict[str, Any], key: str, path: str, allowed: tuple[str, ...],
                required_: bool = False) -> str:
         value = self.string(parent, key, path)
         if not value:
@@ -194,7 +194,7 @@ class _V:
             for msg in selectors.is_valid_label_value(v):
                 self.add(invalid(path, v, msg))
 
-    def port(self, parent: dict, key: str, path: str, zero_is_missing: bool = True,
+    def port(self, parent: dict[str, Any], key: str, path: str, zero_is_missing: bool = True,
              ) -> Optional[int]:
         """A port number field: 1-65535. Kubernetes reports a missing (zero) container
         port as "Required value" but a zero service port as out of range."""
@@ -213,7 +213,7 @@ class _V:
 # --- metadata ---------------------------------------------------------------------------------
 
 
-def validate_meta(v: _V, kind: str, obj: dict, namespaced: bool) -> None:
+def validate_meta(v: _V, kind: str, obj: dict[str, Any], namespaced: bool) -> None:
     meta = v.obj(obj, "metadata", "metadata")
     name = v.string(meta, "name", "metadata.name")
     if not name:
@@ -277,7 +277,7 @@ def validate_meta(v: _V, kind: str, obj: dict, namespaced: bool) -> None:
 # --- rules several kinds share ----------------------------------------------------------------
 
 
-def _int_or_percent(v: _V, parent: dict, key: str, path: str) -> Optional[float]:
+def _int_or_percent(v: _V, parent: dict[str, Any], key: str, path: str) -> Optional[float]:
     value = parent.get(key)
     if value is None:
         return None
@@ -296,8 +296,9 @@ def _int_or_percent(v: _V, parent: dict, key: str, path: str) -> Optional[float]
     return float(value)
 
 
-def _immutable(v: _V, new: dict, old: dict, *path: str) -> None:
-    n, o = new, old
+def _immutable(v: _V, new: dict[str, Any], old: dict[str, Any], *path: str) -> None:
+    n: Any = new
+    o: Any = old
     for p in path:
         n = n.get(p) if isinstance(n, dict) else None
         o = o.get(p) if isinstance(o, dict) else None

@@ -15,6 +15,7 @@ from netlab.api import cron, selectors
 from netlab.api.errors import invalid, not_supported, required
 from netlab.api.validation_base import _V, _int_or_percent
 from netlab.api.validation_pod import _check_containers_present, validate_pod_spec
+from netlab.api.views import dict_at, meta_of, spec_of
 
 CONCURRENCY_POLICIES = ("Allow", "Forbid", "Replace")
 UNHEALTHY_POD_EVICTION_POLICIES = ("IfHealthyBudget", "AlwaysAllow")
@@ -61,7 +62,7 @@ def validate_time_zone(v: _V, time_zone: Any, path: str = "spec.timeZone") -> No
         v.add(invalid(path, time_zone, str(err)))
 
 
-def _job_template(v: _V, spec: dict, path: str) -> None:
+def _job_template(v: _V, spec: dict[str, Any], path: str) -> None:
     """``ValidateJobTemplateSpec``: the Job spec, whose selector the Job will generate."""
     template = spec.get("jobTemplate")
     if template is None:
@@ -95,8 +96,8 @@ def _job_template(v: _V, spec: dict, path: str) -> None:
     _check_containers_present(v, pod_template.get("spec"), f"{jpath}.template.spec")
 
 
-def validate_cronjob(v: _V, obj: dict) -> None:
-    name = (obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"),
+def validate_cronjob(v: _V, obj: dict[str, Any]) -> None:
+    name = meta_of(obj).get("name") if isinstance(obj.get("metadata"),
                                                                   dict) else None
     if isinstance(name, str) and len(name) > MAX_CRONJOB_NAME:
         v.add(invalid("metadata.name", name,
@@ -112,30 +113,30 @@ def validate_cronjob(v: _V, obj: dict) -> None:
     validate_time_zone(v, spec.get("timeZone"))
 
 
-def validate_cronjob_update(v: _V, new: dict, old: dict) -> None:
+def validate_cronjob_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     """``ValidateCronJobUpdate``: a schedule that already carried a TZ/CRON_TZ prefix may
     keep one (objects from before the rule), as long as ``timeZone`` is not also set."""
-    old_schedule = (old.get("spec") or {}).get("schedule") if isinstance(old.get("spec"),
+    old_schedule = spec_of(old).get("schedule") if isinstance(old.get("spec"),
                                                                           dict) else None
     if not isinstance(old_schedule, str) or "TZ" not in old_schedule:
         return
     # The create rules ran first (validate_update runs them) and refused the prefix.
     v.errs[:] = [e for e in v.errs if not (e.field == "spec.schedule"
                                            and e.detail == TZ_REFUSED)]
-    spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    spec = dict_at(new, "spec")
     schedule = spec.get("schedule")
     if isinstance(schedule, str) and "TZ" in schedule and spec.get("timeZone") is not None:
         v.add(invalid("spec.schedule", schedule, TZ_AND_TIME_ZONE))
 
 
-def _percent_cap(v: _V, parent: dict, key: str, path: str) -> None:
+def _percent_cap(v: _V, parent: dict[str, Any], key: str, path: str) -> None:
     value = parent.get(key)
     if isinstance(value, str) and value.endswith("%") and value[:-1].isdigit() \
             and int(value[:-1]) > 100:
         v.add(invalid(path, value, "must not be greater than 100%"))
 
 
-def validate_pdb(v: _V, obj: dict) -> None:
+def validate_pdb(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
         v.add(invalid("spec", spec, "minAvailable and maxUnavailable cannot be both set"))

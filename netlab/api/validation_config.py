@@ -17,6 +17,7 @@ from netlab.api import configdata, selectors
 from netlab.api.errors import FieldError, forbidden_field, invalid, required
 from netlab.api.validation_base import _V, _regex_msg
 from netlab.api.validation_pod import _check_containers_present, validate_pod_spec
+from netlab.api.views import dict_at
 
 _KEY_FMT = "[-._a-zA-Z0-9]+"
 _KEY_RE = re.compile(_KEY_FMT)
@@ -50,7 +51,7 @@ def config_map_key(value: str) -> list[str]:
     return errs
 
 
-def _string_map(v: _V, obj: dict, field: str) -> dict:
+def _string_map(v: _V, obj: dict[str, Any], field: str) -> dict[str, Any]:
     value = obj.get(field)
     if value is None:
         return {}
@@ -69,7 +70,7 @@ def _too_big(v: _V, field: str, size: int) -> None:
                          detail=f"must have at most {configdata.MAX_SIZE} bytes"))
 
 
-def validate_configmap(v: _V, obj: dict) -> None:
+def validate_configmap(v: _V, obj: dict[str, Any]) -> None:
     data = _string_map(v, obj, "data")
     binary = _string_map(v, obj, "binaryData")
     for field, keys, other, other_name in (("data", data, binary, "binaryData"),
@@ -84,7 +85,8 @@ def validate_configmap(v: _V, obj: dict) -> None:
     _too_big(v, "[]", configdata.payload_size("ConfigMap", obj))
 
 
-def _immutable_payload(v: _V, new: dict, old: dict, fields: tuple[str, ...]) -> None:
+def _immutable_payload(v: _V, new: dict[str, Any], old: dict[str, Any],
+                       fields: tuple[str, ...]) -> None:
     if old.get("immutable") is not True:
         return
     if new.get("immutable") is not True:
@@ -94,11 +96,11 @@ def _immutable_payload(v: _V, new: dict, old: dict, fields: tuple[str, ...]) -> 
             v.add(forbidden_field(field, IMMUTABLE_SET))
 
 
-def validate_configmap_update(v: _V, new: dict, old: dict) -> None:
+def validate_configmap_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     _immutable_payload(v, new, old, ("data", "binaryData"))
 
 
-def validate_secret(v: _V, obj: dict) -> None:
+def validate_secret(v: _V, obj: dict[str, Any]) -> None:
     data = _string_map(v, obj, "data")
     values = configdata.decoded("Secret", obj, "data")
     for key in data:
@@ -109,7 +111,7 @@ def validate_secret(v: _V, obj: dict) -> None:
     if stype is not None and not isinstance(stype, str):
         v.add(invalid("type", stype, "must be a string"))
         return
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    meta = dict_at(obj, "metadata")
     annotations = meta.get("annotations") or {}
     if stype == SA_TOKEN:
         if not isinstance(annotations, dict) or not annotations.get(SA_NAME_ANNOTATION):
@@ -160,13 +162,13 @@ def _json_type(value: Any) -> str:
     return "array" if isinstance(value, list) else "string"
 
 
-def validate_secret_update(v: _V, new: dict, old: dict) -> None:
+def validate_secret_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     if new.get("type") != old.get("type"):
         v.add(invalid("type", new.get("type"), "field is immutable"))
     _immutable_payload(v, new, old, ("data",))
 
 
-def validate_serviceaccount(v: _V, obj: dict) -> None:
+def validate_serviceaccount(v: _V, obj: dict[str, Any]) -> None:
     for path, ref in v.objs(obj, "secrets", "secrets"):
         v.string(ref, "name", f"{path}.name")
     for path, ref in v.objs(obj, "imagePullSecrets", "imagePullSecrets"):
@@ -176,7 +178,7 @@ def validate_serviceaccount(v: _V, obj: dict) -> None:
         v.add(invalid("automountServiceAccountToken", auto, "must be a boolean"))
 
 
-def validate_replicationcontroller(v: _V, obj: dict) -> None:
+def validate_replicationcontroller(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     v.non_negative(spec, "replicas", "spec.replicas")
     v.non_negative(spec, "minReadySeconds", "spec.minReadySeconds")

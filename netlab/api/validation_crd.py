@@ -16,6 +16,7 @@ from typing import Any
 from netlab.api import structural
 from netlab.api.errors import invalid, not_supported, required
 from netlab.api.validation_base import _V, dns1035_label, dns1123_subdomain
+from netlab.api.views import meta_of, spec_of, str_at
 
 SCOPES = ("Cluster", "Namespaced")
 COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
@@ -31,7 +32,7 @@ def _label(v: _V, value: Any, path: str) -> None:
         v.add(invalid(path, value, msg))
 
 
-def _names(v: _V, names: dict, path: str) -> None:
+def _names(v: _V, names: dict[str, Any], path: str) -> None:
     _label(v, names.get("plural"), f"{path}.plural")
     if names.get("singular"):
         _label(v, names.get("singular"), f"{path}.singular")
@@ -150,7 +151,7 @@ def _versions(v: _V, versions: Any, path: str) -> None:
                       "must have at least one version marked as served"))
 
 
-def validate_crd(v: _V, obj: dict) -> None:
+def validate_crd(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     group = spec.get("group")
     if not isinstance(group, str) or not group:
@@ -163,8 +164,8 @@ def validate_crd(v: _V, obj: dict) -> None:
             v.add(invalid("spec.group", group, "should be a domain with at least one dot"))
     names = v.obj(spec, "names", "spec.names")
     _names(v, names, "spec.names")
-    plural = names.get("plural") if isinstance(names.get("plural"), str) else ""
-    name = (obj.get("metadata") or {}).get("name") if isinstance(obj.get("metadata"),
+    plural = str_at(names, "plural")
+    name = meta_of(obj).get("name") if isinstance(obj.get("metadata"),
                                                                   dict) else None
     if isinstance(name, str) and name and name != f"{plural}.{group}":
         v.add(invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
@@ -183,14 +184,14 @@ def validate_crd(v: _V, obj: dict) -> None:
                       "conversion webhooks are not supported by netlab; use None"))
 
 
-def validate_crd_update(v: _V, new: dict, old: dict) -> None:
+def validate_crd_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     for key in ("group", "scope"):
-        nv, ov = (new.get("spec") or {}).get(key), (old.get("spec") or {}).get(key)
+        nv, ov = spec_of(new).get(key), spec_of(old).get(key)
         if nv != ov:
             v.add(invalid(f"spec.{key}", nv, "field is immutable"))
 
 
-def default_crd(obj: dict) -> None:
+def default_crd(obj: dict[str, Any]) -> None:
     """SetDefaults for a v1 CRD: singular and listKind from kind, conversion None."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):

@@ -72,7 +72,7 @@ def _address(v: _V, address_type: str, address: Any, path: str) -> None:
                           "separated by dots"))
 
 
-def _hints(v: _V, endpoint: dict, path: str) -> None:
+def _hints(v: _V, endpoint: dict[str, Any], path: str) -> None:
     hints = v.obj(endpoint, "hints", path)
     for key in ("forZones", "forNodes"):
         items = v.objs(hints, key, f"{path}.{key}")
@@ -90,7 +90,7 @@ def _hints(v: _V, endpoint: dict, path: str) -> None:
                     v.add(invalid(f"{ipath}.name", name, msg))
 
 
-def _endpoints(v: _V, obj: dict, address_type: str) -> None:
+def _endpoints(v: _V, obj: dict[str, Any], address_type: str) -> None:
     endpoints = obj.get("endpoints")
     if isinstance(endpoints, list) and len(endpoints) > MAX_ENDPOINTS:
         v.add(too_many("endpoints", len(endpoints), MAX_ENDPOINTS))
@@ -136,7 +136,7 @@ def _endpoints(v: _V, obj: dict, address_type: str) -> None:
             _hints(v, endpoint, f"{epath}.hints")
 
 
-def _ports(v: _V, obj: dict) -> None:
+def _ports(v: _V, obj: dict[str, Any]) -> None:
     ports = obj.get("ports")
     if isinstance(ports, list) and len(ports) > MAX_PORTS:
         v.add(too_many("ports", len(ports), MAX_PORTS))
@@ -164,7 +164,7 @@ def _ports(v: _V, obj: dict) -> None:
                 v.add(invalid(f"{ppath}.appProtocol", app, msg))
 
 
-def validate_endpointslice(v: _V, obj: dict) -> None:
+def validate_endpointslice(v: _V, obj: dict[str, Any]) -> None:
     """``ValidateEndpointSlice``: address type, endpoints, ports."""
     address_type = obj.get("addressType")
     if address_type in (None, ""):
@@ -175,7 +175,7 @@ def validate_endpointslice(v: _V, obj: dict) -> None:
     _ports(v, obj)
 
 
-def validate_endpointslice_update(v: _V, new: dict, old: dict) -> None:
+def validate_endpointslice_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     """``ValidateEndpointSliceUpdate``: the address type may never change."""
     if new.get("addressType") != old.get("addressType"):
         v.add(invalid("addressType", new.get("addressType"), "field is immutable"))

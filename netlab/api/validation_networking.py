@@ -65,7 +65,7 @@ def label_selector(v: _V, selector: Any, path: str) -> None:
             v.add(invalid(f"{epath}.key", key, msg))
 
 
-def _parse_cidr(value: str) -> Optional[ipaddress._BaseNetwork]:
+def _parse_cidr(value: str) -> Optional[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     try:
         # strict=False: like Go's ParseCIDR, host bits may be set ("10.0.0.1/24").
         return ipaddress.ip_network(value, strict=False) if "/" in value else None
@@ -109,7 +109,7 @@ def _path_segment_name(value: str) -> list[str]:
 # --- NetworkPolicy ----------------------------------------------------------------------------
 
 
-def _netpol_port(v: _V, port: dict, path: str) -> None:
+def _netpol_port(v: _V, port: dict[str, Any], path: str) -> None:
     protocol = port.get("protocol")
     if protocol is not None and protocol not in PROTOCOLS:
         v.add(not_supported(f"{path}.protocol", protocol, PROTOCOLS))
@@ -136,7 +136,7 @@ def _netpol_port(v: _V, port: dict, path: str) -> None:
         v.add(invalid(f"{path}.port", value, "must be an integer or a string"))
 
 
-def _ip_block(v: _V, block: dict, path: str) -> None:
+def _ip_block(v: _V, block: dict[str, Any], path: str) -> None:
     cidr = v.string(block, "cidr", f"{path}.cidr")
     if not cidr:
         v.add(required(f"{path}.cidr"))
@@ -163,7 +163,7 @@ def _ip_block(v: _V, block: dict, path: str) -> None:
             v.add(invalid(epath, text, "must be a strict subset of `cidr`"))
 
 
-def _peer(v: _V, peer: dict, path: str) -> None:
+def _peer(v: _V, peer: dict[str, Any], path: str) -> None:
     count = 0
     for key in ("podSelector", "namespaceSelector"):
         if peer.get(key) is not None:
@@ -179,7 +179,7 @@ def _peer(v: _V, peer: dict, path: str) -> None:
         v.add(forbidden_field(path, "may not specify both ipBlock and another peer"))
 
 
-def validate_network_policy(v: _V, obj: dict) -> None:
+def validate_network_policy(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     label_selector(v, spec.get("podSelector"), "spec.podSelector")
     for direction, peers in (("ingress", "from"), ("egress", "to")):
@@ -204,7 +204,7 @@ def validate_network_policy(v: _V, obj: dict) -> None:
 # --- Ingress ----------------------------------------------------------------------------------
 
 
-def _typed_reference(v: _V, ref: dict, path: str) -> None:
+def _typed_reference(v: _V, ref: dict[str, Any], path: str) -> None:
     group = ref.get("apiGroup")
     if isinstance(group, str):
         for msg in dns1123_subdomain(group):
@@ -217,7 +217,7 @@ def _typed_reference(v: _V, ref: dict, path: str) -> None:
             v.add(invalid(f"{path}.{key}", value, msg))
 
 
-def _backend(v: _V, backend: dict, path: str) -> None:
+def _backend(v: _V, backend: dict[str, Any], path: str) -> None:
     has_resource = backend.get("resource") is not None
     has_service = backend.get("service") is not None
     if has_resource and has_service:
@@ -247,7 +247,7 @@ def _backend(v: _V, backend: dict, path: str) -> None:
         v.add(invalid(path, "", "resource or service backend is required"))
 
 
-def _http_path(v: _V, item: dict, path: str) -> None:
+def _http_path(v: _V, item: dict[str, Any], path: str) -> None:
     path_type = item.get("pathType")
     value = v.string(item, "path", f"{path}.path")
     if path_type is None:
@@ -279,7 +279,7 @@ def _host(v: _V, host: str, path: str) -> None:
         v.add(invalid(path, host, msg))
 
 
-def validate_ingress(v: _V, obj: dict) -> None:
+def validate_ingress(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     rules = spec.get("rules")
     if not rules and spec.get("defaultBackend") is None:
@@ -330,7 +330,7 @@ def _domain_prefixed_path(v: _V, value: str, path: str) -> None:
         v.add(invalid(path, rest, _regex_msg("Invalid path", _HTTP_PATH_FMT)))
 
 
-def validate_ingress_class(v: _V, obj: dict) -> None:
+def validate_ingress_class(v: _V, obj: dict[str, Any]) -> None:
     spec = v.obj(obj, "spec", "spec")
     controller = v.string(spec, "controller", "spec.controller")
     if len(controller) > 250:
@@ -357,8 +357,8 @@ def validate_ingress_class(v: _V, obj: dict) -> None:
         v.add(forbidden_field(f"{path}.namespace", "`parameters.scope` is set to 'Cluster'"))
 
 
-def validate_ingress_class_update(v: _V, new: dict, old: dict) -> None:
-    def controller(obj: dict) -> Any:
+def validate_ingress_class_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
+    def controller(obj: dict[str, Any]) -> Any:
         spec = obj.get("spec")
         return spec.get("controller") if isinstance(spec, dict) else None
 

@@ -41,7 +41,7 @@ def _quantity(v: _V, value: Any, path: str) -> Any:
     return q
 
 
-def _resources(v: _V, c: dict, path: str) -> None:
+def _resources(v: _V, c: dict[str, Any], path: str) -> None:
     res = v.obj(c, "resources", f"{path}.resources")
     parsed: dict[str, dict[str, Any]] = {}
     for kind in ("limits", "requests"):
@@ -56,7 +56,7 @@ def _resources(v: _V, c: dict, path: str) -> None:
                           f"{res['limits'][name]}"))
 
 
-def _container(v: _V, c: dict, path: str, volumes: set[str], for_pod: bool) -> None:
+def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: bool) -> None:
     name = v.string(c, "name", f"{path}.name")
     if not name:
         v.add(required(f"{path}.name"))
@@ -164,7 +164,7 @@ def _check_containers_present(v: _V, spec: Any, path: str) -> None:
         v.add(required(f"{path}.containers"))
 
 
-def _selector_and_template(v: _V, spec: dict, what: str, empty_msg: str,
+def _selector_and_template(v: _V, spec: dict[str, Any], what: str, empty_msg: str,
                            restart_policies: tuple[str, ...]) -> None:
     selector = spec.get("selector")
     if selector is None:
@@ -197,7 +197,7 @@ def _selector_and_template(v: _V, spec: dict, what: str, empty_msg: str,
     _check_containers_present(v, template.get("spec"), "spec.template.spec")
 
 
-def _dns_config(v: _V, spec: dict, path: str) -> None:
+def _dns_config(v: _V, spec: dict[str, Any], path: str) -> None:
     """``dnsConfig`` with upstream's limits; ``dnsPolicy: None`` needs a nameserver."""
     none = spec.get("dnsPolicy") == "None"
     if spec.get("dnsConfig") is None:

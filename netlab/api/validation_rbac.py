@@ -32,11 +32,11 @@ for _kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
     NAME_RULES[_kind] = path_segment_name
 
 
-def _strings(value: Any) -> list:
+def _strings(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def _policy_rule(v: _V, rule: dict, path: str, namespaced: bool) -> None:
+def _policy_rule(v: _V, rule: dict[str, Any], path: str, namespaced: bool) -> None:
     if not _strings(rule.get("verbs")):
         v.add(required(f"{path}.verbs", "verbs must contain at least one value"))
     urls = _strings(rule.get("nonResourceURLs"))
@@ -54,12 +54,12 @@ def _policy_rule(v: _V, rule: dict, path: str, namespaced: bool) -> None:
         v.add(required(f"{path}.resources", "resource rules must supply at least one resource"))
 
 
-def validate_role(v: _V, obj: dict) -> None:
+def validate_role(v: _V, obj: dict[str, Any]) -> None:
     for path, rule in v.objs(obj, "rules", "rules"):
         _policy_rule(v, rule, path, namespaced=True)
 
 
-def validate_cluster_role(v: _V, obj: dict) -> None:
+def validate_cluster_role(v: _V, obj: dict[str, Any]) -> None:
     for path, rule in v.objs(obj, "rules", "rules"):
         _policy_rule(v, rule, path, namespaced=False)
     if obj.get("aggregationRule") is None:
@@ -73,7 +73,7 @@ def validate_cluster_role(v: _V, obj: dict) -> None:
         label_selector(v, selector, spath)
 
 
-def _subject(v: _V, subject: dict, path: str, namespaced: bool) -> None:
+def _subject(v: _V, subject: dict[str, Any], path: str, namespaced: bool) -> None:
     name = v.string(subject, "name", f"{path}.name")
     kind = v.string(subject, "kind", f"{path}.kind")
     group = v.string(subject, "apiGroup", f"{path}.apiGroup")
@@ -93,7 +93,7 @@ def _subject(v: _V, subject: dict, path: str, namespaced: bool) -> None:
         v.add(not_supported(f"{path}.kind", kind, SUBJECT_KINDS))
 
 
-def _binding(v: _V, obj: dict, role_kinds: tuple[str, ...], namespaced: bool) -> None:
+def _binding(v: _V, obj: dict[str, Any], role_kinds: tuple[str, ...], namespaced: bool) -> None:
     ref = v.obj(obj, "roleRef", "roleRef")
     group = v.string(ref, "apiGroup", "roleRef.apiGroup")
     if group != GROUP:
@@ -110,15 +110,15 @@ def _binding(v: _V, obj: dict, role_kinds: tuple[str, ...], namespaced: bool) ->
         _subject(v, subject, path, namespaced)
 
 
-def validate_role_binding(v: _V, obj: dict) -> None:
+def validate_role_binding(v: _V, obj: dict[str, Any]) -> None:
     _binding(v, obj, ("Role", "ClusterRole"), namespaced=True)
 
 
-def validate_cluster_role_binding(v: _V, obj: dict) -> None:
+def validate_cluster_role_binding(v: _V, obj: dict[str, Any]) -> None:
     _binding(v, obj, ("ClusterRole",), namespaced=False)
 
 
-def validate_binding_update(v: _V, new: dict, old: dict) -> None:
+def validate_binding_update(v: _V, new: dict[str, Any], old: dict[str, Any]) -> None:
     """A binding's roleRef is immutable: delete and recreate to point elsewhere."""
     if new.get("roleRef") != old.get("roleRef"):
         v.add(invalid("roleRef", new.get("roleRef"), "cannot change roleRef"))
@@ -127,7 +127,7 @@ def validate_binding_update(v: _V, new: dict, old: dict) -> None:
 # --- access reviews ---------------------------------------------------------------------------
 
 
-def _access_spec(v: _V, spec: dict) -> None:
+def _access_spec(v: _V, spec: dict[str, Any]) -> None:
     has_resource = spec.get("resourceAttributes") is not None
     has_non_resource = spec.get("nonResourceAttributes") is not None
     if has_resource and has_non_resource:
@@ -141,14 +141,15 @@ def _access_spec(v: _V, spec: dict) -> None:
         v.obj(spec, key, f"spec.{key}")
 
 
-def _empty_meta(v: _V, obj: dict, allowed: tuple[str, ...] = ()) -> None:
+def _empty_meta(v: _V, obj: dict[str, Any], allowed: tuple[str, ...] = ()) -> None:
     meta = obj.get("metadata")
     if isinstance(meta, dict) and any(val not in (None, "", {}, [])
                                       for k, val in meta.items() if k not in allowed):
         v.add(invalid("metadata", meta, "must be empty"))
 
 
-def validate_access_review(kind: str, obj: dict, namespace: str | None) -> list[FieldError]:
+def validate_access_review(kind: str, obj: dict[str, Any],
+                           namespace: str | None) -> list[FieldError]:
     """The errors of a new SelfSubjectAccessReview, SubjectAccessReview or
     LocalSubjectAccessReview (SelfSubjectRulesReviews have nothing to check)."""
     v = _V()

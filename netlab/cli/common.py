@@ -9,6 +9,12 @@ from typing import NoReturn
 
 import click
 
+from netlab.cli.complete import complete_labs
+
+# Every command that works on one lab takes it the same way, completed from the labs up.
+lab_option = click.option("--lab", help="The lab (implied when only one is up).",
+                          shell_complete=complete_labs)
+
 
 def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"error: {message}", err=True)

@@ -12,9 +12,12 @@ Thin: parse, call ``netlab.dns.lookup`` inside the namespace, render.
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from netlab.cli.common import fail, node_namespace
+from netlab.cli.common import fail, lab_option, node_namespace
+from netlab.cli.complete import complete_services
 
 
 @click.group()
@@ -23,14 +26,16 @@ def dns() -> None:
 
 
 @dns.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_services)
 @click.option("-n", "--namespace", default="default", show_default=True,
               help="The namespace of the pod asking (its search path).")
 @click.option("--type", "rdtype", default="A", show_default=True,
               help="The record type: A, SRV, PTR, CNAME, TXT ...")
 @click.option("--node", help="The node to ask from (default: the first worker).")
-@click.option("--lab", help="The lab (implied when only one is up).")
-def lookup(name: str, namespace: str, rdtype: str, node: str | None, lab: str | None) -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@lab_option
+def lookup(name: str, namespace: str, rdtype: str, node: str | None, output: str,
+           lab: str | None) -> None:
     """Resolve NAME as a pod in NAMESPACE would, showing the search-path expansion."""
     from netlab.dns.addon import cluster_dns_ip
     from netlab.dns.lookup import cluster_searches
@@ -55,13 +60,20 @@ def lookup(name: str, namespace: str, rdtype: str, node: str | None, lab: str | 
     netns = node_namespace(lab, node)
     server = cluster_dns_ip(topology.cluster.service_subnet)
     searches = cluster_searches(namespace, topology.cluster.dns_domain)
+    attempts = run_in_netns(netns, lambda: resolve(server, name, searches, rdtype.upper()))
+    last = attempts[-1]
+    if output == "json":
+        click.echo(json.dumps({
+            "name": name, "namespace": namespace, "node": node, "nameserver": server,
+            "search": list(searches), "ndots": 5, "type": rdtype.upper(),
+            "attempts": [{"name": a.name, "rcode": a.rcode, "tcp": a.tcp, "answers": a.answers}
+                         for a in attempts]}, indent=2))
+        raise SystemExit(0 if last.answers else 1)
     click.echo(f";; as a pod in {namespace} on {node}: nameserver {server}, "
                f"search {' '.join(searches)}, ndots:5")
-    attempts = run_in_netns(netns, lambda: resolve(server, name, searches, rdtype.upper()))
     for attempt in attempts:
         via = " (truncated over UDP, retried over TCP)" if attempt.tcp else ""
         click.echo(f"{attempt.name:<50} {attempt.rcode}{via}")
-    last = attempts[-1]
     if last.answers:
         click.echo("")
         for line in last.answers:

@@ -18,7 +18,8 @@ from typing import Optional
 
 import click
 
-from netlab.cli.common import fail
+from netlab.cli.common import fail, lab_option
+from netlab.cli.complete import complete_nodes
 
 
 def _lab(lab: Optional[str]) -> str:
@@ -32,7 +33,7 @@ def _lab(lab: Optional[str]) -> str:
         fail(str(err), 2)
 
 
-LAB_OPTION = click.option("--lab", help="The lab (implied when only one is up).")
+LAB_OPTION = lab_option
 
 
 @click.group("fault")
@@ -57,7 +58,7 @@ def _link(lab: Optional[str], node: str, up: bool) -> None:
 
 @fault.command("link-down")
 @LAB_OPTION
-@click.argument("node")
+@click.argument("node", shell_complete=complete_nodes)
 def link_down(lab: Optional[str], node: str) -> None:
     """Take NODE's underlay link down: its kubelet and pods lose the network."""
     _link(lab, node, False)
@@ -65,7 +66,7 @@ def link_down(lab: Optional[str], node: str) -> None:
 
 @fault.command("link-up")
 @LAB_OPTION
-@click.argument("node")
+@click.argument("node", shell_complete=complete_nodes)
 def link_up(lab: Optional[str], node: str) -> None:
     """Bring NODE's underlay link back up."""
     _link(lab, node, True)
@@ -76,7 +77,7 @@ def link_up(lab: Optional[str], node: str) -> None:
 @click.option("-s", "--signal", "sig", default="KILL", show_default=True,
               help="Signal to send (KILL, TERM, ...).")
 @click.argument("component")
-@click.argument("node", required=False)
+@click.argument("node", required=False, shell_complete=complete_nodes)
 def kill(lab: Optional[str], sig: str, component: str, node: Optional[str]) -> None:
     """Kill COMPONENT (apiserver, scheduler, kubelet...) [on NODE] by its recorded pid."""
     from netlab.lab import faults

@@ -21,7 +21,8 @@ import yaml
 
 from netlab.api import resources
 from netlab.api.tables import render_table
-from netlab.cli.common import fail
+from netlab.api.views import meta_of
+from netlab.cli.common import fail, lab_option
 
 
 def _client(lab: str | None):
@@ -68,7 +69,6 @@ def _api_error(err: Exception) -> NoReturn:
     fail(f"({reason}) {err}" if reason else str(err), 1)
 
 
-lab_option = click.option("--lab", help="The lab (implied when only one is up).")
 namespace_option = click.option("-n", "--namespace", default=None,
                                 help="Namespace (default: default).")
 
@@ -136,7 +136,7 @@ def get(lab: str | None, resource: str, names: tuple[str, ...], namespace: str |
                 where = f" in {ns} namespace" if ns else ""
                 click.echo(f"No resources found{where}.", err=True)
             if watch:
-                rv = (table.get("metadata") or {}).get("resourceVersion")
+                rv = meta_of(table).get("resourceVersion")
                 for event in client.watch(target, ns, resource_version=rv,
                                           label_selector=selector,
                                           field_selector=field_selector, as_table=True):
@@ -176,7 +176,7 @@ def _manifests(files: tuple[str, ...]) -> Iterator[tuple[str, dict[str, Any]]]:
 def _display(obj: dict[str, Any]) -> str:
     res = resources.by_api_version_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
     kind = (res.singular + (f".{res.group}" if res.group else "")) if res else obj.get("kind")
-    return f"{kind}/{(obj.get('metadata') or {}).get('name')}"
+    return f"{kind}/{meta_of(obj).get('name')}"
 
 
 @click.command()
@@ -210,7 +210,8 @@ def apply(lab: str | None, files: tuple[str, ...], namespace: str | None) -> Non
             sys.exit(1)
 
 
-def _wait_gone(client, target: str, name: str, ns: str | None, timeout: float = 60.0) -> bool:
+def _wait_gone(client, target: str, name: str | None, ns: str | None,
+               timeout: float = 60.0) -> bool:
     from netlab.client import APIError
 
     deadline = time.monotonic() + timeout
@@ -241,10 +242,11 @@ def delete(lab: str | None, resource: str | None, names: tuple[str, ...],
     """Delete objects by name or from manifests, as kubectl delete does."""
     from netlab.client import APIError
 
-    targets: list[tuple[resources.Resource, str, str | None]] = []
+    # (resource, name, namespace); the name is None for a manifest without one
+    targets: list[tuple[resources.Resource, str | None, str | None]] = []
     for _, obj in _manifests(files):
         res = _resolve(f"{obj['kind']}", lab)
-        meta = obj.get("metadata") or {}
+        meta = meta_of(obj)
         targets.append((res, meta.get("name"), (meta.get("namespace") or namespace or "default")
                         if res.namespaced else None))
     if resource:
@@ -276,7 +278,7 @@ def delete(lab: str | None, resource: str | None, names: tuple[str, ...],
 
 
 def _describe_text(obj: dict[str, Any], events: list[dict[str, Any]]) -> str:
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     lines = [f"Name:         {meta.get('name')}"]
     if meta.get("namespace"):
         lines.append(f"Namespace:    {meta['namespace']}")

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import click
 
-from netlab.cli.common import exec_in, fail, node_namespace
+from netlab.cli.common import exec_in, fail, lab_option, node_namespace
+from netlab.cli.complete import complete_labs, complete_nodes
 from netlab.cli.render import columns
 from netlab.topology import TopologyError, load_topology, plan_lab
 
@@ -93,7 +94,7 @@ def up(topology: str, dry_run: bool, quiet: bool, network_only: bool) -> None:
 
 
 @main.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, shell_complete=complete_labs)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def down(lab: str | None, quiet: bool) -> None:
     """Remove a lab: its processes, namespaces and state. Safe to repeat."""
@@ -115,7 +116,7 @@ def down(lab: str | None, quiet: bool) -> None:
 
 
 @main.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, shell_complete=complete_labs)
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 def status(lab: str | None, output: str) -> None:
     """Show a lab's nodes and whether their namespaces exist."""
@@ -152,7 +153,7 @@ def _store_line(store: dict[str, Any]) -> str:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--lab", help="The lab (implied when only one is up).")
+@lab_option
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
     """Run etcdctl against the lab's etcd: netlab etcdctl -- get /registry/... --prefix.
@@ -184,11 +185,15 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
 
 
 @main.command("list")
-def list_labs() -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def list_labs(output: str) -> None:
     """List the labs that are up."""
     from netlab.lab import lifecycle
 
     rows = lifecycle.labs()
+    if output == "json":
+        click.echo(json.dumps({"labs": rows}, indent=2))
+        return
     if not rows:
         click.echo("no lab is up")
         return
@@ -197,8 +202,8 @@ def list_labs() -> None:
 
 
 @main.command()
-@click.option("--lab", help="The lab (implied when only one is up).")
-@click.argument("node")
+@lab_option
+@click.argument("node", shell_complete=complete_nodes)
 def shell(lab: str | None, node: str) -> None:
     """Open an interactive shell inside NODE's network namespace."""
     _require_root()
@@ -208,13 +213,28 @@ def shell(lab: str | None, node: str) -> None:
     exec_in(namespace, [shell_path], {"NETLAB_NODE": node, "PS1": f"[{namespace}] \\w# "})
 
 
-def _register_commands() -> None:
-    """The kubectl-style, pod (logs, exec, top), proxy and trace commands live in their
-    own modules; each
-    imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
-    from netlab.cli import dns, fault, kube, pods, policy, proxy, trace
+@main.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the completion script for SHELL; labs, nodes, pods and Services complete.
 
-    for module in (dns, kube, pods, policy, proxy, trace):
+    \b
+    bash:  eval "$(netlab completion bash)"   (or save it in /etc/bash_completion.d/netlab)
+    zsh:   eval "$(netlab completion zsh)"
+    fish:  netlab completion fish > ~/.config/fish/completions/netlab.fish
+    """
+    from netlab.cli.complete import script
+
+    click.echo(script(shell, main))
+
+
+def _register_commands() -> None:
+    """The kubectl-style, pod (logs, exec, top), image, proxy and trace commands live in
+    their own modules; each
+    imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
+    from netlab.cli import dns, fault, images, kube, pods, policy, proxy, trace
+
+    for module in (dns, images, kube, pods, policy, proxy, trace):
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(fault.fault)
@@ -229,4 +249,4 @@ def _require_root() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="netlab")  # as the console script: usage lines and _NETLAB_COMPLETE

@@ -23,7 +23,9 @@ from typing import Any, NoReturn
 
 import click
 
-from netlab.cli.common import exec_in, fail, node_namespace
+from netlab.api.views import annotations_of, pod_spec, status_of
+from netlab.cli.common import exec_in, fail, lab_option, node_namespace
+from netlab.cli.complete import complete_pods, complete_targets
 from netlab.cli.render import columns
 
 
@@ -56,14 +58,14 @@ def _get_pod(client: Any, name: str, namespace: str) -> dict[str, Any] | None:
 
 
 def _container(pod: dict[str, Any], wanted: str | None) -> str:
-    spec = pod.get("spec") or {}
-    names = [c.get("name") for c in spec.get("containers") or []]
-    init = [c.get("name") for c in spec.get("initContainers") or []]
+    spec = pod_spec(pod)
+    names = [c.get("name") or "" for c in spec.get("containers") or []]
+    init = [c.get("name") or "" for c in spec.get("initContainers") or []]
     if wanted:
         if wanted not in names + init:
             fail(f'container {wanted} is not valid for pod {pod["metadata"]["name"]}', 2)
         return wanted
-    default = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+    default = annotations_of(pod).get(
         "kubectl.kubernetes.io/default-container")
     if default in names:
         return default
@@ -72,14 +74,13 @@ def _container(pod: dict[str, Any], wanted: str | None) -> str:
     return names[0]
 
 
-lab_option = click.option("--lab", help="The lab (implied when only one is up).")
 namespace_option = click.option("-n", "--namespace", default="default", show_default=True)
 
 
 @click.command()
 @lab_option
 @namespace_option
-@click.argument("pod")
+@click.argument("pod", shell_complete=complete_pods)
 @click.option("-c", "--container", default=None)
 @click.option("-f", "--follow", is_flag=True, help="Stream the log until the container ends.")
 @click.option("-p", "--previous", is_flag=True, help="The previous attempt's log.")
@@ -135,7 +136,7 @@ def logs(lab: str | None, namespace: str, pod: str, container: str | None, follo
 @click.option("-c", "--container", default=None)
 @click.option("-i", "--stdin", is_flag=True, help="Pass stdin to the command.")
 @click.option("-t", "--tty", is_flag=True, help="The command gets this terminal.")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(lab: str | None, namespace: str, container: str | None, stdin: bool, tty: bool,
           target: str, command: tuple[str, ...]) -> None:
@@ -186,7 +187,7 @@ def _exec_in_pod(lab: str, pod: dict[str, Any], container: str, argv: list[str],
     from netlab.lab.state import load_state
     from netlab.node.runtime import ContainerError, Runtime, SandboxError
 
-    node = (pod.get("spec") or {}).get("nodeName")
+    node = pod_spec(pod).get("nodeName")
     if not node:
         fail(f"pod {pod['metadata']['name']} is not scheduled to a node yet")
     state = load_state(lab)
@@ -232,7 +233,7 @@ def top(lab: str | None, kind: str, name: str | None, namespace: str, all_namesp
                 return
             if not items:
                 fail("metrics not available yet", 1)
-            alloc = {n["metadata"]["name"]: (n.get("status") or {}).get("allocatable") or {}
+            alloc = {n["metadata"]["name"]: status_of(n).get("allocatable") or {}
                      for n in nodes}
             rows = []
             for m in items:

@@ -6,6 +6,9 @@ import sys
 
 import click
 
+from netlab.cli.common import lab_option
+from netlab.cli.complete import complete_nodes
+
 
 @click.group()
 def proxy() -> None:
@@ -13,8 +16,8 @@ def proxy() -> None:
 
 
 @proxy.command()
-@click.option("--lab", help="The lab (implied when only one is up).")
-@click.argument("node")
+@lab_option
+@click.argument("node", shell_complete=complete_nodes)
 def show(lab: str | None, node: str) -> None:
     """Print NODE's proxy table, each chain labelled with its service and endpoint."""
     from netlab.kernel import nft

@@ -25,7 +25,8 @@ import sys
 
 import click
 
-from netlab.cli.common import fail
+from netlab.cli.common import fail, lab_option
+from netlab.cli.complete import complete_targets, complete_trace_targets
 
 
 def _lab(lab: str | None) -> str:
@@ -49,9 +50,9 @@ def _terminate_as_exit(signum: int, _frame: object) -> None:
 
 
 @click.command("trace")
-@click.option("--lab", help="The lab (implied when only one is up).")
-@click.argument("src")
-@click.argument("dst")
+@lab_option
+@click.argument("src", shell_complete=complete_targets)
+@click.argument("dst", shell_complete=complete_trace_targets)
 @click.option("--port", type=int, help="Destination port (for a pod, node or address).")
 @click.option("--proto", type=click.Choice(["tcp", "udp", "icmp"]),
               help="Probe protocol; default: the Service port's, tcp with a port, else icmp.")
@@ -124,10 +125,10 @@ def _capture_target(lab: str, target: str, namespace: str) -> tuple[str, str]:
 
 
 @click.command("capture", context_settings={"ignore_unknown_options": True})
-@click.option("--lab", help="The lab (implied when only one is up).")
+@lab_option
 @click.option("-n", "--namespace", default="default", show_default=True,
               help="Kubernetes namespace of a pod name.")
-@click.argument("target")
+@click.argument("target", shell_complete=complete_targets)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def capture(lab: str | None, namespace: str, target: str, args: tuple[str, ...]) -> None:
     """Live tcpdump inside NODE's or POD's namespace: capture worker1 vxlan0 -- -c 5

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 from netlab.api import resources
+from netlab.api.views import annotations_of, meta_of
 from netlab.client.http import APIError, Client
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -46,7 +47,7 @@ def merge_diff(old: Any, new: Any) -> Any:
 
 def _annotated(obj: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """The object to send, carrying its own last-applied annotation."""
-    meta = dict(obj.get("metadata") or {})
+    meta: dict[str, Any] = dict(meta_of(obj))
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
     clean = {**obj, "metadata": {**meta, "annotations": annotations} if annotations else
              {k: v for k, v in meta.items() if k != "annotations"}}
@@ -62,7 +63,7 @@ async def apply_object(client: Client, obj: dict[str, Any],
     res = resources.by_api_version_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
     if res is None:
         raise resources.UnknownResourceError(f"{obj.get('apiVersion')}, Kind={obj.get('kind')}")
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     if res.namespaced:
         obj = {**obj, "metadata": {**meta, "namespace": meta.get("namespace") or namespace
                                    or "default"}}
@@ -78,7 +79,7 @@ async def apply_object(client: Client, obj: dict[str, Any],
         if not err.not_found:
             raise
         return "created", await client.create(desired)
-    last_text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    last_text = annotations_of(live).get(LAST_APPLIED)
     try:
         last = json.loads(last_text) if last_text else {}
     except ValueError:

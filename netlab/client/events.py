@@ -30,6 +30,7 @@ from typing import Any, Optional
 import aiohttp
 
 from netlab.api.timefmt import format_time
+from netlab.api.views import meta_of
 from netlab.client import APIError, Client
 
 log = logging.getLogger("netlab.events")
@@ -42,7 +43,7 @@ PRUNE_AT = 4096  # aggregation entries kept before old ones are dropped
 
 def ref_of(obj: dict[str, Any]) -> dict[str, Any]:
     """An ``involvedObject`` reference to a Pod or Node."""
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     kind = obj.get("kind") or ("Pod" if meta.get("namespace") else "Node")
     ref = {"kind": kind, "apiVersion": obj.get("apiVersion") or "v1",
            "name": meta.get("name", ""), "uid": meta.get("uid", "")}

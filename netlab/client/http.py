@@ -16,12 +16,13 @@ import asyncio
 import json
 import ssl
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import aiohttp
 
 from netlab.api import resources
+from netlab.api.views import meta_of
 
 JSON = "application/json"
 TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
@@ -75,7 +76,7 @@ def object_path(obj: dict[str, Any], with_name: bool = True) -> str:
     if res is None:
         raise resources.UnknownResourceError(f"{obj.get('apiVersion')}/{obj.get('kind')}")
     version = obj["apiVersion"].rsplit("/", 1)[-1]
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     namespace = (meta.get("namespace") or "default") if res.namespaced else None
     return resource_path(res, namespace, meta.get("name") if with_name else None, version=version)
 
@@ -170,7 +171,7 @@ class Client:
 
     async def create(self, obj: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         if namespace:
-            obj = {**obj, "metadata": {**(obj.get("metadata") or {}), "namespace": namespace}}
+            obj = {**obj, "metadata": {**meta_of(obj), "namespace": namespace}}
         return await self.request("POST", object_path(obj, with_name=False), body=obj)
 
     async def update(self, obj: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
@@ -202,7 +203,7 @@ class Client:
     async def watch(self, resource: str, namespace: str | None = None, *,
                     resource_version: str | None = None, label_selector: str | None = None,
                     field_selector: str | None = None, timeout_seconds: int | None = None,
-                    as_table: bool = False) -> AsyncIterator[dict[str, Any]]:
+                    as_table: bool = False) -> AsyncGenerator[dict[str, Any], None]:
         """Yield watch events (``{"type": ..., "object": ...}``) until the stream ends."""
         session = await self.session()
         params = {k: _param(v) for k, v in {
@@ -267,7 +268,7 @@ class SyncClient:
         """Run one coroutine of the async API (e.g. ``apply_object``) to completion."""
         return self._loop.run_until_complete(coro)
 
-    def _iterate(self, agen: AsyncIterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _iterate(self, agen: AsyncGenerator[dict[str, Any], None]) -> Iterator[dict[str, Any]]:
         try:
             while True:
                 try:

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, Callable, Union
 
 import aiohttp
 
+from netlab.api.views import meta_of
 from netlab.client.http import APIError, Client
 
 log = logging.getLogger("netlab.informer")
@@ -31,8 +32,8 @@ RETRY_START, RETRY_MAX = 0.2, 5.0
 WATCH_TIMEOUT = 300  # seconds a single watch request may run before it is renewed
 
 
-def object_key(obj: dict[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
+def object_key(obj: Mapping[str, Any]) -> str:
+    meta = meta_of(obj)
     namespace = meta.get("namespace")
     return f"{namespace}/{meta.get('name')}" if namespace else str(meta.get("name"))
 
@@ -92,7 +93,7 @@ class Informer:
         for key, obj in old_cache.items():
             if key not in fresh:
                 await self._notify("DELETED", obj, None)
-        self.resource_version = (listing.get("metadata") or {}).get("resourceVersion")
+        self.resource_version = meta_of(listing).get("resourceVersion")
         self.synced.set()
 
     async def _watch_once(self) -> None:
@@ -100,13 +101,14 @@ class Informer:
                 self.resource, self.namespace, resource_version=self.resource_version,
                 label_selector=self.label_selector, field_selector=self.field_selector,
                 timeout_seconds=WATCH_TIMEOUT):
-            kind, obj = event.get("type"), event.get("object") or {}
+            kind: str = event.get("type") or ""
+            obj = event.get("object") or {}
             if kind == "ERROR":
                 if obj.get("code") == 410:
                     self.resource_version = None  # too old: list again
                     return
                 raise APIError(obj.get("code") or 500, obj)
-            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            rv = meta_of(obj).get("resourceVersion")
             if kind == "BOOKMARK":
                 self.resource_version = rv or self.resource_version
                 continue

@@ -21,6 +21,8 @@ from typing import Any, Optional
 
 import aiohttp
 
+from netlab.api.views import name_of, status_of
+
 DEFAULT_PORT = 10250
 
 
@@ -32,8 +34,8 @@ class KubeletError(Exception):
 
 def kubelet_address(node: Optional[dict[str, Any]]) -> tuple[str, int]:
     """The (host, port) a Node object advertises for its kubelet."""
-    status = (node or {}).get("status") or {}
-    name = ((node or {}).get("metadata") or {}).get("name", "")
+    status = status_of(node or {})
+    name = name_of(node or {})
     host = next((a.get("address") for a in status.get("addresses") or []
                  if a.get("type") == "InternalIP"), None)
     if not host:

@@ -1,8 +1,20 @@
-"""The image catalog: what a pod's ``image:`` runs, since netlab has no container images.
+"""The image catalog: what a pod's ``image:`` runs.
 
-A pod's container names an image, as in Kubernetes. netlab maps the names below to
-programs shipped in this package; the kubelet asks :func:`resolve` for the argv to
-exec, as a container runtime would build it from the image's ENTRYPOINT and CMD:
+A pod's container names an image, as in Kubernetes, and netlab runs it in one of
+three ways, in this order:
+
+1. an image of the **store** (``netlab.images.store``: loaded with ``netlab image
+   load``, or ``busybox``/``alpine`` built at set-up by ``netlab.images.busybox``)
+   runs in its own root filesystem, its Entrypoint, Cmd, Env, WorkingDir and User
+   combined with the pod's as Kubernetes does (``netlab.images.config``);
+2. a **built-in** image (below) runs a program shipped in this package, with the
+   host's files seen read-only;
+3. any other image with a ``command`` runs that **host program** (the host's
+   files, read-only).
+
+The built-in images map to programs shipped in this package; the kubelet asks
+:func:`resolve` for the argv to exec, as a container runtime would build it from
+the image's ENTRYPOINT and CMD:
 
 - ``netlab/echo``: TCP/UDP/HTTP server answering with pod name, pod IP and client
   address (:mod:`netlab.images.echo`).
@@ -21,8 +33,9 @@ path component, so ``agnhost``, ``k8s.gcr.io/e2e-test-images/agnhost:2.39`` and
 entrypoint, and ``args`` its default arguments (and, with ``command`` given, the
 image's default arguments are dropped). A ``command`` naming the image's own
 entrypoint (``/agnhost``, ``/pause``) runs the built-in; any other ``command`` runs that
-host program, whatever the image. An unknown image without ``command`` cannot run:
-:class:`UnknownImageError` carries the Waiting reason and message for the pod status.
+host program, whatever the image (unless the store has the image). An unknown image
+without ``command`` cannot run: :class:`UnknownImageError` carries the Waiting reason
+and message for the pod status, naming what is available.
 
 Every built-in program runs as ``python -m netlab.images PROGRAM``, whose launcher
 (``netlab/images/__main__.py``) makes a stop that arrives during start-up end the
@@ -103,17 +116,23 @@ class UnknownImageError(Exception):
     """
 
     def __init__(self, image: str, reason: str = UNKNOWN_IMAGE_REASON,
-                 message: str | None = None) -> None:
+                 message: str | None = None, stored: tuple[str, ...] = (),
+                 pull_policy: str | None = None) -> None:
         self.image = image
         self.reason = reason
-        self.message = message or _unknown_message(image)
+        self.message = message or _unknown_message(image, stored, pull_policy)
         super().__init__(self.message)
 
 
-def _unknown_message(image: str) -> str:
-    return (f'image "{image}" is not built into netlab and the container has no command. '
-            f"Built-in images: {', '.join(BUILTIN_IMAGES)}. With a command, any image "
-            "runs that host program.")
+def _unknown_message(image: str, stored: tuple[str, ...] = (),
+                     pull_policy: str | None = None) -> str:
+    # Kubernetes' own sentence first (kubelet's image manager), then what to do.
+    head = (f'Container image "{image}" is not present with pull policy of {pull_policy}: '
+            if pull_policy == "Never" else "")
+    return (f'{head}image "{image}" is not in the image store nor built into netlab, and the '
+            "container has no command; netlab pulls nothing: load it with 'netlab image load "
+            f"FILE'. Stored images: {', '.join(stored) or 'none'}. Built-in images: "
+            f"{', '.join(BUILTIN_IMAGES)}. With a command, any image runs that host program.")
 
 
 def _repository_path(image: str) -> str:
@@ -145,11 +164,15 @@ def _lookup(image: str) -> _Builtin | None:
 
 
 def resolve(image: str, command: list[str] | None = None,
-            args: list[str] | None = None) -> list[str]:
-    """The argv that runs a container of ``image`` with the pod spec's command and args.
+            args: list[str] | None = None, stored: tuple[str, ...] = (),
+            pull_policy: str | None = None) -> list[str]:
+    """The argv that runs a container of the built-in or host-program ``image`` with
+    the pod spec's command and args (an image of the store is combined with its
+    config instead: :func:`netlab.images.config.container_argv`).
 
     Empty lists count as unset, as the API server drops them. Raises
-    :class:`UnknownImageError` for an unknown image without ``command``.
+    :class:`UnknownImageError` for an unknown image without ``command``; its
+    message lists the ``stored`` names, the images that could have run.
     """
     builtin = _lookup(image)
     if command:
@@ -157,7 +180,7 @@ def resolve(image: str, command: list[str] | None = None,
             return [*builtin.entrypoint(), *command[1:], *(args or [])]
         return [*command, *(args or [])]
     if builtin is None:
-        raise UnknownImageError(image)
+        raise UnknownImageError(image, stored=stored, pull_policy=pull_policy)
     return [*builtin.entrypoint(), *(args or builtin.default_args)]
 
 

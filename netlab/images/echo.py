@@ -38,11 +38,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
 import socket
 import sys
+from typing import cast
 from urllib.parse import urlsplit
 
 from netlab.images._common import (
@@ -221,7 +223,8 @@ class _UDPEcho(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # A datagram endpoint's protocol is given its DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         client = format_addr(addr)
@@ -286,7 +289,7 @@ async def serve(tcp_port: int, udp_port: int, address: str | None) -> int:
                 bound = sock.getsockname()[0]
                 bound = "" if bound in ("0.0.0.0", "::") else bound
                 transport, _ = await loop.create_datagram_endpoint(
-                    lambda bound=bound: _UDPEcho(identity, bound), sock=sock)
+                    functools.partial(_UDPEcho, identity, bound), sock=sock)
                 transports.append(transport)
     except OSError as exc:
         log(f"echo: cannot listen: {exc}")
@@ -299,8 +302,8 @@ async def serve(tcp_port: int, udp_port: int, address: str | None) -> int:
     log("echo: stopping")
     for listener in servers:
         listener.close()
-    for transport in transports:
-        transport.close()
+    for open_transport in transports:
+        open_transport.close()
     for writer in list(server.writers):
         writer.close()
     return 0

@@ -94,7 +94,7 @@ def flush_translated(netns: str, pairs: Iterable[tuple[Frontend, Backend]],
     proto = PROTOCOLS[protocol]
 
     def matches(flow: Flow) -> bool:
-        fronts = wanted.get((flow.reply_src, flow.reply_sport or 0))
+        fronts = wanted.get((flow.reply_src, flow.reply_sport or 0)) or []
         return bool(fronts) and flow.translated and any(
             port == flow.dport and addr in (None, flow.dst) for addr, port in fronts)
 

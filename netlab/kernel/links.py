@@ -15,6 +15,7 @@ import errno
 import os
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -30,7 +31,7 @@ def link_index(ipr: IPRoute, name: str) -> int | None:
     return found[0] if found else None
 
 
-def _link(ipr: IPRoute, index: int):
+def _link(ipr: IPRoute, index: int) -> Any:  # a pyroute2 ifinfmsg
     return ipr.get_links(index)[0]
 
 

@@ -86,30 +86,56 @@ def mask(path: str) -> None:
 DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
-def minimal_dev() -> None:
-    """Replace ``/dev`` with what an OCI runtime gives a container: the six
+def minimal_dev(target: str = "/dev") -> None:
+    """Mount at ``target`` what an OCI runtime gives a container as ``/dev``: the six
     character devices, a private devpts, ``/dev/shm`` and the fd links. The host's
     disks and every other device node disappear. Device nodes are bind-mounted
-    from the host (through fds opened before ``/dev`` is covered), so no mknod."""
+    from the host (through fds opened before ``target`` is covered), so no mknod;
+    the tmpfs itself is ``nodev``, so a node made there with CAP_MKNOD (in the
+    default set) opens nothing: the host's disks stay out of reach."""
     sources = {n: os.open(f"/dev/{n}", os.O_PATH | os.O_CLOEXEC) for n in DEV_NODES
                if os.path.exists(f"/dev/{n}")}
     try:
-        mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k")
+        mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV,
+              "mode=0755,size=65536k")
         for name, fd in sources.items():
-            open(f"/dev/{name}", "w").close()
-            mount(f"/proc/self/fd/{fd}", f"/dev/{name}", None, MS_BIND)
+            open(f"{target}/{name}", "w").close()
+            # A bind mount keeps its source's flags (devtmpfs: devices allowed).
+            mount(f"/proc/self/fd/{fd}", f"{target}/{name}", None, MS_BIND)
     finally:
         for fd in sources.values():
             os.close(fd)
-    os.mkdir("/dev/pts")
-    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+    os.mkdir(f"{target}/pts")
+    mount("devpts", f"{target}/pts", "devpts", MS_NOSUID | MS_NOEXEC,
           "newinstance,ptmxmode=0666,mode=0620")
-    os.symlink("pts/ptmx", "/dev/ptmx")
-    os.mkdir("/dev/shm")
-    mount("shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"/dev/{link}")
+    os.symlink("pts/ptmx", f"{target}/ptmx")
+    os.mkdir(f"{target}/shm")
+    mount("shm", f"{target}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+          "mode=1777,size=65536k")
+    for link, dest in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                       ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(dest, f"{target}/{link}")
+
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+
+
+def pivot_root(new_root: str) -> None:
+    """Make ``new_root`` (a mount point) this mount namespace's root and detach the
+    old root entirely, as runc does: pivot_root(".", ".") stacks the old root on
+    the new one, and a lazy unmount of "." removes it. Afterwards nothing of the
+    old root is reachable. The old root must not be a shared mount (make it a
+    slave first), or the unmount would propagate to the host."""
+    os.chdir(new_root)
+    if hasattr(_libc, "pivot_root"):
+        result = _libc.pivot_root(b".", b".")
+    else:  # glibc before 2.36 has no wrapper
+        import platform
+
+        result = _libc.syscall(_SYS_PIVOT_ROOT[platform.machine()], b".", b".")
+    _check(result, f"pivot_root {new_root}")
+    _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir("/")
 
 
 # Pseudo filesystems: nothing on them is the host's disk, and some refuse a remount.
@@ -172,7 +198,7 @@ def read_only_host(writable: tuple[str, ...] = ("/tmp", "/var/tmp"),
 
 def umount(target: str) -> bool:
     """Lazily detach ``target``; False when it was not mounted (idempotent)."""
-    return _libc.umount2(target.encode(), MNT_DETACH) == 0
+    return bool(_libc.umount2(target.encode(), MNT_DETACH) == 0)
 
 
 def sethostname(name: str) -> None:

@@ -16,7 +16,7 @@ import errno
 import os
 import threading
 from collections.abc import Iterable
-from typing import Callable, TypeVar
+from typing import Callable, TypeVar, cast
 
 from netlab.kernel import namespaces as ns
 from netlab.kernel.namespaces import (
@@ -180,9 +180,9 @@ def pids_in_netns(names: Iterable[str]) -> dict[int, str]:
             st = os.stat(f"/proc/{entry}/ns/net")
         except OSError:
             continue  # exited, or a kernel thread
-        name = wanted.get((st.st_dev, st.st_ino))
-        if name is not None:
-            found[int(entry)] = name
+        owner = wanted.get((st.st_dev, st.st_ino))
+        if owner is not None:
+            found[int(entry)] = owner
     return found
 
 
@@ -227,7 +227,7 @@ def parallel(tasks: Iterable[Callable[[], T]]) -> list[T]:
         thread.join()
     if errors:
         raise errors[0]
-    return results  # type: ignore[return-value]
+    return cast("list[T]", results)  # no task raised, so each filled its slot
 
 
 def write_sysctl(key: str, value: str) -> None:

@@ -41,6 +41,7 @@ import socket
 import struct
 import subprocess
 import threading
+from collections.abc import Sequence
 
 from netlab.kernel.netns import join_netns, run_in_netns
 
@@ -121,7 +122,7 @@ class _Context:
         self.lock = threading.Lock()
 
         def create() -> int:
-            ctx = self.lib.nft_ctx_new(NFT_CTX_DEFAULT)
+            ctx: int = self.lib.nft_ctx_new(NFT_CTX_DEFAULT)
             if not ctx:
                 raise OSError(ctypes.get_errno(), f"nft_ctx_new failed in {netns}")
             self.lib.nft_ctx_buffer_output(ctx)
@@ -324,7 +325,7 @@ def _message(kind: int, flags: int, seq: int, family: int, payload: bytes) -> by
 
 def delete_objects(netns: str, table: str, family: str = "ip", *,
                    elements: dict[str, list[str]] | None = None,
-                   sets: list[str] = (), chains: list[str] = ()) -> int:
+                   sets: Sequence[str] = (), chains: Sequence[str] = ()) -> int:
     """Delete map elements, then sets and maps, then chains, in one transaction;
     return how many objects went. Everything must exist and nothing may still
     refer to what is deleted, or nothing is deleted and :class:`NftError` says

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.rtnl.ndmsg import states as nud_states
@@ -43,7 +44,8 @@ class OverlayChanges:
         return bool(self.added or self.removed)
 
 
-def read_overlay(ipr: IPRoute, device: str = VXLAN_DEVICE) -> tuple[dict, dict, dict]:
+def read_overlay(ipr: IPRoute, device: str = VXLAN_DEVICE
+                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Current FDB (mac -> dst), neighbours (ip -> mac) and routes (cidr -> via) on the device."""
     index = link_index(ipr, device)
     if index is None:

@@ -22,6 +22,7 @@ description changes nothing, so an interrupted build resumes by running again.
 from __future__ import annotations
 
 import errno
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
@@ -129,7 +130,7 @@ def ensure_namespace(spec: NamespaceSpec) -> None:
 
 def ensure_namespaces(specs: Iterable[NamespaceSpec]) -> None:
     """``ensure_namespace`` for each, in parallel; the first error is raised after all ran."""
-    netns.parallel([(lambda s=s: ensure_namespace(s)) for s in specs])
+    netns.parallel([functools.partial(ensure_namespace, s) for s in specs])
 
 
 # --- links ------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def converge_node(spec: NodeLinks) -> overlay.OverlayChanges | None:
 
 def converge_nodes(specs: Iterable[NodeLinks]) -> list[overlay.OverlayChanges | None]:
     """``converge_node`` for each, in parallel."""
-    return netns.parallel([(lambda s=s: converge_node(s)) for s in specs])
+    return netns.parallel([functools.partial(converge_node, s) for s in specs])
 
 
 def set_link_up(namespace: str, name: str, up: bool) -> bool:

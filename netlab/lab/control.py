@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 import psutil
 
+from netlab.api.views import meta_of, node_status
 from netlab.client import lab_client
 from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
@@ -150,7 +151,7 @@ def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:
 
 def _node_ready(node: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
+               for c in node_status(node).get("conditions") or [])
 
 
 def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
@@ -184,7 +185,7 @@ def apply_workloads(lab: str, workloads: Iterable[Workload]) -> list[str]:
         results = []
         async with lab_client(lab) as client:
             for workload in workloads:
-                meta = workload.manifest.get("metadata") or {}
+                meta = meta_of(workload.manifest)
                 try:
                     outcome, _ = await apply_object(client, workload.manifest)
                 except Exception as exc:

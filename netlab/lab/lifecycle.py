@@ -1,7 +1,9 @@
 """``up``, ``down`` and ``status`` of a lab: the orchestration behind the CLI.
 
-``up`` validates, records its intent in the state directory, builds, and on
-any failure removes everything it created before reporting the failing step.
+``up`` validates, records its intent in the state directory, then runs its
+named steps in order (``up_steps``: network, supervisor, etcd, API, nodes,
+workloads, record); on any failure it removes everything it created before
+reporting the failing step.
 ``down`` works from the record when there is one and from the lab's tagged
 namespaces when there is not, so it succeeds after any crash and twice in a
 row.
@@ -12,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -31,7 +33,7 @@ from netlab.lab.state import (
 )
 from netlab.master.store.etcd_server import INSTALL_HINT, etcd_binary
 from netlab.node.runtime import cleanup_lab
-from netlab.topology import LabPlan, Topology, load_topology, plan_lab
+from netlab.topology import LabPlan, NodePlan, Topology, load_topology, plan_lab
 
 
 class LabUpError(LabError):
@@ -69,13 +71,103 @@ def _spec(source: Path, lab: str) -> str:
     return yaml.safe_dump({**data, "name": lab}, sort_keys=False)
 
 
+@dataclass
+class UpContext:
+    """What the steps of one ``up`` share."""
+
+    topology: Topology
+    plan: LabPlan
+    state: LabState
+    progress: Progress
+    ready_timeout: float
+
+    @property
+    def etcd(self) -> bool:
+        return self.topology.cluster.store == "etcd"
+
+    @property
+    def control_node(self) -> NodePlan:
+        return self.plan.node(self.topology.control_plane.name)
+
+
+@dataclass(frozen=True)
+class UpStep:
+    """One named step of ``up``, as kind's create actions are: the name is what a
+    failure reports ("failed while waiting for the API server")."""
+
+    name: str
+    run: Callable[[UpContext], None]
+
+
+def _network(ctx: UpContext) -> None:
+    network.build_network(ctx.plan, ctx.progress)
+
+
+def _supervisor(ctx: UpContext) -> None:
+    ctx.progress("starting the supervisor and the API server")
+    control.start(ctx.state, [str(ctx.control_node.underlay.ip)] if ctx.etcd else None)
+
+
+def _etcd(ctx: UpContext) -> None:
+    node = ctx.control_node
+    ctx.progress(f"waiting for etcd member {node.name} to be healthy")
+    control.wait_etcd(ctx.plan.lab, node.name, etcd_endpoint(ctx.plan), node.netns,
+                      ctx.ready_timeout, ctx.state)
+
+
+def _api(ctx: UpContext) -> None:
+    control.wait_ready(ctx.plan.lab, ctx.ready_timeout, ctx.state)
+
+
+def _nodes(ctx: UpContext) -> None:
+    ctx.progress("waiting for the nodes to register and be Ready")
+    control.wait_nodes_ready(ctx.plan.lab, [n.name for n in ctx.plan.nodes if n.in_cluster],
+                             ctx.ready_timeout)
+
+
+def _workloads(ctx: UpContext) -> None:
+    ctx.progress(f"applying {len(ctx.topology.workloads)} workloads")
+    control.apply_workloads(ctx.plan.lab, ctx.topology.workloads)
+
+
+def _record(ctx: UpContext) -> None:
+    ctx.state.phase = "up"
+    ctx.state.save()
+
+
+def up_steps(topology: Topology, control_plane: bool = True) -> list[UpStep]:
+    """The steps ``up`` takes for ``topology``, in order."""
+    steps = [UpStep("building the network", _network)]
+    if control_plane:
+        steps.append(UpStep("starting the control plane", _supervisor))
+        if topology.cluster.store == "etcd":
+            steps.append(UpStep(f"waiting for etcd member {topology.control_plane.name}",
+                                _etcd))
+        steps += [UpStep("waiting for the API server", _api),
+                  UpStep("waiting for the nodes to be Ready", _nodes)]
+        if topology.workloads:
+            steps.append(UpStep("applying the workloads", _workloads))
+    steps.append(UpStep("recording the lab", _record))
+    return steps
+
+
+def _roll_back(state: LabState) -> None:
+    """Remove everything ``up`` may have created, whichever step it reached."""
+    control.stop(state)
+    cleanup_lab(state.lab)
+    # Only what carries our tag: a name clash must not cost someone their namespace.
+    network.teardown_network(network.owned_namespaces(state.lab, trust_record=False))
+    remove_state(state.lab)
+
+
 def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
        control_plane: bool = True, ready_timeout: float = 60.0) -> LabState:
     """Bring a lab up from a topology: validated already (``load_topology``), so it is
     parsed once, or a file's path. ``TopologyError`` means nothing was touched.
 
-    ``control_plane=False`` builds the network only (what the network tests and
-    benchmarks measure).
+    Runs ``up_steps`` in order; when one fails, everything created so far is removed
+    and ``LabUpError`` names the step. ``control_plane=False`` builds the network only
+    (what the network tests and benchmarks measure).
     """
     if not isinstance(topology, Topology):
         topology = load_topology(topology)
@@ -85,8 +177,7 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
     source = topology.source
     plan = plan_lab(topology)
     lab = plan.lab
-    etcd = control_plane and topology.cluster.store == "etcd"
-    if etcd and etcd_binary() is None:
+    if control_plane and topology.cluster.store == "etcd" and etcd_binary() is None:
         raise LabError(f"lab {lab} keeps its store in etcd (cluster.store: etcd), and there is "
                        f"no etcd binary on PATH; {INSTALL_HINT}. Nothing was created")
     with lab_lock(lab):
@@ -95,42 +186,16 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
                          namespaces=list(plan.namespaces), nodes=node_rows(plan),
                          overlay=plan.overlay, spec=_spec(source, lab))
         state.save()  # before anything exists, so a killed up can be cleaned up
-        step = "building the network"
-        try:
-            network.build_network(plan, progress)
-            if control_plane:
-                step = "starting the control plane"
-                progress("starting the supervisor and the API server")
-                control_node = plan.node(topology.control_plane.name)
-                control.start(state, [str(control_node.underlay.ip)] if etcd else None)
-                if etcd:
-                    step = f"waiting for etcd member {control_node.name}"
-                    progress(f"waiting for etcd member {control_node.name} to be healthy")
-                    control.wait_etcd(lab, control_node.name, etcd_endpoint(plan),
-                                      control_node.netns, ready_timeout, state)
-                step = "waiting for the API server"
-                control.wait_ready(lab, ready_timeout, state)
-                step = "waiting for the nodes to be Ready"
-                progress("waiting for the nodes to register and be Ready")
-                control.wait_nodes_ready(lab, [n.name for n in plan.nodes if n.in_cluster],
-                                         ready_timeout)
-                if topology.workloads:
-                    step = "applying the workloads"
-                    progress(f"applying {len(topology.workloads)} workloads")
-                    control.apply_workloads(lab, topology.workloads)
-            step = "recording the lab"
-            state.phase = "up"
-            state.save()
-        except BaseException as exc:
-            progress(f"failed while {step}; removing what was created")
-            control.stop(state)
-            cleanup_lab(lab)
-            # Only what carries our tag: a name clash must not cost someone their namespace.
-            network.teardown_network(network.owned_namespaces(lab, trust_record=False))
-            remove_state(lab)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            raise LabUpError(step, exc) from exc
+        ctx = UpContext(topology, plan, state, progress, ready_timeout)
+        for step in up_steps(topology, control_plane):
+            try:
+                step.run(ctx)
+            except BaseException as exc:
+                progress(f"failed while {step.name}; removing what was created")
+                _roll_back(state)
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                raise LabUpError(step.name, exc) from exc
     return state
 
 

@@ -37,15 +37,18 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from netlab.testing.host import PREFIX, missing_feature, sweep
 from netlab.testing.lab import LabTimeout, TestLab
+
+if TYPE_CHECKING:
+    from pluggy import Result  # what a hookwrapper's yield returns
 
 __all__ = ["PREFIX", "LabTimeout", "TestLab"]
 
@@ -147,7 +150,8 @@ def lab_request(item: pytest.Item) -> LabRequest | None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+def pytest_make_collect_report(
+        collector: pytest.Collector) -> Generator[None, Result[pytest.CollectReport], None]:
     """A marker naming a missing or invalid topology is a collection error of its file."""
     outcome = yield
     report = outcome.get_result()
@@ -322,7 +326,8 @@ def lab(request: pytest.FixtureRequest,
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo
+                              ) -> Generator[None, Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if not report.failed or report.when == "teardown":

@@ -10,6 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from netlab.api.views import (
+    ContainerStatus,
+    creation_timestamp_of,
+    meta_of,
+    pod_spec,
+    pod_status,
+)
+
 EVENTS = 25
 POD_LOG_LINES = 20
 COMPONENT_LOG_LINES = 12
@@ -17,7 +25,7 @@ COMPONENT_LOG_LINES = 12
 
 def _stamp(event: dict[str, Any]) -> str:
     return (event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
-            or (event.get("metadata") or {}).get("creationTimestamp") or "")
+            or creation_timestamp_of(event))
 
 
 def events_text(api: Any) -> str:
@@ -35,8 +43,15 @@ def events_text(api: Any) -> str:
     return "\n".join(lines) or "(no events)"
 
 
+def _state(c: ContainerStatus) -> str:
+    """A container's state and its reason: ``waiting CrashLoopBackOff`` (``?`` if none)."""
+    state: dict[str, Any] = c.get("state") or {"?": {}}
+    detail: dict[str, Any] = next(iter(state.values()), {}) or {}
+    return f"{next(iter(state))} {detail.get('reason', '')}"
+
+
 def _unhealthy(pod: dict[str, Any]) -> bool:
-    status = pod.get("status") or {}
+    status = pod_status(pod)
     if status.get("phase") in ("Succeeded",):
         return False
     ready = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
@@ -53,16 +68,14 @@ def failing_pods_text(api: Any, lab: str) -> str:
     for pod in pods:
         if not _unhealthy(pod):
             continue
-        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        meta, status = meta_of(pod), pod_status(pod)
         ref = f"{meta.get('namespace')}/{meta.get('name')}"
-        head = (f"--- pod {ref} on {(pod.get('spec') or {}).get('nodeName') or '(unscheduled)'}"
+        head = (f"--- pod {ref} on {pod_spec(pod).get('nodeName') or '(unscheduled)'}"
                 f": phase {status.get('phase')}")
-        reasons = [f"{c.get('name')}: {next(iter(c.get('state') or {'?': {}}))} "
-                   f"{(next(iter((c.get('state') or {}).values()), {}) or {}).get('reason', '')}"
-                   f" restarts={c.get('restartCount', 0)}"
+        reasons = [f"{c.get('name')}: {_state(c)} restarts={c.get('restartCount', 0)}"
                    for c in status.get("containerStatuses") or []]
         parts.append("\n".join([head, *reasons]))
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        for c in pod_spec(pod).get("containers") or []:
             try:
                 log = api.request("GET", f"/api/v1/namespaces/{meta.get('namespace')}/pods/"
                                   f"{meta.get('name')}/log",

@@ -36,6 +36,7 @@ from typing import Any, Callable, Union
 
 import yaml
 
+from netlab.api.views import meta_of, spec_of, status_of
 from netlab.topology import LabPlan
 
 Manifest = Union[str, Path, dict, list]
@@ -53,7 +54,7 @@ def _netlab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 def _conditions(obj: dict) -> dict[str, str]:
     return {c.get("type"): c.get("status")
-            for c in (obj.get("status") or {}).get("conditions") or []}
+            for c in status_of(obj).get("conditions") or []}
 
 
 def condition_check(condition: Condition) -> Callable[[dict], bool]:
@@ -68,14 +69,14 @@ def condition_check(condition: Condition) -> Callable[[dict], bool]:
         return lambda obj: _conditions(obj).get("Ready") in ("False", "Unknown")
 
     def check(obj: dict) -> bool:
-        status = obj.get("status") or {}
+        status = status_of(obj)
         conds = _conditions(obj)
         if conds.get(text) == "True":
             if text == "Available" and obj.get("kind") == "Deployment":
-                spec = obj.get("spec") or {}
+                spec = spec_of(obj)
                 return (status.get("availableReplicas") or 0) >= spec.get("replicas", 1) and (
                     status.get("observedGeneration", 0)
-                    >= (obj.get("metadata") or {}).get("generation", 0))
+                    >= meta_of(obj).get("generation", 0))
             return True
         return status.get("phase") == text
     return check
@@ -188,8 +189,8 @@ class TestLab:
 
         out = []
         for doc in self._documents(manifest):
-            if namespace and not (doc.get("metadata") or {}).get("namespace"):
-                doc = {**doc, "metadata": {**(doc.get("metadata") or {}),
+            if namespace and not meta_of(doc).get("namespace"):
+                doc = {**doc, "metadata": {**meta_of(doc),
                                            "namespace": namespace}}
             _, obj = self.api.run(apply_object(self.api.client, doc))
             out.append(obj)
@@ -246,7 +247,7 @@ class TestLab:
                     return None
                 if last is not None and check(last):
                     return last
-                version = (listing.get("metadata") or {}).get("resourceVersion")
+                version = meta_of(listing).get("resourceVersion")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -284,7 +285,7 @@ class TestLab:
         what = condition if isinstance(condition, str) else getattr(
             condition, "__name__", "the condition")
         seen = "it does not exist" if last is None else (
-            f"last status: {(last.get('status') or {})!r}"[:800])
+            f"last status: {status_of(last)!r}"[:800])
         raise LabTimeout(f"{kind}/{name} did not become {what} within {timeout:.0f}s; {seen}")
 
     # --- inside the lab ---------------------------------------------------------------
@@ -328,7 +329,10 @@ class TestLab:
             import signal
 
             sig = kwargs.get("signal", signal.SIGKILL)
-            return asdict(faults.kill_component(self.name, *args, sig=sig))
+            if not 1 <= len(args) <= 2:
+                raise TypeError("fault('kill', COMPONENT[, NODE]) takes one or two arguments")
+            on_node = args[1] if len(args) == 2 else None
+            return asdict(faults.kill_component(self.name, args[0], on_node, sig=sig))
         raise ValueError(f"unknown fault {action!r}: link-down, link-up or kill")
 
     @contextlib.contextmanager

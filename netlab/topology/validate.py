@@ -30,6 +30,9 @@ MAX_LAB_NAME = 12
 MIN_MTU, MAX_MTU = 1280, 9000
 # A node named "net" would collide with the lab's underlay namespace "<lab>-net".
 RESERVED_NODE_NAMES = {"net"}
+# A lab's data lives in /var/lib/netlab/<lab>/, and `down` removes it: a lab named
+# "images" would take the image store every lab shares (netlab.images.store) with it.
+RESERVED_LAB_NAMES = {"images"}
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
@@ -167,8 +170,11 @@ class _Checker:
         return net
 
 
+_KINDS: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
+
+
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+    return _KINDS.get(type(value), repr(value))
 
 
 def load_topology(path: str | Path) -> model.Topology:
@@ -217,8 +223,9 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
     if check.problems:
         raise TopologyError(filename, check.problems)
-    assert name and underlay and mtu and cluster[0] and cluster[1] and cluster[2]
     pods, services, overlay, vni, port = cluster
+    assert name and underlay and mtu and pods and services and overlay
+    assert vni is not None and port is not None  # None only with a problem recorded
     return model.Topology(
         name=name, network=model.Network(subnet=underlay, mtu=mtu),
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
@@ -251,6 +258,10 @@ def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | Non
         return None
     if not _DNS_LABEL.match(name):
         check.error(("name",), f"'{name}'{where} is not a DNS-1123 label", fix, at_line=explicit)
+        return None
+    if name in RESERVED_LAB_NAMES:
+        check.error(("name",), f"'{name}'{where} is reserved: /var/lib/netlab/{name} is the "
+                    "image store", "choose another lab name", at_line=explicit)
         return None
     return name
 
@@ -468,12 +479,13 @@ def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
     taints = _check_taints(check, item.get("taints"), (*path, "taints"))
     if len(check.problems) > before:
         return None
+    assert isinstance(name, str)  # else a problem was recorded above
     return model.Node(name=name, role=role, cpu_millis=cpu, memory_bytes=memory,
                       max_pods=max_pods or model.DEFAULT_MAX_PODS, labels=labels,
                       taints=tuple(taints))
 
 
-def _quantity(check: _Checker, item: dict[str, Any], path: PathKey, default: str,
+def _quantity(check: _Checker, item: dict[Any, Any], path: PathKey, default: str,
               parse: Callable[[Any], int], what: str, fix: str) -> int:
     value = item.get(path[-1], default)
     if isinstance(value, str) and value.strip().endswith("m") and path[-1] == "memory":
@@ -549,6 +561,9 @@ def _check_taints(check: _Checker, value: Any, path: PathKey) -> list[model.Tain
     taints = []
     for i, item in enumerate(value):
         where = (*path, i)
+        key: Any
+        val: Any
+        effect: Any
         if isinstance(item, str):  # kubectl taint syntax: key[=value]:Effect
             if ":" not in item:
                 check.error(where, f"taint '{item}' has no effect", _TAINT_FIX)

@@ -24,6 +24,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterable, Iterator
+from typing import cast
 
 from netlab.kernel import netns as nsmod
 from netlab.trace.model import Frame
@@ -107,7 +108,8 @@ class CaptureSet:
             return []
         frames: list[Frame] = []
         for key, _ in self._selector.select(max(0.0, timeout)):
-            frames.extend(self._read(key.data, key.fileobj))  # type: ignore[arg-type]
+            sock = cast(socket.socket, key.fileobj)  # only sockets are registered
+            frames.extend(self._read(key.data, sock))
         return frames
 
     def drain(self) -> list[Frame]:

@@ -278,7 +278,9 @@ def attach_trace(hops: list[Hop], events: Iterable[TraceEvent], probe: Probe,
     bridged: list[tuple[Hop, TraceEvent]] = []
     for group in _group(events):
         header = next((e for e in group if e.network), None)
-        packet = parse_ip_header(header.network, header.transport) if header else None
+        if header is None:
+            continue
+        packet = parse_ip_header(header.network, header.transport)
         if packet is None:
             continue
         path = "forward" if classifier.is_forward(packet, headers_only=True) else \
@@ -302,10 +304,10 @@ def attach_trace(hops: list[Hop], events: Iterable[TraceEvent], probe: Probe,
                 bridged.append((entry, e))
                 break
     for visit in visits:
-        group = per_visit.get(id(visit[-1]))
-        if not group:
+        visit_events = per_visit.get(id(visit[-1]))
+        if not visit_events:
             continue
-        _annotate(visit, group, texts, own_table)
+        _annotate(visit, visit_events, texts, own_table)
     for entry, event in bridged:
         names = ifnames.get(entry.netns, {})
         out_if = names.get(event.oif or 0, f"if{event.oif}")

@@ -80,7 +80,7 @@ class LabView:
         self.pods = [p for p in pods if p.netns]
         self._nodes = {n.netns: n for n in plan.nodes}
         self._ports = {n.port: n.name for n in plan.nodes}
-        self._pod_ns = {p.netns: p for p in self.pods}
+        self._pod_ns = {p.netns: p for p in self.pods if p.netns}  # (all have one)
         self._veths = {(p.node, p.veth): p for p in self.pods if p.veth}
         self._by_ip = {p.ip: p for p in self.pods if p.ip}
 

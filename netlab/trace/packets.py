@@ -21,6 +21,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass, replace
+from typing import Any
 
 ETH_P_IP = 0x0800
 ETH_P_8021Q = 0x8100
@@ -140,7 +141,7 @@ def parse_ipv4(data: bytes, offset: int = 0, truncated: bool = False,
     frag = struct.unpack_from("!H", data, offset + 6)[0] & 0x1FFF
     end = len(data) if truncated else min(len(data), offset + max(total, ihl))
     l4 = offset + ihl
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}  # Packet fields of several types, by keyword
     if frag == 0 and proto in (PROTO_TCP, PROTO_UDP) and end - l4 >= 8:
         sport, dport = struct.unpack_from("!HH", data, l4)
         fields.update(sport=sport, dport=dport)
@@ -163,7 +164,7 @@ def parse_ipv4(data: bytes, offset: int = 0, truncated: bool = False,
         elif icmp_type in ICMP_ERRORS and not nested:
             fields["quoted"] = parse_ipv4(data[:end], l4 + 8, truncated=True, nested=True)
     return Packet(src=src, dst=dst, proto=proto, ttl=ttl, ip_id=ip_id, length=total,
-                  **fields)  # type: ignore[arg-type]
+                  **fields)
 
 
 def parse_frame(frame: bytes, vxlan_port: int = DEFAULT_VXLAN_PORT) -> Packet | None:

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
+from netlab.api.views import meta_of, pod_spec, pod_status, service_spec
 from netlab.topology.plan import LabPlan
 from netlab.trace.model import Place, PodRecord, ServicePortRecord, ServiceRecord
 
@@ -157,8 +158,8 @@ class ApiResolver:
         records = {p.uid: p for p in _sandbox_pods(self.lab)}
         out = []
         for pod in self.client.list("pods").get("items", []):
-            meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-            status = pod.get("status") or {}
+            meta, spec = meta_of(pod), pod_spec(pod)
+            status = pod_status(pod)
             node, uid = spec.get("nodeName"), meta.get("uid") or ""
             if not node or spec.get("hostNetwork"):
                 continue
@@ -174,7 +175,7 @@ class ApiResolver:
     def services(self) -> list[ServiceRecord]:
         out = []
         for svc in self.client.list("services").get("items", []):
-            meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+            meta, spec = meta_of(svc), service_spec(svc)
             ports = tuple(ServicePortRecord(p.get("name") or "", int(p["port"]),
                                             str(p.get("protocol") or "TCP").lower(),
                                             p.get("nodePort"))

@@ -23,6 +23,9 @@ def test_status_json_and_table(demo_lab):
 def test_list_shows_the_lab(demo_lab):
     out = netlab_cli("list")
     assert demo_lab.name in out.stdout
+    listed = json.loads(netlab_cli("list", "-o", "json").stdout)["labs"]
+    [mine] = [row for row in listed if row["lab"] == demo_lab.name]
+    assert mine["phase"] == "up" and mine["nodes"] == 4
 
 
 def test_exec_runs_inside_the_node(demo_lab):

@@ -287,6 +287,14 @@ def test_netlab_dns_lookup_shows_the_search_path(dns_lab):
     assert missing.returncode == 1
     tried = [line.split()[0] for line in missing.stdout.splitlines()[1:]]
     assert tried == [f"nope.dns-a.svc.{ZONE}.", f"nope.svc.{ZONE}.", f"nope.{ZONE}.", "nope."]
+    as_json = netlab_cli("dns", "lookup", "--lab", dns_lab["lab"].name, "db", "-n", "dns-a",
+                         "--type", "SRV", "-o", "json")
+    report = json.loads(as_json.stdout)
+    assert report["nameserver"] == DNS_IP and report["search"][0] == f"dns-a.svc.{ZONE}"
+    assert [a["rcode"] for a in report["attempts"]] == ["NOERROR"]
+    # As CoreDNS: SRV of the Service name itself lists every port of every endpoint.
+    assert sorted(a.split()[-1] for a in report["attempts"][0]["answers"]) == [
+        f"db-0.db.dns-a.svc.{ZONE}.", f"db-1.db.dns-a.svc.{ZONE}."]
 
 
 def test_answers_resume_after_kill_9_without_stale_records(dns_lab):
@@ -337,3 +345,28 @@ def test_answers_continue_while_the_api_server_is_down_and_catch_up_after(dns_la
     late_ip = _get(dns_lab, "-n", "dns-a", "service", "late")["spec"]["clusterIP"]
     wait_for(lambda: _dig(dns_lab, "dns-a", f"late.dns-a.svc.{ZONE}") == [[late_ip]], 60,
              interval=0.3, what="a Service made after the restart to resolve")
+
+
+def _complete(*words: str) -> list[str]:
+    """What bash completion offers after ``netlab WORDS``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_NETLAB_COMPLETE": "bash_complete",
+           "COMP_WORDS": " ".join(("netlab", *words)), "COMP_CWORD": str(len(words))}
+    out = subprocess.run([sys.executable, "-m", "netlab.cli.main"], env=env, text=True,
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return [line.split(",", 1)[1] for line in out.stdout.splitlines() if "," in line]
+
+
+def test_shell_completion_offers_the_labs_nodes_pods_and_services(dns_lab):
+    lab = dns_lab["lab"].name
+    assert lab in _complete("down", "")
+    assert {"control-plane", "worker1", "worker2"} <= set(_complete("shell", "--lab", lab, ""))
+    assert {"client", "merged-dns"} <= set(_complete("logs", "--lab", lab, "-n", "dns-b", ""))
+    assert "dns-a/client" in _complete("exec", "--lab", lab, "dns-a/")
+    assert set(_complete("trace", "--lab", lab, "-n", "dns-a", "client", "svc/")) >= {
+        "svc/web", "svc/db", "svc/ext"}
+    assert "web" in _complete("dns", "lookup", "--lab", lab, "-n", "dns-a", "w")

@@ -19,7 +19,7 @@ import signal
 import socket
 import ssl
 import sys
-from ipaddress import ip_network
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,7 +103,7 @@ async def serve(args: argparse.Namespace) -> None:
     strategy.DEFAULT_TOLERATION_SECONDS = args.default_unreachable_toleration_seconds
     token = args.token_file.read_text().strip()
     host, _, port = (args.bind or "").rpartition(":")
-    config = APIServerConfig(service_subnet=ip_network(args.service_subnet), tokens={token},
+    config = APIServerConfig(service_subnet=IPv4Network(args.service_subnet), tokens={token},
                              advertise_address=host or None,
                              advertise_port=int(port) if port else 6443,
                              log_fetcher=kubelet_log_fetcher(token),

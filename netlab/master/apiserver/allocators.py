@@ -26,6 +26,7 @@ import random
 from typing import Any, Callable
 
 from netlab.api.errors import APIError, FieldError, internal_error, invalid, invalid_object
+from netlab.api.views import name_of
 
 Rollback = Callable[[], None]
 
@@ -224,7 +225,7 @@ class ServiceAllocator:
             self.ports.release(port)
 
     def _fail(self, svc: dict, errors: list[FieldError]) -> APIError:
-        name = (svc.get("metadata") or {}).get("name", "")
+        name = name_of(svc)
         return invalid_object("Service", name, errors)
 
     def _allocate_ports(self, svc: dict, skip: set[int], taken: list[int]) -> None:

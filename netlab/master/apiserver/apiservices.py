@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from netlab.api import resources
 from netlab.api.objects import timestamp
+from netlab.api.views import dict_at
 
 AUTOMANAGED_LABEL = "kube-aggregator.kubernetes.io/automanaged"
 # The label's value on the APIServices of CRD groups, which come and go with the CRDs
@@ -88,7 +89,7 @@ def crd_apiservice(group: str, version: str) -> dict:
 def initial_status(obj: dict) -> dict:
     """Local APIServices are available; netlab proxies to no aggregated API server, so one
     backed by a service reports the failed discovery check the aggregator would."""
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = dict_at(obj, "spec")
     now = timestamp()
     if spec.get("service") is None:
         cond = {"type": "Available", "status": "True", "lastTransitionTime": now,

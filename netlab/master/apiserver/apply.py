@@ -28,6 +28,7 @@ from netlab.api import customresources, errors
 from netlab.api import managed_fields as mf
 from netlab.api import server_side_apply as ssa
 from netlab.api.objects import deep_copy, meta, timestamp
+from netlab.api.views import meta_of
 from netlab.master.apiserver import conversion, fieldmanager, fieldvalidation, render
 from netlab.master.apiserver.request import (
     YAML,
@@ -145,7 +146,7 @@ class _Applier:
         if not isinstance(annotations, dict) or not annotations.get(LAST_APPLIED):
             return
         applied = deep_copy(self.config)
-        config_annotations = (applied.get("metadata") or {}).get("annotations")
+        config_annotations = meta_of(applied).get("annotations")
         if isinstance(config_annotations, dict):
             config_annotations.pop(LAST_APPLIED, None)
         meta(merged)["annotations"] = {**annotations, LAST_APPLIED: json.dumps(
@@ -188,7 +189,8 @@ async def serve_apply(request: web.Request, ctx: Any, info: RequestInfo,
         scale, _ = fieldvalidation.decode(raw, YAML, "Scale", "autoscaling/v1",
                                           fieldvalidation.mode(query))
         _check_config(info, scale, "Scale", "autoscaling/v1")
-        config, warnings = _scale_config(info, scale), []
+        config = _scale_config(info, scale)
+        warnings: list[str] = []
     else:
         config, warnings = fieldvalidation.decode(raw, YAML, res.kind,
                                                   res.api_version(info.version),

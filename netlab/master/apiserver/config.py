@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from netlab.api.views import name_of, namespace_of, pod_spec
+
 
 @dataclass(frozen=True)
 class LogRequest:
@@ -38,15 +40,15 @@ class LogRequest:
 
     @property
     def namespace(self) -> str:
-        return (self.pod.get("metadata") or {}).get("namespace", "")
+        return namespace_of(self.pod)
 
     @property
     def pod_name(self) -> str:
-        return (self.pod.get("metadata") or {}).get("name", "")
+        return name_of(self.pod)
 
     @property
     def node_name(self) -> str:
-        return (self.pod.get("spec") or {}).get("nodeName", "")
+        return pod_spec(self.pod).get("nodeName", "")
 
 
 class LogUnavailable(Exception):

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from netlab.api import customresources
 from netlab.api.objects import deep_copy
 from netlab.api.resources import Resource
+from netlab.api.views import dict_at
 
 
 def _cpu_utilization(metrics: Any, key: str) -> Optional[int]:
@@ -38,7 +39,7 @@ def _cpu_utilization(metrics: Any, key: str) -> Optional[int]:
 def hpa_v2_to_v1(obj: dict) -> dict:
     out = {k: v for k, v in obj.items() if k not in ("spec", "status")}
     out["apiVersion"] = "autoscaling/v1"
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = dict_at(obj, "spec")
     v1spec: dict[str, Any] = {}
     for key in ("scaleTargetRef", "minReplicas", "maxReplicas"):
         if key in spec:
@@ -66,7 +67,7 @@ def hpa_v2_to_v1(obj: dict) -> dict:
 def hpa_v1_to_v2(obj: dict, stored: Optional[dict] = None) -> dict:
     out = {k: v for k, v in obj.items() if k not in ("spec", "status")}
     out["apiVersion"] = "autoscaling/v2"
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    spec = dict_at(obj, "spec")
     old_spec = deep_copy((stored or {}).get("spec")) if isinstance(
         (stored or {}).get("spec"), dict) else {}
     v2spec: dict[str, Any] = dict(old_spec)
@@ -87,8 +88,9 @@ def hpa_v1_to_v2(obj: dict, stored: Optional[dict] = None) -> dict:
     else:
         v2spec.pop("metrics", None)
     out["spec"] = v2spec
-    if isinstance((stored or {}).get("status"), dict):
-        out["status"] = stored["status"]  # type: ignore[index]
+    status = (stored or {}).get("status")
+    if isinstance(status, dict):
+        out["status"] = status
     return out
 
 

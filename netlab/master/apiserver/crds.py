@@ -28,7 +28,7 @@ import contextlib
 import logging
 from typing import Optional
 
-from netlab.api import customresources, errors, objects, resources
+from netlab.api import customresources, errors, objects, resources, views
 from netlab.api.objects import decode_stored, meta
 from netlab.api.resources import Resource
 from netlab.master.apiserver import apiservices
@@ -38,8 +38,8 @@ from netlab.master.apiserver.watch import WatchHub
 
 log = logging.getLogger(__name__)
 
-CRDS = resources.by_kind(customresources.CRD_KIND, customresources.GROUP)
-APISERVICES = resources.by_kind("APIService", "apiregistration.k8s.io")
+CRDS = resources.builtin(customresources.CRD_KIND, customresources.GROUP)
+APISERVICES = resources.builtin("APIService", "apiregistration.k8s.io")
 assert CRDS is not None and APISERVICES is not None
 CLEANUP_POLL = 0.1
 
@@ -75,7 +75,7 @@ class CRDManager:
     async def load(self) -> None:
         """Read every CRD from the store and serve their resources (startup)."""
         page = await self.registry.store.alist(resources.store_prefix(CRDS))
-        self._crds = {objects.name_of(o): o for o in
+        self._crds = {views.name_of(o): o for o in
                       (decode_stored(kv.value, kv.mod_revision) for kv in page.items)}
         self._rebuild()
         self._dirty.update(self._crds)
@@ -84,7 +84,7 @@ class CRDManager:
     def _written(self, res: Resource, obj: dict) -> None:
         if not _is_crd(res):
             return
-        name = objects.name_of(obj)
+        name = views.name_of(obj)
         self._crds[name] = objects.deep_copy(obj)
         self._rebuild()
         self._dirty.add(name)
@@ -93,7 +93,7 @@ class CRDManager:
     def _removed(self, res: Resource, obj: dict) -> None:
         if not _is_crd(res):
             return
-        name = objects.name_of(obj)
+        name = views.name_of(obj)
         self._crds.pop(name, None)
         gone = self._served.get(name)
         self._rebuild()
@@ -145,7 +145,7 @@ class CRDManager:
         wanted = {apiservices.name_of(r.group, v): (r.group, v)
                   for r in self._served.values() for v in r.versions}
         page = await self.registry.store.alist(resources.store_prefix(APISERVICES))
-        existing = {objects.name_of(o): o for o in
+        existing = {views.name_of(o): o for o in
                     (decode_stored(kv.value, kv.mod_revision) for kv in page.items)}
         for name, (group, version) in sorted(wanted.items()):
             if name not in existing:
@@ -170,8 +170,8 @@ class CRDManager:
         verdict = verdicts.get(name)
         if verdict is None:
             return
-        terminating = objects.is_terminating(crd) and \
-            customresources.CLEANUP_FINALIZER in objects.finalizers_of(crd)
+        terminating = views.is_terminating(crd) and \
+            customresources.CLEANUP_FINALIZER in views.finalizers_of(crd)
         status = customresources.desired_status(crd, verdict, terminating)
         if status != crd.get("status"):
             def set_status(old: dict) -> dict:
@@ -191,16 +191,16 @@ class CRDManager:
                 break
             for kv in page.items:
                 obj = decode_stored(kv.value, kv.mod_revision)
-                if objects.is_terminating(obj):
+                if views.is_terminating(obj):
                     continue
                 with contextlib.suppress(errors.APIError):
-                    await self.deleter.delete(res, objects.namespace_of(obj) or None,
-                                              objects.name_of(obj), DeleteOptions())
+                    await self.deleter.delete(res, views.namespace_of(obj) or None,
+                                              views.name_of(obj), DeleteOptions())
             await asyncio.sleep(CLEANUP_POLL)  # objects with finalizers leave in their time
             res = self._served.get(name)
 
         def release(old: dict) -> dict:
-            meta(old)["finalizers"] = [f for f in objects.finalizers_of(old)
+            meta(old)["finalizers"] = [f for f in views.finalizers_of(old)
                                        if f != customresources.CLEANUP_FINALIZER]
             return old
 

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Optional
 
-from netlab.api import errors, objects, resources
+from netlab.api import errors, objects, resources, views
 from netlab.api.objects import decode_stored, meta
 from netlab.api.resources import Resource
+from netlab.api.views import dict_at, spec_of
 from netlab.master.apiserver import strategy
 from netlab.master.apiserver.storage import MAX_UPDATE_ATTEMPTS, Registry
 from netlab.master.store import StoreClosedError
@@ -143,7 +144,7 @@ class Deleter:
             propagation = opts.propagation_policy or kind_policy.default_propagation
             grace = (strategy.pod_grace_period(obj, opts.grace_period_seconds)
                      if kind_policy.graceful else 0)
-            finalizers = objects.finalizers_of(obj)
+            finalizers = views.finalizers_of(obj)
             wanted = {"Orphan": ORPHAN, "Foreground": FOREGROUND}.get(propagation)
             if wanted and wanted not in finalizers:
                 finalizers.append(wanted)
@@ -161,7 +162,7 @@ class Deleter:
             current = m.get("deletionGracePeriodSeconds")
             if m.get("deletionTimestamp"):
                 shorter = kind_policy.graceful and isinstance(current, int) and grace < current
-                if not shorter and finalizers == objects.finalizers_of(obj):
+                if not shorter and finalizers == views.finalizers_of(obj):
                     return obj, False  # already being deleted; nothing new to record
                 if not shorter:
                     grace = current if isinstance(current, int) else 0
@@ -206,7 +207,7 @@ class Deleter:
                 return obj, False
             m["deletionTimestamp"] = objects.timestamp()
             m["deletionGracePeriodSeconds"] = 0
-            status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+            status = dict_at(obj, "status")
             status["phase"] = "Terminating"
             obj["status"] = status
             if opts.dry_run:
@@ -239,12 +240,12 @@ class Deleter:
                 remaining += len(page.items)
                 for kv in page.items:
                     obj = objects.loads(kv.value)
-                    if objects.is_terminating(obj):
+                    if views.is_terminating(obj):
                         continue
                     with contextlib.suppress(errors.APIError):
-                        await self.delete(res, name, objects.name_of(obj), DeleteOptions())
+                        await self.delete(res, name, views.name_of(obj), DeleteOptions())
             if remaining == 0:
-                if NAMESPACE_FINALIZER in ((ns.get("spec") or {}).get("finalizers") or []):
+                if NAMESPACE_FINALIZER in (spec_of(ns).get("finalizers") or []):
                     await self._finalize_namespace(name)
                 return
             await asyncio.sleep(delay)
@@ -252,7 +253,7 @@ class Deleter:
 
     async def _finalize_namespace(self, name: str) -> None:
         def drop(ns: dict) -> dict:
-            spec = ns.get("spec") if isinstance(ns.get("spec"), dict) else {}
+            spec = dict_at(ns, "spec")
             spec["finalizers"] = [f for f in spec.get("finalizers") or []
                                   if f != NAMESPACE_FINALIZER]
             ns["spec"] = spec
@@ -265,8 +266,8 @@ class Deleter:
     # --- garbage collection -------------------------------------------------------------------
 
     async def dependents(self, owner: dict, owner_namespaced: bool) -> list[tuple[Resource, dict]]:
-        uid = objects.uid_of(owner)
-        namespace = objects.namespace_of(owner) if owner_namespaced else None
+        uid = views.uid_of(owner)
+        namespace = views.namespace_of(owner) if owner_namespaced else None
         found = []
         for plural in DEPENDENT_RESOURCES:
             res = _resource(plural)
@@ -275,40 +276,40 @@ class Deleter:
                 if uid.encode() not in kv.value:
                     continue  # cheap pre-filter before decoding
                 obj = decode_stored(kv.value, kv.mod_revision)
-                if objects.is_owned_by(obj, uid):
+                if views.is_owned_by(obj, uid):
                     found.append((res, obj))
         return found
 
     def _on_removed(self, res: Resource, obj: dict) -> None:
         if self.builtin_gc and res.kind in OWNER_KINDS:
-            uid = objects.uid_of(obj)
+            uid = views.uid_of(obj)
             self.background.spawn(("cascade", uid),
                                   lambda: self._cascade(obj, res.namespaced, "Background"))
 
     async def _cascade(self, owner: dict, namespaced: bool, propagation: str) -> None:
         for res, dep in await self.dependents(owner, namespaced):
-            if objects.is_terminating(dep) and propagation == "Background":
+            if views.is_terminating(dep) and propagation == "Background":
                 continue
             with contextlib.suppress(errors.APIError):
-                await self.delete(res, objects.namespace_of(dep) or None, objects.name_of(dep),
+                await self.delete(res, views.namespace_of(dep) or None, views.name_of(dep),
                                   DeleteOptions(propagation_policy=propagation))
 
     def _start_finalizers(self, res: Resource, obj: dict) -> None:
         if not self.builtin_gc:
             return
-        fins = objects.finalizers_of(obj)
-        uid = objects.uid_of(obj)
+        fins = views.finalizers_of(obj)
+        uid = views.uid_of(obj)
         if ORPHAN in fins:
             self.background.spawn(("orphan", uid), lambda: self._orphan(res, obj))
         elif FOREGROUND in fins:
             self.background.spawn(("foreground", uid), lambda: self._foreground(res, obj))
 
     async def _orphan(self, res: Resource, owner: dict) -> None:
-        uid = objects.uid_of(owner)
+        uid = views.uid_of(owner)
 
         def unlink(dep: dict) -> dict:
             m = meta(dep)
-            refs = [r for r in objects.owner_references(dep) if r.get("uid") != uid]
+            refs = [r for r in views.owner_references(dep) if r.get("uid") != uid]
             if refs:
                 m["ownerReferences"] = refs
             else:
@@ -317,8 +318,8 @@ class Deleter:
 
         for dep_res, dep in await self.dependents(owner, res.namespaced):
             with contextlib.suppress(errors.APIError):
-                await self.registry.update(dep_res, objects.namespace_of(dep) or None,
-                                           objects.name_of(dep), unlink)
+                await self.registry.update(dep_res, views.namespace_of(dep) or None,
+                                           views.name_of(dep), unlink)
         await self._drop_finalizer(res, owner, ORPHAN)
 
     async def _foreground(self, res: Resource, owner: dict) -> None:
@@ -329,31 +330,31 @@ class Deleter:
                 await self._drop_finalizer(res, owner, FOREGROUND)
                 return
             for dep_res, dep in deps:
-                if FOREGROUND in objects.finalizers_of(dep) or (
-                        objects.is_terminating(dep) and not objects.finalizers_of(dep)):
+                if FOREGROUND in views.finalizers_of(dep) or (
+                        views.is_terminating(dep) and not views.finalizers_of(dep)):
                     continue
                 with contextlib.suppress(errors.APIError):
-                    await self.delete(dep_res, objects.namespace_of(dep) or None,
-                                      objects.name_of(dep),
+                    await self.delete(dep_res, views.namespace_of(dep) or None,
+                                      views.name_of(dep),
                                       DeleteOptions(propagation_policy="Foreground"))
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF)
 
     async def _drop_finalizer(self, res: Resource, obj: dict, finalizer: str) -> None:
-        uid = objects.uid_of(obj)
+        uid = views.uid_of(obj)
 
         def drop(current: dict) -> dict:
-            if objects.uid_of(current) != uid:
-                raise errors.conflict(res.plural, objects.name_of(current), group=res.group)
-            fins = [f for f in objects.finalizers_of(current) if f != finalizer]
+            if views.uid_of(current) != uid:
+                raise errors.conflict(res.plural, views.name_of(current), group=res.group)
+            fins = [f for f in views.finalizers_of(current) if f != finalizer]
             meta(current)["finalizers"] = fins
             if not fins:
                 meta(current).pop("finalizers")
             return current
 
         with contextlib.suppress(errors.APIError):
-            await self.registry.update(res, objects.namespace_of(obj) or None,
-                                       objects.name_of(obj), drop)
+            await self.registry.update(res, views.namespace_of(obj) or None,
+                                       views.name_of(obj), drop)
 
     # --- startup ---------------------------------------------------------------------------
 
@@ -366,20 +367,20 @@ class Deleter:
             page = await self.registry.store.alist(resources.store_prefix(res))
             for kv in page.items:
                 obj = decode_stored(kv.value, kv.mod_revision)
-                uids.add(objects.uid_of(obj))
-                if objects.is_terminating(obj):
+                uids.add(views.uid_of(obj))
+                if views.is_terminating(obj):
                     if res.kind == "Namespace":
-                        self._start_namespace_cleanup(objects.name_of(obj))
+                        self._start_namespace_cleanup(views.name_of(obj))
                     else:
                         self._start_finalizers(res, obj)
-                if objects.owner_references(obj):
+                if views.owner_references(obj):
                     owned.append((res, obj))
         if not self.builtin_gc:
             return
         for res, obj in owned:
-            refs = objects.owner_references(obj)
-            if all(r.get("uid") not in uids for r in refs) and not objects.is_terminating(obj):
+            refs = views.owner_references(obj)
+            if all(r.get("uid") not in uids for r in refs) and not views.is_terminating(obj):
                 with contextlib.suppress(errors.APIError):
-                    await self.delete(res, objects.namespace_of(obj) or None,
-                                      objects.name_of(obj),
+                    await self.delete(res, views.namespace_of(obj) or None,
+                                      views.name_of(obj),
                                       DeleteOptions(propagation_policy="Background"))

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from aiohttp import web
 
-from netlab.api import disruption, errors, objects, resources
+from netlab.api import disruption, errors, objects, resources, views
+from netlab.api.views import dict_at, pod_status
 from netlab.master.apiserver import fieldvalidation, render
 from netlab.master.apiserver.deletion import DeleteOptions
 from netlab.master.apiserver.listing import Filter, list_objects
@@ -31,8 +32,8 @@ from netlab.master.apiserver.request import RequestInfo, content_type, dry_run
 if TYPE_CHECKING:  # handlers imports this module
     from netlab.master.apiserver.handlers import Context
 
-PODS = resources.by_kind("Pod")
-PDBS = resources.by_kind("PodDisruptionBudget")
+PODS = resources.builtin("Pod")
+PDBS = resources.builtin("PodDisruptionBudget")
 EVICTION_VERSIONS = ("policy/v1", "policy/v1beta1")
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
@@ -69,7 +70,7 @@ def _delete_options(eviction: dict, query: Any) -> DeleteOptions:
 
 
 def _can_ignore_pdb(pod: dict) -> bool:
-    phase = (pod.get("status") or {}).get("phase") if isinstance(pod.get("status"),
+    phase = pod_status(pod).get("phase") if isinstance(pod.get("status"),
                                                                   dict) else None
     return phase in ("Succeeded", "Failed", "Pending") or \
         bool(objects.meta(pod).get("deletionTimestamp"))
@@ -77,7 +78,7 @@ def _can_ignore_pdb(pod: dict) -> bool:
 
 async def _covering_pdbs(ctx: Context, pod: dict) -> list[dict]:
     assert PDBS is not None
-    listed = await list_objects(ctx.store, PDBS, objects.namespace_of(pod), {},
+    listed = await list_objects(ctx.store, PDBS, views.namespace_of(pod), {},
                                 Filter(PDBS, "v1"))
     pdbs = [render.as_dict(kv) for kv in listed.items]
     return [p for p in pdbs if disruption.selects(p, pod)]
@@ -86,7 +87,7 @@ async def _covering_pdbs(ctx: Context, pod: dict) -> list[dict]:
 def _decrement(pdb_name: str, pod_name: str, dry: bool) -> Callable[[dict], dict]:
     """The CAS mutation of the PDB (``checkAndDecrement``); raises the refusals."""
     def mutate(pdb: dict) -> dict:
-        status = pdb.get("status") if isinstance(pdb.get("status"), dict) else {}
+        status = dict_at(pdb, "status")
         generation = objects.meta(pdb).get("generation") or 0
         if (status.get("observedGeneration") or 0) < generation:
             raise too_many_requests(f"The disruption budget {pdb_name} is still being "
@@ -95,8 +96,7 @@ def _decrement(pdb_name: str, pod_name: str, dry: bool) -> Callable[[dict], dict
         if allowed < 0:
             raise errors.forbidden("poddisruptionbudget", pdb_name,
                                    "pdb disruptions allowed is negative", group="policy")
-        disrupted = status.get("disruptedPods") if isinstance(status.get("disruptedPods"),
-                                                              dict) else {}
+        disrupted = dict_at(status, "disruptedPods")
         if len(disrupted) > disruption.MAX_DISRUPTED_PODS:
             raise errors.forbidden("poddisruptionbudget", pdb_name,
                                    "DisruptedPods map too big - too many evictions not "
@@ -132,7 +132,7 @@ async def evict(request: web.Request, ctx: Context, info: RequestInfo) -> web.Re
         raise errors.bad_request(f'the kind in the data ("{eviction.get("kind")}") does not '
                                  f'match the expected kind ("Eviction")')
     name = info.name or ""
-    emeta = eviction.get("metadata") if isinstance(eviction.get("metadata"), dict) else {}
+    emeta = dict_at(eviction, "metadata")
     if emeta.get("name") not in (None, "", name):
         raise errors.bad_request("name in URL does not match name in Eviction object")
     opts = _delete_options(eviction, request.query)
@@ -149,8 +149,8 @@ async def evict(request: web.Request, ctx: Context, info: RequestInfo) -> web.Re
 
 
 async def _check_budget(ctx: Context, pdb: dict, pod: dict, dry: bool) -> None:
-    spec = pdb.get("spec") if isinstance(pdb.get("spec"), dict) else {}
-    status = pdb.get("status") if isinstance(pdb.get("status"), dict) else {}
+    spec = dict_at(pdb, "spec")
+    status = dict_at(pdb, "status")
     if not disruption.pod_ready(pod):
         if spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow":
             return
@@ -158,7 +158,7 @@ async def _check_budget(ctx: Context, pdb: dict, pod: dict, dry: bool) -> None:
         if isinstance(desired, int) and desired > 0 and \
                 (status.get("currentHealthy") or 0) >= desired:
             return  # IfHealthyBudget: an unhealthy pod may go while the budget holds
-    pdb_name = objects.name_of(pdb)
-    await ctx.registry.update(PDBS, objects.namespace_of(pdb), pdb_name,
-                              _decrement(pdb_name, objects.name_of(pod), dry),
+    pdb_name = views.name_of(pdb)
+    await ctx.registry.update(PDBS, views.namespace_of(pdb), pdb_name,
+                              _decrement(pdb_name, views.name_of(pod), dry),
                               subresource="status", dry_run=dry)

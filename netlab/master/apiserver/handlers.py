@@ -24,6 +24,7 @@ from netlab.api.patch import (
     PatchError,
     apply_patch,
 )
+from netlab.api.views import meta_of, name_of
 from netlab.master.apiserver import (
     apply,
     conversion,
@@ -265,7 +266,7 @@ def _patch_mutation(info: RequestInfo, ctype: str, raw: bytes, how: str,
         patched, found = fieldvalidation.check_patched(raw, ctype, patched, res.kind,
                                                        api_version, how)
         warnings[:] = found
-        patched_name = (patched.get("metadata") or {}).get("name") if isinstance(
+        patched_name = meta_of(patched).get("name") if isinstance(
             patched.get("metadata"), dict) else None
         if patched_name not in (None, "", name):
             raise errors.bad_request(f"the name of the object ({patched_name}) does not match "
@@ -291,7 +292,7 @@ async def _patch(request: web.Request, ctx: Context, info: RequestInfo,
             ctype.split(";", 1)[0].strip().lower() == STRATEGIC_MERGE_PATCH:
         # Custom resources have no patch strategies to merge by (as in apiextensions).
         raise errors.unsupported_media_type(ctype, (JSON_PATCH, MERGE_PATCH))
-    warnings: list[str] = []
+    warnings = []
     mutate = _patch_mutation(info, ctype, raw, how, warnings)
     obj, _ = await ctx.registry.update(info.resource, info.namespace, info.name or "", mutate,
                                        subresource=info.subresource, dry_run=is_dry_run,
@@ -392,7 +393,7 @@ async def _delete_collection(request: web.Request, ctx: Context, info: RequestIn
     flt = Filter(info.resource, info.version, query.get("labelSelector", ""),
                  query.get("fieldSelector", ""))
     listed = await list_objects(ctx.store, info.resource, info.namespace, {}, flt)
-    names = [(meta(o).get("namespace"), meta(o).get("name"))
+    names = [(meta(o).get("namespace"), name_of(o))
              for o in (render.as_dict(kv) for kv in listed.items)]
     results = await gather_limited([
         ctx.deleter.delete(info.resource, ns, name, opts) for ns, name in names])

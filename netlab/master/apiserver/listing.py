@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from netlab.api import errors, objects, resources, selectors
+from netlab.api import errors, objects, resources, selectors, views
 from netlab.api.resources import Resource
 from netlab.master.apiserver.request import query_int
 from netlab.master.store import KV, CompactedError, FutureRevisionError, Store
@@ -61,9 +61,9 @@ class Filter:
         self.trivial = self.labels.empty and self.fields.empty and name is None
 
     def matches(self, obj: dict) -> bool:
-        if self.name is not None and objects.name_of(obj) != self.name:
+        if self.name is not None and views.name_of(obj) != self.name:
             return False
-        return self.labels.matches(objects.labels_of(obj)) and self.fields.matches(obj)
+        return self.labels.matches(views.labels_of(obj)) and self.fields.matches(obj)
 
     def matches_kv(self, kv: KV) -> bool:
         if self.trivial:
@@ -108,7 +108,7 @@ def parse_resource_version(value: Optional[str]) -> Optional[int]:
     if value in (None, "", "0"):
         return None
     try:
-        rev = int(value, 10)  # type: ignore[arg-type]
+        rev = int(value, 10)
         if rev < 0:
             raise ValueError
     except ValueError:

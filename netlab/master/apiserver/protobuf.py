@@ -52,7 +52,9 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _fields(data: bytes) -> list[tuple[int, int, Any]]:
-    out, pos = [], 0
+    out: list[tuple[int, int, Any]] = []
+    pos = 0
+    value: int | bytes
     while pos < len(data):
         tag, pos = _varint(data, pos)
         number, wire = tag >> 3, tag & 7

@@ -384,9 +384,9 @@ def _parse(text: str) -> dict[str, Message]:
             fields[int(number)] = (json_name, kind.rstrip("*?"), mark)
         messages[name.strip()] = fields
     for name, fields in messages.items():
-        for number, (_, kind, _) in fields.items():
+        for field_number, (_, kind, _) in fields.items():
             if kind not in SCALARS and kind not in messages:
-                raise ValueError(f"{name} field {number}: unknown type {kind}")
+                raise ValueError(f"{name} field {field_number}: unknown type {kind}")
     return messages
 
 

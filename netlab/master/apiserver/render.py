@@ -20,6 +20,7 @@ from aiohttp import web
 from netlab.api import errors, objects, tables
 from netlab.api.objects import dumps, with_resource_version
 from netlab.api.resources import Resource
+from netlab.api.views import meta_of
 from netlab.master.apiserver import conversion
 from netlab.master.apiserver.request import Output
 from netlab.master.store import KV
@@ -50,7 +51,7 @@ def item_json(res: Resource, version: str, item: Item) -> bytes:
 
 def partial_metadata(obj: dict, meta_version: str) -> dict:
     return {"kind": "PartialObjectMetadata", "apiVersion": f"meta.k8s.io/{meta_version}",
-            "metadata": obj.get("metadata") or {}}
+            "metadata": meta_of(obj)}
 
 
 def table(res: Resource, version: str, items: Sequence[Item], output: Output,
@@ -94,7 +95,7 @@ def object_body(res: Resource, version: str, output: Output, obj: dict,
                 include_object: str = "") -> bytes:
     if output.form == "table":
         return dumps(table(res, version, [obj], output, include_object,
-                           resource_version=(obj.get("metadata") or {}).get("resourceVersion")))
+                           resource_version=meta_of(obj).get("resourceVersion")))
     if output.form == "metadata":
         return dumps(partial_metadata(obj, output.version))
     return dumps(served(res, version, obj))

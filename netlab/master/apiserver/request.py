@@ -27,6 +27,7 @@ import yaml
 
 from netlab.api import errors, objects, resources
 from netlab.api.resources import Resource
+from netlab.api.views import dict_at
 
 MAX_DEPTH = 100
 JSON = "application/json"
@@ -103,7 +104,8 @@ def parse_path(method: str, path: str, watch_param: bool) -> RequestInfo:
     if verb is None:
         raise errors.method_not_allowed()
     if sub is not None:
-        if verb not in res.subresource(sub).verbs:  # type: ignore[union-attr]
+        subresource = res.subresource(sub)
+        if subresource is None or verb not in subresource.verbs:  # (None: 404 above)
             raise errors.method_not_allowed()
     else:
         if verb in ("get", "list") and (watch_param or watch_prefix):
@@ -181,7 +183,7 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader without aliases (a few bytes of anchors can expand to gigabytes once
     converted to JSON) and without timestamp resolution (JSON has no dates)."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+    def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             raise yaml.YAMLError("YAML aliases are not supported")
         return super().compose_node(parent, index)
@@ -302,7 +304,7 @@ def dry_run(query: Any, options_kind: str) -> bool:
 
 def check_identity(info: RequestInfo, obj: dict) -> None:
     """Name and namespace in the body must match the URL's (Kubernetes answers 400)."""
-    m = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    m = dict_at(obj, "metadata")
     name, namespace = m.get("name"), m.get("namespace")
     if info.name is not None and name not in (None, "") and name != info.name:
         raise errors.bad_request(f"the name of the object ({name}) does not match the name "

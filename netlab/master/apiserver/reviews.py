@@ -22,6 +22,7 @@ from aiohttp import web
 from netlab.api import errors, rbac, resources
 from netlab.api.objects import loads
 from netlab.api.validation_rbac import validate_access_review
+from netlab.api.views import dict_at, name_of, str_at
 from netlab.master.store import Store
 
 REVIEW_KINDS = ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
@@ -48,14 +49,11 @@ async def _objects(store: Store, namespace: str) -> rbac.RBACObjects:
         listed = await store.alist(resources.store_prefix(plural, ns))
         return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
 
-    def name(obj: dict) -> str:
-        return (obj.get("metadata") or {}).get("name", "")
-
     out = rbac.RBACObjects(
-        cluster_roles={name(r): r for r in await items("clusterroles")},
+        cluster_roles={name_of(r): r for r in await items("clusterroles")},
         cluster_role_bindings=await items("clusterrolebindings"))
     if namespace:
-        out.roles = {(namespace, name(r)): r for r in await items("roles", namespace)}
+        out.roles = {(namespace, name_of(r)): r for r in await items("roles", namespace)}
         out.role_bindings = await items("rolebindings", namespace)
     return out
 
@@ -64,10 +62,10 @@ def _user_from_spec(spec: dict) -> rbac.UserInfo:
     groups = spec.get("groups")
     extra = spec.get("extra")
     return rbac.UserInfo(
-        name=spec.get("user") if isinstance(spec.get("user"), str) else "",
+        name=str_at(spec, "user"),
         groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list)
         else (),
-        uid=spec.get("uid") if isinstance(spec.get("uid"), str) else "",
+        uid=str_at(spec, "uid"),
         extra=extra if isinstance(extra, dict) else {})
 
 
@@ -89,12 +87,12 @@ async def answer(store: Store, kind: str, obj: dict, namespace: str | None,
     errs = validate_access_review(kind, obj, namespace)
     if errs:
         raise errors.invalid_object(kind, "", errs, group="authorization.k8s.io")
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    spec = dict_at(obj, "spec")
+    meta = dict_at(obj, "metadata")
     meta["creationTimestamp"] = None
     obj["metadata"] = meta
     if kind == "SelfSubjectRulesReview":
-        ns = spec.get("namespace") if isinstance(spec.get("namespace"), str) else ""
+        ns = str_at(spec, "namespace")
         obj["status"] = rbac.rules_review(await _objects(store, ns), caller, ns)
         return obj
     user = caller if kind == "SelfSubjectAccessReview" else _user_from_spec(spec)

@@ -23,11 +23,13 @@ async forms.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Optional
+from collections.abc import Awaitable
+from typing import Any, Callable, Optional
 
-from netlab.api import errors, objects, resources
+from netlab.api import errors, objects, resources, views
 from netlab.api.objects import decode_stored, deep_copy, encode_for_storage, meta
 from netlab.api.resources import Resource
+from netlab.api.views import status_of
 from netlab.master.apiserver import strategy
 from netlab.master.apiserver.allocators import ServiceAllocator
 from netlab.master.apiserver.fieldmanager import ABSENT, Tracker
@@ -42,7 +44,7 @@ from netlab.master.store import (
 
 MAX_UPDATE_ATTEMPTS = 20
 GENERATE_NAME_ATTEMPTS = 8
-NAMESPACES = resources.by_kind("Namespace")
+NAMESPACES = resources.builtin("Namespace")
 assert NAMESPACES is not None
 
 Mutation = Callable[[dict], dict]
@@ -65,10 +67,10 @@ class NamespaceCache:
         self._phases: dict[str, tuple[int, Optional[str]]] = {}
 
     def observe(self, ns: dict, revision: int) -> None:
-        name = objects.name_of(ns)
+        name = views.name_of(ns)
         seen = self._phases.get(name)
         if seen is None or seen[0] <= revision:
-            phase = (ns.get("status") or {}).get("phase") if isinstance(
+            phase = status_of(ns).get("phase") if isinstance(
                 ns.get("status"), dict) else None
             self._phases[name] = (revision, phase or "Active")
 
@@ -152,9 +154,9 @@ class Registry:
         name = ""
         for _ in range(attempts):
             candidate = deep_copy(obj) if generated else obj
-            if generated:
+            if generated and isinstance(base, str):  # (generated says it is)
                 meta(candidate)["name"] = objects.generate_name(base)
-            name = objects.name_of(candidate) if isinstance(meta(candidate).get("name"),
+            name = views.name_of(candidate) if isinstance(meta(candidate).get("name"),
                                                             str) else ""
             if res.namespaced and namespace and name:
                 await self.check_namespace(res, namespace, name)
@@ -308,11 +310,11 @@ class Registry:
             hook(res, obj)
 
 
-async def gather_limited(coros: list, limit: int = 16) -> list:
+async def gather_limited(coros: list[Awaitable[Any]], limit: int = 16) -> list[Any]:
     """Run coroutines with at most ``limit`` at a time; results (or exceptions) in order."""
     sem = asyncio.Semaphore(limit)
 
-    async def run(c):  # type: ignore[no-untyped-def]
+    async def run(c: Awaitable[Any]) -> Any:
         async with sem:
             return await c
 

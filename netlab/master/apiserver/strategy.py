@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from netlab.api import configdata, customresources, defaults, validation
+from netlab.api import configdata, customresources, defaults, defaults_pod, validation
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
+from netlab.api.views import dict_at, pod_status, spec_of
 from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.allocators import ServiceAllocator
 
@@ -92,8 +93,8 @@ def policy(res: Resource) -> KindPolicy:
 def _initial_status(kind: str, obj: dict) -> Optional[dict]:
     """The status a new object starts with; None keeps what the client sent."""
     if kind == "Pod":
-        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-        return {"phase": "Pending", "qosClass": defaults.pod_qos_class(spec)}
+        spec = dict_at(obj, "spec")
+        return {"phase": "Pending", "qosClass": defaults_pod.pod_qos_class(spec)}
     if kind == "Service":
         return {"loadBalancer": {}}
     if kind == "Namespace":
@@ -211,7 +212,7 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
     if status is not None:
         obj["status"] = status
     if res.kind == "Namespace":
-        spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+        spec = dict_at(obj, "spec")
         spec["finalizers"] = ["kubernetes"]
         obj["spec"] = spec
     elif res.kind == "Pod":
@@ -288,7 +289,7 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
     if res.kind == "Service":
         ServiceAllocator.fix_up_update(new, old)
     if res.kind == "CustomResourceDefinition" and res.custom is None:
-        status = new.get("status") if isinstance(new.get("status"), dict) else {}
+        status = dict_at(new, "status")
         status["storedVersions"] = customresources.stored_versions(
             new, status.get("storedVersions") or [])
         new["status"] = status
@@ -318,23 +319,23 @@ def should_delete_after_update(res: Resource, obj: dict) -> bool:
     m = meta(obj)
     if not m.get("deletionTimestamp") or m.get("finalizers"):
         return False
-    if res.kind == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+    if res.kind == "Namespace" and spec_of(obj).get("finalizers"):
         return False
     return not m.get("deletionGracePeriodSeconds")
 
 
 def pod_grace_period(pod: dict, requested: Optional[int]) -> int:
     """``podStrategy.CheckGracefulDelete``: the grace period a pod delete gets."""
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec = dict_at(pod, "spec")
     if requested is None:
         period = spec.get("terminationGracePeriodSeconds")
         if not isinstance(period, int) or isinstance(period, bool):
-            period = defaults.DEFAULT_TERMINATION_GRACE_PERIOD
+            period = defaults_pod.DEFAULT_TERMINATION_GRACE_PERIOD
     else:
         period = requested
     if not spec.get("nodeName"):
         return 0  # never scheduled: nothing to stop
-    phase = (pod.get("status") or {}).get("phase") if isinstance(pod.get("status"), dict) else ""
+    phase = pod_status(pod).get("phase") if isinstance(pod.get("status"), dict) else ""
     if phase in ("Succeeded", "Failed"):
         return 0
     return 1 if period < 0 else period

@@ -21,14 +21,15 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from netlab.api import customresources, errors, objects, printers, resources
+from netlab.api import customresources, errors, objects, printers, resources, views
 from netlab.api.objects import meta
 from netlab.api.patch import PatchError, apply_patch
+from netlab.api.views import dict_at, meta_of, pod_spec
 from netlab.master.apiserver.config import Config, LogRequest, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo, query_bool, query_int
 from netlab.master.apiserver.storage import Registry
 
-NODES = resources.by_kind("Node")
+NODES = resources.builtin("Node")
 
 
 def patch_error(err: PatchError) -> errors.APIError:
@@ -62,8 +63,8 @@ def to_scale(obj: dict, res: Any = None) -> dict:
     if res is not None and res.custom is not None and res.custom.scale is not None:
         return _custom_scale(res, obj)
     m = meta(obj)
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+    spec = dict_at(obj, "spec")
+    status = dict_at(obj, "status")
     scale_meta = {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                     "creationTimestamp") if k in m}
     scale_status: dict[str, Any] = {"replicas": status.get("replicas", 0)}
@@ -80,7 +81,7 @@ def to_scale(obj: dict, res: Any = None) -> dict:
 def _apply_scale(obj: dict, scale: Any, name: str, res: Any = None) -> dict:
     if not isinstance(scale, dict):
         raise errors.bad_request("the body must be a Scale object")
-    spec = scale.get("spec") if isinstance(scale.get("spec"), dict) else {}
+    spec = dict_at(scale, "spec")
     replicas = spec.get("replicas", 0)
     if isinstance(replicas, bool) or not isinstance(replicas, int):
         raise errors.invalid_object("Scale", name, [errors.invalid(
@@ -88,7 +89,7 @@ def _apply_scale(obj: dict, scale: Any, name: str, res: Any = None) -> dict:
     if replicas < 0:
         raise errors.invalid_object("Scale", name, [errors.invalid(
             "spec.replicas", replicas, "must be greater than or equal to 0")], "autoscaling")
-    rv = (scale.get("metadata") or {}).get("resourceVersion") if isinstance(
+    rv = meta_of(scale).get("resourceVersion") if isinstance(
         scale.get("metadata"), dict) else None
     if rv:
         meta(obj)["resourceVersion"] = rv  # the client's precondition
@@ -109,7 +110,7 @@ async def scale(registry: Registry, info: RequestInfo, *, body: Optional[dict] =
     if body is None and patch is None:
         return to_scale(await registry.get(res, ns, name), res)
     if body is not None:
-        body_name = (body.get("metadata") or {}).get("name") if isinstance(
+        body_name = meta_of(body).get("name") if isinstance(
             body.get("metadata"), dict) else None
         if body_name and body_name != name:
             raise errors.bad_request(f"the name of the object ({body_name}) does not match "
@@ -133,7 +134,7 @@ async def scale(registry: Registry, info: RequestInfo, *, body: Optional[dict] =
 
 
 def _set_scheduled(pod: dict) -> None:
-    status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
+    status = dict_at(pod, "status")
     conditions = [c for c in status.get("conditions") or []
                   if isinstance(c, dict) and c.get("type") != "PodScheduled"]
     conditions.append({"type": "PodScheduled", "status": "True",
@@ -145,10 +146,10 @@ def _set_scheduled(pod: dict) -> None:
 async def bind(registry: Registry, info: RequestInfo, binding: dict,
                dry_run: bool = False) -> dict:
     name = info.name or ""
-    bmeta = binding.get("metadata") if isinstance(binding.get("metadata"), dict) else {}
+    bmeta = dict_at(binding, "metadata")
     if bmeta.get("name") and bmeta["name"] != name:
         raise errors.bad_request("name in URL does not match name in Binding object")
-    target = binding.get("target") if isinstance(binding.get("target"), dict) else {}
+    target = dict_at(binding, "target")
     node = target.get("name")
     errs = []
     if not isinstance(node, str) or not node:
@@ -157,11 +158,11 @@ async def bind(registry: Registry, info: RequestInfo, binding: dict,
         errs.append(errors.not_supported("target.kind", target.get("kind"), ["Node"]))
     if errs:
         raise errors.invalid_object("Binding", name, errs)
-    annotations = bmeta.get("annotations") if isinstance(bmeta.get("annotations"), dict) else {}
+    annotations = dict_at(bmeta, "annotations")
 
     def mutate(pod: dict) -> dict:
         m = meta(pod)
-        spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+        spec = dict_at(pod, "spec")
         if m.get("deletionTimestamp"):
             raise errors.conflict("pods/binding", name,
                                   f"pod {name} is being deleted, cannot be assigned to a host")
@@ -189,8 +190,8 @@ def _container_names(spec: dict, key: str) -> list[str]:
 
 def pick_container(pod: dict, wanted: str) -> str:
     """The container a log request is for, with Kubernetes' errors when ambiguous."""
-    name = objects.name_of(pod)
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    name = views.name_of(pod)
+    spec = dict_at(pod, "spec")
     containers = _container_names(spec, "containers")
     init = _container_names(spec, "initContainers")
     if wanted:
@@ -227,9 +228,9 @@ async def log(request: web.Request, registry: Registry, config: Config,
                                                "may be specified"))
     if errs:
         raise errors.invalid_object("PodLogOptions", "", errs)
-    node_name = (pod.get("spec") or {}).get("nodeName") if isinstance(pod.get("spec"),
+    node_name = pod_spec(pod).get("nodeName") if isinstance(pod.get("spec"),
                                                                        dict) else None
-    pod_name = objects.name_of(pod)
+    pod_name = views.name_of(pod)
     if not node_name:
         raise errors.bad_request(f'container "{container}" in pod "{pod_name}" is waiting to '
                                  f"start: the pod is not scheduled to a node yet")

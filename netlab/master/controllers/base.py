@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from netlab.api import resources
-from netlab.api.objects import controller_ref, owner_references
 from netlab.api.selectors import LabelSelector
+from netlab.api.views import controller_ref, is_terminating, meta_of, namespace_of, owner_references
 from netlab.client import APIError, Client, resource_path
 from netlab.client.informer import Informer, object_key
 from netlab.client.workqueue import SharedInformers, WorkQueue, run_workers
@@ -71,7 +71,7 @@ class Context:
 
     def by_namespace(self, resource: str) -> Index:
         return self.index(resource, "namespace",
-                          lambda o: [(o.get("metadata") or {}).get("namespace") or ""])
+                          lambda o: [namespace_of(o)])
 
     def by_controller(self, resource: str) -> Index:
         """Objects by the uid of their controller (owner reference with controller=true)."""
@@ -117,7 +117,7 @@ def rv_of(obj: Optional[Obj]) -> int:
     """An object's resourceVersion as a number: netlab's is the store revision, so
     newer writes have larger ones (Kubernetes calls them opaque; here they are not)."""
     try:
-        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+        return int(meta_of(obj or {}).get("resourceVersion") or 0)
     except (TypeError, ValueError):
         return 0
 
@@ -233,12 +233,12 @@ async def claim(client: Client, owner: Obj, owner_ref: dict[str, Any], selector:
     Every change is a merge patch carrying the object's uid and resourceVersion, so it
     applies to exactly the version that was looked at (or fails and is retried).
     """
-    owner_uid = (owner.get("metadata") or {}).get("uid")
-    owner_deleting = bool((owner.get("metadata") or {}).get("deletionTimestamp"))
+    owner_uid = meta_of(owner).get("uid")
+    owner_deleting = is_terminating(owner)
     adopt_ok: Optional[bool] = None
     claimed = []
     for obj in candidates:
-        meta = obj.get("metadata") or {}
+        meta = meta_of(obj)
         labels = meta.get("labels") or {}
         ref = controller_ref(obj)
         if ref is not None:
@@ -269,8 +269,8 @@ async def claim(client: Client, owner: Obj, owner_ref: dict[str, Any], selector:
 
 
 async def set_owner_refs(client: Client, resource: str, obj: Obj,
-                          refs: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
-    meta = obj.get("metadata") or {}
+                          refs: Sequence[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
+    meta = meta_of(obj)
     patch = {"metadata": {"ownerReferences": refs or None, "uid": meta.get("uid"),
                           "resourceVersion": meta.get("resourceVersion")}}
     try:
@@ -284,7 +284,7 @@ async def set_owner_refs(client: Client, resource: str, obj: Obj,
 
 def fresh_owner_check(client: Client, resource: str, owner: Obj) -> Callable[[], Awaitable[bool]]:
     """``RecheckDeletionTimestamp``: a live read says whether adopting is still right."""
-    meta = owner.get("metadata") or {}
+    meta = meta_of(owner)
 
     async def check() -> bool:
         try:
@@ -293,7 +293,7 @@ def fresh_owner_check(client: Client, resource: str, owner: Obj) -> Callable[[],
             if err.not_found:
                 return False
             raise
-        fmeta = fresh.get("metadata") or {}
+        fmeta = meta_of(fresh)
         return fmeta.get("uid") == meta.get("uid") and not fmeta.get("deletionTimestamp")
 
     return check
@@ -313,14 +313,14 @@ async def update_status(client: Client, obj: Obj, status: dict[str, Any],
                 return None
             if not err.conflict:
                 raise
-        meta = obj.get("metadata") or {}
+        meta = meta_of(obj)
         try:
             fresh = await client.get(resource, meta.get("name", ""), meta.get("namespace"))
         except APIError as err:
             if err.not_found:
                 return None
             raise
-        if (fresh.get("metadata") or {}).get("uid") != meta.get("uid"):
+        if meta_of(fresh).get("uid") != meta.get("uid"):
             return None
         body = {**fresh, "status": status}
     raise APIError(409, {"message": f"status of {object_key(obj)} kept conflicting"})

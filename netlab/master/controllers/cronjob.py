@@ -15,7 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Callable, Optional
 
-from netlab.api.objects import controller_ref, deep_copy, now
+from netlab.api.objects import deep_copy, now
+from netlab.api.views import controller_ref, meta_of, status_of
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, Overlay, delete, update_status
@@ -46,13 +47,13 @@ class CronJobController(Controller):
         ref = controller_ref(job)
         if ref is None or ref.get("kind") != "CronJob":
             return
-        self.enqueue(f"{(job.get('metadata') or {}).get('namespace')}/{ref.get('name')}")
+        self.enqueue(f"{meta_of(job).get('namespace')}/{ref.get('name')}")
 
     async def _owned_jobs(self, cj: dict[str, Any]) -> list[dict[str, Any]]:
-        meta = cj.get("metadata") or {}
+        meta = meta_of(cj)
         jobs = list(self.jobs_by_owner.get(meta.get("uid") or ""))
-        seen = {(j.get("metadata") or {}).get("uid") for j in jobs}
-        for ref in (cj.get("status") or {}).get("active") or []:
+        seen = {meta_of(j).get("uid") for j in jobs}
+        for ref in status_of(cj).get("active") or []:
             if not isinstance(ref, dict) or ref.get("uid") in seen:
                 continue
             # A Job we just created may not have reached the informer yet: ask the server
@@ -63,7 +64,7 @@ class CronJobController(Controller):
                 if err.not_found:
                     continue
                 raise
-            if (job.get("metadata") or {}).get("uid") == ref.get("uid"):
+            if meta_of(job).get("uid") == ref.get("uid"):
                 jobs.append(job)
         return jobs
 
@@ -91,7 +92,7 @@ class CronJobController(Controller):
             if written is not None:
                 self.mine.record(written)
         for job in plan.trim:
-            jmeta = job.get("metadata") or {}
+            jmeta = meta_of(job)
             if await delete(self.client, "jobs", jmeta.get("namespace"), jmeta.get("name", ""),
                             uid=jmeta.get("uid"), propagation="Background"):
                 self.events.normal(cj, "SuccessfulDelete", f"Deleted job {jmeta.get('name')}")
@@ -107,7 +108,7 @@ class CronJobController(Controller):
                 # Created by an earlier pass whose status write was lost: adopt it if ours.
                 existing = await self.client.get("jobs", name, job["metadata"]["namespace"])
                 ref = controller_ref(existing)
-                if ref is not None and ref.get("uid") == (cj.get("metadata") or {}).get("uid"):
+                if ref is not None and ref.get("uid") == meta_of(cj).get("uid"):
                     return existing
                 self.log.info("%s: job %s exists and is not ours", object_key(cj), name)
                 return None

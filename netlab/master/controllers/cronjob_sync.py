@@ -17,7 +17,7 @@ that unit tests drive it with any clock:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Optional
@@ -25,6 +25,7 @@ from typing import Any, Optional
 from netlab.api import cron
 from netlab.api.objects import deep_copy
 from netlab.api.timefmt import format_time, parse_time
+from netlab.api.views import meta_of, name_of, spec_of, status_of
 
 Obj = Mapping[str, Any]
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -42,7 +43,7 @@ class Plan:
     status_changed: bool = False
     create: Optional[dict[str, Any]] = None
     delete: list[dict[str, Any]] = field(default_factory=list)  # active Jobs to replace
-    trim: list[dict[str, Any]] = field(default_factory=list)  # finished Jobs past the limits
+    trim: list[Obj] = field(default_factory=list)  # finished Jobs past the limits
     events: list[tuple[str, str, str]] = field(default_factory=list)
     requeue_after: Optional[float] = None
 
@@ -52,12 +53,12 @@ class Plan:
 
 def zone_of(cj: Obj) -> tzinfo:
     """The zone the schedule is read in: ``spec.timeZone``, else the controller's (UTC)."""
-    name = (cj.get("spec") or {}).get("timeZone")
+    name = spec_of(cj).get("timeZone")
     return cron.load_zone(name) if isinstance(name, str) else timezone.utc
 
 
 def _earliest(cj: Obj, now: datetime, with_deadline: bool) -> datetime:
-    meta, spec, status = cj.get("metadata") or {}, cj.get("spec") or {}, cj.get("status") or {}
+    meta, spec, status = meta_of(cj), spec_of(cj), status_of(cj)
     earliest = parse_time(status.get("lastScheduleTime")) or \
         parse_time(meta.get("creationTimestamp")) or now
     deadline = spec.get("startingDeadlineSeconds")
@@ -94,7 +95,7 @@ def next_schedule_delay(cj: Obj, now: datetime, schedule: cron.Schedule, zone: t
 
 def job_name(cj: Obj, scheduled: datetime) -> str:
     """``getJobName``: the CronJob's name and the scheduled time in minutes since the epoch."""
-    return f"{(cj.get('metadata') or {}).get('name')}-{int(scheduled.timestamp()) // 60}"
+    return f"{meta_of(cj).get('name')}-{int(scheduled.timestamp()) // 60}"
 
 
 def rfc3339_in(when: datetime, zone: tzinfo) -> str:
@@ -108,9 +109,9 @@ def rfc3339_in(when: datetime, zone: tzinfo) -> str:
 
 def job_from_template(cj: Obj, scheduled: datetime, zone: tzinfo) -> dict[str, Any]:
     """``getJobFromTemplate2``: the Job for one scheduled time, owned by the CronJob."""
-    meta, spec = cj.get("metadata") or {}, cj.get("spec") or {}
+    meta, spec = meta_of(cj), spec_of(cj)
     template = spec.get("jobTemplate") or {}
-    tmeta = template.get("metadata") or {}
+    tmeta = meta_of(template)
     annotations = dict(tmeta.get("annotations") or {})
     annotations[SCHEDULED_TIMESTAMP] = rfc3339_in(scheduled, zone)
     job_meta: dict[str, Any] = {
@@ -122,7 +123,7 @@ def job_from_template(cj: Obj, scheduled: datetime, zone: tzinfo) -> dict[str, A
     if tmeta.get("labels"):
         job_meta["labels"] = dict(tmeta["labels"])
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": job_meta,
-            "spec": deep_copy(template.get("spec") or {})}
+            "spec": deep_copy(spec_of(template))}
 
 
 # --- jobs ----------------------------------------------------------------------------------------
@@ -130,14 +131,14 @@ def job_from_template(cj: Obj, scheduled: datetime, zone: tzinfo) -> dict[str, A
 
 def finished(job: Obj) -> Optional[str]:
     """``Complete`` or ``Failed`` once the Job has finished, else None."""
-    for cond in (job.get("status") or {}).get("conditions") or []:
+    for cond in status_of(job).get("conditions") or []:
         if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
             return str(cond["type"])
     return None
 
 
 def job_ref(job: Obj) -> dict[str, Any]:
-    meta = job.get("metadata") or {}
+    meta = meta_of(job)
     return {"kind": "Job", "namespace": meta.get("namespace"), "name": meta.get("name"),
             "uid": meta.get("uid"), "apiVersion": "batch/v1",
             "resourceVersion": meta.get("resourceVersion")}
@@ -145,16 +146,16 @@ def job_ref(job: Obj) -> dict[str, Any]:
 
 def _start_key(job: Obj) -> tuple[int, datetime, str]:
     # byJobStartTime: jobs that never started sort after those that did, then by name.
-    start = parse_time((job.get("status") or {}).get("startTime"))
-    name = str((job.get("metadata") or {}).get("name") or "")
+    start = parse_time(status_of(job).get("startTime"))
+    name = name_of(job)
     if start is None:
         return 1, datetime.min.replace(tzinfo=timezone.utc), name
     return 0, start, name
 
 
-def jobs_to_trim(cj: Obj, jobs: list[Obj]) -> list[Obj]:
+def jobs_to_trim(cj: Obj, jobs: Sequence[Obj]) -> list[Obj]:
     """``cleanupFinishedJobs``: the oldest finished Jobs beyond each history limit."""
-    spec = cj.get("spec") or {}
+    spec = spec_of(cj)
     out: list[Obj] = []
     for outcome, key in (("Complete", "successfulJobsHistoryLimit"),
                          ("Failed", "failedJobsHistoryLimit")):
@@ -169,13 +170,13 @@ def jobs_to_trim(cj: Obj, jobs: list[Obj]) -> list[Obj]:
 # --- the sync -------------------------------------------------------------------------------------
 
 
-def _reconcile_active(cj: Obj, jobs: list[Obj], status: dict[str, Any], plan: Plan) -> None:
+def _reconcile_active(cj: Obj, jobs: Sequence[Obj], status: dict[str, Any], plan: Plan) -> None:
     active = [r for r in status.get("active") or [] if isinstance(r, dict)]
-    uids = {(j.get("metadata") or {}).get("uid") for j in jobs}
+    uids = {meta_of(j).get("uid") for j in jobs}
     listed = {r.get("uid") for r in active}
     last_success = parse_time(status.get("lastSuccessfulTime"))
     for job in jobs:
-        meta = job.get("metadata") or {}
+        meta = meta_of(job)
         outcome = finished(job)
         if meta.get("uid") not in listed and outcome is None:
             # Made by hand (create job --from=cronjob), or created just before a crash. As
@@ -188,7 +189,7 @@ def _reconcile_active(cj: Obj, jobs: list[Obj], status: dict[str, Any], plan: Pl
             plan.events.append((NORMAL, "SawCompletedJob", f"Saw completed job: "
                                 f"{meta.get('name')}, condition: {outcome}"))
         if outcome == "Complete":
-            done = parse_time((job.get("status") or {}).get("completionTime"))
+            done = parse_time(status_of(job).get("completionTime"))
             if done is not None and (last_success is None or done > last_success):
                 last_success = done
     for ref in list(active):
@@ -201,13 +202,13 @@ def _reconcile_active(cj: Obj, jobs: list[Obj], status: dict[str, Any], plan: Pl
         status["lastSuccessfulTime"] = format_time(last_success)
 
 
-def plan_sync(cj: Obj, jobs: list[Obj], now: datetime) -> Plan:
+def plan_sync(cj: Obj, jobs: Sequence[Obj], now: datetime) -> Plan:
     """The plan for ``cj`` at ``now``, given every Job it controls (informer view plus any
     active Job fetched directly)."""
-    status = deep_copy(cj.get("status") or {})
+    status = deep_copy(status_of(cj))
     plan = Plan(status=status)
     _reconcile_active(cj, jobs, status, plan)
-    meta, spec = cj.get("metadata") or {}, cj.get("spec") or {}
+    meta, spec = meta_of(cj), spec_of(cj)
     plan.trim = jobs_to_trim(cj, jobs)
     try:
         _schedule(cj, spec, meta, now, status, plan)
@@ -217,11 +218,11 @@ def plan_sync(cj: Obj, jobs: list[Obj], now: datetime) -> Plan:
 
 
 def _finish(cj: Obj, status: dict[str, Any], plan: Plan) -> None:
-    trimmed = {(j.get("metadata") or {}).get("uid") for j in plan.trim}
+    trimmed = {meta_of(j).get("uid") for j in plan.trim}
     status["active"] = [r for r in status.get("active") or [] if r.get("uid") not in trimmed]
     if not status["active"]:
         status.pop("active")
-    plan.status_changed = status != (cj.get("status") or {})
+    plan.status_changed = status != status_of(cj)
 
 
 def _schedule(cj: Obj, spec: Obj, meta: Obj, now: datetime, status: dict[str, Any],

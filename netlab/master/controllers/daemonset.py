@@ -23,13 +23,25 @@ created unbound, pinned by node affinity; the scheduler binds them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
-from netlab.api.objects import controller_ref, now
+from netlab.api.objects import now
 from netlab.api.selectors import SelectorError, label_selector_from_object
+from netlab.api.views import (
+    controller_ref,
+    creation_timestamp_of,
+    labels_of,
+    meta_of,
+    name_of,
+    node_spec,
+    node_status,
+    spec_of,
+    status_of,
+    uid_of,
+)
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import history, podutil
@@ -62,17 +74,17 @@ class Plan:
 
 
 def _hash(pod: Obj) -> str:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(history.HASH_LABEL, "")
+    return labels_of(pod).get(history.HASH_LABEL, "")
 
 
 def _oldest_first(pods: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
-                                       (p.get("metadata") or {}).get("name") or ""))
+    return sorted(pods, key=lambda p: (creation_timestamp_of(p),
+                                       name_of(p)))
 
 
 def max_unavailable(ds: Obj, desired: int) -> int:
     """Nodes whose daemon may be down during a rolling update (rounded up, at least 1)."""
-    strategy = (ds.get("spec") or {}).get("updateStrategy") or {}
+    strategy = spec_of(ds).get("updateStrategy") or {}
     rolling = strategy.get("rollingUpdate") or {}
     try:
         value = int_or_percent(rolling.get("maxUnavailable", 1), desired, True)
@@ -83,7 +95,7 @@ def max_unavailable(ds: Obj, desired: int) -> int:
 
 def max_surge(ds: Obj, desired: int) -> int:
     """Nodes that may run an old and a new pod at once; 0 unless ``maxUnavailable`` is 0."""
-    rolling = ((ds.get("spec") or {}).get("updateStrategy") or {}).get("rollingUpdate") or {}
+    rolling = (spec_of(ds).get("updateStrategy") or {}).get("rollingUpdate") or {}
     if rolling.get("maxUnavailable") not in (0, "0%"):
         return 0
     try:
@@ -92,10 +104,10 @@ def max_surge(ds: Obj, desired: int) -> int:
         return 0
 
 
-def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
+def plan(ds: Obj, nodes: Sequence[Obj], pods: list[dict[str, Any]], hash_value: str,
          when: datetime) -> Plan:
     """The sync of ``ds`` over ``nodes`` given its claimed ``pods`` (pure)."""
-    spec = ds.get("spec") or {}
+    spec = spec_of(ds)
     min_ready = int(spec.get("minReadySeconds") or 0)
     rolling = ((spec.get("updateStrategy") or {}).get("type") or "RollingUpdate") \
         == "RollingUpdate"
@@ -112,7 +124,7 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
     unavailable = surging = 0
     names = set()
     for node in nodes:
-        name = (node.get("metadata") or {}).get("name", "")
+        name = name_of(node)
         names.add(name)
         run, keep = should_run(ds, node)
         here = by_node.get(name, [])
@@ -182,7 +194,7 @@ def plan(ds: Obj, nodes: list[Obj], pods: list[dict[str, Any]], hash_value: str,
     out.status = {
         "currentNumberScheduled": current, "numberMisscheduled": misscheduled,
         "desiredNumberScheduled": desired, "numberReady": ready,
-        "observedGeneration": (ds.get("metadata") or {}).get("generation"),
+        "observedGeneration": meta_of(ds).get("generation"),
         "updatedNumberScheduled": updated, "numberAvailable": available,
         "numberUnavailable": max(desired - available, 0),
     }
@@ -218,7 +230,7 @@ class DaemonSetController(Controller):
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != KIND:
             return None
-        return f"{(pod.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+        return f"{meta_of(pod).get('namespace')}/{ref.get('name')}"
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         owner = self._owner_key(pod)
@@ -231,18 +243,17 @@ class DaemonSetController(Controller):
         elif kind == "DELETED" or podutil.is_terminating(pod):
             self.expectations.deletion_observed(owner, object_key(pod))
         self.enqueue(owner)
-        min_ready = int((((self.sets.get(owner) or {}).get("spec") or {})
-                         .get("minReadySeconds")) or 0)
+        min_ready = int(spec_of(self.sets.get(owner) or {}).get("minReadySeconds") or 0)
         if min_ready and podutil.is_ready(pod) and not (old and podutil.is_ready(old)):
             self.enqueue_after(owner, min_ready + 0.1)
 
     def _enqueue_matching(self, pod: dict[str, Any]) -> None:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         for ds in self.sets.items():
-            if (ds.get("metadata") or {}).get("namespace") != meta.get("namespace"):
+            if meta_of(ds).get("namespace") != meta.get("namespace"):
                 continue
             try:
-                if label_selector_from_object((ds.get("spec") or {}).get("selector")).matches(
+                if label_selector_from_object(spec_of(ds).get("selector")).matches(
                         meta.get("labels") or {}):
                     self.enqueue(object_key(ds))
             except SelectorError:
@@ -259,26 +270,26 @@ class DaemonSetController(Controller):
         if ds is None:
             self.expectations.forget(key)
             return
-        meta = ds.get("metadata") or {}
+        meta = meta_of(ds)
         if meta.get("deletionTimestamp"):
             return
         try:
-            selector = label_selector_from_object((ds.get("spec") or {}).get("selector"))
+            selector = label_selector_from_object(spec_of(ds).get("selector"))
         except SelectorError as err:
             self.log.warning("%s: invalid selector: %s", key, err)
             return
         revisions = self.revisions_by_owner.get(meta.get("uid") or "")
-        collisions = (ds.get("status") or {}).get("collisionCount")
+        collisions = status_of(ds).get("collisionCount")
         current, collisions = await history.ensure_revision(
             self.client, ds, API_VERSION, KIND, revisions, history.daemonset_hash, collisions)
-        hash_value = ((current.get("metadata") or {}).get("labels") or {}).get(
+        hash_value = labels_of(current).get(
             history.HASH_LABEL, "")
         owner_ref = podutil.owner_reference(ds, API_VERSION, KIND)
         candidates = [p for p in self.pods_by_ns.get(meta.get("namespace") or "")]
         pods = await claim(self.client, ds, owner_ref, selector, candidates, "pods",
                            fresh_owner_check(self.client, RESOURCE, ds))
         when = now()
-        nodes = sorted(self.nodes.items(), key=lambda n: (n.get("metadata") or {}).get("name"))
+        nodes = sorted(self.nodes.items(), key=name_of)
         step = plan(ds, nodes, pods, hash_value, when)
         error: Optional[Exception] = None
         if self.expectations.satisfied(key):
@@ -290,7 +301,7 @@ class DaemonSetController(Controller):
         if collisions is not None:
             status["collisionCount"] = collisions
         status = {k: v for k, v in status.items() if v is not None}
-        old_status = ds.get("status") or {}
+        old_status = status_of(ds)
         if status != {k: v for k, v in old_status.items() if k != "conditions"}:
             if old_status.get("conditions"):
                 status["conditions"] = old_status["conditions"]
@@ -298,7 +309,7 @@ class DaemonSetController(Controller):
             if written is not None:
                 self.mine.record(written)
         await self._trim(ds, current, pods)
-        min_ready = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
+        min_ready = int(spec_of(ds).get("minReadySeconds") or 0)
         waits = [w for p in pods
                  if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
         if waits:
@@ -307,7 +318,7 @@ class DaemonSetController(Controller):
             raise error
 
     async def _apply(self, key: str, ds: dict[str, Any], step: Plan, hash_value: str) -> None:
-        meta = ds.get("metadata") or {}
+        meta = meta_of(ds)
         namespace, name = meta.get("namespace") or "", meta.get("name") or ""
         owner_ref = podutil.owner_reference(ds, API_VERSION, KIND)
         if step.create:
@@ -325,10 +336,10 @@ class DaemonSetController(Controller):
                 self.expectations.creation_observed(key)
                 raise
             self.events.normal(ds, "SuccessfulCreate",
-                               f"Created pod: {(created.get('metadata') or {}).get('name')}")
+                               f"Created pod: {meta_of(created).get('name')}")
 
         async def delete_one(pod: dict[str, Any]) -> None:
-            pmeta = pod.get("metadata") or {}
+            pmeta = meta_of(pod)
             try:
                 await delete(self.client, "pods", pmeta.get("namespace"),
                              pmeta.get("name", ""), uid=pmeta.get("uid"))
@@ -349,20 +360,20 @@ class DaemonSetController(Controller):
 
     async def _trim(self, ds: dict[str, Any], current: dict[str, Any],
                     pods: list[dict[str, Any]]) -> None:
-        limit = (ds.get("spec") or {}).get("revisionHistoryLimit")
+        limit = spec_of(ds).get("revisionHistoryLimit")
         limit = limit if isinstance(limit, int) else 10
-        revisions = self.revisions_by_owner.get((ds.get("metadata") or {}).get("uid") or "")
-        keep = {(current.get("metadata") or {}).get("name")}
-        name = (ds.get("metadata") or {}).get("name", "")
+        revisions = self.revisions_by_owner.get(uid_of(ds))
+        keep = {name_of(current)}
+        name = name_of(ds)
         keep.update(history.revision_name(name, h) for h in (_hash(p) for p in pods) if h)
         for revision in history.to_trim(revisions, limit, keep):
-            rmeta = revision.get("metadata") or {}
+            rmeta = meta_of(revision)
             await delete(self.client, history.RESOURCE, rmeta.get("namespace"),
                          rmeta.get("name", ""), uid=rmeta.get("uid"))
 
 
 def _node_facts(node: Obj) -> tuple:
-    meta, spec = node.get("metadata") or {}, node.get("spec") or {}
-    ready = next((c.get("status") for c in (node.get("status") or {}).get("conditions") or []
+    meta, spec = meta_of(node), node_spec(node)
+    ready = next((c.get("status") for c in node_status(node).get("conditions") or []
                   if isinstance(c, dict) and c.get("type") == "Ready"), None)
     return (meta.get("labels"), spec.get("taints"), spec.get("unschedulable"), ready)

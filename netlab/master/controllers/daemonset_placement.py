@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from netlab.api.objects import deep_copy
+from netlab.api.views import dict_at, meta_of, name_of, node_spec, pod_spec, spec_of, template_of
 from netlab.master.scheduler.filters import node_affinity, tolerated
 from netlab.master.scheduler.nodeinfo import node_info, pod_info, ready_status
 
@@ -80,7 +81,7 @@ def pin_to_node(pod_spec: dict[str, Any], node_name: str) -> None:
 
 def target_node(pod: Obj) -> Optional[str]:
     """``GetTargetNodeName``: the node a daemon pod is on, or is pinned to."""
-    spec = pod.get("spec") or {}
+    spec = spec_of(pod)
     if spec.get("nodeName"):
         return str(spec["nodeName"])
     required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
@@ -97,25 +98,26 @@ def target_node(pod: Obj) -> Optional[str]:
 def daemon_pod(ds: Obj, node_name: str, hash_value: str) -> dict[str, Any]:
     """The pod template for ``node_name``: labels with the revision hash and generation,
     the daemon tolerations, the node pin."""
-    spec = ds.get("spec") or {}
+    spec = spec_of(ds)
     template = deep_copy(dict(spec.get("template") or {}))
-    tmeta = template.get("metadata") if isinstance(template.get("metadata"), dict) else {}
+    tmeta = dict_at(template, "metadata")
     labels = dict(tmeta.get("labels") or {})
-    generation = (ds.get("metadata") or {}).get("generation")
+    generation = meta_of(ds).get("generation")
     if generation is not None:
         labels[TEMPLATE_GENERATION_LABEL] = str(generation)
     labels["controller-revision-hash"] = hash_value
     tmeta["labels"] = labels
     template["metadata"] = tmeta
-    pod_spec = template.get("spec") if isinstance(template.get("spec"), dict) else {}
-    add_daemon_tolerations(pod_spec)
-    pin_to_node(pod_spec, node_name)
-    template["spec"] = pod_spec
+    tspec = dict_at(template, "spec")
+    add_daemon_tolerations(tspec)
+    pin_to_node(tspec, node_name)
+    template["spec"] = tspec
     return template
 
 
 def _effective_taints(node: Obj) -> list[Mapping[str, Any]]:
-    taints = [t for t in (node.get("spec") or {}).get("taints") or [] if isinstance(t, Mapping)]
+    taints: list[Mapping[str, Any]] = [t for t in node_spec(node).get("taints") or []
+                                       if isinstance(t, Mapping)]
     ready = ready_status(dict(node))
     if ready != "True":
         key = UNREACHABLE if ready == "Unknown" else NOT_READY
@@ -126,8 +128,8 @@ def _effective_taints(node: Obj) -> list[Mapping[str, Any]]:
 
 def should_run(ds: Obj, node: Obj) -> tuple[bool, bool]:
     """``NodeShouldRunDaemonPod``: (should run a new daemon pod, may keep a running one)."""
-    template_spec = dict(((ds.get("spec") or {}).get("template") or {}).get("spec") or {})
-    name = (node.get("metadata") or {}).get("name", "")
+    template_spec = dict(pod_spec(template_of(ds)))
+    name = name_of(node)
     if template_spec.get("nodeName") and template_spec["nodeName"] != name:
         return False, False
     add_daemon_tolerations(template_spec := deep_copy(template_spec))

@@ -29,8 +29,17 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from netlab.api.objects import controller_ref, deep_copy, now
+from netlab.api.objects import deep_copy, now
 from netlab.api.selectors import SelectorError, label_selector_from_object
+from netlab.api.views import (
+    controller_ref,
+    is_terminating,
+    meta_of,
+    name_of,
+    spec_of,
+    status_of,
+    uid_of,
+)
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import podutil, rollout
@@ -72,17 +81,17 @@ class DeploymentController(Controller):
         ref = controller_ref(rs)
         if ref is None or ref.get("kind") != KIND:
             return None
-        key = f"{(rs.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+        key = f"{meta_of(rs).get('namespace')}/{ref.get('name')}"
         d = self.deployments.get(key)
-        if d is None or (d.get("metadata") or {}).get("uid") != ref.get("uid"):
+        if d is None or meta_of(d).get("uid") != ref.get("uid"):
             return None
         return key
 
     def _enqueue_matching(self, rs: dict[str, Any]) -> None:
-        meta = rs.get("metadata") or {}
+        meta = meta_of(rs)
         for d in self.deployments_by_ns.get(meta.get("namespace") or ""):
             try:
-                selector = label_selector_from_object((d.get("spec") or {}).get("selector"))
+                selector = label_selector_from_object(spec_of(d).get("selector"))
             except SelectorError:
                 continue
             if not selector.empty and selector.matches(meta.get("labels") or {}):
@@ -96,7 +105,7 @@ class DeploymentController(Controller):
                 self.enqueue(old_owner)
         if owner is not None:
             self.enqueue(owner)
-        elif kind != "DELETED" and not (rs.get("metadata") or {}).get("deletionTimestamp"):
+        elif kind != "DELETED" and not is_terminating(rs):
             self._enqueue_matching(rs)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
@@ -106,10 +115,10 @@ class DeploymentController(Controller):
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
-        rs = self.sets.get(f"{(pod.get('metadata') or {}).get('namespace')}/{ref.get('name')}")
+        rs = self.sets.get(f"{meta_of(pod).get('namespace')}/{ref.get('name')}")
         owner = self._owner_key(rs) if rs is not None else None
         d = self.deployments.get(owner) if owner else None
-        if d is not None and ((d.get("spec") or {}).get("strategy") or {}).get("type") == \
+        if d is not None and (spec_of(d).get("strategy") or {}).get("type") == \
                 "Recreate":
             self.enqueue(owner)
 
@@ -121,10 +130,10 @@ class DeploymentController(Controller):
             return
         d = deep_copy(cached)  # a working copy: status conditions are edited in place
         d.setdefault("status", {})
-        original_status = deep_copy(cached.get("status") or {})
-        meta = d.get("metadata") or {}
+        original_status = deep_copy(status_of(cached))
+        meta = meta_of(d)
         try:
-            selector = label_selector_from_object((d.get("spec") or {}).get("selector"))
+            selector = label_selector_from_object(spec_of(d).get("selector"))
         except SelectorError as err:
             self.log.warning("%s: invalid selector: %s", key, err)
             return
@@ -146,7 +155,7 @@ class DeploymentController(Controller):
                 d, [*olds, *([new] if new else [])], new, now()))
             return
         self._paused_condition(d)
-        spec = d.get("spec") or {}
+        spec = spec_of(d)
         if spec.get("paused") or rollout.is_scaling_event(d, sets):
             await self._sync(d, sets, original_status)
         elif (spec.get("strategy") or {}).get("type") == "Recreate":
@@ -168,8 +177,8 @@ class DeploymentController(Controller):
                 return
         plan = rollout.old_scale_down(d, rollout.active(olds), new)
         if plan:  # reconcileOldReplicaSets
-            olds = [await self._scale(d, rs, plan[rollout.name(rs)])
-                    if rollout.name(rs) in plan else rs for rs in olds]
+            olds = [await self._scale(d, rs, plan[name_of(rs)])
+                    if name_of(rs) in plan else rs for rs in olds]
             await self._rollout_status(d, original_status, [*olds, new], new)
             return
         if rollout.is_complete(d, d["status"]):
@@ -198,9 +207,9 @@ class DeploymentController(Controller):
 
     def _old_pods_running(self, olds: list[dict[str, Any]]) -> bool:
         for rs in olds:
-            if ((rs.get("status") or {}).get("replicas") or 0) > 0:
+            if (status_of(rs).get("replicas") or 0) > 0:
                 return True
-            uid = (rs.get("metadata") or {}).get("uid") or ""
+            uid = uid_of(rs)
             if any(not podutil.is_finished(p) for p in self.pods_by_owner.get(uid)):
                 return True
         return False
@@ -212,12 +221,12 @@ class DeploymentController(Controller):
         plan = rollout.proportional_scale(d, new, olds)
         every = [*olds, *([new] if new else [])]
         # Every active set is re-annotated with the new size, so the event ends here.
-        resized = {rollout.name(rs): await self._scale(d, rs, plan.get(rollout.name(rs),
+        resized = {name_of(rs): await self._scale(d, rs, plan.get(name_of(rs),
                                                                        replicas(rs)))
-                   for rs in every if rollout.name(rs) in plan or replicas(rs) > 0}
-        every = [resized.get(rollout.name(rs), rs) for rs in every]
-        new = resized.get(rollout.name(new), new) if new else None
-        if (d.get("spec") or {}).get("paused"):
+                   for rs in every if name_of(rs) in plan or replicas(rs) > 0}
+        every = [resized.get(name_of(rs), rs) for rs in every]
+        new = resized.get(name_of(new), new) if new else None
+        if spec_of(d).get("paused"):
             await self._cleanup(d, [rs for rs in every if rs is not new])
         await self._write_status(d, original_status,
                                  rollout.calculate_status(d, every, new, now()))
@@ -231,11 +240,11 @@ class DeploymentController(Controller):
         new = rollout.find_new(d, sets)
         olds = [rs for rs in sets if rs is not new]
         next_revision = rollout.max_revision(olds) + 1
-        min_ready = (d.get("spec") or {}).get("minReadySeconds") or 0
+        min_ready = spec_of(d).get("minReadySeconds") or 0
         if new is not None:
             copy = deep_copy(new)
             changed = rollout.set_new_rs_annotations(d, copy, next_revision, exists=True)
-            if changed or (copy.get("spec") or {}).get("minReadySeconds", 0) != min_ready:
+            if changed or spec_of(copy).get("minReadySeconds", 0) != min_ready:
                 copy["spec"]["minReadySeconds"] = min_ready
                 new = await self._patch_set(copy, {
                     "metadata": {"annotations": copy["metadata"].get("annotations")},
@@ -244,46 +253,46 @@ class DeploymentController(Controller):
             if rollout.deadline(d) is not None and \
                     rollout.condition(d["status"], "Progressing") is None:
                 rollout.set_condition(d["status"], "Progressing", "True", rollout.FOUND_NEW_RS,
-                                      f'Found new replica set "{rollout.name(new)}"', now())
+                                      f'Found new replica set "{name_of(new)}"', now())
             return new, olds
         if not create:
             return None, olds
         collisions = int(d["status"].get("collisionCount") or 0)
-        spec = d.get("spec") or {}
+        spec = spec_of(d)
         rs = rollout.new_replica_set(d, rollout.template_hash(spec.get("template") or {},
                                                               collisions),
                                      0, next_revision,
                                      podutil.owner_reference(d, API_VERSION, KIND))
         rs["spec"]["replicas"] = rollout.new_rs_replicas(d, [*olds, rs], rs)
-        namespace = (d.get("metadata") or {}).get("namespace")
+        namespace = meta_of(d).get("namespace")
         try:
             created = await self.client.create(rs)
             existed = False
         except APIError as err:
             if err.reason != "AlreadyExists":
                 raise
-            created = await self.client.get("replicasets", rollout.name(rs), namespace)
+            created = await self.client.get("replicasets", name_of(rs), namespace)
             ref = controller_ref(created)
-            if not (ref and ref.get("uid") == (d.get("metadata") or {}).get("uid") and
+            if not (ref and ref.get("uid") == meta_of(d).get("uid") and
                     rollout.equal_ignore_hash(spec.get("template"),
-                                              (created.get("spec") or {}).get("template"))):
+                                              spec_of(created).get("template"))):
                 # A different set holds the name: hash again with the next collision count.
                 d["status"]["collisionCount"] = collisions + 1
                 await update_status(self.client, d, d["status"], RESOURCE)
-                raise APIError(409, {"message": f"replica set name {rollout.name(rs)} is "
+                raise APIError(409, {"message": f"replica set name {name_of(rs)} is "
                                      "taken; retrying with a new hash"}) from err
             existed = True
         self.my_sets.record(created)
         size = replicas(created)
         if not existed:
             self.log.info("%s: created replica set %s (revision %d, %d replicas)",
-                          object_key(d), rollout.name(created), next_revision, size)
+                          object_key(d), name_of(created), next_revision, size)
             if size > 0:
                 self.events.normal(d, "ScalingReplicaSet", f"Scaled up replica set "
-                                   f"{rollout.name(created)} from 0 to {size}")
+                                   f"{name_of(created)} from 0 to {size}")
             if rollout.deadline(d) is not None:
                 rollout.set_condition(d["status"], "Progressing", "True", rollout.NEW_RS_CREATED,
-                                      f'Created new replica set "{rollout.name(created)}"',
+                                      f'Created new replica set "{name_of(created)}"',
                                       now())
         await self._set_revision(d, rollout.revision(created))
         return created, olds
@@ -305,15 +314,15 @@ class DeploymentController(Controller):
         if before != size:
             direction = "up" if size > before else "down"
             self.log.info("%s: scaled %s replica set %s from %d to %d", object_key(d),
-                          direction, rollout.name(rs), before, size)
+                          direction, name_of(rs), before, size)
             self.events.normal(d, "ScalingReplicaSet", f"Scaled {direction} replica set "
-                               f"{rollout.name(rs)} from {before} to {size}")
+                               f"{name_of(rs)} from {before} to {size}")
         return updated
 
     async def _patch_set(self, rs: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         """A merge patch pinned to the set's uid. No resourceVersion: the ReplicaSet
         controller writes the status all the time, and the spec is ours alone."""
-        meta = rs.get("metadata") or {}
+        meta = meta_of(rs)
         patch.setdefault("metadata", {})["uid"] = meta.get("uid")
         updated = await self.client.patch("replicasets", meta.get("name", ""), patch,
                                           meta.get("namespace"))
@@ -333,7 +342,7 @@ class DeploymentController(Controller):
 
     async def _cleanup(self, d: dict[str, Any], olds: list[dict[str, Any]]) -> None:
         for rs in rollout.cleanup_candidates(d, olds):
-            meta = rs.get("metadata") or {}
+            meta = meta_of(rs)
             self.log.info("%s: deleting old replica set %s (revision %d, beyond the history "
                           "limit)", object_key(d), meta.get("name"), rollout.revision(rs))
             await delete(self.client, "replicasets", meta.get("namespace"),
@@ -348,7 +357,7 @@ class DeploymentController(Controller):
         cond = rollout.condition(d["status"], "Progressing")
         if cond is not None and cond.get("reason") == rollout.TIMED_OUT:
             return
-        paused = bool((d.get("spec") or {}).get("paused"))
+        paused = bool(spec_of(d).get("paused"))
         shown = cond is not None and cond.get("reason") == rollout.PAUSED
         if paused and not shown:
             rollout.set_condition(d["status"], "Progressing", "Unknown", rollout.PAUSED,
@@ -379,7 +388,7 @@ class DeploymentController(Controller):
 
 def _replica_failures(status: dict[str, Any], sets: list[dict[str, Any]], when: Any) -> None:
     """A ReplicaSet's ReplicaFailure (say, pods it cannot create) shows on the Deployment."""
-    failure = next((c for rs in sets for c in (rs.get("status") or {}).get("conditions") or []
+    failure = next((c for rs in sets for c in status_of(rs).get("conditions") or []
                     if c.get("type") == "ReplicaFailure" and c.get("status") == "True"), None)
     if failure is not None:
         rollout.set_condition(status, "ReplicaFailure", "True", failure.get("reason", ""),

@@ -22,13 +22,22 @@ makes the status fail safe: no disruptions allowed, condition reason ``SyncFaile
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from netlab.api import disruption
-from netlab.api.objects import controller_ref, deep_copy, now
+from netlab.api.objects import deep_copy, now
 from netlab.api.timefmt import parse_time
+from netlab.api.views import (
+    controller_ref,
+    dict_at,
+    is_terminating,
+    meta_of,
+    namespace_of,
+    spec_of,
+    status_of,
+)
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import (
@@ -72,21 +81,20 @@ def needs_scale(spec: Obj) -> bool:
     return spec.get("maxUnavailable") is not None or isinstance(spec.get("minAvailable"), str)
 
 
-def disrupted_pods(status: Obj, pods: list[Obj], when: datetime
+def disrupted_pods(status: Obj, pods: Sequence[Obj], when: datetime
                    ) -> tuple[dict[str, str], Optional[datetime], list[str]]:
     """``buildDisruptedPodMap``: the entries still pending, the earliest time one expires,
     and the names of pods that outlived their expected deletion."""
-    recorded = status.get("disruptedPods") if isinstance(status.get("disruptedPods"),
-                                                          dict) else {}
+    recorded = dict_at(status, "disruptedPods")
     kept: dict[str, str] = {}
     recheck: Optional[datetime] = None
     overdue: list[str] = []
     for pod in pods:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         name = meta.get("name") or ""
         stamp = recorded.get(name)
         evicted = parse_time(stamp)
-        if evicted is None or meta.get("deletionTimestamp"):
+        if stamp is None or evicted is None or meta.get("deletionTimestamp"):
             continue
         expires = evicted + timedelta(seconds=disruption.DELETION_TIMEOUT_SECONDS)
         if expires < when:
@@ -97,10 +105,10 @@ def disrupted_pods(status: Obj, pods: list[Obj], when: datetime
     return kept, recheck, overdue
 
 
-def healthy_count(pods: list[Obj], disrupted: Mapping[str, str]) -> int:
+def healthy_count(pods: Sequence[Obj], disrupted: Mapping[str, str]) -> int:
     return sum(1 for p in pods
-               if not (p.get("metadata") or {}).get("deletionTimestamp")
-               and (p.get("metadata") or {}).get("name") not in disrupted
+               if not is_terminating(p)
+               and meta_of(p).get("name") not in disrupted
                and disruption.pod_ready(p))
 
 
@@ -126,16 +134,16 @@ class DisruptionController(Controller):
         for candidate in (pod, old):
             if candidate is None:
                 continue
-            ns = (candidate.get("metadata") or {}).get("namespace") or ""
+            ns = namespace_of(candidate)
             for pdb in self.pdbs_by_ns.get(ns):
                 if disruption.selects(pdb, candidate):
                     self.enqueue(object_key(pdb))
 
     def _on_workload(self, kind: str, obj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        if old is not None and (old.get("spec") or {}).get("replicas") == \
-                (obj.get("spec") or {}).get("replicas"):
+        if old is not None and spec_of(old).get("replicas") == \
+                spec_of(obj).get("replicas"):
             return
-        for pdb in self.pdbs_by_ns.get((obj.get("metadata") or {}).get("namespace") or ""):
+        for pdb in self.pdbs_by_ns.get(namespace_of(obj)):
             self.enqueue(object_key(pdb))
 
     # --- expected scale ------------------------------------------------------------------------
@@ -145,12 +153,12 @@ class DisruptionController(Controller):
         kind, name = ref.get("kind"), ref.get("name") or ""
         if kind == "ReplicaSet":
             rs = self.replicasets.get(f"{namespace}/{name}")
-            if rs is None or (rs.get("metadata") or {}).get("uid") != ref.get("uid"):
+            if rs is None or meta_of(rs).get("uid") != ref.get("uid"):
                 return None
             owner = controller_ref(rs)
             if owner is not None and owner.get("kind") == "Deployment":
                 dep = self.deployments.get(f"{namespace}/{owner.get('name')}")
-                if dep is not None and (dep.get("metadata") or {}).get("uid") == owner.get("uid"):
+                if dep is not None and meta_of(dep).get("uid") == owner.get("uid"):
                     return owner["uid"], _replicas(dep)
             return str(ref.get("uid")), _replicas(rs)
         res = resource_for(str(ref.get("apiVersion") or ""), str(kind or ""))
@@ -162,17 +170,17 @@ class DisruptionController(Controller):
             if err.not_found:
                 return None
             raise
-        if (workload.get("metadata") or {}).get("uid") != ref.get("uid") or \
-                "replicas" not in (workload.get("spec") or {}):
+        if meta_of(workload).get("uid") != ref.get("uid") or \
+                "replicas" not in spec_of(workload):
             return None
         return str(ref.get("uid")), _replicas(workload)
 
-    async def _expected_scale(self, namespace: str, pods: list[Obj]) -> int:
+    async def _expected_scale(self, namespace: str, pods: Sequence[Obj]) -> int:
         """``getExpectedScale``: the summed replicas of the pods' workloads, each once."""
         resolved: set[str] = set()  # controller uids already looked up
         workloads: dict[str, int] = {}  # workload uid (a Deployment's, not its RS's) -> scale
         for pod in pods:
-            name = (pod.get("metadata") or {}).get("name")
+            name = meta_of(pod).get("name")
             ref = controller_ref(pod)
             if ref is None:
                 raise ScaleError(f'found no controller ref for pod "{name}"')
@@ -192,10 +200,10 @@ class DisruptionController(Controller):
         if cached is None:
             return
         pdb = deep_copy(cached)
-        meta, spec = pdb.get("metadata") or {}, pdb.get("spec") or {}
+        meta, spec = meta_of(pdb), spec_of(pdb)
         namespace = meta.get("namespace") or ""
         pods = [p for p in self.pods_by_ns.get(namespace) if disruption.selects(pdb, p)]
-        status = deep_copy(pdb.get("status") or {})
+        status = deep_copy(status_of(pdb))
         when = now()
         if not pods:
             self.events.normal(pdb, "NoPods", "No matching pods found")
@@ -228,7 +236,7 @@ class DisruptionController(Controller):
             self.enqueue_after(key, max((recheck - when).total_seconds(), 0) + 0.1)
 
     async def _write(self, pdb: dict[str, Any], status: dict[str, Any]) -> None:
-        old = pdb.get("status") or {}
+        old = status_of(pdb)
         # A condition's transition time alone is no reason to write.
         if _without_times(status) == _without_times(old):
             return
@@ -238,7 +246,7 @@ class DisruptionController(Controller):
 
 
 def _replicas(obj: Obj) -> int:
-    value = (obj.get("spec") or {}).get("replicas")
+    value = spec_of(obj).get("replicas")
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 

@@ -23,10 +23,11 @@ deleted its Endpoints go with it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 from netlab.api.selectors import selector_from_set
+from netlab.api.views import labels_of, meta_of, namespace_of, pod_spec, pod_status, service_spec
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
@@ -43,9 +44,9 @@ def services_selecting(services: Iterable[Obj], pod: Obj,
                        old: Optional[Obj]) -> Iterator[Obj]:
     """The Services whose selector matches the pod now or matched it before the
     change (a relabelled pod leaves one Service's endpoints and joins another's)."""
-    label_sets = [(pod.get("metadata") or {}).get("labels") or {}]
+    label_sets = [labels_of(pod)]
     if old is not None:
-        label_sets.append((old.get("metadata") or {}).get("labels") or {})
+        label_sets.append(labels_of(old))
     for svc in services:
         selector = selector_of(svc)
         if selector is not None and any(selector_from_set(selector).matches(labels)
@@ -55,7 +56,7 @@ def services_selecting(services: Iterable[Obj], pod: Obj,
 
 def selector_of(service: Obj) -> Optional[dict[str, str]]:
     """The Service's selector, or None when the controller must not manage it."""
-    spec = service.get("spec") or {}
+    spec = service_spec(service)
     selector = spec.get("selector")
     if not selector or spec.get("type") == "ExternalName":
         return None
@@ -63,7 +64,7 @@ def selector_of(service: Obj) -> Optional[dict[str, str]]:
 
 
 def pod_ip(pod: Obj) -> str:
-    status = pod.get("status") or {}
+    status = pod_status(pod)
     if status.get("podIP"):
         return status["podIP"]
     ips = status.get("podIPs") or []
@@ -76,7 +77,7 @@ def should_be_in_endpoints(pod: Obj, include_terminating: bool) -> bool:
         return False
     if not include_terminating and podutil.is_terminating(pod):
         return False
-    restart = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    restart = pod_spec(pod).get("restartPolicy") or "Always"
     phase = podutil.phase(pod)
     if restart == "Never":
         return phase not in ("Failed", "Succeeded")
@@ -97,7 +98,7 @@ def find_port(pod: Obj, service_port: Obj) -> Optional[int]:
     if text.isdigit():
         return int(text)
     protocol = service_port.get("protocol") or "TCP"
-    for container in (pod.get("spec") or {}).get("containers") or []:
+    for container in pod_spec(pod).get("containers") or []:
         for port in container.get("ports") or []:
             if port.get("name") == text and (port.get("protocol") or "TCP") == protocol:
                 return port.get("containerPort")
@@ -105,10 +106,10 @@ def find_port(pod: Obj, service_port: Obj) -> Optional[int]:
 
 
 def endpoint_address(service: Obj, pod: Obj) -> dict[str, Any]:
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
+    meta = meta_of(pod)
+    spec = pod_spec(pod)
     address: dict[str, Any] = {"ip": pod_ip(pod)}
-    smeta = service.get("metadata") or {}
+    smeta = meta_of(service)
     if spec.get("hostname") and spec.get("subdomain") == smeta.get("name") and \
             meta.get("namespace") == smeta.get("namespace"):
         address["hostname"] = spec["hostname"]
@@ -140,9 +141,9 @@ def _port_key(port: Obj) -> tuple:
     return (port.get("name", ""), port.get("port", 0), port.get("protocol", ""))
 
 
-def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
+def compute_subsets(service: Obj, pods: Sequence[Obj]) -> list[dict[str, Any]]:
     """The Endpoints subsets for ``service`` over the pods its selector matched."""
-    spec = service.get("spec") or {}
+    spec = service_spec(service)
     publish_not_ready = bool(spec.get("publishNotReadyAddresses"))
     headless = spec.get("clusterIP") == "None"
     service_ports = spec.get("ports") or []
@@ -156,7 +157,7 @@ def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
         address = endpoint_address(service, pod)
         key = (address["ip"], address["targetRef"]["uid"])
         ready = publish_not_ready or podutil.is_ready(pod)
-        offered = []
+        offered: list[Optional[dict[str, Any]]] = []
         if not service_ports and headless:
             offered.append(None)  # a headless Service may have no ports
         for service_port in service_ports:
@@ -176,13 +177,13 @@ def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
     for pkey, keys in by_port.items():
         groups.setdefault(frozenset(keys), []).append(pkey)
     subsets = []
-    for keys, pkeys in groups.items():
-        members = sorted((addresses[k] for k in keys), key=lambda a: _ip_key(a[0]))
+    for group, pkeys in groups.items():
+        members = sorted((addresses[k] for k in group), key=lambda a: _ip_key(a[0]))
         subset: dict[str, Any] = {}
-        ready = [a for a, r in members if r]
+        ready_addresses = [a for a, r in members if r]
         not_ready = [a for a, r in members if not r]
-        if ready:
-            subset["addresses"] = ready
+        if ready_addresses:
+            subset["addresses"] = ready_addresses
         if not_ready:
             subset["notReadyAddresses"] = not_ready
         real_ports = sorted((ports[p] for p in pkeys if p in ports), key=_port_key)
@@ -196,8 +197,8 @@ def compute_subsets(service: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
 
 
 def endpoints_labels(service: Obj) -> dict[str, str]:
-    labels = dict((service.get("metadata") or {}).get("labels") or {})
-    if (service.get("spec") or {}).get("clusterIP") == "None":
+    labels = dict(labels_of(service))
+    if service_spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     return labels
 
@@ -206,7 +207,7 @@ def _relevant(pod: Optional[Obj]) -> tuple:
     """What about a pod can change its endpoints (``podEndpointsChanged``)."""
     if pod is None:
         return ()
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = meta_of(pod), pod_spec(pod)
     return (meta.get("labels"), pod_ip(pod), podutil.is_ready(pod), podutil.phase(pod),
             bool(meta.get("deletionTimestamp")), spec.get("nodeName"), spec.get("hostname"),
             spec.get("subdomain"), [c.get("ports") for c in spec.get("containers") or []])
@@ -238,7 +239,7 @@ class EndpointsController(Controller):
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
             return  # a status detail that no Endpoints shows
-        namespace = (pod.get("metadata") or {}).get("namespace") or ""
+        namespace = namespace_of(pod)
         for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
             self.enqueue(object_key(svc))
 
@@ -250,18 +251,18 @@ class EndpointsController(Controller):
             if existing is not None:
                 self.log.info("%s: service gone, deleting its endpoints", key)
                 await delete(self.client, "endpoints", namespace, name,
-                             uid=(existing.get("metadata") or {}).get("uid"))
+                             uid=meta_of(existing).get("uid"))
             return
         selector = selector_of(svc)
         if selector is None:
             return
         matcher = selector_from_set(selector)
         pods = [p for p in self.pods_by_ns.get(namespace or "")
-                if matcher.matches((p.get("metadata") or {}).get("labels") or {})]
+                if matcher.matches(labels_of(p))]
         subsets = compute_subsets(svc, pods)
         labels = endpoints_labels(svc)
         if existing is not None and (existing.get("subsets") or []) == subsets and \
-                ((existing.get("metadata") or {}).get("labels") or {}) == labels:
+                labels_of(existing) == labels:
             return
         ready = sum(len(s.get("addresses") or []) for s in subsets)
         not_ready = sum(len(s.get("notReadyAddresses") or []) for s in subsets)
@@ -276,7 +277,7 @@ class EndpointsController(Controller):
                     raise
                 raise APIError(409, {"message": f"endpoints {key} appeared meanwhile"}) from err
         else:
-            meta = dict(existing.get("metadata") or {})
+            meta = dict(meta_of(existing))
             meta["labels"] = labels
             await self.client.update({**existing, "metadata": meta, "subsets": subsets})
         self.log.info("%s: %d ready and %d not-ready addresses", key, ready, not_ready)

@@ -19,10 +19,11 @@ Endpoints controller runs alongside for clients that read Endpoints.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from netlab.api.selectors import selector_from_set
+from netlab.api.views import labels_of, meta_of, name_of, namespace_of
 from netlab.client import APIError, Client
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, delete, split_key
@@ -45,7 +46,7 @@ _DELETED = -1
 
 def managed_service_key(slice_: Obj, manager: str = CONTROLLER_NAME) -> Optional[str]:
     """``ns/svc`` of a slice ``manager`` manages; None for anyone else's slice."""
-    meta = slice_.get("metadata") or {}
+    meta = meta_of(slice_)
     labels = meta.get("labels") or {}
     if labels.get(MANAGED_BY_LABEL) != manager or not labels.get(SERVICE_NAME_LABEL):
         return None
@@ -61,7 +62,7 @@ class SliceTracker:
         self._clock = clock
 
     def written(self, service: str, slice_: Obj) -> None:
-        meta = slice_.get("metadata") or {}
+        meta = meta_of(slice_)
         self._expected.setdefault(service, {})[meta.get("name", "")] = \
             (int(meta.get("generation") or 0), self._clock())
 
@@ -71,12 +72,12 @@ class SliceTracker:
     def forget(self, service: str) -> None:
         self._expected.pop(service, None)
 
-    def stale(self, service: str, cached: list[Obj]) -> bool:
+    def stale(self, service: str, cached: Sequence[Obj]) -> bool:
         """Whether the cached slices lack one of our writes; caught-up entries are dropped."""
         expected = self._expected.get(service)
         if not expected:
             return False
-        by_name = {(s.get("metadata") or {}).get("name", ""): s for s in cached}
+        by_name = {name_of(s): s for s in cached}
         lagging = False
         now = self._clock()
         for name, (generation, when) in list(expected.items()):
@@ -87,7 +88,7 @@ class SliceTracker:
                 caught_up = slice_ is None
             else:
                 caught_up = slice_ is not None and \
-                    int((slice_.get("metadata") or {}).get("generation") or 0) >= generation
+                    int(meta_of(slice_).get("generation") or 0) >= generation
             if caught_up:
                 del expected[name]
             else:
@@ -126,7 +127,7 @@ class EndpointSliceController(Controller):
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
             return  # nothing any slice shows changed
-        namespace = (pod.get("metadata") or {}).get("namespace") or ""
+        namespace = namespace_of(pod)
         for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
             self.enqueue(object_key(svc))
 
@@ -136,7 +137,7 @@ class EndpointSliceController(Controller):
         cached = self.slices_by_service.get(key)
         if svc is None:
             for slice_ in cached:
-                meta = slice_.get("metadata") or {}
+                meta = meta_of(slice_)
                 await delete(self.client, "endpointslices", namespace, meta.get("name", ""),
                              uid=meta.get("uid"))
             if cached:
@@ -151,7 +152,7 @@ class EndpointSliceController(Controller):
             return
         matcher = selector_from_set(selector)
         pods = [p for p in self.pods_by_ns.get(namespace or "")
-                if matcher.matches((p.get("metadata") or {}).get("labels") or {})]
+                if matcher.matches(labels_of(p))]
         plan = plan_slices(svc, pods, cached)
         if not plan:
             return
@@ -177,7 +178,7 @@ async def write_plan(client: Client, tracker: SliceTracker, key: str, plan: Plan
                 continue  # deleted meanwhile: its slice event requeues the owner
             raise
     for slice_ in plan.delete:
-        meta = slice_.get("metadata") or {}
+        meta = meta_of(slice_)
         await delete(client, "endpointslices", namespace, meta.get("name", ""),
                      uid=meta.get("uid"))
         tracker.deleted(key, meta.get("name", ""))

@@ -21,10 +21,11 @@ with no endpoints at all keeps one empty "placeholder" slice.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from netlab.api.views import labels_of, meta_of, name_of, pod_spec, pod_status, service_spec
 from netlab.master.controllers import podutil
 from netlab.master.controllers.endpoints import find_port, should_be_in_endpoints
 
@@ -47,7 +48,7 @@ Desired = dict[PortKey, tuple[list[dict[str, Any]], dict[EndpointKey, dict]]]
 
 def pod_ipv4(pod: Obj) -> str:
     """The pod's IPv4 address (``podIPs``, then ``podIP``); "" when it has none."""
-    status = pod.get("status") or {}
+    status = pod_status(pod)
     candidates = [p.get("ip", "") for p in status.get("podIPs") or [] if isinstance(p, dict)]
     candidates.append(status.get("podIP") or "")
     for ip in candidates:
@@ -62,8 +63,8 @@ def pod_ipv4(pod: Obj) -> str:
 def pod_to_endpoint(service: Obj, pod: Obj) -> dict[str, Any]:
     """``podToEndpoint``: a terminating pod is never ready (unless the Service publishes
     not-ready addresses), but keeps ``serving`` from its readiness."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    publish_not_ready = bool((service.get("spec") or {}).get("publishNotReadyAddresses"))
+    meta, spec = meta_of(pod), pod_spec(pod)
+    publish_not_ready = bool(service_spec(service).get("publishNotReadyAddresses"))
     serving = podutil.is_ready(pod)
     terminating = podutil.is_terminating(pod)
     ready = publish_not_ready or serving
@@ -73,7 +74,7 @@ def pod_to_endpoint(service: Obj, pod: Obj) -> dict[str, Any]:
         "addresses": [pod_ipv4(pod)],
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
     }
-    smeta = service.get("metadata") or {}
+    smeta = meta_of(service)
     if spec.get("hostname") and spec.get("subdomain") == smeta.get("name") and \
             meta.get("namespace") == smeta.get("namespace"):
         endpoint["hostname"] = spec["hostname"]
@@ -87,7 +88,7 @@ def pod_to_endpoint(service: Obj, pod: Obj) -> dict[str, Any]:
 def endpoint_ports(service: Obj, pod: Obj) -> list[dict[str, Any]]:
     """``getEndpointPorts``: the Service's ports this pod serves, with its numbers."""
     out = []
-    for sp in (service.get("spec") or {}).get("ports") or []:
+    for sp in service_spec(service).get("ports") or []:
         number = find_port(pod, sp)
         if number is None:
             continue
@@ -146,10 +147,10 @@ def desired_endpoints(service: Obj, pods: Iterable[Obj]) -> Desired:
 def slice_labels(service: Obj) -> dict[str, str]:
     """``setEndpointSliceLabels``: the Service's labels, minus the reserved ones, plus
     the service name, the manager and the headless marker."""
-    meta = service.get("metadata") or {}
+    meta = meta_of(service)
     labels = {k: v for k, v in (meta.get("labels") or {}).items()
               if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)}
-    if (service.get("spec") or {}).get("clusterIP") == "None":
+    if service_spec(service).get("clusterIP") == "None":
         labels[HEADLESS_LABEL] = ""
     else:
         labels.pop(HEADLESS_LABEL, None)
@@ -172,7 +173,7 @@ class SliceOwner:
 
     @classmethod
     def of_service(cls, service: Obj) -> SliceOwner:
-        meta = service.get("metadata") or {}
+        meta = meta_of(service)
         return cls(meta.get("namespace", ""), meta.get("name", ""), "Service",
                    meta.get("uid", ""), slice_labels(service))
 
@@ -194,13 +195,13 @@ def new_slice(owner: SliceOwner, ports: list[dict[str, Any]]) -> dict[str, Any]:
 
 def owned_by(slice_: Obj, owner: SliceOwner) -> bool:
     return any(r.get("kind") == owner.kind and r.get("uid") == owner.uid
-               for r in (slice_.get("metadata") or {}).get("ownerReferences") or [])
+               for r in meta_of(slice_).get("ownerReferences") or [])
 
 
 def _is_placeholder(slice_: Obj, owner: SliceOwner) -> bool:
     return not slice_.get("endpoints") and not slice_.get("ports") and \
         slice_.get("addressType") == ADDRESS_TYPE and owned_by(slice_, owner) and \
-        ((slice_.get("metadata") or {}).get("labels") or {}) == dict(owner.labels)
+        labels_of(slice_) == dict(owner.labels)
 
 
 @dataclass
@@ -216,12 +217,12 @@ class Plan:
 
 
 def _copy_for_update(slice_: Obj, endpoints: list[dict], labels: dict[str, str]) -> dict:
-    meta = dict(slice_.get("metadata") or {})
+    meta = dict(meta_of(slice_))
     meta["labels"] = labels
     return {**slice_, "metadata": meta, "endpoints": endpoints}
 
 
-def _reconcile_ports(owner: SliceOwner, plan: Plan, existing: list[Obj], ports: list[dict],
+def _reconcile_ports(owner: SliceOwner, plan: Plan, existing: Sequence[Obj], ports: list[dict],
                      wanted: dict[EndpointKey, dict], limit: int) -> None:
     """``reconcileByPortMapping`` for one port list."""
     labels = dict(owner.labels)
@@ -239,7 +240,7 @@ def _reconcile_ports(owner: SliceOwner, plan: Plan, existing: list[Obj], ports: 
                 continue
             changed = changed or want != endpoint
             kept.append(want)
-        labels_changed = ((slice_.get("metadata") or {}).get("labels") or {}) != labels
+        labels_changed = labels_of(slice_) != labels
         if changed:
             if kept:
                 updating.append(_copy_for_update(slice_, kept, labels))
@@ -273,7 +274,7 @@ def _reconcile_ports(owner: SliceOwner, plan: Plan, existing: list[Obj], ports: 
         leftovers = leftovers[room:]
 
 
-def _slice_to_fill(slices: list[Obj], count: int, limit: int) -> Optional[Any]:
+def _slice_to_fill(slices: Sequence[Obj], count: int, limit: int) -> Optional[Any]:
     """``getSliceToFill``: the unchanged slice that the leftovers fill most tightly."""
     best, best_diff = None, limit
     for slice_ in slices:
@@ -301,7 +302,7 @@ def plan_from_desired(owner: SliceOwner, desired: Desired, existing: Iterable[Ob
     plan = Plan()
     existing = list(existing)
     by_ports: dict[PortKey, list[Obj]] = {}
-    for slice_ in sorted(existing, key=lambda s: (s.get("metadata") or {}).get("name", "")):
+    for slice_ in sorted(existing, key=name_of):
         if not owned_by(slice_, owner) or slice_.get("addressType") != ADDRESS_TYPE:
             plan.delete.append(dict(slice_))  # a predecessor's, or another family's
             continue
@@ -324,8 +325,8 @@ def plan_from_desired(owner: SliceOwner, desired: Desired, existing: Iterable[Ob
 
 def desired_after(existing: Iterable[Obj], plan: Plan) -> list[Obj]:
     """The slices a plan leaves (tests and the bench use it to check convergence)."""
-    gone = {(s.get("metadata") or {}).get("name") for s in plan.delete}
-    updated = {(s.get("metadata") or {}).get("name"): s for s in plan.update}
-    out = [updated.get((s.get("metadata") or {}).get("name"), s) for s in existing
-           if (s.get("metadata") or {}).get("name") not in gone]
+    gone = {meta_of(s).get("name") for s in plan.delete}
+    updated = {meta_of(s).get("name"): s for s in plan.update}
+    out = [updated.get(meta_of(s).get("name"), s) for s in existing
+           if meta_of(s).get("name") not in gone]
     return out + list(plan.create)

@@ -27,6 +27,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from netlab.api.views import labels_of, meta_of, service_spec
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, delete, split_key
 from netlab.master.controllers.endpointslice import (
@@ -54,14 +55,14 @@ MAX_MIRRORED = 1000
 def should_mirror(service: Optional[Obj], endpoints: Optional[Obj]) -> bool:
     if service is None or endpoints is None:
         return False
-    if (service.get("spec") or {}).get("selector"):
+    if service_spec(service).get("selector"):
         return False  # the EndpointSlice controller serves Services with selectors
-    labels = (endpoints.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(endpoints)
     return labels.get(SKIP_MIRROR_LABEL) != "true"
 
 
 def mirror_owner(endpoints: Obj) -> SliceOwner:
-    meta = endpoints.get("metadata") or {}
+    meta = meta_of(endpoints)
     labels = {k: v for k, v in (meta.get("labels") or {}).items()
               if k not in (SERVICE_NAME_LABEL, MANAGED_BY_LABEL)}
     labels[SERVICE_NAME_LABEL] = meta.get("name", "")
@@ -143,7 +144,7 @@ class EndpointSliceMirroringController(Controller):
         cached = self.slices_by_owner.get(key)
         if not should_mirror(self.services.get(key), endpoints):
             for slice_ in cached:
-                meta = slice_.get("metadata") or {}
+                meta = meta_of(slice_)
                 await delete(self.client, "endpointslices", namespace, meta.get("name", ""),
                              uid=meta.get("uid"))
             self.tracker.forget(key)

@@ -28,7 +28,14 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from netlab.api import resources
-from netlab.api.objects import finalizers_of, owner_references
+from netlab.api.views import (
+    OwnerReference,
+    finalizers_of,
+    is_terminating,
+    meta_of,
+    owner_references,
+    uid_of,
+)
 from netlab.client import APIError
 from netlab.client.informer import Informer, object_key
 from netlab.master.controllers.base import (
@@ -54,12 +61,8 @@ def monitored() -> list[resources.Resource]:
             if r.plural not in UNWATCHED and "watch" in r.verbs]
 
 
-def _uid(obj: dict[str, Any]) -> str:
-    return (obj.get("metadata") or {}).get("uid") or ""
-
-
 def _deleting(obj: Optional[dict[str, Any]]) -> bool:
-    return bool(obj and (obj.get("metadata") or {}).get("deletionTimestamp"))
+    return obj is not None and is_terminating(obj)
 
 
 def _waits_for_dependents(obj: Optional[dict[str, Any]]) -> bool:
@@ -93,11 +96,11 @@ class GarbageCollector(Controller):
         if where is None:
             return None
         obj = self.informers[where[0]].get(where[1])
-        return obj if obj is not None and _uid(obj) == uid else None
+        return obj if obj is not None and uid_of(obj) == uid else None
 
     def _on_event(self, plural: str, kind: str, obj: dict[str, Any],
                   old: Optional[dict[str, Any]]) -> None:
-        uid = _uid(obj)
+        uid = uid_of(obj)
         owners = tuple(r.get("uid", "") for r in owner_references(obj))
         previous = self.refs.get(uid, ())
         for owner in set(previous) - set(owners):
@@ -149,7 +152,9 @@ class GarbageCollector(Controller):
         refs = owner_references(obj)
         if not refs:
             return
-        solid, dangling, waiting = [], [], []
+        solid: list[OwnerReference] = []
+        dangling: list[OwnerReference] = []
+        waiting: list[OwnerReference] = []
         for ref in refs:
             state = await self._owner_state(ref, obj)
             {"solid": solid, "absent": dangling, "waiting": waiting}[state].append(ref)
@@ -175,7 +180,7 @@ class GarbageCollector(Controller):
         await delete(self.client, plural, namespace, name, uid=uid,
                      propagation=policy)
 
-    async def _owner_state(self, ref: dict[str, Any], dependent: dict[str, Any]) -> str:
+    async def _owner_state(self, ref: OwnerReference, dependent: dict[str, Any]) -> str:
         """"solid", "absent", or "waiting" (being deleted in the foreground)."""
         owner_uid = ref.get("uid", "")
         cached = self._get(owner_uid)
@@ -186,7 +191,7 @@ class GarbageCollector(Controller):
         res = resource_for(ref.get("apiVersion", ""), ref.get("kind", ""))
         if res is None:
             return "solid"  # a kind netlab does not serve: never collect on a guess
-        namespace = (dependent.get("metadata") or {}).get("namespace") if res.namespaced \
+        namespace = meta_of(dependent).get("namespace") if res.namespaced \
             else None
         try:
             live = await self.client.get(res.plural, ref.get("name", ""),
@@ -195,7 +200,7 @@ class GarbageCollector(Controller):
             if not err.not_found:
                 raise
             live = None
-        if live is None or _uid(live) != owner_uid:
+        if live is None or uid_of(live) != owner_uid:
             self.absent[owner_uid] = None
             while len(self.absent) > ABSENT_CACHE_LIMIT:
                 self.absent.pop(next(iter(self.absent)))
@@ -204,7 +209,7 @@ class GarbageCollector(Controller):
 
     async def _delete_dependents(self, plural: str, owner: dict[str, Any]) -> None:
         """Foreground: delete the dependents; drop the finalizer once none blocks."""
-        uid = _uid(owner)
+        uid = uid_of(owner)
         blocking = []
         for dep_uid in list(self.dependents.get(uid, ())):
             dep = self._get(dep_uid)
@@ -220,11 +225,11 @@ class GarbageCollector(Controller):
             return
         for dep in blocking:
             if not _waits_for_dependents(dep) and not _deleting(dep):
-                self.enqueue(_uid(dep))
+                self.enqueue(uid_of(dep))
 
     async def _orphan_dependents(self, plural: str, owner: dict[str, Any]) -> None:
         """Orphan: remove the owner from every dependent, then the finalizer."""
-        uid = _uid(owner)
+        uid = uid_of(owner)
         for dep_uid in list(self.dependents.get(uid, ())):
             dep = self._get(dep_uid)
             if dep is None:
@@ -240,7 +245,7 @@ class GarbageCollector(Controller):
         namespace, name = split_key(object_key(obj))
         try:
             await self.client.patch(plural, name, {"metadata": {
-                "uid": _uid(obj), "$deleteFromPrimitiveList/finalizers": [finalizer]}},
+                "uid": uid_of(obj), "$deleteFromPrimitiveList/finalizers": [finalizer]}},
                 namespace, patch_type="strategic")
         except APIError as err:
             if not (err.not_found or err.conflict):

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
+from netlab.api.views import labels_of, meta_of, name_of, spec_of
 from netlab.client import APIError, Client
 from netlab.master.controllers import podutil
 from netlab.master.controllers.rollout import _ALPHABET, template_hash
 
 Obj = Mapping[str, Any]
+R = TypeVar("R", bound=Obj)  # a revision, as a dict or a read-only mapping
 
 HASH_LABEL = "controller-revision-hash"
 RESOURCE = "controllerrevisions"
@@ -38,14 +40,14 @@ _PATCH = "$patch"
 
 def revision_data(owner: Obj) -> dict[str, Any]:
     """The ``data`` of the revision that snapshots ``owner``'s pod template."""
-    template = json.loads(json.dumps((owner.get("spec") or {}).get("template") or {}))
+    template = json.loads(json.dumps(spec_of(owner).get("template") or {}))
     template[_PATCH] = "replace"
     return {"spec": {"template": template}}
 
 
 def template_of(revision: Obj) -> dict[str, Any]:
     """The pod template a revision restores (its data without the directive)."""
-    template = dict(((revision.get("data") or {}).get("spec") or {}).get("template") or {})
+    template = dict(spec_of(revision.get("data") or {}).get("template") or {})
     template.pop(_PATCH, None)
     return template
 
@@ -72,7 +74,7 @@ def hash_revision_data(data: Obj, collision_count: Optional[int] = None) -> str:
 
 
 def daemonset_hash(ds: Obj, collision_count: Optional[int] = None) -> str:
-    return template_hash((ds.get("spec") or {}).get("template") or {}, collision_count or 0)
+    return template_hash(spec_of(ds).get("template") or {}, collision_count or 0)
 
 
 def revision_name(owner_name: str, hash_value: str) -> str:
@@ -88,21 +90,21 @@ def max_revision(revisions: Iterable[Obj]) -> int:
     return max((number(r) for r in revisions), default=0)
 
 
-def matching(revisions: Iterable[Obj], data: Obj) -> list[Obj]:
+def matching(revisions: Iterable[R], data: Obj) -> list[R]:
     """The revisions whose data equals ``data`` (``history.FindEqualRevisions``)."""
     return [r for r in revisions if r.get("data") == data]
 
 
-def sort_by_revision(revisions: Iterable[Obj]) -> list[Obj]:
-    return sorted(revisions, key=lambda r: (number(r), (r.get("metadata") or {}).get("name", "")))
+def sort_by_revision(revisions: Iterable[R]) -> list[R]:
+    return sorted(revisions, key=lambda r: (number(r), name_of(r)))
 
 
-def to_trim(revisions: Iterable[Obj], limit: int, keep: Iterable[str]) -> list[Obj]:
+def to_trim(revisions: Iterable[R], limit: int, keep: Iterable[str]) -> list[R]:
     """The oldest revisions beyond ``limit`` that are not in use (names in ``keep``: the
     current and update revisions and the ones live pods carry)."""
     kept = set(keep)
     candidates = [r for r in sort_by_revision(revisions)
-                  if (r.get("metadata") or {}).get("name") not in kept]
+                  if meta_of(r).get("name") not in kept]
     extra = len(candidates) - max(limit, 0)
     return candidates[:extra] if extra > 0 else []
 
@@ -111,9 +113,8 @@ def new_revision(owner: Obj, api_version: str, kind: str, data: dict[str, Any], 
                  hash_value: str) -> dict[str, Any]:
     """A ControllerRevision object for ``owner`` (labels from its template, plus the hash;
     annotations copied from the owner, so ``kubernetes.io/change-cause`` shows in history)."""
-    meta = owner.get("metadata") or {}
-    labels = dict((((owner.get("spec") or {}).get("template") or {}).get("metadata") or {})
-                  .get("labels") or {})
+    meta = meta_of(owner)
+    labels = dict(labels_of(spec_of(owner).get("template") or {}))
     labels[HASH_LABEL] = hash_value
     rmeta: dict[str, Any] = {
         "name": revision_name(meta.get("name", ""), hash_value),
@@ -144,7 +145,7 @@ async def ensure_revision(client: Client, owner: Obj, api_version: str, kind: st
     if equal:
         current = equal[-1]
         if number(current) < top:
-            meta = current.get("metadata") or {}
+            meta = meta_of(current)
             current = await client.patch(RESOURCE, meta.get("name", ""),
                                          {"revision": top + 1}, meta.get("namespace"))
         return current, collision_count
@@ -163,8 +164,8 @@ async def ensure_revision(client: Client, owner: Obj, api_version: str, kind: st
             if err.not_found:
                 continue
             raise
-        owner_uid = (owner.get("metadata") or {}).get("uid")
-        ref = next((r for r in (existing.get("metadata") or {}).get("ownerReferences") or []
+        owner_uid = meta_of(owner).get("uid")
+        ref = next((r for r in meta_of(existing).get("ownerReferences") or []
                     if r.get("controller")), None)
         if existing.get("data") == data and ref is not None and ref.get("uid") == owner_uid:
             if number(existing) < top + 1:
@@ -173,4 +174,4 @@ async def ensure_revision(client: Client, owner: Obj, api_version: str, kind: st
             return existing, collision_count
         collision_count = (collision_count or 0) + 1
     raise APIError(409, {"message": f"could not name a revision of {kind} "
-                                    f"{(owner.get('metadata') or {}).get('name')}"})
+                                    f"{meta_of(owner).get('name')}"})

@@ -29,6 +29,7 @@ from typing import Any, Optional
 from netlab.api.objects import deep_copy, now
 from netlab.api.selectors import SelectorError, parse_label_selector
 from netlab.api.timefmt import format_time, parse_time
+from netlab.api.views import labels_of, meta_of, pod_spec, pod_status, spec_of, status_of
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import hpacalc, podutil
@@ -89,9 +90,9 @@ class HPAController(Controller):
             self.enqueue_after(key, self.options.hpa_sync_period)
 
     async def _evaluate(self, key: str, hpa: dict[str, Any]) -> None:
-        meta, spec = hpa.get("metadata") or {}, hpa.get("spec") or {}
+        meta, spec = meta_of(hpa), spec_of(hpa)
         namespace = meta.get("namespace") or ""
-        status = deep_copy(hpa.get("status") or {})
+        status = deep_copy(status_of(hpa))
         stamp = format_time(now())
         ref = spec.get("scaleTargetRef") or {}
         resource = SCALABLE.get(ref.get("kind", ""))
@@ -108,7 +109,7 @@ class HPAController(Controller):
             self.events.warning(hpa, "FailedGetScale", str(err))
             await self._write(hpa, status)
             return
-        current = int((scale.get("spec") or {}).get("replicas") or 0)
+        current = int(spec_of(scale).get("replicas") or 0)
         min_replicas = int(spec.get("minReplicas") or 1)
         max_replicas = int(spec.get("maxReplicas") or min_replicas)
         status["currentReplicas"] = current  # Kubernetes reports the target's spec here
@@ -167,15 +168,15 @@ class HPAController(Controller):
     def _metrics(self, hpa: dict[str, Any], scale: dict[str, Any], current: int,
                  namespace: str) -> tuple[Optional[int], str, list[dict[str, Any]], str]:
         """(highest proposal or None, its metric's name, currentMetrics, last error)."""
-        spec = hpa.get("spec") or {}
+        spec = spec_of(hpa)
         try:
-            selector = parse_label_selector((scale.get("status") or {}).get("selector") or "")
+            selector = parse_label_selector(status_of(scale).get("selector") or "")
         except SelectorError as err:
             return None, "", [], f"invalid selector: {err}"
         if selector.empty:
             return None, "", [], "the target's selector selects nothing"
         pods = [p for p in self.pods_by_ns.get(namespace)
-                if selector.matches((p.get("metadata") or {}).get("labels") or {})]
+                if selector.matches(labels_of(p))]
         best: Optional[int] = None
         best_name, error = "", ""
         statuses: list[dict[str, Any]] = []
@@ -235,7 +236,7 @@ class HPAController(Controller):
         max_age = self.options.hpa_metrics_max_age
         wall = time.time()
         for pod in pods:
-            meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+            meta, status = meta_of(pod), pod_status(pod)
             name = meta.get("name", "")
             cond = podutil.condition(pod, "Ready")
             changed = parse_time((cond or {}).get("lastTransitionTime"))
@@ -246,7 +247,7 @@ class HPAController(Controller):
                 ready=None if cond is None else cond.get("status") == "True",
                 ready_changed=changed.timestamp() if changed else 0.0,
                 started=started.timestamp() if started else None,
-                request=podutil.container_requests(pod.get("spec") or {}, resource)))
+                request=podutil.container_requests(pod_spec(pod), resource)))
             usage = self.usage.pod(meta.get("namespace", ""), name, meta.get("uid", ""))
             if usage is not None and wall - usage.timestamp <= max_age:
                 value = usage.cpu_millis if resource == "cpu" else usage.memory_bytes
@@ -292,7 +293,7 @@ class HPAController(Controller):
                                                          before - after, clock, down)
 
     async def _write(self, hpa: dict[str, Any], status: dict[str, Any]) -> None:
-        if status != (hpa.get("status") or {}):
+        if status != status_of(hpa):
             await update_status(self.client, hpa, status, RESOURCE)
 
 

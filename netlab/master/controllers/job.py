@@ -20,13 +20,22 @@ two steps resumes from what the API holds and counts each pod exactly once.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Optional
 
-from netlab.api.objects import controller_ref, deep_copy, now
+from netlab.api.objects import deep_copy, now
 from netlab.api.selectors import SelectorError, label_selector_from_object
 from netlab.api.timefmt import format_time, parse_time
+from netlab.api.views import (
+    controller_ref,
+    meta_of,
+    pod_spec,
+    pod_status,
+    spec_of,
+    status_of,
+    uid_of,
+)
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
@@ -78,22 +87,22 @@ def is_failed(pod: Obj, spec: Obj) -> bool:
     return podutil.is_terminating(pod) and podutil.phase(pod) != "Succeeded"
 
 
-def restarts_exceed_limit(spec: Obj, pods: list[Obj]) -> bool:
+def restarts_exceed_limit(spec: Obj, pods: Sequence[Obj]) -> bool:
     """``pastBackoffLimitOnFailure``: with OnFailure, container restarts count as failures."""
-    template = (spec.get("template") or {}).get("spec") or {}
+    template = pod_spec(spec.get("template") or {})
     if template.get("restartPolicy") != "OnFailure":
         return False
     restarts = 0
     for pod in pods:
         if podutil.phase(pod) in ("Running", "Pending"):
-            for key in ("initContainerStatuses", "containerStatuses"):
-                restarts += sum(_int(s.get("restartCount"))
-                                for s in (pod.get("status") or {}).get(key) or [])
+            status = pod_status(pod)
+            for statuses in (status.get("initContainerStatuses"), status.get("containerStatuses")):
+                restarts += sum(_int(s.get("restartCount")) for s in statuses or [])
     limit = _int(spec.get("backoffLimit"), 6)
     return restarts > 0 if limit == 0 else restarts >= limit
 
 
-def finish_reason(spec: Obj, succeeded: int, failed: int, active_pods: list[Obj],
+def finish_reason(spec: Obj, succeeded: int, failed: int, active_pods: Sequence[Obj],
                   start: Optional[datetime], when: datetime) -> Optional[tuple[str, str, str]]:
     """(condition type, reason, message) once the Job is over; None while it runs."""
     if failed > _int(spec.get("backoffLimit"), 6) or restarts_exceed_limit(spec, active_pods):
@@ -113,7 +122,7 @@ def finish_reason(spec: Obj, succeeded: int, failed: int, active_pods: list[Obj]
 
 def is_finished(job: Obj) -> bool:
     return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-               for c in (job.get("status") or {}).get("conditions") or [])
+               for c in status_of(job).get("conditions") or [])
 
 
 def set_condition(status: dict[str, Any], ctype: str, value: str, reason: str, message: str,
@@ -134,7 +143,7 @@ def set_condition(status: dict[str, Any], ctype: str, value: str, reason: str, m
 
 
 def has_finalizer(pod: Obj) -> bool:
-    return TRACKING_FINALIZER in ((pod.get("metadata") or {}).get("finalizers") or [])
+    return TRACKING_FINALIZER in (meta_of(pod).get("finalizers") or [])
 
 
 # --- the controller -----------------------------------------------------------------------------
@@ -169,15 +178,15 @@ class JobController(Controller):
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != KIND:
             return None
-        key = f"{(pod.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+        key = f"{meta_of(pod).get('namespace')}/{ref.get('name')}"
         job = self.jobs.get(key)
-        if job is None or (job.get("metadata") or {}).get("uid") != ref.get("uid"):
+        if job is None or meta_of(job).get("uid") != ref.get("uid"):
             return None
         return key
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         owner = self._owner_key(pod)
-        uid = (pod.get("metadata") or {}).get("uid")
+        uid = meta_of(pod).get("uid")
         if owner is not None and (kind == "DELETED" or not has_finalizer(pod)):
             self.removing.get(owner, set()).discard(uid)
         if owner is None:
@@ -191,12 +200,12 @@ class JobController(Controller):
         self.enqueue(owner)
 
     def _enqueue_matching(self, pod: Obj) -> None:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         for job in self.jobs.items():
-            if (job.get("metadata") or {}).get("namespace") != meta.get("namespace"):
+            if meta_of(job).get("namespace") != meta.get("namespace"):
                 continue
             try:
-                selector = label_selector_from_object((job.get("spec") or {}).get("selector"))
+                selector = label_selector_from_object(spec_of(job).get("selector"))
             except SelectorError:
                 continue
             if selector.matches(meta.get("labels") or {}):
@@ -214,7 +223,7 @@ class JobController(Controller):
             self.removing.pop(key, None)
             return
         job = deep_copy(cached)
-        meta, spec = job.get("metadata") or {}, job.get("spec") or {}
+        meta, spec = meta_of(job), spec_of(job)
         try:
             selector = label_selector_from_object(spec.get("selector"))
         except SelectorError as err:
@@ -227,14 +236,14 @@ class JobController(Controller):
             await self._remove_finalizers(key, [p for p in pods if has_finalizer(p)])
             return
         when = now()
-        status = deep_copy(job.get("status") or {})
+        status = deep_copy(status_of(job))
         uncounted = status.get("uncountedTerminatedPods") or {}
         pending_succeeded = list(uncounted.get("succeeded") or [])
         pending_failed = list(uncounted.get("failed") or [])
         known = set(pending_succeeded) | set(pending_failed) | self.removing.get(key, set())
         new_succeeded, new_failed = [], []
         for pod in pods:
-            uid = (pod.get("metadata") or {}).get("uid")
+            uid = meta_of(pod).get("uid")
             if not has_finalizer(pod) or uid in known:
                 continue
             if podutil.phase(pod) == "Succeeded":
@@ -295,7 +304,7 @@ class JobController(Controller):
 
     async def _manage(self, key: str, job: dict[str, Any], active: list[dict[str, Any]],
                       succeeded: int) -> list[dict[str, Any]]:
-        spec = job.get("spec") or {}
+        spec = spec_of(job)
         want = want_active(spec, succeeded, len(active))
         if len(active) > want:
             victims = podutil.pods_to_delete(active, len(active) - want)
@@ -310,7 +319,7 @@ class JobController(Controller):
         return active
 
     async def _create_pods(self, key: str, job: dict[str, Any], count: int) -> None:
-        meta, spec = job.get("metadata") or {}, job.get("spec") or {}
+        meta, spec = meta_of(job), spec_of(job)
         owner_ref = podutil.owner_reference(job, API_VERSION, KIND)
         self.expectations.expect_creations(key, count)
         self.log.info("%s: creating %d pods", key, count)
@@ -335,11 +344,11 @@ class JobController(Controller):
             self.events.warning(job, "FailedCreate", f"Error creating: {error}")
             raise error
 
-    async def _delete_pods(self, key: str, job: dict[str, Any], victims: list[dict[str, Any]],
+    async def _delete_pods(self, key: str, job: dict[str, Any], victims: Sequence[Obj],
                            count: int) -> None:
         self.log.info("%s: deleting %d active pods", key, count)
         for pod in victims:
-            pmeta = pod.get("metadata") or {}
+            pmeta = meta_of(pod)
             if await delete(self.client, "pods", pmeta.get("namespace"), pmeta.get("name", ""),
                             uid=pmeta.get("uid")):
                 self.events.normal(job, "SuccessfulDelete", f"Deleted pod: {pmeta.get('name')}")
@@ -350,7 +359,7 @@ class JobController(Controller):
         cache shows it gone, ``key``'s job does not count those pods again."""
         released = set()
         for pod in pods:
-            meta = pod.get("metadata") or {}
+            meta = meta_of(pod)
             try:
                 await self.client.patch("pods", meta.get("name", ""), {"metadata": {
                     "uid": meta.get("uid"),
@@ -359,9 +368,9 @@ class JobController(Controller):
             except APIError as err:
                 if not (err.not_found or err.conflict):
                     raise
-            released.add(meta.get("uid"))
+            released.add(uid_of(pod))
             if key is not None:
-                self.removing.setdefault(key, set()).add(meta.get("uid"))
+                self.removing.setdefault(key, set()).add(uid_of(pod))
         return released
 
     async def _release_orphan(self, pod_key: str) -> None:
@@ -375,7 +384,7 @@ class JobController(Controller):
         if not status.get("uncountedTerminatedPods"):
             status["uncountedTerminatedPods"] = {}
         omit_zero(status, "active", "succeeded", "failed")
-        if status == (job.get("status") or {}):
+        if status == status_of(job):
             return job
         written = await update_status(self.client, job, status, RESOURCE)
         if written is None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
+from netlab.api.views import annotations_of, meta_of
 from netlab.client.informer import Informer, object_key
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
@@ -49,7 +50,7 @@ def parse_window(text: Any) -> float:
 
 def parse_usage(node: dict[str, Any]) -> dict[str, PodUsage]:
     """Every pod sample in a Node's usage annotation ("ns/name" -> usage); {} if none."""
-    meta = node.get("metadata") or {}
+    meta = meta_of(node)
     text = (meta.get("annotations") or {}).get(USAGE_ANNOTATION)
     if not text:
         return {}
@@ -89,7 +90,7 @@ class UsageIndex:
             self._by_node.pop(key, None)
             self._annotation.pop(key, None)
             return
-        text = ((node.get("metadata") or {}).get("annotations") or {}).get(USAGE_ANNOTATION)
+        text = annotations_of(node).get(USAGE_ANNOTATION)
         if self._annotation.get(key) == text and key in self._by_node:
             return  # a heartbeat: the usage did not change
         self._annotation[key] = text

@@ -22,6 +22,7 @@ import contextlib
 from typing import Any, Optional
 
 from netlab.api import resources
+from netlab.api.views import is_terminating, meta_of, spec_of
 from netlab.client import APIError, discovery, resource_path
 from netlab.master.controllers.base import Context, Controller
 
@@ -46,22 +47,22 @@ class NamespaceController(Controller):
             ctx.informer(plural).add_handler(self._on_content)
 
     def _on_namespace(self, kind: str, ns: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        if kind != "DELETED" and (ns.get("metadata") or {}).get("deletionTimestamp"):
-            self.enqueue((ns.get("metadata") or {}).get("name"))
+        if kind != "DELETED" and is_terminating(ns):
+            self.enqueue(meta_of(ns).get("name"))
 
     def _on_content(self, kind: str, obj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind != "DELETED":
             return
-        namespace = (obj.get("metadata") or {}).get("namespace")
+        namespace = meta_of(obj).get("namespace")
         ns = self.namespaces.get(namespace) if namespace else None
-        if ns is not None and (ns.get("metadata") or {}).get("deletionTimestamp"):
+        if ns is not None and is_terminating(ns):
             self.enqueue(namespace)
 
     async def reconcile(self, name: str) -> None:
         ns = self.namespaces.get(name)
-        if ns is None or not (ns.get("metadata") or {}).get("deletionTimestamp"):
+        if ns is None or not is_terminating(ns):
             return
-        if FINALIZER not in ((ns.get("spec") or {}).get("finalizers") or []):
+        if FINALIZER not in (spec_of(ns).get("finalizers") or []):
             return
         remaining: dict[str, int] = {}
         # Custom resources too, as the upstream controller finds them: through discovery.
@@ -74,7 +75,7 @@ class NamespaceController(Controller):
             if not items:
                 continue
             remaining[res.plural] = len(items)
-            if any(not (i.get("metadata") or {}).get("deletionTimestamp") for i in items):
+            if any(not is_terminating(i) for i in items):
                 await self.client.request("DELETE", path, body={
                     "kind": "DeleteOptions", "apiVersion": "v1",
                     "propagationPolicy": "Background"})
@@ -83,7 +84,7 @@ class NamespaceController(Controller):
                 f"{count} {plural}" for plural, count in sorted(remaining.items())))
             self.enqueue_after(name, RECHECK)
             return
-        spec = dict(ns.get("spec") or {})
+        spec = dict(spec_of(ns))
         spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
         try:
             await self.client.update({**ns, "spec": spec}, subresource="finalize")

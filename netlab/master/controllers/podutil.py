@@ -12,12 +12,13 @@ the ReplicaSet, Job, Deployment and Endpoints controllers agree on every answer.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 from netlab.api.objects import deep_copy
 from netlab.api.timefmt import parse_time
+from netlab.api.views import get_path, is_terminating  # callers use podutil.is_terminating
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 Obj = Mapping[str, Any]
@@ -27,20 +28,8 @@ DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(obj, Mapping):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
 def phase(pod: Obj) -> str:
-    return _get(pod, "status", "phase") or ""
-
-
-def is_terminating(pod: Obj) -> bool:
-    return bool(_get(pod, "metadata", "deletionTimestamp"))
+    return get_path(pod, "status", "phase") or ""
 
 
 def is_finished(pod: Obj) -> bool:
@@ -53,7 +42,7 @@ def is_active(pod: Obj) -> bool:
 
 
 def condition(pod: Obj, ctype: str) -> Optional[Mapping[str, Any]]:
-    for cond in _get(pod, "status", "conditions") or []:
+    for cond in get_path(pod, "status", "conditions") or []:
         if isinstance(cond, Mapping) and cond.get("type") == ctype:
             return cond
     return None
@@ -92,7 +81,7 @@ def seconds_until_available(pod: Obj, min_ready_seconds: int, now: datetime) -> 
 
 
 def max_restarts(pod: Obj) -> int:
-    counts = [s.get("restartCount") or 0 for s in _get(pod, "status", "containerStatuses") or []
+    counts = [s.get("restartCount") or 0 for s in get_path(pod, "status", "containerStatuses") or []
               if isinstance(s, Mapping)]
     return max(counts, default=0)
 
@@ -101,8 +90,8 @@ def container_requests(pod_spec: Obj, resource: str) -> Optional[int]:
     """Sum of the containers' requests for ``resource`` (cpu in millicores, memory in bytes);
     None if any container has no request, as the HPA then cannot compute utilization."""
     total = 0
-    for container in _get(pod_spec, "containers") or []:
-        value = _get(container, "resources", "requests", resource)
+    for container in get_path(pod_spec, "containers") or []:
+        value = get_path(container, "resources", "requests", resource)
         if value is None:
             return None
         try:
@@ -117,16 +106,16 @@ def container_requests(pod_spec: Obj, resource: str) -> Optional[int]:
 
 def owner_reference(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
     """The controller reference a controller puts on what it creates."""
-    return {"apiVersion": api_version, "kind": kind, "name": _get(owner, "metadata", "name"),
-            "uid": _get(owner, "metadata", "uid"), "controller": True,
+    return {"apiVersion": api_version, "kind": kind, "name": get_path(owner, "metadata", "name"),
+            "uid": get_path(owner, "metadata", "uid"), "controller": True,
             "blockOwnerDeletion": True}
 
 
-def pod_from_template(template: Obj, namespace: str, generate_name: str,
+def pod_from_template(template: Obj, namespace: Optional[str], generate_name: str,
                       owner_ref: Optional[dict[str, Any]],
                       finalizers: Iterable[str] = ()) -> dict[str, Any]:
     """``GetPodFromTemplate``: a new Pod with the template's labels, annotations and spec."""
-    tmeta = _get(template, "metadata") or {}
+    tmeta = get_path(template, "metadata") or {}
     meta: dict[str, Any] = {"generateName": generate_name, "namespace": namespace}
     if tmeta.get("labels"):
         meta["labels"] = dict(tmeta["labels"])
@@ -137,7 +126,7 @@ def pod_from_template(template: Obj, namespace: str, generate_name: str,
     if finalizers:
         meta["finalizers"] = list(finalizers)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
-            "spec": deep_copy(dict(_get(template, "spec") or {}))}
+            "spec": deep_copy(dict(get_path(template, "spec") or {}))}
 
 
 def generate_name_prefix(owner_name: str) -> str:
@@ -155,7 +144,7 @@ def _stamp(value: Any) -> Optional[float]:
 
 
 def _deletion_cost(pod: Obj) -> int:
-    text = (_get(pod, "metadata", "annotations") or {}).get(DELETION_COST)
+    text = (get_path(pod, "metadata", "annotations") or {}).get(DELETION_COST)
     try:
         return int(text) if text is not None else 0
     except (TypeError, ValueError):
@@ -164,7 +153,7 @@ def _deletion_cost(pod: Obj) -> int:
 
 def node_ranks(related: Iterable[Obj]) -> Counter:
     """How many of the related active pods sit on each node (``""`` = unscheduled)."""
-    return Counter(_get(p, "spec", "nodeName") or "" for p in related if is_active(p))
+    return Counter(get_path(p, "spec", "nodeName") or "" for p in related if is_active(p))
 
 
 def deletion_key(pod: Obj, ranks: Mapping[str, int]) -> tuple:
@@ -175,10 +164,11 @@ def deletion_key(pod: Obj, ranks: Mapping[str, int]) -> tuple:
     crowded with related pods first; the most recently ready first; more
     restarts first; the newest first.
     """
-    node = _get(pod, "spec", "nodeName") or ""
+    node = get_path(pod, "spec", "nodeName") or ""
     ready = is_ready(pod)
-    ready_at = _stamp(_get(condition(pod, "Ready") or {}, "lastTransitionTime")) if ready else None
-    created = _stamp(_get(pod, "metadata", "creationTimestamp"))
+    ready_at = _stamp(get_path(condition(pod, "Ready") or {}, "lastTransitionTime")) \
+        if ready else None
+    created = _stamp(get_path(pod, "metadata", "creationTimestamp"))
     return (
         1 if node else 0,
         {"Pending": 0, "Unknown": 1, "Running": 2}.get(phase(pod), 0),
@@ -188,11 +178,11 @@ def deletion_key(pod: Obj, ranks: Mapping[str, int]) -> tuple:
         (0, 0.0) if not ready or ready_at is None else (1, -ready_at),
         -max_restarts(pod),
         (0, 0.0) if created is None else (1, -created),
-        _get(pod, "metadata", "name") or "",  # a stable tie-break, for tests and logs
+        get_path(pod, "metadata", "name") or "",  # a stable tie-break, for tests and logs
     )
 
 
-def pods_to_delete(pods: list[Obj], count: int, related: Iterable[Obj] = ()) -> list[Obj]:
+def pods_to_delete(pods: Sequence[Obj], count: int, related: Iterable[Obj] = ()) -> list[Obj]:
     """The ``count`` pods a scale-down removes (``getPodsToDelete``). ``related`` are the
     pods whose placement counts as crowding (the owner's own, plus its siblings')."""
     if count <= 0:

@@ -26,13 +26,23 @@ with their siblings, then the youngest.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any, Callable, Optional
 
-from netlab.api.objects import controller_ref, now
+from netlab.api.objects import now
 from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
 from netlab.api.timefmt import format_time
+from netlab.api.views import (
+    controller_ref,
+    labels_of,
+    meta_of,
+    name_of,
+    spec_of,
+    status_of,
+    template_of,
+    uid_of,
+)
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
@@ -55,7 +65,7 @@ SLOW_START_INITIAL = 1
 
 
 def replicas_of(obj: dict[str, Any]) -> int:
-    value = (obj.get("spec") or {}).get("replicas")
+    value = spec_of(obj).get("replicas")
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
@@ -63,18 +73,18 @@ def calculate_status(rs: dict[str, Any], pods: list[dict[str, Any]], when: datet
                      manage_error: Optional[str] = None,
                      diff: int = 0) -> dict[str, Any]:
     """``calculateStatus``: the status for ``rs`` owning the active ``pods``."""
-    spec = rs.get("spec") or {}
-    template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    spec = spec_of(rs)
+    template_labels = labels_of(template_of(rs))
     min_ready = int(spec.get("minReadySeconds") or 0)
-    old = rs.get("status") or {}
+    old = status_of(rs)
     status: dict[str, Any] = {
         "replicas": len(pods),
         "fullyLabeledReplicas": sum(
             1 for p in pods
-            if template_labels.items() <= ((p.get("metadata") or {}).get("labels") or {}).items()),
+            if template_labels.items() <= labels_of(p).items()),
         "readyReplicas": sum(1 for p in pods if podutil.is_ready(p)),
         "availableReplicas": sum(1 for p in pods if podutil.is_available(p, min_ready, when)),
-        "observedGeneration": (rs.get("metadata") or {}).get("generation"),
+        "observedGeneration": meta_of(rs).get("generation"),
     }
     conditions = [c for c in old.get("conditions") or [] if c.get("type") != "ReplicaFailure"]
     if manage_error:
@@ -138,7 +148,7 @@ class ReplicaSetController(Controller):
 
     def selector_of(self, obj: dict[str, Any]) -> LabelSelector:
         """The owner's pod selector; raises SelectorError when it is invalid."""
-        return label_selector_from_object((obj.get("spec") or {}).get("selector"))
+        return label_selector_from_object(spec_of(obj).get("selector"))
 
     # --- events -------------------------------------------------------------------------------
 
@@ -153,15 +163,15 @@ class ReplicaSetController(Controller):
         ref = controller_ref(pod)
         if ref is None or ref.get("kind") != self.kind:
             return None
-        key = f"{(pod.get('metadata') or {}).get('namespace')}/{ref.get('name')}"
+        key = f"{meta_of(pod).get('namespace')}/{ref.get('name')}"
         rs = self.sets.get(key)
-        if rs is None or (rs.get("metadata") or {}).get("uid") != ref.get("uid"):
+        if rs is None or meta_of(rs).get("uid") != ref.get("uid"):
             return None
         return key
 
     def _enqueue_matching(self, pod: dict[str, Any]) -> None:
         """An orphan: wake every ReplicaSet that might adopt it."""
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         labels = meta.get("labels") or {}
         for rs in self.sets_by_ns.get(meta.get("namespace") or ""):
             try:
@@ -198,12 +208,12 @@ class ReplicaSetController(Controller):
         if owner is not None:
             self.enqueue(owner)
             rs = self.sets.get(owner)
-            min_ready = int(((rs or {}).get("spec") or {}).get("minReadySeconds") or 0)
+            min_ready = int(spec_of(rs or {}).get("minReadySeconds") or 0)
             if min_ready and podutil.is_ready(pod) and not (old and podutil.is_ready(old)):
                 self.enqueue_after(owner, min_ready + 0.1)  # it becomes available then
         elif not podutil.is_terminating(pod):
-            labels_changed = old is None or (old.get("metadata") or {}).get("labels") != \
-                (pod.get("metadata") or {}).get("labels")
+            labels_changed = old is None or meta_of(old).get("labels") != \
+                meta_of(pod).get("labels")
             if labels_changed or controller_ref(old or {}) is not None:
                 self._enqueue_matching(pod)
 
@@ -214,7 +224,7 @@ class ReplicaSetController(Controller):
         if rs is None:
             self.expectations.forget(key)
             return
-        meta = rs.get("metadata") or {}
+        meta = meta_of(rs)
         namespace = meta.get("namespace") or ""
         try:
             selector = self.selector_of(rs)
@@ -236,11 +246,11 @@ class ReplicaSetController(Controller):
                 manage_error = str(err)
         when = now()
         status = calculate_status(rs, pods, when, manage_error, diff)
-        if status != (rs.get("status") or {}):
+        if status != status_of(rs):
             written = await update_status(self.client, rs, status, self.resource)
             if written is not None:
                 self.mine.record(written)
-        min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
+        min_ready = int(spec_of(rs).get("minReadySeconds") or 0)
         waits = [w for p in pods
                  if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
         if waits:
@@ -256,9 +266,9 @@ class ReplicaSetController(Controller):
             await self._delete(key, rs, pods, min(diff, BURST_REPLICAS))
 
     async def _create(self, key: str, rs: dict[str, Any], count: int, have: int) -> None:
-        meta = rs.get("metadata") or {}
+        meta = meta_of(rs)
         namespace, name = meta.get("namespace") or "", meta.get("name") or ""
-        template = (rs.get("spec") or {}).get("template") or {}
+        template = spec_of(rs).get("template") or {}
         owner_ref = podutil.owner_reference(rs, self.api_version, self.kind)
         self.expectations.expect_creations(key, count)
         self.log.info("%s: creating %d pods (have %d, want %d)", key, count, have,
@@ -273,7 +283,7 @@ class ReplicaSetController(Controller):
             except Exception:
                 self.expectations.creation_observed(key)  # it will never be observed
                 raise
-            names.append((created.get("metadata") or {}).get("name", ""))
+            names.append(name_of(created))
 
         done, attempted, error = await slow_start_batch(count, SLOW_START_INITIAL, create_one)
         if names:
@@ -296,8 +306,8 @@ class ReplicaSetController(Controller):
         self.log.info("%s: deleting %d pods (have %d, want %d): %s", key, count, len(pods),
                       replicas_of(rs), ", ".join(victim_keys))
 
-        async def delete_one(pod: dict[str, Any]) -> None:
-            pmeta = pod.get("metadata") or {}
+        async def delete_one(pod: Mapping[str, Any]) -> None:
+            pmeta = meta_of(pod)
             try:
                 await delete(self.client, "pods", pmeta.get("namespace"), pmeta.get("name", ""),
                              uid=pmeta.get("uid"))
@@ -321,8 +331,8 @@ class ReplicaSetController(Controller):
         ones whose placement makes a node 'crowded' (``getIndirectlyRelatedPods``)."""
         ref = controller_ref(rs)
         sets = self.sets_by_owner.get(ref["uid"]) if ref and ref.get("uid") else [rs]
-        related = []
+        related: list[dict[str, Any]] = []
         for sibling in sets or [rs]:
-            uid = (sibling.get("metadata") or {}).get("uid") or ""
+            uid = uid_of(sibling)
             related.extend(p for p in self.pods_by_owner.get(uid) if podutil.is_active(p))
         return related

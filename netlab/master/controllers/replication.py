@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
+from netlab.api.views import spec_of
 from netlab.master.controllers.replicaset import ReplicaSetController
 
 
@@ -21,7 +22,7 @@ class ReplicationManager(ReplicaSetController):
     component = "replication-controller"
 
     def selector_of(self, obj: dict[str, Any]) -> LabelSelector:
-        selector = (obj.get("spec") or {}).get("selector")
+        selector = spec_of(obj).get("selector")
         if not isinstance(selector, dict) or not selector:
             raise SelectorError("an empty selector selects nothing")
         return label_selector_from_object({"matchLabels": selector})

@@ -25,14 +25,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 
 from netlab.api.objects import deep_copy
 from netlab.api.timefmt import format_time, parse_time
+from netlab.api.views import (
+    annotations_of,
+    creation_timestamp_of,
+    is_terminating,
+    meta_of,
+    name_of,
+    spec_of,
+    status_of,
+)
 
 Obj = Mapping[str, Any]
+RS = TypeVar("RS", bound=Obj)  # a ReplicaSet, as a dict or a read-only mapping
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
@@ -59,33 +69,17 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # rand.SafeEncodeString's: no vowels,
 # --- small accessors ----------------------------------------------------------------------------
 
 
-def _spec(obj: Obj) -> Mapping[str, Any]:
-    return obj.get("spec") or {}
-
-
-def _status(obj: Obj) -> Mapping[str, Any]:
-    return obj.get("status") or {}
-
-
 def _int(value: Any, default: int = 0) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def replicas(obj: Optional[Obj]) -> int:
-    return _int(_spec(obj).get("replicas"), 1) if obj else 0
-
-
-def annotations(obj: Obj) -> Mapping[str, str]:
-    return (obj.get("metadata") or {}).get("annotations") or {}
-
-
-def name(obj: Obj) -> str:
-    return (obj.get("metadata") or {}).get("name") or ""
+    return _int(spec_of(obj).get("replicas"), 1) if obj else 0
 
 
 def revision(obj: Obj) -> int:
     try:
-        return int(annotations(obj).get(REVISION, "0"))
+        return int(annotations_of(obj).get(REVISION, "0"))
     except ValueError:
         return 0
 
@@ -98,16 +92,12 @@ def available(rs: Optional[Obj]) -> int:
     """Available pods of a ReplicaSet, never more than it is asked to keep (see above)."""
     if rs is None:
         return 0
-    return min(_int(_status(rs).get("availableReplicas")), replicas(rs))
+    return min(_int(status_of(rs).get("availableReplicas")), replicas(rs))
 
 
-def _created(obj: Obj) -> str:
-    return (obj.get("metadata") or {}).get("creationTimestamp") or ""
-
-
-def by_age(sets: Iterable[Obj]) -> list[Obj]:
+def by_age(sets: Iterable[RS]) -> list[RS]:
     """Oldest first (``ReplicaSetsByCreationTimestamp``), name as the tie-break."""
-    return sorted(sets, key=lambda rs: (_created(rs), name(rs)))
+    return sorted(sets, key=lambda rs: (creation_timestamp_of(rs), name_of(rs)))
 
 
 def active(sets: Iterable[Optional[Obj]]) -> list[Obj]:
@@ -134,7 +124,7 @@ def _semantic(value: Any) -> Any:
 
 def _without_hash(template: Optional[Obj]) -> Any:
     copy = _semantic(dict(template or {}))
-    labels = (copy.get("metadata") or {}).get("labels")
+    labels = meta_of(copy).get("labels")
     if isinstance(labels, dict):
         labels.pop(HASH_LABEL, None)
         if not labels:
@@ -162,11 +152,11 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     return "".join(_ALPHABET[ord(c) % len(_ALPHABET)] for c in str(h))
 
 
-def find_new(deployment: Obj, sets: Iterable[Obj]) -> Optional[Obj]:
+def find_new(deployment: Obj, sets: Iterable[RS]) -> Optional[RS]:
     """The ReplicaSet running the deployment's template (the oldest, if several do)."""
-    template = _spec(deployment).get("template")
+    template = spec_of(deployment).get("template")
     for rs in by_age(sets):
-        if equal_ignore_hash(_spec(rs).get("template"), template):
+        if equal_ignore_hash(spec_of(rs).get("template"), template):
             return rs
     return None
 
@@ -174,8 +164,8 @@ def find_new(deployment: Obj, sets: Iterable[Obj]) -> Optional[Obj]:
 def new_replica_set(deployment: Obj, template_hash_value: str, replica_count: int,
                     new_revision: int, owner_ref: dict[str, Any]) -> dict[str, Any]:
     """The ReplicaSet object to create for the deployment's current template."""
-    spec = _spec(deployment)
-    meta = deployment.get("metadata") or {}
+    spec = spec_of(deployment)
+    meta = meta_of(deployment)
     template = deep_copy(dict(spec.get("template") or {}))
     tmeta = template.setdefault("metadata", {})
     tmeta["labels"] = {**(tmeta.get("labels") or {}), HASH_LABEL: template_hash_value}
@@ -204,7 +194,7 @@ def set_new_rs_annotations(deployment: Obj, rs: dict[str, Any], new_revision: in
     meta = rs.setdefault("metadata", {})
     ann = meta.setdefault("annotations", {})
     changed = False
-    for key, value in annotations(deployment).items():
+    for key, value in annotations_of(deployment).items():
         if key not in _NOT_COPIED and ann.get(key) != value:
             ann[key] = value
             changed = True
@@ -241,7 +231,7 @@ def set_replicas_annotations(rs: dict[str, Any], desired: int, maximum: int) -> 
 
 
 def replicas_annotations_need_update(rs: Obj, desired: int, maximum: int) -> bool:
-    ann = annotations(rs)
+    ann = annotations_of(rs)
     return ann.get(DESIRED_REPLICAS) != str(desired) or ann.get(MAX_REPLICAS) != str(maximum)
 
 
@@ -262,7 +252,7 @@ def int_or_percent(value: Any, total: int, round_up: bool) -> int:
 
 
 def _rolling(deployment: Obj) -> Optional[Mapping[str, Any]]:
-    strategy = _spec(deployment).get("strategy") or {}
+    strategy = spec_of(deployment).get("strategy") or {}
     if (strategy.get("type") or "RollingUpdate") != "RollingUpdate":
         return None
     return strategy.get("rollingUpdate") or {"maxSurge": "25%", "maxUnavailable": "25%"}
@@ -308,7 +298,7 @@ def new_rs_replicas(deployment: Obj, all_sets: Iterable[Optional[Obj]],
     return current + max(0, min(ceiling - total, replicas(deployment) - current))
 
 
-def old_scale_down(deployment: Obj, old_sets: list[Obj],
+def old_scale_down(deployment: Obj, old_sets: Sequence[Obj],
                    new_rs: Optional[Obj]) -> dict[str, int]:
     """``reconcileOldReplicaSets``: the new sizes of old ReplicaSets this step.
 
@@ -316,7 +306,7 @@ def old_scale_down(deployment: Obj, old_sets: list[Obj],
     what availability allows), then healthy ones, oldest set first, never
     leaving fewer than ``replicas - maxUnavailable`` available pods.
     """
-    sizes = {name(rs): replicas(rs) for rs in old_sets}
+    sizes = {name_of(rs): replicas(rs) for rs in old_sets}
     if sum(sizes.values()) == 0:
         return {}
     all_count = sum(sizes.values()) + replicas(new_rs)
@@ -330,26 +320,26 @@ def old_scale_down(deployment: Obj, old_sets: list[Obj],
     for rs in by_age(old_sets):  # cleanupUnhealthyReplicas
         if cleaned >= budget:
             break
-        size = sizes[name(rs)]
+        size = sizes[name_of(rs)]
         unhealthy = size - available(rs)
         if size == 0 or unhealthy <= 0:
             continue
         cut = min(budget - cleaned, unhealthy)
-        sizes[name(rs)] = plan[name(rs)] = size - cut
+        sizes[name_of(rs)] = plan[name_of(rs)] = size - cut
         cleaned += cut
     # scaleDownOldReplicaSetsForRollingUpdate, on the sizes after the cleanup.
-    available_now = available(new_rs) + sum(min(available(rs), sizes[name(rs)])
+    available_now = available(new_rs) + sum(min(available(rs), sizes[name_of(rs)])
                                             for rs in old_sets)
     if available_now > min_available:
         to_cut, cut_so_far = available_now - min_available, 0
         for rs in by_age(old_sets):
             if cut_so_far >= to_cut:
                 break
-            size = sizes[name(rs)]
+            size = sizes[name_of(rs)]
             if size == 0:
                 continue
             cut = min(size, to_cut - cut_so_far)
-            sizes[name(rs)] = plan[name(rs)] = size - cut
+            sizes[name_of(rs)] = plan[name_of(rs)] = size - cut
             cut_so_far += cut
     return plan
 
@@ -358,16 +348,17 @@ def is_scaling_event(deployment: Obj, sets: Iterable[Optional[Obj]]) -> bool:
     """Some active ReplicaSet was sized for a different replica count."""
     desired = str(replicas(deployment))
     for rs in active(sets):
-        ann = annotations(rs).get(DESIRED_REPLICAS)
+        ann = annotations_of(rs).get(DESIRED_REPLICAS)
         if ann is not None and ann != desired:
             return True
     return False
 
 
-def _find_active_or_latest(new_rs: Optional[Obj], old_sets: list[Obj]) -> Optional[Obj]:
+def _find_active_or_latest(new_rs: Optional[Obj], old_sets: Sequence[Obj]) -> Optional[Obj]:
     if new_rs is None and not old_sets:
         return None
-    newest_first = sorted(old_sets, key=lambda rs: (_created(rs), name(rs)), reverse=True)
+    newest_first = sorted(old_sets, key=lambda rs: (creation_timestamp_of(rs), name_of(rs)),
+                          reverse=True)
     live = active([*newest_first, new_rs])
     if not live:
         return new_rs if new_rs is not None else newest_first[0]
@@ -380,20 +371,20 @@ def is_saturated(deployment: Obj, rs: Optional[Obj]) -> bool:
     if rs is None:
         return False
     desired = replicas(deployment)
-    return (replicas(rs) == desired and annotations(rs).get(DESIRED_REPLICAS) == str(desired)
-            and _int(_status(rs).get("availableReplicas")) == desired)
+    return (replicas(rs) == desired and annotations_of(rs).get(DESIRED_REPLICAS) == str(desired)
+            and _int(status_of(rs).get("availableReplicas")) == desired)
 
 
 def proportional_scale(deployment: Obj, new_rs: Optional[Obj],
-                       old_sets: list[Obj]) -> dict[str, int]:
+                       old_sets: Sequence[Obj]) -> dict[str, int]:
     """``scale``: new sizes when the replica count changed (spread over the active
     ReplicaSets in proportion to their size, the rest to the largest)."""
     only = _find_active_or_latest(new_rs, old_sets)
     if only is not None:
-        return {name(only): replicas(deployment)} if replicas(only) != replicas(deployment) \
+        return {name_of(only): replicas(deployment)} if replicas(only) != replicas(deployment) \
             else {}
     if is_saturated(deployment, new_rs):
-        return {name(rs): 0 for rs in active(old_sets)}
+        return {name_of(rs): 0 for rs in active(old_sets)}
     if _rolling(deployment) is None:
         return {}
     live = active([*old_sets, new_rs])
@@ -401,19 +392,19 @@ def proportional_scale(deployment: Obj, new_rs: Optional[Obj],
     allowed = replicas(deployment) + max_surge(deployment) if replicas(deployment) > 0 else 0
     to_add = allowed - current
     # Largest first; on ties the newer first when adding, the older first when removing.
-    live.sort(key=lambda rs: (_created(rs), name(rs)), reverse=to_add > 0)
+    live.sort(key=lambda rs: (creation_timestamp_of(rs), name_of(rs)), reverse=to_add > 0)
     live.sort(key=lambda rs: -replicas(rs))
     sizes: dict[str, int] = {}
     added = 0
     for rs in live:
         proportion = _proportion(rs, deployment, to_add, added) if to_add else 0
-        sizes[name(rs)] = replicas(rs) + proportion
+        sizes[name_of(rs)] = replicas(rs) + proportion
         added += proportion
     if live and to_add:
-        first = name(live[0])
+        first = name_of(live[0])
         sizes[first] = max(0, sizes[first] + to_add - added)
     return {n: v for n, v in sizes.items()
-            if v != replicas(next(rs for rs in live if name(rs) == n))}
+            if v != replicas(next(rs for rs in live if name_of(rs) == n))}
 
 
 def _proportion(rs: Obj, deployment: Obj, to_add: int, added: int) -> int:
@@ -424,9 +415,9 @@ def _proportion(rs: Obj, deployment: Obj, to_add: int, added: int) -> int:
     else:
         total = replicas(deployment) + max_surge(deployment)
         try:
-            annotated = int(annotations(rs).get(MAX_REPLICAS, ""))
+            annotated = int(annotations_of(rs).get(MAX_REPLICAS, ""))
         except ValueError:
-            annotated = _int(_status(deployment).get("replicas"))
+            annotated = _int(status_of(deployment).get("replicas"))
         annotated = annotated or 1
         fraction = _round_half_away(replicas(rs) * total / annotated) - replicas(rs)
     allowed = to_add - added
@@ -437,21 +428,21 @@ def _round_half_away(x: float) -> int:
     return math.floor(x + 0.5) if x >= 0 else -math.floor(-x + 0.5)
 
 
-def cleanup_candidates(deployment: Obj, old_sets: list[Obj]) -> list[Obj]:
+def cleanup_candidates(deployment: Obj, old_sets: Sequence[Obj]) -> list[Obj]:
     """Old, empty ReplicaSets beyond ``revisionHistoryLimit``, oldest revision first."""
-    limit = _spec(deployment).get("revisionHistoryLimit")
+    limit = spec_of(deployment).get("revisionHistoryLimit")
     if not isinstance(limit, int):
         return []
-    alive = [rs for rs in old_sets if not (rs.get("metadata") or {}).get("deletionTimestamp")]
+    alive = [rs for rs in old_sets if not is_terminating(rs)]
     extra = len(alive) - limit
     if extra <= 0:
         return []
-    alive.sort(key=lambda rs: (revision(rs), _created(rs), name(rs)))
+    alive.sort(key=lambda rs: (revision(rs), creation_timestamp_of(rs), name_of(rs)))
     out = []
     for rs in alive[:extra]:
-        gen = _int((rs.get("metadata") or {}).get("generation"))
-        if _int(_status(rs).get("replicas")) or replicas(rs) or \
-                gen > _int(_status(rs).get("observedGeneration")):
+        gen = _int(meta_of(rs).get("generation"))
+        if _int(status_of(rs).get("replicas")) or replicas(rs) or \
+                gen > _int(status_of(rs).get("observedGeneration")):
             continue
         out.append(rs)
     return out
@@ -482,17 +473,17 @@ def set_condition(status: dict[str, Any], ctype: str, value: str, reason: str, m
     status["conditions"].append(new)
 
 
-def calculate_status(deployment: Obj, all_sets: list[Obj], new_rs: Optional[Obj],
+def calculate_status(deployment: Obj, all_sets: Sequence[Obj], new_rs: Optional[Obj],
                      now: datetime) -> dict[str, Any]:
     """``calculateStatus``: counts summed over the ReplicaSets, the Available condition."""
-    avail = sum(_int(_status(rs).get("availableReplicas")) for rs in all_sets)
+    avail = sum(_int(status_of(rs).get("availableReplicas")) for rs in all_sets)
     total = sum(replicas(rs) for rs in all_sets)
-    old = _status(deployment)
+    old = status_of(deployment)
     status: dict[str, Any] = {
-        "observedGeneration": (deployment.get("metadata") or {}).get("generation"),
-        "replicas": sum(_int(_status(rs).get("replicas")) for rs in all_sets),
-        "updatedReplicas": _int(_status(new_rs).get("replicas")) if new_rs else 0,
-        "readyReplicas": sum(_int(_status(rs).get("readyReplicas")) for rs in all_sets),
+        "observedGeneration": meta_of(deployment).get("generation"),
+        "replicas": sum(_int(status_of(rs).get("replicas")) for rs in all_sets),
+        "updatedReplicas": _int(status_of(new_rs).get("replicas")) if new_rs else 0,
+        "readyReplicas": sum(_int(status_of(rs).get("readyReplicas")) for rs in all_sets),
         "availableReplicas": avail,
         "unavailableReplicas": max(total - avail, 0),
     }
@@ -520,11 +511,11 @@ def is_complete(deployment: Obj, status: Mapping[str, Any]) -> bool:
     return (_int(status.get("updatedReplicas")) == want and _int(status.get("replicas")) == want
             and _int(status.get("availableReplicas")) == want
             and _int(status.get("observedGeneration"))
-            >= _int((deployment.get("metadata") or {}).get("generation")))
+            >= _int(meta_of(deployment).get("generation")))
 
 
 def is_progressing(deployment: Obj, status: Mapping[str, Any]) -> bool:
-    old = _status(deployment)
+    old = status_of(deployment)
 
     def old_pods(s: Mapping[str, Any]) -> int:
         return _int(s.get("replicas")) - _int(s.get("updatedReplicas"))
@@ -536,7 +527,7 @@ def is_progressing(deployment: Obj, status: Mapping[str, Any]) -> bool:
 
 
 def deadline(deployment: Obj) -> Optional[int]:
-    value = _spec(deployment).get("progressDeadlineSeconds")
+    value = spec_of(deployment).get("progressDeadlineSeconds")
     return value if isinstance(value, int) and value < 2**31 - 1 else None
 
 
@@ -551,7 +542,7 @@ def timed_out(deployment: Obj, status: Mapping[str, Any], now: datetime) -> bool
     return since is not None and (now - since).total_seconds() > seconds
 
 
-def rollout_status(deployment: Obj, all_sets: list[Obj], new_rs: Optional[Obj],
+def rollout_status(deployment: Obj, all_sets: Sequence[Obj], new_rs: Optional[Obj],
                    now: datetime) -> dict[str, Any]:
     """``syncRolloutStatus``: the status with the Progressing condition advanced."""
     status = calculate_status(deployment, all_sets, new_rs, now)
@@ -564,7 +555,7 @@ def rollout_status(deployment: Obj, all_sets: list[Obj], new_rs: Optional[Obj],
     current = condition(status, "Progressing")
     complete_already = (_int(status.get("replicas")) == _int(status.get("updatedReplicas"))
                         and current is not None and current.get("reason") == NEW_RS_AVAILABLE)
-    rs_name = name(new_rs) if new_rs else ""
+    rs_name = name_of(new_rs) if new_rs else ""
     if not complete_already:
         if is_complete(deployment, status):
             set_condition(status, "Progressing", "True", NEW_RS_AVAILABLE,

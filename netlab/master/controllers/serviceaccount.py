@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from netlab.api.views import is_terminating, meta_of, name_of, status_of
 from netlab.client import APIError
 from netlab.master.controllers.base import Context, Controller
 
@@ -35,10 +36,10 @@ class ServiceAccountController(Controller):
 
     def _on_namespace(self, kind: str, ns: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind != "DELETED":
-            self.enqueue((ns.get("metadata") or {}).get("name") or "")
+            self.enqueue(name_of(ns))
 
     def _on_account(self, kind: str, sa: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        meta = sa.get("metadata") or {}
+        meta = meta_of(sa)
         if kind == "DELETED" and meta.get("name") == DEFAULT:
             self.enqueue(meta.get("namespace") or "")
 
@@ -46,8 +47,8 @@ class ServiceAccountController(Controller):
         ns = self.namespaces.get(namespace)
         if not namespace or ns is None:
             return
-        if (ns.get("metadata") or {}).get("deletionTimestamp") or \
-                (ns.get("status") or {}).get("phase") == "Terminating":
+        if is_terminating(ns) or \
+                status_of(ns).get("phase") == "Terminating":
             return
         if self.accounts.get(f"{namespace}/{DEFAULT}") is not None:
             return

@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Optional
 
-from netlab.api.objects import controller_ref, now
+from netlab.api.objects import now
 from netlab.api.selectors import SelectorError, label_selector_from_object
+from netlab.api.views import controller_ref, labels_of, meta_of, name_of, spec_of, status_of
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import history, podutil
@@ -63,18 +64,18 @@ class StatefulSetController(Controller):
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         ref = controller_ref(pod)
-        namespace = (pod.get("metadata") or {}).get("namespace")
+        namespace = meta_of(pod).get("namespace")
         if ref is not None and ref.get("kind") == KIND:
             self.enqueue(f"{namespace}/{ref.get('name')}")
             return
         if kind == "DELETED" or podutil.is_terminating(pod):
             return
-        labels = (pod.get("metadata") or {}).get("labels") or {}
+        labels = labels_of(pod)
         for sts in self.sets.items():
-            if (sts.get("metadata") or {}).get("namespace") != namespace:
+            if meta_of(sts).get("namespace") != namespace:
                 continue
             try:
-                if label_selector_from_object((sts.get("spec") or {}).get("selector")).matches(
+                if label_selector_from_object(spec_of(sts).get("selector")).matches(
                         labels):
                     self.enqueue(object_key(sts))
             except SelectorError:
@@ -84,21 +85,21 @@ class StatefulSetController(Controller):
         sts = self.mine.get(key)
         if sts is None:
             return
-        meta = sts.get("metadata") or {}
+        meta = meta_of(sts)
         if meta.get("deletionTimestamp"):
             return
         try:
-            selector = label_selector_from_object((sts.get("spec") or {}).get("selector"))
+            selector = label_selector_from_object(spec_of(sts).get("selector"))
         except SelectorError as err:
             self.log.warning("%s: invalid selector: %s", key, err)
             return
         revisions = self.revisions_by_owner.get(meta.get("uid") or "")
-        status = sts.get("status") or {}
+        status = status_of(sts)
         update, collisions = await history.ensure_revision(
             self.client, sts, API_VERSION, KIND, revisions, _sts_hash,
             status.get("collisionCount"))
-        update_name = (update.get("metadata") or {}).get("name", "")
-        by_name = {(r.get("metadata") or {}).get("name"): r for r in revisions}
+        update_name = name_of(update)
+        by_name = {meta_of(r).get("name"): r for r in revisions}
         by_name[update_name] = update
         current_name = status.get("currentRevision") or ""
         if current_name not in by_name:
@@ -126,7 +127,7 @@ class StatefulSetController(Controller):
                 self.mine.record(written)
         await self._trim(sts, revisions, {current_name, update_name} | {
             sp.revision_of(p) for p in pods})
-        min_ready = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
+        min_ready = int(spec_of(sts).get("minReadySeconds") or 0)
         when = now()
         waits = [w for p in pods
                  if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
@@ -137,13 +138,13 @@ class StatefulSetController(Controller):
 
     async def _apply(self, sts: dict[str, Any], step: sp.Step, current: dict[str, Any],
                      update: dict[str, Any]) -> None:
-        name = (sts.get("metadata") or {}).get("name", "")
+        name = name_of(sts)
 
         async def create_one(ordinal: int) -> None:
             revision = current if sp.uses_current_revision(sts, ordinal) else update
             template = history.template_of(revision)
             pod = sp.pod_for(sts, template, ordinal,
-                             (revision.get("metadata") or {}).get("name", ""))
+                             name_of(revision))
             try:
                 await self.client.create(pod)
             except APIError as err:
@@ -156,7 +157,7 @@ class StatefulSetController(Controller):
                                f"create Pod {name}-{ordinal} in StatefulSet {name} successful")
 
         async def delete_one(pod: dict[str, Any]) -> None:
-            pmeta = pod.get("metadata") or {}
+            pmeta = meta_of(pod)
             if await delete(self.client, "pods", pmeta.get("namespace"), pmeta.get("name", ""),
                             uid=pmeta.get("uid")):
                 self.events.normal(sts, "SuccessfulDelete", f"delete Pod {pmeta.get('name')} "
@@ -171,9 +172,9 @@ class StatefulSetController(Controller):
 
     async def _trim(self, sts: dict[str, Any], revisions: list[dict[str, Any]],
                     keep: set[str]) -> None:
-        limit = (sts.get("spec") or {}).get("revisionHistoryLimit")
+        limit = spec_of(sts).get("revisionHistoryLimit")
         limit = limit if isinstance(limit, int) else 10
         for revision in history.to_trim(revisions, limit, keep):
-            rmeta = revision.get("metadata") or {}
+            rmeta = meta_of(revision)
             await delete(self.client, history.RESOURCE, rmeta.get("namespace"),
                          rmeta.get("name", ""), uid=rmeta.get("uid"))

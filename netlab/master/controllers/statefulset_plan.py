@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
+from netlab.api.views import labels_of, meta_of, name_of, spec_of
 from netlab.master.controllers import history, podutil
 
 Obj = Mapping[str, Any]
@@ -38,13 +39,13 @@ POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
 def ordinal_of(set_name: str, pod: Obj) -> Optional[int]:
     """The ordinal of a pod named ``<set>-<n>``; None for pods of another name."""
-    name = (pod.get("metadata") or {}).get("name") or ""
+    name = name_of(pod)
     match = re.fullmatch(re.escape(set_name) + r"-(0|[1-9][0-9]*)", name)
     return int(match.group(1)) if match else None
 
 
 def revision_of(pod: Obj) -> str:
-    return ((pod.get("metadata") or {}).get("labels") or {}).get(history.HASH_LABEL, "")
+    return labels_of(pod).get(history.HASH_LABEL, "")
 
 
 def running_and_ready(pod: Obj) -> bool:
@@ -55,33 +56,29 @@ def healthy(pod: Obj) -> bool:
     return running_and_ready(pod) and not podutil.is_terminating(pod)
 
 
-def _spec(sts: Obj) -> Mapping[str, Any]:
-    return sts.get("spec") or {}
-
-
 def replicas(sts: Obj) -> int:
-    value = _spec(sts).get("replicas")
+    value = spec_of(sts).get("replicas")
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def start_ordinal(sts: Obj) -> int:
-    start = (_spec(sts).get("ordinals") or {}).get("start")
+    start = (spec_of(sts).get("ordinals") or {}).get("start")
     return start if isinstance(start, int) and not isinstance(start, bool) else 0
 
 
 def partition(sts: Obj) -> int:
-    strategy = _spec(sts).get("updateStrategy") or {}
+    strategy = spec_of(sts).get("updateStrategy") or {}
     value = (strategy.get("rollingUpdate") or {}).get("partition")
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def is_rolling(sts: Obj) -> bool:
-    return ((_spec(sts).get("updateStrategy") or {}).get("type") or "RollingUpdate") \
+    return ((spec_of(sts).get("updateStrategy") or {}).get("type") or "RollingUpdate") \
         == "RollingUpdate"
 
 
 def is_parallel(sts: Obj) -> bool:
-    return _spec(sts).get("podManagementPolicy") == "Parallel"
+    return spec_of(sts).get("podManagementPolicy") == "Parallel"
 
 
 def uses_current_revision(sts: Obj, ordinal: int) -> bool:
@@ -91,9 +88,9 @@ def uses_current_revision(sts: Obj, ordinal: int) -> bool:
 
 def pod_for(sts: Obj, template: Obj, ordinal: int, revision_name: str) -> dict[str, Any]:
     """A new pod of ``sts`` at ``ordinal`` from ``template`` (a revision's pod template)."""
-    meta = sts.get("metadata") or {}
+    meta = meta_of(sts)
     name = f"{meta.get('name', '')}-{ordinal}"
-    tmeta = template.get("metadata") or {}
+    tmeta = meta_of(template)
     labels = dict(tmeta.get("labels") or {})
     labels.update({POD_NAME_LABEL: name, POD_INDEX_LABEL: str(ordinal),
                    history.HASH_LABEL: revision_name})
@@ -104,7 +101,7 @@ def pod_for(sts: Obj, template: Obj, ordinal: int, revision_name: str) -> dict[s
         pmeta["annotations"] = dict(tmeta["annotations"])
     spec = dict(podutil.pod_from_template(template, "", "", None)["spec"])
     spec["hostname"] = name
-    service = _spec(sts).get("serviceName")
+    service = spec_of(sts).get("serviceName")
     if service:
         spec["subdomain"] = service
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pmeta, "spec": spec}
@@ -121,11 +118,12 @@ class Step:
 
 def next_step(sts: Obj, pods: list[dict[str, Any]], update_revision: str) -> Step:
     """What to do now for ``sts`` owning ``pods`` (its claimed pods with ordinals)."""
-    name = (sts.get("metadata") or {}).get("name", "")
+    name = name_of(sts)
     start = start_ordinal(sts)
     want = range(start, start + replicas(sts))
     by_ordinal: dict[int, dict[str, Any]] = {}
     condemned: list[dict[str, Any]] = []
+    pod: Optional[dict[str, Any]]
     for pod in pods:
         ordinal = ordinal_of(name, pod)
         if ordinal is None:
@@ -184,9 +182,9 @@ def calculate_status(sts: Obj, pods: list[dict[str, Any]], current_revision: str
                      update_revision: str, when: datetime,
                      collision_count: Optional[int]) -> dict[str, Any]:
     """The status ``kubectl rollout status sts/x`` reads."""
-    min_ready = int(_spec(sts).get("minReadySeconds") or 0)
+    min_ready = int(spec_of(sts).get("minReadySeconds") or 0)
     status: dict[str, Any] = {
-        "observedGeneration": (sts.get("metadata") or {}).get("generation"),
+        "observedGeneration": meta_of(sts).get("generation"),
         "replicas": 0, "readyReplicas": 0, "currentReplicas": 0, "updatedReplicas": 0,
         "availableReplicas": 0,
     }

@@ -40,6 +40,15 @@ import time
 from typing import Any, Callable, Optional, Protocol
 
 from netlab.api.objects import timestamp
+from netlab.api.views import (
+    is_terminating,
+    meta_of,
+    name_of,
+    node_spec,
+    pod_spec,
+    pod_status,
+    spec_of,
+)
 from netlab.client import APIError, Client
 from netlab.client.events import EventRecorder
 from netlab.client.workqueue import SharedInformers, WorkQueue, run_workers
@@ -90,8 +99,10 @@ class NodeLifecycleController:
         self.eviction_timeout = eviction_timeout
         self.startup_grace = max(startup_grace, grace)
         # Events go through the manager's recorder when it passes one; alone, we own one.
-        self._own_recorder = EventRecorder(client, COMPONENT) if recorder is None else None
-        self.recorder: Recorder = recorder or self._own_recorder  # type: ignore[assignment]
+        self._own_recorder: Optional[EventRecorder] = None
+        if recorder is None:
+            recorder = self._own_recorder = EventRecorder(client, COMPONENT)
+        self.recorder: Recorder = recorder
         self.clock = clock
         self.queue = WorkQueue()
         self.nodes = informers.get("nodes")
@@ -113,7 +124,7 @@ class NodeLifecycleController:
         return seen
 
     def _on_node(self, kind: str, node: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        name = (node.get("metadata") or {}).get("name", "")
+        name = name_of(node)
         if kind == "DELETED":
             self._seen.pop(name, None)
             self._check_disruption()
@@ -130,8 +141,8 @@ class NodeLifecycleController:
     def _on_lease(self, kind: str, lease: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind == "DELETED":
             return
-        name = (lease.get("metadata") or {}).get("name", "")
-        renew = (lease.get("spec") or {}).get("renewTime")
+        name = name_of(lease)
+        renew = spec_of(lease).get("renewTime")
         seen = self._observe(name)
         if renew != seen.renew:
             seen.probe_at = self.clock()
@@ -139,10 +150,10 @@ class NodeLifecycleController:
             self.queue.add(name)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         key = f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
-        node = (pod.get("spec") or {}).get("nodeName")
-        before = ((old or {}).get("spec") or {}).get("nodeName")
+        node = pod_spec(pod).get("nodeName")
+        before = spec_of(old or {}).get("nodeName")
         if before and before != node:
             self._pods_on.get(before, set()).discard(key)
         if kind == "DELETED" or not node:
@@ -165,7 +176,7 @@ class NodeLifecycleController:
                         "pausing evictions (the control plane may be the one cut off)"
                         if disrupted else "evictions resume")
             for n in nodes:
-                self.queue.add((n.get("metadata") or {}).get("name", ""))
+                self.queue.add(name_of(n))
 
     # --- reconcile -----------------------------------------------------------------------------
 
@@ -188,7 +199,7 @@ class NodeLifecycleController:
             await self._sync_pods(name, node)
 
     async def _mark_unknown(self, node: dict[str, Any], silent: float) -> None:
-        meta = node.get("metadata") or {}
+        meta = meta_of(node)
         name = meta.get("name", "")
         log.warning("node %s: no heartbeat for %.1fs: Ready=Unknown", name, silent)
         await self.client.patch(
@@ -199,7 +210,7 @@ class NodeLifecycleController:
         self.recorder.normal(node, "NodeNotReady", f"Node {name} status is now: NodeNotReady")
 
     async def _sync_taints(self, node: dict[str, Any]) -> None:
-        meta, spec = node.get("metadata") or {}, node.get("spec") or {}
+        meta, spec = meta_of(node), node_spec(node)
         wanted = health.desired_taints(node, not self._disrupted, timestamp())
         if health.same_taints(wanted, spec.get("taints") or []):
             return
@@ -212,16 +223,16 @@ class NodeLifecycleController:
             "spec": {"taints": wanted or None}})
 
     async def _sync_pods(self, name: str, node: dict[str, Any]) -> None:
-        taints = [t for t in (node.get("spec") or {}).get("taints") or []
+        taints = [t for t in node_spec(node).get("taints") or []
                   if isinstance(t, dict) and t.get("effect") == "NoExecute"]
         now = time.time()
         next_due: Optional[float] = None
         for key in sorted(self._pods_on.get(name, ())):
             pod = self.pods.get(key)
-            if pod is None or (pod.get("spec") or {}).get("nodeName") != name or \
-                    (pod.get("status") or {}).get("phase") in TERMINAL_PHASES:
+            if pod is None or pod_spec(pod).get("nodeName") != name or \
+                    pod_status(pod).get("phase") in TERMINAL_PHASES:
                 continue
-            if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            if is_terminating(pod):
                 continue  # already on its way out
             await self._mark_not_ready(pod)
             if self._disrupted:
@@ -238,11 +249,11 @@ class NodeLifecycleController:
 
     async def _mark_not_ready(self, pod: dict[str, Any]) -> None:
         """``MarkPodsNotReady``: endpoints drop a pod whose node went silent."""
-        ready = next((c for c in (pod.get("status") or {}).get("conditions") or []
+        ready = next((c for c in pod_status(pod).get("conditions") or []
                       if isinstance(c, dict) and c.get("type") == "Ready"), None)
         if ready is None or ready.get("status") == "False":
             return
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         await self.client.patch("pods", meta.get("name", ""), {"status": {"conditions": [
             {**ready, "status": "False", "reason": "NodeNotReady",
              "lastTransitionTime": timestamp()}]}}, meta.get("namespace") or "default",
@@ -250,7 +261,7 @@ class NodeLifecycleController:
         self.recorder.warning(pod, "NodeNotReady", "Node is not ready")
 
     async def _evict(self, pod: dict[str, Any], node: str) -> None:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         name, namespace = meta.get("name", ""), meta.get("namespace") or "default"
         log.warning("evicting %s/%s from node %s", namespace, name, node)
         try:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
+from netlab.api.views import node_spec, node_status, pod_spec
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -50,7 +51,7 @@ def _list(value: Any) -> list[dict[str, Any]]:
 
 
 def condition(node: Mapping[str, Any], kind: str = "Ready") -> Optional[dict[str, Any]]:
-    for cond in _list((node.get("status") or {}).get("conditions")):
+    for cond in _list(node_status(node).get("conditions")):
         if cond.get("type") == kind:
             return cond
     return None
@@ -73,7 +74,7 @@ def heartbeat_of(node: Mapping[str, Any]) -> tuple[Optional[str], Optional[str]]
 def unknown_conditions(node: Mapping[str, Any], now: str) -> list[dict[str, Any]]:
     """The conditions to write when the kubelet has gone silent (a strategic merge list)."""
     out = []
-    present = {c.get("type"): c for c in _list((node.get("status") or {}).get("conditions"))}
+    present = {c.get("type"): c for c in _list(node_status(node).get("conditions"))}
     for kind in KUBELET_CONDITIONS:
         cond = present.get(kind)
         if cond is None and kind != "Ready":
@@ -96,7 +97,7 @@ def desired_taints(node: Mapping[str, Any], no_execute: bool, now: str) -> list[
     ``no_execute`` False (the cluster looks disrupted, see the controller) keeps
     the NoExecute taints off, so nothing is evicted.
     """
-    spec = node.get("spec") or {}
+    spec = node_spec(node)
     current = _list(spec.get("taints"))
     kept = [t for t in current if t.get("key") not in OWNED_TAINTS]
     status = ready_status(node)
@@ -142,7 +143,7 @@ def eviction_time(pod: Mapping[str, Any], taints: Iterable[Mapping[str, Any]],
                   eviction_timeout: float, observed: float) -> Optional[float]:
     """Epoch seconds at which ``pod`` must be evicted from a node with ``taints``; None
     if never. ``observed`` stands in for a taint's missing ``timeAdded``."""
-    tolerations = _list((pod.get("spec") or {}).get("tolerations"))
+    tolerations = _list(pod_spec(pod).get("tolerations"))
     due: Optional[float] = None
     for taint in taints:
         if taint.get("effect") != "NoExecute":
@@ -154,7 +155,7 @@ def eviction_time(pod: Mapping[str, Any], taints: Iterable[Mapping[str, Any]],
             wait = eviction_timeout if taint.get("key") in (NOT_READY_TAINT,
                                                             UNREACHABLE_TAINT) else 0.0
         else:
-            limits = [t.get("tolerationSeconds") for t in matching]
+            limits: list[Any] = [t.get("tolerationSeconds") for t in matching]
             if any(not isinstance(s, (int, float)) or isinstance(s, bool) for s in limits):
                 continue  # tolerated for ever
             wait = max(0.0, float(min(limits)))

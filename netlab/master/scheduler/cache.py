@@ -21,20 +21,21 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from netlab.api.views import meta_of, name_of, pod_spec, pod_status
 from netlab.master.scheduler.nodeinfo import NodeInfo, PodInfo, pod_info
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
 def pod_key(pod: dict[str, Any]) -> str:
-    meta = pod.get("metadata") or {}
+    meta = meta_of(pod)
     return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
 
 
 def holds_resources(pod: dict[str, Any]) -> bool:
     """A bound pod that has not finished: it counts against its node."""
-    return bool((pod.get("spec") or {}).get("nodeName")) and \
-        (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES
+    return bool(pod_spec(pod).get("nodeName")) and \
+        pod_status(pod).get("phase") not in TERMINAL_PHASES
 
 
 class SchedulerCache:
@@ -55,7 +56,7 @@ class SchedulerCache:
 
     def update_node(self, node: dict[str, Any]) -> bool:
         """Apply an added or modified Node; True if pods that did not fit might now."""
-        name = (node.get("metadata") or {}).get("name", "")
+        name = name_of(node)
         info = self._node(name)
         before = info.filter_signature() if info.exists else None
         info.set_node(node)
@@ -102,8 +103,8 @@ class SchedulerCache:
     def update_pod(self, pod: dict[str, Any]) -> bool:
         """Apply an added or modified Pod; True if it freed room on a node."""
         key = pod_key(pod)
-        node = (pod.get("spec") or {}).get("nodeName")
-        if holds_resources(pod):
+        node = pod_spec(pod).get("nodeName")
+        if node and holds_resources(pod):  # (which has a nodeName)
             was = self._placed.get(key)
             if was == node:
                 # A status update of a pod already counted, or the binding of an assumed
@@ -115,7 +116,7 @@ class SchedulerCache:
             self._placed[key] = node
             return was is not None and was != node
         if key in self._assumed and not node and \
-                (pod.get("status") or {}).get("phase") not in TERMINAL_PHASES:
+                pod_status(pod).get("phase") not in TERMINAL_PHASES:
             return False  # still pending in the API while its binding is in flight
         return self._drop(key)
 

@@ -24,6 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
+from netlab.api.views import (
+    annotations_of,
+    dict_at,
+    meta_of,
+    name_of,
+    node_spec,
+    node_status,
+    pod_spec,
+)
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 DEFAULT_MILLI_CPU_REQUEST = 100  # kube-scheduler's schedutil.DefaultMilliCPURequest
@@ -92,8 +101,8 @@ class PodInfo:
 
 
 def pod_info(pod: dict[str, Any]) -> PodInfo:
-    meta = pod.get("metadata") or {}
-    spec = pod.get("spec") or {}
+    meta = meta_of(pod)
+    spec = pod_spec(pod)
     cpu = mem = nz_cpu = nz_mem = 0
     ports: list[HostPort] = []
     for container in _list(spec.get("containers")):
@@ -107,7 +116,7 @@ def pod_info(pod: dict[str, Any]) -> PodInfo:
     for container in _list(spec.get("initContainers")):
         c, m, nc, nm = _container_requests(container)
         cpu, mem, nz_cpu, nz_mem = max(cpu, c), max(mem, m), max(nz_cpu, nc), max(nz_mem, nm)
-    overhead = spec.get("overhead") if isinstance(spec.get("overhead"), dict) else {}
+    overhead = dict_at(spec, "overhead")
     if overhead:
         extra_cpu, extra_mem = _cpu(overhead.get("cpu", 0)) or 0, _memory(
             overhead.get("memory", 0)) or 0
@@ -117,7 +126,7 @@ def pod_info(pod: dict[str, Any]) -> PodInfo:
     for ref in _list(meta.get("ownerReferences")):
         if ref.get("controller") is True:
             owner = ref.get("uid") or ""
-    selector = spec.get("nodeSelector") if isinstance(spec.get("nodeSelector"), dict) else {}
+    selector = dict_at(spec, "nodeSelector")
     affinity = ((spec.get("affinity") or {}).get("nodeAffinity") or {}) if isinstance(
         spec.get("affinity"), dict) else {}
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
@@ -143,7 +152,7 @@ class Usage:
 
 def read_usage(node: dict[str, Any]) -> Optional[Usage]:
     """The node usage the kubelet published on its Node object, if any and readable."""
-    text = ((node.get("metadata") or {}).get("annotations") or {}).get(USAGE_ANNOTATION)
+    text = annotations_of(node).get(USAGE_ANNOTATION)
     if not text:
         return None
     try:
@@ -160,7 +169,7 @@ def read_usage(node: dict[str, Any]) -> Optional[Usage]:
 
 def ready_status(node: dict[str, Any]) -> Optional[str]:
     """The status of the node's Ready condition: "True", "False", "Unknown" or None."""
-    for cond in _list((node.get("status") or {}).get("conditions")):
+    for cond in _list(node_status(node).get("conditions")):
         if cond.get("type") == "Ready":
             return str(cond.get("status"))
     return None
@@ -190,8 +199,8 @@ class NodeInfo:
     owners: Counter = field(default_factory=Counter)
 
     def set_node(self, node: dict[str, Any]) -> None:
-        meta, spec = node.get("metadata") or {}, node.get("spec") or {}
-        status = node.get("status") or {}
+        meta, spec = meta_of(node), node_spec(node)
+        status = node_status(node)
         alloc = status.get("allocatable") or status.get("capacity") or {}
         self.labels = dict(meta.get("labels") or {})
         self.taints = tuple(_list(spec.get("taints")))
@@ -200,7 +209,7 @@ class NodeInfo:
         self.alloc_cpu = _cpu(alloc.get("cpu", 0)) or 0
         self.alloc_memory = _memory(alloc.get("memory", 0)) or 0
         pods = alloc.get("pods")
-        self.alloc_pods = int(pods) if str(pods).isdigit() else DEFAULT_MAX_PODS
+        self.alloc_pods = int(str(pods)) if str(pods).isdigit() else DEFAULT_MAX_PODS
         self.usage = read_usage(node)
         self.exists = True
 
@@ -243,7 +252,7 @@ class NodeInfo:
 
 def node_info(node: dict[str, Any], pods: Iterable[PodInfo] = ()) -> NodeInfo:
     """A ``NodeInfo`` from a Node object and the pods placed on it (tests, benchmarks)."""
-    info = NodeInfo(name=(node.get("metadata") or {}).get("name", ""))
+    info = NodeInfo(name=name_of(node))
     info.set_node(node)
     for pod in pods:
         info.add_pod(pod)

@@ -31,6 +31,7 @@ from typing import Any, Optional
 import aiohttp
 
 from netlab.api.objects import timestamp
+from netlab.api.views import PodCondition, meta_of, name_of, pod_spec, pod_status
 from netlab.client import APIError, Client, resource_path
 from netlab.client.events import NORMAL, WARNING, EventRecorder
 from netlab.client.workqueue import SharedInformers, run_workers
@@ -73,15 +74,15 @@ class Scheduler:
 
     def responsible_for(self, pod: dict[str, Any]) -> bool:
         """A pending pod of ours: unbound, not being deleted, not finished."""
-        spec = pod.get("spec") or {}
+        spec = pod_spec(pod)
         return not spec.get("nodeName") and spec.get("schedulerName", self.name) in (
-            self.name, "", None) and not (pod.get("metadata") or {}).get(
-            "deletionTimestamp") and (pod.get("status") or {}).get("phase") not in \
+            self.name, "", None) and not meta_of(pod).get(
+            "deletionTimestamp") and pod_status(pod).get("phase") not in \
             TERMINAL_PHASES
 
     def _on_node(self, kind: str, node: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind == "DELETED":
-            self.cache.remove_node((node.get("metadata") or {}).get("name", ""))
+            self.cache.remove_node(name_of(node))
         elif self.cache.update_node(node):
             self.queue.move_all()
 
@@ -141,7 +142,7 @@ class Scheduler:
     # --- the binding cycle ---------------------------------------------------------------------
 
     async def _bind(self, pod: dict[str, Any], key: str, node: str) -> None:
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         namespace, name = meta.get("namespace") or "default", meta.get("name", "")
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": name, "namespace": namespace, "uid": meta.get("uid")},
@@ -180,9 +181,10 @@ class Scheduler:
     async def _unschedulable(self, pod: dict[str, Any], message: str) -> None:
         """Tell the user: a FailedScheduling event, and PodScheduled=False on the pod."""
         self.recorder.event(pod, WARNING, "FailedScheduling", message)
-        meta = pod.get("metadata") or {}
-        current = next((c for c in (pod.get("status") or {}).get("conditions") or []
-                        if isinstance(c, dict) and c.get("type") == "PodScheduled"), {})
+        meta = meta_of(pod)
+        current: PodCondition = next(
+            (c for c in pod_status(pod).get("conditions") or []
+             if isinstance(c, dict) and c.get("type") == "PodScheduled"), PodCondition())
         if current.get("status") == "False" and current.get("message") == message:
             return
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",

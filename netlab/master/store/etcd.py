@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins  # the stores have a list() method, which hides list in class bodies
 import collections
 import concurrent.futures
 import contextlib
@@ -61,7 +62,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine
 from typing import Any, Optional, TypeVar
 
 import aiohttp
@@ -274,7 +275,7 @@ class EtcdStore(Store):
             await asyncio.sleep(delay)  # retry backoff while etcd restarts
             delay = min(delay * 2, 1.0)
 
-    async def _watch_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def _watch_stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The messages (``result`` objects) of one etcd watch, until the caller stops."""
         async with self._session.post(self.endpoint + "/v3/watch",
                                       json={"create_request": body}) as resp:
@@ -472,11 +473,11 @@ class EtcdStore(Store):
                             self._rev, err)
             finally:
                 with contextlib.suppress(Exception):
-                    await stream.aclose()  # type: ignore[attr-defined]
+                    await stream.aclose()
             await asyncio.sleep(delay)  # reconnect backoff
             delay = min(delay * 2, 1.0)
 
-    def _remember(self, events: list[Event]) -> None:
+    def _remember(self, events: builtins.list[Event]) -> None:
         if self._cache.maxlen == 0:
             self._cache_from = events[-1].revision
             return
@@ -486,13 +487,14 @@ class EtcdStore(Store):
                     self._cache_from = self._cache[0].revision
                 self._cache.append(ev)
 
-    def _cached(self, prefix: str, after: int, upto: int, limit: int) -> list[Event] | None:
+    def _cached(self, prefix: str, after: int, upto: int,
+                limit: int) -> builtins.list[Event] | None:
         """History from the recent events, or None if it reaches further back."""
         with self._cache_lock:
             if after < self._cache_from:
                 return None
             events = list(self._cache)
-        out = []
+        out: builtins.list[Event] = []
         for ev in events:
             if ev.revision <= after or not ev.kv.key.startswith(prefix):
                 continue
@@ -514,7 +516,7 @@ class EtcdStore(Store):
             self._cache_from = self._rev
         self._release()
 
-    def _history(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    def _history(self, prefix: str, after: int, upto: int, limit: int) -> builtins.list[Event]:
         if after < self._compact:
             raise CompactedError(after, self._compact)
         if self._closed:
@@ -524,7 +526,8 @@ class EtcdStore(Store):
             return cached
         return self._run(self._ahistory(prefix, after, upto, limit))
 
-    async def _ahistory(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    async def _ahistory(self, prefix: str, after: int, upto: int,
+                        limit: int) -> builtins.list[Event]:
         out: list[Event] = []
         if after >= upto:
             return out
@@ -549,7 +552,7 @@ class EtcdStore(Store):
                     if ev.revision == upto:
                         return out
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         raise StoreError(f"etcd watch ended before revision {upto}")
 
     def watch(self, prefix: str, from_revision: int | None = None) -> Watch:

@@ -15,6 +15,7 @@ happens under it, which keeps publish order equal to revision order.
 from __future__ import annotations
 
 import bisect
+import builtins  # the stores have a list() method, which hides list in class bodies
 import concurrent.futures
 import threading
 
@@ -155,7 +156,7 @@ class MemoryStore(Store):
                 raise CompactedError(from_revision, self._compact)
         return self._hub.register(prefix, from_revision)
 
-    def _history(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    def _history(self, prefix: str, after: int, upto: int, limit: int) -> builtins.list[Event]:
         with self._lock:
             if after < self._compact:
                 raise CompactedError(after, self._compact)

@@ -35,6 +35,7 @@ are fed in-process), enforced by an exclusive flock on ``<path>.lock``.
 
 from __future__ import annotations
 
+import builtins  # the stores have a list() method, which hides list in class bodies
 import collections
 import concurrent.futures
 import contextlib
@@ -42,9 +43,9 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Union, cast
 
 from netlab.master.store.base import (
     KV,
@@ -279,7 +280,7 @@ class SQLiteStore(Store):
         return {"commits": self._commits, "writes": self._writes,
                 "watchers": self._hub.watcher_count()}
 
-    def _history(self, prefix: str, after: int, upto: int, limit: int) -> list[Event]:
+    def _history(self, prefix: str, after: int, upto: int, limit: int) -> builtins.list[Event]:
         cond, args = _key_range(prefix)
         sql = (f"SELECT l.rev, l.key, l.deleted, l.create_rev, l.value, "
                f"p.rev, p.deleted, p.create_rev, p.value "
@@ -305,7 +306,8 @@ class SQLiteStore(Store):
     # ---- writes
 
     def _submit(self, op: WriteOp) -> concurrent.futures.Future[Event]:
-        return self._enqueue(op)  # type: ignore[return-value]
+        # A write's future always gets an Event (None is what a compaction's gets).
+        return cast("concurrent.futures.Future[Event]", self._enqueue(op))
 
     def _enqueue(self, req: _Request) -> concurrent.futures.Future[Optional[Event]]:
         fut: concurrent.futures.Future[Optional[Event]] = concurrent.futures.Future()
@@ -345,7 +347,8 @@ class SQLiteStore(Store):
                 with contextlib.suppress(sqlite3.Error):
                     self._commit([(_Compact(target), None)])
 
-    def _commit(self, batch: list[tuple[_Request, Optional[concurrent.futures.Future]]]) -> None:
+    def _commit(self,
+                batch: Sequence[tuple[_Request, Optional[concurrent.futures.Future]]]) -> None:
         """Apply ``batch`` in one transaction; then publish, then acknowledge."""
         conn = self._wconn
         rev = self._rev
@@ -397,7 +400,7 @@ class SQLiteStore(Store):
             if isinstance(res, StoreError):
                 fut.set_exception(res)
             else:
-                fut.set_result(res)  # type: ignore[arg-type]
+                fut.set_result(res)
 
     @staticmethod
     def _compact_txn(conn: sqlite3.Connection, old: int, new: int) -> int:

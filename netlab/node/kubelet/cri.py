@@ -34,7 +34,7 @@ class ExitWatch:
     def __init__(self, loop: asyncio.AbstractEventLoop, pid: int, start_time: float | None,
                  callback: Callable[[], None]) -> None:
         self._loop = loop
-        self._callback = callback
+        self._callback: Callable[[], None] | None = callback
         self._fd: int | None = None
         try:
             fd = os.pidfd_open(pid)

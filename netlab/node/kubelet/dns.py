@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netlab.api import views
+from netlab.api.views import meta_of, pod_spec
 from netlab.node.runtime import PodSpec
 
 MAX_NAMESERVERS = 3
@@ -80,16 +82,16 @@ def _merge_options(base: list[str], extra: list[dict[str, Any]]) -> tuple[str, .
     merged: dict[str, str] = {}
     for option in base:
         merged[option.split(":", 1)[0]] = option
-    for option in extra:
-        name = str(option.get("name") or "")
+    for item in extra:
+        name = str(item.get("name") or "")
         if not name:
             continue
-        value = option.get("value")
+        value = item.get("value")
         merged[name] = f"{name}:{value}" if value is not None else name
     return tuple(merged.values())
 
 
-def _policy(spec: dict[str, Any], cluster_dns: tuple[str, ...]) -> str:
+def _policy(spec: views.PodSpec, cluster_dns: tuple[str, ...]) -> str:
     """The resolv.conf the pod gets: "cluster", "host" or "none"."""
     policy = spec.get("dnsPolicy") or "ClusterFirst"
     if policy == "None":
@@ -125,8 +127,8 @@ def _limit(config: DNSConfig) -> DNSConfig:
 def pod_dns_config(pod: dict[str, Any], cluster_dns: tuple[str, ...], cluster_domain: str,
                    host: DNSConfig) -> DNSConfig:
     """What the pod's resolv.conf holds, by its ``dnsPolicy`` and ``dnsConfig``."""
-    spec = pod.get("spec") or {}
-    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    spec = pod_spec(pod)
+    namespace = meta_of(pod).get("namespace") or "default"
     kind = _policy(spec, cluster_dns)
     if kind == "cluster":
         nameservers = list(cluster_dns)
@@ -151,7 +153,7 @@ def sandbox_spec(pod: dict[str, Any], cluster_dns: tuple[str, ...], cluster_doma
                  host: DNSConfig) -> tuple[PodSpec, tuple[str, ...]]:
     """The runtime's sandbox config for ``pod`` and the DNS warnings to report. A pod
     with ``subdomain`` gets ``hostname.subdomain.<ns>.svc.<zone>`` in /etc/hosts."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = meta_of(pod), pod_spec(pod)
     namespace = meta.get("namespace") or "default"
     hostname = spec.get("hostname") or None
     subdomain = spec.get("subdomain")

@@ -37,7 +37,7 @@ class SourceError(Exception):
     """A reference that cannot be resolved; the message is the kubelet's."""
 
 
-def referenced(containers: Iterable[dict[str, Any]]) -> set[Source]:
+def referenced(containers: Iterable[Mapping[str, Any]]) -> set[Source]:
     """Every ConfigMap and Secret that the env of ``containers`` refers to."""
     found: set[Source] = set()
     for c in containers:

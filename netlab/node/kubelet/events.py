@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from netlab.api.views import meta_of
 from netlab.client import Client
 from netlab.client.events import NORMAL, WARNING
 from netlab.client.events import EventRecorder as SharedRecorder
@@ -40,7 +41,7 @@ class ObjectRef:
 
 def pod_ref(pod: dict[str, Any], container: Optional[str] = None,
             init: bool = False) -> ObjectRef:
-    meta = pod.get("metadata") or {}
+    meta = meta_of(pod)
     path = ""
     if container:
         path = f"spec.{'initContainers' if init else 'containers'}{{{container}}}"

@@ -31,6 +31,7 @@ from typing import Any, Callable
 import aiohttp
 
 from netlab.api.timefmt import format_time
+from netlab.api.views import meta_of, uid_of
 from netlab.client import Client
 from netlab.client.informer import Informer
 from netlab.node.kubelet import metrics
@@ -133,13 +134,13 @@ class Kubelet:
 
     def _on_node(self, kind: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
         self.overlay.nodes_changed(self.node_informer.items())
-        if kind == "DELETED" and (node.get("metadata") or {}).get("name") == self.cfg.node:
+        if kind == "DELETED" and meta_of(node).get("name") == self.cfg.node:
             self.node.node_deleted()
 
     async def _pods_synced(self) -> None:
         await self.pod_informer.synced.wait()
         assert self.workers is not None
-        self.workers.reap_orphans({(p.get("metadata") or {}).get("uid", "")
+        self.workers.reap_orphans({uid_of(p)
                                    for p in self.pod_informer.items()})
 
     # -- lifecycle --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from netlab.api.timefmt import format_time, parse_time
+from netlab.api.views import annotations_of, meta_of, name_of
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 USAGE_ANNOTATION = "metrics.netlab.io/usage"
@@ -61,7 +62,7 @@ def usage_annotation(node_usage: Any, pods: dict[str, tuple[str, str]], when: da
 
 def read_usage(node: dict[str, Any]) -> Optional[dict[str, Any]]:
     """The parsed annotation of a Node object; None if absent or unreadable."""
-    text = ((node.get("metadata") or {}).get("annotations") or {}).get(USAGE_ANNOTATION)
+    text = annotations_of(node).get(USAGE_ANNOTATION)
     if not text:
         return None
     try:
@@ -76,9 +77,9 @@ def node_metrics(node: dict[str, Any]) -> Optional[dict[str, Any]]:
     data = read_usage(node)
     if data is None:
         return None
-    name = (node.get("metadata") or {}).get("name", "")
+    name = name_of(node)
     return {"kind": "NodeMetrics", "apiVersion": METRICS_API,
-            "metadata": {"name": name, "labels": (node.get("metadata") or {}).get("labels")
+            "metadata": {"name": name, "labels": meta_of(node).get("labels")
                          or {}},
             "timestamp": data.get("timestamp"), "window": data.get("window"),
             "usage": {"cpu": data["node"].get("cpu", "0"),

@@ -39,8 +39,10 @@ from typing import Any, Callable
 import aiohttp
 
 from netlab.api.timefmt import format_micro_time, format_time
+from netlab.api.views import spec_of, uid_of
 from netlab.client import APIError, Client
 from netlab.images import BUILTIN_IMAGES
+from netlab.images.store import ImageStore
 from netlab.node.kubelet.config import KUBELET_VERSION, KubeletConfig
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, node_ref
 from netlab.node.kubelet.metrics import USAGE_ANNOTATION
@@ -170,8 +172,16 @@ def node_status(cfg: KubeletConfig, old: dict[str, Any] | None, now: datetime) -
                       {"type": "Hostname", "address": cfg.node}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": cfg.port}},
         "nodeInfo": node_info(cfg),
-        "images": [{"names": [name], "sizeBytes": 0} for name in BUILTIN_IMAGES],
+        "images": node_images(),
     }
+
+
+def node_images() -> list[dict[str, Any]]:
+    """``status.images``: the store's images (names and id, as containerd lists them)
+    and the built-in ones, which take no space of their own."""
+    stored = [{"names": [*image.names, image.id], "sizeBytes": image.size}
+              for image in ImageStore().images() if image.names]
+    return stored + [{"names": [name], "sizeBytes": 0} for name in BUILTIN_IMAGES]
 
 
 def node_object(cfg: KubeletConfig, now: datetime) -> dict[str, Any]:
@@ -240,13 +250,13 @@ class NodeAgent:
             self.events.record(node_ref(cfg.node), NORMAL, "RegisteredNode",
                                f"Node {cfg.node} registered with the API server")
         else:
-            spec = existing.get("spec") or {}
+            spec = spec_of(existing)
             patch: dict[str, Any] = {"metadata": {"labels": node_labels(cfg),
                                                   "annotations": node_annotations(cfg)}}
             if not spec.get("podCIDR"):
                 patch["spec"] = {"podCIDR": str(cfg.pod_cidr), "podCIDRs": [str(cfg.pod_cidr)]}
             node = await self.client.patch("nodes", cfg.node, patch)
-        self.uid = (node.get("metadata") or {}).get("uid", "")
+        self.uid = uid_of(node)
         await self._post_status(node)
         await self._renew_lease()
         self.registered.set()

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from netlab.api.views import meta_of, node_spec, node_status
 from netlab.topology.plan import OverlayPeer
 
 log = logging.getLogger("netlab.kubelet.overlay")
@@ -42,14 +43,14 @@ def flannel_annotations(vni: int, vtep_mac: str, public_ip: str) -> dict[str, st
 
 def peer_of(node: dict[str, Any]) -> OverlayPeer | None:
     """The overlay peer a Node object describes; None if it does not describe one."""
-    meta, spec = node.get("metadata") or {}, node.get("spec") or {}
+    meta, spec = meta_of(node), node_spec(node)
     annotations = meta.get("annotations") or {}
     try:
         data = json.loads(annotations.get(BACKEND_DATA) or "null")
         mac = data.get("VtepMAC") if isinstance(data, dict) else None
         subnet = IPv4Network(spec.get("podCIDR") or "")
         public = annotations.get(PUBLIC_IP) or next(
-            (a.get("address") for a in (node.get("status") or {}).get("addresses") or []
+            (a.get("address") for a in node_status(node).get("addresses") or []
              if a.get("type") == "InternalIP"), None)
         underlay = IPv4Address(public or "")
     except (ValueError, TypeError):
@@ -63,7 +64,7 @@ def peer_of(node: dict[str, Any]) -> OverlayPeer | None:
 def peers_from_nodes(nodes: Iterable[dict[str, Any]], me: str) -> list[OverlayPeer]:
     peers = []
     for node in nodes:
-        if (node.get("metadata") or {}).get("name") == me:
+        if meta_of(node).get("name") == me:
             continue
         peer = peer_of(node)
         if peer is not None:

@@ -35,15 +35,17 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
 import aiohttp
 
 from netlab.api.timefmt import format_time
+from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_status
 from netlab.client import APIError, Client, resource_path
-from netlab.images import builtin_image
+from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
+from netlab.images.store import ImageStore
 from netlab.node.kubelet import envsources
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.config import KubeletConfig
@@ -82,6 +84,8 @@ class Services:
     backoff: Backoff
     http: aiohttp.ClientSession  # for httpGet probes
     start_slots: asyncio.Semaphore  # pods starting for the first time, at once
+    # The host's image store, shared by every lab (netlab image load, busybox at set-up).
+    images: ImageStore = field(default_factory=ImageStore)
 
 
 def go_duration(seconds: float) -> str:
@@ -98,17 +102,9 @@ def go_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _meta(pod: dict[str, Any]) -> dict[str, Any]:
-    return pod.get("metadata") or {}
-
-
-def _spec(pod: dict[str, Any]) -> dict[str, Any]:
-    return pod.get("spec") or {}
-
-
 def _relevant(pod: dict[str, Any]) -> tuple:
     """What in a Pod can change what the worker does (a status echo does not)."""
-    meta = _meta(pod)
+    meta = meta_of(pod)
     return (meta.get("deletionTimestamp"), meta.get("deletionGracePeriodSeconds"),
             meta.get("labels"), meta.get("annotations"), pod.get("spec"))
 
@@ -128,6 +124,7 @@ class PodWorker:
         self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
+        self.image_ids: dict[str, str] = {}  # image as written -> imageID of what ran
         self.finished = False  # reached Succeeded/Failed: nothing runs again
         self.terminated = False
         self._torn_down = False
@@ -199,7 +196,7 @@ class PodWorker:
             self.on_done(self.uid)
 
     def describe(self) -> str:
-        meta = _meta(self.pod or self.known or {})
+        meta = meta_of(self.pod or self.known or {})
         if meta:
             return f"{meta.get('namespace')}/{meta.get('name')}"
         sb = self.sandbox or (self.adopted.sandbox if self.adopted else None)
@@ -210,14 +207,14 @@ class PodWorker:
     async def sync(self) -> None:
         self.syncs += 1
         pod = self.pod
-        if pod is None or _meta(pod).get("deletionTimestamp"):
+        if pod is None or is_terminating(pod):
             await self.terminate()
             return
         if self.rejected is not None:
             self.s.status.set(pod, podstatus.rejected_status(pod, *self.rejected,
                                                              datetime.now(timezone.utc)))
             return
-        phase = (pod.get("status") or {}).get("phase")
+        phase = pod_status(pod).get("phase")
         if phase in podstatus.TERMINAL_PHASES:
             self.finished = True
             if self.sandbox is None and self.adopted is None:
@@ -228,7 +225,7 @@ class PodWorker:
             self._cancel_all()
             await self._report()
             return
-        if _spec(pod).get("hostNetwork") and self._first("hostNetwork"):
+        if pod_spec(pod).get("hostNetwork") and self._first("hostNetwork"):
             self.event(pod, WARNING, "HostNetworkNotSupported",
                         "netlab gives every pod its own network namespace; hostNetwork is "
                         "ignored")
@@ -284,15 +281,15 @@ class PodWorker:
 
     @staticmethod
     def _names(pod: dict[str, Any]) -> list[str]:
-        spec = _spec(pod)
+        spec = pod_spec(pod)
         return [c.get("name", "") for c in (spec.get("initContainers") or []) +
                 (spec.get("containers") or [])]
 
     async def _sync_init(self, pod: dict[str, Any],
                          observed: dict[str, tuple[Optional[ContainerState], Any]]) -> bool:
         """Run init containers in order; True once all have succeeded."""
-        policy = _spec(pod).get("restartPolicy") or "Always"
-        for c in _spec(pod).get("initContainers") or []:
+        policy = pod_spec(pod).get("restartPolicy") or "Always"
+        for c in pod_spec(pod).get("initContainers") or []:
             name = c.get("name", "")
             cur = observed.get(name, (None, None))[0]
             if cur is None:
@@ -313,8 +310,8 @@ class PodWorker:
 
     async def _sync_containers(self, pod: dict[str, Any],
                                observed: dict[str, tuple[Optional[ContainerState], Any]]) -> None:
-        policy = _spec(pod).get("restartPolicy") or "Always"
-        for c in _spec(pod).get("containers") or []:
+        policy = pod_spec(pod).get("restartPolicy") or "Always"
+        for c in pod_spec(pod).get("containers") or []:
             name = c.get("name", "")
             cur = observed.get(name, (None, None))[0]
             if cur is None:
@@ -341,14 +338,14 @@ class PodWorker:
             if should_restart(policy, cur.exit_code):
                 await self._restart(pod, c, cur)
 
-    async def _restart(self, pod: dict[str, Any], c: dict[str, Any], cur: ContainerState,
+    async def _restart(self, pod: dict[str, Any], c: Container, cur: ContainerState,
                        init: bool = False) -> None:
         name = c.get("name", "")
         key = (self.uid, name)
         finished = cur.finished_at or time.time()
         remaining = self.s.backoff.remaining(key, finished, time.time())
         if remaining > 0:
-            meta = _meta(pod)
+            meta = meta_of(pod)
             who = f"{meta.get('name')}_{meta.get('namespace')}({self.uid})"
             delay = go_duration(self.s.backoff.delay(key))
             self.waiting[name] = (podstatus.CRASH_LOOP,
@@ -363,9 +360,9 @@ class PodWorker:
         self.s.backoff.next(key, finished)
         await self._start(pod, c, cur.restart_count + 1, init)
 
-    async def _env_sources(self, pod: dict[str, Any], c: dict[str, Any]) -> dict:
+    async def _env_sources(self, pod: dict[str, Any], c: Container) -> dict:
         """GET each ConfigMap and Secret the container's env names (None: not found)."""
-        namespace = _meta(pod).get("namespace") or "default"
+        namespace = meta_of(pod).get("namespace") or "default"
         found: dict = {}
         for kind, name in sorted(envsources.referenced([c])):
             try:
@@ -383,13 +380,19 @@ class PodWorker:
                           hostname=self.sandbox.hostname, node_cpu_millis=cfg.cpu_millis,
                           node_memory_bytes=cfg.memory_bytes)
 
-    async def _start(self, pod: dict[str, Any], c: dict[str, Any], attempt: int,
+    async def _start(self, pod: dict[str, Any], c: Container, attempt: int,
                      init: bool = False) -> None:
         name = c.get("name", "")
+        image = c.get("image", "")
+        # The store is the node's image cache: what is there runs, whatever the pull
+        # policy (netlab pulls nothing yet: Always finds the loaded copy, as after
+        # `kind load`); what is not falls back to the built-ins and host programs.
+        stored = self.s.images.lookup(image)
         try:
             context = dataclasses.replace(self._context(),
                                           sources=await self._env_sources(pod, c))
-            spec = container_spec(pod, c, context)
+            spec = container_spec(pod, c, context, stored,
+                                  () if stored else tuple(self.s.images.names()))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:
@@ -399,19 +402,25 @@ class PodWorker:
                 delay = self.config_retry.get(name, CONFIG_RETRY_START)
                 self.config_retry[name] = min(delay * 2, CONFIG_RETRY_MAX)
                 self.wake_later(delay)
-            elif self._first(("config", name, err.message)):
-                self.event(pod, WARNING, err.reason, err.message, name, init)
-                self.event(pod, WARNING, "Failed", f"Error: {err.reason}", name, init)
+            else:
+                if self._first(("config", name, err.message)):
+                    self.event(pod, WARNING, err.reason, err.message, name, init)
+                    self.event(pod, WARNING, "Failed", f"Error: {err.reason}", name, init)
+                if err.reason == UNKNOWN_IMAGE_REASON:
+                    # `netlab image load` may bring it: look again, as the kubelet
+                    # tries again for an image it could not get.
+                    self.wake_later(CONFIG_RETRY_MAX)
             return
         self.config_retry.pop(name, None)
         self.waiting.pop(name, None)
-        image = c.get("image", "")
-        if builtin_image(image):
+        self.image_ids[image] = image_id(image, stored)
+        if stored is not None or builtin_image(image):
             self.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present '
                         "on machine", name, init)
         elif self._first(("hostcmd", name)):
-            self.event(pod, NORMAL, "Pulled", f'Container image "{image}" is not built into '
-                        "netlab: running its command on the host", name, init)
+            self.event(pod, NORMAL, "Pulled", f'Container image "{image}" is not in the image '
+                        "store nor built into netlab: running its command on the host", name,
+                        init)
         try:
             state = await self.s.cri.start_container(self.uid, spec, attempt)
         except ContainerError as err:
@@ -452,11 +461,11 @@ class PodWorker:
         pod = self.pod
         if pod is None:
             return
-        spec = _spec(pod)
+        spec = pod_spec(pod)
         observed = await self.s.cri.observe(self.uid, self._names(pod))
         running_ok = not terminal and not self.finished
 
-        def obs(c: dict[str, Any]) -> podstatus.ContainerObservation:
+        def obs(c: Container) -> podstatus.ContainerObservation:
             name = c.get("name", "")
             cur, prev = observed.get(name, (None, None))
             live = cur is not None and cur.state == "running" and running_ok
@@ -473,8 +482,9 @@ class PodWorker:
             init={c.get("name", ""): obs(c) for c in spec.get("initContainers") or []},
             containers={c.get("name", ""): obs(c) for c in spec.get("containers") or []},
             terminal=terminal, start_time=self.start_time)
-        images = {c.get("image", ""): image_id(c.get("image", ""))
-                  for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])}
+        every = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        images = {c.get("image", ""): self.image_ids.get(c.get("image", "")) or
+                  image_id(c.get("image", "")) for c in every}
         status = podstatus.pod_status(pod, observation, datetime.now(timezone.utc), images)
         if status["phase"] in podstatus.TERMINAL_PHASES and not self.finished:
             self.finished = True
@@ -486,7 +496,7 @@ class PodWorker:
     def _grace(self, pod: Optional[dict[str, Any]]) -> float:
         """SIGTERM to SIGKILL: the deletion's grace period, else the pod's. A pod gone
         from the API without one (force-deleted, or found orphaned) gets the minimum."""
-        meta, spec = _meta(pod or {}), _spec(pod or {})
+        meta, spec = meta_of(pod or {}), pod_spec(pod or {})
         grace = meta.get("deletionGracePeriodSeconds")
         if not isinstance(grace, int):
             grace = MIN_GRACE if self.removed else spec.get("terminationGracePeriodSeconds")
@@ -494,10 +504,10 @@ class PodWorker:
             grace = 30
         return float(max(grace, MIN_GRACE))
 
-    def _probe_grace(self, pod: dict[str, Any], c: dict[str, Any]) -> float:
+    def _probe_grace(self, pod: dict[str, Any], c: Container) -> float:
         """A probe may set its own terminationGracePeriodSeconds (Kubernetes 1.25+)."""
-        for key in ("livenessProbe", "startupProbe"):
-            value = (c.get(key) or {}).get("terminationGracePeriodSeconds")
+        for probe in (c.get("livenessProbe"), c.get("startupProbe")):
+            value = (probe or {}).get("terminationGracePeriodSeconds")
             if isinstance(value, int):
                 return float(max(value, 1))
         return self._grace(pod)
@@ -522,7 +532,7 @@ class PodWorker:
             await self.s.cri.remove_pod_sandbox(self.uid)
             self._torn_down = True  # a retry (the API was away) only deletes the Pod
         if self.pod is not None:
-            meta = _meta(self.pod)
+            meta = meta_of(self.pod)
             try:
                 await self.s.client.request(
                     "DELETE", resource_path("pods", meta.get("namespace"), meta.get("name")),
@@ -588,7 +598,7 @@ class PodWorkers:
 
     def handle(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         """The pod informer's handler: never blocks."""
-        uid = _meta(pod).get("uid", "")
+        uid = meta_of(pod).get("uid", "")
         worker = self.workers.get(uid)
         if kind == "DELETED":
             if worker is None and uid in self.adopted:
@@ -596,7 +606,7 @@ class PodWorkers:
             if worker is not None:
                 worker.removed_from_api(pod)
             return
-        if _spec(pod).get("nodeName") != self.s.cfg.node:
+        if pod_spec(pod).get("nodeName") != self.s.cfg.node:
             return
         if worker is None:
             worker = self._new(uid)
@@ -605,9 +615,9 @@ class PodWorkers:
 
     def _admit(self, worker: PodWorker, pod: dict[str, Any]) -> None:
         """Kubelet admission: the node's pod capacity (``OutOfpods``)."""
-        if worker.adopted is not None or _meta(pod).get("deletionTimestamp"):
+        if worker.adopted is not None or is_terminating(pod):
             return
-        if (pod.get("status") or {}).get("phase") in podstatus.TERMINAL_PHASES:
+        if pod_status(pod).get("phase") in podstatus.TERMINAL_PHASES:
             return
         active = sum(1 for w in self.workers.values() if w is not worker and not w.finished
                      and not w.terminated and w.rejected is None)
@@ -626,15 +636,15 @@ class PodWorkers:
 
     def find(self, namespace: str, name: str) -> Optional[PodWorker]:
         found = [w for w in self.workers.values()
-                 if _meta(w.pod or w.known or {}).get("namespace") == namespace
-                 and _meta(w.pod or w.known or {}).get("name") == name]
+                 if meta_of(w.pod or w.known or {}).get("namespace") == namespace
+                 and meta_of(w.pod or w.known or {}).get("name") == name]
         return found[-1] if found else None
 
     def names(self) -> dict[str, tuple[str, str]]:
         """uid -> (namespace, name) of every pod with a sandbox here."""
         out = {}
         for uid, w in self.workers.items():
-            meta = _meta(w.pod or w.known or {})
+            meta = meta_of(w.pod or w.known or {})
             if meta:
                 out[uid] = (meta.get("namespace") or "default", meta.get("name", ""))
         return out

@@ -24,6 +24,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from netlab.api.views import Container, status_of
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.events import WARNING
 from netlab.node.kubelet.probes import LIVENESS, READINESS, STARTUP, ProbeTarget, ProbeWorker
@@ -44,12 +45,12 @@ class PodProber:
         self.started_at: dict[str, float] = {}  # of the probed attempt: initialDelaySeconds
 
     def _api_status(self, name: str) -> dict[str, Any]:
-        for cs in ((self.w.pod or {}).get("status") or {}).get("containerStatuses") or []:
+        for cs in status_of(self.w.pod or {}).get("containerStatuses") or []:
             if cs.get("name") == name:
                 return cs
         return {}
 
-    def ensure(self, pod: dict[str, Any], c: dict[str, Any], state: ContainerState) -> None:
+    def ensure(self, pod: dict[str, Any], c: Container, state: ContainerState) -> None:
         """Probe this attempt of container ``c`` (no-op if it is probed already)."""
         name, attempt = c.get("name", ""), state.restart_count
         have = self.probes.get(name)
@@ -63,19 +64,19 @@ class PodProber:
         self.ready[name] = c.get("readinessProbe") is None or (same and bool(api.get("ready")))
         self.probes[name] = (attempt, [])
         self.started_at[name] = state.started_at or time.time()
-        if not self.started[name]:
+        if startup is not None and not self.started[name]:  # (started when it has none)
             self._add(pod, c, attempt, STARTUP, startup, False)
         else:
             self._start_main(pod, c, attempt)
 
-    def _start_main(self, pod: dict[str, Any], c: dict[str, Any], attempt: int) -> None:
+    def _start_main(self, pod: dict[str, Any], c: Container, attempt: int) -> None:
         if c.get("livenessProbe"):
             self._add(pod, c, attempt, LIVENESS, c["livenessProbe"], True)
         if c.get("readinessProbe"):
             self._add(pod, c, attempt, READINESS, c["readinessProbe"],
                       self.ready.get(c.get("name", ""), False))
 
-    def _add(self, pod: dict[str, Any], c: dict[str, Any], attempt: int, kind: str,
+    def _add(self, pod: dict[str, Any], c: Container, attempt: int, kind: str,
              probe: dict[str, Any], initial: bool) -> None:
         name = c.get("name", "")
         sandbox = self.w.sandbox
@@ -92,7 +93,7 @@ class PodProber:
         self.probes[name][1].append(worker)
         worker.start()
 
-    def _result(self, pod: dict[str, Any], c: dict[str, Any], attempt: int, kind: str,
+    def _result(self, pod: dict[str, Any], c: Container, attempt: int, kind: str,
                 ok: bool, message: str, act: bool) -> None:
         name = c.get("name", "")
         have = self.probes.get(name)

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import aiohttp
 
+from netlab.api.views import Container
+
 LIVENESS, READINESS, STARTUP = "Liveness", "Readiness", "Startup"
 OUTPUT_LIMIT = 10 * 1024  # what the kubelet keeps of an exec probe's output
 
@@ -35,7 +37,7 @@ ResultFn = Callable[[str, bool, str, bool], None]  # kind, ok, message, flipped
 @dataclass(frozen=True)
 class ProbeTarget:
     pod_ip: str
-    container: dict[str, Any]  # the pod spec's container (for named ports)
+    container: Container  # the pod spec's container (for named ports)
 
 
 @dataclass(frozen=True)
@@ -44,14 +46,14 @@ class Outcome:
     message: str = ""
 
 
-def _port(value: Any, container: dict[str, Any]) -> int:
+def _port(value: Any, container: Container) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, str) and value.isdigit():
         return int(value)
     for port in container.get("ports") or []:
         if port.get("name") == value:
-            return int(port.get("containerPort"))
+            return int(port["containerPort"])
     raise ValueError(f'port "{value}" is not a named port of the container')
 
 

@@ -10,12 +10,17 @@ follows Kubernetes' rules so that manifests behave as on a real cluster:
   the pod itself (``fieldRef``, ``resourceFieldRef``: the downward API) or from the
   ConfigMaps and Secrets the worker fetched (``envsources``);
 - ``command`` and ``args`` are expanded with the finished environment;
-- the image then decides the argv (``netlab.images.resolve``).
+- the image then decides the argv: an image of the store (looked up by the pod
+  worker, passed in as ``stored``) is combined with its Entrypoint, Cmd, Env,
+  WorkingDir and User as Kubernetes combines them (``netlab.images.config``) and
+  gets its own root filesystem; otherwise the built-in catalog or the host
+  program (``netlab.images.resolve``).
 
 What cannot be resolved raises ``ContainerConfigError`` with the reason and
 message Kubernetes would put in the container's Waiting state
-(``CreateContainerConfigError``, or ``ErrImageNeverPull`` for an image netlab
-does not ship). Pure: no I/O, unit-tested in tests/unit/kubelet.
+(``CreateContainerConfigError``; ``ErrImageNeverPull`` for an image that is
+neither stored nor built in, naming those that are; ``CreateContainerError``
+for an image with nothing to run). Pure: no I/O, unit-tested in tests/unit/kubelet.
 """
 
 from __future__ import annotations
@@ -27,13 +32,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from netlab.api.views import Container, annotations_of, labels_of, meta_of, pod_spec
 from netlab.images import UnknownImageError, builtin_image, resolve, runs_builtin
+from netlab.images import config as imageconfig
+from netlab.images.store import StoredImage
 from netlab.node.kubelet import envsources
 from netlab.node.runtime.capabilities import CapabilityError
 from netlab.node.runtime.containers import ContainerSpec
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 CONFIG_ERROR = "CreateContainerConfigError"
+CREATE_ERROR = "CreateContainerError"  # the runtime could not create it (containerd's word)
 _SUBSCRIPT = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
 
 
@@ -106,7 +115,7 @@ def _format_map(values: Mapping[str, Any]) -> str:
 
 def field_ref(pod: dict[str, Any], path: str, ctx: PodContext) -> str:
     """``env[].valueFrom.fieldRef.fieldPath``: the fields the kubelet resolves."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    meta, spec = meta_of(pod), pod_spec(pod)
     simple = {
         "metadata.name": meta.get("name", ""),
         "metadata.namespace": meta.get("namespace") or "default",
@@ -121,14 +130,15 @@ def field_ref(pod: dict[str, Any], path: str, ctx: PodContext) -> str:
     if path in simple:
         return str(simple[path])
     if path in ("metadata.labels", "metadata.annotations"):
-        return _format_map(meta.get(path.split(".")[1]) or {})
+        return _format_map(labels_of(pod) if path == "metadata.labels" else annotations_of(pod))
     m = _SUBSCRIPT.match(path)
     if m:
-        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
+        values = labels_of(pod) if m.group(1) == "labels" else annotations_of(pod)
+        return str(values.get(m.group(2), ""))
     raise ContainerConfigError(CONFIG_ERROR, f'unsupported fieldRef fieldPath "{path}"')
 
 
-def resource_field_ref(container: dict[str, Any], ref: dict[str, Any], ctx: PodContext) -> str:
+def resource_field_ref(container: Container, ref: dict[str, Any], ctx: PodContext) -> str:
     """``resourceFieldRef``: a limit or request, in units of ``divisor`` (rounded up).
     An unset limit reads as the node's allocatable, as in Kubernetes."""
     resource = ref.get("resource", "")
@@ -153,7 +163,7 @@ def resource_field_ref(container: dict[str, Any], ref: dict[str, Any], ctx: PodC
         raise ContainerConfigError(CONFIG_ERROR, f"resourceFieldRef {resource}: {err}") from None
 
 
-def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
+def _value_from(pod: dict[str, Any], container: Container, name: str,
                 source: dict[str, Any], ctx: PodContext) -> str | None:
     if "fieldRef" in source:
         return field_ref(pod, (source["fieldRef"] or {}).get("fieldPath", ""), ctx)
@@ -162,7 +172,7 @@ def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
     for key, kind in (("configMapKeyRef", envsources.CONFIGMAP),
                       ("secretKeyRef", envsources.SECRET)):
         if key in source:
-            namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+            namespace = meta_of(pod).get("namespace") or "default"
             try:
                 return envsources.key_ref(kind, source[key] or {}, namespace, ctx.sources)
             except envsources.SourceError as err:
@@ -171,10 +181,10 @@ def _value_from(pod: dict[str, Any], container: dict[str, Any], name: str,
                                f"{', '.join(sorted(source)) or '(empty)'}")
 
 
-def container_env(pod: dict[str, Any], container: dict[str, Any],
+def container_env(pod: dict[str, Any], container: Container,
                   ctx: PodContext) -> dict[str, str]:
     """The container's environment, in Kubernetes' order and with its expansion rules."""
-    meta = pod.get("metadata") or {}
+    meta = meta_of(pod)
     env: dict[str, str] = {
         "POD_NAME": meta.get("name", ""),
         "POD_NAMESPACE": meta.get("namespace") or "default",
@@ -200,20 +210,16 @@ def container_env(pod: dict[str, Any], container: dict[str, Any],
     return env
 
 
-def container_spec(pod: dict[str, Any], container: dict[str, Any],
-                   ctx: PodContext) -> ContainerSpec:
-    """The runtime's spec for ``container`` of ``pod``: env, expanded argv, limits."""
+def container_spec(pod: dict[str, Any], container: Container, ctx: PodContext,
+                   stored: StoredImage | None = None,
+                   available: tuple[str, ...] = ()) -> ContainerSpec:
+    """The runtime's spec for ``container`` of ``pod``: env, expanded argv, limits, and
+    for an image of the store (``stored``) its root filesystem. ``available`` names
+    the stored images, for the error when the image is nowhere."""
     env = container_env(pod, container, ctx)
     command = [expand(str(c), env) for c in container.get("command") or []]
     args = [expand(str(a), env) for a in container.get("args") or []]
     image = container.get("image") or ""
-    try:
-        argv = resolve(image, command, args)
-    except UnknownImageError as err:
-        raise ContainerConfigError(err.reason, err.message) from None
-    if runs_builtin(argv) and "PYTHONPATH" in os.environ:
-        # Built-in images are Python modules of this netlab: let them import it as we did.
-        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     try:
         base = ContainerSpec.from_k8s({**container, "env": []})
     except (QuantityError, KeyError, TypeError) as err:
@@ -222,12 +228,33 @@ def container_spec(pod: dict[str, Any], container: dict[str, Any],
         base.kept_capabilities()
     except CapabilityError as err:
         raise ContainerConfigError(CONFIG_ERROR, f"securityContext.capabilities: {err}") from None
+    if stored is not None:
+        argv = imageconfig.container_argv(stored.config, command, args)
+        if not argv:  # no command, no args, and an image with neither Entrypoint nor Cmd
+            raise ContainerConfigError(CREATE_ERROR, f'image "{image}" has no Entrypoint or '
+                                       "Cmd and the container gives no command: no command "
+                                       "specified")
+        return dataclasses.replace(
+            base, command=tuple(argv), args=(), env=imageconfig.container_env(stored.config, env),
+            working_dir=imageconfig.working_dir(stored.config, container.get("workingDir")),
+            rootfs=stored.layer_dirs, user=stored.config.user or None, image_id=stored.id)
+    try:
+        argv = resolve(image, command, args, stored=available,
+                       pull_policy=container.get("imagePullPolicy"))
+    except UnknownImageError as err:
+        raise ContainerConfigError(err.reason, err.message) from None
+    if runs_builtin(argv) and "PYTHONPATH" in os.environ:
+        # Built-in images are Python modules of this netlab: let them import it as we did.
+        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
     return dataclasses.replace(base, command=tuple(argv), args=(), env=env,
                                stop_signals_blocked=runs_builtin(argv))
 
 
-def image_id(image: str) -> str:
-    """``imageID`` in container statuses: the built-in's canonical name, else the
-    image as given (whose ``command`` runs on the host)."""
+def image_id(image: str, stored: StoredImage | None = None) -> str:
+    """``imageID`` in container statuses: a stored image's id (``sha256:...``, as
+    containerd reports an image loaded with ``kind load``), the built-in's canonical
+    name, else the image as given (whose ``command`` runs on the host)."""
+    if stored is not None:
+        return stored.id
     builtin = builtin_image(image)
     return f"netlab-builtin://{builtin}" if builtin else f"host-command://{image}"

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional, Protocol
 
 from netlab.api.timefmt import format_time
+from netlab.api.views import Container, meta_of, pod_spec, status_of
 from netlab.node.kubelet.restarts import ALWAYS, NEVER
 
 RUNNING, PENDING, SUCCEEDED, FAILED = "Running", "Pending", "Succeeded", "Failed"
@@ -95,7 +96,7 @@ def _terminated(st: RuntimeContainer, uid: str) -> dict[str, Any]:
     return out
 
 
-def container_status(spec: dict[str, Any], obs: ContainerObservation, uid: str,
+def container_status(spec: Container, obs: ContainerObservation, uid: str,
                      default_waiting: str, image_id: str) -> dict[str, Any]:
     """One entry of ``containerStatuses`` (or ``initContainerStatuses``)."""
     cur, prev = obs.current, obs.previous
@@ -219,10 +220,10 @@ def pod_conditions(pod: dict[str, Any], phase: str, sandbox_ready: bool,
         conds.append(_condition("Initialized", not incomplete, *(
             ("ContainersNotInitialized", f"containers with incomplete status: "
              f"[{' '.join(incomplete)}]") if incomplete else ())))
-        gates = [g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates")
+        gates = [g.get("conditionType") for g in pod_spec(pod).get("readinessGates")
                  or [] if isinstance(g, dict)]
         current = {c.get("type"): c.get("status") for c in
-                   (pod.get("status") or {}).get("conditions") or []}
+                   status_of(pod).get("conditions") or []}
         gates_off = [g for g in gates if current.get(g) != "True"]
         if unready:
             msg = f"containers with unready status: [{' '.join(unready)}]"
@@ -256,25 +257,25 @@ def merge_conditions(old: list[dict[str, Any]], new: list[dict[str, Any]], now: 
     out += [c for t, c in before.items() if t not in owned]
     if not order:
         return out
-    rank = {t: i for i, t in enumerate(order)}
+    rank: dict[Any, int] = {t: i for i, t in enumerate(order)}
     return sorted(out, key=lambda c: rank.get(c.get("type"), len(rank)))
 
 
 def pod_status(pod: dict[str, Any], obs: PodObservation, now: datetime,
                image_ids: dict[str, str] | None = None) -> dict[str, Any]:
     """The full ``status`` of ``pod`` as observed."""
-    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-    old = pod.get("status") or {}
+    meta, spec = meta_of(pod), pod_spec(pod)
+    old = status_of(pod)
     uid = meta.get("uid", "")
     ids = image_ids or {}
     policy = spec.get("restartPolicy") or ALWAYS
     init_specs = spec.get("initContainers") or []
-    init_statuses = [container_status(c, obs.init.get(c.get("name"), ContainerObservation()),
+    init_statuses = [container_status(c, obs.init.get(c.get("name") or "", ContainerObservation()),
                                       uid, CONTAINER_CREATING, ids.get(c.get("image", ""), ""))
                      for c in init_specs]
     _, _, incomplete = init_summary(init_statuses)
     default_waiting = POD_INITIALIZING if incomplete else CONTAINER_CREATING
-    statuses = [container_status(c, obs.containers.get(c.get("name"), ContainerObservation()),
+    statuses = [container_status(c, obs.containers.get(c.get("name") or "", ContainerObservation()),
                                  uid, default_waiting, ids.get(c.get("image", ""), ""))
                 for c in spec.get("containers") or []]
     phase = pod_phase(policy, init_statuses, statuses, obs.terminal)
@@ -300,7 +301,7 @@ def pod_status(pod: dict[str, Any], obs: PodObservation, now: datetime,
 def rejected_status(pod: dict[str, Any], reason: str, message: str,
                     now: datetime) -> dict[str, Any]:
     """A pod the node will not run (admission failed, e.g. OutOfpods): Failed."""
-    old = pod.get("status") or {}
+    old = status_of(pod)
     status = {k: v for k, v in old.items() if k in ("qosClass", "conditions", "startTime")}
     status.update(phase=FAILED, reason=reason, message=message)
     status.setdefault("startTime", format_time(now))

@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import aiohttp
 
+from netlab.api.views import meta_of, status_of
 from netlab.client import APIError, Client
 from netlab.client.apply import merge_diff
 
@@ -33,7 +34,7 @@ RETRY_START, RETRY_MAX = 0.2, 5.0
 
 def _rv(obj: Optional[dict[str, Any]]) -> int:
     try:
-        return int(((obj or {}).get("metadata") or {}).get("resourceVersion") or 0)
+        return int(meta_of(obj or {}).get("resourceVersion") or 0)
     except (TypeError, ValueError):
         return 0
 
@@ -59,14 +60,14 @@ class StatusManager:
 
     def observed(self, pod: dict[str, Any]) -> None:
         """The informer's copy of a pod: the newest server state, if it is newer."""
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         entry = self._entries.get(meta.get("uid", ""))
         if entry is not None and _rv(pod) >= _rv(entry.server):
             entry.server = pod
 
     def set(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
         """Make ``status`` the pod's desired status; written in the background."""
-        meta = pod.get("metadata") or {}
+        meta = meta_of(pod)
         uid = meta.get("uid", "")
         entry = self._entries.get(uid)
         if entry is None:
@@ -82,7 +83,7 @@ class StatusManager:
 
     @staticmethod
     def _differs(entry: _Entry) -> bool:
-        server_status = (entry.server or {}).get("status") or {}
+        server_status = status_of(entry.server or {})
         return entry.desired is not None and entry.desired != server_status
 
     async def flush(self, uid: str, timeout: float = 10.0) -> None:
@@ -108,7 +109,7 @@ class StatusManager:
         try:
             while not entry.gone and self._differs(entry):
                 desired = entry.desired
-                server_status = (entry.server or {}).get("status") or {}
+                server_status = status_of(entry.server or {})
                 patch = merge_diff(server_status, desired)
                 try:
                     async with self._slots:
@@ -132,7 +133,7 @@ class StatusManager:
                     await asyncio.sleep(delay)  # retry backoff while the API is away
                     delay = min(delay * 2, RETRY_MAX)
                     continue
-                if (updated.get("metadata") or {}).get("uid") == entry.uid and \
+                if meta_of(updated).get("uid") == entry.uid and \
                         _rv(updated) >= _rv(entry.server):
                     entry.server = updated
                 if entry.desired is desired and self._differs(entry):

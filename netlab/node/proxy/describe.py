@@ -133,8 +133,8 @@ def _ports(blocks: dict[str, _Block]) -> list[_Port]:
     ports: dict[str, _Port] = {}
     for key, _, target in blocks.get(ruleset.SERVICE_IPS, _Block("map", "")).elements():
         label, proto = _port_label(_path(target))
-        ip, _, port = (p.strip() for p in key.split(" . "))
-        ports[target] = _Port(label, proto, target, cluster=f"{ip}:{port}")
+        ip, _, number = (p.strip() for p in key.split(" . "))
+        ports[target] = _Port(label, proto, target, cluster=f"{ip}:{number}")
     for key, _, target in blocks.get(ruleset.SERVICE_NODEPORTS, _Block("map", "")).elements():
         svc = ruleset.SERVICE_PREFIX + target.split("-", 1)[1]
         if svc in ports:

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from netlab.api.views import meta_of
 from netlab.node.proxy import model
 from netlab.node.proxy.model import Endpoint, ServicePort
 
@@ -37,7 +38,7 @@ PortEndpoints = dict[tuple[str, str], list[Endpoint]]
 
 def slice_service_key(slice_: Mapping[str, Any]) -> Key | None:
     """``(namespace, service)`` a slice belongs to; None for a slice without the label."""
-    meta = slice_.get("metadata") or {}
+    meta = meta_of(slice_)
     service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
     if not service:
         return None
@@ -109,7 +110,7 @@ class SliceCache:
     def update(self, slice_: Mapping[str, Any]) -> set[Key]:
         """Store a slice; returns the Services whose endpoints may have changed (two if
         the slice's label moved it from one Service to another)."""
-        meta = slice_.get("metadata") or {}
+        meta = meta_of(slice_)
         ident = (meta.get("namespace") or "default", meta.get("name") or "")
         touched = self._remove(ident)
         key = slice_service_key(slice_)
@@ -120,7 +121,7 @@ class SliceCache:
         return touched
 
     def delete(self, slice_: Mapping[str, Any]) -> set[Key]:
-        meta = slice_.get("metadata") or {}
+        meta = meta_of(slice_)
         return self._remove((meta.get("namespace") or "default", meta.get("name") or ""))
 
     def _remove(self, ident: tuple[str, str]) -> set[Key]:

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netlab.api.views import meta_of, service_spec
+
 PROTOCOLS = ("tcp", "udp", "sctp")
 DEFAULT_AFFINITY_TIMEOUT = 10800  # Kubernetes' default for sessionAffinity: ClientIP (3 h)
 PROXIED_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
@@ -107,7 +109,7 @@ _protocol = proto_of
 
 def service_key(obj: Mapping[str, Any]) -> tuple[str, str]:
     """``(namespace, name)`` of a Service or Endpoints object."""
-    meta = obj.get("metadata") or {}
+    meta = meta_of(obj)
     return (meta.get("namespace") or "default", meta.get("name") or "")
 
 
@@ -118,7 +120,7 @@ def service_port_specs(service: Mapping[str, Any]) -> list[PortSpec]:
     SCTP) are skipped, as kube-proxy does.
     """
     namespace, name = service_key(service)
-    spec = service.get("spec") or {}
+    spec = service_spec(service)
     cluster_ip = spec.get("clusterIP") or ""
     if spec.get("type", "ClusterIP") not in PROXIED_TYPES or cluster_ip in ("", "None"):
         return []

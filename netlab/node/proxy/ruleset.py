@@ -423,7 +423,7 @@ def partial_update(cfg: ProxyConfig, changes: Mapping[ServicePortName, Change],
         after = port_objects(new) if new is not None else None
         if before is not None:
             flushes += [f"flush chain {t} {c}" for c in sorted(before.chains)]
-        if after is not None:
+        if new is not None and after is not None:  # (after is what new needs)
             garbage.chains -= after.chains
             garbage.sets -= after.sets
             for (m, key, verdict) in after.elements:

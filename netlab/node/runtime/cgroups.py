@@ -113,7 +113,7 @@ def detect(mounts: list[tuple[str, str, set[str]]] | None = None,
     """
     mounts = _mounts() if mounts is None else mounts
     own = _own_paths() if own is None else own
-    v1 = {}
+    v1: dict[str, str] = {}
     for fstype, point, opts in mounts:
         if fstype == "cgroup":
             for ctrl in CONTROLLERS:

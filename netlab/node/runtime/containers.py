@@ -11,7 +11,9 @@ count):
 - ``n.shim.json``  the shim's pid, as soon as it runs;
 - ``n.run.json``   the container's PID 1 (host pid and start time), once exec'd;
 - ``n.exit.json``  exit code, signal, reason, times, written by the shim;
-- ``n.log``        stdout and stderr in the CRI log format.
+- ``n.log``        stdout and stderr in the CRI log format;
+- ``n.rootfs/``    for an image of the store: the container's writable layer
+  (``upper``, ``work``) and the overlay's mount point (``root``).
 
 Because the files are the state, a restarted kubelet (``adopt``) sees every
 container as it is, with its restart count, without starting anything.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,7 +46,8 @@ from netlab.node.runtime.paths import (
     read_json,
     write_json,
 )
-from netlab.node.runtime.sandbox import Sandbox
+from netlab.node.runtime.sandbox import Sandbox, list_sandboxes
+from netlab.paths import STATE_ROOT
 from netlab.units import cpu_millis, memory_bytes
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -77,6 +81,11 @@ class ContainerSpec:
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
+    # An image of the store: its unpacked layers, top first, become the container's own
+    # root filesystem (an overlay, see netlab.kernel.rootfs). Empty: the host's files.
+    rootfs: tuple[str, ...] = ()
+    user: str | None = None  # the image's User: name or uid, [:group]
+    image_id: str | None = None  # recorded, for `netlab image rm` to see who uses it
 
     @property
     def argv(self) -> list[str]:
@@ -279,6 +288,9 @@ def _prune(sb: Sandbox, name: str, keep_from: int) -> None:
             for kind in ("spec.json", "shim.json", "run.json", "exit.json", "log"):
                 with contextlib.suppress(FileNotFoundError):
                     _file(sb, name, n, kind).unlink()
+            # The container's writable layer goes with it (its mount went with its
+            # mount namespace when the container's last process exited).
+            shutil.rmtree(_file(sb, name, n, "rootfs"), ignore_errors=True)
 
 
 def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: int,
@@ -300,7 +312,8 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
     n = restart_count
     cdir = _dir(sb, spec.name)
     cdir.mkdir(parents=True, exist_ok=True)
-    cg, warnings = None, []
+    cg: cgroups.Cgroup | None = None
+    warnings: list[str] = []
     if host.version != "none":
         cg, warnings = cgroups.create(host, lab, sb.uid, spec.name)
         warnings += cgroups.set_limits(host, cg, spec.cpu_limit_millis, spec.memory_limit_bytes,
@@ -320,6 +333,10 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         # A minimal /dev (no host disks) and the host's files read-only, /tmp private.
         "contained": not spec.privileged,
         "workingDir": spec.working_dir, "cgroup": cg.to_json() if cg else None,
+        # The image's layers under a writable layer of this attempt, removed with it.
+        "rootfs": {"lower": list(spec.rootfs), "dir": str(_file(sb, spec.name, n, "rootfs"))}
+        if spec.rootfs else None,
+        "user": spec.user, "imageId": spec.image_id,
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
         "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),
         "resolv": str(sb.path / RESOLV_FILE), "warnings": warnings,
@@ -459,9 +476,12 @@ def stop_container(sb: Sandbox, name: str, grace_seconds: float) -> ContainerSta
 def stop_all(sb: Sandbox, grace_seconds: float) -> list[ContainerState]:
     """Stop every running container of the pod in parallel (each gets the full grace)."""
     names = [st.name for st in list_containers(sb) if st.state != "exited"]
-    results: list[ContainerState] = []
-    threads = [threading.Thread(target=lambda n=n: results.append(
-        stop_container(sb, n, grace_seconds)), daemon=True) for n in names]  # type: ignore[misc]
+    results: list[ContainerState | None] = []
+
+    def stop(name: str) -> None:
+        results.append(stop_container(sb, name, grace_seconds))
+
+    threads = [threading.Thread(target=stop, args=(n,), daemon=True) for n in names]
     for t in threads:
         t.start()
     for t in threads:
@@ -525,6 +545,8 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
         helper += ["--cgroup", directory]
     if spec.get("capabilities") is not None:  # an exec gets no more than the container
         helper += ["--capabilities", ",".join(spec["capabilities"])]
+    if spec.get("user"):
+        helper += ["--user", spec["user"]]
     env = dict(spec.get("env") or {"PATH": DEFAULT_PATH})
     # The helper is Python: let it find netlab the way this process did.
     if "PYTHONPATH" in os.environ:
@@ -546,3 +568,24 @@ def log_path(sb: Sandbox, name: str, previous: bool = False) -> Path | None:
     if previous:
         have = have[:-1]
     return _file(sb, name, have[-1], "log") if have else None
+
+
+def image_users(image_id: str) -> list[str]:
+    """``lab/namespace/pod/container`` of every running container, in any lab on this
+    host, whose root filesystem is the stored image ``image_id``: what ``netlab image
+    rm`` must not pull the layers from under."""
+    users = []
+    try:
+        labs = sorted(p.name for p in STATE_ROOT.iterdir() if p.is_dir())
+    except FileNotFoundError:
+        return []
+    for lab in labs:
+        for sb in list_sandboxes(lab):
+            for name in container_names(sb):
+                st = container_state(sb, name, settle=0)
+                if st is None or st.state == "exited":
+                    continue
+                spec = read_json(_file(sb, name, st.restart_count, "spec.json")) or {}
+                if spec.get("imageId") == image_id:
+                    users.append(f"{lab}/{sb.namespace}/{sb.name}/{name}")
+    return users

@@ -15,6 +15,7 @@ caller's own thread may be anywhere.
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import threading
 import time
@@ -226,7 +227,7 @@ class Runtime:
         for name in containers.container_names(sb):
             for n in containers.attempts(sb, name):
                 shim = read_json(sb.path / name / f"{n}.shim.json") or {}
-                pids.discard(shim.get("pid"))  # type: ignore[arg-type]
+                pids.discard(shim.get("pid"))
         return pids
 
     def _samples(self, pods: list[Sandbox]) -> dict[str, Sample]:
@@ -307,7 +308,7 @@ def cleanup_lab(lab: str) -> CleanupReport:
         node_ns = node_netns(lab, sb.node)
         if netns.exists(node_ns):
             with contextlib.suppress(OSError):
-                netns.run_in_netns(node_ns, lambda sb=sb: _delete_link(sb.veth))
+                netns.run_in_netns(node_ns, functools.partial(_delete_link, sb.veth))
     for name in names:
         netns.delete_netns(name)
     report.namespaces = names

@@ -10,15 +10,22 @@ detached, and it:
    reap (it is reparented to init) and the runtime's ``Popen`` returns at once;
 2. joins the pod's network and UTS namespaces (pinned files made by the sandbox);
 3. unshares a PID namespace and forks the container, which is PID 1 there;
-   the child unshares a mount namespace, makes every mount a *slave* (host
-   mount events, like an unmounted pod netns, still reach it; nothing it
-   mounts leaks out), mounts a fresh ``/proc`` and ``/sys``, bind-mounts the
-   pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, masks the
-   lab's own directories (``capabilities.py``), and unless the container is
-   privileged gives it a minimal ``/dev`` and a read-only view of the host's
-   filesystems (private ``/tmp``), joins the container's cgroup,
+   the child joins the container's cgroup, unshares a mount namespace and makes
+   every mount a *slave* (host mount events, like an unmounted pod netns, still
+   reach it; nothing it mounts leaks out), then
+   - for an image of the store: builds the container's own root filesystem and
+     pivots into it (``netlab.kernel.rootfs``: an overlay of the image's layers
+     with a writable layer of this attempt, ``/proc``, ``/sys`` read-only, a
+     minimal ``/dev``, the pod's ``/etc/hosts``, ``/etc/hostname`` and
+     ``/etc/resolv.conf``); the host's filesystem is gone;
+   - otherwise (a built-in image, a host program): mounts a fresh ``/proc`` and
+     ``/sys``, bind-mounts the pod's ``/etc`` files, masks the lab's own
+     directories (``capabilities.py``), and unless the container is privileged
+     gives it a minimal ``/dev`` and a read-only view of the host's filesystems
+     (private ``/tmp``);
    starts its own session, drops the capabilities the container does not keep,
-   and execs the command with the container's env and working directory;
+   becomes the image's ``User``, and execs the command with the container's env
+   and working directory;
 4. copies the container's stdout and stderr into ``<n>.log`` in the CRI format
    (``<RFC3339Nano> stdout F <line>``), so ``kubectl logs`` can read it and
    ``--timestamps`` can show it;
@@ -29,7 +36,8 @@ detached, and it:
 ``netlab exec`` / ``kubectl exec`` run it to enter a running container (its
 net, uts, pid and mount namespaces, from ``/proc/<pid>/ns`` of the container's
 PID 1, and its cgroup), forking once so the command lands inside the PID
-namespace.
+namespace; joining the mount namespace puts it in the container's own root, if
+it has one.
 
 Standard library only: this runs once per container start, and pyroute2 and
 psutil would add a third of a second to each.
@@ -49,6 +57,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from netlab.kernel import namespaces as nsutil
+from netlab.kernel import rootfs
 from netlab.node.runtime import capabilities, cgroups
 from netlab.node.runtime.paths import cri_timestamp, process_start_time, same_process, write_json
 
@@ -60,9 +69,76 @@ def _exit_record(spec: dict[str, Any], **fields: Any) -> None:
     write_json(Path(spec["exitFile"]), {"restartCount": spec["restartCount"], **fields})
 
 
+def _host_view(spec: dict[str, Any], binds: list[tuple[str, str]], stage: list[str]) -> None:
+    """A container without an image of its own (a built-in image, a host program):
+    the host's filesystem, read-only unless privileged, the lab's files masked.
+    ``stage[0]`` names the step under way, for the start error."""
+    safe = nsutil.MS_NOSUID | nsutil.MS_NODEV | nsutil.MS_NOEXEC
+    stage[0] = "/proc"
+    nsutil.mount("proc", "/proc", "proc", safe)
+    if nsutil.umount("/sys"):  # a sysfs of the pod's netns: /sys/class/net shows eth0
+        nsutil.mount("sysfs", "/sys", "sysfs", safe)
+    for source, target in binds:
+        stage[0] = f"bind-mount {target}"
+        if os.path.exists(source) and os.path.exists(target):
+            nsutil.mount(source, target, None, nsutil.MS_BIND)
+    for path in spec.get("maskedPaths") or ():  # after the binds: their sources live there
+        stage[0] = f"mask {path}"
+        if os.path.isdir(path):
+            nsutil.mask(path)
+    if spec.get("contained"):
+        stage[0] = "/dev"
+        nsutil.minimal_dev()
+        stage[0] = "read-only host"
+        nsutil.read_only_host(keep=tuple(spec.get("keepVisible") or ()))
+
+
+def _user_ids(user: str) -> tuple[int, int, list[int]]:
+    """``user[:group]`` (names or numbers) as the image's own /etc/passwd and
+    /etc/group define them, read inside the container's root, as runc resolves
+    an image's ``User``."""
+    name, _, group = user.partition(":")
+
+    def table(path: str) -> list[list[str]]:
+        try:
+            with open(path) as f:
+                return [line.rstrip("\n").split(":") for line in f if line.count(":") >= 2]
+        except OSError:
+            return []
+
+    passwd, groups = table("/etc/passwd"), table("/etc/group")
+    row = next((r for r in passwd if name in (r[0], r[2]) and len(r) > 3), None)
+    if row is not None:
+        uid, gid = int(row[2]), int(row[3])
+    elif name.isdigit():
+        uid, gid = int(name), 0
+    else:
+        raise LookupError(f"user {name!r} is not in the image's /etc/passwd")
+    if group:
+        found = next((r for r in groups if group in (r[0], r[2])), None)
+        if found is not None:
+            gid = int(found[2])
+        elif group.isdigit():
+            gid = int(group)
+        else:
+            raise LookupError(f"group {group!r} is not in the image's /etc/group")
+    user_name = row[0] if row is not None else None
+    extra = sorted({int(r[2]) for r in groups if len(r) > 3 and user_name
+                    and user_name in r[3].split(",")} - {gid})
+    return uid, gid, extra
+
+
+def _become(user: str) -> None:
+    uid, gid, extra = _user_ids(user)
+    os.setgroups(extra)
+    os.setgid(gid)
+    os.setuid(uid)
+
+
 def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> NoReturn:
     """The forked child, PID 1 of the new PID namespace: finish isolating, then exec."""
     stage = "setup"
+    current = ["setup"]  # what _host_view is doing
     try:
         if spec.get("stopSignalsBlocked"):
             # Kept across exec: the program unblocks once it handles them (a signal
@@ -75,25 +151,15 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         stage = "mount namespace"
         nsutil.unshare(nsutil.CLONE_NEWNS)
         nsutil.mount("none", "/", None, nsutil.MS_REC | nsutil.MS_SLAVE)
-        stage = "/proc"
-        safe = nsutil.MS_NOSUID | nsutil.MS_NODEV | nsutil.MS_NOEXEC
-        nsutil.mount("proc", "/proc", "proc", safe)
-        if nsutil.umount("/sys"):  # a sysfs of the pod's netns: /sys/class/net shows eth0
-            nsutil.mount("sysfs", "/sys", "sysfs", safe)
-        for source, target in ((spec["hosts"], "/etc/hosts"), (spec["hostname"], "/etc/hostname"),
-                               (spec["resolv"], "/etc/resolv.conf")):
-            stage = f"bind-mount {target}"
-            if os.path.exists(source) and os.path.exists(target):
-                nsutil.mount(source, target, None, nsutil.MS_BIND)
-        for path in spec.get("maskedPaths") or ():  # after the binds: their sources live there
-            stage = f"mask {path}"
-            if os.path.isdir(path):
-                nsutil.mask(path)
-        if spec.get("contained"):
-            stage = "/dev"
-            nsutil.minimal_dev()
-            stage = "read-only host"
-            nsutil.read_only_host(keep=tuple(spec.get("keepVisible") or ()))
+        binds = [(spec["hosts"], "/etc/hosts"), (spec["hostname"], "/etc/hostname"),
+                 (spec["resolv"], "/etc/resolv.conf")]
+        if spec.get("rootfs"):
+            stage = "root filesystem"
+            rootfs.enter(spec["rootfs"]["lower"], spec["rootfs"]["dir"], binds,
+                         privileged=not spec.get("contained"))
+        else:
+            stage = "host view"
+            _host_view(spec, binds, current)
         os.setsid()
         stage = "stdio"
         null = os.open(os.devnull, os.O_RDONLY)
@@ -101,11 +167,16 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         stage = "working directory"
+        if spec.get("rootfs"):  # inside the image: made if missing, as runc does
+            os.makedirs(spec.get("workingDir") or "/", exist_ok=True)
         os.chdir(spec.get("workingDir") or "/")
         if spec.get("capabilities") is not None:
             stage = "capabilities"
             nsutil.drop_bounding(capabilities.bounding_drops(spec["capabilities"],
                                                              capabilities.last_cap()))
+        if spec.get("user"):
+            stage = f"user {spec['user']}"
+            _become(spec["user"])
         stage = "exec"
         argv = spec["argv"]
         os.execvpe(argv[0], argv, spec["env"])
@@ -113,7 +184,7 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         if stage == "exec" and isinstance(exc, FileNotFoundError):
             message = f'exec: "{spec["argv"][0]}": executable file not found in $PATH'
         else:
-            message = f"{stage}: {exc}"
+            message = f"{current[0] if stage == 'host view' else stage}: {exc}"
         with contextlib.suppress(OSError):
             os.write(error_w, message.encode())
     os._exit(127)
@@ -160,8 +231,8 @@ def run(spec_path: str) -> None:
     if child > 0:
         write_json(Path(spec["shimFile"]), {"pid": child, "startTime": process_start_time(child)})
         os._exit(0)
-    for sig in (signal.SIGHUP, signal.SIGINT):
-        signal.signal(sig, signal.SIG_IGN)
+    for ignored in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(ignored, signal.SIG_IGN)
     me = os.getpid()
     started = time.time()
     try:
@@ -207,11 +278,12 @@ def run(spec_path: str) -> None:
     _pump({out_r: "stdout", err_r: "stderr"}, log_fd)
     _, status = os.waitpid(pid, 0)
     finished = time.time()
+    sig: int | None = None
     if os.WIFSIGNALED(status):
-        sig: int | None = os.WTERMSIG(status)
+        sig = os.WTERMSIG(status)
         code = 128 + sig
     else:
-        sig, code = None, os.WEXITSTATUS(status)
+        code = os.WEXITSTATUS(status)
     oom_after = cgroups.oom_kills(cg) if cg is not None else None
     oom = oom_before is not None and oom_after is not None and oom_after > oom_before
     reason = "Completed" if code == 0 else ("OOMKilled" if oom else "Error")
@@ -220,7 +292,7 @@ def run(spec_path: str) -> None:
 
 
 def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
-            argv: list[str], keep: list[str] | None = None) -> int:
+            argv: list[str], keep: list[str] | None = None, user: str | None = None) -> int:
     """Enter the container whose PID 1 is ``pid`` and run ``argv`` there; return
     its exit status (128+N for a signal), as ``kubectl exec`` reports it."""
     if not same_process(pid, start_time):
@@ -242,8 +314,12 @@ def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
         try:
             if keep is not None:
                 nsutil.drop_bounding(capabilities.bounding_drops(keep, capabilities.last_cap()))
+            if user:  # as the container runs: its image's User
+                _become(user)
             os.chdir(cwd or "/")
             os.execvp(argv[0], argv)
+        except LookupError as exc:
+            print(f"netlab exec: {exc}", file=sys.stderr)
         except OSError as exc:
             print(f"netlab exec: {argv[0]}: {exc.strerror}", file=sys.stderr)
         os._exit(127)
@@ -276,6 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     exec_p.add_argument("--cwd", default="/")
     exec_p.add_argument("--capabilities", default=None,
                         help="comma-separated capabilities to keep (default: all)")
+    exec_p.add_argument("--user", default=None, help="user[:group] to run as (the image's)")
     exec_p.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.mode == "run":
@@ -285,7 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     if not command:
         parser.error("exec needs a command after --")
     keep = None if args.capabilities is None else [c for c in args.capabilities.split(",") if c]
-    sys.exit(exec_in(args.pid, args.start_time, args.cgroup, args.cwd, command, keep))
+    sys.exit(exec_in(args.pid, args.start_time, args.cgroup, args.cwd, command, keep,
+                     args.user))
 
 
 if __name__ == "__main__":

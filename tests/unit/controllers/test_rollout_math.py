@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from netlab.api.views import name_of
 from netlab.master.controllers import rollout
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -223,9 +224,9 @@ def test_history_limit_cleans_only_empty_old_sets():
     old = [rs("r1", 0, revision=1), rs("r2", 0, revision=2), rs("r3", 1, revision=3)]
     for s in old[:2]:
         s["status"]["replicas"] = 0
-    assert [rollout.name(s) for s in rollout.cleanup_candidates(d, old)] == ["r1", "r2"]
+    assert [name_of(s) for s in rollout.cleanup_candidates(d, old)] == ["r1", "r2"]
     old[0]["status"]["replicas"] = 1  # still has pods: kept
-    assert [rollout.name(s) for s in rollout.cleanup_candidates(d, old)] == ["r2"]
+    assert [name_of(s) for s in rollout.cleanup_candidates(d, old)] == ["r2"]
 
 
 def test_templates_compare_semantically():

@@ -137,3 +137,47 @@ def test_image_ids():
     assert image_id("registry.k8s.io/e2e-test-images/agnhost:2.39") == \
         "netlab-builtin://registry.k8s.io/e2e-test-images/agnhost"
     assert image_id("busybox") == "host-command://busybox"
+
+
+def _stored(**config):
+    from netlab.images.config import ImageConfig
+    from netlab.images.store import StoredImage
+
+    return StoredImage(id="sha256:" + "b" * 64, names=("docker.io/nlt/app:1",),
+                       layers=("sha256:" + "1" * 64,), layer_dirs=("/store/layers/1",),
+                       config=ImageConfig(**config), size=10)
+
+
+def test_a_stored_image_runs_its_config_in_its_own_root():
+    stored = _stored(entrypoint=("/app",), cmd=("serve",), env=("PATH=/app/bin", "MODE=image"),
+                     working_dir="/srv", user="nobody")
+    spec = container_spec(POD, {"name": "c", "image": "nlt/app:1", "args": ["$(MODE)-x"],
+                                "env": [{"name": "MODE", "value": "pod"}]}, CTX, stored)
+    assert spec.argv == ["/app", "pod-x"]  # $(VAR) sees the pod's env, not the image's
+    assert spec.env["PATH"] == "/app/bin" and spec.env["MODE"] == "pod"
+    assert spec.env["POD_NAME"] == "web-0"
+    assert spec.working_dir == "/srv" and spec.user == "nobody"
+    assert spec.rootfs == ("/store/layers/1",) and spec.image_id == stored.id
+    assert not spec.stop_signals_blocked and "PYTHONPATH" not in spec.env
+    own = container_spec(POD, {"name": "c", "image": "nlt/app:1", "command": ["sh"],
+                               "workingDir": "/tmp"}, CTX, stored)
+    assert own.argv == ["sh"] and own.working_dir == "/tmp"
+    assert image_id("nlt/app:1", stored) == stored.id
+
+
+def test_a_stored_image_with_nothing_to_run_is_a_create_error():
+    with pytest.raises(ContainerConfigError) as err:
+        container_spec(POD, {"name": "c", "image": "nlt/empty"}, CTX, _stored())
+    assert err.value.reason == "CreateContainerError"
+    assert "no command specified" in err.value.message
+
+
+def test_an_image_nowhere_names_the_stored_ones_and_the_pull_policy():
+    with pytest.raises(ContainerConfigError) as err:
+        container_spec(POD, {"name": "c", "image": "nginx:1.25", "imagePullPolicy": "Never"},
+                       CTX, None, ("busybox:latest", "alpine:latest"))
+    message = err.value.message
+    assert err.value.reason == "ErrImageNeverPull"
+    assert message.startswith('Container image "nginx:1.25" is not present with pull policy '
+                              "of Never")
+    assert "busybox:latest, alpine:latest" in message and "netlab image load" in message

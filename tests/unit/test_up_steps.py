@@ -1,0 +1,37 @@
+"""``netlab up`` as an ordered list of named steps, as kind's create actions are: the
+steps a topology needs, in order, and the names a failure reports."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.lab.lifecycle import up_steps
+from netlab.topology import parse_topology
+
+pytestmark = pytest.mark.unit
+
+NODES = "nodes:\n  - {name: cp, role: control-plane}\n  - {name: w1}\n"
+
+
+def _names(text: str, control_plane: bool = True) -> list[str]:
+    return [s.name for s in up_steps(parse_topology(text, "t.yaml", default_name="t"),
+                                     control_plane)]
+
+
+def test_a_cluster_starts_its_control_plane_then_waits_for_api_and_nodes():
+    assert _names(NODES) == ["building the network", "starting the control plane",
+                             "waiting for the API server", "waiting for the nodes to be Ready",
+                             "recording the lab"]
+
+
+def test_etcd_and_workloads_add_their_steps_in_place():
+    text = ("cluster: {store: etcd}\n" + NODES +
+            "workloads:\n  - {apiVersion: v1, kind: Namespace, metadata: {name: x}}\n")
+    assert _names(text) == ["building the network", "starting the control plane",
+                            "waiting for etcd member cp", "waiting for the API server",
+                            "waiting for the nodes to be Ready", "applying the workloads",
+                            "recording the lab"]
+
+
+def test_network_only_builds_and_records():
+    assert _names(NODES, control_plane=False) == ["building the network", "recording the lab"]
