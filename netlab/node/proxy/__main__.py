@@ -67,6 +67,9 @@ async def run(args: argparse.Namespace) -> None:
         await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
                            return_when=asyncio.FIRST_COMPLETED)
         while not stop.is_set():
+            # Cleared before the sync, not after: a change that arrives while the sync
+            # runs (its garbage collection takes tens of ms) must wake the next one.
+            changed.clear()
             result = await loop.run_in_executor(None, proxier.sync)
             if result.kind in ("full", "partial") or not result.ok:
                 log.info("sync %s: %s, %d service ports, %d bytes in %.1f ms%s",
@@ -76,7 +79,6 @@ async def run(args: argparse.Namespace) -> None:
             timeout = result.retry_in if result.kind == "deferred" else RESYNC_PERIOD
             if not result.ok:
                 timeout = min(timeout, args.min_sync_interval)
-            changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 # Wake on the next change, on stop, or for the periodic resync.
                 await asyncio.wait_for(_either(changed, stop), timeout)
