@@ -463,6 +463,22 @@ def test_trace_names_the_dropping_policy_and_check_agrees(clean: World) -> None:
     assert "NetworkPolicy x/deny-all (ingress) isolates x/b" in show.stdout
 
 
+def test_a_table_deleted_behind_the_agents_back_is_rebuilt_in_full(clean: World) -> None:
+    """Injected failure: the table goes (an operator's ``nft delete table``), so the
+    agent's next partial transaction fails; it then rewrites the table in full."""
+    clean.apply(DENY_ALL_X)
+    assert_table(clean, lambda s, d, *_: s == d or ns_of(d) != "x", "x/deny-all")
+    node = clean.pod_node["x/a"]
+    log = log_dir(clean.lab.name) / f"netpol-{node}.log"
+    failed_before = log.read_text().count("partial sync failed")
+    assert nft.delete_table(clean.node_netns(node), ruleset.TABLE)
+    clean.apply(policy("y", "deny-all", {"podSelector": {}}))
+    wait_for(lambda: log.read_text().count("partial sync failed") > failed_before, CONVERGE,
+             interval=0.1, what="the agent's partial sync to fail")
+    assert_table(clean, lambda s, d, *_: s == d or ns_of(d) not in ("x", "y"),
+                 "x/deny-all and y/deny-all after the rebuild")
+
+
 def test_established_connections_survive_a_new_deny(clean: World) -> None:
     """The documented behaviour: a connection allowed when it opened keeps flowing
     (conntrack) after a policy that would refuse it; new ones are refused."""
