@@ -231,18 +231,18 @@ def render_objects(cfg: PolicyConfig, compiled: NodeRules) -> Objects:
         unknown_dst = (f"ip daddr {cfg.pod_cidr} ip daddr != @{KNOWN_PODS} drop "
                        f"comment {quote(UNKNOWN_COMMENT + ' (ingress)')}")
     for name, hook in (("egress-forward", "forward"), ("egress-input", "input")):
-        rules = [established, f"ip saddr vmap @{MAPS[EGRESS]}"] + ([unknown_src] if unknown_src
-                                                                  else [])
+        body = [established, f"ip saddr vmap @{MAPS[EGRESS]}"] + ([unknown_src] if unknown_src
+                                                                 else [])
         objects[name] = ("chain", f"add chain {t} {name} {{ type filter hook {hook} priority "
                                   f"{EGRESS_PRIORITY}; policy accept; "
                                   f"comment \"egress of this node's pods\";"
-                                  + "".join(f" {r};" for r in rules) + " }")
-    rules = [established, f"ip daddr vmap @{MAPS[INGRESS]}"] + ([unknown_dst] if unknown_dst
-                                                               else [])
+                                  + "".join(f" {r};" for r in body) + " }")
+    body = [established, f"ip daddr vmap @{MAPS[INGRESS]}"] + ([unknown_dst] if unknown_dst
+                                                              else [])
     objects["ingress"] = ("chain", f"add chain {t} ingress {{ type filter hook forward priority "
                                    f"{INGRESS_PRIORITY}; policy accept; "
                                    f"comment \"ingress of this node's pods\";"
-                                   + "".join(f" {r};" for r in rules) + " }")
+                                   + "".join(f" {r};" for r in body) + " }")
     return objects
 
 
