@@ -21,13 +21,14 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
 from netlab.node.netpol.agent import PolicyAgent
 
 log = logging.getLogger("netlab.netpol")
+Obj = dict[str, Any]  # an API object as the informers deliver it
 RESYNC_PERIOD = 5.0  # seconds between syncs with nothing new
 IPAM_POLL = 0.05  # while a local pod waits for its address: how often IPAM is read
 
@@ -58,9 +59,9 @@ async def run(args: argparse.Namespace) -> None:
     informers = SharedInformers(client)
     changed = asyncio.Event()
 
-    def handler(update: Callable[[dict], None],
-                delete: Callable[[dict], None]) -> Callable[[str, dict, dict | None], None]:
-        def on_event(kind: str, obj: dict, _old: dict | None) -> None:
+    def handler(update: Callable[[Obj], None],
+                delete: Callable[[Obj], None]) -> Callable[[str, Obj, Obj | None], None]:
+        def on_event(kind: str, obj: Obj, _old: Obj | None) -> None:
             (delete if kind == "DELETED" else update)(obj)
             changed.set()
         return on_event

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from netlab.api.views import name_of, namespace_of, pod_spec, pod_status, uid_of
 from netlab.node.netpol import model, ruleset
 from netlab.node.netpol.ruleset import PolicyConfig
 
@@ -114,8 +115,7 @@ def _same_pod(a: model.Pod | None, b: model.Pod) -> bool:
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return (meta.get("namespace") or "", meta.get("name") or "")
+    return (namespace_of(obj), name_of(obj))
 
 
 class PolicyAgent:
@@ -177,14 +177,14 @@ class PolicyAgent:
             self._changed()
 
     def update_namespace(self, obj: Mapping[str, Any]) -> None:
-        name = (obj.get("metadata") or {}).get("name") or ""
+        name = name_of(obj)
         labels = model.namespace_labels(obj)
         if self.namespaces.get(name) != labels:
             self.namespaces[name] = labels
             self._changed()
 
     def delete_namespace(self, obj: Mapping[str, Any]) -> None:
-        if self.namespaces.pop((obj.get("metadata") or {}).get("name") or "", None) is not None:
+        if self.namespaces.pop(name_of(obj), None) is not None:
             self._changed()
 
     def _changed(self) -> None:
@@ -199,7 +199,7 @@ class PolicyAgent:
             return False
         self.ipam = by_uid
         for key, obj in self.pods.items():
-            if ((obj.get("spec") or {}).get("nodeName")) == self.node:
+            if pod_spec(obj).get("nodeName") == self.node:
                 self._parse_pod(key)
         self._changed()
         return True
@@ -207,12 +207,11 @@ class PolicyAgent:
     def _parse_pod(self, key: tuple[str, str]) -> None:
         obj = self.pods[key]
         ip = None
-        if (obj.get("spec") or {}).get("nodeName") == self.node and self.ipam:
+        if pod_spec(obj).get("nodeName") == self.node and self.ipam:
             # The IPAM record is the truth for a local pod: it exists from CNI ADD on,
             # before the kubelet reports the address, and is gone once the sandbox is.
-            uid = (obj.get("metadata") or {}).get("uid") or ""
-            ip = self.ipam.get(uid)
-            reported = (obj.get("status") or {}).get("podIP")
+            ip = self.ipam.get(uid_of(obj))
+            reported = pod_status(obj).get("podIP")
             if ip is None and reported and reported not in self.ipam.values():
                 ip = reported
             self.parsed[key] = dataclasses.replace(model.parse_pod(obj), ip=ip)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
+from netlab.api.views import labels_of, name_of, namespace_of, service_spec
 from netlab.node.netpol import model
 
 SLICE_LABEL = "kubernetes.io/service-name"
@@ -40,7 +41,7 @@ def load_cluster(objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> model.Cl
     "namespaces": [...]}``."""
     return model.Cluster([model.parse_policy(p) for p in objects.get("networkpolicies", ())],
                          [model.parse_pod(p) for p in objects.get("pods", ())],
-                         {(n.get("metadata") or {}).get("name") or "": model.namespace_labels(n)
+                         {name_of(n): model.namespace_labels(n)
                           for n in objects.get("namespaces", ())})
 
 
@@ -92,19 +93,17 @@ def _service(text: str, cluster: model.Cluster, namespace: str,
              port: int | None, protocol: str) -> list[Target]:
     ns, _, name = text.rpartition("/")
     ns = ns or namespace
-    svc = next((s for s in services if (s.get("metadata") or {}).get("namespace") == ns
-                and (s.get("metadata") or {}).get("name") == name), None)
+    svc = next((s for s in services if namespace_of(s) == ns and name_of(s) == name), None)
     if svc is None:
         raise CheckError(f"no Service {ns}/{name}")
-    wanted = next((p for p in (svc.get("spec") or {}).get("ports") or []
+    wanted = next((p for p in service_spec(svc).get("ports") or []
                    if (port is None or p.get("port") == port)
                    and str(p.get("protocol") or "TCP").lower() == protocol), None)
     if wanted is None:
         raise CheckError(f"Service {ns}/{name} has no port {port}/{protocol}")
     out = []
     for s in slices:
-        meta = s.get("metadata") or {}
-        if meta.get("namespace") != ns or (meta.get("labels") or {}).get(SLICE_LABEL) != name:
+        if namespace_of(s) != ns or labels_of(s).get(SLICE_LABEL) != name:
             continue
         number = next((p.get("port") for p in s.get("ports") or []
                        if (p.get("name") or "") == (wanted.get("name") or "")), None)

@@ -47,6 +47,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
+from netlab.api.views import (
+    labels_of,
+    name_of,
+    namespace_of,
+    pod_spec,
+    pod_status,
+    spec_of,
+    uid_of,
+)
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -106,20 +115,18 @@ def _proto(value: Any) -> str | None:
 def parse_pod(obj: Mapping[str, Any], ip: str | None = None) -> Pod:
     """A Pod object as policy needs it; ``ip`` overrides ``status.podIP`` (the agent
     learns a local pod's address from the node's IPAM before the kubelet reports it)."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+    spec, status = pod_spec(obj), pod_status(obj)
     ports = []
     for container in spec.get("containers") or []:
         for p in container.get("ports") or []:
             proto = _proto(p.get("protocol"))
-            if p.get("name") and p.get("containerPort") and proto:
-                ports.append(ContainerPort(p["name"], int(p["containerPort"]), proto))
-    return Pod(namespace=meta.get("namespace") or "default", name=meta.get("name") or "",
-               uid=meta.get("uid") or "", node=spec.get("nodeName") or "",
-               ip=ip or status.get("podIP") or None, labels=dict(meta.get("labels") or {}),
-               ports=tuple(ports), host_network=bool(spec.get("hostNetwork")),
-               phase=status.get("phase") or "")
+            name, number = p.get("name"), p.get("containerPort")
+            if name and number and proto:
+                ports.append(ContainerPort(name, int(number), proto))
+    return Pod(namespace=namespace_of(obj) or "default", name=name_of(obj), uid=uid_of(obj),
+               node=spec.get("nodeName") or "", ip=ip or status.get("podIP") or None,
+               labels=dict(labels_of(obj)), ports=tuple(ports),
+               host_network=bool(spec.get("hostNetwork")), phase=status.get("phase") or "")
 
 
 @dataclass(frozen=True)
@@ -197,22 +204,20 @@ def _rule(raw: Mapping[str, Any], peers_key: str) -> RuleSpec:
 
 
 def parse_policy(obj: Mapping[str, Any]) -> Policy:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
+    spec = spec_of(obj)
     types = spec.get("policyTypes")
     if not types:
         types = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
     selector = _selector(spec.get("podSelector") or {}) or LabelSelector.everything()
-    return Policy(namespace=meta.get("namespace") or "default", name=meta.get("name") or "",
+    return Policy(namespace=namespace_of(obj) or "default", name=name_of(obj),
                   selector=selector, types=frozenset(str(t).lower() for t in types),
                   ingress=tuple(_rule(r, "from") for r in spec.get("ingress") or []),
                   egress=tuple(_rule(r, "to") for r in spec.get("egress") or []))
 
 
 def namespace_labels(obj: Mapping[str, Any]) -> dict[str, str]:
-    meta = obj.get("metadata") or {}
-    labels = dict(meta.get("labels") or {})
-    labels[NAMESPACE_NAME_LABEL] = meta.get("name") or ""
+    labels = dict(labels_of(obj))
+    labels[NAMESPACE_NAME_LABEL] = name_of(obj)
     return labels
 
 
@@ -339,7 +344,7 @@ class Cluster:
         self.policies_by_ns: dict[str, list[Policy]] = {}
         for policy in sorted(self.by_key.values(), key=lambda p: p.key):
             self.policies_by_ns.setdefault(policy.namespace, []).append(policy)
-        self._peer_cache: dict[tuple, tuple[Pod, ...]] = {}
+        self._peer_cache: dict[tuple[object, ...], tuple[Pod, ...]] = {}
         self._selected: dict[PolicyKey, tuple[Pod, ...]] = {}
         self._compiled: dict[tuple[PolicyKey, str], list[CompiledRule]] = {}
         self._isolating: dict[tuple[str, str, str], list[Policy]] = {}

@@ -133,7 +133,7 @@ Objects = dict[str, tuple[str, str]]  # name -> (kind: set, map, chain; its decl
 
 
 def _rule_lines(t: str, rule: CompiledRule, objects: Objects,
-                shared: dict[tuple, str]) -> list[str]:
+                shared: dict[tuple[object, ...], str]) -> list[str]:
     """The nft rules of one compiled rule (declaring its sets into ``objects``).
 
     Rules with the same peers (``role: client`` in many policies of a
@@ -200,7 +200,7 @@ def render_objects(cfg: PolicyConfig, compiled: NodeRules) -> Objects:
     objects[KNOWN_PODS] = ("set", f"add set {t} {KNOWN_PODS} {{ type ipv4_addr; "
                                   f'comment "this node\'s pods the agent has compiled";'
                                   f"{elements} }}")
-    shared: dict[tuple, str] = {}
+    shared: dict[tuple[object, ...], str] = {}
     for (policy, direction), rules in sorted(compiled.rules.items()):
         lines: list[str] = []
         for rule in rules:
