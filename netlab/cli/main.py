@@ -229,12 +229,12 @@ def completion(shell: str) -> None:
 
 
 def _register_commands() -> None:
-    """The kubectl-style, pod (logs, exec, top), proxy and trace commands live in their
-    own modules; each
+    """The kubectl-style, pod (logs, exec, top), proxy, trace and graph commands live in
+    their own modules; each
     imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
-    from netlab.cli import dns, fault, kube, pods, proxy, trace
+    from netlab.cli import dns, fault, graph, kube, pods, proxy, trace
 
-    for module in (dns, kube, pods, proxy, trace):
+    for module in (dns, graph, kube, pods, proxy, trace):
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(fault.fault)

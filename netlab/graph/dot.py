@@ -124,13 +124,15 @@ def _group(scene: Scene, group: Group, depth: int) -> list[str]:
     return out
 
 
-def to_dot(scene: Scene) -> str:
-    """The scene as a DOT digraph, ready for ``dot -Tsvg``."""
+def to_dot(scene: Scene, title: bool = True) -> str:
+    """The scene as a DOT digraph, ready for ``dot -Tsvg``; ``title=False`` leaves the
+    title and caption to the page around it."""
     graph = {"id": "nl-graph", "rankdir": scene.direction, "labelloc": "t",
              "fontname": FONT, "bgcolor": "white", "newrank": "true", "nodesep": "0.35",
              "ranksep": "0.45", "pad": "0.3", **scene.attrs}
     lines = [f"digraph {quote(scene.name)} {{",
-             f"  graph [{_attrs(graph)}, label={_title_label(scene)}];",
+             f"  graph [{_attrs(graph)}"
+             + (f", label={_title_label(scene)}];" if title else "];"),
              f'  node [fontname="{FONT}", fontsize="10", margin="0.12,0.06"];',
              f'  edge [fontname="{FONT}", fontsize="9"];']
     for group in scene.groups:

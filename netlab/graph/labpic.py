@@ -132,7 +132,7 @@ def services_from_api(services: Iterable[dict[str, Any]],
 # --- the scene ------------------------------------------------------------------------------
 
 def _node_box(plan: LabPlan, node: NodePlan) -> Box:
-    lines = [node.name, f"eth0 {node.underlay.ip}"]
+    lines = [f"eth0 {node.underlay.ip}"]  # the name is on the node's group
     tip = [f"node {node.name} ({node.role})", f"network namespace {node.netns}",
            f"eth0 {node.underlay} (port {node.port} on {UNDERLAY_BRIDGE})"]
     if node.in_cluster and plan.overlay == "vxlan":
@@ -214,7 +214,7 @@ def lab_scene(plan: LabPlan, pods: Sequence[PodInfo] = (),
         scene.boxes.append(_node_box(plan, node))
         scene.lines.append(Line(
             element_id("link", node.name), "link", bridge, element_id("node", node.name),
-            label=f"{node.port} - eth0 {node.underlay.ip}",
+            label=node.port, attrs={"fontsize": "8"},
             tooltip=f"veth {node.port} (on {UNDERLAY_BRIDGE}) <-> eth0 {node.underlay} "
                     f"in {node.netns}", directed=False))
         if node.pod_subnet is None:
