@@ -6,9 +6,9 @@
 #                           the examples (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
-# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl), a virtualenv
-# in .venv with netlab and its test extras, and `netlab` on root's PATH
-# (/usr/local/bin/netlab).
+# ping, conntrack, netcat, dig, curl, Python's venv, Graphviz, Chromium, etcd and
+# etcdctl), a virtualenv in .venv with netlab and its test extras, and `netlab` on
+# root's PATH (/usr/local/bin/netlab).
 set -euo pipefail
 
 mode=${1:-}
@@ -20,8 +20,11 @@ cd "$repo"
 
 # netcat-openbsd: the README's NodePort example runs nc from the client node.
 # dnsutils (dig, nslookup) and curl: what people run inside pods to try cluster DNS.
+# graphviz: 'netlab graph' and 'netlab trace -o svg|html' lay pictures out with its dot;
+# fonts-dejavu-core gives it (and the browser) a font to measure and draw text with.
+# chromium: the lab tests open those pictures' HTML pages headless and check the DOM.
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
-          python3-venv python3-pip dnsutils curl)
+          python3-venv python3-pip dnsutils curl graphviz fonts-dejavu-core chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
