@@ -117,6 +117,11 @@ def _screenshot(page: Path, profile: Path) -> Path:
     _browse(page, profile, f"--screenshot={shot}")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+    if keep := os.environ.get("NETLAB_TEST_ARTIFACTS"):
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for path in (page, shot):
+            shutil.copy2(path, Path(keep) / path.name)
+        print(f"kept: {Path(keep) / shot.name}")
     return shot
 
 
