@@ -41,6 +41,8 @@ BOX_STYLE: dict[str, dict[str, str]] = {
     "hop-reply": {"shape": "box", "style": "rounded,filled", "fillcolor": "#ffffff",
                   "color": "#c05a00"},
     "spacer": {"shape": "point", "style": "invis", "width": "0", "height": "0"},
+    "mesh": {"shape": "box", "style": "filled,dashed", "fillcolor": "#fbe3e0", "color": "#c0392b",
+             "fontcolor": "#8e2a20"},
     "note": {"shape": "note", "style": "filled", "fillcolor": "#fff8e6", "color": "#b8860b"},
 }
 LINE_STYLE: dict[str, dict[str, str]] = {

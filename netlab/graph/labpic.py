@@ -13,7 +13,9 @@ Element ids (see :func:`~netlab.graph.scene.element_id`):
 ``nl-node.NODE``           a node (its group is ``nl-host.NODE``)
 ``nl-link.NODE``           the node's ``eth0`` on ``br0``
 ``nl-subnet.NODE``         a cluster node's pod /24 behind ``cni0``
-``nl-tunnel.A.B``          the VXLAN tunnel between cluster nodes A and B (A < B in plan order)
+``nl-tunnel.A.B``          the VXLAN tunnel between cluster nodes A and B (A < B in plan order);
+                           past ``MESH_LIMIT`` cluster nodes, one ``nl-mesh.LAB`` box instead,
+                           joined to each node by ``nl-mesh-member.NODE``
 ``nl-pod.NS.NAME``         a pod, with ``nl-veth.NS.NAME`` joining it to its subnet
 ``nl-svc.NS.NAME``         a Service, with ``nl-ep.NS.NAME.I`` to its I-th endpoint
 =========================  ==========================================================
@@ -27,6 +29,9 @@ from typing import Any
 
 from netlab.graph.scene import Box, Group, Line, Scene, element_id
 from netlab.topology.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, LabPlan, NodePlan
+
+# Up to this many cluster nodes every tunnel is its own line (10 lines at 5 nodes).
+MESH_LIMIT = 5
 
 
 @dataclass(frozen=True)
@@ -159,8 +164,10 @@ def _tunnel(plan: LabPlan, a: NodePlan, b: NodePlan) -> Line:
 
 def _pod_box(pod: PodInfo, group: str | None) -> Box:
     name = pod.name if pod.namespace == "default" else pod.ref
-    state = "" if pod.phase == "Running" and pod.ready else f" ({pod.phase.lower()}" + (
-        ", not ready)" if pod.phase == "Running" else ")")
+    if pod.phase == "Running":
+        state = "" if pod.ready else " (running, not ready)"
+    else:
+        state = f" ({pod.phase.lower()})"
     tip = [f"pod {pod.ref}", f"IP {pod.ip or 'none yet'}",
            f"node {pod.node or 'not scheduled'}",
            f"phase {pod.phase}, {'ready' if pod.ready else 'not ready'}"]
@@ -172,7 +179,7 @@ def _pod_box(pod: PodInfo, group: str | None) -> Box:
 def _service_box(svc: ServiceInfo) -> Box:
     ports = ", ".join(svc.ports) or "no ports"
     lines = [svc.ref, f"{svc.type} {svc.cluster_ip or 'None'}"]
-    lines += [p for p in svc.ports[:3]]
+    lines += svc.ports[:3]
     if len(svc.ports) > 3:
         lines.append(f"+{len(svc.ports) - 3} ports")
     eps = [f"  {e.ip} {','.join(e.ports)}" + ("" if e.ready else " (not ready)")
@@ -238,12 +245,36 @@ def lab_scene(plan: LabPlan, pods: Sequence[PodInfo] = (),
         scene.groups.append(Group("nl-unscheduled", "unscheduled", ["pods not on a node"]))
         scene.boxes += [_pod_box(pod, "nl-unscheduled") for pod in by_node[None]]
     if plan.overlay == "vxlan":
-        members = [n for n in plan.nodes if n.in_cluster]
-        scene.lines += [_tunnel(plan, a, b) for i, a in enumerate(members)
-                        for b in members[i + 1:]]
+        _add_tunnels(scene, plan, underlay)
     scene.same_rank.append([element_id("node", n.name) for n in plan.nodes])
     _add_services(scene, plan, pods, services)
     return scene
+
+
+def _add_tunnels(scene: Scene, plan: LabPlan, underlay: str) -> None:
+    """One line per tunnel; past MESH_LIMIT cluster nodes, n(n-1)/2 lines would hide
+    everything else, so the mesh is one box with a line to each member, and the
+    caption says so."""
+    members = [n for n in plan.nodes if n.in_cluster]
+    if len(members) <= MESH_LIMIT:
+        scene.lines += [_tunnel(plan, a, b) for i, a in enumerate(members)
+                        for b in members[i + 1:]]
+        return
+    cluster = plan.topology.cluster
+    count = len(members) * (len(members) - 1) // 2
+    mesh = element_id("mesh", plan.lab)
+    scene.boxes.append(Box(
+        mesh, "mesh", ["VXLAN full mesh", f"{count} tunnels, VNI {cluster.vni}"],
+        f"{count} VXLAN tunnels, one between every two of the {len(members)} cluster nodes: "
+        f"VNI {cluster.vni}, UDP {cluster.vxlan_port}, over {UNDERLAY_BRIDGE}; each node routes "
+        f"every other node's pod /24 via that node's {VXLAN_DEVICE} address", group=underlay))
+    scene.lines += [Line(element_id("mesh-member", n.name), "tunnel", mesh,
+                         element_id("node", n.name),
+                         tooltip=f"{n.name}: VTEP {n.underlay.ip}, {VXLAN_DEVICE} {n.vtep_ip}, "
+                                 f"pods {n.pod_subnet}")
+                    for n in members]
+    scene.caption.append(f"{len(members)} cluster nodes: their {count} VXLAN tunnels are "
+                         "drawn as one full mesh")
 
 
 def _add_services(scene: Scene, plan: LabPlan, pods: Sequence[PodInfo],

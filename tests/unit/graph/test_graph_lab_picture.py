@@ -25,6 +25,7 @@ from netlab.graph.labpic import (
 from netlab.graph.mermaid import to_mermaid
 from netlab.graph.output import format_for, render
 from netlab.graph.scene import element_id, id_part
+from netlab.topology import parse_topology, plan_lab
 
 pytestmark = pytest.mark.unit
 
@@ -238,3 +239,17 @@ def test_graph_command_writes_svg_and_html_files(tmp_path, monkeypatch):
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (tmp_path / "demo.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and 'id="nl-node.client"' in html
+
+
+def test_past_the_limit_the_tunnels_are_one_full_mesh():
+    from netlab.graph.labpic import MESH_LIMIT
+
+    nodes = "\n".join(f"  - {{name: w{i}, role: worker}}" for i in range(MESH_LIMIT + 1))
+    big = plan_lab(parse_topology(f"name: big\nnodes:\n  - {{name: cp, role: control-plane}}\n"
+                                  f"{nodes}\n", "big.yaml"))
+    scene = lab_scene(big)
+    members = MESH_LIMIT + 2
+    assert scene.ids("tunnel") == [element_id("mesh-member", n.name) for n in big.nodes]
+    assert scene.box("nl-mesh.big").label == ["VXLAN full mesh",
+                                              f"{members * (members - 1) // 2} tunnels, VNI 1"]
+    assert f"{members} cluster nodes: their" in scene.caption[-1]
