@@ -7,10 +7,10 @@
 #                           (examples/, on the netlab.testing pytest plugin)
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
-# ping, conntrack, netcat, dig, curl, Python's venv, etcd and etcdctl, busybox-static,
-# umoci and skopeo), a virtualenv in .venv with netlab and its test extras, `netlab`
-# on root's PATH (/usr/local/bin/netlab), and the busybox and alpine images in the
-# image store (/var/lib/netlab/images), built from busybox-static.
+# ping, conntrack, netcat, dig, curl, Python's venv, Graphviz, Chromium, etcd and
+# etcdctl, busybox-static, umoci and skopeo), a virtualenv in .venv with netlab and its
+# test extras, `netlab` on root's PATH (/usr/local/bin/netlab), and the busybox and
+# alpine images in the image store (/var/lib/netlab/images), built from busybox-static.
 set -euo pipefail
 
 mode=${1:-}
@@ -24,8 +24,12 @@ cd "$repo"
 # dnsutils (dig, nslookup) and curl: what people run inside pods to try cluster DNS.
 # busybox-static: the busybox and alpine images are built from it (nothing is pulled).
 # umoci and skopeo: the image tests build and convert archives with them, as users do.
+# graphviz: 'netlab graph' and 'netlab trace -o svg|html' lay pictures out with its dot;
+# fonts-dejavu-core gives it (and the browser) a font to measure and draw text with.
+# chromium: the lab tests open those pictures' HTML pages headless and check the DOM.
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
-          python3-venv python3-pip dnsutils curl busybox-static umoci skopeo)
+          python3-venv python3-pip dnsutils curl busybox-static umoci skopeo graphviz
+          fonts-dejavu-core chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -229,12 +229,12 @@ def completion(shell: str) -> None:
 
 
 def _register_commands() -> None:
-    """The kubectl-style, pod (logs, exec, top), image, proxy and trace commands live in
-    their own modules; each
-    imports its heavy dependencies (aiohttp, pyroute2, scapy) only when it runs."""
-    from netlab.cli import dns, fault, images, kube, pods, policy, proxy, trace
+    """The kubectl-style, pod (logs, exec, top), image, proxy, trace and graph commands
+    live in their own modules; each imports its heavy dependencies (aiohttp, pyroute2,
+    scapy) only when it runs."""
+    from netlab.cli import dns, fault, graph, images, kube, pods, policy, proxy, trace
 
-    for module in (dns, images, kube, pods, policy, proxy, trace):
+    for module in (dns, graph, images, kube, pods, policy, proxy, trace):
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(fault.fault)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -18,12 +19,13 @@ def proxy() -> None:
 @proxy.command()
 @lab_option
 @click.argument("node", shell_complete=complete_nodes)
-def show(lab: str | None, node: str) -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def show(lab: str | None, node: str, output: str) -> None:
     """Print NODE's proxy table, each chain labelled with its service and endpoint."""
     from netlab.kernel import nft
     from netlab.lab import lifecycle, state
     from netlab.node.proxy import ruleset
-    from netlab.node.proxy.describe import describe
+    from netlab.node.proxy.describe import describe, summary
 
     try:
         lab = state.implied_lab(lab)
@@ -40,6 +42,10 @@ def show(lab: str | None, node: str) -> None:
     if text is None:
         click.echo(f"no proxy table in {nodes[node]['namespace']}: is the proxy running? "
                    f"(see /run/netlab/{lab}/logs/proxy-{node}.log)")
+        return
+    if output == "json":
+        click.echo(json.dumps({"lab": lab, "node": node, "table": f"{ruleset.FAMILY} "
+                               f"{ruleset.TABLE}", "servicePorts": summary(text)}, indent=2))
         return
     click.echo(describe(text))
 

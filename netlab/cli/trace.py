@@ -1,9 +1,10 @@
 """``netlab trace`` and ``netlab capture``: follow one probe, or watch an interface live.
 
 - ``trace SRC DST [--port N] [--proto tcp|udp|icmp] [--reply/--no-reply]
-  [-o table|json] [--pcap DIR]``: sends one tagged probe and reports every
-  hop it and its answer made (see ``netlab.trace``; the JSON schema is in
-  ``netlab.trace.report``). Exit status 0 when the probe was delivered, 1
+  [-o table|json|svg|html] [--output-file F] [--pcap DIR]``: sends one tagged
+  probe and reports every hop it and its answer made (see ``netlab.trace``; the
+  JSON schema is in ``netlab.trace.report``; svg and html draw that document as
+  swimlanes, ``netlab.graph.tracepic``). Exit status 0 when the probe was delivered, 1
   when it was refused or lost, 2 for a name or option that is wrong.
 - ``capture NODE|POD [IFACE] [-- tcpdump args]``: replaces itself with
   ``tcpdump`` inside the node's or pod's network namespace (``any`` for a
@@ -22,11 +23,15 @@ import shutil
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from netlab.cli.common import fail, lab_option
 from netlab.cli.complete import complete_targets, complete_trace_targets
+
+if TYPE_CHECKING:
+    from netlab.trace.model import TraceResult
 
 
 def _lab(lab: str | None) -> str:
@@ -58,7 +63,11 @@ def _terminate_as_exit(signum: int, _frame: object) -> None:
               help="Probe protocol; default: the Service port's, tcp with a port, else icmp.")
 @click.option("--reply/--no-reply", default=True, show_default=True,
               help="Show the reply path.")
-@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+@click.option("-o", "--output", type=click.Choice(["table", "json", "svg", "html"]),
+              default="table", show_default=True,
+              help="svg and html draw the hops as swimlanes per namespace (needs Graphviz).")
+@click.option("--output-file", type=click.Path(dir_okay=False),
+              help="Write the output here instead of stdout.")
 @click.option("--pcap", "pcap_dir", type=click.Path(file_okay=False),
               help="Write one pcap per interface the probe crossed into this directory.")
 @click.option("-n", "--namespace", default="default", show_default=True,
@@ -66,15 +75,20 @@ def _terminate_as_exit(signum: int, _frame: object) -> None:
 @click.option("--timeout", type=float, default=2.0, show_default=True,
               help="Seconds to wait for the answer.")
 def trace(lab: str | None, src: str, dst: str, port: int | None, proto: str | None,
-          reply: bool, output: str, pcap_dir: str | None, namespace: str,
-          timeout: float) -> None:
+          reply: bool, output: str, output_file: str | None, pcap_dir: str | None,
+          namespace: str, timeout: float) -> None:
     """Send one tagged probe from SRC to DST and show every hop it makes.
 
     SRC is a pod or a node (cluster or external). DST is a pod, a node,
     svc/NAME[:PORT], node/NAME:PORT (a NodePort) or IP[:PORT].
+
+    \b
+    Examples:
+      netlab trace web-1 svc/web:80                   # a pod to a Service, hop by hop
+      netlab trace client node/worker1:30080          # an outside client to a NodePort
+      netlab trace web-1 svc/web -o html --output-file trace.html   # swimlanes, one page
     """
     _require_root()
-    from netlab.trace import report
     from netlab.trace.engine import TraceError, run_trace
 
     lab = _lab(lab)
@@ -86,11 +100,28 @@ def trace(lab: str | None, src: str, dst: str, port: int | None, proto: str | No
         fail(str(err), 2)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if output == "json":
-        click.echo(json.dumps(report.to_json(result, reply=reply), indent=2))
-    else:
-        click.echo(report.to_table(result, reply=reply))
+    _show(result, output, output_file, reply)
     sys.exit(0 if result.verdict.result == "delivered" else 1)
+
+
+def _show(result: TraceResult, output: str, output_file: str | None, reply: bool) -> None:
+    from netlab.cli.graph import write_picture
+    from netlab.trace import report
+
+    if output in ("svg", "html"):
+        from netlab.graph.graphviz import GraphvizError
+        from netlab.graph.output import render
+        from netlab.graph.tracepic import trace_scene
+
+        try:
+            data = render(trace_scene(report.to_json(result, reply=reply)), output)
+        except GraphvizError as err:
+            fail(str(err), 1)
+    elif output == "json":
+        data = (json.dumps(report.to_json(result, reply=reply), indent=2) + "\n").encode()
+    else:
+        data = (report.to_table(result, reply=reply) + "\n").encode()
+    write_picture(data, output, output_file)
 
 
 def _interfaces(netns: str) -> set[str]:

@@ -355,7 +355,7 @@ class ClusterRecords:
         def wanted(p: _Port) -> bool:
             return (not port or port == p.name) and (not protocol or protocol == p.protocol)
 
-        out = []
+        out: list[_Entry] = []
         if svc.headless or endpoint:
             for slice_key in self._slices_by_service.get((namespace, name), ()):
                 slice_ = self._slices[slice_key]
@@ -488,7 +488,7 @@ class ClusterRecords:
         for rrset in section:
             if rrset.rdtype == rdtype and rrset.name == owner:
                 return rrset
-        rrset = dns.rrset.RRset(owner, IN, rdtype)
+        rrset = dns.rrset.RRset(owner, IN, dns.rdatatype.RdataType.make(rdtype))
         rrset.update_ttl(self.ttl if ttl is None else ttl)
         section.append(rrset)
         return rrset
@@ -547,7 +547,8 @@ class ClusterRecords:
                 seen.add((entry.target, entry.host))
                 owner = (entry.target, entry.rdtype)
                 if owner not in extra:
-                    extra[owner] = dns.rrset.RRset(_name(entry.target), IN, entry.rdtype)
+                    extra[owner] = dns.rrset.RRset(_name(entry.target), IN,
+                                                   dns.rdatatype.RdataType.make(entry.rdtype))
                     extra[owner].update_ttl(self.ttl)
                     response.additional.append(extra[owner])
                 extra[owner].add(_address(entry.host))

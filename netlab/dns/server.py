@@ -90,7 +90,8 @@ def parse_upstream(upstream: str) -> tuple[str, int]:
 
 
 def _type_label(rdtype: int) -> str:
-    return dns.rdatatype.to_text(rdtype) if rdtype in COUNTED_TYPES else "other"
+    return dns.rdatatype.to_text(dns.rdatatype.RdataType.make(rdtype)) \
+        if rdtype in COUNTED_TYPES else "other"
 
 
 def _header_reply(data: bytes, rcode: int) -> bytes:
@@ -290,7 +291,10 @@ class DNSServer:
         transport = self._udp
         if transport is None or transport.is_closing():
             return
-        if transport.get_write_buffer_size() > MAX_SEND_BUFFER:
+        # asyncio's UDP transport has it (``_SelectorDatagramTransport``); the abstract
+        # DatagramTransport of the stubs does not declare it.
+        buffered = getattr(transport, "get_write_buffer_size", lambda: 0)()
+        if buffered > MAX_SEND_BUFFER:
             self.dropped_total["send buffer full"] += 1
             return
         transport.sendto(wire, addr)

@@ -10,6 +10,7 @@ masquerade are measured, not assumed.
 from __future__ import annotations
 
 import collections
+import json
 import socket
 import textwrap
 import time
@@ -173,6 +174,12 @@ def test_the_proxy_table_is_labelled_and_a_scale_down_stops_traffic_to_removed_p
                             "--lab", cluster_lab.name, "worker1"],
                            capture_output=True, text=True, check=False)
     assert "default/echo" in shown.stdout and "NodePort 30080" in shown.stdout
+    as_json = subprocess.run([sys.executable, "-m", "netlab.cli.main", "proxy", "show",
+                              "--lab", cluster_lab.name, "worker1", "-o", "json"],
+                             capture_output=True, text=True, check=False)
+    [port] = [p for p in json.loads(as_json.stdout)["servicePorts"]
+              if p["service"].startswith("default/echo") and p["nodePort"] == 30080]
+    assert port["protocol"] == "tcp" and len(port["endpoints"]) >= 1
     client = echo["client"]
     client.patch("deployments.apps", "echo", {"spec": {"replicas": 2}}, "default")
 

@@ -6,6 +6,9 @@
 - No upward imports: ``topology`` and ``api`` are pure (nothing from kernel,
   node, master, lab, cli); ``units`` imports nothing of netlab; ``master``
   never imports ``node``; ``kernel`` imports no component.
+- Pictures (``netlab.graph``) sit between ``lab`` and ``cli``: only the CLI imports
+  them, and apart from ``netlab.graph.source`` (which reads a lab's record and API)
+  they are pure: no kernel, node, master, lab, client or trace.
 - No import cycles between modules. Every import counts, function-level ones
   too (only ``if TYPE_CHECKING:`` blocks are skipped): importing inside a
   function is netlab's deliberate pattern for start-up cost (commands, the
@@ -26,6 +29,8 @@ NAMESPACE_CALLS = {"setns", "unshare", "mount", "umount", "umount2"}
 COMPONENTS = ("netlab.node", "netlab.master", "netlab.lab", "netlab.cli", "netlab.trace",
               "netlab.client", "netlab.images")
 PURE_FORBIDDEN = ("netlab.kernel", "netlab.node", "netlab.master", "netlab.lab", "netlab.cli")
+GRAPH_READER = "netlab.graph.source"
+GRAPH_FORBIDDEN = (*PURE_FORBIDDEN, "netlab.client", "netlab.trace")
 
 
 def _module_name(path: Path) -> str:
@@ -116,6 +121,12 @@ def test_no_upward_imports():
                 offenders.append(f"{module} (master) imports {name}")
             if _under(module, "netlab.kernel") and _under(name, COMPONENTS):
                 offenders.append(f"{module} (kernel) imports {name}")
+            if _under(name, "netlab.graph") and not _under(module, ("netlab.graph",
+                                                                     "netlab.cli")):
+                offenders.append(f"{module} imports {name} (pictures are for the CLI)")
+            if (_under(module, "netlab.graph") and module != GRAPH_READER
+                    and _under(name, GRAPH_FORBIDDEN)):
+                offenders.append(f"{module} (pure pictures) imports {name}")
     assert offenders == [], "\n".join(offenders)
 
 

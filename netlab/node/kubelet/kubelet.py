@@ -40,11 +40,11 @@ from netlab.node.kubelet.config import KubeletConfig
 from netlab.node.kubelet.cri import AsyncRuntime
 from netlab.node.kubelet.events import NORMAL, EventRecorder, node_ref
 from netlab.node.kubelet.node import NodeAgent
-from netlab.node.kubelet.overlay import OverlayAgent
 from netlab.node.kubelet.pods import PodWorkers, Services
 from netlab.node.kubelet.restarts import Backoff
 from netlab.node.kubelet.server import KubeletServer
 from netlab.node.kubelet.statussync import StatusManager
+from netlab.node.overlay import OverlayAgent
 from netlab.node.runtime import Runtime
 from netlab.node.runtime.paths import lab_state_dir
 

@@ -46,8 +46,8 @@ from netlab.images.store import ImageStore
 from netlab.node.kubelet.config import KUBELET_VERSION, KubeletConfig
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, node_ref
 from netlab.node.kubelet.metrics import USAGE_ANNOTATION
-from netlab.node.kubelet.overlay import flannel_annotations
 from netlab.node.kubelet.status import merge_conditions
+from netlab.node.overlay import flannel_annotations
 from netlab.topology.plan import POD_BRIDGE
 
 log = logging.getLogger("netlab.kubelet.node")

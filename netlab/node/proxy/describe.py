@@ -6,7 +6,7 @@ endpoints in round-robin order, or that it refuses connections) followed by
 the ruleset itself with a ``# …`` label above every Service chain, endpoint
 chain, dispatch map and affinity set. It reads the table alone, with no API,
 so it works on a saved listing as well as on a live node; ``netlab proxy show
-NODE`` prints it.
+NODE`` prints it, and ``summary`` gives the same as data for ``-o json``.
 
 Objects no Service reaches any more are listed as awaiting deletion: partial
 syncs empty them at once and delete them later (see ``ruleset``).
@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from netlab.node.proxy import ruleset
 
@@ -176,6 +177,17 @@ def _labels(ports: list[_Port]) -> dict[str, str]:
             where += f" on {ep.node}" if ep.node else ""
             labels[ep.chain] = f"{p.label}: endpoint #{ep.index} {ep.address}{where}"
     return labels
+
+
+def summary(ruleset_text: str) -> list[dict[str, Any]]:
+    """The table's service ports as data (``netlab proxy show -o json``): each with its
+    ClusterIP, NodePort, affinity, whether it refuses, and its endpoints in order."""
+    return [{"service": p.label, "protocol": p.protocol, "clusterIP": p.cluster,
+             "nodePort": int(p.node_port) if p.node_port.isdigit() else None,
+             "affinity": p.affinity or None, "refuses": p.refuses, "chain": p.chain,
+             "endpoints": [{"index": e.index, "address": e.address, "pod": e.pod or None,
+                            "node": e.node or None, "chain": e.chain} for e in p.endpoints]}
+            for p in _ports(_blocks(ruleset_text))]
 
 
 def describe(ruleset_text: str) -> str:

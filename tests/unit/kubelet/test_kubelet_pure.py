@@ -12,9 +12,9 @@ import pytest
 from netlab.node.kubelet import logs, metrics
 from netlab.node.kubelet.config import KubeletConfig, from_args, parse_taints
 from netlab.node.kubelet.node import lease_object, node_object
-from netlab.node.kubelet.overlay import flannel_annotations, peers_from_nodes
 from netlab.node.kubelet.pods import go_duration
 from netlab.node.kubelet.restarts import Backoff, should_restart
+from netlab.node.overlay import flannel_annotations, peers_from_nodes
 from netlab.node.runtime import NodeUsage, ResourceUsage
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

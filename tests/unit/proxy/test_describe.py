@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from netlab.node.proxy.describe import describe
+from netlab.node.proxy.describe import describe, summary
 
 LISTED = (Path(__file__).parent / "data" / "listed.nft").read_text()
 
@@ -21,6 +21,18 @@ def test_summary_names_every_service_port_and_its_endpoints():
     assert "kube-system/empty (tcp)  ClusterIP 10.96.0.99:80  NodePort 30099\n" \
            "  no ready endpoints: new connections are refused" in summary
     assert "awaiting deletion" not in summary
+
+
+def test_the_same_summary_as_data_for_json():
+    ports = {p["service"]: p for p in summary(LISTED)}
+    assert sorted(ports) == ["default/dns", "default/web:http", "kube-system/empty"]
+    web = ports["default/web:http"]
+    assert (web["protocol"], web["clusterIP"], web["nodePort"], web["refuses"]) == (
+        "tcp", "10.96.0.10:80", 30080, False)
+    assert web["affinity"] == "ClientIP, timeout 3h"
+    assert [(e["index"], e["address"], e["pod"], e["node"]) for e in web["endpoints"]] == [
+        (0, "10.244.1.2:8080", "web-a", "worker1"), (1, "10.244.2.3:8080", "web-b", "worker2")]
+    assert ports["kube-system/empty"]["refuses"] and not ports["kube-system/empty"]["endpoints"]
 
 
 def test_every_service_object_of_the_listing_gets_a_label():

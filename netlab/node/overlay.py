@@ -11,8 +11,10 @@ node that registers is wired and a Node that is deleted is unwired on every
 peer, with no rebuild. It also reconverges every ``resync`` seconds, which
 heals hand-made damage (``bridge fdb del ...``) the way a controller would.
 
-The kubelet process lives in its node's network namespace (the supervisor put
-it there), so the netlink socket it opens is the node's.
+A node agent of its own, the one home of the overlay: the kubelet process hosts
+it as an asyncio service (flannel runs beside the kubelet; here they share a
+process), and since that process lives in its node's network namespace (the
+supervisor put it there), the netlink socket it opens is the node's.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from netlab.api.views import meta_of, node_spec, node_status
 from netlab.topology.plan import OverlayPeer
 
-log = logging.getLogger("netlab.kubelet.overlay")
+log = logging.getLogger("netlab.overlay")
 
 BACKEND_DATA = "flannel.alpha.coreos.com/backend-data"
 BACKEND_TYPE = "flannel.alpha.coreos.com/backend-type"
