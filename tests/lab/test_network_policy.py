@@ -606,3 +606,9 @@ def test_kill_9_of_the_agent_leaves_no_window(clean: World) -> None:
         thread.join()
     assert seen and not any(seen), "a probe got through while the agent was down or restarting"
     assert_table(clean, lambda s, d, *_: s == d or ns_of(d) != "x", "x/deny-all after restart")
+    # Seconds under default-deny by now, past three failed probes: the kubelet's
+    # readiness probes come from the node, which always reaches its pods.
+    for pod in clean.get("pods", "-n", "x"):
+        if pod["metadata"]["name"] in NAMES:
+            ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+            assert ready["Ready"] == "True", pod["metadata"]["name"]
