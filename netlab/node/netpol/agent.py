@@ -139,6 +139,7 @@ class PolicyAgent:
         self.applied: ruleset.Objects | None = None
         self.garbage: dict[str, str] = {}  # emptied objects awaiting deletion: name -> kind
         self._cluster: model.Cluster | None = None
+        self._rendered = ruleset.RenderCache()  # text of the last render, reused where it can
         self.dirty = True
         self._last_sync: float | None = None
         self._prepared = False
@@ -233,7 +234,7 @@ class PolicyAgent:
 
     def compile(self) -> tuple[model.NodeRules, ruleset.Objects]:
         compiled = model.compile_node(self.cluster(), self.node)
-        return compiled, ruleset.render_objects(self.cfg, compiled)
+        return compiled, ruleset.render_objects(self.cfg, compiled, self._rendered)
 
     def due_in(self) -> float:
         if self._last_sync is None:

@@ -44,6 +44,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
@@ -159,7 +160,7 @@ class Policy:
     ingress: tuple[RuleSpec, ...] = ()
     egress: tuple[RuleSpec, ...] = ()
 
-    @property
+    @cached_property
     def key(self) -> PolicyKey:
         return (self.namespace, self.name)
 
@@ -348,6 +349,7 @@ class Cluster:
         self._selected: dict[PolicyKey, tuple[Pod, ...]] = {}
         self._compiled: dict[tuple[PolicyKey, str], list[CompiledRule]] = {}
         self._isolating: dict[tuple[str, str, str], list[Policy]] = {}
+        self._isolating_keys: dict[tuple[str, str, str], tuple[PolicyKey, ...]] = {}
 
     @property
     def policies(self) -> list[Policy]:
@@ -375,6 +377,8 @@ class Cluster:
         # Patch the namespace's cached isolation lists rather than recompute them:
         # one selector match per pod instead of one per pod and policy.
         order = {p.key: i for i, p in enumerate(listed)}
+        self._isolating_keys = {k: v for k, v in self._isolating_keys.items()
+                                if k[0] != namespace}
         for (ns, name, direction), found in self._isolating.items():
             if ns != namespace:
                 continue
@@ -408,6 +412,15 @@ class Cluster:
             found = self._isolating[key] = [
                 pol for pol in self.policies_by_ns.get(pod.namespace, ())
                 if direction in pol.types and pol.selector.matches(pod.labels)]
+        return found
+
+    def isolating_keys(self, pod: Pod, direction: str) -> tuple[PolicyKey, ...]:
+        """``isolating`` as policy keys, remembered (``compile_node`` asks per pod and sync)."""
+        key = (pod.namespace, pod.name, direction)
+        found = self._isolating_keys.get(key)
+        if found is None:
+            found = self._isolating_keys[key] = tuple(
+                p.key for p in self.isolating(pod, direction))
         return found
 
     def peer_pods(self, peer: PeerSpec, namespace: str) -> tuple[Pod, ...]:
@@ -519,16 +532,15 @@ def compile_node(cluster: Cluster, node: str) -> NodeRules:
     local = sorted((p for p in cluster.pods if p.node == node and p.addressable),
                    key=lambda p: (p.namespace, p.name))
     isolated: list[Isolation] = []
-    rules: dict[tuple[PolicyKey, str], list[CompiledRule]] = {}
+    needed: dict[str, set[PolicyKey]] = {INGRESS: set(), EGRESS: set()}
     for pod in local:
         for direction in DIRECTIONS:
-            policies = cluster.isolating(pod, direction)
-            if not policies:
-                continue
-            isolated.append(Isolation(pod, direction, tuple(p.key for p in policies)))
-            for policy in policies:
-                if (policy.key, direction) not in rules:
-                    rules[(policy.key, direction)] = cluster.compiled(policy, direction)
+            keys = cluster.isolating_keys(pod, direction)
+            if keys:
+                isolated.append(Isolation(pod, direction, keys))
+                needed[direction].update(keys)
+    rules = {(key, direction): cluster.compiled(cluster.by_key[key], direction)
+             for direction, keys in needed.items() for key in keys}
     return NodeRules(node=node, local_pods=local, isolated=isolated, rules=rules,
                      fail_closed=bool(cluster.by_key), policies=len(cluster.by_key))
 

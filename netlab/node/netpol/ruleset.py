@@ -46,7 +46,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from netlab.node.netpol.model import (
@@ -190,9 +190,63 @@ def _rule_lines(t: str, rule: CompiledRule, objects: Objects,
     return lines
 
 
-def render_objects(cfg: PolicyConfig, compiled: NodeRules) -> Objects:
+@dataclass(frozen=True)
+class _Rendered:
+    """One policy's rule chain as rendered, and the shared sets it named or created."""
+
+    rules: list[CompiledRule]  # the compiled rules, by identity: the cluster caches them
+    uses: tuple[tuple[tuple[object, ...], str], ...]  # (set contents, set name)
+    created: tuple[tuple[tuple[object, ...], str], ...]  # (set contents, declaration)
+    chain: str
+
+    def replayable(self, rules: list[CompiledRule],
+                   shared: Mapping[tuple[object, ...], str]) -> bool:
+        """Whether rendering again would give the same text: the same compiled rules,
+        and every shared set it names resolving to the same name now."""
+        if rules is not self.rules:
+            return False
+        mine = {key for key, _ in self.created}
+        return all((key not in shared) if key in mine else shared.get(key) == name
+                   for key, name in self.uses)
+
+
+@dataclass
+class RenderCache:
+    """Text from the last render, reused where its inputs are unchanged (the agent
+    keeps one): policy chains by (policy, direction), pod chains by (pod, direction)
+    with the address and policies they were rendered for."""
+
+    chains: dict[tuple[PolicyKey, str], _Rendered] = field(default_factory=dict)
+    pods: dict[tuple[str, str, str], tuple[tuple[object, ...], str, str]] = \
+        field(default_factory=dict)
+
+
+def _uses(rules: list[CompiledRule],
+          shared: Mapping[tuple[object, ...], str]) -> list[tuple[tuple[object, ...], str]]:
+    out: list[tuple[tuple[object, ...], str]] = []
+    for rule in rules:
+        if rule.peers and len(rule.peers) > 1:
+            out.append((("peers", rule.peers), shared[("peers", rule.peers)]))
+        if len(rule.named) > 1:
+            out.append((("named", rule.named), shared[("named", rule.named)]))
+    return out
+
+
+def _set_name(decl: str) -> str:
+    return decl.split()[4]  # "add set ip netlab-policy NAME { ..."
+
+
+def render_objects(cfg: PolicyConfig, compiled: NodeRules,
+                   cache: RenderCache | None = None) -> Objects:
     """Every object of the table, each with its declaration, in an order where
-    everything exists before anything refers to it."""
+    everything exists before anything refers to it.
+
+    ``cache`` (the agent keeps one) holds the text of the last render: a
+    policy chain whose compiled rules are the same objects (the cluster keeps
+    them until pods or namespaces change) and whose shared sets resolve the
+    same way, or a pod chain with the same address and policies, is not
+    rendered again.
+    """
     t = cfg.ref
     objects: Objects = {}
     known = [p.ip for p in compiled.local_pods if p.ip]
@@ -201,23 +255,47 @@ def render_objects(cfg: PolicyConfig, compiled: NodeRules) -> Objects:
                                   f'comment "this node\'s pods the agent has compiled";'
                                   f"{elements} }}")
     shared: dict[tuple[object, ...], str] = {}
+    used: dict[tuple[PolicyKey, str], _Rendered] = {}
     for (policy, direction), rules in sorted(compiled.rules.items()):
-        lines: list[str] = []
-        for rule in rules:
-            lines += _rule_lines(t, rule, objects, shared)
-        what = f"NetworkPolicy {policy_ref(policy)} {direction} rules"
         name = rules_chain(policy, direction)
-        objects[name] = ("chain", _chain(t, name, what, lines))
+        done = cache.chains.get((policy, direction)) if cache is not None else None
+        if done is None or not done.replayable(rules, shared):
+            earlier = set(shared)
+            lines: list[str] = []
+            for rule in rules:
+                lines += _rule_lines(t, rule, objects, shared)
+            what = f"NetworkPolicy {policy_ref(policy)} {direction} rules"
+            created = tuple((key, objects[shared[key]][1]) for key in shared
+                            if key not in earlier)
+            done = _Rendered(rules, tuple(_uses(rules, shared)), created,
+                             _chain(t, name, what, lines))
+        else:
+            for key, decl in done.created:
+                shared[key] = _set_name(decl)
+                objects[shared[key]] = ("set", decl)
+        objects[name] = ("chain", done.chain)
+        used[(policy, direction)] = done
+    if cache is not None:
+        cache.chains = used  # only what this table uses: a deleted policy's text goes
     entries: dict[str, list[str]] = {INGRESS: [], EGRESS: []}
+    pods_done: dict[tuple[str, str, str], tuple[tuple[object, ...], str, str]] = {}
     for iso in compiled.isolated:
         pod, direction = iso.pod, iso.direction
         chain = pod_chain(pod.namespace, pod.name, direction)
-        self_rule = (f"ip saddr {pod.ip}" if direction == INGRESS else f"ip daddr {pod.ip}")
-        lines = [f"{self_rule} accept comment {quote(SELF_COMMENT)}"]
-        lines += [f"jump {rules_chain(p, direction)}" for p in iso.policies]
-        lines.append(f"drop comment {quote(drop_comment(iso.policies, direction, pod.ref))}")
-        objects[chain] = ("chain", _chain(t, chain, f"{direction} of pod {pod.ref}", lines))
-        entries[direction].append(f"{pod.ip} comment {quote(pod.ref)} : goto {chain}")
+        key, signature = (pod.namespace, pod.name, direction), (pod.ip, iso.policies)
+        hit = cache.pods.get(key) if cache is not None else None
+        if hit is None or hit[0] != signature:
+            self_rule = f"ip saddr {pod.ip}" if direction == INGRESS else f"ip daddr {pod.ip}"
+            lines = [f"{self_rule} accept comment {quote(SELF_COMMENT)}"]
+            lines += [f"jump {rules_chain(p, direction)}" for p in iso.policies]
+            lines.append(f"drop comment {quote(drop_comment(iso.policies, direction, pod.ref))}")
+            hit = (signature, _chain(t, chain, f"{direction} of pod {pod.ref}", lines),
+                   f"{pod.ip} comment {quote(pod.ref)} : goto {chain}")
+        pods_done[key] = hit
+        objects[chain] = ("chain", hit[1])
+        entries[direction].append(hit[2])
+    if cache is not None:
+        cache.pods = pods_done
     for direction, name in MAPS.items():
         items = entries[direction]
         elements = f" elements = {{ {', '.join(items)} }};" if items else ""

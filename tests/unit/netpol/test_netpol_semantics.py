@@ -318,7 +318,7 @@ def test_set_policy_keeps_every_answer_equal_to_a_fresh_compile(world: World) ->
     cluster = world.cluster()
     for ref in ALL:
         for direction in ("ingress", "egress"):
-            cluster.isolating(cluster.by_ip[pod_ip(*ref.split("/"))], direction)
+            cluster.isolating_keys(cluster.by_ip[pod_ip(*ref.split("/"))], direction)
     changes = [("x", "deny-all", {"podSelector": {}}),
                ("x", "a-only", {"podSelector": {"matchLabels": {"pod": "a"}},
                                 "policyTypes": ["Egress"]}),
@@ -338,6 +338,8 @@ def test_set_policy_keeps_every_answer_equal_to_a_fresh_compile(world: World) ->
             for direction in ("ingress", "egress"):
                 assert [p.key for p in cluster.isolating(pod, direction)] == \
                     [p.key for p in fresh.isolating(pod, direction)], (ns, name, ref, direction)
+                assert cluster.isolating_keys(pod, direction) == \
+                    fresh.isolating_keys(pod, direction)
         assert [p.key for p in cluster.policies] == [p.key for p in fresh.policies]
 
 
