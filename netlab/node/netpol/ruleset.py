@@ -1,9 +1,12 @@
 """The policy agent's nftables table as text: one node's isolated pods and their rules.
 
-One table, ``table ip netlab-policy``, per node namespace, rewritten whole
-by each sync in one transaction (``add table; delete table; add …``, as the
-proxy's full sync: the kernel commits the batch atomically, so packets see
-the old rules or the new ones, never none). Layout:
+One table, ``table ip netlab-policy``, per node namespace. ``full_script``
+replaces it whole in one transaction (``add table; delete table; add …``, as
+the proxy's full sync: the kernel commits the batch atomically, so packets
+see the old rules or the new ones, never none); ``partial_script`` rewrites
+only the objects whose declaration changed, again as one transaction.
+``render_objects`` gives every object by name with its declaration, which is
+what both are built from. Layout:
 
 - Base chains on the ``filter`` hooks. ``egress-forward`` (forward, priority
   5) and ``egress-input`` (input, 5) judge packets *from* this node's pods
