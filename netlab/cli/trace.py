@@ -25,7 +25,7 @@ import sys
 
 import click
 
-from netlab.cli.common import fail, lab_option
+from netlab.cli.common import fail, lab_option, standalone_group
 from netlab.cli.complete import complete_targets, complete_trace_targets
 
 
@@ -160,13 +160,8 @@ def capture(lab: str | None, namespace: str, target: str, args: tuple[str, ...])
 COMMANDS = [trace, capture]
 
 
-@click.group()
-def main() -> None:
-    """The trace commands alone (``python -m netlab.cli.trace``); ``netlab`` registers them."""
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
+main = standalone_group(COMMANDS, "The trace commands alone (``python -m netlab.cli.trace``); "
+                        "``netlab`` registers them.")
 
 if __name__ == "__main__":
     main()
