@@ -102,20 +102,14 @@ def _interfaces(netns: str) -> set[str]:
 def _capture_target(lab: str, target: str, namespace: str) -> tuple[str, str]:
     """(network namespace, default interface) of a node or a pod."""
     from netlab.trace.engine import TraceError, lab_plan
-    from netlab.trace.resolve import ResolveError, auto_resolver, resolve_source
+    from netlab.trace.resolve import ResolveError, lab_pods_and_services, resolve_source
 
     try:
         plan = lab_plan(lab)
     except TraceError as err:
         fail(str(err), 2)
-    pods = []
-    if target not in [n.name for n in plan.nodes] and not target.startswith("node/"):
-        resolver, closer = auto_resolver(lab, plan)
-        try:
-            pods = resolver.pods()
-        finally:
-            if closer is not None:
-                closer.close()
+    a_node = target in [n.name for n in plan.nodes] or target.startswith("node/")
+    pods = [] if a_node else lab_pods_and_services(lab, plan, services=False)[0]
     try:
         place = resolve_source(target, plan, pods, namespace)
     except ResolveError as err:
