@@ -221,13 +221,11 @@ class EndpointsController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.services = ctx.informer("services")
-        self.endpoints = ctx.informer("endpoints")
         self.services_by_ns = ctx.by_namespace("services")
         self.pods_by_ns = ctx.by_namespace("pods")
-        self.services.add_handler(lambda kind, svc, old: self.enqueue(object_key(svc)))
-        self.endpoints.add_handler(self._on_endpoints)
-        ctx.informer("pods").add_handler(self._on_pod)
+        self.services = self.watch("services")
+        self.endpoints = self.watch("endpoints", self._on_endpoints)
+        self.watch("pods", self._on_pod)
 
     def _on_endpoints(self, kind: str, ep: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         # Someone else changed or deleted what we manage: put it back.
