@@ -247,42 +247,43 @@ def _changes(events: list[tuple[float, int]], period: float, now: float) -> int:
     return sum(change for when, change in events if when > now - period)
 
 
+def _rate_limit(current: int, up_events: list[tuple[float, int]],
+                down_events: list[tuple[float, int]], rules: Mapping[str, Any], now: float,
+                up: bool) -> int:
+    """The replica bound the rules' policies allow from ``current``, upwards or down:
+    each policy's change (pods or percent) from where its period started; ``Max`` takes
+    the policy allowing the most change, ``Min`` the least."""
+    select = rules.get("selectPolicy") or "Max"
+    if select == "Disabled":
+        return current
+    most_change = (select == "Max") == up  # up: the highest bound; down: the lowest
+    best = INT32_MIN if most_change else INT32_MAX
+    for policy in rules.get("policies") or []:
+        period = float(policy.get("periodSeconds") or 0)
+        start = current - _changes(up_events, period, now) + _changes(down_events, period, now)
+        value = int(policy.get("value") or 0)
+        if policy.get("type") == "Pods":
+            proposed = start + value if up else start - value
+        elif up:
+            proposed = math.ceil(start * (1 + value / 100))
+        else:
+            proposed = int(start * (1 - value / 100))
+        best = max(best, proposed) if most_change else min(best, proposed)
+    return best
+
+
 def scale_up_limit(current: int, up_events: list[tuple[float, int]],
                    down_events: list[tuple[float, int]], rules: Mapping[str, Any],
                    now: float) -> int:
     """``calculateScaleUpLimitWithScalingRules``."""
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    best = INT32_MIN if select == "Max" else INT32_MAX
-    for policy in rules.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = current - _changes(up_events, period, now) + _changes(down_events, period, now)
-        if policy.get("type") == "Pods":
-            proposed = start + int(policy.get("value") or 0)
-        else:
-            proposed = math.ceil(start * (1 + int(policy.get("value") or 0) / 100))
-        best = max(best, proposed) if select == "Max" else min(best, proposed)
-    return best
+    return _rate_limit(current, up_events, down_events, rules, now, up=True)
 
 
 def scale_down_limit(current: int, up_events: list[tuple[float, int]],
                      down_events: list[tuple[float, int]], rules: Mapping[str, Any],
                      now: float) -> int:
     """``calculateScaleDownLimitWithBehaviors``."""
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    best = INT32_MAX if select == "Max" else INT32_MIN
-    for policy in rules.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = current - _changes(up_events, period, now) + _changes(down_events, period, now)
-        if policy.get("type") == "Pods":
-            proposed = start - int(policy.get("value") or 0)
-        else:
-            proposed = int(start * (1 - int(policy.get("value") or 0) / 100))
-        best = min(best, proposed) if select == "Max" else max(best, proposed)
-    return best
+    return _rate_limit(current, up_events, down_events, rules, now, up=False)
 
 
 def limit(desired: int, current: int, min_replicas: int, max_replicas: int,
