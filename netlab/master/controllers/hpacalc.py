@@ -123,18 +123,28 @@ def _settle(ratio: float, new_ratio: float, current: int, count: int,
     return proposal
 
 
-def utilization_replicas(current: int, target: int, pods: list[PodView],
-                         samples: Mapping[str, Sample], now: float, *, cpu: bool = True,
-                         tolerance: float = TOLERANCE,
-                         cpu_initialization_period: float = 300.0,
-                         initial_readiness_delay: float = 30.0) -> tuple[int, int, int]:
-    """``GetResourceReplicas``: (replicas, utilization %, raw average usage)."""
+def _usable_samples(pods: list[PodView], samples: Mapping[str, Sample], now: float, cpu: bool,
+                    cpu_initialization_period: float, initial_readiness_delay: float
+                    ) -> tuple[int, set[str], set[str], dict[str, int]]:
+    """:func:`group_pods` of a non-empty ``pods``, and the samples of the pods that count
+    (neither unready nor ignored): (ready count, unready, missing, values by pod name)."""
     if not pods:
         raise MetricError("no pods returned by selector while calculating replica count")
     ready_count, unready, missing, ignored = group_pods(
         pods, samples, now, cpu, cpu_initialization_period, initial_readiness_delay)
     values = {n: s.value for n, s in samples.items()
               if n not in unready and n not in ignored and any(p.name == n for p in pods)}
+    return ready_count, unready, missing, values
+
+
+def utilization_replicas(current: int, target: int, pods: list[PodView],
+                         samples: Mapping[str, Sample], now: float, *, cpu: bool = True,
+                         tolerance: float = TOLERANCE,
+                         cpu_initialization_period: float = 300.0,
+                         initial_readiness_delay: float = 30.0) -> tuple[int, int, int]:
+    """``GetResourceReplicas``: (replicas, utilization %, raw average usage)."""
+    ready_count, unready, missing, values = _usable_samples(
+        pods, samples, now, cpu, cpu_initialization_period, initial_readiness_delay)
     if not values:
         raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
     requests = {}
@@ -170,12 +180,8 @@ def average_value_replicas(current: int, target: int, pods: list[PodView],
                            cpu_initialization_period: float = 300.0,
                            initial_readiness_delay: float = 30.0) -> tuple[int, int]:
     """``GetRawResourceReplicas``: (replicas, average usage) for an AverageValue target."""
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    ready_count, unready, missing, ignored = group_pods(
+    ready_count, unready, missing, values = _usable_samples(
         pods, samples, now, cpu, cpu_initialization_period, initial_readiness_delay)
-    values = {n: s.value for n, s in samples.items()
-              if n not in unready and n not in ignored and any(p.name == n for p in pods)}
     if not values:
         raise MetricError("did not receive metrics for any ready pods")
     if target <= 0:
