@@ -105,19 +105,23 @@ def find_port(pod: Obj, service_port: Obj) -> Optional[int]:
     return None
 
 
-def endpoint_address(service: Obj, pod: Obj) -> dict[str, Any]:
-    meta = meta_of(pod)
-    spec = pod_spec(pod)
-    address: dict[str, Any] = {"ip": pod_ip(pod)}
-    smeta = meta_of(service)
+def pod_reference(service: Obj, pod: Obj) -> dict[str, Any]:
+    """What an Endpoints address or an EndpointSlice endpoint says of its pod: the
+    hostname (when the pod names the service as its subdomain), the node, the targetRef."""
+    meta, spec, smeta = meta_of(pod), pod_spec(pod), meta_of(service)
+    out: dict[str, Any] = {}
     if spec.get("hostname") and spec.get("subdomain") == smeta.get("name") and \
             meta.get("namespace") == smeta.get("namespace"):
-        address["hostname"] = spec["hostname"]
+        out["hostname"] = spec["hostname"]
     if spec.get("nodeName"):
-        address["nodeName"] = spec["nodeName"]
-    address["targetRef"] = {"kind": "Pod", "namespace": meta.get("namespace", ""),
-                            "name": meta.get("name", ""), "uid": meta.get("uid", "")}
-    return address
+        out["nodeName"] = spec["nodeName"]
+    out["targetRef"] = {"kind": "Pod", "namespace": meta.get("namespace", ""),
+                        "name": meta.get("name", ""), "uid": meta.get("uid", "")}
+    return out
+
+
+def endpoint_address(service: Obj, pod: Obj) -> dict[str, Any]:
+    return {"ip": pod_ip(pod), **pod_reference(service, pod)}
 
 
 def _endpoint_port(service_port: Obj, number: int) -> dict[str, Any]:
