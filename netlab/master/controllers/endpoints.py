@@ -31,7 +31,7 @@ from netlab.api.views import labels_of, meta_of, namespace_of, pod_spec, pod_sta
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
-from netlab.master.controllers.base import Context, Controller, delete, split_key
+from netlab.master.controllers.base import Context, Controller, Index, delete, split_key
 
 Obj = Mapping[str, Any]
 HEADLESS_LABEL = "service.kubernetes.io/headless"
@@ -52,6 +52,16 @@ def services_selecting(services: Iterable[Obj], pod: Obj,
         if selector is not None and any(selector_from_set(selector).matches(labels)
                                         for labels in label_sets):
             yield svc
+
+
+def services_to_resync(services_by_ns: Index, kind: str, pod: Obj,
+                       old: Optional[Obj]) -> Iterable[Obj]:
+    """After a pod event, the Services whose endpoints may have changed: those selecting
+    the pod now or before (:func:`services_selecting`), none when only a detail no
+    endpoint shows changed."""
+    if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
+        return ()
+    return services_selecting(services_by_ns.get(namespace_of(pod)), pod, old)
 
 
 def selector_of(service: Obj) -> Optional[dict[str, str]]:
@@ -239,10 +249,7 @@ class EndpointsController(Controller):
             self.enqueue(key)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
-            return  # a status detail that no Endpoints shows
-        namespace = namespace_of(pod)
-        for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
+        for svc in services_to_resync(self.services_by_ns, kind, pod, old):
             self.enqueue(object_key(svc))
 
     async def reconcile(self, key: str) -> None:

@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from netlab.api.selectors import selector_from_set
-from netlab.api.views import labels_of, meta_of, name_of, namespace_of
+from netlab.api.views import labels_of, meta_of, name_of
 from netlab.client import APIError, Client
 from netlab.client.informer import object_key
 from netlab.master.controllers.base import Context, Controller, delete_object, split_key
-from netlab.master.controllers.endpoints import _relevant, selector_of, services_selecting
+from netlab.master.controllers.endpoints import selector_of, services_to_resync
 from netlab.master.controllers.endpointslice_compute import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
@@ -123,10 +123,7 @@ class EndpointSliceController(Controller):
             self.enqueue(old_key)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
-            return  # nothing any slice shows changed
-        namespace = namespace_of(pod)
-        for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
+        for svc in services_to_resync(self.services_by_ns, kind, pod, old):
             self.enqueue(object_key(svc))
 
     async def reconcile(self, key: str) -> None:
