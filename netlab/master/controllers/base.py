@@ -6,8 +6,9 @@
   ``netlab.client.workqueue.run_workers`` — client-go's controller pattern;
   ``watch`` wires an informer's events to it;
 - ``OwnerController``: a controller of owners (Deployments, ReplicaSets, DaemonSets,
-  StatefulSets, Jobs), with what they share: the selector, the owner of an object,
-  waking owners for an orphan, claiming, requeueing for ``minReadySeconds``;
+  StatefulSets, Jobs), with what they share: the selector, the owner of an object
+  (and its former one), waking owners for an orphan, claiming, requeueing for
+  ``minReadySeconds``;
 - ``Index``: a secondary index over an informer cache (pods by namespace, by
   controller uid), so a reconcile looks at its own objects, not at all of them;
 - ``Overlay``: this process's own latest writes, until the informer catches
@@ -250,6 +251,15 @@ class OwnerController(Controller):
             if owner is None or meta_of(owner).get("uid") != ref.get("uid"):
                 return None
         return key
+
+    def enqueue_former_owner(self, owner: Optional[str], old: Optional[Obj],
+                             owners: Informer) -> None:
+        """An object changed: if its previous version (``old``) had another owner among
+        ``owners`` than ``owner`` now, that one lost it and must look again."""
+        if old is not None:
+            old_owner = self.owner_key(old, owners)
+            if old_owner is not None and old_owner != owner:
+                self.enqueue(old_owner)
 
     def enqueue_selecting(self, obj: Obj, owners: Iterable[Obj]) -> None:
         """An orphan: wake each of ``owners`` in its namespace whose selector matches its

@@ -76,10 +76,7 @@ class DeploymentController(OwnerController):
 
     def _on_set(self, kind: str, rs: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         owner = self.owner_key(rs, self.deployments)
-        if old is not None:
-            old_owner = self.owner_key(old, self.deployments)
-            if old_owner is not None and old_owner != owner:
-                self.enqueue(old_owner)
+        self.enqueue_former_owner(owner, old, self.deployments)
         if owner is not None:
             self.enqueue(owner)
         elif kind != "DELETED" and not is_terminating(rs):

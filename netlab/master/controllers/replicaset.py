@@ -174,10 +174,7 @@ class ReplicaSetController(OwnerController):
         # MODIFIED: a pod that starts terminating counts as deleted for expectations.
         if owner is not None and podutil.is_terminating(pod):
             self.expectations.deletion_observed(owner, pod_key)
-        if old is not None:
-            old_owner = self.owner_key(old, self.sets)
-            if old_owner is not None and old_owner != owner:
-                self.enqueue(old_owner)
+        self.enqueue_former_owner(owner, old, self.sets)
         if owner is not None:
             self.enqueue(owner)
             self.requeue_when_ready_pod_available(owner, self.sets.get(owner), pod, old)
