@@ -18,7 +18,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from netlab.api import defaults_netrbac
-from netlab.api.defaults_apps import default_daemonset, default_statefulset
+from netlab.api.defaults_apps import (
+    default_daemonset,
+    default_rolling_update,
+    default_statefulset,
+)
 from netlab.api.defaults_batch_policy import default_cronjob
 from netlab.api.defaults_config import default_replicationcontroller, default_secret
 from netlab.api.defaults_pod import (  # noqa: F401 (re-exported: callers use defaults.<name>)
@@ -74,14 +78,7 @@ def default_deployment(obj: dict[str, Any]) -> None:
     if spec is None:
         return
     spec.setdefault("replicas", 1)
-    strategy = _dict(spec, "strategy")
-    if strategy is not None:
-        strategy.setdefault("type", "RollingUpdate")
-        if strategy.get("type") == "RollingUpdate":
-            rolling = _dict(strategy, "rollingUpdate")
-            if rolling is not None:
-                rolling.setdefault("maxUnavailable", PERCENT_25)
-                rolling.setdefault("maxSurge", PERCENT_25)
+    default_rolling_update(spec, "strategy", PERCENT_25, PERCENT_25)
     spec.setdefault("revisionHistoryLimit", 10)
     spec.setdefault("progressDeadlineSeconds", 600)
     default_pod_template(spec.get("template"))

@@ -1,5 +1,6 @@
 """Defaulting of apps/v1 DaemonSets and StatefulSets (``SetDefaults_DaemonSet``,
-``SetDefaults_StatefulSet`` in k8s.io/kubernetes/pkg/apis/apps/v1/defaults.go).
+``SetDefaults_StatefulSet`` in k8s.io/kubernetes/pkg/apis/apps/v1/defaults.go), and
+the RollingUpdate strategy a DaemonSet shares with a Deployment.
 
 Registered in :data:`netlab.api.defaults._DEFAULTERS`; like every defaulter there,
 a field is set only when absent (idempotent, so ``kubectl apply`` twice is a no-op)
@@ -19,18 +20,25 @@ def _template(spec: dict[str, Any]) -> None:
     default_pod_template(spec.get("template"))
 
 
-def default_daemonset(obj: dict[str, Any]) -> None:
-    spec = _dict(obj, "spec")
-    if spec is None:
-        return
-    strategy = _dict(spec, "updateStrategy")
+def default_rolling_update(spec: dict[str, Any], key: str, max_unavailable: int | str,
+                           max_surge: int | str) -> None:
+    """``spec[key]`` (a Deployment's ``strategy``, a DaemonSet's ``updateStrategy``): type
+    RollingUpdate, and when that is the type, its two budgets."""
+    strategy = _dict(spec, key)
     if strategy is not None:
         strategy.setdefault("type", "RollingUpdate")
         if strategy.get("type") == "RollingUpdate":
             rolling = _dict(strategy, "rollingUpdate")
             if rolling is not None:
-                rolling.setdefault("maxUnavailable", 1)
-                rolling.setdefault("maxSurge", 0)
+                rolling.setdefault("maxUnavailable", max_unavailable)
+                rolling.setdefault("maxSurge", max_surge)
+
+
+def default_daemonset(obj: dict[str, Any]) -> None:
+    spec = _dict(obj, "spec")
+    if spec is None:
+        return
+    default_rolling_update(spec, "updateStrategy", 1, 0)
     spec.setdefault("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)
     _template(spec)
 

@@ -9,16 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "JSON_PATCH",
-    "MERGE_PATCH",
-    "PATCH_TYPES",
-    "STRATEGIC_MERGE_PATCH",
-    "PatchError",
-    "UnsupportedPatchType",
-    "json_equal",
-]
-
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"

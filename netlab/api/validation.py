@@ -45,7 +45,6 @@ from netlab.api.validation_base import (  # the shared building blocks
     Errs,
     _immutable,
     _int_or_percent,
-    dns1123_label,
     dns1123_subdomain,
     port_name,
     validate_meta,
@@ -141,15 +140,9 @@ def validate_service(v: _V, obj: dict[str, Any]) -> None:
     names: set[str] = set()
     seen: set[tuple[Any, Any]] = set()
     for path, port in ports:
-        pname = v.string(port, "name", f"{path}.name")
+        pname = v.unique_name(port, f"{path}.name", names)
         if len(ports) > 1 and not pname:
             v.add(required(f"{path}.name"))
-        if pname:
-            for msg in dns1123_label(pname):
-                v.add(invalid(f"{path}.name", pname, msg))
-            if pname in names:
-                v.add(duplicate(f"{path}.name", pname))
-            names.add(pname)
         number = v.port(port, "port", f"{path}.port", zero_is_missing=False)
         protocol = v.one_of(port, "protocol", f"{path}.protocol", ("SCTP", "TCP", "UDP"))
         if (number, protocol) in seen:

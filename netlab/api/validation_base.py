@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 from netlab.api import selectors
 from netlab.api.errors import (
     FieldError,
+    duplicate,
     forbidden_field,
     invalid,
     not_supported,
@@ -47,40 +48,39 @@ def _regex_msg(what: str, fmt: str, *examples: str) -> str:
     return f"{what} (e.g. {ex}, regex used for validation is '{fmt}')"
 
 
-def dns1123_label(value: str) -> list[str]:
+def _format(value: str, max_length: int, regex: re.Pattern[str], what: str, fmt: str,
+            *examples: str) -> list[str]:
+    """The errors of a name format: too long, and not matching ``regex``."""
     errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _LABEL_RE.fullmatch(value):
-        errs.append(_regex_msg(
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
-            "'-', and must start and end with an alphanumeric character",
-            _LABEL_FMT, "my-name", "123-abc"))
+    if len(value) > max_length:
+        errs.append(f"must be no more than {max_length} characters")
+    if not regex.fullmatch(value):
+        errs.append(_regex_msg(what, fmt, *examples))
     return errs
+
+
+def dns1123_label(value: str) -> list[str]:
+    return _format(
+        value, 63, _LABEL_RE,
+        "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
+        "'-', and must start and end with an alphanumeric character",
+        _LABEL_FMT, "my-name", "123-abc")
 
 
 def dns1123_subdomain(value: str) -> list[str]:
-    errs = []
-    if len(value) > 253:
-        errs.append("must be no more than 253 characters")
-    if not _SUBDOMAIN_RE.fullmatch(value):
-        errs.append(_regex_msg(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
-            "characters, '-' or '.', and must start and end with an alphanumeric character",
-            _SUBDOMAIN_FMT, "example.com"))
-    return errs
+    return _format(
+        value, 253, _SUBDOMAIN_RE,
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+        "characters, '-' or '.', and must start and end with an alphanumeric character",
+        _SUBDOMAIN_FMT, "example.com")
 
 
 def dns1035_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append("must be no more than 63 characters")
-    if not _DNS1035_RE.fullmatch(value):
-        errs.append(_regex_msg(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-            "start with an alphabetic character, and end with an alphanumeric character",
-            _DNS1035_FMT, "my-name", "abc-123"))
-    return errs
+    return _format(
+        value, 63, _DNS1035_RE,
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
+        "start with an alphabetic character, and end with an alphanumeric character",
+        _DNS1035_FMT, "my-name", "abc-123")
 
 
 def port_name(value: str) -> list[str]:
@@ -127,19 +127,24 @@ class _V:
             return {}
         return value
 
-    def objs(self, parent: Any, key: str, path: str) -> list[tuple[str, dict[str, Any]]]:
+    def items(self, parent: Any, key: str, path: str) -> list[tuple[str, Any]]:
+        """The items of an optional list field, each with its path (``path[i]``)."""
         value = parent.get(key) if isinstance(parent, dict) else None
         if value is None:
             return []
         if not isinstance(value, list):
             self.add(invalid(path, value, "must be a list"))
             return []
+        return [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+
+    def objs(self, parent: Any, key: str, path: str) -> list[tuple[str, dict[str, Any]]]:
+        """The items of an optional list of objects; an item that is not one is reported."""
         out = []
-        for i, item in enumerate(value):
+        for ipath, item in self.items(parent, key, path):
             if isinstance(item, dict):
-                out.append((f"{path}[{i}]", item))
+                out.append((ipath, item))
             else:
-                self.add(invalid(f"{path}[{i}]", item, "must be an object"))
+                self.add(invalid(ipath, item, "must be an object"))
         return out
 
     def string(self, parent: dict[str, Any], key: str, path: str) -> str:
@@ -193,6 +198,23 @@ class _V:
                 continue
             for msg in selectors.is_valid_label_value(v):
                 self.add(invalid(path, v, msg))
+
+    def unique_name(self, parent: dict[str, Any], path: str, seen: set[str],
+                    rule: Callable[[str], list[str]] = dns1123_label,
+                    count_empty: bool = False) -> str:
+        """The ``name`` of one item of a list whose names must differ (ports): checked with
+        ``rule`` when set, reported as Duplicate when ``seen`` already holds it, then added
+        to ``seen``. An empty name counts only with ``count_empty`` (EndpointSlice ports,
+        where one unnamed port is a name like any other)."""
+        name = self.string(parent, "name", path)
+        if name:
+            for msg in rule(name):
+                self.add(invalid(path, name, msg))
+        if name or count_empty:
+            if name in seen:
+                self.add(duplicate(path, name))
+            seen.add(name)
+        return name
 
     def port(self, parent: dict[str, Any], key: str, path: str, zero_is_missing: bool = True,
              ) -> Optional[int]:
@@ -257,21 +279,15 @@ def validate_meta(v: _V, kind: str, obj: dict[str, Any], namespaced: bool) -> No
     if controllers > 1:
         v.add(invalid("metadata.ownerReferences", meta.get("ownerReferences"),
                       "Only one reference can have Controller set to true"))
-    finalizers = meta.get("finalizers")
-    if finalizers is not None:
-        if not isinstance(finalizers, list):
-            v.add(invalid("metadata.finalizers", finalizers, "must be a list"))
+    for path, f in v.items(meta, "finalizers", "metadata.finalizers"):
+        if not isinstance(f, str) or not f:
+            v.add(invalid(path, f, "must be a non-empty string"))
+        elif "/" not in f and f not in STANDARD_FINALIZERS:
+            v.add(invalid(path, f, "name is neither a standard finalizer name nor "
+                          "is it fully qualified"))
         else:
-            for i, f in enumerate(finalizers):
-                path = f"metadata.finalizers[{i}]"
-                if not isinstance(f, str) or not f:
-                    v.add(invalid(path, f, "must be a non-empty string"))
-                elif "/" not in f and f not in STANDARD_FINALIZERS:
-                    v.add(invalid(path, f, "name is neither a standard finalizer name nor "
-                                  "is it fully qualified"))
-                else:
-                    for msg in selectors.is_qualified_name(f):
-                        v.add(invalid(path, f, msg))
+            for msg in selectors.is_qualified_name(f):
+                v.add(invalid(path, f, msg))
 
 
 # --- rules several kinds share ----------------------------------------------------------------

@@ -48,27 +48,12 @@ def _names(v: _V, names: dict[str, Any], path: str) -> None:
     if kind and kind == list_kind:
         v.add(invalid(f"{path}.listKind", list_kind, "kind and listKind may not be the same"))
     for key in ("shortNames", "categories"):
-        values = names.get(key)
-        if values is None:
-            continue
-        if not isinstance(values, list):
-            v.add(invalid(f"{path}.{key}", values, "must be a list"))
-            continue
-        for i, item in enumerate(values):
-            _label(v, item, f"{path}.{key}[{i}]")
+        for ipath, item in v.items(names, key, f"{path}.{key}"):
+            _label(v, item, ipath)
 
 
-def _columns(v: _V, columns: Any, path: str) -> None:
-    if columns is None:
-        return
-    if not isinstance(columns, list):
-        v.add(invalid(path, columns, "must be a list"))
-        return
-    for i, col in enumerate(columns):
-        cpath = f"{path}[{i}]"
-        if not isinstance(col, dict):
-            v.add(invalid(cpath, col, "must be an object"))
-            continue
+def _columns(v: _V, version: dict[str, Any], path: str) -> None:
+    for cpath, col in v.objs(version, "additionalPrinterColumns", path):
         if not col.get("name"):
             v.add(required(f"{cpath}.name"))
         if not col.get("type"):
@@ -141,7 +126,7 @@ def _versions(v: _V, versions: Any, path: str) -> None:
             for err in structural.structural_errors(schema["openAPIV3Schema"],
                                                     f"{vpath}.schema.openAPIV3Schema"):
                 v.add(err)
-        _columns(v, ver.get("additionalPrinterColumns"), f"{vpath}.additionalPrinterColumns")
+        _columns(v, ver, f"{vpath}.additionalPrinterColumns")
         _subresources(v, ver.get("subresources"), f"{vpath}.subresources")
     if storage != 1:
         v.add(invalid(path, [x.get("name") for x in versions if isinstance(x, dict)],

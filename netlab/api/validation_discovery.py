@@ -143,13 +143,7 @@ def _ports(v: _V, obj: dict[str, Any]) -> None:
         return
     names: set[str] = set()
     for ppath, port in v.objs(obj, "ports", "ports"):
-        name = v.string(port, "name", f"{ppath}.name")
-        if name:
-            for msg in dns1123_label(name):
-                v.add(invalid(f"{ppath}.name", name, msg))
-        if name in names:
-            v.add(duplicate(f"{ppath}.name", name))
-        names.add(name)
+        v.unique_name(port, f"{ppath}.name", names, count_empty=True)
         protocol = port.get("protocol")
         if protocol is None:
             v.add(required(f"{ppath}.protocol"))

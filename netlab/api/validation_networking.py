@@ -145,14 +145,7 @@ def _ip_block(v: _V, block: dict[str, Any], path: str) -> None:
     if network is None:
         v.add(invalid(f"{path}.cidr", cidr, CIDR_MSG))
         return
-    excepts = block.get("except")
-    if excepts is None:
-        return
-    if not isinstance(excepts, list):
-        v.add(invalid(f"{path}.except", excepts, "must be a list"))
-        return
-    for i, text in enumerate(excepts):
-        epath = f"{path}.except[{i}]"
+    for epath, text in v.items(block, "except", f"{path}.except"):
         inner = _parse_cidr(text) if isinstance(text, str) else None
         if inner is None:
             v.add(invalid(epath, text, CIDR_MSG))

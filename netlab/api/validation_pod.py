@@ -77,13 +77,7 @@ def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: 
         if host_port and not 1 <= host_port <= 65535:
             v.add(invalid(f"{ppath}.hostPort", host_port, PORT_RANGE_MSG))
         v.one_of(port, "protocol", f"{ppath}.protocol", ("SCTP", "TCP", "UDP"))
-        pname = v.string(port, "name", f"{ppath}.name")
-        if pname:
-            for msg in port_name(pname):
-                v.add(invalid(f"{ppath}.name", pname, msg))
-            if pname in port_names:
-                v.add(duplicate(f"{ppath}.name", pname))
-            port_names.add(pname)
+        v.unique_name(port, f"{ppath}.name", port_names, port_name)
     for epath, env in v.objs(c, "env", f"{path}.env"):
         ename = v.string(env, "name", f"{epath}.name")
         if not ename:

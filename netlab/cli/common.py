@@ -1,5 +1,5 @@
-"""Helpers every ``netlab`` command module shares: the one way to fail, and
-running a program inside a lab node's namespace."""
+"""Helpers every ``netlab`` command module shares: the one way to fail, running a
+program inside a lab node's namespace, and a module's commands run on their own."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ from netlab.cli.complete import complete_labs
 # Every command that works on one lab takes it the same way, completed from the labs up.
 lab_option = click.option("--lab", help="The lab (implied when only one is up).",
                           shell_complete=complete_labs)
+
+
+def standalone_group(commands: list[click.Command], help: str) -> click.Group:
+    """A group of a command module's ``commands``, for ``python -m netlab.cli.<module>``
+    (``netlab`` itself registers the same commands in its own group)."""
+    group = click.Group(help=help)
+    for command in commands:
+        group.add_command(command)
+    return group
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

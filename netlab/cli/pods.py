@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import click
 
 from netlab.api.views import annotations_of, pod_spec, status_of
-from netlab.cli.common import exec_in, fail, lab_option, node_namespace
+from netlab.cli.common import exec_in, fail, lab_option, node_namespace, standalone_group
 from netlab.cli.complete import complete_pods, complete_targets
 from netlab.cli.render import columns
 
@@ -44,7 +44,10 @@ def _client(lab: str):
     return SyncClient(lab_client(lab))
 
 
-def _get_pod(client: Any, name: str, namespace: str) -> dict[str, Any] | None:
+def _get_pod(client: Any, name: str, namespace: str,
+             quiet: bool = False) -> dict[str, Any] | None:
+    """The pod, or None if there is none; an unreachable API is an error unless ``quiet``
+    (then None too)."""
     from netlab.client import APIError
 
     try:
@@ -54,6 +57,8 @@ def _get_pod(client: Any, name: str, namespace: str) -> dict[str, Any] | None:
             return None
         fail(str(err))
     except OSError as err:
+        if quiet:
+            return None
         fail(f"the lab's API server is not answering ({err})")
 
 
@@ -162,19 +167,8 @@ def exec_(lab: str | None, namespace: str, container: str | None, stdin: bool, t
 
 def _find_pod(lab: str, name: str, namespace: str, quiet: bool) -> dict[str, Any] | None:
     """The pod, or None; an unreachable API is an error unless a node is the fallback."""
-    from netlab.client import APIError
-
     with _client(lab) as client:
-        try:
-            return client.get("pods", name, namespace)
-        except APIError as err:
-            if err.not_found:
-                return None
-            fail(str(err))
-        except OSError as err:
-            if quiet:
-                return None
-            fail(f"the lab's API server is not answering ({err})")
+        return _get_pod(client, name, namespace, quiet)
 
 
 def _exec_in_node(lab: str, node: str, argv: list[str]) -> NoReturn:
@@ -275,13 +269,8 @@ def top(lab: str | None, kind: str, name: str | None, namespace: str, all_namesp
 COMMANDS = [logs, exec_, top]
 
 
-@click.group()
-def main() -> None:
-    """The pod commands alone (``python -m netlab.cli.pods``); ``netlab`` registers them."""
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
+main = standalone_group(COMMANDS, "The pod commands alone (``python -m netlab.cli.pods``); "
+                        "``netlab`` registers them.")
 
 if __name__ == "__main__":
     main()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from netlab.cli.common import fail, lab_option
+from netlab.cli.common import fail, lab_option, standalone_group
 from netlab.cli.complete import complete_targets, complete_trace_targets
 
 if TYPE_CHECKING:
@@ -133,20 +133,14 @@ def _interfaces(netns: str) -> set[str]:
 def _capture_target(lab: str, target: str, namespace: str) -> tuple[str, str]:
     """(network namespace, default interface) of a node or a pod."""
     from netlab.trace.engine import TraceError, lab_plan
-    from netlab.trace.resolve import ResolveError, auto_resolver, resolve_source
+    from netlab.trace.resolve import ResolveError, lab_pods_and_services, resolve_source
 
     try:
         plan = lab_plan(lab)
     except TraceError as err:
         fail(str(err), 2)
-    pods = []
-    if target not in [n.name for n in plan.nodes] and not target.startswith("node/"):
-        resolver, closer = auto_resolver(lab, plan)
-        try:
-            pods = resolver.pods()
-        finally:
-            if closer is not None:
-                closer.close()
+    a_node = target in [n.name for n in plan.nodes] or target.startswith("node/")
+    pods = [] if a_node else lab_pods_and_services(lab, plan, services=False)[0]
     try:
         place = resolve_source(target, plan, pods, namespace)
     except ResolveError as err:
@@ -191,13 +185,8 @@ def capture(lab: str | None, namespace: str, target: str, args: tuple[str, ...])
 COMMANDS = [trace, capture]
 
 
-@click.group()
-def main() -> None:
-    """The trace commands alone (``python -m netlab.cli.trace``); ``netlab`` registers them."""
-
-
-for _command in COMMANDS:
-    main.add_command(_command)
+main = standalone_group(COMMANDS, "The trace commands alone (``python -m netlab.cli.trace``); "
+                        "``netlab`` registers them.")
 
 if __name__ == "__main__":
     main()

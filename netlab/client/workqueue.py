@@ -14,6 +14,7 @@ the API. The queue makes that safe and cheap:
 
 Every component built on it (scheduler, controller manager, kubelet, proxy)
 therefore converges after any restart or lost race by simply reconciling again.
+``run_together`` runs a set of such loops (workers, controllers) as one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Hashable
+from collections.abc import Awaitable, Hashable, Iterable
 from typing import Callable
 
 from netlab.client.http import Client
@@ -150,7 +151,16 @@ async def run_workers(name: str, queue: WorkQueue,
             finally:
                 queue.done(key)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(workers)]
+    try:
+        await run_together(worker() for _ in range(workers))
+    finally:
+        queue.shutdown()
+
+
+async def run_together(loops: Iterable[Awaitable[object]]) -> None:
+    """Run ``loops`` concurrently until every one returns. When one fails, or this is
+    cancelled, the others are cancelled and waited for before the error propagates."""
+    tasks = [asyncio.ensure_future(loop) for loop in loops]
     try:
         await asyncio.gather(*tasks)
     finally:
@@ -158,4 +168,3 @@ async def run_workers(name: str, queue: WorkQueue,
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks, return_exceptions=True)
-        queue.shutdown()

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Protocol, cast
 
 from netlab import paths
+from netlab.fileio import write_atomic
 from netlab.images import layers as layerlib
 from netlab.images.archive import Archive, ArchiveError, LayerRef
 from netlab.images.config import ImageConfig
@@ -120,20 +121,6 @@ class _Hashing:
 
     def digest(self) -> str:
         return f"sha256:{self.hash.hexdigest()}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
 
 
 def _hex(image_id: str) -> str:
@@ -357,13 +344,13 @@ class ImageStore:
                 final = self.layer_dir(diff_id)
                 if path is not None and path.exists() and not final.exists():
                     os.rename(path, final)
-            _write_atomic(self._blob(image.id), image.config)
+            write_atomic(self._blob(image.id), image.config)
             record = {"id": image.id, "layers": image.layers,
                       "config": json.loads(image.config),
                       "digests": [image.manifest_digest] if image.manifest_digest else [],
                       "loaded": time.time()}
-            _write_atomic(self._record(image.id),
-                          json.dumps(record, indent=1, sort_keys=True).encode())
+            write_atomic(self._record(image.id),
+                         json.dumps(record, indent=1, sort_keys=True).encode())
         index = self._index()
         for image in staged:
             index.update({name: image.id for name in image.names})
@@ -372,8 +359,8 @@ class ImageStore:
         return [i for i in (self._image(s.id, index) for s in staged) if i is not None]
 
     def _write_index(self, index: dict[str, str]) -> None:
-        _write_atomic(self.index_file, json.dumps({"images": dict(sorted(index.items()))},
-                                                  indent=1).encode())
+        write_atomic(self.index_file, json.dumps({"images": dict(sorted(index.items()))},
+                                                 indent=1).encode())
 
     # -- removing ------------------------------------------------------------------------------
 

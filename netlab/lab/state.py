@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from netlab.fileio import read_json, write_json  # noqa: F401 (re-exported: the lab's records)
 from netlab.paths import (  # noqa: F401 (re-exported: the lab's paths, with its own)
     DATA_ROOT,
     STATE_ROOT,
@@ -108,23 +109,6 @@ def endpoints_path(lab: str) -> Path:
 
 def components_path(lab: str) -> Path:
     return lab_dir(lab) / "components.json"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically, so readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def load_state(lab: str) -> LabState | None:

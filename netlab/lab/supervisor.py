@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -37,6 +36,7 @@ from netlab.lab.state import (
     socket_path,
     write_json,
 )
+from netlab.process import on_stop_signal, setup_logging
 
 log = logging.getLogger("netlab.supervisor")
 
@@ -124,9 +124,7 @@ class Supervisor:
                 await asyncio.wait(pending, timeout=STOP_TIMEOUT)
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+        on_stop_signal(self.stopping.set)
         tasks = [asyncio.ensure_future(self._keep_running(r)) for r in self.running.values()]
         await self.stopping.wait()
         log.info("stopping %d components", len(tasks))
@@ -162,8 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="netlab-supervisor")
     parser.add_argument("lab")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     state = load_state(args.lab)
     if state is None:
         sys.exit(f"no lab named {args.lab}")

@@ -351,14 +351,9 @@ class TestLab:
     # --- traffic ----------------------------------------------------------------------
 
     def _resolve(self, src: str, dst: str, port: int | None, namespace: str):
-        from netlab.trace.resolve import auto_resolver, resolve_source, resolve_target
+        from netlab.trace.resolve import lab_pods_and_services, resolve_source, resolve_target
 
-        resolver, closer = auto_resolver(self.name, self.plan)
-        try:
-            pods, services = resolver.pods(), resolver.services()
-        finally:
-            if closer is not None:
-                closer.close()
+        pods, services = lab_pods_and_services(self.name, self.plan)
         return (resolve_source(src, self.plan, pods, namespace),
                 resolve_target(dst, self.plan, pods, services, namespace, port))
 

@@ -30,7 +30,12 @@ from netlab.trace.capture import CaptureSet
 from netlab.trace.model import Frame, Place, TraceResult
 from netlab.trace.nftrace import NfTrace
 from netlab.trace.packets import parse_frame
-from netlab.trace.resolve import Resolver, auto_resolver, resolve_source, resolve_target
+from netlab.trace.resolve import (
+    Resolver,
+    lab_pods_and_services,
+    resolve_source,
+    resolve_target,
+)
 
 DEFAULT_TIMEOUT = 2.0
 PROTOCOLS = ("tcp", "udp", "icmp")
@@ -91,15 +96,7 @@ def run_trace(lab: str, src: str, dst: str, *, port: int | None = None,
     """
     started = time.monotonic()
     plan = plan or lab_plan(lab)
-    closer = None
-    if resolver is None:
-        resolver, closer = auto_resolver(lab, plan)
-    try:
-        pods = resolver.pods()
-        services = resolver.services()
-    finally:
-        if closer is not None:
-            closer.close()
+    pods, services = lab_pods_and_services(lab, plan, resolver)
     try:
         src_place = resolve_source(src, plan, pods, namespace)
         dst_place = resolve_target(dst, plan, pods, services, namespace, port)

@@ -26,8 +26,9 @@ Nodes come from the lab's address plan. Pods and Services come from a
   Service's name), so a network-only lab with hand-made pods and a
   hand-programmed proxy can be traced too.
 
-``auto_resolver`` picks the API when the lab has one that answers. The
-parsing itself (``resolve_source``/``resolve_target``) is pure.
+``auto_resolver`` picks the API when the lab has one that answers, and
+``lab_pods_and_services`` reads both lists through it. The parsing itself
+(``resolve_source``/``resolve_target``) is pure.
 """
 
 from __future__ import annotations
@@ -202,6 +203,21 @@ def auto_resolver(lab: str, plan: LabPlan) -> tuple[Resolver, Any]:
             pass
         client.close()
     return RecordsResolver(lab, plan), None
+
+
+def lab_pods_and_services(lab: str, plan: LabPlan, resolver: Resolver | None = None, *,
+                          services: bool = True
+                          ) -> tuple[list[PodRecord], list[ServiceRecord]]:
+    """The pods and Services ``resolver`` knows, by default ``auto_resolver``'s (whose
+    client is closed after). ``services=False`` skips reading the Services."""
+    closer = None
+    if resolver is None:
+        resolver, closer = auto_resolver(lab, plan)
+    try:
+        return resolver.pods(), resolver.services() if services else []
+    finally:
+        if closer is not None:
+            closer.close()
 
 
 # --- parsing SRC and DST ----------------------------------------------------------------------

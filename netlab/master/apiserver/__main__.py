@@ -15,15 +15,15 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
 import socket
 import ssl
-import sys
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from netlab.process import setup_logging, stop_event
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -132,10 +132,7 @@ async def serve(args: argparse.Namespace) -> None:
     for site in sites:
         await site.start()
     log.info("lab %s: serving on %s", args.lab, ", ".join(s.name for s in sites))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     try:
         await stop.wait()
     finally:
@@ -146,8 +143,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     asyncio.run(serve(_parse(argv)))
 
 

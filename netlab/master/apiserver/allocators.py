@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from typing import Any, Callable
+from collections.abc import Iterable
+from typing import Any, Callable, Optional
 
 from netlab.api.errors import APIError, FieldError, internal_error, invalid, invalid_object
 from netlab.api.views import name_of
@@ -228,6 +229,26 @@ class ServiceAllocator:
         name = name_of(svc)
         return invalid_object("Service", name, errors)
 
+    def _release(self, ips: Iterable[str], ports: Iterable[int]) -> None:
+        for ip in ips:
+            self.ips.release(ip)
+        for port in ports:
+            self.ports.release(port)
+
+    def _allocate_ip(self, svc: dict, spec: dict, wanted: Optional[str],
+                     taken: list[str]) -> None:
+        """``wanted`` as the Service's cluster IP, or the next free one when it is empty;
+        added to ``taken`` and written to ``spec``."""
+        if wanted:
+            try:
+                taken.append(self.ips.allocate(wanted))
+            except ValueError as err:
+                raise self._fail(svc, [invalid("spec.clusterIPs", [wanted],
+                                               str(err))]) from None
+        else:
+            taken.append(self.ips.allocate_next())
+        _set_ip_fields(spec, taken[-1])
+
     def _allocate_ports(self, svc: dict, skip: set[int], taken: list[int]) -> None:
         errors: list[FieldError] = []
         for i, port in enumerate(_ports(svc)):
@@ -252,23 +273,12 @@ class ServiceAllocator:
         ports: list[int] = []
 
         def rollback() -> None:
-            for ip in ips:
-                self.ips.release(ip)
-            for port in ports:
-                self.ports.release(port)
+            self._release(ips, ports)
 
         try:
             if needs_cluster_ip(svc):
-                wanted = spec.get("clusterIP") or next(iter(spec.get("clusterIPs") or []), "")
-                if wanted:
-                    try:
-                        ips.append(self.ips.allocate(wanted))
-                    except ValueError as err:
-                        raise self._fail(svc, [invalid("spec.clusterIPs", [wanted],
-                                                       str(err))]) from None
-                else:
-                    ips.append(self.ips.allocate_next())
-                _set_ip_fields(spec, ips[-1])
+                self._allocate_ip(svc, spec, spec.get("clusterIP") or next(
+                    iter(spec.get("clusterIPs") or []), ""), ips)
             elif spec.get("clusterIP") == "None":
                 spec["clusterIPs"] = ["None"]
                 spec.setdefault("ipFamilies", ["IPv4"])
@@ -323,24 +333,12 @@ class ServiceAllocator:
         ports: list[int] = []
 
         def rollback() -> None:
-            for ip in ips:
-                self.ips.release(ip)
-            for port in ports:
-                self.ports.release(port)
+            self._release(ips, ports)
 
         old_ip = old_spec.get("clusterIP") if needs_cluster_ip(old) else None
         try:
             if needs_cluster_ip(new) and not old_ip:
-                wanted = new_spec.get("clusterIP")
-                if wanted:
-                    try:
-                        ips.append(self.ips.allocate(wanted))
-                    except ValueError as err:
-                        raise self._fail(new, [invalid("spec.clusterIPs", [wanted],
-                                                       str(err))]) from None
-                else:
-                    ips.append(self.ips.allocate_next())
-                _set_ip_fields(new_spec, ips[-1])
+                self._allocate_ip(new, new_spec, new_spec.get("clusterIP"), ips)
             old_ports = _node_ports(old) if needs_node_ports(old) else set()
             if needs_node_ports(new):
                 self._allocate_ports(new, old_ports, ports)
@@ -353,9 +351,6 @@ class ServiceAllocator:
                                              new_spec.get("clusterIP") == old_ip) else None
 
         def release() -> None:
-            if freed_ip:
-                self.ips.release(freed_ip)
-            for port in freed_ports:
-                self.ports.release(port)
+            self._release([freed_ip] if freed_ip else [], freed_ports)
 
         return rollback, release

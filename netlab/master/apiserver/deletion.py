@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Optional
@@ -37,6 +37,7 @@ from netlab.api.objects import decode_stored, meta
 from netlab.api.resources import Resource
 from netlab.api.views import dict_at, spec_of
 from netlab.master.apiserver import strategy
+from netlab.master.apiserver.request import dry_run
 from netlab.master.apiserver.storage import MAX_UPDATE_ATTEMPTS, Registry
 from netlab.master.store import StoreClosedError
 
@@ -63,6 +64,28 @@ class DeleteOptions:
     propagation_policy: Optional[str] = None
     preconditions: dict = field(default_factory=dict)
     dry_run: bool = False
+
+    def merge_body(self, body: Mapping[str, Any], *, orphan_dependents: bool = False) -> None:
+        """Take the options a DeleteOptions body sets (400 for a field of the wrong type);
+        with ``orphan_dependents``, the deprecated ``orphanDependents`` too, when it gives
+        no ``propagationPolicy``."""
+        grace = body.get("gracePeriodSeconds")
+        if grace is not None:
+            if isinstance(grace, bool) or not isinstance(grace, int):
+                raise errors.bad_request("gracePeriodSeconds must be an integer")
+            self.grace_period_seconds = grace
+        policy = body.get("propagationPolicy")
+        if policy is not None:
+            if not isinstance(policy, str):
+                raise errors.bad_request("propagationPolicy must be a string")
+            self.propagation_policy = policy
+        elif orphan_dependents and isinstance(body.get("orphanDependents"), bool):
+            self.propagation_policy = "Orphan" if body["orphanDependents"] else "Background"
+        if isinstance(body.get("preconditions"), dict):
+            self.preconditions = body["preconditions"]
+        dry = body.get("dryRun")
+        if isinstance(dry, list) and dry:
+            self.dry_run = dry_run({"dryRun": dry[0]}, "DeleteOptions")
 
 
 class Background:

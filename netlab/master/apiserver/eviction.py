@@ -51,21 +51,7 @@ def _delete_options(eviction: dict, query: Any) -> DeleteOptions:
         return opts
     if not isinstance(raw, dict):
         raise errors.bad_request("deleteOptions must be an object")
-    grace = raw.get("gracePeriodSeconds")
-    if grace is not None:
-        if isinstance(grace, bool) or not isinstance(grace, int):
-            raise errors.bad_request("gracePeriodSeconds must be an integer")
-        opts.grace_period_seconds = grace
-    policy = raw.get("propagationPolicy")
-    if policy is not None:
-        if not isinstance(policy, str):
-            raise errors.bad_request("propagationPolicy must be a string")
-        opts.propagation_policy = policy
-    if isinstance(raw.get("preconditions"), dict):
-        opts.preconditions = raw["preconditions"]
-    dry = raw.get("dryRun")
-    if isinstance(dry, list) and dry:
-        opts.dry_run = dry_run({"dryRun": dry[0]}, "DeleteOptions")
+    opts.merge_body(raw)
     return opts
 
 

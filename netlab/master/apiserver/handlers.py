@@ -345,23 +345,7 @@ async def delete_options(request: web.Request, ctx: Context) -> DeleteOptions:
     raw = await read_body(request, ctx.config.max_body)
     if raw.strip():
         body = decode_body(raw, content_type(request.headers.get("Content-Type")))
-        grace = body.get("gracePeriodSeconds")
-        if grace is not None:
-            if isinstance(grace, bool) or not isinstance(grace, int):
-                raise errors.bad_request("gracePeriodSeconds must be an integer")
-            opts.grace_period_seconds = grace
-        policy = body.get("propagationPolicy")
-        if policy is not None:
-            if not isinstance(policy, str):
-                raise errors.bad_request("propagationPolicy must be a string")
-            opts.propagation_policy = policy
-        elif isinstance(body.get("orphanDependents"), bool):
-            opts.propagation_policy = "Orphan" if body["orphanDependents"] else "Background"
-        pre = body.get("preconditions")
-        if isinstance(pre, dict):
-            opts.preconditions = pre
-        if isinstance(body.get("dryRun"), list) and body["dryRun"]:
-            opts.dry_run = dry_run({"dryRun": body["dryRun"][0]}, "DeleteOptions")
+        opts.merge_body(body, orphan_dependents=True)
     return opts
 
 

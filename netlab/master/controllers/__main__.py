@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-import sys
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.master.controllers.base import Options
+from netlab.process import run_until_stopped, setup_logging
 
 
 def _seconds(text: str) -> float:
@@ -82,13 +80,8 @@ async def serve(args: argparse.Namespace) -> None:
         lifecycle = (args.node_monitor_grace_period, args.pod_eviction_timeout)
     client = client_from_args(args)
     manager = ControllerManager(client, options, enabled, lifecycle)
-    task = asyncio.ensure_future(manager.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await run_until_stopped(manager.run())
     finally:
         await client.close()
         logging.getLogger("netlab.controllers").info("stopped")
@@ -96,8 +89,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     asyncio.run(serve(args))
 
 

@@ -4,13 +4,18 @@
 - ``Context``: the one client, shared informers, indexes and event recorder;
 - ``Controller``: a work queue of keys and ``reconcile(key)``, run by
   ``netlab.client.workqueue.run_workers`` — client-go's controller pattern;
+  ``watch`` wires an informer's events to it;
+- ``OwnerController``: a controller of owners (Deployments, ReplicaSets, DaemonSets,
+  StatefulSets, Jobs), with what they share: the selector, the owner of an object
+  (and its former one), waking owners for an orphan, claiming, requeueing for
+  ``minReadySeconds``;
 - ``Index``: a secondary index over an informer cache (pods by namespace, by
   controller uid), so a reconcile looks at its own objects, not at all of them;
 - ``Overlay``: this process's own latest writes, until the informer catches
   up, so a controller never acts twice on a stale copy of what it just wrote;
 - ``claim``: ``ControllerRefManager`` — adopt orphans that match a selector,
   release owned objects that stopped matching, ignore objects of other owners;
-- small API helpers (deletes with a uid precondition, owner lookups).
+- small API helpers (deletes with a uid precondition, owner lookups, status writes).
 """
 
 from __future__ import annotations
@@ -18,19 +23,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Optional
 
 from netlab.api import resources
-from netlab.api.selectors import LabelSelector
-from netlab.api.views import controller_ref, is_terminating, meta_of, namespace_of, owner_references
+from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
+from netlab.api.views import (
+    controller_ref,
+    is_terminating,
+    meta_of,
+    namespace_of,
+    owner_references,
+    spec_of,
+)
 from netlab.client import APIError, Client, resource_path
 from netlab.client.informer import Informer, object_key
 from netlab.client.workqueue import SharedInformers, WorkQueue, run_workers
+from netlab.master.controllers import podutil
 from netlab.master.controllers.events import ComponentRecorder, EventRecorder
 
 log = logging.getLogger("netlab.controllers")
 
 Obj = Mapping[str, Any]
+EventHandler = Callable[[str, dict[str, Any], Optional[dict[str, Any]]], None]
 
 
 @dataclass
@@ -157,6 +172,15 @@ class Overlay:
             return None  # deleted (or never seen): a write of ours does not resurrect it
         return self.latest(cached)
 
+    async def update_status(self, client: Client, obj: Obj,
+                            status: dict[str, Any]) -> Optional[dict[str, Any]]:
+        """:func:`update_status` of ``obj``, one of this overlay's resource, recording the
+        write; None if the object is gone."""
+        written = await update_status(client, obj, status, self._informer.resource)
+        if written is not None:
+            self.record(written)
+        return written
+
 
 class Controller:
     """A named work queue with a reconcile; subclasses register informer handlers."""
@@ -176,11 +200,111 @@ class Controller:
     def enqueue_after(self, key: Hashable, delay: float) -> None:
         self.queue.add_after(key, delay)
 
+    def enqueue_event(self, kind: str, obj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
+        """The handler that reconciles the object that changed, whatever the change."""
+        self.enqueue(object_key(obj))
+
+    def watch(self, resource: str, handler: Optional[EventHandler] = None) -> Informer:
+        """The shared informer of ``resource``, telling ``handler`` of every change (by
+        default :meth:`enqueue_event`)."""
+        informer = self.ctx.informer(resource)
+        informer.add_handler(handler or self.enqueue_event)
+        return informer
+
     async def reconcile(self, key: Any) -> None:
         raise NotImplementedError
 
     async def run(self) -> None:
         await run_workers(self.name, self.queue, self.reconcile, self.workers)
+
+
+class OwnerController(Controller):
+    """A controller of owners: objects of ``kind`` (stored as ``resource``) that select
+    others by label, adopt them and control them, as Deployments do ReplicaSets and
+    ReplicaSets, DaemonSets, StatefulSets and Jobs do pods."""
+
+    resource = ""
+    api_version = ""
+    kind = ""
+
+    def selector_of(self, owner: Obj) -> LabelSelector:
+        """The owner's selector; raises SelectorError when it is invalid."""
+        return label_selector_from_object(spec_of(owner).get("selector"))
+
+    def valid_selector(self, key: str, owner: Obj) -> Optional[LabelSelector]:
+        """:meth:`selector_of`, or None (logged) when it is invalid: nothing to reconcile."""
+        try:
+            return self.selector_of(owner)
+        except SelectorError as err:
+            self.log.warning("%s: invalid selector: %s", key, err)
+            return None
+
+    def owner_key(self, obj: Obj, owners: Optional[Informer] = None) -> Optional[str]:
+        """The key of the ``kind`` controlling ``obj``; with ``owners``, only if that
+        informer holds it with the reference's uid (not a same-named successor)."""
+        ref = controller_ref(obj)
+        if ref is None or ref.get("kind") != self.kind:
+            return None
+        key = f"{meta_of(obj).get('namespace')}/{ref.get('name')}"
+        if owners is not None:
+            owner = owners.get(key)
+            if owner is None or meta_of(owner).get("uid") != ref.get("uid"):
+                return None
+        return key
+
+    def enqueue_former_owner(self, owner: Optional[str], old: Optional[Obj],
+                             owners: Informer) -> None:
+        """An object changed: if its previous version (``old``) had another owner among
+        ``owners`` than ``owner`` now, that one lost it and must look again."""
+        if old is not None:
+            old_owner = self.owner_key(old, owners)
+            if old_owner is not None and old_owner != owner:
+                self.enqueue(old_owner)
+
+    def enqueue_selecting(self, obj: Obj, owners: Iterable[Obj]) -> None:
+        """An orphan: wake each of ``owners`` in its namespace whose selector matches its
+        labels and so may adopt it. As upstream, an empty or invalid selector matches
+        nothing here."""
+        meta = meta_of(obj)
+        labels = meta.get("labels") or {}
+        for owner in owners:
+            if meta_of(owner).get("namespace") != meta.get("namespace"):
+                continue
+            try:
+                selector = self.selector_of(owner)
+            except SelectorError:
+                continue
+            if not selector.empty and selector.matches(labels):
+                self.enqueue(object_key(owner))
+
+    async def claim(self, owner: Obj, selector: LabelSelector,
+                    candidates: Iterable[dict[str, Any]], resource: str = "pods",
+                    recorder: Optional[Callable[[str, dict[str, Any]], None]] = None
+                    ) -> list[dict[str, Any]]:
+        """:func:`claim` of ``candidates`` (of ``resource``) for ``owner``, adopting with
+        this controller's owner reference after a fresh read of the owner."""
+        return await claim(self.client, owner,
+                           podutil.owner_reference(owner, self.api_version, self.kind),
+                           selector, candidates, resource,
+                           fresh_owner_check(self.client, self.resource, owner), recorder)
+
+    def requeue_until_available(self, key: str, owner: Obj, pods: Iterable[Obj],
+                                when: datetime) -> None:
+        """Reconcile ``key`` again when the first of ``pods`` that is ready but younger
+        than the owner's ``minReadySeconds`` becomes available."""
+        min_ready = int(spec_of(owner).get("minReadySeconds") or 0)
+        waits = [w for p in pods
+                 if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
+        if waits:
+            self.enqueue_after(key, min(waits) + 0.1)
+
+    def requeue_when_ready_pod_available(self, key: str, owner: Optional[Obj],
+                                         pod: Obj, old: Optional[Obj]) -> None:
+        """A pod event: a pod that just became ready is available ``minReadySeconds``
+        later, when its owner ``key`` must look again."""
+        min_ready = int(spec_of(owner or {}).get("minReadySeconds") or 0)
+        if min_ready and podutil.is_ready(pod) and not (old and podutil.is_ready(old)):
+            self.enqueue_after(key, min_ready + 0.1)
 
 
 # --- API helpers --------------------------------------------------------------------------------
@@ -210,6 +334,14 @@ async def delete(client: Client, resource: str, namespace: Optional[str], name: 
             return False
         raise
     return True
+
+
+async def delete_object(client: Client, resource: str, obj: Obj, *,
+                        propagation: Optional[str] = None) -> bool:
+    """:func:`delete` of ``obj`` itself: its namespace and name, its uid as precondition."""
+    meta = meta_of(obj)
+    return await delete(client, resource, meta.get("namespace"), meta.get("name", ""),
+                        uid=meta.get("uid"), propagation=propagation)
 
 
 def resource_for(api_version: str, kind: str) -> Optional[resources.Resource]:

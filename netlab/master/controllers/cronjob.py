@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any, Callable, Optional
 
 from netlab.api.objects import deep_copy, now
-from netlab.api.views import controller_ref, meta_of, status_of
+from netlab.api.views import controller_ref, meta_of, name_of, status_of
 from netlab.client import APIError
 from netlab.client.informer import object_key
-from netlab.master.controllers.base import Context, Controller, Overlay, delete, update_status
+from netlab.master.controllers.base import Context, Controller, Overlay, delete, delete_object
 from netlab.master.controllers.cronjob_sync import job_ref, plan_sync
 
 RESOURCE = "cronjobs"
@@ -32,16 +32,11 @@ class CronJobController(Controller):
                  clock: Callable[[], datetime] = now) -> None:
         super().__init__(ctx, workers)
         self.clock = clock
-        self.cronjobs = ctx.informer(RESOURCE)
-        self.jobs = ctx.informer("jobs")
         self.jobs_by_owner = ctx.by_controller("jobs")
-        self.mine = Overlay(self.cronjobs)
         self.events = ctx.recorder("cronjob-controller")
-        self.cronjobs.add_handler(self._on_cronjob)
-        self.jobs.add_handler(self._on_job)
-
-    def _on_cronjob(self, kind: str, cj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        self.enqueue(object_key(cj))
+        self.cronjobs = self.watch(RESOURCE)
+        self.mine = Overlay(self.cronjobs)
+        self.jobs = self.watch("jobs", self._on_job)
 
     def _on_job(self, kind: str, job: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         ref = controller_ref(job)
@@ -88,14 +83,10 @@ class CronJobController(Controller):
                 return  # retried with backoff; the status is recomputed then
             status.setdefault("active", []).append(job_ref(created))
         if plan.status_changed or plan.create is not None:
-            written = await update_status(self.client, cj, status, RESOURCE)
-            if written is not None:
-                self.mine.record(written)
+            await self.mine.update_status(self.client, cj, status)
         for job in plan.trim:
-            jmeta = meta_of(job)
-            if await delete(self.client, "jobs", jmeta.get("namespace"), jmeta.get("name", ""),
-                            uid=jmeta.get("uid"), propagation="Background"):
-                self.events.normal(cj, "SuccessfulDelete", f"Deleted job {jmeta.get('name')}")
+            if await delete_object(self.client, "jobs", job, propagation="Background"):
+                self.events.normal(cj, "SuccessfulDelete", f"Deleted job {name_of(job)}")
         if plan.requeue_after is not None:
             self.enqueue_after(key, plan.requeue_after)
 

@@ -29,9 +29,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from netlab.api.objects import now
-from netlab.api.selectors import SelectorError, label_selector_from_object
 from netlab.api.views import (
-    controller_ref,
     creation_timestamp_of,
     labels_of,
     meta_of,
@@ -47,13 +45,10 @@ from netlab.client.informer import object_key
 from netlab.master.controllers import history, podutil
 from netlab.master.controllers.base import (
     Context,
-    Controller,
     Overlay,
-    claim,
-    delete,
-    fresh_owner_check,
+    OwnerController,
+    delete_object,
     omit_zero,
-    update_status,
 )
 from netlab.master.controllers.daemonset_placement import daemon_pod, should_run, target_node
 from netlab.master.controllers.expectations import Expectations
@@ -203,61 +198,38 @@ def plan(ds: Obj, nodes: Sequence[Obj], pods: list[dict[str, Any]], hash_value: 
     return out
 
 
-class DaemonSetController(Controller):
+class DaemonSetController(OwnerController):
     name = "daemonset"
+    resource, api_version, kind = RESOURCE, API_VERSION, KIND
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.sets = ctx.informer(RESOURCE)
-        self.nodes = ctx.informer("nodes")
-        self.pods = ctx.informer("pods")
-        self.revisions = ctx.informer(history.RESOURCE)
         self.pods_by_ns = ctx.by_namespace("pods")
         self.revisions_by_owner = ctx.by_controller(history.RESOURCE)
-        self.mine = Overlay(self.sets)
         self.expectations = Expectations()
         self.events = ctx.recorder("daemonset-controller")
-        self.sets.add_handler(self._on_set)
-        self.pods.add_handler(self._on_pod)
-        self.nodes.add_handler(self._on_node)
+        self.sets = self.watch(RESOURCE, self._on_set)
+        self.mine = Overlay(self.sets)
+        self.pods = self.watch("pods", self._on_pod)
+        self.nodes = self.watch("nodes", self._on_node)
 
     def _on_set(self, kind: str, ds: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind == "DELETED":
             self.expectations.forget(object_key(ds))
         self.enqueue(object_key(ds))
 
-    def _owner_key(self, pod: dict[str, Any]) -> Optional[str]:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        return f"{meta_of(pod).get('namespace')}/{ref.get('name')}"
-
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        owner = self._owner_key(pod)
+        owner = self.owner_key(pod)
         if owner is None:
             if kind != "DELETED" and not podutil.is_terminating(pod):
-                self._enqueue_matching(pod)
+                self.enqueue_selecting(pod, self.sets.items())
             return
         if kind == "ADDED" and not podutil.is_terminating(pod):
             self.expectations.creation_observed(owner)
         elif kind == "DELETED" or podutil.is_terminating(pod):
             self.expectations.deletion_observed(owner, object_key(pod))
         self.enqueue(owner)
-        min_ready = int(spec_of(self.sets.get(owner) or {}).get("minReadySeconds") or 0)
-        if min_ready and podutil.is_ready(pod) and not (old and podutil.is_ready(old)):
-            self.enqueue_after(owner, min_ready + 0.1)
-
-    def _enqueue_matching(self, pod: dict[str, Any]) -> None:
-        meta = meta_of(pod)
-        for ds in self.sets.items():
-            if meta_of(ds).get("namespace") != meta.get("namespace"):
-                continue
-            try:
-                if label_selector_from_object(spec_of(ds).get("selector")).matches(
-                        meta.get("labels") or {}):
-                    self.enqueue(object_key(ds))
-            except SelectorError:
-                continue
+        self.requeue_when_ready_pod_available(owner, self.sets.get(owner), pod, old)
 
     def _on_node(self, kind: str, node: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind == "MODIFIED" and old is not None and _node_facts(old) == _node_facts(node):
@@ -273,10 +245,8 @@ class DaemonSetController(Controller):
         meta = meta_of(ds)
         if meta.get("deletionTimestamp"):
             return
-        try:
-            selector = label_selector_from_object(spec_of(ds).get("selector"))
-        except SelectorError as err:
-            self.log.warning("%s: invalid selector: %s", key, err)
+        selector = self.valid_selector(key, ds)
+        if selector is None:
             return
         revisions = self.revisions_by_owner.get(meta.get("uid") or "")
         collisions = status_of(ds).get("collisionCount")
@@ -284,10 +254,7 @@ class DaemonSetController(Controller):
             self.client, ds, API_VERSION, KIND, revisions, history.daemonset_hash, collisions)
         hash_value = labels_of(current).get(
             history.HASH_LABEL, "")
-        owner_ref = podutil.owner_reference(ds, API_VERSION, KIND)
-        candidates = [p for p in self.pods_by_ns.get(meta.get("namespace") or "")]
-        pods = await claim(self.client, ds, owner_ref, selector, candidates, "pods",
-                           fresh_owner_check(self.client, RESOURCE, ds))
+        pods = await self.claim(ds, selector, self.pods_by_ns.get(meta.get("namespace") or ""))
         when = now()
         nodes = sorted(self.nodes.items(), key=name_of)
         step = plan(ds, nodes, pods, hash_value, when)
@@ -305,15 +272,9 @@ class DaemonSetController(Controller):
         if status != {k: v for k, v in old_status.items() if k != "conditions"}:
             if old_status.get("conditions"):
                 status["conditions"] = old_status["conditions"]
-            written = await update_status(self.client, ds, status, RESOURCE)
-            if written is not None:
-                self.mine.record(written)
+            await self.mine.update_status(self.client, ds, status)
         await self._trim(ds, current, pods)
-        min_ready = int(spec_of(ds).get("minReadySeconds") or 0)
-        waits = [w for p in pods
-                 if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
-        if waits:
-            self.enqueue_after(key, min(waits) + 0.1)
+        self.requeue_until_available(key, ds, pods, when)
         if error is not None:
             raise error
 
@@ -339,14 +300,12 @@ class DaemonSetController(Controller):
                                f"Created pod: {meta_of(created).get('name')}")
 
         async def delete_one(pod: dict[str, Any]) -> None:
-            pmeta = meta_of(pod)
             try:
-                await delete(self.client, "pods", pmeta.get("namespace"),
-                             pmeta.get("name", ""), uid=pmeta.get("uid"))
+                await delete_object(self.client, "pods", pod)
             except Exception:
                 self.expectations.deletion_observed(key, object_key(pod))
                 raise
-            self.events.normal(ds, "SuccessfulDelete", f"Deleted pod: {pmeta.get('name')}")
+            self.events.normal(ds, "SuccessfulDelete", f"Deleted pod: {name_of(pod)}")
 
         jobs = [create_one(n) for n in step.create]
         if not step.create:
@@ -360,16 +319,10 @@ class DaemonSetController(Controller):
 
     async def _trim(self, ds: dict[str, Any], current: dict[str, Any],
                     pods: list[dict[str, Any]]) -> None:
-        limit = spec_of(ds).get("revisionHistoryLimit")
-        limit = limit if isinstance(limit, int) else 10
-        revisions = self.revisions_by_owner.get(uid_of(ds))
         keep = {name_of(current)}
         name = name_of(ds)
         keep.update(history.revision_name(name, h) for h in (_hash(p) for p in pods) if h)
-        for revision in history.to_trim(revisions, limit, keep):
-            rmeta = meta_of(revision)
-            await delete(self.client, history.RESOURCE, rmeta.get("namespace"),
-                         rmeta.get("name", ""), uid=rmeta.get("uid"))
+        await history.trim(self.client, ds, self.revisions_by_owner.get(uid_of(ds)), keep)
 
 
 def _node_facts(node: Obj) -> tuple:

@@ -30,12 +30,12 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from netlab.api.objects import deep_copy, now
-from netlab.api.selectors import SelectorError, label_selector_from_object
 from netlab.api.views import (
     controller_ref,
     is_terminating,
     meta_of,
     name_of,
+    namespace_of,
     spec_of,
     status_of,
     uid_of,
@@ -45,11 +45,9 @@ from netlab.client.informer import object_key
 from netlab.master.controllers import podutil, rollout
 from netlab.master.controllers.base import (
     Context,
-    Controller,
     Overlay,
-    claim,
-    delete,
-    fresh_owner_check,
+    OwnerController,
+    delete_object,
     update_status,
 )
 from netlab.master.controllers.rollout import replicas
@@ -58,55 +56,31 @@ RESOURCE = "deployments"
 API_VERSION, KIND = "apps/v1", "Deployment"
 
 
-class DeploymentController(Controller):
+class DeploymentController(OwnerController):
     name = "deployment"
+    resource, api_version, kind = RESOURCE, API_VERSION, KIND
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.deployments = ctx.informer(RESOURCE)
-        self.sets = ctx.informer("replicasets")
         self.deployments_by_ns = ctx.by_namespace(RESOURCE)
         self.sets_by_ns = ctx.by_namespace("replicasets")
         self.pods_by_owner = ctx.by_controller("pods")
-        self.mine = Overlay(self.deployments)
-        self.my_sets = Overlay(self.sets)
         self.events = ctx.recorder("deployment-controller")
-        self.deployments.add_handler(lambda kind, d, old: self.enqueue(object_key(d)))
-        self.sets.add_handler(self._on_set)
-        ctx.informer("pods").add_handler(self._on_pod)
+        self.deployments = self.watch(RESOURCE)
+        self.mine = Overlay(self.deployments)
+        self.sets = self.watch("replicasets", self._on_set)
+        self.my_sets = Overlay(self.sets)
+        self.watch("pods", self._on_pod)
 
     # --- events -------------------------------------------------------------------------------
 
-    def _owner_key(self, rs: dict[str, Any]) -> Optional[str]:
-        ref = controller_ref(rs)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        key = f"{meta_of(rs).get('namespace')}/{ref.get('name')}"
-        d = self.deployments.get(key)
-        if d is None or meta_of(d).get("uid") != ref.get("uid"):
-            return None
-        return key
-
-    def _enqueue_matching(self, rs: dict[str, Any]) -> None:
-        meta = meta_of(rs)
-        for d in self.deployments_by_ns.get(meta.get("namespace") or ""):
-            try:
-                selector = label_selector_from_object(spec_of(d).get("selector"))
-            except SelectorError:
-                continue
-            if not selector.empty and selector.matches(meta.get("labels") or {}):
-                self.enqueue(object_key(d))
-
     def _on_set(self, kind: str, rs: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        owner = self._owner_key(rs)
-        if old is not None:
-            old_owner = self._owner_key(old)
-            if old_owner is not None and old_owner != owner:
-                self.enqueue(old_owner)
+        owner = self.owner_key(rs, self.deployments)
+        self.enqueue_former_owner(owner, old, self.deployments)
         if owner is not None:
             self.enqueue(owner)
         elif kind != "DELETED" and not is_terminating(rs):
-            self._enqueue_matching(rs)
+            self.enqueue_selecting(rs, self.deployments_by_ns.get(namespace_of(rs)))
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         # Only Recreate waits for pods: new pods start once every old one is gone.
@@ -116,7 +90,7 @@ class DeploymentController(Controller):
         if ref is None or ref.get("kind") != "ReplicaSet":
             return
         rs = self.sets.get(f"{meta_of(pod).get('namespace')}/{ref.get('name')}")
-        owner = self._owner_key(rs) if rs is not None else None
+        owner = self.owner_key(rs, self.deployments) if rs is not None else None
         d = self.deployments.get(owner) if owner else None
         if d is not None and (spec_of(d).get("strategy") or {}).get("type") == \
                 "Recreate":
@@ -132,10 +106,8 @@ class DeploymentController(Controller):
         d.setdefault("status", {})
         original_status = deep_copy(status_of(cached))
         meta = meta_of(d)
-        try:
-            selector = label_selector_from_object(spec_of(d).get("selector"))
-        except SelectorError as err:
-            self.log.warning("%s: invalid selector: %s", key, err)
+        selector = self.valid_selector(key, d)
+        if selector is None:
             return
         if selector.empty:
             self.events.warning(d, "SelectingAll",
@@ -144,11 +116,9 @@ class DeploymentController(Controller):
             return
         candidates = [self.my_sets.latest(rs) for rs in self.sets_by_ns.get(
             meta.get("namespace") or "")]
-        sets = await claim(self.client, d, podutil.owner_reference(d, API_VERSION, KIND),
-                           selector, candidates, "replicasets",
-                           fresh_owner_check(self.client, RESOURCE, d),
-                           lambda what, rs: self.log.info("%s: %s replicaset %s", key, what,
-                                                          object_key(rs)))
+        sets = await self.claim(d, selector, candidates, "replicasets",
+                                lambda what, rs: self.log.info("%s: %s replicaset %s", key,
+                                                               what, object_key(rs)))
         if meta.get("deletionTimestamp"):
             new, olds = await self._new_and_old(d, sets, create=False)
             await self._write_status(d, original_status, rollout.calculate_status(
@@ -342,11 +312,9 @@ class DeploymentController(Controller):
 
     async def _cleanup(self, d: dict[str, Any], olds: list[dict[str, Any]]) -> None:
         for rs in rollout.cleanup_candidates(d, olds):
-            meta = meta_of(rs)
             self.log.info("%s: deleting old replica set %s (revision %d, beyond the history "
-                          "limit)", object_key(d), meta.get("name"), rollout.revision(rs))
-            await delete(self.client, "replicasets", meta.get("namespace"),
-                         meta.get("name", ""), uid=meta.get("uid"))
+                          "limit)", object_key(d), meta_of(rs).get("name"), rollout.revision(rs))
+            await delete_object(self.client, "replicasets", rs)
 
     # --- status -------------------------------------------------------------------------------
 
@@ -381,9 +349,7 @@ class DeploymentController(Controller):
                             status: dict[str, Any]) -> None:
         if status == original:
             return
-        written = await update_status(self.client, d, status, RESOURCE)
-        if written is not None:
-            self.mine.record(written)
+        await self.mine.update_status(self.client, d, status)
 
 
 def _replica_failures(status: dict[str, Any], sets: list[dict[str, Any]], when: Any) -> None:

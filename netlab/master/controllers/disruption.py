@@ -45,7 +45,6 @@ from netlab.master.controllers.base import (
     Controller,
     Overlay,
     resource_for,
-    update_status,
 )
 
 Obj = Mapping[str, Any]
@@ -117,18 +116,15 @@ class DisruptionController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.pdbs = ctx.informer(RESOURCE)
         self.pods_by_ns = ctx.by_namespace("pods")
         self.pdbs_by_ns = ctx.by_namespace(RESOURCE)
-        self.replicasets = ctx.informer("replicasets")
-        self.deployments = ctx.informer("deployments")
-        self.mine = Overlay(self.pdbs)
         self.events = ctx.recorder("controllermanager")
-        self.pdbs.add_handler(lambda kind, pdb, old: self.enqueue(object_key(pdb)))
-        ctx.informer("pods").add_handler(self._on_pod)
+        self.pdbs = self.watch(RESOURCE)
+        self.mine = Overlay(self.pdbs)
+        self.watch("pods", self._on_pod)
         # A workload's scale decides expectedPods for percentage and maxUnavailable budgets.
-        self.deployments.add_handler(self._on_workload)
-        self.replicasets.add_handler(self._on_workload)
+        self.deployments = self.watch("deployments", self._on_workload)
+        self.replicasets = self.watch("replicasets", self._on_workload)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         for candidate in (pod, old):
@@ -240,9 +236,7 @@ class DisruptionController(Controller):
         # A condition's transition time alone is no reason to write.
         if _without_times(status) == _without_times(old):
             return
-        written = await update_status(self.client, pdb, status, RESOURCE)
-        if written is not None:
-            self.mine.record(written)
+        await self.mine.update_status(self.client, pdb, status)
 
 
 def _replicas(obj: Obj) -> int:

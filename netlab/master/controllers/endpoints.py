@@ -31,7 +31,7 @@ from netlab.api.views import labels_of, meta_of, namespace_of, pod_spec, pod_sta
 from netlab.client import APIError
 from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
-from netlab.master.controllers.base import Context, Controller, delete, split_key
+from netlab.master.controllers.base import Context, Controller, Index, delete, split_key
 
 Obj = Mapping[str, Any]
 HEADLESS_LABEL = "service.kubernetes.io/headless"
@@ -52,6 +52,16 @@ def services_selecting(services: Iterable[Obj], pod: Obj,
         if selector is not None and any(selector_from_set(selector).matches(labels)
                                         for labels in label_sets):
             yield svc
+
+
+def services_to_resync(services_by_ns: Index, kind: str, pod: Obj,
+                       old: Optional[Obj]) -> Iterable[Obj]:
+    """After a pod event, the Services whose endpoints may have changed: those selecting
+    the pod now or before (:func:`services_selecting`), none when only a detail no
+    endpoint shows changed."""
+    if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
+        return ()
+    return services_selecting(services_by_ns.get(namespace_of(pod)), pod, old)
 
 
 def selector_of(service: Obj) -> Optional[dict[str, str]]:
@@ -105,19 +115,23 @@ def find_port(pod: Obj, service_port: Obj) -> Optional[int]:
     return None
 
 
-def endpoint_address(service: Obj, pod: Obj) -> dict[str, Any]:
-    meta = meta_of(pod)
-    spec = pod_spec(pod)
-    address: dict[str, Any] = {"ip": pod_ip(pod)}
-    smeta = meta_of(service)
+def pod_reference(service: Obj, pod: Obj) -> dict[str, Any]:
+    """What an Endpoints address or an EndpointSlice endpoint says of its pod: the
+    hostname (when the pod names the service as its subdomain), the node, the targetRef."""
+    meta, spec, smeta = meta_of(pod), pod_spec(pod), meta_of(service)
+    out: dict[str, Any] = {}
     if spec.get("hostname") and spec.get("subdomain") == smeta.get("name") and \
             meta.get("namespace") == smeta.get("namespace"):
-        address["hostname"] = spec["hostname"]
+        out["hostname"] = spec["hostname"]
     if spec.get("nodeName"):
-        address["nodeName"] = spec["nodeName"]
-    address["targetRef"] = {"kind": "Pod", "namespace": meta.get("namespace", ""),
-                            "name": meta.get("name", ""), "uid": meta.get("uid", "")}
-    return address
+        out["nodeName"] = spec["nodeName"]
+    out["targetRef"] = {"kind": "Pod", "namespace": meta.get("namespace", ""),
+                        "name": meta.get("name", ""), "uid": meta.get("uid", "")}
+    return out
+
+
+def endpoint_address(service: Obj, pod: Obj) -> dict[str, Any]:
+    return {"ip": pod_ip(pod), **pod_reference(service, pod)}
 
 
 def _endpoint_port(service_port: Obj, number: int) -> dict[str, Any]:
@@ -221,13 +235,11 @@ class EndpointsController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.services = ctx.informer("services")
-        self.endpoints = ctx.informer("endpoints")
         self.services_by_ns = ctx.by_namespace("services")
         self.pods_by_ns = ctx.by_namespace("pods")
-        self.services.add_handler(lambda kind, svc, old: self.enqueue(object_key(svc)))
-        self.endpoints.add_handler(self._on_endpoints)
-        ctx.informer("pods").add_handler(self._on_pod)
+        self.services = self.watch("services")
+        self.endpoints = self.watch("endpoints", self._on_endpoints)
+        self.watch("pods", self._on_pod)
 
     def _on_endpoints(self, kind: str, ep: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         # Someone else changed or deleted what we manage: put it back.
@@ -237,10 +249,7 @@ class EndpointsController(Controller):
             self.enqueue(key)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
-            return  # a status detail that no Endpoints shows
-        namespace = namespace_of(pod)
-        for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
+        for svc in services_to_resync(self.services_by_ns, kind, pod, old):
             self.enqueue(object_key(svc))
 
     async def reconcile(self, key: str) -> None:

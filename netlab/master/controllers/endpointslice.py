@@ -23,11 +23,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional
 
 from netlab.api.selectors import selector_from_set
-from netlab.api.views import labels_of, meta_of, name_of, namespace_of
+from netlab.api.views import labels_of, meta_of, name_of
 from netlab.client import APIError, Client
 from netlab.client.informer import object_key
-from netlab.master.controllers.base import Context, Controller, delete, split_key
-from netlab.master.controllers.endpoints import _relevant, selector_of, services_selecting
+from netlab.master.controllers.base import Context, Controller, delete_object, split_key
+from netlab.master.controllers.endpoints import selector_of, services_to_resync
 from netlab.master.controllers.endpointslice_compute import (
     CONTROLLER_NAME,
     MANAGED_BY_LABEL,
@@ -103,17 +103,15 @@ class EndpointSliceController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.services = ctx.informer("services")
-        self.slices = ctx.informer("endpointslices")
         self.services_by_ns = ctx.by_namespace("services")
         self.pods_by_ns = ctx.by_namespace("pods")
         self.slices_by_service = ctx.index(
             "endpointslices", "managed-service",
             lambda s: [k] if (k := managed_service_key(s)) else [])
         self.tracker = SliceTracker()
-        self.services.add_handler(lambda kind, svc, old: self.enqueue(object_key(svc)))
-        self.slices.add_handler(self._on_slice)
-        ctx.informer("pods").add_handler(self._on_pod)
+        self.services = self.watch("services")
+        self.slices = self.watch("endpointslices", self._on_slice)
+        self.watch("pods", self._on_pod)
 
     def _on_slice(self, kind: str, slice_: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         # Ours changed (by us: the tracker catches up; by someone else: put it back).
@@ -125,10 +123,7 @@ class EndpointSliceController(Controller):
             self.enqueue(old_key)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        if kind == "MODIFIED" and _relevant(pod) == _relevant(old):
-            return  # nothing any slice shows changed
-        namespace = namespace_of(pod)
-        for svc in services_selecting(self.services_by_ns.get(namespace), pod, old):
+        for svc in services_to_resync(self.services_by_ns, kind, pod, old):
             self.enqueue(object_key(svc))
 
     async def reconcile(self, key: str) -> None:
@@ -137,9 +132,7 @@ class EndpointSliceController(Controller):
         cached = self.slices_by_service.get(key)
         if svc is None:
             for slice_ in cached:
-                meta = meta_of(slice_)
-                await delete(self.client, "endpointslices", namespace, meta.get("name", ""),
-                             uid=meta.get("uid"))
+                await delete_object(self.client, "endpointslices", slice_)
             if cached:
                 self.log.info("%s: service gone, deleted its %d slices", key, len(cached))
             self.tracker.forget(key)
@@ -167,7 +160,6 @@ async def write_plan(client: Client, tracker: SliceTracker, key: str, plan: Plan
     """Make the plan's writes, recording each in the tracker. Creates and updates go
     before deletes, so the API never lists fewer endpoints mid-change than before or
     after it."""
-    namespace, _ = split_key(key)
     for body in plan.create:
         tracker.written(key, await client.create(body))
     for body in plan.update:
@@ -178,7 +170,5 @@ async def write_plan(client: Client, tracker: SliceTracker, key: str, plan: Plan
                 continue  # deleted meanwhile: its slice event requeues the owner
             raise
     for slice_ in plan.delete:
-        meta = meta_of(slice_)
-        await delete(client, "endpointslices", namespace, meta.get("name", ""),
-                     uid=meta.get("uid"))
-        tracker.deleted(key, meta.get("name", ""))
+        await delete_object(client, "endpointslices", slice_)
+        tracker.deleted(key, name_of(slice_))

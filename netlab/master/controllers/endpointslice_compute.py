@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from netlab.api.views import labels_of, meta_of, name_of, pod_spec, pod_status, service_spec
+from netlab.api.views import labels_of, meta_of, name_of, pod_status, service_spec
 from netlab.master.controllers import podutil
-from netlab.master.controllers.endpoints import find_port, should_be_in_endpoints
+from netlab.master.controllers.endpoints import find_port, pod_reference, should_be_in_endpoints
 
 Obj = Mapping[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -63,26 +63,17 @@ def pod_ipv4(pod: Obj) -> str:
 def pod_to_endpoint(service: Obj, pod: Obj) -> dict[str, Any]:
     """``podToEndpoint``: a terminating pod is never ready (unless the Service publishes
     not-ready addresses), but keeps ``serving`` from its readiness."""
-    meta, spec = meta_of(pod), pod_spec(pod)
     publish_not_ready = bool(service_spec(service).get("publishNotReadyAddresses"))
     serving = podutil.is_ready(pod)
     terminating = podutil.is_terminating(pod)
     ready = publish_not_ready or serving
     if terminating and not publish_not_ready:
         ready = False
-    endpoint: dict[str, Any] = {
+    return {
         "addresses": [pod_ipv4(pod)],
         "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
+        **pod_reference(service, pod),
     }
-    smeta = meta_of(service)
-    if spec.get("hostname") and spec.get("subdomain") == smeta.get("name") and \
-            meta.get("namespace") == smeta.get("namespace"):
-        endpoint["hostname"] = spec["hostname"]
-    if spec.get("nodeName"):
-        endpoint["nodeName"] = spec["nodeName"]
-    endpoint["targetRef"] = {"kind": "Pod", "namespace": meta.get("namespace", ""),
-                             "name": meta.get("name", ""), "uid": meta.get("uid", "")}
-    return endpoint
 
 
 def endpoint_ports(service: Obj, pod: Obj) -> list[dict[str, Any]]:

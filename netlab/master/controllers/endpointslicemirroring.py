@@ -28,8 +28,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from netlab.api.views import labels_of, meta_of, service_spec
-from netlab.client.informer import object_key
-from netlab.master.controllers.base import Context, Controller, delete, split_key
+from netlab.master.controllers.base import Context, Controller, delete_object
 from netlab.master.controllers.endpointslice import (
     STALE_RETRY,
     SliceTracker,
@@ -119,18 +118,14 @@ class EndpointSliceMirroringController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.services = ctx.informer("services")
-        self.endpoints = ctx.informer("endpoints")
         self.slices_by_owner = ctx.index(
             "endpointslices", "mirrored-service",
             lambda s: [k] if (k := managed_service_key(s, MIRROR_CONTROLLER)) else [])
         self.tracker = SliceTracker()
-        self.services.add_handler(self._on_object)
-        self.endpoints.add_handler(self._on_object)
-        ctx.informer("endpointslices").add_handler(self._on_slice)
-
-    def _on_object(self, kind: str, obj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        self.enqueue(object_key(obj))  # a Service or its Endpoints: same key
+        # A Service and its Endpoints have the same key.
+        self.services = self.watch("services")
+        self.endpoints = self.watch("endpoints")
+        self.watch("endpointslices", self._on_slice)
 
     def _on_slice(self, kind: str, slice_: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         for obj in (slice_, old):
@@ -139,14 +134,11 @@ class EndpointSliceMirroringController(Controller):
                 self.enqueue(key)
 
     async def reconcile(self, key: str) -> None:
-        namespace, _ = split_key(key)
         endpoints = self.endpoints.get(key)
         cached = self.slices_by_owner.get(key)
         if not should_mirror(self.services.get(key), endpoints):
             for slice_ in cached:
-                meta = meta_of(slice_)
-                await delete(self.client, "endpointslices", namespace, meta.get("name", ""),
-                             uid=meta.get("uid"))
+                await delete_object(self.client, "endpointslices", slice_)
             self.tracker.forget(key)
             return
         assert endpoints is not None

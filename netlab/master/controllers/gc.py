@@ -25,7 +25,7 @@ all unfinished work.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from netlab.api import resources
 from netlab.api.views import (
@@ -41,6 +41,7 @@ from netlab.client.informer import Informer, object_key
 from netlab.master.controllers.base import (
     Context,
     Controller,
+    EventHandler,
     delete,
     resource_for,
     set_owner_refs,
@@ -52,7 +53,6 @@ FOREGROUND = "foregroundDeletion"
 # Events are never owners and, in numbers, not worth watching for the rare dependent.
 UNWATCHED = frozenset({"events", "namespaces"})
 ABSENT_CACHE_LIMIT = 1000
-Handler = Callable[[str, dict[str, Any], Optional[dict[str, Any]]], None]
 
 
 def monitored() -> list[resources.Resource]:
@@ -80,13 +80,11 @@ class GarbageCollector(Controller):
         self.refs: dict[str, tuple[str, ...]] = {}  # dependent uid -> owner uids
         self.absent: dict[str, None] = {}  # owner uids confirmed absent (insertion-ordered)
         for res in monitored():
-            informer = ctx.informer(res.plural)
-            self.informers[res.plural] = informer
-            informer.add_handler(self._handler(res.plural))
+            self.informers[res.plural] = self.watch(res.plural, self._handler(res.plural))
 
     # --- the graph ----------------------------------------------------------------------------
 
-    def _handler(self, plural: str) -> Handler:
+    def _handler(self, plural: str) -> EventHandler:
         def on_event(kind: str, obj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
             self._on_event(plural, kind, obj, old)
         return on_event

@@ -16,7 +16,8 @@ Deployments in :mod:`rollout`), StatefulSets the revision's data bytes
 (``HashControllerRevision``, FNV-1 32). Either is salted with ``status.collisionCount``
 when a name is taken by a revision with different data.
 
-The pure helpers are unit-tested; :func:`ensure_revision` does the API calls.
+The pure helpers are unit-tested; :func:`ensure_revision` and :func:`trim` (the
+revision history limit) do the API calls.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Optional, TypeVar
 from netlab.api.views import labels_of, meta_of, name_of, spec_of
 from netlab.client import APIError, Client
 from netlab.master.controllers import podutil
+from netlab.master.controllers.base import delete_object
 from netlab.master.controllers.rollout import _ALPHABET, template_hash
 
 Obj = Mapping[str, Any]
@@ -128,6 +130,16 @@ def new_revision(owner: Obj, api_version: str, kind: str, data: dict[str, Any], 
         rmeta["annotations"] = annotations
     return {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": rmeta,
             "data": data, "revision": revision}
+
+
+async def trim(client: Client, owner: Obj, revisions: Iterable[Obj],
+               keep: Iterable[str]) -> None:
+    """Delete the ``owner``'s revisions beyond its ``revisionHistoryLimit`` (default 10),
+    oldest first, sparing those named in ``keep`` (the current ones, those pods use)."""
+    limit = spec_of(owner).get("revisionHistoryLimit")
+    limit = limit if isinstance(limit, int) else 10
+    for revision in to_trim(revisions, limit, keep):
+        await delete_object(client, RESOURCE, revision)
 
 
 async def ensure_revision(client: Client, owner: Obj, api_version: str, kind: str,

@@ -60,7 +60,6 @@ class HPAController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.hpas = ctx.informer(RESOURCE)
         self.pods_by_ns = ctx.by_namespace("pods")
         self.usage = UsageIndex(ctx.informer("nodes"))
         self.options = ctx.options
@@ -68,7 +67,7 @@ class HPAController(Controller):
         self.up_events: dict[str, list[tuple[float, int]]] = {}
         self.down_events: dict[str, list[tuple[float, int]]] = {}
         self.events = ctx.recorder("horizontal-pod-autoscaler")
-        self.hpas.add_handler(self._on_hpa)
+        self.hpas = self.watch(RESOURCE, self._on_hpa)
 
     def _on_hpa(self, kind: str, hpa: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         key = object_key(hpa)

@@ -123,18 +123,28 @@ def _settle(ratio: float, new_ratio: float, current: int, count: int,
     return proposal
 
 
-def utilization_replicas(current: int, target: int, pods: list[PodView],
-                         samples: Mapping[str, Sample], now: float, *, cpu: bool = True,
-                         tolerance: float = TOLERANCE,
-                         cpu_initialization_period: float = 300.0,
-                         initial_readiness_delay: float = 30.0) -> tuple[int, int, int]:
-    """``GetResourceReplicas``: (replicas, utilization %, raw average usage)."""
+def _usable_samples(pods: list[PodView], samples: Mapping[str, Sample], now: float, cpu: bool,
+                    cpu_initialization_period: float, initial_readiness_delay: float
+                    ) -> tuple[int, set[str], set[str], dict[str, int]]:
+    """:func:`group_pods` of a non-empty ``pods``, and the samples of the pods that count
+    (neither unready nor ignored): (ready count, unready, missing, values by pod name)."""
     if not pods:
         raise MetricError("no pods returned by selector while calculating replica count")
     ready_count, unready, missing, ignored = group_pods(
         pods, samples, now, cpu, cpu_initialization_period, initial_readiness_delay)
     values = {n: s.value for n, s in samples.items()
               if n not in unready and n not in ignored and any(p.name == n for p in pods)}
+    return ready_count, unready, missing, values
+
+
+def utilization_replicas(current: int, target: int, pods: list[PodView],
+                         samples: Mapping[str, Sample], now: float, *, cpu: bool = True,
+                         tolerance: float = TOLERANCE,
+                         cpu_initialization_period: float = 300.0,
+                         initial_readiness_delay: float = 30.0) -> tuple[int, int, int]:
+    """``GetResourceReplicas``: (replicas, utilization %, raw average usage)."""
+    ready_count, unready, missing, values = _usable_samples(
+        pods, samples, now, cpu, cpu_initialization_period, initial_readiness_delay)
     if not values:
         raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
     requests = {}
@@ -170,12 +180,8 @@ def average_value_replicas(current: int, target: int, pods: list[PodView],
                            cpu_initialization_period: float = 300.0,
                            initial_readiness_delay: float = 30.0) -> tuple[int, int]:
     """``GetRawResourceReplicas``: (replicas, average usage) for an AverageValue target."""
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    ready_count, unready, missing, ignored = group_pods(
+    ready_count, unready, missing, values = _usable_samples(
         pods, samples, now, cpu, cpu_initialization_period, initial_readiness_delay)
-    values = {n: s.value for n, s in samples.items()
-              if n not in unready and n not in ignored and any(p.name == n for p in pods)}
     if not values:
         raise MetricError("did not receive metrics for any ready pods")
     if target <= 0:
@@ -247,42 +253,43 @@ def _changes(events: list[tuple[float, int]], period: float, now: float) -> int:
     return sum(change for when, change in events if when > now - period)
 
 
+def _rate_limit(current: int, up_events: list[tuple[float, int]],
+                down_events: list[tuple[float, int]], rules: Mapping[str, Any], now: float,
+                up: bool) -> int:
+    """The replica bound the rules' policies allow from ``current``, upwards or down:
+    each policy's change (pods or percent) from where its period started; ``Max`` takes
+    the policy allowing the most change, ``Min`` the least."""
+    select = rules.get("selectPolicy") or "Max"
+    if select == "Disabled":
+        return current
+    most_change = (select == "Max") == up  # up: the highest bound; down: the lowest
+    best = INT32_MIN if most_change else INT32_MAX
+    for policy in rules.get("policies") or []:
+        period = float(policy.get("periodSeconds") or 0)
+        start = current - _changes(up_events, period, now) + _changes(down_events, period, now)
+        value = int(policy.get("value") or 0)
+        if policy.get("type") == "Pods":
+            proposed = start + value if up else start - value
+        elif up:
+            proposed = math.ceil(start * (1 + value / 100))
+        else:
+            proposed = int(start * (1 - value / 100))
+        best = max(best, proposed) if most_change else min(best, proposed)
+    return best
+
+
 def scale_up_limit(current: int, up_events: list[tuple[float, int]],
                    down_events: list[tuple[float, int]], rules: Mapping[str, Any],
                    now: float) -> int:
     """``calculateScaleUpLimitWithScalingRules``."""
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    best = INT32_MIN if select == "Max" else INT32_MAX
-    for policy in rules.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = current - _changes(up_events, period, now) + _changes(down_events, period, now)
-        if policy.get("type") == "Pods":
-            proposed = start + int(policy.get("value") or 0)
-        else:
-            proposed = math.ceil(start * (1 + int(policy.get("value") or 0) / 100))
-        best = max(best, proposed) if select == "Max" else min(best, proposed)
-    return best
+    return _rate_limit(current, up_events, down_events, rules, now, up=True)
 
 
 def scale_down_limit(current: int, up_events: list[tuple[float, int]],
                      down_events: list[tuple[float, int]], rules: Mapping[str, Any],
                      now: float) -> int:
     """``calculateScaleDownLimitWithBehaviors``."""
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    best = INT32_MAX if select == "Max" else INT32_MIN
-    for policy in rules.get("policies") or []:
-        period = float(policy.get("periodSeconds") or 0)
-        start = current - _changes(up_events, period, now) + _changes(down_events, period, now)
-        if policy.get("type") == "Pods":
-            proposed = start - int(policy.get("value") or 0)
-        else:
-            proposed = int(start * (1 - int(policy.get("value") or 0) / 100))
-        best = min(best, proposed) if select == "Max" else max(best, proposed)
-    return best
+    return _rate_limit(current, up_events, down_events, rules, now, up=False)
 
 
 def limit(desired: int, current: int, min_replicas: int, max_replicas: int,

@@ -25,11 +25,10 @@ from datetime import datetime
 from typing import Any, Optional
 
 from netlab.api.objects import deep_copy, now
-from netlab.api.selectors import SelectorError, label_selector_from_object
 from netlab.api.timefmt import format_time, parse_time
 from netlab.api.views import (
-    controller_ref,
     meta_of,
+    name_of,
     pod_spec,
     pod_status,
     spec_of,
@@ -41,13 +40,10 @@ from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
 from netlab.master.controllers.base import (
     Context,
-    Controller,
     Overlay,
-    claim,
-    delete,
-    fresh_owner_check,
+    OwnerController,
+    delete_object,
     omit_zero,
-    update_status,
 )
 from netlab.master.controllers.expectations import Expectations
 from netlab.master.controllers.replicaset import BURST_REPLICAS, slow_start_batch
@@ -149,23 +145,22 @@ def has_finalizer(pod: Obj) -> bool:
 # --- the controller -----------------------------------------------------------------------------
 
 
-class JobController(Controller):
+class JobController(OwnerController):
     name = "job"
+    resource, api_version, kind = RESOURCE, API_VERSION, KIND
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.jobs = ctx.informer(RESOURCE)
-        self.pods = ctx.informer("pods")
         self.pods_by_ns = ctx.by_namespace("pods")
-        self.mine = Overlay(self.jobs)
         self.expectations = Expectations()
         # Per job: uids whose finalizer we removed but whose update the cache lacks yet.
         self.removing: dict[str, set[str]] = {}
         # Per job: (failures since the last success, monotonic time of the last one).
         self.backoff: dict[str, tuple[int, float]] = {}
         self.events = ctx.recorder("job-controller")
-        self.jobs.add_handler(self._on_job)
-        self.pods.add_handler(self._on_pod)
+        self.jobs = self.watch(RESOURCE, self._on_job)
+        self.mine = Overlay(self.jobs)
+        self.pods = self.watch("pods", self._on_pod)
 
     def _on_job(self, kind: str, job: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         key = object_key(job)
@@ -174,18 +169,8 @@ class JobController(Controller):
             self.backoff.pop(key, None)
         self.enqueue(key)
 
-    def _owner_key(self, pod: Obj) -> Optional[str]:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != KIND:
-            return None
-        key = f"{meta_of(pod).get('namespace')}/{ref.get('name')}"
-        job = self.jobs.get(key)
-        if job is None or meta_of(job).get("uid") != ref.get("uid"):
-            return None
-        return key
-
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        owner = self._owner_key(pod)
+        owner = self.owner_key(pod, self.jobs)
         uid = meta_of(pod).get("uid")
         if owner is not None and (kind == "DELETED" or not has_finalizer(pod)):
             self.removing.get(owner, set()).discard(uid)
@@ -193,23 +178,11 @@ class JobController(Controller):
             if kind != "DELETED" and has_finalizer(pod):
                 self.enqueue(("orphan", object_key(pod)))  # its Job is gone: let it go
             elif kind == "ADDED" and not podutil.is_terminating(pod):
-                self._enqueue_matching(pod)
+                self.enqueue_selecting(pod, self.jobs.items())
             return
         if kind == "ADDED":
             self.expectations.creation_observed(owner)
         self.enqueue(owner)
-
-    def _enqueue_matching(self, pod: Obj) -> None:
-        meta = meta_of(pod)
-        for job in self.jobs.items():
-            if meta_of(job).get("namespace") != meta.get("namespace"):
-                continue
-            try:
-                selector = label_selector_from_object(spec_of(job).get("selector"))
-            except SelectorError:
-                continue
-            if selector.matches(meta.get("labels") or {}):
-                self.enqueue(object_key(job))
 
     # --- reconcile ----------------------------------------------------------------------------
 
@@ -224,14 +197,10 @@ class JobController(Controller):
             return
         job = deep_copy(cached)
         meta, spec = meta_of(job), spec_of(job)
-        try:
-            selector = label_selector_from_object(spec.get("selector"))
-        except SelectorError as err:
-            self.log.warning("%s: invalid selector: %s", key, err)
+        selector = self.valid_selector(key, job)
+        if selector is None:
             return
-        pods = await claim(self.client, job, podutil.owner_reference(job, API_VERSION, KIND),
-                           selector, self.pods_by_ns.get(meta.get("namespace") or ""), "pods",
-                           fresh_owner_check(self.client, RESOURCE, job))
+        pods = await self.claim(job, selector, self.pods_by_ns.get(meta.get("namespace") or ""))
         if is_finished(job):
             await self._remove_finalizers(key, [p for p in pods if has_finalizer(p)])
             return
@@ -348,10 +317,8 @@ class JobController(Controller):
                            count: int) -> None:
         self.log.info("%s: deleting %d active pods", key, count)
         for pod in victims:
-            pmeta = meta_of(pod)
-            if await delete(self.client, "pods", pmeta.get("namespace"), pmeta.get("name", ""),
-                            uid=pmeta.get("uid")):
-                self.events.normal(job, "SuccessfulDelete", f"Deleted pod: {pmeta.get('name')}")
+            if await delete_object(self.client, "pods", pod):
+                self.events.normal(job, "SuccessfulDelete", f"Deleted pod: {name_of(pod)}")
 
     async def _remove_finalizers(self, key: Optional[str],
                                  pods: list[dict[str, Any]]) -> set[str]:
@@ -375,7 +342,7 @@ class JobController(Controller):
 
     async def _release_orphan(self, pod_key: str) -> None:
         pod = self.pods.get(pod_key)
-        if pod is None or not has_finalizer(pod) or self._owner_key(pod) is not None:
+        if pod is None or not has_finalizer(pod) or self.owner_key(pod, self.jobs) is not None:
             return
         self.log.info("%s: its job is gone; removing the tracking finalizer", pod_key)
         await self._remove_finalizers(None, [pod])
@@ -386,11 +353,8 @@ class JobController(Controller):
         omit_zero(status, "active", "succeeded", "failed")
         if status == status_of(job):
             return job
-        written = await update_status(self.client, job, status, RESOURCE)
-        if written is None:
-            return job
-        self.mine.record(written)
-        return written
+        written = await self.mine.update_status(self.client, job, status)
+        return job if written is None else written
 
     # --- details ------------------------------------------------------------------------------
 

@@ -18,12 +18,11 @@ on the same informers, when it is enabled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Callable, Optional
 
 from netlab.client import Client
-from netlab.client.workqueue import SharedInformers
+from netlab.client.workqueue import SharedInformers, run_together
 from netlab.master.controllers.base import Context, Controller, Options
 from netlab.master.controllers.cronjob import CronJobController
 from netlab.master.controllers.daemonset import DaemonSetController
@@ -105,7 +104,6 @@ class ControllerManager:
         await self._api_ready()
         self.events.start()
         self.informers.start()
-        tasks: list[asyncio.Task] = []
         try:
             await self.informers.wait_synced()
             counts = {i.resource: len(i.cache) for i in self.informers._informers.values()}
@@ -114,14 +112,10 @@ class ControllerManager:
                 ", ".join(c.name for c in self.controllers)
                 + (", nodelifecycle" if self.node_lifecycle else ""))
             self.synced.set()
-            tasks = [asyncio.ensure_future(c.run()) for c in self.controllers]
+            loops = [c.run() for c in self.controllers]
             if self.node_lifecycle is not None:
-                tasks.append(asyncio.ensure_future(self.node_lifecycle.run()))
-            await asyncio.gather(*tasks)
+                loops.append(self.node_lifecycle.run())
+            await run_together(loops)
         finally:
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
             await self.informers.stop()
             await self.events.stop()

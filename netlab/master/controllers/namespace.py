@@ -40,11 +40,10 @@ class NamespaceController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.namespaces = ctx.informer("namespaces")
-        self.namespaces.add_handler(self._on_namespace)
+        self.namespaces = self.watch("namespaces", self._on_namespace)
         # Content leaving a terminating namespace may be what it waits for.
         for plural in ("pods", "replicasets", "deployments", "jobs", "services", "endpoints"):
-            ctx.informer(plural).add_handler(self._on_content)
+            self.watch(plural, self._on_content)
 
     def _on_namespace(self, kind: str, ns: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind != "DELETED" and is_terminating(ns):

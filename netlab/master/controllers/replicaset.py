@@ -31,13 +31,13 @@ from datetime import datetime
 from typing import Any, Callable, Optional
 
 from netlab.api.objects import now
-from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
 from netlab.api.timefmt import format_time
 from netlab.api.views import (
     controller_ref,
     labels_of,
     meta_of,
     name_of,
+    namespace_of,
     spec_of,
     status_of,
     template_of,
@@ -48,13 +48,10 @@ from netlab.client.informer import object_key
 from netlab.master.controllers import podutil
 from netlab.master.controllers.base import (
     Context,
-    Controller,
     Overlay,
-    claim,
-    delete,
-    fresh_owner_check,
+    OwnerController,
+    delete_object,
     omit_zero,
-    update_status,
 )
 from netlab.master.controllers.expectations import Expectations
 
@@ -124,7 +121,7 @@ async def slow_start_batch(count: int, initial: int,
     return done, attempted, None
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(OwnerController):
     """Also the ReplicationController manager (``replication.py``), which differs only in
     the class attributes below and in how its selector is read (:meth:`selector_of`)."""
 
@@ -134,21 +131,15 @@ class ReplicaSetController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.sets = ctx.informer(self.resource)
-        self.pods = ctx.informer("pods")
         self.pods_by_ns = ctx.by_namespace("pods")
         self.pods_by_owner = ctx.by_controller("pods")
         self.sets_by_ns = ctx.by_namespace(self.resource)
         self.sets_by_owner = ctx.by_controller(self.resource)
-        self.mine = Overlay(self.sets)  # our status writes, until the watch shows them
         self.expectations = Expectations()
         self.events = ctx.recorder(self.component)
-        self.sets.add_handler(self._on_set)
-        self.pods.add_handler(self._on_pod)
-
-    def selector_of(self, obj: dict[str, Any]) -> LabelSelector:
-        """The owner's pod selector; raises SelectorError when it is invalid."""
-        return label_selector_from_object(spec_of(obj).get("selector"))
+        self.sets = self.watch(self.resource, self._on_set)
+        self.mine = Overlay(self.sets)  # our status writes, until the watch shows them
+        self.pods = self.watch("pods", self._on_pod)
 
     # --- events -------------------------------------------------------------------------------
 
@@ -158,31 +149,13 @@ class ReplicaSetController(Controller):
             self.expectations.forget(key)
         self.enqueue(key)
 
-    def _owner_key(self, pod: dict[str, Any]) -> Optional[str]:
-        """The key of the ReplicaSet controlling ``pod``, if it is one we know."""
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != self.kind:
-            return None
-        key = f"{meta_of(pod).get('namespace')}/{ref.get('name')}"
-        rs = self.sets.get(key)
-        if rs is None or meta_of(rs).get("uid") != ref.get("uid"):
-            return None
-        return key
-
     def _enqueue_matching(self, pod: dict[str, Any]) -> None:
         """An orphan: wake every ReplicaSet that might adopt it."""
-        meta = meta_of(pod)
-        labels = meta.get("labels") or {}
-        for rs in self.sets_by_ns.get(meta.get("namespace") or ""):
-            try:
-                if self.selector_of(rs).matches(labels):
-                    self.enqueue(object_key(rs))
-            except SelectorError:
-                continue
+        self.enqueue_selecting(pod, self.sets_by_ns.get(namespace_of(pod)))
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         pod_key = object_key(pod)
-        owner = self._owner_key(pod)
+        owner = self.owner_key(pod, self.sets)
         if kind == "ADDED":
             if owner is not None:
                 if podutil.is_terminating(pod):
@@ -201,16 +174,10 @@ class ReplicaSetController(Controller):
         # MODIFIED: a pod that starts terminating counts as deleted for expectations.
         if owner is not None and podutil.is_terminating(pod):
             self.expectations.deletion_observed(owner, pod_key)
-        if old is not None:
-            old_owner = self._owner_key(old)
-            if old_owner is not None and old_owner != owner:
-                self.enqueue(old_owner)
+        self.enqueue_former_owner(owner, old, self.sets)
         if owner is not None:
             self.enqueue(owner)
-            rs = self.sets.get(owner)
-            min_ready = int(spec_of(rs or {}).get("minReadySeconds") or 0)
-            if min_ready and podutil.is_ready(pod) and not (old and podutil.is_ready(old)):
-                self.enqueue_after(owner, min_ready + 0.1)  # it becomes available then
+            self.requeue_when_ready_pod_available(owner, self.sets.get(owner), pod, old)
         elif not podutil.is_terminating(pod):
             labels_changed = old is None or meta_of(old).get("labels") != \
                 meta_of(pod).get("labels")
@@ -226,18 +193,14 @@ class ReplicaSetController(Controller):
             return
         meta = meta_of(rs)
         namespace = meta.get("namespace") or ""
-        try:
-            selector = self.selector_of(rs)
-        except SelectorError as err:
-            self.log.warning("%s: invalid selector: %s", key, err)
+        selector = self.valid_selector(key, rs)
+        if selector is None:
             return
         needs_sync = self.expectations.satisfied(key)
-        owner_ref = podutil.owner_reference(rs, self.api_version, self.kind)
         candidates = [p for p in self.pods_by_ns.get(namespace) if podutil.is_active(p)]
-        pods = await claim(self.client, rs, owner_ref, selector, candidates, "pods",
-                           fresh_owner_check(self.client, self.resource, rs),
-                           lambda what, pod: self.log.info(
-                               "%s: %s pod %s", key, what, object_key(pod)))
+        pods = await self.claim(rs, selector, candidates,
+                                recorder=lambda what, pod: self.log.info(
+                                    "%s: %s pod %s", key, what, object_key(pod)))
         manage_error, diff = None, len(pods) - replicas_of(rs)
         if needs_sync and not meta.get("deletionTimestamp") and diff != 0:
             try:
@@ -247,14 +210,8 @@ class ReplicaSetController(Controller):
         when = now()
         status = calculate_status(rs, pods, when, manage_error, diff)
         if status != status_of(rs):
-            written = await update_status(self.client, rs, status, self.resource)
-            if written is not None:
-                self.mine.record(written)
-        min_ready = int(spec_of(rs).get("minReadySeconds") or 0)
-        waits = [w for p in pods
-                 if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
-        if waits:
-            self.enqueue_after(key, min(waits) + 0.1)
+            await self.mine.update_status(self.client, rs, status)
+        self.requeue_until_available(key, rs, pods, when)
         if manage_error:
             raise APIError(500, {"message": manage_error})  # retried with backoff
 
@@ -307,10 +264,8 @@ class ReplicaSetController(Controller):
                       replicas_of(rs), ", ".join(victim_keys))
 
         async def delete_one(pod: Mapping[str, Any]) -> None:
-            pmeta = meta_of(pod)
             try:
-                await delete(self.client, "pods", pmeta.get("namespace"), pmeta.get("name", ""),
-                             uid=pmeta.get("uid"))
+                await delete_object(self.client, "pods", pod)
             except Exception:
                 self.expectations.deletion_observed(key, object_key(pod))
                 raise

@@ -9,6 +9,7 @@ in pods' ownerReferences and events, and the selector: a plain label map, read h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from netlab.api.selectors import LabelSelector, SelectorError, label_selector_from_object
@@ -21,7 +22,7 @@ class ReplicationManager(ReplicaSetController):
     resource, api_version, kind = "replicationcontrollers", "v1", "ReplicationController"
     component = "replication-controller"
 
-    def selector_of(self, obj: dict[str, Any]) -> LabelSelector:
+    def selector_of(self, obj: Mapping[str, Any]) -> LabelSelector:
         selector = spec_of(obj).get("selector")
         if not isinstance(selector, dict) or not selector:
             raise SelectorError("an empty selector selects nothing")

@@ -29,10 +29,8 @@ class ServiceAccountController(Controller):
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.namespaces = ctx.informer("namespaces")
-        self.accounts = ctx.informer("serviceaccounts")
-        self.namespaces.add_handler(self._on_namespace)
-        self.accounts.add_handler(self._on_account)
+        self.namespaces = self.watch("namespaces", self._on_namespace)
+        self.accounts = self.watch("serviceaccounts", self._on_account)
 
     def _on_namespace(self, kind: str, ns: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         if kind != "DELETED":

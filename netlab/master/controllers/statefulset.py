@@ -23,21 +23,11 @@ import asyncio
 from typing import Any, Optional
 
 from netlab.api.objects import now
-from netlab.api.selectors import SelectorError, label_selector_from_object
-from netlab.api.views import controller_ref, labels_of, meta_of, name_of, spec_of, status_of
+from netlab.api.views import meta_of, name_of, status_of
 from netlab.client import APIError
-from netlab.client.informer import object_key
 from netlab.master.controllers import history, podutil
 from netlab.master.controllers import statefulset_plan as sp
-from netlab.master.controllers.base import (
-    Context,
-    Controller,
-    Overlay,
-    claim,
-    delete,
-    fresh_owner_check,
-    update_status,
-)
+from netlab.master.controllers.base import Context, Overlay, OwnerController, delete_object
 
 RESOURCE = "statefulsets"
 API_VERSION, KIND = "apps/v1", "StatefulSet"
@@ -47,39 +37,25 @@ def _sts_hash(sts: dict[str, Any], collisions: Optional[int]) -> str:
     return history.hash_revision_data(history.revision_data(sts), collisions)
 
 
-class StatefulSetController(Controller):
+class StatefulSetController(OwnerController):
     name = "statefulset"
+    resource, api_version, kind = RESOURCE, API_VERSION, KIND
 
     def __init__(self, ctx: Context, workers: Optional[int] = None) -> None:
         super().__init__(ctx, workers)
-        self.sets = ctx.informer(RESOURCE)
-        self.pods = ctx.informer("pods")
-        self.revisions = ctx.informer(history.RESOURCE)
         self.pods_by_ns = ctx.by_namespace("pods")
         self.revisions_by_owner = ctx.by_controller(history.RESOURCE)
-        self.mine = Overlay(self.sets)
         self.events = ctx.recorder("statefulset-controller")
-        self.sets.add_handler(lambda kind, sts, old: self.enqueue(object_key(sts)))
-        self.pods.add_handler(self._on_pod)
+        self.sets = self.watch(RESOURCE)
+        self.mine = Overlay(self.sets)
+        self.pods = self.watch("pods", self._on_pod)
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
-        ref = controller_ref(pod)
-        namespace = meta_of(pod).get("namespace")
-        if ref is not None and ref.get("kind") == KIND:
-            self.enqueue(f"{namespace}/{ref.get('name')}")
-            return
-        if kind == "DELETED" or podutil.is_terminating(pod):
-            return
-        labels = labels_of(pod)
-        for sts in self.sets.items():
-            if meta_of(sts).get("namespace") != namespace:
-                continue
-            try:
-                if label_selector_from_object(spec_of(sts).get("selector")).matches(
-                        labels):
-                    self.enqueue(object_key(sts))
-            except SelectorError:
-                continue
+        owner = self.owner_key(pod)
+        if owner is not None:
+            self.enqueue(owner)
+        elif kind != "DELETED" and not podutil.is_terminating(pod):
+            self.enqueue_selecting(pod, self.sets.items())
 
     async def reconcile(self, key: str) -> None:
         sts = self.mine.get(key)
@@ -88,10 +64,8 @@ class StatefulSetController(Controller):
         meta = meta_of(sts)
         if meta.get("deletionTimestamp"):
             return
-        try:
-            selector = label_selector_from_object(spec_of(sts).get("selector"))
-        except SelectorError as err:
-            self.log.warning("%s: invalid selector: %s", key, err)
+        selector = self.valid_selector(key, sts)
+        if selector is None:
             return
         revisions = self.revisions_by_owner.get(meta.get("uid") or "")
         status = status_of(sts)
@@ -104,10 +78,7 @@ class StatefulSetController(Controller):
         current_name = status.get("currentRevision") or ""
         if current_name not in by_name:
             current_name = update_name
-        owner_ref = podutil.owner_reference(sts, API_VERSION, KIND)
-        candidates = self.pods_by_ns.get(meta.get("namespace") or "")
-        pods = await claim(self.client, sts, owner_ref, selector, candidates, "pods",
-                           fresh_owner_check(self.client, RESOURCE, sts))
+        pods = await self.claim(sts, selector, self.pods_by_ns.get(meta.get("namespace") or ""))
         name = meta.get("name", "")
         pods = [p for p in pods if sp.ordinal_of(name, p) is not None]
         step = sp.next_step(sts, pods, update_name)
@@ -122,17 +93,10 @@ class StatefulSetController(Controller):
         if status.get("conditions"):
             new_status["conditions"] = status["conditions"]
         if new_status != status:
-            written = await update_status(self.client, sts, new_status, RESOURCE)
-            if written is not None:
-                self.mine.record(written)
-        await self._trim(sts, revisions, {current_name, update_name} | {
+            await self.mine.update_status(self.client, sts, new_status)
+        await history.trim(self.client, sts, revisions, {current_name, update_name} | {
             sp.revision_of(p) for p in pods})
-        min_ready = int(spec_of(sts).get("minReadySeconds") or 0)
-        when = now()
-        waits = [w for p in pods
-                 if (w := podutil.seconds_until_available(p, min_ready, when)) is not None]
-        if waits:
-            self.enqueue_after(key, min(waits) + 0.1)
+        self.requeue_until_available(key, sts, pods, now())
         if error is not None:
             raise error
 
@@ -157,10 +121,8 @@ class StatefulSetController(Controller):
                                f"create Pod {name}-{ordinal} in StatefulSet {name} successful")
 
         async def delete_one(pod: dict[str, Any]) -> None:
-            pmeta = meta_of(pod)
-            if await delete(self.client, "pods", pmeta.get("namespace"), pmeta.get("name", ""),
-                            uid=pmeta.get("uid")):
-                self.events.normal(sts, "SuccessfulDelete", f"delete Pod {pmeta.get('name')} "
+            if await delete_object(self.client, "pods", pod):
+                self.events.normal(sts, "SuccessfulDelete", f"delete Pod {name_of(pod)} "
                                    f"in StatefulSet {name} successful")
 
         results = await asyncio.gather(*(create_one(o) for o in step.create),
@@ -169,12 +131,3 @@ class StatefulSetController(Controller):
         errors = [r for r in results if isinstance(r, Exception)]
         if errors:
             raise errors[0]
-
-    async def _trim(self, sts: dict[str, Any], revisions: list[dict[str, Any]],
-                    keep: set[str]) -> None:
-        limit = spec_of(sts).get("revisionHistoryLimit")
-        limit = limit if isinstance(limit, int) else 10
-        for revision in history.to_trim(revisions, limit, keep):
-            rmeta = meta_of(revision)
-            await delete(self.client, history.RESOURCE, rmeta.get("namespace"),
-                         rmeta.get("name", ""), uid=rmeta.get("uid"))

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
-import sys
 
-from netlab.client.connection import add_connection_args, client_from_args
-from netlab.client.workqueue import SharedInformers
+from netlab.client.connection import add_connection_args, serve_with_informers
 from netlab.master.nodelifecycle.controller import (
     DEFAULT_EVICTION_TIMEOUT,
     DEFAULT_GRACE,
     NodeLifecycleController,
 )
+from netlab.process import setup_logging
 from netlab.units import parse_duration
 
 
@@ -40,20 +36,8 @@ def add_lifecycle_args(parser: argparse.ArgumentParser) -> None:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    client = client_from_args(args)
-    informers = SharedInformers(client)
-    controller = NodeLifecycleController(client, informers, args.node_monitor_grace_period,
-                                         args.pod_eviction_timeout)
-    task = asyncio.ensure_future(controller.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        await informers.stop()
-        await client.close()
+    await serve_with_informers(args, lambda client, informers: NodeLifecycleController(
+        client, informers, args.node_monitor_grace_period, args.pod_eviction_timeout))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,8 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     add_connection_args(parser)
     add_lifecycle_args(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     asyncio.run(serve(args))
 
 

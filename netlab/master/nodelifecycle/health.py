@@ -33,6 +33,7 @@ from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
 from netlab.api.views import node_spec, node_status, pod_spec
+from netlab.master.scheduler.filters import tolerates
 
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
@@ -126,19 +127,6 @@ def same_taints(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]]) 
     return canon(a) == canon(b)
 
 
-def _tolerates(toleration: Mapping[str, Any], taint: Mapping[str, Any]) -> bool:
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
 def eviction_time(pod: Mapping[str, Any], taints: Iterable[Mapping[str, Any]],
                   eviction_timeout: float, observed: float) -> Optional[float]:
     """Epoch seconds at which ``pod`` must be evicted from a node with ``taints``; None
@@ -150,7 +138,7 @@ def eviction_time(pod: Mapping[str, Any], taints: Iterable[Mapping[str, Any]],
             continue
         added = parse_time(taint.get("timeAdded"))
         start = added.timestamp() if added else observed
-        matching = [t for t in tolerations if _tolerates(t, taint)]
+        matching = [t for t in tolerations if tolerates(t, taint)]
         if not matching:
             wait = eviction_timeout if taint.get("key") in (NOT_READY_TAINT,
                                                             UNREACHABLE_TAINT) else 0.0

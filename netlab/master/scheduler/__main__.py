@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-import sys
 
-from netlab.client.connection import add_connection_args, client_from_args
-from netlab.client.workqueue import SharedInformers
+from netlab.client.connection import add_connection_args, serve_with_informers
 from netlab.master.scheduler.scheduler import (
     DEFAULT_BIND_CONCURRENCY,
     DEFAULT_SCHEDULER,
     Scheduler,
 )
 from netlab.master.scheduler.scoring import DEFAULT_USAGE_WEIGHT
+from netlab.process import setup_logging
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,27 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    client = client_from_args(args)
-    informers = SharedInformers(client)
-    scheduler = Scheduler(client, informers, name=args.scheduler_name,
-                          usage_weight=args.usage_weight,
-                          bind_concurrency=args.bind_concurrency)
-    task = asyncio.ensure_future(scheduler.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    finally:
-        await informers.stop()
-        await client.close()
+    await serve_with_informers(args, lambda client, informers: Scheduler(
+        client, informers, name=args.scheduler_name, usage_weight=args.usage_weight,
+        bind_concurrency=args.bind_concurrency))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     asyncio.run(serve(args))
 
 

@@ -228,6 +228,10 @@ def check_value(value: bytes) -> bytes:
     return value
 
 
+# Every backend's default automatic compaction window (``retain_revisions``), in revisions.
+DEFAULT_RETAIN = 10000
+
+
 def auto_compact_target(current: int, compacted: int, retain: int) -> int:
     """Where automatic compaction should compact to now, or 0 if not yet.
 

@@ -68,6 +68,7 @@ from typing import Any, Optional, TypeVar
 import aiohttp
 
 from netlab.master.store.base import (
+    DEFAULT_RETAIN,
     KV,
     CompactedError,
     ConflictError,
@@ -91,7 +92,6 @@ from netlab.master.store.watch import DEFAULT_BUFFER_LIMIT, DEFAULT_HISTORY_PAGE
 log = logging.getLogger("netlab.store.etcd")
 
 REV_OFFSET = 1  # etcd revision = store revision + REV_OFFSET (see the module docstring)
-DEFAULT_RETAIN = 10000
 DEFAULT_CACHE_EVENTS = 1000
 ALL_KEYS = "AA=="  # base64 of "\0": as key and range_end, every key
 _RETRYABLE = ("no leader", "leader changed", "timed out", "not capable", "stopped",

@@ -20,6 +20,7 @@ import concurrent.futures
 import threading
 
 from netlab.master.store.base import (
+    DEFAULT_RETAIN,
     KV,
     CompactedError,
     Event,
@@ -36,8 +37,6 @@ from netlab.master.store.base import (
     prefix_end,
 )
 from netlab.master.store.watch import DEFAULT_BUFFER_LIMIT, DEFAULT_HISTORY_PAGE, Watch, WatchHub
-
-DEFAULT_RETAIN = 10000
 
 
 def _state(versions: list[Event], revision: int) -> KV | None:

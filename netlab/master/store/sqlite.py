@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Optional, Union, cast
 
 from netlab.master.store.base import (
+    DEFAULT_RETAIN,
     KV,
     CompactedError,
     Event,
@@ -65,7 +66,6 @@ from netlab.master.store.base import (
 )
 from netlab.master.store.watch import DEFAULT_BUFFER_LIMIT, DEFAULT_HISTORY_PAGE, Watch, WatchHub
 
-DEFAULT_RETAIN = 10000
 DEFAULT_MAX_BATCH = 512
 SCHEMA_VERSION = 1
 

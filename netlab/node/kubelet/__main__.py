@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import signal
-import sys
 
 from netlab.node.kubelet.config import from_args
+from netlab.process import setup_logging, stop_event
 
 M_ARENA_MAX = -8  # mallopt parameter, from malloc.h
 
@@ -25,11 +24,7 @@ async def _main(argv: list[str] | None) -> None:
     from netlab.node.kubelet.kubelet import Kubelet
 
     cfg = from_args(argv)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await Kubelet(cfg).run(stop)
+    await Kubelet(cfg).run(stop_event())
 
 
 def _fewer_malloc_arenas() -> None:
@@ -42,8 +37,7 @@ def _fewer_malloc_arenas() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     _fewer_malloc_arenas()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     asyncio.run(_main(argv))
 

@@ -14,12 +14,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
 from netlab.node.proxy.syncer import Proxier
+from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.proxy")
 RESYNC_PERIOD = 5.0  # seconds between syncs with nothing new: lets deferred GC run
@@ -57,10 +56,8 @@ async def run(args: argparse.Namespace) -> None:
 
     services.add_handler(on_service)
     slices.add_handler(on_slice)
-    stop = asyncio.Event()
+    stop = stop_event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     informers.start()
     try:
         waiting = asyncio.ensure_future(informers.wait_synced())
@@ -99,8 +96,7 @@ async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     asyncio.run(run(_parse(argv)))
 
 

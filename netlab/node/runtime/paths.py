@@ -19,13 +19,15 @@ Standard library only: the shim imports this, and must start fast.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
+from netlab.fileio import (  # noqa: F401 (re-exported: the runtime's records)
+    read_json,
+    write_atomic,
+    write_json,
+)
 from netlab.paths import DATA_ROOT, lab_dir
 
 NETNS_NAME_MAX = 255  # a file name under /run/netns
@@ -83,40 +85,10 @@ def pod_hostname(pod_name: str) -> str:
     return pod_name[:HOSTNAME_MAX].rstrip("-.") or "pod"
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Replace ``path`` atomically (write, fsync, rename): readers never see half a record."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    """Atomic replace of a small text file (the pod's hosts, hostname, resolv.conf)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Atomic replace of a small text file (the pod's hosts, hostname, resolv.conf); not
+    fsynced: the pod's state goes with the lab."""
+    write_atomic(path, text, mode=mode, fsync=False)
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
