@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from ipaddress import IPv4Network
 
@@ -34,6 +33,7 @@ from netlab.dns import addon
 from netlab.dns.metrics import metrics_text
 from netlab.dns.records import ClusterRecords
 from netlab.dns.server import DNSServer, start_dns_server
+from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.dns")
 PUBLISH_RETRY = (0.2, 5.0)  # seconds: first and longest wait between tries
@@ -116,10 +116,7 @@ async def run(args: argparse.Namespace) -> None:
                              ns_ips=(addon.cluster_dns_ip(args.service_cidr),))
     informers = SharedInformers(client)
     _feed(informers, records)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_event()
     synced = asyncio.Event()
     server_ref: list[DNSServer] = []
     runner = await _http(server_ref, synced, args.bind, args.metrics_port)
@@ -149,8 +146,7 @@ async def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     asyncio.run(run(_parse(argv)))
     return 0
 

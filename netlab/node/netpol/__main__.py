@@ -18,14 +18,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
 from netlab.node.netpol.agent import PolicyAgent
+from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.netpol")
 Obj = dict[str, Any]  # an API object as the informers deliver it
@@ -71,10 +70,8 @@ async def run(args: argparse.Namespace) -> None:
     informers.get("pods").add_handler(handler(agent.update_pod, agent.delete_pod))
     informers.get("namespaces").add_handler(handler(agent.update_namespace,
                                                     agent.delete_namespace))
-    stop = asyncio.Event()
+    stop = stop_event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     informers.start()
     try:
         waiting = asyncio.ensure_future(informers.wait_synced())
@@ -119,8 +116,7 @@ async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     asyncio.run(run(_parse(argv)))
 
 
