@@ -107,8 +107,14 @@ def test_pods_spread_over_the_workers_and_never_land_on_the_control_plane(client
     where = wait_for(placement, 30, interval=0.1, what="6 pods bound")
     assert "control-plane" not in where
     assert set(where) == set(WORKERS), f"not spread: {dict(where)}"
-    scheduled = {e["involvedObject"]["name"]: e["message"]
-                 for e in client.list("events", "default")["items"] if e["reason"] == "Scheduled"}
+    def scheduled_events() -> dict[str, str] | None:
+        # The scheduler records the event after the binding, as upstream's does.
+        found = {e["involvedObject"]["name"]: e["message"]
+                 for e in client.list("events", "default")["items"]
+                 if e["reason"] == "Scheduled"}
+        return found if all(n in found for n in names) else None
+
+    scheduled = wait_for(scheduled_events, 30, interval=0.1, what="6 Scheduled events")
     for pod in client.list("pods", "default", label_selector="test=spread")["items"]:
         name, node = pod["metadata"]["name"], pod["spec"]["nodeName"]
         assert scheduled.get(name) == f"Successfully assigned default/{name} to {node}"
