@@ -25,24 +25,12 @@ Printed: median and p90 for each, and the ratio (target <= 1.1).
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-import yaml
 from netpol_sync import NAMESPACES, pod, policy
-from proxy_latency import CLIENT, SERVER, make_pod, wait_for_server
+from proxy_latency import measure, server_and_client, summary
 
-from netlab.kernel import netns, nft
-from netlab.kernel.processes import kill_in_netns
-from netlab.lab import lifecycle
 from netlab.node.netpol.agent import PolicyAgent
-from netlab.topology import load_topology, plan_lab
 
 ROUNDS = 4
 SERVER_IP, CLIENT_IP = "10.244.1.10", "10.244.1.20"
@@ -83,41 +71,12 @@ def program(node_ns: str, policies: int) -> PolicyAgent:
     return agent
 
 
-def measure(client_ns: str, connections: int) -> list[float]:
-    out = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", CLIENT,
-                          SERVER_IP, "8080", str(connections), "200"],
-                         capture_output=True, text=True, check=True, timeout=120)
-    return json.loads(out.stdout)
-
-
-def summary(values: list[float]) -> tuple[float, float]:
-    ordered = sorted(values)
-    return statistics.median(ordered), ordered[int(len(ordered) * 0.9)]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--policies", type=int, default=1000)
     args = parser.parse_args()
-    lab = f"nlb{uuid.uuid4().hex[:7]}"
-    tmp = Path(tempfile.mkdtemp(prefix="netlab-bench-"))
-    path = tmp / f"{lab}.yaml"
-    path.write_text(yaml.safe_dump({"name": lab, "cluster": {"overlay": "none"}, "nodes": [
-        {"name": "control-plane", "role": "control-plane"},
-        {"name": "worker1", "role": "worker"}]}))
-    pods: list[str] = []
-    try:
-        lifecycle.up(path, control_plane=False)
-        plan = plan_lab(load_topology(path)).node("worker1")
-        node_ns, gateway = plan.netns, str(plan.gateway)
-        for name, address in (("server", SERVER_IP), ("client", CLIENT_IP)):
-            pods.append(f"{lab}-worker1-{name}")
-            make_pod(lab, node_ns, pods[-1], f"{address}/24", gateway)
-        subprocess.Popen(["ip", "netns", "exec", pods[0], sys.executable, "-c", SERVER],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-        wait_for_server(pods[1], SERVER_IP)
+    with server_and_client(SERVER_IP, CLIENT_IP) as (node_ns, client_ns):
         samples: dict[int, list[float]] = {}
         per_round = max(1, args.connections // ROUNDS)
         for r in range(ROUNDS):
@@ -130,7 +89,8 @@ def main() -> None:
                     isolated = len(compiled.isolated) if compiled else 0
                     print(f"  ({count} policies programmed in {setup:.1f} s; "
                           f"{isolated} isolated pod directions on this node)")
-                samples.setdefault(count, []).extend(measure(pods[1], per_round))
+                samples.setdefault(count, []).extend(
+                    measure(client_ns, per_round, (SERVER_IP, 8080)))
                 agent.cleanup()
         none, many = summary(samples[0]), summary(samples[args.policies])
         print(f"\nper-connection latency, client -> isolated server on one bridge, "
@@ -140,12 +100,6 @@ def main() -> None:
               f"p90 {many[1] * 1e6:6.0f} us")
         print(f"  ratio {many[0] / none[0]:5.2f} (median), {many[1] / none[1]:5.2f} (p90); "
               f"target <= 1.1")
-    finally:
-        kill_in_netns(pods)
-        for name in pods:
-            netns.delete_netns(name)
-        lifecycle.down(lab)
-        nft.forget(f"{lab}-worker1")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ many/few for each layout (target for the proxy's: <= 1.1).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import statistics
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from ipaddress import IPv4Interface
 from pathlib import Path
 
@@ -116,8 +118,12 @@ def program_proxy(node_ns: str, count: int, server_ip: str, other_ip: str) -> Pr
         svc, meta = service(i, cluster_ip(i))
         proxier.update_service(svc)
         address = server_ip if i == 0 else other_ip
-        proxier.update_endpoints({"kind": "Endpoints", "metadata": meta, "subsets": [
-            {"addresses": [{"ip": address}], "ports": [{"name": "http", "port": 8080}]}]})
+        proxier.update_endpoint_slice({
+            "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{meta['name']}-1", "namespace": meta["namespace"],
+                         "labels": {"kubernetes.io/service-name": meta["name"]}},
+            "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]})
     result = proxier.sync()
     assert result.ok, result.error
     return proxier
@@ -134,9 +140,10 @@ def program_linear(node_ns: str, count: int, server_ip: str, other_ip: str) -> N
     nft.apply(node_ns, "\n".join(lines) + "\n")
 
 
-def measure(client_ns: str, connections: int) -> list[float]:
+def measure(client_ns: str, connections: int, target: tuple[str, int] = (TARGET_IP, PORT)
+            ) -> list[float]:
     out = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", CLIENT,
-                          TARGET_IP, str(PORT), str(connections), "200"],
+                          target[0], str(target[1]), str(connections), "200"],
                          capture_output=True, text=True, check=True, timeout=120)
     return json.loads(out.stdout)
 
@@ -163,11 +170,11 @@ def summary(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[int(len(ordered) * 0.9)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--connections", type=int, default=2000)
-    parser.add_argument("--services", type=int, default=10000)
-    args = parser.parse_args()
+@contextlib.contextmanager
+def server_and_client(server_ip: str, client_ip: str) -> Iterator[tuple[str, str]]:
+    """A network-only lab with one worker whose bridge holds two bare pods: a server
+    answering every TCP connection on 8080 and a client; yields (node netns, client
+    netns) once the server answers, and removes it all afterwards."""
     lab = f"nlb{uuid.uuid4().hex[:7]}"
     tmp = Path(tempfile.mkdtemp(prefix="netlab-bench-"))
     path = tmp / f"{lab}.yaml"
@@ -179,8 +186,6 @@ def main() -> None:
         lifecycle.up(path, control_plane=False)
         plan = plan_lab(load_topology(path)).node("worker1")
         node_ns, gateway = plan.netns, str(plan.gateway)
-        server_ip, client_ip = "10.244.1.10", "10.244.1.20"
-        other_ip = "10.244.1.30"  # the other Services' endpoint: never reached
         for name, address in (("server", server_ip), ("client", client_ip)):
             pods.append(f"{lab}-worker1-{name}")
             make_pod(lab, node_ns, pods[-1], f"{address}/24", gateway)
@@ -188,6 +193,23 @@ def main() -> None:
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
         wait_for_server(pods[1], server_ip)
+        yield node_ns, pods[1]
+    finally:
+        kill_in_netns(pods)
+        for pod in pods:
+            netns.delete_netns(pod)
+        lifecycle.down(lab)
+        nft.forget(f"{lab}-worker1")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=2000)
+    parser.add_argument("--services", type=int, default=10000)
+    args = parser.parse_args()
+    server_ip, client_ip = "10.244.1.10", "10.244.1.20"
+    other_ip = "10.244.1.30"  # the other Services' endpoint: never reached
+    with server_and_client(server_ip, client_ip) as (node_ns, client_ns):
         samples: dict[tuple[str, int], list[float]] = {}
         # Rounds in alternating order, pooled: the machine's load drifts.
         per_round = max(1, args.connections // ROUNDS)
@@ -198,12 +220,12 @@ def main() -> None:
                 proxier = program_proxy(node_ns, count, server_ip, other_ip)
                 setup = time.perf_counter() - started
                 samples.setdefault(("netlab-proxy", count), []).extend(
-                    measure(pods[1], per_round))
+                    measure(client_ns, per_round))
                 proxier.cleanup()
                 if r == 0:
                     print(f"  (netlab-proxy with {count} Services programmed in {setup:.1f} s)")
                 program_linear(node_ns, count, server_ip, other_ip)
-                samples.setdefault(("linear", count), []).extend(measure(pods[1], per_round))
+                samples.setdefault(("linear", count), []).extend(measure(client_ns, per_round))
                 nft.delete_table(node_ns, "netlab-linear")
         results = {key: summary(values) for key, values in samples.items()}
         print(f"\nper-connection latency to a ClusterIP, {args.connections} connections each "
@@ -216,12 +238,6 @@ def main() -> None:
                   f"   {args.services}: median {many[0] * 1e6:6.0f} us  p90 {many[1] * 1e6:6.0f}"
                   f" us   ratio {many[0] / few[0]:5.2f}")
         print("  target: netlab-proxy ratio <= 1.1 while the linear baseline grows")
-    finally:
-        kill_in_netns(pods)
-        for pod in pods:
-            netns.delete_netns(pod)
-        lifecycle.down(lab)
-        nft.forget(f"{lab}-worker1")
 
 
 if __name__ == "__main__":

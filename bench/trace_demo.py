@@ -87,16 +87,19 @@ def _setup(lab: str, directory: Path):
         {"kind": "Service", "metadata": {"name": "web", "namespace": "default"},
          "spec": {"clusterIP": "10.96.0.10", "ports": [
              {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}},
-        {"kind": "Endpoints", "metadata": {"name": "web", "namespace": "default"},
-         "subsets": [{"addresses": [{"ip": c.ip, "nodeName": c.node}],
-                      "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]}]
+        {"kind": "EndpointSlice", "addressType": "IPv4",
+         "metadata": {"name": "web-1", "namespace": "default",
+                      "labels": {"kubernetes.io/service-name": "web"}},
+         "endpoints": [{"addresses": [c.ip], "nodeName": c.node,
+                        "conditions": {"ready": True}}],
+         "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}]
     proxiers = []
     for node in ("control-plane", "worker1", "worker2"):
         n = plan.node(node)
         proxier = Proxier(n.netns, None, "10.244.0.0/16", service_cidr="10.96.0.0/16",
                           local_pod_cidr=str(n.pod_subnet), min_interval=0.0)
         proxier.update_service(objects[0])
-        proxier.update_endpoints(objects[1])
+        proxier.update_endpoint_slice(objects[1])
         proxier.sync(force=True)
         proxiers.append(proxier)
     return pods, listener, proxiers

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any, Callable
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
-from netlab.node.netpol.agent import PolicyAgent
+from netlab.node.netpol.agent import PolicyAgent, SyncResult
+from netlab.node.syncloop import run_sync_loop
 from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.netpol")
@@ -70,49 +70,27 @@ async def run(args: argparse.Namespace) -> None:
     informers.get("pods").add_handler(handler(agent.update_pod, agent.delete_pod))
     informers.get("namespaces").add_handler(handler(agent.update_namespace,
                                                     agent.delete_namespace))
-    stop = stop_event()
-    loop = asyncio.get_running_loop()
-    informers.start()
-    try:
-        waiting = asyncio.ensure_future(informers.wait_synced())
-        await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
-                           return_when=asyncio.FIRST_COMPLETED)
-        while not stop.is_set():
-            try:
-                agent.learn_addresses(_allocations(args.ipam_dir))
-            except OSError as exc:  # unreadable records: the pods' status still tells
-                log.warning("cannot read IPAM records in %s: %s", args.ipam_dir, exc)
-            changed.clear()
-            result = await loop.run_in_executor(None, agent.sync)
-            if result.kind in ("full", "partial"):
-                log.info("%s sync %s: %d policies, %d isolated pod directions, %d bytes, "
-                         "compile %.1f ms, total %.1f ms%s", result.kind,
-                         "ok" if result.ok else "failed", result.policies, result.isolated,
-                         result.bytes, result.compile_seconds * 1000, result.seconds * 1000,
-                         f": {result.error}" if not result.ok else "")
-            if result.kind == "deferred" or not result.ok:
-                timeout = result.retry_in
-            elif agent.pending_local():
-                timeout = IPAM_POLL
-            else:
-                timeout = RESYNC_PERIOD
-            with contextlib.suppress(asyncio.TimeoutError):
-                # Wake on the next change, on stop, or to poll IPAM / resync.
-                await asyncio.wait_for(_either(changed, stop), timeout)
-    finally:
-        await informers.stop()
-        await client.close()
-        await loop.run_in_executor(None, agent.cleanup)
-        log.info("stopped; table removed")
+    def learn() -> None:
+        try:
+            agent.learn_addresses(_allocations(args.ipam_dir))
+        except OSError as exc:  # unreadable records: the pods' status still tells
+            log.warning("cannot read IPAM records in %s: %s", args.ipam_dir, exc)
 
+    def next_wait(result: SyncResult) -> float:
+        if result.kind in ("full", "partial"):
+            log.info("%s sync %s: %d policies, %d isolated pod directions, %d bytes, "
+                     "compile %.1f ms, total %.1f ms%s", result.kind,
+                     "ok" if result.ok else "failed", result.policies, result.isolated,
+                     result.bytes, result.compile_seconds * 1000, result.seconds * 1000,
+                     f": {result.error}" if not result.ok else "")
+        if result.kind == "deferred" or not result.ok:
+            return float(result.retry_in)
+        # While a local pod waits for its address, poll IPAM; else the periodic resync.
+        return IPAM_POLL if agent.pending_local() else RESYNC_PERIOD
 
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
+    await run_sync_loop(informers, client, changed, stop_event(), agent.sync, next_wait,
+                        agent.cleanup, before_sync=learn)
+    log.info("stopped; table removed")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
-from netlab.node.proxy.syncer import Proxier
+from netlab.node.proxy.syncer import Proxier, SyncResult
+from netlab.node.syncloop import run_sync_loop
 from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.proxy")
@@ -56,43 +56,18 @@ async def run(args: argparse.Namespace) -> None:
 
     services.add_handler(on_service)
     slices.add_handler(on_slice)
-    stop = stop_event()
-    loop = asyncio.get_running_loop()
-    informers.start()
-    try:
-        waiting = asyncio.ensure_future(informers.wait_synced())
-        await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
-                           return_when=asyncio.FIRST_COMPLETED)
-        while not stop.is_set():
-            # Cleared before the sync, not after: a change that arrives while the sync
-            # runs (its garbage collection takes tens of ms) must wake the next one.
-            changed.clear()
-            result = await loop.run_in_executor(None, proxier.sync)
-            if result.kind in ("full", "partial") or not result.ok:
-                log.info("sync %s: %s, %d service ports, %d bytes in %.1f ms%s",
-                         result.kind, "ok" if result.ok else f"failed: {result.error}",
-                         result.ports, result.bytes, result.seconds * 1000,
-                         f", flushed {result.flushed} UDP flows" if result.flushed else "")
-            timeout = result.retry_in if result.kind == "deferred" else RESYNC_PERIOD
-            if not result.ok:
-                timeout = min(timeout, args.min_sync_interval)
-            with contextlib.suppress(asyncio.TimeoutError):
-                # Wake on the next change, on stop, or for the periodic resync.
-                await asyncio.wait_for(_either(changed, stop), timeout)
-    finally:
-        await informers.stop()
-        await client.close()
-        await loop.run_in_executor(None, proxier.cleanup)
-        log.info("stopped; table removed")
+    def next_wait(result: SyncResult) -> float:
+        if result.kind in ("full", "partial") or not result.ok:
+            log.info("sync %s: %s, %d service ports, %d bytes in %.1f ms%s",
+                     result.kind, "ok" if result.ok else f"failed: {result.error}",
+                     result.ports, result.bytes, result.seconds * 1000,
+                     f", flushed {result.flushed} UDP flows" if result.flushed else "")
+        timeout = result.retry_in if result.kind == "deferred" else RESYNC_PERIOD
+        return min(timeout, args.min_sync_interval) if not result.ok else timeout
 
-
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
+    await run_sync_loop(informers, client, changed, stop_event(), proxier.sync, next_wait,
+                        proxier.cleanup)
+    log.info("stopped; table removed")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,58 @@
+"""The loop every nftables node agent runs: sync when something changed, on stop or
+on a timer, and remove its table when stopped.
+
+kube-proxy (``netlab.node.proxy``) and the NetworkPolicy agent (``netlab.node.netpol``)
+both keep a desired state fed by informers and program it with one ``sync()`` that
+runs in an executor (it writes to the kernel). The loop waits for the informers'
+first lists (so a restart never programs a half-known world), then syncs, asks the
+agent how long to wait, and waits for the next change, for stop, or for that
+timeout, whichever comes first. The change flag is cleared *before* each sync: a
+change that arrives while a sync runs must wake the next one. On the way out it
+stops the informers and the client, then runs the agent's ``cleanup``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TypeVar
+
+from netlab.client import Client
+from netlab.client.workqueue import SharedInformers
+
+R = TypeVar("R")
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
+    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+async def run_sync_loop(informers: SharedInformers, client: Client, changed: asyncio.Event,
+                        stop: asyncio.Event, sync: Callable[[], R],
+                        next_wait: Callable[[R], float], cleanup: Callable[[], object],
+                        before_sync: Callable[[], None] | None = None) -> None:
+    """Drive ``sync`` until ``stop`` is set; see the module docstring. ``next_wait``
+    reports a sync's result and says how many seconds to wait at most before the next."""
+    loop = asyncio.get_running_loop()
+    informers.start()
+    try:
+        waiting = asyncio.ensure_future(informers.wait_synced())
+        await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
+                           return_when=asyncio.FIRST_COMPLETED)
+        while not stop.is_set():
+            if before_sync is not None:
+                before_sync()
+            changed.clear()
+            result = await loop.run_in_executor(None, sync)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(_either(changed, stop), next_wait(result))
+    finally:
+        await informers.stop()
+        await client.close()
+        await loop.run_in_executor(None, cleanup)
