@@ -8,7 +8,8 @@
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
 # ping, conntrack, netcat, dig, curl, Python's venv, Graphviz, Chromium, etcd and
-# etcdctl, busybox-static, umoci and skopeo), a virtualenv in .venv with netlab and its
+# etcdctl, busybox-static, umoci and skopeo, crun, conmon and containers-common's seccomp
+# profile), a virtualenv in .venv with netlab and its
 # test extras, `netlab` on root's PATH (/usr/local/bin/netlab), and the busybox and
 # alpine images in the image store (/var/lib/netlab/images), built from busybox-static.
 set -euo pipefail
@@ -27,9 +28,12 @@ cd "$repo"
 # graphviz: 'netlab graph' and 'netlab trace -o svg|html' lay pictures out with its dot;
 # fonts-dejavu-core gives it (and the browser) a font to measure and draw text with.
 # chromium: the lab tests open those pictures' HTML pages headless and check the DOM.
+# crun, conmon: the OCI runtime and container monitor of the CRI-O stack (issue 12);
+# golang-github-containers-common ships /usr/share/containers/seccomp.json, the default
+# seccomp profile of CRI-O and podman, which netlab's OCI configs use (netlab/node/runtime/oci.py).
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
           python3-venv python3-pip dnsutils curl busybox-static umoci skopeo graphviz
-          fonts-dejavu-core chromium)
+          fonts-dejavu-core chromium crun conmon golang-github-containers-common)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
