@@ -77,6 +77,31 @@ def drop_bounding(numbers: list[int]) -> None:
         _check(_libc.prctl(PR_CAPBSET_DROP, number, 0, 0, 0), f"drop capability {number}")
 
 
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def set_no_new_privs() -> None:
+    """No exec from now on may gain privileges (setuid bits, file capabilities):
+    ``allowPrivilegeEscalation: false``, shown as ``NoNewPrivs: 1`` in
+    ``/proc/self/status``. Inherited by every child, never cleared."""
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "set no_new_privs")
+
+
+def remount_read_only(target: str) -> None:
+    """Make the mount at ``target`` read-only (``readOnlyRootFilesystem`` on "/"),
+    keeping its nosuid/nodev/noexec flags; mounts below it keep their own."""
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    # Parsed by hand, not with _mounts(): inside a container's own root the host's
+    # Python library (the unicode_escape codec) is no longer there to import.
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) > 5 and fields[4] == target:
+                for name in fields[5].split(","):
+                    flags |= _KEEP_FLAGS.get(name, 0)
+    mount(None, target, None, flags)
+
+
 def mask(path: str) -> None:
     """Hide a directory behind an empty read-only tmpfs (an OCI masked path)."""
     mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,

@@ -39,6 +39,7 @@ from netlab.images.store import StoredImage
 from netlab.node.kubelet import envsources
 from netlab.node.runtime.capabilities import CapabilityError
 from netlab.node.runtime.containers import ContainerSpec
+from netlab.node.runtime.security import verify_run_as_non_root
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 CONFIG_ERROR = "CreateContainerConfigError"
@@ -221,9 +222,15 @@ def container_spec(pod: dict[str, Any], container: Container, ctx: PodContext,
     args = [expand(str(a), env) for a in container.get("args") or []]
     image = container.get("image") or ""
     try:
-        base = ContainerSpec.from_k8s({**container, "env": []})
-    except (QuantityError, KeyError, TypeError) as err:
+        base = ContainerSpec.from_k8s({**container, "env": []},
+                                      pod_spec(pod).get("securityContext"))
+    except (QuantityError, KeyError, TypeError, ValueError) as err:
         raise ContainerConfigError(CONFIG_ERROR, f"invalid resources: {err}") from None
+    # runAsNonRoot: refused before anything is created, as the kubelet does.
+    refusal = verify_run_as_non_root(pod, dict(container),
+                                     stored.config.user if stored is not None else None)
+    if refusal is not None:
+        raise ContainerConfigError(CONFIG_ERROR, refusal)
     try:
         base.kept_capabilities()
     except CapabilityError as err:

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.kernel.processes import is_running
-from netlab.node.runtime import capabilities, cgroups
+from netlab.node.runtime import capabilities, cgroups, security
 from netlab.node.runtime.paths import (
     HOSTNAME_FILE,
     HOSTS_FILE,
@@ -47,6 +47,7 @@ from netlab.node.runtime.paths import (
     write_json,
 )
 from netlab.node.runtime.sandbox import Sandbox, list_sandboxes
+from netlab.node.runtime.security import security_of
 from netlab.paths import STATE_ROOT
 from netlab.units import cpu_millis, memory_bytes
 
@@ -86,18 +87,42 @@ class ContainerSpec:
     rootfs: tuple[str, ...] = ()
     user: str | None = None  # the image's User: name or uid, [:group]
     image_id: str | None = None  # recorded, for `netlab image rm` to see who uses it
+    # The rest of the effective securityContext (pod's and container's, see security.py):
+    # runAsUser/runAsGroup override the image's User; no_new_privs is
+    # allowPrivilegeEscalation: false; read_only_root is readOnlyRootFilesystem.
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    no_new_privs: bool = False
+    read_only_root: bool = False
+    seccomp: str = security.RUNTIME_DEFAULT
+
+    @property
+    def process_user(self) -> str | None:
+        """``user[:group]`` the process runs as: runAsUser and runAsGroup where set,
+        else the image's User (its group kept unless runAsGroup replaces it)."""
+        name, _, group = (self.user or "").partition(":")
+        if self.run_as_user is not None:
+            name, group = str(self.run_as_user), ""
+        if self.run_as_group is not None:
+            group = str(self.run_as_group)
+        if not name and not group:
+            return None
+        return f"{name or '0'}:{group}" if group else name
 
     @property
     def argv(self) -> list[str]:
         return [*self.command, *self.args]
 
     @classmethod
-    def from_k8s(cls, container: dict[str, Any]) -> ContainerSpec:
-        """From a Pod's ``spec.containers[]`` entry. Only literal ``value`` env
-        entries are taken (``valueFrom`` is the kubelet's to resolve)."""
+    def from_k8s(cls, container: dict[str, Any],
+                 pod_security: dict[str, Any] | None = None) -> ContainerSpec:
+        """From a Pod's ``spec.containers[]`` entry (and the pod's
+        ``spec.securityContext``). Only literal ``value`` env entries are taken
+        (``valueFrom`` is the kubelet's to resolve)."""
         resources = container.get("resources") or {}
         lim, req = resources.get("limits") or {}, resources.get("requests") or {}
         security = container.get("securityContext") or {}
+        sc = security_of(container, pod_security)
         caps = security.get("capabilities") or {}
         env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []
                if "valueFrom" not in e}
@@ -110,7 +135,10 @@ class ContainerSpec:
             cpu_request_millis=cpu_millis(req["cpu"]) if "cpu" in req else None,
             privileged=bool(security.get("privileged")),
             cap_add=tuple(str(c) for c in caps.get("add") or ()),
-            cap_drop=tuple(str(c) for c in caps.get("drop") or ()))
+            cap_drop=tuple(str(c) for c in caps.get("drop") or ()),
+            run_as_user=sc.run_as_user, run_as_group=sc.run_as_group,
+            no_new_privs=sc.no_new_privs, read_only_root=sc.read_only_root,
+            seccomp=sc.seccomp)
 
     def kept_capabilities(self) -> frozenset[str] | None:
         """The capabilities the container runs with; None for all (privileged).
@@ -336,7 +364,8 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         # The image's layers under a writable layer of this attempt, removed with it.
         "rootfs": {"lower": list(spec.rootfs), "dir": str(_file(sb, spec.name, n, "rootfs"))}
         if spec.rootfs else None,
-        "user": spec.user, "imageId": spec.image_id,
+        "user": spec.process_user, "imageId": spec.image_id,
+        "noNewPrivs": spec.no_new_privs, "readOnlyRoot": spec.read_only_root,
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
         "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),
         "resolv": str(sb.path / RESOLV_FILE), "warnings": warnings,
@@ -547,6 +576,8 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
         helper += ["--capabilities", ",".join(spec["capabilities"])]
     if spec.get("user"):
         helper += ["--user", spec["user"]]
+    if spec.get("noNewPrivs"):
+        helper.append("--no-new-privs")
     env = dict(spec.get("env") or {"PATH": DEFAULT_PATH})
     # The helper is Python: let it find netlab the way this process did.
     if "PYTHONPATH" in os.environ:

@@ -90,7 +90,9 @@ def _host_view(spec: dict[str, Any], binds: list[tuple[str, str]], stage: list[s
         stage[0] = "/dev"
         nsutil.minimal_dev()
         stage[0] = "read-only host"
-        nsutil.read_only_host(keep=tuple(spec.get("keepVisible") or ()))
+        # readOnlyRootFilesystem: not even a private /tmp to write to.
+        writable = () if spec.get("readOnlyRoot") else ("/tmp", "/var/tmp")
+        nsutil.read_only_host(writable, keep=tuple(spec.get("keepVisible") or ()))
 
 
 def _user_ids(user: str) -> tuple[int, int, list[int]]:
@@ -170,10 +172,16 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         if spec.get("rootfs"):  # inside the image: made if missing, as runc does
             os.makedirs(spec.get("workingDir") or "/", exist_ok=True)
         os.chdir(spec.get("workingDir") or "/")
+        if spec.get("rootfs") and spec.get("readOnlyRoot"):
+            stage = "read-only root filesystem"
+            nsutil.remount_read_only("/")
         if spec.get("capabilities") is not None:
             stage = "capabilities"
             nsutil.drop_bounding(capabilities.bounding_drops(spec["capabilities"],
                                                              capabilities.last_cap()))
+        if spec.get("noNewPrivs"):
+            stage = "no_new_privs"
+            nsutil.set_no_new_privs()
         if spec.get("user"):
             stage = f"user {spec['user']}"
             _become(spec["user"])
@@ -292,7 +300,8 @@ def run(spec_path: str) -> None:
 
 
 def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
-            argv: list[str], keep: list[str] | None = None, user: str | None = None) -> int:
+            argv: list[str], keep: list[str] | None = None, user: str | None = None,
+            no_new_privs: bool = False) -> int:
     """Enter the container whose PID 1 is ``pid`` and run ``argv`` there; return
     its exit status (128+N for a signal), as ``kubectl exec`` reports it."""
     if not same_process(pid, start_time):
@@ -314,6 +323,8 @@ def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
         try:
             if keep is not None:
                 nsutil.drop_bounding(capabilities.bounding_drops(keep, capabilities.last_cap()))
+            if no_new_privs:  # as the container runs
+                nsutil.set_no_new_privs()
             if user:  # as the container runs: its image's User
                 _become(user)
             os.chdir(cwd or "/")
@@ -353,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     exec_p.add_argument("--capabilities", default=None,
                         help="comma-separated capabilities to keep (default: all)")
     exec_p.add_argument("--user", default=None, help="user[:group] to run as (the image's)")
+    exec_p.add_argument("--no-new-privs", action="store_true",
+                        help="set no_new_privs (allowPrivilegeEscalation: false)")
     exec_p.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     if args.mode == "run":
@@ -363,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("exec needs a command after --")
     keep = None if args.capabilities is None else [c for c in args.capabilities.split(",") if c]
     sys.exit(exec_in(args.pid, args.start_time, args.cgroup, args.cwd, command, keep,
-                     args.user))
+                     args.user, args.no_new_privs))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""securityContext as the runtime applies it: runAsUser/runAsGroup,
+readOnlyRootFilesystem, allowPrivilegeEscalation: false (no_new_privs), and
+capabilities.add NET_ADMIN letting `ip link add` work (and its absence refusing it)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from rtkit import log_text, wait_exited
+
+from netlab.images import busybox
+from netlab.images.store import ImageStore, StoredImage
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoredImage]:
+    """busybox in a store of its own, not the host's."""
+    root = tmp_path_factory.mktemp("store") / "images"
+    try:
+        made = ImageStore(root)
+        busybox.build(made)
+        found = made.lookup("busybox")
+        assert found is not None
+        yield found
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _status_field(text: str, name: str) -> str:
+    return next(x for x in text.splitlines() if x.startswith(f"{name}:")).split()[1]
+
+
+def test_run_as_user_and_group(rlab, pods):
+    sb, _ = pods.run("worker1", "uid", "sh", "-c", "id -u; id -g; grep CapEff /proc/self/status",
+                     run_as_user=1000, run_as_group=3000)
+    out = log_text(wait_exited(rlab.runtime("worker1"), sb))
+    assert out.splitlines()[:2] == ["1000", "3000"], out
+    assert int(_status_field(out, "CapEff"), 16) == 0, out  # no capabilities as non-root
+
+
+def test_no_new_privs_follows_allow_privilege_escalation(rlab, pods):
+    script = "grep NoNewPrivs /proc/self/status"
+    sb, _ = pods.run("worker1", "nnp", "sh", "-c", script, no_new_privs=True)
+    assert _status_field(log_text(wait_exited(rlab.runtime("worker1"), sb)), "NoNewPrivs") == "1"
+    sb, _ = pods.run("worker1", "nnp0", "sh", "-c", script)
+    assert _status_field(log_text(wait_exited(rlab.runtime("worker1"), sb)), "NoNewPrivs") == "0"
+
+
+def test_read_only_root_filesystem_refuses_writes(rlab, pods):
+    script = ("touch /tmp/x 2>/dev/null && echo WROTE-TMP || echo RO-TMP; "
+              "echo ok > /dev/shm/x && echo SHM-OK")
+    sb, _ = pods.run("worker1", "rohost", "sh", "-c", script, read_only_root=True)
+    assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["RO-TMP", "SHM-OK"]
+
+
+def test_read_only_root_filesystem_of_an_image(rlab, pods, image):
+    script = ("touch /x 2>/dev/null && echo WROTE || echo RO-ROOT; "
+              "touch /tmp/x 2>/dev/null && echo WROTE-TMP || echo RO-TMP")
+    sb, _ = pods.run("worker1", "roimg", "sh", "-c", script, rootfs=image.layer_dirs,
+                     read_only_root=True)
+    assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["RO-ROOT", "RO-TMP"]
+    sb, _ = pods.run("worker1", "rwimg", "sh", "-c", "touch /x && echo WROTE",
+                     rootfs=image.layer_dirs)
+    assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["WROTE"]
+
+
+def test_net_admin_lets_ip_link_add_work(rlab, pods):
+    script = "ip link add nlt0 type veth peer name nlt1 2>/dev/null && echo ADDED || echo REFUSED"
+    sb, _ = pods.run("worker2", "admin", "sh", "-c", script, cap_add=("NET_ADMIN",))
+    assert log_text(wait_exited(rlab.runtime("worker2"), sb)).split() == ["ADDED"]
+    sb, _ = pods.run("worker2", "noadmin", "sh", "-c", script)
+    assert log_text(wait_exited(rlab.runtime("worker2"), sb)).split() == ["REFUSED"]
