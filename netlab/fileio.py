@@ -4,7 +4,7 @@ Readers never see half a file, and a crash leaves either the old file or the
 new one (with ``fsync``, also after a power loss). The image store, the
 container runtime's records and the lab's own records are all written so;
 ``read_json`` reads such a record back, None when it is missing or unreadable.
-Standard library only: the container shim imports it, and must start fast.
+Standard library only.
 """
 
 from __future__ import annotations

@@ -59,9 +59,12 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
 
 @contextlib.contextmanager
 def pod_visible_dir() -> Iterator[Path]:
-    """A host directory pods can read, removed afterwards. A container sees the host
-    read-only with a private /tmp, so pytest's tmp_path (under /tmp) is invisible to it."""
-    path = Path(tempfile.mkdtemp(prefix="nlt-", dir="/run"))
+    """A host directory pods can read, removed afterwards. A container sees only the
+    host's /usr, /lib*, /bin, /sbin, /etc and netlab's install, read-only, so the
+    directory goes under the checkout (``.pod-visible/``, git-ignored)."""
+    parent = Path(__file__).resolve().parents[1] / ".pod-visible"
+    parent.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="nlt-", dir=parent))
     try:
         yield path
     finally:

@@ -1,8 +1,8 @@
 """Container logs: reading the runtime's CRI log files the way ``kubectl logs`` asks.
 
-The shim writes each line of a container's output as
+conmon writes each line of a container's output as
 ``<RFC3339Nano> <stdout|stderr> <F|P> <text>`` (CRI's format; ``P`` marks a
-piece of a line longer than the shim's buffer). ``LogOptions`` carries
+piece of a line it read without its end). ``LogOptions`` carries
 kubectl's options and ``read_log`` produces the bytes kubectl prints:
 
 - the text of each line, pieces rejoined; with ``timestamps`` prefixed by the
@@ -10,7 +10,7 @@ kubectl's options and ``read_log`` produces the bytes kubectl prints:
 - ``tail_lines``: only the last N lines; ``since``: only lines at or after a
   time (``sinceSeconds``/``sinceTime``); ``limit_bytes``: stop after N bytes;
 - ``follow``: after the end of the file, wait for more until the container
-  exits. Growth is noticed through inotify on the log's directory (the shim
+  exits. Growth is noticed through inotify on the log's directory (conmon
   appends; it writes the exit record there too), with a slow timer as the
   fallback where inotify is unavailable.
 
@@ -61,7 +61,10 @@ def parse_line(raw: bytes) -> LogLine | None:
     if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr"):
         return None
     text = parts[3] if len(parts) == 4 else b""
-    return LogLine(parts[0].decode(errors="replace"), parts[1].decode(), parts[2] == b"P", text)
+    stamp = parts[0].decode(errors="replace")
+    if stamp.endswith("+00:00"):  # conmon's UTC offset; the kubelet prints UTC as Z
+        stamp = stamp[:-6] + "Z"
+    return LogLine(stamp, parts[1].decode(), parts[2] == b"P", text)
 
 
 class LineAssembler:
@@ -194,7 +197,7 @@ async def read_log(path: Path, opts: LogOptions,
                 if last_round:
                     return
                 if await finished():
-                    last_round = True  # read what the shim wrote before it recorded the exit
+                    last_round = True  # read what conmon wrote before it recorded the exit
                     continue
                 if watcher is not None:
                     with contextlib.suppress(asyncio.TimeoutError):

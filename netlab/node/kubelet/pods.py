@@ -299,7 +299,7 @@ class PodWorker:
                 if cur.state == "running":
                     self._watch(name, cur)
                 else:
-                    self.wake_later(0.5)  # its shim is still starting it: look again
+                    self.wake_later(0.5)  # the runtime is still starting it: look again
                 return False
             if cur.exit_code == 0:
                 continue
@@ -318,7 +318,7 @@ class PodWorker:
                 await self._start(pod, c, 0)
                 continue
             if cur.state == "created":
-                self.wake_later(0.5)  # its shim is still starting it: look again
+                self.wake_later(0.5)  # the runtime is still starting it: look again
                 continue
             if cur.state == "running":
                 why = self.kill.pop((name, cur.restart_count), None)

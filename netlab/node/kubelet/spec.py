@@ -38,8 +38,8 @@ from netlab.images import config as imageconfig
 from netlab.images.store import StoredImage
 from netlab.node.kubelet import envsources
 from netlab.node.runtime.capabilities import CapabilityError
-from netlab.node.runtime.containers import ContainerSpec
 from netlab.node.runtime.security import verify_run_as_non_root
+from netlab.node.runtime.spec import ContainerSpec
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 CONFIG_ERROR = "CreateContainerConfigError"

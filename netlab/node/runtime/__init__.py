@@ -8,13 +8,15 @@ The kubelet's half of a node, as a library (CRI's role; the pod network is
 - ``cgroups``: v1/v2 detection, limits, counters, removal;
 - ``sandbox``: the pod's netns, UTS namespace and /etc files; its network
   (veth, cni0, IP) is a CNI ADD of ``netlab.node.cni``;
-- ``shim``: the per-container process that owns a container (like conmon);
-- ``containers``: start/stop/inspect/adopt/exec from the files the shim writes;
+- ``security``: the effective securityContext and the runAsNonRoot check;
+- ``oci``: a container's OCI ``config.json``; ``bundle``: its bundle on disk;
+- ``oci_runtime``: crun and conmon (create, start, exec, delete, exit files);
+- ``containers``: start/stop/inspect/adopt/exec from the files on disk;
 - ``usage``: CPU and memory metrics from cgroups, or psutil;
 - ``facade``: ``Runtime`` and ``cleanup_lab``.
 
-The public names are imported lazily: ``python -m netlab.node.runtime.shim``
-imports this package first, and must not pay for pyroute2 and psutil.
+The public names are imported lazily, so importing one module of the package
+does not pay for pyroute2 and psutil.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ _EXPORTS = {
     "Runtime": "facade", "cleanup_lab": "facade", "AdoptedPod": "facade",
     "NodeUsage": "facade", "CleanupReport": "facade",
     "PodSpec": "sandbox", "Sandbox": "sandbox", "SandboxError": "sandbox",
-    "ContainerSpec": "containers", "ContainerState": "containers", "ExecSpec": "containers",
+    "ContainerSpec": "spec", "ContainerState": "containers", "ExecSpec": "containers",
     "ContainerError": "containers",
     "ResourceUsage": "usage",
     "HostLocalIpam": "netlab.node.cni.ipam", "RangeExhausted": "netlab.node.cni.ipam",

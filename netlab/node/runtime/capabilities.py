@@ -14,7 +14,7 @@ directory (the API server's admin token, the lab CA and its keys, sockets, logs)
 and the data directory (the store). An empty read-only tmpfs is mounted over each,
 as OCI runtimes mask paths.
 
-Pure: names and numbers only. The shim applies the result (``nsutil``).
+Pure: names and numbers only.
 """
 
 from __future__ import annotations
@@ -69,13 +69,6 @@ def container_set(add: Iterable[str] = (), drop: Iterable[str] = ()) -> frozense
     return frozenset(kept - {"ALL"})
 
 
-def bounding_drops(keep: Iterable[str], last_cap: int) -> list[int]:
-    """The capability numbers to drop from the bounding set so that only ``keep``
-    remains; ``last_cap`` is the kernel's highest (``/proc/sys/kernel/cap_last_cap``)."""
-    kept = {NUMBERS[normalise(n)] for n in keep}
-    return [n for n in range(last_cap + 1) if n not in kept]
-
-
 def masked_paths() -> list[str]:
     """The host directories every unprivileged container sees as empty."""
     return [str(paths.STATE_ROOT), str(paths.DATA_ROOT)]
@@ -83,14 +76,10 @@ def masked_paths() -> list[str]:
 
 def install_paths() -> list[str]:
     """Where netlab and its Python live: a contained container must still see them,
-    since the built-in images run from there (a virtualenv may sit under /tmp)."""
+    since the built-in images run from there (a virtualenv may sit under /tmp, and
+    its interpreter be another installation's, a pyenv one under /root)."""
     package_root = Path(__file__).resolve().parents[3]  # the directory holding netlab/
-    return sorted({sys.prefix, str(package_root)})
-
-
-def last_cap(proc: Path = Path("/proc/sys/kernel/cap_last_cap")) -> int:
-    """The kernel's highest capability number (Linux 5.9+ has 40)."""
-    try:
-        return int(proc.read_text())
-    except (OSError, ValueError):
-        return max(NUMBERS.values())
+    found = {sys.prefix, sys.base_prefix, str(package_root)}
+    # A path inside another one is already there with it.
+    return sorted(p for p in found if not any(
+        o != p and Path(p).is_relative_to(o) for o in found))

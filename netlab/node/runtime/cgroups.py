@@ -22,7 +22,7 @@ so, which ``set_limits`` returns and the kubelet turns into an event.
 
 Which roots were created is recorded in ``/run/netlab/<lab>/runtime/cgroups.json``
 so ``cleanup_lab`` finds them from any process. Standard library only: the
-shim imports this to join a container's groups and read its OOM count.
+runtime moves each created container into its groups and reads its OOM count.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ def create(host: CgroupHost, lab: str, *parts: str) -> tuple[Cgroup, list[str]]:
             made[ctrl] = directory
         except OSError as exc:  # a read-only cgroupfs, a delegation we lack
             problems.append(f"no {ctrl} cgroup: cannot create {directory}: {exc.strerror}")
-    # Only groups that exist: the shim joins every one, and must not fail on a gap.
+    # Only groups that exist: the container joins every one, and must not fail on a gap.
     return Cgroup(cg.version, made), list(dict.fromkeys(problems))
 
 
@@ -382,6 +382,13 @@ def join(cg: Cgroup) -> None:
     which also holds inside a new PID namespace)."""
     for directory in cg.unique_dirs():
         _write(os.path.join(directory, "cgroup.procs"), "0")
+
+
+def add_process(cg: Cgroup, pid: int) -> None:
+    """Move process ``pid`` into the group in every hierarchy: the runtime does this
+    for a container crun has created but not yet started (its command has not run)."""
+    for directory in cg.unique_dirs():
+        _write(os.path.join(directory, "cgroup.procs"), str(pid))
 
 
 def procs(directory: str) -> list[int]:

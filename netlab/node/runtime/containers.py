@@ -1,26 +1,29 @@
 """Containers: start, inspect, stop, list, adopt and exec, all from files on disk.
 
-A container is a process tree the shim (``netlab.node.runtime.shim``) starts
-in the pod's namespaces. Everything about it lives under its pod directory,
-``<pod dir>/<container>/``, one set of files per attempt ``n`` (the restart
-count):
+A container is run by crun under conmon (``oci_runtime``), from an OCI bundle of
+its own (``bundle``, ``oci``), in the pod's network and UTS namespaces. Everything
+about it lives under its pod directory, ``<pod dir>/<container>/``, one set of
+files per attempt ``n`` (the restart count):
 
-- ``n.spec.json``  what to run (written here, read by the shim). Creating it
-  with an exclusive link claims the attempt, so two callers never start the
-  same attempt twice;
-- ``n.shim.json``  the shim's pid, as soon as it runs;
-- ``n.run.json``   the container's PID 1 (host pid and start time), once exec'd;
-- ``n.exit.json``  exit code, signal, reason, times, written by the shim;
-- ``n.log``        stdout and stderr in the CRI log format;
-- ``n.rootfs/``    for an image of the store: the container's writable layer
-  (``upper``, ``work``) and the overlay's mount point (``root``).
+- ``n.spec.json``   what to run and where its records are (crun's container id,
+  conmon's exit file, the cgroup). Creating it with an exclusive link claims the
+  attempt, so two callers never start the same attempt twice;
+- ``n.rootfs/``     the bundle: ``config.json``, the root (an overlay of a stored
+  image's layers with the writable ``upper``/``work`` beside it, or the host view's
+  directory), conmon's pid files and its own messages (``conmon.log``);
+- ``n.conmon.json`` conmon's pid (the container's monitor);
+- ``n.run.json``    the container's PID 1 (host pid and start time), written once
+  crun has created it and it is in its cgroups, just before ``crun start``;
+- ``n.exit.json``   exit code, signal, reason (OOMKilled from the memory cgroup's
+  OOM count), times: conmon's exit file turned into the record, once;
+- ``n.log``         stdout and stderr in the CRI log format, written by conmon.
 
 Because the files are the state, a restarted kubelet (``adopt``) sees every
 container as it is, with its restart count, without starting anything.
 Pids are only ever signalled after checking their start time against the
 record (with psutil), and through a pidfd, so a recycled pid is never hit.
 Only attempts ``n`` and ``n-1`` are kept: ``kubectl logs --previous`` reads
-``n-1``.
+``n-1``; older ones are deleted from crun too.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,18 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from netlab.kernel.processes import is_running
-from netlab.node.runtime import capabilities, cgroups, security
-from netlab.node.runtime.paths import (
-    HOSTNAME_FILE,
-    HOSTS_FILE,
-    RESOLV_FILE,
-    read_json,
-    write_json,
-)
+from netlab.node.runtime import bundle, cgroups, oci, oci_runtime
+from netlab.node.runtime.paths import process_start_time, read_json, write_json
 from netlab.node.runtime.sandbox import Sandbox, list_sandboxes
-from netlab.node.runtime.security import security_of
+from netlab.node.runtime.spec import ContainerSpec
 from netlab.paths import STATE_ROOT
-from netlab.units import cpu_millis, memory_bytes
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT = 15.0  # a loaded 2-core machine can take seconds to start Python
@@ -61,100 +55,13 @@ class ContainerError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
-    """One container of a pod spec, as the runtime runs it."""
-
-    name: str
-    command: tuple[str, ...] = ()
-    args: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
-    working_dir: str | None = None
-    cpu_limit_millis: int | None = None
-    memory_limit_bytes: int | None = None
-    cpu_request_millis: int | None = None
-    # Start the process with SIGTERM and SIGINT blocked: for programs that unblock
-    # them once their handler is in place (netlab's built-in images), so a stop that
-    # arrives while PID 1 is still starting is deferred instead of dropped.
-    stop_signals_blocked: bool = False
-    # securityContext: privileged keeps every capability and sees the lab's files;
-    # otherwise the default set adjusted by capabilities.add/drop.
-    privileged: bool = False
-    cap_add: tuple[str, ...] = ()
-    cap_drop: tuple[str, ...] = ()
-    # An image of the store: its unpacked layers, top first, become the container's own
-    # root filesystem (an overlay, see netlab.kernel.rootfs). Empty: the host's files.
-    rootfs: tuple[str, ...] = ()
-    user: str | None = None  # the image's User: name or uid, [:group]
-    image_id: str | None = None  # recorded, for `netlab image rm` to see who uses it
-    # The rest of the effective securityContext (pod's and container's, see security.py):
-    # runAsUser/runAsGroup override the image's User; no_new_privs is
-    # allowPrivilegeEscalation: false; read_only_root is readOnlyRootFilesystem.
-    run_as_user: int | None = None
-    run_as_group: int | None = None
-    no_new_privs: bool = False
-    read_only_root: bool = False
-    seccomp: str = security.RUNTIME_DEFAULT
-
-    @property
-    def process_user(self) -> str | None:
-        """``user[:group]`` the process runs as: runAsUser and runAsGroup where set,
-        else the image's User (its group kept unless runAsGroup replaces it)."""
-        name, _, group = (self.user or "").partition(":")
-        if self.run_as_user is not None:
-            name, group = str(self.run_as_user), ""
-        if self.run_as_group is not None:
-            group = str(self.run_as_group)
-        if not name and not group:
-            return None
-        return f"{name or '0'}:{group}" if group else name
-
-    @property
-    def argv(self) -> list[str]:
-        return [*self.command, *self.args]
-
-    @classmethod
-    def from_k8s(cls, container: dict[str, Any],
-                 pod_security: dict[str, Any] | None = None) -> ContainerSpec:
-        """From a Pod's ``spec.containers[]`` entry (and the pod's
-        ``spec.securityContext``). Only literal ``value`` env entries are taken
-        (``valueFrom`` is the kubelet's to resolve)."""
-        resources = container.get("resources") or {}
-        lim, req = resources.get("limits") or {}, resources.get("requests") or {}
-        security = container.get("securityContext") or {}
-        sc = security_of(container, pod_security)
-        caps = security.get("capabilities") or {}
-        env = {e["name"]: str(e.get("value", "")) for e in container.get("env") or []
-               if "valueFrom" not in e}
-        return cls(
-            name=container["name"], command=tuple(container.get("command") or ()),
-            args=tuple(container.get("args") or ()), env=env,
-            working_dir=container.get("workingDir"),
-            cpu_limit_millis=cpu_millis(lim["cpu"]) if "cpu" in lim else None,
-            memory_limit_bytes=memory_bytes(lim["memory"]) if "memory" in lim else None,
-            cpu_request_millis=cpu_millis(req["cpu"]) if "cpu" in req else None,
-            privileged=bool(security.get("privileged")),
-            cap_add=tuple(str(c) for c in caps.get("add") or ()),
-            cap_drop=tuple(str(c) for c in caps.get("drop") or ()),
-            run_as_user=sc.run_as_user, run_as_group=sc.run_as_group,
-            no_new_privs=sc.no_new_privs, read_only_root=sc.read_only_root,
-            seccomp=sc.seccomp)
-
-    def kept_capabilities(self) -> frozenset[str] | None:
-        """The capabilities the container runs with; None for all (privileged).
-        Raises CapabilityError naming an unknown capability."""
-        if self.privileged:
-            return None
-        return capabilities.container_set(self.cap_add, self.cap_drop)
-
-
 @dataclass
 class ContainerState:
     """What ``crictl inspect`` would say, in kubelet's terms."""
 
     name: str
     restart_count: int
-    state: str  # "created" (shim starting), "running" or "exited"
+    state: str  # "created" (being started), "running" or "exited"
     pid: int | None = None  # host pid of the container's PID 1 while running
     pid_start_time: float | None = None
     started_at: float | None = None
@@ -204,9 +111,36 @@ def container_names(sb: Sandbox) -> list[str]:
         return []
 
 
-def _shim_alive(sb: Sandbox, name: str, n: int) -> bool:
-    rec = read_json(_file(sb, name, n, "shim.json")) or {}
+def _conmon_alive(sb: Sandbox, name: str, n: int) -> bool:
+    """Whether the attempt's conmon (its monitor) still runs."""
+    rec = read_json(_file(sb, name, n, "conmon.json")) or {}
     return bool(rec.get("pid")) and is_running(rec["pid"], rec.get("startTime"))
+
+
+def _collect_exit(sb: Sandbox, name: str, n: int, spec: dict[str, Any],
+                  run: dict[str, Any]) -> dict[str, Any] | None:
+    """conmon's exit file as the attempt's exit record (``n.exit.json``, written once):
+    the status, the signal of a 128+N status, and OOMKilled when the container's
+    memory cgroup counted an OOM kill during this attempt."""
+    path = spec.get("conmonExitFile")
+    if not path:
+        return None
+    try:
+        code = int(Path(path).read_text().strip())
+        finished = Path(path).stat().st_mtime
+    except (OSError, ValueError):
+        return None
+    cg = cgroups.Cgroup.from_json(spec.get("cgroup"))
+    oom_after = cgroups.oom_kills(cg) if cg is not None else None
+    oom_before = run.get("oomBefore")
+    oom = oom_before is not None and oom_after is not None and oom_after > oom_before
+    record = {"restartCount": n, "exitCode": code, "signal": code - 128 if code > 128 else None,
+              "reason": "Completed" if code == 0 else ("OOMKilled" if oom else "Error"),
+              "message": "", "startedAt": run.get("startedAt"), "finishedAt": finished,
+              "oomKilled": oom}
+    if not _claim(_file(sb, name, n, "exit.json"), record):
+        return read_json(_file(sb, name, n, "exit.json"))
+    return record
 
 
 def container_state(sb: Sandbox, name: str, restart_count: int | None = None,
@@ -230,7 +164,7 @@ def container_state(sb: Sandbox, name: str, restart_count: int | None = None,
     state.started_at = run.get("startedAt")
     deadline = time.monotonic() + settle
     while True:
-        ended = read_json(_file(sb, name, n, "exit.json"))
+        ended = read_json(_file(sb, name, n, "exit.json")) or _collect_exit(sb, name, n, spec, run)
         if ended is not None:
             state.state = "exited"
             state.exit_code, state.signal = ended.get("exitCode"), ended.get("signal")
@@ -241,29 +175,29 @@ def container_state(sb: Sandbox, name: str, restart_count: int | None = None,
         if run and is_running(run["pid"], run.get("startTime")):
             state.state, state.pid = "running", run["pid"]
             return state
-        shim = _shim_alive(sb, name, n)
-        if not run and (shim or _launching(sb, name, n)):
-            return state  # the shim is still starting it
-        if shim and time.monotonic() < deadline:
-            time.sleep(POLL)  # PID 1 just died; the shim is writing its exit record
+        monitor = _conmon_alive(sb, name, n)
+        if not run and (monitor or _launching(sb, name, n)):
+            return state  # still being started
+        if monitor and time.monotonic() < deadline:
+            time.sleep(POLL)  # PID 1 just died; conmon is writing its exit file
             continue
         break
-    # Neither a live process nor an exit record: the shim died (killed) first.
+    # Neither a live process nor an exit record: conmon died (killed) first.
     state.state, state.exit_code, state.finished_at = "exited", 137, time.time()
     if run:
         state.reason = "ContainerStatusUnknown"
-        state.message = "the container's shim died before recording how it exited"
+        state.message = "the container's conmon died before recording how it exited"
     else:
         state.exit_code = 128
         state.reason = "StartError"
-        state.message = "the shim exited before starting the container: " + _shim_log_tail(sb, name)
+        state.message = "the container was never started: " + _conmon_log_tail(sb, name, n)
     return state
 
 
 def _launching(sb: Sandbox, name: str, n: int) -> bool:
-    """Claimed so recently that the shim may not have recorded itself yet (a
-    Python start on a loaded machine): not a start error, not yet."""
-    if _file(sb, name, n, "shim.json").exists():
+    """Claimed so recently that the start may still be under way (another thread or
+    process is creating it): not a start error, not yet."""
+    if _file(sb, name, n, "run.json").exists():
         return False
     try:
         claimed = _file(sb, name, n, "spec.json").stat().st_mtime
@@ -272,11 +206,11 @@ def _launching(sb: Sandbox, name: str, n: int) -> bool:
     return time.time() - claimed < START_TIMEOUT
 
 
-def _shim_log_tail(sb: Sandbox, name: str, limit: int = 400) -> str:
+def _conmon_log_tail(sb: Sandbox, name: str, n: int, limit: int = 400) -> str:
     try:
-        text = (_dir(sb, name) / "shim.log").read_text(errors="replace")
+        text = (_file(sb, name, n, "rootfs") / "conmon.log").read_text(errors="replace")
     except OSError:
-        return "no shim log"
+        return "no conmon log"
     return text.strip()[-limit:] or "no output"
 
 
@@ -310,15 +244,31 @@ def _claim(path: Path, data: dict[str, Any]) -> bool:
         tmp.unlink()
 
 
-def _prune(sb: Sandbox, name: str, keep_from: int) -> None:
+def _forget(lab: str, spec: dict[str, Any]) -> None:
+    """crun's record of the attempt and conmon's exit file."""
+    cid = spec.get("containerId")
+    if cid:
+        oci_runtime.delete(lab, cid)
+        oci_runtime.forget_exit(lab, cid)
+
+
+def _prune(lab: str, sb: Sandbox, name: str, keep_from: int) -> None:
     for n in attempts(sb, name):
         if n < keep_from:
-            for kind in ("spec.json", "shim.json", "run.json", "exit.json", "log"):
+            _forget(lab, read_json(_file(sb, name, n, "spec.json")) or {})
+            for kind in ("spec.json", "conmon.json", "run.json", "exit.json", "log"):
                 with contextlib.suppress(FileNotFoundError):
                     _file(sb, name, n, kind).unlink()
-            # The container's writable layer goes with it (its mount went with its
-            # mount namespace when the container's last process exited).
+            # The bundle and the container's writable layer go with it (its overlay
+            # went with conmon's mount namespace when the container exited).
             shutil.rmtree(_file(sb, name, n, "rootfs"), ignore_errors=True)
+
+
+def forget_all(lab: str, sb: Sandbox) -> None:
+    """Delete crun's records of every attempt of the pod (the pod is going away)."""
+    for name in container_names(sb):
+        for n in attempts(sb, name):
+            _forget(lab, read_json(_file(sb, name, n, "spec.json")) or {})
 
 
 def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: int,
@@ -348,55 +298,67 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
                                        spec.cpu_request_millis)
     elif spec.cpu_limit_millis is not None or spec.memory_limit_bytes is not None:
         warnings = [f"limits not enforced: {r}" for r in dict.fromkeys(host.missing.values())]
-    env = {"PATH": DEFAULT_PATH, "HOSTNAME": sb.hostname, "HOME": "/root", **spec.env}
     kept = spec.kept_capabilities()
+    cid = f"{sb.uid}-{spec.name}-{n}"
     record = {
         "pod": {"namespace": sb.namespace, "name": sb.name, "uid": sb.uid},
-        "container": spec.name, "restartCount": n, "argv": spec.argv, "env": env,
-        "stopSignalsBlocked": spec.stop_signals_blocked,
+        "container": spec.name, "restartCount": n, "argv": spec.argv,
+        "containerId": cid, "stopSignalsBlocked": spec.stop_signals_blocked,
         # None: every capability (privileged); else the names the container keeps.
         "capabilities": None if kept is None else sorted(kept),
-        "maskedPaths": [] if spec.privileged else capabilities.masked_paths(),
-        "keepVisible": [] if spec.privileged else capabilities.install_paths(),
-        # A minimal /dev (no host disks) and the host's files read-only, /tmp private.
-        "contained": not spec.privileged,
         "workingDir": spec.working_dir, "cgroup": cg.to_json() if cg else None,
-        # The image's layers under a writable layer of this attempt, removed with it.
-        "rootfs": {"lower": list(spec.rootfs), "dir": str(_file(sb, spec.name, n, "rootfs"))}
-        if spec.rootfs else None,
         "user": spec.process_user, "imageId": spec.image_id,
         "noNewPrivs": spec.no_new_privs, "readOnlyRoot": spec.read_only_root,
-        "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
-        "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),
-        "resolv": str(sb.path / RESOLV_FILE), "warnings": warnings,
+        "seccomp": spec.seccomp, "warnings": warnings,
         "logFile": str(_file(sb, spec.name, n, "log")),
-        "shimFile": str(_file(sb, spec.name, n, "shim.json")),
-        "runFile": str(_file(sb, spec.name, n, "run.json")),
-        "exitFile": str(_file(sb, spec.name, n, "exit.json")),
+        "bundle": str(_file(sb, spec.name, n, "rootfs")),
+        "conmonExitFile": str(oci_runtime.exits_dir(lab) / cid),
     }
     spec_path = _file(sb, spec.name, n, "spec.json")
     if _claim(spec_path, record):
-        _prune(sb, spec.name, n - 1)
-        if _launch(spec_path, cdir / "shim.log") != 0 and \
-                not _file(sb, spec.name, n, "shim.json").exists():
-            _record_start_error(sb, spec.name, n, "the shim failed to start: "
-                                + _shim_log_tail(sb, spec.name))
+        _prune(lab, sb, spec.name, n - 1)
+        _launch(lab, sb, spec, n, cid, cg)
     return _await_start(sb, spec.name, n, timeout)
 
 
-def _launch(spec_path: Path, shim_log: Path) -> int:
-    """Start the shim; return its first half's exit status (0: the shim runs)."""
-    with open(shim_log, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "netlab.node.runtime.shim", "run", str(spec_path)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True, cwd="/",
-            start_new_session=True)
-    # The shim's first half exits as soon as it has forked its detached second half.
+def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
+            cg: cgroups.Cgroup | None) -> None:
+    """Write the bundle, have conmon create the container, put it into its cgroups,
+    start it, and record its pid (``n.run.json``); a failure is a start error."""
+    missing = oci_runtime.available()
+    if missing is not None:
+        _record_start_error(sb, spec.name, n, f"crun and conmon are {missing}")
+        return
+    directory = _file(sb, spec.name, n, "rootfs")
     try:
-        return proc.wait(timeout=START_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        return proc.wait()
+        _, overlay = bundle.prepare(sb, spec, directory)
+    except (oci.OciConfigError, OSError) as err:
+        _record_start_error(sb, spec.name, n, str(err))
+        return
+    oom_before = cgroups.oom_kills(cg) if cg is not None else None
+    created = oci_runtime.create(lab, cid, spec.name, directory, _file(sb, spec.name, n, "log"),
+                                 directory / "pid", directory / "conmon.pid", overlay)
+    if created.pid is None:
+        _record_start_error(sb, spec.name, n, created.message)
+        return
+    write_json(_file(sb, spec.name, n, "conmon.json"), {
+        "pid": created.conmon_pid, "startTime": process_start_time(created.conmon_pid)
+        if created.conmon_pid else None})
+    try:
+        if cg is not None:  # before its command runs: nothing of it escapes the limits
+            cgroups.add_process(cg, created.pid)
+    except OSError as err:
+        oci_runtime.delete(lab, cid)
+        _record_start_error(sb, spec.name, n, f"cgroup: {err}")
+        return
+    started = time.time()
+    write_json(_file(sb, spec.name, n, "run.json"), {
+        "pid": created.pid, "startTime": process_start_time(created.pid),
+        "startedAt": started, "oomBefore": oom_before})
+    failure = oci_runtime.start(lab, cid)
+    if failure is not None:
+        oci_runtime.delete(lab, cid)
+        _record_start_error(sb, spec.name, n, failure)
 
 
 def _record_start_error(sb: Sandbox, name: str, n: int, message: str) -> None:
@@ -416,9 +378,9 @@ def _await_start(sb: Sandbox, name: str, n: int, timeout: float) -> ContainerSta
         if time.monotonic() > deadline:
             break
         time.sleep(POLL)
-    # The shim hangs before exec (a blocked mount, a stuck disk): give up on it,
-    # and on a container it may have exec'd at the last moment.
-    for kind in ("run.json", "shim.json"):
+    # The start hangs (a blocked mount, a stuck disk): give up on it, and on a
+    # container it may have exec'd at the last moment.
+    for kind in ("run.json", "conmon.json"):
         rec = read_json(_file(sb, name, n, kind)) or {}
         _signal_verified(rec.get("pid"), rec.get("startTime"), signal.SIGKILL)
     _record_start_error(sb, name, n, f"the container did not start within {timeout:.0f}s")
@@ -460,10 +422,43 @@ def _wait_exit(sb: Sandbox, name: str, n: int, pid: int, start_time: float,
                timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _file(sb, name, n, "exit.json").exists() or not is_running(pid, start_time):
+        if _exit_recorded(sb, name, n) or not is_running(pid, start_time):
             return True
         time.sleep(POLL)
     return False
+
+
+def _exit_recorded(sb: Sandbox, name: str, n: int) -> bool:
+    """Ours (``n.exit.json``) or conmon's exit file exists."""
+    if _file(sb, name, n, "exit.json").exists():
+        return True
+    spec = read_json(_file(sb, name, n, "spec.json")) or {}
+    return bool(spec.get("conmonExitFile")) and os.path.exists(spec["conmonExitFile"])
+
+
+SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler (``SigCgt`` in its status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & SIGTERM_BIT)
+    except (OSError, ValueError):
+        pass
+    return True  # gone or unreadable: nothing to wait for
+
+
+def _await_handler(pid: int, start_time: float, deadline: float) -> None:
+    """A built-in image is a Python program whose SIGTERM handler comes after
+    interpreter start-up; until then the kernel would drop a SIGTERM to it (a PID
+    namespace's init ignores signals it does not handle). The stop is deferred
+    until the handler is there, instead of letting the kernel drop it."""
+    while time.monotonic() < deadline and is_running(pid, start_time) \
+            and not _catches_sigterm(pid):
+        time.sleep(POLL)
 
 
 def stop_container(sb: Sandbox, name: str, grace_seconds: float) -> ContainerState | None:
@@ -484,20 +479,25 @@ def stop_container(sb: Sandbox, name: str, grace_seconds: float) -> ContainerSta
     assert st.pid is not None and st.pid_start_time is not None
     n, pid, started = st.restart_count, st.pid, st.pid_start_time
     killed = False
+    spec = read_json(_file(sb, name, n, "spec.json")) or {}
+    grace_end = time.monotonic() + grace_seconds
+    if grace_seconds > 0 and spec.get("stopSignalsBlocked"):
+        _await_handler(pid, started, grace_end)
     if grace_seconds > 0 and _signal_verified(pid, started, signal.SIGTERM):
-        _wait_exit(sb, name, n, pid, started, grace_seconds)
+        _wait_exit(sb, name, n, pid, started, max(0.0, grace_end - time.monotonic()))
     if is_running(pid, started):
         killed = _signal_verified(pid, started, signal.SIGKILL)
         _wait_exit(sb, name, n, pid, started, EXIT_RECORD_TIMEOUT)
     deadline = time.monotonic() + EXIT_RECORD_TIMEOUT
     exit_file = _file(sb, name, n, "exit.json")
-    while not exit_file.exists() and _shim_alive(sb, name, n) and time.monotonic() < deadline:
-        time.sleep(POLL)  # the shim is writing the exit record
-    if not exit_file.exists():  # the shim is gone: record the stop ourselves
+    while not _exit_recorded(sb, name, n) and _conmon_alive(sb, name, n) \
+            and time.monotonic() < deadline:
+        time.sleep(POLL)  # conmon is writing the exit file
+    if not _exit_recorded(sb, name, n):  # conmon is gone: record the stop ourselves
         write_json(exit_file, {
             "restartCount": n, "exitCode": 137 if killed else 143,
             "signal": int(signal.SIGKILL if killed else signal.SIGTERM), "reason": "Error",
-            "message": "stopped; the shim was not there to record the exit",
+            "message": "stopped; conmon was not there to record the exit",
             "startedAt": st.started_at, "finishedAt": time.time(), "oomKilled": False})
     return container_state(sb, name, n)
 
@@ -520,8 +520,8 @@ def stop_all(sb: Sandbox, grace_seconds: float) -> list[ContainerState]:
 
 def kill_recorded(sb: Sandbox) -> list[int]:
     """SIGKILL every recorded container PID 1 of the pod (verified pids): no grace,
-    the lab is going away. Their shims reap them and record the exit; only a
-    shim that does not leave by itself is killed too."""
+    the lab is going away. Their conmons record the exit and leave; only a conmon
+    that does not leave by itself is killed too."""
     killed = []
 
     def records(kind: str) -> list[tuple[int, float]]:
@@ -532,21 +532,21 @@ def kill_recorded(sb: Sandbox) -> list[int]:
     for pid, started in records("run.json"):
         if _signal_verified(pid, started, signal.SIGKILL):
             killed.append(pid)
-    if not wait_shims(sb, timeout=3.0):
-        for pid, started in records("shim.json"):
+    if not wait_conmons(sb, timeout=3.0):
+        for pid, started in records("conmon.json"):
             if _signal_verified(pid, started, signal.SIGKILL):
                 killed.append(pid)
-        wait_shims(sb, timeout=3.0)
+        wait_conmons(sb, timeout=3.0)
     return killed
 
 
-def wait_shims(sb: Sandbox, timeout: float) -> bool:
-    """Wait until every shim of the pod has exited; True if they all did.
+def wait_conmons(sb: Sandbox, timeout: float) -> bool:
+    """Wait until every conmon of the pod has exited; True if they all did.
 
-    An exited shim counts as gone while still a zombie: it is init's to reap,
+    An exited conmon counts as gone while still a zombie: it is init's to reap,
     and some inits (this project's CI VMs) take over a second to do it.
     """
-    recs = [read_json(_file(sb, name, n, "shim.json")) or {}
+    recs = [read_json(_file(sb, name, n, "conmon.json")) or {}
             for name in container_names(sb) for n in attempts(sb, name)]
     live = [(r["pid"], r.get("startTime")) for r in recs if r.get("pid")]
     deadline = time.monotonic() + timeout
@@ -567,22 +567,19 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
     if st is None or not st.running:
         raise ContainerError(f"container {name} of pod {sb.namespace}/{sb.name} is not running")
     spec = read_json(_file(sb, name, st.restart_count, "spec.json")) or {}
-    cg = cgroups.Cgroup.from_json(spec.get("cgroup"))
-    helper = [sys.executable, "-m", "netlab.node.runtime.shim", "exec", "--pid", str(st.pid),
-              "--start-time", repr(st.pid_start_time), "--cwd", spec.get("workingDir") or "/"]
-    for directory in cg.unique_dirs() if cg else []:
-        helper += ["--cgroup", directory]
-    if spec.get("capabilities") is not None:  # an exec gets no more than the container
-        helper += ["--capabilities", ",".join(spec["capabilities"])]
-    if spec.get("user"):
-        helper += ["--user", spec["user"]]
-    if spec.get("noNewPrivs"):
-        helper.append("--no-new-privs")
-    env = dict(spec.get("env") or {"PATH": DEFAULT_PATH})
-    # The helper is Python: let it find netlab the way this process did.
-    if "PYTHONPATH" in os.environ:
-        env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
-    return ExecSpec(argv=[*helper, "--", *argv], env=env)
+    cid = spec.get("containerId")
+    if not cid:
+        raise ContainerError(f"container {name} of pod {sb.namespace}/{sb.name} has no "
+                             "crun record")
+    lab = sb.path.parent.parent.name  # /run/netlab/<lab>/pods/<pod>
+    # crun exec: the container's namespaces, cgroup, user, capabilities, seccomp and
+    # environment; no_new_privs is repeated, as crun's exec does not inherit it.
+    config = read_json(Path(spec.get("bundle") or "/nonexistent") / "config.json") or {}
+    user = (config.get("process") or {}).get("user") or {}
+    argv = oci_runtime.exec_argv(lab, cid, argv, cwd=spec.get("workingDir") or None,
+                                 no_new_privs=bool(spec.get("noNewPrivs")),
+                                 user=(int(user.get("uid", 0)), int(user.get("gid", 0))))
+    return ExecSpec(argv=argv, env={"PATH": DEFAULT_PATH})
 
 
 def container_cgroup(sb: Sandbox, name: str) -> cgroups.Cgroup | None:

@@ -28,8 +28,8 @@ from netlab.kernel import links, netns
 from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
 from netlab.node.cni.ipam import HostLocalIpam
-from netlab.node.runtime import cgroups, containers, sandbox
-from netlab.node.runtime.containers import ContainerSpec, ContainerState, ExecSpec
+from netlab.node.runtime import cgroups, containers, oci_runtime, sandbox
+from netlab.node.runtime.containers import ContainerState, ExecSpec
 from netlab.node.runtime.paths import (
     DATA_ROOT,
     SANDBOX_FILE,
@@ -41,6 +41,7 @@ from netlab.node.runtime.paths import (
     runtime_dir,
 )
 from netlab.node.runtime.sandbox import PodSpec, Sandbox
+from netlab.node.runtime.spec import ContainerSpec
 from netlab.node.runtime.usage import (
     ResourceUsage,
     Sample,
@@ -146,9 +147,10 @@ class Runtime:
             return
         with self._locked(sb.uid):
             containers.stop_all(sb, grace_seconds)
-            # Let the shims finish their exit records and leave on their own,
+            # Let the conmons finish their exit files and leave on their own,
             # before anything left in the namespace is killed.
-            containers.wait_shims(sb, timeout=5.0)
+            containers.wait_conmons(sb, timeout=5.0)
+            containers.forget_all(self.lab, sb)
             cgroups.remove(cgroups.group(self.cgroups, self.lab, sb.uid))
             sandbox.remove_sandbox(self.lab, self.node.netns, sb)
             self._pods.pop(sb.uid, None)
@@ -221,13 +223,13 @@ class Runtime:
         return sample_processes(self._pod_pids(sb))
 
     def _pod_pids(self, sb: Sandbox) -> set[int]:
-        """The pod's processes, without the shims (they are the runtime's overhead,
-        as conmon is: cAdvisor does not count it in the pod either)."""
+        """The pod's processes, without the conmons (they are the runtime's overhead:
+        cAdvisor does not count conmon in the pod either)."""
         pids = set(netns.pids_in_netns([sb.netns]))
         for name in containers.container_names(sb):
             for n in containers.attempts(sb, name):
-                shim = read_json(sb.path / name / f"{n}.shim.json") or {}
-                pids.discard(shim.get("pid"))
+                conmon = read_json(sb.path / name / f"{n}.conmon.json") or {}
+                pids.discard(conmon.get("pid"))
         return pids
 
     def _samples(self, pods: list[Sandbox]) -> dict[str, Sample]:
@@ -294,7 +296,7 @@ def pod_namespaces(lab: str) -> list[str]:
 
 def cleanup_lab(lab: str) -> CleanupReport:
     """Remove every trace of the lab's pods, from any process, after any crash:
-    kill the shims and containers (by recorded, verified pid, then whatever is
+    kill the conmons and containers (by recorded, verified pid, then whatever is
     left in the pod namespaces), delete pod veths and namespaces, unpin the UTS
     namespaces, delete the lab's cgroups, IPAM and pod state. Idempotent.
     ``netlab down`` calls this before it tears the network down."""
@@ -304,6 +306,8 @@ def cleanup_lab(lab: str) -> CleanupReport:
         report.processes += containers.kill_recorded(sb)
     names = pod_namespaces(lab)
     report.processes += kill_in_netns(names, timeout=2.0)
+    for cid in oci_runtime.list_ids(lab):  # crun's records, before its directory goes
+        oci_runtime.delete(lab, cid)
     for sb in recorded:
         node_ns = node_netns(lab, sb.node)
         if netns.exists(node_ns):

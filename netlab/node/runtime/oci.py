@@ -43,8 +43,8 @@ from typing import Any
 
 from netlab.node.runtime import capabilities
 from netlab.node.runtime.cgroups import CFS_PERIOD_US, MIN_CFS_QUOTA_US
-from netlab.node.runtime.containers import ContainerSpec
 from netlab.node.runtime.security import LOCALHOST, UNCONFINED
+from netlab.node.runtime.spec import ContainerSpec
 
 OCI_VERSION = "1.0.2"
 DEFAULT_SECCOMP_PROFILE = "/usr/share/containers/seccomp.json"
@@ -106,6 +106,7 @@ class BundleOptions:
     binds: tuple[Bind, ...] = ()  # extra binds (the host view), after the standard mounts
     masked: tuple[str, ...] = ()  # extra paths to mask (the lab's own directories)
     seccomp_profile: Mapping[str, Any] | None = None  # containers-common's document
+    host_caps: tuple[str, ...] | None = None  # what a privileged container gets (all)
 
 
 def _table(text: str) -> list[list[str]]:
@@ -146,10 +147,14 @@ def _cap_names(names: Iterable[str]) -> list[str]:
     return [f"CAP_{n}" for n in sorted(names, key=lambda n: capabilities.NUMBERS[n])]
 
 
-def process_capabilities(spec: ContainerSpec, uid: int) -> dict[str, list[str]]:
-    """The OCI capability sets of the container's process."""
+def process_capabilities(spec: ContainerSpec, uid: int,
+                         host: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """The OCI capability sets of the container's process. ``host``: what the runtime
+    itself holds, all a privileged container can get (default: every one)."""
     kept = spec.kept_capabilities()
-    names = _cap_names(capabilities.NUMBERS if kept is None else kept)
+    everything = capabilities.NUMBERS if host is None else {capabilities.normalise(c)
+                                                            for c in host}
+    names = _cap_names(everything if kept is None else kept)
     # A non-root process gets no effective or permitted capabilities (what Docker and
     # containerd do), only the bounding set that limits what a setuid binary regains.
     active = names if uid == 0 else []
@@ -178,9 +183,14 @@ def standard_mounts(sb: SandboxPaths, privileged: bool,
     """containerd's default mounts, ``binds``, then the pod's /etc files (last, so a
     bind of the host's /etc does not cover them)."""
     sys_options = ["nosuid", "noexec", "nodev", "rw" if privileged else "ro"]
-    mounts: list[dict[str, Any]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
+    proc = {"destination": "/proc", "type": "proc", "source": "proc",
+            "options": ["nosuid", "noexec", "nodev"]}
+    sysfs = {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}
+    mounts: list[dict[str, Any]] = [proc, sysfs, {
+        # Privileged: the host's devices, as containerd and CRI-O give them.
+        "destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind", "rw"]},
+    ] if privileged else [
+        proc,
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
          "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
         {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
@@ -189,7 +199,7 @@ def standard_mounts(sb: SandboxPaths, privileged: bool,
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options},
+        sysfs,
     ]
     mounts += [_bind(b) for b in binds]
     for source, destination in ((sb.hosts, "/etc/hosts"), (sb.hostname, "/etc/hostname"),
@@ -200,8 +210,12 @@ def standard_mounts(sb: SandboxPaths, privileged: bool,
 
 
 def _bind(b: Bind) -> dict[str, Any]:
+    # A read-only view also gets nosuid/nodev; a writable bind (privileged) is the
+    # host's directory as it is.
+    options = ["rbind", "rprivate", "ro", "nosuid", "nodev"] if b.read_only else \
+        ["rbind", "rprivate", "rw"]
     return {"destination": b.destination, "type": "bind", "source": b.source,
-            "options": ["rbind", "rprivate", "ro" if b.read_only else "rw", "nosuid", "nodev"]}
+            "options": options}
 
 
 def _kernel_tuple(release: str) -> tuple[int, int]:
@@ -262,7 +276,7 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
     """The container's ``config.json`` (see the module docstring)."""
     if not spec.argv:
         raise OciConfigError(f"container {spec.name} has no command to run")
-    caps = process_capabilities(spec, user.uid)
+    caps = process_capabilities(spec, user.uid, opts.host_caps)
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
            **({"HOSTNAME": hostname} if hostname else {}), "HOME": "/root", **spec.env}
     process: dict[str, Any] = {
@@ -298,6 +312,9 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
             "mounts": mounts, "linux": linux}
 
 
+# Never bound from the host: the container has its own.
+OWN_TOP_LEVEL = ("proc", "sys", "dev")
+
 HOST_VIEW = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc")
 
 
@@ -311,3 +328,13 @@ def host_view_binds(install: Sequence[str], links: Mapping[str, str] | None = No
     links in the root instead of binding them."""
     skip = set(links or {})
     return tuple(Bind(p, p) for p in (*HOST_VIEW, *install) if p not in skip)
+
+
+def whole_host_binds(top_level: Sequence[str], links: Mapping[str, str] | None = None
+                     ) -> tuple[Bind, ...]:
+    """A privileged container without an image: every top-level directory of the
+    host (``top_level``: the names in ``/``), writable, except /proc, /sys and /dev
+    (its own); the host's top-level links (``links``) are made as links."""
+    skip = set(links or {})
+    return tuple(Bind(f"/{name}", f"/{name}", read_only=False) for name in sorted(top_level)
+                 if name not in OWN_TOP_LEVEL and f"/{name}" not in skip)

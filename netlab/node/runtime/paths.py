@@ -14,7 +14,7 @@ in-memory state:
   prefix so ``netlab down`` finds it;
 - the host end of the pod's veth, ``veth<8 hex>``, from a hash (IFNAMSIZ).
 
-Standard library only: the shim imports this, and must start fast.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ def _boot_time() -> float:
 
 def process_start_time(pid: int) -> float | None:
     """A process's start time in seconds since the epoch, computed as psutil's
-    ``create_time()`` is, so the shim (which must not import psutil: it costs a
-    third of a second) records a value the runtime can check with psutil."""
+    ``create_time()`` is, without importing psutil, so records written here can
+    be checked with psutil."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()

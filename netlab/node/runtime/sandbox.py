@@ -13,7 +13,7 @@ objects a user can inspect with ``ip netns`` and ``ip link``:
   CHECK and ``remove_sandbox`` CNI DEL;
 - a UTS namespace whose hostname is the pod's name, pinned by a bind mount at
   ``<pod dir>/uts`` so every container (and ``exec``) can join it later;
-- the pod's own ``hosts``, ``hostname`` and ``resolv.conf``, which the shim
+- the pod's own ``hosts``, ``hostname`` and ``resolv.conf``, which crun
   bind-mounts over ``/etc`` in each container.
 
 ``create_sandbox`` is a reconcile: on an existing sandbox it converges each

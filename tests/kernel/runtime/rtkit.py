@@ -97,8 +97,10 @@ def log_text(state: ContainerState) -> str:
         raw = Path(state.log_path).read_text()
     except FileNotFoundError:
         return ""
-    return "".join(line.split(" ", 3)[3] + "\n" for line in raw.splitlines()
-                   if line.count(" ") >= 3)
+    # A partial record (tag P: conmon read part of a line) continues on the next one.
+    return "".join(parts[3] + ("" if parts[2] == "P" else "\n")
+                   for parts in (line.split(" ", 3) for line in raw.splitlines()
+                                 if line.count(" ") >= 3))
 
 
 def wait_log(state: ContainerState, text: str, timeout: float = 10.0) -> str:

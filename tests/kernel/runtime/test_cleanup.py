@@ -55,8 +55,8 @@ def populate(lab: RuntimeLab) -> Populated:
         procs.append((proc.pid, proc.create_time()))
     threading.Thread(target=execd.wait, daemon=True).start()
     for _, pod in made.created:
-        for shim in (pod.path / "c").glob("*.shim.json"):
-            rec = read_json(shim)
+        for monitor in (pod.path / "c").glob("*.conmon.json"):
+            rec = read_json(monitor)
             procs.append((rec["pid"], rec["startTime"]))
     roots = list(rt.cgroups.lab_roots(lab.name).values())
     assert roots and all(os.path.isdir(r) for r in roots)

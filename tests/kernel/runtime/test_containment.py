@@ -49,8 +49,9 @@ def test_a_default_container_gets_a_minimal_dev(rlab, pods):
               "ls /dev/pts/ptmx >/dev/null && echo PTS-OK")
     sb, _ = pods.run("worker1", "devs", "sh", "-c", script)
     out = log_text(wait_exited(rlab.runtime("worker1"), sb)).splitlines()
-    assert out[0].split() == sorted(["fd", "full", "null", "ptmx", "pts", "random", "shm",
-                                     "stderr", "stdin", "stdout", "tty", "urandom", "zero"])
+    assert out[0].split() == sorted([
+        "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr",
+        "stdin", "stdout", "tty", "urandom", "zero"])
     assert out[1:] == ["NULL-OK", "4", "SHM-OK", "PTS-OK"], out
 
 

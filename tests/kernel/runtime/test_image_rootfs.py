@@ -90,8 +90,9 @@ def test_the_pods_etc_files_and_standard_mounts(rlab, pods, store):
     assert resolv == (sb.path / RESOLV_FILE).read_text()
     lines = rest.splitlines()
     assert lines[0] == lines[1] == sb.hostname and int(lines[2]) >= 1, lines
-    assert lines[3].split() == sorted(["fd", "full", "null", "ptmx", "pts", "random", "shm",
-                                       "stderr", "stdin", "stdout", "tty", "urandom", "zero"])
+    assert lines[3].split() == sorted([
+        "core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr",
+        "stdin", "stdout", "tty", "urandom", "zero"])
     assert lines[4] == "SYS-RO" and lines[5].split() == ["eth0", "lo"], lines
     assert lines[6].startswith("sh -c "), lines
     assert lines[7:] == ["SHM-OK", "NULL-OK"], lines

@@ -53,7 +53,7 @@ def test_containers_survive_the_kubelet_and_are_adopted_without_duplicates(rlab,
     assert found.problems == [] and found.sandbox.ip == made["ip"]
     [app] = found.containers
     assert (app.name, app.state, app.pid, app.restart_count) == ("app", "running", made["pid"], 1)
-    # The container still logs through its shim: the kubelet was never in the way.
+    # The container still logs through conmon: the kubelet was never in the way.
     before = log_text(app).count("tick")
     wait_log(app, f"tick {before + 3}")
 

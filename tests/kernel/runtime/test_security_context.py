@@ -1,4 +1,4 @@
-"""securityContext as the runtime applies it: runAsUser/runAsGroup,
+"""securityContext as the runtime applies it (through crun): runAsUser/runAsGroup, seccomp,
 readOnlyRootFilesystem, allowPrivilegeEscalation: false (no_new_privs), and
 capabilities.add NET_ADMIN letting `ip link add` work (and its absence refusing it)."""
 
@@ -72,3 +72,31 @@ def test_net_admin_lets_ip_link_add_work(rlab, pods):
     assert log_text(wait_exited(rlab.runtime("worker2"), sb)).split() == ["ADDED"]
     sb, _ = pods.run("worker2", "noadmin", "sh", "-c", script)
     assert log_text(wait_exited(rlab.runtime("worker2"), sb)).split() == ["REFUSED"]
+
+
+def test_seccomp_is_the_runtime_default_unless_unconfined(rlab, pods):
+    script = "grep -E '^Seccomp:' /proc/self/status"
+    sb, _ = pods.run("worker1", "sec", "sh", "-c", script)
+    assert _status_field(log_text(wait_exited(rlab.runtime("worker1"), sb)), "Seccomp") == "2"
+    sb, _ = pods.run("worker1", "unconf", "sh", "-c", script, seccomp="Unconfined")
+    assert _status_field(log_text(wait_exited(rlab.runtime("worker1"), sb)), "Seccomp") == "0"
+    sb, _ = pods.run("worker1", "privsec", "sh", "-c", script, privileged=True)
+    assert _status_field(log_text(wait_exited(rlab.runtime("worker1"), sb)), "Seccomp") == "0"
+
+
+def test_exec_keeps_the_containers_user_seccomp_and_no_new_privs(rlab, pods):
+    import subprocess
+
+    from rtkit import as_kubelet, wait_log
+
+    rt = rlab.runtime("worker1")
+    sb, st = pods.run("worker1", "execsec", "sh", "-c", "echo ready; exec sleep 600",
+                      run_as_user=1000, no_new_privs=True)
+    wait_log(st, "ready")
+    spec = as_kubelet(rt, lambda: rt.exec_in_container(
+        sb, "c", ["sh", "-c", "id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"]))
+    out = subprocess.run(spec.argv, env=spec.env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "1000"
+    assert _status_field(out.stdout, "Seccomp") == "2"
+    assert _status_field(out.stdout, "NoNewPrivs") == "1"

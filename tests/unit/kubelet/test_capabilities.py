@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from netlab.node.runtime import capabilities as caps
-from netlab.node.runtime.containers import ContainerSpec
+from netlab.node.runtime.spec import ContainerSpec
 
 pytestmark = pytest.mark.unit
 
@@ -30,12 +30,6 @@ def test_drop_all_then_add_keeps_only_the_added():
 def test_an_unknown_capability_is_named():
     with pytest.raises(caps.CapabilityError, match="'NET_ADMINN'"):
         caps.container_set(add=["NET_ADMINN"])
-
-
-def test_bounding_drops_are_everything_else():
-    drops = caps.bounding_drops(caps.DEFAULT, 40)
-    assert len(drops) == 41 - 14 and caps.NUMBERS["SYS_ADMIN"] in drops
-    assert caps.NUMBERS["CHOWN"] not in drops
 
 
 def test_security_context_reaches_the_runtime_spec():

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from netlab.node.runtime import capabilities, oci
-from netlab.node.runtime.containers import ContainerSpec
+from netlab.node.runtime.spec import ContainerSpec
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from netlab.node.kubelet.spec import CONFIG_ERROR, ContainerConfigError, PodContext, container_spec
-from netlab.node.runtime.containers import ContainerSpec
 from netlab.node.runtime.security import security_of, verify_run_as_non_root
+from netlab.node.runtime.spec import ContainerSpec
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,159 @@
+"""A container's OCI bundle on disk: its root directory and ``config.json``.
+
+One bundle per attempt, ``<pod dir>/<container>/<n>.rootfs/``, removed with the
+attempt (``containers._prune``):
+
+- ``root``: the container's root filesystem.
+  - A stored image: an overlay of the image's unpacked layers (read-only, shared)
+    with ``upper``/``work`` beside it as the container's own writable layer. It is
+    mounted by the runtime in conmon's private mount namespace just before ``crun
+    create`` (``oci_runtime.Overlay``), so it disappears with the container.
+  - A built-in image or a host program: a plain directory, the container's
+    writable layer, into which crun binds the host's ``/usr``, ``/lib*``, ``/bin``,
+    ``/sbin``, ``/etc`` and netlab's own install read-only (``oci.host_view_binds``;
+    merged-/usr links such as ``/bin -> usr/bin`` are made as links). Nothing of the
+    lab's own files (``/run/netlab``, ``/var/lib/netlab``) is there at all.
+  - A privileged container without an image: a plain directory into which every
+    top-level directory of the host is bound writable, as ``privileged: true``
+    asks (with its own /proc and /sys, and the host's /dev).
+- ``config.json``: ``oci.build`` from the ContainerSpec, the sandbox's namespaces
+  and /etc files, the numeric user resolved in the image's (or host's)
+  ``/etc/passwd`` and ``/etc/group``, and the default seccomp profile.
+- ``conmon.log``: what conmon itself said, for start errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from netlab import paths
+from netlab.kernel.rootfs import overlay_options
+from netlab.node.runtime import capabilities, oci
+from netlab.node.runtime.oci_runtime import Overlay
+from netlab.node.runtime.paths import HOSTNAME_FILE, HOSTS_FILE, RESOLV_FILE
+from netlab.node.runtime.sandbox import Sandbox
+from netlab.node.runtime.spec import ContainerSpec
+
+# Directories a host-view root needs that no bind provides (mount points crun makes).
+_HOST_VIEW_DIRS = (("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700), ("run", 0o755),
+                   ("home", 0o755))
+
+
+@lru_cache(maxsize=1)
+def _default_profile() -> dict[str, Any] | None:
+    try:
+        with open(oci.DEFAULT_SECCOMP_PROFILE) as f:
+            found = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _own_capabilities() -> tuple[str, ...]:
+    """The capabilities in this process's bounding set: all a privileged container
+    can be given (a runtime inside a container holds fewer than the kernel has)."""
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return tuple(n for n, i in capabilities.NUMBERS.items() if mask >> i & 1)
+    return tuple(capabilities.NUMBERS)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _image_file(layers: tuple[str, ...], name: str) -> str:
+    """``/etc/<name>`` as the image shows it: the top-most layer that has it."""
+    for layer in layers:
+        candidate = os.path.join(layer, "etc", name)
+        if os.path.isfile(candidate) and not os.path.islink(candidate):
+            return _read(candidate)
+    return ""
+
+
+def _host_links() -> dict[str, str]:
+    """Top-level host-view paths that are symbolic links here (merged /usr)."""
+    return {p: os.readlink(p) for p in oci.HOST_VIEW if os.path.islink(p)}
+
+
+def _host_view_root(root: Path, links: dict[str, str]) -> None:
+    """The root directory of a host-view container: merged-/usr links, the usual
+    writable directories, and the lab's directories as empty mount points that crun
+    masks (what ``ls`` shows of them, as in the images: nothing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for path, target in links.items():
+        link = root / path.lstrip("/")
+        if not link.is_symlink():
+            os.symlink(target, link)
+    for rel, mode in _HOST_VIEW_DIRS:
+        d = root / rel
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, mode)
+    for masked in capabilities.masked_paths():
+        (root / masked.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+
+def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
+            cgroups_path: str | None = None) -> tuple[dict[str, Any], Overlay | None]:
+    """Make the bundle in ``directory`` and return its config and the overlay to
+    mount (None when the root is a plain directory). Raises ``oci.OciConfigError``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    root = directory / "root"
+    overlay: Overlay | None = None
+    binds: tuple[oci.Bind, ...] = ()
+    if spec.rootfs:
+        upper, work = directory / "upper", directory / "work"
+        for d in (root, upper, work):
+            d.mkdir(exist_ok=True)
+        options = overlay_options(list(spec.rootfs), str(upper), str(work))
+        parents = {os.path.dirname(p) for p in spec.rootfs}
+        layers = parents.pop() if len(parents) == 1 else "/"
+        if not spec.privileged:
+            options = "nodev," + options  # a device node made inside opens nothing
+        overlay = Overlay(layers, options, str(root))
+        user = oci.resolve_user(spec.process_user, _image_file(spec.rootfs, "passwd"),
+                                _image_file(spec.rootfs, "group"))
+        root_path = str(root)
+    elif spec.privileged:
+        # The host's whole tree, writable, as privileged asks (crun cannot pivot into
+        # the host's own root, so each top-level directory is bound instead).
+        top = [n for n in os.listdir("/") if os.path.isdir(f"/{n}")]
+        links = {f"/{n}": os.readlink(f"/{n}") for n in os.listdir("/")
+                 if os.path.islink(f"/{n}")}
+        root.mkdir(parents=True, exist_ok=True)
+        for path, target in links.items():
+            if not (root / path.lstrip("/")).is_symlink():
+                os.symlink(target, root / path.lstrip("/"))
+        binds = oci.whole_host_binds(top, links)
+        user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
+        root_path = str(root)
+    else:
+        links = _host_links()
+        _host_view_root(root, links)
+        binds = tuple(b for b in oci.host_view_binds(capabilities.install_paths(), links)
+                      if os.path.exists(b.source))
+        user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
+        root_path = str(root)
+    sandbox_paths = oci.SandboxPaths(
+        netns=f"/run/netns/{sb.netns}", uts=sb.uts_pin, hosts=str(sb.path / HOSTS_FILE),
+        hostname=str(sb.path / HOSTNAME_FILE), resolv=str(sb.path / RESOLV_FILE))
+    opts = oci.BundleOptions(
+        root=root_path, cgroups_path=cgroups_path, binds=binds,
+        masked=() if spec.privileged or spec.rootfs else (str(paths.STATE_ROOT),
+                                                          str(paths.DATA_ROOT)),
+        seccomp_profile=_default_profile(),
+        host_caps=_own_capabilities() if spec.privileged else None)
+    config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)
+    tmp = directory / ".config.json.tmp"
+    tmp.write_text(json.dumps(config))
+    os.replace(tmp, directory / "config.json")
+    return config, overlay

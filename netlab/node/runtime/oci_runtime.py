@@ -1,0 +1,272 @@
+"""crun and conmon: how the runtime starts, signals, enters and deletes a container.
+
+This is the CRI-O stack under netlab's runtime: Debian's ``crun`` (the OCI runtime)
+runs a container from its bundle (``config.json`` from ``oci.py`` and a root
+directory), and ``conmon`` (the container monitor) is its parent for its whole life:
+it runs ``crun create``, keeps the container's stdout and stderr in the CRI log
+format (``k8s-file``), and writes the exit status to ``<exit dir>/<container id>``
+when it ends. conmon double-forks, so the container outlives the kubelet.
+
+How it is called, as CRI-O calls it:
+
+- ``conmon --api-version 1 -c ID -u ID -n NAME -r crun -b BUNDLE -p PIDFILE -P
+  CONMON_PIDFILE -l k8s-file:LOG --exit-dir DIR --socket-dir-path DIR
+  --runtime-arg --root=ROOT ...`` with ``_OCI_SYNCPIPE`` in its environment: a pipe
+  on which it reports ``{"data": <container pid>}`` once ``crun create`` is done,
+  or ``{"data": -1, "message": ...}`` when it failed;
+- then the runtime puts the created container into its cgroups and runs ``crun
+  start ID``: the container's process execs its command only then, so nothing of
+  it runs outside its limits;
+- ``crun exec ID ARGV`` enters it (its user, capabilities, seccomp and env are the
+  container's); ``crun delete -f ID`` removes crun's record; ``crun list``/``state``
+  read them. crun's state directory is per lab (``/run/netlab/<lab>/runtime/crun``).
+
+Two details of this host family shape the argv:
+
+- cgroups are netlab's own (``cgroups.py``, the layout and limits the kubelet has
+  always used), so crun runs with ``--cgroup-manager=disabled`` and the runtime
+  moves the created container into its groups itself;
+- crun refuses a cgroup v1 host whose v2 ``unified`` hierarchy carries any
+  controller ("cgroups in hybrid mode not supported"), which is how netlab's CI
+  machines are set up. conmon and crun therefore run in a mount namespace of their
+  own (``unshare --mount --propagation slave``) where ``/sys/fs/cgroup/unified`` is
+  unmounted: crun sees a plain v1 host, and nothing changes for anyone else. The
+  same namespace carries the overlay root filesystem of a stored image, mounted
+  there before ``crun create``, so it goes away with the container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from netlab.node.runtime.paths import runtime_dir
+
+CRUN, CONMON = "crun", "conmon"
+CGROUP_ROOT = "/sys/fs/cgroup"
+SYNC_TIMEOUT = 15.0  # a loaded 2-core machine can take seconds
+
+
+class OciRuntimeError(RuntimeError):
+    pass
+
+
+def crun_root(lab: str) -> Path:
+    return runtime_dir(lab) / "crun"
+
+
+def exits_dir(lab: str) -> Path:
+    return runtime_dir(lab) / "exits"
+
+
+def sockets_dir(lab: str) -> Path:
+    return runtime_dir(lab) / "attach"
+
+
+def available() -> str | None:
+    """None when crun and conmon are installed, else what is missing."""
+    missing = [p for p in (CRUN, CONMON) if shutil.which(p) is None]
+    return f"not installed: {', '.join(missing)} (scripts/setup.sh installs them)" \
+        if missing else None
+
+
+def _hybrid_with_controllers() -> bool:
+    """A v1 host whose unified v2 mount carries controllers: crun refuses it."""
+    try:
+        with open(os.path.join(CGROUP_ROOT, "unified", "cgroup.controllers")) as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
+_SHIELD = _hybrid_with_controllers()
+
+# Runs in the private mount namespace: hide the unified hierarchy from crun, mount
+# the image's overlay root if asked (NL_* variables), then exec the real program.
+_PREPARE = (
+    'if [ -n "$NL_HIDE_UNIFIED" ]; then umount -l /sys/fs/cgroup/unified || exit 125; fi; '
+    'if [ -n "$NL_OVERLAY" ]; then cd "$NL_LAYERS" && '
+    'mount -t overlay -o "$NL_OVERLAY" overlay "$NL_ROOT" || exit 125; cd /; fi; '
+    'exec "$@"')
+
+
+def crun_argv(lab: str, *args: str) -> list[str]:
+    return [CRUN, f"--root={crun_root(lab)}", "--cgroup-manager=disabled", *args]
+
+
+def _shielded(argv: list[str]) -> list[str]:
+    return ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _PREPARE,
+            "sh", *argv]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """An overlay root to mount before create: ``options`` name the layers
+    relative to ``layers`` (their shared parent directory)."""
+
+    layers: str
+    options: str
+    root: str
+
+
+@dataclass(frozen=True)
+class Created:
+    pid: int | None  # the container's process, None when create failed
+    message: str  # why it failed
+    conmon_pid: int | None = None
+
+
+def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Path,
+           conmon_pid_file: Path, overlay: Overlay | None = None,
+           timeout: float = SYNC_TIMEOUT) -> Created:
+    """Have conmon run ``crun create`` for the bundle; returns the container's pid
+    (created, not started) or crun's error."""
+    for d in (crun_root(lab), exits_dir(lab), sockets_dir(lab)):
+        d.mkdir(parents=True, exist_ok=True)
+    conmon = [CONMON, "--api-version", "1", "-c", cid, "-u", cid, "-n", name,
+              "-r", shutil.which(CRUN) or CRUN, "-b", str(bundle), "-p", str(pid_file),
+              "-P", str(conmon_pid_file), "-l", f"k8s-file:{log}",
+              "--exit-dir", str(exits_dir(lab)), "--socket-dir-path", str(sockets_dir(lab)),
+              "--log-level", "error", "--runtime-arg", f"--root={crun_root(lab)}",
+              "--runtime-arg", "--cgroup-manager=disabled"]
+    read_end, write_end = os.pipe()
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "_OCI_SYNCPIPE": str(write_end)}
+    if _SHIELD:
+        env["NL_HIDE_UNIFIED"] = "1"
+    if overlay is not None:
+        env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root)
+    try:
+        with open(bundle / "conmon.log", "ab") as errors:
+            proc = subprocess.Popen(_shielded(conmon), env=env, pass_fds=(write_end,),
+                                    stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
+                                    cwd="/", start_new_session=True)
+        os.close(write_end)
+        write_end = -1
+        report = _read_sync(read_end, timeout)
+        proc.wait(timeout=timeout)
+    finally:
+        if write_end >= 0:
+            os.close(write_end)
+        os.close(read_end)
+    if report is None:
+        return Created(None, "conmon did not report the container: "
+                       + _tail(bundle / "conmon.log"))
+    pid = int(str(report.get("data", -1)))
+    if pid <= 0:
+        return Created(None, _crun_message(str(report.get("message") or "")) or
+                       "crun create failed: " + _tail(bundle / "conmon.log"))
+    conmon_pid = _read_int(conmon_pid_file)
+    return Created(pid, "", conmon_pid)
+
+
+def _read_sync(fd: int, timeout: float) -> dict[str, object] | None:
+    import select
+
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+        if data.endswith(b"\n"):
+            break
+    try:
+        found = json.loads(data.decode(errors="replace").splitlines()[0])
+    except (ValueError, IndexError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _crun_message(text: str) -> str:
+    """crun's error without conmon's and crun's prefixes."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last[len("crun: "):] if last.startswith("crun: ") else last
+
+
+def _tail(path: Path, limit: int = 400) -> str:
+    try:
+        return path.read_text(errors="replace").strip()[-limit:] or "no output"
+    except OSError:
+        return "no output"
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def start(lab: str, cid: str) -> str | None:
+    """``crun start``: the created container execs its command. None, or the error."""
+    done = subprocess.run(crun_argv(lab, "start", cid), capture_output=True, text=True,
+                          timeout=SYNC_TIMEOUT)
+    return None if done.returncode == 0 else _crun_message(done.stderr) or "crun start failed"
+
+
+def delete(lab: str, cid: str) -> None:
+    """``crun delete -f``: kill what is left and forget the container. Idempotent."""
+    if not crun_root(lab).is_dir():
+        return
+    subprocess.run(crun_argv(lab, "delete", "-f", cid), capture_output=True,
+                   timeout=SYNC_TIMEOUT)
+
+
+def list_ids(lab: str) -> list[str]:
+    """The containers crun knows in this lab (``crun list``)."""
+    if not crun_root(lab).is_dir():
+        return []
+    done = subprocess.run(crun_argv(lab, "list", "-q"), capture_output=True, text=True,
+                          timeout=SYNC_TIMEOUT)
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def state(lab: str, cid: str) -> dict[str, object] | None:
+    """``crun state``: status (created, running, stopped) and pid; None if unknown."""
+    done = subprocess.run(crun_argv(lab, "state", cid), capture_output=True, text=True,
+                          timeout=SYNC_TIMEOUT)
+    try:
+        found = json.loads(done.stdout) if done.returncode == 0 else None
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def exit_status(lab: str, cid: str) -> tuple[int, float] | None:
+    """conmon's record of how the container ended: (status, when), or None yet."""
+    path = exits_dir(lab) / cid
+    try:
+        text = path.read_text().strip()
+        return int(text), path.stat().st_mtime
+    except (OSError, ValueError):
+        return None
+
+
+def forget_exit(lab: str, cid: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (exits_dir(lab) / cid).unlink()
+
+
+def exec_argv(lab: str, cid: str, argv: list[str], cwd: str | None = None,
+              no_new_privs: bool = False, user: tuple[int, int] | None = None) -> list[str]:
+    """``crun exec``: the command runs with the container's capabilities, seccomp
+    profile and environment (crun's defaults for exec), and as its ``user`` (uid,
+    gid), which this crun does not take from the container by itself."""
+    extra = ["--no-new-privs"] if no_new_privs else []
+    if user is not None:
+        extra += ["--user", f"{user[0]}:{user[1]}"]
+    if cwd:
+        extra += ["--cwd", cwd]
+    return crun_argv(lab, "exec", *extra, cid, *argv)
