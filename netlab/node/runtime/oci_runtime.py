@@ -96,6 +96,16 @@ _PREPARE = (
     'exec "$@"')
 
 
+@dataclass(frozen=True)
+class Overlay:
+    """An overlay root to mount before create: ``options`` name the layers
+    relative to ``layers`` (their shared parent directory)."""
+
+    layers: str
+    options: str
+    root: str
+
+
 def crun_argv(lab: str, *args: str) -> list[str]:
     return [CRUN, f"--root={crun_root(lab)}", "--cgroup-manager=disabled", *args]
 
@@ -105,14 +115,18 @@ def _shielded(argv: list[str]) -> list[str]:
             "sh", *argv]
 
 
-@dataclass(frozen=True)
-class Overlay:
-    """An overlay root to mount before create: ``options`` name the layers
-    relative to ``layers`` (their shared parent directory)."""
-
-    layers: str
-    options: str
-    root: str
+def shielded(argv: list[str], overlay: Overlay | None = None
+             ) -> tuple[list[str], dict[str, str]]:
+    """``argv`` (a crun or conmon command line) with the environment it needs on this
+    host: in its own mount namespace, without the unified cgroup tree when crun would
+    refuse it, with ``overlay`` mounted there first. For callers that run crun
+    themselves (the benchmark's baseline)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
+    if _SHIELD:
+        env["NL_HIDE_UNIFIED"] = "1"
+    if overlay is not None:
+        env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root)
+    return _shielded(argv), env
 
 
 @dataclass(frozen=True)
@@ -136,15 +150,11 @@ def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Pat
               "--log-level", "error", "--runtime-arg", f"--root={crun_root(lab)}",
               "--runtime-arg", "--cgroup-manager=disabled"]
     read_end, write_end = os.pipe()
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-           "_OCI_SYNCPIPE": str(write_end)}
-    if _SHIELD:
-        env["NL_HIDE_UNIFIED"] = "1"
-    if overlay is not None:
-        env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root)
+    command, env = shielded(conmon, overlay)
+    env["_OCI_SYNCPIPE"] = str(write_end)
     try:
         with open(bundle / "conmon.log", "ab") as errors:
-            proc = subprocess.Popen(_shielded(conmon), env=env, pass_fds=(write_end,),
+            proc = subprocess.Popen(command, env=env, pass_fds=(write_end,),
                                     stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
                                     cwd="/", start_new_session=True)
         os.close(write_end)
