@@ -195,3 +195,28 @@ async def test_invalidated_tokens_are_401_and_reviews_say_why(api, memory_store)
         assert (await _review(c, "garbage"))["error"] == "invalid bearer token"
         status, err = await c.post(REVIEWS, {"spec": {}})
         assert status == 422 and "spec.token: Required value" in err["message"]
+
+
+def test_request_attributes_as_request_info_factory():
+    from netlab.master.apiserver.authz import request_attributes
+
+    def attrs(method: str, path: str, **query: str) -> tuple:
+        a = request_attributes(method, path, query)
+        return (a.verb, a.namespace, a.group, a.resource, a.subresource, a.name) \
+            if a.resource_request else (a.verb, a.path)
+
+    assert attrs("GET", "/api/v1/namespaces/ns/pods") == ("list", "ns", "", "pods", "", "")
+    assert attrs("GET", "/api/v1/pods", watch="true") == ("watch", "", "", "pods", "", "")
+    assert attrs("GET", "/api/v1/watch/namespaces/ns/pods/p") == (
+        "watch", "ns", "", "pods", "", "p")
+    assert attrs("GET", "/api/v1/namespaces/ns/pods", watch="1",
+                 fieldSelector="metadata.name=p") == ("watch", "ns", "", "pods", "", "p")
+    assert attrs("DELETE", "/apis/apps/v1/namespaces/ns/deployments") == (
+        "deletecollection", "ns", "apps", "deployments", "", "")
+    assert attrs("POST", "/api/v1/namespaces/ns/serviceaccounts/sa/token") == (
+        "create", "ns", "", "serviceaccounts", "token", "sa")
+    assert attrs("PUT", "/api/v1/namespaces/ns/status") == (
+        "update", "ns", "", "namespaces", "status", "ns")
+    assert attrs("GET", "/api/v1/namespaces/ns") == ("get", "ns", "", "namespaces", "", "ns")
+    assert attrs("GET", "/apis/apps/v1") == ("get", "/apis/apps/v1")
+    assert attrs("POST", "/metrics") == ("post", "/metrics")
