@@ -2,7 +2,8 @@
 ``kubectl create token`` (two kubectl versions), the official Python client with that token
 against the lab's HTTPS endpoint (403 in upstream's words, then allowed after a
 RoleBinding, as ``kubectl auth can-i --as`` predicts), a TokenReview, ``kube-root-ca.crt``
-in a new namespace, and a pod reaching the ``kubernetes`` Service over HTTPS with that CA.
+in a new namespace, and a pod reaching the ``kubernetes`` Service over HTTPS with that CA
+(401 without a token, upstream's 403 with one).
 One lab for the whole module."""
 
 from __future__ import annotations
@@ -177,10 +178,16 @@ def test_kube_root_ca_in_every_namespace(cluster_lab, kubeconfig, namespace):
 PROBE = textwrap.dedent("""\
     import os, ssl, urllib.request, urllib.error
     ctx = ssl.create_default_context(cadata=os.environ["CA"])
-    for url in ("https://10.96.0.1/api/v1/namespaces/default/pods",
-                "https://kubernetes.default.svc/api/v1/namespaces/default/pods"):
+    pods = "/api/v1/namespaces/default/pods"
+    for url, token in (("https://10.96.0.1" + pods, None),
+                       ("https://kubernetes.default.svc" + pods, None),
+                       ("https://kubernetes.default.svc.cluster.local" + pods,
+                        os.environ["TOKEN"])):
+        req = urllib.request.Request(url)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
         try:
-            with urllib.request.urlopen(url, context=ctx, timeout=10) as r:
+            with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
                 print(url, r.status, r.read().decode())
         except urllib.error.HTTPError as e:
             print(url, e.code, e.read().decode())
@@ -193,12 +200,14 @@ def test_a_pod_reaches_the_api_through_the_kubernetes_service(cluster_lab, kubec
                                    "json").stdout)
     assert endpoints["subsets"][0]["ports"][0]["port"] == 6443
     key = paths.lab_dir(cluster_lab.name) / "sa.key"
+    token = kubectl(kubeconfig, "create", "token", "default").stdout.strip()
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "api-probe"},
            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
                     "nodeName": "worker1",
                     "containers": [{"name": "c", "image": "python", "command": [
                         "python3", "-c", PROBE], "env": [
                         {"name": "KEY", "value": str(key)},
+                        {"name": "TOKEN", "value": token},
                         {"name": "CA", "valueFrom": {"configMapKeyRef": {
                             "name": "kube-root-ca.crt", "key": "ca.crt"}}}]}]}}
     try:
@@ -209,11 +218,19 @@ def test_a_pod_reaches_the_api_through_the_kubernetes_service(cluster_lab, kubec
                  90, interval=0.3, what="the probe pod to finish")
         logs = kubectl(kubeconfig, "logs", "api-probe").stdout
         lines = logs.strip().splitlines()
-        assert len(lines) == 3, logs
-        for line in lines[:2]:
+        assert len(lines) == 4, logs
+        answers = []
+        for line in lines[:3]:
             _, code, body = line.split(" ", 2)
             status = json.loads(body)
-            assert code == "401" and (status["kind"], status["code"]) == ("Status", 401), line
-        assert lines[2] == "SA-KEY hidden"
+            assert status["kind"] == "Status" and status["code"] == int(code), line
+            answers.append((status["code"], status["message"]))
+        # Without a token: 401 by the ClusterIP and by name (the CA verifies both).
+        assert answers[:2] == [(401, "Unauthorized")] * 2
+        # With the default ServiceAccount's token: authenticated, and RBAC says no.
+        assert answers[2] == (403, 'pods is forbidden: User "system:serviceaccount:default:'
+                                   'default" cannot list resource "pods" in API group "" in '
+                                   'the namespace "default"')
+        assert lines[3] == "SA-KEY hidden"
     finally:
         kubectl(kubeconfig, "delete", "pod", "api-probe", "--ignore-not-found", "--wait=false")

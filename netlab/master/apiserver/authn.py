@@ -43,6 +43,8 @@ USER_KEY: Any = _REQUEST_KEY("netlab.user", rbac.UserInfo) if _REQUEST_KEY else 
 EXTRA_POD_NAME = "authentication.kubernetes.io/pod-name"
 EXTRA_POD_UID = "authentication.kubernetes.io/pod-uid"
 EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
+EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name"
+EXTRA_NODE_UID = "authentication.kubernetes.io/node-uid"
 
 
 def over_unix_socket(request: web.Request) -> bool:
@@ -91,6 +93,9 @@ async def service_account_user(store: Store, signer: satokens.TokenSigner, token
     if claims.bound is not None and claims.bound.kind == "Pod":
         extra[EXTRA_POD_NAME] = [claims.bound.name]
         extra[EXTRA_POD_UID] = [claims.bound.uid]
+        if claims.bound.node is not None:
+            extra[EXTRA_NODE_NAME] = [claims.bound.node[0]]
+            extra[EXTRA_NODE_UID] = [claims.bound.node[1]]
     if claims.jti:
         extra[EXTRA_CREDENTIAL_ID] = [f"JTI={claims.jti}"]
     user = rbac.UserInfo(claims.username,

@@ -9,7 +9,9 @@ A token's claims are upstream's: ``iss`` (the issuer, by default kubeadm's
 ``https://kubernetes.default.svc.<dnsDomain>``), ``sub``
 (``system:serviceaccount:<ns>:<name>``), ``aud`` (a list), ``exp``, ``iat``, ``nbf``,
 ``jti``, and the private ``kubernetes.io`` claim naming the namespace, the ServiceAccount
-(name and uid) and the object the token is bound to (``pod`` or ``secret``, name and uid).
+(name and uid) and the object the token is bound to (``pod`` or ``secret``, name and uid;
+for a pod on a node, also ``node``, as kube-apiserver 1.30+ adds with
+ServiceAccountTokenPodNodeInfo).
 
 This module is the cryptography and the claims only: :meth:`TokenSigner.verify` checks the
 signature, the issuer, the time window and the audiences. Whether the ServiceAccount and the
@@ -95,6 +97,8 @@ class BoundObject:
     kind: str  # "Pod" or "Secret"
     name: str
     uid: str
+    # A pod's node (name, uid) when it has one: informational, in the "node" claim.
+    node: Optional[tuple[str, str]] = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class TokenSigner:
                                    "serviceaccount": {"name": name, "uid": uid}}
         if bound is not None:
             private[bound.kind.lower()] = {"name": bound.name, "uid": bound.uid}
+            if bound.node is not None:
+                private["node"] = {"name": bound.node[0], "uid": bound.node[1]}
         claims: dict[str, Any] = {
             "aud": list(audiences), "exp": issued + expiration_seconds, "iat": issued,
             "iss": self.issuer, "jti": str(uuid.uuid4()), PRIVATE_CLAIM: private,
@@ -202,7 +208,10 @@ class TokenSigner:
         for kind in ("Pod", "Secret"):
             ref = private.get(kind.lower())
             if isinstance(ref, dict):
-                bound = BoundObject(kind, str(ref.get("name", "")), str(ref.get("uid", "")))
+                node = private.get("node")
+                bound = BoundObject(kind, str(ref.get("name", "")), str(ref.get("uid", "")),
+                                    (str(node.get("name", "")), str(node.get("uid", "")))
+                                    if isinstance(node, dict) else None)
         return Claims(namespace, name, uid, matched, str(claims.get("jti", "")),
                       int(claims["exp"]), bound)
 

@@ -106,7 +106,18 @@ async def _bound_object(ctx: Any, namespace: str, account: str,
         raise errors.conflict(kind, name, f"the UID in the bound object reference ({wanted}) "
                               "does not match the UID in record. The object might have been "
                               "deleted and then recreated")
-    return satokens.BoundObject(kind, name, uid)
+    node = None
+    node_name = str(dict_at(obj, "spec").get("nodeName") or "") if kind == "Pod" else ""
+    if node_name:
+        nodes = resources.get_resource("", "v1", "nodes")
+        assert nodes is not None
+        try:
+            found = await ctx.registry.get(nodes, None, node_name)
+        except errors.APIError:
+            found = None  # as upstream: the node's info is left out, the token is issued
+        if found is not None:
+            node = (node_name, str(meta_of(found).get("uid", "")))
+    return satokens.BoundObject(kind, name, uid, node)
 
 
 async def create_token(request: web.Request, ctx: Any, info: RequestInfo,

@@ -220,3 +220,23 @@ def test_request_attributes_as_request_info_factory():
     assert attrs("GET", "/api/v1/namespaces/ns") == ("get", "ns", "", "namespaces", "", "ns")
     assert attrs("GET", "/apis/apps/v1") == ("get", "/apis/apps/v1")
     assert attrs("POST", "/metrics") == ("post", "/metrics")
+
+
+async def test_a_pod_bound_token_names_the_pods_node(api, memory_store):
+    import base64
+    import json
+
+    async with api(memory_store) as c:
+        await _robot(c)
+        node = await c.ok("POST", "/api/v1/nodes", {"metadata": {"name": "worker1"}})
+        web = await c.ok("POST", PODS, pod("web", nodeName="worker1"))
+        token = await _token(c, boundObjectRef={"kind": "Pod", "apiVersion": "v1",
+                                                 "name": "web"})
+        part = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        assert claims["kubernetes.io"]["pod"] == {"name": "web", "uid": web["metadata"]["uid"]}
+        assert claims["kubernetes.io"]["node"] == {"name": "worker1",
+                                                   "uid": node["metadata"]["uid"]}
+        extra = (await _review(c, token))["user"]["extra"]
+        assert extra["authentication.kubernetes.io/node-name"] == ["worker1"]
+        assert extra["authentication.kubernetes.io/pod-uid"] == [web["metadata"]["uid"]]
