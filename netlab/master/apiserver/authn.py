@@ -45,6 +45,7 @@ EXTRA_POD_UID = "authentication.kubernetes.io/pod-uid"
 EXTRA_CREDENTIAL_ID = "authentication.kubernetes.io/credential-id"
 EXTRA_NODE_NAME = "authentication.kubernetes.io/node-name"
 EXTRA_NODE_UID = "authentication.kubernetes.io/node-uid"
+_BOUND_KINDS = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}
 
 
 def over_unix_socket(request: web.Request) -> bool:
@@ -67,7 +68,8 @@ def is_admin_token(token: str, tokens: set[str]) -> bool:
     return any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens)
 
 
-async def _get(store: Store, plural: str, namespace: str, name: str) -> Optional[dict]:
+async def _get(store: Store, plural: str, namespace: Optional[str],
+               name: str) -> Optional[dict]:
     if not name:
         return None
     kv = await store.aget(f"{resources.store_prefix(plural, namespace)}{name}")
@@ -86,16 +88,20 @@ async def service_account_user(store: Store, signer: satokens.TokenSigner, token
     account = await _get(store, "serviceaccounts", claims.namespace, claims.name)
     bound = None
     if claims.bound is not None:
-        plural = "pods" if claims.bound.kind == "Pod" else "secrets"
-        bound = await _get(store, plural, claims.namespace, claims.bound.name)
+        plural, namespace = _BOUND_KINDS[claims.bound.kind], claims.namespace
+        bound = await _get(store, plural, namespace if plural != "nodes" else None,
+                           claims.bound.name)
     satokens.check_bound_objects(claims, account, bound)
     extra: dict[str, Any] = {}
     if claims.bound is not None and claims.bound.kind == "Pod":
         extra[EXTRA_POD_NAME] = [claims.bound.name]
         extra[EXTRA_POD_UID] = [claims.bound.uid]
-        if claims.bound.node is not None:
-            extra[EXTRA_NODE_NAME] = [claims.bound.node[0]]
-            extra[EXTRA_NODE_UID] = [claims.bound.node[1]]
+    if claims.bound is not None and claims.bound.kind in ("Pod", "Node"):
+        node = claims.bound.node if claims.bound.kind == "Pod" else \
+            (claims.bound.name, claims.bound.uid)
+        if node is not None:
+            extra[EXTRA_NODE_NAME] = [node[0]]
+            extra[EXTRA_NODE_UID] = [node[1]]
     if claims.jti:
         extra[EXTRA_CREDENTIAL_ID] = [f"JTI={claims.jti}"]
     user = rbac.UserInfo(claims.username,

@@ -9,9 +9,8 @@ A token's claims are upstream's: ``iss`` (the issuer, by default kubeadm's
 ``https://kubernetes.default.svc.<dnsDomain>``), ``sub``
 (``system:serviceaccount:<ns>:<name>``), ``aud`` (a list), ``exp``, ``iat``, ``nbf``,
 ``jti``, and the private ``kubernetes.io`` claim naming the namespace, the ServiceAccount
-(name and uid) and the object the token is bound to (``pod`` or ``secret``, name and uid;
-for a pod on a node, also ``node``, as kube-apiserver 1.30+ adds with
-ServiceAccountTokenPodNodeInfo).
+(name and uid) and the object the token is bound to (``pod``, ``secret`` or ``node``,
+name and uid; for a pod on a node, also its ``node``, as kube-apiserver 1.30+ adds).
 
 This module is the cryptography and the claims only: :meth:`TokenSigner.verify` checks the
 signature, the issuer, the time window and the audiences. Whether the ServiceAccount and the
@@ -92,9 +91,10 @@ def generate_key_pem() -> bytes:
 
 @dataclass(frozen=True)
 class BoundObject:
-    """What a token is bound to: a Pod or a Secret of the service account's namespace."""
+    """What a token is bound to: a Pod or a Secret of the service account's namespace, or
+    a Node (ServiceAccountTokenNodeBinding, on by default since 1.31)."""
 
-    kind: str  # "Pod" or "Secret"
+    kind: str  # "Pod", "Secret" or "Node"
     name: str
     uid: str
     # A pod's node (name, uid) when it has one: informational, in the "node" claim.
@@ -148,7 +148,7 @@ class TokenSigner:
                                    "serviceaccount": {"name": name, "uid": uid}}
         if bound is not None:
             private[bound.kind.lower()] = {"name": bound.name, "uid": bound.uid}
-            if bound.node is not None:
+            if bound.node is not None and bound.kind != "Node":
                 private["node"] = {"name": bound.node[0], "uid": bound.node[1]}
         claims: dict[str, Any] = {
             "aud": list(audiences), "exp": issued + expiration_seconds, "iat": issued,
@@ -212,6 +212,9 @@ class TokenSigner:
                 bound = BoundObject(kind, str(ref.get("name", "")), str(ref.get("uid", "")),
                                     (str(node.get("name", "")), str(node.get("uid", "")))
                                     if isinstance(node, dict) else None)
+        node = private.get("node")
+        if bound is None and isinstance(node, dict):
+            bound = BoundObject("Node", str(node.get("name", "")), str(node.get("uid", "")))
         return Claims(namespace, name, uid, matched, str(claims.get("jti", "")),
                       int(claims["exp"]), bound)
 

@@ -5,8 +5,8 @@ TokenRequest (``POST /api/v1/namespaces/<ns>/serviceaccounts/<name>/token``, wha
 ``kubectl create token`` and the kubelet ask): ``spec.audiences`` default to the API
 server's, ``spec.expirationSeconds`` to 3600 (less than 600 is 422, with upstream's
 wording), and ``spec.boundObjectRef`` may bind the token to a Pod or a Secret of the
-namespace (its uid checked when given: 409 when it differs). The answer is the request with
-``status.token`` and ``status.expirationTimestamp``, 201.
+namespace, or to a Node (its uid checked when given: 409 when it differs). The answer is
+the request with ``status.token`` and ``status.expirationTimestamp``, 201.
 
 TokenReview (``POST /apis/authentication.k8s.io/v1/tokenreviews``): whether a token
 authenticates, and as whom, for ``spec.audiences`` (default: the API server's);
@@ -92,14 +92,14 @@ async def _bound_object(ctx: Any, namespace: str, account: str,
         raise errors.bad_request("spec.boundObjectRef: expected an object")
     kind, api_version = str_at(ref, "kind"), str_at(ref, "apiVersion")
     group, _, version = api_version.rpartition("/")
-    if group or kind not in ("Pod", "Secret"):
+    if group or kind not in ("Pod", "Secret", "Node"):
         raise errors.bad_request(f'cannot bind token for serviceaccount "{account}" to object '
                                  f"of type {group}/{version}, Kind={kind}")
     name = str_at(ref, "name")
-    plural = "pods" if kind == "Pod" else "secrets"
-    res = resources.get_resource("", "v1", plural)
+    res = resources.get_resource("", "v1", {"Pod": "pods", "Secret": "secrets",
+                                            "Node": "nodes"}[kind])
     assert res is not None
-    obj = await ctx.registry.get(res, namespace, name)
+    obj = await ctx.registry.get(res, namespace if kind != "Node" else None, name)
     uid = str(meta_of(obj).get("uid", ""))
     wanted = str_at(ref, "uid")
     if wanted and wanted != uid:

@@ -240,3 +240,18 @@ async def test_a_pod_bound_token_names_the_pods_node(api, memory_store):
         extra = (await _review(c, token))["user"]["extra"]
         assert extra["authentication.kubernetes.io/node-name"] == ["worker1"]
         assert extra["authentication.kubernetes.io/pod-uid"] == [web["metadata"]["uid"]]
+
+
+async def test_a_node_bound_token_dies_with_its_node(api, memory_store):
+    async with api(memory_store) as c:
+        await _robot(c)
+        node = await c.ok("POST", "/api/v1/nodes", {"metadata": {"name": "worker1"}})
+        token = await _token(c, boundObjectRef={"kind": "Node", "apiVersion": "v1",
+                                                 "name": "worker1"})
+        review = await _review(c, token)
+        assert review["user"]["extra"]["authentication.kubernetes.io/node-uid"] == [
+            node["metadata"]["uid"]]
+        assert (await c.get("/api", token=token))[0] == 200
+        await c.ok("DELETE", "/api/v1/nodes/worker1")
+        assert (await c.get("/api", token=token))[0] == 401
+        assert (await _review(c, token))["error"] == "service account token has been invalidated"
