@@ -414,7 +414,9 @@ class PodWorker:
         # host program.
         stored = self.s.images.lookup(image)
         pulled = False
-        if needs_pull(c, stored):
+        # A pull this worker started is seen through to its end, even though the image
+        # it stored now makes IfNotPresent say there is nothing to pull.
+        if name in self.pulls or needs_pull(c, stored):
             stored = await self._pull(pod, c, init)
             if stored is None:
                 return  # pulling, failed or backing off: the worker is woken for what's next
