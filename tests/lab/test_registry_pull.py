@@ -13,6 +13,8 @@ that node's namespace, and pods pull it:
   get pod``, and ``Failed to pull image ... 401 Unauthorized`` and ``Back-off
   pulling image`` events;
 - a tag the registry does not have: a ``... not found`` event;
+- a "registry" that accepts connections and never answers: the pull times out
+  with a clear event, and meanwhile another pod on that node starts;
 - ``netlab image pull`` with ``--creds``, from inside the lab.
 
 Nothing leaves the lab: the registry listens on a lab address, and every pull is
@@ -90,13 +92,14 @@ def _in_ns(ns: str, *argv: str, timeout: float = 120) -> subprocess.CompletedPro
                           timeout=timeout, check=False)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a registry this module started, by its pid, after checking it is ours."""
+def _stop(process: subprocess.Popen, program: str | None = None) -> None:
+    """Stop a process this module started, by its pid, after checking that the pid
+    still runs that program (``ip netns exec`` execs it: the pid is the program's)."""
     if process.poll() is not None:
         return
     with contextlib.suppress(psutil.NoSuchProcess):
         proc = psutil.Process(process.pid)
-        if proc.exe() and Path(proc.exe()).name == "docker-registry":
+        if Path(proc.exe()).resolve() == Path(program or str(REGISTRY)).resolve():
             process.terminate()
             try:
                 process.wait(10)
@@ -157,12 +160,14 @@ def registries(cluster_lab) -> Iterator[Registries]:
 
 
 def _pod(name: str, image: str, policy: str = "IfNotPresent", secret: str | None = None,
-         namespace: str = "default") -> str:
-    spec = {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"terminationGracePeriodSeconds": 0,
-                     "containers": [{"name": "app", "image": image,
-                                     "imagePullPolicy": policy}]}}
+         namespace: str = "default", node: str | None = None) -> str:
+    spec: dict = {"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": name, "namespace": namespace},
+                  "spec": {"terminationGracePeriodSeconds": 0,
+                           "containers": [{"name": "app", "image": image,
+                                           "imagePullPolicy": policy}]}}
+    if node:
+        spec["spec"]["nodeName"] = node
     if secret:
         spec["spec"]["imagePullSecrets"] = [{"name": secret}]
     return json.dumps(spec)
@@ -321,3 +326,50 @@ def test_netlab_image_pull_with_credentials(registries):
     finally:
         with contextlib.suppress(ImageNotFoundError):
             ImageStore().remove(name)
+
+
+# Accepts every connection and never answers: a registry that hangs.
+SILENT_SERVER = """
+import socket, sys
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], int(sys.argv[2])))
+server.listen(64)
+held = []
+while True:
+    held.append(server.accept()[0])
+"""
+
+
+def test_a_hanging_registry_times_out_and_the_kubelet_stays_responsive(kubeconfig,
+                                                                        registries):
+    image = f"{registries.ip}:5002/{registries.repo}:v1"
+    silent = subprocess.Popen(["ip", "netns", "exec", registries.ns, sys.executable, "-c",
+                               SILENT_SERVER, registries.ip, "5002"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: ":5002" in _in_ns(registries.ns, "ss", "-ltnH").stdout, 30,
+                 interval=0.2, what="the silent server to listen")
+        out = kubectl(kubeconfig, "apply", "-f", "-",
+                      stdin=_pod("hang", image, "Always", node="worker1"))
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: any(r == "Pulling" for r, _ in _events(kubeconfig, "hang")), 60,
+                 interval=0.3, what="the pull to start")
+        # While that pull waits on the registry, the same kubelet starts another pod.
+        out = kubectl(kubeconfig, "apply", "-f", "-",
+                      stdin=_pod("alive", "netlab/echo", "IfNotPresent", node="worker1"))
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: _phase(kubeconfig, "alive") == "Running", 60, interval=0.3,
+                 what="a pod on the same node to run during the hanging pull")
+        assert not any(m.startswith("Failed to pull") for _, m in _events(kubeconfig, "hang"))
+        events = wait_for(lambda: (lambda e: any(m.startswith("Failed to pull") for _, m in e)
+                                   and e)(_events(kubeconfig, "hang")), 120, interval=0.5,
+                          what="the hanging pull to fail")
+        failed = next(m for _, m in events if m.startswith("Failed to pull"))
+        assert failed.startswith(f'Failed to pull image "{image}": failed to pull and unpack '
+                                 f'image "{image}": failed to resolve reference'), failed
+        assert "the registry did not answer in time (timeout)" in failed, failed
+    finally:
+        _stop(silent, sys.executable)
+        _delete(kubeconfig, "hang", "alive")
