@@ -461,3 +461,12 @@ def test_session_has_timeouts():
             return http.timeout
     timeout = asyncio.run(run())
     assert (timeout.sock_connect, timeout.sock_read, timeout.total) == (3.0, 7.0, None)
+
+
+def test_a_layer_that_escapes_its_root_is_refused(store):
+    fake = FakeRegistry()
+    fake.add_image("v1", [layer([("app", "dir"), ("app/../../escaped", "file", "x")])])
+    with pytest.raises(registry.PullError, match=r"a path with '\.\.' would leave the root "
+                       r"filesystem; nothing was stored"):
+        _pull(fake, store, "{host}/team/app:v1")
+    assert store.images() == [] and _stored_files(store) == []
