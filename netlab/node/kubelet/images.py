@@ -23,11 +23,15 @@ turn, anonymously when none matches.
 
 :class:`ImagePuller` runs pulls as tasks on the kubelet's loop (network I/O is
 asynchronous, unpacking runs in a thread), so a pod worker never blocks on one:
-it starts the pull, waits as it was (``ContainerCreating``, or
-``ImagePullBackOff`` while retrying), and is woken when the pull ends. Pods that
-want the same image with the same credentials at the same time share one pull.
-The back-off between failed pulls (``ImagePullBackOff``) is the worker's,
-keyed by pod and image as upstream's.
+through its :class:`PodPulls` (upstream's ``EnsureImageExists``) it starts the
+pull, waits as it was (``ContainerCreating``, or ``ImagePullBackOff`` while
+retrying), and is woken when the pull ends. Pods that want the same image with
+the same credentials at the same time share one pull. A failure is
+``ErrImagePull`` until the worker's next sync, which is within the back-off
+(5 s doubling to 300 s, keyed by pod and image as upstream's) and says
+``ImagePullBackOff``; the events are upstream's (``Pulling``, ``Pulled``
+"Successfully pulled image", ``Failed`` "Failed to pull image", ``BackOff``
+"Back-off pulling image").
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import aiohttp
 
@@ -48,6 +52,8 @@ from netlab.images import builtin_image, registry
 from netlab.images.credentials import Credential, CredentialError, Keyring, from_secret
 from netlab.images.reference import DEFAULT_REGISTRY, ReferenceError, normalise, parse
 from netlab.images.store import ImageStore, StoredImage
+from netlab.node.kubelet.events import NORMAL, WARNING
+from netlab.node.kubelet.restarts import Backoff
 
 log = logging.getLogger("netlab.kubelet.images")
 
@@ -190,3 +196,106 @@ async def pull_credentials(client: Client, pod: dict[str, Any],
         except CredentialError as err:
             invalid.append(str(err))
     return keyring, missing, invalid
+
+
+class Worker(Protocol):
+    """What :class:`PodPulls` needs of its pod worker (``pods.PodWorker``)."""
+
+    uid: str
+    waiting: dict[str, tuple[str, str]]
+
+    def event(self, pod: dict[str, Any], type_: str, reason: str, message: str,
+              container: Optional[str] = None, init: bool = False) -> None: ...
+
+    def first(self, key: Any) -> bool: ...
+
+    def wake(self) -> None: ...
+
+    def wake_later(self, delay: float) -> None: ...
+
+
+class PodPulls:
+    """One pod's pulls: the kubelet's ``EnsureImageExists`` for the containers whose
+    image must come from its registry, as the pod worker's syncs call it."""
+
+    def __init__(self, worker: Worker, client: Client, puller: Optional[ImagePuller],
+                 backoff: Backoff) -> None:
+        self.w = worker
+        self.client = client
+        self.puller = puller
+        self.backoff = backoff
+        # container -> (image, its pull, when the worker started waiting for it)
+        self.running: dict[str, tuple[str, asyncio.Task[Pulled], float]] = {}
+        self.failed: dict[str, float] = {}  # image -> when its last pull failed
+
+    def started(self, container: str) -> bool:
+        """Whether a pull of this container's is under way or ended unseen: it is seen
+        through to its end, even though the image it stored now makes IfNotPresent
+        say there is nothing to pull."""
+        return container in self.running
+
+    async def ensure(self, pod: dict[str, Any], c: Container,
+                     init: bool) -> Optional[StoredImage]:
+        """The image of ``c`` from its registry: the stored image once pulled; None while
+        the pull runs, after it failed (``ErrImagePull``) or during its back-off
+        (``ImagePullBackOff``), each with the kubelet's events."""
+        w = self.w
+        name, image = c.get("name", ""), c.get("image", "")
+        running = self.running.get(name)
+        if running is not None and running[0] != image:  # the pod's image changed
+            self.running.pop(name)
+            running = None
+        if running is not None:
+            return self._ended(pod, name, image, init, *running[1:])
+        key = (w.uid, image)
+        failed = self.failed.get(image)
+        remaining = 0.0 if failed is None else self.backoff.remaining(key, failed, time.time())
+        if remaining > 0:
+            w.waiting[name] = (IMAGE_PULL_BACKOFF, f'Back-off pulling image "{image}"')
+            if w.first(("pull-backoff", name, failed)):
+                w.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"', name, init)
+                w.event(pod, WARNING, "Failed", f"Error: {IMAGE_PULL_BACKOFF}", name, init)
+            w.wake_later(remaining)
+            return None
+        keyring, missing, invalid = await pull_credentials(self.client, pod)
+        if (missing or invalid) and w.first(("pull-secrets", *missing, *invalid)):
+            w.event(pod, WARNING, "FailedToRetrieveImagePullSecret",
+                    f"Unable to retrieve some image pull secrets ({', '.join(missing + invalid)}"
+                    "); attempting to pull the image may not succeed.")
+        try:
+            credentials = keyring.lookup(parse(image))
+        except ReferenceError:
+            credentials = []
+        w.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', name, init)
+        assert self.puller is not None
+        task = self.puller.pull(image, credentials)
+        self.running[name] = (image, task, time.monotonic())
+        task.add_done_callback(lambda _: w.wake())
+        return None
+
+    def _ended(self, pod: dict[str, Any], name: str, image: str, init: bool,
+               task: asyncio.Task[Pulled], waiting_since: float) -> Optional[StoredImage]:
+        w = self.w
+        if not task.done():
+            return None  # its end wakes the worker
+        self.running.pop(name)
+        if task.cancelled():  # the kubelet is stopping: nothing to report
+            return None
+        outcome = task.result()
+        if outcome.result is None:
+            now = time.time()
+            self.backoff.next((w.uid, image), now)
+            self.failed[image] = now
+            w.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {outcome.error}',
+                    name, init)
+            w.event(pod, WARNING, "Failed", f"Error: {ERR_IMAGE_PULL}", name, init)
+            w.waiting[name] = (ERR_IMAGE_PULL, outcome.error or "")
+            # As the kubelet's next sync: still within the back-off, so it says so.
+            w.wake_later(min(1.0, self.backoff.delay((w.uid, image)) / 2))
+            return None
+        result = outcome.result
+        w.event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in '
+                f"{go_duration(outcome.seconds)} ({go_duration(time.monotonic() - waiting_since)}"
+                f" including waiting). Image size: {result.image.size} bytes.", name, init)
+        w.waiting.pop(name, None)
+        return result.image

@@ -45,9 +45,7 @@ from netlab.api.timefmt import format_time
 from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_status
 from netlab.client import APIError, Client, resource_path
 from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
-from netlab.images.reference import ReferenceError
-from netlab.images.reference import parse as parse_reference
-from netlab.images.store import ImageStore, StoredImage
+from netlab.images.store import ImageStore
 from netlab.node.kubelet import envsources
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.config import KubeletConfig
@@ -55,16 +53,12 @@ from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
 from netlab.node.kubelet.dns import read_resolv_conf, sandbox_spec
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, pod_ref
 from netlab.node.kubelet.images import (
-    ERR_IMAGE_PULL,
-    IMAGE_PULL_BACKOFF,
     PULL_BACKOFF_BASE,
     PULL_BACKOFF_MAX,
     ImagePuller,
-    Pulled,
+    PodPulls,
     needs_pull,
-    pull_credentials,
 )
-from netlab.node.kubelet.images import go_duration as go_duration_ms
 from netlab.node.kubelet.prober import PodProber
 from netlab.node.kubelet.restarts import Backoff, should_restart
 from netlab.node.kubelet.spec import (
@@ -146,9 +140,7 @@ class PodWorker:
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
         self.image_ids: dict[str, str] = {}  # image as written -> imageID of what ran
-        # container -> (image, its pull, when the worker started waiting for it)
-        self.pulls: dict[str, tuple[str, asyncio.Task[Pulled], float]] = {}
-        self.pull_failed: dict[str, float] = {}  # image -> when its last pull failed
+        self.pulls = PodPulls(self, services.client, services.puller, services.pull_backoff)
         self.finished = False  # reached Succeeded/Failed: nothing runs again
         self.terminated = False
         self._torn_down = False
@@ -416,8 +408,8 @@ class PodWorker:
         pulled = False
         # A pull this worker started is seen through to its end, even though the image
         # it stored now makes IfNotPresent say there is nothing to pull.
-        if name in self.pulls or needs_pull(c, stored):
-            stored = await self._pull(pod, c, init)
+        if self.pulls.started(name) or needs_pull(c, stored):
+            stored = await self.pulls.ensure(pod, c, init)
             if stored is None:
                 return  # pulling, failed or backing off: the worker is woken for what's next
             pulled = True
@@ -476,67 +468,6 @@ class PodWorker:
                 self.prober.ensure(pod, c, state)
         else:
             self.wake()
-
-    async def _pull(self, pod: dict[str, Any], c: Container, init: bool) -> Optional[StoredImage]:
-        """The image of ``c`` from its registry: the stored image once pulled, None while
-        the pull runs, after it failed (``ErrImagePull``) or during its back-off
-        (``ImagePullBackOff``), with the kubelet's events for each."""
-        name, image = c.get("name", ""), c.get("image", "")
-        running = self.pulls.get(name)
-        if running is not None and running[0] != image:  # the pod's image changed
-            self.pulls.pop(name)
-            running = None
-        if running is not None:
-            _, task, waiting_since = running
-            if not task.done():
-                return None  # its end wakes this worker
-            self.pulls.pop(name)
-            outcome = task.result()
-            if outcome.result is None:
-                now = time.time()
-                self.s.pull_backoff.next((self.uid, image), now)
-                self.pull_failed[image] = now
-                self.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": '
-                           f"{outcome.error}", name, init)
-                self.event(pod, WARNING, "Failed", f"Error: {ERR_IMAGE_PULL}", name, init)
-                self.waiting[name] = (ERR_IMAGE_PULL, outcome.error or "")
-                # As the kubelet's next sync: still within the back-off, so it says so.
-                self.wake_later(min(1.0, self.s.pull_backoff.delay((self.uid, image)) / 2))
-                return None
-            result = outcome.result
-            self.event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in '
-                       f"{go_duration_ms(outcome.seconds)} ("
-                       f"{go_duration_ms(time.monotonic() - waiting_since)} including "
-                       f"waiting). Image size: {result.image.size} bytes.", name, init)
-            self.waiting.pop(name, None)
-            return result.image
-        failed = self.pull_failed.get(image)
-        remaining = 0.0 if failed is None else self.s.pull_backoff.remaining(
-            (self.uid, image), failed, time.time())
-        if remaining > 0:
-            self.waiting[name] = (IMAGE_PULL_BACKOFF, f'Back-off pulling image "{image}"')
-            if self._first(("pull-backoff", name, failed)):
-                self.event(pod, NORMAL, "BackOff", f'Back-off pulling image "{image}"', name,
-                           init)
-                self.event(pod, WARNING, "Failed", f"Error: {IMAGE_PULL_BACKOFF}", name, init)
-            self.wake_later(remaining)
-            return None
-        keyring, missing, invalid = await pull_credentials(self.s.client, pod)
-        if (missing or invalid) and self._first(("pull-secrets", *missing, *invalid)):
-            said = ", ".join([*missing, *invalid])
-            self.event(pod, WARNING, "FailedToRetrieveImagePullSecret",
-                       f"Unable to retrieve some image pull secrets ({said}); attempting to "
-                       "pull the image may not succeed.")
-        try:
-            credentials = keyring.lookup(parse_reference(image))
-        except ReferenceError:
-            credentials = []
-        self.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', name, init)
-        assert self.s.puller is not None
-        task = self.s.puller.pull(image, credentials)
-        self.pulls[name] = (image, task, time.monotonic())
-        task.add_done_callback(lambda _: self.wake())
-        return None
 
     def _watch(self, name: str, state: ContainerState) -> None:
         have = self.watches.get(name)
@@ -642,6 +573,7 @@ class PodWorker:
         self.sandbox = None
         self.s.status.forget(self.uid)
         self.s.backoff.forget_pod(self.uid)
+        self.s.pull_backoff.forget_pod(self.uid)  # its pulls may run on: others share them
 
     def _cancel_all(self) -> None:
         self.prober.stop_all()
@@ -649,6 +581,10 @@ class PodWorker:
             self._unwatch(name)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def first(self, key: Any) -> bool:
+        """:meth:`_first`, for the helpers that record a worker's events."""
+        return self._first(key)
 
     def _first(self, key: Any) -> bool:
         """True the first time ``key`` is seen: for events said once per cause."""
