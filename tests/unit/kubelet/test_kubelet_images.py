@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import types
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from netlab.images import registry
 from netlab.images.credentials import Credential
 from netlab.images.store import ImageStore
 from netlab.node.kubelet import images
+from netlab.node.kubelet.restarts import Backoff
 
 pytestmark = pytest.mark.unit
 
@@ -122,3 +124,87 @@ def test_concurrent_pulls_share_one(tmp_path, monkeypatch):
     assert second.error == "nope"
     assert len(calls) == 2
     assert first.result is None and first.error == "nope"
+
+
+class FakeWorker:
+    """What PodPulls records through: events, Waiting reasons, wake-ups."""
+
+    def __init__(self) -> None:
+        self.uid = "uid-1"
+        self.waiting: dict[str, tuple[str, str]] = {}
+        self.events: list[tuple[str, str, str]] = []
+        self.woken = 0
+        self.later: list[float] = []
+        self._seen: set = set()
+
+    def event(self, pod, type_, reason, message, container=None, init=False) -> None:
+        self.events.append((type_, reason, message))
+
+    def first(self, key) -> bool:
+        new = key not in self._seen
+        self._seen.add(key)
+        return new
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    def wake_later(self, delay: float) -> None:
+        self.later.append(delay)
+
+
+class FakePuller:
+    def __init__(self) -> None:
+        self.outcomes: list[images.Pulled] = []
+        self.calls: list[tuple[str, list]] = []
+
+    def pull(self, image, credentials):
+        self.calls.append((image, list(credentials)))
+        outcome = self.outcomes.pop(0)
+
+        async def done() -> images.Pulled:
+            return outcome
+        return asyncio.ensure_future(done())
+
+
+def test_pod_pulls_fail_back_off_and_succeed():
+    """EnsureImageExists over three syncs: a failed pull (ErrImagePull), a sync in its
+    back-off (ImagePullBackOff), then a pull that succeeds, with upstream's events."""
+    image = "10.0.0.5:5000/app:v1"
+    pod = {"metadata": {"name": "p", "namespace": "team", "uid": "uid-1"}, "spec": {}}
+    container = {"name": "app", "image": image}
+    worker, puller = FakeWorker(), FakePuller()
+    client = FakeClient({})
+    stored = types.SimpleNamespace(size=1234)  # what the event reads of a StoredImage
+    result = registry.PullResult(stored, image, "sha256:" + "b" * 64, 10)  # type: ignore
+    puller.outcomes = [images.Pulled(None, "failed to pull and unpack image: 401", 0.2),
+                       images.Pulled(result, None, 0.25)]
+
+    async def run() -> None:
+        pulls = images.PodPulls(worker, client, puller, Backoff(5.0, 300.0))  # type: ignore
+        assert await pulls.ensure(pod, container, False) is None  # started
+        assert worker.events[-1] == ("Normal", "Pulling", f'Pulling image "{image}"')
+        assert pulls.started("app")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert worker.woken == 1
+        assert await pulls.ensure(pod, container, False) is None  # failed
+        assert worker.waiting["app"] == ("ErrImagePull", "failed to pull and unpack image: 401")
+        assert worker.events[-2:] == [
+            ("Warning", "Failed", f'Failed to pull image "{image}": failed to pull and unpack '
+             "image: 401"), ("Warning", "Failed", "Error: ErrImagePull")]
+        assert await pulls.ensure(pod, container, False) is None  # within the back-off
+        assert worker.waiting["app"] == ("ImagePullBackOff", f'Back-off pulling image "{image}"')
+        assert worker.events[-2:] == [("Normal", "BackOff", f'Back-off pulling image "{image}"'),
+                                      ("Warning", "Failed", "Error: ImagePullBackOff")]
+        assert 0 < worker.later[-1] <= 5.0 and len(puller.calls) == 1
+        pulls.failed[image] -= 6  # the back-off is over
+        assert await pulls.ensure(pod, container, False) is None  # pulling again
+        await asyncio.sleep(0)
+        got = await pulls.ensure(pod, container, False)
+        assert got is stored and "app" not in worker.waiting
+        assert worker.events[-1][1] == "Pulled" and worker.events[-1][2].startswith(
+            f'Successfully pulled image "{image}" in 250ms (')
+        assert worker.events[-1][2].endswith("including waiting). Image size: 1234 bytes.")
+        assert not pulls.started("app")
+
+    asyncio.run(run())
