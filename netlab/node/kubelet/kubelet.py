@@ -201,6 +201,8 @@ class Kubelet:
                 await task
         if self.workers is not None:
             await self.workers.stop()
+            if self.workers.s.puller is not None:
+                await self.workers.s.puller.close()
         await self.events.drain(timeout=1.0)
         await self.events.stop()
         if self.server is not None:

@@ -52,6 +52,13 @@ from netlab.node.kubelet.config import KubeletConfig
 from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
 from netlab.node.kubelet.dns import read_resolv_conf, sandbox_spec
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, pod_ref
+from netlab.node.kubelet.images import (
+    PULL_BACKOFF_BASE,
+    PULL_BACKOFF_MAX,
+    ImagePuller,
+    PodPulls,
+    needs_pull,
+)
 from netlab.node.kubelet.prober import PodProber
 from netlab.node.kubelet.restarts import Backoff, should_restart
 from netlab.node.kubelet.spec import (
@@ -86,6 +93,14 @@ class Services:
     start_slots: asyncio.Semaphore  # pods starting for the first time, at once
     # The host's image store, shared by every lab (netlab image load, busybox at set-up).
     images: ImageStore = field(default_factory=ImageStore)
+    puller: Optional[ImagePuller] = None  # pulls into ``images``; made from it by default
+    # ImagePullBackOff: keyed by (pod uid, image), timed from the failed pull's end.
+    pull_backoff: Backoff = field(default_factory=lambda: Backoff(PULL_BACKOFF_BASE,
+                                                                  PULL_BACKOFF_MAX))
+
+    def __post_init__(self) -> None:
+        if self.puller is None:
+            self.puller = ImagePuller(self.images)
 
 
 def go_duration(seconds: float) -> str:
@@ -125,6 +140,7 @@ class PodWorker:
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
         self.image_ids: dict[str, str] = {}  # image as written -> imageID of what ran
+        self.pulls = PodPulls(self, services.client, services.puller, services.pull_backoff)
         self.finished = False  # reached Succeeded/Failed: nothing runs again
         self.terminated = False
         self._torn_down = False
@@ -384,10 +400,19 @@ class PodWorker:
                      init: bool = False) -> None:
         name = c.get("name", "")
         image = c.get("image", "")
-        # The store is the node's image cache: what is there runs, whatever the pull
-        # policy (netlab pulls nothing yet: Always finds the loaded copy, as after
-        # `kind load`); what is not falls back to the built-ins and host programs.
+        # The store is the node's image cache. An image of a registry is pulled into
+        # it as imagePullPolicy says (images.needs_pull); any other image runs from the
+        # store whatever the policy (as after `kind load`), else as a built-in or a
+        # host program.
         stored = self.s.images.lookup(image)
+        pulled = False
+        # A pull this worker started is seen through to its end, even though the image
+        # it stored now makes IfNotPresent say there is nothing to pull.
+        if self.pulls.started(name) or needs_pull(c, stored):
+            stored = await self.pulls.ensure(pod, c, init)
+            if stored is None:
+                return  # pulling, failed or backing off: the worker is woken for what's next
+            pulled = True
         try:
             context = dataclasses.replace(self._context(),
                                           sources=await self._env_sources(pod, c))
@@ -414,7 +439,9 @@ class PodWorker:
         self.config_retry.pop(name, None)
         self.waiting.pop(name, None)
         self.image_ids[image] = image_id(image, stored)
-        if stored is not None or builtin_image(image):
+        if pulled:
+            pass  # the pull said "Successfully pulled"
+        elif stored is not None or builtin_image(image):
             self.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present '
                         "on machine", name, init)
         elif self._first(("hostcmd", name)):
@@ -546,6 +573,7 @@ class PodWorker:
         self.sandbox = None
         self.s.status.forget(self.uid)
         self.s.backoff.forget_pod(self.uid)
+        self.s.pull_backoff.forget_pod(self.uid)  # its pulls may run on: others share them
 
     def _cancel_all(self) -> None:
         self.prober.stop_all()
@@ -553,6 +581,10 @@ class PodWorker:
             self._unwatch(name)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def first(self, key: Any) -> bool:
+        """:meth:`_first`, for the helpers that record a worker's events."""
+        return self._first(key)
 
     def _first(self, key: Any) -> bool:
         """True the first time ``key`` is seen: for events said once per cause."""
