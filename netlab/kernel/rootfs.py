@@ -13,7 +13,8 @@ The container shim calls :func:`enter` in the container's fresh mount namespace
    ``/dev/shm`` (``namespaces.minimal_dev``; a privileged container gets the host's
    ``/dev`` and a writable ``/sys`` instead);
 3. the pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``
-   bind-mounted over the image's;
+   bind-mounted over the image's, then the pod's volumes at their destinations
+   (``netlab.kernel.mounts``);
 4. ``pivot_root`` into it, and the old root detached: the host's filesystem is no
    longer reachable from the container at all.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import os
 import stat
 
+from netlab.kernel import mounts
 from netlab.kernel import namespaces as nsutil
 
 MAX_SYMLINKS = 40  # as the kernel's path walk (ELOOP)
@@ -118,10 +120,13 @@ def mount_overlay(lower: list[str], upper: str, work: str, target: str, flags: i
 
 
 def enter(lower: list[str], directory: str, binds: list[tuple[str, str]],
-          privileged: bool = False) -> None:
+          privileged: bool = False,
+          volumes: list[tuple[mounts.VolumeBind, int, bool]] | None = None) -> None:
     """Build the container's root filesystem in ``directory`` and pivot into it (see
     the module docstring). ``lower`` lists the image's layer directories top first;
-    ``binds`` are (host file, path in the container) pairs. Call it in the
+    ``binds`` are (host file, path in the container) pairs; ``volumes`` the pod's
+    volumes as ``mounts.open_sources`` opened them, mounted after those (shallowest
+    destination first, each made inside the image if missing). Call it in the
     container's own mount namespace, whose mounts are slaves of the host's."""
     upper, work, root = (os.path.join(directory, d) for d in ("upper", "work", "root"))
     for path in (upper, work, root):
@@ -139,4 +144,6 @@ def enter(lower: list[str], directory: str, binds: list[tuple[str, str]],
     for source, path in binds:
         if os.path.exists(source):
             nsutil.mount(source, mountpoint(root, path, False), None, nsutil.MS_BIND)
+    for volume, fd, is_dir in volumes or ():
+        mounts.bind(fd, mountpoint(root, volume.destination, is_dir), volume.read_only)
     nsutil.pivot_root(root)

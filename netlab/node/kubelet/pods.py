@@ -46,8 +46,9 @@ from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_s
 from netlab.client import APIError, Client, resource_path
 from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
 from netlab.images.store import ImageStore
-from netlab.node.kubelet import envsources
+from netlab.node.kubelet import envsources, volumemanager
 from netlab.node.kubelet import status as podstatus
+from netlab.node.kubelet import volumes as volplugins
 from netlab.node.kubelet.config import KubeletConfig
 from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
 from netlab.node.kubelet.dns import read_resolv_conf, sandbox_spec
@@ -70,6 +71,9 @@ RETRY_START, RETRY_MAX = 0.5, 30.0
 # Seconds between attempts to create a container whose ConfigMap/Secret is missing.
 CONFIG_RETRY_START, CONFIG_RETRY_MAX = 1.0, 10.0
 MIN_GRACE = 2  # seconds: the kubelet's minimumGracePeriodInSeconds
+# How often a running pod's configMap/secret/downwardAPI/projected volumes are written
+# again from the API (upstream: the pod's periodic sync, with a cache TTL).
+VOLUME_RESYNC = 10.0
 
 
 @dataclass
@@ -121,6 +125,8 @@ class PodWorker:
         self.sandbox: Optional[Sandbox] = None
         self.waiting: dict[str, tuple[str, str]] = {}  # container -> Waiting reason, message
         self.config_retry: dict[str, float] = {}  # container -> next config-error retry delay
+        self.volume_paths: dict[str, str] = {}  # volume name -> host path, once ready
+        self.volume_retry = CONFIG_RETRY_START
         self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
@@ -242,6 +248,9 @@ class PodWorker:
         if not await self._ensure_sandbox(pod):
             await self._report()
             return
+        if not await self._sync_volumes(pod):
+            await self._report()
+            return
         names = self._names(pod)
         observed = await self.s.cri.observe(self.uid, names)
         if await self._sync_init(pod, observed):
@@ -276,6 +285,59 @@ class PodWorker:
             self._retry = min(self._retry * 2, RETRY_MAX)
             return False
         return True
+
+    # -- volumes ------------------------------------------------------------------------------
+
+    async def _sync_volumes(self, pod: dict[str, Any]) -> bool:
+        """Set up (or refresh) every volume of the pod; True when all are ready. A
+        volume that fails gets upstream's FailedMount event and the pod waits, its
+        containers ContainerCreating, until a later sync succeeds."""
+        volumes = pod_spec(pod).get("volumes") or []
+        if not volumes:
+            return True
+        assert self.sandbox is not None
+        pod_dir = self.sandbox.path
+        sources = await self._fetch(volplugins.referenced(pod))
+        context = self._context()
+
+        def work() -> tuple[dict[str, str], dict[str, str]]:
+            ready, failed = {}, {}
+            for volume in volumes:
+                name = str(volume.get("name") or "")
+                try:
+                    ready[name] = volumemanager.setup_volume(pod_dir, volume, pod, context,
+                                                             sources)
+                except (volplugins.VolumeError, OSError) as err:
+                    failed[name] = str(err)
+            return ready, failed
+
+        ready, failed = await self.s.cri.call(work)
+        self.volume_paths = ready
+        for name, message in failed.items():
+            if self._first(("FailedMount", name, message)):
+                self.event(pod, WARNING, "FailedMount",
+                           f'MountVolume.SetUp failed for volume "{name}" : {message}')
+        if failed:
+            self.wake_later(self.volume_retry)
+            self.volume_retry = min(self.volume_retry * 2, CONFIG_RETRY_MAX)
+            return False
+        self.volume_retry = CONFIG_RETRY_START
+        if any(volplugins.volume_type(v) in volplugins.ATOMIC for v in volumes):
+            self.wake_later(VOLUME_RESYNC)  # ConfigMap and Secret changes reach the files
+        return True
+
+    async def _fetch(self, wanted: set[tuple[str, str]]) -> dict:
+        """GET each named ConfigMap and Secret of the pod's namespace (None: not found)."""
+        namespace = meta_of(self.pod or self.known or {}).get("namespace") or "default"
+        found: dict = {}
+        for kind, name in sorted(wanted):
+            try:
+                found[(kind, name)] = await self.s.client.get(kind + "s", name, namespace)
+            except APIError as err:
+                if not err.not_found:
+                    raise
+                found[(kind, name)] = None
+        return found
 
     # -- containers ---------------------------------------------------------------------------
 
@@ -362,16 +424,7 @@ class PodWorker:
 
     async def _env_sources(self, pod: dict[str, Any], c: Container) -> dict:
         """GET each ConfigMap and Secret the container's env names (None: not found)."""
-        namespace = meta_of(pod).get("namespace") or "default"
-        found: dict = {}
-        for kind, name in sorted(envsources.referenced([c])):
-            try:
-                found[(kind, name)] = await self.s.client.get(kind + "s", name, namespace)
-            except APIError as err:
-                if not err.not_found:
-                    raise
-                found[(kind, name)] = None
-        return found
+        return await self._fetch(envsources.referenced([c]))
 
     def _context(self) -> PodContext:
         assert self.sandbox is not None
@@ -393,6 +446,9 @@ class PodWorker:
                                           sources=await self._env_sources(pod, c))
             spec = container_spec(pod, c, context, stored,
                                   () if stored else tuple(self.s.images.names()))
+            volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
+            spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
+                c, volumes, self.volume_paths))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:
@@ -526,6 +582,7 @@ class PodWorker:
                 for name in running:
                     self.event(pod, NORMAL, "Killing", f"Stopping container {name}", name)
             await self.s.cri.stop_pod_sandbox(self.uid, grace)
+            await self.s.cri.call(volumemanager.teardown, self.sandbox.path)
             if self.pod is not None:
                 await self._report(terminal=True)
                 await self.s.status.flush(self.uid)
