@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from labkit import KUBECTL, kubectl, netlab_cli, pod_visible_dir, wait_for
 
+from netlab import paths
+
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
 OBJECTS = textwrap.dedent("""\
@@ -187,3 +189,16 @@ def test_a_persistent_volume_claim_is_explained(volumes_pod):
                     "are not supported: netlab has no PersistentVolumes or storage "
                     "provisioner; use an emptyDir or a hostPath")
     assert event["involvedObject"]["kind"] == "Pod"
+
+
+def test_the_volumes_go_with_the_pod(volumes_pod):
+    """Last: deletes the pod. Its emptyDir and volume files live in its directory."""
+    kubeconfig = volumes_pod["kubeconfig"]
+    pods_dir = paths.lab_dir(volumes_pod["lab"]) / "pods"
+    uid = kubectl(kubeconfig, "get", "pod", "vols", "-o", "jsonpath={.metadata.uid}").stdout
+    (pod_dir,) = [d for d in pods_dir.iterdir() if d.name.endswith(f"_vols_{uid}")]
+    assert (pod_dir / "volumes" / "kubernetes.io~empty-dir" / "shared" / "note").exists()
+    out = kubectl(kubeconfig, "delete", "pod", "vols", "--wait=false")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: not pod_dir.exists(), 60, interval=0.5, what="the pod's directory to go")
+    assert (volumes_pod["host"] / "made" / "out").exists()  # a hostPath is the host's

@@ -11,11 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rtkit import PY, log_text, wait_exited
+from rtkit import PY, as_kubelet, log_text, wait_exited
 
 from netlab.images import busybox
 from netlab.images.store import ImageStore, StoredImage
+from netlab.kernel import mounts
 from netlab.kernel.mounts import VolumeBind
+from netlab.node.kubelet import volumemanager
+from netlab.node.kubelet.spec import PodContext
+from netlab.node.runtime import ContainerSpec
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +88,21 @@ def test_a_container_without_an_image_mounts_where_it_can(rlab, pods, volumes):
     st = wait_exited(rlab.runtime("worker2"), sb)
     assert st.reason == "StartError" and "mount point /no/such/dir does not exist" in (
         st.message or ""), st
+
+
+def test_a_memory_emptydir_is_a_tmpfs_of_its_size_and_goes_with_the_pod(rlab, pods, image):
+    rt = rlab.runtime("worker1")
+    sb = pods.sandbox("worker1", "memory")
+    volume = {"name": "m", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    ctx = PodContext(node_name="worker1", host_ip="", pod_ip="", hostname="memory")
+    path = volumemanager.setup_volume(sb.path, volume, {}, ctx, {})
+    assert mounts.is_mountpoint(path)
+    script = ("grep ' /scratch ' /proc/mounts | cut -d' ' -f3; "
+              "dd if=/dev/zero of=/scratch/big bs=1024 count=2048 2>/dev/null || echo FULL")
+    st = as_kubelet(rt, lambda: rt.start_container(sb, ContainerSpec(
+        "c", command=("sh", "-c", script), rootfs=image.layer_dirs,
+        env=image.config.env_map(), mounts=(VolumeBind(path, "/scratch"),)), 0))
+    out = log_text(wait_exited(rt, sb)).split()
+    assert out == ["tmpfs", "FULL"], (out, st)
+    as_kubelet(rt, lambda: rt.remove_pod_sandbox(sb, grace_seconds=0))
+    assert not mounts.is_mountpoint(path) and not sb.path.exists()
