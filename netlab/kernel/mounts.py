@@ -12,8 +12,12 @@ Three callers, three needs:
   following any link, so a link swapped in by a container between the check and the
   mount (the classic subPath escape) is refused instead of followed;
 - the container shim bind-mounts each volume at its destination (:func:`bind`), from
-  an ``O_PATH`` descriptor opened before the host's view is narrowed, read-only when
-  the mount asks (a bind remounted ``MS_RDONLY``, as OCI runtimes do).
+  an ``O_PATH`` descriptor opened before the container's root is built (the sources
+  live in the pod's directory, which the container never sees), read-only when the
+  mount asks (a bind remounted ``MS_RDONLY``, as OCI runtimes do). Mount points are
+  made inside the container's own root (``rootfs``); only a container that sees the
+  host's own filesystem (privileged, without an image) needs them to exist already
+  (:func:`bind_in_host_view`).
 
 Standard library only: the shim imports this, and must start fast.
 """
@@ -155,18 +159,18 @@ def bind(fd: int, target: str, read_only: bool) -> None:
 
 def bind_in_host_view(opened: list[tuple[VolumeBind, int, bool]],
                       creatable: tuple[str, ...] = ()) -> None:
-    """Mount the volumes of a container that has no root filesystem of its own (a
-    built-in image, a host program), which sees the host's files read-only: a
-    destination must exist there with the volume's kind, or lie under one of
-    ``creatable`` (the container's private ``/tmp``), where it is made."""
+    """Mount the volumes of a container that sees the host's own filesystem (a
+    privileged container without an image): a destination must exist there with the
+    volume's kind, since a mount point made there would be a write to the host, or lie
+    under one of ``creatable`` (a private ``/tmp`` of the container), where it is made."""
     for volume, fd, is_dir in opened:
         target = volume.destination
         if not os.path.lexists(target):
             if not any(_within(target, c) for c in creatable):
                 raise MountError(
-                    f"mount point {target} does not exist, and a container without an image "
-                    "of its own sees the host's filesystem read-only: mount the volume at "
-                    "an existing path or under /tmp")
+                    f"mount point {target} does not exist, and this container sees the "
+                    "host's own filesystem (privileged, without an image), where netlab "
+                    "makes no mount points: mount the volume at an existing path")
             if is_dir:
                 os.makedirs(target, mode=0o755, exist_ok=True)
             else:

@@ -131,8 +131,16 @@ def enter(lower: list[str], directory: str, binds: list[tuple[str, str]],
     upper, work, root = (os.path.join(directory, d) for d in ("upper", "work", "root"))
     for path in (upper, work, root):
         os.makedirs(path, mode=0o755, exist_ok=True)
-    safe = nsutil.MS_NOSUID | nsutil.MS_NODEV | nsutil.MS_NOEXEC
     mount_overlay(lower, upper, work, root, 0 if privileged else nsutil.MS_NODEV)
+    _standard_mounts(root, privileged, binds, volumes or [])
+    nsutil.pivot_root(root)
+
+
+def _standard_mounts(root: str, privileged: bool, binds: list[tuple[str, str]],
+                     volumes: list[tuple[mounts.VolumeBind, int, bool]]) -> None:
+    """``/proc``, ``/sys``, ``/dev``, the pod's ``/etc`` files and its volumes, in the
+    root filesystem being built at ``root``."""
+    safe = nsutil.MS_NOSUID | nsutil.MS_NODEV | nsutil.MS_NOEXEC
     nsutil.mount("proc", mountpoint(root, "/proc", True), "proc", safe)
     sys_flags = safe if privileged else safe | nsutil.MS_RDONLY
     nsutil.mount("sysfs", mountpoint(root, "/sys", True), "sysfs", sys_flags)
@@ -144,6 +152,65 @@ def enter(lower: list[str], directory: str, binds: list[tuple[str, str]],
     for source, path in binds:
         if os.path.exists(source):
             nsutil.mount(source, mountpoint(root, path, False), None, nsutil.MS_BIND)
-    for volume, fd, is_dir in volumes or ():
+    for volume, fd, is_dir in volumes:
         mounts.bind(fd, mountpoint(root, volume.destination, is_dir), volume.read_only)
+
+
+# What a container without an image of its own sees of the host: the programs and
+# libraries, and /etc. Each is an overlay whose lower layer is the host's directory, so
+# writes land in the container's layer; a link (/bin -> usr/bin) is copied as a link.
+HOST_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Made empty in the container's layer: where programs expect to write.
+LAYER_DIRS = (("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700), ("home", 0o755),
+              ("run", 0o755), ("mnt", 0o755))
+
+
+def _inside(path: str, dirs: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def enter_host(directory: str, keep: list[str], binds: list[tuple[str, str]],
+               volumes: list[tuple[mounts.VolumeBind, int, bool]] | None = None) -> None:
+    """An own root filesystem for a container without an image (a built-in image, a
+    host program), built in ``directory`` and pivoted into: a read-only view of the
+    host's :data:`HOST_DIRS` (overlays whose upper layers are the container's, under
+    ``directory/upper``), netlab's own install (``keep``: bound read-only at the same
+    paths, so the built-in images run), empty :data:`LAYER_DIRS`, then what every
+    container gets (``/proc``, ``/sys`` read-only, a minimal ``/dev``, the pod's ``/etc``
+    files, its volumes). The rest of the host (the lab's state and data, ``/var``,
+    ``/run``, the host's ``/tmp`` and ``/root``) is not there at all. Writes land in
+    ``directory``, which goes with the attempt."""
+    upper, work, root = (os.path.join(directory, d) for d in ("upper", "work", "root"))
+    for path in (upper, work, root):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    nsutil.mount(root, root, None, nsutil.MS_BIND)  # a mount point, for pivot_root
+    nsutil.mount(None, root, None, nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_NODEV)
+    shown: list[str] = []
+    for path in HOST_DIRS:
+        target = root + path
+        if os.path.islink(path):
+            if not os.path.lexists(target):
+                os.symlink(os.readlink(path), target)
+            shown.append(os.path.realpath(path))
+        elif os.path.isdir(path):
+            name = path.strip("/")
+            layer, scratch = os.path.join(upper, name), os.path.join(work, name)
+            for made in (layer, scratch, target):
+                os.makedirs(made, mode=0o755, exist_ok=True)
+            nsutil.mount("overlay", target, "overlay", nsutil.MS_NODEV,
+                         f"lowerdir={path},upperdir={layer},workdir={scratch}")
+            shown.append(path)
+    for name, mode in LAYER_DIRS:
+        made = os.path.join(root, name)
+        os.makedirs(made, exist_ok=True)
+        os.chmod(made, mode)
+    for path in sorted(os.path.realpath(p) for p in keep):
+        if _inside(path, shown) or not os.path.isdir(path):
+            continue  # seen already (under /usr, or inside an install bound before)
+        target = root + path
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        nsutil.mount(path, target, None, nsutil.MS_BIND | nsutil.MS_REC)
+        nsutil.mount(None, target, None, nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_RDONLY)
+        shown.append(path)
+    _standard_mounts(root, False, binds, volumes or [])
     nsutil.pivot_root(root)

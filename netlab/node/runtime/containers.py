@@ -340,6 +340,10 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         # The image's layers under a writable layer of this attempt, removed with it.
         "rootfs": {"lower": list(spec.rootfs), "dir": str(_file(sb, spec.name, n, "rootfs"))}
         if spec.rootfs else None,
+        # No image of its own and not privileged: a root of the host's programs and
+        # /etc, read-only under a writable layer of this attempt (kernel/rootfs.py).
+        "hostRoot": str(_file(sb, spec.name, n, "rootfs"))
+        if not spec.rootfs and not spec.privileged else None,
         "user": spec.user, "imageId": spec.image_id,
         "mounts": [m.to_json() for m in spec.mounts],
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,

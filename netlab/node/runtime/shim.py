@@ -18,12 +18,15 @@ detached, and it:
      with a writable layer of this attempt, ``/proc``, ``/sys`` read-only, a
      minimal ``/dev``, the pod's ``/etc/hosts``, ``/etc/hostname`` and
      ``/etc/resolv.conf``, the pod's volumes); the host's filesystem is gone;
-   - otherwise (a built-in image, a host program): mounts a fresh ``/proc`` and
-     ``/sys``, bind-mounts the pod's ``/etc`` files, masks the lab's own
-     directories (``capabilities.py``), and unless the container is privileged
-     gives it a minimal ``/dev`` and a read-only view of the host's filesystems
-     (private ``/tmp``), then binds the pod's volumes at destinations that exist
-     there or under its ``/tmp``;
+   - a built-in image or a host program, not privileged: a root of its own too
+     (``rootfs.enter_host``): the host's ``/usr`` and ``/etc`` (and ``/bin``,
+     ``/lib``...) as overlays under a writable layer of this attempt, netlab's
+     install read-only, the same standard mounts and volumes; nothing else of
+     the host;
+   - privileged without an image (or a spec written before own roots): mounts a
+     fresh ``/proc`` and ``/sys``, bind-mounts the pod's ``/etc`` files and
+     volumes (at existing paths) on the host's own filesystem, masks the lab's
+     own directories (``capabilities.py``) unless privileged;
    starts its own session, drops the capabilities the container does not keep,
    becomes the image's ``User``, and execs the command with the container's env
    and working directory;
@@ -171,6 +174,10 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
             stage = "root filesystem"
             rootfs.enter(spec["rootfs"]["lower"], spec["rootfs"]["dir"], binds,
                          privileged=not spec.get("contained"), volumes=volumes)
+        elif spec.get("hostRoot"):  # no image of its own: a read-only view of the host's
+            stage = "root filesystem"
+            rootfs.enter_host(spec["hostRoot"], list(spec.get("keepVisible") or ()), binds,
+                              volumes)
         else:
             stage = "host view"
             _host_view(spec, binds, current, volumes)
@@ -182,7 +189,7 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         stage = "working directory"
-        if spec.get("rootfs"):  # inside the image: made if missing, as runc does
+        if spec.get("rootfs") or spec.get("hostRoot"):  # made if missing, as runc does
             os.makedirs(spec.get("workingDir") or "/", exist_ok=True)
         os.chdir(spec.get("workingDir") or "/")
         if spec.get("capabilities") is not None:

@@ -74,20 +74,25 @@ def test_a_sub_path_through_a_symbolic_link_out_is_refused(rlab, pods, image, vo
     assert st.reason == "StartError" and "not within volume path" in (st.message or ""), st
 
 
-def test_a_container_without_an_image_mounts_where_it_can(rlab, pods, volumes):
-    script = (f"{PY} -c \"print(open('/tmp/vol/hello').read().strip())\"; "
-              "echo w > /tmp/rw/f && echo RW-OK")
+def test_a_container_without_an_image_mounts_into_its_own_root(rlab, pods, volumes):
+    script = (f"{PY} -c \"print(open('/etc/app/hello').read().strip())\"; "
+              "echo w > /data/f && echo RW-OK; touch /etc/app/x 2>/dev/null || echo RO")
     sb, _ = pods.run("worker1", "hostview", "sh", "-c", script,
-                     mounts=(VolumeBind(str(volumes / "ro"), "/tmp/vol", read_only=True),
-                             VolumeBind(str(volumes / "rw"), "/tmp/rw")))
+                     mounts=(VolumeBind(str(volumes / "ro"), "/etc/app", read_only=True),
+                             VolumeBind(str(volumes / "rw"), "/data")))
     out = log_text(wait_exited(rlab.runtime("worker1"), sb)).splitlines()
-    assert out == ["from the host", "RW-OK"], out
+    assert out == ["from the host", "RW-OK", "RO"], out
     assert (volumes / "rw" / "f").read_text() == "w\n"
-    sb, _ = pods.run("worker2", "nowhere", "sh", "-c", "true",
+    assert not os.path.exists("/etc/app") and not os.path.exists("/data/f")
+
+
+def test_a_privileged_host_view_never_makes_mount_points_on_the_host(rlab, pods, volumes):
+    sb, _ = pods.run("worker2", "nowhere", "sh", "-c", "true", privileged=True,
                      mounts=(VolumeBind(str(volumes / "ro"), "/no/such/dir"),))
     st = wait_exited(rlab.runtime("worker2"), sb)
     assert st.reason == "StartError" and "mount point /no/such/dir does not exist" in (
         st.message or ""), st
+    assert not os.path.exists("/no/such")
 
 
 def test_a_memory_emptydir_is_a_tmpfs_of_its_size_and_goes_with_the_pod(rlab, pods, image):
