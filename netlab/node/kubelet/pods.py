@@ -289,9 +289,10 @@ class PodWorker:
     # -- volumes ------------------------------------------------------------------------------
 
     async def _sync_volumes(self, pod: dict[str, Any]) -> bool:
-        """Set up (or refresh) every volume of the pod; True when all are ready. A
-        volume that fails gets upstream's FailedMount event and the pod waits, its
-        containers ContainerCreating, until a later sync succeeds."""
+        """Set up (or refresh) every volume of the pod; True once all have been ready.
+        A volume that fails gets upstream's FailedMount event; until it has been set
+        up once the pod waits, its containers ContainerCreating, and later syncs try
+        again."""
         volumes = pod_spec(pod).get("volumes") or []
         if not volumes:
             return True
@@ -312,7 +313,9 @@ class PodWorker:
             return ready, failed
 
         ready, failed = await self.s.cri.call(work)
-        self.volume_paths = ready
+        # A volume set up once stays as it was when a refresh fails (its ConfigMap was
+        # deleted): the running containers keep it, and their sync goes on.
+        self.volume_paths.update(ready)
         for name, message in failed.items():
             if self._first(("FailedMount", name, message)):
                 self.event(pod, WARNING, "FailedMount",
@@ -320,11 +323,11 @@ class PodWorker:
         if failed:
             self.wake_later(self.volume_retry)
             self.volume_retry = min(self.volume_retry * 2, CONFIG_RETRY_MAX)
-            return False
-        self.volume_retry = CONFIG_RETRY_START
+        else:
+            self.volume_retry = CONFIG_RETRY_START
         if any(volplugins.volume_type(v) in volplugins.ATOMIC for v in volumes):
             self.wake_later(VOLUME_RESYNC)  # ConfigMap and Secret changes reach the files
-        return True
+        return all(str(v.get("name") or "") in self.volume_paths for v in volumes)
 
     async def _fetch(self, wanted: set[tuple[str, str]]) -> dict:
         """GET each named ConfigMap and Secret of the pod's namespace (None: not found)."""
