@@ -111,8 +111,10 @@ def forbidden_host_path(path: str) -> Optional[str]:
 
 
 def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
-                 ctx: PodContext, sources: envsources.Sources) -> str:
-    """Make one volume ready; return the host path its mounts bind."""
+                 ctx: PodContext, sources: envsources.Sources,
+                 extra: Optional[Mapping[str, atomic_writer.FileProjection]] = None) -> str:
+    """Make one volume ready; return the host path its mounts bind. ``extra`` adds
+    files to a projected volume (a service-account token and CA, once made)."""
     kind = plugins.volume_type(volume)
     if kind == plugins.HOST_PATH:
         src = volume.get(kind) or {}
@@ -139,7 +141,7 @@ def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
             os.chmod(target, 0o777)  # as upstream: any user of the pod may write
         return str(target)
     if kind in plugins.ATOMIC:
-        files = plugins.payload(volume, pod, ctx, sources)
+        files = plugins.payload(volume, pod, ctx, sources, extra)
         try:
             atomic_writer.write(target, files)
         except atomic_writer.PayloadError as err:

@@ -226,3 +226,16 @@ def test_atomic_volumes_mount_read_only():
                "scratch": {"name": "scratch", "emptyDir": {}}, "rw": {"name": "rw", "emptyDir": {}}}
     got = volumemanager.container_mounts(c, volumes, {"cfg": "/a", "scratch": "/b", "rw": "/c"})
     assert [m.read_only for m in got] == [True, True, False]
+
+
+def test_projected_volume_on_disk_takes_extra_files(tmp_path):
+    vol = {"name": "kube-api-access", "projected": {"sources": [
+        {"configMap": {"name": "cfg", "items": [{"key": "b", "path": "ca.crt"}]}},
+        {"serviceAccountToken": {"path": "token"}}]}}
+    path = volumemanager.setup_volume(tmp_path, vol, POD, CTX, SOURCES,
+                                      extra={"token": FileProjection(b"jwt", 0o600)})
+    assert path == str(tmp_path / "volumes" / "kubernetes.io~projected" / "kube-api-access")
+    assert (tmp_path / "volumes" / "kubernetes.io~projected" / "kube-api-access" / "token"
+            ).read_bytes() == b"jwt"
+    with pytest.raises(plugins.VolumeError, match="serviceAccountToken projections"):
+        volumemanager.setup_volume(tmp_path, vol, POD, CTX, SOURCES)
