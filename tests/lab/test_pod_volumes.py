@@ -50,6 +50,11 @@ OBJECTS = textwrap.dedent("""\
         command: [sleep, "3600"]
         volumeMounts:
         - {name: shared, mountPath: /from-a, readOnly: true}
+      - name: builtin
+        image: netlab/echo
+        volumeMounts:
+        - {name: config, mountPath: /etc/app}
+        - {name: shared, mountPath: /srv/shared}
       volumes:
       - name: config
         configMap:
@@ -120,6 +125,17 @@ def test_configmap_and_secret_files_in_the_pod(volumes_pod):
     assert any(n.startswith("..20") for n in names), out
     assert lines[5] == "..data/greeting" and lines[6] == "READ-ONLY", out
     assert lines[7] == 'app="vols"', out
+
+
+def test_a_builtin_image_mounts_volumes_in_its_own_root(volumes_pod):
+    """netlab/echo has no image of its own: its root is built from the host's /usr
+    and /etc, so /etc/app and /srv/shared are made there, not on the host."""
+    out = _exec(volumes_pod["lab"], "builtin",
+                "cat /etc/app/greeting; echo; echo builtin > /srv/shared/from-builtin; "
+                "test -e /run/netlab && echo LAB-VISIBLE || echo LAB-HIDDEN")
+    assert out.split() == ["hello", "LAB-HIDDEN"], out
+    assert _exec(volumes_pod["lab"], "a", "cat /shared/from-builtin").strip() == "builtin"
+    assert not Path("/etc/app").exists() and not Path("/srv/shared").exists()
 
 
 def test_a_configmap_update_reaches_the_file(volumes_pod):
