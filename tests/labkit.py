@@ -59,8 +59,9 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
 
 @contextlib.contextmanager
 def pod_visible_dir() -> Iterator[Path]:
-    """A host directory pods can read, removed afterwards. A container sees the host
-    read-only with a private /tmp, so pytest's tmp_path (under /tmp) is invisible to it."""
+    """A host directory for pods to mount as a hostPath volume (a privileged container
+    without an image sees it directly), removed afterwards. Not under /tmp: netlab's
+    own files are never a hostPath, and /tmp may hold a test's virtualenv."""
     path = Path(tempfile.mkdtemp(prefix="nlt-", dir="/run"))
     try:
         yield path

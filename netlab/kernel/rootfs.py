@@ -13,7 +13,8 @@ The container shim calls :func:`enter` in the container's fresh mount namespace
    ``/dev/shm`` (``namespaces.minimal_dev``; a privileged container gets the host's
    ``/dev`` and a writable ``/sys`` instead);
 3. the pod's ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``
-   bind-mounted over the image's;
+   bind-mounted over the image's, then the pod's volumes at their destinations
+   (``netlab.kernel.mounts``);
 4. ``pivot_root`` into it, and the old root detached: the host's filesystem is no
    longer reachable from the container at all.
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import os
 import stat
 
+from netlab.kernel import mounts
 from netlab.kernel import namespaces as nsutil
 
 MAX_SYMLINKS = 40  # as the kernel's path walk (ELOOP)
@@ -118,16 +120,27 @@ def mount_overlay(lower: list[str], upper: str, work: str, target: str, flags: i
 
 
 def enter(lower: list[str], directory: str, binds: list[tuple[str, str]],
-          privileged: bool = False) -> None:
+          privileged: bool = False,
+          volumes: list[tuple[mounts.VolumeBind, int, bool]] | None = None) -> None:
     """Build the container's root filesystem in ``directory`` and pivot into it (see
     the module docstring). ``lower`` lists the image's layer directories top first;
-    ``binds`` are (host file, path in the container) pairs. Call it in the
+    ``binds`` are (host file, path in the container) pairs; ``volumes`` the pod's
+    volumes as ``mounts.open_sources`` opened them, mounted after those (shallowest
+    destination first, each made inside the image if missing). Call it in the
     container's own mount namespace, whose mounts are slaves of the host's."""
     upper, work, root = (os.path.join(directory, d) for d in ("upper", "work", "root"))
     for path in (upper, work, root):
         os.makedirs(path, mode=0o755, exist_ok=True)
-    safe = nsutil.MS_NOSUID | nsutil.MS_NODEV | nsutil.MS_NOEXEC
     mount_overlay(lower, upper, work, root, 0 if privileged else nsutil.MS_NODEV)
+    _standard_mounts(root, privileged, binds, volumes or [])
+    nsutil.pivot_root(root)
+
+
+def _standard_mounts(root: str, privileged: bool, binds: list[tuple[str, str]],
+                     volumes: list[tuple[mounts.VolumeBind, int, bool]]) -> None:
+    """``/proc``, ``/sys``, ``/dev``, the pod's ``/etc`` files and its volumes, in the
+    root filesystem being built at ``root``."""
+    safe = nsutil.MS_NOSUID | nsutil.MS_NODEV | nsutil.MS_NOEXEC
     nsutil.mount("proc", mountpoint(root, "/proc", True), "proc", safe)
     sys_flags = safe if privileged else safe | nsutil.MS_RDONLY
     nsutil.mount("sysfs", mountpoint(root, "/sys", True), "sysfs", sys_flags)
@@ -139,4 +152,65 @@ def enter(lower: list[str], directory: str, binds: list[tuple[str, str]],
     for source, path in binds:
         if os.path.exists(source):
             nsutil.mount(source, mountpoint(root, path, False), None, nsutil.MS_BIND)
+    for volume, fd, is_dir in volumes:
+        mounts.bind(fd, mountpoint(root, volume.destination, is_dir), volume.read_only)
+
+
+# What a container without an image of its own sees of the host: the programs and
+# libraries, and /etc. Each is an overlay whose lower layer is the host's directory, so
+# writes land in the container's layer; a link (/bin -> usr/bin) is copied as a link.
+HOST_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Made empty in the container's layer: where programs expect to write.
+LAYER_DIRS = (("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700), ("home", 0o755),
+              ("run", 0o755), ("mnt", 0o755))
+
+
+def _inside(path: str, dirs: list[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in dirs)
+
+
+def enter_host(directory: str, keep: list[str], binds: list[tuple[str, str]],
+               volumes: list[tuple[mounts.VolumeBind, int, bool]] | None = None) -> None:
+    """An own root filesystem for a container without an image (a built-in image, a
+    host program), built in ``directory`` and pivoted into: a read-only view of the
+    host's :data:`HOST_DIRS` (overlays whose upper layers are the container's, under
+    ``directory/upper``), netlab's own install (``keep``: bound read-only at the same
+    paths, so the built-in images run), empty :data:`LAYER_DIRS`, then what every
+    container gets (``/proc``, ``/sys`` read-only, a minimal ``/dev``, the pod's ``/etc``
+    files, its volumes). The rest of the host (the lab's state and data, ``/var``,
+    ``/run``, the host's ``/tmp`` and ``/root``) is not there at all. Writes land in
+    ``directory``, which goes with the attempt."""
+    upper, work, root = (os.path.join(directory, d) for d in ("upper", "work", "root"))
+    for path in (upper, work, root):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    nsutil.mount(root, root, None, nsutil.MS_BIND)  # a mount point, for pivot_root
+    nsutil.mount(None, root, None, nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_NODEV)
+    shown: list[str] = []
+    for path in HOST_DIRS:
+        target = root + path
+        if os.path.islink(path):
+            if not os.path.lexists(target):
+                os.symlink(os.readlink(path), target)
+            shown.append(os.path.realpath(path))
+        elif os.path.isdir(path):
+            name = path.strip("/")
+            layer, scratch = os.path.join(upper, name), os.path.join(work, name)
+            for made in (layer, scratch, target):
+                os.makedirs(made, mode=0o755, exist_ok=True)
+            nsutil.mount("overlay", target, "overlay", nsutil.MS_NODEV,
+                         f"lowerdir={path},upperdir={layer},workdir={scratch}")
+            shown.append(path)
+    for name, mode in LAYER_DIRS:
+        made = os.path.join(root, name)
+        os.makedirs(made, exist_ok=True)
+        os.chmod(made, mode)
+    for path in sorted(os.path.realpath(p) for p in keep):
+        if _inside(path, shown) or not os.path.isdir(path):
+            continue  # seen already (under /usr, or inside an install bound before)
+        target = root + path
+        os.makedirs(target, mode=0o755, exist_ok=True)
+        nsutil.mount(path, target, None, nsutil.MS_BIND | nsutil.MS_REC)
+        nsutil.mount(None, target, None, nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_RDONLY)
+        shown.append(path)
+    _standard_mounts(root, False, binds, volumes or [])
     nsutil.pivot_root(root)

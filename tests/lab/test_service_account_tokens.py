@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -234,3 +235,70 @@ def test_a_pod_reaches_the_api_through_the_kubernetes_service(cluster_lab, kubec
         assert lines[3] == "SA-KEY hidden"
     finally:
         kubectl(kubeconfig, "delete", "pod", "api-probe", "--ignore-not-found", "--wait=false")
+
+
+IN_CLUSTER = textwrap.dedent("""
+    import os
+    from kubernetes import client, config
+    base = "/var/run/secrets/kubernetes.io/serviceaccount"
+    print("FILES", sorted(f for f in os.listdir(base) if not f.startswith("..")))
+    print("NAMESPACE", open(base + "/namespace").read())
+    print("HOST", os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
+    config.load_incluster_config()
+    try:
+        pods = client.CoreV1Api().list_namespaced_pod(open(base + "/namespace").read())
+        print("PODS", sorted(p.metadata.name for p in pods.items))
+    except client.ApiException as e:
+        print("DENIED", e.status)
+    """)
+
+
+def _in_cluster_pod(kubeconfig: Path, name: str, **spec: object) -> list[str]:
+    """Run IN_CLUSTER in a pod of the reader account with the official Python client
+    (netlab's own interpreter, which the pod sees read-only); its output lines."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS},
+           "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                    "serviceAccountName": "reader", **spec,
+                    "containers": [{"name": "c", "image": "python-client",
+                                    "command": [sys.executable, "-c", IN_CLUSTER]}]}}
+    out = kubectl(kubeconfig, "apply", "-f", "-", stdin=json.dumps(pod))
+    assert out.returncode == 0, out.stderr
+    try:
+        wait_for(lambda: kubectl(kubeconfig, "-n", NS, "get", "pod", name, "-o",
+                                 "jsonpath={.status.phase}").stdout in ("Succeeded", "Failed"),
+                 90, interval=0.3, what=f"pod {name} to finish")
+        return kubectl(kubeconfig, "-n", NS, "logs", name).stdout.strip().splitlines()
+    finally:
+        kubectl(kubeconfig, "-n", NS, "delete", "pod", name, "--ignore-not-found",
+                "--wait=false")
+
+
+def test_a_pod_lists_pods_with_its_projected_token(cluster_lab, kubeconfig, namespace):
+    created = json.loads(kubectl(kubeconfig, "-n", NS, "create", "--dry-run=server", "-o",
+                                 "json", "-f", "-", stdin=json.dumps({
+                                     "apiVersion": "v1", "kind": "Pod",
+                                     "metadata": {"name": "look"},
+                                     "spec": {"containers": [{"name": "c", "image": "x"}]}}
+                                 )).stdout)
+    (volume,) = created["spec"]["volumes"]
+    assert volume["name"].startswith("kube-api-access-")
+    assert created["spec"]["containers"][0]["volumeMounts"] == [{
+        "name": volume["name"], "readOnly": True,
+        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+
+    denied = _in_cluster_pod(kubeconfig, "incluster-denied")
+    assert denied[0] == "FILES ['ca.crt', 'namespace', 'token']", denied
+    assert denied[1] == f"NAMESPACE {NS}"
+    assert denied[2] == "HOST 10.96.0.1 443"
+    assert denied[3] == "DENIED 403", denied
+    out = kubectl(kubeconfig, "-n", NS, "create", "rolebinding", "reader-view",
+                  "--clusterrole=view", f"--serviceaccount={NS}:reader")
+    assert out.returncode == 0, out.stderr
+    allowed = _in_cluster_pod(kubeconfig, "incluster-allowed")
+    assert allowed[-1] == "PODS ['incluster-allowed']", allowed
+
+
+def test_a_pod_that_opts_out_has_no_token(cluster_lab, kubeconfig, namespace):
+    lines = _in_cluster_pod(kubeconfig, "no-token", automountServiceAccountToken=False)
+    logs = "\n".join(lines)
+    assert "FILES" not in logs and "No such file or directory" in logs, logs

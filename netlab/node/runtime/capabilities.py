@@ -85,7 +85,8 @@ def install_paths() -> list[str]:
     """Where netlab and its Python live: a contained container must still see them,
     since the built-in images run from there (a virtualenv may sit under /tmp)."""
     package_root = Path(__file__).resolve().parents[3]  # the directory holding netlab/
-    return sorted({sys.prefix, str(package_root)})
+    # base_prefix: a virtualenv's interpreter lives in its base installation (pyenv's).
+    return sorted({sys.prefix, sys.base_prefix, str(package_root)})
 
 
 def last_cap(proc: Path = Path("/proc/sys/kernel/cap_last_cap")) -> int:

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netlab.kernel.mounts import VolumeBind
 from netlab.kernel.processes import is_running
 from netlab.node.runtime import capabilities, cgroups
 from netlab.node.runtime.paths import (
@@ -86,6 +87,9 @@ class ContainerSpec:
     rootfs: tuple[str, ...] = ()
     user: str | None = None  # the image's User: name or uid, [:group]
     image_id: str | None = None  # recorded, for `netlab image rm` to see who uses it
+    # The pod's volumes this container mounts (made ready by the kubelet); the shim
+    # binds them (netlab.kernel.mounts), subPath resolved there without escapes.
+    mounts: tuple[VolumeBind, ...] = ()
 
     @property
     def argv(self) -> list[str]:
@@ -336,7 +340,12 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         # The image's layers under a writable layer of this attempt, removed with it.
         "rootfs": {"lower": list(spec.rootfs), "dir": str(_file(sb, spec.name, n, "rootfs"))}
         if spec.rootfs else None,
+        # No image of its own and not privileged: a root of the host's programs and
+        # /etc, read-only under a writable layer of this attempt (kernel/rootfs.py).
+        "hostRoot": str(_file(sb, spec.name, n, "rootfs"))
+        if not spec.rootfs and not spec.privileged else None,
         "user": spec.user, "imageId": spec.image_id,
+        "mounts": [m.to_json() for m in spec.mounts],
         "netns": f"/run/netns/{sb.netns}", "uts": sb.uts_pin,
         "hosts": str(sb.path / HOSTS_FILE), "hostname": str(sb.path / HOSTNAME_FILE),
         "resolv": str(sb.path / RESOLV_FILE), "warnings": warnings,

@@ -17,12 +17,16 @@ detached, and it:
      pivots into it (``netlab.kernel.rootfs``: an overlay of the image's layers
      with a writable layer of this attempt, ``/proc``, ``/sys`` read-only, a
      minimal ``/dev``, the pod's ``/etc/hosts``, ``/etc/hostname`` and
-     ``/etc/resolv.conf``); the host's filesystem is gone;
-   - otherwise (a built-in image, a host program): mounts a fresh ``/proc`` and
-     ``/sys``, bind-mounts the pod's ``/etc`` files, masks the lab's own
-     directories (``capabilities.py``), and unless the container is privileged
-     gives it a minimal ``/dev`` and a read-only view of the host's filesystems
-     (private ``/tmp``);
+     ``/etc/resolv.conf``, the pod's volumes); the host's filesystem is gone;
+   - a built-in image or a host program, not privileged: a root of its own too
+     (``rootfs.enter_host``): the host's ``/usr`` and ``/etc`` (and ``/bin``,
+     ``/lib``...) as overlays under a writable layer of this attempt, netlab's
+     install read-only, the same standard mounts and volumes; nothing else of
+     the host;
+   - privileged without an image (or a spec written before own roots): mounts a
+     fresh ``/proc`` and ``/sys``, bind-mounts the pod's ``/etc`` files and
+     volumes (at existing paths) on the host's own filesystem, masks the lab's
+     own directories (``capabilities.py``) unless privileged;
    starts its own session, drops the capabilities the container does not keep,
    becomes the image's ``User``, and execs the command with the container's env
    and working directory;
@@ -56,8 +60,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from netlab.kernel import mounts, rootfs
 from netlab.kernel import namespaces as nsutil
-from netlab.kernel import rootfs
 from netlab.node.runtime import capabilities, cgroups
 from netlab.node.runtime.paths import cri_timestamp, process_start_time, same_process, write_json
 
@@ -69,7 +73,16 @@ def _exit_record(spec: dict[str, Any], **fields: Any) -> None:
     write_json(Path(spec["exitFile"]), {"restartCount": spec["restartCount"], **fields})
 
 
-def _host_view(spec: dict[str, Any], binds: list[tuple[str, str]], stage: list[str]) -> None:
+def _volume_sources(spec: dict[str, Any]) -> list[tuple[mounts.VolumeBind, int, bool]]:
+    """The pod's volumes this container mounts (``spec["mounts"]``, made by the
+    kubelet), their sources opened now: they live in the pod's directory, which the
+    container's view of the host hides."""
+    return mounts.open_sources([mounts.VolumeBind.from_json(m)
+                                for m in spec.get("mounts") or ()])
+
+
+def _host_view(spec: dict[str, Any], binds: list[tuple[str, str]], stage: list[str],
+               volumes: list[tuple[mounts.VolumeBind, int, bool]]) -> None:
     """A container without an image of its own (a built-in image, a host program):
     the host's filesystem, read-only unless privileged, the lab's files masked.
     ``stage[0]`` names the step under way, for the start error."""
@@ -91,6 +104,8 @@ def _host_view(spec: dict[str, Any], binds: list[tuple[str, str]], stage: list[s
         nsutil.minimal_dev()
         stage[0] = "read-only host"
         nsutil.read_only_host(keep=tuple(spec.get("keepVisible") or ()))
+    stage[0] = "volume mounts"
+    mounts.bind_in_host_view(volumes, ("/tmp", "/var/tmp") if spec.get("contained") else ())
 
 
 def _user_ids(user: str) -> tuple[int, int, list[int]]:
@@ -153,13 +168,20 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         nsutil.mount("none", "/", None, nsutil.MS_REC | nsutil.MS_SLAVE)
         binds = [(spec["hosts"], "/etc/hosts"), (spec["hostname"], "/etc/hostname"),
                  (spec["resolv"], "/etc/resolv.conf")]
+        stage = "volumes"
+        volumes = _volume_sources(spec)
         if spec.get("rootfs"):
             stage = "root filesystem"
             rootfs.enter(spec["rootfs"]["lower"], spec["rootfs"]["dir"], binds,
-                         privileged=not spec.get("contained"))
+                         privileged=not spec.get("contained"), volumes=volumes)
+        elif spec.get("hostRoot"):  # no image of its own: a read-only view of the host's
+            stage = "root filesystem"
+            rootfs.enter_host(spec["hostRoot"], list(spec.get("keepVisible") or ()), binds,
+                              volumes)
         else:
             stage = "host view"
-            _host_view(spec, binds, current)
+            _host_view(spec, binds, current, volumes)
+        mounts.close_sources(volumes)
         os.setsid()
         stage = "stdio"
         null = os.open(os.devnull, os.O_RDONLY)
@@ -167,7 +189,7 @@ def _container(spec: dict[str, Any], out_w: int, err_w: int, error_w: int) -> No
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         stage = "working directory"
-        if spec.get("rootfs"):  # inside the image: made if missing, as runc does
+        if spec.get("rootfs") or spec.get("hostRoot"):  # made if missing, as runc does
             os.makedirs(spec.get("workingDir") or "/", exist_ok=True)
         os.chdir(spec.get("workingDir") or "/")
         if spec.get("capabilities") is not None:

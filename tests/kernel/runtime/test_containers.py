@@ -3,6 +3,7 @@ environment say inside, what ``exec`` enters, how they stop, and their logs."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -82,9 +83,14 @@ def test_a_missing_command_is_a_start_error(rlab, pods):
     _, st = pods.run("worker2", "typo", "no-such-program-xyz")
     assert (st.state, st.reason, st.exit_code) == ("exited", "StartError", 128)
     assert 'exec: "no-such-program-xyz": executable file not found in $PATH' in st.message
-    _, st = pods.run("worker2", "nowhere", "true", working_dir="/no/such/dir")
+    # A missing working directory is made in the container's own root, as runc does;
+    # one that cannot be made (in /proc) is a start error.
+    _, st = pods.run("worker2", "nowhere", "true", working_dir="/proc/no/such/dir")
     assert (st.reason, st.exit_code) == ("StartError", 128)
-    assert st.message.startswith("working directory: ") and "/no/such/dir" in st.message
+    assert st.message.startswith("working directory: ") and "/proc/no" in st.message
+    sb, st = pods.run("worker2", "made", "pwd", working_dir="/no/such/dir")
+    assert log_text(wait_exited(rlab.runtime("worker2"), sb)).split() == ["/no/such/dir"]
+    assert not os.path.exists("/no/such")
 
 
 def test_restarts_count_up_and_keep_the_previous_log(rlab, pods):
