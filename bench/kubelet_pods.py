@@ -27,10 +27,14 @@ Baselines, measured in the same run on the same lab:
 The ratio kubelet/crun is everything netlab adds (sandbox, conmon, API writes,
 watch, events, status) on top of crun's own work.
 
-Containers run ``sleep`` (busybox's, from the image store when setup.sh built it
-there; else the host's), so the figure is the kubelet's and the runtime's, not an
-image's start-up. The crun baseline runs the same image (its overlay mounted in
-crun's mount namespace, as the runtime does).
+
+Containers run ``sleep 3600``. ``--image`` picks what runs it: ``busybox`` (the
+default) is the stored image, so each container gets its own overlay root; an image
+that is not stored, such as ``bench/sleep:1``, runs the host's ``sleep`` with the
+host's files read-only (in a root of its own), which is how every image ran before
+the image store (use it to compare with older commits).
+The crun baseline runs the same image (its overlay mounted in crun's mount
+namespace, as the runtime does).
 """
 
 from __future__ import annotations
@@ -70,11 +74,14 @@ def topology(name: str, workers: int) -> dict:
     return {"name": name, "nodes": nodes}
 
 
-def pod(name: str, node: str) -> dict:
+IMAGE = "busybox"
+
+
+def pod(name: str, node: str, image: str = IMAGE) -> dict:
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "default", "labels": {"bench": "kubelet"}},
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
-                     "containers": [{"name": "c", "image": "busybox", "command": COMMAND}]}}
+                     "containers": [{"name": "c", "image": image, "command": COMMAND}]}}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -112,7 +119,8 @@ def running_lab(topology_data: dict, ready_nodes: int) -> Iterator[Path]:
             lifecycle.down(lab)
 
 
-async def burst(lab: str, names: list[str], nodes: list[str]) -> dict[str, float]:
+async def burst(lab: str, names: list[str], nodes: list[str],
+                image: str = IMAGE) -> dict[str, float]:
     """Create all pods at once; return per-pod latency (create ack -> seen Running)."""
     created: dict[str, float] = {}
     running: dict[str, float] = {}
@@ -139,7 +147,7 @@ async def burst(lab: str, names: list[str], nodes: list[str]) -> dict[str, float
 
         async def create(i: int, name: str) -> None:
             async with slots:
-                await client.create(pod(name, nodes[i % len(nodes)]))
+                await client.create(pod(name, nodes[i % len(nodes)], image))
                 created[name] = time.monotonic()
 
         t0 = time.monotonic()
@@ -151,13 +159,14 @@ async def burst(lab: str, names: list[str], nodes: list[str]) -> dict[str, float
         "__all__": max(running.values()) - created["__start__"]}
 
 
-async def sequential(lab: str, names: list[str], nodes: list[str]) -> list[float]:
+async def sequential(lab: str, names: list[str], nodes: list[str],
+                     image: str = IMAGE) -> list[float]:
     out = []
     async with lab_client(lab) as client:
         for i, name in enumerate(names):
             listing = await client.list("pods", "default", label_selector="bench=kubelet")
             rv = listing["metadata"]["resourceVersion"]
-            await client.create(pod(name, nodes[i % len(nodes)]))
+            await client.create(pod(name, nodes[i % len(nodes)], image))
             created = time.monotonic()
             async for event in client.watch("pods", "default", resource_version=rv,
                                             field_selector=f"metadata.name={name}"):
@@ -167,8 +176,10 @@ async def sequential(lab: str, names: list[str], nodes: list[str]) -> list[float
     return out
 
 
-def runtime_baseline(lab: str, topo_path: Path, count: int, nodes: list[str]) -> float:
-    """The same pods through the runtime library directly: time until all run."""
+def runtime_baseline(lab: str, topo_path: Path, count: int,
+                     nodes: list[str]) -> tuple[float, float]:
+    """The same pods through the runtime library directly: time until all run, and the
+    CPU per pod of this process and of the shim launchers it reaped (the runtime's own)."""
     plan = plan_lab(load_topology(topo_path))
     runtimes = {n: Runtime(lab, plan.node(n)) for n in nodes}
     made: list[tuple[Runtime, str]] = []
@@ -185,14 +196,16 @@ def runtime_baseline(lab: str, topo_path: Path, count: int, nodes: list[str]) ->
 
         run_in_netns(rt.node.netns, work)  # as the kubelet calls it: from the node
 
-    t0 = time.monotonic()
+    me = psutil.Process()
+    cpu0, t0 = sum(me.cpu_times()[:4]), time.monotonic()
     with ThreadPoolExecutor(16) as pool:  # the kubelet's runtime pool size, one per node here
         list(pool.map(one, range(count)))
     elapsed = time.monotonic() - t0
+    cpu = (sum(me.cpu_times()[:4]) - cpu0) / count
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda m: run_in_netns(m[0].node.netns,
                                               lambda: m[0].remove_pod_sandbox(m[1], 0)), made))
-    return elapsed
+    return elapsed, cpu
 
 
 def crun_baseline(lab: str, topo_path: Path, count: int, nodes: list[str]) -> float:
@@ -253,21 +266,42 @@ def kubelet_rss(lab: str) -> dict[str, float]:
     return out
 
 
+def lab_cpu_seconds(lab: str) -> float:
+    """CPU used so far by the lab's processes (every component: API server, controllers,
+    kubelets, agents) and by the children they reaped (the kubelets reap each shim's
+    launcher, whose Python start-up is most of a container's cost). On shared, noisy
+    cores this is the steadier figure: it does not grow when other work takes turns."""
+    total = 0.0
+    for row in (read_json(components_path(lab)) or {}).values():
+        try:
+            t = psutil.Process(row["pid"]).cpu_times()
+        except (KeyError, TypeError, psutil.Error):
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--sequential", type=int, default=10)
+    parser.add_argument("--image", default=IMAGE,
+                        help="what runs `sleep`: a stored image, or any other name for the "
+                             "host's program")
     args = parser.parse_args()
     lab = f"kb{uuid.uuid4().hex[:6]}"
     nodes = [f"worker{i}" for i in range(1, args.workers + 1)]
     with running_lab(topology(lab, args.workers), args.workers + 1) as path:
         crun = crun_baseline(lab, path, args.pods, nodes)
-        base = runtime_baseline(lab, path, args.pods, nodes)
+        base, base_cpu = runtime_baseline(lab, path, args.pods, nodes)
         rss_idle = kubelet_rss(lab)
-        result = asyncio.run(burst(lab, [f"p{i}" for i in range(args.pods)], nodes))
+        cpu0 = lab_cpu_seconds(lab)
+        result = asyncio.run(burst(lab, [f"p{i}" for i in range(args.pods)], nodes, args.image))
         rss = kubelet_rss(lab)
-        seq = asyncio.run(sequential(lab, [f"s{i}" for i in range(args.sequential)], nodes))
+        cpu_per_pod = (lab_cpu_seconds(lab) - cpu0) / args.pods
+        seq = asyncio.run(sequential(lab, [f"s{i}" for i in range(args.sequential)], nodes,
+                                    args.image))
     all_running = result.pop("__all__")
     lat = list(result.values())
     report = {
@@ -282,6 +316,8 @@ def main() -> None:
         "ratio_kubelet_over_runtime": round(all_running / base, 2),
         "kubelet_rss_idle_mb": round(max(rss_idle.values()), 1),
         "kubelet_rss_after_burst_mb": round(max(rss.values()), 1),
+        "lab_cpu_per_pod_ms": round(cpu_per_pod * 1000, 1),
+        "baseline_cpu_per_pod_ms": round(base_cpu * 1000, 1),
     }
     print(f"{args.pods} pods on {args.workers} workers, created at once through the API:")
     print(f"  all Running after      {report['all_running_s']:6.2f} s   (target <= 2 s)")
@@ -291,10 +327,13 @@ def main() -> None:
           f"max {report['sequential_max_ms']} ms, {args.sequential} pods)")
     print(f"  kubelet RSS            {report['kubelet_rss_after_burst_mb']:6.1f} MB  "
           f"(idle {report['kubelet_rss_idle_mb']} MB; target <= 60 MB)")
+    print(f"  lab CPU per pod        {report['lab_cpu_per_pod_ms']:6.1f} ms  "
+          "(all components, conmon and crun, during the burst)")
     print(f"baseline: the same containers started by crun directly: "
           f"{report['baseline_crun_all_running_s']:.2f} s")
     print(f"          the same pods through the runtime library, no API: "
-          f"{report['baseline_runtime_all_running_s']:.2f} s")
+          f"{report['baseline_runtime_all_running_s']:.2f} s "
+          f"(CPU per pod {report['baseline_cpu_per_pod_ms']:.1f} ms)")
     print(f"ratio kubelet / crun: {report['ratio_kubelet_over_crun']:.2f}  "
           f"(kubelet / runtime library: {report['ratio_kubelet_over_runtime']:.2f})")
     print(json.dumps(report), file=sys.stderr)

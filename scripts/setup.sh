@@ -8,8 +8,8 @@
 #
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
 # ping, conntrack, netcat, dig, curl, Python's venv, Graphviz, Chromium, etcd and
-# etcdctl, busybox-static, umoci and skopeo, crun, conmon and containers-common's seccomp
-# profile), a virtualenv in .venv with netlab and its
+# etcdctl, busybox-static, umoci, skopeo and docker-registry, crun, conmon and
+# containers-common's seccomp profile), a virtualenv in .venv with netlab and its
 # test extras, `netlab` on root's PATH (/usr/local/bin/netlab), and the busybox and
 # alpine images in the image store (/var/lib/netlab/images), built from busybox-static.
 set -euo pipefail
@@ -46,15 +46,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # etcd-server and etcd-client: labs with 'cluster.store: etcd' run their own etcd member
-# inside the lab's namespaces, and the store tests run throwaway ones on 127.0.0.1. Debian
-# starts a host-wide etcd on install; a temporary policy-rc.d (exit 101) prevents that, and
-# the unit is disabled. A host-wide etcd that was there before is left alone.
+# inside the lab's namespaces, and the store tests run throwaway ones on 127.0.0.1.
+# docker-registry: the pull tests run their own registry ('docker-registry serve CONFIG')
+# inside a lab namespace. Debian starts a host-wide etcd and registry on install; a
+# temporary policy-rc.d (exit 101) prevents that, and the units are disabled. A service
+# that was there before is left alone.
 etcd_missing=()
-for p in etcd-server etcd-client; do
+for p in etcd-server etcd-client docker-registry; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || etcd_missing+=("$p")
 done
 if [ ${#etcd_missing[@]} -gt 0 ]; then
-  echo "installing OS packages: ${etcd_missing[*]} (without starting etcd.service)"
+  echo "installing OS packages: ${etcd_missing[*]} (without starting their services)"
   export DEBIAN_FRONTEND=noninteractive
   policy=/usr/sbin/policy-rc.d
   saved=""
@@ -69,8 +71,16 @@ if [ ${#etcd_missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${etcd_missing[@]}" >/dev/null
   restore_policy
   trap - EXIT
-  if [ -d /run/systemd/system ] && systemctl list-unit-files etcd.service >/dev/null 2>&1; then
-    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+  if [ -d /run/systemd/system ]; then
+    for unit in "${etcd_missing[@]}"; do
+      case "$unit" in
+        etcd-server) unit=etcd ;;
+        etcd-client) continue ;;
+      esac
+      if systemctl list-unit-files "$unit.service" >/dev/null 2>&1; then
+        systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
+      fi
+    done
   fi
 fi
 

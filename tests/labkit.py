@@ -59,12 +59,10 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
 
 @contextlib.contextmanager
 def pod_visible_dir() -> Iterator[Path]:
-    """A host directory pods can read, removed afterwards. A container sees only the
-    host's /usr, /lib*, /bin, /sbin, /etc and netlab's install, read-only, so the
-    directory goes under the checkout (``.pod-visible/``, git-ignored)."""
-    parent = Path(__file__).resolve().parents[1] / ".pod-visible"
-    parent.mkdir(exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="nlt-", dir=parent))
+    """A host directory for pods to mount as a hostPath volume (a privileged container
+    without an image sees it directly), removed afterwards. Not under /tmp: netlab's
+    own files are never a hostPath, and /tmp may hold a test's virtualenv."""
+    path = Path(tempfile.mkdtemp(prefix="nlt-", dir="/run"))
     try:
         yield path
     finally:

@@ -1,5 +1,6 @@
 """OpenAPI v3 schemas of networking.k8s.io/v1, rbac.authorization.k8s.io/v1,
-authorization.k8s.io/v1, authentication.k8s.io/v1 (SelfSubjectReview) and
+authorization.k8s.io/v1, authentication.k8s.io/v1 (SelfSubjectReview, TokenReview,
+TokenRequest) and
 apiregistration.k8s.io/v1, restated from k8s.io/api and kube-aggregator.
 
 Data only, in the shapes and with the builders of :mod:`netlab.api.openapi_schemas_base`;
@@ -18,6 +19,7 @@ from netlab.api.openapi_schemas_base import (
     _PREFIXES,
     AS,
     I32,
+    I64,
     IOS,
     MAP,
     OBJ,
@@ -152,6 +154,22 @@ _def("authn.SelfSubjectReviewStatus", obj(userInfo=R("authn.UserInfo")))
 _kind("authn.SelfSubjectReview", "authentication.k8s.io", "v1",
       {"status": R("authn.SelfSubjectReviewStatus")})
 SCHEMAS.pop(full_name("authn.SelfSubjectReviewList"))
+_def("authn.TokenReviewSpec", obj(audiences=AS(), token=S))
+_def("authn.TokenReviewStatus", obj(audiences=AS(), authenticated=B, error=S,
+                                    user=R("authn.UserInfo")))
+_kind("authn.TokenReview", "authentication.k8s.io", "v1",
+      {"spec": R("authn.TokenReviewSpec"), "status": R("authn.TokenReviewStatus")}, ("spec",))
+SCHEMAS.pop(full_name("authn.TokenReviewList"))
+# serviceaccounts/token: answered, never stored (no List, as Scale).
+_def("authn.BoundObjectReference", obj(apiVersion=S, kind=S, name=S, uid=S))
+_def("authn.TokenRequestSpec", obj(("audiences",), audiences=AS(),
+                                   boundObjectRef=R("authn.BoundObjectReference"),
+                                   expirationSeconds=I64))
+_def("authn.TokenRequestStatus", obj(("token", "expirationTimestamp"),
+                                     expirationTimestamp=TIME, token=S))
+_kind("authn.TokenRequest", "authentication.k8s.io", "v1",
+      {"spec": R("authn.TokenRequestSpec"), "status": R("authn.TokenRequestStatus")}, ("spec",))
+SCHEMAS.pop(full_name("authn.TokenRequestList"))
 
 # --- apiregistration.k8s.io/v1 ----------------------------------------------------------------
 

@@ -4,6 +4,8 @@
   ``skopeo copy ... docker-archive:`` or ``oci-archive:`` write them, gzip'd or
   not); ``--name`` tags the one image it holds. All or nothing: a corrupt,
   truncated or unsafe archive exits 2 and stores nothing.
+- ``pull REF``: from its registry (``netlab.images.registry``: the distribution
+  API, plain HTTP for lab registries or with ``--plain-http``, ``--creds``).
 - ``ls``: the stored images (as ``crictl images`` shows them) and the built-in ones.
 - ``rm NAME|ID``: a name removes that name, and the image with its last name; an
   id removes the image. An image that running containers use is kept (exit 1).
@@ -67,6 +69,55 @@ def load(archive: str, names: tuple[str, ...]) -> None:
         for name in item.familiar_names():
             click.echo(f"Loaded image: {name}")
         click.echo(f"  id {item.short_id}, {len(item.layers)} layer(s), {_size(item.size)}")
+
+
+@image.command()
+@click.argument("reference")
+@click.option("--creds", metavar="USER:PASSWORD",
+              help="Credentials for the registry (Basic, or for its token server).")
+@click.option("--plain-http", is_flag=True,
+              help="Speak plain HTTP to this registry (lab registries on localhost or a "
+                   "private address always are).")
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="Seconds the registry may stay silent before the pull fails.")
+def pull(reference: str, creds: str | None, plain_http: bool, timeout: float) -> None:
+    """Pull REFERENCE from its registry into the store (e.g. localhost:5000/app:v1)."""
+    import asyncio
+
+    from netlab.images import registry
+    from netlab.images.credentials import Credential
+    from netlab.images.reference import ReferenceError, parse
+    from netlab.images.store import ImageStore
+
+    try:
+        ref = parse(reference)
+    except ReferenceError as err:
+        fail(str(err), 2)
+    credential = None
+    if creds is not None:
+        user, colon, password = creds.partition(":")
+        if not colon:
+            fail("--creds wants USER:PASSWORD", 2)
+        credential = Credential(user, password)
+
+    async def run() -> registry.PullResult:
+        async with registry.session(read_timeout=timeout) as http:
+            return await registry.pull(reference, ImageStore(), [credential] if credential
+                                       else [], http,
+                                       plain_http={ref.registry} if plain_http else ())
+
+    try:
+        result = asyncio.run(run())
+    except registry.PullError as err:
+        fail(str(err))
+    except PermissionError as err:
+        fail(f"{err} (the image store needs root)")
+    from netlab.images.reference import familiar
+
+    click.echo(f"Pulled image: {familiar(result.reference)}")
+    click.echo(f"  digest {result.digest}, id {result.image.short_id}, "
+               f"{len(result.image.layers)} layer(s), {_size(result.image.size)} "
+               f"({_size(result.downloaded)} downloaded)")
 
 
 @image.command("ls")

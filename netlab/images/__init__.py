@@ -130,7 +130,8 @@ def _unknown_message(image: str, stored: tuple[str, ...] = (),
     head = (f'Container image "{image}" is not present with pull policy of {pull_policy}: '
             if pull_policy == "Never" else "")
     return (f'{head}image "{image}" is not in the image store nor built into netlab, and the '
-            "container has no command; netlab pulls nothing: load it with 'netlab image load "
+            "container has no command; netlab pulls only from a registry named in the image "
+            "(host:port/name), never from Docker Hub: load it with 'netlab image load "
             f"FILE'. Stored images: {', '.join(stored) or 'none'}. Built-in images: "
             f"{', '.join(BUILTIN_IMAGES)}. With a command, any image runs that host program.")
 

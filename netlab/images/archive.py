@@ -204,6 +204,12 @@ def _names(descriptor: dict[str, Any]) -> list[str]:
     return []
 
 
+def config_diff_ids(config: bytes) -> list[str]:
+    """An image config's ``rootfs.diff_ids`` (raises :class:`ArchiveError`): the store
+    checks every unpacked layer against them, wherever the config came from."""
+    return _diff_ids(config)
+
+
 def _diff_ids(config: bytes) -> list[str]:
     try:
         document = json.loads(config)

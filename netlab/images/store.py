@@ -11,7 +11,9 @@ rest; the lab name ``images`` is reserved for it) and holds:
 - ``records/<hex>.json``: one per image: its layers in order, with sizes, and
   its config (Entrypoint, Cmd, Env, WorkingDir, User);
 - ``index.json``: normalised name -> image id (``docker.io/library/busybox:latest``);
-- ``tmp/``: loads in progress; ``lock``: writers take it (``flock``).
+- ``tmp/``: loads in progress; ``downloads/``: pulls in progress (the blobs a
+  registry sent, checked against their digests, before they are stored as a load
+  stores an archive's); ``lock``: writers take it (``flock``).
 
 A load is all or nothing. Everything is unpacked and checked in ``tmp/`` first:
 the digests the archive states for its blobs, and every layer's diff id against
@@ -51,12 +53,13 @@ from typing import IO, Any, BinaryIO, Callable, Protocol, cast
 from netlab import paths
 from netlab.fileio import write_atomic
 from netlab.images import layers as layerlib
-from netlab.images.archive import Archive, ArchiveError, LayerRef
+from netlab.images.archive import Archive, ArchiveError, ArchiveImage, LayerRef
 from netlab.images.config import ImageConfig
 from netlab.images.reference import ReferenceError, familiar, is_image_id, normalise, parse
 
 STORE_DIR = "images"  # under DATA_ROOT; reserved as a lab name (netlab.topology.validate)
 READ_CHUNK = 1 << 20
+DOWNLOAD_MAX_AGE = 86400.0  # seconds: a pull's leftover downloads (a crash) are collected after
 
 
 class ImageArchiveError(Exception):
@@ -95,6 +98,12 @@ class StoredImage:
 
     def familiar_names(self) -> list[str]:
         return [familiar(n) for n in self.names]
+
+
+class BlobSource(Protocol):
+    """Where the store reads layer blobs from: an open archive, or a pull's downloads."""
+
+    def open(self, name: str) -> IO[bytes]: ...
 
 
 class _Readable(Protocol):
@@ -167,6 +176,14 @@ class ImageStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def download_dir(self) -> Path:
+        """A fresh directory for one pull's blobs, outside ``tmp/`` (which every load
+        clears, and a pull downloads without the lock). The caller removes it; one
+        left by a crash is collected after a day."""
+        self._ensure()
+        (self.root / "downloads").mkdir(exist_ok=True, mode=0o700)
+        return Path(tempfile.mkdtemp(prefix="pull-", dir=self.root / "downloads"))
+
     # -- reading (no lock) -----------------------------------------------------------------
 
     def _index(self) -> dict[str, str]:
@@ -218,13 +235,14 @@ class ImageStore:
             ref = parse(text)
         except ReferenceError:
             return None
-        if ref.digest is None:
-            image_id = index.get(str(ref))
+        image_id = index.get(str(ref))  # a name, or name@digest as a pull by digest stores it
+        if image_id or ref.digest is None:
             return self._image(image_id, index) if image_id else None
         for image_id in self._ids():  # name@digest: the manifest's digest, or the id
             image = self._image(image_id, index)
             if image is not None and ref.digest in (image.id, *image.digests) and any(
-                    n.startswith(ref.repository + ":") for n in image.names):
+                    n.startswith((ref.repository + ":", ref.repository + "@"))
+                    for n in image.names):
                 return image
         return None
 
@@ -272,7 +290,8 @@ class ImageStore:
         try:
             try:
                 with tarfile.open(archive, "r:*") as tar:
-                    staged = self._stage(Archive(tar), staging, wanted)
+                    opened = Archive(tar)
+                    staged = self._stage(opened.images(), opened, staging, wanted)
             except _BROKEN as err:
                 raise ImageArchiveError(f"{archive.name}: {_describe(err)}") from None
             except ValueError as err:  # a bad reference or document
@@ -281,9 +300,30 @@ class ImageStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _stage(self, archive: Archive, staging: Path,
+    def load_pulled(self, images: list[ArchiveImage], blobs: BlobSource) -> list[StoredImage]:
+        """Store images fetched from a registry (``netlab.images.registry``): their
+        configs and layer descriptors as an archive would state them, the layer blobs
+        opened by ``blobs`` (a member name is a layer's digest). The same checks and
+        the same all-or-nothing as :meth:`load`: raises :class:`ImageArchiveError`."""
+        with self._locked():
+            self._collect()
+            staging = Path(tempfile.mkdtemp(prefix="pull-", dir=self.root / "tmp"))
+            try:
+                try:
+                    staged = self._stage(images, blobs, staging, ())
+                except _BROKEN as err:
+                    raise ImageArchiveError(_describe(err)) from None
+                except ValueError as err:
+                    raise ImageArchiveError(str(err)) from None
+                except FileNotFoundError:  # a layer it meant to reuse was removed meanwhile
+                    raise ImageArchiveError("a layer was removed from the store during the "
+                                            "pull: pull again") from None
+                return self._commit(staged, staging)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _stage(self, images: list[ArchiveImage], archive: BlobSource, staging: Path,
                wanted: tuple[str, ...]) -> list[_Staged]:
-        images = archive.images()
         if wanted and len(images) != 1:
             raise ArchiveError(f"the archive holds {len(images)} images: --name needs exactly one")
         out: list[_Staged] = []
@@ -307,7 +347,7 @@ class ImageStore:
                                {d: p for d, (p, _) in unpacked.items()}))
         return out
 
-    def _stage_layer(self, archive: Archive, layer: LayerRef,
+    def _stage_layer(self, archive: BlobSource, layer: LayerRef,
                      staging: Path) -> tuple[Path | None, int]:
         """Unpack one layer into ``staging`` and check its digests; a layer already in
         the store is not unpacked again (None)."""
@@ -421,6 +461,12 @@ class ImageStore:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
+        stale = time.time() - DOWNLOAD_MAX_AGE
+        downloads = self.root / "downloads"
+        for entry in downloads.iterdir() if downloads.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if entry.lstat().st_mtime < stale:
+                    shutil.rmtree(entry, ignore_errors=True)
         ids = set(self._ids())
         live_layers: set[str] = set()
         for image_id in ids:

@@ -35,10 +35,24 @@ def _link(ipr: IPRoute, index: int) -> Any:  # a pyroute2 ifinfmsg
     return ipr.get_links(index)[0]
 
 
+def get_link(ipr: IPRoute, name: str) -> Any | None:
+    """Link ``name``'s whole message (a pyroute2 ifinfmsg), or None when absent: one
+    RTM_GETLINK by name, where ``link_index`` then ``_link`` cost two. Each pyroute2
+    call is a round trip through its event loop, so pod start-up counts them."""
+    try:
+        found = ipr.link("get", ifname=name)
+    except NetlinkError as exc:
+        if exc.code == errno.ENODEV:
+            return None
+        raise
+    return next(iter(found), None)
+
+
 def converge(ipr: IPRoute, index: int, *, mtu: int | None = None, master: int | None = None,
-              mac: str | None = None, up: bool = True) -> None:
-    """Set only the attributes that differ (a no-op ``set`` still costs a netlink round trip)."""
-    link = _link(ipr, index)
+              mac: str | None = None, up: bool = True, link: Any | None = None) -> None:
+    """Set only the attributes that differ (a no-op ``set`` still costs a netlink round
+    trip), in one request. ``link``: the link's message when the caller has it already."""
+    link = link if link is not None else _link(ipr, index)
     changes: dict[str, object] = {}
     if mtu is not None and link.get("IFLA_MTU") != mtu:
         changes["mtu"] = mtu
@@ -46,10 +60,10 @@ def converge(ipr: IPRoute, index: int, *, mtu: int | None = None, master: int | 
         changes["master"] = master
     if mac is not None and link.get("IFLA_ADDRESS") != mac:
         changes["address"] = mac
+    if up and not link["flags"] & IFF_UP:
+        changes["state"] = "up"
     if changes:
         ipr.link("set", index=index, **changes)
-    if up and not link["flags"] & IFF_UP:
-        ipr.link("set", index=index, state="up")
 
 
 def ensure_up(ipr: IPRoute, name: str) -> int:
@@ -88,26 +102,32 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None) -> int:
     return index
 
 
-def ensure_veth(ipr: IPRoute, name: str, peer: str, peer_netns: str, mtu: int | None = None) -> int:
-    """A veth whose ``name`` end is here and ``peer`` end lives in ``peer_netns``.
+def ensure_veth(ipr: IPRoute, name: str, peer: str, peer_netns: str, mtu: int | None = None,
+                master: int | None = None) -> Any:
+    """A veth whose ``name`` end is here, up, and ``peer`` end lives in ``peer_netns``;
+    returns the ``name`` end's message (``["index"]``, ``.get("IFLA_ADDRESS")``, ...).
 
     Created directly across namespaces: neither end ever exists in the root namespace.
+    A new pair is made with its MTU, its ``master`` (a bridge's index) and up in the same
+    request; an existing one is converged to them.
     """
-    index = link_index(ipr, name)
-    if index is None:
+    link = get_link(ipr, name)
+    if link is None:
         fd = os.open(netns_path(peer_netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
             peer_spec: dict[str, object] = {"ifname": peer, "net_ns_fd": fd}
+            extra: dict[str, object] = {"state": "up"}
             if mtu:
-                peer_spec["mtu"] = mtu
-            extra = {"mtu": mtu} if mtu else {}
+                peer_spec["mtu"] = extra["mtu"] = mtu
+            if master is not None:
+                extra["master"] = master
             ipr.link("add", ifname=name, kind="veth", peer=peer_spec, **extra)
         finally:
             os.close(fd)
-        index = link_index(ipr, name)
-        assert index is not None
-    converge(ipr, index, mtu=mtu)
-    return index
+        link = get_link(ipr, name)
+        assert link is not None
+    converge(ipr, link["index"], mtu=mtu, master=master, link=link)
+    return link
 
 
 @dataclass(frozen=True)
@@ -206,23 +226,25 @@ class LinkInfo:
     addresses: tuple[IPv4Interface, ...]
 
 
-def link_info(ipr: IPRoute, name: str) -> LinkInfo | None:
-    index = link_index(ipr, name)
-    if index is None:
+def link_info(ipr: IPRoute, name: str, addresses: bool = True) -> LinkInfo | None:
+    """What ``ip -d addr show NAME`` tells; ``addresses=False`` skips the address query."""
+    link = get_link(ipr, name)
+    if link is None:
         return None
-    link = _link(ipr, index)
+    index = link["index"]
     mode = link.get(("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
     addrs = tuple(IPv4Interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
-                  for a in ipr.get_addr(family=2, index=index))
+                  for a in ipr.get_addr(family=2, index=index)) if addresses else ()
     return LinkInfo(index=index, name=name, mac=link.get("IFLA_ADDRESS") or "",
                     mtu=int(link.get("IFLA_MTU") or 0), master=link.get("IFLA_MASTER"),
                     up=bool(link["flags"] & IFF_UP),
                     hairpin=None if mode is None else bool(mode), addresses=addrs)
 
 
-def ensure_hairpin(ipr: IPRoute, index: int, on: bool = True) -> bool:
-    """Hairpin mode of a bridge port (``bridge link set dev X hairpin on``); True if changed."""
-    link = _link(ipr, index)
+def ensure_hairpin(ipr: IPRoute, index: int, on: bool = True, link: Any | None = None) -> bool:
+    """Hairpin mode of a bridge port (``bridge link set dev X hairpin on``); True if changed.
+    ``link``: the port's message when the caller has it already."""
+    link = link if link is not None else _link(ipr, index)
     mode = link.get(("IFLA_LINKINFO", "IFLA_INFO_SLAVE_DATA", "IFLA_BRPORT_MODE"))
     if bool(mode) == on:
         return False

@@ -141,9 +141,8 @@ def ensure_bridge(spec: BridgeSpec) -> None:
         with links.netlink() as ipr:
             bridge = links.ensure_bridge(ipr, spec.name, mtu=spec.mtu)
             for port in spec.ports:
-                index = links.ensure_veth(ipr, port.name, port.peer, port.peer_netns,
-                                          mtu=spec.mtu)
-                links.converge(ipr, index, master=bridge)
+                links.ensure_veth(ipr, port.name, port.peer, port.peer_netns, mtu=spec.mtu,
+                                  master=bridge)
 
     netns.run_in_netns(spec.netns, converge)
 

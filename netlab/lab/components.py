@@ -55,6 +55,8 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      "--unix-fd", str(unix_fd), "--loopback-fd", str(loopback_fd),
                      "--token-file", str(token_path(lab)),
                      "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+                     "--service-account-signing-key-file", str(pki.service_account_key),
+                     "--service-account-issuer", service_account_issuer(plan),
                      "--store", *store,
                      "--service-subnet", str(cluster.service_subnet),
                      # Pods outlive a silent node this long (DefaultTolerationSeconds).
@@ -65,6 +67,11 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      "--no-builtin-gc", "--no-builtin-namespace-deleter"))
     return [*members, apiserver, *scheduling(plan), controller_manager(plan), cluster_dns(plan),
             *kubelets(plan), *proxies(plan), *policy_agents(plan)]
+
+
+def service_account_issuer(plan: LabPlan) -> str:
+    """kubeadm's issuer (and the API server's audience): the Service's in-cluster URL."""
+    return f"https://kubernetes.default.svc.{plan.topology.cluster.dns_domain}"
 
 
 def etcd_endpoint(plan: LabPlan) -> str:
@@ -164,7 +171,9 @@ def controller_manager(plan: LabPlan) -> Component:
     control = plan.node(plan.topology.control_plane.name)
     return Component(name="controller-manager", netns=control.netns,
                      argv=_module("netlab.master.controllers", *_control_plane_connection(plan),
-                                  *node_lifecycle_argv(plan)))
+                                  *node_lifecycle_argv(plan),
+                                  # what root-ca-cert-publisher puts in kube-root-ca.crt
+                                  "--root-ca-file", str(pki_paths(lab_dir(plan.lab)).ca_cert)))
 
 
 def cluster_dns(plan: LabPlan) -> Component:

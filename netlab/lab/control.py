@@ -54,7 +54,10 @@ def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
     from netlab.lab.pki import create_pki  # cryptography is only needed here
 
     control_ip = next(n["underlayIP"] for n in state.nodes if n["role"] == "control-plane")
-    create_pki(lab_dir(lab), lab, [control_ip], etcd_addresses=etcd_addresses)
+    cluster = state.plan().topology.cluster
+    create_pki(lab_dir(lab), lab, [control_ip], etcd_addresses=etcd_addresses,
+               dns_domain=cluster.dns_domain,
+               service_ip=str(next(cluster.service_subnet.hosts())))
     with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
                                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,

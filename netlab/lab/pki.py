@@ -7,6 +7,12 @@ port for kubectl and the underlay address for node agents) speak HTTPS with a
 certificate from a per-lab CA. ``netlab kubeconfig`` embeds the CA, as kind's
 kubeconfigs do. Keys are ECDSA P-256: generated in about a millisecond, and
 accepted by kubectl, client-go and Python's ssl.
+
+The serving certificate names the API server as a pod sees it (kube-apiserver's
+default SANs): ``kubernetes``, ``kubernetes.default``, ``kubernetes.default.svc``,
+``kubernetes.default.svc.<dnsDomain>`` and the ``kubernetes`` Service's ClusterIP, so an
+in-pod client verifying with ``kube-root-ca.crt`` accepts it. The service-account
+signing key (``sa.key``, as kubeadm names it) lives beside the other keys, mode 0600.
 """
 
 from __future__ import annotations
@@ -30,10 +36,18 @@ class PKIPaths:
     ca_cert: Path
     server_cert: Path
     server_key: Path
+    service_account_key: Path
 
 
 def pki_paths(directory: Path) -> PKIPaths:
-    return PKIPaths(directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key")
+    return PKIPaths(directory / "ca.crt", directory / "apiserver.crt",
+                    directory / "apiserver.key", directory / "sa.key")
+
+
+def apiserver_dns_names(dns_domain: str) -> list[str]:
+    """The names of the ``kubernetes`` Service the serving certificate carries."""
+    return ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+            f"kubernetes.default.svc.{dns_domain}"]
 
 
 @dataclass(frozen=True)
@@ -82,9 +96,12 @@ def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, common_name: 
 
 
 def create_pki(directory: Path, lab: str, addresses: list[str],
-               etcd_addresses: list[str] | None = None) -> PKIPaths:
-    """A fresh CA and an API server certificate valid for ``addresses`` (and localhost);
-    with ``etcd_addresses``, also etcd's certificates (see ``EtcdPKIPaths``)."""
+               etcd_addresses: list[str] | None = None, dns_domain: str = "cluster.local",
+               service_ip: str | None = None) -> PKIPaths:
+    """A fresh CA, an API server certificate valid for ``addresses``, localhost, the
+    ``kubernetes`` Service's names in ``dns_domain`` and its ``service_ip``, and a
+    service-account signing key; with ``etcd_addresses``, also etcd's certificates (see
+    ``EtcdPKIPaths``)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"netlab-{lab}-ca")])
@@ -101,9 +118,10 @@ def create_pki(directory: Path, lab: str, addresses: list[str],
                                             decipher_only=False), critical=True)
                .sign(ca_key, hashes.SHA256()))
     key = ec.generate_private_key(ec.SECP256R1())
-    names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.DNSName("kubernetes"),
-                                     x509.DNSName("kubernetes.default")]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ["127.0.0.1", *addresses]]
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    names += [x509.DNSName(n) for n in apiserver_dns_names(dns_domain)]
+    ips = ["127.0.0.1", *addresses, *([service_ip] if service_ip else [])]
+    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(ips)]
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
             .issuer_name(ca_name).public_key(key.public_key())
@@ -120,6 +138,9 @@ def create_pki(directory: Path, lab: str, addresses: list[str],
     _write(paths.server_cert, cert.public_bytes(pem), 0o644)
     _write(paths.server_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()), 0o600)
+    sa_key = ec.generate_private_key(ec.SECP256R1())  # ES256, as satokens.py signs
+    _write(paths.service_account_key, sa_key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
     if etcd_addresses is not None:
         etcd = etcd_pki_paths(directory)
         etcd.member_cert.parent.mkdir(mode=0o700, exist_ok=True)

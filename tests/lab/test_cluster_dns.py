@@ -77,9 +77,13 @@ def _manifest(flags: Path) -> str:
                 image: netlab/echo
                 ports: [{{name: http, containerPort: 8080}}]
                 readinessProbe:
-                  exec: {{command: [sh, -c, "test ! -e {flags}/$(hostname)"]}}
+                  exec: {{command: [sh, -c, "test ! -e /flags/$(hostname)"]}}
                   periodSeconds: 1
                   failureThreshold: 1
+                volumeMounts: [{{name: flags, mountPath: /flags, readOnly: true}}]
+              volumes:
+              - name: flags
+                hostPath: {{path: {flags}, type: Directory}}
         ---
         apiVersion: v1
         kind: Service

@@ -330,7 +330,7 @@ def test_hpa_scales_a_stress_deployment_up_under_load_and_back_down(
     script = textwrap.dedent(f"""\
         pid=
         while :; do
-          if [ -e {flag} ]; then
+          if [ -e /flag/{flag.name} ]; then
             [ -n "$pid" ] || {{ {sys.executable} -m netlab.images.stress --cpu 100m & pid=$!; }}
           elif [ -n "$pid" ]; then
             kill $pid; wait $pid; pid=
@@ -340,7 +340,11 @@ def test_hpa_scales_a_stress_deployment_up_under_load_and_back_down(
         """)
     client.create(deployment("burn", 1, pod={"containers": [{
         "name": "burn", "image": "netlab/stress", "command": ["sh", "-c", script],
-        "resources": {"requests": {"cpu": "50m"}}}]}), namespace=namespace)
+        "resources": {"requests": {"cpu": "50m"}},
+        "volumeMounts": [{"name": "flag", "mountPath": "/flag", "readOnly": True}]}],
+        "volumes": [{"name": "flag", "hostPath": {"path": str(host_dir),
+                                                  "type": "Directory"}}]}),
+        namespace=namespace)
     client.create({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                    "metadata": {"name": "burn"},
                    "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",

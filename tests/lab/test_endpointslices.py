@@ -50,9 +50,13 @@ def _manifest(flag: Path) -> str:
             image: netlab/echo
             ports: [{{name: web, containerPort: 8080}}]
             readinessProbe:
-              exec: {{command: [test, "!", -e, "{flag}"]}}
+              exec: {{command: [test, "!", -e, "/flag/{flag.name}"]}}
               periodSeconds: 1
               failureThreshold: 1
+            volumeMounts: [{{name: flag, mountPath: /flag, readOnly: true}}]
+          volumes:
+          - name: flag
+            hostPath: {{path: {flag.parent}, type: Directory}}
         ---
         apiVersion: v1
         kind: Service

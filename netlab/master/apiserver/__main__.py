@@ -42,6 +42,16 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--tls-cert", type=Path, help="serve TCP listeners over TLS with this")
     parser.add_argument("--tls-key", type=Path)
+    # kube-apiserver's service-account token flags (kubeadm's defaults: the issuer is
+    # https://kubernetes.default.svc.<dnsDomain>, and the API audiences default to it).
+    parser.add_argument("--service-account-signing-key-file", type=Path,
+                        help="ECDSA P-256 key (PEM) that signs service-account tokens "
+                             "(default: one made at start)")
+    parser.add_argument("--service-account-issuer",
+                        default="https://kubernetes.default.svc.cluster.local")
+    parser.add_argument("--api-audiences", default="",
+                        help="comma-separated audiences the API server accepts "
+                             "(default: the issuer)")
     parser.add_argument("--store", default="memory:",
                         help="memory:, sqlite:<path> or etcd:https://<host>:<port>")
     # kube-apiserver's flags for its etcd client certificate (used with --store etcd:...).
@@ -108,7 +118,13 @@ async def serve(args: argparse.Namespace) -> None:
                              advertise_port=int(port) if port else 6443,
                              log_fetcher=kubelet_log_fetcher(token),
                              builtin_gc=args.builtin_gc,
-                             builtin_namespace_deleter=args.builtin_namespace_deleter)
+                             builtin_namespace_deleter=args.builtin_namespace_deleter,
+                             service_account_key=(
+                                 args.service_account_signing_key_file.read_bytes()
+                                 if args.service_account_signing_key_file else None),
+                             service_account_issuer=args.service_account_issuer,
+                             api_audiences=tuple(a for a in args.api_audiences.split(",")
+                                                 if a))
     etcd_tls = {"ca": args.etcd_cafile, "cert": args.etcd_certfile, "key": args.etcd_keyfile}
     store = open_store(args.store, **({k: v for k, v in etcd_tls.items() if v}
                                       if args.store.startswith("etcd:") else {}))

@@ -7,9 +7,10 @@ Kubernetes' RequestInfoFactory does. Two middlewares wrap every request:
 
 * errors: an ``APIError`` becomes its ``Status`` response; anything else is
   logged and answered 500, so no input can take the server down;
-* authentication: requests over a unix socket are trusted; over TCP a bearer
-  token from ``Config.tokens`` is required, except for the public health and
-  version endpoints (401 otherwise).
+* auth: who the request is from (``authn.py``: the unix socket and the lab's admin
+  token are ``system:masters``; a service-account JWT is that ServiceAccount; no token
+  reaches only the public health and version endpoints; 401 otherwise), whom it may
+  impersonate, and whether RBAC lets that user do it (``authz.py``; 403 otherwise).
 
 Startup rebuilds the Service allocators from the store, creates the initial
 namespaces and the ``default/kubernetes`` Service (``bootstrap.py``) and
@@ -20,9 +21,7 @@ task, so that the runner's cleanup returns promptly. The process entry point
 
 from __future__ import annotations
 
-import hmac
 import logging
-import socket
 from collections.abc import Awaitable
 from typing import Any, Callable
 
@@ -30,7 +29,7 @@ from aiohttp import web
 
 from netlab.api import errors, resources
 from netlab.api.objects import loads
-from netlab.master.apiserver import bootstrap, discovery, render
+from netlab.master.apiserver import authn, authz, bootstrap, discovery, render, satokens
 from netlab.master.apiserver.allocators import ServiceAllocator
 from netlab.master.apiserver.config import Config
 from netlab.master.apiserver.crds import CRDManager
@@ -48,22 +47,6 @@ READY: web.AppKey[list] = web.AppKey("netlab.apiserver.ready", list)
 KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _over_unix_socket(request: web.Request) -> bool:
-    transport = request.transport
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    return sock is not None and getattr(sock, "family", None) == socket.AF_UNIX
-
-
-def _token_ok(request: web.Request, tokens: set[str]) -> bool:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return False
-    token = token.strip()
-    # Compare with every token, in constant time per comparison.
-    return any(hmac.compare_digest(token.encode(), t.encode()) for t in tokens)
 
 
 @web.middleware
@@ -93,10 +76,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    if discovery.is_public(request.path) or _over_unix_socket(request) or \
-            _token_ok(request, ctx.config.tokens):
-        return await handler(request)
-    raise errors.unauthorized()
+    user = await authn.authenticate(request, ctx.store, ctx.config.tokens, ctx.signer)
+    if user is not authn.ANONYMOUS:  # anonymous reaches the public paths only
+        user = await authn.impersonate(request, ctx.store, user)
+        await authz.authorize(ctx.store, user, authz.request_attributes(
+            request.method, request.path, request.query))
+    request[authn.USER_KEY] = user
+    return await handler(request)
 
 
 async def dispatch(request: web.Request) -> web.StreamResponse:
@@ -139,8 +125,10 @@ def make_context(store: Store, config: Config) -> Context:
                       builtin_namespace_deleter=config.builtin_namespace_deleter)
     watches = WatchHub()
     crds = CRDManager(registry, deleter, background, watches)
+    signer = satokens.TokenSigner(config.service_account_key or satokens.generate_key_pem(),
+                                  config.service_account_issuer, config.api_audiences)
     return Context(store=store, config=config, registry=registry, deleter=deleter,
-                   background=background, watches=watches, crds=crds)
+                   background=background, watches=watches, crds=crds, signer=signer)
 
 
 def make_app(store: Store, config: Config, **app_options: Any) -> web.Application:

@@ -67,16 +67,22 @@ LogFetcher = Callable[[LogRequest], Awaitable[AsyncIterator[bytes]]]
 class Config:
     """Settings of one API server.
 
-    ``tokens`` are the bearer tokens accepted on TCP listeners; requests that
-    arrive over a unix socket are trusted (the socket's mode is the access
-    control). With no tokens every TCP request except the public health and
-    version endpoints is refused with 401.
+    ``tokens`` are the administrator's bearer tokens (``system:masters``) accepted on
+    TCP listeners; requests that arrive over a unix socket are the administrator's too
+    (the socket's mode is the access control). Service-account tokens are signed with
+    ``service_account_key`` (PEM, ECDSA P-256; None: a key made at start, so tokens die
+    with the process) for ``service_account_issuer``, and the API server accepts tokens
+    for ``api_audiences`` (default: the issuer, as kube-apiserver's ``--api-audiences``).
+    Any other TCP request except the public health and version endpoints is 401.
     """
 
     service_subnet: ipaddress.IPv4Network = field(
         default_factory=lambda: ipaddress.IPv4Network("10.96.0.0/16"))
     node_port_range: tuple[int, int] = (30000, 32767)  # inclusive, as --service-node-port-range
     tokens: set[str] = field(default_factory=set)
+    service_account_key: Optional[bytes] = None
+    service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
+    api_audiences: tuple[str, ...] = ()
     max_body: int = 3 * 1024 * 1024
     git_version: str = "v1.31.0-netlab"
     # Where clients reach this API server: the endpoints of default/kubernetes and
@@ -103,6 +109,7 @@ class Config:
         if self.service_subnet.num_addresses < 8:
             raise ValueError(f"service subnet {self.service_subnet} is too small")
         self.tokens = set(self.tokens)
+        self.api_audiences = tuple(self.api_audiences) or (self.service_account_issuer,)
 
 
 # The name the process entry point (``__main__``) uses.

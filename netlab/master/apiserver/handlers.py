@@ -27,6 +27,7 @@ from netlab.api.patch import (
 from netlab.api.views import meta_of, name_of
 from netlab.master.apiserver import (
     apply,
+    authn,
     conversion,
     eviction,
     fieldmanager,
@@ -35,6 +36,7 @@ from netlab.master.apiserver import (
     reviews,
     strategy,
     subresources,
+    tokenrequest,
 )
 from netlab.master.apiserver.config import Config
 from netlab.master.apiserver.deletion import Background, DeleteOptions, Deleter
@@ -67,6 +69,7 @@ class Context:
     background: Background
     watches: WatchHub = field(default_factory=WatchHub)
     crds: Any = None  # the CRDManager (crds.py), which serves custom resources
+    signer: Any = None  # the service-account TokenSigner (satokens.py)
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -162,6 +165,10 @@ async def handle(request: web.Request, ctx: Context, info: RequestInfo) -> web.S
     if verb == "create":
         if info.subresource == "eviction":
             return await eviction.evict(request, ctx, info)
+        if info.subresource == "token":
+            return await tokenrequest.create_token(request, ctx, info, output)
+        if info.resource.kind == "TokenReview":
+            return await tokenrequest.review_token(request, ctx, output)
         if info.subresource == "binding":
             binding, _ = await read_object(request, ctx, info, kind="Binding")
             check_type(info, binding, expected_kind="Binding")
@@ -219,7 +226,7 @@ async def _review(request: web.Request, ctx: Context, info: RequestInfo,
     check_type(info, obj)
     check_identity(info, obj)
     answered = await reviews.answer(ctx.store, info.resource.kind, obj, info.namespace,
-                                    reviews.request_user(request))
+                                    authn.request_user(request))
     return object_response(request, info, output, answered, 201, warnings)
 
 

@@ -28,8 +28,8 @@ from __future__ import annotations
 KINDS = frozenset(str.split("""
 ConfigMap Secret Service Namespace ServiceAccount Pod Deployment ReplicaSet DaemonSet
 StatefulSet Job CronJob PodDisruptionBudget Ingress Eviction SelfSubjectAccessReview
-SelfSubjectRulesReview SelfSubjectReview Role ClusterRole RoleBinding ClusterRoleBinding
-Scale"""))
+SelfSubjectRulesReview SelfSubjectReview TokenRequest TokenReview Role ClusterRole
+RoleBinding ClusterRoleBinding Scale"""))
 
 SCALARS = frozenset(("string", "int", "bool", "double", "bytes", "map", "bytesmap", "qmap",
                      "quantity", "intorstr", "time", "microtime", "duration"))
@@ -58,6 +58,8 @@ Eviction: 1 metadata ObjectMeta, 2 deleteOptions DeleteOptions
 SelfSubjectAccessReview: 1 metadata ObjectMeta, 2 spec SelfSubjectAccessReviewSpec
 SelfSubjectRulesReview: 1 metadata ObjectMeta, 2 spec SelfSubjectRulesReviewSpec
 SelfSubjectReview: 1 metadata ObjectMeta
+TokenRequest: 1 metadata ObjectMeta, 2 spec TokenRequestSpec
+TokenReview: 1 metadata ObjectMeta, 2 spec TokenReviewSpec
 Role: 1 metadata ObjectMeta, 2 rules PolicyRule*
 ClusterRole: 1 metadata ObjectMeta, 2 rules PolicyRule*, 3 aggregationRule AggregationRule
 RoleBinding: 1 metadata ObjectMeta, 2 subjects Subject*, 3 roleRef RoleRef
@@ -122,6 +124,10 @@ DeleteOptions: 1 gracePeriodSeconds int?, 2 preconditions Preconditions, 3 orpha
 SelfSubjectAccessReviewSpec: 1 resourceAttributes ResourceAttributes, 2
     nonResourceAttributes NonResourceAttributes
 SelfSubjectRulesReviewSpec: 1 namespace string
+TokenRequestSpec: 1 audiences string*, 4 expirationSeconds int?, 3 boundObjectRef
+    BoundObjectReference
+BoundObjectReference: 1 kind string, 2 apiVersion string, 3 name string, 4 uid string
+TokenReviewSpec: 1 token string, 2 audiences string*
 PolicyRule: 1 verbs string*, 2 apiGroups string*, 3 resources string*, 4 resourceNames
     string*, 5 nonResourceURLs string*
 AggregationRule: 1 clusterRoleSelectors LabelSelector*

@@ -8,54 +8,21 @@ from :mod:`netlab.api.rbac` over the RBAC objects in the store, as kube-apiserve
 authorizer chain answers: members of ``system:masters`` may do everything, everyone else
 gets what RoleBindings and ClusterRoleBindings grant.
 
-Who the caller is: netlab authenticates a request by its transport (the unix socket) or the
-lab's single bearer token, and both mean the lab administrator, reported here as
-:data:`LAB_ADMIN` (in ``system:masters``, like kubeadm's admin), or whom it impersonates.
-RBAC is evaluated for reviews only; requests themselves are not authorized per identity yet
-(see the README).
+Who the caller is comes from ``authn.py`` (the lab administrator, a service account, or
+whom either may impersonate). Requests themselves are authorized by the same evaluation over
+the same objects (``authz.py``), so ``kubectl auth can-i`` agrees with what a request gets.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
-
-from netlab.api import errors, rbac, resources
-from netlab.api.objects import loads
+from netlab.api import errors, rbac
 from netlab.api.validation_rbac import validate_access_review
-from netlab.api.views import dict_at, name_of, str_at
+from netlab.api.views import dict_at, str_at
+from netlab.master.apiserver.authz import rbac_objects
 from netlab.master.store import Store
 
 REVIEW_KINDS = ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview",
                 "LocalSubjectAccessReview", "SelfSubjectReview")
-LAB_ADMIN = rbac.UserInfo("netlab-admin", (rbac.MASTERS_GROUP, rbac.AUTHENTICATED_GROUP))
-
-
-def request_user(request: web.Request) -> rbac.UserInfo:
-    """The caller a review answers for. Every request that gets past authentication is the
-    lab administrator's (unix socket or the lab token); the administrator may impersonate,
-    so ``Impersonate-User``/``Impersonate-Group`` (``kubectl --as/--as-group``) name the user
-    instead, with ``system:authenticated`` added as kube-apiserver's impersonation does."""
-    user = request.headers.get("Impersonate-User", "").strip()
-    if not user:
-        return LAB_ADMIN
-    groups = [g.strip() for g in request.headers.getall("Impersonate-Group", []) if g.strip()]
-    if user != "system:anonymous" and rbac.AUTHENTICATED_GROUP not in groups:
-        groups.append(rbac.AUTHENTICATED_GROUP)
-    return rbac.UserInfo(user, tuple(groups), request.headers.get("Impersonate-Uid", ""))
-
-
-async def _objects(store: Store, namespace: str) -> rbac.RBACObjects:
-    async def items(plural: str, ns: str | None = None) -> list[dict]:
-        listed = await store.alist(resources.store_prefix(plural, ns))
-        return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
-
-    out = rbac.RBACObjects(
-        cluster_roles={name_of(r): r for r in await items("clusterroles")},
-        cluster_role_bindings=await items("clusterrolebindings"))
-    if namespace:
-        out.roles = {(namespace, name_of(r)): r for r in await items("roles", namespace)}
-        out.role_bindings = await items("rolebindings", namespace)
-    return out
 
 
 def _user_from_spec(spec: dict) -> rbac.UserInfo:
@@ -74,6 +41,8 @@ def _who_am_i(obj: dict, caller: rbac.UserInfo) -> dict:
     info: dict = {"username": caller.name, "groups": list(caller.groups)}
     if caller.uid:
         info["uid"] = caller.uid
+    if caller.extra:
+        info["extra"] = caller.extra
     obj["metadata"] = {"creationTimestamp": None}
     obj["status"] = {"userInfo": info}
     return obj
@@ -93,12 +62,13 @@ async def answer(store: Store, kind: str, obj: dict, namespace: str | None,
     obj["metadata"] = meta
     if kind == "SelfSubjectRulesReview":
         ns = str_at(spec, "namespace")
-        obj["status"] = rbac.rules_review(await _objects(store, ns), caller, ns)
+        obj["status"] = rbac.rules_review(await rbac_objects(store, ns), caller, ns)
         return obj
     user = caller if kind == "SelfSubjectAccessReview" else _user_from_spec(spec)
     attrs = rbac.attributes_from_spec(spec, namespace if kind == "LocalSubjectAccessReview"
                                       else None)
-    allowed, reason, error = rbac.authorize(await _objects(store, attrs.namespace), user, attrs)
+    allowed, reason, error = rbac.authorize(await rbac_objects(store, attrs.namespace), user,
+                                            attrs)
     status: dict = {"allowed": allowed}
     if reason:
         status["reason"] = reason

@@ -26,7 +26,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
-from netlab.api import errors, objects, resources, views
+from netlab.api import errors, objects, resources, serviceaccount_admission, views
 from netlab.api.objects import decode_stored, deep_copy, encode_for_storage, meta
 from netlab.api.resources import Resource
 from netlab.api.views import status_of
@@ -161,6 +161,8 @@ class Registry:
             if res.namespaced and namespace and name:
                 await self.check_namespace(res, namespace, name)
             strategy.prepare_for_create(res, candidate)
+            if res.kind == "Pod" and res.custom is None and namespace:
+                await self._admit_service_account(namespace, candidate)
             errs = strategy.validate(res, candidate)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
@@ -185,6 +187,18 @@ class Registry:
             self._after_write(res, candidate, kv.mod_revision)
             return candidate
         raise errors.already_exists(res.plural, name, res.group)
+
+    async def _admit_service_account(self, namespace: str, pod: dict) -> None:
+        """ServiceAccount admission's token mount (netlab.api.serviceaccount_admission),
+        which reads the pod's account for its ``automountServiceAccountToken``."""
+        account_name = (pod.get("spec") or {}).get("serviceAccountName")
+        account = None
+        if isinstance(account_name, str) and account_name and "/" not in account_name:
+            # (A malformed name is left to validation, which names the field.)
+            kv = await self.store.aget(resources.store_key("serviceaccounts", namespace,
+                                                           account_name))
+            account = decode_stored(kv.value, kv.mod_revision) if kv is not None else None
+        serviceaccount_admission.mount_token(pod, account)
 
     # --- update --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.master.controllers.base import Options
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=defaults.hpa_cpu_initialization_period, metavar="DURATION")
     parser.add_argument("--horizontal-pod-autoscaler-initial-readiness-delay", type=_seconds,
                         default=defaults.hpa_initial_readiness_delay, metavar="DURATION")
+    parser.add_argument("--root-ca-file", type=Path,
+                        help="the CA published as kube-root-ca.crt in every namespace")
     try:
         from netlab.master.nodelifecycle.__main__ import add_lifecycle_args
     except ImportError:  # the node lifecycle controller is optional
@@ -72,7 +75,8 @@ async def serve(args: argparse.Namespace) -> None:
                       hpa_cpu_initialization_period=(
                           args.horizontal_pod_autoscaler_cpu_initialization_period),
                       hpa_initial_readiness_delay=(
-                          args.horizontal_pod_autoscaler_initial_readiness_delay))
+                          args.horizontal_pod_autoscaler_initial_readiness_delay),
+                      root_ca=args.root_ca_file.read_text() if args.root_ca_file else "")
     enabled = list(ALL) if args.controllers.strip() in ("*", "") else \
         [c.strip() for c in args.controllers.split(",") if c.strip()]
     lifecycle = None

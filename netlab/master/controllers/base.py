@@ -64,6 +64,9 @@ class Options:
     # How long a metric sample stays usable: a node that stopped publishing must not
     # drive scaling with what its pods did minutes ago.
     hpa_metrics_max_age: float = 60.0
+    # The PEM the root CA publisher puts in every namespace's kube-root-ca.crt
+    # (--root-ca-file); empty: nothing is published.
+    root_ca: str = ""
 
 
 @dataclass

@@ -38,6 +38,7 @@ from netlab.master.controllers.job import JobController
 from netlab.master.controllers.namespace import NamespaceController
 from netlab.master.controllers.replicaset import ReplicaSetController
 from netlab.master.controllers.replication import ReplicationManager
+from netlab.master.controllers.rootcacert import RootCACertPublisher
 from netlab.master.controllers.serviceaccount import ServiceAccountController
 from netlab.master.controllers.statefulset import StatefulSetController
 
@@ -49,6 +50,7 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "replicaset": ReplicaSetController,
     "replicationcontroller": ReplicationManager,
     "serviceaccount": ServiceAccountController,
+    "root-ca-cert-publisher": RootCACertPublisher,
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,
     "endpointslicemirroring": EndpointSliceMirroringController,

@@ -49,6 +49,7 @@ from netlab.node.runtime import Runtime
 from netlab.node.runtime.paths import lab_state_dir
 
 log = logging.getLogger("netlab.kubelet")
+SERVICES_SYNC_TIMEOUT = 5.0  # seconds the first pod starts wait for the Services list
 
 
 def _trim_heap() -> None:
@@ -75,6 +76,8 @@ class Kubelet:
         self.workers: PodWorkers | None = None  # set in run(): needs the loop
         self.pod_informer = Informer(self.client, "pods",
                                      field_selector=f"spec.nodeName={cfg.node}")
+        # Services, for the containers' KUBERNETES_SERVICE_HOST and kin (serviceenv.py).
+        self.service_informer = Informer(self.client, "services")
         self.server: KubeletServer | None = None
         self._summary: dict[str, Any] | None = None
         self._tasks: list[asyncio.Task] = []
@@ -170,7 +173,8 @@ class Kubelet:
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         self.workers = PodWorkers(Services(cfg, self.cri, self.client, self.events, self.status,
                                            Backoff(cfg.backoff_base, cfg.backoff_max),
-                                           self.http, asyncio.Semaphore(cfg.parallel_starts)))
+                                           self.http, asyncio.Semaphore(cfg.parallel_starts),
+                                           services=self.service_informer.items))
         adopted = await self.cri.call(self.runtime.adopt)
         if adopted:
             log.info("adopted %d pods: %s", len(adopted),
@@ -183,7 +187,12 @@ class Kubelet:
         await self.node.register()
         self.node_informer.add_handler(self._on_node)
         self.pod_informer.add_handler(self.workers.handle)
-        self._tasks = [self.node_informer.start(), self.pod_informer.start(),
+        self._tasks = [self.node_informer.start(), self.service_informer.start()]
+        # Containers get the Services' variables as they start, so the Services come
+        # first (a kubelet that cannot list them within the deadline starts pods anyway).
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.service_informer.synced.wait(), SERVICES_SYNC_TIMEOUT)
+        self._tasks += [self.pod_informer.start(),
                        asyncio.ensure_future(self._pods_synced()),
                        asyncio.ensure_future(self.node.run()),
                        asyncio.ensure_future(self._metrics_loop())]
@@ -201,6 +210,8 @@ class Kubelet:
                 await task
         if self.workers is not None:
             await self.workers.stop()
+            if self.workers.s.puller is not None:
+                await self.workers.s.puller.close()
         await self.events.drain(timeout=1.0)
         await self.events.stop()
         if self.server is not None:

@@ -46,12 +46,21 @@ from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_s
 from netlab.client import APIError, Client, resource_path
 from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
 from netlab.images.store import ImageStore
-from netlab.node.kubelet import envsources
+from netlab.node.kubelet import envsources, serviceenv, volumemanager
 from netlab.node.kubelet import status as podstatus
+from netlab.node.kubelet import volumes as volplugins
+from netlab.node.kubelet.atomic_writer import FileProjection
 from netlab.node.kubelet.config import KubeletConfig
 from netlab.node.kubelet.cri import AsyncRuntime, ExitWatch
 from netlab.node.kubelet.dns import read_resolv_conf, sandbox_spec
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, pod_ref
+from netlab.node.kubelet.images import (
+    PULL_BACKOFF_BASE,
+    PULL_BACKOFF_MAX,
+    ImagePuller,
+    PodPulls,
+    needs_pull,
+)
 from netlab.node.kubelet.prober import PodProber
 from netlab.node.kubelet.restarts import Backoff, should_restart
 from netlab.node.kubelet.spec import (
@@ -62,6 +71,7 @@ from netlab.node.kubelet.spec import (
     image_id,
 )
 from netlab.node.kubelet.statussync import StatusManager
+from netlab.node.kubelet.tokens import TokenError, TokenManager
 from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, Sandbox
 
 log = logging.getLogger("netlab.kubelet.pods")
@@ -70,6 +80,9 @@ RETRY_START, RETRY_MAX = 0.5, 30.0
 # Seconds between attempts to create a container whose ConfigMap/Secret is missing.
 CONFIG_RETRY_START, CONFIG_RETRY_MAX = 1.0, 10.0
 MIN_GRACE = 2  # seconds: the kubelet's minimumGracePeriodInSeconds
+# How often a running pod's configMap/secret/downwardAPI/projected volumes are written
+# again from the API (upstream: the pod's periodic sync, with a cache TTL).
+VOLUME_RESYNC = 10.0
 
 
 @dataclass
@@ -86,6 +99,27 @@ class Services:
     start_slots: asyncio.Semaphore  # pods starting for the first time, at once
     # The host's image store, shared by every lab (netlab image load, busybox at set-up).
     images: ImageStore = field(default_factory=ImageStore)
+    puller: Optional[ImagePuller] = None  # pulls into ``images``; made from it by default
+    # ImagePullBackOff: keyed by (pod uid, image), timed from the failed pull's end.
+    pull_backoff: Backoff = field(default_factory=lambda: Backoff(PULL_BACKOFF_BASE,
+                                                                  PULL_BACKOFF_MAX))
+
+    tokens: Optional[TokenManager] = None  # projected service-account tokens
+    # The Services the kubelet's informer holds, for the containers' variables.
+    services: Callable[[], list[dict[str, Any]]] = list
+
+    def __post_init__(self) -> None:
+        if self.puller is None:
+            self.puller = ImagePuller(self.images)
+        if self.tokens is None:
+            client = self.client
+
+            async def request(namespace: str, account: str, body: dict[str, Any]) -> Any:
+                return await client.request(
+                    "POST", resource_path("serviceaccounts", namespace, account, "token"),
+                    body=body)
+
+            self.tokens = TokenManager(request)
 
 
 def go_duration(seconds: float) -> str:
@@ -121,10 +155,13 @@ class PodWorker:
         self.sandbox: Optional[Sandbox] = None
         self.waiting: dict[str, tuple[str, str]] = {}  # container -> Waiting reason, message
         self.config_retry: dict[str, float] = {}  # container -> next config-error retry delay
+        self.volume_paths: dict[str, str] = {}  # volume name -> host path, once ready
+        self.volume_retry = CONFIG_RETRY_START
         self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
         self.prober = PodProber(self)
         self.image_ids: dict[str, str] = {}  # image as written -> imageID of what ran
+        self.pulls = PodPulls(self, services.client, services.puller, services.pull_backoff)
         self.finished = False  # reached Succeeded/Failed: nothing runs again
         self.terminated = False
         self._torn_down = False
@@ -242,6 +279,9 @@ class PodWorker:
         if not await self._ensure_sandbox(pod):
             await self._report()
             return
+        if not await self._sync_volumes(pod):
+            await self._report()
+            return
         names = self._names(pod)
         observed = await self.s.cri.observe(self.uid, names)
         if await self._sync_init(pod, observed):
@@ -276,6 +316,92 @@ class PodWorker:
             self._retry = min(self._retry * 2, RETRY_MAX)
             return False
         return True
+
+    # -- volumes ------------------------------------------------------------------------------
+
+    async def _sync_volumes(self, pod: dict[str, Any]) -> bool:
+        """Set up (or refresh) every volume of the pod; True once all have been ready.
+        A volume that fails gets upstream's FailedMount event; until it has been set
+        up once the pod waits, its containers ContainerCreating, and later syncs try
+        again."""
+        volumes = pod_spec(pod).get("volumes") or []
+        if not volumes:
+            return True
+        assert self.sandbox is not None
+        pod_dir = self.sandbox.path
+        sources = await self._fetch(volplugins.referenced(pod))
+        context = self._context()
+        tokens, token_failed = await self._projected_tokens(pod, volumes)
+
+        def work() -> tuple[dict[str, str], dict[str, str]]:
+            ready, failed = {}, dict(token_failed)
+            for volume in volumes:
+                name = str(volume.get("name") or "")
+                if name in failed:
+                    continue
+                try:
+                    ready[name] = volumemanager.setup_volume(pod_dir, volume, pod, context,
+                                                             sources, tokens.get(name))
+                except (volplugins.VolumeError, OSError) as err:
+                    failed[name] = str(err)
+            return ready, failed
+
+        ready, failed = await self.s.cri.call(work)
+        # A volume set up once stays as it was when a refresh fails (its ConfigMap was
+        # deleted): the running containers keep it, and their sync goes on.
+        self.volume_paths.update(ready)
+        for name, message in failed.items():
+            if self._first(("FailedMount", name, message)):
+                self.event(pod, WARNING, "FailedMount",
+                           f'MountVolume.SetUp failed for volume "{name}" : {message}')
+        if failed:
+            self.wake_later(self.volume_retry)
+            self.volume_retry = min(self.volume_retry * 2, CONFIG_RETRY_MAX)
+        else:
+            self.volume_retry = CONFIG_RETRY_START
+        if any(volplugins.volume_type(v) in volplugins.ATOMIC for v in volumes):
+            self.wake_later(VOLUME_RESYNC)  # ConfigMap and Secret changes reach the files
+        return all(str(v.get("name") or "") in self.volume_paths for v in volumes)
+
+    async def _projected_tokens(self, pod: dict[str, Any], volumes: list[dict[str, Any]]
+                                ) -> tuple[dict[str, dict[str, FileProjection]], dict[str, str]]:
+        """The token files of each projected volume's serviceAccountToken sources, by
+        volume name, and the volumes whose token could not be had (with why)."""
+        assert self.s.tokens is not None
+        m = meta_of(pod)
+        account = str(pod_spec(pod).get("serviceAccountName") or "default")
+        files: dict[str, dict[str, FileProjection]] = {}
+        failed: dict[str, str] = {}
+        for volume in volumes:
+            projected = volume.get("projected") or {}
+            wanted = [s["serviceAccountToken"] for s in projected.get("sources") or []
+                      if isinstance(s, dict) and s.get("serviceAccountToken")]
+            if not wanted:
+                continue
+            name = str(volume.get("name") or "")
+            mode = volplugins.file_mode(projected.get("defaultMode"))
+            try:
+                files[name] = {str(src.get("path") or "token"): FileProjection(
+                    (await self.s.tokens.token(
+                        str(m.get("namespace") or "default"), account, str(m.get("name")),
+                        str(m.get("uid")), str(src.get("audience") or ""),
+                        src.get("expirationSeconds"))).encode(), mode) for src in wanted}
+            except TokenError as err:
+                failed[name] = str(err)
+        return files, failed
+
+    async def _fetch(self, wanted: set[tuple[str, str]]) -> dict:
+        """GET each named ConfigMap and Secret of the pod's namespace (None: not found)."""
+        namespace = meta_of(self.pod or self.known or {}).get("namespace") or "default"
+        found: dict = {}
+        for kind, name in sorted(wanted):
+            try:
+                found[(kind, name)] = await self.s.client.get(kind + "s", name, namespace)
+            except APIError as err:
+                if not err.not_found:
+                    raise
+                found[(kind, name)] = None
+        return found
 
     # -- containers ---------------------------------------------------------------------------
 
@@ -362,37 +488,45 @@ class PodWorker:
 
     async def _env_sources(self, pod: dict[str, Any], c: Container) -> dict:
         """GET each ConfigMap and Secret the container's env names (None: not found)."""
-        namespace = meta_of(pod).get("namespace") or "default"
-        found: dict = {}
-        for kind, name in sorted(envsources.referenced([c])):
-            try:
-                found[(kind, name)] = await self.s.client.get(kind + "s", name, namespace)
-            except APIError as err:
-                if not err.not_found:
-                    raise
-                found[(kind, name)] = None
-        return found
+        return await self._fetch(envsources.referenced([c]))
 
     def _context(self) -> PodContext:
         assert self.sandbox is not None
         cfg = self.s.cfg
+        pod = self.pod or self.known or {}
+        services = serviceenv.visible_services(
+            self.s.services(), str(meta_of(pod).get("namespace") or "default"),
+            pod_spec(pod).get("enableServiceLinks") is not False)
         return PodContext(node_name=cfg.node, host_ip=cfg.host_ip, pod_ip=self.sandbox.ip or "",
                           hostname=self.sandbox.hostname, node_cpu_millis=cfg.cpu_millis,
-                          node_memory_bytes=cfg.memory_bytes)
+                          node_memory_bytes=cfg.memory_bytes,
+                          extra_env=serviceenv.service_env(services))
 
     async def _start(self, pod: dict[str, Any], c: Container, attempt: int,
                      init: bool = False) -> None:
         name = c.get("name", "")
         image = c.get("image", "")
-        # The store is the node's image cache: what is there runs, whatever the pull
-        # policy (netlab pulls nothing yet: Always finds the loaded copy, as after
-        # `kind load`); what is not falls back to the built-ins and host programs.
+        # The store is the node's image cache. An image of a registry is pulled into
+        # it as imagePullPolicy says (images.needs_pull); any other image runs from the
+        # store whatever the policy (as after `kind load`), else as a built-in or a
+        # host program.
         stored = self.s.images.lookup(image)
+        pulled = False
+        # A pull this worker started is seen through to its end, even though the image
+        # it stored now makes IfNotPresent say there is nothing to pull.
+        if self.pulls.started(name) or needs_pull(c, stored):
+            stored = await self.pulls.ensure(pod, c, init)
+            if stored is None:
+                return  # pulling, failed or backing off: the worker is woken for what's next
+            pulled = True
         try:
             context = dataclasses.replace(self._context(),
                                           sources=await self._env_sources(pod, c))
             spec = container_spec(pod, c, context, stored,
                                   () if stored else tuple(self.s.images.names()))
+            volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
+            spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
+                c, volumes, self.volume_paths))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:
@@ -414,7 +548,9 @@ class PodWorker:
         self.config_retry.pop(name, None)
         self.waiting.pop(name, None)
         self.image_ids[image] = image_id(image, stored)
-        if stored is not None or builtin_image(image):
+        if pulled:
+            pass  # the pull said "Successfully pulled"
+        elif stored is not None or builtin_image(image):
             self.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present '
                         "on machine", name, init)
         elif self._first(("hostcmd", name)):
@@ -526,6 +662,9 @@ class PodWorker:
                 for name in running:
                     self.event(pod, NORMAL, "Killing", f"Stopping container {name}", name)
             await self.s.cri.stop_pod_sandbox(self.uid, grace)
+            await self.s.cri.call(volumemanager.teardown, self.sandbox.path)
+            if self.s.tokens is not None:
+                self.s.tokens.forget(self.uid)
             if self.pod is not None:
                 await self._report(terminal=True)
                 await self.s.status.flush(self.uid)
@@ -546,6 +685,7 @@ class PodWorker:
         self.sandbox = None
         self.s.status.forget(self.uid)
         self.s.backoff.forget_pod(self.uid)
+        self.s.pull_backoff.forget_pod(self.uid)  # its pulls may run on: others share them
 
     def _cancel_all(self) -> None:
         self.prober.stop_all()
@@ -553,6 +693,10 @@ class PodWorker:
             self._unwatch(name)
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def first(self, key: Any) -> bool:
+        """:meth:`_first`, for the helpers that record a worker's events."""
+        return self._first(key)
 
     def _first(self, key: Any) -> bool:
         """True the first time ``key`` is seen: for events said once per cause."""

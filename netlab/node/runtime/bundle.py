@@ -8,16 +8,18 @@ attempt (``containers._prune``):
     with ``upper``/``work`` beside it as the container's own writable layer. It is
     mounted by the runtime in conmon's private mount namespace just before ``crun
     create`` (``oci_runtime.Overlay``), so it disappears with the container.
-  - A built-in image or a host program: a plain directory, the container's
-    writable layer, into which crun binds the host's ``/usr``, ``/lib*``, ``/bin``,
-    ``/sbin``, ``/etc`` and netlab's own install read-only (``oci.host_view_binds``;
-    merged-/usr links such as ``/bin -> usr/bin`` are made as links). Nothing of the
+  - A built-in image or a host program: a directory of its own in which the host's
+    ``/usr``, ``/lib*``, ``/bin``, ``/sbin`` and ``/etc`` are overlays (the host's
+    directory below, the container's ``upper`` above, mounted in conmon's
+    namespace like an image's root; merged-/usr links such as ``/bin -> usr/bin``
+    are made as links), and netlab's own install is bound read-only. Nothing of the
     lab's own files (``/run/netlab``, ``/var/lib/netlab``) is there at all.
   - A privileged container without an image: a plain directory into which every
     top-level directory of the host is bound writable, as ``privileged: true``
     asks (with its own /proc and /sys, and the host's /dev).
 - ``config.json``: ``oci.build`` from the ContainerSpec, the sandbox's namespaces
-  and /etc files, the numeric user resolved in the image's (or host's)
+  and /etc files, the pod's volumes (a ``subPath`` resolved here, inside its
+  volume), the numeric user resolved in the image's (or host's)
   ``/etc/passwd`` and ``/etc/group``, and the default seccomp profile.
 - ``conmon.log``: what conmon itself said, for start errors.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab import paths
+from netlab.kernel import mounts
 from netlab.kernel.rootfs import overlay_options
 from netlab.node.runtime import capabilities, oci
 from netlab.node.runtime.oci_runtime import Overlay
@@ -85,11 +88,21 @@ def _host_links() -> dict[str, str]:
     return {p: os.readlink(p) for p in oci.HOST_VIEW if os.path.islink(p)}
 
 
-def _host_view_root(root: Path, links: dict[str, str]) -> None:
-    """The root directory of a host-view container: merged-/usr links, the usual
-    writable directories, and the lab's directories as empty mount points that crun
-    masks (what ``ls`` shows of them, as in the images: nothing)."""
+def _host_view_root(directory: Path, root: Path, links: dict[str, str]) -> Overlay:
+    """The root of a host-view container: each host directory of ``oci.HOST_VIEW``
+    an overlay (the host's below, the container's layer above: writes and volume
+    mount points land there), merged-/usr links as links, the usual writable
+    directories, and the lab's directories as empty mount points that crun masks
+    (what ``ls`` shows of them, as in the images: nothing)."""
     root.mkdir(parents=True, exist_ok=True)
+    upper, work = directory / "upper", directory / "work"
+    shown = []
+    for path in oci.HOST_VIEW:
+        if path in links or not os.path.isdir(path):
+            continue
+        for base in (root, upper, work):
+            (base / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        shown.append(path)
     for path, target in links.items():
         link = root / path.lstrip("/")
         if not link.is_symlink():
@@ -100,6 +113,23 @@ def _host_view_root(root: Path, links: dict[str, str]) -> None:
         os.chmod(d, mode)
     for masked in capabilities.masked_paths():
         (root / masked.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return Overlay(root=str(root), host_dirs=tuple(shown), upper=str(upper), work=str(work))
+
+
+def _volume_binds(spec: ContainerSpec) -> tuple[oci.Bind, ...]:
+    """The pod's volumes as binds, a ``subPath`` resolved inside its volume without
+    following a link out of it (``mounts.open_beneath``: upstream's refusal)."""
+    out = []
+    for m in spec.mounts:
+        source = m.source
+        if m.sub_path:
+            fd = mounts.open_beneath(m.source, m.sub_path)
+            try:
+                source = os.readlink(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+        out.append(oci.Bind(source, m.destination, read_only=m.read_only))
+    return tuple(out)
 
 
 def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
@@ -126,6 +156,11 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
     elif spec.privileged:
         # The host's whole tree, writable, as privileged asks (crun cannot pivot into
         # the host's own root, so each top-level directory is bound instead).
+        for m in spec.mounts:  # the host's own tree: no mount point is made on it
+            if not os.path.exists(m.destination):
+                raise oci.OciConfigError(f"mount point {m.destination} does not exist "
+                                         "on the host (a privileged container without "
+                                         "an image sees the host's own files)")
         top = [n for n in os.listdir("/") if os.path.isdir(f"/{n}")]
         links = {f"/{n}": os.readlink(f"/{n}") for n in os.listdir("/")
                  if os.path.islink(f"/{n}")}
@@ -138,9 +173,13 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
         root_path = str(root)
     else:
         links = _host_links()
-        _host_view_root(root, links)
+        overlay = _host_view_root(directory, root, links)
+        # netlab's install, bound read-only (what HOST_VIEW's overlays already show
+        # of it, under /usr, is not bound again).
         binds = tuple(b for b in oci.host_view_binds(capabilities.install_paths(), links)
-                      if os.path.exists(b.source))
+                      if os.path.exists(b.source) and b.source not in oci.HOST_VIEW
+                      and not any(Path(os.path.realpath(b.source)).is_relative_to(d)
+                                  for d in overlay.host_dirs))
         user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
         root_path = str(root)
     sandbox_paths = oci.SandboxPaths(
@@ -151,7 +190,8 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
         masked=() if spec.privileged or spec.rootfs else (str(paths.STATE_ROOT),
                                                           str(paths.DATA_ROOT)),
         seccomp_profile=_default_profile(),
-        host_caps=_own_capabilities() if spec.privileged else None)
+        host_caps=_own_capabilities() if spec.privileged else None,
+        volumes=_volume_binds(spec))
     config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)
     tmp = directory / ".config.json.tmp"
     tmp.write_text(json.dumps(config))

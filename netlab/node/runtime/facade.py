@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from netlab.kernel import links, netns
+from netlab.kernel import links, mounts, netns
 from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
 from netlab.node.cni.ipam import HostLocalIpam
@@ -319,6 +319,7 @@ def cleanup_lab(lab: str) -> CleanupReport:
     with contextlib.suppress(FileNotFoundError):
         for entry in pods_dir(lab).iterdir():
             nsutil.unpin(str(entry / UTS_PIN))
+    mounts.unmount_below(str(pods_dir(lab)))  # memory emptyDirs of pods left behind
     report.cgroups = cgroups.cleanup_lab(lab)
     for directory in (pods_dir(lab), runtime_dir(lab), DATA_ROOT / lab / "ipam"):
         shutil.rmtree(directory, ignore_errors=True)

@@ -17,7 +17,8 @@ runs from a bundle directory:
 - ``mounts``: ``/proc``, a tmpfs ``/dev`` with devpts, ``/dev/shm`` and
   ``/dev/mqueue``, ``/sys`` read-only (writable when privileged), the pod's
   ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, and extra bind mounts
-  the caller adds (the read-only host view of built-in images and host programs);
+  the caller adds (the read-only host view of built-in images and host programs),
+  then the pod's volumes;
 - ``linux.namespaces``: the pod's network and UTS namespaces joined by path, new
   pid, mount and ipc namespaces;
 - ``linux.cgroupsPath`` (under netlab's cgroup layout, ``cgroups.py``) and
@@ -107,6 +108,7 @@ class BundleOptions:
     masked: tuple[str, ...] = ()  # extra paths to mask (the lab's own directories)
     seccomp_profile: Mapping[str, Any] | None = None  # containers-common's document
     host_caps: tuple[str, ...] | None = None  # what a privileged container gets (all)
+    volumes: tuple[Bind, ...] = ()  # the pod's volumes, sources resolved, mounted last
 
 
 def _table(text: str) -> list[list[str]]:
@@ -291,6 +293,9 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
         "noNewPrivileges": spec.no_new_privs,
     }
     mounts = standard_mounts(sb, spec.privileged, opts.binds)
+    # Volumes last, shallowest destination first, so a volume inside another lands on it.
+    mounts += [_bind(v) for v in sorted(opts.volumes, key=lambda v: len(
+        [p for p in v.destination.split("/") if p]))]
     namespaces = [{"type": "network", "path": sb.netns}, {"type": "uts", "path": sb.uts},
                   {"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
     linux: dict[str, Any] = {"namespaces": namespaces, "resources": resources(spec)}

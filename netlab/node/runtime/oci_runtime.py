@@ -31,8 +31,9 @@ Two details of this host family shape the argv:
   machines are set up. conmon and crun therefore run in a mount namespace of their
   own (``unshare --mount --propagation slave``) where ``/sys/fs/cgroup/unified`` is
   unmounted: crun sees a plain v1 host, and nothing changes for anyone else. The
-  same namespace carries the overlay root filesystem of a stored image, mounted
-  there before ``crun create``, so it goes away with the container.
+  same namespace carries the overlays of the container's root (a stored image's
+  layers, or the host directories of a host view), mounted there before ``crun
+  create``, so they go away with the container.
 """
 
 from __future__ import annotations
@@ -93,17 +94,27 @@ _PREPARE = (
     'if [ -n "$NL_HIDE_UNIFIED" ]; then umount -l /sys/fs/cgroup/unified || exit 125; fi; '
     'if [ -n "$NL_OVERLAY" ]; then cd "$NL_LAYERS" && '
     'mount -t overlay -o "$NL_OVERLAY" overlay "$NL_ROOT" || exit 125; cd /; fi; '
+    'for d in $NL_HOST_DIRS; do mount -t overlay -o '
+    '"nodev,lowerdir=$d,upperdir=$NL_UPPER$d,workdir=$NL_WORK$d" overlay "$NL_ROOT$d" '
+    '|| exit 125; done; '
     'exec "$@"')
 
 
 @dataclass(frozen=True)
 class Overlay:
-    """An overlay root to mount before create: ``options`` name the layers
-    relative to ``layers`` (their shared parent directory)."""
+    """Overlays to mount before create. A stored image's root: ``options`` name the
+    layers relative to ``layers`` (their shared parent directory), mounted at
+    ``root``. A host view: each of ``host_dirs`` (``/usr``, ``/etc``...) mounted at
+    ``root`` + dir, the host's directory below and ``upper`` + dir above (``work`` +
+    dir its scratch), so writes, and the mount points crun makes for volumes, land
+    in the container's layer, never on the host."""
 
-    layers: str
-    options: str
-    root: str
+    layers: str = ""
+    options: str = ""
+    root: str = ""
+    host_dirs: tuple[str, ...] = ()
+    upper: str = ""
+    work: str = ""
 
 
 def crun_argv(lab: str, *args: str) -> list[str]:
@@ -125,7 +136,9 @@ def shielded(argv: list[str], overlay: Overlay | None = None
     if _SHIELD:
         env["NL_HIDE_UNIFIED"] = "1"
     if overlay is not None:
-        env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root)
+        env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root,
+                   NL_HOST_DIRS=" ".join(overlay.host_dirs), NL_UPPER=overlay.upper,
+                   NL_WORK=overlay.work)
     return _shielded(argv), env
 
 

@@ -32,7 +32,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from netlab.kernel import links, netns
+from netlab.kernel import links, mounts, netns
 from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
 from netlab.node import cni
@@ -291,5 +291,6 @@ def remove_sandbox(lab: str, node_netns: str, sb: Sandbox, kill_timeout: float =
     cni.delete(_netconf(lab, sb), _cni_args(sb), node_netns)
     netns.delete_netns(sb.netns)
     nsutil.unpin(sb.uts_pin)
+    mounts.unmount_below(str(sb.path))  # a memory emptyDir's tmpfs, if the kubelet left one
     with contextlib.suppress(FileNotFoundError):  # removed already: idempotent
         shutil.rmtree(sb.path)

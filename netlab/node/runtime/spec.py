@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from netlab.kernel.mounts import VolumeBind
 from netlab.node.runtime import capabilities, security
 from netlab.node.runtime.security import security_of
 from netlab.units import cpu_millis, memory_bytes
@@ -41,6 +42,9 @@ class ContainerSpec:
     rootfs: tuple[str, ...] = ()
     user: str | None = None  # the image's User: name or uid, [:group]
     image_id: str | None = None  # recorded, for `netlab image rm` to see who uses it
+    # The pod's volumes this container mounts (made ready by the kubelet): bind mounts
+    # in its config.json, subPath resolved inside the volume (netlab.kernel.mounts).
+    mounts: tuple[VolumeBind, ...] = ()
     # The rest of the effective securityContext (pod's and container's, see security.py):
     # runAsUser/runAsGroup override the image's User; no_new_privs is
     # allowPrivilegeEscalation: false; read_only_root is readOnlyRootFilesystem.

@@ -3,6 +3,7 @@ environment say inside, what ``exec`` enters, how they stop, and their logs."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
@@ -84,10 +85,14 @@ def test_a_missing_command_is_a_start_error(rlab, pods):
     _, st = pods.run("worker2", "typo", "no-such-program-xyz")
     assert (st.state, st.reason, st.exit_code) == ("exited", "StartError", 128)
     assert 'executable file `no-such-program-xyz` not found in $PATH' in st.message
-    # A working directory the root lacks is made, as runc and crun make it.
-    sb, _ = pods.run("worker2", "nowhere", "pwd", working_dir="/no/such/dir")
-    done = wait_exited(rlab.runtime("worker2"), sb)
-    assert (done.reason, log_text(done)) == ("Completed", "/no/such/dir\n")
+    # A missing working directory is made in the container's own root, as runc and
+    # crun do; one that cannot be made (in /proc) is a start error.
+    _, st = pods.run("worker2", "nowhere", "true", working_dir="/proc/no/such/dir")
+    assert (st.reason, st.exit_code) == ("StartError", 128)
+    assert "/proc/no" in st.message
+    sb, st = pods.run("worker2", "made", "pwd", working_dir="/no/such/dir")
+    assert log_text(wait_exited(rlab.runtime("worker2"), sb)).split() == ["/no/such/dir"]
+    assert not os.path.exists("/no/such")
 
 
 def test_restarts_count_up_and_keep_the_previous_log(rlab, pods):

@@ -19,7 +19,7 @@ from netlab.node.runtime import capabilities
 # `grep CapEff /proc/self/status` in a default Docker/containerd container.
 CONTAINERD_DEFAULT_CAPEFF = 0x00000000A80425FB
 PROBE = ("grep CapEff /proc/self/status; "
-         "ls -A {state} | wc -l; "
+         "ls -A {state} 2>/dev/null | wc -l; "
          "ls {state}/{lab} >/dev/null 2>&1 && echo READ-STATE || echo NO-STATE; "
          "umount {state} 2>/dev/null && echo UNMOUNTED || echo KEPT-MASK; "
          "touch {state}/{lab}/probe 2>/dev/null && echo WROTE || echo READ-ONLY")
@@ -97,14 +97,20 @@ def test_a_default_container_cannot_write_the_host(rlab, pods):
 
 
 def _cannot_write(rlab, pods, host_dir: Path) -> None:
+    # A container without an image gets a root of its own: the host's /usr and /etc
+    # under a writable layer of its own, nothing else of the host.
     script = (f"test -d {host_dir} || echo NOT-VISIBLE; "
-              f"touch {host_dir}/escaped 2>/dev/null && echo HOST-WRITTEN || echo HOST-READ-ONLY; "
+              f"touch {host_dir}/escaped 2>/dev/null && echo HOST-WRITTEN || echo HOST-UNTOUCHED; "
               "echo private > /tmp/note && cat /tmp/note; "
+              "touch /root/ESCAPED_FROM_POD /usr/nlt-escaped /etc/nlt-escaped && echo LAYER; "
               "test -r /etc/hostname && echo HOST-READABLE")
     sb, _ = pods.run("worker1", "ro", "sh", "-c", script)
     out = log_text(wait_exited(rlab.runtime("worker1"), sb)).split()
-    assert out == ["HOST-READ-ONLY", "private", "HOST-READABLE"], out
+    assert out == ["NOT-VISIBLE", "HOST-UNTOUCHED", "private", "LAYER", "HOST-READABLE"], out
     assert not (host_dir / "escaped").exists() and not any(host_dir.iterdir())
+    for written in ("/root/ESCAPED_FROM_POD", "/usr/nlt-escaped", "/etc/nlt-escaped"):
+        assert not Path(written).exists(), written
+    assert (sb.path / "c" / "0.rootfs" / "upper" / "usr" / "nlt-escaped").exists()
     sb, _ = pods.run("worker1", "rw", "sh", "-c", f"touch {host_dir}/asked", privileged=True)
     wait_exited(rlab.runtime("worker1"), sb)
     assert (host_dir / "asked").exists()  # privileged asked for the host, and got it

@@ -271,8 +271,8 @@ def test_core_v1_resource_list():
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
         "nodes/status", "pods", "pods/binding", "pods/eviction", "pods/log", "pods/status",
         "replicationcontrollers", "replicationcontrollers/scale",
-        "replicationcontrollers/status", "secrets", "serviceaccounts", "services",
-        "services/status"]
+        "replicationcontrollers/status", "secrets", "serviceaccounts", "serviceaccounts/token",
+        "services", "services/status"]
     assert _entry(doc, "pods") == {
         "name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
         "verbs": FULL_VERBS, "shortNames": ["po"], "categories": ["all"]}

@@ -62,3 +62,34 @@ async def test_every_namespace_keeps_a_default_service_account() -> None:
             sa = await default_sa("fresh")
             return sa if sa and sa["metadata"]["uid"] != first["metadata"]["uid"] else None
         await eventually(recreated, what="fresh/default recreated")
+
+
+async def test_every_namespace_gets_kube_root_ca_crt_back() -> None:
+    from netlab.master.controllers.base import Options
+    from netlab.master.controllers.rootcacert import DESCRIPTION
+
+    ca = "-----BEGIN CERTIFICATE-----\nlab CA\n-----END CERTIFICATE-----\n"
+    async with cluster(Options(root_ca=ca), controllers=["root-ca-cert-publisher"]) as c:
+        async def published(namespace, uid=None):
+            try:
+                cm = await c.client.get("configmaps", "kube-root-ca.crt", namespace)
+            except APIError as err:
+                if err.not_found:
+                    return None
+                raise
+            good = cm["data"] == {"ca.crt": ca} and \
+                cm["metadata"]["annotations"]["kubernetes.io/description"] == DESCRIPTION
+            return cm if good and cm["metadata"]["uid"] != uid else None
+        for namespace in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            await eventually(lambda ns=namespace: published(ns), what=f"{namespace}'s CA")
+        await c.client.create({"apiVersion": "v1", "kind": "Namespace",
+                               "metadata": {"name": "fresh"}})
+        first = await eventually(lambda: published("fresh"), what="fresh's CA")
+        await c.client.delete("configmaps", "kube-root-ca.crt", "fresh")
+        await eventually(lambda: published("fresh", first["metadata"]["uid"]),
+                         what="the ConfigMap re-created")
+        edited = await c.client.get("configmaps", "kube-root-ca.crt", "fresh")
+        edited["data"] = {"ca.crt": "tampered"}
+        edited["metadata"]["annotations"] = {}
+        await c.client.update(edited)
+        await eventually(lambda: published("fresh"), what="the data and annotation restored")

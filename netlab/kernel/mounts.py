@@ -1,0 +1,182 @@
+"""Volume mounts: the kernel half of a pod's volumes.
+
+Three callers, three needs:
+
+- the kubelet backs an ``emptyDir`` with ``medium: Memory`` by a tmpfs of its
+  ``sizeLimit`` (:func:`mount_tmpfs`), and before a pod's directory is removed,
+  whatever is mounted below it goes (:func:`unmount_below`, also what ``netlab down``
+  runs after a crash);
+- the kubelet and the shim resolve a ``subPath`` inside a volume with upstream's
+  safety (:func:`open_beneath`): symbolic links are evaluated, the result must stay
+  inside the volume, and the path is then opened one element at a time without
+  following any link, so a link swapped in by a container between the check and the
+  mount (the classic subPath escape) is refused instead of followed;
+- the container shim bind-mounts each volume at its destination (:func:`bind`), from
+  an ``O_PATH`` descriptor opened before the container's root is built (the sources
+  live in the pod's directory, which the container never sees), read-only when the
+  mount asks (a bind remounted ``MS_RDONLY``, as OCI runtimes do). Mount points are
+  made inside the container's own root (``rootfs``); only a container that sees the
+  host's own filesystem (privileged, without an image) needs them to exist already
+  (:func:`bind_in_host_view`).
+
+Standard library only: the shim imports this, and must start fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from dataclasses import dataclass
+
+from netlab.kernel import namespaces as nsutil
+
+
+class MountError(OSError):
+    pass
+
+
+def mount_tmpfs(path: str, size_bytes: int | None, mode: int = 0o777) -> None:
+    """A tmpfs at ``path`` (made if missing), of at most ``size_bytes``; idempotent."""
+    os.makedirs(path, exist_ok=True)
+    if is_mountpoint(path):
+        return
+    data = f"mode={mode:o}" + (f",size={size_bytes}" if size_bytes else "")
+    nsutil.mount("tmpfs", path, "tmpfs", nsutil.MS_NOSUID | nsutil.MS_NODEV, data)
+
+
+def is_mountpoint(path: str) -> bool:
+    real = os.path.realpath(path)
+    return any(point == real for point in _mount_points())
+
+
+def _mount_points() -> list[str]:
+    points = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            points.append(line.split()[4].encode().decode("unicode_escape"))
+    return points
+
+
+def unmount_below(path: str) -> list[str]:
+    """Lazily unmount everything mounted at or under ``path``, deepest first; returns
+    the mount points it detached. Nothing mounted: nothing done."""
+    real = os.path.realpath(path)
+    below = [p for p in _mount_points() if p == real or p.startswith(real.rstrip("/") + "/")]
+    done = []
+    for point in sorted(set(below), key=len, reverse=True):
+        if nsutil.umount(point):
+            done.append(point)
+    return done
+
+
+def _within(path: str, base: str) -> bool:
+    return path == base or path.startswith(base.rstrip("/") + "/")
+
+
+def open_beneath(base: str, sub_path: str) -> int:
+    """An ``O_PATH`` descriptor of ``sub_path`` inside the directory ``base``, as the
+    kubelet prepares a ``subPath``: absolute paths and ``..`` are refused, symbolic
+    links are evaluated and the result must still be inside ``base`` (upstream:
+    ``subpath "..." not within volume path "..."``), then each element is opened with
+    ``O_NOFOLLOW``, so a link that appears meanwhile fails the open instead of leading
+    out. A missing path raises FileNotFoundError. The caller closes the descriptor."""
+    if os.path.isabs(sub_path) or ".." in sub_path.split("/"):
+        raise MountError(f"subPath {sub_path!r} must be a relative path without '..'")
+    real_base = os.path.realpath(base)
+    resolved = os.path.realpath(os.path.join(real_base, sub_path))
+    if not _within(resolved, real_base):
+        raise MountError(f"subpath {resolved!r} not within volume path {real_base!r}")
+    fd = os.open(real_base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in [p for p in os.path.relpath(resolved, real_base).split("/") if p != "."]:
+            nxt = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise MountError(f"subPath {sub_path!r}: {part} changed into a symbolic link")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+@dataclass(frozen=True)
+class VolumeBind:
+    """One mount of a container, as the runtime's spec records it."""
+
+    source: str  # the volume's directory (or a hostPath file) on the host
+    destination: str  # where the container sees it
+    read_only: bool = False
+    sub_path: str = ""  # inside ``source``; resolved with open_beneath
+
+    def to_json(self) -> dict[str, object]:
+        return {"source": self.source, "destination": self.destination,
+                "readOnly": self.read_only, "subPath": self.sub_path}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> VolumeBind:
+        return cls(str(data["source"]), str(data["destination"]), bool(data.get("readOnly")),
+                   str(data.get("subPath") or ""))
+
+
+def open_sources(binds: list[VolumeBind]) -> list[tuple[VolumeBind, int, bool]]:
+    """Open every mount's source (``subPath`` resolved safely): (mount, fd, is a
+    directory). Done before the container's view of the host narrows, since the
+    sources live in the pod's directory, which the container must not see."""
+    opened: list[tuple[VolumeBind, int, bool]] = []
+    try:
+        for b in sorted(binds, key=lambda m: len([p for p in m.destination.split("/") if p])):
+            if b.sub_path:
+                fd = open_beneath(b.source, b.sub_path)
+            else:
+                fd = os.open(b.source, os.O_PATH | os.O_CLOEXEC)
+            opened.append((b, fd, stat.S_ISDIR(os.fstat(fd).st_mode)))
+    except BaseException:
+        close_sources(opened)
+        raise
+    return opened
+
+
+def close_sources(opened: list[tuple[VolumeBind, int, bool]]) -> None:
+    for _, fd, _ in opened:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def bind(fd: int, target: str, read_only: bool) -> None:
+    """Bind-mount the object behind ``fd`` on ``target``, then set the mount's own
+    flags: read-only when asked (a plain bind keeps its source's, and the host's view
+    of a contained container may be read-only), never suid; a directory also
+    ``nodev``, so a device node made in an emptyDir opens nothing (a hostPath of one
+    device, ``type: CharDevice``, stays usable)."""
+    directory = stat.S_ISDIR(os.fstat(fd).st_mode)
+    nsutil.mount(f"/proc/self/fd/{fd}", target, None, nsutil.MS_BIND | nsutil.MS_REC)
+    flags = nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_NOSUID
+    flags |= nsutil.MS_NODEV if directory else 0
+    nsutil.mount(None, target, None, flags | (nsutil.MS_RDONLY if read_only else 0))
+
+
+def bind_in_host_view(opened: list[tuple[VolumeBind, int, bool]],
+                      creatable: tuple[str, ...] = ()) -> None:
+    """Mount the volumes of a container that sees the host's own filesystem (a
+    privileged container without an image): a destination must exist there with the
+    volume's kind, since a mount point made there would be a write to the host, or lie
+    under one of ``creatable`` (a private ``/tmp`` of the container), where it is made."""
+    for volume, fd, is_dir in opened:
+        target = volume.destination
+        if not os.path.lexists(target):
+            if not any(_within(target, c) for c in creatable):
+                raise MountError(
+                    f"mount point {target} does not exist, and this container sees the "
+                    "host's own filesystem (privileged, without an image), where netlab "
+                    "makes no mount points: mount the volume at an existing path")
+            if is_dir:
+                os.makedirs(target, mode=0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        elif os.path.isdir(target) != is_dir:
+            kind = "a directory" if is_dir else "a file"
+            raise MountError(f"mount point {target} is not {kind}")
+        bind(fd, target, volume.read_only)

@@ -1,0 +1,208 @@
+"""The kubelet's volume manager: each pod's volumes made real in the pod's directory,
+and each container's mounts of them.
+
+Modelled on upstream's ``pkg/kubelet/volumemanager``: before a pod's containers
+start, every volume of the pod is set up; on each later sync of the pod the
+configMap, secret, downwardAPI and projected volumes are written again through the
+atomic writer, so a ConfigMap update (or a new label) reaches the files in the running
+pod; when the pod goes, so do its volumes.
+
+Where: ``<pod dir>/volumes/<plugin>/<volume>`` (``kubernetes.io~configmap/cfg``), the
+runtime's directory of the pod (``/run/netlab/<lab>/pods/...``), which no container
+sees: a container with an image of its own has no view of the host, one without has
+the lab's state directory masked. Per volume type:
+
+- ``emptyDir``: a directory (mode 0777), or for ``medium: Memory`` a tmpfs of
+  ``sizeLimit`` (``netlab.kernel.mounts``), shared by every container of the pod;
+- ``hostPath``: the host path itself, after upstream's ``type`` check (and creation
+  for ``DirectoryOrCreate``/``FileOrCreate``); netlab's own state and data
+  directories are refused, since a pod must never reach the lab's credentials;
+- configMap, secret, downwardAPI, projected: the atomic writer's layout
+  (``atomic_writer``), files from ``volumes.payload``; mounted read-only, as upstream.
+
+A volume that cannot be set up raises :class:`netlab.node.kubelet.volumes.VolumeError`
+(the worker turns it into a ``FailedMount`` event and the pod waits). Container mounts
+resolve ``subPath`` with upstream's safety (``netlab.kernel.mounts.open_beneath``:
+no way out through ``..`` or a symbolic link); the shim resolves it again when it
+mounts, so a link swapped in meanwhile is refused there too.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+from netlab import paths
+from netlab.api.views import Container
+from netlab.kernel import mounts
+from netlab.node.kubelet import atomic_writer, envsources
+from netlab.node.kubelet import volumes as plugins
+from netlab.node.kubelet.spec import CONFIG_ERROR, ContainerConfigError, PodContext
+from netlab.units import QuantityError, memory_bytes
+
+VOLUMES_DIR = "volumes"
+HOST_PATH_TYPES = ("", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket",
+                   "CharDevice", "BlockDevice")
+
+
+def volume_dir(pod_dir: Path, volume: Mapping[str, Any]) -> Path:
+    kind = plugins.volume_type(volume)
+    return pod_dir / VOLUMES_DIR / plugins.PLUGIN_DIRS.get(kind, kind) / str(volume["name"])
+
+
+# --- hostPath --------------------------------------------------------------------------------
+
+
+def check_host_path(path: str, kind: str) -> None:
+    """Upstream's ``checkType`` of a hostPath volume: create what ``...OrCreate`` asks
+    for, else require the kind of file ``type`` names (messages as upstream's)."""
+    def mode() -> Optional[int]:
+        try:
+            return os.stat(path).st_mode
+        except FileNotFoundError:
+            return None
+
+    if kind not in HOST_PATH_TYPES:
+        raise plugins.VolumeError(f"{kind} is an invalid volume type")
+    if kind == "":
+        return
+    have = mode()
+    if kind == "DirectoryOrCreate" and have is None:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        return
+    if kind == "FileOrCreate" and have is None:
+        # Upstream does not create the parent directory: that fails the pod.
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError as err:
+            raise plugins.VolumeError(f"hostPath type check failed: {path}: "
+                                      f"{err.strerror}") from None
+        return
+    checks = {
+        "DirectoryOrCreate": (stat.S_ISDIR, "is not a directory"),
+        "Directory": (stat.S_ISDIR, "is not a directory"),
+        "FileOrCreate": (stat.S_ISREG, "is not a file"),
+        "File": (stat.S_ISREG, "is not a file"),
+        "Socket": (stat.S_ISSOCK, "is not a socket file"),
+        "CharDevice": (stat.S_ISCHR, "is not a character device"),
+        "BlockDevice": (stat.S_ISBLK, "is not a block device"),
+    }
+    test, words = checks[kind]
+    if have is None or not test(have):
+        raise plugins.VolumeError(f"hostPath type check failed: {path} {words}")
+
+
+def forbidden_host_path(path: str) -> Optional[str]:
+    """Why ``path`` may not be a hostPath: it is, holds or lies in netlab's state or
+    data directories (admin token, CA keys, the store of every lab)."""
+    real = os.path.realpath(path)
+    for root in (paths.STATE_ROOT, paths.DATA_ROOT):
+        guarded = os.path.realpath(root)
+        if os.path.commonpath((real, guarded)) in (real, guarded):
+            return (f"hostPath {path} would expose netlab's own files ({guarded}), "
+                    "which no pod may read")
+    return None
+
+
+# --- setting volumes up ----------------------------------------------------------------------
+
+
+def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
+                 ctx: PodContext, sources: envsources.Sources,
+                 extra: Optional[Mapping[str, atomic_writer.FileProjection]] = None) -> str:
+    """Make one volume ready; return the host path its mounts bind. ``extra`` adds
+    files to a projected volume (a service-account token and CA, once made)."""
+    kind = plugins.volume_type(volume)
+    if kind == plugins.HOST_PATH:
+        src = volume.get(kind) or {}
+        path = str(src.get("path") or "")
+        why = forbidden_host_path(path)
+        if why:
+            raise plugins.VolumeError(why)
+        check_host_path(path, str(src.get("type") or ""))
+        return path
+    target = volume_dir(pod_dir, volume)
+    if kind == plugins.EMPTY_DIR:
+        src = volume.get(kind) or {}
+        if src.get("medium") == "Memory":
+            try:
+                size = memory_bytes(src["sizeLimit"]) if src.get("sizeLimit") else None
+            except QuantityError as err:
+                raise plugins.VolumeError(f"sizeLimit: {err}") from None
+            mounts.mount_tmpfs(str(target), size)
+        elif src.get("medium") not in (None, ""):
+            raise plugins.UnsupportedVolume(f"emptyDir medium {src['medium']!r} is not "
+                                            "supported (use \"\" or Memory)")
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            os.chmod(target, 0o777)  # as upstream: any user of the pod may write
+        return str(target)
+    if kind in plugins.ATOMIC:
+        files = plugins.payload(volume, pod, ctx, sources, extra)
+        try:
+            atomic_writer.write(target, files)
+        except atomic_writer.PayloadError as err:
+            raise plugins.VolumeError(str(err)) from None
+        return str(target)
+    raise plugins.UnsupportedVolume(plugins.unsupported_reason(kind))
+
+
+def read_only_volume(volume: Mapping[str, Any]) -> bool:
+    """configMap, secret, downwardAPI and projected volumes are always mounted
+    read-only (upstream, since 1.10): the atomic writer owns their files."""
+    return plugins.volume_type(volume) in plugins.ATOMIC
+
+
+def _prepare_sub_path(base: str, sub_path: str, create: bool) -> None:
+    """Check ``sub_path`` inside ``base`` as the shim will open it; make it (a
+    directory) when missing and the volume is one the kubelet may write."""
+    try:
+        os.close(mounts.open_beneath(base, sub_path))
+        return
+    except FileNotFoundError:
+        if not create:
+            raise
+    real_base = os.path.realpath(base)
+    resolved = os.path.realpath(os.path.join(real_base, sub_path))
+    if os.path.commonpath((resolved, real_base)) != real_base:
+        raise mounts.MountError(f"subpath {resolved!r} not within volume path {real_base!r}")
+    os.makedirs(resolved, mode=0o755, exist_ok=True)
+    os.close(mounts.open_beneath(base, sub_path))
+
+
+def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, Any]],
+                     ready: Mapping[str, str]) -> tuple[mounts.VolumeBind, ...]:
+    """The mounts of ``container``: each ``volumeMounts`` entry bound to its ready
+    volume (``ready``: volume name -> host path). A subPath that leads out of its
+    volume fails the container as upstream's ``CreateContainerConfigError``."""
+    out = []
+    cname = container.get("name", "")
+    for vm in container.get("volumeMounts") or []:
+        name = str(vm.get("name") or "")
+        volume = volumes.get(name)
+        if volume is None or name not in ready:
+            raise ContainerConfigError(CONFIG_ERROR, f'cannot find volume "{name}" to mount '
+                                       f'into container "{cname}"')
+        sub_path = str(vm.get("subPath") or "")
+        if vm.get("subPathExpr"):
+            raise ContainerConfigError(CONFIG_ERROR, f'volumeMount "{name}" of container '
+                                       f'"{cname}": subPathExpr is not supported')
+        if sub_path:
+            try:
+                _prepare_sub_path(ready[name], sub_path, not read_only_volume(volume))
+            except OSError:
+                raise ContainerConfigError(
+                    CONFIG_ERROR, f'failed to prepare subPath for volumeMount "{name}" of '
+                    f'container "{cname}"') from None
+        out.append(mounts.VolumeBind(
+            source=ready[name], destination=str(vm.get("mountPath") or ""),
+            read_only=bool(vm.get("readOnly")) or read_only_volume(volume), sub_path=sub_path))
+    return tuple(out)
+
+
+def teardown(pod_dir: Path) -> None:
+    """Unmount the pod's memory-backed volumes; the files go with the pod directory."""
+    mounts.unmount_below(str(pod_dir / VOLUMES_DIR))
