@@ -32,7 +32,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from netlab import paths
 from netlab.kernel import mounts
 from netlab.kernel.rootfs import overlay_options
 from netlab.node.runtime import capabilities, oci
@@ -92,8 +91,7 @@ def _host_view_root(directory: Path, root: Path, links: dict[str, str]) -> Overl
     """The root of a host-view container: each host directory of ``oci.HOST_VIEW``
     an overlay (the host's below, the container's layer above: writes and volume
     mount points land there), merged-/usr links as links, the usual writable
-    directories, and the lab's directories as empty mount points that crun masks
-    (what ``ls`` shows of them, as in the images: nothing)."""
+    directories. The lab's own directories are simply not there."""
     root.mkdir(parents=True, exist_ok=True)
     upper, work = directory / "upper", directory / "work"
     shown = []
@@ -111,8 +109,6 @@ def _host_view_root(directory: Path, root: Path, links: dict[str, str]) -> Overl
         d = root / rel
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, mode)
-    for masked in capabilities.masked_paths():
-        (root / masked.lstrip("/")).mkdir(parents=True, exist_ok=True)
     return Overlay(root=str(root), host_dirs=tuple(shown), upper=str(upper), work=str(work))
 
 
@@ -156,18 +152,29 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
     elif spec.privileged:
         # The host's whole tree, writable, as privileged asks (crun cannot pivot into
         # the host's own root, so each top-level directory is bound instead).
-        for m in spec.mounts:  # the host's own tree: no mount point is made on it
-            if not os.path.exists(m.destination):
-                raise oci.OciConfigError(f"mount point {m.destination} does not exist "
-                                         "on the host (a privileged container without "
-                                         "an image sees the host's own files)")
-        top = [n for n in os.listdir("/") if os.path.isdir(f"/{n}")]
+        top = [n for n in os.listdir("/") if os.path.isdir(f"/{n}")
+               and not os.path.islink(f"/{n}")]
         links = {f"/{n}": os.readlink(f"/{n}") for n in os.listdir("/")
                  if os.path.islink(f"/{n}")}
+        # A volume whose mount point the host lacks (the service-account token's
+        # /var/run/secrets/...): its top-level directory becomes an overlay (the
+        # host's below, the container's layer above), so the mount point is made in
+        # the container's layer, never on the host.
+        layered = sorted({"/" + os.path.realpath(m.destination).split("/")[1]
+                          for m in spec.mounts if not os.path.exists(m.destination)}
+                         & {f"/{n}" for n in top})
         root.mkdir(parents=True, exist_ok=True)
         for path, target in links.items():
             if not (root / path.lstrip("/")).is_symlink():
                 os.symlink(target, root / path.lstrip("/"))
+        upper, work = directory / "upper", directory / "work"
+        for path in layered:
+            for base in (root, upper, work):
+                (base / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        if layered:
+            overlay = Overlay(root=str(root), host_dirs=tuple(layered), upper=str(upper),
+                              work=str(work))
+        top = [n for n in top if f"/{n}" not in layered]
         binds = oci.whole_host_binds(top, links)
         user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
         root_path = str(root)
@@ -187,8 +194,6 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
         hostname=str(sb.path / HOSTNAME_FILE), resolv=str(sb.path / RESOLV_FILE))
     opts = oci.BundleOptions(
         root=root_path, cgroups_path=cgroups_path, binds=binds,
-        masked=() if spec.privileged or spec.rootfs else (str(paths.STATE_ROOT),
-                                                          str(paths.DATA_ROOT)),
         seccomp_profile=_default_profile(),
         host_caps=_own_capabilities() if spec.privileged else None,
         volumes=_volume_binds(spec))
