@@ -14,7 +14,7 @@ from aiohttp import web
 from netlab.api.errors import APIError
 from netlab.api.objects import dumps
 from netlab.api.resources import store_key
-from netlab.master.apiserver import metricsapi, proxy
+from netlab.master.apiserver import authz, metricsapi, proxy
 
 NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
               "node": {"cpu": "250m", "memory": "1048576Ki"},
@@ -274,3 +274,13 @@ async def test_services_proxy_forwards_a_request(api, memory_store):
         status, err = await c.get("/api/v1/namespaces/default/services/web:http/proxy/")
         assert status == 503 and err["reason"] == "ServiceUnavailable"
         assert err["message"].startswith("error trying to reach service: ")
+
+
+def test_proxy_requests_are_authorized_as_the_proxy_subresource():
+    attrs = authz.request_attributes("POST", "/api/v1/namespaces/x/pods/p:8080/proxy/a/b", {})
+    assert (attrs.verb, attrs.namespace, attrs.resource, attrs.subresource, attrs.name) == (
+        "create", "x", "pods", "proxy", "p:8080")
+    attrs = authz.request_attributes("GET", "/api/v1/namespaces/x/services/web/proxy/", {})
+    assert (attrs.verb, attrs.resource, attrs.subresource) == ("get", "services", "proxy")
+    attrs = authz.request_attributes("GET", "/apis/metrics.k8s.io/v1beta1/pods", {})
+    assert (attrs.verb, attrs.group, attrs.resource) == ("list", "metrics.k8s.io", "pods")
