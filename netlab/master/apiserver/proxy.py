@@ -51,9 +51,11 @@ VALID_SCHEMES = ("", "http", "https")
 _DROP_REQUEST = frozenset({"connection", "keep-alive", "proxy-authenticate",
                            "proxy-authorization", "te", "trailer", "transfer-encoding",
                            "upgrade", "host", "authorization", "content-length"})
+# The answer's Content-Length stays: its bytes pass unchanged (not decompressed), and a
+# HEAD answer must keep the length it announces.
 _DROP_RESPONSE = frozenset({"connection", "keep-alive", "proxy-authenticate",
                             "proxy-authorization", "te", "trailer", "transfer-encoding",
-                            "upgrade", "content-length"})
+                            "upgrade"})
 CONNECT_TIMEOUT = 10.0
 
 
@@ -248,8 +250,10 @@ async def serve(request: web.Request, store: Store) -> Optional[web.StreamRespon
                 f"error trying to reach service: {err or type(err).__name__}") from None
         try:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            chunked = "transfer-encoding" in {k.lower() for k in upstream.headers}
             for key, value in upstream.headers.items():
-                if key.lower() not in _DROP_RESPONSE:
+                if key.lower() not in _DROP_RESPONSE and not (
+                        chunked and key.lower() == "content-length"):
                     response.headers.add(key, value)
             await response.prepare(request)
             try:

@@ -260,6 +260,15 @@ async def test_services_proxy_forwards_a_request(api, memory_store):
                     headers={"Authorization": "Bearer test-token"}) as resp:
                 assert resp.status == 201 and resp.headers["X-Backend"] == "yes"
             assert seen[-1]["method"] == "DELETE" and seen[-1]["path"] == "/"
+            for _ in range(2):  # HEAD keeps the connection usable: no stray body bytes
+                async with c.raw.head(
+                        "/api/v1/namespaces/default/services/web:http/proxy/h",
+                        headers={"Authorization": "Bearer test-token"}) as resp:
+                    assert resp.status == 201 and await resp.read() == b""
+            big = "x" * 200_000  # streamed back whole
+            status, body = await c.post("/api/v1/namespaces/default/services/web:80/proxy/",
+                                        data=big.encode(), content_type="text/plain")
+            assert status == 201 and seen[-1]["body"] == big
             status, err = await c.get("/api/v1/namespaces/default/services/nope/proxy/")
             assert (status, err["message"]) == (404, 'services "nope" not found')
             status, err = await c.get("/api/v1/namespaces/default/pods/nope:1:2:3/proxy/")
