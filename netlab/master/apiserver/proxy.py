@@ -13,7 +13,8 @@ kubelet).
   (no port in the URL). A named port is resolved from the containers' ports.
 * A service: the port (a number is turned into the service port's name, as upstream
   does), then a ready endpoint chosen at random from the Service's EndpointSlices
-  carrying that port name; none is 503 ``no endpoints available for service "web"``.
+  carrying that port name, among those whose ``targetRef`` is a Pod with that address
+  (upstream's check); none is 503 ``no endpoints available for service "web"``.
 
 Errors are upstream's Statuses: ``invalid pod request "a:b:c:d"`` (400), the object's
 own 404, ``address not allowed`` (400, a pod without an IP), 503 when nothing answers
@@ -28,6 +29,7 @@ kube-apiserver, links in HTML answers are not rewritten.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import random
 from collections.abc import Mapping, Sequence
@@ -181,6 +183,28 @@ def service_location(service: Mapping[str, Any], slices: Sequence[Mapping[str, A
     return Location(scheme, host, number)
 
 
+def pod_endpoints_only(slices: Sequence[Mapping[str, Any]], pods: Mapping[str, Mapping[str, Any]]
+                       ) -> list[dict[str, Any]]:
+    """The slices with only the endpoints that are what they claim: a ``targetRef`` to a
+    Pod (``pods``: by name) that has that address, as upstream's ``isValidAddress``
+    checks, so that a hand-written EndpointSlice cannot point the API server elsewhere."""
+    out = []
+    for eps in slices:
+        kept = []
+        for e in eps.get("endpoints") or []:
+            ref = e.get("targetRef") if isinstance(e, dict) else None
+            if not isinstance(ref, dict) or ref.get("kind") != "Pod":
+                continue
+            status = (pods.get(str(ref.get("name"))) or {}).get("status") or {}
+            ips = {str(i.get("ip")) for i in status.get("podIPs") or [] if isinstance(i, dict)}
+            ips.add(str(status.get("podIP") or ""))
+            addresses = [str(a) for a in e.get("addresses") or []]
+            if addresses and addresses[0] in ips:
+                kept.append(e)
+        out.append({**eps, "endpoints": kept})
+    return out
+
+
 # --- serving ----------------------------------------------------------------------------------
 
 
@@ -212,7 +236,14 @@ async def locate(store: Store, target: ProxyPath) -> Location:
     obj = await _get(store, target.resource, target.namespace, name)
     if target.resource == "pods":
         return pod_location(obj, target.id)
-    return service_location(obj, await _slices(store, target.namespace, name), target.id)
+    slices = await _slices(store, target.namespace, name)
+    pods = {}
+    for ref in {str((e.get("targetRef") or {}).get("name")) for eps in slices
+                for e in eps.get("endpoints") or [] if isinstance(e, dict)
+                and isinstance(e.get("targetRef"), dict)}:
+        with contextlib.suppress(errors.APIError):
+            pods[ref] = await _get(store, "pods", target.namespace, ref)
+    return service_location(obj, pod_endpoints_only(slices, pods), target.id)
 
 
 def forwarded_headers(headers: Mapping[str, str], client: Optional[str]) -> dict[str, str]:

@@ -196,6 +196,18 @@ def _slice(ports, endpoints):
     return {"ports": ports, "endpoints": endpoints}
 
 
+def test_only_endpoints_of_pods_with_that_address_count():
+    slices = [_slice([{"name": "", "port": 80}], [
+        {"addresses": ["10.244.1.2"], "targetRef": {"kind": "Pod", "name": "a"}},
+        {"addresses": ["10.244.1.3"], "targetRef": {"kind": "Pod", "name": "b"}},
+        {"addresses": ["10.244.1.4"], "targetRef": {"kind": "Pod", "name": "gone"}},
+        {"addresses": ["10.0.0.1"]}])]
+    pods = {"a": {"status": {"podIP": "10.244.1.2"}},
+            "b": {"status": {"podIP": "10.244.9.9", "podIPs": [{"ip": "10.244.9.9"}]}}}
+    [kept] = proxy.pod_endpoints_only(slices, pods)
+    assert [e["addresses"] for e in kept["endpoints"]] == [["10.244.1.2"]]
+
+
 def test_service_endpoint_choice():
     service = {"spec": {"ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53}]}}
     slices = [_slice([{"name": "http", "port": 8080}, {"name": "dns", "port": 5353}], [
@@ -248,7 +260,16 @@ async def test_services_proxy_forwards_a_request(api, memory_store):
                 "metadata": {"name": "web-1", "namespace": "default",
                              "labels": {proxy.SERVICE_NAME_LABEL: "web"}},
                 "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
-                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]}))
+                "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True},
+                               "targetRef": {"kind": "Pod", "name": "backend"}}]}))
+            # Until a pod of that name has that address, the endpoint is not trusted.
+            status, err = await c.get("/api/v1/namespaces/default/services/web:80/proxy/")
+            assert (status, err["message"]) == (
+                503, 'no endpoints available for service "web"')
+            memory_store.create(store_key("pods", "default", "backend"), dumps({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "backend", "namespace": "default"},
+                "status": {"podIP": "127.0.0.1"}}))
             status, body = await c.post(
                 "/api/v1/namespaces/default/services/web:80/proxy/a/b?x=1&y=2",
                 data=b"hello", content_type="text/plain")
