@@ -314,3 +314,27 @@ def test_proxy_requests_are_authorized_as_the_proxy_subresource():
     assert (attrs.verb, attrs.resource, attrs.subresource) == ("get", "services", "proxy")
     attrs = authz.request_attributes("GET", "/apis/metrics.k8s.io/v1beta1/pods", {})
     assert (attrs.verb, attrs.group, attrs.resource) == ("list", "metrics.k8s.io", "pods")
+
+
+async def test_rbac_guards_the_proxy_and_the_metrics(api, memory_store):
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    jane = {"Impersonate-User": "jane"}
+    async with api(memory_store) as c:
+        status, err = await c.get("/api/v1/namespaces/default/services/web:80/proxy/",
+                                  headers=jane)
+        assert (status, err["message"]) == (
+            403, 'services "web:80" is forbidden: User "jane" cannot get resource '
+                 '"services/proxy" in API group "" in the namespace "default"')
+        status, err = await c.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",
+                                  headers=jane)
+        assert status == 403 and 'cannot list resource "pods" in API group ' \
+            '"metrics.k8s.io"' in err["message"]
+        await c.ok("POST", f"{rbac}/roles", {"metadata": {"name": "proxy"}, "rules": [
+            {"apiGroups": [""], "resources": ["services/proxy"], "verbs": ["get"]}]})
+        await c.ok("POST", f"{rbac}/rolebindings", {
+            "metadata": {"name": "proxy"}, "roleRef": {"kind": "Role", "name": "proxy"},
+            "subjects": [{"kind": "User", "name": "jane"}]})
+        # Allowed now: past authorization, to the missing Service's 404.
+        status, err = await c.get("/api/v1/namespaces/default/services/web:80/proxy/",
+                                  headers=jane)
+        assert (status, err["message"]) == (404, 'services "web" not found')
