@@ -58,6 +58,11 @@ def kubelet_tls(ca_file: Optional[str] = None) -> ssl.SSLContext:
     return context
 
 
+def _insecure() -> ssl.SSLContext:
+    """The unverified context (the name this module's callers used before ``kubelet_tls``)."""
+    return kubelet_tls()
+
+
 async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod: str,
                              container: str, token: str, *, follow: bool = False,
                              previous: bool = False, timestamps: bool = False,
