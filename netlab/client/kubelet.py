@@ -4,8 +4,11 @@ The API server serves ``pods/log`` by connecting to the kubelet of the pod's
 node: the Node's ``InternalIP`` and ``status.daemonEndpoints.kubeletEndpoint``
 port (10250), over HTTPS, with the lab's bearer token. It runs in the
 control-plane node's namespace, so every node's underlay address is
-reachable. The kubelet's serving certificate is self-signed and not verified,
-which is kube-apiserver's default without ``--kubelet-certificate-authority``.
+reachable. ``kubelet_tls(ca_file)`` is the TLS the API server speaks to kubelets:
+given kube-apiserver's ``--kubelet-certificate-authority`` (a lab passes its CA,
+which signs every kubelet's serving certificate for the node's address), the
+certificate must chain to it and name the address dialled; without it, nothing is
+verified, kube-apiserver's default.
 
 ``open_container_log`` connects before returning, so a refused connection or a
 kubelet's error is an exception (``KubeletError``) before any byte of the
@@ -44,11 +47,20 @@ def kubelet_address(node: Optional[dict[str, Any]]) -> tuple[str, int]:
     return host, int(port or DEFAULT_PORT)
 
 
-def _insecure() -> ssl.SSLContext:
+def kubelet_tls(ca_file: Optional[str] = None) -> ssl.SSLContext:
+    """Verify kubelets against ``ca_file`` (hostname checks match the IP SAN against
+    the address dialled); None: verify nothing."""
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _insecure() -> ssl.SSLContext:
+    """The unverified context (the name this module's callers used before ``kubelet_tls``)."""
+    return kubelet_tls()
 
 
 async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod: str,
@@ -58,8 +70,10 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
                              since_seconds: Optional[int] = None,
                              since_time: Optional[str] = None,
                              limit_bytes: Optional[int] = None,
-                             connect_timeout: float = 5.0) -> AsyncIterator[bytes]:
-    """Connect to the kubelet and return the log as an async iterator of chunks."""
+                             connect_timeout: float = 5.0,
+                             tls: Optional[ssl.SSLContext] = None) -> AsyncIterator[bytes]:
+    """Connect to the kubelet and return the log as an async iterator of chunks
+    (``tls``: see ``kubelet_tls``; default: unverified)."""
     host, port = kubelet_address(node)
     params = {k: v for k, v in {
         "follow": "true" if follow else None, "previous": "true" if previous else None,
@@ -70,7 +84,7 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
         "limitBytes": None if limit_bytes is None else str(limit_bytes)}.items()
         if v is not None}
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=_insecure(), force_close=True),
+        connector=aiohttp.TCPConnector(ssl=tls or kubelet_tls(), force_close=True),
         headers={"Authorization": f"Bearer {token}"},
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
     try:

@@ -11,11 +11,9 @@ kubelet API's own paths:
 - ``GET /pods``: the pods this kubelet runs, as a PodList;
 - ``GET /healthz``: ``ok``, unauthenticated.
 
-Everything but ``/healthz`` needs the lab's bearer token. TLS uses a
-self-signed certificate for the node's address (``certs.py``), as a kubelet
-without ``--tls-cert-file`` does; the API server does not verify kubelet
-certificates by default, and neither does netlab's (the lab CA could sign
-them later).
+Everything but ``/healthz`` needs the lab's bearer token. TLS uses the
+certificate in the cert directory (``certs.py``): in a lab, one the lab CA
+signed for the node's address, which the API server verifies.
 """
 
 from __future__ import annotations

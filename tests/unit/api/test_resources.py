@@ -269,10 +269,10 @@ def test_core_v1_resource_list():
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
-        "nodes/status", "pods", "pods/binding", "pods/eviction", "pods/log", "pods/status",
-        "replicationcontrollers", "replicationcontrollers/scale",
+        "nodes/status", "pods", "pods/binding", "pods/eviction", "pods/log", "pods/proxy",
+        "pods/status", "replicationcontrollers", "replicationcontrollers/scale",
         "replicationcontrollers/status", "secrets", "serviceaccounts", "serviceaccounts/token",
-        "services", "services/status"]
+        "services", "services/proxy", "services/status"]
     assert _entry(doc, "pods") == {
         "name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
         "verbs": FULL_VERBS, "shortNames": ["po"], "categories": ["all"]}

@@ -35,6 +35,12 @@ PATHS = [
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
     "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
     "/apis/apiregistration.k8s.io/v1/apiservices/v1.fuzz",
+    "/apis/metrics.k8s.io", "/apis/metrics.k8s.io/v1beta1/nodes/n1",
+    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/fuzz",
+    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/a/b/c",
+    f"{PODS}/fuzz/proxy", f"{PODS}/fuzz:80/proxy/a?b=c", f"{PODS}/http:fuzz:x:y/proxy/",
+    "/api/v1/namespaces/default/services/fuzz:80/proxy/", "/api/v1/namespaces/%2e%2e/pods/"
+    "fuzz/proxy/%00",
 ]
 METHODS = ["GET"] * 6 + ["POST"] * 4 + ["PUT"] * 3 + ["PATCH"] * 4 + ["DELETE"] * 2 + [
     "OPTIONS", "PROPFIND", "HEAD"]
