@@ -100,7 +100,7 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
 async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespace: str,
                               pod: str, container: str, query: list[tuple[str, str]],
                               token: str, protocols: Optional[list[str]], *,
-                              connect_timeout: float = 5.0
+                              connect_timeout: float = 5.0, scheme: str = "https"
                               ) -> tuple[aiohttp.ClientSession, Any]:
     """Open the kubelet's ``/exec`` or ``/attach`` (``kind``) WebSocket offering
     ``protocols``; return the session (close it after the socket) and the socket.
@@ -108,7 +108,7 @@ async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespa
     WebSocket: the kubelet's checks still run and the answer is always a
     KubeletError with its message."""
     host, port = kubelet_address(node)
-    url = f"https://{host}:{port}/{kind}/{namespace}/{pod}/{container}"
+    url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}/{container}"
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=_insecure(), force_close=True),
         headers={"Authorization": f"Bearer {token}"},

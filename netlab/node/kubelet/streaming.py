@@ -40,6 +40,8 @@ from netlab.node.kubelet.logs import LogOptions, read_log
 log = logging.getLogger("netlab.kubelet.streaming")
 
 CHUNK = 32 * 1024
+# How long the exec helper gets to reap its killed command before it is killed too.
+KILL_GRACE = 2.0
 
 
 def _text(code: int, message: str) -> web.Response:
@@ -168,8 +170,14 @@ class Session:
             for task in (inbound, *outputs):
                 task.cancel()
             self._kill()
-            with contextlib.suppress(Exception):
-                await exited
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                self._kill_group()
+                with contextlib.suppress(Exception):
+                    await exited
             for task in (inbound, *outputs):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -287,11 +295,33 @@ class Session:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def _kill(self) -> None:
-        """End the command and whatever it started in its session (its process group,
-        which outlives the leader only while a member lives, so this hits nothing else)."""
+        """End the command and whatever it started in its session. The members go
+        first and the leader (the runtime's exec helper) last: it reaps the command it
+        runs as it exits, or the command would stay a zombie of the container's PID 1."""
+        if self.proc is None:
+            return
+        leader = self.proc.pid
+        for pid in _group_members(leader):
+            if pid != leader:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _kill_group(self) -> None:
+        """Whatever is left of the session, the leader included. The group outlives its
+        leader only while a member lives, so this signals nothing else."""
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getpgid(int(entry)) == pgid:
+                    members.append(int(entry))
+    return members
 
 
 def _take_terminal() -> None:
