@@ -4,7 +4,8 @@ WebSocket (v5/v4.channel.k8s.io), against one lab running a busybox pod.
 kubectl 1.30 and 1.33 speak WebSocket; kubectl 1.27 speaks only SPDY and must get a
 clear error, fast. What a user sees is checked: exit statuses, the bytes through
 stdin and stdout, ``stty size`` under a pty before and after a resize, files copied
-both ways, and that killing kubectl -9 mid-exec leaves no process of the exec.
+both ways, ``kubectl attach`` following a container's output, and that killing
+kubectl -9 mid-exec leaves no process of the exec and no fd in the servers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from labkit import KUBECTL, kubectl, wait_for
 
 from netlab.images import busybox
 from netlab.images.store import ImageNotFoundError, ImageStore
+from netlab.lab.state import components_path, read_json
 
 BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
 WEBSOCKET_VERSIONS = ("30", "33")
@@ -43,6 +45,16 @@ spec:
   terminationGracePeriodSeconds: 0
   containers:
   - {{name: sh, image: busybox, command: [sleep, "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: talker}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: talk
+    image: busybox
+    command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']
 """
 
 
@@ -56,12 +68,12 @@ def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
         busybox.build(store)
         out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
         assert out.returncode == 0, out.stderr
-        wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "-o",
-                                 "jsonpath={.status.phase}").stdout == "Running",
-                 120, interval=0.2, what="the busybox pod to run")
+        wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+                                 "jsonpath={.items[*].status.phase}").stdout
+                 == "Running Running", 120, interval=0.2, what="the busybox pods to run")
         yield kubeconfig
     finally:
-        kubectl(kubeconfig, "delete", "pod", POD, "--wait=false")
+        kubectl(kubeconfig, "delete", "pod", POD, "talker", "--wait=false")
         for name, before in had.items():
             if before is None:
                 with contextlib.suppress(ImageNotFoundError):
@@ -205,7 +217,16 @@ def _dead(proc: psutil.Process) -> bool:
     return False
 
 
-def test_kill_9_of_kubectl_leaves_no_exec_behind(pod):
+def _component(lab: str, name: str) -> psutil.Process:
+    return psutil.Process((read_json(components_path(lab)) or {})[name]["pid"])
+
+
+def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod):
+    node = _kubectl(pod, "33", "get", "pod", POD, "-o", "jsonpath={.spec.nodeName}").stdout
+    servers = [_component(cluster_lab.name, "apiserver"),
+               _component(cluster_lab.name, f"kubelet-{node.decode()}")]
+    assert _kubectl(pod, "33", "exec", POD, "--", "true").returncode == 0  # warm both
+    fds = [p.num_fds() for p in servers]
     token = str(random.Random().randrange(10**6, 10**7))
     proc = subprocess.Popen([_binary("33"), "--kubeconfig", str(pod), "exec", "-i", POD,
                              "--", "sleep", token], stdin=subprocess.PIPE,
@@ -220,10 +241,30 @@ def test_kill_9_of_kubectl_leaves_no_exec_behind(pod):
         proc.wait()
         wait_for(lambda: all(_dead(p) for p in started), 30, interval=0.1,
                  what="no process of the exec to be left, nor a zombie")
+        # Nor a socket, pipe or pty in the API server or the kubelet.
+        wait_for(lambda: all(p.num_fds() <= n for p, n in zip(servers, fds)), 30,
+                 interval=0.1, what=f"the servers' fds to be back at {fds}")
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
+def test_attach_streams_the_containers_output_from_now_on(pod, version):
+    proc = subprocess.Popen([_binary(version), "--kubeconfig", str(pod), "attach", "talker"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen = bytearray()
+        _read_until(proc.stdout.fileno(), b"\n", seen)
+        # Complete lines only: the last may be cut where a read ended.
+        ticks = [int(line.split()[1]) for line in bytes(seen).split(b"\n")[:-1]
+                 if line.startswith(b"tick ")]
+        _read_until(proc.stdout.fileno(), b"tick %d\n" % (max(ticks, default=0) + 3), seen)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_kubectl_1_27_gets_a_clear_error_fast(pod):
