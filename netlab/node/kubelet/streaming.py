@@ -63,11 +63,12 @@ def register(app: web.Application, kubelet: Any) -> None:
 
 def upgrade_refusal(request: web.BaseRequest) -> tuple[int, str] | None:
     """Why this request cannot become a remote-command WebSocket, or None."""
-    upgrade = request.headers.get("Upgrade", "").lower()
-    if upgrade != "websocket":
-        what = request.headers.get("Upgrade") or "a plain HTTP request"
-        return 400, (f"netlab serves exec and attach over WebSocket ({', '.join(rc.PROTOCOLS)})"
-                     f" only, not {what}: use kubectl 1.30 or newer")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        # Upstream answers a request without an upgrade "Upgrade request required"; the
+        # rest says why kubectl before 1.30 (SPDY, relayed without its upgrade) fails.
+        return 400, ("Upgrade request required: netlab serves exec and attach over "
+                     f"WebSocket ({', '.join(rc.PROTOCOLS)}) only, not SPDY: use kubectl 1.30 "
+                     "or newer")
     offered = rc.offered_protocols(request.headers.get("Sec-WebSocket-Protocol"))
     if rc.negotiate(offered) is None:
         return 403, rc.refusal_message(offered)
