@@ -6,8 +6,10 @@ crashing the server or leaking processes and fds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import random
 import time
 import types
 from typing import Any
@@ -199,4 +201,31 @@ def test_client_disconnect_kills_the_command_and_its_children():
             assert await asyncio.to_thread(_gone, helper)
             for child in children:
                 assert await asyncio.to_thread(_gone, child.pid)
+    _run(test)
+
+
+def test_random_messages_never_take_the_server_down():
+    rng = random.Random(13)
+
+    def message() -> bytes | str:
+        channel = rng.choice([0, 0, 3, 4, 4, 255, rng.randrange(256)])
+        body = rng.randbytes(rng.randrange(0, 40))
+        if rng.random() < 0.3:
+            return chr(channel) + body.decode("latin-1")
+        return bytes((channel,)) + body if rng.random() < 0.9 else b""
+
+    async def test(client: TestClient) -> None:
+        for _ in range(25):
+            ws, pid = await _started(client, stdin="1", tty=rng.choice(["0", "1"]))
+            for _ in range(rng.randrange(1, 6)):
+                data = message()
+                with contextlib.suppress(ConnectionError):
+                    if isinstance(data, str):
+                        await ws.send_str(data)
+                    else:
+                        await ws.send_bytes(data)
+            await ws.close()
+            assert await asyncio.to_thread(_gone, pid)
+        ws = await client.ws_connect(_url("echo", "alive", stdout="1"), protocols=[rc.V4])
+        assert (await _collect(ws))[rc.STDOUT] == b"alive\n"
     _run(test)
