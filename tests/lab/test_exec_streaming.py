@@ -162,6 +162,27 @@ def test_exec_tty_sees_its_size_and_a_resize(pod, version):
         os.close(master)
 
 
+def test_ctrl_c_interrupts_the_command_under_a_tty(pod):
+    token = str(random.Random().randrange(10**6, 10**7))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [_binary("33"), "--kubeconfig", str(pod), "exec", "-it", POD, "--", "sleep", token],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    try:
+        wait_for(lambda: any(p.info["cmdline"] == ["sleep", token]
+                             for p in psutil.process_iter(["cmdline"])), 60, interval=0.1,
+                 what="the sleep to run in the pod")
+        os.write(master, b"\x03")  # kubectl's raw terminal passes ^C to the pod's pty
+        assert proc.wait(timeout=30) == 130  # SIGINT, as in a real cluster
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
 def test_kubectl_cp_both_ways_is_byte_identical(pod, tmp_path):
     data = random.Random(13).randbytes(300_000)
     src = tmp_path / "blob.bin"

@@ -32,6 +32,7 @@ from collections.abc import Awaitable
 from typing import Any, Callable
 
 import aiohttp
+import psutil
 from aiohttp import web
 
 from netlab.api import remotecommand as rc
@@ -198,11 +199,11 @@ class Session:
         master, slave = os.openpty()
         try:
             os.set_blocking(master, False)
-            # A session of its own with the pty as its controlling terminal, so ^C in
-            # the stream interrupts the command as in a real terminal.
+            # No controlling terminal here: the runtime gives the command a session of
+            # its own in the container with the pty as its terminal (runc exec --tty).
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, env=env, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, preexec_fn=_take_terminal)
+                start_new_session=True)
         except BaseException:
             os.close(master)
             raise
@@ -296,38 +297,41 @@ class Session:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
     def _kill(self) -> None:
-        """End the command and whatever it started in its session. The members go
-        first and the leader (the runtime's exec helper) last: it reaps the command it
-        runs as it exits, or the command would stay a zombie of the container's PID 1."""
+        """End the command and whatever it started: the helper's descendants and the
+        members of its sessions and process groups (a tty command has a session of
+        its own). The helper (the runtime's exec process) goes last: it reaps the
+        command it runs as it exits, or the command would stay a zombie of the
+        container's PID 1."""
         if self.proc is None:
             return
         leader = self.proc.pid
-        for pid in _group_members(leader):
+        for pid in _session_members(leader):
             if pid != leader:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGKILL)
 
     def _kill_group(self) -> None:
-        """Whatever is left of the session, the leader included. The group outlives its
-        leader only while a member lives, so this signals nothing else."""
+        """Whatever is left of the helper's process group, the helper included. The
+        group outlives its leader only while a member lives: this signals nothing else."""
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
+def _session_members(leader: int) -> set[int]:
+    """``leader``'s descendants, and every process in a session or group one of them
+    (or ``leader``, which has a session of its own) leads."""
+    found = {leader}
+    with contextlib.suppress(psutil.Error):
+        found |= {p.pid for p in psutil.Process(leader).children(recursive=True)}
+    heads = set(found)
     for entry in os.listdir("/proc"):
         if entry.isdigit():
+            pid = int(entry)
             with contextlib.suppress(OSError):
-                if os.getpgid(int(entry)) == pgid:
-                    members.append(int(entry))
-    return members
-
-
-def _take_terminal() -> None:
-    """In the child, after setsid: make the pty on stdin the controlling terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                if os.getsid(pid) in heads or os.getpgid(pid) in heads:
+                    found.add(pid)
+    return found
 
 
 async def _write_fd(fd: int, data: bytes) -> None:
