@@ -242,16 +242,20 @@ def _component(lab: str, name: str) -> psutil.Process:
     return psutil.Process((read_json(components_path(lab)) or {})[name]["pid"])
 
 
-def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod):
+@pytest.mark.parametrize("flags", ["-i", "-it"])
+def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod, flags):
     node = _kubectl(pod, "33", "get", "pod", POD, "-o", "jsonpath={.spec.nodeName}").stdout
     servers = [_component(cluster_lab.name, "apiserver"),
                _component(cluster_lab.name, f"kubelet-{node.decode()}")]
     assert _kubectl(pod, "33", "exec", POD, "--", "true").returncode == 0  # warm both
     fds = [p.num_fds() for p in servers]
     token = str(random.Random().randrange(10**6, 10**7))
-    proc = subprocess.Popen([_binary("33"), "--kubeconfig", str(pod), "exec", "-i", POD,
-                             "--", "sleep", token], stdin=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    master, slave = pty.openpty()  # kubectl's terminal, for -t
+    proc = subprocess.Popen([_binary("33"), "--kubeconfig", str(pod), "exec", flags, POD,
+                             "--", "sleep", token], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
     try:
         # The runtime's exec helper and the sleep it runs in the container.
         wait_for(lambda: len([p for p in _exec_processes(token) if p.pid != proc.pid]) >= 2,
@@ -269,6 +273,7 @@ def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        os.close(master)
 
 
 @pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
