@@ -171,7 +171,8 @@ class Session:
         finally:
             for task in (inbound, *outputs):
                 task.cancel()
-            self._kill()
+            # Off the loop: finding the processes reads /proc.
+            await asyncio.to_thread(self._kill)
             try:
                 await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE)
             except asyncio.TimeoutError:
