@@ -128,9 +128,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", ("v1",), "Pod", "pods", "pod", namespaced=True,
              short_names=("po",), categories=("all",),
              subresources=(
+                 Subresource("attach", "PodAttachOptions", ("create", "get")),
                  Subresource("binding", "Binding", ("create",)),
                  Subresource("eviction", "Eviction", ("create",), group="policy",
                              version="v1"),
+                 Subresource("exec", "PodExecOptions", ("create", "get")),
                  Subresource("log", "Pod", ("get",)),
                  Subresource("proxy", "PodProxyOptions", PROXY_VERBS),
                  _status("Pod"),

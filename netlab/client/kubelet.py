@@ -58,11 +58,6 @@ def kubelet_tls(ca_file: Optional[str] = None) -> ssl.SSLContext:
     return context
 
 
-def _insecure() -> ssl.SSLContext:
-    """The unverified context (the name this module's callers used before ``kubelet_tls``)."""
-    return kubelet_tls()
-
-
 async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod: str,
                              container: str, token: str, *, follow: bool = False,
                              previous: bool = False, timestamps: bool = False,
@@ -109,3 +104,42 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
             await session.close()
 
     return chunks()
+
+
+async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespace: str,
+                              pod: str, container: str, query: list[tuple[str, str]],
+                              token: str, protocols: Optional[list[str]], *,
+                              connect_timeout: float = 5.0, scheme: str = "https",
+                              ca_file: Optional[str] = None
+                              ) -> tuple[aiohttp.ClientSession, Any]:
+    """Open the kubelet's ``/exec`` or ``/attach`` (``kind``) WebSocket offering
+    ``protocols``; return the session (close it after the socket) and the socket.
+    ``protocols=None`` asks without upgrading, for a client that cannot speak
+    WebSocket: the kubelet's checks still run and the answer is always a
+    KubeletError with its message."""
+    host, port = kubelet_address(node)
+    url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}/{container}"
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=kubelet_tls(ca_file), force_close=True),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
+    try:
+        if protocols is None:
+            async with session.get(url, params=query) as response:
+                text = (await response.text()).strip()
+                raise KubeletError(text or f"the kubelet answered {response.status}",
+                                   response.status)
+        ws = await session.ws_connect(url, params=query, protocols=protocols, autoping=True,
+                                      max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as err:
+        await session.close()
+        # The kubelet puts its reason in a header: a failed handshake's body is not kept.
+        message = (err.headers.get("X-Netlab-Error") if err.headers else None) or err.message
+        raise KubeletError(message, err.status) from None
+    except (aiohttp.ClientError, OSError) as err:
+        await session.close()
+        raise KubeletError(f"the kubelet at {host}:{port} is not reachable: {err}") from None
+    except BaseException:
+        await session.close()
+        raise
+    return session, ws

@@ -28,7 +28,7 @@ from netlab.process import setup_logging, stop_event
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from netlab.master.apiserver.config import LogFetcher, LogRequest
+    from netlab.master.apiserver.config import LogFetcher, LogRequest, RemoteCommandDialer
 
 log = logging.getLogger("netlab.apiserver")
 
@@ -108,6 +108,23 @@ def kubelet_log_fetcher(token: str, ca_file: str | None = None) -> LogFetcher:
     return fetch
 
 
+def kubelet_remote_command(token: str, ca_file: str | None = None) -> RemoteCommandDialer:
+    """``pods/exec`` and ``pods/attach``: a WebSocket to the kubelet of the pod's node,
+    verified against ``ca_file`` (the lab CA) when given."""
+    from netlab.client.kubelet import KubeletError, open_remote_command
+    from netlab.master.apiserver.config import LogUnavailable
+
+    async def dial(node: dict | None, kind: str, namespace: str, pod: str, container: str,
+                   query: list[tuple[str, str]], protocols: list[str] | None) -> tuple:
+        try:
+            return await open_remote_command(node, kind, namespace, pod, container, query,
+                                             token, protocols, ca_file=ca_file)
+        except KubeletError as err:
+            raise LogUnavailable(str(err), err.code) from None
+
+    return dial
+
+
 async def serve(args: argparse.Namespace) -> None:
     from netlab.master.apiserver import strategy
     from netlab.master.apiserver.app import make_app
@@ -123,6 +140,8 @@ async def serve(args: argparse.Namespace) -> None:
                              advertise_address=host or None,
                              advertise_port=int(port) if port else 6443,
                              log_fetcher=kubelet_log_fetcher(
+                                 token, args.kubelet_certificate_authority),
+                             remote_command=kubelet_remote_command(
                                  token, args.kubelet_certificate_authority),
                              builtin_gc=args.builtin_gc,
                              builtin_namespace_deleter=args.builtin_namespace_deleter,

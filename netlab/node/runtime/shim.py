@@ -41,7 +41,10 @@ detached, and it:
 net, uts, pid and mount namespaces, from ``/proc/<pid>/ns`` of the container's
 PID 1, and its cgroup), forking once so the command lands inside the PID
 namespace; joining the mount namespace puts it in the container's own root, if
-it has one.
+it has one. Given a terminal on stdin but no controlling terminal (the kubelet's
+``exec -t``), the command gets a session of its own inside the container with
+that terminal as its controlling one, as runc's ``exec --tty`` does, so a shell's
+job control and ^C work as in a real cluster.
 
 Standard library only: this runs once per container start, and pyroute2 and
 psutil would add a third of a second to each.
@@ -51,11 +54,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import select
 import signal
 import sys
+import termios
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -313,6 +318,14 @@ def run(spec_path: str) -> None:
                  startedAt=started, finishedAt=finished, oomKilled=oom)
 
 
+def _has_controlling_terminal() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
 def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
             argv: list[str], keep: list[str] | None = None, user: str | None = None) -> int:
     """Enter the container whose PID 1 is ``pid`` and run ``argv`` there; return
@@ -324,6 +337,7 @@ def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
     # the container's, where ``pid`` means something else.
     fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
            for kind in ("net", "uts", "pid", "mnt")}
+    take_terminal = os.isatty(0) and not _has_controlling_terminal()
     for directory in cgroup_dirs:  # before the mount namespace hides /sys/fs/cgroup
         with contextlib.suppress(OSError), open(os.path.join(directory, "cgroup.procs"), "w") as f:
             f.write("0")
@@ -334,6 +348,9 @@ def exec_in(pid: int, start_time: float, cgroup_dirs: list[str], cwd: str,
     child = os.fork()  # setns(pid) applies to children only
     if child == 0:
         try:
+            if take_terminal:
+                os.setsid()
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
             if keep is not None:
                 nsutil.drop_bounding(capabilities.bounding_drops(keep, capabilities.last_cap()))
             if user:  # as the container runs: its image's User

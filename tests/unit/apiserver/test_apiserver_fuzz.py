@@ -19,7 +19,8 @@ BUDGET = 25.0  # seconds; the loop stops early rather than slowing the suite
 PATHS = [
     "/", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/version", "/healthz", "/openapi/v3",
     "/api/v1/pods", PODS, f"{PODS}/fuzz", f"{PODS}/fuzz/status", f"{PODS}/fuzz/log",
-    f"{PODS}/fuzz/binding", "/api/v1/namespaces", "/api/v1/namespaces/fuzz",
+    f"{PODS}/fuzz/binding", f"{PODS}/fuzz/exec", f"{PODS}/fuzz/attach", "/api/v1/namespaces",
+    "/api/v1/namespaces/fuzz",
     "/api/v1/namespaces/default/services", "/api/v1/nodes/n1",
     "/apis/apps/v1/namespaces/default/deployments/fuzz/scale",
     "/apis/apps/v1/namespaces/default/deployments", "/apis/batch/v1/namespaces/x/jobs",
