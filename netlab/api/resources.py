@@ -32,6 +32,9 @@ STATUS_VERBS = ("get", "patch", "update")
 SCALE_VERBS = ("get", "patch", "update")
 # Access reviews are answered, not stored: POST is all there is.
 CREATE_ONLY_VERBS = ("create",)
+# pods/proxy and services/proxy: every HTTP method, by its verb (served by the API
+# server's proxy module, not by the resource handlers).
+PROXY_VERBS = ("create", "delete", "get", "patch", "update")
 
 STORE_ROOT = "/registry"
 
@@ -125,17 +128,22 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", ("v1",), "Pod", "pods", "pod", namespaced=True,
              short_names=("po",), categories=("all",),
              subresources=(
+                 Subresource("attach", "PodAttachOptions", ("create", "get")),
                  Subresource("binding", "Binding", ("create",)),
                  Subresource("eviction", "Eviction", ("create",), group="policy",
                              version="v1"),
+                 Subresource("exec", "PodExecOptions", ("create", "get")),
                  Subresource("log", "Pod", ("get",)),
+                 Subresource("proxy", "PodProxyOptions", PROXY_VERBS),
                  _status("Pod"),
              )),
     Resource("", ("v1",), "ReplicationController", "replicationcontrollers",
              "replicationcontroller", namespaced=True, short_names=("rc",), categories=("all",),
              subresources=(_scale(), _status("ReplicationController"))),
     Resource("", ("v1",), "Service", "services", "service", namespaced=True,
-             short_names=("svc",), categories=("all",), subresources=(_status("Service"),)),
+             short_names=("svc",), categories=("all",),
+             subresources=(Subresource("proxy", "ServiceProxyOptions", PROXY_VERBS),
+                           _status("Service"))),
     Resource("", ("v1",), "Endpoints", "endpoints", "endpoints", namespaced=True,
              short_names=("ep",)),
     Resource("", ("v1",), "Event", "events", "event", namespaced=True, short_names=("ev",)),
@@ -219,6 +227,9 @@ GROUP_ORDER: tuple[str, ...] = (
     "admissionregistration.k8s.io", "apiextensions.k8s.io", "scheduling.k8s.io",
     "coordination.k8s.io", "node.k8s.io", "discovery.k8s.io",
     "flowcontrol.apiserver.k8s.io", "resource.k8s.io",
+    # Served outside this table, by the API server (master/apiserver/metricsapi.py), at
+    # metrics-server's priority (100): after every other group, CRD groups included.
+    "metrics.k8s.io",
 )
 
 

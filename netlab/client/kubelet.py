@@ -4,8 +4,11 @@ The API server serves ``pods/log`` by connecting to the kubelet of the pod's
 node: the Node's ``InternalIP`` and ``status.daemonEndpoints.kubeletEndpoint``
 port (10250), over HTTPS, with the lab's bearer token. It runs in the
 control-plane node's namespace, so every node's underlay address is
-reachable. The kubelet's serving certificate is self-signed and not verified,
-which is kube-apiserver's default without ``--kubelet-certificate-authority``.
+reachable. ``kubelet_tls(ca_file)`` is the TLS the API server speaks to kubelets:
+given kube-apiserver's ``--kubelet-certificate-authority`` (a lab passes its CA,
+which signs every kubelet's serving certificate for the node's address), the
+certificate must chain to it and name the address dialled; without it, nothing is
+verified, kube-apiserver's default.
 
 ``open_container_log`` connects before returning, so a refused connection or a
 kubelet's error is an exception (``KubeletError``) before any byte of the
@@ -44,7 +47,11 @@ def kubelet_address(node: Optional[dict[str, Any]]) -> tuple[str, int]:
     return host, int(port or DEFAULT_PORT)
 
 
-def _insecure() -> ssl.SSLContext:
+def kubelet_tls(ca_file: Optional[str] = None) -> ssl.SSLContext:
+    """Verify kubelets against ``ca_file`` (hostname checks match the IP SAN against
+    the address dialled); None: verify nothing."""
+    if ca_file:
+        return ssl.create_default_context(cafile=ca_file)
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -58,8 +65,10 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
                              since_seconds: Optional[int] = None,
                              since_time: Optional[str] = None,
                              limit_bytes: Optional[int] = None,
-                             connect_timeout: float = 5.0) -> AsyncIterator[bytes]:
-    """Connect to the kubelet and return the log as an async iterator of chunks."""
+                             connect_timeout: float = 5.0,
+                             tls: Optional[ssl.SSLContext] = None) -> AsyncIterator[bytes]:
+    """Connect to the kubelet and return the log as an async iterator of chunks
+    (``tls``: see ``kubelet_tls``; default: unverified)."""
     host, port = kubelet_address(node)
     params = {k: v for k, v in {
         "follow": "true" if follow else None, "previous": "true" if previous else None,
@@ -70,7 +79,7 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
         "limitBytes": None if limit_bytes is None else str(limit_bytes)}.items()
         if v is not None}
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=_insecure(), force_close=True),
+        connector=aiohttp.TCPConnector(ssl=tls or kubelet_tls(), force_close=True),
         headers={"Authorization": f"Bearer {token}"},
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
     try:
@@ -95,3 +104,42 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
             await session.close()
 
     return chunks()
+
+
+async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespace: str,
+                              pod: str, container: str, query: list[tuple[str, str]],
+                              token: str, protocols: Optional[list[str]], *,
+                              connect_timeout: float = 5.0, scheme: str = "https",
+                              ca_file: Optional[str] = None
+                              ) -> tuple[aiohttp.ClientSession, Any]:
+    """Open the kubelet's ``/exec`` or ``/attach`` (``kind``) WebSocket offering
+    ``protocols``; return the session (close it after the socket) and the socket.
+    ``protocols=None`` asks without upgrading, for a client that cannot speak
+    WebSocket: the kubelet's checks still run and the answer is always a
+    KubeletError with its message."""
+    host, port = kubelet_address(node)
+    url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}/{container}"
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=kubelet_tls(ca_file), force_close=True),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
+    try:
+        if protocols is None:
+            async with session.get(url, params=query) as response:
+                text = (await response.text()).strip()
+                raise KubeletError(text or f"the kubelet answered {response.status}",
+                                   response.status)
+        ws = await session.ws_connect(url, params=query, protocols=protocols, autoping=True,
+                                      max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as err:
+        await session.close()
+        # The kubelet puts its reason in a header: a failed handshake's body is not kept.
+        message = (err.headers.get("X-Netlab-Error") if err.headers else None) or err.message
+        raise KubeletError(message, err.status) from None
+    except (aiohttp.ClientError, OSError) as err:
+        await session.close()
+        raise KubeletError(f"the kubelet at {host}:{port} is not reachable: {err}") from None
+    except BaseException:
+        await session.close()
+        raise
+    return session, ws

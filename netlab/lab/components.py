@@ -55,6 +55,8 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      "--unix-fd", str(unix_fd), "--loopback-fd", str(loopback_fd),
                      "--token-file", str(token_path(lab)),
                      "--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key),
+                     # The lab CA signs every kubelet's serving certificate (pki.py).
+                     "--kubelet-certificate-authority", str(pki.ca_cert),
                      "--service-account-signing-key-file", str(pki.service_account_key),
                      "--service-account-issuer", service_account_issuer(plan),
                      "--store", *store,

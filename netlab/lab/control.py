@@ -57,7 +57,9 @@ def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
     cluster = state.plan().topology.cluster
     create_pki(lab_dir(lab), lab, [control_ip], etcd_addresses=etcd_addresses,
                dns_domain=cluster.dns_domain,
-               service_ip=str(next(cluster.service_subnet.hosts())))
+               service_ip=str(next(cluster.service_subnet.hosts())),
+               kubelets={n.name: str(n.underlay.ip) for n in state.plan().nodes
+                         if n.in_cluster})
     with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
         proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
                                 stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,

@@ -1,5 +1,6 @@
-"""The lab's certificates: a CA, a serving certificate for the API server and,
-for a lab whose store is etcd, the etcd member's and its clients' certificates.
+"""The lab's certificates: a CA, a serving certificate for the API server, one for
+each kubelet and, for a lab whose store is etcd, the etcd member's and its clients'
+certificates.
 
 kubectl, like every client-go program, sends a bearer token only over TLS
 (kubernetes/kubectl#744), so the API server's TCP listeners (the loopback
@@ -77,11 +78,14 @@ def _write(path: Path, data: bytes, mode: int) -> None:
 
 def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, common_name: str,
            names: list[x509.GeneralName], usages: list[x509.ObjectIdentifier],
-           cert_path: Path, key_path: Path) -> None:
+           cert_path: Path, key_path: Path, organization: str | None = None) -> None:
     now = datetime.datetime.now(datetime.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        subject.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+               .subject_name(x509.Name(subject))
                .issuer_name(ca_name).public_key(key.public_key())
                .serial_number(x509.random_serial_number())
                .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -95,13 +99,25 @@ def _issue(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, common_name: 
                                        serialization.NoEncryption()), 0o600)
 
 
+def kubelet_cert_paths(directory: Path, node: str) -> tuple[Path, Path]:
+    """A kubelet's serving pair: what ``netlab.node.kubelet.certs`` reads from the
+    ``--cert-dir`` the lab gives it (``<lab dir>/kubelet/<node>``)."""
+    base = directory / "kubelet" / node
+    return base / "kubelet.crt", base / "kubelet.key"
+
+
 def create_pki(directory: Path, lab: str, addresses: list[str],
                etcd_addresses: list[str] | None = None, dns_domain: str = "cluster.local",
-               service_ip: str | None = None) -> PKIPaths:
+               service_ip: str | None = None,
+               kubelets: dict[str, str] | None = None) -> PKIPaths:
     """A fresh CA, an API server certificate valid for ``addresses``, localhost, the
     ``kubernetes`` Service's names in ``dns_domain`` and its ``service_ip``, and a
     service-account signing key; with ``etcd_addresses``, also etcd's certificates (see
-    ``EtcdPKIPaths``)."""
+    ``EtcdPKIPaths``); with ``kubelets`` (node name -> underlay address), each kubelet's
+    serving certificate (``kubelet_cert_paths``), as a cluster whose kubelets bootstrap
+    serving certificates (``serverTLSBootstrap``) has them signed: ``system:node:<node>``
+    in ``system:nodes``, the node's name and address as SANs. The API server verifies
+    them against the CA (``--kubelet-certificate-authority``)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"netlab-{lab}-ca")])
@@ -152,4 +168,11 @@ def create_pki(directory: Path, lab: str, addresses: list[str],
                etcd.member_cert, etcd.member_key)
         _issue(ca_key, ca_name, "kube-apiserver-etcd-client", [],
                [ExtendedKeyUsageOID.CLIENT_AUTH], etcd.client_cert, etcd.client_key)
+    for node, address in (kubelets or {}).items():
+        cert_path, key_path = kubelet_cert_paths(directory, node)
+        cert_path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        _issue(ca_key, ca_name, f"system:node:{node}",
+               [x509.DNSName(node), x509.IPAddress(ipaddress.ip_address(address))],
+               [ExtendedKeyUsageOID.SERVER_AUTH], cert_path, key_path,
+               organization="system:nodes")
     return paths

@@ -28,7 +28,7 @@ from netlab.process import setup_logging, stop_event
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from netlab.master.apiserver.config import LogFetcher, LogRequest
+    from netlab.master.apiserver.config import LogFetcher, LogRequest, RemoteCommandDialer
 
 log = logging.getLogger("netlab.apiserver")
 
@@ -42,6 +42,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token-file", type=Path, required=True)
     parser.add_argument("--tls-cert", type=Path, help="serve TCP listeners over TLS with this")
     parser.add_argument("--tls-key", type=Path)
+    parser.add_argument("--kubelet-certificate-authority",
+                        help="verify kubelets' serving certificates against this CA "
+                             "(default: no verification, as kube-apiserver)")
     # kube-apiserver's service-account token flags (kubeadm's defaults: the issuer is
     # https://kubernetes.default.svc.<dnsDomain>, and the API audiences default to it).
     parser.add_argument("--service-account-signing-key-file", type=Path,
@@ -83,11 +86,14 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def kubelet_log_fetcher(token: str) -> LogFetcher:
+def kubelet_log_fetcher(token: str, ca_file: str | None = None) -> LogFetcher:
     """``pods/log``: stream from the kubelet of the pod's node (HTTPS :10250, the lab
-    token), which this process reaches across the underlay from the control plane."""
-    from netlab.client.kubelet import KubeletError, open_container_log
+    token, its certificate verified against ``ca_file`` when given), which this process
+    reaches across the underlay from the control plane."""
+    from netlab.client.kubelet import KubeletError, kubelet_tls, open_container_log
     from netlab.master.apiserver.config import LogUnavailable
+
+    tls = kubelet_tls(ca_file)
 
     async def fetch(req: LogRequest) -> AsyncIterator[bytes]:
         try:
@@ -95,11 +101,28 @@ def kubelet_log_fetcher(token: str) -> LogFetcher:
                 req.node, req.namespace, req.pod_name, req.container, token,
                 follow=req.follow, previous=req.previous, timestamps=req.timestamps,
                 tail_lines=req.tail_lines, since_seconds=req.since_seconds,
-                since_time=req.since_time, limit_bytes=req.limit_bytes)
+                since_time=req.since_time, limit_bytes=req.limit_bytes, tls=tls)
         except KubeletError as err:
             raise LogUnavailable(str(err), err.code) from None
 
     return fetch
+
+
+def kubelet_remote_command(token: str, ca_file: str | None = None) -> RemoteCommandDialer:
+    """``pods/exec`` and ``pods/attach``: a WebSocket to the kubelet of the pod's node,
+    verified against ``ca_file`` (the lab CA) when given."""
+    from netlab.client.kubelet import KubeletError, open_remote_command
+    from netlab.master.apiserver.config import LogUnavailable
+
+    async def dial(node: dict | None, kind: str, namespace: str, pod: str, container: str,
+                   query: list[tuple[str, str]], protocols: list[str] | None) -> tuple:
+        try:
+            return await open_remote_command(node, kind, namespace, pod, container, query,
+                                             token, protocols, ca_file=ca_file)
+        except KubeletError as err:
+            raise LogUnavailable(str(err), err.code) from None
+
+    return dial
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -116,7 +139,10 @@ async def serve(args: argparse.Namespace) -> None:
     config = APIServerConfig(service_subnet=IPv4Network(args.service_subnet), tokens={token},
                              advertise_address=host or None,
                              advertise_port=int(port) if port else 6443,
-                             log_fetcher=kubelet_log_fetcher(token),
+                             log_fetcher=kubelet_log_fetcher(
+                                 token, args.kubelet_certificate_authority),
+                             remote_command=kubelet_remote_command(
+                                 token, args.kubelet_certificate_authority),
                              builtin_gc=args.builtin_gc,
                              builtin_namespace_deleter=args.builtin_namespace_deleter,
                              service_account_key=(

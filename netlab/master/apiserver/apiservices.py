@@ -15,6 +15,7 @@ from __future__ import annotations
 from netlab.api import resources
 from netlab.api.objects import timestamp
 from netlab.api.views import dict_at
+from netlab.master.apiserver import metricsapi
 
 AUTOMANAGED_LABEL = "kube-aggregator.kubernetes.io/automanaged"
 # The label's value on the APIServices of CRD groups, which come and go with the CRDs
@@ -73,6 +74,9 @@ def builtin_apiservices() -> list[dict]:
                 "spec": {"group": group, "version": version,
                          "groupPriorityMinimum": group_min, "versionPriority": version_prio},
             })
+    # metrics.k8s.io is served by the API server itself (metricsapi.py), not from the
+    # resource table; Local, so Available, where metrics-server's would name its Service.
+    out.append(metricsapi.apiservice())
     return out
 
 

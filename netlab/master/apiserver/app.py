@@ -23,13 +23,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from aiohttp import web
 
 from netlab.api import errors, resources
 from netlab.api.objects import loads
-from netlab.master.apiserver import authn, authz, bootstrap, discovery, render, satokens
+from netlab.master.apiserver import (
+    authn,
+    authz,
+    bootstrap,
+    discovery,
+    metricsapi,
+    proxy,
+    render,
+    satokens,
+)
 from netlab.master.apiserver.allocators import ServiceAllocator
 from netlab.master.apiserver.config import Config
 from netlab.master.apiserver.crds import CRDManager
@@ -91,6 +100,15 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         raise errors.method_not_allowed()
     server_address = (f"{ctx.config.advertise_address}:{ctx.config.advertise_port}"
                       if ctx.config.advertise_address else None)
+    # Served beside the resource API: metrics.k8s.io (which also adds its group to /apis)
+    # and the proxy subresources, whose paths run past RequestInfo's three segments.
+    # (A StreamResponse is an empty mapping, hence falsy: compare with None.)
+    served: Optional[web.StreamResponse] = await metricsapi.serve(
+        request, ctx.store, resources.api_group_list)
+    if served is None:
+        served = await proxy.serve(request, ctx.store)
+    if served is not None:
+        return served
     response = discovery.non_resource(request, ctx.config.git_version,
                                       bool(request.app[READY]), server_address)
     if response is not None:

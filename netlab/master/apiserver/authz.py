@@ -60,6 +60,10 @@ def request_attributes(method: str, path: str, query: Mapping[str, str]) -> rbac
         name = _exact_name(query.get("fieldSelector", ""))
     if not name and verb == "delete":
         verb = "deletecollection"
+    if verb == "get" and resource == "pods" and subresource in ("exec", "attach", "portforward"):
+        # Upstream since 1.32 (AuthorizePodWebsocketUpgradeCreatePermission): a WebSocket
+        # GET runs a command as POST does, so it needs create.
+        verb = "create"
     return rbac.Attributes(verb=verb, namespace=namespace, group=group, resource=resource,
                            subresource=subresource, name=name)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from netlab.api.views import name_of, namespace_of, pod_spec
 
@@ -61,6 +61,11 @@ class LogUnavailable(Exception):
 
 
 LogFetcher = Callable[[LogRequest], Awaitable[AsyncIterator[bytes]]]
+# pods/exec and pods/attach (streaming.py): (node, "exec" or "attach", namespace, pod,
+# container, query, offered WebSocket protocols or None for a client that cannot
+# upgrade) -> (session, WebSocket) to the kubelet; LogUnavailable when it refuses.
+RemoteCommandDialer = Callable[[Optional[dict], str, str, str, str, list[tuple[str, str]],
+                                Optional[list[str]]], Awaitable[tuple[Any, Any]]]
 
 
 @dataclass
@@ -90,6 +95,7 @@ class Config:
     advertise_address: Optional[str] = None
     advertise_port: int = 6443
     log_fetcher: Optional[LogFetcher] = None
+    remote_command: Optional[RemoteCommandDialer] = None
     # Stand-ins for controllers that arrive later: the garbage collector (cascading
     # deletes, orphan/foreground finalizers) and the namespace controller (emptying a
     # Terminating namespace). Turn off once the controller manager runs them.

@@ -35,6 +35,7 @@ from netlab.master.apiserver import (
     render,
     reviews,
     strategy,
+    streaming,
     subresources,
     tokenrequest,
 )
@@ -153,6 +154,8 @@ async def handle(request: web.Request, ctx: Context, info: RequestInfo) -> web.S
     verb = info.verb
     if info.subresource == "log":
         return await subresources.log(request, ctx.registry, ctx.config, info)
+    if info.subresource in ("exec", "attach") and info.resource.kind == "Pod":
+        return await streaming.remote_command(request, ctx.registry, ctx.config, info)
     if info.subresource == "scale":
         return await _scale(request, ctx, info, output)
     if verb == "get":

@@ -1,8 +1,12 @@
-"""The kubelet's self-signed serving certificate, made once per node and kept.
+"""The kubelet's serving certificate: the one in its cert directory, else a
+self-signed one made once and kept.
 
-A kubelet started without ``--tls-cert-file`` generates a self-signed
-certificate for its address and keeps it in its cert directory; netlab's does
-the same. The generation runs in a short-lived child process
+A lab puts a certificate signed by the lab CA in each kubelet's cert directory
+before starting it (``netlab/lab/pki.py``), so the API server can verify it, as a
+cluster's kubelets get theirs signed through serving-certificate bootstrap. A
+kubelet started without one generates a self-signed certificate for its address
+and keeps it there, as a kubelet without ``--tls-cert-file`` does. The generation
+runs in a short-lived child process
 (``python -m netlab.node.kubelet.certs DIR ADDRESS NODE``): ``cryptography``
 costs a long-running kubelet about 10 MB of memory it would never use again.
 """

@@ -45,7 +45,7 @@ from netlab.node.kubelet.restarts import Backoff
 from netlab.node.kubelet.server import KubeletServer
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.overlay import OverlayAgent
-from netlab.node.runtime import Runtime
+from netlab.node.runtime import ContainerError, ExecSpec, Runtime, SandboxError
 from netlab.node.runtime.paths import lab_state_dir
 
 log = logging.getLogger("netlab.kubelet")
@@ -110,6 +110,20 @@ class Kubelet:
             return st is None or st.state == "exited"
 
         return path, finished
+
+    async def exec_spec(self, namespace: str, pod: str, container: str, argv: list[str]
+                        ) -> tuple[int, str] | ExecSpec:
+        """How to run ``argv`` in a running container (the runtime's exec, as ``netlab
+        exec`` uses it); or (code, message) with the kubelet's wording."""
+        assert self.workers is not None
+        worker = self.workers.find(namespace, pod)
+        if worker is None or worker.sandbox is None:
+            return 404, "pod does not exist"
+        try:
+            return await self.cri.call(self.runtime.exec_in_container, worker.uid, container,
+                                       argv)
+        except (ContainerError, SandboxError):
+            return 400, f'container not found ("{container}")'
 
     # -- loops ------------------------------------------------------------------------------
 

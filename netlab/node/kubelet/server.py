@@ -9,13 +9,12 @@ kubelet API's own paths:
   end of ``kubectl logs`` (the API server's ``pods/log`` connects here);
 - ``GET /stats/summary``: the Summary API (``metrics.py``);
 - ``GET /pods``: the pods this kubelet runs, as a PodList;
-- ``GET /healthz``: ``ok``, unauthenticated.
+- ``GET /healthz``: ``ok``, unauthenticated;
+- ``/exec/...`` and ``/attach/...``: remote commands over WebSocket (``streaming.py``).
 
-Everything but ``/healthz`` needs the lab's bearer token. TLS uses a
-self-signed certificate for the node's address (``certs.py``), as a kubelet
-without ``--tls-cert-file`` does; the API server does not verify kubelet
-certificates by default, and neither does netlab's (the lab CA could sign
-them later).
+Everything but ``/healthz`` needs the lab's bearer token. TLS uses the
+certificate in the cert directory (``certs.py``): in a lab, one the lab CA
+signed for the node's address, which the API server verifies.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from netlab.api.timefmt import parse_time
+from netlab.node.kubelet import streaming
 from netlab.node.kubelet.logs import LogOptions, read_log
 
 log = logging.getLogger("netlab.kubelet.server")
@@ -85,6 +85,7 @@ class KubeletServer:
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/stats/summary", self._summary)
         app.router.add_get("/pods", self._pods)
+        streaming.register(app, self.kubelet)
         return app
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:

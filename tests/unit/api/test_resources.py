@@ -269,10 +269,11 @@ def test_core_v1_resource_list():
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
-        "nodes/status", "pods", "pods/binding", "pods/eviction", "pods/log", "pods/status",
+        "nodes/status", "pods", "pods/attach", "pods/binding", "pods/eviction", "pods/exec",
+        "pods/log", "pods/proxy", "pods/status",
         "replicationcontrollers", "replicationcontrollers/scale",
         "replicationcontrollers/status", "secrets", "serviceaccounts", "serviceaccounts/token",
-        "services", "services/status"]
+        "services", "services/proxy", "services/status"]
     assert _entry(doc, "pods") == {
         "name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod",
         "verbs": FULL_VERBS, "shortNames": ["po"], "categories": ["all"]}
@@ -280,6 +281,11 @@ def test_core_v1_resource_list():
         "name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
         "verbs": ["get"]}
     assert _entry(doc, "pods/binding")["kind"] == "Binding"
+    # kubectl exec and attach: upstream's kinds and verbs.
+    assert _entry(doc, "pods/exec") == {
+        "name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
+        "verbs": ["create", "get"]}
+    assert _entry(doc, "pods/attach")["kind"] == "PodAttachOptions"
     assert _entry(doc, "pods/binding")["verbs"] == ["create"]
     # kubectl drain finds the eviction subresource, and the version to speak, here.
     assert _entry(doc, "pods/eviction") == {

@@ -19,7 +19,8 @@ BUDGET = 25.0  # seconds; the loop stops early rather than slowing the suite
 PATHS = [
     "/", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/version", "/healthz", "/openapi/v3",
     "/api/v1/pods", PODS, f"{PODS}/fuzz", f"{PODS}/fuzz/status", f"{PODS}/fuzz/log",
-    f"{PODS}/fuzz/binding", "/api/v1/namespaces", "/api/v1/namespaces/fuzz",
+    f"{PODS}/fuzz/binding", f"{PODS}/fuzz/exec", f"{PODS}/fuzz/attach", "/api/v1/namespaces",
+    "/api/v1/namespaces/fuzz",
     "/api/v1/namespaces/default/services", "/api/v1/nodes/n1",
     "/apis/apps/v1/namespaces/default/deployments/fuzz/scale",
     "/apis/apps/v1/namespaces/default/deployments", "/apis/batch/v1/namespaces/x/jobs",
@@ -35,6 +36,12 @@ PATHS = [
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
     "/apis/authorization.k8s.io/v1/namespaces/default/localsubjectaccessreviews",
     "/apis/apiregistration.k8s.io/v1/apiservices/v1.fuzz",
+    "/apis/metrics.k8s.io", "/apis/metrics.k8s.io/v1beta1/nodes/n1",
+    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/fuzz",
+    "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/a/b/c",
+    f"{PODS}/fuzz/proxy", f"{PODS}/fuzz:80/proxy/a?b=c", f"{PODS}/http:fuzz:x:y/proxy/",
+    "/api/v1/namespaces/default/services/fuzz:80/proxy/", "/api/v1/namespaces/%2e%2e/pods/"
+    "fuzz/proxy/%00",
 ]
 METHODS = ["GET"] * 6 + ["POST"] * 4 + ["PUT"] * 3 + ["PATCH"] * 4 + ["DELETE"] * 2 + [
     "OPTIONS", "PROPFIND", "HEAD"]

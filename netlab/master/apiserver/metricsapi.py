@@ -1,0 +1,332 @@
+"""``metrics.k8s.io/v1beta1``: NodeMetrics and PodMetrics, served by the API server itself.
+
+In a cluster, metrics-server serves this group behind an APIService
+(``v1beta1.metrics.k8s.io``) and the aggregator proxies to it; it scrapes every
+kubelet's Summary API. netlab's kubelets already publish what they measure on their
+own Node objects (the ``metrics.netlab.io/usage`` annotation, one PATCH per node per
+metrics period; see ``netlab/node/kubelet/metrics.py``), so the API server answers the
+group from the store, with metrics-server's shapes and errors:
+
+* discovery: the group in ``/apis`` (last: metrics-server's APIService has priority
+  100), ``/apis/metrics.k8s.io`` and its resource list (``nodes``, ``pods``; get, list);
+* the APIService object, which ``apiservices.builtin_apiservices`` stores as Local
+  (and therefore Available);
+* ``nodes`` and ``pods`` (list and get, ``labelSelector``, ``fieldSelector``, every
+  namespace): ``timestamp``, ``window`` (a Go duration), ``usage`` with CPU and memory
+  as canonical quantities (``123456789n``, ``120m``; ``2048Ki``, ``4Mi``), and
+  ``containers[]`` per pod.
+
+Objects without a measurement are absent from lists, as with metrics-server; a get of
+one is 404 ``podmetrics.metrics.k8s.io "ns/name" not found``, and of a missing pod or
+node the pod's or node's own 404. The runtime measures pods, not containers: a pod with
+one container reports its usage under that container's name; a pod with several reports
+one entry named ``(pod)``, so that ``kubectl top pods`` sums to the pod's measured total.
+Only the documented annotation is read here: the master never imports the kubelet.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional
+
+from aiohttp import web
+
+from netlab.api import errors, resources, selectors
+from netlab.api.objects import dumps, loads, timestamp
+from netlab.api.views import annotations_of, meta_of, name_of, namespace_of, uid_of
+from netlab.master.store import Store
+from netlab.units import QuantityError, cpu_millis, memory_bytes
+
+GROUP = "metrics.k8s.io"
+VERSION = "v1beta1"
+API_VERSION = f"{GROUP}/{VERSION}"
+USAGE_ANNOTATION = "metrics.netlab.io/usage"
+# metrics-server's APIService (its manifests): groupPriorityMinimum 100, versionPriority 100.
+PRIORITY = (100, 100)
+_WINDOW = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+# --- quantities and durations -----------------------------------------------------------------
+
+
+def cpu_quantity(nanocores: int) -> str:
+    """A CPU quantity in canonical form, as metrics-server's ``NewScaledQuantity(n, -9)``
+    prints: the largest of cores, ``m``, ``u`` and ``n`` that holds it exactly."""
+    nanocores = max(int(nanocores), 0)
+    for suffix, factor in (("", 10**9), ("m", 10**6), ("u", 10**3)):
+        if nanocores % factor == 0:
+            return f"{nanocores // factor}{suffix}"
+    return f"{nanocores}n"
+
+
+def memory_quantity(num_bytes: int) -> str:
+    """A memory quantity in canonical binary form (``NewQuantity(b, BinarySI)``): the
+    largest power-of-1024 suffix that holds it exactly, else plain bytes."""
+    num_bytes = max(int(num_bytes), 0)
+    if num_bytes == 0:
+        return "0"
+    for power, suffix in ((6, "Ei"), (5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):
+        if num_bytes % 1024**power == 0:
+            return f"{num_bytes // 1024**power}{suffix}"
+    return str(num_bytes)
+
+
+def go_duration(seconds: float) -> str:
+    """``metav1.Duration``'s JSON form, Go's ``time.Duration.String``: ``10s``,
+    ``10.5s``, ``1m0s``, ``500ms``."""
+    ns = round(seconds * 1e9)
+    if ns <= 0:
+        return "0s"
+    if ns < 10**9:
+        for unit, factor in (("ms", 10**6), ("µs", 10**3)):
+            if ns >= factor:
+                return f"{_fraction(ns, factor)}{unit}"
+        return f"{ns}ns"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    out = f"{hours}h" if hours else ""
+    if hours or minutes:
+        out += f"{minutes}m"
+    return out + f"{_fraction(rest, 10**9)}s"
+
+
+def _fraction(value: int, factor: int) -> str:
+    whole, part = divmod(value, factor)
+    digits = str(part).rjust(len(str(factor)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
+def _window(text: Any) -> str:
+    match = _WINDOW.match(str(text or ""))
+    return go_duration(float(match.group(1))) if match else "0s"
+
+
+def _cpu(quantity: Any) -> int:
+    try:
+        return cpu_millis(str(quantity)) * 1_000_000
+    except QuantityError:
+        return 0
+
+
+def _memory(quantity: Any) -> int:
+    try:
+        return memory_bytes(str(quantity))
+    except QuantityError:
+        return 0
+
+
+def _usage(entry: dict[str, Any]) -> dict[str, str]:
+    return {"cpu": cpu_quantity(_cpu(entry.get("cpu", "0"))),
+            "memory": memory_quantity(_memory(entry.get("memory", "0")))}
+
+
+# --- objects ----------------------------------------------------------------------------------
+
+
+def read_usage(node: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """A Node's parsed usage annotation; None when absent or unreadable."""
+    text = annotations_of(node).get(USAGE_ANNOTATION)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("node"), dict) else None
+
+
+def node_metrics(node: dict[str, Any], now: str) -> Optional[dict[str, Any]]:
+    """The NodeMetrics of a Node object; None when its kubelet has measured nothing."""
+    data = read_usage(node)
+    if data is None:
+        return None
+    return {"kind": "NodeMetrics", "apiVersion": API_VERSION,
+            "metadata": {"name": name_of(node), "creationTimestamp": now,
+                         "labels": meta_of(node).get("labels") or {}},
+            "timestamp": data.get("timestamp"), "window": _window(data.get("window")),
+            "usage": _usage(data["node"])}
+
+
+def pod_metrics(pod: dict[str, Any], measured: dict[str, Any], now: str) -> dict[str, Any]:
+    """The PodMetrics of ``pod`` from its entry in a usage annotation (``measured``:
+    the entry, with the annotation's ``timestamp`` and ``window``)."""
+    names = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []
+             if isinstance(c, dict)]
+    usage = _usage(measured)
+    return {"kind": "PodMetrics", "apiVersion": API_VERSION,
+            "metadata": {"name": name_of(pod), "namespace": namespace_of(pod),
+                         "creationTimestamp": now,
+                         "labels": meta_of(pod).get("labels") or {}},
+            "timestamp": measured.get("timestamp"), "window": _window(measured.get("window")),
+            "containers": [{"name": names[0] if len(names) == 1 else "(pod)",
+                            "usage": usage}]}
+
+
+def measured_pods(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every pod entry of every Node's annotation, by ``namespace/name``, with its
+    annotation's timestamp and window."""
+    out: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        data = read_usage(node)
+        for key, entry in ((data or {}).get("pods") or {}).items():
+            if isinstance(entry, dict):
+                out[key] = {**entry, "timestamp": data.get("timestamp") if data else None,
+                            "window": data.get("window") if data else None}
+    return out
+
+
+def _measured_for(pod: dict[str, Any], measured: dict[str, dict[str, Any]]
+                  ) -> Optional[dict[str, Any]]:
+    entry = measured.get(f"{namespace_of(pod)}/{name_of(pod)}")
+    # A pod deleted and made again under the same name is another pod: its
+    # predecessor's usage is not its own.
+    if entry is None or entry.get("uid") not in (None, uid_of(pod)):
+        return None
+    return entry
+
+
+# --- discovery and the APIService -------------------------------------------------------------
+
+
+def group_body() -> dict[str, Any]:
+    version = {"groupVersion": API_VERSION, "version": VERSION}
+    return {"name": GROUP, "versions": [version], "preferredVersion": version}
+
+
+def resource_list() -> dict[str, Any]:
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": API_VERSION,
+            "resources": [
+                {"name": "nodes", "singularName": "", "namespaced": False,
+                 "kind": "NodeMetrics", "verbs": ["get", "list"]},
+                {"name": "pods", "singularName": "", "namespaced": True,
+                 "kind": "PodMetrics", "verbs": ["get", "list"]}]}
+
+
+def apiservice() -> dict[str, Any]:
+    return {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": f"{VERSION}.{GROUP}",
+                         "labels": {"kube-aggregator.kubernetes.io/automanaged": "onstart"}},
+            "spec": {"group": GROUP, "version": VERSION,
+                     "groupPriorityMinimum": PRIORITY[0], "versionPriority": PRIORITY[1]}}
+
+
+# --- serving ----------------------------------------------------------------------------------
+
+
+def _json(doc: Any) -> web.Response:
+    return web.Response(body=dumps(doc), content_type="application/json")
+
+
+async def _items(store: Store, plural: str, namespace: Optional[str] = None) -> list[dict]:
+    listed = await store.alist(resources.store_prefix(plural, namespace))
+    return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
+
+
+async def _one(store: Store, plural: str, namespace: Optional[str], name: str
+               ) -> Optional[dict]:
+    try:
+        key = resources.store_key(plural, namespace, name)
+    except ValueError:  # "..", control characters: nothing can be stored under it
+        return None
+    kv = await store.aget(key)
+    obj = loads(kv.value) if kv is not None else None
+    return obj if isinstance(obj, dict) else None
+
+
+def _selectors(query: Any) -> tuple[selectors.LabelSelector, selectors.FieldSelector]:
+    try:
+        return (selectors.parse_label_selector(query.get("labelSelector")),
+                selectors.parse_field_selector(query.get("fieldSelector"),
+                                               ("metadata.name", "metadata.namespace")))
+    except selectors.SelectorError as err:
+        raise errors.bad_request(str(err)) from None
+
+
+def _parse(path: str) -> Optional[tuple[Optional[str], str, Optional[str]]]:
+    """(namespace, resource, name) of a metrics resource path; None for discovery."""
+    rest = [p for p in path.split("/") if p][3:]
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    if not rest or len(rest) > 2 or rest[0] not in ("nodes", "pods"):
+        raise errors.path_not_found()
+    if rest[0] == "nodes" and namespace is not None:
+        raise errors.path_not_found()
+    name = rest[1] if len(rest) > 1 else None
+    if rest[0] == "pods" and name is not None and namespace is None:
+        raise errors.path_not_found()
+    return namespace, rest[0], name
+
+
+async def serve(request: web.Request, store: Store, group_list: Any) -> Optional[web.Response]:
+    """The answer for a metrics.k8s.io path (and ``/apis``, to which the group is
+    added: ``group_list`` makes the built-in part); None for every other path."""
+    path = request.path.rstrip("/") or "/"
+    parts = [p for p in path.split("/") if p]
+    if parts == ["apis"]:
+        if request.method not in ("GET", "HEAD"):
+            raise errors.method_not_allowed()
+        doc = group_list()
+        doc["groups"] = [*doc.get("groups", []), group_body()]
+        return _json(doc)
+    if parts[:2] != ["apis", GROUP]:
+        return None
+    if request.method not in ("GET", "HEAD"):
+        raise errors.method_not_allowed()
+    if len(parts) == 2:
+        return _json({"kind": "APIGroup", "apiVersion": "v1", **group_body()})
+    if parts[2] != VERSION:
+        raise errors.path_not_found()
+    if len(parts) == 3:
+        return _json(resource_list())
+    parsed = _parse(path)
+    assert parsed is not None
+    namespace, plural, name = parsed
+    labels, fields = _selectors(request.query)
+    now = timestamp()
+    if plural == "nodes":
+        return _json(await _nodes(store, name, labels, fields, now))
+    return _json(await _pods(store, namespace, name, labels, fields, now))
+
+
+async def _nodes(store: Store, name: Optional[str], labels: selectors.LabelSelector,
+                 fields: selectors.FieldSelector, now: str) -> dict[str, Any]:
+    if name is not None:
+        node = await _one(store, "nodes", None, name)
+        if node is None:
+            raise errors.not_found("nodes", name)
+        found = node_metrics(node, now)
+        if found is None:
+            raise errors.not_found("nodemetrics", name, GROUP)
+        return found
+    items = [m for m in (node_metrics(n, now) for n in await _items(store, "nodes")
+                         if labels.matches(meta_of(n).get("labels")) and fields.matches(n))
+             if m is not None]
+    return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {},
+            "items": sorted(items, key=lambda m: m["metadata"]["name"])}
+
+
+async def _pods(store: Store, namespace: Optional[str], name: Optional[str],
+                labels: selectors.LabelSelector, fields: selectors.FieldSelector,
+                now: str) -> dict[str, Any]:
+    measured = measured_pods(await _items(store, "nodes"))
+    if name is not None:
+        pod = await _one(store, "pods", namespace, name)
+        if pod is None:
+            raise errors.not_found("pods", name)
+        entry = _measured_for(pod, measured)
+        if entry is None:
+            raise errors.not_found("podmetrics", f"{namespace}/{name}", GROUP)
+        return pod_metrics(pod, entry, now)
+    items = []
+    for pod in await _items(store, "pods", namespace):
+        if not (labels.matches(meta_of(pod).get("labels")) and fields.matches(pod)):
+            continue
+        entry = _measured_for(pod, measured)
+        if entry is not None:
+            items.append(pod_metrics(pod, entry, now))
+    items.sort(key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"]))
+    return {"kind": "PodMetricsList", "apiVersion": API_VERSION, "metadata": {},
+            "items": items}
+

@@ -1,0 +1,143 @@
+"""``pods/exec`` and ``pods/attach``: the API server relays a remote command to the kubelet.
+
+As kube-apiserver does (``pkg/registry/core/pod`` streamLocation, then the
+upgrade-aware proxy), the API server resolves the pod, the container and the
+node, with upstream's errors (404 for a missing pod; 400 for a container the
+pod does not have or a pod without a node), and hands the stream to the
+kubelet of the pod's node (``config.remote_command``, HTTPS with the lab
+token). The kubelet runs the command and speaks the channel protocol
+(``netlab.api.remotecommand``); here WebSocket messages are only relayed, one
+for one, both ways, until either side closes.
+
+A client that asks for another WebSocket subprotocol gets upstream's 403; one
+that asks for SPDY (kubectl before 1.30) gets the kubelet's answer without an
+upgrade: its error if the container cannot run the command, else a 400 saying
+that netlab speaks WebSocket only. Either way kubectl prints it and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Optional
+
+import aiohttp
+from aiohttp import web
+
+from netlab.api import errors, resources, views
+from netlab.api import remotecommand as rc
+from netlab.api.views import pod_spec
+from netlab.master.apiserver.config import Config, LogUnavailable
+from netlab.master.apiserver.request import RequestInfo
+from netlab.master.apiserver.storage import Registry
+
+log = logging.getLogger(__name__)
+
+NODES = resources.builtin("Node")
+
+
+def pick_container(pod: dict, wanted: str) -> str:
+    """streamLocation's container: the one named, or the only one."""
+    name = views.name_of(pod)
+    spec: Any = pod_spec(pod)
+
+    def names(key: str) -> list[str]:
+        return [c.get("name", "") for c in spec.get(key) or [] if isinstance(c, dict)]
+
+    containers, init, ephemeral = (names("containers"), names("initContainers"),
+                                   names("ephemeralContainers"))
+    if wanted:
+        if wanted not in containers + init + ephemeral:
+            raise errors.bad_request(f"container {wanted} is not valid for pod {name}")
+        return wanted
+    if len(containers) == 1:
+        return containers[0]
+    if not containers:
+        raise errors.bad_request(f"a container name must be specified for pod {name}")
+    message = (f"a container name must be specified for pod {name}, choose one of: "
+               f"[{' '.join(containers)}]")
+    if init:
+        message += f" or one of the init containers: [{' '.join(init)}]"
+    raise errors.bad_request(message)
+
+
+def _is_websocket(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def remote_command(request: web.Request, registry: Registry, config: Config,
+                         info: RequestInfo) -> web.StreamResponse:
+    """GET or POST ``pods/{name}/exec`` or ``pods/{name}/attach``."""
+    if request.method not in ("GET", "POST"):
+        raise errors.method_not_allowed()
+    kind = info.subresource or "exec"
+    pod = await registry.get(info.resource, info.namespace, info.name or "")
+    pod_name = views.name_of(pod)
+    container = pick_container(pod, request.query.get("container", ""))
+    try:
+        rc.stream_options(request.query, exec_=kind == "exec")
+    except ValueError as err:
+        raise errors.bad_request(str(err)) from None
+    node_name = pod_spec(pod).get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {pod_name} does not have a host assigned")
+    offered = rc.offered_protocols(request.headers.get("Sec-WebSocket-Protocol"))
+    websocket = _is_websocket(request)
+    if websocket and rc.negotiate(offered) is None:
+        raise errors.APIError(403, "Forbidden", rc.refusal_message(offered))
+    if config.remote_command is None:
+        raise errors.bad_request(f"unable to upgrade connection: the API server has no "
+                                 f'connection to the kubelet of node "{node_name}"')
+    try:
+        node: Optional[dict] = await registry.get(NODES, None, node_name)
+    except errors.APIError:
+        raise errors.not_found("nodes", node_name) from None
+    query = [(k, v) for k, v in request.query.items() if k != "container"]
+    try:
+        session, upstream = await config.remote_command(
+            node, kind, views.namespace_of(pod), pod_name, container, query,
+            offered if websocket else None)
+    except LogUnavailable as err:
+        if err.code == 403:
+            raise errors.APIError(403, "Forbidden", str(err)) from None
+        raise errors.APIError(404 if err.code == 404 else 400,
+                              "NotFound" if err.code == 404 else "BadRequest",
+                              f"unable to upgrade connection: {err}") from None
+    try:
+        client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol
+                                       else (), autoping=True, max_msg_size=0)
+        await client.prepare(request)
+        await relay(client, upstream)
+        return client
+    finally:
+        await upstream.close()
+        await session.close()
+
+
+async def relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse
+                ) -> None:
+    """Copy messages both ways until one side closes, then close the other."""
+    async def copy(source: Any, sink: Any) -> None:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.BINARY:
+                await sink.send_bytes(message.data)
+            elif message.type == aiohttp.WSMsgType.TEXT:
+                await sink.send_str(message.data)
+            else:
+                return
+
+    tasks = [asyncio.ensure_future(copy(client, upstream)),
+             asyncio.ensure_future(copy(upstream, client))]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await client.close()
+        with contextlib.suppress(Exception):
+            await upstream.close()

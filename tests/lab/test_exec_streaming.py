@@ -1,0 +1,308 @@
+"""``kubectl exec``, ``kubectl cp`` and the official Python client's ``stream()`` over
+WebSocket (v5/v4.channel.k8s.io), against one lab running a busybox pod.
+
+kubectl 1.30 and 1.33 speak WebSocket; kubectl 1.27 speaks only SPDY and must get a
+clear error, fast. What a user sees is checked: exit statuses, the bytes through
+stdin and stdout, ``stty size`` under a pty before and after a resize, files copied
+both ways, ``kubectl attach`` following a container's output, and that killing
+kubectl -9 mid-exec leaves no process of the exec and no fd in the servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import random
+import select
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from labkit import KUBECTL, kubectl, wait_for
+
+from netlab.images import busybox
+from netlab.images.store import ImageNotFoundError, ImageStore
+from netlab.lab.state import components_path, read_json
+
+BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
+WEBSOCKET_VERSIONS = ("30", "33")
+POD = "shell"
+
+pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
+
+POD_YAML = f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {POD}}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {{name: sh, image: busybox, command: [sleep, "3600"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: talker}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: talk
+    image: busybox
+    command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']
+"""
+
+
+@pytest.fixture(scope="module")
+def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
+    """The running busybox pod; yields the kubeconfig. The image is built if missing
+    and then removed again."""
+    store = ImageStore()
+    had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
+    try:
+        busybox.build(store)
+        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+                                 "jsonpath={.items[*].status.phase}").stdout
+                 == "Running Running", 120, interval=0.2, what="the busybox pods to run")
+        yield kubeconfig
+    finally:
+        kubectl(kubeconfig, "delete", "pod", POD, "talker", "--wait=false")
+        for name, before in had.items():
+            if before is None:
+                with contextlib.suppress(ImageNotFoundError):
+                    store.remove(name)
+
+
+def _binary(version: str) -> str:
+    binary = BIN.format(version)
+    if not os.path.exists(binary):
+        pytest.skip(f"{binary} is missing on this host")
+    return binary
+
+
+def _kubectl(kubeconfig: Path, version: str, *args: str, stdin: bytes | None = None,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([_binary(version), "--kubeconfig", str(kubeconfig), *args],
+                          input=stdin, capture_output=True, timeout=timeout, check=False)
+
+
+@pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
+def test_exec_exit_status_and_output(pod, version):
+    out = _kubectl(pod, version, "exec", POD, "--", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert out.returncode == 3, out.stderr
+    assert out.stdout == b"out\n"
+    assert b"err\n" in out.stderr
+    assert b"command terminated with exit code 3" in out.stderr
+    ok = _kubectl(pod, version, "exec", POD, "--", "true")
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
+def test_exec_stdin_is_piped_through(pod, version):
+    data = b"".join(b"line %d\n" % i for i in range(2000))
+    out = _kubectl(pod, version, "exec", "-i", POD, "--", "cat", stdin=data)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+
+
+def _set_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {wanted!r} in {bytes(seen)!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            assert chunk, f"the terminal closed before {wanted!r}: {bytes(seen)!r}"
+            seen += chunk
+
+
+@pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
+def test_exec_tty_sees_its_size_and_a_resize(pod, version):
+    master, slave = pty.openpty()
+    _set_size(slave, 31, 101)
+    proc = subprocess.Popen(
+        [_binary(version), "--kubeconfig", str(pod), "exec", "-it", POD, "--", "sh", "-c",
+         "stty size; while read line; do stty size; done; exit 4"],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    seen = bytearray()
+    try:
+        _read_until(master, b"31 101", seen)
+        _set_size(master, 42, 120)  # the kernel signals SIGWINCH to kubectl
+        # kubectl sends the resize from its own goroutine: press Enter until the
+        # shell's next ``stty size`` shows it.
+        deadline = time.monotonic() + 30
+        while b"42 120" not in seen:
+            assert time.monotonic() < deadline, f"no resize seen: {bytes(seen)!r}"
+            os.write(master, b"\r")
+            with contextlib.suppress(AssertionError):
+                _read_until(master, b"42 120", seen, timeout=1)
+        os.write(master, b"\x04")  # ^D: read sees end of file, the loop ends
+        assert proc.wait(timeout=30) == 4
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_ctrl_c_interrupts_the_command_under_a_tty(pod):
+    token = str(random.Random().randrange(10**6, 10**7))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [_binary("33"), "--kubeconfig", str(pod), "exec", "-it", POD, "--", "sleep", token],
+        stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    try:
+        wait_for(lambda: any(p.info["cmdline"] == ["sleep", token]
+                             for p in psutil.process_iter(["cmdline"])), 60, interval=0.1,
+                 what="the sleep to run in the pod")
+        os.write(master, b"\x03")  # kubectl's raw terminal passes ^C to the pod's pty
+        assert proc.wait(timeout=30) == 130  # SIGINT, as in a real cluster
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_kubectl_cp_both_ways_is_byte_identical(pod, tmp_path):
+    data = random.Random(13).randbytes(300_000)
+    src = tmp_path / "blob.bin"
+    src.write_bytes(data)
+    up = _kubectl(pod, "33", "cp", str(src), f"{POD}:/tmp/blob.bin")
+    assert up.returncode == 0, up.stderr
+    size = _kubectl(pod, "33", "exec", POD, "--", "wc", "-c", "/tmp/blob.bin")
+    assert size.stdout.split()[0] == str(len(data)).encode()
+    back = tmp_path / "back.bin"
+    down = _kubectl(pod, "30", "cp", f"{POD}:/tmp/blob.bin", str(back))
+    assert down.returncode == 0, down.stderr
+    assert back.read_bytes() == data
+
+
+def test_python_client_stream_with_stdin_and_exit_code(pod):
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    api = client.CoreV1Api(config.new_client_from_config(str(pod)))
+    resp = stream(api.connect_get_namespaced_pod_exec, POD, "default",
+                  command=["sh", "-c", "cat; echo oops >&2; exit 5"], stdin=True, stdout=True,
+                  stderr=True, tty=False, _preload_content=False)
+    try:
+        resp.write_stdin("hello from python\n")
+        resp.close_channel(0)  # v5: stdin EOF, so cat ends
+        resp.run_forever(timeout=60)
+        assert resp.read_stdout() == "hello from python\n"
+        assert resp.read_stderr() == "oops\n"
+        assert resp.returncode == 5
+    finally:
+        resp.close()
+    # The preloaded form gives stdout.
+    assert stream(api.connect_get_namespaced_pod_exec, POD, "default",
+                  command=["echo", "hi"], stderr=True, stdin=False, stdout=True,
+                  tty=False) == "hi\n"
+
+
+def _exec_processes(token: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if token in " ".join(proc.info["cmdline"] or []):
+                found.append(proc)
+    return found
+
+
+def _dead(proc: psutil.Process) -> bool:
+    """Gone for good: a zombie still counts (nobody reaped it: a leak in the pod)."""
+    try:
+        proc.status()
+    except psutil.NoSuchProcess:
+        return True
+    return False
+
+
+def _component(lab: str, name: str) -> psutil.Process:
+    return psutil.Process((read_json(components_path(lab)) or {})[name]["pid"])
+
+
+@pytest.mark.parametrize("flags", ["-i", "-it"])
+def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod, flags):
+    node = _kubectl(pod, "33", "get", "pod", POD, "-o", "jsonpath={.spec.nodeName}").stdout
+    servers = [_component(cluster_lab.name, "apiserver"),
+               _component(cluster_lab.name, f"kubelet-{node.decode()}")]
+    assert _kubectl(pod, "33", "exec", POD, "--", "true").returncode == 0  # warm both
+    fds = [p.num_fds() for p in servers]
+    token = str(random.Random().randrange(10**6, 10**7))
+    master, slave = pty.openpty()  # kubectl's terminal, for -t
+    proc = subprocess.Popen([_binary("33"), "--kubeconfig", str(pod), "exec", flags, POD,
+                             "--", "sleep", token], stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    try:
+        # The runtime's exec helper and the sleep it runs in the container.
+        wait_for(lambda: len([p for p in _exec_processes(token) if p.pid != proc.pid]) >= 2,
+                 60, interval=0.1, what="the exec'd sleep to start")
+        started = [p for p in _exec_processes(token) if p.pid != proc.pid]
+        assert any(p.name() == "sleep" for p in started)
+        proc.kill()
+        proc.wait()
+        wait_for(lambda: all(_dead(p) for p in started), 30, interval=0.1,
+                 what="no process of the exec to be left, nor a zombie")
+        # Nor a socket, pipe or pty in the API server or the kubelet.
+        wait_for(lambda: all(p.num_fds() <= n for p, n in zip(servers, fds)), 30,
+                 interval=0.1, what=f"the servers' fds to be back at {fds}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+@pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
+def test_attach_streams_the_containers_output_from_now_on(pod, version):
+    proc = subprocess.Popen([_binary(version), "--kubeconfig", str(pod), "attach", "talker"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        seen = bytearray()
+        _read_until(proc.stdout.fileno(), b"\n", seen)
+        # Complete lines only: the last may be cut where a read ended.
+        ticks = [int(line.split()[1]) for line in bytes(seen).split(b"\n")[:-1]
+                 if line.startswith(b"tick ")]
+        _read_until(proc.stdout.fileno(), b"tick %d\n" % (max(ticks, default=0) + 3), seen)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kubectl_1_27_gets_a_clear_error_fast(pod):
+    out = _kubectl(pod, "27", "exec", POD, "--", "true", timeout=60)
+    assert out.returncode != 0
+    assert b"WebSocket" in out.stderr and b"kubectl 1.30" in out.stderr, out.stderr
+
+
+def test_exec_errors_are_upstreams(pod):
+    missing = _kubectl(pod, "33", "exec", "nope", "--", "true")
+    assert missing.returncode != 0
+    assert b'pods "nope" not found' in missing.stderr
+    wrong = _kubectl(pod, "33", "exec", POD, "-c", "nope", "--", "true")
+    assert wrong.returncode != 0
+    assert b"container nope is not valid for pod shell" in wrong.stderr, wrong.stderr
