@@ -134,6 +134,11 @@ async def _attach(ws: web.WebSocketResponse, opts: rc.StreamOptions, path: Any,
             await task
 
 
+def _take_terminal() -> None:
+    """In the child, after setsid: stdin (the pty) becomes its controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Session:
     """One exec: the process, its stdio and the WebSocket between them."""
 
@@ -200,11 +205,12 @@ class Session:
         master, slave = os.openpty()
         try:
             os.set_blocking(master, False)
-            # No controlling terminal here: the runtime gives the command a session of
-            # its own in the container with the pty as its terminal (runc exec --tty).
+            # A session of its own with the pty as its controlling terminal (what
+            # runc exec --tty gives): crun exec's command inherits both, so a shell's
+            # job control and ^C work as in a real cluster.
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, env=env, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_take_terminal)
         except BaseException:
             os.close(master)
             raise
