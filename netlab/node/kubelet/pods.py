@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +41,6 @@ from typing import Any, Optional
 
 import aiohttp
 
-from netlab.api.serviceaccount_admission import MOUNT_PATH as SA_MOUNT_PATH
 from netlab.api.timefmt import format_time
 from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_status
 from netlab.client import APIError, Client, resource_path
@@ -529,12 +527,6 @@ class PodWorker:
             volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
             spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
                 c, volumes, self.volume_paths))
-            if spec.privileged and not spec.rootfs and not os.path.isdir(SA_MOUNT_PATH):
-                # A privileged container without an image sees the host itself, which
-                # has no directory for the automatic service-account mount (making one
-                # would write the host); it reads the lab's credentials anyway.
-                spec = dataclasses.replace(spec, mounts=tuple(
-                    m for m in spec.mounts if m.destination != SA_MOUNT_PATH))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:
