@@ -94,7 +94,7 @@ def test_busybox_runs_and_its_wget_reaches_a_service(cluster_lab, kubeconfig, bu
         assert _jsonpath(kubeconfig, "busy", "{.spec.containers[0].imagePullPolicy}") == "Always"
 
         def in_busy(*argv: str) -> subprocess.CompletedProcess:
-            return netlab_cli("exec", "--lab", cluster_lab.name, "busy", "--", *argv)
+            return kubectl(kubeconfig, "exec", "busy", "--", *argv)
 
         # busybox's own wget, through cluster DNS and kube-proxy, to the echo pod.
         answer = wait_for(lambda: (lambda r: r.returncode == 0 and r.stdout)(
@@ -235,3 +235,40 @@ def test_a_corrupt_archive_exits_2_and_stores_nothing(tmp_path, busybox_image):
     finally:
         with contextlib.suppress(ImageNotFoundError):
             store.remove(name)
+
+
+ESCAPE_ASKED = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: escape-asked}
+    spec:
+      restartPolicy: Never
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: c
+        image: busybox
+        imagePullPolicy: IfNotPresent
+        command: [sh, -c, 'touch /x/ESCAPED && echo TOUCHED-THE-HOST']
+        securityContext: {privileged: true}
+        volumeMounts: [{name: x, mountPath: /x}]
+      volumes:
+      - name: x
+        hostPath: {path: HOSTDIR, type: DirectoryOrCreate}
+    """)
+
+
+def test_privileged_with_a_host_path_writes_the_host(kubeconfig, busybox_image, tmp_path):
+    """What the escape pod cannot do, a pod whose spec asks for it (privileged, and the
+    host directory as a volume) does."""
+    host_dir = tmp_path / "x"
+    try:
+        out = kubectl(kubeconfig, "apply", "-f", "-",
+                      stdin=ESCAPE_ASKED.replace("HOSTDIR", str(host_dir)))
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: _phase(kubeconfig, "escape-asked") in ("Succeeded", "Failed"), 60,
+                 interval=0.2, what="the pod to finish")
+        assert kubectl(kubeconfig, "logs", "escape-asked").stdout.split() == \
+            ["TOUCHED-THE-HOST"]
+        assert (host_dir / "ESCAPED").exists()
+    finally:
+        _delete(kubeconfig, "escape-asked")
