@@ -37,8 +37,11 @@ RESERVED_LAB_NAMES = {"images"}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
-TOP_KEYS = ("name", "network", "cluster", "nodes", "workloads")
+TOP_KEYS = ("name", "network", "networks", "cluster", "nodes", "workloads")
 NETWORK_KEYS = ("subnet", "mtu")
+NETWORKS_KEYS = ("name", "subnet", "mtu")
+# A network's bridge in <lab>-net is 'br-<name>' (IFNAMSIZ is 15).
+MAX_NETWORK_NAME = 12
 CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
                 "podEvictionTimeout", "store", "dnsDomain", "dns")
 DNS_KEYS = ("upstream",)
@@ -47,7 +50,8 @@ ETCD_KEYS = ("members",)
 # The kubelet heartbeats every 5 s: a shorter grace period would flap.
 MIN_GRACE, MAX_TIMING = 6.0, 3600.0
 VXLAN_KEYS = ("vni", "port")
-NODE_KEYS = ("name", "role", "cpu", "memory", "maxPods", "labels", "taints")
+NODE_KEYS = ("name", "role", "cpu", "memory", "maxPods", "labels", "taints", "network",
+             "networks")
 TAINT_KEYS = ("key", "value", "effect")
 DNS_FIX = "use lower-case letters, digits and '-', starting and ending with a letter or digit"
 
@@ -213,21 +217,21 @@ def parse_topology(text: str, filename: str, default_name: str = "",
         raise TopologyError(filename, check.problems)
     top = check.mapping(source.data, (), TOP_KEYS)
     name = _check_name(check, top, default_name)
-    underlay, mtu = _check_network(check, top.get("network"))
+    networks = _check_networks(check, top)
     cluster = _check_cluster(check, top.get("cluster"))
     grace, eviction = _check_timings(check, top.get("cluster"))
     store, members = _check_store(check, top.get("cluster"))
-    domain, upstream = _check_dns(check, top.get("cluster"), underlay, cluster[0])
-    nodes = _check_nodes(check, top.get("nodes"))
-    _check_ranges(check, underlay, cluster, top.get("nodes"))
+    domain, upstream = _check_dns(check, top.get("cluster"), networks, cluster[0])
+    nodes = _check_nodes(check, top.get("nodes"), networks)
+    _check_ranges(check, networks, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
     if check.problems:
         raise TopologyError(filename, check.problems)
     pods, services, overlay, vni, port = cluster
-    assert name and underlay and mtu and pods and services and overlay
+    assert name and networks and pods and services and overlay
     assert vni is not None and port is not None  # None only with a problem recorded
     return model.Topology(
-        name=name, network=model.Network(subnet=underlay, mtu=mtu),
+        name=name, networks=tuple(n for _, n in networks),
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
                               vni=vni, vxlan_port=port, node_monitor_grace_period=grace,
                               pod_eviction_timeout=eviction, store=store,
@@ -266,11 +270,64 @@ def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | Non
     return name
 
 
-def _check_network(check: _Checker, value: Any) -> tuple[IPv4Network | None, int | None]:
-    section = check.mapping(value, ("network",), NETWORK_KEYS)
-    subnet = check.subnet(section.get("subnet", model.DEFAULT_UNDERLAY), ("network", "subnet"))
-    mtu = check.integer(section.get("mtu", model.DEFAULT_MTU), ("network", "mtu"), MIN_MTU, MAX_MTU)
-    return subnet, mtu
+# Each valid physical network with the YAML path of its subnet (for range messages).
+_Networks = list[tuple[PathKey, model.Network]]
+
+
+def _check_networks(check: _Checker, top: dict[str, Any]) -> _Networks:
+    """``network:`` (one physical network, named ``default``) or ``networks:`` (several,
+    named, joined by router nodes); never both."""
+    if "networks" not in top:
+        section = check.mapping(top.get("network"), ("network",), NETWORK_KEYS)
+        subnet = check.subnet(section.get("subnet", model.DEFAULT_UNDERLAY),
+                              ("network", "subnet"))
+        mtu = check.integer(section.get("mtu", model.DEFAULT_MTU), ("network", "mtu"),
+                            MIN_MTU, MAX_MTU)
+        if subnet is None or mtu is None:
+            return []
+        return [(("network", "subnet"), model.Network(subnet=subnet, mtu=mtu))]
+    if "network" in top:
+        check.error(("network",), "'network' and 'networks' are both given",
+                    "keep 'networks:' (a list of named networks) and give each node its "
+                    "'network:', or keep 'network:' alone for one physical network")
+    value = top["networks"]
+    if not isinstance(value, list) or not value:
+        check.error(("networks",), f"expected a list of networks, got {_kind(value)}",
+                    "write each as '- {name: rack1, subnet: 192.168.10.0/24}'")
+        return []
+    out: _Networks = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(value):
+        path: PathKey = ("networks", i)
+        if not isinstance(item, dict):
+            check.error(path, f"expected a mapping, got {_kind(item)}",
+                        "write the network as '- {name: rack1, subnet: 192.168.10.0/24}'")
+            continue
+        check.mapping(item, path, NETWORKS_KEYS)
+        name = item.get("name")
+        fix = f"{DNS_FIX}, at most {MAX_NETWORK_NAME} characters"
+        if not isinstance(name, str) or not name:
+            check.error((*path, "name"), "the network has no name", "add 'name: <network name>'")
+            name = None
+        elif len(name) > MAX_NETWORK_NAME or not _DNS_LABEL.match(name):
+            check.error((*path, "name"), f"'{name}' is not a network name", fix)
+            name = None
+        elif name in seen:
+            check.error((*path, "name"), f"'{name}' is already used by networks[{seen[name]}]",
+                        "give every network a unique name")
+            name = None
+        else:
+            seen[name] = i
+        if "subnet" not in item:
+            check.error((*path, "subnet"), "the network has no subnet",
+                        "add one, e.g. 'subnet: 192.168.10.0/24'", at_line=False)
+            subnet = None
+        else:
+            subnet = check.subnet(item["subnet"], (*path, "subnet"))
+        mtu = check.integer(item.get("mtu", model.DEFAULT_MTU), (*path, "mtu"), MIN_MTU, MAX_MTU)
+        if name and subnet is not None and mtu is not None:
+            out.append(((*path, "subnet"), model.Network(subnet=subnet, mtu=mtu, name=name)))
+    return out
 
 
 _ClusterParts = tuple[Optional[IPv4Network], Optional[IPv4Network], Optional[str],
@@ -334,7 +391,7 @@ def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
     return "etcd", 1
 
 
-def _check_dns(check: _Checker, value: Any, underlay: IPv4Network | None,
+def _check_dns(check: _Checker, value: Any, networks: _Networks,
                pods: IPv4Network | None) -> tuple[str, str | None]:
     """``cluster.dnsDomain`` (the zone, default cluster.local) and ``cluster.dns.upstream``,
     a server inside the lab for names outside the zone: netlab never sends a query out."""
@@ -366,7 +423,8 @@ def _check_dns(check: _Checker, value: Any, underlay: IPv4Network | None,
     if not port_ok:
         check.error(upath, f"{port!r} is not a port", fix)
         return domain, None
-    inside = [n for n in (underlay, pods) if n is not None and address in n]
+    inside = [n for n in (*(net.subnet for _, net in networks), pods)
+              if n is not None and address in n]
     if not inside:
         check.error(upath, f"{address} is outside the lab: netlab never sends a query "
                     "outside its namespaces", fix)
@@ -396,7 +454,7 @@ def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
+def _check_nodes(check: _Checker, value: Any, networks: _Networks) -> list[model.Node]:
     if value is None or value == []:
         check.error(("nodes",), "no nodes are defined",
                     "add a 'nodes:' list with one control-plane and at least one worker")
@@ -408,7 +466,7 @@ def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
     nodes: list[model.Node] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(value):
-        node = _check_node(check, item, ("nodes", i))
+        node = _check_node(check, item, ("nodes", i), networks)
         name = item.get("name") if isinstance(item, dict) else None
         if isinstance(name, str) and name:
             if name in seen:
@@ -435,10 +493,102 @@ def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
         if "worker" not in roles:
             check.error(("nodes",), "there is no worker node",
                         "add at least one node with 'role: worker' (the default role)")
+    if len(nodes) == len(value):
+        _check_routing(check, nodes, networks)
     return nodes
 
 
-def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
+def _node_networks(check: _Checker, item: dict[Any, Any], path: PathKey, role: Any,
+                   networks: _Networks) -> tuple[str, ...]:
+    """The networks a node is plugged into: ``network: NAME`` for a node, ``networks:
+    [A, B, ...]`` for a router; the one network by default when there is one."""
+    names = tuple(net.name for _, net in networks)
+    raw_networks = check.source.data.get("networks")
+    declared = len(raw_networks) if isinstance(raw_networks, list) else 1
+    choices = ", ".join(names)
+    if role == "router":
+        if "network" in item:
+            check.error((*path, "network"), "a router joins several networks, listed in "
+                        "'networks:'", f"write 'networks: [{choices}]' (two or more of them)")
+            return ()
+        raw = item.get("networks")
+        if raw is None or (isinstance(raw, list) and len(raw) < 2):
+            have = "no network" if not raw else f"one network only ({raw[0]})"
+            where = (*path, "networks") if raw is not None else path
+            check.error(where, f"the router joins {have}: it routes nothing",
+                        "list two or more networks, e.g. 'networks: [rack1, rack2]'; a router "
+                        "needs a topology with 'networks:'" if declared < 2 else
+                        f"list two or more of {choices}, e.g. 'networks: [{', '.join(names[:2])}]'")
+            return ()
+        if not isinstance(raw, list):
+            check.error((*path, "networks"), f"expected a list of network names, got "
+                        f"{_kind(raw)}", f"write 'networks: [{choices}]'")
+            return ()
+        out = []
+        for j, name in enumerate(raw):
+            if _known_network(check, name, (*path, "networks", j), names):
+                if name in out:
+                    check.error((*path, "networks", j), f"'{name}' is listed twice",
+                                "list each network once")
+                    return ()
+                out.append(name)
+        return tuple(out) if len(out) == len(raw) else ()
+    if "networks" in item:
+        check.error((*path, "networks"), "only a router joins several networks",
+                    "give the node one 'network:', or make it 'role: router'")
+        return ()
+    if "network" not in item:
+        if declared > 1 and names:
+            check.error(path, f"the node has no 'network:', and the topology has {declared} "
+                        f"networks ({choices})",
+                        f"add 'network: <one of {choices}>' to the node")
+            return ()
+        return names[:1]
+    name = item["network"]
+    return (name,) if _known_network(check, name, (*path, "network"), names) else ()
+
+
+def _known_network(check: _Checker, name: Any, path: PathKey, names: tuple[str, ...]) -> bool:
+    if name in names:
+        return True
+    if not names:  # the networks themselves have problems, already reported
+        return False
+    if names == (model.DEFAULT_NETWORK,) and check.source.data.get("networks") is None:
+        check.error(path, f"unknown network {name!r}: the topology has one physical network",
+                    "remove the node's 'network:', or list the networks under 'networks:' "
+                    "with a name each")
+        return False
+    check.error(path, f"unknown network {name!r}{_suggest(name, names)}",
+                f"use one of {', '.join(names)} (the names under 'networks:'), or add it "
+                "there")
+    return False
+
+
+def _check_routing(check: _Checker, nodes: list[model.Node], networks: _Networks) -> None:
+    """Every network must reach the control plane's through routers: otherwise its
+    kubelets could not reach the API server, nor its pods the others."""
+    if len(networks) < 2 or not any(n.role == "control-plane" for n in nodes):
+        return
+    reached = {next(n for n in nodes if n.role == "control-plane").networks[0]}
+    routers = [set(n.networks) for n in nodes if n.role == "router"]
+    grown = True
+    while grown:
+        grown = False
+        for joined in routers:
+            if joined & reached and not joined <= reached:
+                reached |= joined
+                grown = True
+    home = next(n for n in nodes if n.role == "control-plane").networks[0]
+    for i, (path, net) in enumerate(networks):
+        if net.name not in reached:
+            check.error((*path[:-1], "name"), f"network '{net.name}' has no route to the "
+                        f"control plane's network '{home}'",
+                        f"add a router node joining them, e.g. '- {{name: r{i}, role: router, "
+                        f"networks: [{home}, {net.name}]}}'")
+
+
+def _check_node(check: _Checker, item: Any, path: PathKey,
+                networks: _Networks) -> model.Node | None:
     if not isinstance(item, dict):
         check.error(path, f"expected a mapping, got {_kind(item)}",
                     "write the node as '- name: worker1' with its keys indented below it")
@@ -464,11 +614,13 @@ def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
     if role not in model.ROLES:
         check.error((*path, "role"), f"unknown role {role!r}{_suggest(role, model.ROLES)}",
                     f"use one of {', '.join(model.ROLES)}")
-    external = role == "external"
+    external = role in ("external", "router")
     for key in ("cpu", "memory", "maxPods", "taints"):
         if external and key in item:
-            check.error((*path, key), f"an external node runs no pods, so '{key}' has no meaning",
+            check.error((*path, key), f"{'a router' if role == 'router' else 'an external node'}"
+                        f" runs no pods, so '{key}' has no meaning",
                         "remove it, or make the node a worker")
+    joined = _node_networks(check, item, path, role, networks)
     cpu = _quantity(check, item, (*path, "cpu"), model.DEFAULT_NODE_CPU, cpu_millis,
                     "CPU", "use cores or millicores, e.g. 2 or 1500m")
     memory = _quantity(check, item, (*path, "memory"), model.DEFAULT_NODE_MEMORY, memory_bytes,
@@ -482,7 +634,7 @@ def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
     assert isinstance(name, str)  # else a problem was recorded above
     return model.Node(name=name, role=role, cpu_millis=cpu, memory_bytes=memory,
                       max_pods=max_pods or model.DEFAULT_MAX_PODS, labels=labels,
-                      taints=tuple(taints))
+                      taints=tuple(taints), networks=joined)
 
 
 def _quantity(check: _Checker, item: dict[Any, Any], path: PathKey, default: str,
@@ -598,13 +750,13 @@ def _check_taints(check: _Checker, value: Any, path: PathKey) -> list[model.Tain
     return taints
 
 
-def _check_ranges(check: _Checker, underlay: IPv4Network | None, cluster: _ClusterParts,
+def _check_ranges(check: _Checker, networks: _Networks, cluster: _ClusterParts,
                   raw_nodes: Any) -> None:
     pods, services = cluster[0], cluster[1]
-    named = [(path, net) for path, net in ((("network", "subnet"), underlay),
-                                           (("cluster", "podSubnet"), pods),
-                                           (("cluster", "serviceSubnet"), services))
-             if net is not None]
+    named = [*((path, net.subnet) for path, net in networks),
+             *((path, net) for path, net in ((("cluster", "podSubnet"), pods),
+                                             (("cluster", "serviceSubnet"), services))
+               if net is not None)]
     for i, (path_a, net_a) in enumerate(named):
         for path_b, net_b in named[i + 1:]:
             if not net_a.overlaps(net_b):
@@ -613,21 +765,28 @@ def _check_ranges(check: _Checker, underlay: IPv4Network | None, cluster: _Clust
             if path_b not in check.source.lines and path_a in check.source.lines:
                 path_a, net_a, path_b, net_b = path_b, net_b, path_a, net_a
             default = "" if path_a in check.source.lines else ", the default"
-            check.error(path_b, f"{net_b} overlaps {format_path(path_a)} ({net_a}{default})",
-                        "give the underlay, pod and service ranges separate addresses, "
-                        "e.g. 192.168.100.0/24, 10.244.0.0/16 and 10.96.0.0/16")
+            fix = ("give each network its own subnet, e.g. 192.168.10.0/24 and "
+                   "192.168.20.0/24" if path_a[0] == path_b[0] == "networks" else
+                   "give the underlay, pod and service ranges separate addresses, "
+                   "e.g. 192.168.100.0/24, 10.244.0.0/16 and 10.96.0.0/16")
+            check.error(path_b, f"{net_b} overlaps {format_path(path_a)} ({net_a}{default})", fix)
     items = raw_nodes if isinstance(raw_nodes, list) else []
-    count = len(items)
-    in_cluster = sum(1 for n in items if not (isinstance(n, dict) and n.get("role") == "external"))
-    if underlay is not None and count:
+    in_cluster = sum(1 for n in items
+                     if not (isinstance(n, dict) and n.get("role") in ("external", "router")))
+    for path, net in networks:
+        count = sum(1 for n in items if _on_network(n, net.name, len(networks)))
+        if not count:
+            continue
         # One address per node from the second host on; the first host is kept
         # free (as kind keeps .1 for the gateway), and so are network and broadcast.
+        underlay = net.subnet
         needed = count + 3
         if underlay.num_addresses < needed:
             prefix = 32 - (needed - 1).bit_length()
             room = _plural(max(underlay.num_addresses - 3, 0), "node")
-            check.error(("network", "subnet"),
-                        f"{underlay} has room for {room}, but the topology has {count} "
+            whose = f"the topology has {count}" if len(networks) == 1 else \
+                f"{count} nodes are on it"
+            check.error(path, f"{underlay} has room for {room}, but {whose} "
                         "(one address each, plus .1 kept free)",
                         f"use a /{prefix} or larger, e.g. {underlay.supernet(new_prefix=prefix)}")
     if pods is not None:
@@ -641,6 +800,15 @@ def _check_ranges(check: _Checker, underlay: IPv4Network | None, cluster: _Clust
                         f"{pods} holds {2 ** (24 - pods.prefixlen)} /24s, too few for "
                         f"{in_cluster} cluster nodes (one /24 each)",
                         f"use a /{prefix} or larger, e.g. {pods.supernet(new_prefix=prefix)}")
+
+
+def _on_network(item: Any, name: str, count: int) -> bool:
+    if not isinstance(item, dict):
+        return False
+    if count == 1:
+        return True
+    joined = item.get("networks") if item.get("role") == "router" else [item.get("network")]
+    return isinstance(joined, list) and name in joined
 
 
 def _plural(count: int, noun: str) -> str:
