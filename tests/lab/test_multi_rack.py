@@ -108,3 +108,13 @@ def test_trace_shows_the_router_on_both_paths(lab):
         assert {h["interface"] for h in at_router} == {"eth0", "eth1"}, (path, hops)
         # The router forwards the encapsulated packet between the two nodes' VTEPs.
         assert all(h["outer"] for h in at_router)
+
+
+def test_unplugging_the_router_cuts_the_racks_apart_and_plugging_it_back_heals(lab):
+    pods = _echo_pods(lab)
+    rack1, rack2, same_rack = (_name(pods[n]) for n in ("worker1", "worker2", "worker3"))
+    with lab.link_down("router") as change:
+        assert change["port"] == "p-router p1-router"
+        assert not lab.reach(rack1, rack2, 8080, timeout=1)
+        assert lab.reach(rack2, same_rack, 8080, within=10)  # rack2 still talks within itself
+    assert lab.reach(rack1, rack2, 8080, within=30)
