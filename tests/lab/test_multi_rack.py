@@ -16,8 +16,9 @@ pytestmark = pytest.mark.netlab("../../topologies/multi-rack.yaml", scope="modul
 
 
 def _echo_pods(lab) -> dict[str, dict]:
-    """The echo Deployment's pods, by node, once it is Available (one per worker)."""
-    lab.wait("deployment", "echo", "Available", timeout=90)
+    """The echo DaemonSet's pods, by node, once every one is ready (one per worker)."""
+    lab.wait("daemonset", "echo", lambda ds: ds.get("status", {}).get("numberReady") == 3,
+             timeout=90)
     pods = lab.api.list("pods", "default", label_selector="app=echo")["items"]
     by_node = {p["spec"]["nodeName"]: p for p in pods if p["status"].get("podIP")}
     assert set(by_node) == {"worker1", "worker2", "worker3"}, sorted(by_node)
