@@ -3,22 +3,38 @@
 ``load_topology`` is the only way a topology file becomes a ``Topology``. It
 runs before anything touches the kernel, so a bad file costs nothing: the CLI
 prints the ``TopologyError`` and exits 2. Each ``Problem`` names the YAML path
-(``nodes[2].name``), its line, what is wrong and how to fix it.
+(``nodes[2].name``), its line, what is wrong and how to fix it. The checker and
+its primitives live in ``checker.py``; the physical networks, routers and what
+they allow in ``racks.py``.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from netlab.topology import model
+from netlab.topology.checker import (
+    _DNS_LABEL,
+    DNS_FIX,
+    Problem,
+    TopologyError,
+    _Checker,
+    _kind,
+    _suggest,
+)
+from netlab.topology.racks import (
+    Networks,
+    check_networks,
+    check_pinned,
+    check_routing,
+    node_networks,
+    on_network,
+)
 from netlab.topology.source import (
     PathKey,
-    Source,
     SourceError,
     format_path,
     load_manifests,
@@ -26,22 +42,18 @@ from netlab.topology.source import (
 )
 from netlab.units import QuantityError, cpu_millis, memory_bytes, parse_duration
 
+__all__ = ["Problem", "TopologyError", "load_topology", "parse_topology"]
+
 MAX_LAB_NAME = 12
-MIN_MTU, MAX_MTU = 1280, 9000
 # A node named "net" would collide with the lab's underlay namespace "<lab>-net".
 RESERVED_NODE_NAMES = {"net"}
 # A lab's data lives in /var/lib/netlab/<lab>/, and `down` removes it: a lab named
 # "images" would take the image store every lab shares (netlab.images.store) with it.
 RESERVED_LAB_NAMES = {"images"}
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 TOP_KEYS = ("name", "network", "networks", "cluster", "nodes", "workloads")
-NETWORK_KEYS = ("subnet", "mtu")
-NETWORKS_KEYS = ("name", "subnet", "mtu")
-# A network's bridge in <lab>-net is 'br-<name>' (IFNAMSIZ is 15).
-MAX_NETWORK_NAME = 12
 CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
                 "podEvictionTimeout", "store", "dnsDomain", "dns")
 DNS_KEYS = ("upstream",)
@@ -53,132 +65,6 @@ VXLAN_KEYS = ("vni", "port")
 NODE_KEYS = ("name", "role", "cpu", "memory", "maxPods", "labels", "taints", "network",
              "networks")
 TAINT_KEYS = ("key", "value", "effect")
-DNS_FIX = "use lower-case letters, digits and '-', starting and ending with a letter or digit"
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    line: int | None
-    message: str
-    fix: str
-
-    def format(self, filename: str) -> str:
-        where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.path}: {self.message.rstrip('.')}. Fix: {_sentence(self.fix)}"
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "?", "!")) else text + "."
-
-
-class TopologyError(Exception):
-    """A topology file that cannot be used, with every problem found in it."""
-
-    def __init__(self, filename: str, problems: list[Problem]):
-        self.filename = filename
-        self.problems = problems
-        super().__init__(self.format())
-
-    def format(self) -> str:
-        count = len(self.problems)
-        head = f"{self.filename}: {count} error{'s' if count != 1 else ''} in the topology"
-        return "\n".join([head, *("  " + p.format(self.filename) for p in self.problems)])
-
-
-# Ranges that cannot address hosts on a link, even inside a lab's own namespaces.
-_SPECIAL_RANGES = (
-    (ip_network("0.0.0.0/8"), "the 'this network' range"),
-    (ip_network("127.0.0.0/8"), "the loopback range"),
-    (ip_network("224.0.0.0/4"), "the multicast range"),
-    (ip_network("240.0.0.0/4"), "the reserved range"),
-)
-_SUBNET_FIX = "write it in CIDR form, e.g. 10.0.0.0/16"
-
-
-def _suggest(value: Any, choices: tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` when ``value`` is close to one of ``choices``, else ``""``."""
-    if not isinstance(value, str):
-        return ""
-    lowered = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
-
-
-@dataclass
-class _Checker:
-    source: Source
-    problems: list[Problem] = field(default_factory=list)
-
-    def error(self, path: PathKey, message: str, fix: str, *, at_line: bool = True) -> None:
-        line = self.source.line(path) if at_line else None
-        self.problems.append(Problem(format_path(path), line, message, fix))
-
-    def mapping(self, value: Any, path: PathKey, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(path, f"expected a mapping, got {_kind(value)}",
-                       f"write {format_path(path)} as 'key: value' pairs ({', '.join(allowed)})")
-            return {}
-        for key in value:
-            if key in allowed:
-                continue
-            hint = _suggest(str(key), allowed)
-            if hint:
-                close = hint.split("'")[1]
-                self.error((*path, str(key)), f"unknown key '{key}'{hint}",
-                           f"rename it to '{close}'")
-            else:
-                self.error((*path, str(key)), f"unknown key '{key}'",
-                           f"remove it; the keys allowed here are {', '.join(allowed)}")
-        return value
-
-    def integer(self, value: Any, path: PathKey, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(path, f"expected a whole number, got {value!r}",
-                       f"use a number from {low} to {high}")
-            return None
-        if not low <= value <= high:
-            self.error(path, f"{value} is out of range", f"use a number from {low} to {high}")
-            return None
-        return value
-
-    def subnet(self, value: Any, path: PathKey) -> IPv4Network | None:
-        if not isinstance(value, str):
-            self.error(path, f"expected a subnet such as 10.0.0.0/16, got {value!r}", _SUBNET_FIX)
-            return None
-        text = value.strip()
-        try:
-            net = ip_network(text, strict=False)
-        except ValueError:
-            self.error(path, f"'{value}' is not an IPv4 subnet", _SUBNET_FIX)
-            return None
-        if net.version != 4:
-            self.error(path, f"'{value}' is an IPv6 subnet; netlab labs are IPv4 only",
-                       _SUBNET_FIX)
-            return None
-        if "/" not in text:
-            self.error(path, f"'{value}' has no prefix length",
-                       f"add one, e.g. {net.network_address}/24")
-            return None
-        if net.network_address != ip_address(text.split("/")[0]):
-            self.error(path, f"'{value}' has host bits set", f"use the network address: {net}")
-            return None
-        for special, what in _SPECIAL_RANGES:
-            if net.overlaps(special):
-                self.error(path, f"{net} overlaps {what} {special}",
-                           "use a private range inside 10.0.0.0/8, 172.16.0.0/12 or "
-                           "192.168.0.0/16")
-                return None
-        return net
-
-
-_KINDS: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
-
-
-def _kind(value: Any) -> str:
-    return _KINDS.get(type(value), repr(value))
 
 
 def load_topology(path: str | Path) -> model.Topology:
@@ -217,14 +103,14 @@ def parse_topology(text: str, filename: str, default_name: str = "",
         raise TopologyError(filename, check.problems)
     top = check.mapping(source.data, (), TOP_KEYS)
     name = _check_name(check, top, default_name)
-    networks = _check_networks(check, top)
+    networks = check_networks(check, top)
     cluster = _check_cluster(check, top.get("cluster"))
     grace, eviction = _check_timings(check, top.get("cluster"))
     store, members = _check_store(check, top.get("cluster"))
     domain, upstream = _check_dns(check, top.get("cluster"), networks, cluster[0])
     nodes = _check_nodes(check, top.get("nodes"), networks)
     _check_ranges(check, networks, cluster, top.get("nodes"))
-    workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
+    workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."), nodes)
     if check.problems:
         raise TopologyError(filename, check.problems)
     pods, services, overlay, vni, port = cluster
@@ -268,66 +154,6 @@ def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | Non
                     "image store", "choose another lab name", at_line=explicit)
         return None
     return name
-
-
-# Each valid physical network with the YAML path of its subnet (for range messages).
-_Networks = list[tuple[PathKey, model.Network]]
-
-
-def _check_networks(check: _Checker, top: dict[str, Any]) -> _Networks:
-    """``network:`` (one physical network, named ``default``) or ``networks:`` (several,
-    named, joined by router nodes); never both."""
-    if "networks" not in top:
-        section = check.mapping(top.get("network"), ("network",), NETWORK_KEYS)
-        subnet = check.subnet(section.get("subnet", model.DEFAULT_UNDERLAY),
-                              ("network", "subnet"))
-        mtu = check.integer(section.get("mtu", model.DEFAULT_MTU), ("network", "mtu"),
-                            MIN_MTU, MAX_MTU)
-        if subnet is None or mtu is None:
-            return []
-        return [(("network", "subnet"), model.Network(subnet=subnet, mtu=mtu))]
-    if "network" in top:
-        check.error(("network",), "'network' and 'networks' are both given",
-                    "keep 'networks:' (a list of named networks) and give each node its "
-                    "'network:', or keep 'network:' alone for one physical network")
-    value = top["networks"]
-    if not isinstance(value, list) or not value:
-        check.error(("networks",), f"expected a list of networks, got {_kind(value)}",
-                    "write each as '- {name: rack1, subnet: 192.168.10.0/24}'")
-        return []
-    out: _Networks = []
-    seen: dict[str, int] = {}
-    for i, item in enumerate(value):
-        path: PathKey = ("networks", i)
-        if not isinstance(item, dict):
-            check.error(path, f"expected a mapping, got {_kind(item)}",
-                        "write the network as '- {name: rack1, subnet: 192.168.10.0/24}'")
-            continue
-        check.mapping(item, path, NETWORKS_KEYS)
-        name = item.get("name")
-        fix = f"{DNS_FIX}, at most {MAX_NETWORK_NAME} characters"
-        if not isinstance(name, str) or not name:
-            check.error((*path, "name"), "the network has no name", "add 'name: <network name>'")
-            name = None
-        elif len(name) > MAX_NETWORK_NAME or not _DNS_LABEL.match(name):
-            check.error((*path, "name"), f"'{name}' is not a network name", fix)
-            name = None
-        elif name in seen:
-            check.error((*path, "name"), f"'{name}' is already used by networks[{seen[name]}]",
-                        "give every network a unique name")
-            name = None
-        else:
-            seen[name] = i
-        if "subnet" not in item:
-            check.error((*path, "subnet"), "the network has no subnet",
-                        "add one, e.g. 'subnet: 192.168.10.0/24'", at_line=False)
-            subnet = None
-        else:
-            subnet = check.subnet(item["subnet"], (*path, "subnet"))
-        mtu = check.integer(item.get("mtu", model.DEFAULT_MTU), (*path, "mtu"), MIN_MTU, MAX_MTU)
-        if name and subnet is not None and mtu is not None:
-            out.append(((*path, "subnet"), model.Network(subnet=subnet, mtu=mtu, name=name)))
-    return out
 
 
 _ClusterParts = tuple[Optional[IPv4Network], Optional[IPv4Network], Optional[str],
@@ -391,7 +217,7 @@ def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
     return "etcd", 1
 
 
-def _check_dns(check: _Checker, value: Any, networks: _Networks,
+def _check_dns(check: _Checker, value: Any, networks: Networks,
                pods: IPv4Network | None) -> tuple[str, str | None]:
     """``cluster.dnsDomain`` (the zone, default cluster.local) and ``cluster.dns.upstream``,
     a server inside the lab for names outside the zone: netlab never sends a query out."""
@@ -454,7 +280,7 @@ def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _check_nodes(check: _Checker, value: Any, networks: _Networks) -> list[model.Node]:
+def _check_nodes(check: _Checker, value: Any, networks: Networks) -> list[model.Node]:
     if value is None or value == []:
         check.error(("nodes",), "no nodes are defined",
                     "add a 'nodes:' list with one control-plane and at least one worker")
@@ -494,101 +320,12 @@ def _check_nodes(check: _Checker, value: Any, networks: _Networks) -> list[model
             check.error(("nodes",), "there is no worker node",
                         "add at least one node with 'role: worker' (the default role)")
     if len(nodes) == len(value):
-        _check_routing(check, nodes, networks)
+        check_routing(check, nodes, networks)
     return nodes
 
 
-def _node_networks(check: _Checker, item: dict[Any, Any], path: PathKey, role: Any,
-                   networks: _Networks) -> tuple[str, ...]:
-    """The networks a node is plugged into: ``network: NAME`` for a node, ``networks:
-    [A, B, ...]`` for a router; the one network by default when there is one."""
-    names = tuple(net.name for _, net in networks)
-    raw_networks = check.source.data.get("networks")
-    declared = len(raw_networks) if isinstance(raw_networks, list) else 1
-    choices = ", ".join(names)
-    if role == "router":
-        if "network" in item:
-            check.error((*path, "network"), "a router joins several networks, listed in "
-                        "'networks:'", f"write 'networks: [{choices}]' (two or more of them)")
-            return ()
-        raw = item.get("networks")
-        if raw is None or (isinstance(raw, list) and len(raw) < 2):
-            have = "no network" if not raw else f"one network only ({raw[0]})"
-            where = (*path, "networks") if raw is not None else path
-            check.error(where, f"the router joins {have}: it routes nothing",
-                        "list two or more networks, e.g. 'networks: [rack1, rack2]'; a router "
-                        "needs a topology with 'networks:'" if declared < 2 else
-                        f"list two or more of {choices}, e.g. 'networks: [{', '.join(names[:2])}]'")
-            return ()
-        if not isinstance(raw, list):
-            check.error((*path, "networks"), f"expected a list of network names, got "
-                        f"{_kind(raw)}", f"write 'networks: [{choices}]'")
-            return ()
-        out = []
-        for j, name in enumerate(raw):
-            if _known_network(check, name, (*path, "networks", j), names):
-                if name in out:
-                    check.error((*path, "networks", j), f"'{name}' is listed twice",
-                                "list each network once")
-                    return ()
-                out.append(name)
-        return tuple(out) if len(out) == len(raw) else ()
-    if "networks" in item:
-        check.error((*path, "networks"), "only a router joins several networks",
-                    "give the node one 'network:', or make it 'role: router'")
-        return ()
-    if "network" not in item:
-        if declared > 1 and names:
-            check.error(path, f"the node has no 'network:', and the topology has {declared} "
-                        f"networks ({choices})",
-                        f"add 'network: <one of {choices}>' to the node")
-            return ()
-        return names[:1]
-    name = item["network"]
-    return (name,) if _known_network(check, name, (*path, "network"), names) else ()
-
-
-def _known_network(check: _Checker, name: Any, path: PathKey, names: tuple[str, ...]) -> bool:
-    if name in names:
-        return True
-    if not names:  # the networks themselves have problems, already reported
-        return False
-    if names == (model.DEFAULT_NETWORK,) and check.source.data.get("networks") is None:
-        check.error(path, f"unknown network {name!r}: the topology has one physical network",
-                    "remove the node's 'network:', or list the networks under 'networks:' "
-                    "with a name each")
-        return False
-    check.error(path, f"unknown network {name!r}{_suggest(name, names)}",
-                f"use one of {', '.join(names)} (the names under 'networks:'), or add it "
-                "there")
-    return False
-
-
-def _check_routing(check: _Checker, nodes: list[model.Node], networks: _Networks) -> None:
-    """Every network must reach the control plane's through routers: otherwise its
-    kubelets could not reach the API server, nor its pods the others."""
-    if len(networks) < 2 or not any(n.role == "control-plane" for n in nodes):
-        return
-    reached = {next(n for n in nodes if n.role == "control-plane").networks[0]}
-    routers = [set(n.networks) for n in nodes if n.role == "router"]
-    grown = True
-    while grown:
-        grown = False
-        for joined in routers:
-            if joined & reached and not joined <= reached:
-                reached |= joined
-                grown = True
-    home = next(n for n in nodes if n.role == "control-plane").networks[0]
-    for i, (path, net) in enumerate(networks):
-        if net.name not in reached:
-            check.error((*path[:-1], "name"), f"network '{net.name}' has no route to the "
-                        f"control plane's network '{home}'",
-                        f"add a router node joining them, e.g. '- {{name: r{i}, role: router, "
-                        f"networks: [{home}, {net.name}]}}'")
-
-
 def _check_node(check: _Checker, item: Any, path: PathKey,
-                networks: _Networks) -> model.Node | None:
+                networks: Networks) -> model.Node | None:
     if not isinstance(item, dict):
         check.error(path, f"expected a mapping, got {_kind(item)}",
                     "write the node as '- name: worker1' with its keys indented below it")
@@ -620,7 +357,7 @@ def _check_node(check: _Checker, item: Any, path: PathKey,
             check.error((*path, key), f"{'a router' if role == 'router' else 'an external node'}"
                         f" runs no pods, so '{key}' has no meaning",
                         "remove it, or make the node a worker")
-    joined = _node_networks(check, item, path, role, networks)
+    joined = node_networks(check, item, path, role, networks)
     cpu = _quantity(check, item, (*path, "cpu"), model.DEFAULT_NODE_CPU, cpu_millis,
                     "CPU", "use cores or millicores, e.g. 2 or 1500m")
     memory = _quantity(check, item, (*path, "memory"), model.DEFAULT_NODE_MEMORY, memory_bytes,
@@ -750,7 +487,7 @@ def _check_taints(check: _Checker, value: Any, path: PathKey) -> list[model.Tain
     return taints
 
 
-def _check_ranges(check: _Checker, networks: _Networks, cluster: _ClusterParts,
+def _check_ranges(check: _Checker, networks: Networks, cluster: _ClusterParts,
                   raw_nodes: Any) -> None:
     pods, services = cluster[0], cluster[1]
     named = [*((path, net.subnet) for path, net in networks),
@@ -774,7 +511,7 @@ def _check_ranges(check: _Checker, networks: _Networks, cluster: _ClusterParts,
     in_cluster = sum(1 for n in items
                      if not (isinstance(n, dict) and n.get("role") in ("external", "router")))
     for path, net in networks:
-        count = sum(1 for n in items if _on_network(n, net.name, len(networks)))
+        count = sum(1 for n in items if on_network(n, net.name, len(networks)))
         if not count:
             continue
         # One address per node from the second host on; the first host is kept
@@ -802,20 +539,12 @@ def _check_ranges(check: _Checker, networks: _Networks, cluster: _ClusterParts,
                         f"use a /{prefix} or larger, e.g. {pods.supernet(new_prefix=prefix)}")
 
 
-def _on_network(item: Any, name: str, count: int) -> bool:
-    if not isinstance(item, dict):
-        return False
-    if count == 1:
-        return True
-    joined = item.get("networks") if item.get("role") == "router" else [item.get("network")]
-    return isinstance(joined, list) and name in joined
-
-
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _check_workloads(check: _Checker, value: Any, base_dir: Path) -> list[model.Workload]:
+def _check_workloads(check: _Checker, value: Any, base_dir: Path,
+                     nodes: list[model.Node] | None = None) -> list[model.Workload]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -831,9 +560,11 @@ def _check_workloads(check: _Checker, value: Any, base_dir: Path) -> list[model.
                 origin = f"{format_path(where)} ({item}, document {n + 1})"
                 what = f"document {n + 1} of {item}" if len(docs) > 1 else item
                 if _check_manifest(check, doc, where, what):
+                    check_pinned(check, doc, where, (), nodes or [])
                     workloads.append(model.Workload(manifest=doc, origin=origin))
         elif isinstance(item, dict):
             if _check_manifest(check, item, where, "the inline manifest"):
+                check_pinned(check, item, where, where, nodes or [])
                 workloads.append(model.Workload(manifest=item, origin=format_path(where)))
         else:
             check.error(where, f"expected a file path or a manifest, got {_kind(item)}",
