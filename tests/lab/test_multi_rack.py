@@ -11,6 +11,7 @@ the host's root namespace is unchanged.
 from __future__ import annotations
 
 import pytest
+from labkit import netlab_cli
 
 pytestmark = pytest.mark.netlab("../../topologies/multi-rack.yaml", scope="module")
 
@@ -109,6 +110,17 @@ def test_trace_shows_the_router_on_both_paths(lab):
         assert {h["interface"] for h in at_router} == {"eth0", "eth1"}, (path, hops)
         # The router forwards the encapsulated packet between the two nodes' VTEPs.
         assert all(h["outer"] for h in at_router)
+
+
+def test_the_graph_of_the_running_lab_draws_both_racks_the_router_and_the_pods(lab):
+    pods = _echo_pods(lab)
+    out = netlab_cli("graph", lab.name, "-o", "dot")
+    assert out.returncode == 0, out.stderr
+    for element in ("nl-bridge.br-rack1", "nl-bridge.br-rack2", "nl-node.router",
+                    "nl-link.router.eth1", "nl-tunnel.worker1.worker2",
+                    *(f"nl-pod.default.{_name(p)}" for p in pods.values())):
+        assert f'id="{element}"' in out.stdout, element
+    assert "router: forwards rack1 <-> rack2" in out.stdout
 
 
 def test_unplugging_the_router_cuts_the_racks_apart_and_plugging_it_back_heals(lab):
