@@ -419,3 +419,17 @@ def test_one_network_topologies_plan_as_before(tmp_path: Path) -> None:
         ("default", "eth0", "p-cp", "br0")]
     assert cp.routes == ()
     assert not plan.topology.routed
+
+
+def test_a_routers_port_names_fit_ifnamsiz_and_one_named_network_works(tmp_path: Path) -> None:
+    long = "a-very-long-router-name"
+    assert underlay_port(long, 1).startswith("p1-") and len(underlay_port(long, 1)) <= IFNAMSIZ
+    assert underlay_port(long, 0) != underlay_port(long, 1)
+    plan = plan_lab(load(tmp_path, """\
+networks: [{name: rack-twelve1, subnet: 192.168.10.0/24, mtu: 9000}]
+nodes:
+  - {name: cp, role: control-plane}
+  - {name: w1, network: rack-twelve1}
+"""))
+    assert [u.bridge for n in plan.nodes for u in n.uplinks] == ["br-rack-twelve1"] * 2
+    assert len("br-rack-twelve1") <= IFNAMSIZ and plan.pod_mtu == 8950
