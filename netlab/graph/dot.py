@@ -23,6 +23,8 @@ BOX_STYLE: dict[str, dict[str, str]] = {
              "color": "#555555"},
     "external": {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": "#ffffff",
                  "color": "#777777"},
+    "router": {"shape": "box", "style": "rounded,filled,bold", "fillcolor": "#fdebd0",
+               "color": "#b9770e"},
     "subnet": {"shape": "folder", "style": "filled", "fillcolor": "#e3f1e5", "color": "#4f8f5b"},
     "pod": {"shape": "box", "style": "rounded,filled", "fillcolor": "#cdebd1",
             "color": "#3c7d48"},
@@ -63,6 +65,7 @@ GROUP_STYLE: dict[str, dict[str, str]] = {
     "underlay": {"style": "filled,rounded", "fillcolor": "#eef3fb", "color": "#3d6bb3"},
     "node": {"style": "filled,rounded", "fillcolor": "#f7f7f7", "color": "#888888"},
     "external": {"style": "filled,rounded,dashed", "fillcolor": "#fbfbfb", "color": "#999999"},
+    "router": {"style": "filled,rounded", "fillcolor": "#fef9f2", "color": "#b9770e"},
     "services": {"style": "filled,rounded", "fillcolor": "#fffaf0", "color": "#b8860b"},
     "unscheduled": {"style": "dashed,rounded", "color": "#999999"},
 }

@@ -9,9 +9,12 @@ made from API objects by :func:`pods_from_api` and :func:`services_from_api`). P
 Element ids (see :func:`~netlab.graph.scene.element_id`):
 
 =========================  ==========================================================
-``nl-bridge.br0``          the physical network's bridge
-``nl-node.NODE``           a node (its group is ``nl-host.NODE``)
-``nl-link.NODE``           the node's ``eth0`` on ``br0``
+``nl-bridge.br0``          the physical network's bridge (with several networks, racks:
+                           ``nl-bridge.br-RACK``, each in its group ``nl-underlay.RACK``)
+``nl-node.NODE``           a node (its group is ``nl-host.NODE``); a router's box is kind
+                           ``router``
+``nl-link.NODE``           the node's ``eth0`` on its network's bridge; a router's further
+                           uplinks are ``nl-link.NODE.eth1``, ...
 ``nl-subnet.NODE``         a cluster node's pod /24 behind ``cni0``
 ``nl-tunnel.A.B``          the VXLAN tunnel between cluster nodes A and B (A < B in plan order);
                            past ``MESH_LIMIT`` cluster nodes, one ``nl-mesh.LAB`` box instead,
@@ -28,7 +31,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from netlab.graph.scene import Box, Group, Line, Scene, element_id
-from netlab.topology.plan import POD_BRIDGE, UNDERLAY_BRIDGE, VXLAN_DEVICE, LabPlan, NodePlan
+from netlab.topology.plan import (
+    POD_BRIDGE,
+    UNDERLAY_BRIDGE,
+    VXLAN_DEVICE,
+    LabPlan,
+    NodePlan,
+    underlay_bridge,
+)
 
 # Up to this many cluster nodes every tunnel is its own line (10 lines at 5 nodes).
 MESH_LIMIT = 5
@@ -136,25 +146,39 @@ def services_from_api(services: Iterable[dict[str, Any]],
 
 # --- the scene ------------------------------------------------------------------------------
 
+def _kind(node: NodePlan) -> str:
+    return "node" if node.in_cluster else "router" if node.role == "router" else "external"
+
+
 def _node_box(plan: LabPlan, node: NodePlan) -> Box:
-    lines = [f"eth0 {node.underlay.ip}"]  # the name is on the node's group
+    uplinks = [(u.ifname, u.address, u.port, u.bridge) for u in node.uplinks] or \
+        [("eth0", node.underlay, node.port, UNDERLAY_BRIDGE)]
+    lines = [f"{name} {address.ip}" for name, address, _, _ in uplinks]  # name on the group
     tip = [f"node {node.name} ({node.role})", f"network namespace {node.netns}",
-           f"eth0 {node.underlay} (port {node.port} on {UNDERLAY_BRIDGE})"]
+           *(f"{name} {address} (port {port} on {bridge})"
+             for name, address, port, bridge in uplinks)]
+    tip += [f"route {r.subnet} via {r.via} ({r.router})" for r in node.routes]
     if node.in_cluster and plan.overlay == "vxlan":
         lines.append(f"{VXLAN_DEVICE} {node.vtep_ip}")
         tip.append(f"{VXLAN_DEVICE} {node.vtep_ip}/32, VTEP MAC {node.vtep_mac}, "
                    f"VNI {plan.topology.cluster.vni}, UDP {plan.topology.cluster.vxlan_port}")
-    if not node.in_cluster:
+    if node.role == "router":
+        lines.append("router: forwards " + " <-> ".join(u.network for u in node.uplinks))
+        tip.append("a router: IP forwarding on in its own namespace, no pods")
+    elif not node.in_cluster:
         lines.append("external: no pods")
         tip.append("outside the cluster: a plain host on the physical network")
-    return Box(element_id("node", node.name), "node" if node.in_cluster else "external",
+    return Box(element_id("node", node.name), _kind(node),
                lines, "\n".join(tip), group=element_id("host", node.name))
 
 
 def _tunnel(plan: LabPlan, a: NodePlan, b: NodePlan) -> Line:
     cluster = plan.topology.cluster
     tip = [f"VXLAN tunnel {a.name} <-> {b.name}: VNI {cluster.vni}, UDP {cluster.vxlan_port}",
-           f"outer {a.underlay.ip} <-> {b.underlay.ip} over {UNDERLAY_BRIDGE}",
+           f"outer {a.underlay.ip} <-> {b.underlay.ip} over "
+           + (UNDERLAY_BRIDGE if a.network == b.network == "default" else
+              underlay_bridge(a.network) if a.network == b.network else
+              f"{underlay_bridge(a.network)}, routed to {underlay_bridge(b.network)}"),
            f"{a.name}: {b.pod_subnet} via {b.vtep_ip} dev {VXLAN_DEVICE} onlink",
            f"{b.name}: {a.pod_subnet} via {a.vtep_ip} dev {VXLAN_DEVICE} onlink"]
     return Line(element_id("tunnel", a.name, b.name), "tunnel",
@@ -198,32 +222,44 @@ def lab_scene(plan: LabPlan, pods: Sequence[PodInfo] = (),
     cluster = topo.cluster
     overlay = (f"overlay VXLAN VNI {cluster.vni} UDP {cluster.vxlan_port}"
                if plan.overlay == "vxlan" else "no overlay")
+    where = str(topo.network.subnet) if not topo.routed else \
+        f"{len(topo.networks)} racks ({', '.join(n.name for n in topo.networks)})"
     scene = Scene(name=plan.lab, title=f"lab {plan.lab}: {len(plan.nodes)} nodes on "
-                  f"{topo.network.subnet}, {overlay}", caption=list(caption))
+                  f"{where}, {overlay}", caption=list(caption))
     underlay = element_id("underlay", plan.lab)
-    scene.groups.append(Group(
-        underlay, "underlay", [f"physical network {topo.network.subnet}",
-                               f"netns {plan.underlay_netns}, MTU {topo.network.mtu}"],
-        f"the physical network: bridge {UNDERLAY_BRIDGE} in namespace {plan.underlay_netns}, "
-        f"{topo.network.subnet}, MTU {topo.network.mtu}; every node's eth0 is a veth on it"))
-    bridge = element_id("bridge", UNDERLAY_BRIDGE)
-    scene.boxes.append(Box(bridge, "bridge", [UNDERLAY_BRIDGE, str(topo.network.subnet)],
-                           f"bridge {UNDERLAY_BRIDGE} in {plan.underlay_netns}: "
-                           f"{', '.join(n.port for n in plan.nodes)}", group=underlay))
+    bridges: dict[str, str] = {}
+    for net in topo.networks:
+        name = underlay_bridge(net.name)
+        ports = [u.port for n in plan.nodes for u in n.uplinks if u.network == net.name]
+        group = underlay if not topo.routed else element_id("underlay", net.name)
+        what = "the physical network" if not topo.routed else f"rack {net.name}"
+        scene.groups.append(Group(
+            group, "underlay", [f"physical network {net.subnet}" if not topo.routed else
+                                f"{net.name}: {net.subnet}",
+                                f"netns {plan.underlay_netns}, MTU {net.mtu}"],
+            f"{what}: bridge {name} in namespace {plan.underlay_netns}, "
+            f"{net.subnet}, MTU {net.mtu}; every node's uplink on it is a veth"))
+        bridges[net.name] = element_id("bridge", name)
+        scene.boxes.append(Box(bridges[net.name], "bridge", [name, str(net.subnet)],
+                               f"bridge {name} in {plan.underlay_netns}: {', '.join(ports)}",
+                               group=group))
     node_names = {n.name for n in plan.nodes}
     by_node: dict[str | None, list[PodInfo]] = {}
     for pod in pods:
         by_node.setdefault(pod.node if pod.node in node_names else None, []).append(pod)
     for node in plan.nodes:
         host = element_id("host", node.name)
-        scene.groups.append(Group(host, "node" if node.in_cluster else "external",
+        scene.groups.append(Group(host, _kind(node),
                                   [f"{node.name} ({node.role})", f"netns {node.netns}"]))
         scene.boxes.append(_node_box(plan, node))
-        scene.lines.append(Line(
-            element_id("link", node.name), "link", bridge, element_id("node", node.name),
-            label=node.port, attrs={"fontsize": "8"},
-            tooltip=f"veth {node.port} (on {UNDERLAY_BRIDGE}) <-> eth0 {node.underlay} "
-                    f"in {node.netns}", directed=False))
+        for i, uplink in enumerate(node.uplinks):
+            scene.lines.append(Line(
+                element_id("link", node.name) if i == 0 else
+                element_id("link", node.name, uplink.ifname), "link",
+                bridges[uplink.network], element_id("node", node.name),
+                label=uplink.port, attrs={"fontsize": "8"},
+                tooltip=f"veth {uplink.port} (on {uplink.bridge}) <-> {uplink.ifname} "
+                        f"{uplink.address} in {node.netns}", directed=False))
         if node.pod_subnet is None:
             continue
         subnet = element_id("subnet", node.name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -182,6 +182,14 @@ def ensure_default_route(ipr: IPRoute, gateway: IPv4Address) -> None:
         ipr.route("replace", dst="0.0.0.0/0", gateway=str(gateway))
     except NetlinkError as exc:
         raise OSError(exc.code, f"default route via {gateway}: {exc}") from exc
+
+
+def ensure_route(ipr: IPRoute, subnet: IPv4Network, gateway: IPv4Address) -> None:
+    """``ip route replace SUBNET via GATEWAY``; idempotent."""
+    try:
+        ipr.route("replace", dst=str(subnet), gateway=str(gateway))
+    except NetlinkError as exc:
+        raise OSError(exc.code, f"route to {subnet} via {gateway}: {exc}") from exc
 
 
 def tag_owner(ipr: IPRoute, lab: str) -> None:

@@ -13,8 +13,8 @@ description changes nothing, so an interrupted build resumes by running again.
 - ``namespace_owner``: the owner tag of a namespace that exists;
 - ``ensure_bridge``: a bridge, and veths whose far ends land in other
   namespaces, plugged into it;
-- ``converge_node`` / ``converge_nodes``: a node's uplink, its bridge and its
-  VXLAN device with the overlay peers;
+- ``converge_node`` / ``converge_nodes``: a node's uplinks, its routes to other
+  networks, its bridge and its VXLAN device with the overlay peers;
 - ``set_link_up`` / ``links_up``: one link's administrative state, as
   unplugging a cable does.
 """
@@ -25,7 +25,7 @@ import errno
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.kernel import links, netns, overlay
 from netlab.topology.plan import OverlayPeer
@@ -84,16 +84,27 @@ class Vxlan:
 
 
 @dataclass(frozen=True)
+class Uplink:
+    """A further uplink of a node (a router's ``eth1``...): the far end of a ``VethPort``."""
+
+    name: str
+    addresses: tuple[IPv4Interface, ...]
+
+
+@dataclass(frozen=True)
 class NodeLinks:
     """One node namespace's links: its uplink (which must exist: the far end of a
     ``VethPort``) with its addresses, optionally a bridge, and optionally a VXLAN
-    device over the uplink with its overlay peers."""
+    device over the uplink with its overlay peers; a router's further uplinks, and
+    routes to other networks (subnet, gateway)."""
 
     netns: str
     uplink: str
     addresses: tuple[IPv4Interface, ...]
     bridge: Bridge | None = None
     vxlan: Vxlan | None = None
+    more_uplinks: tuple[Uplink, ...] = ()
+    routes: tuple[tuple[IPv4Network, IPv4Address], ...] = ()
 
 
 # --- namespaces -------------------------------------------------------------------------------
@@ -151,6 +162,10 @@ def _converge_node_here(spec: NodeLinks) -> overlay.OverlayChanges | None:
     with links.netlink() as ipr:
         uplink = links.ensure_up(ipr, spec.uplink)
         links.ensure_addresses(ipr, uplink, list(spec.addresses))
+        for more in spec.more_uplinks:
+            links.ensure_addresses(ipr, links.ensure_up(ipr, more.name), list(more.addresses))
+        for subnet, gateway in spec.routes:  # after the addresses: the gateway is on-link
+            links.ensure_route(ipr, subnet, gateway)
         if spec.bridge is not None:
             bridge = links.ensure_bridge(ipr, spec.bridge.name, mtu=spec.bridge.mtu)
             links.ensure_addresses(ipr, bridge, list(spec.bridge.addresses))

@@ -44,7 +44,7 @@ class FaultError(RuntimeError):
 @dataclass(frozen=True)
 class LinkChange:
     node: str
-    port: str  # the bridge-side veth in <lab>-net
+    port: str  # the bridge-side veth in <lab>-net (a router's: one per network, spaced)
     netns: str
     was_up: bool
     up: bool
@@ -87,13 +87,22 @@ def set_link(lab: str, node: str, up: bool) -> LinkChange:
     if not netns.exists(plan.underlay_netns):
         raise FaultError(f"the lab's network namespace {plan.underlay_netns} is gone; "
                          f"run 'netlab down {lab}'")
-    try:
-        was_up = wiring.set_link_up(plan.underlay_netns, target.port, up)
-    except LookupError:
-        raise FaultError(f"the node's port {target.port} is missing from the underlay bridge"
-                         ) from None
-    return LinkChange(node=node, port=target.port, netns=plan.underlay_netns, was_up=was_up,
-                      up=up)
+    # A router is unplugged from every network it joins.
+    ports = _ports(target)
+    was_up = True
+    for port in ports:
+        try:
+            was_up = wiring.set_link_up(plan.underlay_netns, port, up) and was_up
+        except LookupError:
+            raise FaultError(f"the node's port {port} is missing from the underlay bridge"
+                             ) from None
+    return LinkChange(node=node, port=" ".join(ports), netns=plan.underlay_netns,
+                      was_up=was_up, up=up)
+
+
+def _ports(node: Any) -> list[str]:
+    """A node's bridge-side veths in ``<lab>-net``: one, or a router's one per network."""
+    return [u.port for u in node.uplinks] or [node.port]
 
 
 def link_down(lab: str, node: str) -> LinkChange:
@@ -109,8 +118,8 @@ def link_up(lab: str, node: str) -> LinkChange:
 def link_states(lab: str) -> dict[str, bool]:
     """Each node's underlay port: up (True) or down."""
     plan = lab_plan(lab)
-    ports = wiring.links_up(plan.underlay_netns, [n.port for n in plan.nodes])
-    return {n.name: ports[n.port] for n in plan.nodes}
+    ports = wiring.links_up(plan.underlay_netns, [p for n in plan.nodes for p in _ports(n)])
+    return {n.name: all(ports[p] for p in _ports(n)) for n in plan.nodes}
 
 
 # --- components -------------------------------------------------------------------------------

@@ -5,10 +5,12 @@ kernel match. The build is a reconcile from the plan, in three phases:
 
 1. create every namespace (in parallel), tag it as the lab's, bring ``lo`` up
    and set its sysctls;
-2. in ``<lab>-net``: the underlay bridge, and one veth per node whose far end
-   lands in the node namespace as ``eth0``;
-3. in every node (in parallel): ``eth0``'s address, and for cluster nodes the
-   ``cni0`` bridge, ``vxlan0`` and the overlay peers.
+2. in ``<lab>-net``: one bridge per physical network (``br0``, or ``br-<rack>``
+   for each of several), and one veth per node uplink whose far end lands in the
+   node namespace as ``eth0`` (a router's further ones as ``eth1``...);
+3. in every node (in parallel): the uplinks' addresses, the routes to other
+   networks via their routers, and for cluster nodes the ``cni0`` bridge,
+   ``vxlan0`` and the overlay peers.
 
 ``describe_network`` renders the same plan as ``ip``-style lines for
 ``up --dry-run``; keep the two side by side when changing either.
@@ -26,11 +28,11 @@ from netlab.kernel.processes import kill_in_netns
 from netlab.topology.plan import (
     NODE_UPLINK,
     POD_BRIDGE,
-    UNDERLAY_BRIDGE,
     VXLAN_DEVICE,
     LabPlan,
     NodePlan,
     lab_prefix,
+    underlay_bridge,
 )
 
 Progress = Callable[[str], None]
@@ -39,10 +41,20 @@ Progress = Callable[[str], None]
 # MLD reports would otherwise clutter every capture and trace.
 BASE_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 NODE_SYSCTLS = {"net.ipv4.ip_forward": "1"}
+# A router forwards between its networks, in its own namespace only. Pods' packets to
+# another rack's node (a Service's endpoint on the underlay, the API server) keep their
+# pod source address, which the router has no route back to: reverse-path filtering,
+# when the host's defaults turn it on in new namespaces, would drop them.
+ROUTER_SYSCTLS = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.rp_filter": "0",
+                  "net.ipv4.conf.default.rp_filter": "0"}
 
 
 def _sysctls(node: NodePlan | None) -> dict[str, str]:
-    extra = NODE_SYSCTLS if node is not None and node.in_cluster else {}
+    extra: dict[str, str] = {}
+    if node is not None and node.role == "router":
+        extra = ROUTER_SYSCTLS
+    elif node is not None and node.in_cluster:
+        extra = NODE_SYSCTLS
     return {**BASE_SYSCTLS, **extra}
 
 
@@ -52,15 +64,18 @@ def namespace_specs(plan: LabPlan) -> list[wiring.NamespaceSpec]:
             + [wiring.NamespaceSpec(n.netns, plan.lab, _sysctls(n)) for n in plan.nodes])
 
 
-def underlay_spec(plan: LabPlan) -> wiring.BridgeSpec:
-    """The physical network: the bridge in ``<lab>-net``, one port per node."""
-    return wiring.BridgeSpec(
-        netns=plan.underlay_netns, name=UNDERLAY_BRIDGE, mtu=plan.underlay_mtu,
-        ports=tuple(wiring.VethPort(n.port, NODE_UPLINK, n.netns) for n in plan.nodes))
+def underlay_specs(plan: LabPlan) -> list[wiring.BridgeSpec]:
+    """The physical networks: a bridge each in ``<lab>-net``, one port per node uplink."""
+    return [wiring.BridgeSpec(
+        netns=plan.underlay_netns, name=underlay_bridge(net.name), mtu=net.mtu,
+        ports=tuple(wiring.VethPort(u.port, u.ifname, n.netns)
+                    for n in plan.nodes for u in n.uplinks if u.network == net.name))
+        for net in plan.topology.networks]
 
 
 def node_spec(plan: LabPlan, node: NodePlan) -> wiring.NodeLinks:
-    """One node's links: ``eth0``, and in the cluster ``cni0`` and the overlay."""
+    """One node's links: ``eth0`` (a router's ``eth1``... too) and its routes to other
+    networks, and in the cluster ``cni0`` and the overlay."""
     bridge = vxlan = None
     if node.in_cluster:
         assert node.gateway is not None and node.vtep_mac is not None
@@ -71,8 +86,11 @@ def node_spec(plan: LabPlan, node: NodePlan) -> wiring.NodeLinks:
                 name=VXLAN_DEVICE, vni=cluster.vni, port=cluster.vxlan_port,
                 local=node.underlay.ip, uplink=NODE_UPLINK, mac=node.vtep_mac, mtu=plan.pod_mtu)
             vxlan = wiring.Vxlan(device, (_vtep_address(node),), tuple(plan.peers_of(node.name)))
-    return wiring.NodeLinks(netns=node.netns, uplink=NODE_UPLINK, addresses=(node.underlay,),
-                            bridge=bridge, vxlan=vxlan)
+    return wiring.NodeLinks(
+        netns=node.netns, uplink=NODE_UPLINK, addresses=(node.underlay,), bridge=bridge,
+        vxlan=vxlan, more_uplinks=tuple(wiring.Uplink(u.ifname, (u.address,))
+                                        for u in node.uplinks[1:]),
+        routes=tuple((r.subnet, r.via) for r in node.routes))
 
 
 def configure_node(plan: LabPlan, node: NodePlan) -> overlay.OverlayChanges | None:
@@ -93,8 +111,11 @@ def build_network(plan: LabPlan, progress: Progress = lambda _: None) -> None:
     except wiring.NamespaceTaken as exc:
         raise FileExistsError(errno.EEXIST, f"{exc.strerror}; remove it or rename the node"
                               ) from exc
-    progress(f"wiring the physical network ({UNDERLAY_BRIDGE} in {plan.underlay_netns})")
-    wiring.ensure_bridge(underlay_spec(plan))
+    bridges = underlay_specs(plan)
+    progress(f"wiring the physical network{'s' if len(bridges) > 1 else ''} "
+             f"({', '.join(b.name for b in bridges)} in {plan.underlay_netns})")
+    for bridge in bridges:
+        wiring.ensure_bridge(bridge)
     what = "bridges and the VXLAN overlay" if plan.overlay == "vxlan" else "bridges (no overlay)"
     progress(f"configuring nodes: addresses, {what}")
     wiring.converge_nodes(node_spec(plan, n) for n in plan.nodes)
@@ -102,16 +123,19 @@ def build_network(plan: LabPlan, progress: Progress = lambda _: None) -> None:
 
 def describe_network(plan: LabPlan) -> list[str]:
     """The plan as ``ip``/``bridge``-style lines, for ``up --dry-run``."""
-    mtu = plan.underlay_mtu
-    out = [f"netns {plan.underlay_netns}",
-           f"  link add {UNDERLAY_BRIDGE} type bridge mtu {mtu} up"]
-    for node in plan.nodes:
-        out.append(f"  link add {node.port} type veth peer {NODE_UPLINK} netns {node.netns} "
-                   f"mtu {mtu} master {UNDERLAY_BRIDGE} up")
+    out = [f"netns {plan.underlay_netns}"]
+    for bridge in underlay_specs(plan):
+        out.append(f"  link add {bridge.name} type bridge mtu {bridge.mtu} up")
+        for port in bridge.ports:
+            out.append(f"  link add {port.name} type veth peer {port.peer} netns "
+                       f"{port.peer_netns} mtu {bridge.mtu} master {bridge.name} up")
     for node in plan.nodes:
         out.append(f"netns {node.netns}  # {node.role}")
         out += [f"  sysctl {k}={v}" for k, v in _sysctls(node).items()]
-        out.append(f"  addr add {node.underlay} dev {NODE_UPLINK}")
+        for uplink in node.uplinks:
+            rack = f"  # {uplink.network}" if plan.topology.routed else ""
+            out.append(f"  addr add {uplink.address} dev {uplink.ifname}{rack}")
+        out += [f"  route add {r.subnet} via {r.via}  # via {r.router}" for r in node.routes]
         if not node.in_cluster:
             continue
         out.append(f"  link add {POD_BRIDGE} type bridge mtu {plan.pod_mtu} up")

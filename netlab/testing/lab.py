@@ -360,8 +360,9 @@ class TestLab:
     def _inside_lab(self, ip: str) -> bool:
         address = ipaddress.IPv4Address(ip)
         cluster = self.plan.topology.cluster
-        return any(address in net for net in (self.plan.topology.network.subnet,
-                                               cluster.pod_subnet, cluster.service_subnet))
+        networks = [n.subnet for n in self.plan.topology.networks]
+        return any(address in net for net in (*networks, cluster.pod_subnet,
+                                               cluster.service_subnet))
 
     def reach(self, src: str, dst: str, port: int | None = None, proto: str = "tcp",
               namespace: str = "default", timeout: float = 1.0, within: float = 0.0) -> bool:

@@ -12,11 +12,13 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-ROLES = ("control-plane", "worker", "external")
+ROLES = ("control-plane", "worker", "external", "router")
 OVERLAYS = ("vxlan", "none")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 
 DEFAULT_UNDERLAY = "192.168.100.0/24"
+# The name of the one physical network of a topology that writes 'network:' (or nothing).
+DEFAULT_NETWORK = "default"
 DEFAULT_MTU = 1500
 DEFAULT_POD_SUBNET = "10.244.0.0/16"
 DEFAULT_SERVICE_SUBNET = "10.96.0.0/16"
@@ -52,19 +54,26 @@ class Node:
     max_pods: int = DEFAULT_MAX_PODS
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    # The physical networks the node is plugged into, in order (eth0, eth1, ...):
+    # one for every node but a router, which joins two or more.
+    networks: tuple[str, ...] = (DEFAULT_NETWORK,)
 
     @property
     def in_cluster(self) -> bool:
-        """Control-plane and workers run a kubelet; external nodes are plain hosts."""
-        return self.role != "external"
+        """Control-plane and workers run a kubelet; external nodes and routers are plain hosts."""
+        return self.role not in ("external", "router")
 
 
 @dataclass(frozen=True)
 class Network:
-    """The physical network: one L2 segment, a bridge in ``<lab>-net``."""
+    """A physical network: one L2 segment (a rack), a bridge in ``<lab>-net``.
+
+    A topology has one (``network:``, named ``default``) or several (``networks:``),
+    which router nodes join."""
 
     subnet: IPv4Network
     mtu: int
+    name: str = DEFAULT_NETWORK
 
 
 @dataclass(frozen=True)
@@ -100,11 +109,24 @@ class Workload:
 @dataclass(frozen=True)
 class Topology:
     name: str
-    network: Network
+    networks: tuple[Network, ...]
     cluster: Cluster
     nodes: tuple[Node, ...]
     workloads: tuple[Workload, ...] = ()
     source: Path | None = None
+
+    @property
+    def network(self) -> Network:
+        """The first physical network: the only one of a single-network topology."""
+        return self.networks[0]
+
+    @property
+    def routed(self) -> bool:
+        """Several physical networks, joined by router nodes."""
+        return len(self.networks) > 1
+
+    def network_named(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
 
     @property
     def cluster_nodes(self) -> tuple[Node, ...]:

@@ -3,22 +3,38 @@
 ``load_topology`` is the only way a topology file becomes a ``Topology``. It
 runs before anything touches the kernel, so a bad file costs nothing: the CLI
 prints the ``TopologyError`` and exits 2. Each ``Problem`` names the YAML path
-(``nodes[2].name``), its line, what is wrong and how to fix it.
+(``nodes[2].name``), its line, what is wrong and how to fix it. The checker and
+its primitives live in ``checker.py``; the physical networks, routers and what
+they allow in ``racks.py``.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from netlab.topology import model
+from netlab.topology.checker import (
+    _DNS_LABEL,
+    DNS_FIX,
+    Problem,
+    TopologyError,
+    _Checker,
+    _kind,
+    _suggest,
+)
+from netlab.topology.racks import (
+    Networks,
+    check_networks,
+    check_pinned,
+    check_routing,
+    node_networks,
+    on_network,
+)
 from netlab.topology.source import (
     PathKey,
-    Source,
     SourceError,
     format_path,
     load_manifests,
@@ -26,19 +42,18 @@ from netlab.topology.source import (
 )
 from netlab.units import QuantityError, cpu_millis, memory_bytes, parse_duration
 
+__all__ = ["Problem", "TopologyError", "load_topology", "parse_topology"]
+
 MAX_LAB_NAME = 12
-MIN_MTU, MAX_MTU = 1280, 9000
 # A node named "net" would collide with the lab's underlay namespace "<lab>-net".
 RESERVED_NODE_NAMES = {"net"}
 # A lab's data lives in /var/lib/netlab/<lab>/, and `down` removes it: a lab named
 # "images" would take the image store every lab shares (netlab.images.store) with it.
 RESERVED_LAB_NAMES = {"images"}
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
-TOP_KEYS = ("name", "network", "cluster", "nodes", "workloads")
-NETWORK_KEYS = ("subnet", "mtu")
+TOP_KEYS = ("name", "network", "networks", "cluster", "nodes", "workloads")
 CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
                 "podEvictionTimeout", "store", "dnsDomain", "dns")
 DNS_KEYS = ("upstream",)
@@ -47,134 +62,9 @@ ETCD_KEYS = ("members",)
 # The kubelet heartbeats every 5 s: a shorter grace period would flap.
 MIN_GRACE, MAX_TIMING = 6.0, 3600.0
 VXLAN_KEYS = ("vni", "port")
-NODE_KEYS = ("name", "role", "cpu", "memory", "maxPods", "labels", "taints")
+NODE_KEYS = ("name", "role", "cpu", "memory", "maxPods", "labels", "taints", "network",
+             "networks")
 TAINT_KEYS = ("key", "value", "effect")
-DNS_FIX = "use lower-case letters, digits and '-', starting and ending with a letter or digit"
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    line: int | None
-    message: str
-    fix: str
-
-    def format(self, filename: str) -> str:
-        where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.path}: {self.message.rstrip('.')}. Fix: {_sentence(self.fix)}"
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "?", "!")) else text + "."
-
-
-class TopologyError(Exception):
-    """A topology file that cannot be used, with every problem found in it."""
-
-    def __init__(self, filename: str, problems: list[Problem]):
-        self.filename = filename
-        self.problems = problems
-        super().__init__(self.format())
-
-    def format(self) -> str:
-        count = len(self.problems)
-        head = f"{self.filename}: {count} error{'s' if count != 1 else ''} in the topology"
-        return "\n".join([head, *("  " + p.format(self.filename) for p in self.problems)])
-
-
-# Ranges that cannot address hosts on a link, even inside a lab's own namespaces.
-_SPECIAL_RANGES = (
-    (ip_network("0.0.0.0/8"), "the 'this network' range"),
-    (ip_network("127.0.0.0/8"), "the loopback range"),
-    (ip_network("224.0.0.0/4"), "the multicast range"),
-    (ip_network("240.0.0.0/4"), "the reserved range"),
-)
-_SUBNET_FIX = "write it in CIDR form, e.g. 10.0.0.0/16"
-
-
-def _suggest(value: Any, choices: tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` when ``value`` is close to one of ``choices``, else ``""``."""
-    if not isinstance(value, str):
-        return ""
-    lowered = {c.lower(): c for c in choices}
-    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.6)
-    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
-
-
-@dataclass
-class _Checker:
-    source: Source
-    problems: list[Problem] = field(default_factory=list)
-
-    def error(self, path: PathKey, message: str, fix: str, *, at_line: bool = True) -> None:
-        line = self.source.line(path) if at_line else None
-        self.problems.append(Problem(format_path(path), line, message, fix))
-
-    def mapping(self, value: Any, path: PathKey, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(path, f"expected a mapping, got {_kind(value)}",
-                       f"write {format_path(path)} as 'key: value' pairs ({', '.join(allowed)})")
-            return {}
-        for key in value:
-            if key in allowed:
-                continue
-            hint = _suggest(str(key), allowed)
-            if hint:
-                close = hint.split("'")[1]
-                self.error((*path, str(key)), f"unknown key '{key}'{hint}",
-                           f"rename it to '{close}'")
-            else:
-                self.error((*path, str(key)), f"unknown key '{key}'",
-                           f"remove it; the keys allowed here are {', '.join(allowed)}")
-        return value
-
-    def integer(self, value: Any, path: PathKey, low: int, high: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.error(path, f"expected a whole number, got {value!r}",
-                       f"use a number from {low} to {high}")
-            return None
-        if not low <= value <= high:
-            self.error(path, f"{value} is out of range", f"use a number from {low} to {high}")
-            return None
-        return value
-
-    def subnet(self, value: Any, path: PathKey) -> IPv4Network | None:
-        if not isinstance(value, str):
-            self.error(path, f"expected a subnet such as 10.0.0.0/16, got {value!r}", _SUBNET_FIX)
-            return None
-        text = value.strip()
-        try:
-            net = ip_network(text, strict=False)
-        except ValueError:
-            self.error(path, f"'{value}' is not an IPv4 subnet", _SUBNET_FIX)
-            return None
-        if net.version != 4:
-            self.error(path, f"'{value}' is an IPv6 subnet; netlab labs are IPv4 only",
-                       _SUBNET_FIX)
-            return None
-        if "/" not in text:
-            self.error(path, f"'{value}' has no prefix length",
-                       f"add one, e.g. {net.network_address}/24")
-            return None
-        if net.network_address != ip_address(text.split("/")[0]):
-            self.error(path, f"'{value}' has host bits set", f"use the network address: {net}")
-            return None
-        for special, what in _SPECIAL_RANGES:
-            if net.overlaps(special):
-                self.error(path, f"{net} overlaps {what} {special}",
-                           "use a private range inside 10.0.0.0/8, 172.16.0.0/12 or "
-                           "192.168.0.0/16")
-                return None
-        return net
-
-
-_KINDS: dict[type, str] = {dict: "a mapping", list: "a list", str: "a string"}
-
-
-def _kind(value: Any) -> str:
-    return _KINDS.get(type(value), repr(value))
 
 
 def load_topology(path: str | Path) -> model.Topology:
@@ -213,21 +103,21 @@ def parse_topology(text: str, filename: str, default_name: str = "",
         raise TopologyError(filename, check.problems)
     top = check.mapping(source.data, (), TOP_KEYS)
     name = _check_name(check, top, default_name)
-    underlay, mtu = _check_network(check, top.get("network"))
+    networks = check_networks(check, top)
     cluster = _check_cluster(check, top.get("cluster"))
     grace, eviction = _check_timings(check, top.get("cluster"))
     store, members = _check_store(check, top.get("cluster"))
-    domain, upstream = _check_dns(check, top.get("cluster"), underlay, cluster[0])
-    nodes = _check_nodes(check, top.get("nodes"))
-    _check_ranges(check, underlay, cluster, top.get("nodes"))
-    workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."))
+    domain, upstream = _check_dns(check, top.get("cluster"), networks, cluster[0])
+    nodes = _check_nodes(check, top.get("nodes"), networks)
+    _check_ranges(check, networks, cluster, top.get("nodes"))
+    workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."), nodes)
     if check.problems:
         raise TopologyError(filename, check.problems)
     pods, services, overlay, vni, port = cluster
-    assert name and underlay and mtu and pods and services and overlay
+    assert name and networks and pods and services and overlay
     assert vni is not None and port is not None  # None only with a problem recorded
     return model.Topology(
-        name=name, network=model.Network(subnet=underlay, mtu=mtu),
+        name=name, networks=tuple(n for _, n in networks),
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
                               vni=vni, vxlan_port=port, node_monitor_grace_period=grace,
                               pod_eviction_timeout=eviction, store=store,
@@ -264,13 +154,6 @@ def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | Non
                     "image store", "choose another lab name", at_line=explicit)
         return None
     return name
-
-
-def _check_network(check: _Checker, value: Any) -> tuple[IPv4Network | None, int | None]:
-    section = check.mapping(value, ("network",), NETWORK_KEYS)
-    subnet = check.subnet(section.get("subnet", model.DEFAULT_UNDERLAY), ("network", "subnet"))
-    mtu = check.integer(section.get("mtu", model.DEFAULT_MTU), ("network", "mtu"), MIN_MTU, MAX_MTU)
-    return subnet, mtu
 
 
 _ClusterParts = tuple[Optional[IPv4Network], Optional[IPv4Network], Optional[str],
@@ -334,7 +217,7 @@ def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
     return "etcd", 1
 
 
-def _check_dns(check: _Checker, value: Any, underlay: IPv4Network | None,
+def _check_dns(check: _Checker, value: Any, networks: Networks,
                pods: IPv4Network | None) -> tuple[str, str | None]:
     """``cluster.dnsDomain`` (the zone, default cluster.local) and ``cluster.dns.upstream``,
     a server inside the lab for names outside the zone: netlab never sends a query out."""
@@ -366,7 +249,8 @@ def _check_dns(check: _Checker, value: Any, underlay: IPv4Network | None,
     if not port_ok:
         check.error(upath, f"{port!r} is not a port", fix)
         return domain, None
-    inside = [n for n in (underlay, pods) if n is not None and address in n]
+    inside = [n for n in (*(net.subnet for _, net in networks), pods)
+              if n is not None and address in n]
     if not inside:
         check.error(upath, f"{address} is outside the lab: netlab never sends a query "
                     "outside its namespaces", fix)
@@ -396,7 +280,7 @@ def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
+def _check_nodes(check: _Checker, value: Any, networks: Networks) -> list[model.Node]:
     if value is None or value == []:
         check.error(("nodes",), "no nodes are defined",
                     "add a 'nodes:' list with one control-plane and at least one worker")
@@ -408,7 +292,7 @@ def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
     nodes: list[model.Node] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(value):
-        node = _check_node(check, item, ("nodes", i))
+        node = _check_node(check, item, ("nodes", i), networks)
         name = item.get("name") if isinstance(item, dict) else None
         if isinstance(name, str) and name:
             if name in seen:
@@ -435,10 +319,13 @@ def _check_nodes(check: _Checker, value: Any) -> list[model.Node]:
         if "worker" not in roles:
             check.error(("nodes",), "there is no worker node",
                         "add at least one node with 'role: worker' (the default role)")
+    if len(nodes) == len(value):
+        check_routing(check, nodes, networks)
     return nodes
 
 
-def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
+def _check_node(check: _Checker, item: Any, path: PathKey,
+                networks: Networks) -> model.Node | None:
     if not isinstance(item, dict):
         check.error(path, f"expected a mapping, got {_kind(item)}",
                     "write the node as '- name: worker1' with its keys indented below it")
@@ -464,11 +351,13 @@ def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
     if role not in model.ROLES:
         check.error((*path, "role"), f"unknown role {role!r}{_suggest(role, model.ROLES)}",
                     f"use one of {', '.join(model.ROLES)}")
-    external = role == "external"
+    external = role in ("external", "router")
     for key in ("cpu", "memory", "maxPods", "taints"):
         if external and key in item:
-            check.error((*path, key), f"an external node runs no pods, so '{key}' has no meaning",
+            check.error((*path, key), f"{'a router' if role == 'router' else 'an external node'}"
+                        f" runs no pods, so '{key}' has no meaning",
                         "remove it, or make the node a worker")
+    joined = node_networks(check, item, path, role, networks)
     cpu = _quantity(check, item, (*path, "cpu"), model.DEFAULT_NODE_CPU, cpu_millis,
                     "CPU", "use cores or millicores, e.g. 2 or 1500m")
     memory = _quantity(check, item, (*path, "memory"), model.DEFAULT_NODE_MEMORY, memory_bytes,
@@ -482,7 +371,7 @@ def _check_node(check: _Checker, item: Any, path: PathKey) -> model.Node | None:
     assert isinstance(name, str)  # else a problem was recorded above
     return model.Node(name=name, role=role, cpu_millis=cpu, memory_bytes=memory,
                       max_pods=max_pods or model.DEFAULT_MAX_PODS, labels=labels,
-                      taints=tuple(taints))
+                      taints=tuple(taints), networks=joined)
 
 
 def _quantity(check: _Checker, item: dict[Any, Any], path: PathKey, default: str,
@@ -598,13 +487,13 @@ def _check_taints(check: _Checker, value: Any, path: PathKey) -> list[model.Tain
     return taints
 
 
-def _check_ranges(check: _Checker, underlay: IPv4Network | None, cluster: _ClusterParts,
+def _check_ranges(check: _Checker, networks: Networks, cluster: _ClusterParts,
                   raw_nodes: Any) -> None:
     pods, services = cluster[0], cluster[1]
-    named = [(path, net) for path, net in ((("network", "subnet"), underlay),
-                                           (("cluster", "podSubnet"), pods),
-                                           (("cluster", "serviceSubnet"), services))
-             if net is not None]
+    named = [*((path, net.subnet) for path, net in networks),
+             *((path, net) for path, net in ((("cluster", "podSubnet"), pods),
+                                             (("cluster", "serviceSubnet"), services))
+               if net is not None)]
     for i, (path_a, net_a) in enumerate(named):
         for path_b, net_b in named[i + 1:]:
             if not net_a.overlaps(net_b):
@@ -613,21 +502,28 @@ def _check_ranges(check: _Checker, underlay: IPv4Network | None, cluster: _Clust
             if path_b not in check.source.lines and path_a in check.source.lines:
                 path_a, net_a, path_b, net_b = path_b, net_b, path_a, net_a
             default = "" if path_a in check.source.lines else ", the default"
-            check.error(path_b, f"{net_b} overlaps {format_path(path_a)} ({net_a}{default})",
-                        "give the underlay, pod and service ranges separate addresses, "
-                        "e.g. 192.168.100.0/24, 10.244.0.0/16 and 10.96.0.0/16")
+            fix = ("give each network its own subnet, e.g. 192.168.10.0/24 and "
+                   "192.168.20.0/24" if path_a[0] == path_b[0] == "networks" else
+                   "give the underlay, pod and service ranges separate addresses, "
+                   "e.g. 192.168.100.0/24, 10.244.0.0/16 and 10.96.0.0/16")
+            check.error(path_b, f"{net_b} overlaps {format_path(path_a)} ({net_a}{default})", fix)
     items = raw_nodes if isinstance(raw_nodes, list) else []
-    count = len(items)
-    in_cluster = sum(1 for n in items if not (isinstance(n, dict) and n.get("role") == "external"))
-    if underlay is not None and count:
+    in_cluster = sum(1 for n in items
+                     if not (isinstance(n, dict) and n.get("role") in ("external", "router")))
+    for path, net in networks:
+        count = sum(1 for n in items if on_network(n, net.name, len(networks)))
+        if not count:
+            continue
         # One address per node from the second host on; the first host is kept
         # free (as kind keeps .1 for the gateway), and so are network and broadcast.
+        underlay = net.subnet
         needed = count + 3
         if underlay.num_addresses < needed:
             prefix = 32 - (needed - 1).bit_length()
             room = _plural(max(underlay.num_addresses - 3, 0), "node")
-            check.error(("network", "subnet"),
-                        f"{underlay} has room for {room}, but the topology has {count} "
+            whose = f"the topology has {count}" if len(networks) == 1 else \
+                f"{count} nodes are on it"
+            check.error(path, f"{underlay} has room for {room}, but {whose} "
                         "(one address each, plus .1 kept free)",
                         f"use a /{prefix} or larger, e.g. {underlay.supernet(new_prefix=prefix)}")
     if pods is not None:
@@ -647,7 +543,8 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _check_workloads(check: _Checker, value: Any, base_dir: Path) -> list[model.Workload]:
+def _check_workloads(check: _Checker, value: Any, base_dir: Path,
+                     nodes: list[model.Node] | None = None) -> list[model.Workload]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -663,9 +560,11 @@ def _check_workloads(check: _Checker, value: Any, base_dir: Path) -> list[model.
                 origin = f"{format_path(where)} ({item}, document {n + 1})"
                 what = f"document {n + 1} of {item}" if len(docs) > 1 else item
                 if _check_manifest(check, doc, where, what):
+                    check_pinned(check, doc, where, (), nodes or [])
                     workloads.append(model.Workload(manifest=doc, origin=origin))
         elif isinstance(item, dict):
             if _check_manifest(check, item, where, "the inline manifest"):
+                check_pinned(check, item, where, where, nodes or [])
                 workloads.append(model.Workload(manifest=item, origin=format_path(where)))
         else:
             check.error(where, f"expected a file path or a manifest, got {_kind(item)}",

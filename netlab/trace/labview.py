@@ -60,7 +60,7 @@ _TIE_RANK = {("bridge", False): 1, ("overlay", False): 1, ("bridge", True): 0,
 @dataclass(frozen=True)
 class Location:
     netns: str
-    kind: str  # pod, node, external, underlay, unknown
+    kind: str  # pod, node, external, router, underlay, unknown
     node: str | None  # the node (for a pod: the node it runs on)
     pod: str | None  # namespace/name, for a pod's namespace or its host-side veth
     iface_kind: str  # pod-eth0, pod-veth, bridge, overlay, uplink, port, other
@@ -79,7 +79,9 @@ class LabView:
         self.plan = plan
         self.pods = [p for p in pods if p.netns]
         self._nodes = {n.netns: n for n in plan.nodes}
-        self._ports = {n.port: n.name for n in plan.nodes}
+        # Every uplink's bridge port (a router has one per network it joins).
+        self._ports = {port: n.name for n in plan.nodes
+                       for port in ([u.port for u in n.uplinks] or [n.port])}
         self._pod_ns = {p.netns: p for p in self.pods if p.netns}  # (all have one)
         self._veths = {(p.node, p.veth): p for p in self.pods if p.veth}
         self._by_ip = {p.ip: p for p in self.pods if p.ip}
@@ -113,8 +115,9 @@ class LabView:
                             "port" if ifname in self._ports else "other")
         node = self._nodes.get(netns)
         if node is not None:
-            kind = "node" if node.in_cluster else "external"
-            if ifname == NODE_UPLINK:
+            kind = "node" if node.in_cluster else \
+                "router" if node.role == "router" else "external"
+            if ifname == NODE_UPLINK or any(u.ifname == ifname for u in node.uplinks):
                 return Location(netns, kind, node.name, None, "uplink")
             if ifname == VXLAN_DEVICE:
                 return Location(netns, kind, node.name, None, "overlay")

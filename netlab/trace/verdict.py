@@ -77,7 +77,7 @@ def _destination_netns(view: LabView, ip: str) -> str | None:
     if pod is not None:
         return pod.netns
     for node in view.plan.nodes:
-        addresses = {str(node.underlay.ip)}
+        addresses = {str(node.underlay.ip), *(str(u.address.ip) for u in node.uplinks)}
         if node.gateway is not None:
             addresses |= {str(node.gateway.ip), str(node.vtep_ip)}
         if ip in addresses:
@@ -185,9 +185,10 @@ def _lost(fwd: Sequence[Hop], view: LabView, route_check: RouteCheck | None,
         verdict.reason = (f"lost on the physical network: {_at(last)} sent it towards "
                           f"{target} and nothing received it")
     elif point == "underlay":
-        node = next((n.name for n in view.plan.nodes if n.port == last.iface), "?")
+        node, ifname = next(((n.name, u.ifname) for n in view.plan.nodes for u in n.uplinks
+                             if u.port == last.iface), ("?", "eth0"))
         verdict.reason = (f"the physical network delivered it to {last.iface}, but node "
-                          f"{node} did not receive it on eth0")
+                          f"{node} did not receive it on {ifname}")
     elif point in ("to-pod", "from-stack"):
         verdict.reason = f"{_at(last)} handed it to the pod, which did not receive it"
     elif point == "sent":

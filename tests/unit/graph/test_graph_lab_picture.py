@@ -253,3 +253,30 @@ def test_past_the_limit_the_tunnels_are_one_full_mesh():
     assert scene.box("nl-mesh.big").label == ["VXLAN full mesh",
                                               f"{members * (members - 1) // 2} tunnels, VNI 1"]
     assert f"{members} cluster nodes: their" in scene.caption[-1]
+
+
+def test_racks_are_drawn_each_with_its_bridge_and_the_router_joins_them():
+    from pathlib import Path
+
+    from netlab.topology import load_topology
+
+    racks = Path(__file__).resolve().parents[3] / "topologies" / "multi-rack.yaml"
+    scene = lab_scene(plan_lab(load_topology(racks)), caption=["from the topology"])
+    assert "2 racks (rack1, rack2)" in scene.title
+    assert {g.id for g in scene.groups if g.kind == "underlay"} == {
+        "nl-underlay.rack1", "nl-underlay.rack2"}
+    assert scene.box("nl-bridge.br-rack1").group == "nl-underlay.rack1"
+    router = scene.box(element_id("node", "router"))
+    assert router.kind == "router"
+    assert router.label == ["eth0 192.168.10.1", "eth1 192.168.20.1",
+                            "router: forwards rack1 <-> rack2"]
+    links = {line.id: (line.tail, line.head) for line in scene.lines if line.kind == "link"}
+    assert links["nl-link.router"] == ("nl-bridge.br-rack1", "nl-node.router")
+    assert links["nl-link.router.eth1"] == ("nl-bridge.br-rack2", "nl-node.router")
+    assert links["nl-link.worker2"] == ("nl-bridge.br-rack2", "nl-node.worker2")
+    # The router is no VXLAN peer; a tunnel across the racks says it is routed.
+    assert not [t for t in scene.ids("tunnel") if "router" in t]
+    tunnel = next(line for line in scene.lines if line.id == "nl-tunnel.worker1.worker2")
+    assert "over br-rack1, routed to br-rack2" in tunnel.tooltip
+    assert "route 192.168.20.0/24 via 192.168.10.1 (router)" in \
+        scene.box(element_id("node", "worker1")).tooltip

@@ -13,7 +13,7 @@ TOPOLOGIES = sorted((Path(__file__).resolve().parents[3] / "topologies").glob("*
 
 def test_the_teaching_topologies_are_there():
     names = {p.name for p in TOPOLOGIES}
-    assert {"demo.yaml", "flat.yaml", "three-tier.yaml", "big.yaml"} <= names
+    assert {"demo.yaml", "flat.yaml", "three-tier.yaml", "big.yaml", "multi-rack.yaml"} <= names
 
 
 @pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: p.name)
@@ -43,3 +43,6 @@ def test_what_the_teaching_topologies_are_made_of():
     assert services == {"web", "app", "db"}
     big = load_topology(TOPOLOGIES[0].parent / "big.yaml")
     assert sum(n.role == "worker" for n in big.nodes) == 20
+    racks = load_topology(TOPOLOGIES[0].parent / "multi-rack.yaml")
+    assert [n.name for n in racks.networks] == ["rack1", "rack2"]
+    assert [n.networks for n in racks.nodes if n.role == "router"] == [("rack1", "rack2")]

@@ -364,3 +364,72 @@ def test_a_dns_upstream_outside_the_lab_is_refused(tmp_path: Path, upstream: str
     [problem] = err.value.problems
     assert problem.path == "cluster.dns.upstream" and problem.line == 2
     assert message in problem.message and "inside the lab" in problem.fix
+
+
+# --- several physical networks (racks) joined by routers --------------------------------
+
+RACKS = """\
+name: racks
+networks:
+  - {name: rack1, subnet: 192.168.10.0/24, mtu: 9000}
+  - {name: rack2, subnet: 192.168.20.0/24, mtu: 1500}
+  - {name: rack3, subnet: 192.168.30.0/24}
+nodes:
+  - {name: w1, network: rack1}
+  - {name: cp, role: control-plane, network: rack1}
+  - {name: w2, network: rack2}
+  - {name: w3, network: rack3}
+  - {name: r12, role: router, networks: [rack1, rack2]}
+  - {name: r23, role: router, networks: [rack2, rack3]}
+"""
+
+
+def test_routed_racks_get_addresses_uplinks_and_routes(tmp_path: Path) -> None:
+    plan = plan_lab(load(tmp_path, RACKS))
+    cp, w2, w3 = plan.node("cp"), plan.node("w2"), plan.node("w3")
+    r12, r23 = plan.node("r12"), plan.node("r23")
+    # Per network, control-plane first from .2; each network's first router takes .1.
+    assert (cp.underlay, plan.node("w1").underlay) == (
+        IPv4Interface("192.168.10.2/24"), IPv4Interface("192.168.10.3/24"))
+    assert [u.address for u in r12.uplinks] == [IPv4Interface("192.168.10.1/24"),
+                                                IPv4Interface("192.168.20.1/24")]
+    assert [u.address for u in r23.uplinks] == [IPv4Interface("192.168.20.3/24"),
+                                                IPv4Interface("192.168.30.1/24")]
+    assert [(u.ifname, u.port, u.bridge) for u in r12.uplinks] == [
+        ("eth0", "p-r12", "br-rack1"), ("eth1", "p1-r12", "br-rack2")]
+    assert not r12.in_cluster and r12.pod_subnet is None
+    # Two hops away: rack3 from rack1 goes via r12, the first router on the way.
+    assert [(str(r.subnet), str(r.via)) for r in cp.routes] == [
+        ("192.168.20.0/24", "192.168.10.1"), ("192.168.30.0/24", "192.168.10.1")]
+    assert [(str(r.subnet), str(r.via)) for r in w3.routes] == [
+        ("192.168.10.0/24", "192.168.30.1"), ("192.168.20.0/24", "192.168.30.1")]
+    assert [(str(r.subnet), str(r.via)) for r in w2.routes] == [
+        ("192.168.10.0/24", "192.168.20.1"), ("192.168.30.0/24", "192.168.20.3")]
+    assert [(str(r.subnet), str(r.via)) for r in r12.routes] == [
+        ("192.168.30.0/24", "192.168.20.3")]
+    # Routers are no overlay peers; the pod MTU fits the smallest network.
+    assert {p.node for p in plan.peers_of("w1")} == {"cp", "w2", "w3"}
+    assert plan.pod_mtu == 1450
+
+
+def test_one_network_topologies_plan_as_before(tmp_path: Path) -> None:
+    plan = plan_lab(load(tmp_path, MINIMAL))
+    cp = plan.node("cp")
+    assert [(u.network, u.ifname, u.port, u.bridge) for u in cp.uplinks] == [
+        ("default", "eth0", "p-cp", "br0")]
+    assert cp.routes == ()
+    assert not plan.topology.routed
+
+
+def test_a_routers_port_names_fit_ifnamsiz_and_one_named_network_works(tmp_path: Path) -> None:
+    long = "a-very-long-router-name"
+    assert underlay_port(long, 1).startswith("p1-") and len(underlay_port(long, 1)) <= IFNAMSIZ
+    assert underlay_port(long, 0) != underlay_port(long, 1)
+    plan = plan_lab(load(tmp_path, """\
+networks: [{name: rack-twelve1, subnet: 192.168.10.0/24, mtu: 9000}]
+nodes:
+  - {name: cp, role: control-plane}
+  - {name: w1, network: rack-twelve1}
+"""))
+    assert [u.bridge for n in plan.nodes for u in n.uplinks] == ["br-rack-twelve1"] * 2
+    assert len("br-rack-twelve1") <= IFNAMSIZ and plan.pod_mtu == 8950

@@ -205,3 +205,23 @@ def test_a_retransmission_adds_no_hop():
     first = frame(1, A_NS, "eth0", True, eth(syn(A, 40000, C, 8080)))
     again = frame(9, A_NS, "eth0", True, eth(syn(A, 40000, C, 8080)))
     assert len(correlate.correlate([first, again], probe, view())) == 1
+
+
+def test_a_routers_uplinks_and_bridge_ports_are_named_on_a_routed_underlay():
+    from pathlib import Path
+
+    from netlab.topology import load_topology, plan_lab
+    from netlab.trace.labview import LabView
+
+    racks = plan_lab(load_topology(
+        Path(__file__).resolve().parents[3] / "topologies" / "multi-rack.yaml"))
+    where = LabView(racks, [])
+    router = racks.node("router").netns
+    for ifname in ("eth0", "eth1"):
+        loc = where.locate(router, ifname)
+        assert (loc.kind, loc.node, loc.iface_kind) == ("router", "router", "uplink")
+    assert where.locate(router, "eth1").point(True) == "to-network"
+    for port in ("p-router", "p1-router"):
+        loc = where.locate(racks.underlay_netns, port)
+        assert (loc.kind, loc.node, loc.iface_kind) == ("underlay", "router", "port")
+    assert router in where.namespaces()
