@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 # How long a stream waits for its partner (upstream's streamCreationTimeout is 30s).
 PAIR_TIMEOUT = 30.0
 # Kubelet data is sent to kubectl in DATA frames of at most this size.
-CHUNK = 64 * 1024
+CHUNK = 1 << 20
+# DATA frames from kubectl waiting for the kubelet, per connection. When full, reading
+# the SPDY connection waits: TCP's backpressure reaches kubectl (spdystream has no
+# flow control of its own).
+INBOUND_FRAMES = 16
 
 Dial = Callable[[int], Awaitable[tuple[Any, Any]]]
 
@@ -204,7 +208,8 @@ class _Pair:
     port: int = 0
     error: int = 0
     data: int = 0
-    inbound: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    inbound: asyncio.Queue[bytes] = field(
+        default_factory=lambda: asyncio.Queue(INBOUND_FRAMES))
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: Optional[asyncio.Task[None]] = None
 
@@ -257,9 +262,9 @@ class SpdySession:
             pair = self.by_stream.get(frame.stream_id)
             if pair is not None and frame.stream_id == pair.data:
                 if frame.data:
-                    pair.inbound.put_nowait(frame.data)
+                    await pair.inbound.put(frame.data)
                 if frame.flags & spdy.FLAG_FIN:
-                    pair.inbound.put_nowait(b"")
+                    await pair.inbound.put(b"")
         elif isinstance(frame, spdy.RstStream):
             pair = self.by_stream.get(frame.stream_id)
             if pair is not None:
@@ -300,6 +305,9 @@ class SpdySession:
         self.pairs.pop(pair.request_id, None)
         for sid in (pair.error, pair.data):
             self.by_stream.pop(sid, None)
+        # Unblock a reader waiting to queue more for this pair: nobody will read it.
+        while not pair.inbound.empty():
+            pair.inbound.get_nowait()
         if pair.task is not None and pair.task is not asyncio.current_task():
             pair.task.cancel()
 

@@ -32,7 +32,12 @@ from netlab.node.kubelet.streaming import _text
 
 log = logging.getLogger("netlab.kubelet.portforward")
 
-CHUNK = 64 * 1024
+CHUNK = 1 << 20
+# Client messages waiting for a port's connection; when full, reading the WebSocket
+# waits, so TCP's backpressure reaches the client.
+INBOX = 16
+# No single client message may be larger (the API server sends SPDY DATA payloads).
+MAX_MESSAGE = 32 << 20
 CONNECT_TIMEOUT = 10.0
 
 
@@ -55,7 +60,8 @@ def register(app: web.Application, kubelet: Any) -> None:
         if offered and pf.WS_PROTOCOL not in offered:
             return _text(403, f"unable to upgrade: unable to negotiate protocol: client "
                               f"supports {offered}, server supports {[pf.WS_PROTOCOL]}")
-        ws = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), autoping=True, max_msg_size=0)
+        ws = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), autoping=True,
+                                   max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
         try:
             await _forward(ws, str(target[0]), str(target[1]), ports, pod)
@@ -70,7 +76,8 @@ def register(app: web.Application, kubelet: Any) -> None:
 async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[int],
                    pod: str) -> None:
     # Client data per data channel, queued: it may come before the pod connection is open.
-    inbox: dict[int, asyncio.Queue[bytes]] = {2 * i: asyncio.Queue() for i in range(len(ports))}
+    inbox: dict[int, asyncio.Queue[bytes]] = {2 * i: asyncio.Queue(INBOX)
+                                              for i in range(len(ports))}
 
     async def send(channel: int, data: bytes) -> None:
         if not ws.closed:
@@ -84,8 +91,17 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[i
     async def one(index: int, port: int) -> None:
         data_ch, err_ch = 2 * index, 2 * index + 1
         try:
+            await connection(port, data_ch, err_ch)
+        finally:
+            # Later messages for this port are dropped; one waiting to be queued goes in.
+            queue = inbox.pop(data_ch)
+            while not queue.empty():
+                queue.get_nowait()
+
+    async def connection(port: int, data_ch: int, err_ch: int) -> None:
+        try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port), CONNECT_TIMEOUT)
+                asyncio.open_connection(host, port, limit=CHUNK), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as err:
             # asyncio's message names the address; the kernel's reason is the errno's.
             reason = os.strerror(err.errno).lower() if isinstance(err, OSError) and \
@@ -133,4 +149,4 @@ async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, asyncio.Queue[byt
         raw = message.data.encode() if isinstance(message.data, str) else message.data
         queue = inbox.get(raw[0]) if raw else None
         if queue is not None and raw[1:]:
-            queue.put_nowait(bytes(raw[1:]))
+            await queue.put(bytes(raw[1:]))

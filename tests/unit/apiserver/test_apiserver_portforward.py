@@ -215,3 +215,26 @@ async def test_spdy_tunnelled_in_a_websocket(api, memory_store):
         assert (await c.request("GET", f"{PODS}/p"))[0] == 200
 
 
+
+
+async def test_a_large_upload_flows_through_the_bounded_queues(api, memory_store):
+    async with kubelet() as kport, echo_server() as eport, \
+            api(memory_store, remote_command=dial) as c:
+        await _setup(c, kport)
+        async with c.raw.ws_connect(f"{PODS}/p/portforward", params={"ports": str(eport)},
+                                    protocols=[pf.WS_PROTOCOL], headers=AUTH) as ws:
+            chunk, count = b"x" * 32768, 256
+
+            async def upload() -> None:
+                for _ in range(count):
+                    await ws.send_bytes(b"\x00" + chunk)
+
+            sender = asyncio.ensure_future(upload())
+            seen = 0
+            while seen < len(chunk) * count:
+                message = await asyncio.wait_for(ws.receive(), 30)
+                assert message.type == aiohttp.WSMsgType.BINARY, message
+                if message.data[0] == 0:
+                    seen += message.data.count(b"x")
+            await sender
+            assert seen == len(chunk) * count
