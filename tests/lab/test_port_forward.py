@@ -2,8 +2,9 @@
 
 One cluster lab runs a pod of two ``netlab/echo`` containers (HTTP on 8080 and
 8081) behind a Service. kubectl 1.27 and 1.30 speak SPDY/3.1 after a plain HTTP
-upgrade; kubectl 1.33 tunnels SPDY inside a WebSocket
-(``SPDY/3.1+portforward.k8s.io``); the Python client speaks ``v4.channel.k8s.io``.
+upgrade; kubectl 1.33 (and 1.30 with KUBECTL_PORT_FORWARD_WEBSOCKETS=true) tunnels
+SPDY inside a WebSocket (``SPDY/3.1+portforward.k8s.io``); the Python client speaks
+``v4.channel.k8s.io``.
 What a user sees is checked: HTTP answers through the forwarded local ports, to
 ``pod/`` and ``svc/``, several ports in one command, kubectl's error for a port
 nothing listens on while the other port keeps working, and that kill -9 of
@@ -28,7 +29,9 @@ from labkit import KUBECTL, kubectl, wait_for
 from netlab.lab.state import components_path, read_json
 
 BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
-VERSIONS = ("27", "30", "33")
+# "30+ws": kubectl 1.30 with its alpha SPDY-over-WebSocket tunnel turned on (from 1.31 on
+# by default).
+VERSIONS = ("27", "30", "30+ws", "33")
 POD = "web"
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
@@ -74,7 +77,7 @@ def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
 
 
 def _binary(version: str) -> str:
-    binary = BIN.format(version)
+    binary = BIN.format(version.split("+")[0])
     if not os.path.exists(binary):
         pytest.skip(f"{binary} is missing on this host")
     return binary
@@ -95,7 +98,9 @@ def _port_forward(kubeconfig: Path, version: str, target: str, *remote: int
     proc = subprocess.Popen(
         [_binary(version), "--kubeconfig", str(kubeconfig), "port-forward",
          "--address", "127.0.0.1", target, *(f"{lp}:{rp}" for lp, rp in zip(local, remote))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "KUBECTL_PORT_FORWARD_WEBSOCKETS": str(
+            not version.startswith("30") or version.endswith("+ws")).lower()})
     try:
         assert proc.stdout is not None
         seen = b""
