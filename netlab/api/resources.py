@@ -134,6 +134,7 @@ RESOURCES: tuple[Resource, ...] = (
                              version="v1"),
                  Subresource("exec", "PodExecOptions", ("create", "get")),
                  Subresource("log", "Pod", ("get",)),
+                 Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
                  Subresource("proxy", "PodProxyOptions", PROXY_VERBS),
                  _status("Pod"),
              )),

@@ -118,7 +118,9 @@ async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespa
     WebSocket: the kubelet's checks still run and the answer is always a
     KubeletError with its message."""
     host, port = kubelet_address(node)
-    url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}/{container}"
+    url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}"
+    if container:  # portForward names no container
+        url += f"/{container}"
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=kubelet_tls(ca_file), force_close=True),
         headers={"Authorization": f"Bearer {token}"},

@@ -32,6 +32,7 @@ from netlab.master.apiserver import (
     eviction,
     fieldmanager,
     fieldvalidation,
+    portforward,
     render,
     reviews,
     strategy,
@@ -156,6 +157,8 @@ async def handle(request: web.Request, ctx: Context, info: RequestInfo) -> web.S
         return await subresources.log(request, ctx.registry, ctx.config, info)
     if info.subresource in ("exec", "attach") and info.resource.kind == "Pod":
         return await streaming.remote_command(request, ctx.registry, ctx.config, info)
+    if info.subresource == "portforward" and info.resource.kind == "Pod":
+        return await portforward.port_forward(request, ctx.registry, ctx.config, info)
     if info.subresource == "scale":
         return await _scale(request, ctx, info, output)
     if verb == "get":

@@ -11,6 +11,7 @@ kubelet API's own paths:
 - ``GET /pods``: the pods this kubelet runs, as a PodList;
 - ``GET /healthz``: ``ok``, unauthenticated;
 - ``/exec/...`` and ``/attach/...``: remote commands over WebSocket (``streaming.py``).
+- ``/portForward/...``: port forwarding over WebSocket (``portforward.py``).
 
 Everything but ``/healthz`` needs the lab's bearer token. TLS uses the
 certificate in the cert directory (``certs.py``): in a lab, one the lab CA
@@ -29,7 +30,7 @@ from typing import Any, Callable
 from aiohttp import web
 
 from netlab.api.timefmt import parse_time
-from netlab.node.kubelet import streaming
+from netlab.node.kubelet import portforward, streaming
 from netlab.node.kubelet.logs import LogOptions, read_log
 
 log = logging.getLogger("netlab.kubelet.server")
@@ -86,6 +87,7 @@ class KubeletServer:
         app.router.add_get("/stats/summary", self._summary)
         app.router.add_get("/pods", self._pods)
         streaming.register(app, self.kubelet)
+        portforward.register(app, self.kubelet)
         return app
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:

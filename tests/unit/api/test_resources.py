@@ -270,7 +270,7 @@ def test_core_v1_resource_list():
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
         "nodes/status", "pods", "pods/attach", "pods/binding", "pods/eviction", "pods/exec",
-        "pods/log", "pods/proxy", "pods/status",
+        "pods/log", "pods/portforward", "pods/proxy", "pods/status",
         "replicationcontrollers", "replicationcontrollers/scale",
         "replicationcontrollers/status", "secrets", "serviceaccounts", "serviceaccounts/token",
         "services", "services/proxy", "services/status"]
@@ -286,6 +286,7 @@ def test_core_v1_resource_list():
         "name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
         "verbs": ["create", "get"]}
     assert _entry(doc, "pods/attach")["kind"] == "PodAttachOptions"
+    assert _entry(doc, "pods/portforward")["kind"] == "PodPortForwardOptions"
     assert _entry(doc, "pods/binding")["verbs"] == ["create"]
     # kubectl drain finds the eviction subresource, and the version to speak, here.
     assert _entry(doc, "pods/eviction") == {

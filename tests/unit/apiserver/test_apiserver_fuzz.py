@@ -20,6 +20,7 @@ PATHS = [
     "/", "/api", "/apis", "/api/v1", "/apis/apps/v1", "/version", "/healthz", "/openapi/v3",
     "/api/v1/pods", PODS, f"{PODS}/fuzz", f"{PODS}/fuzz/status", f"{PODS}/fuzz/log",
     f"{PODS}/fuzz/binding", f"{PODS}/fuzz/exec", f"{PODS}/fuzz/attach", "/api/v1/namespaces",
+    f"{PODS}/fuzz/portforward", f"{PODS}/fuzz/portforward?ports=80,x",
     "/api/v1/namespaces/fuzz",
     "/api/v1/namespaces/default/services", "/api/v1/nodes/n1",
     "/apis/apps/v1/namespaces/default/deployments/fuzz/scale",

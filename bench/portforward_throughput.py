@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Throughput through ``kubectl port-forward`` against a direct connection to the pod, same run.
+
+Run as root:  .venv/bin/python bench/portforward_throughput.py [--mib 256] [--runs 5]
+                  [--kubectl PATH]
+
+A lab with one worker runs a pod whose server (the host's python3, as a pod
+``command``) sends zeros to every connection on port 9000 until the client closes.
+Each round reads ``--mib`` MiB twice, alternating the order: once over a direct
+TCP connection to the pod's IP from the control-plane node's namespace (where the
+API server runs), once through ``kubectl port-forward`` on 127.0.0.1 (kubectl ->
+API server's SPDY session -> WebSocket over TLS to the kubelet -> the pod).
+Printed: the median MiB/s of each and their ratio (target >= 0.3), and the CPU
+seconds kubectl, the API server and the kubelet spent per GiB forwarded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from kubelet_pods import running_lab
+
+from netlab.kernel import netns
+from netlab.lab.state import components_path, read_json
+from netlab.topology.plan import node_netns
+
+SERVER = """\
+import socket, threading
+zeros = bytes(1 << 20)
+def serve(conn):
+    with conn:
+        try:
+            while True:
+                conn.sendall(zeros)
+        except OSError:
+            pass
+listener = socket.create_server(("0.0.0.0", 9000), backlog=16)
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+"""
+
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-pf"},
+       "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+           "name": "zeros", "image": "netlab/echo", "command": ["python3", "-c", SERVER],
+           "readinessProbe": {"tcpSocket": {"port": 9000}, "periodSeconds": 1}}]}}
+
+
+def read_all(sock: socket.socket, size: int) -> float:
+    """MiB/s reading ``size`` bytes from ``sock`` (then closed)."""
+    buf = bytearray(1 << 20)
+    got = 0
+    start = time.perf_counter()
+    with sock:
+        while got < size:
+            n = sock.recv_into(buf)
+            if not n:
+                raise SystemExit(f"the stream ended after {got} bytes")
+            got += n
+    return size / (1 << 20) / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mib", type=int, default=256)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--kubectl", default="/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("run as root")
+    import json
+    lab = f"nlb{os.getpid() % 100000}"
+    netlab = [sys.executable, "-m", "netlab.cli.main"]
+    topo = {"name": lab, "nodes": [{"name": "control-plane", "role": "control-plane"},
+                                   {"name": "worker1", "role": "worker"}]}
+    size = args.mib << 20
+    with running_lab(topo, 2):
+        config = Path(f"/tmp/{lab}.kubeconfig")
+        out = subprocess.run([*netlab, "kubeconfig", "--lab", lab], capture_output=True,
+                             text=True, check=True)
+        config.write_text(out.stdout)
+        forward = None
+        try:
+            kubectl = [args.kubectl, "--kubeconfig", str(config)]
+            subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(POD).encode(),
+                           check=True, capture_output=True)
+            subprocess.run([*kubectl, "wait", "--for=condition=Ready", "pod/bench-pf",
+                            "--timeout=120s"], check=True, capture_output=True)
+            ip = subprocess.run([*kubectl, "get", "pod", "bench-pf", "-o",
+                                 "jsonpath={.status.podIP}"], capture_output=True, text=True,
+                                check=True).stdout
+            local = free_port()
+            forward = subprocess.Popen([*kubectl, "port-forward", "--address", "127.0.0.1",
+                                        "pod/bench-pf", f"{local}:9000"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            assert forward.stdout is not None
+            if b"Forwarding from" not in forward.stdout.readline():
+                raise SystemExit("kubectl port-forward did not start")
+            ns = node_netns(lab, "control-plane")
+
+            def direct() -> float:
+                return read_all(netns.run_in_netns(
+                    ns, lambda: socket.create_connection((ip, 9000))), size)
+
+            node = subprocess.run([*kubectl, "get", "pod", "bench-pf", "-o",
+                                   "jsonpath={.spec.nodeName}"], capture_output=True,
+                                  text=True, check=True).stdout
+            components = read_json(components_path(lab)) or {}
+            hops = {"kubectl": psutil.Process(forward.pid),
+                    "apiserver": psutil.Process(components["apiserver"]["pid"]),
+                    "kubelet": psutil.Process(components[f"kubelet-{node}"]["pid"])}
+            cpu = dict.fromkeys(hops, 0.0)
+
+            def forwarded() -> float:
+                before = {k: sum(p.cpu_times()[:2]) for k, p in hops.items()}
+                rate = read_all(socket.create_connection(("127.0.0.1", local)), size)
+                for k, p in hops.items():
+                    cpu[k] += sum(p.cpu_times()[:2]) - before[k]
+                return rate
+
+            direct(), forwarded()  # warm both
+            cpu = dict.fromkeys(hops, 0.0)
+            d_rates, f_rates = [], []
+            for i in range(args.runs):
+                pair = [(direct, d_rates), (forwarded, f_rates)]
+                for run, into in pair if i % 2 == 0 else reversed(pair):
+                    into.append(run())
+        finally:
+            if forward is not None:
+                forward.kill()
+                forward.wait()
+            config.unlink(missing_ok=True)
+    d50, f50 = statistics.median(d_rates), statistics.median(f_rates)
+    print(f"direct to the pod:        {d50:8.1f} MiB/s (median of {args.runs}, "
+          f"{args.mib} MiB each)")
+    print(f"through kubectl port-forward: {f50:8.1f} MiB/s")
+    print(f"ratio port-forward/direct: {f50 / d50:.3f} (target >= 0.3)")
+    gib = args.runs * size / (1 << 30)
+    print("CPU seconds per GiB forwarded: " +
+          ", ".join(f"{k} {v / gib:.2f}" for k, v in cpu.items()))
+
+
+if __name__ == "__main__":
+    main()

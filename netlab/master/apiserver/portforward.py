@@ -1,0 +1,370 @@
+"""``pods/portforward``: the API server's side of kubectl's and the Python client's port-forward.
+
+The pod must exist (404), be bound to a node and be running (400, upstream's
+wording). Then, by what the client asks for:
+
+- a WebSocket with ``v4.channel.k8s.io`` (the official Python client): relayed
+  message for message to the kubelet's ``/portForward`` WebSocket, as
+  kube-apiserver's upgrade-aware proxy relays it;
+- an HTTP upgrade to ``SPDY/3.1`` with ``X-Stream-Protocol-Version:
+  portforward.k8s.io`` (kubectl, and kubectl 1.31+ when its WebSocket is
+  refused): 101, then a SPDY/3.1 session on the raw connection;
+- a WebSocket with ``SPDY/3.1+portforward.k8s.io`` (kubectl 1.31+): the same SPDY
+  session, carried in binary WebSocket messages.
+
+The SPDY session (``SpdySession``) is served here rather than relayed: each of
+kubectl's forwarded connections is a pair of streams (``streamType`` error and
+data, one ``requestID``), and each pair becomes one kubelet WebSocket for its
+port. The kubelet's data channel becomes DATA on the data stream, its error
+channel DATA on the error stream; kubectl prints the latter. The end of either
+side ends the pair, as containerd's forwarder ends a connection when one
+direction does. A malformed frame ends the session with GOAWAY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import aiohttp
+from aiohttp import web
+
+from netlab.api import errors, spdy, views
+from netlab.api import portforward as pf
+from netlab.api.views import pod_spec
+from netlab.master.apiserver.config import Config, LogUnavailable
+from netlab.master.apiserver.request import RequestInfo
+from netlab.master.apiserver.storage import Registry
+from netlab.master.apiserver.streaming import NODES, relay
+
+log = logging.getLogger(__name__)
+
+# How long a stream waits for its partner (upstream's streamCreationTimeout is 30s).
+PAIR_TIMEOUT = 30.0
+# Kubelet data is sent to kubectl in DATA frames of at most this size.
+CHUNK = 1 << 20
+# DATA frames from kubectl waiting for the kubelet, per connection. When full, reading
+# the SPDY connection waits: TCP's backpressure reaches kubectl (spdystream has no
+# flow control of its own).
+INBOUND_FRAMES = 16
+
+Dial = Callable[[int], Awaitable[tuple[Any, Any]]]
+
+
+def _upgrade(request: web.Request) -> str:
+    return request.headers.get("Upgrade", "").strip().lower()
+
+
+def _offered(request: web.Request) -> list[str]:
+    return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+            if p.strip()]
+
+
+async def port_forward(request: web.Request, registry: Registry, config: Config,
+                       info: RequestInfo) -> web.StreamResponse:
+    """GET or POST ``pods/{name}/portforward``."""
+    if request.method not in ("GET", "POST"):
+        raise errors.method_not_allowed()
+    pod = await registry.get(info.resource, info.namespace, info.name or "")
+    pod_name, namespace = views.name_of(pod), views.namespace_of(pod)
+    node_name = pod_spec(pod).get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {pod_name} does not have a host assigned")
+    phase = views.status_of(pod).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        raise errors.bad_request(f"cannot connect to a completed pod; current phase is {phase}")
+    upgrade, offered = _upgrade(request), _offered(request)
+    query = [(k, v) for k, v in request.query.items() if k in ("ports", "port")]
+    if upgrade == "websocket":
+        if pf.TUNNEL_PROTOCOL in offered:
+            mode = "tunnel"
+        elif pf.WS_PROTOCOL in offered or not offered:
+            mode = "websocket"
+            try:
+                pf.parse_ports(v for _, v in query)
+            except ValueError as err:
+                raise errors.bad_request(str(err)) from None
+        else:
+            raise errors.APIError(403, "Forbidden", (
+                f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
+                f"server supports {[pf.TUNNEL_PROTOCOL, pf.WS_PROTOCOL]}"))
+    elif upgrade.startswith("spdy/"):
+        versions = [v.strip() for v in request.headers.getall("X-Stream-Protocol-Version", [])]
+        if pf.SPDY_PROTOCOL not in ",".join(versions).replace(" ", "").split(","):
+            raise errors.APIError(403, "Forbidden", (
+                f"unable to upgrade: unable to negotiate protocol: client supports {versions}, "
+                f"server supports [{pf.SPDY_PROTOCOL}]"))
+        mode = "spdy"
+    else:
+        raise errors.bad_request("Upgrade request required")
+    if config.remote_command is None:
+        raise errors.bad_request(f"unable to upgrade connection: the API server has no "
+                                 f'connection to the kubelet of node "{node_name}"')
+    try:
+        node: Optional[dict] = await registry.get(NODES, None, node_name)
+    except errors.APIError:
+        raise errors.not_found("nodes", node_name) from None
+    dialer = config.remote_command
+
+    async def dial(ports: list[tuple[str, str]], protocols: list[str]) -> tuple[Any, Any]:
+        return await dialer(node, "portForward", namespace, pod_name, "", ports, protocols)
+
+    if mode == "websocket":
+        try:
+            session, upstream = await dial(query, offered or [pf.WS_PROTOCOL])
+        except LogUnavailable as err:
+            raise errors.APIError(404 if err.code == 404 else 400,
+                                  "NotFound" if err.code == 404 else "BadRequest",
+                                  f"unable to upgrade connection: {err}") from None
+        try:
+            client = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), autoping=True,
+                                           max_msg_size=0)
+            await client.prepare(request)
+            await relay(client, upstream)
+            return client
+        finally:
+            await upstream.close()
+            await session.close()
+
+    async def dial_port(port: int) -> tuple[Any, Any]:
+        return await dial([("ports", str(port))], [pf.WS_PROTOCOL])
+
+    if mode == "tunnel":
+        ws = web.WebSocketResponse(protocols=(pf.TUNNEL_PROTOCOL,), autoping=True,
+                                   max_msg_size=0)
+        await ws.prepare(request)
+
+        async def read_ws() -> bytes:
+            async for message in ws:
+                # kubectl writes each piece of a frame as a message, some of them empty.
+                if message.type == aiohttp.WSMsgType.BINARY and message.data:
+                    return bytes(message.data)
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    continue
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+            return b""
+
+        async def write_ws(data: bytes) -> None:
+            if not ws.closed:
+                await ws.send_bytes(data)
+
+        try:
+            await SpdySession(read_ws, write_ws, dial_port).run()
+        finally:
+            await ws.close()
+        return ws
+    return await _spdy_upgrade(request, dial_port)
+
+
+class _RawParser:
+    """Stands in for aiohttp's payload parser after the 101: the raw bytes, queued."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(b"")
+
+
+async def _spdy_upgrade(request: web.Request, dial_port: Dial) -> web.StreamResponse:
+    response = web.StreamResponse(status=101, reason="Switching Protocols", headers={
+        "Connection": "Upgrade", "Upgrade": pf.SPDY_UPGRADE,
+        "X-Stream-Protocol-Version": pf.SPDY_PROTOCOL})
+    await response.prepare(request)
+    parser = _RawParser()
+    request.protocol.set_parser(parser)  # type: ignore[arg-type]
+    request.protocol.keep_alive(False)
+    transport = request.transport
+
+    async def read() -> bytes:
+        return await parser.queue.get()
+
+    async def write(data: bytes) -> None:
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client went away")
+        await response.write(data)
+
+    try:
+        await SpdySession(read, write, dial_port).run()
+    finally:
+        if transport is not None:
+            transport.close()
+    return response
+
+
+@dataclass
+class _Pair:
+    """One forwarded connection: kubectl's error and data streams for one requestID."""
+    request_id: str
+    port: int = 0
+    error: int = 0
+    data: int = 0
+    inbound: asyncio.Queue[bytes] = field(
+        default_factory=lambda: asyncio.Queue(INBOUND_FRAMES))
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: Optional[asyncio.Task[None]] = None
+
+
+class SpdySession:
+    """The server end of one SPDY/3.1 port-forward connection."""
+
+    def __init__(self, read: Callable[[], Awaitable[bytes]],
+                 write: Callable[[bytes], Awaitable[None]], dial: Dial) -> None:
+        self.read, self._write, self.dial = read, write, dial
+        self.framer = spdy.Framer()
+        self.pairs: dict[str, _Pair] = {}
+        self.by_stream: dict[int, _Pair] = {}
+        self.lock = asyncio.Lock()  # frames go out whole and in encoding order
+        self.last_stream = 0
+
+    async def send(self, *frames: spdy.Frame) -> None:
+        async with self.lock:
+            await self._write(b"".join(self.framer.encode(f) for f in frames))
+
+    async def run(self) -> None:
+        try:
+            while data := await self.read():
+                try:
+                    frames = self.framer.feed(data)
+                except spdy.FrameError as err:
+                    log.info("port-forward: closing a SPDY connection: %s", err)
+                    with contextlib.suppress(Exception):
+                        await self.send(spdy.GoAway(self.last_stream,
+                                                    spdy.GOAWAY_PROTOCOL_ERROR))
+                    return
+                for frame in frames:
+                    if not await self._handle(frame):
+                        return
+        except (ConnectionError, OSError):
+            return
+        finally:
+            tasks = [p.task for p in self.pairs.values() if p.task is not None]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _handle(self, frame: spdy.Frame) -> bool:
+        """Act on one frame; False ends the session."""
+        if isinstance(frame, spdy.SynStream):
+            await self._syn_stream(frame)
+        elif isinstance(frame, spdy.DataFrame):
+            pair = self.by_stream.get(frame.stream_id)
+            if pair is not None and frame.stream_id == pair.data:
+                if frame.data:
+                    await pair.inbound.put(frame.data)
+                if frame.flags & spdy.FLAG_FIN:
+                    await pair.inbound.put(b"")
+        elif isinstance(frame, spdy.RstStream):
+            pair = self.by_stream.get(frame.stream_id)
+            if pair is not None:
+                self._forget(pair)
+        elif isinstance(frame, spdy.Ping):
+            await self.send(frame)
+        elif isinstance(frame, spdy.GoAway):
+            return False
+        # SETTINGS, WINDOW_UPDATE (spdystream has no flow control), HEADERS: nothing to do
+        return True
+
+    async def _syn_stream(self, frame: spdy.SynStream) -> None:
+        sid = frame.stream_id
+        self.last_stream = max(self.last_stream, sid)
+        kind = spdy.header(frame.headers, pf.STREAM_TYPE)
+        request_id = spdy.header(frame.headers, pf.REQUEST_ID)
+        try:
+            port = pf.parse_port(spdy.header(frame.headers, pf.PORT))
+        except ValueError:
+            port = 0
+        if kind not in (pf.STREAM_DATA, pf.STREAM_ERROR) or not port or not request_id:
+            await self.send(spdy.RstStream(sid, spdy.PROTOCOL_ERROR))
+            return
+        pair = self.pairs.get(request_id)
+        if pair is None:
+            pair = self.pairs[request_id] = _Pair(request_id, port)
+            pair.task = asyncio.ensure_future(self._forward(pair))
+        if getattr(pair, kind) or pair.port != port:
+            await self.send(spdy.RstStream(sid, spdy.PROTOCOL_ERROR))
+            return
+        setattr(pair, kind, sid)
+        self.by_stream[sid] = pair
+        await self.send(spdy.SynReply(sid))
+        if pair.error and pair.data:
+            pair.ready.set()
+
+    def _forget(self, pair: _Pair) -> None:
+        self.pairs.pop(pair.request_id, None)
+        for sid in (pair.error, pair.data):
+            self.by_stream.pop(sid, None)
+        # Unblock a reader waiting to queue more for this pair: nobody will read it.
+        while not pair.inbound.empty():
+            pair.inbound.get_nowait()
+        if pair.task is not None and pair.task is not asyncio.current_task():
+            pair.task.cancel()
+
+    async def _forward(self, pair: _Pair) -> None:
+        try:
+            try:
+                await asyncio.wait_for(pair.ready.wait(), PAIR_TIMEOUT)
+            except asyncio.TimeoutError:
+                for sid in (pair.error, pair.data):
+                    if sid:
+                        await self.send(spdy.RstStream(sid, spdy.REFUSED_STREAM))
+                return
+            try:
+                session, ws = await self.dial(pair.port)
+            except LogUnavailable as err:
+                await self.send(spdy.DataFrame(pair.error, str(err).encode(), spdy.FLAG_FIN),
+                                spdy.DataFrame(pair.data, b"", spdy.FLAG_FIN))
+                return
+            try:
+                await self._copy(pair, ws)
+            finally:
+                await ws.close()
+                await session.close()
+            with contextlib.suppress(Exception):
+                await self.send(spdy.DataFrame(pair.data, b"", spdy.FLAG_FIN),
+                                spdy.DataFrame(pair.error, b"", spdy.FLAG_FIN))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._forget(pair)
+
+    async def _copy(self, pair: _Pair, ws: Any) -> None:
+        async def down() -> None:
+            seen: set[int] = set()  # channels whose port prefix is consumed
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.BINARY or not message.data:
+                    return
+                channel, payload = message.data[0], message.data[1:]
+                if channel not in seen:
+                    seen.add(channel)
+                    payload = payload[2:]
+                if not payload:
+                    continue
+                sid = pair.data if channel == 0 else pair.error
+                for at in range(0, len(payload), CHUNK):
+                    await self.send(spdy.DataFrame(sid, payload[at:at + CHUNK]))
+
+        async def up() -> None:
+            while chunk := await pair.inbound.get():
+                await ws.send_bytes(b"\x00" + chunk)
+
+        tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task

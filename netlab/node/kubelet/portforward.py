@@ -1,0 +1,152 @@
+"""The kubelet's ``/portForward/{namespace}/{pod}`` endpoint: WebSocket port forwarding.
+
+What upstream's kubelet serves for the official Python client
+(``pkg/kubelet/cri/streaming/portforward/websocket.go``): a WebSocket
+(``v4.channel.k8s.io``, or no subprotocol: binary channels) whose ``ports``
+query names the ports (repeated or comma-separated). Port ``i`` has data
+channel ``2i`` and error channel ``2i+1``; the first message the kubelet sends
+on each channel is the port, two bytes little-endian. For each port one
+connection to the pod's IP is opened and copied both ways; if it fails the
+reason goes on the port's error channel and the other ports go on. When every
+port's connection has ended, the WebSocket closes. The API server also uses it
+for each stream pair of kubectl's SPDY port-forward, one port per WebSocket.
+
+Unlike CRI runtimes, which connect to ``localhost:port`` inside the pod's
+network namespace, this dials the pod's IP from the node: a server bound to
+the pod's loopback only is not reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from netlab.api import portforward as pf
+from netlab.node.kubelet.streaming import _text
+
+log = logging.getLogger("netlab.kubelet.portforward")
+
+CHUNK = 1 << 20
+# Client messages waiting for a port's connection; when full, reading the WebSocket
+# waits, so TCP's backpressure reaches the client.
+INBOX = 16
+# No single client message may be larger (the API server sends SPDY DATA payloads).
+MAX_MESSAGE = 32 << 20
+CONNECT_TIMEOUT = 10.0
+
+
+def register(app: web.Application, kubelet: Any) -> None:
+    """Add ``/portForward``; ``kubelet`` supplies ``port_forward_target``."""
+    async def handle(request: web.Request) -> web.StreamResponse:
+        ns, pod = request.match_info["namespace"], request.match_info["pod"]
+        try:
+            ports = pf.parse_ports(request.query.getall("ports", []) +
+                                   request.query.getall("port", []))
+        except ValueError as err:
+            return _text(400, str(err))
+        target = await kubelet.port_forward_target(ns, pod)
+        if isinstance(target[0], int):
+            return _text(*target)
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return _text(400, "Upgrade request required")
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
+                   .split(",") if p.strip()]
+        if offered and pf.WS_PROTOCOL not in offered:
+            return _text(403, f"unable to upgrade: unable to negotiate protocol: client "
+                              f"supports {offered}, server supports {[pf.WS_PROTOCOL]}")
+        ws = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), autoping=True,
+                                   max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        try:
+            await _forward(ws, str(target[0]), str(target[1]), ports, pod)
+        finally:
+            await ws.close()
+        return ws
+
+    for method in ("GET", "POST"):
+        app.router.add_route(method, "/portForward/{namespace}/{pod}", handle)
+
+
+async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[int],
+                   pod: str) -> None:
+    # Client data per data channel, queued: it may come before the pod connection is open.
+    inbox: dict[int, asyncio.Queue[bytes]] = {2 * i: asyncio.Queue(INBOX)
+                                              for i in range(len(ports))}
+
+    async def send(channel: int, data: bytes) -> None:
+        if not ws.closed:
+            await ws.send_bytes(bytes((channel,)) + data)
+
+    async def upstream(queue: asyncio.Queue[bytes], writer: asyncio.StreamWriter) -> None:
+        while True:
+            writer.write(await queue.get())
+            await writer.drain()
+
+    async def one(index: int, port: int) -> None:
+        data_ch, err_ch = 2 * index, 2 * index + 1
+        try:
+            await connection(port, data_ch, err_ch)
+        finally:
+            # Later messages for this port are dropped; one waiting to be queued goes in.
+            queue = inbox.pop(data_ch)
+            while not queue.empty():
+                queue.get_nowait()
+
+    async def connection(port: int, data_ch: int, err_ch: int) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port, limit=CHUNK), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as err:
+            # asyncio's message names the address; the kernel's reason is the errno's.
+            reason = os.strerror(err.errno).lower() if isinstance(err, OSError) and \
+                err.errno else "i/o timeout"
+            await send(err_ch, pf.forward_error(port, pod, uid, host, reason).encode())
+            return
+        up = asyncio.ensure_future(upstream(inbox[data_ch], writer))
+        try:
+            while chunk := await reader.read(CHUNK):
+                await send(data_ch, chunk)
+        except OSError:
+            pass
+        finally:
+            up.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await up
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    for index, port in enumerate(ports):  # the prefixes first, as upstream writes them
+        await send(2 * index, pf.port_prefix(port))
+        await send(2 * index + 1, pf.port_prefix(port))
+    tasks = [asyncio.ensure_future(one(i, p)) for i, p in enumerate(ports)]
+    everything = asyncio.ensure_future(asyncio.wait(tasks))
+    inbound = asyncio.ensure_future(_inbound(ws, inbox))
+    try:
+        await asyncio.wait([everything, inbound], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (*tasks, inbound):
+            task.cancel()
+        for task in (*tasks, inbound):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        everything.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await everything
+
+
+async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, asyncio.Queue[bytes]]) -> None:
+    """Client messages: data for a port's connection, by its data channel."""
+    async for message in ws:
+        if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
+            return
+        raw = message.data.encode() if isinstance(message.data, str) else message.data
+        queue = inbox.get(raw[0]) if raw else None
+        if queue is not None and raw[1:]:
+            await queue.put(bytes(raw[1:]))
