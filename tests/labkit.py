@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from netlab.kernel.netns import run_in_netns
@@ -55,6 +56,22 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None,
     return subprocess.run([str(KUBECTL), "--kubeconfig", str(kubeconfig), *args],
                           capture_output=True, text=True, input=stdin, timeout=timeout,
                           check=False)
+
+
+KUBECTL_AT = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"  # the image's kubectl 1.27 ... 1.33
+
+
+def kubectl_version(kubeconfig: Path, *args: str, version: str | None = None,
+                    timeout: float = 60) -> subprocess.CompletedProcess:
+    """kubectl 1.<version> against a lab (the default kubectl when None); a missing
+    binary skips the test, naming it."""
+    if version is None:
+        return kubectl(kubeconfig, *args)
+    binary = KUBECTL_AT.format(version)
+    if not os.path.exists(binary):
+        pytest.skip(f"{binary} is missing")
+    return subprocess.run([binary, "--kubeconfig", str(kubeconfig), *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @contextlib.contextmanager

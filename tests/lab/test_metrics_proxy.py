@@ -10,7 +10,6 @@ works through the verified connection. One lab for the module."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,14 +19,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from labkit import KUBECTL, kubectl, wait_for
+from labkit import KUBECTL, kubectl, kubectl_version, wait_for
 
 from netlab.lab.pki import pki_paths
 from netlab.lab.state import lab_dir
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
-BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
 NS = "nlt-metrics"
 MANIFESTS = f"""
 apiVersion: v1
@@ -53,16 +51,6 @@ spec:
   selector: {{app: nothing}}
   ports: [{{port: 80, targetPort: 8080}}]
 """
-
-
-def _run(kubeconfig: Path, *args: str, version: str | None = None) -> subprocess.CompletedProcess:
-    if version is None:
-        return kubectl(kubeconfig, *args)
-    binary = BIN.format(version)
-    if not os.path.exists(binary):
-        pytest.skip(f"{binary} is missing")
-    return subprocess.run([binary, "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +85,7 @@ def test_metrics_apiservice_is_available(kubeconfig):
 @pytest.mark.parametrize("version", ["27", "30", "33"])
 def test_kubectl_top_nodes(kubeconfig, workload, version):
     def top() -> subprocess.CompletedProcess | None:
-        out = _run(kubeconfig, "top", "nodes", version=version)
+        out = kubectl_version(kubeconfig, "top", "nodes", version=version)
         return out if out.returncode == 0 else None
     out = wait_for(top, 120, interval=1, what="kubectl top nodes")  # the first measurement
     rows = _rows(out.stdout)
@@ -112,20 +100,20 @@ def test_kubectl_top_nodes(kubeconfig, workload, version):
 @pytest.mark.parametrize("version", ["27", "30", "33"])
 def test_kubectl_top_pods(kubeconfig, workload, version):
     def top() -> subprocess.CompletedProcess | None:
-        out = _run(kubeconfig, "-n", NS, "top", "pods", "--containers", version=version)
+        out = kubectl_version(kubeconfig, "-n", NS, "top", "pods", "--containers", version=version)
         return out if out.returncode == 0 and "echo" in out.stdout else None
     out = wait_for(top, 120, interval=1, what="kubectl top pods --containers")
     rows = _rows(out.stdout)
     assert rows[0] == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
     assert [r[:2] for r in rows[1:]] == [["echo", "echo"]]
     assert re.fullmatch(r"\d+m", rows[1][2]) and re.fullmatch(r"\d+Mi", rows[1][3])
-    every = _run(kubeconfig, "top", "pods", "-A", version=version)
+    every = kubectl_version(kubeconfig, "top", "pods", "-A", version=version)
     assert every.returncode == 0, every.stderr
     assert [NS, "echo"] in [r[:2] for r in _rows(every.stdout)]
-    labelled = _run(kubeconfig, "-n", NS, "top", "pods", "-l", "app=nothing",
+    labelled = kubectl_version(kubeconfig, "-n", NS, "top", "pods", "-l", "app=nothing",
                     version=version)
     assert "echo" not in labelled.stdout
-    missing = _run(kubeconfig, "-n", NS, "top", "pod", "nope", version=version)
+    missing = kubectl_version(kubeconfig, "-n", NS, "top", "pod", "nope", version=version)
     assert missing.returncode != 0
     assert 'pods "nope" not found' in missing.stderr
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,13 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-from labkit import KUBECTL, kubectl, wait_for
+from labkit import KUBECTL, kubectl, kubectl_version, wait_for
 
 from netlab import paths
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
-BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
 NS = "nlt-tokens"
 SA_USER = f"system:serviceaccount:{NS}:reader"
 ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -34,16 +31,6 @@ ISSUER = "https://kubernetes.default.svc.cluster.local"
 def _claims(token: str) -> dict:
     part = token.split(".")[1]
     return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-
-
-def _run(kubeconfig: Path, *args: str, version: str | None = None) -> subprocess.CompletedProcess:
-    if version is None:
-        return kubectl(kubeconfig, *args)
-    binary = BIN.format(version)
-    if not os.path.exists(binary):
-        pytest.skip(f"{binary} is missing")
-    return subprocess.run([binary, "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +47,8 @@ def namespace(kubeconfig: Path):
 
 @pytest.mark.parametrize("version", ["27", "33"])
 def test_kubectl_create_token(kubeconfig, namespace, version):
-    out = _run(kubeconfig, "-n", namespace, "create", "token", "reader", "--duration=20m",
-               version=version)
+    out = kubectl_version(kubeconfig, "-n", namespace, "create", "token", "reader",
+                          "--duration=20m", version=version)
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip()
     claims = _claims(token)
@@ -70,8 +57,8 @@ def test_kubectl_create_token(kubeconfig, namespace, version):
     assert claims["kubernetes.io"]["namespace"] == namespace
     assert claims["kubernetes.io"]["serviceaccount"]["name"] == "reader"
     # Upstream's minimum, refused by the server with its 422.
-    short = _run(kubeconfig, "-n", namespace, "create", "token", "reader", "--duration=5m",
-                 version=version)
+    short = kubectl_version(kubeconfig, "-n", namespace, "create", "token", "reader",
+                            "--duration=5m", version=version)
     assert short.returncode != 0
     assert "spec.expirationSeconds: Invalid value: 300: may not specify a duration less " \
            "than 10 minutes" in short.stderr

@@ -40,6 +40,7 @@ from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
 from netlab.master.apiserver.storage import Registry
 from netlab.master.apiserver.streaming import NODES, relay
+from netlab.tasks import until_first
 
 log = logging.getLogger(__name__)
 
@@ -359,12 +360,4 @@ class SpdySession:
             while chunk := await pair.inbound.get():
                 await ws.send_bytes(b"\x00" + chunk)
 
-        tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await until_first(down(), up())

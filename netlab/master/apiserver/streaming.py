@@ -17,7 +17,6 @@ that netlab speaks WebSocket only. Either way kubectl prints it and exits.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any, Optional
@@ -31,6 +30,7 @@ from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
 from netlab.master.apiserver.storage import Registry
+from netlab.tasks import until_first
 
 log = logging.getLogger(__name__)
 
@@ -127,16 +127,9 @@ async def relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocket
             else:
                 return
 
-    tasks = [asyncio.ensure_future(copy(client, upstream)),
-             asyncio.ensure_future(copy(upstream, client))]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await until_first(copy(client, upstream), copy(upstream, client))
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         with contextlib.suppress(Exception):
             await client.close()
         with contextlib.suppress(Exception):
