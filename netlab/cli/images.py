@@ -18,6 +18,7 @@ Thin: parse, call ``netlab.images.store``, render.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -122,12 +123,20 @@ def pull(reference: str, creds: str | None, plain_http: bool, timeout: float) ->
 
 @image.command("ls")
 @click.option("-q", "--quiet", is_flag=True, help="Only the names.")
-def list_images(quiet: bool) -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def list_images(quiet: bool, output: str) -> None:
     """List the stored images, then the built-in ones."""
     from netlab.images import BUILTIN_IMAGES
     from netlab.images.reference import familiar
     from netlab.images.store import ImageStore
 
+    if output == "json":
+        stored = [{"id": item.id, "names": list(item.names), "layers": list(item.layers),
+                   "size": item.size, "created": item.created}
+                  for item in ImageStore().images()]
+        click.echo(json.dumps({"stored": stored, "builtin": sorted(BUILTIN_IMAGES)},
+                              indent=2))
+        return
     rows = []
     for item in ImageStore().images():
         for name in item.names or ["<none>:<none>"]:

@@ -232,12 +232,13 @@ def _register_commands() -> None:
     """The kubectl-style, pod (logs, exec, top), image, proxy, trace and graph commands
     live in their own modules; each imports its heavy dependencies (aiohttp, pyroute2,
     scapy) only when it runs."""
-    from netlab.cli import dns, fault, graph, images, kube, pods, policy, proxy, trace
+    from netlab.cli import dns, examples, fault, graph, images, kube, pods, policy, proxy, trace
 
     for module in (dns, graph, images, kube, pods, policy, proxy, trace):
         for command in module.COMMANDS:
             main.add_command(command)
     main.add_command(fault.fault)
+    examples.add_examples(main)
 
 
 _register_commands()
