@@ -43,7 +43,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "fault link-up": ("sudo netlab fault link-up worker2",),
     "fault kill": ("sudo netlab fault kill kubelet worker1",
                    "sudo netlab fault kill scheduler -s KILL"),
-    "fault status": ("sudo netlab fault status",),
+    "fault status": ("sudo netlab fault status", "sudo netlab fault status -o json"),
     "image load": ("skopeo copy docker://... docker-archive:app.tar && "
                    "sudo netlab image load app.tar",
                    "docker save app:v1 | sudo netlab image load -"),

@@ -12,6 +12,7 @@ the group in ``cli/main.py`` (``main.add_command(fault)``).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from typing import Optional
@@ -99,7 +100,8 @@ def kill(lab: Optional[str], sig: str, component: str, node: Optional[str]) -> N
 
 @fault.command("status")
 @LAB_OPTION
-def status(lab: Optional[str]) -> None:
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
+def status(lab: Optional[str], output: str) -> None:
     """Show each node's underlay link."""
     from netlab.cli.render import columns
     from netlab.lab import faults
@@ -109,5 +111,10 @@ def status(lab: Optional[str]) -> None:
         states = faults.link_states(name)
     except faults.FaultError as err:
         fail(str(err), 2)
+    if output == "json":
+        click.echo(json.dumps({"lab": name, "links": [{"node": n, "up": up}
+                                                      for n, up in states.items()]},
+                              indent=2))
+        return
     click.echo(columns(["NODE", "LINK"], [[n, "up" if up else "DOWN"]
                                           for n, up in states.items()]))

@@ -12,6 +12,7 @@ with the lab's defaults (grace 10 s, eviction after 20 s more):
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -114,6 +115,9 @@ def _run(lab: str, client: SyncClient) -> None:
 
     started = time.monotonic()
     assert "link down" in _netlab_fault(lab, "link-down", VICTIM)
+    links = json.loads(_netlab_fault(lab, "status", "-o", "json"))["links"]
+    assert {link["node"]: link["up"] for link in links}[VICTIM] is False
+    assert all(link["up"] for link in links if link["node"] != VICTIM)
 
     def unknown() -> dict | None:
         node = client.get("nodes", VICTIM)
