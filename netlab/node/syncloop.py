@@ -24,6 +24,22 @@ from netlab.client.workqueue import SharedInformers
 R = TypeVar("R")
 
 
+class RateLimited:
+    """``due_in`` for an agent that syncs at most once per ``min_interval`` seconds of
+    ``clock`` (kube-proxy's ``--iptables-min-sync-period``). The agent sets the three
+    attributes and stamps ``_last_sync`` after each sync."""
+
+    min_interval: float
+    clock: Callable[[], float]
+    _last_sync: float | None
+
+    def due_in(self) -> float:
+        """Seconds until ``sync()`` may run (0: now)."""
+        if self._last_sync is None:
+            return 0.0
+        return max(0.0, self._last_sync + self.min_interval - self.clock())
+
+
 async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
     waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
     try:

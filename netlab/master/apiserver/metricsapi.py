@@ -26,7 +26,6 @@ Only the documented annotation is read here: the master never imports the kubele
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Optional
 
@@ -34,14 +33,14 @@ from aiohttp import web
 
 from netlab.api import errors, resources, selectors
 from netlab.api.objects import dumps, loads, timestamp
-from netlab.api.views import annotations_of, meta_of, name_of, namespace_of, uid_of
+from netlab.api.usage import read_usage
+from netlab.api.views import meta_of, name_of, namespace_of, uid_of
 from netlab.master.store import Store
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"
 API_VERSION = f"{GROUP}/{VERSION}"
-USAGE_ANNOTATION = "metrics.netlab.io/usage"
 # metrics-server's APIService (its manifests): groupPriorityMinimum 100, versionPriority 100.
 PRIORITY = (100, 100)
 _WINDOW = re.compile(r"^(\d+(?:\.\d+)?)s$")
@@ -122,18 +121,6 @@ def _usage(entry: dict[str, Any]) -> dict[str, str]:
 
 
 # --- objects ----------------------------------------------------------------------------------
-
-
-def read_usage(node: dict[str, Any]) -> Optional[dict[str, Any]]:
-    """A Node's parsed usage annotation; None when absent or unreadable."""
-    text = annotations_of(node).get(USAGE_ANNOTATION)
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("node"), dict) else None
 
 
 def node_metrics(node: dict[str, Any], now: str) -> Optional[dict[str, Any]]:
@@ -290,13 +277,19 @@ async def serve(request: web.Request, store: Store, group_list: Any) -> Optional
     return _json(await _pods(store, namespace, name, labels, fields, now))
 
 
+async def _existing(store: Store, plural: str, namespace: Optional[str],
+                    name: str) -> dict[str, Any]:
+    """The object metrics are asked of, or upstream's 404 naming it."""
+    obj = await _one(store, plural, namespace, name)
+    if obj is None:
+        raise errors.not_found(plural, name)
+    return obj
+
+
 async def _nodes(store: Store, name: Optional[str], labels: selectors.LabelSelector,
                  fields: selectors.FieldSelector, now: str) -> dict[str, Any]:
     if name is not None:
-        node = await _one(store, "nodes", None, name)
-        if node is None:
-            raise errors.not_found("nodes", name)
-        found = node_metrics(node, now)
+        found = node_metrics(await _existing(store, "nodes", None, name), now)
         if found is None:
             raise errors.not_found("nodemetrics", name, GROUP)
         return found
@@ -312,9 +305,7 @@ async def _pods(store: Store, namespace: Optional[str], name: Optional[str],
                 now: str) -> dict[str, Any]:
     measured = measured_pods(await _items(store, "nodes"))
     if name is not None:
-        pod = await _one(store, "pods", namespace, name)
-        if pod is None:
-            raise errors.not_found("pods", name)
+        pod = await _existing(store, "pods", namespace, name)
         entry = _measured_for(pod, measured)
         if entry is None:
             raise errors.not_found("podmetrics", f"{namespace}/{name}", GROUP)

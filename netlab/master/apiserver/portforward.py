@@ -39,7 +39,7 @@ from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
 from netlab.master.apiserver.storage import Registry
-from netlab.master.apiserver.streaming import NODES, relay
+from netlab.master.apiserver.streaming import kubelet_node, relay_response, upgrade_failed
 from netlab.tasks import until_first
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,9 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
         mode = "spdy"
     else:
         raise errors.bad_request("Upgrade request required")
-    if config.remote_command is None:
-        raise errors.bad_request(f"unable to upgrade connection: the API server has no "
-                                 f'connection to the kubelet of node "{node_name}"')
-    try:
-        node: Optional[dict] = await registry.get(NODES, None, node_name)
-    except errors.APIError:
-        raise errors.not_found("nodes", node_name) from None
+    node = await kubelet_node(registry, config, node_name)
     dialer = config.remote_command
+    assert dialer is not None  # (kubelet_node refused otherwise)
 
     async def dial(ports: list[tuple[str, str]], protocols: list[str]) -> tuple[Any, Any]:
         return await dialer(node, "portForward", namespace, pod_name, "", ports, protocols)
@@ -118,18 +113,8 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
         try:
             session, upstream = await dial(query, offered or [pf.WS_PROTOCOL])
         except LogUnavailable as err:
-            raise errors.APIError(404 if err.code == 404 else 400,
-                                  "NotFound" if err.code == 404 else "BadRequest",
-                                  f"unable to upgrade connection: {err}") from None
-        try:
-            client = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), autoping=True,
-                                           max_msg_size=0)
-            await client.prepare(request)
-            await relay(client, upstream)
-            return client
-        finally:
-            await upstream.close()
-            await session.close()
+            raise upgrade_failed(err) from None
+        return await relay_response(request, session, upstream, (pf.WS_PROTOCOL,))
 
     async def dial_port(port: int) -> tuple[Any, Any]:
         return await dial([("ports", str(port))], [pf.WS_PROTOCOL])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Optional
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -66,6 +66,27 @@ def _is_websocket(request: web.Request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
+async def kubelet_node(registry: Registry, config: Config, node_name: str) -> dict:
+    """The Node whose kubelet a stream goes to: 400 when the API server has no way to
+    kubelets, 404 when the Node is gone."""
+    if config.remote_command is None:
+        raise errors.bad_request(f"unable to upgrade connection: the API server has no "
+                                 f'connection to the kubelet of node "{node_name}"')
+    try:
+        return await registry.get(NODES, None, node_name)
+    except errors.APIError:
+        raise errors.not_found("nodes", node_name) from None
+
+
+def upgrade_failed(err: LogUnavailable) -> errors.APIError:
+    """The kubelet refused a stream: its 403 as it is, else upstream's 404 or 400."""
+    if err.code == 403:
+        return errors.APIError(403, "Forbidden", str(err))
+    return errors.APIError(404 if err.code == 404 else 400,
+                           "NotFound" if err.code == 404 else "BadRequest",
+                           f"unable to upgrade connection: {err}")
+
+
 async def remote_command(request: web.Request, registry: Registry, config: Config,
                          info: RequestInfo) -> web.StreamResponse:
     """GET or POST ``pods/{name}/exec`` or ``pods/{name}/attach``."""
@@ -86,27 +107,27 @@ async def remote_command(request: web.Request, registry: Registry, config: Confi
     websocket = _is_websocket(request)
     if websocket and rc.negotiate(offered) is None:
         raise errors.APIError(403, "Forbidden", rc.refusal_message(offered))
-    if config.remote_command is None:
-        raise errors.bad_request(f"unable to upgrade connection: the API server has no "
-                                 f'connection to the kubelet of node "{node_name}"')
-    try:
-        node: Optional[dict] = await registry.get(NODES, None, node_name)
-    except errors.APIError:
-        raise errors.not_found("nodes", node_name) from None
+    node = await kubelet_node(registry, config, node_name)
+    dial = config.remote_command
+    assert dial is not None  # (kubelet_node refused otherwise)
     query = [(k, v) for k, v in request.query.items() if k != "container"]
     try:
-        session, upstream = await config.remote_command(
+        session, upstream = await dial(
             node, kind, views.namespace_of(pod), pod_name, container, query,
             offered if websocket else None)
     except LogUnavailable as err:
-        if err.code == 403:
-            raise errors.APIError(403, "Forbidden", str(err)) from None
-        raise errors.APIError(404 if err.code == 404 else 400,
-                              "NotFound" if err.code == 404 else "BadRequest",
-                              f"unable to upgrade connection: {err}") from None
+        raise upgrade_failed(err) from None
+    return await relay_response(request, session, upstream,
+                                (upstream.protocol,) if upstream.protocol else ())
+
+
+async def relay_response(request: web.Request, session: aiohttp.ClientSession,
+                         upstream: aiohttp.ClientWebSocketResponse,
+                         protocols: tuple[str, ...]) -> web.WebSocketResponse:
+    """Answer ``request`` with a WebSocket speaking ``protocols`` and relay it to
+    ``upstream`` (the kubelet's) until either side closes; ``session`` goes with it."""
     try:
-        client = web.WebSocketResponse(protocols=(upstream.protocol,) if upstream.protocol
-                                       else (), autoping=True, max_msg_size=0)
+        client = web.WebSocketResponse(protocols=protocols, autoping=True, max_msg_size=0)
         await client.prepare(request)
         await relay(client, upstream)
         return client

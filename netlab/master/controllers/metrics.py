@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
+from netlab.api.usage import USAGE_ANNOTATION
 from netlab.api.views import annotations_of, meta_of
 from netlab.client.informer import Informer, object_key
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
-USAGE_ANNOTATION = "metrics.netlab.io/usage"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)?$")
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from netlab.api.timefmt import parse_time
+from netlab.api.usage import USAGE_ANNOTATION
 from netlab.api.views import (
     annotations_of,
     dict_at,
@@ -40,7 +41,6 @@ DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024  # schedutil.DefaultMemoryRequest
 DEFAULT_MAX_PODS = 110
 # The annotation in which each kubelet publishes the usage it measures (see
 # netlab/node/kubelet/metrics.py: the API object is the contract, not the module).
-USAGE_ANNOTATION = "metrics.netlab.io/usage"
 
 HostPort = tuple[str, str, int]  # (hostIP, protocol, port)
 

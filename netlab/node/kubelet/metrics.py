@@ -26,10 +26,10 @@ from datetime import datetime
 from typing import Any, Optional
 
 from netlab.api.timefmt import format_time, parse_time
-from netlab.api.views import annotations_of, meta_of, name_of
+from netlab.api.usage import read_usage
+from netlab.api.views import meta_of, name_of
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
-USAGE_ANNOTATION = "metrics.netlab.io/usage"
 METRICS_API = "metrics.k8s.io/v1beta1"
 
 
@@ -58,18 +58,6 @@ def usage_annotation(node_usage: Any, pods: dict[str, tuple[str, str]], when: da
             "uid": uid, "cpu": cpu_quantity(usage.cpu_millis),
             "memory": memory_quantity(usage.memory_bytes)}
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
-
-
-def read_usage(node: dict[str, Any]) -> Optional[dict[str, Any]]:
-    """The parsed annotation of a Node object; None if absent or unreadable."""
-    text = annotations_of(node).get(USAGE_ANNOTATION)
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("node"), dict) else None
 
 
 def node_metrics(node: dict[str, Any]) -> Optional[dict[str, Any]]:

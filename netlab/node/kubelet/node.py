@@ -39,13 +39,13 @@ from typing import Any, Callable
 import aiohttp
 
 from netlab.api.timefmt import format_micro_time, format_time
+from netlab.api.usage import USAGE_ANNOTATION
 from netlab.api.views import spec_of, uid_of
 from netlab.client import APIError, Client
 from netlab.images import BUILTIN_IMAGES
 from netlab.images.store import ImageStore
 from netlab.node.kubelet.config import KUBELET_VERSION, KubeletConfig
 from netlab.node.kubelet.events import NORMAL, WARNING, EventRecorder, node_ref
-from netlab.node.kubelet.metrics import USAGE_ANNOTATION
 from netlab.node.kubelet.status import merge_conditions
 from netlab.node.overlay import flannel_annotations
 from netlab.topology.plan import POD_BRIDGE

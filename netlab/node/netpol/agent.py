@@ -41,6 +41,7 @@ from typing import Any, Callable, Protocol
 from netlab.api.views import name_of, namespace_of, pod_spec, pod_status, uid_of
 from netlab.node.netpol import model, ruleset
 from netlab.node.netpol.ruleset import PolicyConfig
+from netlab.node.syncloop import RateLimited
 
 log = logging.getLogger("netlab.netpol")
 
@@ -118,7 +119,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
     return (namespace_of(obj), name_of(obj))
 
 
-class PolicyAgent:
+class PolicyAgent(RateLimited):
     """NetworkPolicy enforcement for one node; see the module docstring."""
 
     def __init__(self, node: str, netns: str, pod_cidr: str, *, min_interval: float = 0.05,
@@ -235,11 +236,6 @@ class PolicyAgent:
     def compile(self) -> tuple[model.NodeRules, ruleset.Objects]:
         compiled = model.compile_node(self.cluster(), self.node)
         return compiled, ruleset.render_objects(self.cfg, compiled, self._rendered)
-
-    def due_in(self) -> float:
-        if self._last_sync is None:
-            return 0.0
-        return max(0.0, self._last_sync + self.min_interval - self.clock())
 
     def sync(self, force: bool = False) -> SyncResult:
         """Converge the table with what the agent was told (see the module docstring)."""

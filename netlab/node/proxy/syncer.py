@@ -49,6 +49,7 @@ from typing import Any, Callable, Protocol
 from netlab.node.proxy import endpointslices, model, ruleset
 from netlab.node.proxy.model import ServicePort, ServicePortName
 from netlab.node.proxy.ruleset import Garbage, ProxyConfig
+from netlab.node.syncloop import RateLimited
 
 log = logging.getLogger("netlab.proxy")
 
@@ -142,7 +143,7 @@ class SyncResult:
     skipped: list[str] = field(default_factory=list)  # ports clashing with others
 
 
-class Proxier:
+class Proxier(RateLimited):
     """kube-proxy's sync engine for one node namespace; see the module docstring."""
 
     def __init__(self, netns: str, node_ips: Iterable[str] | None, pod_cidr: str, *,
@@ -200,12 +201,6 @@ class Proxier:
     @property
     def pending(self) -> bool:
         return bool(self.dirty) or self.need_full
-
-    def due_in(self) -> float:
-        """Seconds until ``sync()`` may run (0: now)."""
-        if self._last_sync is None:
-            return 0.0
-        return max(0.0, self._last_sync + self.min_interval - self.clock())
 
     # --- sync ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from netlab.api.errors import APIError
 from netlab.api.objects import dumps
 from netlab.api.resources import store_key
+from netlab.api.usage import USAGE_ANNOTATION
 from netlab.master.apiserver import authz, metricsapi, proxy
 
 NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
@@ -48,7 +49,7 @@ def test_windows_are_go_durations():
 def _node(name: str, usage: dict | None, labels: dict | None = None) -> dict:
     meta: dict = {"name": name, "labels": labels or {}}
     if usage is not None:
-        meta["annotations"] = {metricsapi.USAGE_ANNOTATION: json.dumps(usage)}
+        meta["annotations"] = {USAGE_ANNOTATION: json.dumps(usage)}
     return {"apiVersion": "v1", "kind": "Node", "metadata": meta}
 
 
@@ -71,7 +72,7 @@ async def _fill(c) -> None:
         if key in usage["pods"] and key != "default/gone":
             usage["pods"][key]["uid"] = made["metadata"]["uid"]  # measured: this pod
     await c.ok("PATCH", "/api/v1/nodes/w1", {"metadata": {"annotations": {
-        metricsapi.USAGE_ANNOTATION: json.dumps(usage)}}})
+        USAGE_ANNOTATION: json.dumps(usage)}}})
 
 
 async def test_discovery_and_the_apiservice(api, memory_store):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from netlab.api.usage import USAGE_ANNOTATION
 from netlab.node.kubelet import logs, metrics
 from netlab.node.kubelet.config import KubeletConfig, from_args, parse_taints
 from netlab.node.kubelet.node import lease_object, node_object
@@ -140,7 +141,7 @@ def test_usage_annotation_and_the_metrics_objects_made_from_it():
                       pods={"u1": ResourceUsage(5, 12 << 20, 10.0, "cgroup"),
                             "gone": ResourceUsage(1, 1, 10.0, "cgroup")})
     text = metrics.usage_annotation(usage, {"u1": ("default", "web")}, NOW, 10)
-    node = {"metadata": {"name": "worker1", "annotations": {metrics.USAGE_ANNOTATION: text}}}
+    node = {"metadata": {"name": "worker1", "annotations": {USAGE_ANNOTATION: text}}}
     nm = metrics.node_metrics(node)
     assert nm["kind"] == "NodeMetrics" and nm["usage"] == {"cpu": "250m",
                                                            "memory": f"{300 * 1024}Ki"}

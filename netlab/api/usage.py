@@ -1,0 +1,31 @@
+"""The usage annotation: how a kubelet's measurements reach everyone else.
+
+Each kubelet writes what it measured (its node's and its pods' CPU and memory, with a
+timestamp and window) as JSON in one annotation on its own Node object,
+``metrics.netlab.io/usage`` (``netlab.node.kubelet.metrics`` builds it). Readers are
+the API server's metrics.k8s.io (``kubectl top``), the scheduler's usage scoring, the
+HPA's metrics and ``netlab top``; they share the name and the first parse here, so
+the format has one definition. Pure.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from netlab.api.views import annotations_of
+
+USAGE_ANNOTATION = "metrics.netlab.io/usage"
+
+
+def read_usage(node: dict[str, Any]) -> Optional[dict[str, Any]]:
+    """A Node's parsed usage annotation (``{"node": {...}, "pods": {...}, "timestamp",
+    "window"}``); None when absent or unreadable."""
+    text = annotations_of(node).get(USAGE_ANNOTATION)
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("node"), dict) else None
