@@ -26,7 +26,6 @@ from netlab.lab import faults, lifecycle
 from netlab.lab.state import components_path, read_json
 
 WORKERS = ("worker1", "worker2", "worker3")
-VICTIM = "worker2"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 REPLICAS = 3
 
@@ -98,7 +97,8 @@ def test_a_node_cut_off_is_replaced_and_comes_back(lab: str) -> None:
         try:
             _run(lab, client)
         finally:
-            faults.link_up(lab, VICTIM)  # never leave the lab cut, whatever failed
+            for worker in WORKERS:  # never leave the lab cut, whatever failed
+                faults.link_up(lab, worker)
             client.delete("deployments.apps", "web", "default")
             client.delete("services", "web", "default")
 
@@ -108,30 +108,32 @@ def _run(lab: str, client: SyncClient) -> None:
                     interval=0.5, what=f"{REPLICAS} web pods Running and Ready")
     wait_for(lambda: len(_endpoint_ips(client)) == REPLICAS, 30, interval=0.2,
              what="the Service's endpoints to list every pod")
-    # The scheduler spread the replicas over the workers, none on the control plane.
-    assert sorted(p["spec"]["nodeName"] for p in pods) == sorted(WORKERS)
+    # The replicas run on the workers, none on the control plane. (Where exactly is the
+    # scheduler's choice: it weighs measured usage too, so two may share a worker.)
+    assert {p["spec"]["nodeName"] for p in pods} <= set(WORKERS)
+    victim = pods[0]["spec"]["nodeName"]  # a worker that runs at least one replica
     lost = {p["metadata"]["name"]: p["status"]["podIP"] for p in pods
-            if p["spec"]["nodeName"] == VICTIM}
+            if p["spec"]["nodeName"] == victim}
 
     started = time.monotonic()
-    assert "link down" in _netlab_fault(lab, "link-down", VICTIM)
+    assert "link down" in _netlab_fault(lab, "link-down", victim)
     links = json.loads(_netlab_fault(lab, "status", "-o", "json"))["links"]
-    assert {link["node"]: link["up"] for link in links}[VICTIM] is False
-    assert all(link["up"] for link in links if link["node"] != VICTIM)
+    assert {link["node"]: link["up"] for link in links}[victim] is False
+    assert all(link["up"] for link in links if link["node"] != victim)
 
     def unknown() -> dict | None:
-        node = client.get("nodes", VICTIM)
+        node = client.get("nodes", victim)
         return node if _ready(node) == "Unknown" else None
 
-    node = wait_for(unknown, 40, interval=0.2, what=f"{VICTIM} Ready=Unknown")
+    node = wait_for(unknown, 40, interval=0.2, what=f"{victim} Ready=Unknown")
     cond = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert cond["reason"] == "NodeStatusUnknown"
     assert cond["message"] == "Kubelet stopped posting node status."
-    assert _ready_nodes(client) == [n for n in ("control-plane", *WORKERS) if n != VICTIM]
+    assert _ready_nodes(client) == [n for n in ("control-plane", *WORKERS) if n != victim]
 
     def taints() -> set:
         return {(t["key"], t["effect"]) for t in
-                client.get("nodes", VICTIM)["spec"].get("taints") or []}
+                client.get("nodes", victim)["spec"].get("taints") or []}
     wait_for(lambda: taints() == {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")},
              20, interval=0.2, what="the unreachable taints")
     # Endpoints drop the lost pods long before they are evicted.
@@ -139,13 +141,13 @@ def _run(lab: str, client: SyncClient) -> None:
              what="the endpoints to drop the pods of the lost node")
 
     def replaced() -> list[dict] | None:
-        serving = [p for p in _serving(client) if p["spec"]["nodeName"] != VICTIM]
+        serving = [p for p in _serving(client) if p["spec"]["nodeName"] != victim]
         return serving if len(serving) == REPLICAS else None
 
     serving = wait_for(replaced, 90, interval=0.5,
                        what=f"{REPLICAS} serving pods on the workers that remain")
     recovery = time.monotonic() - started
-    assert {p["spec"]["nodeName"] for p in serving} <= {"worker1", "worker3"}
+    assert {p["spec"]["nodeName"] for p in serving} <= set(WORKERS) - {victim}
     for name in lost:
         pod = client.get("pods", name, "default")  # still known, but on its way out
         assert pod["metadata"].get("deletionTimestamp")
@@ -155,9 +157,9 @@ def _run(lab: str, client: SyncClient) -> None:
              interval=0.2, what="the endpoints to list the replacements")
     print(f"\nlink-down -> {REPLICAS} serving replicas again: {recovery:.1f}s")
 
-    assert "link up" in _netlab_fault(lab, "link-up", VICTIM)
-    wait_for(lambda: _ready(client.get("nodes", VICTIM)) == "True", 90, interval=0.5,
-             what=f"{VICTIM} Ready again after link-up")
+    assert "link up" in _netlab_fault(lab, "link-up", victim)
+    wait_for(lambda: _ready(client.get("nodes", victim)) == "True", 90, interval=0.5,
+             what=f"{victim} Ready again after link-up")
     wait_for(lambda: not taints(), 30, interval=0.2, what="the taints removed")
 
     def gone(name: str) -> bool:
