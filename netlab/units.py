@@ -102,6 +102,32 @@ class DurationError(ValueError):
     """A string that is not a duration, with Go's message (``time: invalid duration "x"``)."""
 
 
+def format_duration(seconds: float) -> str:
+    """Go's ``time.Duration.String`` (what Kubernetes prints and ``metav1.Duration``
+    serialises): ``10s``, ``10.5s``, ``1m0s``, ``1h2m5s``, ``500ms``, ``0s``. Callers
+    truncate or round first where Kubernetes does (``in 1.204s``, ``back-off 1m20s``)."""
+    ns = round(seconds * 1e9)
+    if ns <= 0:
+        return "0s"
+    if ns < 10**9:
+        for unit, factor in (("ms", 10**6), ("µs", 10**3)):
+            if ns >= factor:
+                return f"{_fraction(ns, factor)}{unit}"
+        return f"{ns}ns"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    out = f"{hours}h" if hours else ""
+    if hours or minutes:
+        out += f"{minutes}m"
+    return out + f"{_fraction(rest, 10**9)}s"
+
+
+def _fraction(value: int, factor: int) -> str:
+    whole, part = divmod(value, factor)
+    digits = str(part).rjust(len(str(factor)) - 1, "0").rstrip("0")
+    return f"{whole}.{digits}" if digits else str(whole)
+
+
 def parse_duration(text: str | int | float, *, strict: bool = False,
                    signed: bool = False) -> float:
     """Go's ``time.ParseDuration`` ("1m30s", "500ms", "1.5h", "0"), in seconds.

@@ -37,6 +37,7 @@ from netlab.api.usage import read_usage
 from netlab.api.views import meta_of, name_of, namespace_of, uid_of
 from netlab.master.store import Store
 from netlab.units import QuantityError, cpu_millis, memory_bytes
+from netlab.units import format_duration as go_duration
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"
@@ -69,31 +70,6 @@ def memory_quantity(num_bytes: int) -> str:
         if num_bytes % 1024**power == 0:
             return f"{num_bytes // 1024**power}{suffix}"
     return str(num_bytes)
-
-
-def go_duration(seconds: float) -> str:
-    """``metav1.Duration``'s JSON form, Go's ``time.Duration.String``: ``10s``,
-    ``10.5s``, ``1m0s``, ``500ms``."""
-    ns = round(seconds * 1e9)
-    if ns <= 0:
-        return "0s"
-    if ns < 10**9:
-        for unit, factor in (("ms", 10**6), ("µs", 10**3)):
-            if ns >= factor:
-                return f"{_fraction(ns, factor)}{unit}"
-        return f"{ns}ns"
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    out = f"{hours}h" if hours else ""
-    if hours or minutes:
-        out += f"{minutes}m"
-    return out + f"{_fraction(rest, 10**9)}s"
-
-
-def _fraction(value: int, factor: int) -> str:
-    whole, part = divmod(value, factor)
-    digits = str(part).rjust(len(str(factor)) - 1, "0").rstrip("0")
-    return f"{whole}.{digits}" if digits else str(whole)
 
 
 def _window(text: Any) -> str:

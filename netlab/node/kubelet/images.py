@@ -54,6 +54,7 @@ from netlab.images.reference import DEFAULT_REGISTRY, ReferenceError, normalise,
 from netlab.images.store import ImageStore, StoredImage
 from netlab.node.kubelet.events import NORMAL, WARNING
 from netlab.node.kubelet.restarts import Backoff
+from netlab.units import format_duration
 
 log = logging.getLogger("netlab.kubelet.images")
 
@@ -91,12 +92,7 @@ def needs_pull(container: Container, stored: Optional[StoredImage]) -> bool:
 def go_duration(seconds: float) -> str:
     """Go's ``time.Duration`` text truncated to milliseconds (``523ms``, ``1.204s``,
     ``1m2.5s``), as in ``Successfully pulled image "x" in 1.204s``."""
-    ms = int(seconds * 1000)
-    if ms < 1000:
-        return f"{ms}ms"
-    minutes, rest = divmod(ms, 60_000)
-    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{minutes}m{secs}" if minutes else secs
+    return format_duration(int(seconds * 1000) / 1000)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ from netlab.node.kubelet.spec import (
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.kubelet.tokens import TokenError, TokenManager
 from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, Sandbox
+from netlab.units import format_duration
 
 log = logging.getLogger("netlab.kubelet.pods")
 
@@ -123,17 +124,9 @@ class Services:
 
 
 def go_duration(seconds: float) -> str:
-    """Go's ``time.Duration`` text, as in kubelet's back-off messages (``1m20s``)."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    whole = round(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    if minutes:
-        return f"{minutes}m{secs}s"
-    return f"{secs}s"
+    """Go's ``time.Duration`` text, as in kubelet's back-off messages (``1m20s``): whole
+    seconds, milliseconds below one."""
+    return format_duration(round(seconds * 1000) / 1000 if seconds < 1 else round(seconds))
 
 
 def _relevant(pod: dict[str, Any]) -> tuple:
