@@ -6,20 +6,17 @@ Three callers, three needs:
   ``sizeLimit`` (:func:`mount_tmpfs`), and before a pod's directory is removed,
   whatever is mounted below it goes (:func:`unmount_below`, also what ``netlab down``
   runs after a crash);
-- the kubelet and the shim resolve a ``subPath`` inside a volume with upstream's
+- the kubelet and the runtime resolve a ``subPath`` inside a volume with upstream's
   safety (:func:`open_beneath`): symbolic links are evaluated, the result must stay
   inside the volume, and the path is then opened one element at a time without
   following any link, so a link swapped in by a container between the check and the
   mount (the classic subPath escape) is refused instead of followed;
-- the container shim bind-mounts each volume at its destination (:func:`bind`), from
-  an ``O_PATH`` descriptor opened before the container's root is built (the sources
-  live in the pod's directory, which the container never sees), read-only when the
-  mount asks (a bind remounted ``MS_RDONLY``, as OCI runtimes do). Mount points are
-  made inside the container's own root (``rootfs``); only a container that sees the
-  host's own filesystem (privileged, without an image) needs them to exist already
-  (:func:`bind_in_host_view`).
+- the runtime opens every volume's source (:func:`open_sources`) and binds the opened
+  object on a mount point of the container's bundle (:func:`bind`), read-only when
+  the mount asks; crun then mounts that bundle path, which no pod can change, so what
+  the container gets is what was checked.
 
-Standard library only: the shim imports this, and must start fast.
+Standard library only.
 """
 
 from __future__ import annotations
@@ -109,15 +106,17 @@ class VolumeBind:
     destination: str  # where the container sees it
     read_only: bool = False
     sub_path: str = ""  # inside ``source``; resolved with open_beneath
+    host_path: bool = False  # a hostPath: checked again, once opened, where it leads
 
     def to_json(self) -> dict[str, object]:
         return {"source": self.source, "destination": self.destination,
-                "readOnly": self.read_only, "subPath": self.sub_path}
+                "readOnly": self.read_only, "subPath": self.sub_path,
+                "hostPath": self.host_path}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> VolumeBind:
         return cls(str(data["source"]), str(data["destination"]), bool(data.get("readOnly")),
-                   str(data.get("subPath") or ""))
+                   str(data.get("subPath") or ""), bool(data.get("hostPath")))
 
 
 def open_sources(binds: list[VolumeBind]) -> list[tuple[VolumeBind, int, bool]]:
@@ -155,28 +154,3 @@ def bind(fd: int, target: str, read_only: bool) -> None:
     flags = nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_NOSUID
     flags |= nsutil.MS_NODEV if directory else 0
     nsutil.mount(None, target, None, flags | (nsutil.MS_RDONLY if read_only else 0))
-
-
-def bind_in_host_view(opened: list[tuple[VolumeBind, int, bool]],
-                      creatable: tuple[str, ...] = ()) -> None:
-    """Mount the volumes of a container that sees the host's own filesystem (a
-    privileged container without an image): a destination must exist there with the
-    volume's kind, since a mount point made there would be a write to the host, or lie
-    under one of ``creatable`` (a private ``/tmp`` of the container), where it is made."""
-    for volume, fd, is_dir in opened:
-        target = volume.destination
-        if not os.path.lexists(target):
-            if not any(_within(target, c) for c in creatable):
-                raise MountError(
-                    f"mount point {target} does not exist, and this container sees the "
-                    "host's own filesystem (privileged, without an image), where netlab "
-                    "makes no mount points: mount the volume at an existing path")
-            if is_dir:
-                os.makedirs(target, mode=0o755, exist_ok=True)
-            else:
-                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
-                os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
-        elif os.path.isdir(target) != is_dir:
-            kind = "a directory" if is_dir else "a file"
-            raise MountError(f"mount point {target} is not {kind}")
-        bind(fd, target, volume.read_only)

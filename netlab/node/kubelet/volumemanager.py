@@ -23,8 +23,9 @@ the lab's state directory masked. Per volume type:
 A volume that cannot be set up raises :class:`netlab.node.kubelet.volumes.VolumeError`
 (the worker turns it into a ``FailedMount`` event and the pod waits). Container mounts
 resolve ``subPath`` with upstream's safety (``netlab.kernel.mounts.open_beneath``:
-no way out through ``..`` or a symbolic link); the shim resolves it again when it
-mounts, so a link swapped in meanwhile is refused there too.
+no way out through ``..`` or a symbolic link); the runtime opens it again and mounts
+the opened object (``netlab.node.runtime.bundle``), so a link swapped in meanwhile
+is refused there too.
 """
 
 from __future__ import annotations
@@ -35,12 +36,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from netlab import paths
 from netlab.api.views import Container
 from netlab.kernel import mounts
 from netlab.node.kubelet import atomic_writer, envsources
 from netlab.node.kubelet import volumes as plugins
 from netlab.node.kubelet.spec import CONFIG_ERROR, ContainerConfigError, PodContext
+from netlab.node.runtime import capabilities
 from netlab.units import QuantityError, memory_bytes
 
 VOLUMES_DIR = "volumes"
@@ -95,18 +96,6 @@ def check_host_path(path: str, kind: str) -> None:
         raise plugins.VolumeError(f"hostPath type check failed: {path} {words}")
 
 
-def forbidden_host_path(path: str) -> Optional[str]:
-    """Why ``path`` may not be a hostPath: it is, holds or lies in netlab's state or
-    data directories (admin token, CA keys, the store of every lab)."""
-    real = os.path.realpath(path)
-    for root in (paths.STATE_ROOT, paths.DATA_ROOT):
-        guarded = os.path.realpath(root)
-        if os.path.commonpath((real, guarded)) in (real, guarded):
-            return (f"hostPath {path} would expose netlab's own files ({guarded}), "
-                    "which no pod may read")
-    return None
-
-
 # --- setting volumes up ----------------------------------------------------------------------
 
 
@@ -119,7 +108,7 @@ def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
     if kind == plugins.HOST_PATH:
         src = volume.get(kind) or {}
         path = str(src.get("path") or "")
-        why = forbidden_host_path(path)
+        why = capabilities.forbidden_host_path(path)
         if why:
             raise plugins.VolumeError(why)
         check_host_path(path, str(src.get("type") or ""))
@@ -157,7 +146,7 @@ def read_only_volume(volume: Mapping[str, Any]) -> bool:
 
 
 def _prepare_sub_path(base: str, sub_path: str, create: bool) -> None:
-    """Check ``sub_path`` inside ``base`` as the shim will open it; make it (a
+    """Check ``sub_path`` inside ``base`` as the runtime will open it; make it (a
     directory) when missing and the volume is one the kubelet may write."""
     try:
         os.close(mounts.open_beneath(base, sub_path))
@@ -199,7 +188,8 @@ def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, An
                     f'container "{cname}"') from None
         out.append(mounts.VolumeBind(
             source=ready[name], destination=str(vm.get("mountPath") or ""),
-            read_only=bool(vm.get("readOnly")) or read_only_volume(volume), sub_path=sub_path))
+            read_only=bool(vm.get("readOnly")) or read_only_volume(volume), sub_path=sub_path,
+            host_path=plugins.volume_type(volume) == plugins.HOST_PATH))
     return tuple(out)
 
 

@@ -112,20 +112,35 @@ def _host_view_root(directory: Path, root: Path, links: dict[str, str]) -> Overl
     return Overlay(root=str(root), host_dirs=tuple(shown), upper=str(upper), work=str(work))
 
 
-def _volume_binds(spec: ContainerSpec) -> tuple[oci.Bind, ...]:
-    """The pod's volumes as binds, a ``subPath`` resolved inside its volume without
-    following a link out of it (``mounts.open_beneath``: upstream's refusal)."""
-    out = []
-    for m in spec.mounts:
-        source = m.source
-        if m.sub_path:
-            fd = mounts.open_beneath(m.source, m.sub_path)
-            try:
-                source = os.readlink(f"/proc/self/fd/{fd}")
-            finally:
-                os.close(fd)
-        out.append(oci.Bind(source, m.destination, read_only=m.read_only))
-    return tuple(out)
+def _volume_binds(spec: ContainerSpec, directory: Path) -> tuple[oci.Bind, ...]:
+    """The pod's volumes as binds crun can follow safely. Each source is opened here
+    (a ``subPath`` resolved inside its volume without following a link out of it,
+    ``mounts.open_beneath``), a hostPath checked again where it really leads, and the
+    opened object bound on a mount point of this bundle (``volumes/<i>``, which no pod
+    can reach): crun then mounts that path, so a link swapped into a volume after the
+    check cannot redirect the mount (upstream binds its ``volume-subpaths`` the same
+    way). The helper mounts go with the bundle (``mounts.unmount_below``)."""
+    opened = mounts.open_sources(list(spec.mounts))
+    if opened:
+        mounts.unmount_below(str(directory / "volumes"))  # a retried start binds afresh
+    try:
+        out = []
+        for i, (m, fd, is_dir) in enumerate(opened):
+            if m.host_path:
+                why = capabilities.forbidden_host_path(os.readlink(f"/proc/self/fd/{fd}"))
+                if why:
+                    raise oci.OciConfigError(why)
+            target = directory / "volumes" / str(i)
+            target.parent.mkdir(exist_ok=True)
+            if is_dir:
+                target.mkdir(exist_ok=True)
+            else:
+                target.touch(exist_ok=True)
+            mounts.bind(fd, str(target), m.read_only)
+            out.append(oci.Bind(str(target), m.destination, read_only=m.read_only))
+        return tuple(out)
+    finally:
+        mounts.close_sources(opened)
 
 
 def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
@@ -196,7 +211,7 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
         root=root_path, cgroups_path=cgroups_path, binds=binds,
         seccomp_profile=_default_profile(),
         host_caps=_own_capabilities() if spec.privileged else None,
-        volumes=_volume_binds(spec))
+        volumes=_volume_binds(spec, directory))
     config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)
     tmp = directory / ".config.json.tmp"
     tmp.write_text(json.dumps(config))

@@ -19,6 +19,7 @@ Pure: names and numbers only.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -72,6 +73,20 @@ def container_set(add: Iterable[str] = (), drop: Iterable[str] = ()) -> frozense
 def masked_paths() -> list[str]:
     """The host directories every unprivileged container sees as empty."""
     return [str(paths.STATE_ROOT), str(paths.DATA_ROOT)]
+
+
+def forbidden_host_path(path: str) -> str | None:
+    """Why ``path`` may not be a hostPath: it is, holds or lies in netlab's state or
+    data directories (admin token, CA keys, the store of every lab). The kubelet asks
+    when it sets the volume up; the runtime asks again of where the opened source
+    really leads, just before the mount, so a link swapped in meanwhile is caught."""
+    real = os.path.realpath(path)
+    for root in (paths.STATE_ROOT, paths.DATA_ROOT):
+        guarded = os.path.realpath(root)
+        if os.path.commonpath((real, guarded)) in (real, guarded):
+            return (f"hostPath {path} would expose netlab's own files ({guarded}), "
+                    "which no pod may read")
+    return None
 
 
 def install_paths() -> list[str]:

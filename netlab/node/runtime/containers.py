@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netlab.kernel import mounts
 from netlab.kernel.processes import is_running
 from netlab.node.runtime import bundle, cgroups, oci, oci_runtime
 from netlab.node.runtime.paths import process_start_time, read_json, write_json
@@ -261,6 +262,7 @@ def _prune(lab: str, sb: Sandbox, name: str, keep_from: int) -> None:
                     _file(sb, name, n, kind).unlink()
             # The bundle and the container's writable layer go with it (its overlay
             # went with conmon's mount namespace when the container exited).
+            mounts.unmount_below(str(_file(sb, name, n, "rootfs")))  # its volumes' binds
             shutil.rmtree(_file(sb, name, n, "rootfs"), ignore_errors=True)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rtkit import PY, as_kubelet, log_text, wait_exited
 
+from netlab import paths
 from netlab.images import busybox
 from netlab.images.store import ImageStore, StoredImage
 from netlab.kernel import mounts
@@ -116,3 +117,16 @@ def test_a_memory_emptydir_is_a_tmpfs_of_its_size_and_goes_with_the_pod(rlab, po
     assert out == ["tmpfs", "FULL"], (out, st)
     as_kubelet(rt, lambda: rt.remove_pod_sandbox(sb, grace_seconds=0))
     assert not mounts.is_mountpoint(path) and not sb.path.exists()
+
+
+def test_a_host_path_swapped_for_a_link_to_the_lab_is_refused_at_mount(rlab, pods, image,
+                                                                       volumes):
+    """The kubelet checked the hostPath when it set the volume up; by the time the
+    container starts it has become a link to netlab's state directory. The runtime
+    checks where the opened source really leads, and refuses."""
+    os.symlink(str(paths.lab_dir(rlab.name)), volumes / "swapped")
+    sb, _ = _busybox(pods, "worker1", "swapped", image, "ls /h",
+                     [VolumeBind(str(volumes / "swapped"), "/h", host_path=True)])
+    st = wait_exited(rlab.runtime("worker1"), sb)
+    assert st.reason == "StartError", st
+    assert "would expose netlab's own files" in (st.message or ""), st

@@ -16,6 +16,7 @@ from netlab.node.kubelet import atomic_writer, volumemanager
 from netlab.node.kubelet import volumes as plugins
 from netlab.node.kubelet.atomic_writer import FileProjection
 from netlab.node.kubelet.spec import ContainerConfigError, PodContext
+from netlab.node.runtime import capabilities
 
 CTX = PodContext(node_name="worker1", host_ip="192.168.100.3", pod_ip="10.244.1.7",
                  hostname="web-0", node_cpu_millis=2000, node_memory_bytes=4 << 30)
@@ -185,8 +186,8 @@ def test_host_path_types(tmp_path):
 
 def test_host_path_never_reaches_netlab_state():
     for path in ("/", "/run", "/run/netlab", "/var/lib/netlab/x"):
-        assert volumemanager.forbidden_host_path(path), path
-    assert volumemanager.forbidden_host_path("/tmp/x") is None
+        assert capabilities.forbidden_host_path(path), path
+    assert capabilities.forbidden_host_path("/tmp/x") is None
 
 
 # --- subPath ---------------------------------------------------------------------------------
