@@ -186,6 +186,7 @@ def resolve(image: str, command: list[str] | None = None,
 
 
 def runs_builtin(argv: list[str]) -> bool:
-    """Whether ``argv`` (from :func:`resolve`) runs a built-in program, which expects to
-    start with its stop signals blocked; a host program's argv does not."""
+    """Whether ``argv`` (from :func:`resolve`) runs a built-in program, whose SIGTERM
+    handler comes only after its start-up (the runtime waits for it before a stop); a
+    host program's argv does not."""
     return tuple(argv[:len(_LAUNCHER)]) == _LAUNCHER and len(argv) > len(_LAUNCHER)

@@ -1,20 +1,18 @@
 """``python -m netlab.images PROGRAM [ARGS]``: how a container runs a built-in image.
 
-The runtime starts a built-in image's process with SIGTERM and SIGINT *blocked*
-(``ContainerSpec.stop_signals_blocked``). That matters because the process is PID 1
-of its PID namespace, and the kernel drops a signal sent to a namespace's init from
-outside while the signal's disposition is still the default: a Python program only
-installs its handler after its imports, and under a burst of pod starts on two
-cores that takes seconds. A delete in that window used to be ignored, so the pod
-stayed Terminating for its whole grace period. A blocked signal is never dropped
-(it stays pending), so the stop is deferred, never lost.
-
-This launcher is the first Python code the process runs, before any program's
-imports. It installs a handler that ends the process at once (the program has not
-started serving, so there is nothing to drain) and unblocks the signals, which
-delivers a pending stop immediately. The program's own graceful handler replaces
-this one once the program is ready. A real image's entrypoint in Go or C handles
-the signal within milliseconds; this makes netlab's images behave the same.
+A built-in image's process is PID 1 of its PID namespace, and the kernel drops a
+signal sent to a namespace's init from outside while the signal's disposition is
+still the default: a Python program only installs its handler after its imports,
+and under a burst of pod starts on two cores that takes seconds. A delete in that
+window used to be ignored, so the pod stayed Terminating for its whole grace period.
+So the runtime waits, before it sends SIGTERM, until the process catches it
+(``SigCgt`` in ``/proc/PID/status``; ``ContainerSpec.stop_signals_blocked`` marks the
+programs that need this), and this launcher, the first Python code the process runs,
+installs a handler that ends the process at once, before any program's imports (the
+program has not started serving, so there is nothing to drain). The program's own
+graceful handler replaces it once the program is ready. A real image's entrypoint in
+Go or C handles the signal within milliseconds; this makes netlab's images behave the
+same.
 
 Host programs (a ``command`` that is not an image's entrypoint) do not go through
 here: they run as PID 1 with their own signal handling, exactly as the same program

@@ -67,6 +67,15 @@ def unmount_below(path: str) -> list[str]:
     return done
 
 
+def top_mounts_below(directories: list[str]) -> tuple[str, ...]:
+    """The mount points strictly below any of ``directories``, outermost only (binding
+    one recursively brings what is mounted below it), without spaces (they travel as a
+    word list)."""
+    below = sorted({p for p in _mount_points() for d in directories
+                    if p != d and _within(p, d) and " " not in p})
+    return tuple(p for p in below if not any(q != p and _within(p, q) for q in below))
+
+
 def _within(path: str, base: str) -> bool:
     return path == base or path.startswith(base.rstrip("/") + "/")
 

@@ -26,6 +26,7 @@ attempt (``containers._prune``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from functools import lru_cache
@@ -187,15 +188,18 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
             for base in (root, upper, work):
                 (base / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
         if layered:
+            # An overlay shows its lower directory's files, not what is mounted below it
+            # (/run/netns's namespace pins, tmpfs mounts): those are bound back in.
             overlay = Overlay(root=str(root), host_dirs=tuple(layered), upper=str(upper),
-                              work=str(work))
+                              work=str(work), submounts=mounts.top_mounts_below(layered))
         top = [n for n in top if f"/{n}" not in layered]
         binds = oci.whole_host_binds(top, links)
         user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
         root_path = str(root)
     else:
         links = _host_links()
-        overlay = _host_view_root(directory, root, links)
+        overlay = dataclasses.replace(_host_view_root(directory, root, links),
+                                      read_only=spec.read_only_root)
         # netlab's install, bound read-only (what HOST_VIEW's overlays already show
         # of it, under /usr, is not bound again).
         binds = tuple(b for b in oci.host_view_binds(capabilities.install_paths(), links)
@@ -210,6 +214,9 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
     opts = oci.BundleOptions(
         root=root_path, cgroups_path=cgroups_path, binds=binds,
         seccomp_profile=_default_profile(),
+        # The lab's directories are not in a contained container's root at all; masked
+        # too, in case an image or a volume brings a path there.
+        masked=() if spec.privileged else tuple(capabilities.masked_paths()),
         host_caps=_own_capabilities() if spec.privileged else None,
         volumes=_volume_binds(spec, directory))
     config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)

@@ -3,18 +3,17 @@
 A container runtime does not hand a pod the whole of root. containerd (kind's
 runtime) gives a container the 14 capabilities below and masks what it must not
 read; ``securityContext.capabilities.add/drop`` adjust the set (``ALL`` names
-every capability), and ``privileged: true`` keeps everything. netlab applies the
-set as a *bounding* set just before exec: a root process that execs gets exactly
-its bounding set as permitted and effective capabilities, and can never regain
-the rest (no ``CAP_SYS_ADMIN``: it cannot unmount the masks, enter another
-namespace or load modules).
+every capability), and ``privileged: true`` keeps everything. crun applies the set
+(bounding, permitted and effective) from the container's ``config.json``, so a root
+process in the container can never regain the rest (no ``CAP_SYS_ADMIN``: it cannot
+unmount anything, enter another namespace or load modules).
 
-The masks hide the lab's own files from every unprivileged container: the state
-directory (the API server's admin token, the lab CA and its keys, sockets, logs)
-and the data directory (the store). An empty read-only tmpfs is mounted over each,
-as OCI runtimes mask paths.
+The lab's own files (the state directory: the API server's admin token, the lab CA
+and its keys, sockets, logs; the data directory: the store) are not in a contained
+container's root at all, and are masked there as well (:func:`masked_paths`); a
+hostPath may not lead into them (:func:`forbidden_host_path`).
 
-Pure: names and numbers only.
+No side effects: names, numbers and path checks.
 """
 
 from __future__ import annotations

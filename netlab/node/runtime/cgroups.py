@@ -10,12 +10,17 @@ containers (usage is hierarchical in both versions). Two host layouts:
   ``cgroup.subtree_control``; because of v2's no-internal-processes rule the
   tree hangs off the root (as kubelet's ``/kubepods`` does), not off a cgroup
   that holds processes.
-- **v1** (separate ``cpu``, ``cpuacct``, ``memory`` mounts, and a v2
+- **v1** (separate ``cpu``, ``cpuacct``, ``memory`` and ``devices`` mounts, and a v2
   ``unified`` mount without those controllers, as on netlab's CI machines):
   ``memory.limit_in_bytes``, ``cpu.cfs_quota_us``/``cpu.cfs_period_us``,
   ``cpuacct.usage``, ``memory.usage_in_bytes``, ``memory.oom_control``. The
   groups nest under the cgroup of the process that creates them, so a lab
   stays inside whatever limits and accounting the host put netlab under.
+
+The v1 ``devices`` controller filters which device nodes a container may open
+(:func:`restrict_devices`): crun would, but it runs with its cgroup manager off.
+Without one (a v2 host), the runtime takes MKNOD from containers that did not add
+it, so no container can make a node for the host's disk.
 
 Where a controller is missing, ``CgroupHost.missing`` holds a sentence saying
 so, which ``set_limits`` returns and the kubelet turns into an event.
@@ -41,6 +46,13 @@ from netlab.node.runtime.paths import read_json, runtime_dir, write_json
 CGROUP_ROOT = "/sys/fs/cgroup"
 NETLAB_GROUP = "netlab"
 CONTROLLERS = ("cpu", "cpuacct", "memory")
+DEVICES = "devices"  # v1's device filter, which crun sets only when it manages cgroups
+# The device nodes every container may use: containerd's and CRI-O's defaults (the
+# OCI runtime spec's default devices plus mknod of any, which is harmless without
+# read or write).
+DEFAULT_DEVICE_RULES = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm",
+                        "c 1:8 rwm", "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm",
+                        "c 136:* rwm")
 CFS_PERIOD_US = 100_000
 MIN_CFS_QUOTA_US = 1_000  # the kernel's floor, as kubelet clamps it
 RECORD = "cgroups.json"
@@ -120,8 +132,13 @@ def detect(mounts: list[tuple[str, str, set[str]]] | None = None,
                 if ctrl in opts:
                     v1.setdefault(ctrl, point)
     if v1:
+        for fstype, point, opts in mounts:
+            if fstype == "cgroup" and DEVICES in opts:
+                v1.setdefault(DEVICES, point)
         parents, missing = {}, {}
-        for ctrl in CONTROLLERS:
+        for ctrl in (*CONTROLLERS, DEVICES):
+            if ctrl == DEVICES and ctrl not in v1:
+                continue  # no device filter: containers get no MKNOD (restrict_devices)
             if ctrl in v1:
                 parents[ctrl] = os.path.normpath(
                     os.path.join(v1[ctrl], own.get(ctrl, "/").lstrip("/")))
@@ -377,11 +394,20 @@ def oom_kills(cg: Cgroup) -> int | None:
     return None
 
 
-def join(cg: Cgroup) -> None:
-    """Move the calling process into the group in every hierarchy ("0": ourselves,
-    which also holds inside a new PID namespace)."""
-    for directory in cg.unique_dirs():
-        _write(os.path.join(directory, "cgroup.procs"), "0")
+def restrict_devices(cg: Cgroup, privileged: bool) -> bool:
+    """Limit the container's group to the default device nodes (every device when
+    ``privileged``), as an OCI runtime does through the devices controller; False when
+    the host has no v1 devices hierarchy to do it with."""
+    directory = cg.dirs.get(DEVICES)
+    if directory is None:
+        return False
+    if privileged:
+        _write(os.path.join(directory, "devices.allow"), "a")
+        return True
+    _write(os.path.join(directory, "devices.deny"), "a")
+    for rule in DEFAULT_DEVICE_RULES:
+        _write(os.path.join(directory, "devices.allow"), rule)
+    return True
 
 
 def add_process(cg: Cgroup, pid: int) -> None:

@@ -29,6 +29,7 @@ Only attempts ``n`` and ``n-1`` are kept: ``kubectl logs --previous`` reads
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -300,6 +301,16 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
                                        spec.cpu_request_millis)
     elif spec.cpu_limit_millis is not None or spec.memory_limit_bytes is not None:
         warnings = [f"limits not enforced: {r}" for r in dict.fromkeys(host.missing.values())]
+    filtered = False
+    if cg is not None:
+        try:
+            filtered = cgroups.restrict_devices(cg, spec.privileged)
+        except OSError as err:
+            warnings.append(f"device nodes not filtered: {err}")
+    if not filtered and not spec.privileged and "MKNOD" not in spec.cap_add:
+        # Nothing filters device nodes here: a node made for the host's disk would
+        # open, so the container does not get to make one.
+        spec = dataclasses.replace(spec, cap_drop=(*spec.cap_drop, "MKNOD"))
     kept = spec.kept_capabilities()
     cid = f"{sb.uid}-{spec.name}-{n}"
     record = {
@@ -581,6 +592,13 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
     argv = oci_runtime.exec_argv(lab, cid, argv, cwd=spec.get("workingDir") or None,
                                  no_new_privs=bool(spec.get("noNewPrivs")),
                                  user=(int(user.get("uid", 0)), int(user.get("gid", 0))))
+    cg = cgroups.Cgroup.from_json(spec.get("cgroup"))
+    if cg is not None:
+        # With its cgroup manager off, crun exec joins no cgroup: the launcher moves
+        # itself into the container's groups first, so the command counts against the
+        # container's limits and usage, as in CRI-O.
+        argv = ["sh", "-c", 'for d in $0; do echo $$ > "$d/cgroup.procs" || exit 125; '
+                'done; exec "$@"', " ".join(cg.unique_dirs()), *argv]
     return ExecSpec(argv=argv, env={"PATH": DEFAULT_PATH})
 
 

@@ -280,7 +280,7 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
         raise OciConfigError(f"container {spec.name} has no command to run")
     caps = process_capabilities(spec, user.uid, opts.host_caps)
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           **({"HOSTNAME": hostname} if hostname else {}), "HOME": "/root", **spec.env}
+           **({"HOSTNAME": hostname} if hostname else {}), **spec.env}
     process: dict[str, Any] = {
         "terminal": False,
         "user": {"uid": user.uid, "gid": user.gid,

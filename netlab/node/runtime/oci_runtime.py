@@ -42,6 +42,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -95,8 +96,9 @@ _PREPARE = (
     'if [ -n "$NL_OVERLAY" ]; then cd "$NL_LAYERS" && '
     'mount -t overlay -o "$NL_OVERLAY" overlay "$NL_ROOT" || exit 125; cd /; fi; '
     'for d in $NL_HOST_DIRS; do mount -t overlay -o '
-    '"nodev,lowerdir=$d,upperdir=$NL_UPPER$d,workdir=$NL_WORK$d" overlay "$NL_ROOT$d" '
-    '|| exit 125; done; '
+    '"${NL_HOST_RO:+ro,}nodev,lowerdir=$d,upperdir=$NL_UPPER$d,workdir=$NL_WORK$d" '
+    'overlay "$NL_ROOT$d" || exit 125; done; '
+    'for m in $NL_SUBMOUNTS; do mount --rbind "$m" "$NL_ROOT$m" || exit 125; done; '
     'exec "$@"')
 
 
@@ -115,6 +117,11 @@ class Overlay:
     host_dirs: tuple[str, ...] = ()
     upper: str = ""
     work: str = ""
+    # readOnlyRootFilesystem: crun remounts only the root itself read-only, not the
+    # overlays mounted under it, so the host directories' overlays are mounted ro.
+    read_only: bool = False
+    # Mount points below ``host_dirs`` on the host, bound back over their overlays.
+    submounts: tuple[str, ...] = ()
 
 
 def crun_argv(lab: str, *args: str) -> list[str]:
@@ -138,7 +145,8 @@ def shielded(argv: list[str], overlay: Overlay | None = None
     if overlay is not None:
         env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root,
                    NL_HOST_DIRS=" ".join(overlay.host_dirs), NL_UPPER=overlay.upper,
-                   NL_WORK=overlay.work)
+                   NL_WORK=overlay.work, **({"NL_HOST_RO": "1"} if overlay.read_only else {}),
+                   NL_SUBMOUNTS=" ".join(overlay.submounts))
     return _shielded(argv), env
 
 
@@ -173,7 +181,16 @@ def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Pat
         os.close(write_end)
         write_end = -1
         report = _read_sync(read_end, timeout)
-        proc.wait(timeout=timeout)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # conmon's launcher hung: take its process group and whatever crun made.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            delete(lab, cid)
+            return Created(None, "conmon did not detach within "
+                           f"{timeout:g}s: " + _tail(bundle / "conmon.log"))
     finally:
         if write_end >= 0:
             os.close(write_end)
@@ -254,27 +271,6 @@ def list_ids(lab: str) -> list[str]:
     done = subprocess.run(crun_argv(lab, "list", "-q"), capture_output=True, text=True,
                           timeout=SYNC_TIMEOUT)
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
-
-
-def state(lab: str, cid: str) -> dict[str, object] | None:
-    """``crun state``: status (created, running, stopped) and pid; None if unknown."""
-    done = subprocess.run(crun_argv(lab, "state", cid), capture_output=True, text=True,
-                          timeout=SYNC_TIMEOUT)
-    try:
-        found = json.loads(done.stdout) if done.returncode == 0 else None
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
-
-
-def exit_status(lab: str, cid: str) -> tuple[int, float] | None:
-    """conmon's record of how the container ended: (status, when), or None yet."""
-    path = exits_dir(lab) / cid
-    try:
-        text = path.read_text().strip()
-        return int(text), path.stat().st_mtime
-    except (OSError, ValueError):
-        return None
 
 
 def forget_exit(lab: str, cid: str) -> None:

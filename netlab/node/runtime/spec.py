@@ -28,9 +28,11 @@ class ContainerSpec:
     cpu_limit_millis: int | None = None
     memory_limit_bytes: int | None = None
     cpu_request_millis: int | None = None
-    # Start the process with SIGTERM and SIGINT blocked: for programs that unblock
-    # them once their handler is in place (netlab's built-in images), so a stop that
-    # arrives while PID 1 is still starting is deferred instead of dropped.
+    # The program installs its SIGTERM handler only after its start-up (netlab's
+    # built-in images, Python): a stop waits for the handler to be there
+    # (containers._await_handler), since the kernel drops a signal sent to a PID
+    # namespace's init that does not handle it. (The name is the shim's era's, when
+    # the signals were blocked at start instead.)
     stop_signals_blocked: bool = False
     # securityContext: privileged keeps every capability and sees the lab's files;
     # otherwise the default set adjusted by capabilities.add/drop.

@@ -4,14 +4,17 @@ capabilities.add NET_ADMIN letting `ip link add` work (and its absence refusing 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from rtkit import log_text, wait_exited
+from rtkit import log_text, wait_exited, wait_log
 
 from netlab.images import busybox
 from netlab.images.store import ImageStore, StoredImage
+from netlab.node.runtime import containers
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +103,59 @@ def test_exec_keeps_the_containers_user_seccomp_and_no_new_privs(rlab, pods):
     assert out.stdout.splitlines()[0] == "1000"
     assert _status_field(out.stdout, "Seccomp") == "2"
     assert _status_field(out.stdout, "NoNewPrivs") == "1"
+
+
+def test_read_only_root_covers_a_host_programs_host_directories(rlab, pods):
+    """A container without an image sees the host's /usr and /etc as overlays below its
+    root; readOnlyRootFilesystem must make those read-only too, not only the root."""
+    script = "for d in /usr /etc; do touch $d/nlt-ro 2>/dev/null && echo W$d || echo RO$d; done"
+    sb, _ = pods.run("worker1", "rousr", "sh", "-c", script, read_only_root=True)
+    assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["RO/usr", "RO/etc"]
+    sb, _ = pods.run("worker1", "rwusr", "sh", "-c", script)
+    assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["W/usr", "W/etc"]
+    assert not os.path.exists("/usr/nlt-ro") and not os.path.exists("/etc/nlt-ro")
+
+
+def test_exec_runs_in_the_containers_cgroups(rlab, pods):
+    """crun exec with its cgroup manager off joins no cgroup: the runtime's exec must put
+    the command in the container's groups, so the container's limits hold for it."""
+    import subprocess
+
+    from rtkit import as_kubelet, wait_log
+
+    rt = rlab.runtime("worker1")
+    sb, st = pods.run("worker1", "execcg", "sh", "-c", "echo ready; exec sleep 600",
+                      memory_limit_bytes=64 * 2**20)
+    wait_log(st, "ready")
+    spec = as_kubelet(rt, lambda: rt.exec_in_container(
+        sb, "c", ["sh", "-c", "cat /proc/self/cgroup; echo ---; cat /proc/1/cgroup"]))
+    out = subprocess.run(spec.argv, env=spec.env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    mine, pid1 = out.stdout.split("---\n")
+    assert "/netlab/" in pid1, pid1
+    assert sorted(mine.split()) == sorted(pid1.split()), out.stdout
+
+
+def test_device_nodes_are_filtered_or_mknod_withheld(rlab, pods):
+    """With crun's cgroup manager off, the runtime itself keeps a container from the
+    host's disks: the devices controller's default allow-list where the host has it,
+    else no MKNOD. Either way a node made for the root disk does not open."""
+    disk = os.stat("/").st_dev
+    major, minor = os.major(disk), os.minor(disk)
+    script = (f"grep CapEff /proc/self/status; mknod /tmp/d b {major} {minor} 2>&1 && "
+              "head -c 1 /tmp/d >/dev/null 2>&1 && echo OPENED || echo REFUSED")
+    sb, st = pods.run("worker1", "devs", "sh", "-c", script + "; exec sleep 600")
+    out = wait_log(st, "ED")
+    assert out.splitlines()[-1] == "REFUSED", out
+    cg = containers.container_cgroup(sb, "c")
+    if cg is not None and "devices" in cg.dirs:
+        rules = Path(cg.dirs["devices"], "devices.list").read_text().split("\n")
+        assert "a *:* rwm" not in rules and "c 1:3 rwm" in rules, rules
+    else:
+        assert not int(_status_field(out, "CapEff"), 16) & (1 << 27), out  # CAP_MKNOD
+
+
+def test_home_is_the_users_own(rlab, pods, image):
+    sb, _ = pods.run("worker1", "home", "sh", "-c", "echo $HOME", rootfs=image.layer_dirs,
+                     run_as_user=65534, env=image.config.env_map())
+    assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["/home"]

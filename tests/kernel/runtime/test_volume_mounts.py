@@ -130,3 +130,16 @@ def test_a_host_path_swapped_for_a_link_to_the_lab_is_refused_at_mount(rlab, pod
     st = wait_exited(rlab.runtime("worker1"), sb)
     assert st.reason == "StartError", st
     assert "would expose netlab's own files" in (st.message or ""), st
+
+
+def test_a_privileged_host_views_layered_run_keeps_what_is_mounted_below_it(rlab, pods,
+                                                                            volumes):
+    """The overlay that makes a missing mount point under /run in the container's layer
+    must not hide what is mounted below the host's /run: the network namespaces pinned
+    in /run/netns stay there, as a privileged container expects of the host."""
+    pin = f"/run/netns/{rlab.runtime('worker2').node.netns}"  # the node's namespace
+    sb, _ = pods.run("worker2", "netnsview", "stat", "-f", "-c", "%T", pin, privileged=True,
+                     mounts=(VolumeBind(str(volumes / "ro"), "/run/nlt-volume-probe2"),))
+    st = wait_exited(rlab.runtime("worker2"), sb)
+    assert st.reason == "Completed", st
+    assert log_text(st).split() == ["nsfs"], log_text(st)  # the pin, not its mount point
