@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 import aiohttp
 
+from netlab.api.serviceaccount_admission import ROOT_CA_CONFIGMAP
 from netlab.api.timefmt import format_time
 from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_status
 from netlab.client import APIError, Client, resource_path
@@ -322,7 +323,16 @@ class PodWorker:
             return True
         assert self.sandbox is not None
         pod_dir = self.sandbox.path
-        sources = await self._fetch(volplugins.referenced(pod))
+        wanted = volplugins.referenced(pod)
+        try:
+            sources = await self._fetch(wanted)
+        except (APIError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
+            # The API server is away: volumes set up once keep their files and the
+            # containers are still looked after (restarts go on); a later sync refreshes.
+            log.info("volumes of pod %s not refreshed: %s", self.describe(), err)
+            self.wake_later(self.volume_retry)
+            self.volume_retry = min(self.volume_retry * 2, CONFIG_RETRY_MAX)
+            return all(str(v.get("name") or "") in self.volume_paths for v in volumes)
         context = self._context()
         tokens, token_failed = await self._projected_tokens(pod, volumes)
 
@@ -352,8 +362,12 @@ class PodWorker:
             self.volume_retry = min(self.volume_retry * 2, CONFIG_RETRY_MAX)
         else:
             self.volume_retry = CONFIG_RETRY_START
-        if any(volplugins.volume_type(v) in volplugins.ATOMIC for v in volumes):
-            self.wake_later(VOLUME_RESYNC)  # ConfigMap and Secret changes reach the files
+        if wanted - {(envsources.CONFIGMAP, ROOT_CA_CONFIGMAP)} or \
+                any(volplugins.volume_type(v) == "downwardAPI" for v in volumes):
+            # The pod's own ConfigMaps and Secrets: their changes reach the files soon.
+            # (The service-account volume every pod has changes with its token, which
+            # the periodic resync renews in time, and the lab's CA, which is fixed.)
+            self.wake_later(VOLUME_RESYNC)
         return all(str(v.get("name") or "") in self.volume_paths for v in volumes)
 
     async def _projected_tokens(self, pod: dict[str, Any], volumes: list[dict[str, Any]]
