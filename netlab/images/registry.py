@@ -22,7 +22,8 @@ other bytes is refused and nothing is stored.
 realm=...,service=...,scope=...`` gets a token from the realm (with the
 credential as Basic auth when there is one, anonymously otherwise) and is sent
 again with it; ``Basic`` is answered with the credential itself. A token serves
-the rest of the pull.
+the rest of the pull; a ``401`` while one is held (it expired mid-download) drops
+it and meets the new challenge, once per request.
 
 **HTTP or HTTPS.** A registry is spoken to over HTTPS (the host's CAs) unless it
 is a lab registry: ``localhost``, a loopback address, or a private or link-local
@@ -139,7 +140,8 @@ class Registry:
         self._auth: Optional[str] = None  # the Authorization header, once a challenge is met
 
     async def _get(self, url: str, accept: str = "") -> aiohttp.ClientResponse:
-        """GET ``url``, meeting one authentication challenge; the caller reads and
+        """GET ``url``, meeting one authentication challenge (a held token the registry
+        refuses, expired, is dropped and the challenge met again); the caller reads and
         releases the response. Raises PullError for a transport failure or a status
         other than 200."""
         for attempt in (0, 1):
@@ -153,10 +155,13 @@ class Registry:
                                 "in time (timeout)") from None
             except aiohttp.ClientError as err:
                 raise PullError(f"failed to do request: GET {url}: {err}") from None
-            if resp.status == 401 and attempt == 0 and not self._auth:
+            # Basic credentials refused once are refused again: only a token is renewed.
+            renew = not self._auth or self._auth.startswith("Bearer ")
+            if resp.status == 401 and attempt == 0 and renew:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 body = await _read_small(resp)
                 resp.release()
+                self._auth = None
                 if not await self._authenticate(challenge):
                     raise PullError(f"unexpected status from GET request to {url}: "
                                     f"{_describe_status(401, 'Unauthorized', body)}", 401)
@@ -192,8 +197,10 @@ class Registry:
         who = "oauth" if self.credential else "anonymous"
         try:
             async with self.session.get(realm, params=query, headers=headers) as resp:
-                body = await _read_small(resp)
-                if resp.status != 200:
+                if resp.status == 200:
+                    body = await _read_limited(resp, MAX_DOCUMENT, realm)
+                else:
+                    body = await _read_small(resp)
                     raise PullError(f"failed to authorize: failed to fetch {who} token: "
                                     f"unexpected status from GET request to {realm}: "
                                     f"{_describe_status(resp.status, resp.reason or '', body)}",
