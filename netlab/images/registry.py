@@ -14,6 +14,11 @@ resolver and fetcher do it:
    and checks the layers exactly as it does an archive's (diff ids, whiteouts,
    no path outside the layer) and commits all or nothing.
 
+**Never Docker Hub.** A reference without a registry (``busybox``,
+``nginx:1.25``) or on ``docker.io`` is refused before anything is contacted: a
+lab has no way to the internet, and such an image comes into the store with
+``netlab image load``.
+
 Every document is checked against the digest it was asked by (or, fetched by
 tag, against the registry's ``Docker-Content-Digest``): a registry that sends
 other bytes is refused and nothing is stored.
@@ -63,7 +68,6 @@ from netlab.images.credentials import Credential, parse_challenge
 from netlab.images.reference import DEFAULT_REGISTRY, Reference, ReferenceError, parse
 from netlab.images.store import ImageArchiveError, ImageStore, StoredImage
 
-DOCKER_HUB_API = "registry-1.docker.io"  # where docker.io's API answers
 MAX_DOCUMENT = 4 << 20  # bytes: a manifest or config larger than this is not one
 CHUNK = 1 << 16
 CONNECT_TIMEOUT = 10.0
@@ -101,10 +105,6 @@ def uses_plain_http(host: str, extra: Collection[str] = ()) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
-def api_host(ref: Reference) -> str:
-    return DOCKER_HUB_API if ref.registry == DEFAULT_REGISTRY else ref.registry
-
-
 class _Blobs:
     """The store's view of a pull's downloads: a layer blob by its digest."""
 
@@ -136,7 +136,7 @@ class Registry:
         self.ref = ref
         self.credential = credential
         scheme = "http" if uses_plain_http(ref.registry, plain_http) else "https"
-        self.base = f"{scheme}://{api_host(ref)}/v2/{ref.path}"
+        self.base = f"{scheme}://{ref.registry}/v2/{ref.path}"
         self._auth: Optional[str] = None  # the Authorization header, once a challenge is met
 
     async def _get(self, url: str, accept: str = "") -> aiohttp.ClientResponse:
@@ -328,6 +328,11 @@ async def pull(image: str, store: ImageStore, credentials: Sequence[Optional[Cre
         ref = parse(image)
     except ReferenceError as err:
         raise PullError(f"failed to pull and unpack image \"{image}\": {err}") from None
+    if ref.registry == DEFAULT_REGISTRY:
+        raise PullError(f"failed to pull and unpack image \"{ref}\": {ref} is on Docker Hub, "
+                        "and netlab never pulls from it (a lab has no way to the internet): "
+                        "load the image with 'netlab image load FILE', or name a registry "
+                        "in the reference (host:port/name)")
     own = http is None
     session_ = http if http is not None else session()
     try:

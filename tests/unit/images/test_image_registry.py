@@ -170,7 +170,9 @@ def test_keyring_matches_as_the_kubelet():
     assert ring.lookup(parse("registry.example/app")) == [c]  # no port: only the glob
     assert ring.lookup(parse("a.b.example/app")) == []  # a glob stands for one label
     assert ring.lookup(parse("10.0.0.5:5000/app")) == [d]
-    assert ring.lookup(parse("busybox")) == [hub]
+    # Docker Hub's spellings stay their own hosts: netlab never pulls from docker.io.
+    assert ring.lookup(parse("busybox")) == []
+    assert ring.lookup(parse("index.docker.io/team/app")) == [hub]
     assert ring.lookup(parse("10.0.0.6:5000/app")) == []
 
 
@@ -505,6 +507,20 @@ def test_connection_refused_is_clear(store):
     with pytest.raises(registry.PullError, match=r"failed to do request: GET "
                        r"http://127.0.0.1:9/v2/team/app/manifests/v1: Cannot connect"):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize("image", ["busybox", "nginx:1.25", "docker.io/team/app:v1",
+                                   f"library/busybox@sha256:{'a' * 64}"])
+def test_docker_hub_is_never_contacted(store, monkeypatch, image):
+    def no_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        raise AssertionError("a session was opened for a Docker Hub image")
+    monkeypatch.setattr(registry, "session", no_session)
+    with pytest.raises(registry.PullError, match=r"failed to pull and unpack image "
+                       r"\"docker\.io/.*\": .* is on Docker Hub, and netlab never pulls from "
+                       r"it \(a lab has no way to the internet\): load the image with "
+                       r"'netlab image load FILE'"):
+        asyncio.run(registry.pull(image, store))
+    assert _stored_files(store) == []
 
 
 def test_bad_reference(store):
