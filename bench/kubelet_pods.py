@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -117,6 +118,31 @@ def running_lab(topology_data: dict, ready_nodes: int) -> Iterator[Path]:
             yield path
         finally:
             lifecycle.down(lab)
+
+
+@contextlib.contextmanager
+def lab_with_pod(topology_data: dict, ready_nodes: int, manifest: dict,
+                 kubectl: str) -> Iterator[list[str]]:
+    """:func:`running_lab`, then the lab's admin kubeconfig written 0600 in a private
+    temporary directory (it holds the lab's admin credentials: never a predictable,
+    world-readable file), ``manifest`` (one Pod) applied with kubectl and waited for
+    Ready; yields the kubectl command line that uses that kubeconfig."""
+    lab = topology_data["name"]
+    with running_lab(topology_data, ready_nodes), \
+            tempfile.TemporaryDirectory(prefix="netlab-bench-") as private:
+        out = subprocess.run([sys.executable, "-m", "netlab.cli.main", "kubeconfig",
+                              "--lab", lab], capture_output=True, text=True, check=True)
+        config = Path(private) / "kubeconfig"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(out.stdout)
+        argv = [kubectl, "--kubeconfig", str(config)]
+        subprocess.run([*argv, "apply", "-f", "-"], input=json.dumps(manifest).encode(),
+                       check=True, capture_output=True)
+        subprocess.run([*argv, "wait", "--for=condition=Ready",
+                        f"pod/{manifest['metadata']['name']}", "--timeout=120s"],
+                       check=True, capture_output=True)
+        yield argv
 
 
 async def burst(lab: str, names: list[str], nodes: list[str],
