@@ -287,16 +287,29 @@ def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod, flags):
 
 @pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
 def test_attach_streams_the_containers_output_from_now_on(pod, version):
+    # The last tick written before attaching: attach must not replay what came before.
+    last = _kubectl(pod, version, "logs", "talker", "--tail=1")
+    assert last.returncode == 0 and last.stdout.startswith(b"tick "), last
+    before = int(last.stdout.split()[1])
     proc = subprocess.Popen([_binary(version), "--kubeconfig", str(pod), "attach", "talker"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         seen = bytearray()
-        _read_until(proc.stdout.fileno(), b"\n", seen)
-        # Complete lines only: the last may be cut where a read ended.
-        ticks = [int(line.split()[1]) for line in bytes(seen).split(b"\n")[:-1]
-                 if line.startswith(b"tick ")]
-        _read_until(proc.stdout.fileno(), b"tick %d\n" % (max(ticks, default=0) + 3), seen)
+
+        def ticks() -> list[int]:
+            # Whole lines only: the first may begin where attaching cut into it, the
+            # last may end where a read did.
+            return [int(line[5:]) for line in bytes(seen).split(b"\n")[:-1]
+                    if line[:5] == b"tick " and line[5:].isdigit()]
+
+        deadline = time.monotonic() + 30
+        while not ticks():
+            assert time.monotonic() < deadline, f"no whole tick line: {bytes(seen)!r}"
+            _read_until(proc.stdout.fileno(), b"\n", more := bytearray())
+            seen += more
+        assert ticks()[0] >= before, f"attach replayed output from before it: {bytes(seen)!r}"
+        _read_until(proc.stdout.fileno(), b"tick %d\n" % (max(ticks()) + 3), seen)
     finally:
         proc.kill()
         proc.wait()
