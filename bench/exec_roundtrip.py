@@ -19,22 +19,15 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from kubelet_pods import percentile, running_lab
+from kubelet_pods import lab_with_pod, percentile
 
 from netlab.images import busybox
 from netlab.images.store import ImageStore
 
-POD = """\
-apiVersion: v1
-kind: Pod
-metadata: {name: bench-exec}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: c, image: busybox, command: [sleep, "3600"]}
-"""
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bench-exec"},
+       "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+           "name": "c", "image": "busybox", "command": ["sleep", "3600"]}]}}
 
 
 def timed(argv: list[str]) -> float:
@@ -58,28 +51,17 @@ def main() -> None:
     netlab = [sys.executable, "-m", "netlab.cli.main"]
     topo = {"name": lab, "nodes": [{"name": "control-plane", "role": "control-plane"},
                                    {"name": "worker1", "role": "worker"}]}
-    with running_lab(topo, 2):
-        config = Path(f"/tmp/{lab}.kubeconfig")
-        out = subprocess.run([*netlab, "kubeconfig", "--lab", lab], capture_output=True,
-                             text=True, check=True)
-        config.write_text(out.stdout)
-        try:
-            kubectl = [args.kubectl, "--kubeconfig", str(config)]
-            subprocess.run([*kubectl, "apply", "-f", "-"], input=POD.encode(), check=True,
-                           capture_output=True)
-            subprocess.run([*kubectl, "wait", "--for=condition=Ready", "pod/bench-exec",
-                            "--timeout=120s"], check=True, capture_output=True)
-            via_kubectl = [*kubectl, "exec", "bench-exec", "--", "true"]
-            via_netlab = [*netlab, "exec", "--lab", lab, "bench-exec", "--", "true"]
-            timed(via_kubectl)  # warm both (page cache, first TLS handshake)
-            timed(via_netlab)
-            k_times, n_times = [], []
-            for i in range(args.runs):
-                pair = [(via_kubectl, k_times), (via_netlab, n_times)]
-                for argv, into in pair if i % 2 == 0 else reversed(pair):
-                    into.append(timed(argv))
-        finally:
-            config.unlink(missing_ok=True)
+    with lab_with_pod(topo, 2, POD, args.kubectl) as kubectl:
+        via_kubectl = [*kubectl, "exec", "bench-exec", "--", "true"]
+        via_netlab = [*netlab, "exec", "--lab", lab, "bench-exec", "--", "true"]
+        timed(via_kubectl)  # warm both (page cache, first TLS handshake)
+        timed(via_netlab)
+        k_times: list[float] = []
+        n_times: list[float] = []
+        for i in range(args.runs):
+            pair = [(via_kubectl, k_times), (via_netlab, n_times)]
+            for argv, into in pair if i % 2 == 0 else reversed(pair):
+                into.append(timed(argv))
     k50, n50 = percentile(k_times, 50), percentile(n_times, 50)
     print(f"kubectl exec -- true: p50 {k50 * 1000:.0f} ms, "
           f"p90 {percentile(k_times, 90) * 1000:.0f} ms")

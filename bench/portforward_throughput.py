@@ -21,12 +21,10 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import psutil
-from kubelet_pods import running_lab
+from kubelet_pods import lab_with_pod
 
 from netlab.kernel import netns
 from netlab.lab.state import components_path, read_json
@@ -81,24 +79,13 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    import json
     lab = f"nlb{os.getpid() % 100000}"
-    netlab = [sys.executable, "-m", "netlab.cli.main"]
     topo = {"name": lab, "nodes": [{"name": "control-plane", "role": "control-plane"},
                                    {"name": "worker1", "role": "worker"}]}
     size = args.mib << 20
-    with running_lab(topo, 2):
-        config = Path(f"/tmp/{lab}.kubeconfig")
-        out = subprocess.run([*netlab, "kubeconfig", "--lab", lab], capture_output=True,
-                             text=True, check=True)
-        config.write_text(out.stdout)
+    with lab_with_pod(topo, 2, POD, args.kubectl) as kubectl:
         forward = None
         try:
-            kubectl = [args.kubectl, "--kubeconfig", str(config)]
-            subprocess.run([*kubectl, "apply", "-f", "-"], input=json.dumps(POD).encode(),
-                           check=True, capture_output=True)
-            subprocess.run([*kubectl, "wait", "--for=condition=Ready", "pod/bench-pf",
-                            "--timeout=120s"], check=True, capture_output=True)
             ip = subprocess.run([*kubectl, "get", "pod", "bench-pf", "-o",
                                  "jsonpath={.status.podIP}"], capture_output=True, text=True,
                                 check=True).stdout
@@ -142,7 +129,6 @@ def main() -> None:
             if forward is not None:
                 forward.kill()
                 forward.wait()
-            config.unlink(missing_ok=True)
     d50, f50 = statistics.median(d_rates), statistics.median(f_rates)
     print(f"direct to the pod:        {d50:8.1f} MiB/s (median of {args.runs}, "
           f"{args.mib} MiB each)")

@@ -206,3 +206,21 @@ def wait_for(predicate, timeout: float, interval: float = 0.02, what: str = "con
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)  # a probe interval, not a readiness guess
+
+
+def settled_fds(procs: list[Any], timeout: float = 30, quiet: float = 1.0) -> list[int]:
+    """The fd counts of ``procs`` (psutil processes) once they have not changed for
+    ``quiet`` seconds: a baseline taken while a connection that just ended (a client
+    killed -9) is still being torn down would be off. Fails at ``timeout``."""
+    last: list[int] = []
+    since = time.monotonic()
+
+    def steady() -> bool:
+        nonlocal last, since
+        now = [p.num_fds() for p in procs]
+        if now != last:
+            last, since = now, time.monotonic()
+        return time.monotonic() - since >= quiet
+
+    wait_for(steady, timeout, interval=0.1, what="the fd counts to settle")
+    return last

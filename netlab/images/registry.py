@@ -14,6 +14,11 @@ resolver and fetcher do it:
    and checks the layers exactly as it does an archive's (diff ids, whiteouts,
    no path outside the layer) and commits all or nothing.
 
+**Never Docker Hub.** A reference without a registry (``busybox``,
+``nginx:1.25``) or on ``docker.io`` is refused before anything is contacted: a
+lab has no way to the internet, and such an image comes into the store with
+``netlab image load``.
+
 Every document is checked against the digest it was asked by (or, fetched by
 tag, against the registry's ``Docker-Content-Digest``): a registry that sends
 other bytes is refused and nothing is stored.
@@ -22,7 +27,8 @@ other bytes is refused and nothing is stored.
 realm=...,service=...,scope=...`` gets a token from the realm (with the
 credential as Basic auth when there is one, anonymously otherwise) and is sent
 again with it; ``Basic`` is answered with the credential itself. A token serves
-the rest of the pull.
+the rest of the pull; a ``401`` while one is held (it expired mid-download) drops
+it and meets the new challenge, once per request.
 
 **HTTP or HTTPS.** A registry is spoken to over HTTPS (the host's CAs) unless it
 is a lab registry: ``localhost``, a loopback address, or a private or link-local
@@ -62,7 +68,6 @@ from netlab.images.credentials import Credential, parse_challenge
 from netlab.images.reference import DEFAULT_REGISTRY, Reference, ReferenceError, parse
 from netlab.images.store import ImageArchiveError, ImageStore, StoredImage
 
-DOCKER_HUB_API = "registry-1.docker.io"  # where docker.io's API answers
 MAX_DOCUMENT = 4 << 20  # bytes: a manifest or config larger than this is not one
 CHUNK = 1 << 16
 CONNECT_TIMEOUT = 10.0
@@ -100,10 +105,6 @@ def uses_plain_http(host: str, extra: Collection[str] = ()) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
-def api_host(ref: Reference) -> str:
-    return DOCKER_HUB_API if ref.registry == DEFAULT_REGISTRY else ref.registry
-
-
 class _Blobs:
     """The store's view of a pull's downloads: a layer blob by its digest."""
 
@@ -135,11 +136,12 @@ class Registry:
         self.ref = ref
         self.credential = credential
         scheme = "http" if uses_plain_http(ref.registry, plain_http) else "https"
-        self.base = f"{scheme}://{api_host(ref)}/v2/{ref.path}"
+        self.base = f"{scheme}://{ref.registry}/v2/{ref.path}"
         self._auth: Optional[str] = None  # the Authorization header, once a challenge is met
 
     async def _get(self, url: str, accept: str = "") -> aiohttp.ClientResponse:
-        """GET ``url``, meeting one authentication challenge; the caller reads and
+        """GET ``url``, meeting one authentication challenge (a held token the registry
+        refuses, expired, is dropped and the challenge met again); the caller reads and
         releases the response. Raises PullError for a transport failure or a status
         other than 200."""
         for attempt in (0, 1):
@@ -153,10 +155,13 @@ class Registry:
                                 "in time (timeout)") from None
             except aiohttp.ClientError as err:
                 raise PullError(f"failed to do request: GET {url}: {err}") from None
-            if resp.status == 401 and attempt == 0 and not self._auth:
+            # Basic credentials refused once are refused again: only a token is renewed.
+            renew = not self._auth or self._auth.startswith("Bearer ")
+            if resp.status == 401 and attempt == 0 and renew:
                 challenge = resp.headers.get("WWW-Authenticate", "")
                 body = await _read_small(resp)
                 resp.release()
+                self._auth = None
                 if not await self._authenticate(challenge):
                     raise PullError(f"unexpected status from GET request to {url}: "
                                     f"{_describe_status(401, 'Unauthorized', body)}", 401)
@@ -192,8 +197,10 @@ class Registry:
         who = "oauth" if self.credential else "anonymous"
         try:
             async with self.session.get(realm, params=query, headers=headers) as resp:
-                body = await _read_small(resp)
-                if resp.status != 200:
+                if resp.status == 200:
+                    body = await _read_limited(resp, MAX_DOCUMENT, realm)
+                else:
+                    body = await _read_small(resp)
                     raise PullError(f"failed to authorize: failed to fetch {who} token: "
                                     f"unexpected status from GET request to {realm}: "
                                     f"{_describe_status(resp.status, resp.reason or '', body)}",
@@ -321,6 +328,11 @@ async def pull(image: str, store: ImageStore, credentials: Sequence[Optional[Cre
         ref = parse(image)
     except ReferenceError as err:
         raise PullError(f"failed to pull and unpack image \"{image}\": {err}") from None
+    if ref.registry == DEFAULT_REGISTRY:
+        raise PullError(f"failed to pull and unpack image \"{ref}\": {ref} is on Docker Hub, "
+                        "and netlab never pulls from it (a lab has no way to the internet): "
+                        "load the image with 'netlab image load FILE', or name a registry "
+                        "in the reference (host:port/name)")
     own = http is None
     session_ = http if http is not None else session()
     try:

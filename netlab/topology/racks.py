@@ -180,26 +180,44 @@ def on_network(item: Any, name: str, count: int) -> bool:
     return isinstance(joined, list) and name in joined
 
 
+# Where each workload kind keeps its pod spec.
+_POD_SPEC: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    **{kind: ("spec", "template", "spec") for kind in (
+        "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job",
+        "ReplicationController")},
+}
+
+
 def check_pinned(check: _Checker, doc: dict[str, Any], where: PathKey, inline: PathKey,
                   nodes: list[model.Node]) -> None:
     """A pod (or a pod template) whose ``nodeName`` is a router or an external node would
-    wait forever: those run no kubelet, so no Node of that name ever exists."""
-    spec = doc.get("spec")
-    fields: PathKey = ("spec", "nodeName")
-    if doc.get("kind") != "Pod" and isinstance(spec, dict):
-        template = spec.get("jobTemplate", {}).get("spec", spec) if doc.get("kind") == \
-            "CronJob" else spec
-        spec = (template.get("template") or {}).get("spec") if isinstance(template, dict) \
-            else None
-        fields = ("spec", "jobTemplate", "spec", "template", "spec", "nodeName") if \
-            doc.get("kind") == "CronJob" else ("spec", "template", "spec", "nodeName")
-    if not isinstance(spec, dict):
+    wait forever: those run no kubelet, so no Node of that name ever exists. A step on the
+    way to the pod spec that is there but not a mapping is a problem of its own."""
+    steps = _POD_SPEC.get(doc.get("kind", ""))
+    if steps is None:
         return
+    spec: Any = doc
+    for n, step in enumerate(steps):
+        value = spec.get(step)
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            fields = steps[:n + 1]
+            dotted = ".".join(fields)
+            check.error((*inline, *fields) if inline else where,
+                        f"{'' if inline else dotted + ': '}expected a mapping, got "
+                        f"{_kind(value)}",
+                        f"write {dotted} of the {doc.get('kind')} as a mapping "
+                        f"(e.g. '{step}: {{...}}')")
+            return
+        spec = value
     pinned = spec.get("nodeName")
     host = next((n for n in nodes if n.name == pinned and not n.in_cluster), None)
     if host is None:
         return
     what = "a router" if host.role == "router" else "an external node"
-    path = (*inline, *fields) if inline else where
+    path = (*inline, *steps, "nodeName") if inline else where
     check.error(path, f"nodeName '{pinned}' is {what}, which runs no pods (no kubelet, "
                 "no Node object)", "pin the pods to a worker, or remove nodeName")

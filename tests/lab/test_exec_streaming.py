@@ -25,11 +25,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from labkit import KUBECTL, kubectl, wait_for
+from labkit import KUBECTL, kubectl, settled_fds, wait_for
 
 from netlab.images import busybox
 from netlab.images.store import ImageNotFoundError, ImageStore
 from netlab.lab.state import components_path, read_json
+from netlab.node.runtime import oci_runtime
 
 BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
 WEBSOCKET_VERSIONS = ("30", "33")
@@ -61,9 +62,10 @@ spec:
 @pytest.fixture(scope="module")
 def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
     """The running busybox pod; yields the kubeconfig. The image is built if missing
-    and then removed again."""
+    and then removed again, once the pods' containers are gone."""
     store = ImageStore()
     had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
+    uids: list[str] = []
     try:
         busybox.build(store)
         out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
@@ -71,9 +73,16 @@ def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
         wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
                                  "jsonpath={.items[*].status.phase}").stdout
                  == "Running Running", 120, interval=0.2, what="the busybox pods to run")
+        uids = kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+                       "jsonpath={.items[*].metadata.uid}").stdout.split()
         yield kubeconfig
     finally:
         kubectl(kubeconfig, "delete", "pod", POD, "talker", "--wait=false")
+        # Grace 0: the API forgets the pods at once and the kubelet stops their
+        # containers after; the image goes only once no container of them is left.
+        wait_for(lambda: not any(cid.startswith(tuple(uids))
+                                 for cid in oci_runtime.list_ids(cluster_lab.name)),
+                 60, interval=0.1, what="the busybox pods' containers to be gone")
         for name, before in had.items():
             if before is None:
                 with contextlib.suppress(ImageNotFoundError):
@@ -248,7 +257,7 @@ def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod, flags):
     servers = [_component(cluster_lab.name, "apiserver"),
                _component(cluster_lab.name, f"kubelet-{node.decode()}")]
     assert _kubectl(pod, "33", "exec", POD, "--", "true").returncode == 0  # warm both
-    fds = [p.num_fds() for p in servers]
+    fds = settled_fds(servers)  # the warm-up's streams may still be closing
     token = str(random.Random().randrange(10**6, 10**7))
     master, slave = pty.openpty()  # kubectl's terminal, for -t
     proc = subprocess.Popen([_binary("33"), "--kubeconfig", str(pod), "exec", flags, POD,
@@ -278,16 +287,29 @@ def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod, flags):
 
 @pytest.mark.parametrize("version", WEBSOCKET_VERSIONS)
 def test_attach_streams_the_containers_output_from_now_on(pod, version):
+    # The last tick written before attaching: attach must not replay what came before.
+    last = _kubectl(pod, version, "logs", "talker", "--tail=1")
+    assert last.returncode == 0 and last.stdout.startswith(b"tick "), last
+    before = int(last.stdout.split()[1])
     proc = subprocess.Popen([_binary(version), "--kubeconfig", str(pod), "attach", "talker"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stdout is not None
         seen = bytearray()
-        _read_until(proc.stdout.fileno(), b"\n", seen)
-        # Complete lines only: the last may be cut where a read ended.
-        ticks = [int(line.split()[1]) for line in bytes(seen).split(b"\n")[:-1]
-                 if line.startswith(b"tick ")]
-        _read_until(proc.stdout.fileno(), b"tick %d\n" % (max(ticks, default=0) + 3), seen)
+
+        def ticks() -> list[int]:
+            # Whole lines only: the first may begin where attaching cut into it, the
+            # last may end where a read did.
+            return [int(line[5:]) for line in bytes(seen).split(b"\n")[:-1]
+                    if line[:5] == b"tick " and line[5:].isdigit()]
+
+        deadline = time.monotonic() + 30
+        while not ticks():
+            assert time.monotonic() < deadline, f"no whole tick line: {bytes(seen)!r}"
+            _read_until(proc.stdout.fileno(), b"\n", more := bytearray())
+            seen += more
+        assert ticks()[0] >= before, f"attach replayed output from before it: {bytes(seen)!r}"
+        _read_until(proc.stdout.fileno(), b"tick %d\n" % (max(ticks()) + 3), seen)
     finally:
         proc.kill()
         proc.wait()

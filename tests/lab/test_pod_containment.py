@@ -1,18 +1,25 @@
 """A pod never reads the lab's credentials: applied with kubectl, as a user would.
 
 The admin token in ``/run/netlab/<lab>/`` opens the whole API; an ordinary pod
-must not see it, nor be able to unmount what hides it. ``privileged: true`` asks
-for exactly that and gets it; an unknown capability is a config error naming it.
+must not see it, nor be able to unmount what hides it, nor see the lab's data in
+``/var/lib/netlab``, whatever its image: a stored one (busybox), a built-in one
+(netlab/echo) or a host program (an image netlab does not have, with a command).
+``privileged: true`` asks for exactly that and gets it; an unknown capability is a
+config error naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import textwrap
 
 import pytest
 from labkit import KUBECTL, kubectl, wait_for
 
 from netlab import paths
+from netlab.images import busybox
+from netlab.images.store import ImageNotFoundError, ImageStore
+from netlab.node.runtime import oci_runtime
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
@@ -31,8 +38,9 @@ POD = textwrap.dedent("""\
     """)
 
 
-def _pod(name: str, script: str, security: str = "{}") -> str:
-    return POD.replace("NAME", name).replace("SCRIPT", script).replace("SECURITY", security)
+def _pod(name: str, script: str, security: str = "{}", image: str = "netlab/echo") -> str:
+    return POD.replace("NAME", name).replace("SCRIPT", script).replace(
+        "SECURITY", security).replace("netlab/echo", image)
 
 
 def _logs(kubeconfig, pod: str) -> str:
@@ -76,3 +84,37 @@ def test_an_unknown_capability_is_a_config_error_naming_it(kubeconfig):
         assert "NET_ADMINN" in text
     finally:
         kubectl(kubeconfig, "delete", "pod", "badcap", "--ignore-not-found", "--wait=false")
+
+
+def test_no_image_sees_the_lab_token_or_its_data(cluster_lab, kubeconfig):
+    token = paths.lab_dir(cluster_lab.name) / "token"
+    assert token.exists() and any(paths.DATA_ROOT.iterdir())  # both are there on the host
+    script = (f"test -e {token} && echo TOKEN-SEEN || echo TOKEN-HIDDEN; "
+              f"test -n \"$(ls -A {paths.DATA_ROOT} 2>/dev/null)\" && echo DATA-SEEN "
+              "|| echo DATA-HIDDEN")
+    pods = {"stored": "busybox", "host-program": "some/program", "builtin": "netlab/echo"}
+    store = ImageStore()
+    had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
+    uids: list[str] = []
+    try:
+        busybox.build(store)
+        for name, image in pods.items():
+            out = kubectl(kubeconfig, "apply", "-f", "-", stdin=_pod(name, script, image=image))
+            assert out.returncode == 0, out.stderr
+        for name in pods:
+            wait_for(lambda name=name: _phase(kubeconfig, name) in ("Succeeded", "Failed"), 60,
+                     interval=0.2, what=f"pod {name} to finish")
+        uids = kubectl(kubeconfig, "get", "pod", *pods, "-o",
+                       "jsonpath={.items[*].metadata.uid}").stdout.split()
+        for name, image in pods.items():
+            assert _logs(kubeconfig, name).split() == ["TOKEN-HIDDEN", "DATA-HIDDEN"], image
+    finally:
+        kubectl(kubeconfig, "delete", "pod", *pods, "--ignore-not-found", "--wait=false")
+        # The images this test built go once no container of these is left.
+        wait_for(lambda: not any(cid.startswith(tuple(uids))
+                                 for cid in oci_runtime.list_ids(cluster_lab.name)),
+                 60, interval=0.1, what="the pods' containers to be gone")
+        for name, before in had.items():
+            if before is None:
+                with contextlib.suppress(ImageNotFoundError):
+                    store.remove(name)

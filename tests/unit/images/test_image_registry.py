@@ -170,7 +170,9 @@ def test_keyring_matches_as_the_kubelet():
     assert ring.lookup(parse("registry.example/app")) == [c]  # no port: only the glob
     assert ring.lookup(parse("a.b.example/app")) == []  # a glob stands for one label
     assert ring.lookup(parse("10.0.0.5:5000/app")) == [d]
-    assert ring.lookup(parse("busybox")) == [hub]
+    # Docker Hub's spellings stay their own hosts: netlab never pulls from docker.io.
+    assert ring.lookup(parse("busybox")) == []
+    assert ring.lookup(parse("index.docker.io/team/app")) == [hub]
     assert ring.lookup(parse("10.0.0.6:5000/app")) == []
 
 
@@ -196,6 +198,10 @@ class FakeRegistry:
         self.user = Credential("alice", "pw")
         self.token = "tok-123"
         self.fault = ""  # "" | corrupt-layer | wrong-manifest-digest | 500 | hang
+        self.token_in_two_writes = False  # the token answer in two parts, apart in time
+        self.token_uses = 0  # > 0: a token expires after this many requests
+        self.tokens_issued = 0
+        self._uses = 0
         self.blob_gets: list[str] = []
         self.token_auth: list[str] = []
         self.base = ""
@@ -247,6 +253,10 @@ class FakeRegistry:
             return web.json_response(
                 {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
                 status=401, headers={"WWW-Authenticate": 'Basic realm="Registry Realm"'})
+        if self.auth == "bearer" and given == f"Bearer {self.token}" and self.token_uses:
+            self._uses += 1
+            if self._uses > self.token_uses:  # expired: the next token is another one
+                self.token, self._uses = f"{self.token}+", 0
         if self.auth == "bearer" and given != f"Bearer {self.token}":
             return web.json_response(
                 {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
@@ -254,13 +264,26 @@ class FakeRegistry:
                                      'service="fake",scope="repository:team/app:pull"'})
         return None
 
-    async def _token(self, request: web.Request) -> web.Response:
+    async def _token(self, request: web.Request) -> web.StreamResponse:
         self.token_auth.append(request.headers.get("Authorization", ""))
         assert request.query["scope"] == "repository:team/app:pull"
         assert request.query["service"] == "fake"
         if request.headers.get("Authorization") != self.user.basic():
             return web.json_response({"errors": [{"code": "DENIED"}]}, status=401)
-        return web.json_response({"token": self.token})
+        self.tokens_issued += 1
+        body = json.dumps({"token": self.token}).encode()
+        if not self.token_in_two_writes:
+            return web.Response(body=body, content_type="application/json")
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(body)
+        await resp.prepare(request)
+        await resp.write(body[:len(body) // 2])
+        # The rest comes later, as over a slow network: the client has the first part
+        # buffered and must wait for the second.
+        await asyncio.sleep(0.2)
+        await resp.write(body[len(body) // 2:])
+        await resp.write_eof()
+        return resp
 
     async def _manifest(self, request: web.Request) -> web.StreamResponse:
         if self.fault == "500":
@@ -363,6 +386,42 @@ def test_bearer_token_with_credentials(fake, store):
     assert fake.token_auth == [Credential("alice", "pw").basic()]  # one token for the pull
 
 
+def test_a_token_that_arrives_in_two_parts(fake, store):
+    fake.auth = "bearer"
+    fake.token = "t" * 6000  # Docker Hub's tokens are JWTs of several kB
+    fake.token_in_two_writes = True
+    result = _pull(fake, store, "{host}/team/app:v1", [Credential("alice", "pw")])
+    assert result.image.config.entrypoint == ("/app/run",)
+    assert fake.tokens_issued == 1
+
+
+def test_a_token_that_expires_mid_pull_is_renewed(fake, store):
+    fake.auth = "bearer"
+    fake.token_uses = 2  # the manifest index and one more request, then it is refused
+    result = _pull(fake, store, "{host}/team/app:v1", [Credential("alice", "pw")])
+    assert result.image.config.entrypoint == ("/app/run",)
+    assert fake.tokens_issued >= 2
+
+
+def test_a_token_refused_twice_in_one_request_fails(fake, store):
+    fake.auth = "bearer"
+    fake.token_uses = 2
+    original = fake._token
+
+    async def stale(request: web.Request) -> web.StreamResponse:
+        # From the second token on, the server hands out one that is already expired.
+        if fake.tokens_issued >= 1:
+            fake.tokens_issued += 1
+            return web.json_response({"token": "stale"})
+        return await original(request)
+    fake._token = stale  # type: ignore[method-assign]
+    with pytest.raises(registry.PullError) as info:
+        _pull(fake, store, "{host}/team/app:v1", [Credential("alice", "pw")])
+    assert info.value.status == 401 and "401 Unauthorized" in str(info.value)
+    assert fake.tokens_issued == 2  # renewed once for the request, not again
+    assert _stored_files(store) == []
+
+
 def test_bearer_token_refused(fake, store):
     fake.auth = "bearer"
     with pytest.raises(registry.PullError, match=r"failed to authorize: failed to fetch oauth "
@@ -448,6 +507,20 @@ def test_connection_refused_is_clear(store):
     with pytest.raises(registry.PullError, match=r"failed to do request: GET "
                        r"http://127.0.0.1:9/v2/team/app/manifests/v1: Cannot connect"):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize("image", ["busybox", "nginx:1.25", "docker.io/team/app:v1",
+                                   f"library/busybox@sha256:{'a' * 64}"])
+def test_docker_hub_is_never_contacted(store, monkeypatch, image):
+    def no_session(*args: Any, **kwargs: Any) -> aiohttp.ClientSession:
+        raise AssertionError("a session was opened for a Docker Hub image")
+    monkeypatch.setattr(registry, "session", no_session)
+    with pytest.raises(registry.PullError, match=r"failed to pull and unpack image "
+                       r"\"docker\.io/.*\": .* is on Docker Hub, and netlab never pulls from "
+                       r"it \(a lab has no way to the internet\): load the image with "
+                       r"'netlab image load FILE'"):
+        asyncio.run(registry.pull(image, store))
+    assert _stored_files(store) == []
 
 
 def test_bad_reference(store):
