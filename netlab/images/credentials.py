@@ -9,10 +9,11 @@ entry has ``auth`` (base64 of ``user:password``) or ``username``/``password``.
 The kubelet matches a registry key to an image as its credential-provider keyring
 does (``pkg/credentialprovider``): a key is a host (with ``*`` globs per DNS
 label, and an optional port that must match) and an optional path that the
-image's repository must start with; ``http(s)://`` and a ``/v1/`` or ``/v2/``
-API suffix are understood. Docker Hub's spellings (``index.docker.io``) are not
-mapped to ``docker.io``: netlab never pulls from Docker Hub. Every matching
-credential is returned, the most specific first, and the kubelet tries them in turn.
+image's repository must start with; ``http(s)://`` and Docker Hub's
+``index.docker.io/v1/`` spellings are understood (a Secret made for Docker Hub names
+``docker.io`` images, as upstream's keyring reads it, though netlab never pulls from
+there). Every matching credential is returned, the most specific first, and the
+kubelet tries them in turn.
 
 :func:`parse_challenge` reads a ``WWW-Authenticate`` header (``Bearer
 realm="...",service="...",scope="..."`` or ``Basic realm="..."``), as the
@@ -32,11 +33,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlab.images.reference import Reference
+from netlab.images.reference import DEFAULT_REGISTRY, Reference
 
 DOCKERCONFIGJSON = "kubernetes.io/dockerconfigjson"
 DOCKERCFG = "kubernetes.io/dockercfg"
 _KEYS = {DOCKERCONFIGJSON: ".dockerconfigjson", DOCKERCFG: ".dockercfg"}
+# Docker Hub's names for itself, as config.json files spell it.
+_DOCKER_HUB = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
 _PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?')
 
 
@@ -131,9 +134,11 @@ def _parse_key(key: str) -> _Key:
             text = text[len(scheme):]
     host, _, path = text.partition("/")
     path = path.strip("/")
-    if path in ("v1", "v2"):  # https://host/v2/: the API version, not a path
+    if path in ("v1", "v2"):  # https://index.docker.io/v1/: the API version, not a path
         path = ""
     name, port = _split_host(host)
+    if name in _DOCKER_HUB:
+        name = DEFAULT_REGISTRY
     return _Key(name, port, path, key)
 
 

@@ -170,9 +170,7 @@ def test_keyring_matches_as_the_kubelet():
     assert ring.lookup(parse("registry.example/app")) == [c]  # no port: only the glob
     assert ring.lookup(parse("a.b.example/app")) == []  # a glob stands for one label
     assert ring.lookup(parse("10.0.0.5:5000/app")) == [d]
-    # Docker Hub's spellings stay their own hosts: netlab never pulls from docker.io.
-    assert ring.lookup(parse("busybox")) == []
-    assert ring.lookup(parse("index.docker.io/team/app")) == [hub]
+    assert ring.lookup(parse("busybox")) == [hub]
     assert ring.lookup(parse("10.0.0.6:5000/app")) == []
 
 
