@@ -35,6 +35,7 @@ from netlab.api import errors, resources, selectors
 from netlab.api.objects import dumps, loads, timestamp
 from netlab.api.usage import read_usage
 from netlab.api.views import meta_of, name_of, namespace_of, uid_of
+from netlab.master.apiserver import storage
 from netlab.master.store import Store
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 from netlab.units import format_duration as go_duration
@@ -186,17 +187,6 @@ async def _items(store: Store, plural: str, namespace: Optional[str] = None) -> 
     return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
 
 
-async def _one(store: Store, plural: str, namespace: Optional[str], name: str
-               ) -> Optional[dict]:
-    try:
-        key = resources.store_key(plural, namespace, name)
-    except ValueError:  # "..", control characters: nothing can be stored under it
-        return None
-    kv = await store.aget(key)
-    obj = loads(kv.value) if kv is not None else None
-    return obj if isinstance(obj, dict) else None
-
-
 def _selectors(query: Any) -> tuple[selectors.LabelSelector, selectors.FieldSelector]:
     try:
         return (selectors.parse_label_selector(query.get("labelSelector")),
@@ -253,11 +243,15 @@ async def serve(request: web.Request, store: Store, group_list: Any) -> Optional
     return _json(await _pods(store, namespace, name, labels, fields, now))
 
 
+_KINDS = {"nodes": "Node", "pods": "Pod"}
+
+
 async def _existing(store: Store, plural: str, namespace: Optional[str],
                     name: str) -> dict[str, Any]:
     """The object metrics are asked of, or upstream's 404 naming it."""
-    obj = await _one(store, plural, namespace, name)
-    if obj is None:
+    kv = await storage.get_kv(store, resources.builtin(_KINDS[plural]), namespace, name)
+    obj = loads(kv.value)
+    if not isinstance(obj, dict):
         raise errors.not_found(plural, name)
     return obj
 

@@ -44,6 +44,7 @@ from yarl import URL
 from netlab.api import errors, resources
 from netlab.api.objects import loads
 from netlab.api.views import labels_of
+from netlab.master.apiserver import storage
 from netlab.master.store import Store
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -207,14 +208,12 @@ def pod_endpoints_only(slices: Sequence[Mapping[str, Any]], pods: Mapping[str, M
 
 # --- serving ----------------------------------------------------------------------------------
 
+_KINDS = {"pods": "Pod", "services": "Service"}
+
 
 async def _get(store: Store, plural: str, namespace: str, name: str) -> dict:
-    try:
-        key = resources.store_key(plural, namespace, name)
-    except ValueError:
-        raise errors.not_found(plural, name) from None
-    kv = await store.aget(key)
-    obj = loads(kv.value) if kv is not None else None
+    kv = await storage.get_kv(store, resources.builtin(_KINDS[plural]), namespace, name)
+    obj = loads(kv.value)
     if not isinstance(obj, dict):
         raise errors.not_found(plural, name)
     return obj

@@ -5,7 +5,8 @@ TokenRequest (``POST /api/v1/namespaces/<ns>/serviceaccounts/<name>/token``, wha
 ``kubectl create token`` and the kubelet ask): ``spec.audiences`` default to the API
 server's, ``spec.expirationSeconds`` to 3600 (less than 600 is 422, with upstream's
 wording), and ``spec.boundObjectRef`` may bind the token to a Pod or a Secret of the
-namespace, or to a Node (its uid checked when given: 409 when it differs). The answer is
+namespace (a Pod only when it runs as that service account: 400 otherwise), or to a Node
+(its uid checked when given: 409 when it differs). The answer is
 the request with ``status.token`` and ``status.expirationTimestamp``, 201.
 
 TokenReview (``POST /apis/authentication.k8s.io/v1/tokenreviews``): whether a token
@@ -100,6 +101,9 @@ async def _bound_object(ctx: Any, namespace: str, account: str,
                                             "Node": "nodes"}[kind])
     assert res is not None
     obj = await ctx.registry.get(res, namespace if kind != "Node" else None, name)
+    if kind == "Pod" and dict_at(obj, "spec").get("serviceAccountName") != account:
+        raise errors.bad_request(f'cannot bind token for serviceaccount "{account}" to pod '
+                                 "running with different serviceaccount name.")
     uid = str(meta_of(obj).get("uid", ""))
     wanted = str_at(ref, "uid")
     if wanted and wanted != uid:

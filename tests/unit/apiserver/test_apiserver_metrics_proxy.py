@@ -293,6 +293,9 @@ async def test_services_proxy_forwards_a_request(api, memory_store):
             assert status == 201 and seen[-1]["body"] == big
             status, err = await c.get("/api/v1/namespaces/default/services/nope/proxy/")
             assert (status, err["message"]) == (404, 'services "nope" not found')
+            # A name that cannot be a store key names nothing: the same 404.
+            status, err = await c.get("/api/v1/namespaces/default/pods/a%2Fb/proxy/")
+            assert (status, err["message"]) == (404, 'pods "a/b" not found')
             status, err = await c.get("/api/v1/namespaces/default/pods/nope:1:2:3/proxy/")
             assert (status, err["message"]) == (400, 'invalid pod request "nope:1:2:3"')
     finally:
