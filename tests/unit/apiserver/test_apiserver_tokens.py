@@ -269,3 +269,35 @@ async def test_a_node_bound_token_dies_with_its_node(api, memory_store):
         await c.ok("DELETE", "/api/v1/nodes/worker1")
         assert (await c.get("/api", token=token))[0] == 401
         assert (await _review(c, token))["error"] == "service account token has been invalidated"
+
+
+async def test_token_requests_and_reviews_go_through_the_request_plumbing(api, memory_store):
+    """fieldValidation warnings and strictness, ?pretty, and the body's apiVersion/kind
+    checks are the same as for any create (handlers.read_object, check_type,
+    object_response)."""
+    auth = {"Authorization": "Bearer test-token"}
+    async with api(memory_store) as c:
+        await _robot(c)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 3600, "audiencez": ["x"]}}
+        async with c.raw.post(f"{SA}/robot/token", json=body, params={"pretty": "true"},
+                              headers=auth) as resp:
+            assert resp.status == 201
+            assert resp.headers.getall("Warning") == ['299 - "unknown field \\"spec.audiencez\\""']
+            text = await resp.text()
+        assert text.startswith("{\n") and '"token"' in text
+        status, err = await c.post(f"{SA}/robot/token", body, fieldValidation="Strict")
+        assert status == 400 and err["message"] == (
+            'TokenRequest in version "v1" cannot be handled as a TokenRequest: strict '
+            'decoding error: unknown field "spec.audiencez"')
+        status, err = await c.post(f"{SA}/robot/token", {"apiVersion": "v1", "spec": {}})
+        assert status == 400 and err["message"] == (
+            "the API version in the data (v1) does not match the expected API version "
+            "(authentication.k8s.io/v1)")
+        token = await _token(c)
+        async with c.raw.post(REVIEWS, json={"spec": {"token": token, "tokn": 1}},
+                              params={"pretty": "true"}, headers=auth) as resp:
+            assert resp.status == 201
+            assert resp.headers.getall("Warning") == ['299 - "unknown field \\"spec.tokn\\""']
+            text = await resp.text()
+        assert text.startswith("{\n") and '"authenticated": true' in text
