@@ -37,7 +37,7 @@ from netlab.api.usage import read_usage
 from netlab.api.views import meta_of, name_of, namespace_of, uid_of
 from netlab.master.apiserver import storage
 from netlab.master.store import Store
-from netlab.units import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, format_cpu, format_memory, memory_bytes
 from netlab.units import format_duration as go_duration
 
 GROUP = "metrics.k8s.io"
@@ -49,28 +49,6 @@ _WINDOW = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
 # --- quantities and durations -----------------------------------------------------------------
-
-
-def cpu_quantity(nanocores: int) -> str:
-    """A CPU quantity in canonical form, as metrics-server's ``NewScaledQuantity(n, -9)``
-    prints: the largest of cores, ``m``, ``u`` and ``n`` that holds it exactly."""
-    nanocores = max(int(nanocores), 0)
-    for suffix, factor in (("", 10**9), ("m", 10**6), ("u", 10**3)):
-        if nanocores % factor == 0:
-            return f"{nanocores // factor}{suffix}"
-    return f"{nanocores}n"
-
-
-def memory_quantity(num_bytes: int) -> str:
-    """A memory quantity in canonical binary form (``NewQuantity(b, BinarySI)``): the
-    largest power-of-1024 suffix that holds it exactly, else plain bytes."""
-    num_bytes = max(int(num_bytes), 0)
-    if num_bytes == 0:
-        return "0"
-    for power, suffix in ((6, "Ei"), (5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):
-        if num_bytes % 1024**power == 0:
-            return f"{num_bytes // 1024**power}{suffix}"
-    return str(num_bytes)
 
 
 def _window(text: Any) -> str:
@@ -93,8 +71,9 @@ def _memory(quantity: Any) -> int:
 
 
 def _usage(entry: dict[str, Any]) -> dict[str, str]:
-    return {"cpu": cpu_quantity(_cpu(entry.get("cpu", "0"))),
-            "memory": memory_quantity(_memory(entry.get("memory", "0")))}
+    # Canonical as metrics-server prints them (NewScaledQuantity(n, -9), BinarySI).
+    return {"cpu": format_cpu(nanocores=max(_cpu(entry.get("cpu", "0")), 0)),
+            "memory": format_memory(max(_memory(entry.get("memory", "0")), 0))}
 
 
 # --- objects ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from netlab.api.objects import dumps
 from netlab.api.resources import store_key
 from netlab.api.usage import USAGE_ANNOTATION
 from netlab.master.apiserver import authz, metricsapi, proxy
+from netlab.units import format_cpu, format_memory
 
 NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
               "node": {"cpu": "250m", "memory": "1048576Ki"},
@@ -26,15 +27,15 @@ NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
 
 
 def test_quantities_are_canonical_like_metrics_servers():
-    assert metricsapi.cpu_quantity(0) == "0"
-    assert metricsapi.cpu_quantity(120_000_000) == "120m"
-    assert metricsapi.cpu_quantity(2_000_000_000) == "2"
-    assert metricsapi.cpu_quantity(1_500) == "1500n"
-    assert metricsapi.cpu_quantity(12_000) == "12u"
-    assert metricsapi.memory_quantity(2048 * 1024) == "2Mi"
-    assert metricsapi.memory_quantity(1000 * 1024) == "1000Ki"
-    assert metricsapi.memory_quantity(1500) == "1500"
-    assert metricsapi.memory_quantity(0) == "0"
+    assert format_cpu(nanocores=0) == "0"
+    assert format_cpu(nanocores=120_000_000) == "120m"
+    assert format_cpu(nanocores=2_000_000_000) == "2"
+    assert format_cpu(nanocores=1_500) == "1500n"
+    assert format_cpu(nanocores=12_000) == "12u"
+    assert format_memory(2048 * 1024) == "2Mi"
+    assert format_memory(1000 * 1024) == "1000Ki"
+    assert format_memory(1500) == "1500"
+    assert format_memory(0) == "0"
 
 
 def test_windows_are_go_durations():
