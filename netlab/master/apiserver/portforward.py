@@ -35,6 +35,7 @@ from aiohttp import web
 
 from netlab.api import errors, spdy, views
 from netlab.api import portforward as pf
+from netlab.api.remotecommand import offered_protocols
 from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
@@ -62,11 +63,6 @@ def _upgrade(request: web.Request) -> str:
     return request.headers.get("Upgrade", "").strip().lower()
 
 
-def _offered(request: web.Request) -> list[str]:
-    return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-            if p.strip()]
-
-
 async def port_forward(request: web.Request, registry: Registry, config: Config,
                        info: RequestInfo) -> web.StreamResponse:
     """GET or POST ``pods/{name}/portforward``."""
@@ -80,7 +76,8 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
     phase = views.status_of(pod).get("phase")
     if phase in ("Succeeded", "Failed"):
         raise errors.bad_request(f"cannot connect to a completed pod; current phase is {phase}")
-    upgrade, offered = _upgrade(request), _offered(request)
+    upgrade = _upgrade(request)
+    offered = offered_protocols(request.headers.get("Sec-WebSocket-Protocol"))
     query = [(k, v) for k, v in request.query.items() if k in ("ports", "port")]
     if upgrade == "websocket":
         if pf.TUNNEL_PROTOCOL in offered:
