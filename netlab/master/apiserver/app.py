@@ -104,7 +104,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     # and the proxy subresources, whose paths run past RequestInfo's three segments.
     # (A StreamResponse is an empty mapping, hence falsy: compare with None.)
     served: Optional[web.StreamResponse] = await metricsapi.serve(
-        request, ctx.store, resources.api_group_list)
+        request, ctx.registry, resources.api_group_list)
     if served is None:
         served = await proxy.serve(request, ctx.store)
     if served is not None:

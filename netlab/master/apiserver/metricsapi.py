@@ -27,7 +27,7 @@ Only the documented annotation is read here: the master never imports the kubele
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from aiohttp import web
 
@@ -35,10 +35,12 @@ from netlab.api import errors, resources, selectors
 from netlab.api.objects import dumps, loads, timestamp
 from netlab.api.usage import read_usage
 from netlab.api.views import meta_of, name_of, namespace_of, uid_of
-from netlab.master.apiserver import storage
 from netlab.master.store import Store
 from netlab.units import QuantityError, cpu_millis, format_cpu, format_memory, memory_bytes
 from netlab.units import format_duration as go_duration
+
+if TYPE_CHECKING:
+    from netlab.master.apiserver.storage import Registry
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"
@@ -191,7 +193,8 @@ def _parse(path: str) -> Optional[tuple[Optional[str], str, Optional[str]]]:
     return namespace, rest[0], name
 
 
-async def serve(request: web.Request, store: Store, group_list: Any) -> Optional[web.Response]:
+async def serve(request: web.Request, registry: Registry, group_list: Any
+                ) -> Optional[web.Response]:
     """The answer for a metrics.k8s.io path (and ``/apis``, to which the group is
     added: ``group_list`` makes the built-in part); None for every other path."""
     path = request.path.rstrip("/") or "/"
@@ -218,49 +221,50 @@ async def serve(request: web.Request, store: Store, group_list: Any) -> Optional
     labels, fields = _selectors(request.query)
     now = timestamp()
     if plural == "nodes":
-        return _json(await _nodes(store, name, labels, fields, now))
-    return _json(await _pods(store, namespace, name, labels, fields, now))
+        return _json(await _nodes(registry, name, labels, fields, now))
+    return _json(await _pods(registry, namespace, name, labels, fields, now))
 
 
 _KINDS = {"nodes": "Node", "pods": "Pod"}
 
 
-async def _existing(store: Store, plural: str, namespace: Optional[str],
+async def _existing(registry: Registry, plural: str, namespace: Optional[str],
                     name: str) -> dict[str, Any]:
-    """The object metrics are asked of, or upstream's 404 naming it."""
-    kv = await storage.get_kv(store, resources.builtin(_KINDS[plural]), namespace, name)
+    """The object metrics are asked of, or upstream's 404 naming it (a name that cannot
+    be a key too: Registry.get_kv)."""
+    kv = await registry.get_kv(resources.builtin(_KINDS[plural]), namespace, name)
     obj = loads(kv.value)
     if not isinstance(obj, dict):
         raise errors.not_found(plural, name)
     return obj
 
 
-async def _nodes(store: Store, name: Optional[str], labels: selectors.LabelSelector,
+async def _nodes(registry: Registry, name: Optional[str], labels: selectors.LabelSelector,
                  fields: selectors.FieldSelector, now: str) -> dict[str, Any]:
     if name is not None:
-        found = node_metrics(await _existing(store, "nodes", None, name), now)
+        found = node_metrics(await _existing(registry, "nodes", None, name), now)
         if found is None:
             raise errors.not_found("nodemetrics", name, GROUP)
         return found
-    items = [m for m in (node_metrics(n, now) for n in await _items(store, "nodes")
+    items = [m for m in (node_metrics(n, now) for n in await _items(registry.store, "nodes")
                          if labels.matches(meta_of(n).get("labels")) and fields.matches(n))
              if m is not None]
     return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {},
             "items": sorted(items, key=lambda m: m["metadata"]["name"])}
 
 
-async def _pods(store: Store, namespace: Optional[str], name: Optional[str],
+async def _pods(registry: Registry, namespace: Optional[str], name: Optional[str],
                 labels: selectors.LabelSelector, fields: selectors.FieldSelector,
                 now: str) -> dict[str, Any]:
-    measured = measured_pods(await _items(store, "nodes"))
+    measured = measured_pods(await _items(registry.store, "nodes"))
     if name is not None:
-        pod = await _existing(store, "pods", namespace, name)
+        pod = await _existing(registry, "pods", namespace, name)
         entry = _measured_for(pod, measured)
         if entry is None:
             raise errors.not_found("podmetrics", f"{namespace}/{name}", GROUP)
         return pod_metrics(pod, entry, now)
     items = []
-    for pod in await _items(store, "pods", namespace):
+    for pod in await _items(registry.store, "pods", namespace):
         if not (labels.matches(meta_of(pod).get("labels")) and fields.matches(pod)):
             continue
         entry = _measured_for(pod, measured)
