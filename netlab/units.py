@@ -74,9 +74,15 @@ def memory_bytes(value: str | int | float) -> int:
     return _to_int(parse_quantity(value), value)
 
 
-def format_cpu(millis: int) -> str:
-    """The canonical form Kubernetes prints: whole cores when exact, else millicores."""
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+def format_cpu(millis: int = 0, *, nanocores: int | None = None) -> str:
+    """The canonical form Kubernetes prints: the largest of whole cores, ``m``, ``u`` and
+    ``n`` that holds it exactly (``millis``, or ``nanocores`` as metrics-server's
+    ``NewScaledQuantity(n, -9)`` has them)."""
+    value = millis * 10**6 if nanocores is None else nanocores
+    for suffix, factor in (("", 10**9), ("m", 10**6), ("u", 10**3)):
+        if value % factor == 0:
+            return f"{value // factor}{suffix}"
+    return f"{value}n"
 
 
 def format_memory(num_bytes: int) -> str:

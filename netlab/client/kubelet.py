@@ -58,6 +58,17 @@ def kubelet_tls(ca_file: Optional[str] = None) -> ssl.SSLContext:
     return context
 
 
+def _session(token: str, tls: Optional[ssl.SSLContext],
+             connect_timeout: float) -> aiohttp.ClientSession:
+    """A session for one kubelet connection: the lab's bearer token, ``tls`` (built once
+    by the caller; None: unverified), no overall timeout (streams last), and a connect
+    timeout so an unreachable kubelet is an error soon."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=tls or kubelet_tls(), force_close=True),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
+
+
 async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod: str,
                              container: str, token: str, *, follow: bool = False,
                              previous: bool = False, timestamps: bool = False,
@@ -78,10 +89,7 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
         "sinceTime": since_time,
         "limitBytes": None if limit_bytes is None else str(limit_bytes)}.items()
         if v is not None}
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=tls or kubelet_tls(), force_close=True),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
+    session = _session(token, tls, connect_timeout)
     try:
         response = await session.get(f"https://{host}:{port}/containerLogs/{namespace}/{pod}/"
                                      f"{container}", params=params)
@@ -110,10 +118,11 @@ async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespa
                               pod: str, container: str, query: list[tuple[str, str]],
                               token: str, protocols: Optional[list[str]], *,
                               connect_timeout: float = 5.0, scheme: str = "https",
-                              ca_file: Optional[str] = None
+                              tls: Optional[ssl.SSLContext] = None
                               ) -> tuple[aiohttp.ClientSession, Any]:
     """Open the kubelet's ``/exec`` or ``/attach`` (``kind``) WebSocket offering
-    ``protocols``; return the session (close it after the socket) and the socket.
+    ``protocols``; return the session (close it after the socket) and the socket
+    (``tls``: see ``kubelet_tls``; default: unverified).
     ``protocols=None`` asks without upgrading, for a client that cannot speak
     WebSocket: the kubelet's checks still run and the answer is always a
     KubeletError with its message."""
@@ -121,10 +130,7 @@ async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespa
     url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}"
     if container:  # portForward names no container
         url += f"/{container}"
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=kubelet_tls(ca_file), force_close=True),
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout))
+    session = _session(token, tls, connect_timeout)
     try:
         if protocols is None:
             async with session.get(url, params=query) as response:

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from netlab.master.apiserver.satokens import generate_key_pem
+
 VALIDITY = datetime.timedelta(days=365)
 
 
@@ -154,9 +156,8 @@ def create_pki(directory: Path, lab: str, addresses: list[str],
     _write(paths.server_cert, cert.public_bytes(pem), 0o644)
     _write(paths.server_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()), 0o600)
-    sa_key = ec.generate_private_key(ec.SECP256R1())  # ES256, as satokens.py signs
-    _write(paths.service_account_key, sa_key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
+    # The key the API server signs service-account tokens with (ES256): satokens' own.
+    _write(paths.service_account_key, generate_key_pem(), 0o600)
     if etcd_addresses is not None:
         etcd = etcd_pki_paths(directory)
         etcd.member_cert.parent.mkdir(mode=0o700, exist_ok=True)

@@ -96,3 +96,9 @@ def test_a_duration_error_is_a_value_error() -> None:
     # argparse (component flags) and the images' flag parsers catch ValueError.
     with pytest.raises(ValueError, match='time: invalid duration "soon"'):
         parse_duration("soon")
+
+
+def test_format_cpu_of_nanocores_is_metrics_servers_canonical_form():
+    assert [format_cpu(nanocores=n) for n in (0, 120_000_000, 2_000_000_000, 1_500, 12_000)] \
+        == ["0", "120m", "2", "1500n", "12u"]
+    assert format_cpu(1500) == format_cpu(nanocores=1_500_000_000) == "1500m"

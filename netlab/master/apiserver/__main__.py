@@ -110,15 +110,18 @@ def kubelet_log_fetcher(token: str, ca_file: str | None = None) -> LogFetcher:
 
 def kubelet_remote_command(token: str, ca_file: str | None = None) -> RemoteCommandDialer:
     """``pods/exec`` and ``pods/attach``: a WebSocket to the kubelet of the pod's node,
-    verified against ``ca_file`` (the lab CA) when given."""
-    from netlab.client.kubelet import KubeletError, open_remote_command
+    verified against ``ca_file`` (the lab CA) when given: its TLS context is built once,
+    not for every exec and every forwarded connection."""
+    from netlab.client.kubelet import KubeletError, kubelet_tls, open_remote_command
     from netlab.master.apiserver.config import LogUnavailable
+
+    tls = kubelet_tls(ca_file)
 
     async def dial(node: dict | None, kind: str, namespace: str, pod: str, container: str,
                    query: list[tuple[str, str]], protocols: list[str] | None) -> tuple:
         try:
             return await open_remote_command(node, kind, namespace, pod, container, query,
-                                             token, protocols, ca_file=ca_file)
+                                             token, protocols, tls=tls)
         except KubeletError as err:
             raise LogUnavailable(str(err), err.code) from None
 

@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 CONTEXT: web.AppKey[Context] = web.AppKey("netlab.apiserver.context", Context)
 READY: web.AppKey[list] = web.AppKey("netlab.apiserver.ready", list)
+# The client session of pods/proxy and services/proxy, shared by every proxied request.
+PROXY: web.AppKey[proxy.Forwarder] = web.AppKey("netlab.apiserver.proxy", proxy.Forwarder)
 KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -104,9 +106,9 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     # and the proxy subresources, whose paths run past RequestInfo's three segments.
     # (A StreamResponse is an empty mapping, hence falsy: compare with None.)
     served: Optional[web.StreamResponse] = await metricsapi.serve(
-        request, ctx.store, resources.api_group_list)
+        request, ctx.registry, resources.api_group_list)
     if served is None:
-        served = await proxy.serve(request, ctx.store)
+        served = await proxy.serve(request, ctx.store, request.app[PROXY])
     if served is not None:
         return served
     response = discovery.non_resource(request, ctx.config.git_version,
@@ -158,5 +160,7 @@ def make_app(store: Store, config: Config, **app_options: Any) -> web.Applicatio
     app[READY] = []
     app.router.add_route("*", "/{tail:.*}", dispatch)
     app.on_startup.append(_startup)
+    app[PROXY] = proxy.Forwarder()
     app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(lambda app: app[PROXY].close())
     return app

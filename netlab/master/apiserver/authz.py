@@ -16,7 +16,9 @@ objects (:func:`rbac_objects`), so a review and the request it asks about always
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from netlab.api import errors, rbac, resources
 from netlab.api.objects import loads
@@ -79,18 +81,55 @@ def _exact_name(selector: str) -> str:
     return ""
 
 
-async def rbac_objects(store: Store, namespace: str) -> rbac.RBACObjects:
-    """The RBAC objects an evaluation in ``namespace`` reads ("" for cluster scope)."""
-    async def items(plural: str, ns: str | None = None) -> list[dict]:
-        listed = await store.alist(resources.store_prefix(plural, ns))
-        return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
+async def _items(store: Store, plural: str, ns: str | None = None) -> list[dict]:
+    listed = await store.alist(resources.store_prefix(plural, ns))
+    return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
 
-    out = rbac.RBACObjects(
-        cluster_roles={name_of(r): r for r in await items("clusterroles")},
-        cluster_role_bindings=await items("clusterrolebindings"))
+
+@dataclass
+class _Snapshot:
+    """The RBAC objects as of one store revision: the cluster-scoped ones, and each
+    namespace's as it was first asked for."""
+
+    revision: int
+    cluster_roles: dict[str, dict]
+    cluster_role_bindings: list[dict]
+    namespaces: dict[str, tuple[dict[tuple[str, str], dict], list[dict]]] = field(
+        default_factory=dict)
+
+
+# One snapshot per store, dropped with the store.
+_snapshots: weakref.WeakKeyDictionary[Store, _Snapshot] = weakref.WeakKeyDictionary()
+
+
+async def rbac_objects(store: Store, namespace: str) -> rbac.RBACObjects:
+    """The RBAC objects an evaluation in ``namespace`` reads ("" for cluster scope).
+
+    Listing and decoding every Role, ClusterRole and binding on each request of a user
+    who is not a master is what this saves: the objects are kept as of the store's
+    revision, and reused until a write moves it (the store is in this process, so
+    ``current_revision`` costs nothing). A part is kept only when no write landed while
+    it was listed, so a snapshot never mixes two revisions. Evaluations only read it.
+    """
+    snap = _snapshots.get(store)
+    if snap is None or snap.revision != store.current_revision():
+        revision = store.current_revision()
+        cluster_roles = {name_of(r): r for r in await _items(store, "clusterroles")}
+        bindings = await _items(store, "clusterrolebindings")
+        snap = _Snapshot(revision, cluster_roles, bindings)
+        if store.current_revision() == revision:
+            _snapshots[store] = snap
+    out = rbac.RBACObjects(cluster_roles=snap.cluster_roles,
+                           cluster_role_bindings=snap.cluster_role_bindings)
     if namespace:
-        out.roles = {(namespace, name_of(r)): r for r in await items("roles", namespace)}
-        out.role_bindings = await items("rolebindings", namespace)
+        scoped = snap.namespaces.get(namespace)
+        if scoped is None:
+            scoped = ({(namespace, name_of(r)): r for r in await _items(store, "roles",
+                                                                        namespace)},
+                      await _items(store, "rolebindings", namespace))
+            if store.current_revision() == snap.revision:
+                snap.namespaces[namespace] = scoped
+        out.roles, out.role_bindings = scoped
     return out
 
 

@@ -10,7 +10,7 @@ in the body must match the URL (400), ``dryRun`` must be ``All``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from aiohttp import web
@@ -172,9 +172,12 @@ async def handle(request: web.Request, ctx: Context, info: RequestInfo) -> web.S
         if info.subresource == "eviction":
             return await eviction.evict(request, ctx, info)
         if info.subresource == "token":
-            return await tokenrequest.create_token(request, ctx, info, output)
+            return await _token_request(request, ctx, info, output)
         if info.resource.kind == "TokenReview":
-            return await tokenrequest.review_token(request, ctx, output)
+            review, warnings = await read_object(request, ctx, info)
+            check_type(info, review)
+            answered = await tokenrequest.review_token(ctx, review)
+            return object_response(request, info, output, answered, 201, warnings)
         if info.subresource == "binding":
             binding, _ = await read_object(request, ctx, info, kind="Binding")
             check_type(info, binding, expected_kind="Binding")
@@ -222,6 +225,17 @@ async def _create(request: web.Request, ctx: Context, info: RequestInfo,
     created = await ctx.registry.create(res, info.namespace, stored, dry_run=is_dry_run,
                                         track=track)
     return object_response(request, info, output, created, 201, warnings)
+
+
+async def _token_request(request: web.Request, ctx: Context, info: RequestInfo,
+                         output: Output) -> web.Response:
+    """``serviceaccounts/<name>/token``: the body is read, checked and answered as a
+    TokenRequest (authentication.k8s.io/v1), never stored (201, as Kubernetes)."""
+    as_token = replace(info, resource=tokenrequest.TOKEN_REQUESTS, version="v1")
+    req, warnings = await read_object(request, ctx, as_token)
+    check_type(as_token, req)
+    answered = await tokenrequest.create_token(ctx, info, req)
+    return object_response(request, as_token, output, answered, 201, warnings)
 
 
 async def _review(request: web.Request, ctx: Context, info: RequestInfo,

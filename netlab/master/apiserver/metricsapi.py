@@ -27,7 +27,7 @@ Only the documented annotation is read here: the master never imports the kubele
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from aiohttp import web
 
@@ -36,8 +36,11 @@ from netlab.api.objects import dumps, loads, timestamp
 from netlab.api.usage import read_usage
 from netlab.api.views import meta_of, name_of, namespace_of, uid_of
 from netlab.master.store import Store
-from netlab.units import QuantityError, cpu_millis, memory_bytes
+from netlab.units import QuantityError, cpu_millis, format_cpu, format_memory, memory_bytes
 from netlab.units import format_duration as go_duration
+
+if TYPE_CHECKING:
+    from netlab.master.apiserver.storage import Registry
 
 GROUP = "metrics.k8s.io"
 VERSION = "v1beta1"
@@ -48,28 +51,6 @@ _WINDOW = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
 # --- quantities and durations -----------------------------------------------------------------
-
-
-def cpu_quantity(nanocores: int) -> str:
-    """A CPU quantity in canonical form, as metrics-server's ``NewScaledQuantity(n, -9)``
-    prints: the largest of cores, ``m``, ``u`` and ``n`` that holds it exactly."""
-    nanocores = max(int(nanocores), 0)
-    for suffix, factor in (("", 10**9), ("m", 10**6), ("u", 10**3)):
-        if nanocores % factor == 0:
-            return f"{nanocores // factor}{suffix}"
-    return f"{nanocores}n"
-
-
-def memory_quantity(num_bytes: int) -> str:
-    """A memory quantity in canonical binary form (``NewQuantity(b, BinarySI)``): the
-    largest power-of-1024 suffix that holds it exactly, else plain bytes."""
-    num_bytes = max(int(num_bytes), 0)
-    if num_bytes == 0:
-        return "0"
-    for power, suffix in ((6, "Ei"), (5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):
-        if num_bytes % 1024**power == 0:
-            return f"{num_bytes // 1024**power}{suffix}"
-    return str(num_bytes)
 
 
 def _window(text: Any) -> str:
@@ -92,8 +73,9 @@ def _memory(quantity: Any) -> int:
 
 
 def _usage(entry: dict[str, Any]) -> dict[str, str]:
-    return {"cpu": cpu_quantity(_cpu(entry.get("cpu", "0"))),
-            "memory": memory_quantity(_memory(entry.get("memory", "0")))}
+    # Canonical as metrics-server prints them (NewScaledQuantity(n, -9), BinarySI).
+    return {"cpu": format_cpu(nanocores=max(_cpu(entry.get("cpu", "0")), 0)),
+            "memory": format_memory(max(_memory(entry.get("memory", "0")), 0))}
 
 
 # --- objects ----------------------------------------------------------------------------------
@@ -186,17 +168,6 @@ async def _items(store: Store, plural: str, namespace: Optional[str] = None) -> 
     return [o for o in (loads(kv.value) for kv in listed.items) if isinstance(o, dict)]
 
 
-async def _one(store: Store, plural: str, namespace: Optional[str], name: str
-               ) -> Optional[dict]:
-    try:
-        key = resources.store_key(plural, namespace, name)
-    except ValueError:  # "..", control characters: nothing can be stored under it
-        return None
-    kv = await store.aget(key)
-    obj = loads(kv.value) if kv is not None else None
-    return obj if isinstance(obj, dict) else None
-
-
 def _selectors(query: Any) -> tuple[selectors.LabelSelector, selectors.FieldSelector]:
     try:
         return (selectors.parse_label_selector(query.get("labelSelector")),
@@ -222,7 +193,8 @@ def _parse(path: str) -> Optional[tuple[Optional[str], str, Optional[str]]]:
     return namespace, rest[0], name
 
 
-async def serve(request: web.Request, store: Store, group_list: Any) -> Optional[web.Response]:
+async def serve(request: web.Request, registry: Registry, group_list: Any
+                ) -> Optional[web.Response]:
     """The answer for a metrics.k8s.io path (and ``/apis``, to which the group is
     added: ``group_list`` makes the built-in part); None for every other path."""
     path = request.path.rstrip("/") or "/"
@@ -249,45 +221,50 @@ async def serve(request: web.Request, store: Store, group_list: Any) -> Optional
     labels, fields = _selectors(request.query)
     now = timestamp()
     if plural == "nodes":
-        return _json(await _nodes(store, name, labels, fields, now))
-    return _json(await _pods(store, namespace, name, labels, fields, now))
+        return _json(await _nodes(registry, name, labels, fields, now))
+    return _json(await _pods(registry, namespace, name, labels, fields, now))
 
 
-async def _existing(store: Store, plural: str, namespace: Optional[str],
+_KINDS = {"nodes": "Node", "pods": "Pod"}
+
+
+async def _existing(registry: Registry, plural: str, namespace: Optional[str],
                     name: str) -> dict[str, Any]:
-    """The object metrics are asked of, or upstream's 404 naming it."""
-    obj = await _one(store, plural, namespace, name)
-    if obj is None:
+    """The object metrics are asked of, or upstream's 404 naming it (a name that cannot
+    be a key too: Registry.get_kv)."""
+    kv = await registry.get_kv(resources.builtin(_KINDS[plural]), namespace, name)
+    obj = loads(kv.value)
+    if not isinstance(obj, dict):
         raise errors.not_found(plural, name)
     return obj
 
 
-async def _nodes(store: Store, name: Optional[str], labels: selectors.LabelSelector,
+async def _nodes(registry: Registry, name: Optional[str], labels: selectors.LabelSelector,
                  fields: selectors.FieldSelector, now: str) -> dict[str, Any]:
     if name is not None:
-        found = node_metrics(await _existing(store, "nodes", None, name), now)
+        found = node_metrics(await _existing(registry, "nodes", None, name), now)
         if found is None:
             raise errors.not_found("nodemetrics", name, GROUP)
         return found
-    items = [m for m in (node_metrics(n, now) for n in await _items(store, "nodes")
+    items = [m for m in (node_metrics(n, now) for n in await _items(registry.store, "nodes")
                          if labels.matches(meta_of(n).get("labels")) and fields.matches(n))
              if m is not None]
     return {"kind": "NodeMetricsList", "apiVersion": API_VERSION, "metadata": {},
             "items": sorted(items, key=lambda m: m["metadata"]["name"])}
 
 
-async def _pods(store: Store, namespace: Optional[str], name: Optional[str],
+async def _pods(registry: Registry, namespace: Optional[str], name: Optional[str],
                 labels: selectors.LabelSelector, fields: selectors.FieldSelector,
                 now: str) -> dict[str, Any]:
-    measured = measured_pods(await _items(store, "nodes"))
+    measured = measured_pods(await _items(registry.store, "nodes"))
     if name is not None:
-        pod = await _existing(store, "pods", namespace, name)
+        pod = await _existing(registry, "pods", namespace, name)
         entry = _measured_for(pod, measured)
         if entry is None:
             raise errors.not_found("podmetrics", f"{namespace}/{name}", GROUP)
         return pod_metrics(pod, entry, now)
     items = []
-    for pod in await _items(store, "pods", namespace):
+    for pod in await _items(registry.store, "pods", namespace):
         if not (labels.matches(meta_of(pod).get("labels")) and fields.matches(pod)):
             continue
         entry = _measured_for(pod, measured)

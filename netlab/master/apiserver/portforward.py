@@ -35,6 +35,7 @@ from aiohttp import web
 
 from netlab.api import errors, spdy, views
 from netlab.api import portforward as pf
+from netlab.api.remotecommand import offered_protocols
 from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
@@ -52,17 +53,14 @@ CHUNK = 1 << 20
 # the SPDY connection waits: TCP's backpressure reaches kubectl (spdystream has no
 # flow control of its own).
 INBOUND_FRAMES = 16
+# What a raw SPDY upgrade may hold of the client's bytes before it stops reading the socket.
+RAW_QUEUE_LIMIT = 4 * CHUNK
 
 Dial = Callable[[int], Awaitable[tuple[Any, Any]]]
 
 
 def _upgrade(request: web.Request) -> str:
     return request.headers.get("Upgrade", "").strip().lower()
-
-
-def _offered(request: web.Request) -> list[str]:
-    return [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")
-            if p.strip()]
 
 
 async def port_forward(request: web.Request, registry: Registry, config: Config,
@@ -78,7 +76,8 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
     phase = views.status_of(pod).get("phase")
     if phase in ("Succeeded", "Failed"):
         raise errors.bad_request(f"cannot connect to a completed pod; current phase is {phase}")
-    upgrade, offered = _upgrade(request), _offered(request)
+    upgrade = _upgrade(request)
+    offered = offered_protocols(request.headers.get("Sec-WebSocket-Protocol"))
     query = [(k, v) for k, v in request.query.items() if k in ("ports", "port")]
     if upgrade == "websocket":
         if pf.TUNNEL_PROTOCOL in offered:
@@ -148,17 +147,41 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
 
 
 class _RawParser:
-    """Stands in for aiohttp's payload parser after the 101: the raw bytes, queued."""
+    """Stands in for aiohttp's payload parser after the 101: the raw bytes, queued.
 
-    def __init__(self) -> None:
+    The socket is read as fast as it delivers, so what the session has not taken yet is
+    counted: above ``limit`` queued bytes the transport stops reading (TCP's window then
+    holds the client back), and it reads again once the session drained half of it.
+    """
+
+    def __init__(self, transport: Optional[asyncio.Transport],
+                 limit: int = RAW_QUEUE_LIMIT) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.transport, self.limit = transport, limit
+        self.queued = 0
+        self.paused = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        self.queue.put_nowait(bytes(data))
+        chunk = bytes(data)
+        self.queue.put_nowait(chunk)
+        self.queued += len(chunk)
+        if not self.paused and self.queued > self.limit and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
         return False, b""
 
     def feed_eof(self) -> None:
         self.queue.put_nowait(b"")
+
+    async def read(self) -> bytes:
+        """The next piece the client sent (b"" at its end)."""
+        chunk = await self.queue.get()
+        self.queued -= len(chunk)
+        if self.paused and self.queued <= self.limit // 2:
+            self.paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return chunk
 
 
 async def _spdy_upgrade(request: web.Request, dial_port: Dial) -> web.StreamResponse:
@@ -166,13 +189,10 @@ async def _spdy_upgrade(request: web.Request, dial_port: Dial) -> web.StreamResp
         "Connection": "Upgrade", "Upgrade": pf.SPDY_UPGRADE,
         "X-Stream-Protocol-Version": pf.SPDY_PROTOCOL})
     await response.prepare(request)
-    parser = _RawParser()
+    transport = request.transport
+    parser = _RawParser(transport)
     request.protocol.set_parser(parser)  # type: ignore[arg-type]
     request.protocol.keep_alive(False)
-    transport = request.transport
-
-    async def read() -> bytes:
-        return await parser.queue.get()
 
     async def write(data: bytes) -> None:
         if transport is None or transport.is_closing():
@@ -180,7 +200,7 @@ async def _spdy_upgrade(request: web.Request, dial_port: Dial) -> web.StreamResp
         await response.write(data)
 
     try:
-        await SpdySession(read, write, dial_port).run()
+        await SpdySession(parser.read, write, dial_port).run()
     finally:
         if transport is not None:
             transport.close()

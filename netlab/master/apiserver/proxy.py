@@ -44,6 +44,7 @@ from yarl import URL
 from netlab.api import errors, resources
 from netlab.api.objects import loads
 from netlab.api.views import labels_of
+from netlab.master.apiserver import storage
 from netlab.master.store import Store
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -207,14 +208,12 @@ def pod_endpoints_only(slices: Sequence[Mapping[str, Any]], pods: Mapping[str, M
 
 # --- serving ----------------------------------------------------------------------------------
 
+_KINDS = {"pods": "Pod", "services": "Service"}
+
 
 async def _get(store: Store, plural: str, namespace: str, name: str) -> dict:
-    try:
-        key = resources.store_key(plural, namespace, name)
-    except ValueError:
-        raise errors.not_found(plural, name) from None
-    kv = await store.aget(key)
-    obj = loads(kv.value) if kv is not None else None
+    kv = await storage.get_kv(store, resources.builtin(_KINDS[plural]), namespace, name)
+    obj = loads(kv.value)
     if not isinstance(obj, dict):
         raise errors.not_found(plural, name)
     return obj
@@ -255,9 +254,34 @@ def forwarded_headers(headers: Mapping[str, str], client: Optional[str]) -> dict
     return out
 
 
-async def serve(request: web.Request, store: Store) -> Optional[web.StreamResponse]:
-    """Forward a proxy request and stream the answer back; None when the path is not a
-    proxy path."""
+class Forwarder:
+    """The API server's one client session for proxied requests: made at the first one,
+    closed with the app (:meth:`close`). Every connection is still new (the pod behind
+    an address changes), and no cookie is kept: one client's cookies must never ride
+    along on another's request."""
+
+    def __init__(self) -> None:
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=False, force_close=True),
+                cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def serve(request: web.Request, store: Store,
+                forwarder: Forwarder) -> Optional[web.StreamResponse]:
+    """Forward a proxy request (on ``forwarder``'s session) and stream the answer back;
+    None when the path is not a proxy path."""
     target = parse_proxy_path(request.rel_url.raw_path)
     if target is None:
         return None
@@ -267,34 +291,28 @@ async def serve(request: web.Request, store: Store) -> Optional[web.StreamRespon
     if query:
         url += "?" + query
     body = await request.read()
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=False, force_close=True), auto_decompress=False,
-        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT))
     try:
+        upstream = await forwarder.session.request(
+            request.method, URL(url, encoded=True),
+            headers=forwarded_headers(request.headers, request.remote),
+            data=body or None, allow_redirects=False)
+    except (aiohttp.ClientError, OSError) as err:
+        raise errors.service_unavailable(
+            f"error trying to reach service: {err or type(err).__name__}") from None
+    try:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        chunked = "transfer-encoding" in {k.lower() for k in upstream.headers}
+        for key, value in upstream.headers.items():
+            if key.lower() not in _DROP_RESPONSE and not (
+                    chunked and key.lower() == "content-length"):
+                response.headers.add(key, value)
+        await response.prepare(request)
         try:
-            upstream = await session.request(
-                request.method, URL(url, encoded=True),
-                headers=forwarded_headers(request.headers, request.remote),
-                data=body or None, allow_redirects=False)
-        except (aiohttp.ClientError, OSError) as err:
-            raise errors.service_unavailable(
-                f"error trying to reach service: {err or type(err).__name__}") from None
-        try:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            chunked = "transfer-encoding" in {k.lower() for k in upstream.headers}
-            for key, value in upstream.headers.items():
-                if key.lower() not in _DROP_RESPONSE and not (
-                        chunked and key.lower() == "content-length"):
-                    response.headers.add(key, value)
-            await response.prepare(request)
-            try:
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            except (aiohttp.ClientError, ConnectionError, RuntimeError):
-                pass  # either side went away mid-answer: nothing more to send
-            return response
-        finally:
-            upstream.release()
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except (aiohttp.ClientError, ConnectionError, RuntimeError):
+            pass  # either side went away mid-answer: nothing more to send
+        return response
     finally:
-        await session.close()
+        upstream.release()

@@ -21,7 +21,6 @@ bound object still exist with the same uid is the store's to say (``authn.py``);
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import json
 import time
@@ -33,6 +32,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from netlab.api.timefmt import parse_time
 from netlab.api.views import meta_of
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
@@ -83,7 +83,8 @@ def service_account_groups(namespace: str) -> tuple[str, ...]:
 
 
 def generate_key_pem() -> bytes:
-    """A fresh P-256 private key, PKCS#8 PEM (what the lab writes, mode 0600)."""
+    """A fresh P-256 private key, PKCS#8 PEM: the API server's own when it is given none,
+    and what ``netlab.lab.pki`` writes for it (mode 0600)."""
     key = ec.generate_private_key(ec.SECP256R1())
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
@@ -242,11 +243,10 @@ def _deleted_too_long(obj: dict[str, Any], now: float) -> bool:
     stamp = meta_of(obj).get("deletionTimestamp")
     if not isinstance(stamp, str) or not stamp:
         return False
-    try:
-        when = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    when = parse_time(stamp)
+    if when is None:  # not a time: nothing says how long, so too long
         return True
-    return when < now - DELETION_GRACE_SECONDS
+    return when.timestamp() < now - DELETION_GRACE_SECONDS
 
 
 def check_bound_objects(claims: Claims, account: Optional[dict[str, Any]],

@@ -91,6 +91,23 @@ class NamespaceCache:
         return self._phases[name][1]
 
 
+async def get_kv(store: Store, res: Resource, namespace: Optional[str], name: str) -> KV:
+    """The stored ``res`` named ``name``, or upstream's 404 NotFound naming it.
+
+    A name that cannot be a key (empty, ``a/b``, ``..``, control characters) names
+    nothing that can be stored, so it is the same 404, as kube-apiserver answers
+    (never the 500 a ValueError from :func:`resources.store_key` would become).
+    """
+    try:
+        key = resources.store_key(res, namespace if res.namespaced else None, name)
+    except ValueError:
+        raise errors.not_found(res.plural, name, res.group) from None
+    kv = await store.aget(key)
+    if kv is None:
+        raise errors.not_found(res.plural, name, res.group)
+    return kv
+
+
 class Registry:
     """Create/update/remove for every resource, over one store."""
 
@@ -110,10 +127,7 @@ class Registry:
         return resources.store_key(res, namespace if res.namespaced else None, name)
 
     async def get_kv(self, res: Resource, namespace: Optional[str], name: str) -> KV:
-        kv = await self.store.aget(self.key(res, namespace, name))
-        if kv is None:
-            raise errors.not_found(res.plural, name, res.group)
-        return kv
+        return await get_kv(self.store, res, namespace, name)
 
     async def get(self, res: Resource, namespace: Optional[str], name: str) -> dict:
         kv = await self.get_kv(res, namespace, name)

@@ -5,7 +5,8 @@ TokenRequest (``POST /api/v1/namespaces/<ns>/serviceaccounts/<name>/token``, wha
 ``kubectl create token`` and the kubelet ask): ``spec.audiences`` default to the API
 server's, ``spec.expirationSeconds`` to 3600 (less than 600 is 422, with upstream's
 wording), and ``spec.boundObjectRef`` may bind the token to a Pod or a Secret of the
-namespace, or to a Node (its uid checked when given: 409 when it differs). The answer is
+namespace (a Pod only when it runs as that service account: 400 otherwise), or to a Node
+(its uid checked when given: 409 when it differs). The answer is
 the request with ``status.token`` and ``status.expirationTimestamp``, 201.
 
 TokenReview (``POST /apis/authentication.k8s.io/v1/tokenreviews``): whether a token
@@ -19,17 +20,19 @@ import datetime
 import time
 from typing import Any, Optional
 
-from aiohttp import web
-
 from netlab.api import errors, resources
-from netlab.api.objects import dumps
+from netlab.api.resources import CREATE_ONLY_VERBS, Resource
 from netlab.api.timefmt import format_time
 from netlab.api.views import dict_at, meta_of, str_at
-from netlab.master.apiserver import authn, fieldvalidation, render, satokens
-from netlab.master.apiserver.request import Output, RequestInfo, content_type
+from netlab.master.apiserver import authn, satokens
+from netlab.master.apiserver.request import RequestInfo
 
 GROUP = "authentication.k8s.io"
 API_VERSION = f"{GROUP}/v1"
+# What the body and the answer of ``serviceaccounts/<name>/token`` are: the handlers read,
+# check and render a TokenRequest as this resource (it is served only as the subresource).
+TOKEN_REQUESTS = Resource(GROUP, ("v1",), "TokenRequest", "tokenrequests", "tokenrequest",
+                          namespaced=True, verbs=CREATE_ONLY_VERBS)
 DEFAULT_EXPIRATION_SECONDS = 3600
 MIN_EXPIRATION_SECONDS = 600
 MAX_EXPIRATION_SECONDS = 2 ** 32
@@ -37,24 +40,6 @@ MAX_EXPIRATION_SECONDS = 2 ** 32
 
 def _stamp(seconds: float) -> str:
     return format_time(datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc))
-
-
-async def _read(request: web.Request, limit: int, kind: str) -> dict:
-    raw = await request.read()
-    if len(raw) > limit:
-        raise errors.request_entity_too_large(limit)
-    obj, _ = fieldvalidation.decode(raw, content_type(request.headers.get("Content-Type")),
-                                    kind, API_VERSION, fieldvalidation.mode(request.query))
-    if obj.get("apiVersion") not in (None, "", API_VERSION):
-        raise errors.bad_request(f"the API version in the data ({obj.get('apiVersion')}) does "
-                                 f"not match the expected API version ({API_VERSION})")
-    if obj.get("kind") not in (None, "", kind):
-        raise errors.bad_request(f'the kind in the data ("{obj.get("kind")}") does not match '
-                                 f'the expected kind ("{kind}")')
-    obj["apiVersion"], obj["kind"] = API_VERSION, kind
-    if not isinstance(obj.get("metadata"), dict):
-        obj["metadata"] = {}
-    return obj
 
 
 def _audiences(spec: dict, field: str) -> list[str]:
@@ -100,6 +85,9 @@ async def _bound_object(ctx: Any, namespace: str, account: str,
                                             "Node": "nodes"}[kind])
     assert res is not None
     obj = await ctx.registry.get(res, namespace if kind != "Node" else None, name)
+    if kind == "Pod" and dict_at(obj, "spec").get("serviceAccountName") != account:
+        raise errors.bad_request(f'cannot bind token for serviceaccount "{account}" to pod '
+                                 "running with different serviceaccount name.")
     uid = str(meta_of(obj).get("uid", ""))
     wanted = str_at(ref, "uid")
     if wanted and wanted != uid:
@@ -120,12 +108,11 @@ async def _bound_object(ctx: Any, namespace: str, account: str,
     return satokens.BoundObject(kind, name, uid, node)
 
 
-async def create_token(request: web.Request, ctx: Any, info: RequestInfo,
-                       output: Output) -> web.Response:
-    """``POST serviceaccounts/<name>/token``: a TokenRequest, answered with a token."""
+async def create_token(ctx: Any, info: RequestInfo, req: dict) -> dict:
+    """``POST serviceaccounts/<name>/token``: the TokenRequest ``req`` (read and checked
+    by the handlers, as :data:`TOKEN_REQUESTS`), answered with a token."""
     signer: satokens.TokenSigner = ctx.signer
     namespace, name = info.namespace or "", info.name or ""
-    req = await _read(request, ctx.config.max_body, "TokenRequest")
     meta = dict_at(req, "metadata")
     problems = []
     if meta.get("name") not in (None, "", name):
@@ -152,12 +139,12 @@ async def create_token(request: web.Request, ctx: Any, info: RequestInfo,
     req["spec"] = spec
     req["status"] = {"token": token,
                      "expirationTimestamp": _stamp(now + expiration)}
-    return render.respond(dumps(req), output if output.form == "yaml" else None, 201)
+    return req
 
 
-async def review_token(request: web.Request, ctx: Any, output: Output) -> web.Response:
-    """``POST tokenreviews``: does ``spec.token`` authenticate, and as whom?"""
-    review = await _read(request, ctx.config.max_body, "TokenReview")
+async def review_token(ctx: Any, review: dict) -> dict:
+    """``POST tokenreviews``: does ``spec.token`` of ``review`` (read and checked by the
+    handlers) authenticate, and as whom?"""
     spec = dict_at(review, "spec")
     token = str_at(spec, "token")
     if not token:
@@ -187,4 +174,4 @@ async def review_token(request: web.Request, ctx: Any, output: Output) -> web.Re
     meta["creationTimestamp"] = None
     review["metadata"] = meta
     review["status"] = status
-    return render.respond(dumps(review), output if output.form == "yaml" else None, 201)
+    return review

@@ -130,3 +130,36 @@ async def test_self_subject_review_names_the_caller(api, memory_store):
                                                     "Impersonate-Group": "devs"})
         assert out["status"]["userInfo"] == {"username": "jane",
                                              "groups": ["devs", "system:authenticated"]}
+
+
+async def test_rbac_is_listed_again_only_when_the_store_moved(api, memory_store, monkeypatch):
+    """A non-master request with nothing written since the last one reads RBAC from the
+    kept snapshot (no store list); a write (a new binding) is seen at once."""
+    listed: list[str] = []
+    real = memory_store.alist
+
+    async def counting(prefix: str, *args, **kwargs):
+        listed.append(prefix)
+        return await real(prefix, *args, **kwargs)
+
+    monkeypatch.setattr(memory_store, "alist", counting)
+    rbac_lists = lambda: [p for p in listed if "role" in p]  # noqa: E731
+    jane = {"Impersonate-User": "jane"}
+    async with api(memory_store) as c:
+        status, _ = await c.get("/api/v1/namespaces/default/configmaps", headers=jane)
+        assert status == 403
+        await c.ok("POST", f"{RBAC}/namespaces/default/roles", {
+            "metadata": {"name": "reader"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["list"]}]})
+        await c.ok("POST", f"{RBAC}/namespaces/default/rolebindings", {
+            "metadata": {"name": "read"}, "roleRef": {"kind": "Role", "name": "reader"},
+            "subjects": [{"kind": "User", "name": "jane"}]})
+        assert (await c.get("/api/v1/namespaces/default/configmaps", headers=jane))[0] == 200
+        before = len(rbac_lists())
+        for _ in range(5):
+            assert (await c.get("/api/v1/namespaces/default/configmaps",
+                                headers=jane))[0] == 200
+        assert len(rbac_lists()) == before
+        await c.ok("DELETE", f"{RBAC}/namespaces/default/rolebindings/read")
+        assert (await c.get("/api/v1/namespaces/default/configmaps", headers=jane))[0] == 403
+        assert len(rbac_lists()) > before

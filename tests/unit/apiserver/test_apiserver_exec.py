@@ -150,3 +150,42 @@ async def test_exec_needs_create_on_pods_exec(api, memory_store):
                                     headers=jane) as ws:
             messages = [msg.data async for msg in ws if msg.type == aiohttp.WSMsgType.BINARY]
         assert rc.parse_frame(messages[-1]) == (rc.ERROR, b'{"metadata":{},"status":"Success"}')
+
+
+async def test_the_kubelet_tls_context_is_built_once_per_dialer(monkeypatch, tmp_path):
+    """The API server's exec/attach/port-forward dialer reads the kubelet CA once, not for
+    every connection; each connection still uses that context."""
+    import socket
+    import ssl
+
+    import pytest
+
+    import netlab.client.kubelet as kubelet
+    from netlab.master.apiserver.__main__ import kubelet_remote_command
+
+    built: list[Any] = []
+    used: list[Any] = []
+    real_tls, real_connector = kubelet.kubelet_tls, kubelet.aiohttp.TCPConnector
+
+    def counting_tls(ca_file: Any = None) -> ssl.SSLContext:
+        built.append(ca_file)
+        return real_tls()
+
+    def recording_connector(*args: Any, **kwargs: Any) -> Any:
+        used.append(kwargs.get("ssl"))
+        return real_connector(*args, **kwargs)
+
+    monkeypatch.setattr(kubelet, "kubelet_tls", counting_tls)
+    monkeypatch.setattr(kubelet.aiohttp, "TCPConnector", recording_connector)
+    with socket.socket() as s:  # a port nothing listens on: every dial is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = {"metadata": {"name": "n1"}, "status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}
+    dial = kubelet_remote_command("kubelet-token", str(tmp_path / "ca.crt"))
+    for _ in range(3):
+        with pytest.raises(LogUnavailable):
+            await dial(node, "exec", "default", "p", "c", [], ["v5.channel.k8s.io"])
+    assert built == [str(tmp_path / "ca.crt")]
+    assert len(used) == 3 and all(u is used[0] for u in used)

@@ -247,3 +247,13 @@ def test_each_kubectl_release(cluster, minor):
         kubectl.run("delete", "-f", str(manifest))
     finally:
         server.config.git_version = "v1.31.0-netlab"
+
+
+def test_create_token(cluster):
+    _, kubectl, _ = cluster
+    kubectl.run("create", "serviceaccount", "tokens-robot")
+    token = kubectl.out("create", "token", "tokens-robot", "--duration=15m").strip()
+    assert token.count(".") == 2
+    proc = kubectl.run("create", "token", "tokens-robot", "--bound-object-kind=Pod",
+                       "--bound-object-name=solo-not-there", check=False)
+    assert proc.returncode != 0 and 'pods "solo-not-there" not found' in proc.stderr

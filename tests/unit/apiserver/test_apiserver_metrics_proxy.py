@@ -16,6 +16,8 @@ from netlab.api.objects import dumps
 from netlab.api.resources import store_key
 from netlab.api.usage import USAGE_ANNOTATION
 from netlab.master.apiserver import authz, metricsapi, proxy
+from netlab.master.apiserver.app import PROXY
+from netlab.units import format_cpu, format_memory
 
 NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
               "node": {"cpu": "250m", "memory": "1048576Ki"},
@@ -26,15 +28,15 @@ NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
 
 
 def test_quantities_are_canonical_like_metrics_servers():
-    assert metricsapi.cpu_quantity(0) == "0"
-    assert metricsapi.cpu_quantity(120_000_000) == "120m"
-    assert metricsapi.cpu_quantity(2_000_000_000) == "2"
-    assert metricsapi.cpu_quantity(1_500) == "1500n"
-    assert metricsapi.cpu_quantity(12_000) == "12u"
-    assert metricsapi.memory_quantity(2048 * 1024) == "2Mi"
-    assert metricsapi.memory_quantity(1000 * 1024) == "1000Ki"
-    assert metricsapi.memory_quantity(1500) == "1500"
-    assert metricsapi.memory_quantity(0) == "0"
+    assert format_cpu(nanocores=0) == "0"
+    assert format_cpu(nanocores=120_000_000) == "120m"
+    assert format_cpu(nanocores=2_000_000_000) == "2"
+    assert format_cpu(nanocores=1_500) == "1500n"
+    assert format_cpu(nanocores=12_000) == "12u"
+    assert format_memory(2048 * 1024) == "2Mi"
+    assert format_memory(1000 * 1024) == "1000Ki"
+    assert format_memory(1500) == "1500"
+    assert format_memory(0) == "0"
 
 
 def test_windows_are_go_durations():
@@ -235,12 +237,15 @@ def test_service_endpoint_choice():
 
 async def test_services_proxy_forwards_a_request(api, memory_store):
     seen: list[dict] = []
+    cookies: list[str | None] = []
 
     async def echo(request: web.Request) -> web.Response:
         seen.append({"method": request.method, "path": request.rel_url.raw_path,
                      "query": request.query_string, "body": await request.text(),
                      "auth": request.headers.get("Authorization")})
-        return web.json_response({"ok": True}, status=201, headers={"X-Backend": "yes"})
+        cookies.append(request.headers.get("Cookie"))
+        return web.json_response({"ok": True}, status=201, headers={
+            "X-Backend": "yes", "Set-Cookie": f"session=s{len(seen)}; Path=/"})
 
     backend = web.Application()
     backend.router.add_route("*", "/{tail:.*}", echo)
@@ -293,8 +298,20 @@ async def test_services_proxy_forwards_a_request(api, memory_store):
             assert status == 201 and seen[-1]["body"] == big
             status, err = await c.get("/api/v1/namespaces/default/services/nope/proxy/")
             assert (status, err["message"]) == (404, 'services "nope" not found')
+            # A name that cannot be a store key names nothing: the same 404.
+            status, err = await c.get("/api/v1/namespaces/default/pods/a%2Fb/proxy/")
+            assert (status, err["message"]) == (404, 'pods "a/b" not found')
             status, err = await c.get("/api/v1/namespaces/default/pods/nope:1:2:3/proxy/")
             assert (status, err["message"]) == (400, 'invalid pod request "nope:1:2:3"')
+            # One client session for every proxied request, keeping no cookie: a backend's
+            # Set-Cookie for one client never rides along on the next request.
+            session = c.app[PROXY].session
+            for _ in range(2):
+                c.raw.session.cookie_jar.clear()  # (the test client keeps them, not us)
+                await c.get("/api/v1/namespaces/default/services/web:80/proxy/")
+            assert c.app[PROXY].session is session
+            assert len(cookies) >= 3 and cookies[-2:] == [None, None]
+        assert session.closed  # closed with the app
     finally:
         await runner.cleanup()
     # Nothing listens there any more: 503 in the API's words.

@@ -238,3 +238,52 @@ async def test_a_large_upload_flows_through_the_bounded_queues(api, memory_store
                     seen += message.data.count(b"x")
             await sender
             assert seen == len(chunk) * count
+
+
+async def test_raw_spdy_reading_pauses_while_the_session_lags():
+    """A raw upgrade's queued bytes stay bounded: above the limit the socket stops being
+    read, and it is read again once the session drained half of what was queued."""
+    import asyncio
+
+    from netlab.master.apiserver.portforward import _RawParser
+
+    class Transport:
+        def __init__(self) -> None:
+            self.reading = True
+            self.pauses = self.resumes = 0
+
+        def pause_reading(self) -> None:
+            self.reading, self.pauses = False, self.pauses + 1
+
+        def resume_reading(self) -> None:
+            self.reading, self.resumes = True, self.resumes + 1
+
+        def is_closing(self) -> bool:
+            return False
+
+    transport = Transport()
+    piece, limit, total = b"x" * 65536, 1 << 20, 64 << 20
+    parser = _RawParser(transport, limit)  # type: ignore[arg-type]
+    peak = sent = received = 0
+
+    async def client() -> None:  # what the event loop does: feed while reading is on
+        nonlocal peak, sent
+        while sent < total:
+            if transport.reading:
+                parser.feed_data(piece)
+                sent += len(piece)
+                peak = max(peak, parser.queued)
+            await asyncio.sleep(0)
+        parser.feed_eof()
+
+    async def slow_session() -> None:
+        nonlocal received
+        while data := await parser.read():
+            received += len(data)
+            for _ in range(3):  # three loop turns per piece: slower than the client
+                await asyncio.sleep(0)
+
+    await asyncio.wait_for(asyncio.gather(client(), slow_session()), 30)
+    assert received == total
+    assert peak <= limit + len(piece)
+    assert transport.pauses > 1 and transport.resumes == transport.pauses

@@ -73,7 +73,20 @@ async def test_token_request_errors(api, memory_store):
         status, err = await c.post(f"{SA}/robot/token", {"spec": {"boundObjectRef": {
             "kind": "Pod", "apiVersion": "v1", "name": "nope"}}})
         assert status == 404 and err["message"] == 'pods "nope" not found'
-        await c.ok("POST", PODS, pod("web"))
+        # A pod that runs as another service account: 400, as upstream's TokenREST.
+        await c.ok("POST", PODS, pod("other"))
+        status, err = await c.post(f"{SA}/robot/token", {"spec": {"boundObjectRef": {
+            "kind": "Pod", "apiVersion": "v1", "name": "other"}}})
+        assert status == 400 and err["reason"] == "BadRequest" and err["message"] == (
+            'cannot bind token for serviceaccount "robot" to pod running with different '
+            "serviceaccount name.")
+        # Names that cannot be keys are not found (404), not a server error.
+        for bad in ("", "a/b", ".."):
+            for kind in ("Pod", "Secret", "Node"):
+                status, err = await c.post(f"{SA}/robot/token", {"spec": {"boundObjectRef": {
+                    "kind": kind, "apiVersion": "v1", "name": bad}}})
+                assert status == 404 and err["reason"] == "NotFound", (kind, bad, err)
+        await c.ok("POST", PODS, pod("web", serviceAccountName="robot"))
         status, err = await c.post(f"{SA}/robot/token", {"spec": {"boundObjectRef": {
             "kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "not-its-uid"}}})
         assert status == 409 and err["message"].startswith(
@@ -160,7 +173,7 @@ async def test_can_i_as_the_service_account_agrees_with_its_token(api, memory_st
 async def test_invalidated_tokens_are_401_and_reviews_say_why(api, memory_store):
     async with api(memory_store) as c:
         await _robot(c)
-        await c.ok("POST", PODS, pod("web"))
+        await c.ok("POST", PODS, pod("web", serviceAccountName="robot"))
         web = await c.ok("GET", f"{PODS}/web")
         bound = await _token(c, boundObjectRef={"kind": "Pod", "apiVersion": "v1",
                                                  "name": "web",
@@ -229,7 +242,8 @@ async def test_a_pod_bound_token_names_the_pods_node(api, memory_store):
     async with api(memory_store) as c:
         await _robot(c)
         node = await c.ok("POST", "/api/v1/nodes", {"metadata": {"name": "worker1"}})
-        web = await c.ok("POST", PODS, pod("web", nodeName="worker1"))
+        web = await c.ok("POST", PODS, pod("web", nodeName="worker1",
+                                               serviceAccountName="robot"))
         token = await _token(c, boundObjectRef={"kind": "Pod", "apiVersion": "v1",
                                                  "name": "web"})
         part = token.split(".")[1]
@@ -255,3 +269,35 @@ async def test_a_node_bound_token_dies_with_its_node(api, memory_store):
         await c.ok("DELETE", "/api/v1/nodes/worker1")
         assert (await c.get("/api", token=token))[0] == 401
         assert (await _review(c, token))["error"] == "service account token has been invalidated"
+
+
+async def test_token_requests_and_reviews_go_through_the_request_plumbing(api, memory_store):
+    """fieldValidation warnings and strictness, ?pretty, and the body's apiVersion/kind
+    checks are the same as for any create (handlers.read_object, check_type,
+    object_response)."""
+    auth = {"Authorization": "Bearer test-token"}
+    async with api(memory_store) as c:
+        await _robot(c)
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                "spec": {"expirationSeconds": 3600, "audiencez": ["x"]}}
+        async with c.raw.post(f"{SA}/robot/token", json=body, params={"pretty": "true"},
+                              headers=auth) as resp:
+            assert resp.status == 201
+            assert resp.headers.getall("Warning") == ['299 - "unknown field \\"spec.audiencez\\""']
+            text = await resp.text()
+        assert text.startswith("{\n") and '"token"' in text
+        status, err = await c.post(f"{SA}/robot/token", body, fieldValidation="Strict")
+        assert status == 400 and err["message"] == (
+            'TokenRequest in version "v1" cannot be handled as a TokenRequest: strict '
+            'decoding error: unknown field "spec.audiencez"')
+        status, err = await c.post(f"{SA}/robot/token", {"apiVersion": "v1", "spec": {}})
+        assert status == 400 and err["message"] == (
+            "the API version in the data (v1) does not match the expected API version "
+            "(authentication.k8s.io/v1)")
+        token = await _token(c)
+        async with c.raw.post(REVIEWS, json={"spec": {"token": token, "tokn": 1}},
+                              params={"pretty": "true"}, headers=auth) as resp:
+            assert resp.status == 201
+            assert resp.headers.getall("Warning") == ['299 - "unknown field \\"spec.tokn\\""']
+            text = await resp.text()
+        assert text.startswith("{\n") and '"authenticated": true' in text

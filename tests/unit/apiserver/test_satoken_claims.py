@@ -131,6 +131,15 @@ def test_bound_objects_must_still_be_there(signer: TokenSigner) -> None:
     satokens.check_bound_objects(claims, _account("sa-uid"), going, now=stamp + 30)
     with pytest.raises(TokenInvalid, match=satokens.INVALIDATED):
         satokens.check_bound_objects(claims, _account("sa-uid"), going, now=stamp + 61)
+    # The same instant with an offset and a fraction; a stamp that is no time is too long.
+    offset = {"metadata": {"uid": "pod-uid",
+                           "deletionTimestamp": "2027-01-15T09:00:00.5+01:00"}}
+    satokens.check_bound_objects(claims, _account("sa-uid"), offset, now=stamp + 60)
+    with pytest.raises(TokenInvalid, match=satokens.INVALIDATED):
+        satokens.check_bound_objects(claims, _account("sa-uid"), offset, now=stamp + 61)
+    garbage = {"metadata": {"uid": "pod-uid", "deletionTimestamp": "soon"}}
+    with pytest.raises(TokenInvalid, match=satokens.INVALIDATED):
+        satokens.check_bound_objects(claims, _account("sa-uid"), garbage, now=stamp)
 
 
 def test_usernames() -> None:
