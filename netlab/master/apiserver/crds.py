@@ -129,17 +129,21 @@ class CRDManager:
         self.background.spawn(("crds", id(self)), self._drain)
 
     async def _drain(self) -> None:
+        # A CRD written while this task awaits the APIServices finds the task still
+        # running (spawn does nothing then), so the loop looks for new work before it
+        # ends; there is no await between that look and the return.
         while self._dirty:
-            name = self._dirty.pop()
+            while self._dirty:
+                name = self._dirty.pop()
+                try:
+                    await self._reconcile(name)
+                except errors.APIError as err:
+                    if err.code != 404:
+                        log.warning("CRD %s: %s", name, err)
             try:
-                await self._reconcile(name)
+                await self._sync_apiservices()
             except errors.APIError as err:
-                if err.code != 404:
-                    log.warning("CRD %s: %s", name, err)
-        try:
-            await self._sync_apiservices()
-        except errors.APIError as err:
-            log.warning("APIServices of custom resources: %s", err)
+                log.warning("APIServices of custom resources: %s", err)
 
     async def _sync_apiservices(self) -> None:
         wanted = {apiservices.name_of(r.group, v): (r.group, v)

@@ -264,3 +264,27 @@ async def test_terminating_crd_waits_for_finalized_objects(api, memory_store):
                 break
             await asyncio.sleep(0.02)
         assert status == 404
+
+
+async def test_a_crd_written_while_apiservices_sync_still_gets_its_status(api, memory_store,
+                                                                          monkeypatch):
+    # The status task is busy with the APIServices when the second CRD arrives; the
+    # second must not wait for some later write to be noticed.
+    from netlab.master.apiserver.crds import CRDManager
+
+    real_sync = CRDManager._sync_apiservices
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_sync(self):
+        entered.set()
+        await release.wait()
+        await real_sync(self)
+
+    monkeypatch.setattr(CRDManager, "_sync_apiservices", held_sync)
+    async with api(memory_store) as c:
+        await c.ok("POST", CRDS, crd())
+        await asyncio.wait_for(entered.wait(), 10)
+        await c.ok("POST", CRDS, crd(kind="Gadget", plural="gadgets"))
+        release.set()
+        got = await _established(c, "gadgets.example.com")
+        assert got["status"]["acceptedNames"]["kind"] == "Gadget"
