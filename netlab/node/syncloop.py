@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from netlab.client import Client
 from netlab.client.workqueue import SharedInformers
+from netlab.tasks import until_first
 
 R = TypeVar("R")
 
@@ -40,15 +41,6 @@ class RateLimited:
         return max(0.0, self._last_sync + self.min_interval - self.clock())
 
 
-async def _either(a: asyncio.Event, b: asyncio.Event) -> None:
-    waits = {asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())}
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-
-
 async def run_sync_loop(informers: SharedInformers, client: Client, changed: asyncio.Event,
                         stop: asyncio.Event, sync: Callable[[], R],
                         next_wait: Callable[[R], float], cleanup: Callable[[], object],
@@ -58,16 +50,15 @@ async def run_sync_loop(informers: SharedInformers, client: Client, changed: asy
     loop = asyncio.get_running_loop()
     informers.start()
     try:
-        waiting = asyncio.ensure_future(informers.wait_synced())
-        await asyncio.wait({waiting, asyncio.ensure_future(stop.wait())},
-                           return_when=asyncio.FIRST_COMPLETED)
+        await until_first(informers.wait_synced(), stop.wait())
         while not stop.is_set():
             if before_sync is not None:
                 before_sync()
             changed.clear()
             result = await loop.run_in_executor(None, sync)
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(_either(changed, stop), next_wait(result))
+                await asyncio.wait_for(until_first(changed.wait(), stop.wait()),
+                                       next_wait(result))
     finally:
         await informers.stop()
         await client.close()

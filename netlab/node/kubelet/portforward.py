@@ -28,7 +28,8 @@ import aiohttp
 from aiohttp import web
 
 from netlab.api import portforward as pf
-from netlab.node.kubelet.streaming import _text
+from netlab.api import remotecommand as rc
+from netlab.node.kubelet.streaming import text_response
 
 log = logging.getLogger("netlab.kubelet.portforward")
 
@@ -49,16 +50,15 @@ def register(app: web.Application, kubelet: Any) -> None:
             ports = pf.parse_ports(request.query.getall("ports", []) +
                                    request.query.getall("port", []))
         except ValueError as err:
-            return _text(400, str(err))
+            return text_response(400, str(err))
         target = await kubelet.port_forward_target(ns, pod)
         if isinstance(target[0], int):
-            return _text(*target)
+            return text_response(*target)
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            return _text(400, "Upgrade request required")
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "")
-                   .split(",") if p.strip()]
+            return text_response(400, "Upgrade request required")
+        offered = rc.offered_protocols(request.headers.get("Sec-WebSocket-Protocol"))
         if offered and pf.WS_PROTOCOL not in offered:
-            return _text(403, f"unable to upgrade: unable to negotiate protocol: client "
+            return text_response(403, f"unable to upgrade: unable to negotiate protocol: client "
                               f"supports {offered}, server supports {[pf.WS_PROTOCOL]}")
         ws = web.WebSocketResponse(protocols=(pf.WS_PROTOCOL,), autoping=True,
                                    max_msg_size=MAX_MESSAGE)

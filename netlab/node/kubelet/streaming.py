@@ -45,7 +45,7 @@ CHUNK = 32 * 1024
 KILL_GRACE = 2.0
 
 
-def _text(code: int, message: str) -> web.Response:
+def text_response(code: int, message: str) -> web.Response:
     # The reason goes in a header too: the API server's WebSocket client keeps the
     # headers of a refused handshake, not its body.
     header = message.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
@@ -82,17 +82,17 @@ def _handler(kubelet: Any, exec_: bool) -> Callable[[web.Request], Awaitable[web
         try:
             opts = rc.stream_options(request.query, exec_=exec_)
         except ValueError as err:
-            return _text(400, str(err))
+            return text_response(400, str(err))
         if exec_:
             found = await kubelet.exec_spec(ns, pod, container, list(opts.command))
         else:
             found = await kubelet.log_source(ns, pod, container, False)
         if isinstance(found, tuple) and isinstance(found[0], int):
-            return _text(*found)
+            return text_response(*found)
         # After the checks: a client that cannot upgrade learns first what else is wrong.
         refusal = upgrade_refusal(request)
         if refusal is not None:
-            return _text(*refusal)
+            return text_response(*refusal)
         ws = web.WebSocketResponse(protocols=rc.PROTOCOLS, autoping=True)
         await ws.prepare(request)
         try:
