@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import signal
 import struct
 import termios
@@ -43,6 +44,8 @@ log = logging.getLogger("netlab.kubelet.streaming")
 CHUNK = 32 * 1024
 # How long the exec helper gets to reap its killed command before it is killed too.
 KILL_GRACE = 2.0
+# util-linux: a new session whose controlling terminal is stdin, then exec.
+SETSID = shutil.which("setsid") or "/usr/bin/setsid"
 
 
 def text_response(code: int, message: str) -> web.Response:
@@ -134,11 +137,6 @@ async def _attach(ws: web.WebSocketResponse, opts: rc.StreamOptions, path: Any,
             await task
 
 
-def _take_terminal() -> None:
-    """In the child, after setsid: stdin (the pty) becomes its controlling terminal."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 class Session:
     """One exec: the process, its stdio and the WebSocket between them."""
 
@@ -207,10 +205,12 @@ class Session:
             os.set_blocking(master, False)
             # A session of its own with the pty as its controlling terminal (what
             # runc exec --tty gives): crun exec's command inherits both, so a shell's
-            # job control and ^C work as in a real cluster.
+            # job control and ^C work as in a real cluster. util-linux's setsid makes
+            # both and then execs the helper, same pid; no preexec_fn, which is unsafe
+            # in the kubelet's threads and rules out vfork. (Not start_new_session:
+            # setsid forks once more when it starts as a group leader.)
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, env=env, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, preexec_fn=_take_terminal)
+                SETSID, "--ctty", *argv, env=env, stdin=slave, stdout=slave, stderr=slave)
         except BaseException:
             os.close(master)
             raise

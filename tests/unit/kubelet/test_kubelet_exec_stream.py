@@ -229,3 +229,35 @@ def test_random_messages_never_take_the_server_down():
         ws = await client.ws_connect(_url("echo", "alive", stdout="1"), protocols=[rc.V4])
         assert (await _collect(ws))[rc.STDOUT] == b"alive\n"
     _run(test)
+
+
+def test_tty_is_the_commands_controlling_terminal_without_preexec_fn(monkeypatch):
+    """^C on the pty interrupts the command (130, as upstream), and the session is made
+    without a preexec_fn (unsafe in the threaded kubelet)."""
+    spawned: list[dict[str, Any]] = []
+    real = asyncio.create_subprocess_exec
+
+    async def recording(*argv: Any, **kwargs: Any) -> Any:
+        spawned.append(kwargs)
+        return await real(*argv, **kwargs)
+
+    monkeypatch.setattr(streaming.asyncio, "create_subprocess_exec", recording)
+
+    async def test(client: TestClient) -> None:
+        ws = await client.ws_connect(
+            _url("sh", "-c", 'echo "sid $(cut -d" " -f6,7 /proc/$$/stat) pid $$"; exec sleep 60',
+                 stdin="1", stdout="1", tty="1"), protocols=[rc.V5])
+        seen = b""
+        while b"pid" not in seen or not seen.endswith(b"\n"):
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.BINARY, (msg, seen)
+            seen += rc.parse_frame(msg.data)[1]
+        # The shell, a child of the helper, is in the helper's session, which has the pty.
+        session, tty_nr = (int(x) for x in seen.split(b"sid ")[1].split(b" pid")[0].split())
+        assert tty_nr != 0 and session == psutil.Process(int(seen.split(b"pid ")[1])).ppid()
+        await ws.send_bytes(b"\x00\x03")
+        got = await _collect(ws)
+        status = json.loads(got[rc.ERROR])
+        assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "130"}]
+        assert spawned and all("preexec_fn" not in kw for kw in spawned), spawned
+    _run(test)
