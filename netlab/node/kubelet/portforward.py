@@ -19,6 +19,7 @@ the pod's loopback only is not reachable.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -34,9 +35,9 @@ from netlab.node.kubelet.streaming import text_response
 log = logging.getLogger("netlab.kubelet.portforward")
 
 CHUNK = 1 << 20
-# Client messages waiting for a port's connection; when full, reading the WebSocket
-# waits, so TCP's backpressure reaches the client.
-INBOX = 16
+# Bytes of client messages waiting for a port's connection; beyond it reading the
+# WebSocket waits, so TCP's backpressure reaches the client.
+INBOX_BYTES = 4 << 20
 # No single client message may be larger (the API server sends SPDY DATA payloads).
 MAX_MESSAGE = 32 << 20
 CONNECT_TIMEOUT = 10.0
@@ -76,14 +77,13 @@ def register(app: web.Application, kubelet: Any) -> None:
 async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[int],
                    pod: str) -> None:
     # Client data per data channel, queued: it may come before the pod connection is open.
-    inbox: dict[int, asyncio.Queue[bytes]] = {2 * i: asyncio.Queue(INBOX)
-                                              for i in range(len(ports))}
+    inbox = {2 * i: ByteQueue(INBOX_BYTES) for i in range(len(ports))}
 
     async def send(channel: int, data: bytes) -> None:
         if not ws.closed:
             await ws.send_bytes(bytes((channel,)) + data)
 
-    async def upstream(queue: asyncio.Queue[bytes], writer: asyncio.StreamWriter) -> None:
+    async def upstream(queue: ByteQueue, writer: asyncio.StreamWriter) -> None:
         while True:
             writer.write(await queue.get())
             await writer.drain()
@@ -93,10 +93,8 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[i
         try:
             await connection(port, data_ch, err_ch)
         finally:
-            # Later messages for this port are dropped; one waiting to be queued goes in.
-            queue = inbox.pop(data_ch)
-            while not queue.empty():
-                queue.get_nowait()
+            # Later messages for this port are dropped, and so is one waiting for room.
+            inbox.pop(data_ch).close()
 
     async def connection(port: int, data_ch: int, err_ch: int) -> None:
         try:
@@ -141,7 +139,7 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[i
             await everything
 
 
-async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, asyncio.Queue[bytes]]) -> None:
+async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, ByteQueue]) -> None:
     """Client messages: data for a port's connection, by its data channel."""
     async for message in ws:
         if message.type not in (aiohttp.WSMsgType.BINARY, aiohttp.WSMsgType.TEXT):
@@ -150,3 +148,41 @@ async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, asyncio.Queue[byt
         queue = inbox.get(raw[0]) if raw else None
         if queue is not None and raw[1:]:
             await queue.put(bytes(raw[1:]))
+
+
+class ByteQueue:
+    """Messages for one port's connection, bounded by their bytes: ``put`` waits while
+    the queued bytes and the new message's exceed ``limit`` (a larger message goes in
+    alone). One reader and one writer at a time; ``close`` drops what waits."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0  # bytes queued
+        self.closed = False
+        self._items: collections.deque[bytes] = collections.deque()
+        self._room = asyncio.Event()
+        self._ready = asyncio.Event()
+
+    async def put(self, data: bytes) -> None:
+        while not self.closed and self._items and self.size + len(data) > self.limit:
+            self._room.clear()
+            await self._room.wait()
+        if not self.closed:
+            self._items.append(data)
+            self.size += len(data)
+            self._ready.set()
+
+    async def get(self) -> bytes:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        data = self._items.popleft()
+        self.size -= len(data)
+        self._room.set()
+        return data
+
+    def close(self) -> None:
+        self.closed = True
+        self._items.clear()
+        self.size = 0
+        self._room.set()
