@@ -7,8 +7,10 @@ SPDY inside a WebSocket (``SPDY/3.1+portforward.k8s.io``); the Python client spe
 ``v4.channel.k8s.io``.
 What a user sees is checked: HTTP answers through the forwarded local ports, to
 ``pod/`` and ``svc/``, several ports in one command, kubectl's error for a port
-nothing listens on while the other port keeps working, and that kill -9 of
-kubectl leaves no fd behind in the API server or the kubelet.
+nothing listens on while the other port keeps working, a server bound only to the
+pod's 127.0.0.1 (the kubelet dials localhost inside the pod's network namespace, as
+CRI runtimes do), and that kill -9 of kubectl leaves no fd behind in the API server
+or the kubelet.
 """
 
 from __future__ import annotations
@@ -76,6 +78,38 @@ def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
         kubectl(kubeconfig, "delete", "service", "pf")
 
 
+LOOPBACK_POD = "loopback"
+LOOPBACK_YAML = f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {LOOPBACK_POD}}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: httpd
+    image: busybox
+    command: [sh, -c, 'mkdir /www && echo loopback only > /www/index.html &&
+              exec httpd -f -p 127.0.0.1:8090 -h /www']
+    readinessProbe:
+      exec: {{command: [wget, -qO, /dev/null, "http://127.0.0.1:8090/"]}}
+      periodSeconds: 1
+"""
+
+
+@pytest.fixture(scope="module")
+def loopback_pod(pod: Path) -> Iterator[Path]:
+    """A pod whose HTTP server listens on its 127.0.0.1 only; yields the kubeconfig."""
+    try:
+        out = kubectl(pod, "apply", "-f", "-", stdin=LOOPBACK_YAML)
+        assert out.returncode == 0, out.stderr
+        wait_for(lambda: kubectl(pod, "get", "pod", LOOPBACK_POD, "-o",
+                                 "jsonpath={.status.containerStatuses[*].ready}").stdout
+                 == "true", 120, interval=0.2, what="the loopback pod to be ready")
+        yield pod
+    finally:
+        kubectl(pod, "delete", "pod", LOOPBACK_POD, "--wait=false")
+
+
 def _binary(version: str) -> str:
     binary = BIN.format(version.split("+")[0])
     if not os.path.exists(binary):
@@ -138,6 +172,12 @@ def test_port_forward_to_a_pod(pod, version):
             answer = _answer(local)
             assert answer["pod"] == POD and answer["path"] == "/via-port-forward"
         assert _get(local, "/hostname") == (200, POD.encode())
+
+
+@pytest.mark.parametrize("version", ("27", "33"))
+def test_a_server_on_the_pods_loopback_only_is_reachable(loopback_pod, version):
+    with _port_forward(loopback_pod, version, f"pod/{LOOPBACK_POD}", 8090) as (_, (local,)):
+        assert _get(local) == (200, b"loopback only\n")
 
 
 @pytest.mark.parametrize("version", VERSIONS)

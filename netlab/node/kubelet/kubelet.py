@@ -126,13 +126,14 @@ class Kubelet:
             return 400, f'container not found ("{container}")'
 
     async def port_forward_target(self, namespace: str, pod: str
-                                  ) -> tuple[int, str] | tuple[str, str]:
-        """(pod IP, pod UID) to forward ports to; or (code, message)."""
+                                  ) -> tuple[int, str] | tuple[str, str, str]:
+        """(pod IP, pod UID, pod network namespace) to forward ports to; or (code,
+        message)."""
         assert self.workers is not None
         worker = self.workers.find(namespace, pod)
         if worker is None or worker.sandbox is None or not worker.sandbox.ip:
             return 404, "pod does not exist"
-        return worker.sandbox.ip, worker.uid
+        return worker.sandbox.ip, worker.uid, worker.sandbox.netns
 
     # -- loops ------------------------------------------------------------------------------
 

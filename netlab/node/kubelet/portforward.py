@@ -6,14 +6,15 @@ What upstream's kubelet serves for the official Python client
 query names the ports (repeated or comma-separated). Port ``i`` has data
 channel ``2i`` and error channel ``2i+1``; the first message the kubelet sends
 on each channel is the port, two bytes little-endian. For each port one
-connection to the pod's IP is opened and copied both ways; if it fails the
-reason goes on the port's error channel and the other ports go on. When every
-port's connection has ended, the WebSocket closes. The API server also uses it
-for each stream pair of kubectl's SPDY port-forward, one port per WebSocket.
+connection is opened and copied both ways; if it fails the reason goes on the
+port's error channel and the other ports go on. When every port's connection
+has ended, the WebSocket closes. The API server also uses it for each stream
+pair of kubectl's SPDY port-forward, one port per WebSocket.
 
-Unlike CRI runtimes, which connect to ``localhost:port`` inside the pod's
-network namespace, this dials the pod's IP from the node: a server bound to
-the pod's loopback only is not reachable.
+As CRI runtimes do, the connection goes to ``localhost:port`` inside the pod's
+network namespace: its socket is made there (``netns.run_in_netns``) and then
+driven from the kubelet's loop, so a server bound to the pod's loopback only is
+reachable, as in a real cluster.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import collections
 import contextlib
 import logging
 import os
+import socket
 from typing import Any
 
 import aiohttp
@@ -30,6 +32,7 @@ from aiohttp import web
 
 from netlab.api import portforward as pf
 from netlab.api import remotecommand as rc
+from netlab.kernel import netns as netnslib
 from netlab.node.kubelet.streaming import text_response
 
 log = logging.getLogger("netlab.kubelet.portforward")
@@ -41,10 +44,12 @@ INBOX_BYTES = 4 << 20
 # No single client message may be larger (the API server sends SPDY DATA payloads).
 MAX_MESSAGE = 32 << 20
 CONNECT_TIMEOUT = 10.0
+LOCALHOST = "127.0.0.1"  # tcp4, as containerd dials
 
 
 def register(app: web.Application, kubelet: Any) -> None:
-    """Add ``/portForward``; ``kubelet`` supplies ``port_forward_target``."""
+    """Add ``/portForward``; ``kubelet`` supplies ``port_forward_target``: (pod IP, pod
+    UID, the pod's network namespace or None for the kubelet's own), or (code, message)."""
     async def handle(request: web.Request) -> web.StreamResponse:
         ns, pod = request.match_info["namespace"], request.match_info["pod"]
         try:
@@ -65,7 +70,7 @@ def register(app: web.Application, kubelet: Any) -> None:
                                    max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
         try:
-            await _forward(ws, str(target[0]), str(target[1]), ports, pod)
+            await _forward(ws, str(target[0]), str(target[1]), target[2], ports, pod)
         finally:
             await ws.close()
         return ws
@@ -74,8 +79,8 @@ def register(app: web.Application, kubelet: Any) -> None:
         app.router.add_route(method, "/portForward/{namespace}/{pod}", handle)
 
 
-async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[int],
-                   pod: str) -> None:
+async def _forward(ws: web.WebSocketResponse, host: str, uid: str, netns: str | None,
+                   ports: list[int], pod: str) -> None:
     # Client data per data channel, queued: it may come before the pod connection is open.
     inbox = {2 * i: ByteQueue(INBOX_BYTES) for i in range(len(ports))}
 
@@ -98,13 +103,12 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[i
 
     async def connection(port: int, data_ch: int, err_ch: int) -> None:
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=CHUNK), CONNECT_TIMEOUT)
+            reader, writer = await asyncio.wait_for(dial(netns, port), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as err:
             # asyncio's message names the address; the kernel's reason is the errno's.
             reason = os.strerror(err.errno).lower() if isinstance(err, OSError) and \
                 err.errno else "i/o timeout"
-            await send(err_ch, pf.forward_error(port, pod, uid, host, reason).encode())
+            await send(err_ch, pf.forward_error(port, pod, uid, LOCALHOST, reason).encode())
             return
         up = asyncio.ensure_future(upstream(inbox[data_ch], writer))
         try:
@@ -137,6 +141,26 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, ports: list[i
         everything.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await everything
+
+
+async def dial(netns: str | None, port: int
+               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``localhost:port`` in network namespace ``netns`` (None: this
+    thread's own). The socket is created there; connecting and everything after it
+    happen on the loop, in the socket's namespace whatever the thread's."""
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        return sock
+
+    sock = make() if netns is None else await asyncio.to_thread(
+        netnslib.run_in_netns, netns, make)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (LOCALHOST, port))
+        return await asyncio.open_connection(sock=sock, limit=CHUNK)
+    except BaseException:
+        sock.close()
+        raise
 
 
 async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, ByteQueue]) -> None:

@@ -29,7 +29,7 @@ class FakeKubelet:
     async def port_forward_target(self, namespace: str, pod: str) -> Any:
         if pod != "p":
             return 404, "pod does not exist"
-        return "127.0.0.1", "uid-1"
+        return "10.244.1.7", "uid-1", None  # the pod: this namespace's loopback
 
 
 @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ BOUND = 4 << 20  # "a few MiB" of client data queued per port
 
 class FakeKubelet:
     async def port_forward_target(self, namespace: str, pod: str) -> Any:
-        return "127.0.0.1", "uid-1"
+        return "10.244.1.7", "uid-1", None  # the pod: this namespace's loopback
 
 
 def _listener() -> socket.socket:
