@@ -20,7 +20,6 @@ so an adopted pod never flaps to NotReady.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from netlab.api.views import Container, status_of
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet.events import WARNING
 from netlab.node.kubelet.probes import LIVENESS, READINESS, STARTUP, ProbeTarget, ProbeWorker
-from netlab.node.runtime import ContainerState
+from netlab.node.runtime import ContainerState, execs
 
 if TYPE_CHECKING:
     from netlab.node.kubelet.pods import PodWorker
@@ -139,8 +138,9 @@ class PodProber:
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout)
         except asyncio.TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
             return -1, ""
+        finally:
+            if proc.returncode is None:  # timed out, or the probe was stopped
+                # The command and whatever it started, not only crun exec.
+                await execs.end(proc)
         return proc.returncode or 0, out[:EXEC_OUTPUT_LIMIT].decode(errors="replace")

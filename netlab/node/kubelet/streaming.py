@@ -26,24 +26,21 @@ import fcntl
 import logging
 import os
 import shutil
-import signal
 import struct
 import termios
 from collections.abc import Awaitable
 from typing import Any, Callable
 
 import aiohttp
-import psutil
 from aiohttp import web
 
 from netlab.api import remotecommand as rc
 from netlab.node.kubelet.logs import LogOptions, read_log
+from netlab.node.runtime import execs
 
 log = logging.getLogger("netlab.kubelet.streaming")
 
 CHUNK = 32 * 1024
-# How long the exec helper gets to reap its killed command before it is killed too.
-KILL_GRACE = 2.0
 # util-linux: a new session whose controlling terminal is stdin, then exec.
 SETSID = shutil.which("setsid") or "/usr/bin/setsid"
 
@@ -174,14 +171,9 @@ class Session:
         finally:
             for task in (inbound, *outputs):
                 task.cancel()
-            # Off the loop: finding the processes reads /proc.
-            await asyncio.to_thread(self._kill)
             try:
-                await asyncio.wait_for(asyncio.shield(exited), KILL_GRACE)
-            except asyncio.TimeoutError:
-                pass
+                await execs.end(self.proc)
             finally:
-                self._kill_group()
                 with contextlib.suppress(Exception):
                     await exited
             for task in (inbound, *outputs):
@@ -302,43 +294,6 @@ class Session:
     def _resize(self, width: int, height: int) -> None:
         if self.master is not None:
             fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
-
-    def _kill(self) -> None:
-        """End the command and whatever it started: the helper's descendants and the
-        members of its sessions and process groups (a tty command has a session of
-        its own). The helper (the runtime's exec process) goes last: it reaps the
-        command it runs as it exits, or the command would stay a zombie of the
-        container's PID 1."""
-        if self.proc is None:
-            return
-        leader = self.proc.pid
-        for pid in _session_members(leader):
-            if pid != leader:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-
-    def _kill_group(self) -> None:
-        """Whatever is left of the helper's process group, the helper included. The
-        group outlives its leader only while a member lives: this signals nothing else."""
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-def _session_members(leader: int) -> set[int]:
-    """``leader``'s descendants, and every process in a session or group one of them
-    (or ``leader``, which has a session of its own) leads."""
-    found = {leader}
-    with contextlib.suppress(psutil.Error):
-        found |= {p.pid for p in psutil.Process(leader).children(recursive=True)}
-    heads = set(found)
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            pid = int(entry)
-            with contextlib.suppress(OSError):
-                if os.getsid(pid) in heads or os.getpgid(pid) in heads:
-                    found.add(pid)
-    return found
 
 
 async def _write_fd(fd: int, data: bytes) -> None:
