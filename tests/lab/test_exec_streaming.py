@@ -328,3 +328,84 @@ def test_exec_errors_are_upstreams(pod):
     wrong = _kubectl(pod, "33", "exec", POD, "-c", "nope", "--", "true")
     assert wrong.returncode != 0
     assert b"container nope is not valid for pod shell" in wrong.stderr, wrong.stderr
+
+
+def _pod_phase(kubeconfig: Path, name: str) -> str:
+    return kubectl(kubeconfig, "get", "pod", name, "-o", "jsonpath={.status.phase}").stdout
+
+
+def _apply(kubeconfig: Path, manifest: str) -> None:
+    out = kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest)
+    assert out.returncode == 0, out.stderr
+
+
+def _stdin_pod(name: str, once: bool, command: str) -> str:
+    return f"""\
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  terminationGracePeriodSeconds: 0
+  restartPolicy: Never
+  containers:
+  - {{name: main, image: busybox, stdin: true, stdinOnce: {str(once).lower()},
+      command: [sh, -c, '{command}']}}
+"""
+
+
+def test_kubectl_run_i_rm_pipes_stdin_to_the_container(pod):
+    out = _kubectl(pod, "33", "run", "catter", "-i", "--rm", "--restart=Never",
+                   "--image=busybox", "--", "sh", "-c", "cat; echo done",
+                   stdin=b"hello from kubectl run\n", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(b"hello from kubectl run\ndone\n"), out.stdout
+    assert b'pod "catter" deleted' in out.stdout
+
+
+def test_attach_i_pipes_stdin_and_stdin_once_closes_it_after(pod):
+    _apply(pod, _stdin_pod("once", True, "cat; echo stdin closed"))
+    try:
+        wait_for(lambda: _pod_phase(pod, "once") == "Running", 120, interval=0.2,
+                 what="pod once to run")
+        out = _kubectl(pod, "33", "attach", "-i", "once", stdin=b"hello attach\n")
+        assert out.returncode == 0, out.stderr
+        # The output of the container until it exited: stdinOnce closed its stdin
+        # when the attach's stdin ended, so cat ended.
+        assert out.stdout == b"hello attach\nstdin closed\n", out.stdout
+        assert b"If you don't see a command prompt, try pressing enter." in out.stderr
+        wait_for(lambda: _pod_phase(pod, "once") == "Succeeded", 60, interval=0.2,
+                 what="pod once to succeed")
+        logs = kubectl(pod, "logs", "once").stdout
+        assert logs == "hello attach\nstdin closed\n"
+    finally:
+        kubectl(pod, "delete", "pod", "once", "--wait=false")
+
+
+def test_python_client_attach_with_stdin_twice(pod):
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    _apply(pod, _stdin_pod("reader", False,
+                           'while read line; do echo "got $line"; done; echo eof'))
+    api = client.CoreV1Api(config.new_client_from_config(str(pod)))
+    try:
+        wait_for(lambda: _pod_phase(pod, "reader") == "Running", 120, interval=0.2,
+                 what="pod reader to run")
+        for word in ("first", "second"):  # stdinOnce false: stdin outlives an attach
+            resp = stream(api.connect_get_namespaced_pod_attach, "reader", "default",
+                          container="main", stdin=True, stdout=True, stderr=True,
+                          tty=False, _preload_content=False)
+            try:
+                resp.write_stdin(f"{word}\n")
+                seen = ""
+                deadline = time.monotonic() + 30
+                while f"got {word}\n" not in seen:
+                    assert time.monotonic() < deadline, seen
+                    resp.update(timeout=1)
+                    seen += resp.read_stdout() if resp.peek_stdout() else ""
+            finally:
+                resp.close()
+        assert _pod_phase(pod, "reader") == "Running"
+        assert "eof" not in kubectl(pod, "logs", "reader").stdout
+    finally:
+        kubectl(pod, "delete", "pod", "reader", "--wait=false")

@@ -46,6 +46,7 @@ from netlab.node.kubelet.server import KubeletServer
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.overlay import OverlayAgent
 from netlab.node.runtime import ContainerError, ExecSpec, Runtime, SandboxError
+from netlab.node.runtime.containers import AttachInfo
 from netlab.node.runtime.paths import lab_state_dir
 
 log = logging.getLogger("netlab.kubelet")
@@ -110,6 +111,18 @@ class Kubelet:
             return st is None or st.state == "exited"
 
         return path, finished
+
+    async def attach_source(self, namespace: str, pod: str, container: str
+                            ) -> tuple[int, str] | tuple[Path, Callable[[], Any]] | AttachInfo:
+        """A running container's conmon attach endpoints when it was started with stdin
+        or a terminal; else its log, as ``log_source`` (output-only attach)."""
+        assert self.workers is not None
+        worker = self.workers.find(namespace, pod)
+        if worker is not None and worker.sandbox is not None:
+            info = await self.cri.call(self.runtime.attach_info, worker.uid, container)
+            if info is not None and (info.stdin or info.tty):
+                return info
+        return await self.log_source(namespace, pod, container, False)
 
     async def exec_spec(self, namespace: str, pod: str, container: str, argv: list[str]
                         ) -> tuple[int, str] | ExecSpec:

@@ -10,9 +10,10 @@ When the command ends its output is flushed, its exit Status goes on the error
 channel and the WebSocket closes. When the client goes away first, the
 command's process group is killed and reaped: nothing outlives the stream.
 
-``attach``: netlab's runtime writes a container's stdout and stderr to its log
-and gives it no stdin, so attach streams the log from now on until the
-container exits; stdin sent to it is dropped.
+``attach``: a container started with ``stdin: true`` or ``tty: true`` is attached
+through conmon's attach socket (``attach.py``: stdin, output, resizes); any other
+container has no stdin, so attach streams its log from now on until it exits, and
+stdin sent to it is dropped (conmon would drop it too).
 
 SPDY (kubectl before 1.30, and 1.30+'s fallback) is refused with a 400 that
 says so, instead of a hang.
@@ -35,8 +36,10 @@ import aiohttp
 from aiohttp import web
 
 from netlab.api import remotecommand as rc
+from netlab.node.kubelet.attach import attach_stdio
 from netlab.node.kubelet.logs import LogOptions, read_log
 from netlab.node.runtime import execs
+from netlab.node.runtime.containers import AttachInfo
 
 log = logging.getLogger("netlab.kubelet.streaming")
 
@@ -54,7 +57,7 @@ def text_response(code: int, message: str) -> web.Response:
 
 
 def register(app: web.Application, kubelet: Any) -> None:
-    """Add the streaming routes; ``kubelet`` supplies ``exec_spec`` and ``log_source``."""
+    """Add the streaming routes; ``kubelet`` supplies ``exec_spec`` and ``attach_source``."""
     for verb in ("exec", "attach"):
         handler = _handler(kubelet, verb == "exec")
         for method in ("GET", "POST"):
@@ -86,7 +89,7 @@ def _handler(kubelet: Any, exec_: bool) -> Callable[[web.Request], Awaitable[web
         if exec_:
             found = await kubelet.exec_spec(ns, pod, container, list(opts.command))
         else:
-            found = await kubelet.log_source(ns, pod, container, False)
+            found = await kubelet.attach_source(ns, pod, container)
         if isinstance(found, tuple) and isinstance(found[0], int):
             return text_response(*found)
         # After the checks: a client that cannot upgrade learns first what else is wrong.
@@ -98,6 +101,8 @@ def _handler(kubelet: Any, exec_: bool) -> Callable[[web.Request], Awaitable[web
         try:
             if exec_:
                 await Session(ws, opts).run(found.argv, found.env)
+            elif isinstance(found, AttachInfo):
+                await attach_stdio(ws, opts, found)  # the container's stdin (attach.py)
             else:
                 await _attach(ws, opts, *found)
         finally:

@@ -323,6 +323,7 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         "user": spec.process_user, "imageId": spec.image_id,
         "noNewPrivs": spec.no_new_privs, "readOnlyRoot": spec.read_only_root,
         "seccomp": spec.seccomp, "warnings": warnings,
+        "stdin": spec.stdin, "stdinOnce": spec.stdin_once, "tty": spec.tty,
         "logFile": str(_file(sb, spec.name, n, "log")),
         "bundle": str(_file(sb, spec.name, n, "rootfs")),
         "conmonExitFile": str(oci_runtime.exits_dir(lab) / cid),
@@ -350,7 +351,9 @@ def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
         return
     oom_before = cgroups.oom_kills(cg) if cg is not None else None
     created = oci_runtime.create(lab, cid, spec.name, directory, _file(sb, spec.name, n, "log"),
-                                 directory / "pid", directory / "conmon.pid", overlay)
+                                 directory / "pid", directory / "conmon.pid", overlay,
+                                 stdio=tuple(oci_runtime.stdio_args(spec.stdin, spec.stdin_once,
+                                                                    spec.tty)))
     if created.pid is None:
         _record_start_error(sb, spec.name, n, created.message)
         return
@@ -600,6 +603,35 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
         argv = ["sh", "-c", 'for d in $0; do echo $$ > "$d/cgroup.procs" || exit 125; '
                 'done; exec "$@"', " ".join(cg.unique_dirs()), *argv]
     return ExecSpec(argv=argv, env={"PATH": DEFAULT_PATH})
+
+
+@dataclass(frozen=True)
+class AttachInfo:
+    """How to attach to a running container: conmon's socket directory (``attach``
+    in it) and control fifo, and the container's stdio settings."""
+
+    socket_dir: Path
+    ctl: Path
+    stdin: bool
+    stdin_once: bool
+    tty: bool
+    restart_count: int
+
+
+def attach_info(sb: Sandbox, name: str) -> AttachInfo | None:
+    """The running attempt's attach endpoints; None when it is not running."""
+    st = container_state(sb, name, settle=0)
+    if st is None or not st.running:
+        return None
+    spec = read_json(_file(sb, name, st.restart_count, "spec.json")) or {}
+    cid = spec.get("containerId")
+    if not cid:
+        return None
+    lab = sb.path.parent.parent.name  # /run/netlab/<lab>/pods/<pod>
+    return AttachInfo(socket_dir=oci_runtime.attach_socket_dir(lab, cid),
+                      ctl=Path(spec.get("bundle") or "/nonexistent") / "ctl",
+                      stdin=bool(spec.get("stdin")), stdin_once=bool(spec.get("stdinOnce")),
+                      tty=bool(spec.get("tty")), restart_count=st.restart_count)
 
 
 def container_cgroup(sb: Sandbox, name: str) -> cgroups.Cgroup | None:

@@ -189,6 +189,10 @@ class Runtime:
     def exec_in_container(self, pod: PodRef, name: str, argv: list[str]) -> ExecSpec:
         return containers.exec_spec(self._require(pod), name, argv)
 
+    def attach_info(self, pod: PodRef, name: str) -> containers.AttachInfo | None:
+        sb = self._find(pod)
+        return containers.attach_info(sb, name) if sb else None
+
     def log_path(self, pod: PodRef, name: str, previous: bool = False) -> Path | None:
         sb = self._find(pod)
         return containers.log_path(sb, name, previous) if sb else None

@@ -280,9 +280,11 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
         raise OciConfigError(f"container {spec.name} has no command to run")
     caps = process_capabilities(spec, user.uid, opts.host_caps)
     env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           **({"HOSTNAME": hostname} if hostname else {}), **spec.env}
+           **({"HOSTNAME": hostname} if hostname else {}),
+           # CRI-O gives a terminal's process TERM=xterm (the pod's env still wins).
+           **({"TERM": "xterm"} if spec.tty else {}), **spec.env}
     process: dict[str, Any] = {
-        "terminal": False,
+        "terminal": spec.tty,
         "user": {"uid": user.uid, "gid": user.gid,
                  **({"additionalGids": list(user.additional_gids)}
                     if user.additional_gids else {})},

@@ -17,6 +17,14 @@ How it is called, as CRI-O calls it:
 - then the runtime puts the created container into its cgroups and runs ``crun
   start ID``: the container's process execs its command only then, so nothing of
   it runs outside its limits;
+- a container with ``stdin: true`` gets ``-i`` (conmon holds a pipe to its stdin),
+  and ``--leave-stdin-open`` unless ``stdinOnce``; ``tty: true`` gets ``-t`` (conmon
+  receives the pty's master from crun over its console socket). conmon serves
+  attach on ``<socket dir>/<container id>/attach`` (a symlink to the bundle, so the
+  path stays short; a unix SEQPACKET socket whose reads carry a one-byte prefix,
+  2 stdout and 3 stderr, and whose writes are the container's stdin; the end of an
+  attach connection closes the stdin unless ``--leave-stdin-open``) and reads
+  ``<bundle>/ctl`` for ``1 HEIGHT WIDTH`` terminal resizes, as CRI-O uses both;
 - ``crun exec ID ARGV`` enters it (its user, capabilities, seccomp and env are the
   container's); ``crun delete -f ID`` removes crun's record; ``crun list``/``state``
   read them. crun's state directory is per lab (``/run/netlab/<lab>/runtime/crun``).
@@ -157,11 +165,22 @@ class Created:
     conmon_pid: int | None = None
 
 
+def stdio_args(stdin: bool, stdin_once: bool, tty: bool) -> list[str]:
+    """conmon's stdio options, as CRI-O passes them for a container's spec."""
+    args = ["-t"] if tty else []
+    if stdin:
+        args.append("-i")
+        if not stdin_once:
+            args.append("--leave-stdin-open")
+    return args
+
+
 def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Path,
            conmon_pid_file: Path, overlay: Overlay | None = None,
-           timeout: float = SYNC_TIMEOUT) -> Created:
+           timeout: float = SYNC_TIMEOUT, stdio: tuple[str, ...] = ()) -> Created:
     """Have conmon run ``crun create`` for the bundle; returns the container's pid
-    (created, not started) or crun's error."""
+    (created, not started) or crun's error. ``stdio``: ``stdio_args`` of the
+    container."""
     for d in (crun_root(lab), exits_dir(lab), sockets_dir(lab)):
         d.mkdir(parents=True, exist_ok=True)
     conmon = [CONMON, "--api-version", "1", "-c", cid, "-u", cid, "-n", name,
@@ -169,7 +188,7 @@ def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Pat
               "-P", str(conmon_pid_file), "-l", f"k8s-file:{log}",
               "--exit-dir", str(exits_dir(lab)), "--socket-dir-path", str(sockets_dir(lab)),
               "--log-level", "error", "--runtime-arg", f"--root={crun_root(lab)}",
-              "--runtime-arg", "--cgroup-manager=disabled"]
+              "--runtime-arg", "--cgroup-manager=disabled", *stdio]
     read_end, write_end = os.pipe()
     command, env = shielded(conmon, overlay)
     env["_OCI_SYNCPIPE"] = str(write_end)
@@ -276,6 +295,11 @@ def list_ids(lab: str) -> list[str]:
 def forget_exit(lab: str, cid: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         (exits_dir(lab) / cid).unlink()
+
+
+def attach_socket_dir(lab: str, cid: str) -> Path:
+    """Where conmon's ``attach`` socket is: the symlink to the bundle it makes."""
+    return sockets_dir(lab) / cid
 
 
 def exec_argv(lab: str, cid: str, argv: list[str], cwd: str | None = None,

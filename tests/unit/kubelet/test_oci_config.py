@@ -154,3 +154,17 @@ def test_users_resolve_in_the_images_files():
 def test_nothing_to_run_is_refused():
     with pytest.raises(oci.OciConfigError, match="no command"):
         _build(ContainerSpec("c"))
+
+
+def test_stdin_and_tty_from_the_pod_spec_as_cri_o_passes_them():
+    from netlab.node.runtime import oci_runtime
+
+    spec = ContainerSpec.from_k8s({"name": "c", "command": ["sh"], "stdin": True,
+                                   "stdinOnce": True, "tty": True})
+    assert (spec.stdin, spec.stdin_once, spec.tty) == (True, True, True)
+    cfg = _build(spec)
+    assert cfg["process"]["terminal"] is True and "TERM=xterm" in cfg["process"]["env"]
+    assert not _build(ContainerSpec("c", command=("sh",)))["process"]["terminal"]
+    assert oci_runtime.stdio_args(True, True, True) == ["-t", "-i"]
+    assert oci_runtime.stdio_args(True, False, False) == ["-i", "--leave-stdin-open"]
+    assert oci_runtime.stdio_args(False, False, False) == []
