@@ -115,7 +115,9 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
     spec.setdefault("schedulerName", DEFAULT_SCHEDULER)
     spec.setdefault("securityContext", {})
     host_network = spec.get("hostNetwork") is True
-    for c in _dicts(spec.get("containers")) + _dicts(spec.get("initContainers")):
+    # Ephemeral containers are defaulted as containers (SetDefaults_EphemeralContainer).
+    for c in (_dicts(spec.get("containers")) + _dicts(spec.get("initContainers"))
+              + _dicts(spec.get("ephemeralContainers"))):
         _default_container(c, host_network)
     for v in _dicts(spec.get("volumes")):
         _default_volume(v)

@@ -130,6 +130,7 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(
                  Subresource("attach", "PodAttachOptions", ("create", "get")),
                  Subresource("binding", "Binding", ("create",)),
+                 Subresource("ephemeralcontainers", "Pod", ("get", "patch", "update")),
                  Subresource("eviction", "Eviction", ("create",), group="policy",
                              version="v1"),
                  Subresource("exec", "PodExecOptions", ("create", "get")),

@@ -18,9 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from netlab.api import configdata, customresources, defaults, defaults_pod, validation
+from netlab.api import (
+    configdata,
+    customresources,
+    defaults,
+    defaults_pod,
+    validation,
+    validation_ephemeral,
+)
 from netlab.api.objects import deep_copy, meta, new_uid, timestamp
 from netlab.api.resources import Resource
+from netlab.api.validation_base import _V
 from netlab.api.views import dict_at, pod_status, spec_of
 from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.allocators import ServiceAllocator
@@ -224,7 +232,12 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
 def validate(res: Resource, obj: dict) -> list:
     """Field errors of a new object; a custom object is checked against its schema."""
     if res.custom is None:
-        return validation.validate(res.kind, obj, res.namespaced)
+        errs = validation.validate(res.kind, obj, res.namespaced)
+        if res.kind == "Pod":
+            v = _V()
+            validation_ephemeral.validate_on_create(v, obj.get("spec"))
+            errs += v.errs
+        return errs
     return validation.validate("", obj, res.namespaced) + customresources.validate(res, obj)
 
 
@@ -235,6 +248,10 @@ def validate_update(res: Resource, new: dict, old: dict, subresource: Optional[s
         return validation.validate("", new, res.namespaced) + customresources.validate(res, new)
     if subresource is None:
         return validation.validate_update(res.kind, new, old, res.namespaced)
+    if subresource == "ephemeralcontainers":
+        v = _V()
+        validation_ephemeral.validate_update(v, new, old)
+        return validation.validate_status_update(res.kind, new, old, res.namespaced) + v.errs
     return validation.validate_status_update(res.kind, new, old, res.namespaced)
 
 
@@ -251,6 +268,18 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
     kind_policy = policy(res)
     if subresource == "binding":
         return new  # built from the stored pod by the binding handler itself
+    if subresource == "ephemeralcontainers":
+        # Only spec.ephemeralContainers changes (dropNonEphemeralContainerUpdates),
+        # defaulted as containers are.
+        result = deep_copy(old)
+        spec = dict_at(result, "spec")
+        wanted = spec_of(new).get("ephemeralContainers")
+        if wanted:
+            spec["ephemeralContainers"] = wanted
+        else:
+            spec.pop("ephemeralContainers", None)
+        defaults.apply_defaults(res.kind, result)
+        return result
     if subresource == "status":
         result = deep_copy(old)
         if "status" in new:

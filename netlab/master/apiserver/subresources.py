@@ -194,8 +194,9 @@ def pick_container(pod: dict, wanted: str) -> str:
     spec = dict_at(pod, "spec")
     containers = _container_names(spec, "containers")
     init = _container_names(spec, "initContainers")
+    ephemeral = _container_names(spec, "ephemeralContainers")
     if wanted:
-        if wanted not in containers and wanted not in init:
+        if wanted not in containers and wanted not in init and wanted not in ephemeral:
             raise errors.bad_request(f"container {wanted} is not valid for pod {name}")
         return wanted
     if len(containers) == 1:
@@ -204,6 +205,8 @@ def pick_container(pod: dict, wanted: str) -> str:
                f"[{' '.join(containers)}]")
     if init:
         message += f" or one of the init containers: [{' '.join(init)}]"
+    if ephemeral:
+        message += f" or one of the ephemeral containers: [{' '.join(ephemeral)}]"
     raise errors.bad_request(message)
 
 

@@ -269,8 +269,8 @@ def test_core_v1_resource_list():
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
-        "nodes/status", "pods", "pods/attach", "pods/binding", "pods/eviction", "pods/exec",
-        "pods/log", "pods/portforward", "pods/proxy", "pods/status",
+        "nodes/status", "pods", "pods/attach", "pods/binding", "pods/ephemeralcontainers",
+        "pods/eviction", "pods/exec", "pods/log", "pods/portforward", "pods/proxy", "pods/status",
         "replicationcontrollers", "replicationcontrollers/scale",
         "replicationcontrollers/status", "secrets", "serviceaccounts", "serviceaccounts/token",
         "services", "services/proxy", "services/status"]
