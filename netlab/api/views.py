@@ -99,6 +99,12 @@ class Container(TypedDict, total=False):
     terminationMessagePolicy: str
 
 
+class EphemeralContainer(Container, total=False):
+    """``core/v1.EphemeralContainer``: a container plus the one it debugs."""
+
+    targetContainerName: str
+
+
 class Toleration(TypedDict, total=False):
     key: str
     operator: str
@@ -120,6 +126,7 @@ class PodSpec(TypedDict, total=False):
     topologySpreadConstraints: list[dict[str, Any]]
     containers: list[Container]
     initContainers: list[Container]
+    ephemeralContainers: list[EphemeralContainer]
     restartPolicy: str
     terminationGracePeriodSeconds: int
     activeDeadlineSeconds: int

@@ -409,3 +409,69 @@ def test_python_client_attach_with_stdin_twice(pod):
         assert "eof" not in kubectl(pod, "logs", "reader").stdout
     finally:
         kubectl(pod, "delete", "pod", "reader", "--wait=false")
+
+
+TARGET_YAML = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: target}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: app, image: busybox, command: [sh, -c, 'echo app-started; exec sleep 3600']}
+"""
+
+
+def _ephemeral_state(kubeconfig: Path, index: int) -> str:
+    return kubectl(kubeconfig, "get", "pod", "target", "-o", "jsonpath={.status."
+                   f"ephemeralContainerStatuses[{index}].state.terminated.reason}}").stdout
+
+
+def test_kubectl_debug_runs_in_the_targets_pid_namespace(cluster_lab, pod):
+    lab = cluster_lab.name
+    _apply(pod, TARGET_YAML)
+    try:
+        wait_for(lambda: _pod_phase(pod, "target") == "Running", 120, interval=0.2,
+                 what="pod target to run")
+        out = _kubectl(pod, "33", "debug", "target", "--image=busybox", "--target=app",
+                       "--", "sh", "-c", "ps -o pid,comm; echo debug-done")
+        assert out.returncode == 0, out.stderr
+        name = kubectl(pod, "get", "pod", "target", "-o",
+                       "jsonpath={.spec.ephemeralContainers[0].name}").stdout
+        assert name.startswith("debugger-")
+        wait_for(lambda: _ephemeral_state(pod, 0) == "Completed", 120, interval=0.2,
+                 what="the debug container to complete")
+        logs = kubectl(pod, "logs", "target", "-c", name)
+        assert logs.returncode == 0, logs.stderr
+        lines = [line.split() for line in logs.stdout.splitlines()]
+        # The target's PID 1 is sleep: the debugger shares the target's PID namespace.
+        assert ["1", "sleep"] in lines and ["debug-done"] in lines, logs.stdout
+        status = kubectl(pod, "get", "pod", "target", "-o", "jsonpath={.status."
+                         "ephemeralContainerStatuses[0].state.terminated.exitCode} "
+                         "{.status.ephemeralContainerStatuses[0].restartCount} "
+                         "{.status.phase}").stdout
+        assert status == "0 0 Running", status
+        # It is never restarted, and the pod's own container goes on.
+        assert kubectl(pod, "exec", "target", "-c", "app", "--", "true").returncode == 0
+
+        # Interactive: kubectl debug -i attaches to the new container's stdin. kubectl
+        # gives it stdin but not stdinOnce, so (as CRI-O and containerd) the attach
+        # ends with kubectl's stdin and the container's stdin stays open: it reads one
+        # line, and what it saw is in its log.
+        out = _kubectl(pod, "33", "debug", "target", "-i", "--image=busybox",
+                       "--target=app", "--", "sh", "-c", 'read line; echo "got $line"',
+                       stdin=b"piped into debug\n", timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert b"If you don't see a command prompt, try pressing enter." in out.stderr
+        wait_for(lambda: _ephemeral_state(pod, 1) == "Completed", 60, interval=0.2,
+                 what="the interactive debug container to complete")
+        second = kubectl(pod, "get", "pod", "target", "-o",
+                         "jsonpath={.spec.ephemeralContainers[1].name}").stdout
+        assert kubectl(pod, "logs", "target", "-c", second).stdout == "got piped into debug\n"
+        # They go with the pod: no container of it is left in crun.
+        uid = kubectl(pod, "get", "pod", "target", "-o", "jsonpath={.metadata.uid}").stdout
+        assert uid and kubectl(pod, "delete", "pod", "target", "--wait=false").returncode == 0
+        wait_for(lambda: not any(cid.startswith(uid) for cid in oci_runtime.list_ids(lab)),
+                 60, interval=0.1, what="the debugged pod's containers to be gone")
+    finally:
+        kubectl(pod, "delete", "pod", "target", "--wait=false")

@@ -47,7 +47,7 @@ from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_s
 from netlab.client import APIError, Client, resource_path
 from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
 from netlab.images.store import ImageStore
-from netlab.node.kubelet import envsources, serviceenv, volumemanager
+from netlab.node.kubelet import envsources, ephemeral, serviceenv, volumemanager
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet import volumes as volplugins
 from netlab.node.kubelet.atomic_writer import FileProjection
@@ -280,6 +280,7 @@ class PodWorker:
         observed = await self.s.cri.observe(self.uid, names)
         if await self._sync_init(pod, observed):
             await self._sync_containers(pod, observed)
+            await ephemeral.sync(self, pod, observed)
         await self._report()
 
     # -- the sandbox --------------------------------------------------------------------------
@@ -416,7 +417,7 @@ class PodWorker:
     def _names(pod: dict[str, Any]) -> list[str]:
         spec = pod_spec(pod)
         return [c.get("name", "") for c in (spec.get("initContainers") or []) +
-                (spec.get("containers") or [])]
+                (spec.get("containers") or []) + (spec.get("ephemeralContainers") or [])]
 
     async def _sync_init(self, pod: dict[str, Any],
                          observed: dict[str, tuple[Optional[ContainerState], Any]]) -> bool:
@@ -510,7 +511,7 @@ class PodWorker:
                           extra_env=serviceenv.service_env(services))
 
     async def _start(self, pod: dict[str, Any], c: Container, attempt: int,
-                     init: bool = False) -> None:
+                     init: bool = False, pid_of: Optional[int] = None) -> None:
         name = c.get("name", "")
         image = c.get("image", "")
         # The store is the node's image cache. An image of a registry is pulled into
@@ -533,7 +534,7 @@ class PodWorker:
                                   () if stored else tuple(self.s.images.names()))
             volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
             spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
-                c, volumes, self.volume_paths))
+                c, volumes, self.volume_paths), pid_namespace=ephemeral.pid_namespace(pid_of))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:
@@ -624,8 +625,11 @@ class PodWorker:
             sandbox_ready=sb is not None and sb.state == "ready" and not terminal,
             init={c.get("name", ""): obs(c) for c in spec.get("initContainers") or []},
             containers={c.get("name", ""): obs(c) for c in spec.get("containers") or []},
+            ephemeral={c.get("name", ""): dataclasses.replace(obs(c), ready=False)
+                       for c in spec.get("ephemeralContainers") or []},
             terminal=terminal, start_time=self.start_time)
-        every = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        every = ((spec.get("initContainers") or []) + (spec.get("containers") or [])
+                 + (spec.get("ephemeralContainers") or []))
         images = {c.get("image", ""): self.image_ids.get(c.get("image", "")) or
                   image_id(c.get("image", "")) for c in every}
         status = podstatus.pod_status(pod, observation, datetime.now(timezone.utc), images)

@@ -66,6 +66,7 @@ class PodObservation:
     sandbox_ready: bool = False
     init: dict[str, ContainerObservation] = field(default_factory=dict)
     containers: dict[str, ContainerObservation] = field(default_factory=dict)
+    ephemeral: dict[str, ContainerObservation] = field(default_factory=dict)
     terminal: bool = False  # torn down or finished: no container will run again
     start_time: Optional[str] = None  # when the kubelet first took the pod
 
@@ -293,6 +294,12 @@ def pod_status(pod: dict[str, Any], obs: PodObservation, now: datetime,
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
     status["containerStatuses"] = statuses
+    ephemeral = [container_status(c, obs.ephemeral.get(c.get("name") or "",
+                                                       ContainerObservation()),
+                                  uid, CONTAINER_CREATING, ids.get(c.get("image", ""), ""))
+                 for c in spec.get("ephemeralContainers") or []]
+    if ephemeral:  # never restarted, never ready, as the kubelet reports them
+        status["ephemeralContainerStatuses"] = ephemeral
     if old.get("qosClass"):
         status["qosClass"] = old["qosClass"]
     return status

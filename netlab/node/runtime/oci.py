@@ -20,7 +20,8 @@ runs from a bundle directory:
   the caller adds (the read-only host view of built-in images and host programs),
   then the pod's volumes;
 - ``linux.namespaces``: the pod's network and UTS namespaces joined by path, new
-  pid, mount and ipc namespaces;
+  pid (or the target container's, joined by path, for an ephemeral container with
+  ``targetContainerName``), mount and ipc namespaces;
 - ``linux.cgroupsPath`` (under netlab's cgroup layout, ``cgroups.py``) and
   ``linux.resources`` with the CPU quota and shares and the memory limit computed
   as ``cgroups.set_limits`` writes them;
@@ -299,7 +300,9 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
     mounts += [_bind(v) for v in sorted(opts.volumes, key=lambda v: len(
         [p for p in v.destination.split("/") if p]))]
     namespaces = [{"type": "network", "path": sb.netns}, {"type": "uts", "path": sb.uts},
-                  {"type": "pid"}, {"type": "ipc"}, {"type": "mount"}]
+                  {"type": "pid", **({"path": spec.pid_namespace} if spec.pid_namespace
+                                     else {})},
+                  {"type": "ipc"}, {"type": "mount"}]
     linux: dict[str, Any] = {"namespaces": namespaces, "resources": resources(spec)}
     if opts.cgroups_path:
         linux["cgroupsPath"] = opts.cgroups_path

@@ -61,6 +61,9 @@ class ContainerSpec:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    # An ephemeral container with targetContainerName: the target's PID namespace
+    # (``/proc/<its PID 1>/ns/pid``) to join, as CRI-O asks crun to.
+    pid_namespace: str | None = None
 
     @property
     def process_user(self) -> str | None:

@@ -165,3 +165,24 @@ def test_start_time_is_kept_and_rejection_is_failed():
     assert status_of(p, {})["startTime"] == "2020-01-01T00:00:00Z"
     st = rejected_status(pod(), "OutOfpods", "Node didn't have enough resource: pods", NOW)
     assert st["phase"] == "Failed" and st["reason"] == "OutOfpods"
+
+
+def test_ephemeral_container_statuses_leave_the_pod_phase_and_readiness_alone():
+    p = pod()
+    p["spec"]["ephemeralContainers"] = [
+        {"name": "debugger-a", "image": "busybox", "targetContainerName": "app"},
+        {"name": "debugger-b", "image": "busybox"}]
+    obs = PodObservation(
+        host_ip="192.168.100.3", pod_ip="10.244.1.5", sandbox_ready=True,
+        containers={"app": ContainerObservation(running(), ready=True, started=True)},
+        ephemeral={"debugger-a": ContainerObservation(exited("debugger-a", code=0,
+                                                             reason="Completed"))})
+    st = pod_status(p, obs, NOW)
+    assert st["phase"] == "Running" and conds(st)["Ready"] == "True"
+    done, waiting = st["ephemeralContainerStatuses"]
+    assert done["name"] == "debugger-a" and done["restartCount"] == 0 and not done["ready"]
+    assert done["state"]["terminated"]["reason"] == "Completed"
+    assert done["state"]["terminated"]["exitCode"] == 0
+    assert waiting["state"] == {"waiting": {"reason": "ContainerCreating"}}
+    assert "ephemeralContainerStatuses" not in status_of(
+        pod(), {"app": ContainerObservation(running(), ready=True, started=True)})
