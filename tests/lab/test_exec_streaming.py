@@ -475,3 +475,69 @@ def test_kubectl_debug_runs_in_the_targets_pid_namespace(cluster_lab, pod):
                  60, interval=0.1, what="the debugged pod's containers to be gone")
     finally:
         kubectl(pod, "delete", "pod", "target", "--wait=false")
+
+
+TERMINAL_YAML = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: terminal}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - {name: term, image: busybox, stdin: true, tty: true,
+     command: [sh, -c, 'while read line; do stty size; done']}
+"""
+
+
+def _spawn_in_pty(*argv: str, rows: int = 31, cols: int = 101) -> tuple[subprocess.Popen, int]:
+    master, slave = pty.openpty()
+    _set_size(slave, rows, cols)
+    proc = subprocess.Popen(list(argv), stdin=slave, stdout=slave, stderr=slave,
+                            start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    os.close(slave)
+    return proc, master
+
+
+def _press_enter_until(master: int, wanted: bytes, seen: bytearray) -> None:
+    deadline = time.monotonic() + 30
+    while wanted not in seen:
+        assert time.monotonic() < deadline, f"no {wanted!r}: {bytes(seen)!r}"
+        os.write(master, b"\r")
+        with contextlib.suppress(AssertionError):
+            _read_until(master, wanted, seen, timeout=1)
+
+
+def test_attach_it_to_a_terminal_container_sees_its_size_and_a_resize(pod):
+    _apply(pod, TERMINAL_YAML)
+    proc = None
+    master = -1
+    try:
+        wait_for(lambda: _pod_phase(pod, "terminal") == "Running", 120, interval=0.2,
+                 what="pod terminal to run")
+        proc, master = _spawn_in_pty(_binary("33"), "--kubeconfig", str(pod), "attach", "-it",
+                                     "terminal")
+        seen = bytearray()
+        _press_enter_until(master, b"31 101", seen)  # kubectl's size, through conmon's ctl
+        _set_size(master, 42, 120)
+        _press_enter_until(master, b"42 120", seen)
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        if master >= 0:
+            os.close(master)
+        kubectl(pod, "delete", "pod", "terminal", "--wait=false")
+
+
+def test_attach_it_to_a_container_without_a_tty_warns_as_kubectl_does(pod):
+    proc, master = _spawn_in_pty(_binary("33"), "--kubeconfig", str(pod), "attach", "-it",
+                                 "talker")
+    try:
+        seen = bytearray()
+        _read_until(master, b"Unable to use a TTY - container talk did not allocate one", seen)
+        _read_until(master, b"tick ", seen)  # and then its output, as without -t
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(master)

@@ -66,7 +66,7 @@ async def attach_stdio(ws: web.WebSocketResponse, opts: rc.StreamOptions,
                         await conn.send_stdin(payload)
                 elif channel == rc.RESIZE:
                     if info.tty:
-                        conn.resize(*rc.parse_resize(payload))
+                        await conn.resize(*rc.parse_resize(payload))
                 elif channel == rc.CLOSE and v5:
                     if payload[:1] == bytes((rc.STDIN,)) and opts.stdin:
                         conn.close_stdin()

@@ -13,7 +13,8 @@ conmon (see ``oci_runtime``) serves every container it monitors on
   ``--leave-stdin-open`` (``stdinOnce: false``);
 - the connection ends when conmon exits, i.e. when the container has exited.
 
-A terminal is resized through the bundle's ``ctl`` fifo: ``1 HEIGHT WIDTH\\n``.
+A terminal is resized through the bundle's ``ctl`` fifo: ``1 HEIGHT WIDTH\\n``
+(one line at a time: see ``AttachConnection.resize``).
 
 The socket's path is reached through an ``O_PATH`` descriptor of its directory
 (``/proc/self/fd/N/attach``), as podman does, so its length never matters.
@@ -23,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import socket
+import struct
+import termios
 from pathlib import Path
 
 STDOUT_PIPE, STDERR_PIPE = 2, 3  # conmon's stdpipe_t: 0 none, 1 stdin (unused)
@@ -33,6 +37,23 @@ STDOUT_PIPE, STDERR_PIPE = 2, 3  # conmon's stdpipe_t: 0 none, 1 stdin (unused)
 STDIN_CHUNK = 8192
 # conmon's STDIO_BUF_SIZE plus the pipe byte.
 RECV_SIZE = 8192 + 1
+
+
+RESIZE_WAIT, RESIZE_POLL = 1.0, 0.005  # seconds
+
+
+def _unread(fifo: Path) -> int:
+    """Bytes written to ``fifo`` that its reader (conmon) has not read yet."""
+    try:
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 class AttachError(OSError):
@@ -101,13 +122,25 @@ class AttachConnection:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
 
-    def resize(self, width: int, height: int) -> None:
-        """Resize the container's terminal (conmon applies it to the pty)."""
+    async def resize(self, width: int, height: int) -> None:
+        """Resize the container's terminal (conmon applies it to the pty).
+
+        conmon before 2.1.8 handles only the first line of each read of its control
+        fifos, once per line it holds (``line_process_func(ctlbuf)``): two resizes read
+        together (kubectl sends its size + 1 and then its size, back to back) would
+        leave the pty at the first. So a resize is written only once conmon has read
+        what was written before, from ``ctl`` and from the ``winsz`` fifo it relays
+        to (bounded: after a second it is written anyway)."""
         try:
             fd = os.open(self.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return  # conmon is gone, or no reader: the resize has nowhere to go
         try:
+            deadline = asyncio.get_running_loop().time() + RESIZE_WAIT
+            while _unread(self.ctl) or _unread(self.ctl.with_name("winsz")):
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(RESIZE_POLL)
             with contextlib.suppress(OSError):
                 os.write(fd, f"1 {int(height)} {int(width)}\n".encode())
         finally:

@@ -97,7 +97,9 @@ def test_a_terminal_container_echoes_and_is_resized_through_ctl(rlab, pods):
     async def attach() -> bytes:
         conn = await AttachConnection.open(info.socket_dir, info.ctl)
         try:
-            conn.resize(width=101, height=33)
+            # Back to back, as kubectl sends them: the last one wins.
+            await conn.resize(width=102, height=34)
+            await conn.resize(width=101, height=33)
             await conn.send_stdin(b"go\r")
             return await _collect(conn, b"33 101")
         finally:
