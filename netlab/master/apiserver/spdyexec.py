@@ -77,6 +77,7 @@ class ExecSession(SpdyConnection):
         self.resizes = bytearray()
         self.resizes_broken = False
         self.stdin_closed = False
+        self.ended = False  # the command ended: nobody forwards client messages any more
 
     async def serve(self) -> None:
         """Run the session until the command ended and kubectl closed (or had its
@@ -105,7 +106,9 @@ class ExecSession(SpdyConnection):
             await self._syn_stream(frame)
         elif isinstance(frame, spdy.DataFrame):
             kind = self.types.get(frame.stream_id)
-            if kind == rc.STREAM_STDIN:
+            if self.ended:
+                pass  # late stdin or resizes: the command is gone
+            elif kind == rc.STREAM_STDIN:
                 if frame.data and not self.stdin_closed:
                     await self.inbound.put((rc.STDIN, frame.data))
                 if frame.flags & spdy.FLAG_FIN:
@@ -113,7 +116,7 @@ class ExecSession(SpdyConnection):
             elif kind == rc.STREAM_RESIZE:
                 await self._resize_data(frame.data)
             # Nothing else is read from the client: DATA on the output streams is dropped.
-        elif isinstance(frame, spdy.RstStream) and \
+        elif isinstance(frame, spdy.RstStream) and not self.ended and \
                 self.types.get(frame.stream_id) == rc.STREAM_STDIN:
             await self._stdin_eof()
         # SETTINGS, WINDOW_UPDATE (spdystream has no flow control), HEADERS: nothing to do
@@ -180,9 +183,12 @@ class ExecSession(SpdyConnection):
         try:
             await self._down()
         finally:
+            self.ended = True
             up.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await up
+            while not self.inbound.empty():  # unblock a reader waiting to queue more
+                self.inbound.get_nowait()
         # Output first, then the error stream: kubectl reads it after stdout and stderr.
         order = (rc.STREAM_STDOUT, rc.STREAM_STDERR, rc.STREAM_ERROR, rc.STREAM_STDIN,
                  rc.STREAM_RESIZE)

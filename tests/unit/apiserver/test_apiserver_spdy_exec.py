@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import urllib.parse
 from typing import Any, Optional
 
 import aiohttp
+import psutil
 from apiserver_kit import PODS, TOKEN
 from test_apiserver_exec import _query, _setup, dial, kubelet
 
@@ -100,6 +102,29 @@ async def test_v4_exec_with_stdin_output_and_exit_code(api, memory_store):
             assert status["reason"] == "NonZeroExitCode"
             assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "7"}]
             # Once kubectl closes, the API server says GOAWAY and closes too.
+        assert (await c.request("GET", f"{PODS}/p"))[0] == 200
+
+
+async def test_garbage_ends_the_session_and_its_command_only(api, memory_store):
+    token = str(random.Random().randrange(10**6, 10**7))
+    async with kubelet() as port, api(memory_store, remote_command=dial) as c:
+        await _setup(c, port)
+        query = _query("sleep", token, stdout="true", container="c")
+
+        def sleeping() -> list[psutil.Process]:
+            return [p for p in psutil.process_iter(["cmdline"])
+                    if p.info["cmdline"] == ["sleep", token]]
+
+        async with upgraded(c, query, rc.V4) as (client, _):
+            await client.open(1, "error")
+            await client.open(3, "stdout")
+            await client.until(lambda: client.replied() == {1, 3})
+            await _wait(lambda: bool(sleeping()))
+            await client.write(b"\x80\x03\x00\x09\x00\x00\x00\x01\x00")  # 9: too short
+            await client.until(lambda: client.closed)
+            assert any(isinstance(f, spdy.GoAway) and f.status == spdy.GOAWAY_PROTOCOL_ERROR
+                       for f in client.frames)
+        await _wait(lambda: not sleeping())  # the kubelet ended the command
         assert (await c.request("GET", f"{PODS}/p"))[0] == 200
 
 
