@@ -147,16 +147,22 @@ class ExecSession(SpdyConnection):
         if self.resizes_broken:
             return
         self.resizes += data
-        decoder = json.JSONDecoder()
-        while text := bytes(self.resizes).decode("utf-8", "replace").lstrip():
+        # Decoded once per frame and walked through: a frame of many sizes stays linear.
+        text = bytes(self.resizes).decode("utf-8", "replace")
+        decoder, at = json.JSONDecoder(), 0
+        while True:
+            while at < len(text) and text[at].isspace():
+                at += 1
+            if at == len(text):
+                break
             try:
-                size, end = decoder.raw_decode(text)
+                size, at = decoder.raw_decode(text, at)
             except ValueError:
                 # Part of an object, more to come; past the bound it is not a terminal.
-                if len(self.resizes) > MAX_RESIZE_BUFFER:
+                if len(text) - at > MAX_RESIZE_BUFFER:
                     self._stop_resizing()
-                return
-            self.resizes = bytearray(text[end:].encode())
+                    return
+                break
             try:
                 width, height = rc.parse_resize(json.dumps(size).encode())
             except rc.FrameError:
@@ -164,6 +170,9 @@ class ExecSession(SpdyConnection):
                 return
             await self.inbound.put((rc.RESIZE, json.dumps(
                 {"Width": width, "Height": height}).encode()))
+            if self.ended:
+                return
+        self.resizes = bytearray(text[at:].encode())
 
     def _stop_resizing(self) -> None:
         log.info("exec: ignoring the rest of a resize stream")

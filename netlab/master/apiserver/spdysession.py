@@ -114,6 +114,7 @@ class SpdyConnection:
         self.framer = spdy.Framer()
         self.lock = asyncio.Lock()  # frames go out whole and in encoding order
         self.last_stream = 0
+        self.gone_away = False
 
     async def send(self, *frames: spdy.Frame) -> None:
         async with self.lock:
@@ -143,7 +144,10 @@ class SpdyConnection:
             await self.cleanup()
 
     async def go_away(self, status: int) -> None:
-        """Tell the client this connection ends (best effort: it may be gone)."""
+        """Tell the client this connection ends, once (best effort: it may be gone)."""
+        if self.gone_away:
+            return
+        self.gone_away = True
         with contextlib.suppress(Exception):
             await self.send(spdy.GoAway(self.last_stream, status))
 
