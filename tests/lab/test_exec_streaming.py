@@ -100,9 +100,11 @@ def _binary(version: str) -> str:
 
 
 def _kubectl(kubeconfig: Path, version: str, *args: str, stdin: bytes | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess:
+             timeout: float = 60, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess:
     return subprocess.run([_binary(version), "--kubeconfig", str(kubeconfig), *args],
-                          input=stdin, capture_output=True, timeout=timeout, check=False)
+                          input=stdin, capture_output=True, timeout=timeout, check=False,
+                          env=None if env is None else {**os.environ, **env})
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -122,6 +124,17 @@ def test_exec_stdin_is_piped_through(pod, version):
     out = _kubectl(pod, version, "exec", "-i", POD, "--", "cat", stdin=data)
     assert out.returncode == 0, out.stderr
     assert out.stdout == data
+
+
+def test_kubectl_1_30_with_websockets_off_uses_spdy(pod):
+    # kubectl 1.30's switch back to SPDY, the path its fallback takes too.
+    out = _kubectl(pod, "30", "-v=8", "exec", POD, "--", "sh", "-c", "echo out; exit 3",
+                   env={"KUBECTL_REMOTE_COMMAND_WEBSOCKETS": "false"})
+    assert out.returncode == 3, out.stderr
+    assert out.stdout == b"out\n"
+    # (-v=8 logs the 101's headers: SPDY answered, no WebSocket tried)
+    assert b"Upgrade: SPDY/3.1" in out.stderr and b"websocket" not in out.stderr.lower(), \
+        out.stderr
 
 
 def _set_size(fd: int, rows: int, cols: int) -> None:
@@ -266,7 +279,8 @@ def _component(lab: str, name: str) -> psutil.Process:
     return psutil.Process((read_json(components_path(lab)) or {})[name]["pid"])
 
 
-@pytest.mark.parametrize("version,flags", [("33", "-i"), ("33", "-it"), ("27", "-i")])
+@pytest.mark.parametrize("version,flags", [("33", "-i"), ("33", "-it"), ("27", "-i"),
+                                           ("27", "-it")])
 def test_kill_9_of_kubectl_leaves_no_exec_behind(cluster_lab, pod, version, flags):
     node = _kubectl(pod, "33", "get", "pod", POD, "-o", "jsonpath={.spec.nodeName}").stdout
     servers = [_component(cluster_lab.name, "apiserver"),
