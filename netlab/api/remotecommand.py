@@ -9,6 +9,12 @@ that closes one channel: the client's stdin EOF. The Python client sends its
 stdin as text frames when it is given a ``str``: the first character is then
 the channel, so a text frame is read as its UTF-8 bytes.
 
+kubectl before 1.30 speaks SPDY instead (``X-Stream-Protocol-Version`` v4, v3,
+v2 or channel.k8s.io): one SPDY stream per channel, named by its ``streamType``
+header (error, stdin, stdout, stderr, resize). The API server translates it to the
+kubelet's WebSocket; the negotiation, which streams a request opens and what the
+error stream carries per version are here.
+
 This module holds the pieces both ends share (the kubelet serves the protocol,
 the API server relays it): subprotocol negotiation, framing, the exec options
 of a query string and the exit Status, as upstream's kubelet writes them
@@ -26,9 +32,17 @@ V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 # Best first: what the server picks when a client offers both.
 PROTOCOLS = (V5, V4)
-# What kubectl before 1.30 asks for (and 1.30+ falls back to): SPDY, which netlab
-# does not speak. Requests asking for it get a clear error instead of a hang.
+# What kubectl before 1.30 asks for (and 1.30+ falls back to): an upgrade to SPDY,
+# with these versions in X-Stream-Protocol-Version. The API server serves the SPDY
+# session and speaks WebSocket to the kubelet (master/apiserver/spdyexec.py).
 SPDY = "SPDY/3.1"
+V3, V2, V1 = "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"
+# Over SPDY, v5 means v4 (its close signal is WebSocket's), as in the kubelet.
+SPDY_PROTOCOLS = (V5, V4, V3, V2, V1)
+# SPDY carries each stream in its own SPDY stream, named by its streamType header.
+STREAM_TYPE = "streamtype"
+STREAM_ERROR, STREAM_STDIN, STREAM_STDOUT = "error", "stdin", "stdout"
+STREAM_STDERR, STREAM_RESIZE = "stderr", "resize"
 
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
 CLOSE = 255  # v5: [255, channel] closes that channel
@@ -59,6 +73,48 @@ def refusal_message(offered: list[str]) -> str:
     """wsstream's handshake error for protocols it does not support."""
     return (f"requested protocol(s) are not supported: [{' '.join(offered)}]; "
             f"supports [{' '.join(PROTOCOLS)}]")
+
+
+def negotiate_spdy(offered: Iterable[str]) -> str | None:
+    """httpstream.Handshake's choice: the first version the client offers (comma
+    separated, possibly in several headers) that the server supports, or None."""
+    for protocol in (p.strip() for v in offered for p in v.split(",")):
+        if protocol in SPDY_PROTOCOLS:
+            return protocol
+    return None
+
+
+def spdy_refusal_message(offered: list[str]) -> str:
+    """httpstream.Handshake's 403 when no version matches."""
+    return (f"unable to upgrade: unable to negotiate protocol: client supports "
+            f"[{' '.join(offered)}], server accepts [{' '.join(SPDY_PROTOCOLS)}]")
+
+
+def spdy_streams(protocol: str, opts: StreamOptions) -> set[str]:
+    """The streams a SPDY client opens for ``opts`` (upstream's expectedStreams): the
+    error stream, one per stdio stream asked for, and resize under a tty from v3 on."""
+    streams = {STREAM_ERROR}
+    streams |= {name for name, wanted in ((STREAM_STDIN, opts.stdin),
+                                          (STREAM_STDOUT, opts.stdout),
+                                          (STREAM_STDERR, opts.stderr)) if wanted}
+    if opts.tty and protocol in (V5, V4, V3):
+        streams.add(STREAM_RESIZE)
+    return streams
+
+
+def spdy_error_text(protocol: str, status_json: bytes) -> bytes:
+    """What the error stream carries for the kubelet's Status: v4 (and v5) the Status
+    JSON itself; v1 to v3 the message of a failure and nothing for success, as the
+    kubelet's v1WriteStatusFunc writes it."""
+    if protocol in (V5, V4):
+        return status_json
+    try:
+        status = json.loads(status_json)
+    except ValueError:
+        return status_json
+    if not isinstance(status, dict) or status.get("status") == "Success":
+        return b""
+    return str(status.get("message", "")).encode()
 
 
 def frame(channel: int, data: bytes) -> bytes:

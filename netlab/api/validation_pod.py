@@ -15,7 +15,14 @@ import ipaddress
 from typing import Any
 
 from netlab.api import selectors
-from netlab.api.errors import duplicate, field_not_found, invalid, required
+from netlab.api.errors import (
+    duplicate,
+    field_not_found,
+    forbidden_field,
+    invalid,
+    not_supported,
+    required,
+)
 from netlab.api.validation_base import (
     _ENV_FMT,
     _ENV_RE,
@@ -99,6 +106,41 @@ def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: 
             v.add(field_not_found(f"{mpath}.name", mname))
         if not v.string(mount, "mountPath", f"{mpath}.mountPath"):
             v.add(required(f"{mpath}.mountPath"))
+        # Upstream names the list, not the entry, for these two paths.
+        sub_path = v.string(mount, "subPath", f"{mpath}.subPath")
+        if sub_path:
+            _local_descending_path(v, sub_path, f"{path}.volumeMounts.subPath")
+        expr = v.string(mount, "subPathExpr", f"{mpath}.subPathExpr")
+        if expr:
+            if sub_path:
+                v.add(invalid(f"{mpath}.subPathExpr", expr,
+                              "subPathExpr and subPath are mutually exclusive"))
+            _local_descending_path(v, expr, f"{path}.volumeMounts.subPathExpr")
+        propagation = v.string(mount, "mountPropagation", f"{mpath}.mountPropagation")
+        if propagation:
+            if propagation not in PROPAGATION_MODES:
+                v.add(not_supported(f"{path}.volumeMounts.mountPropagation", propagation,
+                                    PROPAGATION_MODES))
+            elif propagation == "Bidirectional" and not _privileged(c):
+                v.add(forbidden_field(
+                    f"{path}.volumeMounts.mountPropagation",
+                    "Bidirectional mount propagation is available only to privileged containers"))
+
+
+PROPAGATION_MODES = ("Bidirectional", "HostToContainer", "None")
+
+
+def _privileged(c: dict[str, Any]) -> bool:
+    sc = c.get("securityContext")
+    return isinstance(sc, dict) and sc.get("privileged") is True
+
+
+def _local_descending_path(v: _V, target: str, path: str) -> None:
+    """validateLocalDescendingPath: relative, and no ``..`` element."""
+    if target.startswith("/"):
+        v.add(invalid(path, target, "must be a relative path"))
+    if ".." in target.split("/"):
+        v.add(invalid(path, target, "must not contain '..'"))
 
 
 def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,

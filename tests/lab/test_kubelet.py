@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -396,6 +397,63 @@ def test_crash_loop_back_off_restart_counts_and_previous_logs(lab, client, pods,
     assert reasons["Started"]["count"] >= 2  # aggregated, as Kubernetes does
     previous = kubectl(kubeconfig, "logs", "crasher", "--previous")
     assert previous.returncode == 0 and previous.stdout.strip() == "attempt", previous.stderr
+
+
+
+@needs_kubectl
+def test_kubectl_logs_follow_ends_with_its_attempt_and_the_log_options(lab, client, pods,
+                                                                        kubeconfig):
+    # Each attempt counts itself in an emptyDir, prints ten lines and exits, so the pod
+    # restarts; a sidecar prints one line and stays.
+    script = ("n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; "
+              "echo attempt $n; i=0; while [ $i -lt 10 ]; do i=$((i+1)); echo line $i; "
+              "sleep 0.2; done; exit 1")
+    pods.create("phases", "worker1", [
+        {"name": "main", "image": "busybox", "command": ["sh", "-c", script],
+         "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+        {"name": "side", "image": "busybox",
+         "command": ["sh", "-c", "echo side ready; exec sleep 3600"]}],
+        volumes=[{"name": "data", "emptyDir": {}}], terminationGracePeriodSeconds=0)
+    assert kubectl(kubeconfig, "label", "pod", "phases", "app=phases").returncode == 0
+    wait_for(lambda: "line 1" in kubectl(kubeconfig, "logs", "phases", "-c", "main").stdout,
+             30, interval=0.1, what="the first attempt's output")
+    # -f follows the attempt it found and ends when that attempt exits, as the kubelet
+    # does, even though the container starts again.
+    follow = subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), "logs", "-f",
+                             "phases", "-c", "main"], capture_output=True, text=True,
+                            timeout=60)
+    lines = follow.stdout.splitlines()
+    assert follow.returncode == 0, follow.stderr
+    assert lines[0].startswith("attempt ") and lines[1:] == [f"line {i}" for i in
+                                                             range(1, 11)], lines
+    followed = int(lines[0].split()[1])
+    pod = pods.wait("phases", lambda p: _cs(p)["restartCount"] >= followed, 60,
+                    "the followed attempt to be counted as a restart")
+    assert _cs(pod)["lastState"]["terminated"]["exitCode"] == 1
+    wait_for(lambda: kubectl(kubeconfig, "logs", "phases", "-c", "main", "--previous")
+             .stdout.startswith("attempt "), 30, interval=0.2, what="a previous attempt")
+    # --timestamps prefixes each line with its RFC 3339 time; --since-time keeps the
+    # lines at or after a time, which the API carries to the second.
+    stamped = [line.split(" ", 1) for line in kubectl(
+        kubeconfig, "logs", "phases", "-c", "main", "--previous", "--timestamps"
+    ).stdout.splitlines()]
+    assert [text for _, text in stamped[1:]] == [f"line {i}" for i in range(1, 11)]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", when)
+               for when, _ in stamped), stamped
+    when = stamped[-1][0]
+    since = kubectl(kubeconfig, "logs", "phases", "-c", "main", "--previous",
+                    f"--since-time={when}").stdout.splitlines()
+    assert since == [text for stamp, text in stamped if stamp[:19] >= when[:19]], since
+    assert since[-1] == "line 10" and len(since) < len(stamped)
+    assert kubectl(kubeconfig, "logs", "phases", "-c", "main", "--previous",
+                   "--since=1h").stdout.splitlines()[1:] == [f"line {i}" for i in range(1, 11)]
+    # Every container of the pod, and pods by label.
+    both = kubectl(kubeconfig, "logs", "phases", "--all-containers", "--prefix").stdout
+    assert "[pod/phases/side] side ready" in both
+    assert "[pod/phases/main] " in both
+    labelled = kubectl(kubeconfig, "logs", "-l", "app=phases", "-c", "side")
+    assert labelled.returncode == 0 and labelled.stdout.strip() == "side ready", \
+        labelled.stderr
 
 
 def test_on_failure_and_never_semantics(lab, client, pods):

@@ -48,8 +48,12 @@ OBJECTS = textwrap.dedent("""\
       - name: b
         image: busybox
         command: [sleep, "3600"]
+        env:
+        - name: MY_POD
+          valueFrom: {fieldRef: {fieldPath: metadata.name}}
         volumeMounts:
         - {name: shared, mountPath: /from-a, readOnly: true}
+        - {name: shared, mountPath: /mine, subPathExpr: "$(MY_POD)-b"}
       - name: builtin
         image: netlab/echo
         volumeMounts:
@@ -152,6 +156,12 @@ def test_an_emptydir_is_shared_by_the_pods_containers(volumes_pod):
     _exec(lab, "a", "echo from-a > /shared/note")
     assert _exec(lab, "b", "cat /from-a/note; touch /from-a/x 2>/dev/null || echo READ-ONLY"
                  ).split() == ["from-a", "READ-ONLY"]
+
+
+def test_a_sub_path_expr_mounts_the_directory_its_variables_name(volumes_pod):
+    lab = volumes_pod["lab"]
+    _exec(lab, "b", "echo mine > /mine/note")
+    assert _exec(lab, "a", "cat /shared/vols-b/note").strip() == "mine"
 
 
 def test_a_hostpath_directory_is_created_and_shared_with_the_host(volumes_pod):

@@ -12,7 +12,8 @@ wording). Then, by what the client asks for:
 - a WebSocket with ``SPDY/3.1+portforward.k8s.io`` (kubectl 1.31+): the same SPDY
   session, carried in binary WebSocket messages.
 
-The SPDY session (``SpdySession``) is served here rather than relayed: each of
+The SPDY session (``SpdySession``, on ``spdysession.SpdyConnection``, which it shares
+with SPDY exec and attach) is served here rather than relayed: each of
 kubectl's forwarded connections is a pair of streams (``streamType`` error and
 data, one ``requestID``), and each pair becomes one kubelet WebSocket for its
 port. The kubelet's data channel becomes DATA on the data stream, its error
@@ -39,6 +40,7 @@ from netlab.api.remotecommand import offered_protocols
 from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
+from netlab.master.apiserver.spdysession import Read, SpdyConnection, Write, spdy_upgrade
 from netlab.master.apiserver.storage import Registry
 from netlab.master.apiserver.streaming import kubelet_node, relay_response, upgrade_failed
 from netlab.tasks import until_first
@@ -53,8 +55,6 @@ CHUNK = 1 << 20
 # the SPDY connection waits: TCP's backpressure reaches kubectl (spdystream has no
 # flow control of its own).
 INBOUND_FRAMES = 16
-# What a raw SPDY upgrade may hold of the client's bytes before it stops reading the socket.
-RAW_QUEUE_LIMIT = 4 * CHUNK
 
 Dial = Callable[[int], Awaitable[tuple[Any, Any]]]
 
@@ -143,68 +143,11 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
         finally:
             await ws.close()
         return ws
-    return await _spdy_upgrade(request, dial_port)
 
+    async def serve(read: Read, write: Write) -> None:
+        await SpdySession(read, write, dial_port).run()
 
-class _RawParser:
-    """Stands in for aiohttp's payload parser after the 101: the raw bytes, queued.
-
-    The socket is read as fast as it delivers, so what the session has not taken yet is
-    counted: above ``limit`` queued bytes the transport stops reading (TCP's window then
-    holds the client back), and it reads again once the session drained half of it.
-    """
-
-    def __init__(self, transport: Optional[asyncio.Transport],
-                 limit: int = RAW_QUEUE_LIMIT) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
-        self.transport, self.limit = transport, limit
-        self.queued = 0
-        self.paused = False
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        chunk = bytes(data)
-        self.queue.put_nowait(chunk)
-        self.queued += len(chunk)
-        if not self.paused and self.queued > self.limit and self.transport is not None:
-            self.paused = True
-            self.transport.pause_reading()
-        return False, b""
-
-    def feed_eof(self) -> None:
-        self.queue.put_nowait(b"")
-
-    async def read(self) -> bytes:
-        """The next piece the client sent (b"" at its end)."""
-        chunk = await self.queue.get()
-        self.queued -= len(chunk)
-        if self.paused and self.queued <= self.limit // 2:
-            self.paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
-        return chunk
-
-
-async def _spdy_upgrade(request: web.Request, dial_port: Dial) -> web.StreamResponse:
-    response = web.StreamResponse(status=101, reason="Switching Protocols", headers={
-        "Connection": "Upgrade", "Upgrade": pf.SPDY_UPGRADE,
-        "X-Stream-Protocol-Version": pf.SPDY_PROTOCOL})
-    await response.prepare(request)
-    transport = request.transport
-    parser = _RawParser(transport)
-    request.protocol.set_parser(parser)  # type: ignore[arg-type]
-    request.protocol.keep_alive(False)
-
-    async def write(data: bytes) -> None:
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client went away")
-        await response.write(data)
-
-    try:
-        await SpdySession(parser.read, write, dial_port).run()
-    finally:
-        if transport is not None:
-            transport.close()
-    return response
+    return await spdy_upgrade(request, pf.SPDY_PROTOCOL, serve)
 
 
 @dataclass
@@ -220,48 +163,26 @@ class _Pair:
     task: Optional[asyncio.Task[None]] = None
 
 
-class SpdySession:
+class SpdySession(SpdyConnection):
     """The server end of one SPDY/3.1 port-forward connection."""
 
-    def __init__(self, read: Callable[[], Awaitable[bytes]],
-                 write: Callable[[bytes], Awaitable[None]], dial: Dial) -> None:
-        self.read, self._write, self.dial = read, write, dial
-        self.framer = spdy.Framer()
+    name = "port-forward"
+
+    def __init__(self, read: Read, write: Write, dial: Dial) -> None:
+        super().__init__(read, write)
+        self.dial = dial
         self.pairs: dict[str, _Pair] = {}
         self.by_stream: dict[int, _Pair] = {}
-        self.lock = asyncio.Lock()  # frames go out whole and in encoding order
-        self.last_stream = 0
 
-    async def send(self, *frames: spdy.Frame) -> None:
-        async with self.lock:
-            await self._write(b"".join(self.framer.encode(f) for f in frames))
+    async def cleanup(self) -> None:
+        tasks = [p.task for p in self.pairs.values() if p.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
-    async def run(self) -> None:
-        try:
-            while data := await self.read():
-                try:
-                    frames = self.framer.feed(data)
-                except spdy.FrameError as err:
-                    log.info("port-forward: closing a SPDY connection: %s", err)
-                    with contextlib.suppress(Exception):
-                        await self.send(spdy.GoAway(self.last_stream,
-                                                    spdy.GOAWAY_PROTOCOL_ERROR))
-                    return
-                for frame in frames:
-                    if not await self._handle(frame):
-                        return
-        except (ConnectionError, OSError):
-            return
-        finally:
-            tasks = [p.task for p in self.pairs.values() if p.task is not None]
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-
-    async def _handle(self, frame: spdy.Frame) -> bool:
-        """Act on one frame; False ends the session."""
+    async def handle(self, frame: spdy.Frame) -> bool:
         if isinstance(frame, spdy.SynStream):
             await self._syn_stream(frame)
         elif isinstance(frame, spdy.DataFrame):
@@ -275,16 +196,11 @@ class SpdySession:
             pair = self.by_stream.get(frame.stream_id)
             if pair is not None:
                 self._forget(pair)
-        elif isinstance(frame, spdy.Ping):
-            await self.send(frame)
-        elif isinstance(frame, spdy.GoAway):
-            return False
         # SETTINGS, WINDOW_UPDATE (spdystream has no flow control), HEADERS: nothing to do
         return True
 
     async def _syn_stream(self, frame: spdy.SynStream) -> None:
         sid = frame.stream_id
-        self.last_stream = max(self.last_stream, sid)
         kind = spdy.header(frame.headers, pf.STREAM_TYPE)
         request_id = spdy.header(frame.headers, pf.REQUEST_ID)
         try:

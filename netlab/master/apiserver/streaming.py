@@ -9,10 +9,13 @@ token). The kubelet runs the command and speaks the channel protocol
 (``netlab.api.remotecommand``); here WebSocket messages are only relayed, one
 for one, both ways, until either side closes.
 
-A client that asks for another WebSocket subprotocol gets upstream's 403; one
-that asks for SPDY (kubectl before 1.30) gets the kubelet's answer without an
-upgrade: its error if the container cannot run the command, else a 400 saying
-that netlab speaks WebSocket only. Either way kubectl prints it and exits.
+A client that asks for another WebSocket subprotocol gets upstream's 403. One
+that asks for SPDY (kubectl before 1.30) has its ``X-Stream-Protocol-Version``
+negotiated first (upstream's 403 when no version matches), then the kubelet's
+WebSocket is dialled as for any client, so the kubelet's errors (a container
+that is not running) are still a Status before the upgrade; after the 101 the
+API server serves the SPDY session and translates it (``spdyexec.py``). A
+request without an upgrade gets upstream's 400 ``Upgrade request required``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from netlab.api import remotecommand as rc
 from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
+from netlab.master.apiserver.spdyexec import ExecSession
+from netlab.master.apiserver.spdysession import Read, Write, spdy_upgrade
 from netlab.master.apiserver.storage import Registry
 from netlab.tasks import until_first
 
@@ -60,10 +65,6 @@ def pick_container(pod: dict, wanted: str) -> str:
     if init:
         message += f" or one of the init containers: [{' '.join(init)}]"
     raise errors.bad_request(message)
-
-
-def _is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
 async def kubelet_node(registry: Registry, config: Config, node_name: str) -> dict:
@@ -104,21 +105,65 @@ async def remote_command(request: web.Request, registry: Registry, config: Confi
     if not node_name:
         raise errors.bad_request(f"pod {pod_name} does not have a host assigned")
     offered = rc.offered_protocols(request.headers.get("Sec-WebSocket-Protocol"))
-    websocket = _is_websocket(request)
+    upgrade = request.headers.get("Upgrade", "").strip().lower()
+    websocket = upgrade == "websocket"
+    spdy_protocol: str | None = None
     if websocket and rc.negotiate(offered) is None:
         raise errors.APIError(403, "Forbidden", rc.refusal_message(offered))
+    if upgrade.startswith("spdy/"):
+        spdy_protocol = _spdy_handshake(request)
     node = await kubelet_node(registry, config, node_name)
     dial = config.remote_command
     assert dial is not None  # (kubelet_node refused otherwise)
     query = [(k, v) for k, v in request.query.items() if k != "container"]
+    if spdy_protocol is not None:
+        # The kubelet speaks WebSocket: v5, whose close signal carries stdin's EOF.
+        offered = [rc.V5, rc.V4]
     try:
         session, upstream = await dial(
             node, kind, views.namespace_of(pod), pod_name, container, query,
-            offered if websocket else None)
+            offered if websocket or spdy_protocol is not None else None)
     except LogUnavailable as err:
+        if not websocket and spdy_protocol is None and err.code == 400 \
+                and str(err).startswith("Upgrade request required"):
+            # Asked without an upgrade: the kubelet's checks passed, only the upgrade
+            # is missing; upstream's words.
+            raise errors.bad_request("Upgrade request required") from None
         raise upgrade_failed(err) from None
+    if spdy_protocol is not None:
+        return await _spdy_exec(request, session, upstream, spdy_protocol,
+                                rc.stream_options(request.query, exec_=kind == "exec"))
     return await relay_response(request, session, upstream,
                                 (upstream.protocol,) if upstream.protocol else ())
+
+
+def _spdy_handshake(request: web.Request) -> str:
+    """httpstream.Handshake: the version to answer, or its 400/403 (before the upgrade)."""
+    versions = [v.strip() for v in request.headers.getall("X-Stream-Protocol-Version", [])
+                if v.strip()]
+    if not versions:
+        raise errors.bad_request("unable to upgrade: X-Stream-Protocol-Version is required")
+    protocol = rc.negotiate_spdy(versions)
+    if protocol is None:
+        offered = [p.strip() for v in versions for p in v.split(",") if p.strip()]
+        raise errors.APIError(403, "Forbidden", rc.spdy_refusal_message(offered))
+    return protocol
+
+
+async def _spdy_exec(request: web.Request, session: aiohttp.ClientSession,
+                     upstream: aiohttp.ClientWebSocketResponse, protocol: str,
+                     opts: rc.StreamOptions) -> web.StreamResponse:
+    """Serve the SPDY session of kubectl before 1.30, bridged to the kubelet's WebSocket."""
+    expected = rc.spdy_streams(protocol, opts)
+
+    async def serve(read: Read, write: Write) -> None:
+        await ExecSession(read, write, protocol, expected, upstream).serve()
+
+    try:
+        return await spdy_upgrade(request, protocol, serve)
+    finally:
+        await upstream.close()
+        await session.close()
 
 
 async def relay_response(request: web.Request, session: aiohttp.ClientSession,

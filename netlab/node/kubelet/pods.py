@@ -68,6 +68,7 @@ from netlab.node.kubelet.spec import (
     CONFIG_ERROR,
     ContainerConfigError,
     PodContext,
+    container_env,
     container_spec,
     image_id,
 )
@@ -534,7 +535,8 @@ class PodWorker:
                                   () if stored else tuple(self.s.images.names()))
             volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
             spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
-                c, volumes, self.volume_paths), pid_namespace=ephemeral.pid_namespace(pid_of))
+                c, volumes, self.volume_paths, container_env(pod, c, context)),
+                pid_namespace=ephemeral.pid_namespace(pid_of))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:

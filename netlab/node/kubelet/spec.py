@@ -75,9 +75,11 @@ class PodContext:
 # --- $(VAR) expansion, as k8s.io/kubernetes/third_party/forked/golang/expansion -----------------
 
 
-def expand(text: str, env: Mapping[str, str]) -> str:
+def expand(text: str, env: Mapping[str, str], missing: set[str] | None = None) -> str:
     """Replace ``$(VAR)`` with its value when VAR is defined; ``$$`` is a literal ``$``;
-    an undefined or unterminated reference stays as written."""
+    an undefined or unterminated reference stays as written. With ``missing``, a
+    reference to an unset or empty VAR is added there and replaced by nothing (how
+    the kubelet expands ``subPathExpr``)."""
     out: list[str] = []
     checkpoint = 0
     cursor = 0
@@ -95,7 +97,12 @@ def expand(text: str, env: Mapping[str, str]) -> str:
                     out.append("$(")
                 else:
                     name = text[cursor + 2:close]
-                    out.append(env.get(name, f"$({name})"))
+                    if missing is None:
+                        out.append(env.get(name, f"$({name})"))
+                    else:
+                        if not env.get(name):
+                            missing.add(name)
+                        out.append(env.get(name, ""))
                     advance = close - cursor
             else:
                 out.append("$" + nxt)

@@ -40,7 +40,7 @@ from netlab.api.views import Container
 from netlab.kernel import mounts
 from netlab.node.kubelet import atomic_writer, envsources
 from netlab.node.kubelet import volumes as plugins
-from netlab.node.kubelet.spec import CONFIG_ERROR, ContainerConfigError, PodContext
+from netlab.node.kubelet.spec import CONFIG_ERROR, ContainerConfigError, PodContext, expand
 from netlab.node.runtime import capabilities
 from netlab.units import QuantityError, memory_bytes
 
@@ -163,10 +163,13 @@ def _prepare_sub_path(base: str, sub_path: str, create: bool) -> None:
 
 
 def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, Any]],
-                     ready: Mapping[str, str]) -> tuple[mounts.VolumeBind, ...]:
+                     ready: Mapping[str, str], env: Mapping[str, str] | None = None
+                     ) -> tuple[mounts.VolumeBind, ...]:
     """The mounts of ``container``: each ``volumeMounts`` entry bound to its ready
-    volume (``ready``: volume name -> host path). A subPath that leads out of its
-    volume fails the container as upstream's ``CreateContainerConfigError``."""
+    volume (``ready``: volume name -> host path). ``subPathExpr`` is expanded with the
+    container's ``env``. A subPath that leads out of its volume, or an expression
+    naming an unset variable, fails the container as upstream's
+    ``CreateContainerConfigError``."""
     out = []
     cname = container.get("name", "")
     for vm in container.get("volumeMounts") or []:
@@ -177,8 +180,7 @@ def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, An
                                        f'into container "{cname}"')
         sub_path = str(vm.get("subPath") or "")
         if vm.get("subPathExpr"):
-            raise ContainerConfigError(CONFIG_ERROR, f'volumeMount "{name}" of container '
-                                       f'"{cname}": subPathExpr is not supported')
+            sub_path = expand_sub_path(str(vm["subPathExpr"]), env or {})
         if sub_path:
             try:
                 _prepare_sub_path(ready[name], sub_path, not read_only_volume(volume))
@@ -191,6 +193,24 @@ def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, An
             read_only=bool(vm.get("readOnly")) or read_only_volume(volume), sub_path=sub_path,
             host_path=plugins.volume_type(volume) == plugins.HOST_PATH))
     return tuple(out)
+
+
+def expand_sub_path(expr: str, env: Mapping[str, str]) -> str:
+    """``subPathExpr`` with the container's variables in, as the kubelet expands it
+    (ExpandContainerVolumeMounts, then makeMounts' checks): a variable that is unset
+    or empty is an error, and so is a result that is absolute or steps back."""
+    missing: set[str] = set()
+    expanded = expand(expr, env, missing)
+    if missing:
+        raise ContainerConfigError(CONFIG_ERROR,
+                                   f"missing value for {', '.join(sorted(missing))}")
+    if expanded.startswith("/"):
+        raise ContainerConfigError(CONFIG_ERROR,
+                                   f"error SubPath `{expanded}` must not be an absolute path")
+    if ".." in expanded.split("/"):
+        raise ContainerConfigError(CONFIG_ERROR, f"unable to provision SubPath `{expanded}`: "
+                                   "must not contain '..'")
+    return expanded
 
 
 def teardown(pod_dir: Path) -> None:

@@ -215,3 +215,30 @@ def test_pod_dns_config_is_checked_as_upstream_checks_it():
     assert messages("Pod", _pod(dnsPolicy="None", dnsConfig={
         "nameservers": ["10.96.0.10"], "searches": ["svc.cluster.local."],
         "options": [{"name": "ndots", "value": "2"}]})) == []
+
+
+def _mounting(**mount):
+    return _pod(containers=[{"name": "c", "image": "netlab/echo", "volumeMounts": [
+        {"name": "data", "mountPath": "/data", **mount}]}],
+        volumes=[{"name": "data", "emptyDir": {}}])
+
+
+def test_volume_mount_paths_and_propagation_are_checked_as_upstream_checks_them():
+    assert messages("Pod", _mounting(subPathExpr="$(POD_NAME)/logs")) == []
+    assert messages("Pod", _mounting(subPath="a", subPathExpr="$(POD_NAME)")) == [
+        'spec.containers[0].volumeMounts[0].subPathExpr: Invalid value: "$(POD_NAME)": '
+        "subPathExpr and subPath are mutually exclusive"]
+    # Upstream names the list, not the entry, in these paths.
+    assert messages("Pod", _mounting(subPath="/etc")) == [
+        'spec.containers[0].volumeMounts.subPath: Invalid value: "/etc": '
+        "must be a relative path"]
+    assert messages("Pod", _mounting(subPathExpr="a/../../b")) == [
+        'spec.containers[0].volumeMounts.subPathExpr: Invalid value: "a/../../b": '
+        "must not contain '..'"]
+    assert messages("Pod", _mounting(mountPropagation="Shared")) == [
+        'spec.containers[0].volumeMounts.mountPropagation: Unsupported value: "Shared": '
+        'supported values: "Bidirectional", "HostToContainer", "None"']
+    assert messages("Pod", _mounting(mountPropagation="Bidirectional")) == [
+        "spec.containers[0].volumeMounts.mountPropagation: Forbidden: Bidirectional mount "
+        "propagation is available only to privileged containers"]
+    assert messages("Pod", _mounting(mountPropagation="HostToContainer")) == []

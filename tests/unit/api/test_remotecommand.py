@@ -66,3 +66,19 @@ def test_stream_options():
     with pytest.raises(ValueError, match="at least 1 of stdin, stdout, stderr"):
         rc.stream_options(MultiDict(command="true"), exec_=True)
     assert rc.stream_options(MultiDict(stdout="true"), exec_=False).command == ()
+
+
+def test_spdy_negotiation_streams_and_error_text():
+    # The client's order, comma separated or in several headers, as httpstream.Handshake.
+    assert rc.negotiate_spdy(["v9.x, v3.channel.k8s.io", "v4.channel.k8s.io"]) == rc.V3
+    assert rc.negotiate_spdy(["v9.x"]) is None
+    tty = rc.StreamOptions(("sh",), stdin=True, stdout=True, stderr=False, tty=True,
+                           container="")
+    assert rc.spdy_streams(rc.V4, tty) == {"error", "stdin", "stdout", "resize"}
+    assert rc.spdy_streams(rc.V2, tty) == {"error", "stdin", "stdout"}  # no resize before v3
+    failure = rc.encode_status(rc.exit_status(3, ["false"]))
+    assert rc.spdy_error_text(rc.V4, failure) == failure
+    assert rc.spdy_error_text(rc.V3, failure) == (
+        b"command terminated with non-zero exit code: error executing command [false], "
+        b"exit code 3")
+    assert rc.spdy_error_text(rc.V1, rc.encode_status(rc.success_status())) == b""

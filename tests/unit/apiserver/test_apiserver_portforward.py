@@ -245,7 +245,7 @@ async def test_raw_spdy_reading_pauses_while_the_session_lags():
     read, and it is read again once the session drained half of what was queued."""
     import asyncio
 
-    from netlab.master.apiserver.portforward import _RawParser
+    from netlab.master.apiserver.spdysession import RawParser
 
     class Transport:
         def __init__(self) -> None:
@@ -263,7 +263,7 @@ async def test_raw_spdy_reading_pauses_while_the_session_lags():
 
     transport = Transport()
     piece, limit, total = b"x" * 65536, 1 << 20, 64 << 20
-    parser = _RawParser(transport, limit)  # type: ignore[arg-type]
+    parser = RawParser(transport, limit)  # type: ignore[arg-type]
     peak = sent = received = 0
 
     async def client() -> None:  # what the event loop does: feed while reading is on

@@ -229,6 +229,28 @@ def test_atomic_volumes_mount_read_only():
     assert [m.read_only for m in got] == [True, True, False]
 
 
+
+def test_sub_path_expr_expands_the_container_env_as_the_kubelet_does(tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    volumes = {"v": {"name": "v", "emptyDir": {}}}
+
+    def mount(expr: str, env: dict[str, str]):
+        c = {"name": "c", "volumeMounts": [{"name": "v", "mountPath": "/m",
+                                            "subPathExpr": expr}]}
+        return volumemanager.container_mounts(c, volumes, {"v": str(vol)}, env)
+
+    got = mount("$(POD_NAME)/logs-$$x", {"POD_NAME": "web-0"})
+    assert got[0].sub_path == "web-0/logs-$x" and (vol / "web-0" / "logs-$x").is_dir()
+    for expr, env, message in [
+            ("$(NOPE)/$(EMPTY)/$(A)", {"EMPTY": "", "A": "a"}, "missing value for EMPTY, NOPE"),
+            ("$(A)", {"A": "/etc"}, "error SubPath `/etc` must not be an absolute path"),
+            ("x/$(A)", {"A": ".."}, "unable to provision SubPath `x/..`: must not contain '..'")]:
+        with pytest.raises(ContainerConfigError) as err:
+            mount(expr, env)
+        assert err.value.message == message
+
+
 def test_projected_volume_on_disk_takes_extra_files(tmp_path):
     vol = {"name": "kube-api-access", "projected": {"sources": [
         {"configMap": {"name": "cfg", "items": [{"key": "b", "path": "ca.crt"}]}},
