@@ -380,32 +380,37 @@ spec:
 """
 
 
-def test_kubectl_run_i_rm_pipes_stdin_to_the_container(pod):
-    out = _kubectl(pod, "33", "run", "catter", "-i", "--rm", "--restart=Never",
+@pytest.mark.parametrize("version", ("27", "33"))
+def test_kubectl_run_i_rm_pipes_stdin_to_the_container(pod, version):
+    name = f"catter-{version}"
+    out = _kubectl(pod, version, "run", name, "-i", "--rm", "--restart=Never",
                    "--image=busybox", "--", "sh", "-c", "cat; echo done",
                    stdin=b"hello from kubectl run\n", timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"hello from kubectl run\ndone\n"), out.stdout
-    assert b'pod "catter" deleted' in out.stdout
+    assert f'pod "{name}" deleted'.encode() in out.stdout
 
 
-def test_attach_i_pipes_stdin_and_stdin_once_closes_it_after(pod):
-    _apply(pod, _stdin_pod("once", True, "cat; echo stdin closed"))
+@pytest.mark.parametrize("version", VERSIONS)
+def test_attach_i_pipes_stdin_and_stdin_once_closes_it_after(pod, version):
+    name = f"once-{version}"
+    _apply(pod, _stdin_pod(name, True, "cat; echo stdin closed"))
     try:
-        wait_for(lambda: _pod_phase(pod, "once") == "Running", 120, interval=0.2,
-                 what="pod once to run")
-        out = _kubectl(pod, "33", "attach", "-i", "once", stdin=b"hello attach\n")
+        wait_for(lambda: _pod_phase(pod, name) == "Running", 120, interval=0.2,
+                 what=f"pod {name} to run")
+        out = _kubectl(pod, version, "attach", "-i", name, stdin=b"hello attach\n")
         assert out.returncode == 0, out.stderr
         # The output of the container until it exited: stdinOnce closed its stdin
-        # when the attach's stdin ended, so cat ended.
+        # when the attach's stdin ended (v5's close, or SPDY's FIN relayed as it), so
+        # cat ended.
         assert out.stdout == b"hello attach\nstdin closed\n", out.stdout
         assert b"If you don't see a command prompt, try pressing enter." in out.stderr
-        wait_for(lambda: _pod_phase(pod, "once") == "Succeeded", 60, interval=0.2,
-                 what="pod once to succeed")
-        logs = kubectl(pod, "logs", "once").stdout
+        wait_for(lambda: _pod_phase(pod, name) == "Succeeded", 60, interval=0.2,
+                 what=f"pod {name} to succeed")
+        logs = kubectl(pod, "logs", name).stdout
         assert logs == "hello attach\nstdin closed\n"
     finally:
-        kubectl(pod, "delete", "pod", "once", "--wait=false")
+        kubectl(pod, "delete", "pod", name, "--wait=false")
 
 
 def test_python_client_attach_with_stdin_twice(pod):
