@@ -14,6 +14,14 @@ made in, so all of them are then read from the caller's thread with one
 ``select`` loop, and the caller never changes namespace. The sockets are
 the only resource: :meth:`CaptureSet.close` (a context manager exit) frees
 them on every path out of a trace, Ctrl-C included.
+
+The kernel stamps a frame as it crosses an interface only once timestamping is
+switched on system-wide, and the first socket to ask for it switches it on from a
+workqueue, later. A frame that crossed before is stamped when it is *read*, so
+the hops come out in read order (one namespace after another: a reply reversed,
+seen on a loaded machine). ``wait_for_kernel_stamps`` checks, before the probe is
+sent, that stamping is on: a datagram to itself on loopback, read a little after
+it was sent, must carry the time it was sent.
 """
 
 from __future__ import annotations
@@ -54,6 +62,45 @@ def _open_packet_socket() -> socket.socket:
     return sock
 
 
+# How long the loopback datagram waits before it is read: a stamp this much older
+# than the read was taken by the kernel as the datagram crossed lo.
+STAMP_CHECK_GAP = 0.002
+
+
+def _stamp(ancdata: list[tuple[int, int, bytes]]) -> int:
+    for level, kind, value in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and \
+                len(value) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(value)
+            return sec * 1_000_000_000 + nsec
+    return 0
+
+
+def wait_for_kernel_stamps(timeout: float = 2.0) -> bool:
+    """Whether the kernel stamps frames as they cross an interface, waiting up to
+    ``timeout`` for the switch the first timestamping socket asked for (see the
+    module docstring). Only loopback traffic, in the caller's namespace."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sock.bind(("127.0.0.1", 0))
+        deadline = time.monotonic() + timeout
+        while True:
+            sock.sendto(b"stamp?", sock.getsockname())
+            # The gap is the measurement itself: a stamp taken at the read would be
+            # younger than it.
+            time.sleep(STAMP_CHECK_GAP)
+            _, ancdata, _, _ = sock.recvmsg(64, 64)
+            read_at = time.time_ns()
+            stamp = _stamp(ancdata)
+            if stamp and read_at - stamp >= STAMP_CHECK_GAP * 1e9 * 0.75:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+    finally:
+        sock.close()
+
+
 class CaptureSet:
     """Capture sockets in a set of namespaces, read together."""
 
@@ -92,12 +139,7 @@ class CaptureSet:
                 return
             except OSError:  # the interface went away under us
                 return
-            ts = 0
-            for level, kind, value in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS \
-                        and len(value) >= _TIMESPEC.size:
-                    sec, nsec = _TIMESPEC.unpack_from(value)
-                    ts = sec * 1_000_000_000 + nsec
+            ts = _stamp(ancdata)
             yield Frame(ts_ns=ts or time.time_ns(), netns=name, ifname=addr[0],
                         outgoing=addr[2] == PACKET_OUTGOING, data=data, pkttype=addr[2])
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from netlab.topology import LabPlan
 from netlab.trace import correlate, labview, probe, verdict
-from netlab.trace.capture import CaptureSet
+from netlab.trace.capture import CaptureSet, wait_for_kernel_stamps
 from netlab.trace.model import Frame, Place, TraceResult
 from netlab.trace.nftrace import NfTrace
 from netlab.trace.packets import parse_frame
@@ -125,11 +125,13 @@ def run_trace(lab: str, src: str, dst: str, *, port: int | None = None,
     frames: list[Frame] = []
     tracer: NfTrace | None = None
     captures: CaptureSet | None = None
+    stamped = True
     texts: dict[Any, Any] = {}
     ifnames: dict[str, dict[int, str]] = {}
     try:
         packet = probe.build(the_probe)
         captures = CaptureSet(view.namespaces())
+        stamped = wait_for_kernel_stamps()
         reply_pair = (dst_place.ip, src_ip) if dst_place.kind in ("pod", "ip") else None
         tracer = NfTrace(view.node_namespaces(), the_probe, reply_pair)
         tracer.start()
@@ -161,6 +163,9 @@ def run_trace(lab: str, src: str, dst: str, *, port: int | None = None,
         lab=lab, src=src_place, dst=dst_place, probe=the_probe, hops=hops,
         verdict=verdict.decide(hops, the_probe, src_place, view, _route_check, send_error),
         namespaces=captures.namespaces if captures else [], nftrace=tracer.traced)
+    if not stamped:
+        result.warnings.append("the kernel did not stamp the captured frames in time: "
+                               "the hops are in the order they were read")
     result.warnings += [f"no capture in {ns}: {why}" for ns, why in captures.failed.items()]
     result.warnings += [f"no nftables trace in {ns}: {why}" for ns, why in tracer.errors.items()]
     if pcap_dir is not None:
