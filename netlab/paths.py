@@ -15,6 +15,11 @@ STATE_ROOT = Path(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"))
 DATA_ROOT = Path(os.environ.get("NETLAB_DATA_DIR", "/var/lib/netlab"))
 
 
+# Localhost seccomp profiles, for every lab on the host: the kubelet's
+# <root-dir>/seccomp (/var/lib/kubelet/seccomp upstream).
+SECCOMP_ROOT = DATA_ROOT / "seccomp"
+
+
 def lab_dir(lab: str) -> Path:
     return STATE_ROOT / lab
 

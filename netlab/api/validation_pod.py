@@ -128,6 +128,28 @@ def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: 
 
 
 PROPAGATION_MODES = ("Bidirectional", "HostToContainer", "None")
+SECCOMP_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
+
+
+def _seccomp_profile(v: _V, holder: Any, path: str) -> None:
+    """validateSeccompProfileField on ``holder``'s securityContext.seccompProfile."""
+    sc = holder.get("securityContext") if isinstance(holder, dict) else None
+    profile = sc.get("seccompProfile") if isinstance(sc, dict) else None
+    if not isinstance(profile, dict):
+        return
+    path = f"{path}.securityContext.seccompProfile"
+    kind = profile.get("type") or ""
+    if not kind:
+        v.add(required(f"{path}.type", "type is required when seccompProfile is set"))
+    elif kind not in SECCOMP_TYPES:
+        v.add(not_supported(f"{path}.type", kind, SECCOMP_TYPES))
+    local = profile.get("localhostProfile")
+    if kind == "Localhost":
+        if local is None:
+            v.add(required(f"{path}.localhostProfile",
+                           "must be set when seccomp type is Localhost"))
+        elif isinstance(local, str):
+            _local_descending_path(v, local, f"{path}.localhostProfile")
 
 
 def _privileged(c: dict[str, Any]) -> bool:
@@ -160,10 +182,12 @@ def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
         if vname in volumes:
             v.add(duplicate(f"{vpath}.name", vname))
         volumes.add(vname)
+    _seccomp_profile(v, spec, path)
     names: set[str] = set()
     for key in ("initContainers", "containers"):
         for cpath, c in v.objs(spec, key, f"{path}.{key}"):
             _container(v, c, cpath, volumes, for_pod)
+            _seccomp_profile(v, c, cpath)
             cname = c.get("name")
             if isinstance(cname, str) and cname:
                 if cname in names:

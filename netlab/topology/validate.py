@@ -48,8 +48,10 @@ MAX_LAB_NAME = 12
 # A node named "net" would collide with the lab's underlay namespace "<lab>-net".
 RESERVED_NODE_NAMES = {"net"}
 # A lab's data lives in /var/lib/netlab/<lab>/, and `down` removes it: a lab named
-# "images" would take the image store every lab shares (netlab.images.store) with it.
-RESERVED_LAB_NAMES = {"images"}
+# "images" would take the image store every lab shares (netlab.images.store) with it,
+# one named "seccomp" the Localhost seccomp profiles (netlab.paths.SECCOMP_ROOT).
+RESERVED_LAB_NAMES = {"images": "the image store",
+                      "seccomp": "where Localhost seccomp profiles are read from"}
 
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
@@ -150,8 +152,8 @@ def _check_name(check: _Checker, top: dict[str, Any], default: str) -> str | Non
         check.error(("name",), f"'{name}'{where} is not a DNS-1123 label", fix, at_line=explicit)
         return None
     if name in RESERVED_LAB_NAMES:
-        check.error(("name",), f"'{name}'{where} is reserved: /var/lib/netlab/{name} is the "
-                    "image store", "choose another lab name", at_line=explicit)
+        check.error(("name",), f"'{name}'{where} is reserved: /var/lib/netlab/{name} is "
+                    f"{RESERVED_LAB_NAMES[name]}", "choose another lab name", at_line=explicit)
         return None
     return name
 

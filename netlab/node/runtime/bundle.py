@@ -39,7 +39,9 @@ from netlab.node.runtime import capabilities, oci
 from netlab.node.runtime.oci_runtime import Overlay
 from netlab.node.runtime.paths import HOSTNAME_FILE, HOSTS_FILE, RESOLV_FILE
 from netlab.node.runtime.sandbox import Sandbox
+from netlab.node.runtime.security import LOCALHOST
 from netlab.node.runtime.spec import ContainerSpec
+from netlab.paths import SECCOMP_ROOT
 
 # Directories a host-view root needs that no bind provides (mount points crun makes).
 _HOST_VIEW_DIRS = (("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700), ("run", 0o755),
@@ -54,6 +56,25 @@ def _default_profile() -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) else None
+
+
+def _localhost_profile(seccomp: str) -> dict[str, Any]:
+    """The Localhost profile ``Localhost/<path>`` names, read from ``SECCOMP_ROOT`` as
+    the kubelet reads ``<root-dir>/seccomp/<path>``; a missing or unreadable one fails
+    the container with the runtime's message."""
+    relative = seccomp.split("/", 1)[1] if "/" in seccomp else ""
+    path = SECCOMP_ROOT / relative
+    try:
+        if not relative or os.path.isabs(relative) or ".." in relative.split("/"):
+            raise OSError(f"{relative!r} is not a path below {SECCOMP_ROOT}")
+        with open(path) as f:
+            found = json.load(f)
+        if not isinstance(found, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise oci.OciConfigError(f'cannot load seccomp profile "{path}": {why}') from None
+    return found
 
 
 def _own_capabilities() -> tuple[str, ...]:
@@ -213,7 +234,8 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
         hostname=str(sb.path / HOSTNAME_FILE), resolv=str(sb.path / RESOLV_FILE))
     opts = oci.BundleOptions(
         root=root_path, cgroups_path=cgroups_path, binds=binds,
-        seccomp_profile=_default_profile(),
+        seccomp_profile=_localhost_profile(spec.seccomp)
+        if spec.seccomp.startswith(LOCALHOST) else _default_profile(),
         # The lab's directories are not in a contained container's root at all; masked
         # too, in case an image or a volume brings a path there.
         masked=() if spec.privileged else tuple(capabilities.masked_paths()),

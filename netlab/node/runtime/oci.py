@@ -45,7 +45,7 @@ from typing import Any
 
 from netlab.node.runtime import capabilities
 from netlab.node.runtime.cgroups import CFS_PERIOD_US, MIN_CFS_QUOTA_US
-from netlab.node.runtime.security import LOCALHOST, UNCONFINED
+from netlab.node.runtime.security import UNCONFINED
 from netlab.node.runtime.spec import ContainerSpec
 
 OCI_VERSION = "1.0.2"
@@ -267,6 +267,9 @@ def seccomp_for(profile: Mapping[str, Any], caps: Iterable[str], machine: str | 
         if rule.get("errnoRet") is not None:
             out["errnoRet"] = rule["errnoRet"]
         syscalls.append(out)
+    if not architectures and not profile.get("archMap"):
+        # A profile in the OCI format names its architectures itself.
+        architectures = [str(a) for a in profile.get("architectures") or ()]
     doc: dict[str, Any] = {"defaultAction": profile.get("defaultAction", "SCMP_ACT_ERRNO"),
                            "architectures": architectures, "syscalls": syscalls}
     if profile.get("defaultErrnoRet") is not None:
@@ -309,14 +312,13 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
     if not spec.privileged:
         linux["maskedPaths"] = [*MASKED_PATHS, *opts.masked]
         linux["readonlyPaths"] = list(READONLY_PATHS)
-        if spec.seccomp != UNCONFINED and not spec.seccomp.startswith(LOCALHOST):
+        if spec.seccomp != UNCONFINED:
+            # RuntimeDefault: containers-common's profile; Localhost: the one the pod
+            # names (opts carries either, read by the bundle).
             if opts.seccomp_profile is None:
                 raise OciConfigError("the runtime's default seccomp profile is missing "
                                      f"({DEFAULT_SECCOMP_PROFILE}: install containers-common)")
             linux["seccomp"] = seccomp_for(opts.seccomp_profile, caps["bounding"])
-        elif spec.seccomp.startswith(LOCALHOST):
-            raise OciConfigError(f"seccomp profile {spec.seccomp!r}: Localhost profiles "
-                                 "are not supported")
     return {"ociVersion": OCI_VERSION, "process": process,
             "root": {"path": opts.root, "readonly": spec.read_only_root},
             "mounts": mounts, "linux": linux}

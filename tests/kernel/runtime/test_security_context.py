@@ -4,6 +4,7 @@ capabilities.add NET_ADMIN letting `ip link add` work (and its absence refusing 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -159,3 +160,34 @@ def test_home_is_the_users_own(rlab, pods, image):
     sb, _ = pods.run("worker1", "home", "sh", "-c", "echo $HOME", rootfs=image.layer_dirs,
                      run_as_user=65534, env=image.config.env_map())
     assert log_text(wait_exited(rlab.runtime("worker1"), sb)).split() == ["/home"]
+
+
+def test_a_localhost_seccomp_profile_is_read_from_the_profiles_root(rlab, pods):
+    """``seccompProfile: {type: Localhost, localhostProfile: ...}`` loads the profile from
+    /var/lib/netlab/seccomp (the kubelet's <root-dir>/seccomp): this one lets everything
+    but mkdir through. A profile that is not there is the runtime's start error."""
+    from netlab.paths import SECCOMP_ROOT
+
+    made_root = not SECCOMP_ROOT.exists()
+    name = f"nlt-{os.getpid()}-nomkdir.json"
+    profile = SECCOMP_ROOT / name
+    SECCOMP_ROOT.mkdir(parents=True, exist_ok=True)
+    try:
+        profile.write_text(json.dumps({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+        script = "mkdir /tmp/d 2>&1 && echo MADE; grep -E '^Seccomp:' /proc/self/status"
+        sb, _ = pods.run("worker1", "local", "sh", "-c", script, seccomp=f"Localhost/{name}")
+        out = log_text(wait_exited(rlab.runtime("worker1"), sb))
+        assert "Operation not permitted" in out and "MADE" not in out, out
+        assert _status_field(out, "Seccomp") == "2", out
+        sb, _ = pods.run("worker1", "deflt", "sh", "-c", script)
+        assert "MADE" in log_text(wait_exited(rlab.runtime("worker1"), sb))
+        _, st = pods.run("worker1", "noprof", "true", seccomp="Localhost/nlt-missing.json")
+        assert st.reason == "StartError", st
+        assert f'cannot load seccomp profile "{SECCOMP_ROOT}/nlt-missing.json": No such file' \
+            in (st.message or ""), st
+    finally:
+        profile.unlink(missing_ok=True)
+        if made_root:
+            shutil.rmtree(SECCOMP_ROOT, ignore_errors=True)

@@ -242,3 +242,22 @@ def test_volume_mount_paths_and_propagation_are_checked_as_upstream_checks_them(
         "spec.containers[0].volumeMounts.mountPropagation: Forbidden: Bidirectional mount "
         "propagation is available only to privileged containers"]
     assert messages("Pod", _mounting(mountPropagation="HostToContainer")) == []
+
+
+def test_seccomp_profiles_are_checked_as_upstream_checks_them():
+    def with_profile(profile, pod_level=False):
+        if pod_level:
+            return _pod(securityContext={"seccompProfile": profile})
+        return _pod(containers=[{"name": "c", "image": "netlab/echo",
+                                 "securityContext": {"seccompProfile": profile}}])
+    assert messages("Pod", with_profile({"type": "Localhost",
+                                         "localhostProfile": "profiles/audit.json"})) == []
+    assert messages("Pod", with_profile({"type": "Localhost"}, pod_level=True)) == [
+        "spec.securityContext.seccompProfile.localhostProfile: Required value: must be set "
+        "when seccomp type is Localhost"]
+    assert messages("Pod", with_profile({"type": "Localhost", "localhostProfile": "../x"})) == [
+        'spec.containers[0].securityContext.seccompProfile.localhostProfile: Invalid value: '
+        '"../x": must not contain \'..\'']
+    assert messages("Pod", with_profile({"type": "Strict"})) == [
+        'spec.containers[0].securityContext.seccompProfile.type: Unsupported value: "Strict": '
+        'supported values: "Localhost", "RuntimeDefault", "Unconfined"']
