@@ -29,3 +29,18 @@ def read_usage(node: dict[str, Any]) -> Optional[dict[str, Any]]:
     except ValueError:
         return None
     return data if isinstance(data, dict) and isinstance(data.get("node"), dict) else None
+
+
+def container_usages(entry: dict[str, Any], names: list[str]
+                     ) -> list[tuple[str, dict[str, Any]]]:
+    """A pod entry's usage per container, as (name, ``{"cpu", "memory"}``): each
+    container's own where the kubelet measured it (its cgroup), in the pod's order
+    (``names``: the pod's containers, when known); otherwise the pod's whole usage,
+    under the container's name for a one-container pod, else as ``(pod)``."""
+    measured = entry.get("containers")
+    if isinstance(measured, dict) and measured:
+        order = [n for n in names if n in measured] + sorted(
+            n for n in measured if n not in names)
+        return [(n, measured[n]) for n in order if isinstance(measured[n], dict)]
+    whole = {"cpu": entry.get("cpu", "0"), "memory": entry.get("memory", "0")}
+    return [(names[0] if len(names) == 1 else "(pod)", whole)]

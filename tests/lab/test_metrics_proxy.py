@@ -53,19 +53,41 @@ spec:
 """
 
 
+# Two containers, one held to 100m while it spins, one asleep: each has its own usage.
+DUO_NS = "nlt-metrics-duo"
+DUO = f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: duo, namespace: {DUO_NS}}}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: spin
+    image: busybox
+    command: [sh, -c, "while :; do :; done"]
+    resources: {{limits: {{cpu: 100m}}}}
+  - name: idle
+    image: busybox
+    command: [sleep, "3600"]
+"""
+
+
 @pytest.fixture(scope="module")
 def workload(kubeconfig: Path):
-    out = kubectl(kubeconfig, "create", "namespace", NS)
-    assert out.returncode == 0, out.stderr
+    for ns in (NS, DUO_NS):
+        out = kubectl(kubeconfig, "create", "namespace", ns)
+        assert out.returncode == 0, out.stderr
     try:
-        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=MANIFESTS)
+        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=MANIFESTS + "---" + DUO)
         assert out.returncode == 0, out.stderr
-        out = kubectl(kubeconfig, "-n", NS, "wait", "--for=condition=Ready", "pod/echo",
-                      "--timeout=150s")
-        assert out.returncode == 0, out.stderr
+        for ns, pod in ((NS, "echo"), (DUO_NS, "duo")):
+            out = kubectl(kubeconfig, "-n", ns, "wait", "--for=condition=Ready", f"pod/{pod}",
+                          "--timeout=150s")
+            assert out.returncode == 0, out.stderr
         yield NS
     finally:
-        kubectl(kubeconfig, "delete", "namespace", NS, "--wait=false", "--ignore-not-found")
+        for ns in (NS, DUO_NS):
+            kubectl(kubeconfig, "delete", "namespace", ns, "--wait=false", "--ignore-not-found")
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -116,6 +138,16 @@ def test_kubectl_top_pods(kubeconfig, workload, version):
     missing = kubectl_version(kubeconfig, "-n", NS, "top", "pod", "nope", version=version)
     assert missing.returncode != 0
     assert 'pods "nope" not found' in missing.stderr
+
+
+def test_kubectl_top_shows_each_containers_own_usage(kubeconfig, workload):
+    def top() -> dict[str, int] | None:
+        out = kubectl(kubeconfig, "-n", DUO_NS, "top", "pod", "duo", "--containers")
+        rows = _rows(out.stdout)[1:] if out.returncode == 0 else []
+        found = {r[1]: int(r[2].rstrip("m")) for r in rows if r[0] == "duo"}
+        return found if set(found) == {"spin", "idle"} else None
+    cpu = wait_for(top, 120, interval=1, what="kubectl top pod duo --containers")
+    assert cpu["spin"] > cpu["idle"] and cpu["spin"] <= 150, cpu
 
 
 def _raw(kubeconfig: Path, path: str) -> dict:

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from netlab.api import errors, resources, selectors
 from netlab.api.objects import dumps, loads, timestamp
-from netlab.api.usage import read_usage
+from netlab.api.usage import container_usages, read_usage
 from netlab.api.views import meta_of, name_of, namespace_of, uid_of
 from netlab.master.store import Store
 from netlab.units import QuantityError, cpu_millis, format_cpu, format_memory, memory_bytes
@@ -98,14 +98,13 @@ def pod_metrics(pod: dict[str, Any], measured: dict[str, Any], now: str) -> dict
     the entry, with the annotation's ``timestamp`` and ``window``)."""
     names = [c.get("name", "") for c in (pod.get("spec") or {}).get("containers") or []
              if isinstance(c, dict)]
-    usage = _usage(measured)
     return {"kind": "PodMetrics", "apiVersion": API_VERSION,
             "metadata": {"name": name_of(pod), "namespace": namespace_of(pod),
                          "creationTimestamp": now,
                          "labels": meta_of(pod).get("labels") or {}},
             "timestamp": measured.get("timestamp"), "window": _window(measured.get("window")),
-            "containers": [{"name": names[0] if len(names) == 1 else "(pod)",
-                            "usage": usage}]}
+            "containers": [{"name": n, "usage": _usage(u)}
+                           for n, u in container_usages(measured, names)]}
 
 
 def measured_pods(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

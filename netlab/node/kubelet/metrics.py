@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any, Optional
 
 from netlab.api.timefmt import format_time, parse_time
-from netlab.api.usage import read_usage
+from netlab.api.usage import container_usages, read_usage
 from netlab.api.views import meta_of, name_of
 from netlab.units import QuantityError, cpu_millis, memory_bytes
 
@@ -54,9 +54,14 @@ def usage_annotation(node_usage: Any, pods: dict[str, tuple[str, str]], when: da
         if uid not in pods:
             continue
         namespace, name = pods[uid]
-        out["pods"][f"{namespace}/{name}"] = {
-            "uid": uid, "cpu": cpu_quantity(usage.cpu_millis),
-            "memory": memory_quantity(usage.memory_bytes)}
+        entry: dict[str, Any] = {"uid": uid, "cpu": cpu_quantity(usage.cpu_millis),
+                                 "memory": memory_quantity(usage.memory_bytes)}
+        measured = getattr(node_usage, "containers", {}).get(uid)
+        if measured:
+            entry["containers"] = {c: {"cpu": cpu_quantity(u.cpu_millis),
+                                       "memory": memory_quantity(u.memory_bytes)}
+                                   for c, u in measured.items()}
+        out["pods"][f"{namespace}/{name}"] = entry
     return json.dumps(out, separators=(",", ":"), sort_keys=True)
 
 
@@ -76,22 +81,22 @@ def node_metrics(node: dict[str, Any]) -> Optional[dict[str, Any]]:
 
 def pod_metrics(node: dict[str, Any], containers: Optional[dict[str, list[str]]] = None
                 ) -> list[dict[str, Any]]:
-    """``PodMetrics`` of every pod in a Node's usage annotation. The runtime measures
-    pods, not containers: a one-container pod's container gets the pod's usage;
-    ``containers`` (``ns/name`` -> container names) lets a caller name it."""
+    """``PodMetrics`` of every pod in a Node's usage annotation, per container as
+    ``netlab.api.usage.container_usages`` gives them; ``containers`` (``ns/name`` ->
+    container names) gives their order and names."""
     data = read_usage(node)
     if data is None:
         return []
     out = []
     for key, usage in sorted((data.get("pods") or {}).items()):
         namespace, _, name = key.partition("/")
-        names = (containers or {}).get(key) or ["pod"]
-        entry = {"cpu": usage.get("cpu", "0"), "memory": usage.get("memory", "0")}
+        listed = container_usages(usage, (containers or {}).get(key) or [])
         out.append({"kind": "PodMetrics", "apiVersion": METRICS_API,
                     "metadata": {"name": name, "namespace": namespace},
                     "timestamp": data.get("timestamp"), "window": data.get("window"),
-                    "containers": [{"name": names[0], "usage": entry}] if len(names) == 1
-                    else [{"name": "(pod)", "usage": entry}]})
+                    "containers": [{"name": n, "usage": {"cpu": u.get("cpu", "0"),
+                                                         "memory": u.get("memory", "0")}}
+                                   for n, u in listed]})
     return out
 
 
@@ -109,8 +114,12 @@ def summary(node_name: str, node_usage: Any, pods: dict[str, tuple[str, str]],
     for uid, usage in sorted(node_usage.pods.items()):
         if uid in pods:
             namespace, name = pods[uid]
+            measured = getattr(node_usage, "containers", {}).get(uid) or {}
             out_pods.append({"podRef": {"name": name, "namespace": namespace, "uid": uid},
-                             "startTime": stamp, "containers": [], **block(usage)})
+                             "startTime": stamp,
+                             "containers": [{"name": c, "startTime": stamp, **block(u)}
+                                            for c, u in sorted(measured.items())],
+                             **block(usage)})
     return {"node": {"nodeName": node_name, "startTime": start_time, **block(node_usage.node)},
             "pods": out_pods}
 

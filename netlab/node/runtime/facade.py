@@ -66,6 +66,8 @@ class AdoptedPod:
 class NodeUsage:
     node: ResourceUsage  # the node's own processes plus all its pods
     pods: dict[str, ResourceUsage] = field(default_factory=dict)  # by pod uid
+    # pod uid -> container name -> usage, for running containers in a cgroup of their own
+    containers: dict[str, dict[str, ResourceUsage]] = field(default_factory=dict)
 
 
 class Runtime:
@@ -236,8 +238,25 @@ class Runtime:
                 pids.discard(conmon.get("pid"))
         return pids
 
+    def _container_samples(self, sb: Sandbox) -> dict[str, Sample]:
+        """Each running container's counters, from its own cgroup (as cAdvisor reads
+        them), keyed ``<pod uid>/<name>``; none where the host has no cgroups."""
+        if self.cgroups.version == "none":
+            return {}
+        out = {}
+        for name in containers.container_names(sb):
+            st = containers.container_state(sb, name, settle=0)
+            cg = containers.container_cgroup(sb, name) if st is not None and st.running \
+                else None
+            sample = sample_cgroup(cg) if cg is not None else None
+            if sample is not None:
+                out[f"{sb.uid}/{name}"] = sample
+        return out
+
     def _samples(self, pods: list[Sandbox]) -> dict[str, Sample]:
         out = {sb.uid: self._pod_sample(sb) for sb in pods}
+        for sb in pods:
+            out.update(self._container_samples(sb))
         out[NODE_KEY] = sample_processes(netns.pids_in_netns([self.node.netns]))
         return out
 
@@ -253,11 +272,17 @@ class Runtime:
             samples = self._samples(pods)
         rates = {k: self.meter.update(k, s) for k, s in samples.items()}
         self.meter.forget(samples)
-        pod_usage = {k: r for k, r in rates.items() if k != NODE_KEY and r is not None}
+        pod_usage = {k: r for k, r in rates.items()
+                     if k != NODE_KEY and "/" not in k and r is not None}
+        per_container: dict[str, dict[str, ResourceUsage]] = {}
+        for key, r in rates.items():
+            uid, _, name = key.partition("/")
+            if name and r is not None and uid in pod_usage:
+                per_container.setdefault(uid, {})[name] = r
         total = rates[NODE_KEY] or ResourceUsage(0, 0, 0.0, "psutil")
         for r in pod_usage.values():
             total = total + r
-        return NodeUsage(node=total, pods=pod_usage)
+        return NodeUsage(node=total, pods=pod_usage, containers=per_container)
 
     @staticmethod
     def cleanup_lab(lab: str) -> CleanupReport:

@@ -103,8 +103,9 @@ class UsageMeter:
         return rate(last, sample)
 
     def forget(self, keep: Iterable[str]) -> None:
-        """Drop subjects that are gone (deleted pods)."""
+        """Drop subjects that are gone (deleted pods). A container's key is
+        ``<pod uid>/<name>``: it stays while its pod's does, unless named itself."""
         wanted = set(keep)
         for key in list(self._last):
-            if key not in wanted:
+            if key not in wanted and key.partition("/")[0] not in wanted:
                 del self._last[key]

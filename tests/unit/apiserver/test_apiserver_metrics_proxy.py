@@ -24,7 +24,12 @@ NODE_USAGE = {"timestamp": "2026-01-01T00:00:10Z", "window": "10s",
               "pods": {"default/web": {"uid": "u-web", "cpu": "120m", "memory": "2048Ki"},
                        "default/duo": {"uid": "u-duo", "cpu": "1m", "memory": "1000Ki"},
                        "other/db": {"uid": "u-db", "cpu": "0m", "memory": "3Ki"},
-                       "default/gone": {"uid": "u-old", "cpu": "5m", "memory": "4Ki"}}}
+                       "default/gone": {"uid": "u-old", "cpu": "5m", "memory": "4Ki"},
+                       # Measured per container (each has a cgroup): b and a, not c.
+                       "default/trio": {"uid": "u-trio", "cpu": "30m", "memory": "30Ki",
+                                        "containers": {
+                                            "b": {"cpu": "20m", "memory": "20Ki"},
+                                            "a": {"cpu": "10m", "memory": "10Ki"}}}}}
 
 
 def test_quantities_are_canonical_like_metrics_servers():
@@ -67,7 +72,8 @@ async def _fill(c) -> None:
     await c.ok("POST", "/api/v1/nodes", _node("w2", None))
     await c.ok("POST", "/api/v1/namespaces", {"metadata": {"name": "other"}})
     for pod in (_pod("web", labels={"app": "web"}), _pod("duo", containers=("a", "b")),
-                _pod("db", "other"), _pod("gone"), _pod("new")):
+                _pod("db", "other"), _pod("gone"), _pod("new"),
+                _pod("trio", containers=("a", "b", "c"))):
         made = await c.ok("POST", f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods",
                           pod)
         key = f"{made['metadata']['namespace']}/{made['metadata']['name']}"
@@ -123,7 +129,11 @@ async def test_pod_metrics(api, memory_store):
         assert pods["kind"] == "PodMetricsList"
         by_name = {p["metadata"]["name"]: p for p in pods["items"]}
         # "gone" has another uid than the measured one, "new" no usage yet: both absent.
-        assert set(by_name) == {"web", "duo"}
+        assert set(by_name) == {"web", "duo", "trio"}
+        # Each container's own usage, in the pod's order.
+        assert by_name["trio"]["containers"] == [
+            {"name": "a", "usage": {"cpu": "10m", "memory": "10Ki"}},
+            {"name": "b", "usage": {"cpu": "20m", "memory": "20Ki"}}]
         web_ = by_name["web"]
         assert web_["containers"] == [{"name": "c", "usage": {"cpu": "120m",
                                                               "memory": "2Mi"}}]
@@ -132,7 +142,7 @@ async def test_pod_metrics(api, memory_store):
         every = await c.ok("GET", "/apis/metrics.k8s.io/v1beta1/pods")
         assert {(p["metadata"]["namespace"], p["metadata"]["name"])
                 for p in every["items"]} == {("default", "web"), ("default", "duo"),
-                                             ("other", "db")}
+                                             ("default", "trio"), ("other", "db")}
         db = next(p for p in every["items"] if p["metadata"]["name"] == "db")
         assert db["containers"][0]["usage"] == {"cpu": "0", "memory": "3Ki"}
         labelled = await c.ok("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods",

@@ -155,6 +155,18 @@ def test_usage_annotation_and_the_metrics_objects_made_from_it():
     summary = metrics.summary("worker1", usage, {"u1": ("default", "web")}, NOW, "t0")
     assert summary["node"]["cpu"]["usageNanoCores"] == 250_000_000
     assert summary["pods"][0]["podRef"] == {"name": "web", "namespace": "default", "uid": "u1"}
+    # With each container measured in its own cgroup: per container, in the pod's order.
+    usage.containers = {"u1": {"side": ResourceUsage(2, 4 << 20, 10.0, "cgroup"),
+                               "app": ResourceUsage(3, 8 << 20, 10.0, "cgroup")}}
+    text = metrics.usage_annotation(usage, {"u1": ("default", "web")}, NOW, 10)
+    node = {"metadata": {"name": "worker1", "annotations": {USAGE_ANNOTATION: text}}}
+    pods = metrics.pod_metrics(node, {"default/web": ["app", "side"]})
+    assert pods[0]["containers"] == [
+        {"name": "app", "usage": {"cpu": "3m", "memory": "8192Ki"}},
+        {"name": "side", "usage": {"cpu": "2m", "memory": "4096Ki"}}]
+    summary = metrics.summary("worker1", usage, {"u1": ("default", "web")}, NOW, "t0")
+    assert [(c["name"], c["memory"]["workingSetBytes"])
+            for c in summary["pods"][0]["containers"]] == [("app", 8 << 20), ("side", 4 << 20)]
 
 
 # --- overlay peers from Node objects --------------------------------------------------------
