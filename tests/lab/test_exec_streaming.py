@@ -573,3 +573,25 @@ def test_attach_it_to_a_container_without_a_tty_warns_as_kubectl_does(pod):
         proc.kill()
         proc.wait()
         os.close(master)
+
+
+@pytest.mark.parametrize("version", ("27", *WEBSOCKET_VERSIONS))
+def test_kubectl_debug_it_with_netlab_echo_shows_the_pods_ip(pod, version):
+    """``kubectl debug -it POD --image=netlab/echo --target=...`` (issue's words): the
+    ephemeral container shares the pod's network, so ``ip addr`` there shows the pod's
+    IP; kubectl 1.27 attaches over SPDY, 1.30 and 1.33 over WebSocket."""
+    ip = kubectl(pod, "get", "pod", POD, "-o", "jsonpath={.status.podIP}").stdout.strip()
+    assert ip, "the pod has no IP"
+    proc, master = _spawn_in_pty(
+        _binary(version), "--kubeconfig", str(pod), "debug", "-it", POD, "--image=netlab/echo",
+        "--target=sh", "--", "sh", "-c", "while read x; do ip -4 addr show eth0; done")
+    try:
+        seen = bytearray()
+        _press_enter_until(master, f"inet {ip}/".encode(), seen)
+        os.write(master, b"\x04")  # ^D: the loop's read ends, so does the container
+        assert proc.wait(timeout=60) == 0, bytes(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
