@@ -22,6 +22,7 @@ from typing import Any
 
 from netlab.api.errors import duplicate, field_not_found, forbidden_field, invalid, required
 from netlab.api.validation_base import _V, dns1123_label
+from netlab.api.validation_pod import mount_name_and_path
 
 # upstream's allowedEphemeralContainerFields: anything else set is Forbidden.
 ALLOWED_FIELDS = frozenset({
@@ -75,13 +76,7 @@ def validate_containers(v: _V, spec: dict[str, Any]) -> None:
             if key not in ALLOWED_FIELDS and not _empty(c[key]):
                 v.add(forbidden_field(f"{path}.{key}", FORBIDDEN_MSG))
         for mpath, mount in v.objs(c, "volumeMounts", f"{path}.volumeMounts"):
-            mname = v.string(mount, "name", f"{mpath}.name")
-            if not mname:
-                v.add(required(f"{mpath}.name"))
-            elif mname not in volumes:
-                v.add(field_not_found(f"{mpath}.name", mname))
-            if not v.string(mount, "mountPath", f"{mpath}.mountPath"):
-                v.add(required(f"{mpath}.mountPath"))
+            mount_name_and_path(v, mount, mpath, volumes)
             for key in ("subPath", "subPathExpr"):
                 if mount.get(key):
                     v.add(forbidden_field(f"{mpath}.{key}", FORBIDDEN_MSG))

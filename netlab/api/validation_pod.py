@@ -99,13 +99,7 @@ def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: 
                           "may not be specified when `value` is not empty"))
     _resources(v, c, path)
     for mpath, mount in v.objs(c, "volumeMounts", f"{path}.volumeMounts"):
-        mname = v.string(mount, "name", f"{mpath}.name")
-        if not mname:
-            v.add(required(f"{mpath}.name"))
-        elif mname not in volumes:
-            v.add(field_not_found(f"{mpath}.name", mname))
-        if not v.string(mount, "mountPath", f"{mpath}.mountPath"):
-            v.add(required(f"{mpath}.mountPath"))
+        mount_name_and_path(v, mount, mpath, volumes)
         # Upstream names the list, not the entry, for these two paths.
         sub_path = v.string(mount, "subPath", f"{mpath}.subPath")
         if sub_path:
@@ -128,6 +122,17 @@ def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: 
 
 
 PROPAGATION_MODES = ("Bidirectional", "HostToContainer", "None")
+
+
+def mount_name_and_path(v: _V, mount: dict[str, Any], mpath: str, volumes: set[str]) -> None:
+    """A volumeMount names a volume of the pod and a mountPath (every container kind)."""
+    mname = v.string(mount, "name", f"{mpath}.name")
+    if not mname:
+        v.add(required(f"{mpath}.name"))
+    elif mname not in volumes:
+        v.add(field_not_found(f"{mpath}.name", mname))
+    if not v.string(mount, "mountPath", f"{mpath}.mountPath"):
+        v.add(required(f"{mpath}.mountPath"))
 SECCOMP_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
 
 
