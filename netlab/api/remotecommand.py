@@ -60,13 +60,14 @@ def offered_protocols(header: str | None) -> list[str]:
     return [p.strip() for p in (header or "").split(",") if p.strip()]
 
 
+def _first_supported(offered: Iterable[str], supported: Iterable[str]) -> str | None:
+    return next((p for p in offered if p in supported), None)
+
+
 def negotiate(offered: Iterable[str]) -> str | None:
     """The protocol to speak (the first offered that the server supports, as the
     kubelet's wsstream handshake picks it), or None: refuse the handshake."""
-    for protocol in offered:
-        if protocol in PROTOCOLS:
-            return protocol
-    return None
+    return _first_supported(offered, PROTOCOLS)
 
 
 def refusal_message(offered: list[str]) -> str:
@@ -78,10 +79,8 @@ def refusal_message(offered: list[str]) -> str:
 def negotiate_spdy(offered: Iterable[str]) -> str | None:
     """httpstream.Handshake's choice: the first version the client offers (comma
     separated, possibly in several headers) that the server supports, or None."""
-    for protocol in (p.strip() for v in offered for p in v.split(",")):
-        if protocol in SPDY_PROTOCOLS:
-            return protocol
-    return None
+    return _first_supported((p.strip() for v in offered for p in v.split(",")),
+                            SPDY_PROTOCOLS)
 
 
 def spdy_refusal_message(offered: list[str]) -> str:

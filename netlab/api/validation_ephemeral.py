@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from netlab.api.errors import duplicate, field_not_found, forbidden_field, invalid, required
-from netlab.api.validation_base import _V, dns1123_label
-from netlab.api.validation_pod import mount_name_and_path
+from netlab.api.errors import duplicate, field_not_found, forbidden_field, required
+from netlab.api.validation_base import _V
+from netlab.api.validation_pod import container_name, mount_name_and_path
 
 # upstream's allowedEphemeralContainerFields: anything else set is Forbidden.
 ALLOWED_FIELDS = frozenset({
@@ -56,12 +56,8 @@ def validate_containers(v: _V, spec: dict[str, Any]) -> None:
     seen = set(others)
     volumes = set(_names(spec, "volumes"))
     for path, c in v.objs(spec, "ephemeralContainers", "spec.ephemeralContainers"):
-        name = v.string(c, "name", f"{path}.name")
-        if not name:
-            v.add(required(f"{path}.name"))
-        else:
-            for msg in dns1123_label(name):
-                v.add(invalid(f"{path}.name", name, msg))
+        name = container_name(v, c, path)
+        if name:
             if name in seen:
                 v.add(duplicate(f"{path}.name", name))
             seen.add(name)

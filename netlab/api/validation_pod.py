@@ -63,13 +63,19 @@ def _resources(v: _V, c: dict[str, Any], path: str) -> None:
                           f"{res['limits'][name]}"))
 
 
-def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: bool) -> None:
+def container_name(v: _V, c: dict[str, Any], path: str) -> str:
+    """A container's name: required, a DNS-1123 label (every container kind)."""
     name = v.string(c, "name", f"{path}.name")
     if not name:
         v.add(required(f"{path}.name"))
     else:
         for msg in dns1123_label(name):
             v.add(invalid(f"{path}.name", name, msg))
+    return name
+
+
+def _container(v: _V, c: dict[str, Any], path: str, volumes: set[str], for_pod: bool) -> None:
+    container_name(v, c, path)
     image = v.string(c, "image", f"{path}.image")
     if for_pod and not image.strip():
         v.add(required(f"{path}.image"))
