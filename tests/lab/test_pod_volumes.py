@@ -171,6 +171,62 @@ def test_a_hostpath_directory_is_created_and_shared_with_the_host(volumes_pod):
     assert (host / "made" / "out").read_text() == "from-pod\n"
 
 
+# Kubernetes' "Configure a Security Context" example: runAsUser, runAsGroup, fsGroup and
+# supplementalGroups, an emptyDir and a Secret volume.
+SECURITY_DEMO = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: security-context-demo}
+    spec:
+      terminationGracePeriodSeconds: 0
+      securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000,
+                        supplementalGroups: [4000]}
+      volumes:
+      - {name: sec-ctx-vol, emptyDir: {}}
+      - name: secret
+        secret: {secretName: app-secret, defaultMode: 0400}
+      containers:
+      - name: sec-ctx-demo
+        image: busybox
+        command: [sh, -c, "sleep 1h"]
+        volumeMounts:
+        - {name: sec-ctx-vol, mountPath: /data/demo}
+        - {name: secret, mountPath: /etc/secret}
+    """)
+
+
+def test_fs_group_and_supplemental_groups_as_in_the_kubernetes_docs(volumes_pod):
+    lab, kubeconfig = volumes_pod["lab"], volumes_pod["kubeconfig"]
+    try:
+        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=SECURITY_DEMO)
+        assert out.returncode == 0, out.stderr
+        ready = kubectl(kubeconfig, "wait", "--for=condition=Ready",
+                        "pod/security-context-demo", "--timeout=120s", timeout=150)
+        assert ready.returncode == 0, ready.stderr
+        for run in ("the container", "kubectl exec"):
+            script = ("id -u; id -g; id -G; stat -c '%g %A' /data/demo; "
+                      "echo hello > /data/demo/testfile; stat -c '%g' /data/demo/testfile; "
+                      "cat /etc/secret/password; echo; stat -L -c '%g %a' /etc/secret/password")
+            if run == "the container":
+                got = _exec(lab, "sec-ctx-demo", script, pod="security-context-demo")
+            else:
+                done = kubectl(kubeconfig, "exec", "security-context-demo", "--", "sh", "-c",
+                               script)
+                assert done.returncode == 0, done.stderr
+                got = done.stdout
+            lines = got.splitlines()
+            # The process runs as 1000:3000 with groups 2000 (fsGroup) and 4000 (the
+            # kernel keeps them sorted); the
+            # emptyDir is the fsGroup's, setgid, so a new file is the group's too; the
+            # secret's file (mode 0400) is readable by the group: 0440.
+            assert lines[:3] == ["1000", "3000", "3000 2000 4000"], (run, got)
+            assert lines[3] == "2000 drwxrwsrwx" and lines[4] == "2000", (run, got)
+            assert lines[5:] == ["s3cr3t", "2000 440"], (run, got)
+    finally:
+        kubectl(kubeconfig, "delete", "pod", "security-context-demo", "--wait=false",
+                "--grace-period=0")
+
+
 def _events(kubeconfig, pod: str) -> list[dict[str, Any]]:
     out = kubectl(kubeconfig, "get", "events", "-o", "json")
     items = json.loads(out.stdout).get("items", []) if out.returncode == 0 else []

@@ -114,6 +114,7 @@ def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
         check_host_path(path, str(src.get("type") or ""))
         return path
     target = volume_dir(pod_dir, volume)
+    fs_group = fs_group_of(pod)
     if kind == plugins.EMPTY_DIR:
         src = volume.get(kind) or {}
         if src.get("medium") == "Memory":
@@ -127,16 +128,61 @@ def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
                                             "supported (use \"\" or Memory)")
         else:
             target.mkdir(parents=True, exist_ok=True)
-            os.chmod(target, 0o777)  # as upstream: any user of the pod may write
+        os.chmod(target, 0o777)  # as upstream: any user of the pod may write
+        if fs_group is not None:
+            # The directory only: what is in it is the pod's, and walking a tree the
+            # pod can change under us as root is how links get followed.
+            _own(str(target), fs_group, RW_MASK)
         return str(target)
     if kind in plugins.ATOMIC:
         files = plugins.payload(volume, pod, ctx, sources, extra)
+        if fs_group is not None:
+            # The group may read what the writer makes; set here so that an unchanged
+            # payload compares equal and is not written again.
+            files = {path: atomic_writer.FileProjection(f.data, f.mode | RO_MASK)
+                     for path, f in files.items()}
         try:
-            atomic_writer.write(target, files)
+            changed = atomic_writer.write(target, files)
         except atomic_writer.PayloadError as err:
             raise plugins.VolumeError(str(err)) from None
+        if changed and fs_group is not None:
+            set_ownership(target, fs_group, read_only=True)
         return str(target)
     raise plugins.UnsupportedVolume(plugins.unsupported_reason(kind))
+
+
+RW_MASK, RO_MASK, EXEC_MASK = 0o660, 0o440, 0o110
+
+
+def fs_group_of(pod: Mapping[str, Any]) -> Optional[int]:
+    """The pod's ``securityContext.fsGroup``, if any."""
+    sc = (pod.get("spec") or {}).get("securityContext") or {}
+    value = sc.get("fsGroup") if isinstance(sc, dict) else None
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def set_ownership(target: Path, gid: int, read_only: bool) -> None:
+    """The kubelet's SetVolumeOwnership: everything in the volume belongs to the
+    group ``gid`` (fsGroup), which may read it (and write it unless ``read_only``);
+    directories get the setgid bit, so what the pod makes there is the group's too.
+    Symbolic links are changed themselves, never followed. Only for volumes the
+    kubelet alone writes (mounted read-only in the pod)."""
+    mask = RO_MASK if read_only else RW_MASK
+    for root, dirs, files in os.walk(target):
+        for name in [*dirs, *files]:
+            _own(os.path.join(root, name), gid, mask)
+    _own(str(target), gid, mask)
+
+
+def _own(path: str, gid: int, mask: int) -> None:
+    info = os.lstat(path)
+    os.lchown(path, -1, gid)
+    if stat.S_ISLNK(info.st_mode):
+        return
+    mode = stat.S_IMODE(info.st_mode) | mask
+    if stat.S_ISDIR(info.st_mode):
+        mode |= stat.S_ISGID | EXEC_MASK
+    os.chmod(path, mode)
 
 
 def read_only_volume(volume: Mapping[str, Any]) -> bool:

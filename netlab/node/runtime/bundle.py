@@ -77,6 +77,14 @@ def _localhost_profile(seccomp: str) -> dict[str, Any]:
     return found
 
 
+def _with_groups(spec: ContainerSpec, user: oci.ProcessUser) -> oci.ProcessUser:
+    """The image's groups for the user, then the pod's supplementalGroups and fsGroup
+    (CRI-O's and containerd's Merge policy), each once and never the primary group."""
+    extra = tuple(g for g in dict.fromkeys((*user.additional_gids, *spec.supplemental_groups))
+                  if g != user.gid)
+    return dataclasses.replace(user, additional_gids=extra)
+
+
 def _own_capabilities() -> tuple[str, ...]:
     """The capabilities in this process's bounding set: all a privileged container
     can be given (a runtime inside a container holds fewer than the kernel has)."""
@@ -183,8 +191,9 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
         if not spec.privileged:
             options = "nodev," + options  # a device node made inside opens nothing
         overlay = Overlay(layers, options, str(root))
-        user = oci.resolve_user(spec.process_user, _image_file(spec.rootfs, "passwd"),
-                                _image_file(spec.rootfs, "group"))
+        user = _with_groups(spec, oci.resolve_user(
+            spec.process_user, _image_file(spec.rootfs, "passwd"),
+            _image_file(spec.rootfs, "group")))
         root_path = str(root)
     elif spec.privileged:
         # The host's whole tree, writable, as privileged asks (crun cannot pivot into
@@ -215,7 +224,8 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
                               work=str(work), submounts=mounts.top_mounts_below(layered))
         top = [n for n in top if f"/{n}" not in layered]
         binds = oci.whole_host_binds(top, links)
-        user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
+        user = _with_groups(spec, oci.resolve_user(spec.process_user, _read("/etc/passwd"),
+                                                   _read("/etc/group")))
         root_path = str(root)
     else:
         links = _host_links()
@@ -227,7 +237,8 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
                       if os.path.exists(b.source) and b.source not in oci.HOST_VIEW
                       and not any(Path(os.path.realpath(b.source)).is_relative_to(d)
                                   for d in overlay.host_dirs))
-        user = oci.resolve_user(spec.process_user, _read("/etc/passwd"), _read("/etc/group"))
+        user = _with_groups(spec, oci.resolve_user(spec.process_user, _read("/etc/passwd"),
+                                                   _read("/etc/group")))
         root_path = str(root)
     sandbox_paths = oci.SandboxPaths(
         netns=f"/run/netns/{sb.netns}", uts=sb.uts_pin, hosts=str(sb.path / HOSTS_FILE),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -588,21 +589,25 @@ def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:
         raise ContainerError(f"container {name} of pod {sb.namespace}/{sb.name} has no "
                              "crun record")
     lab = sb.path.parent.parent.name  # /run/netlab/<lab>/pods/<pod>
-    # crun exec: the container's namespaces, cgroup, user, capabilities, seccomp and
-    # environment; no_new_privs is repeated, as crun's exec does not inherit it.
+    # crun exec --process: the container's own process (user and supplementary groups,
+    # capabilities, no_new_privs, cwd, env) running argv; crun adds the namespaces and
+    # the seccomp profile. The process is handed over on a here-document: no file to
+    # clean up, and a JSON line cannot end it.
     config = read_json(Path(spec.get("bundle") or "/nonexistent") / "config.json") or {}
-    user = (config.get("process") or {}).get("user") or {}
-    argv = oci_runtime.exec_argv(lab, cid, argv, cwd=spec.get("workingDir") or None,
-                                 no_new_privs=bool(spec.get("noNewPrivs")),
-                                 user=(int(user.get("uid", 0)), int(user.get("gid", 0))))
+    process = dict(config.get("process") or {})
+    process.pop("consoleSize", None)
+    # The caller gives the command its stdio (a pty of its own for kubectl exec -t).
+    process.update(args=list(argv), terminal=False)
     cg = cgroups.Cgroup.from_json(spec.get("cgroup"))
-    if cg is not None:
-        # With its cgroup manager off, crun exec joins no cgroup: the launcher moves
-        # itself into the container's groups first, so the command counts against the
-        # container's limits and usage, as in CRI-O.
-        argv = ["sh", "-c", 'for d in $0; do echo $$ > "$d/cgroup.procs" || exit 125; '
-                'done; exec "$@"', " ".join(cg.unique_dirs()), *argv]
-    return ExecSpec(argv=argv, env={"PATH": DEFAULT_PATH})
+    # With its cgroup manager off, crun exec joins no cgroup: the launcher moves itself
+    # into the container's groups first, so the command counts against the container's
+    # limits and usage, as in CRI-O.
+    script = ('for d in $0; do echo $$ > "$d/cgroup.procs" || exit 125; done; '
+              f'exec "$@" {oci_runtime.EXEC_PROCESS_FD}<<\'NLPROCESS\'\n'
+              f'{json.dumps(process)}\nNLPROCESS\n')
+    groups = " ".join(cg.unique_dirs()) if cg is not None else ""
+    return ExecSpec(argv=["sh", "-c", script, groups, *oci_runtime.exec_argv(lab, cid)],
+                    env={"PATH": DEFAULT_PATH})
 
 
 @dataclass(frozen=True)

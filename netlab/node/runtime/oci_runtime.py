@@ -302,14 +302,13 @@ def attach_socket_dir(lab: str, cid: str) -> Path:
     return sockets_dir(lab) / cid
 
 
-def exec_argv(lab: str, cid: str, argv: list[str], cwd: str | None = None,
-              no_new_privs: bool = False, user: tuple[int, int] | None = None) -> list[str]:
-    """``crun exec``: the command runs with the container's capabilities, seccomp
-    profile and environment (crun's defaults for exec), and as its ``user`` (uid,
-    gid), which this crun does not take from the container by itself."""
-    extra = ["--no-new-privs"] if no_new_privs else []
-    if user is not None:
-        extra += ["--user", f"{user[0]}:{user[1]}"]
-    if cwd:
-        extra += ["--cwd", cwd]
-    return crun_argv(lab, "exec", *extra, cid, *argv)
+EXEC_PROCESS_FD = 3
+
+
+def exec_argv(lab: str, cid: str) -> list[str]:
+    """``crun exec`` of the process spec read from fd ``EXEC_PROCESS_FD`` (as CRI-O
+    runs ``crun exec --process FILE``): the container's process with the command's
+    args, so it runs as the container's user with its supplementary groups, with its
+    capabilities, no_new_privs, working directory and environment; crun applies the
+    container's seccomp profile itself."""
+    return crun_argv(lab, "exec", "--process", f"/dev/fd/{EXEC_PROCESS_FD}", cid)

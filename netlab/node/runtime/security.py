@@ -41,6 +41,20 @@ class Security:
     no_new_privs: bool = False  # allowPrivilegeEscalation: false
     read_only_root: bool = False  # readOnlyRootFilesystem: true
     seccomp: str = RUNTIME_DEFAULT  # RuntimeDefault, Unconfined, or Localhost/<profile>
+    # The pod's supplementalGroups, then its fsGroup (pod-level only), as the kubelet's
+    # determineEffectiveSecurityContext adds them; the runtime merges them with the
+    # groups the image gives the user.
+    supplemental_groups: tuple[int, ...] = ()
+
+
+def supplemental_groups(pod_context: dict[str, Any] | None) -> tuple[int, ...]:
+    """``supplementalGroups`` and ``fsGroup`` of a pod's securityContext, in order,
+    each once."""
+    sc = pod_context or {}
+    groups = [g for g in sc.get("supplementalGroups") or [] if isinstance(g, int)]
+    if isinstance(sc.get("fsGroup"), int):
+        groups.append(sc["fsGroup"])
+    return tuple(dict.fromkeys(int(g) for g in groups))
 
 
 def effective(container: dict[str, Any], pod_context: dict[str, Any] | None = None
@@ -79,7 +93,8 @@ def security_of(container: dict[str, Any], pod_context: dict[str, Any] | None = 
         # Only an explicit false sets no_new_privs (securitycontext.AddNoNewPrivileges).
         no_new_privs=sc.get("allowPrivilegeEscalation") is False and not privileged,
         read_only_root=bool(sc.get("readOnlyRootFilesystem")),
-        seccomp=_seccomp(sc.get("seccompProfile"), privileged))
+        seccomp=_seccomp(sc.get("seccompProfile"), privileged),
+        supplemental_groups=supplemental_groups(pod_context))
 
 
 def format_pod(pod: dict[str, Any]) -> str:

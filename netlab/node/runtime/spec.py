@@ -55,6 +55,7 @@ class ContainerSpec:
     no_new_privs: bool = False
     read_only_root: bool = False
     seccomp: str = security.RUNTIME_DEFAULT
+    supplemental_groups: tuple[int, ...] = ()  # the pod's supplementalGroups and fsGroup
     # stdin: conmon keeps the container's stdin open for attach (``-i``); stdin_once:
     # closed when the first attach ends (no ``--leave-stdin-open``); tty: a terminal
     # (``process.terminal``, conmon ``-t``), its output the log's stdout.
@@ -107,7 +108,8 @@ class ContainerSpec:
             cap_drop=tuple(str(c) for c in caps.get("drop") or ()),
             run_as_user=sc.run_as_user, run_as_group=sc.run_as_group,
             no_new_privs=sc.no_new_privs, read_only_root=sc.read_only_root,
-            seccomp=sc.seccomp, stdin=bool(container.get("stdin")),
+            seccomp=sc.seccomp, supplemental_groups=sc.supplemental_groups,
+            stdin=bool(container.get("stdin")),
             stdin_once=bool(container.get("stdinOnce")), tty=bool(container.get("tty")))
 
     def kept_capabilities(self) -> frozenset[str] | None:

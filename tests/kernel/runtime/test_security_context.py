@@ -94,14 +94,19 @@ def test_exec_keeps_the_containers_user_seccomp_and_no_new_privs(rlab, pods):
     from rtkit import as_kubelet, wait_log
 
     rt = rlab.runtime("worker1")
-    sb, st = pods.run("worker1", "execsec", "sh", "-c", "echo ready; exec sleep 600",
-                      run_as_user=1000, no_new_privs=True)
+    sb, st = pods.run("worker1", "execsec", "sh", "-c",
+                      "echo ready $(id -G | tr ' ' ,); exec sleep 600",
+                      run_as_user=1000, run_as_group=3000, no_new_privs=True,
+                      supplemental_groups=(2000, 4000), working_dir="/tmp/wd")
     wait_log(st, "ready")
+    # The container's own groups: its gid and the pod's supplementalGroups (and fsGroup).
+    assert "ready 3000,2000,4000" in log_text(st), log_text(st)
     spec = as_kubelet(rt, lambda: rt.exec_in_container(
-        sb, "c", ["sh", "-c", "id -u; grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status"]))
+        sb, "c", ["sh", "-c", "id -u; id -G; pwd; grep -E '^(Seccomp|NoNewPrivs):' "
+                  "/proc/self/status"]))
     out = subprocess.run(spec.argv, env=spec.env, capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0] == "1000"
+    assert out.stdout.splitlines()[:3] == ["1000", "3000 2000 4000", "/tmp/wd"], out.stdout
     assert _status_field(out.stdout, "Seccomp") == "2"
     assert _status_field(out.stdout, "NoNewPrivs") == "1"
 
