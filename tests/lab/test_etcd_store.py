@@ -64,7 +64,8 @@ def ok(result) -> str:  # type: ignore[no-untyped-def]
 
 
 def etcd_pid(lab: EtcdLab) -> int | None:
-    return (read_json(components_path(lab.name)) or {}).get("etcd", {}).get("pid")
+    return (read_json(components_path(lab.name)) or {}).get("etcd-control-plane",
+                                                              {}).get("pid")
 
 
 def resource_version(lab: EtcdLab, *what: str) -> int:
@@ -134,7 +135,7 @@ def test_killed_etcd_is_restarted_and_writes_continue(lab: EtcdLab) -> None:
 
 def test_down_removes_etcd_and_its_data(lab: EtcdLab) -> None:
     pid = etcd_pid(lab)
-    assert pid and (data_dir(lab.name) / "etcd" / "member").is_dir()
+    assert pid and (data_dir(lab.name) / "etcd" / "control-plane" / "member").is_dir()
     lifecycle.down(lab.name)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not (data_dir(lab.name) / "etcd").exists()
