@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.lab import components, lifecycle
+from netlab.lab import components, control, lifecycle
 from netlab.lab.state import data_dir, lab_dir, load_state
 from netlab.topology import load_topology, plan_lab
 
@@ -91,3 +91,21 @@ def test_up_refuses_without_the_etcd_binary_and_touches_nothing(
     assert "apt-get install etcd-server" in str(exc.value)
     assert "Nothing was created" in str(exc.value)
     assert load_state("noetcd") is None and not lab_dir("noetcd").exists()
+
+
+def test_up_waits_for_each_member_in_turn_and_stops_at_the_one_that_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = plan(tmp_path, "{etcd: {members: 3}}")
+    calls: list[tuple[str, str, str]] = []
+
+    def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
+                  state: object, component: str = "etcd") -> None:
+        calls.append((member, component, netns_name))
+        if member == "w1":
+            raise control.ControlPlaneError(f"etcd member {member} ({endpoint}) did not start")
+
+    monkeypatch.setattr(control, "wait_etcd", wait_etcd)
+    ctx = lifecycle.UpContext(p.topology, p, None, lambda _: None, 10.0)  # type: ignore[arg-type]
+    with pytest.raises(control.ControlPlaneError, match="etcd member w1 "):
+        lifecycle._etcd(ctx)
+    assert calls == [("cp", "etcd-cp", p.node("cp").netns), ("w1", "etcd-w1", p.node("w1").netns)]
