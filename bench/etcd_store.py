@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""etcd against SQLite as the API server's store: durable creates/s and list latency.
+"""etcd (1 and 3 members) against SQLite as the API server's store: durable
+creates/s and list latency.
 
 Run:  .venv/bin/python bench/etcd_store.py [--pods 3000]
 
@@ -8,9 +9,11 @@ supervisor starts it) on a unix socket, the store on disk (``BENCH_DIR``,
 default /var/tmp), and this process creating ``--pods`` pods with 32
 concurrent clients, then listing them (median of 5). The same creates and
 list straight into each store, without the API server, are the floor. etcd is
-a throwaway member on 127.0.0.1 (plain HTTP: the lab's TLS is left out so the
-figure compares the stores, not the transports), started and stopped by this
-script. Each figure is printed with the ratio etcd/SQLite.
+a throwaway member on 127.0.0.1, or three (``LocalEtcdCluster``, each on its
+own ports; the store is given all three endpoints, as in a lab), plain HTTP:
+the lab's TLS is left out so the figure compares the stores, not the
+transports; started and stopped by this script. Each figure is printed with
+its ratio to SQLite.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from api_server import pod, start_server  # bench/ is on sys.path: scripts share
 
 from netlab.client import Client
 from netlab.master.store import open_store
-from netlab.master.store.etcd_server import LocalEtcd
+from netlab.master.store.etcd_server import LocalEtcd, LocalEtcdCluster
 
 CONCURRENCY = 32
 
@@ -77,6 +80,9 @@ def store_figures(spec: str, count: int) -> tuple[float, float]:
         store.close()
 
 
+BACKENDS = ("sqlite", "etcd", "etcd3")  # etcd3: a 3-member cluster
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=3000)
@@ -85,14 +91,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR", "/var/tmp")) as tmp:
         workdir = Path(tmp)
         figures: dict[str, dict[str, tuple[float, float]]] = {"api": {}, "store": {}}
-        for backend in ("sqlite", "etcd"):
+        for backend in BACKENDS:
             for layer in ("api", "store"):
                 sub = workdir / f"{backend}-{layer}"
                 sub.mkdir()
-                etcd = LocalEtcd(sub / "etcd") if backend == "etcd" else None
+                etcd: LocalEtcd | LocalEtcdCluster | None = None
+                if backend == "etcd":
+                    etcd = LocalEtcd(sub / "etcd")
+                elif backend == "etcd3":
+                    etcd = LocalEtcdCluster(sub / "etcd")
                 try:
-                    spec = (f"etcd:{etcd.start().endpoint}" if etcd
-                            else f"sqlite:{sub / 'store.db'}")
+                    if isinstance(etcd, LocalEtcd):
+                        spec = f"etcd:{etcd.start().endpoint}"
+                    elif isinstance(etcd, LocalEtcdCluster):
+                        spec = f"etcd:{','.join(etcd.start().endpoints)}"
+                    else:
+                        spec = f"sqlite:{sub / 'store.db'}"
                     if layer == "store":
                         figures[layer][backend] = store_figures(spec, n)
                         continue
@@ -107,12 +121,12 @@ def main() -> None:
                         etcd.stop()
     print(f"{n} pods, {CONCURRENCY} concurrent writers, every create durable")
     for layer, what in (("api", "through the API server"), ("store", "store alone")):
-        (s_rate, s_list), (e_rate, e_list) = figures[layer]["sqlite"], figures[layer]["etcd"]
+        s_rate, s_list = figures[layer]["sqlite"]
         print(f"{what}:")
-        print(f"  creates/s   sqlite {s_rate:7.0f}   etcd {e_rate:7.0f}   "
-              f"ratio etcd/sqlite {e_rate / s_rate:.2f}")
-        print(f"  list {n:5d}  sqlite {s_list * 1000:5.0f} ms  etcd {e_list * 1000:5.0f} ms  "
-              f"ratio etcd/sqlite {e_list / s_list:.2f}")
+        for backend in BACKENDS:
+            rate, listed = figures[layer][backend]
+            print(f"  {backend:6s} creates/s {rate:7.0f} (x{rate / s_rate:.2f})   "
+                  f"list {n} {listed * 1000:5.0f} ms (x{listed / s_list:.2f})")
 
 
 if __name__ == "__main__":

@@ -148,6 +148,8 @@ def _store_line(store: dict[str, Any]) -> str:
                       f"db {m.get('dbSize', 0) // 1024} KiB")
         else:
             health = f"unhealthy: {m.get('error')}"
+            if m.get("version"):  # it answers, but has no quorum
+                health += f", etcd {m.get('version')}, revision {m.get('revision')}"
         parts.append(f"member {m['name']} {m['endpoint']} ({health})")
     return f"store: etcd, {len(parts)} member{'s' if len(parts) != 1 else ''}: " + "; ".join(parts)
 
@@ -159,7 +161,7 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
     """Run etcdctl against the lab's etcd: netlab etcdctl -- get /registry/... --prefix.
 
     Runs in the control-plane node's namespace with ETCDCTL_API=3 and the lab's
-    endpoint and client certificate; for labs with 'cluster.store: etcd'."""
+    endpoints (every member) and client certificate; for labs with 'cluster.store: etcd'."""
     _require_root()
     from netlab.lab import components, lifecycle, state
     from netlab.lab.pki import etcd_pki_paths
@@ -179,7 +181,7 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
     namespace = node_namespace(lab, control)
     pki = etcd_pki_paths(state.lab_dir(lab))
     exec_in(namespace, ["etcdctl", *args], {
-        "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": components.etcd_endpoint(plan),
+        "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": ",".join(components.etcd_endpoints(plan)),
         "ETCDCTL_CACERT": str(pki.ca_cert), "ETCDCTL_CERT": str(pki.client_cert),
         "ETCDCTL_KEY": str(pki.client_key)})
 

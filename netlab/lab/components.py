@@ -45,7 +45,8 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
     store = [f"sqlite:{data_dir(lab) / 'store.db'}"]
     if members:
         etcd = etcd_pki_paths(lab_dir(lab))
-        store = [f"etcd:{etcd_endpoint(plan)}", "--etcd-cafile", str(etcd.ca_cert),
+        # kube-apiserver's --etcd-servers: every member, comma-separated.
+        store = [f"etcd:{','.join(etcd_endpoints(plan))}", "--etcd-cafile", str(etcd.ca_cert),
                  "--etcd-certfile", str(etcd.client_cert), "--etcd-keyfile", str(etcd.client_key)]
     apiserver = Component(
         name="apiserver", netns=control.netns, pass_fds=(unix_fd, loopback_fd),
@@ -76,27 +77,37 @@ def service_account_issuer(plan: LabPlan) -> str:
     return f"https://kubernetes.default.svc.{plan.topology.cluster.dns_domain}"
 
 
-def etcd_endpoint(plan: LabPlan) -> str:
-    """Where etcd's clients reach it: the control-plane node's underlay address."""
-    control = plan.node(plan.topology.control_plane.name)
-    return f"https://{control.underlay.ip}:{CLIENT_PORT}"
+def etcd_member_name(node: str) -> str:
+    """The supervisor's name of the etcd member on ``node`` (``netlab fault kill etcd
+    NODE`` finds it by its base name); the member's own ``--name`` is the node's."""
+    return f"etcd-{node}"
+
+
+def etcd_endpoints(plan: LabPlan) -> list[str]:
+    """Where etcd's clients reach the members: each member node's underlay address,
+    in member order (the control-plane node's first)."""
+    return [f"https://{plan.node(n.name).underlay.ip}:{CLIENT_PORT}"
+            for n in plan.topology.etcd_member_nodes]
 
 
 def etcd_members(plan: LabPlan) -> list[Component]:
-    """For ``cluster.store: etcd``: one etcd member (component ``etcd``) in the
-    control-plane node, clients and peers on its underlay address (so ``netlab
-    capture`` sees the traffic), TLS with client certificates from the lab CA,
-    data in the lab's data directory."""
-    if plan.topology.cluster.store != "etcd":
+    """For ``cluster.store: etcd``: one etcd member per member node (component
+    ``etcd-<node>``: the control-plane node, then the first workers), in the node's
+    namespace; clients and peers on its underlay address, so Raft traffic crosses the
+    lab network and ``netlab capture`` sees it; TLS with client certificates from the
+    lab CA; data in the lab's data directory (``etcd/<node>``)."""
+    nodes = [plan.node(n.name) for n in plan.topology.etcd_member_nodes]
+    if not nodes:
         return []
     lab = plan.lab
-    control = plan.node(plan.topology.control_plane.name)
     pki = etcd_pki_paths(lab_dir(lab))
     tls = EtcdTLS(pki.ca_cert, pki.member_cert, pki.member_key)
-    return [Component(name="etcd", netns=control.netns,
-                      argv=tuple(etcd_argv(control.name, data_dir(lab) / "etcd",
-                                           str(control.underlay.ip), tls,
-                                           cluster_token=f"netlab-{lab}")))]
+    peers = {n.name: str(n.underlay.ip) for n in nodes}
+    return [Component(name=etcd_member_name(node.name), netns=node.netns,
+                      argv=tuple(etcd_argv(node.name, data_dir(lab) / "etcd" / node.name,
+                                           str(node.underlay.ip), tls, peers=peers,
+                                           cluster_token=f"netlab-{lab}")))
+            for node in nodes]
 
 
 def kubelets(plan: LabPlan) -> list[Component]:

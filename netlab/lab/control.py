@@ -120,7 +120,7 @@ def _etcd_probe(lab: str, action: str, endpoint: str, netns_name: str,
 
 
 def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
-              state: LabState, crash_limit: int = 3) -> None:
+              state: LabState, crash_limit: int = 3, component: str = "etcd") -> None:
     """Probe the etcd member's health (with a deadline) from inside its namespace; give
     up early if it keeps exiting, and explain with its log."""
     sup = state.processes.get("supervisor", {})
@@ -130,7 +130,7 @@ def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: fl
         result = _etcd_probe(lab, "wait", endpoint, netns_name, max(0.5, min(2.0, remaining)))
         if result.returncode == 0:
             return
-        record = (read_json(components_path(lab)) or {}).get("etcd") or {}
+        record = (read_json(components_path(lab)) or {}).get(component) or {}
         if record.get("restarts", 0) >= crash_limit:
             why = (f"it exited {record['restarts']} times (last exit status "
                    f"{record.get('lastExit')})")
@@ -141,7 +141,7 @@ def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: fl
         else:
             continue
         raise ControlPlaneError(f"etcd member {member} ({endpoint}) did not start: {why}; "
-                                "its log says:\n" + _tail(log_dir(lab) / "etcd.log", 6))
+                                "its log says:\n" + _tail(log_dir(lab) / f"{component}.log", 6))
 
 
 def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:

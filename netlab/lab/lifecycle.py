@@ -20,7 +20,7 @@ import yaml
 
 from netlab.kernel import netns
 from netlab.lab import control, network
-from netlab.lab.components import etcd_endpoint
+from netlab.lab.components import etcd_endpoints, etcd_member_name
 from netlab.lab.network import Progress
 from netlab.lab.state import (
     LabError,
@@ -105,14 +105,21 @@ def _network(ctx: UpContext) -> None:
 
 def _supervisor(ctx: UpContext) -> None:
     ctx.progress("starting the supervisor and the API server")
-    control.start(ctx.state, [str(ctx.control_node.underlay.ip)] if ctx.etcd else None)
+    members = [str(ctx.plan.node(n.name).underlay.ip) for n in ctx.topology.etcd_member_nodes]
+    control.start(ctx.state, members if ctx.etcd else None)
 
 
 def _etcd(ctx: UpContext) -> None:
-    node = ctx.control_node
-    ctx.progress(f"waiting for etcd member {node.name} to be healthy")
-    control.wait_etcd(ctx.plan.lab, node.name, etcd_endpoint(ctx.plan), node.netns,
-                      ctx.ready_timeout, ctx.state)
+    """Each member healthy in turn, under one deadline: a member answers healthy once
+    the cluster has a leader, so the first waits for quorum and a later one that never
+    starts is named (and ``up`` rolls back)."""
+    deadline = time.monotonic() + ctx.ready_timeout
+    nodes = ctx.topology.etcd_member_nodes
+    for node, endpoint in zip(nodes, etcd_endpoints(ctx.plan)):
+        ctx.progress(f"waiting for etcd member {node.name} to be healthy")
+        control.wait_etcd(ctx.plan.lab, node.name, endpoint, ctx.plan.node(node.name).netns,
+                          max(1.0, deadline - time.monotonic()), ctx.state,
+                          component=etcd_member_name(node.name))
 
 
 def _api(ctx: UpContext) -> None:
@@ -140,9 +147,10 @@ def up_steps(topology: Topology, control_plane: bool = True) -> list[UpStep]:
     steps = [UpStep("building the network", _network)]
     if control_plane:
         steps.append(UpStep("starting the control plane", _supervisor))
-        if topology.cluster.store == "etcd":
-            steps.append(UpStep(f"waiting for etcd member {topology.control_plane.name}",
-                                _etcd))
+        members = [n.name for n in topology.etcd_member_nodes]
+        if members:
+            steps.append(UpStep(f"waiting for etcd member{'s' if len(members) > 1 else ''} "
+                                f"{', '.join(members)}", _etcd))
         steps += [UpStep("waiting for the API server", _api),
                   UpStep("waiting for the nodes to be Ready", _nodes)]
         if topology.workloads:
@@ -242,16 +250,21 @@ def status(lab: str, probe: bool = False) -> dict[str, Any]:
 
 
 def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
-    """The API server's store: SQLite, or etcd with its member's health and leadership."""
+    """The API server's store: SQLite, or etcd with each member's health and which one
+    leads (each probed from inside its node's namespace)."""
     plan = state.plan()
     if plan.topology.cluster.store != "etcd":
         return {"backend": "sqlite", "path": str(data_dir(state.lab) / "store.db")}
-    node = plan.node(plan.topology.control_plane.name)
-    member = {"name": node.name, "endpoint": etcd_endpoint(plan)}
-    if (probe and state.phase == "up" and "supervisor" in state.processes
-            and node.netns in set(netns.list_netns())):
-        member.update(control.etcd_status(state.lab, etcd_endpoint(plan), node.netns))
-    return {"backend": "etcd", "members": [member]}
+    present = set(netns.list_netns()) if probe else set()
+    members = []
+    for node, endpoint in zip(plan.topology.etcd_member_nodes, etcd_endpoints(plan)):
+        member = {"name": node.name, "endpoint": endpoint}
+        netns_name = plan.node(node.name).netns
+        if (probe and state.phase == "up" and "supervisor" in state.processes
+                and netns_name in present):
+            member.update(control.etcd_status(state.lab, endpoint, netns_name))
+        members.append(member)
+    return {"backend": "etcd", "members": members}
 
 
 def labs() -> list[dict[str, Any]]:

@@ -89,7 +89,7 @@ class Cluster:
     node_monitor_grace_period: float = 10.0
     pod_eviction_timeout: float = 20.0
     # The API server's store: "sqlite" (a file in the lab's data directory) or
-    # "etcd" (etcd_members etcd members on the control-plane node; only 1 today).
+    # "etcd" (etcd_members members, 1 or 3: see Topology.etcd_member_nodes).
     store: str = "sqlite"
     etcd_members: int = 0
     # Cluster DNS: the zone the dns component serves, and where it forwards other
@@ -135,6 +135,16 @@ class Topology:
     @property
     def control_plane(self) -> Node:
         return next(n for n in self.nodes if n.role == "control-plane")
+
+    @property
+    def etcd_member_nodes(self) -> tuple[Node, ...]:
+        """Where the etcd members run, one per node: the control-plane node, then the
+        first workers in the topology's order (none for a SQLite store)."""
+        if self.cluster.store != "etcd":
+            return ()
+        control = self.control_plane
+        workers = [n for n in self.cluster_nodes if n is not control]
+        return (control, *workers[: self.cluster.etcd_members - 1])
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

@@ -61,6 +61,7 @@ CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGr
 DNS_KEYS = ("upstream",)
 STORES = ("sqlite", "etcd")
 ETCD_KEYS = ("members",)
+ETCD_SIZES = (1, 3)
 # The kubelet heartbeats every 5 s: a shorter grace period would flap.
 MIN_GRACE, MAX_TIMING = 6.0, 3600.0
 VXLAN_KEYS = ("vni", "port")
@@ -111,6 +112,8 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     store, members = _check_store(check, top.get("cluster"))
     domain, upstream = _check_dns(check, top.get("cluster"), networks, cluster[0])
     nodes = _check_nodes(check, top.get("nodes"), networks)
+    if nodes and not check.problems:
+        _check_store_nodes(check, members, nodes)
     _check_ranges(check, networks, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."), nodes)
     if check.problems:
@@ -187,14 +190,13 @@ def _check_cluster(check: _Checker, value: Any) -> _ClusterParts:
 
 
 def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
-    """``cluster.store``: ``sqlite`` (default), ``etcd``, or ``{etcd: {members: 1}}``.
-
-    One etcd member on the control-plane node is what a lab runs: a lab has exactly
-    one control-plane node, and three members would need three of them.
-    """
+    """``cluster.store``: ``sqlite`` (default), ``etcd``, or ``{etcd: {members: N}}``
+    with N 1 or 3 (an etcd cluster has an odd size; 3 is the smallest that survives
+    the loss of a member). Where the members run is ``etcd_member_nodes``."""
     raw = value.get("store", "sqlite") if isinstance(value, dict) else "sqlite"
     path = ("cluster", "store")
-    fix = "write 'store: sqlite' (the default), 'store: etcd' or 'store: {etcd: {members: 1}}'"
+    fix = ("write 'store: sqlite' (the default), 'store: etcd' or "
+           "'store: {etcd: {members: 1}}' (or 3)")
     if isinstance(raw, str):
         if raw not in STORES:
             check.error(path, f"unknown store {raw!r}{_suggest(raw, STORES)}", fix)
@@ -207,16 +209,23 @@ def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
     etcd = check.mapping(raw["etcd"], (*path, "etcd"), ETCD_KEYS)
     members = etcd.get("members", 1)
     mpath = (*path, "etcd", "members")
-    if isinstance(members, bool) or members not in (1, 3):
+    if isinstance(members, bool) or members not in ETCD_SIZES:
         check.error(mpath, f"{members!r} members is not a size netlab runs",
-                    "use 1 (an etcd cluster has an odd size; netlab labs run 1 member)")
+                    "use 1 or 3 (an etcd cluster has an odd size, and 3 members keep a "
+                    "quorum when one is lost)")
         return "etcd", 1
-    if members == 3:
-        check.error(mpath, "3 members need 3 control-plane nodes, and a lab has exactly one "
-                    "(netlab runs 1 etcd member, on the control-plane node)",
-                    "use 'members: 1' or 'store: etcd'")
-        return "etcd", 1
-    return "etcd", 1
+    return "etcd", int(members)
+
+
+def _check_store_nodes(check: _Checker, members: int, nodes: list[model.Node]) -> None:
+    """3 members need 3 cluster nodes: the control plane and the first two workers."""
+    cluster = [n for n in nodes if n.in_cluster]
+    if members > len(cluster):
+        check.error(("cluster", "store", "etcd", "members"),
+                    f"{members} etcd members run one per node, on the control-plane node "
+                    f"and the first {members - 1} workers, and this topology has "
+                    f"{len(cluster)} cluster node{'s' if len(cluster) != 1 else ''}",
+                    f"add workers (at least {members - 1}) or use 'members: 1'")
 
 
 def _check_dns(check: _Checker, value: Any, networks: Networks,

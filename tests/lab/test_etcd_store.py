@@ -1,6 +1,7 @@
 """A lab whose API server keeps its store in etcd (``cluster.store: etcd``), seen
 through the user's tools: kubectl, ``netlab etcdctl``, ``netlab status`` and
-``netlab fault kill etcd``. One lab for the whole file; the last test takes it
+``netlab fault kill etcd``. One lab per store size (1 member, then 3: the same
+tests over ``store: {etcd: {members: 3}}``); each size's last test takes its lab
 down and checks that etcd and its data went with it."""
 
 from __future__ import annotations
@@ -42,18 +43,21 @@ class EtcdLab:
     name: str
     kubeconfig: Path
     etcd_ip: str  # the control-plane node's underlay address
+    members: int
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdLab]:
+@pytest.fixture(scope="module", params=[1, 3], ids=["1-member", "3-members"])
+def lab(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdLab]:
+    members = request.param
     directory = tmp_path_factory.mktemp("etcdlab")
-    data = topology(unique_lab(), workers=1, external=False)
-    data["cluster"]["store"] = "etcd"
+    data = topology(unique_lab(), workers=max(1, members - 1), external=False)
+    data["cluster"]["store"] = "etcd" if members == 1 else {"etcd": {"members": members}}
     path = write_topology(directory, data)
     try:
-        lifecycle.up(path)
+        lifecycle.up(path, ready_timeout=120)
         ip = str(plan_lab(load_topology(path)).node("control-plane").underlay.ip)
-        yield EtcdLab(data["name"], write_kubeconfig(data["name"], directory), ip)
+        yield EtcdLab(data["name"], write_kubeconfig(data["name"], directory), ip, members)
     finally:
         lifecycle.down(data["name"])
 
@@ -64,7 +68,8 @@ def ok(result) -> str:  # type: ignore[no-untyped-def]
 
 
 def etcd_pid(lab: EtcdLab) -> int | None:
-    return (read_json(components_path(lab.name)) or {}).get("etcd", {}).get("pid")
+    return (read_json(components_path(lab.name)) or {}).get("etcd-control-plane",
+                                                              {}).get("pid")
 
 
 def resource_version(lab: EtcdLab, *what: str) -> int:
@@ -95,12 +100,15 @@ def test_deployment_runs_and_etcdctl_shows_it_as_json(lab: EtcdLab) -> None:
     assert len([k for k in keys if k.startswith("/registry/pods/default/web-")]) == 2
 
 
-def test_status_shows_the_etcd_member(lab: EtcdLab) -> None:
+def test_status_shows_the_etcd_members(lab: EtcdLab) -> None:
     info = json.loads(ok(netlab_cli("status", lab.name, "-o", "json")))
-    member = info["store"]["members"][0]
+    members = info["store"]["members"]
     assert info["store"]["backend"] == "etcd"
-    assert (member["name"], member["healthy"], member["leader"]) == ("control-plane", True, True)
-    assert "store: etcd, 1 member: member control-plane https://" in ok(
+    assert [m["name"] for m in members][:1] == ["control-plane"]
+    assert len(members) == lab.members and all(m["healthy"] for m in members), members
+    assert sum(bool(m["leader"]) for m in members) == 1
+    plural = "member" if lab.members == 1 else "members"
+    assert f"store: etcd, {lab.members} {plural}: member control-plane https://" in ok(
         netlab_cli("status", lab.name))
 
 
@@ -134,7 +142,7 @@ def test_killed_etcd_is_restarted_and_writes_continue(lab: EtcdLab) -> None:
 
 def test_down_removes_etcd_and_its_data(lab: EtcdLab) -> None:
     pid = etcd_pid(lab)
-    assert pid and (data_dir(lab.name) / "etcd" / "member").is_dir()
+    assert pid and (data_dir(lab.name) / "etcd" / "control-plane" / "member").is_dir()
     lifecycle.down(lab.name)
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert not (data_dir(lab.name) / "etcd").exists()

@@ -33,5 +33,10 @@ def test_etcd_and_workloads_add_their_steps_in_place():
                             "recording the lab"]
 
 
+def test_three_etcd_members_are_waited_for_in_one_step():
+    text = "cluster: {store: {etcd: {members: 3}}}\n" + NODES + "  - {name: w2}\n"
+    assert "waiting for etcd members cp, w1, w2" in _names(text)
+
+
 def test_network_only_builds_and_records():
     assert _names(NODES, control_plane=False) == ["building the network", "recording the lab"]

@@ -47,7 +47,7 @@ from netlab.master.apiserver.handlers import Context, handle
 from netlab.master.apiserver.request import parse_path, query_bool
 from netlab.master.apiserver.storage import Registry
 from netlab.master.apiserver.watch import WatchHub
-from netlab.master.store import Store, StoreClosedError
+from netlab.master.store import Store, StoreClosedError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return render.error_response(errors.APIError(exc.status, reason, exc.text or reason))
     except StoreClosedError:
         return render.error_response(errors.service_unavailable("the storage is closed"))
+    except StoreError as err:
+        # The store could not answer (etcd without a quorum, say): kube-apiserver
+        # answers such etcd errors 500 with etcd's words, and so does netlab.
+        log.warning("%s %s failed: %s", request.method, request.path, err)
+        return render.error_response(errors.internal_error(str(err)))
     except (ConnectionError, RuntimeError) as err:
         if request.transport is None or request.transport.is_closing():
             raise  # the client is gone; there is nobody to answer

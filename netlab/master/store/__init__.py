@@ -53,17 +53,18 @@ __all__ = [
 
 def open_store(spec: str, **options: Any) -> Store:
     """Open a store from ``spec``: ``memory:``, ``sqlite:<path>`` (a bare path
-    also means SQLite) or ``etcd:<http(s)://host:port>``. ``options`` go to the
+    also means SQLite) or ``etcd:<http(s)://host:port>[,<another member>...]``
+    (every member, as kube-apiserver's ``--etcd-servers``). ``options`` go to the
     backend's constructor (for etcd: ``ca``, ``cert``, ``key``)."""
     if spec in ("memory", "memory:"):
         return MemoryStore(**options)
     if spec.startswith("etcd:"):
         from netlab.master.store.etcd import EtcdStore
 
-        endpoint = spec[len("etcd:"):]
-        if not endpoint.startswith(("http://", "https://")):
+        endpoints = spec[len("etcd:"):]
+        if not endpoints.startswith(("http://", "https://")):
             raise ValueError("store spec needs an endpoint: etcd:https://<host>:<port>")
-        return EtcdStore(endpoint, **options)
+        return EtcdStore(endpoints, **options)
     if spec.startswith("sqlite:"):
         spec = spec[len("sqlite:"):]
         if spec.startswith("//"):  # sqlite:///abs/path

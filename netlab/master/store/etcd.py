@@ -40,6 +40,21 @@ compact; etcd's own ``--auto-compaction-*`` stays off). The compact revision
 is found at start by a binary search over ranges at past revisions (etcd
 reports "compacted" for any revision below it).
 
+Members and failover. The store is given every member's endpoint (as
+kube-apiserver's ``--etcd-servers``) and talks to one at a time, the same code
+for 1 member as for 3. A request that could not reach the member, or that the
+member refused without applying (no leader, not capable), moves on to the next
+endpoint, until the request's deadline; a read that timed out or lost its
+connection does too. A transaction that may have been applied (timed out,
+connection lost after sending) is not retried: it fails with EtcdUnavailable,
+which the API server answers 500, so a client never sees success for a write
+etcd did not commit, nor a silent second attempt. The watch that feeds the hub
+asks for a leader (gRPC metadata ``hasleader``, so a member that loses its
+quorum ends it) and for progress notifications (members run with a 1 s
+interval), and a watch silent for ``WATCH_IDLE`` seconds is taken for a dead
+connection (a member cut off by ``netlab fault link-down``): both reconnect to
+the next endpoint from the last published revision.
+
 Transport: HTTP/1.1 + JSON to ``/v3/kv/range``, ``/v3/kv/txn``,
 ``/v3/kv/compaction`` and ``/v3/watch`` (a stream of JSON lines), keys and
 values base64, over TLS with a client certificate when the endpoint is
@@ -62,7 +77,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Coroutine, Sequence
 from typing import Any, Optional, TypeVar
 
 import aiohttp
@@ -96,6 +111,13 @@ DEFAULT_CACHE_EVENTS = 1000
 ALL_KEYS = "AA=="  # base64 of "\0": as key and range_end, every key
 _RETRYABLE = ("no leader", "leader changed", "timed out", "not capable", "stopped",
               "too many requests")
+# Refusals that say the request was not applied: a transaction may be retried elsewhere.
+_NOT_APPLIED = ("no leader", "not capable", "too many requests")
+ATTEMPT_TIMEOUT = 10.0  # one request to one member; etcd's own request timeout is ~7 s
+WATCH_IDLE = 5.0  # a watch silent this long (progress every 1 s) is a dead connection
+# etcd's gRPC gateway passes Grpc-Metadata-* headers as gRPC metadata; this one makes
+# the member end the watch when it has no leader (clientv3.WithRequireLeader).
+_REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
 
 T = TypeVar("T")
 
@@ -154,8 +176,20 @@ def ssl_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLCon
     return ctx
 
 
+def parse_endpoints(endpoints: str | Sequence[str]) -> builtins.list[str]:
+    """``https://a:2379,https://b:2379`` (or a list) -> the endpoints, without slashes."""
+    items = endpoints.split(",") if isinstance(endpoints, str) else builtins.list(endpoints)
+    out = [e.strip().rstrip("/") for e in items if e.strip()]
+    if not out or not all(e.startswith(("http://", "https://")) for e in out):
+        raise ValueError(f"etcd endpoints must be http(s)://host:port, got {endpoints!r}")
+    if len({e.split(":", 1)[0] for e in out}) != 1:
+        raise ValueError("etcd endpoints must all be http or all https")
+    return out
+
+
 class EtcdStore(Store):
-    """A store in the etcd at ``endpoint`` (``http(s)://host:port``).
+    """A store in the etcd cluster at ``endpoints`` (``http(s)://host:port``, one or
+    several, as a list or comma-separated), failing over between them.
 
     ``ca``/``cert``/``key`` are PEM files for TLS (the CA that signed etcd's
     certificate, and this client's certificate and key). ``connect_timeout``
@@ -163,7 +197,8 @@ class EtcdStore(Store):
     retries while etcd is unreachable or has no leader.
     """
 
-    def __init__(self, endpoint: str, *, ca: str | None = None, cert: str | None = None,
+    def __init__(self, endpoints: str | Sequence[str], *, ca: str | None = None,
+                 cert: str | None = None,
                  key: str | None = None,
                  retain_revisions: int = DEFAULT_RETAIN,
                  watch_buffer: int = DEFAULT_BUFFER_LIMIT,
@@ -171,7 +206,8 @@ class EtcdStore(Store):
                  cache_events: int = DEFAULT_CACHE_EVENTS,
                  connect_timeout: float = 30.0,
                  request_timeout: float = 30.0) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        self.endpoints = parse_endpoints(endpoints)
+        self._current = 0  # the member requests go to; see _failover
         self._ssl: ssl.SSLContext | bool = (
             ssl_context(ca, cert, key) if self.endpoint.startswith("https:") else False)
         self._retain = retain_revisions
@@ -202,6 +238,18 @@ class EtcdStore(Store):
                              page_size=history_page)
         self._pump_task = asyncio.run_coroutine_threadsafe(self._pump(), self._loop)
 
+    @property
+    def endpoint(self) -> str:
+        """The member requests go to now."""
+        return self.endpoints[self._current]
+
+    def _failover(self, failed: str) -> None:
+        """Move on from ``failed`` to the next endpoint (once, however many requests
+        saw it fail at the same time)."""
+        if len(self.endpoints) > 1 and self.endpoint == failed:
+            self._current = (self._current + 1) % len(self.endpoints)
+            log.warning("etcd member %s failed; using %s", failed, self.endpoint)
+
     # ---- the private loop
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -209,7 +257,7 @@ class EtcdStore(Store):
 
     async def _open(self) -> tuple[int, int]:
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0),
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64))
         try:
             header = (await self._post("/v3/kv/range", {"key": ALL_KEYS, "count_only": True},
@@ -245,40 +293,62 @@ class EtcdStore(Store):
 
     async def _post(self, path: str, body: dict[str, Any], timeout: float | None = None,
                     idempotent: bool = True) -> dict[str, Any]:
-        """One JSON request; retried while etcd is unreachable or leaderless (a
-        request that never reached it, or that it refused without applying). A
-        read (``idempotent``) is also retried when a pooled connection turns out
-        to be dead (etcd restarted); a transaction is not, since it may have
-        been applied."""
+        """One JSON request, to the current member and then the others (see the module
+        docstring), until ``timeout``. Retried while no member answers or they are
+        leaderless; a read (``idempotent``) also after a timeout or a dead pooled
+        connection; a transaction only when it certainly was not applied."""
         deadline = time.monotonic() + (timeout or self._request_timeout)
         delay = 0.05
         while True:
+            endpoint = self.endpoint
+            remaining = max(0.1, deadline - time.monotonic())
             try:
-                async with self._session.post(self.endpoint + path, json=body) as resp:
+                async with self._session.post(
+                        endpoint + path, json=body,
+                        timeout=aiohttp.ClientTimeout(total=min(ATTEMPT_TIMEOUT, remaining),
+                                                      sock_connect=2.0)) as resp:
                     data = await resp.json(content_type=None)
                 if "error" in data or resp.status != 200:
                     raise EtcdError(str(data.get("message") or data.get("error") or data),
                                     int(data.get("code", 0)))
                 return data
             except (aiohttp.ClientConnectorError, EtcdError) as err:
+                # never sent (no connection), or refused by etcd
                 if isinstance(err, EtcdError) and not any(
-                        s in err.etcd_message for s in _RETRYABLE):
+                        s in err.etcd_message
+                        for s in (_RETRYABLE if idempotent else _NOT_APPLIED)):
+                    if any(s in err.etcd_message for s in _RETRYABLE):  # maybe applied
+                        self._failover(endpoint)
+                        raise EtcdUnavailable(f"etcd at {endpoint}: {err.etcd_message}") \
+                            from err
                     raise
+                self._failover(endpoint)
                 if self._closing or time.monotonic() + delay > deadline:
-                    raise EtcdUnavailable(f"etcd at {self.endpoint} is unavailable: {err}") \
-                        from err
-            except aiohttp.ServerDisconnectedError as err:
-                if not idempotent or self._closing or time.monotonic() + delay > deadline:
-                    raise StoreError(f"etcd at {self.endpoint}: {path} failed: {err!r}") from err
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as err:
-                raise StoreError(f"etcd at {self.endpoint}: {path} failed: {err!r}") from err
-            await asyncio.sleep(delay)  # retry backoff while etcd restarts
+                    raise EtcdUnavailable(f"etcd is unavailable ({', '.join(self.endpoints)}): "
+                                          f"{err}") from err
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError,
+                    asyncio.TimeoutError) as err:
+                # sent, and no answer: a read is retried elsewhere, a write may be applied
+                self._failover(endpoint)
+                what = "timed out" if isinstance(err, asyncio.TimeoutError) else repr(err)
+                if not idempotent:
+                    raise EtcdUnavailable(f"etcd at {endpoint}: {path} {what}; the write may "
+                                          "or may not have been applied") from err
+                if self._closing or time.monotonic() + delay > deadline:
+                    raise EtcdUnavailable(f"etcd is unavailable ({', '.join(self.endpoints)}): "
+                                          f"{path} {what}") from err
+            except (aiohttp.ClientError, ValueError) as err:
+                raise StoreError(f"etcd at {endpoint}: {path} failed: {err!r}") from err
+            await asyncio.sleep(delay)  # retry backoff while etcd restarts or elects
             delay = min(delay * 2, 1.0)
 
     async def _watch_stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The messages (``result`` objects) of one etcd watch, until the caller stops."""
-        async with self._session.post(self.endpoint + "/v3/watch",
-                                      json={"create_request": body}) as resp:
+        async with self._session.post(
+                self.endpoint + "/v3/watch", json={"create_request": body},
+                headers=_REQUIRE_LEADER,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0,
+                                              sock_read=WATCH_IDLE)) as resp:
             if resp.status != 200:
                 raise EtcdError(f"watch: HTTP {resp.status}: {(await resp.text())[:200]}")
             buf = b""
@@ -427,13 +497,20 @@ class EtcdStore(Store):
         return Event(EventType.PUT, kv, prev_kv)
 
     async def _published(self, revision: int) -> None:
-        """Wait until the watch pump has published ``revision``."""
+        """Wait until the watch pump has published ``revision``; bounded by the request
+        timeout, so that a request fails (5xx) rather than hangs while no member can
+        feed the watch (the pump keeps trying, and later requests succeed)."""
         if self._rev >= revision:
             return
         fut = self._loop.create_future()
         self._seq += 1
         heapq.heappush(self._waiters, (revision, self._seq, fut))
-        await fut
+        try:
+            await asyncio.wait_for(fut, self._request_timeout)
+        except asyncio.TimeoutError:
+            raise EtcdUnavailable(
+                f"etcd's watch did not deliver revision {revision + REV_OFFSET} within "
+                f"{self._request_timeout:.0f}s (members: {', '.join(self.endpoints)})") from None
 
     def _release(self) -> None:
         while self._waiters and self._waiters[0][0] <= self._rev:
@@ -447,8 +524,10 @@ class EtcdStore(Store):
         """Follow every change in etcd and publish it, reconnecting after failures."""
         delay = 0.05
         while not self._closing:
+            endpoint = self.endpoint
             stream = self._watch_stream({
                 "key": ALL_KEYS, "range_end": ALL_KEYS, "prev_kv": True,
+                "progress_notify": True,
                 "start_revision": str(self._rev + REV_OFFSET + 1)})
             try:
                 async for msg in stream:
@@ -466,11 +545,12 @@ class EtcdStore(Store):
                         self._release()
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # etcd restarting: resume from the last revision
+            except Exception as err:  # a member restarting or cut off: resume elsewhere
                 if self._closing:
                     return
-                log.warning("etcd watch interrupted at revision %d: %s; resuming",
-                            self._rev, err)
+                self._failover(endpoint)
+                log.warning("etcd watch on %s interrupted at revision %d: %r; resuming",
+                            endpoint, self._rev, err)
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()

@@ -42,19 +42,30 @@ class EtcdTLS:
     key: Path
 
 
+# How often a member tells an idle watch where it is (etcd's progress notification):
+# the store client takes a watch that stays silent much longer for a dead connection.
+PROGRESS_NOTIFY = "1s"
+
+
 def etcd_argv(name: str, data_dir: Path, ip: str, tls: Optional[EtcdTLS] = None, *,
               client_port: int = CLIENT_PORT, peer_port: int = PEER_PORT,
-              cluster_token: str = "netlab", fast: bool = False) -> list[str]:
-    """A one-member etcd on ``ip``: clients on ``client_port``, peers on ``peer_port``,
-    with client-certificate authentication on both when ``tls`` is given."""
+              cluster_token: str = "netlab", fast: bool = False,
+              peers: Optional[dict[str, str]] = None) -> list[str]:
+    """An etcd member named ``name`` on ``ip``: clients on ``client_port``, peers on
+    ``peer_port``, with client-certificate authentication on both when ``tls`` is given.
+    ``peers`` (member name -> address, this one included) is the initial cluster; by
+    default the member is alone."""
     scheme = "https" if tls else "http"
     client = f"{scheme}://{ip}:{client_port}"
     peer = f"{scheme}://{ip}:{peer_port}"
+    initial = ",".join(f"{n}={scheme}://{a}:{peer_port}"
+                       for n, a in (peers or {name: ip}).items())
     argv = [etcd_binary() or "etcd", "--name", name, "--data-dir", str(data_dir),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{name}={peer}", "--initial-cluster-state", "new",
+            "--initial-cluster", initial, "--initial-cluster-state", "new",
             "--initial-cluster-token", cluster_token,
+            "--experimental-watch-progress-notify-interval", PROGRESS_NOTIFY,
             "--logger", "zap", "--log-outputs", "stderr"]
     if fast:  # a single member elects itself after one election timeout
         argv += ["--heartbeat-interval", "10", "--election-timeout", "100",
@@ -64,7 +75,9 @@ def etcd_argv(name: str, data_dir: Path, ip: str, tls: Optional[EtcdTLS] = None,
                  "--key-file", str(tls.key), "--client-cert-auth",
                  "--peer-trusted-ca-file", str(tls.ca), "--peer-cert-file", str(tls.cert),
                  "--peer-key-file", str(tls.key), "--peer-client-cert-auth"]
-    return argv
+    # A member cut off from the others must not depose the leader when it comes back
+    # (Raft's pre-vote; etcd 3.4 leaves it off).
+    return [*argv, "--pre-vote"]
 
 
 def _free_port() -> int:
@@ -79,35 +92,50 @@ class LocalEtcd:
 
         with LocalEtcd() as etcd:
             store = EtcdStore(etcd.endpoint)
+
+    A member of a larger cluster (``LocalEtcdCluster``) is given its name, ports
+    and ``peers`` (name -> peer port of every member).
     """
 
     def __init__(self, data_dir: Optional[Path] = None, timeout: float = 20.0,
-                 tls: Optional[EtcdTLS] = None) -> None:
+                 tls: Optional[EtcdTLS] = None, *, name: str = "local",
+                 ports: Optional[tuple[int, int]] = None,
+                 peers: Optional[dict[str, int]] = None) -> None:
         self.tls = tls
         self._own_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="netlab-etcd-"))
         self.timeout = timeout
         self.proc: Optional[subprocess.Popen[bytes]] = None
-        self.endpoint = ""
+        self.name = name
+        self.ports = ports or (_free_port(), _free_port())
+        self.peers = peers
+        self.endpoint = f"{'https' if tls else 'http'}://127.0.0.1:{self.ports[0]}"
 
     def start(self) -> LocalEtcd:
-        if etcd_binary() is None:
-            raise FileNotFoundError(f"no etcd binary on PATH; {INSTALL_HINT}")
-        client, peer = _free_port(), _free_port()
-        self.endpoint = f"{'https' if self.tls else 'http'}://127.0.0.1:{client}"
-        argv = etcd_argv("local", self.data_dir / "member", "127.0.0.1", self.tls,
-                         client_port=client, peer_port=peer, fast=True)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.data_dir / "etcd.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, start_new_session=True)
-        self._created = psutil.Process(self.proc.pid).create_time()
+        self.launch()
         try:
             self._wait_healthy()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def launch(self) -> None:
+        """Start the process (``start`` also waits until it is healthy)."""
+        if etcd_binary() is None:
+            raise FileNotFoundError(f"no etcd binary on PATH; {INSTALL_HINT}")
+        client, peer = self.ports
+        argv = etcd_argv(self.name, self.data_dir / "member", "127.0.0.1", self.tls,
+                         client_port=client, peer_port=peer, fast=True)
+        if self.peers:  # the same address for all, a port each: not etcd_argv's peers
+            scheme = "https" if self.tls else "http"
+            argv[argv.index("--initial-cluster") + 1] = ",".join(
+                f"{n}={scheme}://127.0.0.1:{port}" for n, port in self.peers.items())
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.data_dir / "etcd.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=self._log, start_new_session=True)
+        self._created = psutil.Process(self.proc.pid).create_time()
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -155,6 +183,42 @@ class LocalEtcd:
         self.stop()
 
 
+class LocalEtcdCluster:
+    """``size`` throwaway members on 127.0.0.1 (a port pair each), for the failover
+    tests and the benchmark; ``stop_member(i)`` takes one down, as a crash would."""
+
+    def __init__(self, base: Path, size: int = 3, timeout: float = 30.0) -> None:
+        ports = {f"m{i}": (_free_port(), _free_port()) for i in range(size)}
+        peers = {name: pair[1] for name, pair in ports.items()}
+        self.members = [LocalEtcd(base / name, timeout, name=name, ports=pair, peers=peers)
+                        for name, pair in ports.items()]
+        self.endpoints = [m.endpoint for m in self.members]
+
+    def start(self) -> LocalEtcdCluster:
+        try:
+            for member in self.members:  # all running before any can elect a leader
+                member.launch()
+            for member in self.members:
+                member._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop_member(self, index: int) -> None:
+        self.members[index].stop()
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()
+
+    def __enter__(self) -> LocalEtcdCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 # --- probing a member (run inside its node's namespace: see netlab.lab.control) -------------
 
 
@@ -192,18 +256,25 @@ def wait_healthy(endpoint: str, tls: Optional[EtcdTLS], timeout: float) -> None:
 
 
 def member_status(endpoint: str, tls: Optional[EtcdTLS]) -> dict[str, object]:
-    """Health, version, leader and database size of the member at ``endpoint``."""
+    """Health, version, leader and database size of the member at ``endpoint``. A
+    member that answers but knows no leader (it lost its quorum) is not healthy:
+    it serves no linearizable read and no write."""
     ctx = _context(tls)
     try:
         raw = json.loads(_get(endpoint + "/v3/maintenance/status", ctx, b"{}"))
-        header = raw.get("header") or {}
-        return {"endpoint": endpoint, "healthy": True, "version": raw.get("version"),
-                "leader": raw.get("leader") == header.get("member_id"),
-                "revision": int(header.get("revision", 0)),
-                "dbSize": int(raw.get("dbSize", 0))}
     except (OSError, ValueError) as err:
         return {"endpoint": endpoint, "healthy": False,
                 "error": str(getattr(err, "reason", err))}
+    header = raw.get("header") or {}
+    leader = raw.get("leader") or "0"
+    out: dict[str, object] = {
+        "endpoint": endpoint, "healthy": leader != "0", "version": raw.get("version"),
+        "leader": leader != "0" and leader == header.get("member_id"),
+        "revision": int(header.get("revision", 0)), "dbSize": int(raw.get("dbSize", 0))}
+    errors = [*raw.get("errors", [])] + ([] if leader != "0" else ["no leader"])
+    if errors:  # etcd's own words (an alarm, a corrupt member...)
+        out["error"] = "; ".join(errors)
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -16,7 +16,7 @@ import pytest
 from netlab.lab.pki import create_pki, etcd_pki_paths
 from netlab.master.store import CompactedError, EventType, StoreError, open_store
 from netlab.master.store.etcd import REV_OFFSET, EtcdStore
-from netlab.master.store.etcd_server import EtcdTLS, LocalEtcd
+from netlab.master.store.etcd_server import EtcdTLS, LocalEtcd, LocalEtcdCluster
 
 pytestmark = pytest.mark.etcd
 KEY = "/registry/deployments/default/web"
@@ -120,3 +120,34 @@ def test_history_older_than_the_recent_events_is_read_from_etcd(etcd: LocalEtcd)
         store.compact(5)
         with pytest.raises(CompactedError):  # the rest of its history is gone from etcd
             w2.get(timeout=10)
+
+
+def test_a_three_member_store_fails_over_and_refuses_writes_without_quorum(
+        tmp_path: Path) -> None:
+    """Given every member, the store follows the cluster: a stopped member costs
+    nothing (reads, writes and the watch move to another member); with 1 of 3 left a
+    write fails with EtcdUnavailable within the request timeout, and once a member
+    returns, writes succeed again with no help. Every acknowledged write is there."""
+    cluster = LocalEtcdCluster(tmp_path / "cluster")
+    with cluster:
+        store = EtcdStore(cluster.endpoints, request_timeout=8.0)
+        try:
+            acked = [store.create("/registry/configmaps/default/a0", b"0").key]
+            watch = store.watch("/registry/configmaps/", store.current_revision())
+            first = store.endpoint
+            cluster.stop_member(cluster.endpoints.index(first))
+            acked.append(store.create("/registry/configmaps/default/a1", b"1").key)
+            assert store.endpoint != first
+            ev = watch.get(timeout=20)
+            assert ev is not None and ev.kv.key.endswith("/a1")  # the watch moved too
+            second = store.endpoint
+            cluster.stop_member(cluster.endpoints.index(second))
+            with pytest.raises(StoreError, match="etcd"):
+                store.create("/registry/configmaps/default/lost", b"x")
+            cluster.members[cluster.endpoints.index(second)].launch()  # quorum again
+            acked.append(store.create("/registry/configmaps/default/a2", b"2").key)
+            listed = {kv.key for kv in store.list("/registry/configmaps/").items}
+            assert set(acked) <= listed
+            watch.close()
+        finally:
+            store.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from netlab.lab import components, lifecycle
+from netlab.lab import components, control, lifecycle
 from netlab.lab.state import data_dir, lab_dir, load_state
 from netlab.topology import load_topology, plan_lab
 
@@ -18,6 +18,7 @@ nodes:
   - name: cp
     role: control-plane
   - name: w1
+  - name: w2
 """
 
 
@@ -33,7 +34,7 @@ def by_name(store: str, tmp_path: Path) -> dict[str, components.Component]:
 
 def test_sqlite_runs_no_etcd(tmp_path: Path) -> None:
     comps = by_name("sqlite", tmp_path)
-    assert "etcd" not in comps
+    assert not [name for name in comps if name.startswith("etcd")]
     argv = comps["apiserver"].argv
     assert argv[argv.index("--store") + 1] == f"sqlite:{data_dir('wire') / 'store.db'}"
 
@@ -42,20 +43,42 @@ def test_etcd_member_on_the_control_plane_underlay_with_tls(tmp_path: Path) -> N
     p = plan(tmp_path, "etcd")
     comps = {c.name: c for c in components.components(p, 3, 4)}
     cp = p.node("cp")
-    etcd = comps["etcd"]
+    assert [name for name in comps if name.startswith("etcd")] == ["etcd-cp"]
+    etcd = comps["etcd-cp"]
     assert etcd.netns == cp.netns
     flags = dict(zip(etcd.argv[1::2], etcd.argv[2::2]))
     ip = cp.underlay.ip
     assert flags["--listen-client-urls"] == f"https://{ip}:2379"
     assert flags["--listen-peer-urls"] == f"https://{ip}:2380"
     assert flags["--initial-cluster"] == f"cp=https://{ip}:2380"
-    assert flags["--data-dir"] == str(data_dir("wire") / "etcd")
+    assert flags["--data-dir"] == str(data_dir("wire") / "etcd" / "cp")
     assert {"--client-cert-auth", "--peer-client-cert-auth"} <= set(etcd.argv)
     assert flags["--trusted-ca-file"] == str(lab_dir("wire") / "ca.crt")
     api = comps["apiserver"].argv
     assert api[api.index("--store") + 1] == f"etcd:https://{ip}:2379"
     assert api[api.index("--etcd-certfile") + 1] == str(lab_dir("wire") / "etcd" / "client.crt")
-    assert list(comps).index("etcd") < list(comps).index("apiserver")
+    assert list(comps).index("etcd-cp") < list(comps).index("apiserver")
+
+
+def test_three_members_on_the_control_plane_and_the_first_workers(tmp_path: Path) -> None:
+    p = plan(tmp_path, "{etcd: {members: 3}}")
+    comps = {c.name: c for c in components.components(p, 3, 4)}
+    members = [name for name in comps if name.startswith("etcd")]
+    assert members == ["etcd-cp", "etcd-w1", "etcd-w2"]
+    ips = {n: p.node(n).underlay.ip for n in ("cp", "w1", "w2")}
+    initial = ",".join(f"{n}=https://{ip}:2380" for n, ip in ips.items())
+    for node, ip in ips.items():
+        member = comps[f"etcd-{node}"]
+        assert member.netns == p.node(node).netns  # in its node, on the underlay
+        flags = dict(zip(member.argv[1::2], member.argv[2::2]))
+        assert flags["--name"] == node
+        assert flags["--listen-peer-urls"] == f"https://{ip}:2380"
+        assert flags["--initial-cluster"] == initial
+        assert flags["--data-dir"] == str(data_dir("wire") / "etcd" / node)
+        assert {"--client-cert-auth", "--peer-client-cert-auth"} <= set(member.argv)
+    api = comps["apiserver"].argv
+    assert api[api.index("--store") + 1] == "etcd:" + ",".join(
+        f"https://{ip}:2379" for ip in ips.values())
 
 
 def test_up_refuses_without_the_etcd_binary_and_touches_nothing(
@@ -68,3 +91,21 @@ def test_up_refuses_without_the_etcd_binary_and_touches_nothing(
     assert "apt-get install etcd-server" in str(exc.value)
     assert "Nothing was created" in str(exc.value)
     assert load_state("noetcd") is None and not lab_dir("noetcd").exists()
+
+
+def test_up_waits_for_each_member_in_turn_and_stops_at_the_one_that_fails(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = plan(tmp_path, "{etcd: {members: 3}}")
+    calls: list[tuple[str, str, str]] = []
+
+    def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
+                  state: object, component: str = "etcd") -> None:
+        calls.append((member, component, netns_name))
+        if member == "w1":
+            raise control.ControlPlaneError(f"etcd member {member} ({endpoint}) did not start")
+
+    monkeypatch.setattr(control, "wait_etcd", wait_etcd)
+    ctx = lifecycle.UpContext(p.topology, p, None, lambda _: None, 10.0)  # type: ignore[arg-type]
+    with pytest.raises(control.ControlPlaneError, match="etcd member w1 "):
+        lifecycle._etcd(ctx)
+    assert calls == [("cp", "etcd-cp", p.node("cp").netns), ("w1", "etcd-w1", p.node("w1").netns)]

@@ -339,10 +339,18 @@ workloads: [missing.yaml]
     ("cluster: {store: etcd}\n", "etcd", 1),
     ("cluster: {store: {etcd: {members: 1}}}\n", "etcd", 1),
     ("cluster: {store: {etcd: {}}}\n", "etcd", 1),
+    ("cluster: {store: {etcd: {members: 3}}}\n", "etcd", 3),
 ])
 def test_store_spellings(tmp_path: Path, spelling: str, store: str, members: int) -> None:
-    topo = load(tmp_path, MINIMAL + spelling)
+    topo = load(tmp_path, MINIMAL + "  - {name: w3}\n" + spelling)
     assert (topo.cluster.store, topo.cluster.etcd_members) == (store, members)
+
+
+def test_three_members_run_on_the_control_plane_then_the_first_workers(tmp_path: Path) -> None:
+    topo = load(tmp_path, "cluster: {store: {etcd: {members: 3}}}\nnodes:\n"
+                "  - {name: a}\n  - {name: cp, role: control-plane}\n  - {name: b}\n"
+                "  - {name: c}\n")
+    assert [n.name for n in topo.etcd_member_nodes] == ["cp", "a", "b"]
 
 
 def test_cluster_dns_domain_and_an_upstream_inside_the_lab(tmp_path: Path) -> None:
