@@ -37,7 +37,7 @@ from netlab.node.kubelet.streaming import text_response
 
 log = logging.getLogger("netlab.kubelet.portforward")
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 # Bytes of client messages waiting for a port's connection; beyond it reading the
 # WebSocket waits, so TCP's backpressure reaches the client.
 INBOX_BYTES = 4 << 20
