@@ -106,6 +106,12 @@ async def spdy_upgrade(request: web.Request, protocol: str,
     return response
 
 
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a finished task's exception as seen (asyncio logs unseen ones)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class SpdyConnection:
     """One SPDY/3.1 connection, server side: subclasses handle the streams' frames."""
 
@@ -124,7 +130,21 @@ class SpdyConnection:
 
     async def send_data(self, stream_id: int, data: Buffer, flags: int = 0) -> None:
         """One DATA frame: its header, then ``data`` as it is, without copying it behind
-        the header (for a relay's bulk bytes, the copy cost as much as the TLS)."""
+        the header (for a relay's bulk bytes, the copy cost as much as the TLS).
+
+        The two writes are one task, shielded: a relay cancelled between them (its
+        other direction ended) must not leave a header without its payload, which
+        would garble every later frame of the connection."""
+        task = asyncio.ensure_future(self._send_data(stream_id, data, flags))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The frame still goes out whole; a failure then is the connection's end,
+            # which the session's reader sees: nothing to report from here.
+            task.add_done_callback(_retrieve)
+            raise
+
+    async def _send_data(self, stream_id: int, data: Buffer, flags: int) -> None:
         async with self.lock:
             await self._write(spdy.data_header(stream_id, len(data), flags))
             if len(data):
