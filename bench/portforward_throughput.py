@@ -2,7 +2,7 @@
 """Throughput through ``kubectl port-forward`` against a direct connection to the pod, same run.
 
 Run as root:  .venv/bin/python bench/portforward_throughput.py [--mib 256] [--runs 5]
-                  [--kubectl PATH]
+                  [--kubectl PATH] [--profile DIR]
 
 A lab with one worker runs a pod whose server (the host's python3, as a pod
 ``command``) sends zeros to every connection on port 9000 until the client closes.
@@ -12,15 +12,23 @@ API server runs), once through ``kubectl port-forward`` on 127.0.0.1 (kubectl ->
 API server's SPDY session -> WebSocket over TLS to the kubelet -> the pod).
 Printed: the median MiB/s of each and their ratio (target >= 0.3), and the CPU
 seconds kubectl, the API server and the kubelet spent per GiB forwarded.
+
+``--profile DIR`` samples the API server and the kubelet with py-spy (``pip install
+py-spy``; with native frames, so time in ssl and zlib shows) while the forwarded
+rounds run, and writes DIR/apiserver.txt and DIR/kubelet.txt: collapsed stacks, and a
+summary of the functions that the most samples were in (self) at the top.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
+import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import time
 
 import psutil
@@ -65,6 +73,20 @@ def read_all(sock: socket.socket, size: int) -> float:
     return size / (1 << 20) / (time.perf_counter() - start)
 
 
+def summarize(raw: str, top: int = 40) -> str:
+    """The functions most samples ended in, then the collapsed stacks as py-spy wrote them."""
+    self_count: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        self_count[stack.split(";")[-1]] += int(count)
+    lines = [f"{n * 100 / max(total, 1):5.1f}%  {name}" for name, n in self_count.most_common(top)]
+    return "\n".join([f"samples: {total}", *lines, "", raw])
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -76,6 +98,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kubectl", default="/usr/lib/google-cloud-sdk/bin/kubectl.1.33")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the API server and kubelet")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root")
@@ -110,21 +133,41 @@ def main() -> None:
                     "apiserver": psutil.Process(components["apiserver"]["pid"]),
                     "kubelet": psutil.Process(components[f"kubelet-{node}"]["pid"])}
             cpu = dict.fromkeys(hops, 0.0)
+            sys_cpu = dict.fromkeys(hops, 0.0)
 
             def forwarded() -> float:
-                before = {k: sum(p.cpu_times()[:2]) for k, p in hops.items()}
+                before = {k: p.cpu_times()[:2] for k, p in hops.items()}
                 rate = read_all(socket.create_connection(("127.0.0.1", local)), size)
                 for k, p in hops.items():
-                    cpu[k] += sum(p.cpu_times()[:2]) - before[k]
+                    user, system = p.cpu_times()[:2]
+                    cpu[k] += user + system - sum(before[k])
+                    sys_cpu[k] += system - before[k][1]
                 return rate
 
             direct(), forwarded()  # warm both
-            cpu = dict.fromkeys(hops, 0.0)
+            cpu, sys_cpu = dict.fromkeys(hops, 0.0), dict.fromkeys(hops, 0.0)
+            spies = []
+            if args.profile:
+                spy = shutil.which("py-spy") or os.path.join(os.path.dirname(
+                    os.path.abspath(sys.executable)), "py-spy")
+                os.makedirs(args.profile, exist_ok=True)
+                for name in ("apiserver", "kubelet"):
+                    out = os.path.join(args.profile, f"{name}.raw")
+                    spies.append((out, subprocess.Popen(
+                        [spy, "record", "--pid", str(hops[name].pid), "--native",
+                         "--format", "raw", "--rate", "200", "-o", out],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
             d_rates, f_rates = [], []
             for i in range(args.runs):
                 pair = [(direct, d_rates), (forwarded, f_rates)]
                 for run, into in pair if i % 2 == 0 else reversed(pair):
                     into.append(run())
+            for out, proc in spies:
+                proc.send_signal(2)  # py-spy writes its file on SIGINT
+                proc.wait(timeout=60)
+                if os.path.exists(out):
+                    with open(out) as f, open(out[:-4] + ".txt", "w") as summary:
+                        summary.write(summarize(f.read()))
         finally:
             if forward is not None:
                 forward.kill()
@@ -135,8 +178,9 @@ def main() -> None:
     print(f"through kubectl port-forward: {f50:8.1f} MiB/s")
     print(f"ratio port-forward/direct: {f50 / d50:.3f} (target >= 0.3)")
     gib = args.runs * size / (1 << 30)
-    print("CPU seconds per GiB forwarded: " +
-          ", ".join(f"{k} {v / gib:.2f}" for k, v in cpu.items()))
+    print("CPU seconds per GiB forwarded (of which in the kernel): " +
+          ", ".join(f"{k} {v / gib:.2f} ({sys_cpu[k] / gib:.2f})" for k, v in cpu.items()))
+    print(f"load average: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ CANCEL, INTERNAL_ERROR = 5, 6
 GOAWAY_OK, GOAWAY_PROTOCOL_ERROR, GOAWAY_INTERNAL_ERROR = 0, 1, 2
 
 MAX_LENGTH = (1 << 24) - 1
+# A DATA frame's header: the stream id (high bit 0), then flags and a 24-bit length.
+_DATA_HEADER = struct.Struct(">II")
 # A header block that inflates past this is refused: the peer is not a client.
 MAX_HEADER_BYTES = 1 << 20
 
@@ -119,6 +121,14 @@ class UnknownControl:
 
 Frame = Union[DataFrame, SynStream, SynReply, HeadersFrame, RstStream, Settings, Ping, GoAway,
               WindowUpdate, UnknownControl]
+
+
+def data_header(stream_id: int, length: int, flags: int = 0) -> bytes:
+    """The 8 bytes that precede a DATA frame's ``length`` bytes of payload: a relay sends
+    them and the payload as two writes rather than copying the payload behind them."""
+    if length > MAX_LENGTH:
+        raise ValueError("data frame too long")
+    return _DATA_HEADER.pack(stream_id & 0x7FFFFFFF, (flags << 24) | length)
 
 
 def encode_header_block(headers: Headers) -> bytes:
@@ -258,10 +268,7 @@ class Framer:
         """The bytes of ``frame``; header blocks go through this side's zlib context,
         so frames must be sent in the order they are encoded."""
         if isinstance(frame, DataFrame):
-            if len(frame.data) > MAX_LENGTH:
-                raise ValueError("data frame too long")
-            return struct.pack(">IB", frame.stream_id & 0x7FFFFFFF, frame.flags) + \
-                len(frame.data).to_bytes(3, "big") + frame.data
+            return data_header(frame.stream_id, len(frame.data), frame.flags) + frame.data
         if isinstance(frame, SynStream):
             payload = struct.pack(">IIBB", frame.stream_id, frame.associated,
                                   (frame.priority & 7) << 5, 0) + self._compress(frame.headers)

@@ -30,18 +30,20 @@ def test_dial_reaches_a_server_on_the_pods_loopback_only(make_netns):
     port = server.getsockname()[1]
 
     async def main() -> None:
-        reader, writer = await asyncio.wait_for(dial(pod, port), 10)
-        try:
-            conn, _ = await asyncio.wait_for(
-                asyncio.get_running_loop().sock_accept(server), 10)
+        loop = asyncio.get_running_loop()
+        sock = await asyncio.wait_for(dial(pod, port), 10)
+        with sock:
+            conn, _ = await asyncio.wait_for(loop.sock_accept(server), 10)
             with conn:
-                writer.write(b"ping")
-                await writer.drain()
+                await loop.sock_sendall(sock, b"ping")
+                conn.setblocking(True)
                 conn.sendall(b"pong:" + conn.recv(4))
-                assert await asyncio.wait_for(reader.readexactly(9), 10) == b"pong:ping"
-        finally:
-            writer.close()
-            await writer.wait_closed()
+                got = b""
+                while len(got) < 9:
+                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 9 - len(got)), 10)
+                    assert chunk, got
+                    got += chunk
+                assert got == b"pong:ping"
         # The same port on another namespace's loopback is not the pod's server.
         with pytest.raises(ConnectionRefusedError):
             await asyncio.wait_for(dial(other, port), 10)

@@ -12,7 +12,6 @@ reaches the kubelets through ``kubelet_log_fetcher``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import socket
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from netlab.process import setup_logging, stop_event
+from netlab.process import run, setup_logging, stop_event
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -189,7 +188,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
-    asyncio.run(serve(_parse(argv)))
+    run(serve(_parse(argv)))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from netlab.api.remotecommand import offered_protocols
 from netlab.api.views import pod_spec
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
-from netlab.master.apiserver.spdysession import Read, SpdyConnection, Write, spdy_upgrade
+from netlab.master.apiserver.spdysession import Buffer, Read, SpdyConnection, Write, spdy_upgrade
 from netlab.master.apiserver.storage import Registry
 from netlab.master.apiserver.streaming import kubelet_node, relay_response, upgrade_failed
 from netlab.tasks import until_first
@@ -134,9 +134,10 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
                     break
             return b""
 
-        async def write_ws(data: bytes) -> None:
+        async def write_ws(data: Buffer) -> None:
             if not ws.closed:
-                await ws.send_bytes(data)
+                # aiohttp takes any bytes-like here (it checks so), though typed bytes.
+                await ws.send_bytes(data)  # type: ignore[arg-type]
 
         try:
             await SpdySession(read_ws, write_ws, dial_port).run()
@@ -267,7 +268,8 @@ class SpdySession(SpdyConnection):
             async for message in ws:
                 if message.type != aiohttp.WSMsgType.BINARY or not message.data:
                     return
-                channel, payload = message.data[0], message.data[1:]
+                # Views, not slices: each slice of a message copied all its bytes.
+                channel, payload = message.data[0], memoryview(message.data)[1:]
                 if channel not in seen:
                     seen.add(channel)
                     payload = payload[2:]
@@ -275,7 +277,7 @@ class SpdySession(SpdyConnection):
                     continue
                 sid = pair.data if channel == 0 else pair.error
                 for at in range(0, len(payload), CHUNK):
-                    await self.send(spdy.DataFrame(sid, payload[at:at + CHUNK]))
+                    await self.send_data(sid, payload[at:at + CHUNK])
 
         async def up() -> None:
             while chunk := await pair.inbound.get():

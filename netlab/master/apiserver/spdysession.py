@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 from aiohttp import web
 
@@ -36,7 +36,9 @@ RAW_QUEUE_LIMIT = 4 << 20
 UPGRADE = "SPDY/3.1"
 
 Read = Callable[[], Awaitable[bytes]]
-Write = Callable[[bytes], Awaitable[None]]
+# What goes out: a relay passes views of what it received rather than copies.
+Buffer = Union[bytes, bytearray, memoryview]
+Write = Callable[[Buffer], Awaitable[None]]
 
 
 class RawParser:
@@ -91,7 +93,7 @@ async def spdy_upgrade(request: web.Request, protocol: str,
     request.protocol.set_parser(parser)  # type: ignore[arg-type]
     request.protocol.keep_alive(False)
 
-    async def write(data: bytes) -> None:
+    async def write(data: Buffer) -> None:
         if transport is None or transport.is_closing():
             raise ConnectionResetError("the client went away")
         await response.write(data)
@@ -102,6 +104,12 @@ async def spdy_upgrade(request: web.Request, protocol: str,
         if transport is not None:
             transport.close()
     return response
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a finished task's exception as seen (asyncio logs unseen ones)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class SpdyConnection:
@@ -119,6 +127,28 @@ class SpdyConnection:
     async def send(self, *frames: spdy.Frame) -> None:
         async with self.lock:
             await self._write(b"".join(self.framer.encode(f) for f in frames))
+
+    async def send_data(self, stream_id: int, data: Buffer, flags: int = 0) -> None:
+        """One DATA frame: its header, then ``data`` as it is, without copying it behind
+        the header (for a relay's bulk bytes, the copy cost as much as the TLS).
+
+        The two writes are one task, shielded: a relay cancelled between them (its
+        other direction ended) must not leave a header without its payload, which
+        would garble every later frame of the connection."""
+        task = asyncio.ensure_future(self._send_data(stream_id, data, flags))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The frame still goes out whole; a failure then is the connection's end,
+            # which the session's reader sees: nothing to report from here.
+            task.add_done_callback(_retrieve)
+            raise
+
+    async def _send_data(self, stream_id: int, data: Buffer, flags: int) -> None:
+        async with self.lock:
+            await self._write(spdy.data_header(stream_id, len(data), flags))
+            if len(data):
+                await self._write(data)
 
     async def run(self) -> None:
         """Read frames until the client closes, says GOAWAY, sends garbage or ``handle``

@@ -37,7 +37,7 @@ from netlab.node.kubelet.streaming import text_response
 
 log = logging.getLogger("netlab.kubelet.portforward")
 
-CHUNK = 1 << 20
+CHUNK = 1 << 18
 # Bytes of client messages waiting for a port's connection; beyond it reading the
 # WebSocket waits, so TCP's backpressure reaches the client.
 INBOX_BYTES = 4 << 20
@@ -88,10 +88,11 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, netns: str | 
         if not ws.closed:
             await ws.send_bytes(bytes((channel,)) + data)
 
-    async def upstream(queue: ByteQueue, writer: asyncio.StreamWriter) -> None:
+    async def upstream(queue: ByteQueue, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            writer.write(await queue.get())
-            await writer.drain()
+            # sock_sendall returns once the kernel took it all: the queue's bound holds.
+            await loop.sock_sendall(sock, await queue.get())
 
     async def one(index: int, port: int) -> None:
         data_ch, err_ch = 2 * index, 2 * index + 1
@@ -103,16 +104,19 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, netns: str | 
 
     async def connection(port: int, data_ch: int, err_ch: int) -> None:
         try:
-            reader, writer = await asyncio.wait_for(dial(netns, port), CONNECT_TIMEOUT)
+            sock = await asyncio.wait_for(dial(netns, port), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as err:
             # asyncio's message names the address; the kernel's reason is the errno's.
             reason = os.strerror(err.errno).lower() if isinstance(err, OSError) and \
                 err.errno else "i/o timeout"
             await send(err_ch, pf.forward_error(port, pod, uid, LOCALHOST, reason).encode())
             return
-        up = asyncio.ensure_future(upstream(inbox[data_ch], writer))
+        up = asyncio.ensure_future(upstream(inbox[data_ch], sock))
+        loop = asyncio.get_running_loop()
         try:
-            while chunk := await reader.read(CHUNK):
+            # The socket itself rather than a StreamReader: its buffer copied every byte
+            # in and out again; sock_recv's bytes are the kernel's copy, sent as they are.
+            while chunk := await loop.sock_recv(sock, CHUNK):
                 await send(data_ch, chunk)
         except OSError:
             pass
@@ -120,9 +124,7 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, netns: str | 
             up.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await up
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            sock.close()
 
     for index, port in enumerate(ports):  # the prefixes first, as upstream writes them
         await send(2 * index, pf.port_prefix(port))
@@ -143,11 +145,11 @@ async def _forward(ws: web.WebSocketResponse, host: str, uid: str, netns: str | 
             await everything
 
 
-async def dial(netns: str | None, port: int
-               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A connection to ``localhost:port`` in network namespace ``netns`` (None: this
-    thread's own). The socket is created there; connecting and everything after it
-    happen on the loop, in the socket's namespace whatever the thread's."""
+async def dial(netns: str | None, port: int) -> socket.socket:
+    """A connected, non-blocking socket to ``localhost:port`` in network namespace
+    ``netns`` (None: this thread's own), for the loop's ``sock_*`` calls. The socket is
+    created there; connecting and everything after it happen on the loop, in the
+    socket's namespace whatever the thread's."""
     def make() -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
@@ -157,7 +159,7 @@ async def dial(netns: str | None, port: int
         netnslib.run_in_netns, netns, make)
     try:
         await asyncio.get_running_loop().sock_connect(sock, (LOCALHOST, port))
-        return await asyncio.open_connection(sock=sock, limit=CHUNK)
+        return sock
     except BaseException:
         sock.close()
         raise
@@ -170,8 +172,8 @@ async def _inbound(ws: web.WebSocketResponse, inbox: dict[int, ByteQueue]) -> No
             return
         raw = message.data.encode() if isinstance(message.data, str) else message.data
         queue = inbox.get(raw[0]) if raw else None
-        if queue is not None and raw[1:]:
-            await queue.put(bytes(raw[1:]))
+        if queue is not None and len(raw) > 1:
+            await queue.put(memoryview(raw)[1:])  # a view: the bytes are not copied again
 
 
 class ByteQueue:
@@ -183,11 +185,11 @@ class ByteQueue:
         self.limit = limit
         self.size = 0  # bytes queued
         self.closed = False
-        self._items: collections.deque[bytes] = collections.deque()
+        self._items: collections.deque[bytes | memoryview] = collections.deque()
         self._room = asyncio.Event()
         self._ready = asyncio.Event()
 
-    async def put(self, data: bytes) -> None:
+    async def put(self, data: bytes | memoryview) -> None:
         while not self.closed and self._items and self.size + len(data) > self.limit:
             self._room.clear()
             await self._room.wait()
@@ -196,7 +198,7 @@ class ByteQueue:
             self.size += len(data)
             self._ready.set()
 
-    async def get(self) -> bytes:
+    async def get(self) -> bytes | memoryview:
         while not self._items:
             self._ready.clear()
             await self._ready.wait()

@@ -287,3 +287,32 @@ async def test_raw_spdy_reading_pauses_while_the_session_lags():
     assert received == total
     assert peak <= limit + len(piece)
     assert transport.pauses > 1 and transport.resumes == transport.pauses
+
+
+async def test_a_data_frame_goes_out_whole_when_its_sender_is_cancelled():
+    """A DATA frame is its header and its payload, two writes: a relay cancelled while
+    the first one waits (its other direction ended) still sends the second, and the
+    next frame follows it, so kubectl decodes every frame of the connection."""
+    from netlab.master.apiserver.spdysession import SpdyConnection
+
+    out: list[bytes] = []
+    slow = asyncio.Event()
+
+    async def write(data: Any) -> None:
+        out.append(bytes(data))
+        if len(out) == 1:
+            await slow.wait()  # the transport is full: this write waits for a drain
+
+    async def never() -> bytes:
+        return b""
+
+    conn = SpdyConnection(never, write)
+    sender = asyncio.ensure_future(conn.send_data(1, b"payload"))
+    await asyncio.sleep(0.01)
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+    slow.set()
+    await conn.send(spdy.DataFrame(3, b"", spdy.FLAG_FIN))
+    frames = spdy.Framer().feed(b"".join(out))
+    assert frames == [spdy.DataFrame(1, b"payload"), spdy.DataFrame(3, b"", spdy.FLAG_FIN)]
