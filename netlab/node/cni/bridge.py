@@ -79,8 +79,9 @@ def add(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Result
                 nl.delete_link(veth)  # half a pair from a crash: make it again
                 link = None
             if link is None:
-                # Made across namespaces, both ends up, at the MTU, on the bridge: one
-                # request; neither end ever exists in the root namespace.
+                # Made across namespaces at the MTU, the host end up and on the bridge:
+                # one request; neither end ever exists in the root namespace. (eth0 is
+                # brought up on the pod side: the kernel cannot open a peer that early.)
                 nl.add_veth(veth, rt.ifname, rt.netns, mtu=mtu, master=bridge.index)
                 link = nl.get_link(veth)
                 if link is None:
