@@ -103,17 +103,15 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None) -> int:
 
 
 def ensure_veth(ipr: IPRoute, name: str, peer: str, peer_netns: str, mtu: int | None = None,
-                master: int | None = None, link: Any | None = None) -> Any:
+                master: int | None = None) -> Any:
     """A veth whose ``name`` end is here, up, and ``peer`` end lives in ``peer_netns``;
     returns the ``name`` end's message (``["index"]``, ``.get("IFLA_ADDRESS")``, ...).
 
     Created directly across namespaces: neither end ever exists in the root namespace.
     A new pair is made with its MTU, its ``master`` (a bridge's index) and up in the same
-    request; an existing one is converged to them. ``link``: the ``name`` end's message
-    when the caller has just read it (None: read it here).
+    request; an existing one is converged to them.
     """
-    if link is None:
-        link = get_link(ipr, name)
+    link = get_link(ipr, name)
     if link is None:
         fd = os.open(netns_path(peer_netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -194,11 +192,10 @@ def ensure_route(ipr: IPRoute, subnet: IPv4Network, gateway: IPv4Address) -> Non
         raise OSError(exc.code, f"route to {subnet} via {gateway}: {exc}") from exc
 
 
-def tag_owner(ipr: IPRoute, lab: str, up: bool = False) -> None:
+def tag_owner(ipr: IPRoute, lab: str) -> None:
     """Mark the namespace as the lab's, on ``lo``'s alias: cleanup by prefix checks it,
-    so a lab named ``demo`` never deletes lab ``demo-a``'s namespaces. ``up``: bring
-    ``lo`` up in the same request (setting up a link that is up changes nothing)."""
-    ipr.link("set", index=1, ifalias=OWNER_ALIAS_PREFIX + lab, **({"state": "up"} if up else {}))
+    so a lab named ``demo`` never deletes lab ``demo-a``'s namespaces."""
+    ipr.link("set", index=1, ifalias=OWNER_ALIAS_PREFIX + lab)
 
 
 def read_owner(ipr: IPRoute) -> str | None:
