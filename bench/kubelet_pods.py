@@ -42,6 +42,15 @@ as the runtime does), or the host's ``sleep`` when the burst does.
 *lab CPU per pod* is the CPU of the lab's components and of the children they
 reaped: conmon's launcher and ``crun start``, not conmon's monitor (it forks away
 from the kubelet) nor the ``crun create`` it runs, whose CPU no figure here counts.
+*by component* splits it (per pod of the burst, so a kubelet's figure is a third of
+what each of its own pods costs it). CPU figures hold on a loaded machine where the
+times do not.
+
+``--profile PATH`` profiles the runtime-library baseline with cProfile on
+``time.thread_time`` in every thread (the throwaway threads that enter the node's and
+the pods' namespaces too) and writes the merged statistics to PATH
+(``python -m pstats PATH``). The profiler's own cost inflates pure-Python code most,
+so read it for where the time goes, and the unprofiled CPU figures for how much.
 """
 
 from __future__ import annotations
@@ -222,8 +231,45 @@ def baseline_container(image: str) -> tuple[ContainerSpec, str]:
             f"{image} (not stored: the host's sleep, host files read-only)")
 
 
+@contextlib.contextmanager
+def profiled_threads(path: str | None) -> Iterator[None]:
+    """cProfile with ``time.thread_time`` (CPU, not wall) in every thread started
+    meanwhile, including the throwaway ones that enter the node and pod namespaces;
+    the merged statistics go to ``path`` (``python -m pstats PATH``). None: no profile."""
+    if path is None:
+        yield
+        return
+    import cProfile
+    import pstats
+    import threading
+
+    profiles: list[cProfile.Profile] = []
+    original = threading.Thread.run
+
+    def run(self: threading.Thread) -> None:
+        profile = cProfile.Profile(time.thread_time)
+        profile.enable()
+        try:
+            original(self)
+        finally:
+            profile.disable()
+            profiles.append(profile)  # list.append is atomic
+
+    threading.Thread.run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        threading.Thread.run = original  # type: ignore[method-assign]
+        if profiles:
+            stats = pstats.Stats(profiles[0])
+            for profile in profiles[1:]:
+                stats.add(profile)
+            stats.dump_stats(path)
+
+
 def runtime_baseline(lab: str, topo_path: Path, count: int, nodes: list[str],
-                     container: ContainerSpec) -> tuple[float, float]:
+                     container: ContainerSpec, profile: str | None = None
+                     ) -> tuple[float, float]:
     """The same pods through the runtime library directly: time until all run, and the
     CPU per pod of this process and of the children it reaped (conmon's launcher,
     ``crun start``; not conmon's monitor nor its ``crun create``)."""
@@ -244,11 +290,12 @@ def runtime_baseline(lab: str, topo_path: Path, count: int, nodes: list[str],
         run_in_netns(rt.node.netns, work)  # as the kubelet calls it: from the node
 
     me = psutil.Process()
-    cpu0, t0 = sum(me.cpu_times()[:4]), time.monotonic()
-    with ThreadPoolExecutor(16) as pool:  # the kubelet's runtime pool size, one per node here
-        list(pool.map(one, range(count)))
-    elapsed = time.monotonic() - t0
-    cpu = (sum(me.cpu_times()[:4]) - cpu0) / count
+    with profiled_threads(profile):
+        cpu0, t0 = sum(me.cpu_times()[:4]), time.monotonic()
+        with ThreadPoolExecutor(16) as pool:  # the kubelet's runtime pool size
+            list(pool.map(one, range(count)))
+        elapsed = time.monotonic() - t0
+        cpu = (sum(me.cpu_times()[:4]) - cpu0) / count
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda m: run_in_netns(m[0].node.netns,
                                               lambda: m[0].remove_pod_sandbox(m[1], 0)), made))
@@ -310,6 +357,18 @@ def kubelet_rss(lab: str) -> dict[str, float]:
     return out
 
 
+def component_cpu_seconds(lab: str) -> dict[str, float]:
+    """:func:`lab_cpu_seconds` per component (its own CPU plus its reaped children's)."""
+    out = {}
+    for name, row in (read_json(components_path(lab)) or {}).items():
+        try:
+            t = psutil.Process(row["pid"]).cpu_times()
+        except (KeyError, TypeError, psutil.Error):
+            continue
+        out[name] = t.user + t.system + t.children_user + t.children_system
+    return out
+
+
 def lab_cpu_seconds(lab: str) -> float:
     """CPU used so far by the lab's processes (every component: API server, controllers,
     kubelets, agents) and by the children they reaped: conmon's launcher and ``crun
@@ -331,6 +390,9 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--sequential", type=int, default=10)
+    parser.add_argument("--profile", metavar="PATH",
+                        help="profile the runtime-library baseline (cProfile, thread CPU "
+                             "time, every thread) into PATH")
     parser.add_argument("--image", default=IMAGE,
                         help="what runs `sleep`: a stored image, or any other name for the "
                              "host's program")
@@ -340,12 +402,15 @@ def main() -> None:
     with running_lab(topology(lab, args.workers), args.workers + 1) as path:
         container, runs = baseline_container(args.image)
         crun = crun_baseline(lab, path, args.pods, nodes, container)
-        base, base_cpu = runtime_baseline(lab, path, args.pods, nodes, container)
+        base, base_cpu = runtime_baseline(lab, path, args.pods, nodes, container,
+                                          args.profile)
         rss_idle = kubelet_rss(lab)
-        cpu0 = lab_cpu_seconds(lab)
+        cpu0, by0 = lab_cpu_seconds(lab), component_cpu_seconds(lab)
         result = asyncio.run(burst(lab, [f"p{i}" for i in range(args.pods)], nodes, args.image))
         rss = kubelet_rss(lab)
         cpu_per_pod = (lab_cpu_seconds(lab) - cpu0) / args.pods
+        by_component = {name: (cpu - by0[name]) / args.pods
+                        for name, cpu in component_cpu_seconds(lab).items() if name in by0}
         seq = asyncio.run(sequential(lab, [f"s{i}" for i in range(args.sequential)], nodes,
                                     args.image))
     all_running = result.pop("__all__")
@@ -377,6 +442,10 @@ def main() -> None:
     print(f"  lab CPU per pod        {report['lab_cpu_per_pod_ms']:6.1f} ms  "
           "(the components and what they reaped: conmon's launcher, crun start; "
           "not conmon's monitor nor its crun create)")
+    busy = sorted(((cpu, name) for name, cpu in by_component.items() if cpu >= 0.0005),
+                  reverse=True)
+    print("    by component: " + ", ".join(f"{name} {cpu * 1000:.1f}" for cpu, name in busy)
+          + " ms")
     print(f"baseline, running {runs}:")
     print(f"          the same containers started by crun directly: "
           f"{report['baseline_crun_all_running_s']:.2f} s")

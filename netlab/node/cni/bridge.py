@@ -26,7 +26,7 @@ import hashlib
 from ipaddress import IPv4Interface
 from typing import Callable, TypeVar
 
-from netlab.kernel import links, netns
+from netlab.kernel import links, netns, rtnl
 from netlab.node.cni.config import CniError, Interface, NetConf, Result, RuntimeConf
 from netlab.node.cni.ipam import HostLocalIpam, IpamError
 
@@ -47,8 +47,8 @@ def _in(ns: str | None, fn: Callable[[], T]) -> T:
 
 
 def _has_link(name: str) -> bool:
-    with links.netlink() as ipr:
-        return links.link_index(ipr, name) is not None
+    with rtnl.open_socket() as nl:
+        return nl.get_link(name) is not None
 
 
 def add(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Result:
@@ -60,35 +60,56 @@ def add(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Result
         raise CniError(11, str(exc)) from exc
     address = IPv4Interface(f"{ip}/{conf.subnet.prefixlen}")
     veth = host_veth_name(rt.container_id)
-    pod_has_if = netns.run_in_netns(rt.netns, lambda: _has_link(rt.ifname))
 
-    # Each step reads a link once and changes it in one request: a pod start is a
-    # dozen netlink round trips, and pyroute2 makes each cost about a millisecond.
+    # Each step reads a link once and changes it in one request, over one socket per
+    # namespace, through ``rtnl`` (pyroute2's messages without IPRoute's event loop): a
+    # pod start is a dozen netlink round trips, and IPRoute made each cost about a
+    # millisecond.
     def node_side() -> tuple[str, int]:
-        with links.netlink() as ipr:
-            bridge = links.get_link(ipr, conf.bridge)
+        with rtnl.open_socket() as nl:
+            bridge = nl.get_link(conf.bridge)
             if bridge is None:
                 raise CniError(100, f"no {conf.bridge} bridge in the node's namespace")
-            mtu = conf.mtu or int(bridge.get("IFLA_MTU"))
-            if not pod_has_if:
-                links.delete_link(ipr, veth)  # half a pair from a crash: make it again
-            link = links.ensure_veth(ipr, veth, rt.ifname, rt.netns, mtu=mtu,
-                                     master=bridge["index"])
-            links.ensure_hairpin(ipr, link["index"], conf.hairpin_mode, link=link)
-            return link.get("IFLA_ADDRESS") or "", mtu
+            mtu = conf.mtu or bridge.mtu
+            link = nl.get_link(veth)
+            # Only an existing host end can be half a pair (its peer lost with an old
+            # namespace after a crash): a new pod's namespace is not even looked into.
+            if link is not None and not netns.run_in_netns(rt.netns,
+                                                           lambda: _has_link(rt.ifname)):
+                nl.delete_link(veth)  # half a pair from a crash: make it again
+                link = None
+            if link is None:
+                # Made across namespaces at the MTU, the host end up and on the bridge:
+                # one request; neither end ever exists in the root namespace. (eth0 is
+                # brought up on the pod side: the kernel cannot open a peer that early.)
+                nl.add_veth(veth, rt.ifname, rt.netns, mtu=mtu, master=bridge.index)
+                link = nl.get_link(veth)
+                if link is None:
+                    raise CniError(100, f"{veth} vanished right after it was made")
+            else:
+                nl.converge(link, mtu=mtu, master=bridge.index)
+            if bool(link.hairpin) != conf.hairpin_mode:
+                nl.set_hairpin(link.index, conf.hairpin_mode)
+            return link.mac, mtu
 
     host_mac, mtu = _in(node_netns, node_side)
 
     def pod_side() -> str:
-        with links.netlink() as ipr:
-            links.ensure_up(ipr, "lo")
-            link = links.get_link(ipr, rt.ifname)
+        with rtnl.open_socket() as nl:
+            lo = nl.get_link("lo")
+            if lo is not None:
+                nl.converge(lo)
+            link = nl.get_link(rt.ifname)
             if link is None:
                 raise CniError(100, f"{rt.ifname} missing in {rt.netns}")
-            links.converge(ipr, link["index"], mtu=mtu, link=link)
-            links.ensure_addresses(ipr, link["index"], [address])
-            links.ensure_default_route(ipr, conf.gateway_ip)
-            return str(link.get("IFLA_ADDRESS") or "")
+            nl.converge(link, mtu=mtu)
+            nl.ensure_addresses(link.index, [address])
+            try:
+                nl.replace_default_route(conf.gateway_ip)
+            except OSError as exc:
+                raise OSError(exc.errno, f"default route via {conf.gateway_ip}: {exc}") \
+                    from exc
+            return link.mac
 
     pod_mac = netns.run_in_netns(rt.netns, pod_side)
     return Result(interfaces=[Interface(conf.bridge, ""), Interface(veth, host_mac),
@@ -146,8 +167,8 @@ def delete(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Non
     veth = host_veth_name(rt.container_id)
 
     def drop(name: str) -> None:
-        with links.netlink() as ipr:
-            links.delete_link(ipr, name)
+        with rtnl.open_socket() as nl:
+            nl.delete_link(name)
 
     # The links first: a netns still pinned elsewhere must not keep an address
     # that is handed out again.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network
@@ -38,6 +39,29 @@ _RESERVED_NAMES = {LAST_RESERVED, LOCK}
 def ipam_dir(lab: str, node: str) -> Path:
     """The node's host-local data dir (CNI's ``/var/lib/cni/networks/<name>``)."""
     return DATA_ROOT / lab / "ipam" / node
+
+
+@functools.lru_cache(maxsize=64)
+def _pool(subnet: IPv4Network, gateway: IPv4Address | None) -> tuple[IPv4Address, ...]:
+    """The subnet's hosts less the gateway: the same for every allocation of a node."""
+    return tuple(ip for ip in subnet.hosts() if ip != gateway)
+
+
+def _read_owner(path: str) -> str | None:
+    """The owner recorded in an address file; "" while it is being written (created,
+    not yet filled); None when it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        text = os.read(fd, 4096).decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    # host-local writes "<container id>\n<ifname>"; the first line is the owner.
+    return text.split("\n", 1)[0].strip()
 
 
 class IpamError(RuntimeError):
@@ -71,39 +95,46 @@ class HostLocalIpam:
         """Every address pods may get, in order."""
         if self.subnet is None:
             raise IpamError(f"no subnet given for {self.directory}")
-        return [ip for ip in self.subnet.hosts() if ip != self.gateway]
+        return list(_pool(self.subnet, self.gateway))
+
+    def _records(self) -> Iterator[tuple[str, str]]:
+        """(address as named, owning uid) of every record. A pod start reads them all
+        (the lookup before an allocation) and the policy agents poll them, so this is
+        plain ``os`` calls: no ``Path`` and no address parsing per file."""
+        try:
+            entries = os.scandir(self.directory)
+        except FileNotFoundError:
+            return
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name in _RESERVED_NAMES or name.startswith(".") or not name[:1].isdigit():
+                    continue
+                uid = _read_owner(entry.path)
+                if uid is not None:
+                    yield name, uid
 
     def allocations(self) -> dict[IPv4Address, str]:
         """Address -> owning uid, from the files."""
         found: dict[IPv4Address, str] = {}
-        try:
-            names = os.listdir(self.directory)
-        except FileNotFoundError:
-            return found
-        for name in names:
-            if name in _RESERVED_NAMES or name.startswith("."):
-                continue
+        for name, uid in self._records():
             try:
-                ip = IPv4Address(name)
+                found[IPv4Address(name)] = uid
             except ValueError:
                 continue
-            uid = self._owner(ip)
-            if uid is not None:
-                found[ip] = uid
         return found
 
     def lookup(self, uid: str) -> IPv4Address | None:
         """The address ``uid`` holds, if any."""
-        held = sorted(ip for ip, owner in self.allocations().items() if owner == uid)
-        return held[0] if held else None
+        held = []
+        for name, owner in self._records():
+            if owner == uid:
+                with contextlib.suppress(ValueError):
+                    held.append(IPv4Address(name))
+        return min(held) if held else None
 
     def _owner(self, ip: IPv4Address) -> str | None:
-        try:
-            text = (self.directory / str(ip)).read_text()
-        except OSError:
-            return None
-        # host-local writes "<container id>\n<ifname>"; the first line is the owner.
-        return text.splitlines()[0].strip() if text.strip() else ""
+        return _read_owner(os.path.join(self.directory, str(ip)))
 
     # -- writing -------------------------------------------------------------
 

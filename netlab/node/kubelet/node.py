@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -89,6 +90,10 @@ def node_taints(cfg: KubeletConfig) -> list[dict[str, str]]:
     return taints
 
 
+# The machine facts below cannot change while the kubelet runs (upstream reads them once,
+# from cAdvisor's machine info); each heartbeat re-reading them cost more than the rest of
+# the status: importlib.metadata parses every installed package's metadata.
+@functools.cache
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as f:
@@ -97,6 +102,7 @@ def _boot_id() -> str:
         return ""
 
 
+@functools.cache
 def _os_image() -> str:
     try:
         with open("/etc/os-release") as f:
@@ -117,6 +123,7 @@ def node_info(cfg: KubeletConfig) -> dict[str, str]:
             "operatingSystem": "linux", "architecture": _arch()}
 
 
+@functools.cache
 def _version() -> str:
     try:
         from importlib.metadata import version

@@ -86,6 +86,11 @@ MIN_GRACE = 2  # seconds: the kubelet's minimumGracePeriodInSeconds
 # How often a running pod's configMap/secret/downwardAPI/projected volumes are written
 # again from the API (upstream: the pod's periodic sync, with a cache TTL).
 VOLUME_RESYNC = 10.0
+# How long a namespace's kube-root-ca.crt, which every pod's service-account volume
+# reads, is reused (upstream's cache-based object manager keeps objects a minute; its
+# default watch-based one makes no request per pod). The lab's CA never changes; a
+# GET per pod start was one of the few API requests each pod costs.
+ROOT_CA_TTL = 60.0
 
 
 @dataclass
@@ -108,6 +113,8 @@ class Services:
                                                                   PULL_BACKOFF_MAX))
 
     tokens: Optional[TokenManager] = None  # projected service-account tokens
+    # Each namespace's kube-root-ca.crt ConfigMap and when it was read (ROOT_CA_TTL).
+    root_ca: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     # The Services the kubelet's informer holds, for the containers' variables.
     services: Callable[[], list[dict[str, Any]]] = list
 
@@ -404,12 +411,19 @@ class PodWorker:
         namespace = meta_of(self.pod or self.known or {}).get("namespace") or "default"
         found: dict = {}
         for kind, name in sorted(wanted):
+            root_ca = (kind, name) == (envsources.CONFIGMAP, ROOT_CA_CONFIGMAP)
+            held = self.s.root_ca.get(namespace) if root_ca else None
+            if held is not None and time.monotonic() - held[0] < ROOT_CA_TTL:
+                found[(kind, name)] = held[1]
+                continue
             try:
                 found[(kind, name)] = await self.s.client.get(kind + "s", name, namespace)
             except APIError as err:
                 if not err.not_found:
                     raise
-                found[(kind, name)] = None
+                found[(kind, name)] = None  # not kept: the next sync asks again
+            if root_ca and found[(kind, name)] is not None:
+                self.s.root_ca[namespace] = (time.monotonic(), found[(kind, name)])
         return found
 
     # -- containers ---------------------------------------------------------------------------

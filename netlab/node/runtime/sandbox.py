@@ -32,7 +32,7 @@ from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from netlab.kernel import links, mounts, netns
+from netlab.kernel import links, mounts, netns, rtnl
 from netlab.kernel import namespaces as nsutil
 from netlab.kernel.processes import kill_in_netns
 from netlab.node import cni
@@ -145,9 +145,8 @@ def _read_owner() -> str | None:
 def _prepare_pod_netns(lab: str) -> None:
     for key, value in POD_SYSCTLS.items():
         netns.write_sysctl(key, value)
-    with links.netlink() as ipr:
-        links.tag_owner(ipr, lab)
-        links.ensure_up(ipr, "lo")
+    with rtnl.open_socket() as nl:  # lo (index 1) tagged and up in one request
+        nl.set_link(1, up=True, alias=links.OWNER_ALIAS_PREFIX + lab)
 
 
 def _ensure_netns(lab: str, name: str, ours: bool) -> None:
