@@ -224,3 +224,57 @@ def settled_fds(procs: list[Any], timeout: float = 30, quiet: float = 1.0) -> li
 
     wait_for(steady, timeout, interval=0.1, what="the fd counts to settle")
     return last
+
+
+def process_gone(pid: int, timeout: float = 10) -> bool:
+    """Whether process ``pid`` is gone within ``timeout``. A zombie counts as gone
+    unless it is this process's own to reap (then the code under test forgot to wait
+    for it); orphans are init's to reap."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE and proc.ppid() != os.getpid():
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)  # a probe interval
+    return False
+
+
+def containers_gone(lab: str, uids: list[str], timeout: float = 60) -> None:
+    """Wait until crun keeps no container of the pods ``uids`` in ``lab``."""
+    from netlab.node.runtime import oci_runtime
+
+    wait_for(lambda: not any(cid.startswith(tuple(uids)) for cid in oci_runtime.list_ids(lab)),
+             timeout, interval=0.1, what=f"the containers of pods {uids} to be gone")
+
+
+@contextlib.contextmanager
+def busybox_images() -> Iterator[Any]:
+    """The host's image store with busybox and alpine in it for the block; the ones the
+    host did not have before are removed at its end (let their containers go first)."""
+    from netlab.images import busybox
+    from netlab.images.store import ImageNotFoundError, ImageStore
+
+    store = ImageStore()
+    had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
+    try:
+        busybox.build(store)
+        yield store
+    finally:
+        for name, before in had.items():
+            if before is None:  # ours: the host had no such image before
+                with contextlib.suppress(ImageNotFoundError):
+                    store.remove(name)
+
+
+def apply_ready(kubeconfig: Path, manifest: str, *pods: str, timeout: int = 120) -> None:
+    """``kubectl apply`` the manifest, then wait until each of ``pods`` is Ready."""
+    out = kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest)
+    assert out.returncode == 0, out.stderr
+    ready = kubectl(kubeconfig, "wait", "--for=condition=Ready", *(f"pod/{p}" for p in pods),
+                    f"--timeout={timeout}s", timeout=timeout + 30)
+    assert ready.returncode == 0, ready.stderr

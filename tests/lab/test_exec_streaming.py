@@ -26,12 +26,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from labkit import KUBECTL, kubectl, settled_fds, wait_for
+from labkit import KUBECTL, busybox_images, containers_gone, kubectl, settled_fds, wait_for
 
-from netlab.images import busybox
-from netlab.images.store import ImageNotFoundError, ImageStore
 from netlab.lab.state import components_path, read_json
-from netlab.node.runtime import oci_runtime
 
 BIN = "/usr/lib/google-cloud-sdk/bin/kubectl.1.{}"
 WEBSOCKET_VERSIONS = ("30", "33")
@@ -66,30 +63,22 @@ spec:
 def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
     """The running busybox pod; yields the kubeconfig. The image is built if missing
     and then removed again, once the pods' containers are gone."""
-    store = ImageStore()
-    had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
     uids: list[str] = []
-    try:
-        busybox.build(store)
-        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
-        assert out.returncode == 0, out.stderr
-        wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
-                                 "jsonpath={.items[*].status.phase}").stdout
-                 == "Running Running", 120, interval=0.2, what="the busybox pods to run")
-        uids = kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
-                       "jsonpath={.items[*].metadata.uid}").stdout.split()
-        yield kubeconfig
-    finally:
-        kubectl(kubeconfig, "delete", "pod", POD, "talker", "--wait=false")
-        # Grace 0: the API forgets the pods at once and the kubelet stops their
-        # containers after; the image goes only once no container of them is left.
-        wait_for(lambda: not any(cid.startswith(tuple(uids))
-                                 for cid in oci_runtime.list_ids(cluster_lab.name)),
-                 60, interval=0.1, what="the busybox pods' containers to be gone")
-        for name, before in had.items():
-            if before is None:
-                with contextlib.suppress(ImageNotFoundError):
-                    store.remove(name)
+    with busybox_images():
+        try:
+            out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
+            assert out.returncode == 0, out.stderr
+            wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+                                     "jsonpath={.items[*].status.phase}").stdout
+                     == "Running Running", 120, interval=0.2, what="the busybox pods to run")
+            uids = kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+                           "jsonpath={.items[*].metadata.uid}").stdout.split()
+            yield kubeconfig
+        finally:
+            kubectl(kubeconfig, "delete", "pod", POD, "talker", "--wait=false")
+            # Grace 0: the API forgets the pods at once and the kubelet stops their
+            # containers after; the image goes only once no container of them is left.
+            containers_gone(cluster_lab.name, uids)
 
 
 def _binary(version: str) -> str:
@@ -506,8 +495,7 @@ def test_kubectl_debug_runs_in_the_targets_pid_namespace(cluster_lab, pod):
         # They go with the pod: no container of it is left in crun.
         uid = kubectl(pod, "get", "pod", "target", "-o", "jsonpath={.metadata.uid}").stdout
         assert uid and kubectl(pod, "delete", "pod", "target", "--wait=false").returncode == 0
-        wait_for(lambda: not any(cid.startswith(uid) for cid in oci_runtime.list_ids(lab)),
-                 60, interval=0.1, what="the debugged pod's containers to be gone")
+        containers_gone(lab, [uid])
     finally:
         kubectl(pod, "delete", "pod", "target", "--wait=false")
 

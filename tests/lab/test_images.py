@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from imagekit import store_files
-from labkit import KUBECTL, kubectl, netlab_cli, wait_for
+from labkit import KUBECTL, busybox_images, kubectl, netlab_cli, wait_for
 
 from netlab.images import busybox
 from netlab.images.store import ImageNotFoundError, ImageStore, StoredImage
@@ -51,18 +51,10 @@ ECHO = textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def busybox_image() -> Iterator[StoredImage]:
-    store = ImageStore()
-    had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
-    try:
-        busybox.build(store)
+    with busybox_images() as store:
         image = store.lookup("busybox")
         assert image is not None
         yield image
-    finally:
-        for name, before in had.items():
-            if before is None:  # ours: the host had no such image before this module
-                with contextlib.suppress(ImageNotFoundError):
-                    store.remove(name)
 
 
 def _jsonpath(kubeconfig, pod: str, path: str) -> str:

@@ -10,16 +10,12 @@ config error naming it.
 
 from __future__ import annotations
 
-import contextlib
 import textwrap
 
 import pytest
-from labkit import KUBECTL, kubectl, wait_for
+from labkit import KUBECTL, busybox_images, containers_gone, kubectl, wait_for
 
 from netlab import paths
-from netlab.images import busybox
-from netlab.images.store import ImageNotFoundError, ImageStore
-from netlab.node.runtime import oci_runtime
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
@@ -93,28 +89,21 @@ def test_no_image_sees_the_lab_token_or_its_data(cluster_lab, kubeconfig):
               f"test -n \"$(ls -A {paths.DATA_ROOT} 2>/dev/null)\" && echo DATA-SEEN "
               "|| echo DATA-HIDDEN")
     pods = {"stored": "busybox", "host-program": "some/program", "builtin": "netlab/echo"}
-    store = ImageStore()
-    had = {name: store.lookup(name) for name in (*busybox.BUSYBOX_NAMES, *busybox.ALPINE_NAMES)}
     uids: list[str] = []
-    try:
-        busybox.build(store)
-        for name, image in pods.items():
-            out = kubectl(kubeconfig, "apply", "-f", "-", stdin=_pod(name, script, image=image))
-            assert out.returncode == 0, out.stderr
-        for name in pods:
-            wait_for(lambda name=name: _phase(kubeconfig, name) in ("Succeeded", "Failed"), 60,
-                     interval=0.2, what=f"pod {name} to finish")
-        uids = kubectl(kubeconfig, "get", "pod", *pods, "-o",
-                       "jsonpath={.items[*].metadata.uid}").stdout.split()
-        for name, image in pods.items():
-            assert _logs(kubeconfig, name).split() == ["TOKEN-HIDDEN", "DATA-HIDDEN"], image
-    finally:
-        kubectl(kubeconfig, "delete", "pod", *pods, "--ignore-not-found", "--wait=false")
-        # The images this test built go once no container of these is left.
-        wait_for(lambda: not any(cid.startswith(tuple(uids))
-                                 for cid in oci_runtime.list_ids(cluster_lab.name)),
-                 60, interval=0.1, what="the pods' containers to be gone")
-        for name, before in had.items():
-            if before is None:
-                with contextlib.suppress(ImageNotFoundError):
-                    store.remove(name)
+    with busybox_images():
+        try:
+            for name, image in pods.items():
+                out = kubectl(kubeconfig, "apply", "-f", "-",
+                              stdin=_pod(name, script, image=image))
+                assert out.returncode == 0, out.stderr
+            for name in pods:
+                wait_for(lambda name=name: _phase(kubeconfig, name) in ("Succeeded", "Failed"),
+                         60, interval=0.2, what=f"pod {name} to finish")
+            uids = kubectl(kubeconfig, "get", "pod", *pods, "-o",
+                           "jsonpath={.items[*].metadata.uid}").stdout.split()
+            for name, image in pods.items():
+                assert _logs(kubeconfig, name).split() == ["TOKEN-HIDDEN", "DATA-HIDDEN"], image
+        finally:
+            kubectl(kubeconfig, "delete", "pod", *pods, "--ignore-not-found", "--wait=false")
+            # The images this test built go once no container of these is left.
+            containers_gone(cluster_lab.name, uids)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from labkit import KUBECTL, kubectl, settled_fds, wait_for
+from labkit import KUBECTL, apply_ready, kubectl, settled_fds, wait_for
 
 from netlab.lab.state import components_path, read_json
 
@@ -67,11 +67,7 @@ spec:
 def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
     """The running echo pod and its Service; yields the kubeconfig."""
     try:
-        out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
-        assert out.returncode == 0, out.stderr
-        wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "-o",
-                                 "jsonpath={.status.containerStatuses[*].ready}").stdout
-                 == "true true", 120, interval=0.2, what="the echo pod to be ready")
+        apply_ready(kubeconfig, POD_YAML, POD)
         yield kubeconfig
     finally:
         kubectl(kubeconfig, "delete", "pod", POD, "--wait=false")
@@ -100,11 +96,7 @@ spec:
 def loopback_pod(pod: Path) -> Iterator[Path]:
     """A pod whose HTTP server listens on its 127.0.0.1 only; yields the kubeconfig."""
     try:
-        out = kubectl(pod, "apply", "-f", "-", stdin=LOOPBACK_YAML)
-        assert out.returncode == 0, out.stderr
-        wait_for(lambda: kubectl(pod, "get", "pod", LOOPBACK_POD, "-o",
-                                 "jsonpath={.status.containerStatuses[*].ready}").stdout
-                 == "true", 120, interval=0.2, what="the loopback pod to be ready")
+        apply_ready(pod, LOOPBACK_YAML, LOOPBACK_POD)
         yield pod
     finally:
         kubectl(pod, "delete", "pod", LOOPBACK_POD, "--wait=false")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from labkit import process_gone
 
 from netlab.node.kubelet.prober import PodProber
 from netlab.node.runtime import ExecSpec, execs
@@ -31,20 +32,6 @@ def _prober() -> PodProber:
         cri=FakeCri())))  # type: ignore[arg-type]
 
 
-def _gone(pid: int) -> bool:
-    """Dead, with a deadline; a zombie that is not ours to reap counts as gone."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE and proc.ppid() != os.getpid():
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_a_timed_out_exec_probe_leaves_no_process_behind(tmp_path: Path):
     pids = tmp_path / "pids"
     # The probe command, its child and a daemonised grandchild in a session of its own.
@@ -60,7 +47,7 @@ def test_a_timed_out_exec_probe_leaves_no_process_behind(tmp_path: Path):
     started = [int(p) for p in pids.read_text().split()]
     assert len(started) == 3
     for pid in started:
-        assert _gone(pid), psutil.Process(pid).cmdline()
+        assert process_gone(pid), psutil.Process(pid).cmdline()
 
 
 def test_a_probe_that_ends_in_time_gives_its_status_and_output():

@@ -18,6 +18,7 @@ import aiohttp
 import psutil
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from labkit import process_gone
 
 from netlab.api import remotecommand as rc
 from netlab.node.kubelet import streaming
@@ -140,21 +141,6 @@ def test_tty_gets_resizes_in_order():
     _run(test)
 
 
-def _gone(pid: int) -> bool:
-    """Dead, with a deadline. A zombie counts as gone unless it is ours to reap (then
-    the server forgot to wait for it); orphans are init's to reap."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            proc = psutil.Process(pid)
-            if proc.status() == psutil.STATUS_ZOMBIE and proc.ppid() != os.getpid():
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -181,8 +167,8 @@ def test_malformed_frames_close_the_stream_and_end_the_command():
             assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
             await ws.close()
             assert ws.close_code == aiohttp.WSCloseCode.PROTOCOL_ERROR
-            assert await asyncio.to_thread(_gone, pid)
-            assert await asyncio.to_thread(_gone, helper)
+            assert await asyncio.to_thread(process_gone, pid)
+            assert await asyncio.to_thread(process_gone, helper)
         # The server still serves.
         ws = await client.ws_connect(_url("echo", "alive", stdout="1"), protocols=[rc.V5])
         assert (await _collect(ws))[rc.STDOUT] == b"alive\n"
@@ -202,10 +188,10 @@ def test_client_disconnect_kills_the_command_and_its_children():
             children = psutil.Process(pid).children()
             helper = psutil.Process(pid).ppid()
             await ws.close()
-            assert await asyncio.to_thread(_gone, pid)
-            assert await asyncio.to_thread(_gone, helper)
+            assert await asyncio.to_thread(process_gone, pid)
+            assert await asyncio.to_thread(process_gone, helper)
             for child in children:
-                assert await asyncio.to_thread(_gone, child.pid)
+                assert await asyncio.to_thread(process_gone, child.pid)
     _run(test)
 
 
@@ -230,7 +216,7 @@ def test_random_messages_never_take_the_server_down():
                     else:
                         await ws.send_bytes(data)
             await ws.close()
-            assert await asyncio.to_thread(_gone, pid)
+            assert await asyncio.to_thread(process_gone, pid)
         ws = await client.ws_connect(_url("echo", "alive", stdout="1"), protocols=[rc.V4])
         assert (await _collect(ws))[rc.STDOUT] == b"alive\n"
     _run(test)
