@@ -358,18 +358,24 @@ def _apply(kubeconfig: Path, manifest: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
-def _stdin_pod(name: str, once: bool, command: str) -> str:
+def _busybox_pod(name: str, container: str, restart: str = "Always") -> str:
+    """A one-container busybox pod; ``container``: the container's other fields, in YAML
+    flow style."""
     return f"""\
 apiVersion: v1
 kind: Pod
 metadata: {{name: {name}}}
 spec:
   terminationGracePeriodSeconds: 0
-  restartPolicy: Never
+  restartPolicy: {restart}
   containers:
-  - {{name: main, image: busybox, stdin: true, stdinOnce: {str(once).lower()},
-      command: [sh, -c, '{command}']}}
+  - {{image: busybox, {container}}}
 """
+
+
+def _stdin_pod(name: str, once: bool, command: str) -> str:
+    return _busybox_pod(name, f"name: main, stdin: true, stdinOnce: {str(once).lower()}, "
+                              f"command: [sh, -c, '{command}']", restart="Never")
 
 
 @pytest.mark.parametrize("version", ("27", "33"))
@@ -435,15 +441,8 @@ def test_python_client_attach_with_stdin_twice(pod):
         kubectl(pod, "delete", "pod", "reader", "--wait=false")
 
 
-TARGET_YAML = """\
-apiVersion: v1
-kind: Pod
-metadata: {name: target}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: app, image: busybox, command: [sh, -c, 'echo app-started; exec sleep 3600']}
-"""
+TARGET_YAML = _busybox_pod("target", "name: app, command: [sh, -c, 'echo app-started; "
+                                    "exec sleep 3600']")
 
 
 def _ephemeral_state(kubeconfig: Path, index: int) -> str:
@@ -500,16 +499,8 @@ def test_kubectl_debug_runs_in_the_targets_pid_namespace(cluster_lab, pod):
         kubectl(pod, "delete", "pod", "target", "--wait=false")
 
 
-TERMINAL_YAML = """\
-apiVersion: v1
-kind: Pod
-metadata: {name: terminal}
-spec:
-  terminationGracePeriodSeconds: 0
-  containers:
-  - {name: term, image: busybox, stdin: true, tty: true,
-     command: [sh, -c, 'while read line; do stty size; done']}
-"""
+TERMINAL_YAML = _busybox_pod("terminal", "name: term, stdin: true, tty: true, "
+                                        "command: [sh, -c, 'while read line; do stty size; done']")
 
 
 def _spawn_in_pty(*argv: str, rows: int = 31, cols: int = 101) -> tuple[subprocess.Popen, int]:
