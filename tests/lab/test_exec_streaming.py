@@ -197,28 +197,19 @@ def test_ctrl_c_interrupts_the_command_under_a_tty(pod):
         os.close(master)
 
 
-def test_kubectl_cp_both_ways_is_byte_identical(pod, tmp_path):
-    data = random.Random(13).randbytes(300_000)
+@pytest.mark.parametrize("up_version,down_version", [("33", "30"), ("27", "27")])
+def test_kubectl_cp_both_ways_is_byte_identical(pod, tmp_path, up_version, down_version):
+    """Into the pod and back (tar over exec): WebSocket at 1.30 and 1.33, SPDY at 1.27."""
+    data = random.Random(int(up_version)).randbytes(300_000)
     src = tmp_path / "blob.bin"
     src.write_bytes(data)
-    up = _kubectl(pod, "33", "cp", str(src), f"{POD}:/tmp/blob.bin")
+    remote = f"/tmp/blob-{up_version}.bin"
+    up = _kubectl(pod, up_version, "cp", str(src), f"{POD}:{remote}")
     assert up.returncode == 0, up.stderr
-    size = _kubectl(pod, "33", "exec", POD, "--", "wc", "-c", "/tmp/blob.bin")
+    size = _kubectl(pod, up_version, "exec", POD, "--", "wc", "-c", remote)
     assert size.stdout.split()[0] == str(len(data)).encode()
     back = tmp_path / "back.bin"
-    down = _kubectl(pod, "30", "cp", f"{POD}:/tmp/blob.bin", str(back))
-    assert down.returncode == 0, down.stderr
-    assert back.read_bytes() == data
-
-
-def test_kubectl_1_27_cp_over_spdy_both_ways(pod, tmp_path):
-    data = random.Random(27).randbytes(300_000)
-    src = tmp_path / "spdy.bin"
-    src.write_bytes(data)
-    up = _kubectl(pod, "27", "cp", str(src), f"{POD}:/tmp/spdy.bin")
-    assert up.returncode == 0, up.stderr
-    back = tmp_path / "spdy-back.bin"
-    down = _kubectl(pod, "27", "cp", f"{POD}:/tmp/spdy.bin", str(back))
+    down = _kubectl(pod, down_version, "cp", f"{POD}:{remote}", str(back))
     assert down.returncode == 0, down.stderr
     assert back.read_bytes() == data
 
