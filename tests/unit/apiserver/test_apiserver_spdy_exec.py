@@ -172,6 +172,27 @@ async def test_errors_before_the_upgrade_are_upstreams(api, memory_store):
         assert (code, err["message"]) == (400, "Upgrade request required")
 
 
+async def test_a_request_without_upgrade_never_reaches_the_kubelet(api, memory_store):
+    """Upstream's UpgradeAwareHandler answers 400 itself: the kubelet is not asked, so
+    its view of the container (not found, here) does not change the answer."""
+    dialled: list[str] = []
+
+    async def counting_dial(*args: Any) -> tuple[Any, Any]:
+        dialled.append(args[1])
+        return await dial(*args)
+
+    async with kubelet() as port, api(memory_store, remote_command=counting_dial) as c:
+        await _setup(c, port)
+        for kind in ("exec", "attach"):
+            for container in ("c", "d"):  # the kubelet knows c, not d
+                query = _query("true", stdout="true", container=container)
+                async with c.raw.post(f"{PODS}/p/{kind}", params=query, headers={
+                        "Authorization": f"Bearer {TOKEN}"}) as r:
+                    body = json.loads(await r.text())
+                assert (r.status, body["message"]) == (400, "Upgrade request required")
+        assert dialled == []
+
+
 # -- against a fake kubelet WebSocket ---------------------------------------------------
 
 
