@@ -116,27 +116,19 @@ async def open_container_log(node: Optional[dict[str, Any]], namespace: str, pod
 
 async def open_remote_command(node: Optional[dict[str, Any]], kind: str, namespace: str,
                               pod: str, container: str, query: list[tuple[str, str]],
-                              token: str, protocols: Optional[list[str]], *,
+                              token: str, protocols: list[str], *,
                               connect_timeout: float = 5.0, scheme: str = "https",
                               tls: Optional[ssl.SSLContext] = None
                               ) -> tuple[aiohttp.ClientSession, Any]:
     """Open the kubelet's ``/exec`` or ``/attach`` (``kind``) WebSocket offering
     ``protocols``; return the session (close it after the socket) and the socket
-    (``tls``: see ``kubelet_tls``; default: unverified).
-    ``protocols=None`` asks without upgrading, for a client that cannot speak
-    WebSocket: the kubelet's checks still run and the answer is always a
-    KubeletError with its message."""
+    (``tls``: see ``kubelet_tls``; default: unverified)."""
     host, port = kubelet_address(node)
     url = f"{scheme}://{host}:{port}/{kind}/{namespace}/{pod}"
     if container:  # portForward names no container
         url += f"/{container}"
     session = _session(token, tls, connect_timeout)
     try:
-        if protocols is None:
-            async with session.get(url, params=query) as response:
-                text = (await response.text()).strip()
-                raise KubeletError(text or f"the kubelet answered {response.status}",
-                                   response.status)
         ws = await session.ws_connect(url, params=query, protocols=protocols, autoping=True,
                                       max_msg_size=0)
     except aiohttp.WSServerHandshakeError as err:

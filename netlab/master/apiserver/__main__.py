@@ -117,7 +117,7 @@ def kubelet_remote_command(token: str, ca_file: str | None = None) -> RemoteComm
     tls = kubelet_tls(ca_file)
 
     async def dial(node: dict | None, kind: str, namespace: str, pod: str, container: str,
-                   query: list[tuple[str, str]], protocols: list[str] | None) -> tuple:
+                   query: list[tuple[str, str]], protocols: list[str]) -> tuple:
         try:
             return await open_remote_command(node, kind, namespace, pod, container, query,
                                              token, protocols, tls=tls)

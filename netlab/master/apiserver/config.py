@@ -62,10 +62,11 @@ class LogUnavailable(Exception):
 
 LogFetcher = Callable[[LogRequest], Awaitable[AsyncIterator[bytes]]]
 # pods/exec and pods/attach (streaming.py): (node, "exec" or "attach", namespace, pod,
-# container, query, offered WebSocket protocols or None for a client that cannot
-# upgrade) -> (session, WebSocket) to the kubelet; LogUnavailable when it refuses.
+# container, query, offered WebSocket protocols) -> (session, WebSocket) to the
+# kubelet; LogUnavailable when it refuses. (A request without an upgrade never gets
+# this far: the API server answers it.)
 RemoteCommandDialer = Callable[[Optional[dict], str, str, str, str, list[tuple[str, str]],
-                                Optional[list[str]]], Awaitable[tuple[Any, Any]]]
+                                list[str]], Awaitable[tuple[Any, Any]]]
 
 
 @dataclass

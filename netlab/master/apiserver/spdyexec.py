@@ -213,7 +213,9 @@ class ExecSession(SpdyConnection):
                     return
                 if not message.data:
                     continue
-                channel, payload = message.data[0], bytes(message.data[1:])
+                # A view, not a slice: the output goes out as the kubelet sent it, its
+                # header and payload written separately (send_data), never copied here.
+                channel, payload = message.data[0], memoryview(message.data)[1:]
                 sid: Optional[int] = None
                 if channel == rc.STDOUT:
                     sid = self.streams.get(rc.STREAM_STDOUT)
@@ -221,11 +223,11 @@ class ExecSession(SpdyConnection):
                     sid = self.streams.get(rc.STREAM_STDERR)
                 elif channel == rc.ERROR:
                     sid = self.streams.get(rc.STREAM_ERROR)
-                    payload = rc.spdy_error_text(self.protocol, payload)
+                    payload = memoryview(rc.spdy_error_text(self.protocol, bytes(payload)))
                 if sid is None:
                     continue
                 for at in range(0, len(payload), CHUNK):
-                    await self.send(spdy.DataFrame(sid, payload[at:at + CHUNK]))
+                    await self.send_data(sid, payload[at:at + CHUNK])
 
     async def _up(self) -> None:
         """kubectl's stdin and resizes to the kubelet."""

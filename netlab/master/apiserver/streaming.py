@@ -15,7 +15,8 @@ negotiated first (upstream's 403 when no version matches), then the kubelet's
 WebSocket is dialled as for any client, so the kubelet's errors (a container
 that is not running) are still a Status before the upgrade; after the 101 the
 API server serves the SPDY session and translates it (``spdyexec.py``). A
-request without an upgrade gets upstream's 400 ``Upgrade request required``.
+request without an upgrade gets upstream's 400 ``Upgrade request required`` from
+here, as upstream's UpgradeAwareHandler answers it: the kubelet is not dialled.
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ async def remote_command(request: web.Request, registry: Registry, config: Confi
     if upgrade.startswith("spdy/"):
         spdy_protocol = _spdy_handshake(request)
     node = await kubelet_node(registry, config, node_name)
+    if not websocket and spdy_protocol is None:
+        # As upstream's UpgradeAwareHandler (UpgradeRequired): answered here, without
+        # asking the kubelet, whatever state the container is in.
+        raise errors.bad_request("Upgrade request required")
     dial = config.remote_command
     assert dial is not None  # (kubelet_node refused otherwise)
     query = [(k, v) for k, v in request.query.items() if k != "container"]
@@ -121,14 +126,8 @@ async def remote_command(request: web.Request, registry: Registry, config: Confi
         offered = [rc.V5, rc.V4]
     try:
         session, upstream = await dial(
-            node, kind, views.namespace_of(pod), pod_name, container, query,
-            offered if websocket or spdy_protocol is not None else None)
+            node, kind, views.namespace_of(pod), pod_name, container, query, offered)
     except LogUnavailable as err:
-        if not websocket and spdy_protocol is None and err.code == 400 \
-                and str(err).startswith("Upgrade request required"):
-            # Asked without an upgrade: the kubelet's checks passed, only the upgrade
-            # is missing; upstream's words.
-            raise errors.bad_request("Upgrade request required") from None
         raise upgrade_failed(err) from None
     if spdy_protocol is not None:
         return await _spdy_exec(request, session, upstream, spdy_protocol,

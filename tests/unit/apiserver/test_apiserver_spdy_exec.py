@@ -172,6 +172,27 @@ async def test_errors_before_the_upgrade_are_upstreams(api, memory_store):
         assert (code, err["message"]) == (400, "Upgrade request required")
 
 
+async def test_a_request_without_upgrade_never_reaches_the_kubelet(api, memory_store):
+    """Upstream's UpgradeAwareHandler answers 400 itself: the kubelet is not asked, so
+    its view of the container (not found, here) does not change the answer."""
+    dialled: list[str] = []
+
+    async def counting_dial(*args: Any) -> tuple[Any, Any]:
+        dialled.append(args[1])
+        return await dial(*args)
+
+    async with kubelet() as port, api(memory_store, remote_command=counting_dial) as c:
+        await _setup(c, port)
+        for kind in ("exec", "attach"):
+            for container in ("c", "d"):  # the kubelet knows c, not d
+                query = _query("true", stdout="true", container=container)
+                async with c.raw.post(f"{PODS}/p/{kind}", params=query, headers={
+                        "Authorization": f"Bearer {TOKEN}"}) as r:
+                    body = json.loads(await r.text())
+                assert (r.status, body["message"]) == (400, "Upgrade request required")
+        assert dialled == []
+
+
 # -- against a fake kubelet WebSocket ---------------------------------------------------
 
 
@@ -301,3 +322,34 @@ async def test_a_malformed_frame_ends_the_session_with_goaway():
     await client.until(lambda: any(isinstance(f, spdy.GoAway)
                                    and f.status == spdy.GOAWAY_PROTOCOL_ERROR
                                    for f in client.frames))
+
+
+async def test_large_output_arrives_whole_in_bounded_data_frames():
+    """The kubelet's messages go out as views of what it sent (no copies), cut into
+    DATA frames of at most CHUNK bytes, in order, stdout and stderr apart."""
+    from netlab.master.apiserver.spdyexec import CHUNK
+    cread, cwrite, sread, swrite = pipe()
+    kubelet_ws = FakeKubeletSocket()
+    server = asyncio.ensure_future(ExecSession(
+        sread, swrite, rc.V4, {"error", "stdout", "stderr"}, kubelet_ws).serve())
+    client = SpdyClient(cread, cwrite)
+    try:
+        for sid, kind in ((1, "error"), (3, "stdout"), (5, "stderr")):
+            await client.open(sid, kind)
+        await client.until(lambda: client.replied() == {1, 3, 5})
+        big = random.Random(7).randbytes(CHUNK // 2) * 5
+        kubelet_ws.incoming.put_nowait(rc.frame(rc.STDOUT, big))
+        kubelet_ws.incoming.put_nowait(rc.frame(rc.STDERR, b"warn\n"))
+        kubelet_ws.incoming.put_nowait(rc.frame(rc.STDOUT, b"tail"))
+        kubelet_ws.incoming.put_nowait(rc.frame(rc.ERROR, rc.encode_status(
+            rc.success_status())))
+        kubelet_ws.incoming.put_nowait(None)
+        await client.until(lambda: all(client.fin(s) for s in (1, 3, 5)))
+        assert client.data(3) == big + b"tail" and client.data(5) == b"warn\n"
+        assert json.loads(client.data(1)) == rc.success_status()
+        assert max(len(f.data) for f in client.frames if isinstance(f, spdy.DataFrame)) \
+            == CHUNK
+    finally:
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
