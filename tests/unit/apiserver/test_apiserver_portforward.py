@@ -296,11 +296,12 @@ async def test_a_data_frame_goes_out_whole_when_its_sender_is_cancelled():
     from netlab.master.apiserver.spdysession import SpdyConnection
 
     out: list[bytes] = []
-    slow = asyncio.Event()
+    slow, waiting = asyncio.Event(), asyncio.Event()
 
     async def write(data: Any) -> None:
         out.append(bytes(data))
         if len(out) == 1:
+            waiting.set()
             await slow.wait()  # the transport is full: this write waits for a drain
 
     async def never() -> bytes:
@@ -308,7 +309,7 @@ async def test_a_data_frame_goes_out_whole_when_its_sender_is_cancelled():
 
     conn = SpdyConnection(never, write)
     sender = asyncio.ensure_future(conn.send_data(1, b"payload"))
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(waiting.wait(), 10)  # the header's write is waiting
     sender.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await sender
