@@ -526,7 +526,7 @@ class PodWorker:
                           extra_env=serviceenv.service_env(services))
 
     async def _start(self, pod: dict[str, Any], c: Container, attempt: int,
-                     init: bool = False, pid_of: Optional[int] = None) -> None:
+                     init: bool = False, target: Optional[ContainerState] = None) -> None:
         name = c.get("name", "")
         image = c.get("image", "")
         # The store is the node's image cache. An image of a registry is pulled into
@@ -550,7 +550,7 @@ class PodWorker:
             volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
             spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
                 c, volumes, self.volume_paths, container_env(pod, c, context)),
-                pid_namespace=ephemeral.pid_namespace(pid_of))
+                pid_namespace=ephemeral.pid_namespace(target))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)
             if err.reason == CONFIG_ERROR:

@@ -54,6 +54,15 @@ def volume_dir(pod_dir: Path, volume: Mapping[str, Any]) -> Path:
     return pod_dir / VOLUMES_DIR / plugins.PLUGIN_DIRS.get(kind, kind) / str(volume["name"])
 
 
+def _meta_dir(pod_dir: Path, volume: Mapping[str, Any]) -> Path:
+    """The plugin's own records of a volume, outside the volume (upstream's
+    ``<pod dir>/plugins/kubernetes.io~empty-dir/<name>``; here under ``volumes/``, as
+    the pod directory's other names are its containers')."""
+    kind = plugins.volume_type(volume)
+    return (pod_dir / VOLUMES_DIR / ".meta" / plugins.PLUGIN_DIRS.get(kind, kind)
+            / str(volume["name"]))
+
+
 # --- hostPath --------------------------------------------------------------------------------
 
 
@@ -117,15 +126,23 @@ def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
     fs_group = fs_group_of(pod)
     if kind == plugins.EMPTY_DIR:
         src = volume.get(kind) or {}
-        if src.get("medium") == "Memory":
+        memory = src.get("medium") == "Memory"
+        if not memory and src.get("medium") not in (None, ""):
+            raise plugins.UnsupportedVolume(f"emptyDir medium {src['medium']!r} is not "
+                                            "supported (use \"\" or Memory)")
+        # Set up once, as upstream's SetUpAt: while its ready file is there (and, for
+        # memory, its tmpfs), a sync leaves the directory as the pod made it, mode and
+        # group included (a chmod in the pod is not undone every resync).
+        ready = _meta_dir(pod_dir, volume) / "ready"
+        if ready.exists() and (mounts.is_mountpoint(str(target)) if memory
+                               else target.is_dir()):
+            return str(target)
+        if memory:
             try:
                 size = memory_bytes(src["sizeLimit"]) if src.get("sizeLimit") else None
             except QuantityError as err:
                 raise plugins.VolumeError(f"sizeLimit: {err}") from None
             mounts.mount_tmpfs(str(target), size)
-        elif src.get("medium") not in (None, ""):
-            raise plugins.UnsupportedVolume(f"emptyDir medium {src['medium']!r} is not "
-                                            "supported (use \"\" or Memory)")
         else:
             target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, 0o777)  # as upstream: any user of the pod may write
@@ -133,6 +150,8 @@ def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
             # The directory only: what is in it is the pod's, and walking a tree the
             # pod can change under us as root is how links get followed.
             _own(str(target), fs_group, RW_MASK)
+        ready.parent.mkdir(parents=True, exist_ok=True)
+        ready.touch()
         return str(target)
     if kind in plugins.ATOMIC:
         files = plugins.payload(volume, pod, ctx, sources, extra)

@@ -639,8 +639,11 @@ def attach_info(sb: Sandbox, name: str) -> AttachInfo | None:
                       tty=bool(spec.get("tty")), restart_count=st.restart_count)
 
 
-def container_cgroup(sb: Sandbox, name: str) -> cgroups.Cgroup | None:
-    st = container_state(sb, name, settle=0)
+def container_cgroup(sb: Sandbox, name: str, st: ContainerState | None = None
+                     ) -> cgroups.Cgroup | None:
+    """The container's cgroup, from the record of its latest attempt (``st``, when the
+    caller has read its state already)."""
+    st = st or container_state(sb, name, settle=0)
     if st is None:
         return None
     spec = read_json(_file(sb, name, st.restart_count, "spec.json")) or {}

@@ -246,7 +246,7 @@ class Runtime:
         out = {}
         for name in containers.container_names(sb):
             st = containers.container_state(sb, name, settle=0)
-            cg = containers.container_cgroup(sb, name) if st is not None and st.running \
+            cg = containers.container_cgroup(sb, name, st) if st is not None and st.running \
                 else None
             sample = sample_cgroup(cg) if cg is not None else None
             if sample is not None:

@@ -15,7 +15,7 @@ def test_a_debug_container_sees_its_targets_processes(rlab, pods):
     wait_log(target, "ready")
     assert target.pid is not None
     debug = ContainerSpec("debugger", command=("sh", "-c", "ps -eo pid=,comm="),
-                          pid_namespace=pid_namespace(target.pid))
+                          pid_namespace=pid_namespace(target))
     as_kubelet(rt, lambda: rt.start_container(sb, debug, 0))
     done = wait_exited(rt, sb, "debugger")
     assert (done.exit_code, done.reason) == (0, "Completed")

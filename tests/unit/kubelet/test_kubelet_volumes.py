@@ -262,3 +262,24 @@ def test_projected_volume_on_disk_takes_extra_files(tmp_path):
             ).read_bytes() == b"jwt"
     with pytest.raises(plugins.VolumeError, match="serviceAccountToken projections"):
         volumemanager.setup_volume(tmp_path, vol, POD, CTX, SOURCES)
+
+
+# --- emptyDir: set up once --------------------------------------------------------------------
+
+
+def test_an_empty_dir_is_set_up_once_and_a_resync_keeps_what_the_pod_made_of_it(tmp_path):
+    # Upstream's SetUpAt returns early while the volume's ready file is there: the mode
+    # and group are set at setup, and a pod's chmod of its emptyDir is not undone by the
+    # kubelet's periodic resync.
+    pod = {**POD, "spec": {**POD.get("spec", {}), "securityContext": {"fsGroup": 2000}}}
+    vol = {"name": "scratch", "emptyDir": {}}
+    path = volumemanager.setup_volume(tmp_path, vol, pod, CTX, SOURCES)
+    info = os.stat(path)
+    assert stat.S_IMODE(info.st_mode) == 0o2777 and info.st_gid == 2000
+    os.chmod(path, 0o700)  # what the pod's own user did
+    assert volumemanager.setup_volume(tmp_path, vol, pod, CTX, SOURCES) == path
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o700
+    # Gone (a pod directory rebuilt): made again.
+    os.rmdir(path)
+    volumemanager.setup_volume(tmp_path, vol, pod, CTX, SOURCES)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o2777
