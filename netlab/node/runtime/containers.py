@@ -42,7 +42,7 @@ from typing import Any
 
 from netlab.kernel import mounts
 from netlab.kernel.processes import is_running
-from netlab.node.runtime import bundle, cgroups, oci, oci_runtime
+from netlab.node.runtime import bundle, capabilities, cgroups, oci, oci_runtime
 from netlab.node.runtime.paths import process_start_time, read_json, write_json
 from netlab.node.runtime.sandbox import Sandbox, list_sandboxes
 from netlab.node.runtime.spec import ContainerSpec
@@ -308,7 +308,7 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
             filtered = cgroups.restrict_devices(cg, spec.privileged)
         except OSError as err:
             warnings.append(f"device nodes not filtered: {err}")
-    if not filtered and not spec.privileged and "MKNOD" not in spec.cap_add:
+    if not filtered and not spec.privileged and not _asks_for(spec, "MKNOD"):
         # Nothing filters device nodes here: a node made for the host's disk would
         # open, so the container does not get to make one.
         spec = dataclasses.replace(spec, cap_drop=(*spec.cap_drop, "MKNOD"))
@@ -575,6 +575,15 @@ def wait_conmons(sb: Sandbox, timeout: float) -> bool:
             return False
         time.sleep(POLL)
     return True
+
+
+def _asks_for(spec: ContainerSpec, capability: str) -> bool:
+    """Whether ``capabilities.add`` names ``capability``, in any spelling, or ALL."""
+    added = set()
+    for name in spec.cap_add:
+        with contextlib.suppress(capabilities.CapabilityError):
+            added.add(capabilities.normalise(name))
+    return bool(added & {capability, "ALL"})
 
 
 def exec_spec(sb: Sandbox, name: str, argv: list[str]) -> ExecSpec:

@@ -38,3 +38,15 @@ def test_security_context_reaches_the_runtime_spec():
     assert spec.kept_capabilities() == (caps.DEFAULT | {"NET_ADMIN"}) - {"KILL"}
     privileged = ContainerSpec.from_k8s({"name": "c", "securityContext": {"privileged": True}})
     assert privileged.kept_capabilities() is None
+
+
+def test_asking_for_mknod_is_read_in_every_spelling():
+    """Where nothing filters device nodes the runtime withholds MKNOD unless the pod asks
+    for it; ``CAP_MKNOD``, ``mknod`` and ``ALL`` ask for it as much as ``MKNOD`` does."""
+    from netlab.node.runtime import ContainerSpec
+    from netlab.node.runtime.containers import _asks_for
+
+    for added in (("MKNOD",), ("CAP_MKNOD",), ("mknod",), ("ALL",), ("NET_ADMIN", "cap_mknod")):
+        assert _asks_for(ContainerSpec("c", cap_add=added), "MKNOD"), added
+    for added in ((), ("NET_ADMIN",), ("NO_SUCH_CAP",)):
+        assert not _asks_for(ContainerSpec("c", cap_add=added), "MKNOD"), added
