@@ -96,7 +96,11 @@ class Rtnl:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
                                   NETLINK_ROUTE)
-        self.sock.bind((0, 0))
+        try:
+            self.sock.bind((0, 0))
+        except BaseException:
+            self.sock.close()
+            raise
         self._seq = 0
         self._marshal = MarshalRtnl()
 
