@@ -169,6 +169,12 @@ class EtcdUnavailable(StoreError):
     """etcd could not be reached before the deadline."""
 
 
+# A connection that could not be opened in time (sock_connect): nothing was sent, so
+# even a transaction moves on to the next member. Before aiohttp 3.10 it was the
+# generic ServerTimeoutError (also raised for a read timeout): no such shortcut then.
+_CONNECT_TIMEOUT: type[Exception] = getattr(aiohttp, "ConnectionTimeoutError", EtcdError)
+
+
 def ssl_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca)
     if cert:
@@ -312,8 +318,9 @@ class EtcdStore(Store):
                     raise EtcdError(str(data.get("message") or data.get("error") or data),
                                     int(data.get("code", 0)))
                 return data
-            except (aiohttp.ClientConnectorError, EtcdError) as err:
-                # never sent (no connection), or refused by etcd
+            except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT, EtcdError) as err:
+                # never sent (no connection: refused, or a member cut off that never
+                # answered the SYN), or refused by etcd
                 if isinstance(err, EtcdError) and not any(
                         s in err.etcd_message
                         for s in (_RETRYABLE if idempotent else _NOT_APPLIED)):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +152,30 @@ def test_a_three_member_store_fails_over_and_refuses_writes_without_quorum(
             watch.close()
         finally:
             store.close()
+
+
+def test_a_write_whose_connection_times_out_moves_on_to_the_next_member(
+        etcd: LocalEtcd) -> None:
+    """A member cut off from the lab network (``netlab fault link-down``) does not
+    answer the SYN: the connection times out before anything is sent, so even a write
+    goes on to the next member instead of failing as "may have been applied". The
+    cut-off member here is a listener whose accept queue is full (Linux then drops
+    SYNs)."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        dead = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        fillers = [socket.socket() for _ in range(2)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(hole.getsockname())
+            with EtcdStore([dead, etcd.endpoint], request_timeout=15.0) as store:
+                assert store.endpoint == etcd.endpoint  # the first read moved on
+                store._current = 0  # as if the member had been cut off since
+                kv = store.create(KEY, json.dumps(OBJ).encode())
+                assert store.endpoint == etcd.endpoint
+                assert store.get(KEY) is not None and kv.mod_revision > 0
+        finally:
+            for filler in fillers:
+                filler.close()
