@@ -6,8 +6,9 @@ their field paths and wording:
 
 - a pod cannot be created with ephemeral containers (``cannot be set on create``);
 - through the subresource, existing ephemeral containers may be neither removed nor
-  changed; new ones are checked as containers are (name, image, env, mounts), with
-  a name unique across all the pod's containers, a ``targetContainerName`` naming
+  changed; every one is checked as a container is (``validate_container``: name,
+  image, env, mounts and their propagation, seccomp profile), with a name unique
+  across all the pod's containers, a ``targetContainerName`` naming
   one of its (init) containers, and only the fields an ephemeral container may
   have: ports, probes, lifecycle, resources and the like are ``Forbidden: cannot be
   set for an Ephemeral Container``, as are volume mounts' ``subPath``.
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from netlab.api.errors import duplicate, field_not_found, forbidden_field, required
+from netlab.api.errors import duplicate, field_not_found, forbidden_field
 from netlab.api.validation_base import _V
-from netlab.api.validation_pod import container_name, mount_name_and_path
+from netlab.api.validation_pod import validate_container
 
 # upstream's allowedEphemeralContainerFields: anything else set is Forbidden.
 ALLOWED_FIELDS = frozenset({
@@ -56,15 +57,12 @@ def validate_containers(v: _V, spec: dict[str, Any]) -> None:
     seen = set(others)
     volumes = set(_names(spec, "volumes"))
     for path, c in v.objs(spec, "ephemeralContainers", "spec.ephemeralContainers"):
-        name = container_name(v, c, path)
-        if name:
+        validate_container(v, c, path, volumes)
+        name = c.get("name")
+        if isinstance(name, str) and name:
             if name in seen:
                 v.add(duplicate(f"{path}.name", name))
             seen.add(name)
-        if not v.string(c, "image", f"{path}.image").strip():
-            v.add(required(f"{path}.image"))
-        v.one_of(c, "imagePullPolicy", f"{path}.imagePullPolicy",
-                 ("Always", "IfNotPresent", "Never"))
         target = v.string(c, "targetContainerName", f"{path}.targetContainerName")
         if target and target not in others:
             v.add(field_not_found(f"{path}.targetContainerName", target))
@@ -72,7 +70,6 @@ def validate_containers(v: _V, spec: dict[str, Any]) -> None:
             if key not in ALLOWED_FIELDS and not _empty(c[key]):
                 v.add(forbidden_field(f"{path}.{key}", FORBIDDEN_MSG))
         for mpath, mount in v.objs(c, "volumeMounts", f"{path}.volumeMounts"):
-            mount_name_and_path(v, mount, mpath, volumes)
             for key in ("subPath", "subPathExpr"):
                 if mount.get(key):
                     v.add(forbidden_field(f"{mpath}.{key}", FORBIDDEN_MSG))

@@ -139,6 +139,8 @@ def mount_name_and_path(v: _V, mount: dict[str, Any], mpath: str, volumes: set[s
         v.add(field_not_found(f"{mpath}.name", mname))
     if not v.string(mount, "mountPath", f"{mpath}.mountPath"):
         v.add(required(f"{mpath}.mountPath"))
+
+
 SECCOMP_TYPES = ("Localhost", "RuntimeDefault", "Unconfined")
 
 
@@ -176,6 +178,15 @@ def _local_descending_path(v: _V, target: str, path: str) -> None:
         v.add(invalid(path, target, "must not contain '..'"))
 
 
+def validate_container(v: _V, c: dict[str, Any], path: str, volumes: set[str],
+                       for_pod: bool = True) -> None:
+    """One container of any kind, as upstream's ``validateContainerCommon``: name,
+    image, ports, env, resources, volume mounts (subPath, propagation) and its
+    seccomp profile. Ephemeral containers go through this too, then their own rules."""
+    _container(v, c, path, volumes, for_pod)
+    _seccomp_profile(v, c, path)
+
+
 def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
                       restart_policies: tuple[str, ...] = ("Always", "OnFailure", "Never"),
                       ) -> None:
@@ -197,8 +208,7 @@ def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
     names: set[str] = set()
     for key in ("initContainers", "containers"):
         for cpath, c in v.objs(spec, key, f"{path}.{key}"):
-            _container(v, c, cpath, volumes, for_pod)
-            _seccomp_profile(v, c, cpath)
+            validate_container(v, c, cpath, volumes, for_pod)
             cname = c.get("name")
             if isinstance(cname, str) and cname:
                 if cname in names:

@@ -17,7 +17,7 @@ from netlab.client.connection import connection_argv
 from netlab.dns.addon import cluster_dns_ip
 from netlab.lab.pki import etcd_pki_paths, pki_paths
 from netlab.lab.state import data_dir, lab_dir, token_path
-from netlab.master.store.etcd_server import CLIENT_PORT, EtcdTLS, etcd_argv
+from netlab.master.store.etcd_server import CLIENT_PORT, PEER_PORT, EtcdTLS, etcd_argv
 from netlab.node.cni.ipam import ipam_dir
 from netlab.topology import LabPlan
 
@@ -102,7 +102,7 @@ def etcd_members(plan: LabPlan) -> list[Component]:
     lab = plan.lab
     pki = etcd_pki_paths(lab_dir(lab))
     tls = EtcdTLS(pki.ca_cert, pki.member_cert, pki.member_key)
-    peers = {n.name: str(n.underlay.ip) for n in nodes}
+    peers = {n.name: f"https://{n.underlay.ip}:{PEER_PORT}" for n in nodes}
     return [Component(name=etcd_member_name(node.name), netns=node.netns,
                       argv=tuple(etcd_argv(node.name, data_dir(lab) / "etcd" / node.name,
                                            str(node.underlay.ip), tls, peers=peers,

@@ -29,8 +29,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from netlab.master.apiserver.satokens import generate_key_pem
-
 VALIDITY = datetime.timedelta(days=365)
 
 
@@ -157,6 +155,10 @@ def create_pki(directory: Path, lab: str, addresses: list[str],
     _write(paths.server_key, key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()), 0o600)
     # The key the API server signs service-account tokens with (ES256): satokens' own.
+    # Imported here: it brings the whole API server package (aiohttp's server, the
+    # registry), which every command that reads a lab's paths would pay for.
+    from netlab.master.apiserver.satokens import generate_key_pem
+
     _write(paths.service_account_key, generate_key_pem(), 0o600)
     if etcd_addresses is not None:
         etcd = etcd_pki_paths(directory)

@@ -3,6 +3,9 @@ steps a topology needs, in order, and the names a failure reports."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from netlab.lab.lifecycle import up_steps
@@ -40,3 +43,14 @@ def test_three_etcd_members_are_waited_for_in_one_step():
 
 def test_network_only_builds_and_records():
     assert _names(NODES, control_plane=False) == ["building the network", "recording the lab"]
+
+
+def test_the_lab_commands_do_not_import_the_api_server() -> None:
+    """``netlab status``, ``down``, ``labs`` import the lab's lifecycle (and through
+    ``components`` its PKI paths); the API server's package (aiohttp's web server, the
+    registry: a few hundred ms) is for the API server process, not for them."""
+    code = ("import sys, netlab.lab.lifecycle, netlab.lab.components, netlab.lab.pki; "
+            "print(sorted(m for m in sys.modules if m.startswith('netlab.master.apiserver')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"

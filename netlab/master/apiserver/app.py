@@ -75,10 +75,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except StoreClosedError:
         return render.error_response(errors.service_unavailable("the storage is closed"))
     except StoreError as err:
-        # The store could not answer (etcd without a quorum, say): kube-apiserver
-        # answers such etcd errors 500 with etcd's words, and so does netlab.
+        # The store could not answer (etcd without a quorum, say). kube-apiserver hands
+        # such an error, not a metav1.Status, to ErrorToAPIStatus: 500 with no reason
+        # (StatusReasonUnknown) and the error's own words, which kubectl prints as
+        # "Error from server: etcdserver: request timed out". So does netlab.
         log.warning("%s %s failed: %s", request.method, request.path, err)
-        return render.error_response(errors.internal_error(str(err)))
+        return render.error_response(errors.APIError(500, "", str(err)))
     except (ConnectionError, RuntimeError) as err:
         if request.transport is None or request.transport.is_closing():
             raise  # the client is gone; there is nobody to answer

@@ -51,9 +51,10 @@ which the API server answers 500, so a client never sees success for a write
 etcd did not commit, nor a silent second attempt. The watch that feeds the hub
 asks for a leader (gRPC metadata ``hasleader``, so a member that loses its
 quorum ends it) and for progress notifications (members run with a 1 s
-interval), and a watch silent for ``WATCH_IDLE`` seconds is taken for a dead
-connection (a member cut off by ``netlab fault link-down``): both reconnect to
-the next endpoint from the last published revision.
+interval), and a watch silent for ``WATCH_IDLE`` seconds after its member has
+sent one is taken for a dead connection (a member cut off by ``netlab fault
+link-down``): both reconnect to the next endpoint from the last published
+revision. An etcd that sends no progress notifications is never left for silence.
 
 Transport: HTTP/1.1 + JSON to ``/v3/kv/range``, ``/v3/kv/txn``,
 ``/v3/kv/compaction`` and ``/v3/watch`` (a stream of JSON lines), keys and
@@ -114,7 +115,9 @@ _RETRYABLE = ("no leader", "leader changed", "timed out", "not capable", "stoppe
 # Refusals that say the request was not applied: a transaction may be retried elsewhere.
 _NOT_APPLIED = ("no leader", "not capable", "too many requests")
 ATTEMPT_TIMEOUT = 10.0  # one request to one member; etcd's own request timeout is ~7 s
-WATCH_IDLE = 5.0  # a watch silent this long (progress every 1 s) is a dead connection
+# A watch silent this long, from a member that sends progress notifications (netlab's
+# every 1 s), is a dead connection.
+WATCH_IDLE = 5.0
 # etcd's gRPC gateway passes Grpc-Metadata-* headers as gRPC metadata; this one makes
 # the member end the watch when it has no leader (clientv3.WithRequireLeader).
 _REQUIRE_LEADER = {"Grpc-Metadata-hasleader": "true"}
@@ -169,6 +172,12 @@ class EtcdUnavailable(StoreError):
     """etcd could not be reached before the deadline."""
 
 
+# A connection that could not be opened in time (sock_connect): nothing was sent, so
+# even a transaction moves on to the next member. Before aiohttp 3.10 it was the
+# generic ServerTimeoutError (also raised for a read timeout): no such shortcut then.
+_CONNECT_TIMEOUT: type[Exception] = getattr(aiohttp, "ConnectionTimeoutError", EtcdError)
+
+
 def ssl_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=ca)
     if cert:
@@ -208,6 +217,7 @@ class EtcdStore(Store):
                  request_timeout: float = 30.0) -> None:
         self.endpoints = parse_endpoints(endpoints)
         self._current = 0  # the member requests go to; see _failover
+        self._progress_notifications = 0  # seen on the watch, over its reconnects
         self._ssl: ssl.SSLContext | bool = (
             ssl_context(ca, cert, key) if self.endpoint.startswith("https:") else False)
         self._retain = retain_revisions
@@ -312,8 +322,9 @@ class EtcdStore(Store):
                     raise EtcdError(str(data.get("message") or data.get("error") or data),
                                     int(data.get("code", 0)))
                 return data
-            except (aiohttp.ClientConnectorError, EtcdError) as err:
-                # never sent (no connection), or refused by etcd
+            except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT, EtcdError) as err:
+                # never sent (no connection: refused, or a member cut off that never
+                # answered the SYN), or refused by etcd
                 if isinstance(err, EtcdError) and not any(
                         s in err.etcd_message
                         for s in (_RETRYABLE if idempotent else _NOT_APPLIED)):
@@ -344,15 +355,27 @@ class EtcdStore(Store):
 
     async def _watch_stream(self, body: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The messages (``result`` objects) of one etcd watch, until the caller stops."""
+        endpoint = self.endpoint
         async with self._session.post(
-                self.endpoint + "/v3/watch", json={"create_request": body},
+                endpoint + "/v3/watch", json={"create_request": body},
                 headers=_REQUIRE_LEADER,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0,
-                                              sock_read=WATCH_IDLE)) as resp:
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0)) as resp:
             if resp.status != 200:
                 raise EtcdError(f"watch: HTTP {resp.status}: {(await resp.text())[:200]}")
+            # Silence means a dead connection only from a member known to send progress
+            # notifications (netlab's, every second); an etcd that sends them every 10
+            # minutes (etcd's default) is merely idle, and is not left every WATCH_IDLE.
+            idle: float | None = None
+            chunks = resp.content.iter_any().__aiter__()
             buf = b""
-            async for chunk in resp.content.iter_any():
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(chunks.__anext__(), idle)
+                except StopAsyncIteration:
+                    return
+                except asyncio.TimeoutError:
+                    raise EtcdUnavailable(f"the watch on {endpoint} has been silent for "
+                                          f"{idle:.0f}s") from None
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
@@ -362,7 +385,12 @@ class EtcdStore(Store):
                     if "error" in msg:
                         err = msg["error"]
                         raise EtcdError(str(err.get("message", err)), int(err.get("code", 0)))
-                    yield msg.get("result", {})
+                    result = msg.get("result", {})
+                    if not (result.get("events") or result.get("created")
+                            or result.get("canceled")):  # a progress notification
+                        idle = WATCH_IDLE
+                        self._progress_notifications += 1
+                    yield result
 
     # ---- reads
 

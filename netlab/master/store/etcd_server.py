@@ -53,13 +53,12 @@ def etcd_argv(name: str, data_dir: Path, ip: str, tls: Optional[EtcdTLS] = None,
               peers: Optional[dict[str, str]] = None) -> list[str]:
     """An etcd member named ``name`` on ``ip``: clients on ``client_port``, peers on
     ``peer_port``, with client-certificate authentication on both when ``tls`` is given.
-    ``peers`` (member name -> address, this one included) is the initial cluster; by
+    ``peers`` (member name -> peer URL, this one included) is the initial cluster; by
     default the member is alone."""
     scheme = "https" if tls else "http"
     client = f"{scheme}://{ip}:{client_port}"
     peer = f"{scheme}://{ip}:{peer_port}"
-    initial = ",".join(f"{n}={scheme}://{a}:{peer_port}"
-                       for n, a in (peers or {name: ip}).items())
+    initial = ",".join(f"{n}={url}" for n, url in (peers or {name: peer}).items())
     argv = [etcd_binary() or "etcd", "--name", name, "--data-dir", str(data_dir),
             "--listen-client-urls", client, "--advertise-client-urls", client,
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
@@ -125,12 +124,11 @@ class LocalEtcd:
         if etcd_binary() is None:
             raise FileNotFoundError(f"no etcd binary on PATH; {INSTALL_HINT}")
         client, peer = self.ports
+        scheme = "https" if self.tls else "http"
+        peers = ({n: f"{scheme}://127.0.0.1:{port}" for n, port in self.peers.items()}
+                 if self.peers else None)
         argv = etcd_argv(self.name, self.data_dir / "member", "127.0.0.1", self.tls,
-                         client_port=client, peer_port=peer, fast=True)
-        if self.peers:  # the same address for all, a port each: not etcd_argv's peers
-            scheme = "https" if self.tls else "http"
-            argv[argv.index("--initial-cluster") + 1] = ",".join(
-                f"{n}={scheme}://127.0.0.1:{port}" for n, port in self.peers.items())
+                         client_port=client, peer_port=peer, fast=True, peers=peers)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.data_dir / "etcd.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log,

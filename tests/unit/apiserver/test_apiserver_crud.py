@@ -6,6 +6,8 @@ import asyncio
 
 from apiserver_kit import DEPLOYMENTS, PODS, deployment, pod
 
+from netlab.master.store import StoreError
+
 
 async def test_create_get_defaults_and_system_fields(api, any_store):
     async with api(any_store) as c:
@@ -256,3 +258,19 @@ async def test_concurrent_creates_and_updates(api, any_store):
             "annotations": {f"a{i}": "x"}}}) for i in range(20)))
         out = await c.ok("GET", f"{DEPLOYMENTS}/web")
         assert len(out["metadata"]["annotations"]) == 20
+
+
+async def test_a_store_failure_is_a_500_in_the_stores_words(api, memory_store, monkeypatch):
+    """etcd without a quorum: kube-apiserver's ErrorToAPIStatus answers an error that is
+    not a Status with code 500, no reason and the error's text (kubectl: "Error from
+    server: etcdserver: request timed out")."""
+    async def timed_out(*args, **kwargs):
+        raise StoreError("etcdserver: request timed out")
+
+    async with api(memory_store) as c:
+        monkeypatch.setattr(memory_store, "acreate", timed_out)
+        status, err = await c.post(PODS, pod("web"))
+        assert status == 500
+        assert err == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                       "status": "Failure", "message": "etcdserver: request timed out",
+                       "code": 500}

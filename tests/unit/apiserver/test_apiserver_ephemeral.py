@@ -104,3 +104,26 @@ async def test_discovery_lists_the_subresource(api, memory_store):
         core = await c.ok("GET", "/api/v1")
         (sub,) = [r for r in core["resources"] if r["name"] == "pods/ephemeralcontainers"]
         assert sub["kind"] == "Pod" and sorted(sub["verbs"]) == ["get", "patch", "update"]
+
+
+async def test_an_ephemeral_container_is_checked_as_a_container_is(api, memory_store):
+    """validateEphemeralContainers runs validateContainerCommon on each: the env,
+    mount propagation and seccomp rules of a regular container hold for one too."""
+    async with api(memory_store) as c:
+        await c.ok("POST", PODS, pod("p", volumes=[{"name": "v", "emptyDir": {}}]))
+        bad = dict(DEBUGGER, env=[{"name": "1BAD"}],
+                   volumeMounts=[{"name": "v", "mountPath": "/v",
+                                  "mountPropagation": "Bidirectional"}],
+                   securityContext={"seccompProfile": {
+                       "type": "Localhost", "localhostProfile": "../../run/netlab/x"}})
+        status, err = await c.patch(f"{PODS}/p/ephemeralcontainers",
+                                    {"spec": {"ephemeralContainers": [bad]}}, patch_type=SMP)
+        assert status == 422
+        causes = {(reason, field) for reason, field, _ in _causes(err)}
+        assert ("FieldValueInvalid", "spec.ephemeralContainers[0].env[0].name") in causes
+        assert ("FieldValueForbidden",
+                "spec.ephemeralContainers[0].volumeMounts.mountPropagation") in causes
+        assert ("FieldValueInvalid", "spec.ephemeralContainers[0].securityContext."
+                "seccompProfile.localhostProfile") in causes
+        got = await c.ok("GET", f"{PODS}/p")
+        assert not got["spec"].get("ephemeralContainers")

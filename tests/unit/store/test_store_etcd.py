@@ -7,15 +7,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from netlab.lab.pki import create_pki, etcd_pki_paths
-from netlab.master.store import CompactedError, EventType, StoreError, open_store
-from netlab.master.store.etcd import REV_OFFSET, EtcdStore
+from netlab.master.store import CompactedError, EventType, StoreError, etcd_server, open_store
+from netlab.master.store.etcd import REV_OFFSET, WATCH_IDLE, EtcdStore
 from netlab.master.store.etcd_server import EtcdTLS, LocalEtcd, LocalEtcdCluster
 
 pytestmark = pytest.mark.etcd
@@ -151,3 +154,86 @@ def test_a_three_member_store_fails_over_and_refuses_writes_without_quorum(
             watch.close()
         finally:
             store.close()
+
+
+def test_a_write_whose_connection_times_out_moves_on_to_the_next_member(
+        etcd: LocalEtcd) -> None:
+    """A member cut off from the lab network (``netlab fault link-down``) does not
+    answer the SYN: the connection times out before anything is sent, so even a write
+    goes on to the next member instead of failing as "may have been applied". The
+    cut-off member here is a listener whose accept queue is full (Linux then drops
+    SYNs)."""
+    with socket.socket() as hole:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        dead = f"http://127.0.0.1:{hole.getsockname()[1]}"
+        fillers = [socket.socket() for _ in range(2)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(hole.getsockname())
+            with EtcdStore([dead, etcd.endpoint], request_timeout=15.0) as store:
+                assert store.endpoint == etcd.endpoint  # the first read moved on
+                store._current = 0  # as if the member had been cut off since
+                kv = store.create(KEY, json.dumps(OBJ).encode())
+                assert store.endpoint == etcd.endpoint
+                assert store.get(KEY) is not None and kv.mod_revision > 0
+        finally:
+            for filler in fillers:
+                filler.close()
+
+
+def _interruptions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "watch on" in r.getMessage()]
+
+
+def _start_etcd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval: str) -> LocalEtcd:
+    monkeypatch.setattr(etcd_server, "PROGRESS_NOTIFY", interval)
+    return LocalEtcd(tmp_path / "etcd").start()
+
+
+def test_a_quiet_watch_on_an_etcd_without_progress_notifications_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """An etcd not started by netlab sends a progress notification every 10 minutes
+    (etcd's default): a watch silent for WATCH_IDLE is then an idle cluster, not a dead
+    connection, and is not torn down and moved every WATCH_IDLE seconds."""
+    etcd = _start_etcd(tmp_path, monkeypatch, "10m")
+    try:
+        with EtcdStore(etcd.endpoint) as store:
+            store.create(KEY, b"1")
+            deadline = time.monotonic() + WATCH_IDLE + 2.5
+            while time.monotonic() < deadline and not _interruptions(caplog):
+                time.sleep(0.1)  # poll the log for a reconnect, up to the deadline
+            assert _interruptions(caplog) == []
+            store.update(KEY, b"2")  # the watch still feeds the store
+    finally:
+        etcd.stop()
+
+
+def test_a_silent_member_that_sends_progress_notifications_is_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A member that sends progress notifications (netlab's, every second) and then
+    falls silent (here stopped with SIGSTOP; in a lab, cut off by link-down) is taken
+    for a dead connection after WATCH_IDLE: the watch reconnects."""
+    etcd = _start_etcd(tmp_path, monkeypatch, "1s")
+    try:
+        with EtcdStore(etcd.endpoint, request_timeout=20.0) as store:
+            store.create(KEY, b"1")
+            deadline = time.monotonic() + 10
+            while store._progress_notifications == 0:  # the member sends them
+                assert time.monotonic() < deadline, "no progress notification in 10 s"
+                time.sleep(0.1)
+            assert etcd.proc is not None
+            os.kill(etcd.proc.pid, signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + WATCH_IDLE + 5
+                while time.monotonic() < deadline and not _interruptions(caplog):
+                    time.sleep(0.1)
+                assert _interruptions(caplog), "the silent watch was not left"
+            finally:
+                os.kill(etcd.proc.pid, signal.SIGCONT)
+            store.update(KEY, b"2")
+    finally:
+        etcd.stop()
