@@ -51,10 +51,13 @@ which the API server answers 500, so a client never sees success for a write
 etcd did not commit, nor a silent second attempt. The watch that feeds the hub
 asks for a leader (gRPC metadata ``hasleader``, so a member that loses its
 quorum ends it) and for progress notifications (members run with a 1 s
-interval), and a watch silent for ``WATCH_IDLE`` seconds after its member has
-sent one is taken for a dead connection (a member cut off by ``netlab fault
-link-down``): both reconnect to the next endpoint from the last published
-revision. An etcd that sends no progress notifications is never left for silence.
+interval). A watch silent for ``WATCH_IDLE`` seconds is taken for a dead
+connection (a member cut off by ``netlab fault link-down``) if the store has had
+progress notifications (on any stream: one that starts under a steady write load
+carries only events) or if a request waits for a revision etcd has committed and
+the watch has not delivered; both cases reconnect to the next endpoint from the
+last published revision. An idle etcd that sends no progress notifications (etcd's
+default is one per 10 minutes) is not left for its silence.
 
 Transport: HTTP/1.1 + JSON to ``/v3/kv/range``, ``/v3/kv/txn``,
 ``/v3/kv/compaction`` and ``/v3/watch`` (a stream of JSON lines), keys and
@@ -116,7 +119,7 @@ _RETRYABLE = ("no leader", "leader changed", "timed out", "not capable", "stoppe
 _NOT_APPLIED = ("no leader", "not capable", "too many requests")
 ATTEMPT_TIMEOUT = 10.0  # one request to one member; etcd's own request timeout is ~7 s
 # A watch silent this long, from a member that sends progress notifications (netlab's
-# every 1 s), is a dead connection.
+# every 1 s) or while a request waits for a committed revision, is a dead connection.
 WATCH_IDLE = 5.0
 # etcd's gRPC gateway passes Grpc-Metadata-* headers as gRPC metadata; this one makes
 # the member end the watch when it has no leader (clientv3.WithRequireLeader).
@@ -362,20 +365,31 @@ class EtcdStore(Store):
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0)) as resp:
             if resp.status != 200:
                 raise EtcdError(f"watch: HTTP {resp.status}: {(await resp.text())[:200]}")
-            # Silence means a dead connection only from a member known to send progress
-            # notifications (netlab's, every second); an etcd that sends them every 10
-            # minutes (etcd's default) is merely idle, and is not left every WATCH_IDLE.
-            idle: float | None = None
+            # Silence is a dead connection (a member cut off by link-down) only where it
+            # says so: from a member known to send progress notifications (netlab's,
+            # every second; known from any stream of this store, since one that starts
+            # under a steady write load carries events and no notifications), or while a
+            # request waits for a revision etcd has already committed. An etcd that sends
+            # notifications every 10 minutes (etcd's default) is otherwise merely idle.
             chunks = resp.content.iter_any().__aiter__()
+            heard = self._loop.time()
             buf = b""
             while True:
+                nxt = asyncio.ensure_future(chunks.__anext__())
                 try:
-                    chunk = await asyncio.wait_for(chunks.__anext__(), idle)
+                    while not nxt.done():
+                        await asyncio.wait((nxt,), timeout=1.0)
+                        silent = self._loop.time() - heard
+                        if not nxt.done() and silent > WATCH_IDLE and (
+                                self._progress_notifications or self._waiters):
+                            raise EtcdUnavailable(f"the watch on {endpoint} has been "
+                                                  f"silent for {silent:.0f}s")
+                    chunk = nxt.result()
                 except StopAsyncIteration:
                     return
-                except asyncio.TimeoutError:
-                    raise EtcdUnavailable(f"the watch on {endpoint} has been silent for "
-                                          f"{idle:.0f}s") from None
+                finally:
+                    nxt.cancel()
+                heard = self._loop.time()
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
@@ -388,7 +402,6 @@ class EtcdStore(Store):
                     result = msg.get("result", {})
                     if not (result.get("events") or result.get("created")
                             or result.get("canceled")):  # a progress notification
-                        idle = WATCH_IDLE
                         self._progress_notifications += 1
                     yield result
 

@@ -4,12 +4,14 @@ already has history, and writes made behind the store's back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,4 +238,70 @@ def test_a_silent_member_that_sends_progress_notifications_is_left(
                 os.kill(etcd.proc.pid, signal.SIGCONT)
             store.update(KEY, b"2")
     finally:
+        etcd.stop()
+
+
+class WatchFreezingRelay:
+    """A TCP relay in front of etcd that, once ``frozen`` is set, stops passing on what
+    etcd sends over its watch connections (as a member cut off mid-stream: the
+    connection stays open and says nothing), and relays every other request."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.frozen = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._sockets: list[socket.socket] = [self._server]
+        self.endpoint = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.port))
+            self._sockets += [client, upstream]
+            watch = threading.Event()  # this connection carries a watch
+            threading.Thread(target=self._relay, args=(client, upstream, watch, True),
+                             daemon=True).start()
+            threading.Thread(target=self._relay, args=(upstream, client, watch, False),
+                             daemon=True).start()
+
+    def _relay(self, src: socket.socket, dst: socket.socket, watch: threading.Event,
+               request: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if request and b"POST /v3/watch" in data:
+                    watch.set()
+                if not (watch.is_set() and not request and self.frozen.is_set()):
+                    dst.sendall(data)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def test_a_silent_watch_is_left_while_a_write_waits_for_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A write's answer waits for the watch to deliver its revision. If the watch falls
+    silent while etcd has committed that revision, the watch is dead even on an etcd
+    that sends no progress notifications (or a stream that started under a steady
+    write load, which carries events and none): it is left for the next member after
+    WATCH_IDLE, and the write succeeds, instead of failing at the request timeout."""
+    etcd = _start_etcd(tmp_path, monkeypatch, "10m")
+    relay = WatchFreezingRelay(int(etcd.endpoint.rsplit(":", 1)[1]))
+    try:
+        with EtcdStore([relay.endpoint, etcd.endpoint], request_timeout=20.0) as store:
+            store.create(KEY, b"1")  # delivered by the watch through the relay
+            relay.frozen.set()
+            kv = store.update(KEY, b"2")  # failed with EtcdUnavailable after 20 s before
+            assert store.get(KEY) == kv
+            assert any(f"watch on {relay.endpoint}" in m and "silent" in m
+                       for m in _interruptions(caplog)), _interruptions(caplog)
+    finally:
+        relay.close()
         etcd.stop()
