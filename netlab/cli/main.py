@@ -150,7 +150,11 @@ def _store_line(store: dict[str, Any]) -> str:
             health = f"unhealthy: {m.get('error')}"
             if m.get("version"):  # it answers, but has no quorum
                 health += f", etcd {m.get('version')}, revision {m.get('revision')}"
-        parts.append(f"member {m['name']} {m['endpoint']} ({health})")
+        parts.append(f"{m['endpoint']} ({health})" if store.get("external")
+                     else f"member {m['name']} {m['endpoint']} ({health})")
+    if store.get("external"):
+        return (f"store: etcd outside the lab, {len(parts)} endpoint"
+                f"{'s' if len(parts) != 1 else ''}: " + "; ".join(parts))
     return f"store: etcd, {len(parts)} member{'s' if len(parts) != 1 else ''}: " + "; ".join(parts)
 
 
@@ -161,10 +165,11 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
     """Run etcdctl against the lab's etcd: netlab etcdctl -- get /registry/... --prefix.
 
     Runs in the control-plane node's namespace with ETCDCTL_API=3 and the lab's
-    endpoints (every member) and client certificate; for labs with 'cluster.store: etcd'."""
+    endpoints (every member) and client certificate; for labs with 'cluster.store: etcd'.
+    With an etcd of your own (endpoints in the topology), runs on the host with its
+    endpoints and the topology's caFile, certFile and keyFile."""
     _require_root()
     from netlab.lab import components, lifecycle, state
-    from netlab.lab.pki import etcd_pki_paths
 
     try:
         lab = state.implied_lab(lab)
@@ -173,17 +178,21 @@ def etcdctl(lab: str | None, args: tuple[str, ...]) -> None:
             raise lifecycle.LabError(f"no lab named {lab} is up")
     except lifecycle.LabError as err:
         fail(str(err), 2)
-    plan = record.plan()
-    if plan.topology.cluster.store != "etcd":
+    client = components.etcd_client(record.plan())
+    if client is None:
         fail(f"lab {lab} keeps its store in SQLite, not etcd; "
-              "set 'cluster.store: etcd' in its topology to run etcd", 2)
-    control = plan.topology.control_plane.name
-    namespace = node_namespace(lab, control)
-    pki = etcd_pki_paths(state.lab_dir(lab))
-    exec_in(namespace, ["etcdctl", *args], {
-        "ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": ",".join(components.etcd_endpoints(plan)),
-        "ETCDCTL_CACERT": str(pki.ca_cert), "ETCDCTL_CERT": str(pki.client_cert),
-        "ETCDCTL_KEY": str(pki.client_key)})
+             "set 'cluster.store: etcd' in its topology to run etcd", 2)
+    env = {"ETCDCTL_API": "3", "ETCDCTL_ENDPOINTS": ",".join(client.endpoints)}
+    for name, file in (("ETCDCTL_CACERT", client.ca), ("ETCDCTL_CERT", client.cert),
+                       ("ETCDCTL_KEY", client.key)):
+        if file:
+            env[name] = file
+    if client.netns is None:  # the user's own etcd, outside the lab
+        try:
+            os.execvpe("etcdctl", ["etcdctl", *args], {**os.environ, **env})
+        except FileNotFoundError:
+            fail("etcdctl: command not found", 127)
+    exec_in(client.netns, ["etcdctl", *args], env)
 
 
 @main.command("list")

@@ -16,6 +16,7 @@ import errno
 import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar, cast
 
 from netlab.kernel import namespaces as ns
@@ -107,6 +108,15 @@ def run_in_netns(name: str, fn: Callable[[], T]) -> T:
         return fn()
 
     return _run_in_thread(target)
+
+
+def executor_in_netns_fd(fd: int, max_workers: int = 2) -> ThreadPoolExecutor:
+    """A thread pool whose threads live in the network namespace behind the open file
+    ``fd`` (``/proc/<pid>/ns/net``, handed down by a parent): the sockets they create
+    and the names they resolve are that namespace's. How a component inside a lab
+    namespace reaches the host's, which it holds as an fd and cannot name."""
+    return ThreadPoolExecutor(max_workers, thread_name_prefix=f"netns-fd{fd}",
+                              initializer=ns.setns_fd, initargs=(fd, CLONE_NEWNET, f"fd {fd}"))
 
 
 def create_netns(name: str, setup: Callable[[], T] | None = None) -> T | None:

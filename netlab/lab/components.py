@@ -36,20 +36,30 @@ def _module(name: str, *args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", name, *args)
 
 
-def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]:
+def components(plan: LabPlan, unix_fd: int, loopback_fd: int,
+               host_netns_fd: int | None = None) -> list[Component]:
+    """Every component of the lab. ``host_netns_fd`` (an open ``/proc/self/ns/net``
+    of the supervisor) is handed to the API server when its etcd is outside the lab."""
     lab = plan.lab
     control = plan.node(plan.topology.control_plane.name)
     cluster = plan.topology.cluster
     pki = pki_paths(lab_dir(lab))
-    members = etcd_members(plan)
     store = [f"sqlite:{data_dir(lab) / 'store.db'}"]
-    if members:
-        etcd = etcd_pki_paths(lab_dir(lab))
+    fds = [unix_fd, loopback_fd]
+    etcd = etcd_client(plan)
+    if etcd is not None:
         # kube-apiserver's --etcd-servers: every member, comma-separated.
-        store = [f"etcd:{','.join(etcd_endpoints(plan))}", "--etcd-cafile", str(etcd.ca_cert),
-                 "--etcd-certfile", str(etcd.client_cert), "--etcd-keyfile", str(etcd.client_key)]
+        store = [f"etcd:{','.join(etcd.endpoints)}"]
+        for flag, file in (("--etcd-cafile", etcd.ca), ("--etcd-certfile", etcd.cert),
+                           ("--etcd-keyfile", etcd.key)):
+            store += [flag, file] if file else []
+        if etcd.netns is None:
+            if host_netns_fd is None:
+                raise ValueError("an etcd outside the lab needs the host's netns fd")
+            store += ["--etcd-netns-fd", str(host_netns_fd)]
+            fds.append(host_netns_fd)
     apiserver = Component(
-        name="apiserver", netns=control.netns, pass_fds=(unix_fd, loopback_fd),
+        name="apiserver", netns=control.netns, pass_fds=tuple(fds),
         argv=_module("netlab.master.apiserver",
                      "--lab", lab,
                      "--bind", f"{control.underlay.ip}:{APISERVER_PORT}",
@@ -68,8 +78,8 @@ def components(plan: LabPlan, unix_fd: int, loopback_fd: int) -> list[Component]
                      # The controller manager's garbage collector and namespace controller
                      # do this work; the API server's stand-ins stay off.
                      "--no-builtin-gc", "--no-builtin-namespace-deleter"))
-    return [*members, apiserver, *scheduling(plan), controller_manager(plan), cluster_dns(plan),
-            *kubelets(plan), *proxies(plan), *policy_agents(plan)]
+    return [*etcd_members(plan), apiserver, *scheduling(plan), controller_manager(plan),
+            cluster_dns(plan), *kubelets(plan), *proxies(plan), *policy_agents(plan)]
 
 
 def service_account_issuer(plan: LabPlan) -> str:
@@ -88,6 +98,38 @@ def etcd_endpoints(plan: LabPlan) -> list[str]:
     in member order (the control-plane node's first)."""
     return [f"https://{plan.node(n.name).underlay.ip}:{CLIENT_PORT}"
             for n in plan.topology.etcd_member_nodes]
+
+
+@dataclass(frozen=True)
+class EtcdClient:
+    """How etcd's clients (the API server, ``netlab etcdctl``, ``netlab status``) reach
+    the lab's store: the endpoints, the PEM files, and the network namespace to dial
+    from: the control-plane node's for the lab's own members, None (the host's) for an
+    etcd outside the lab."""
+
+    endpoints: tuple[str, ...]
+    ca: str | None
+    cert: str | None
+    key: str | None
+    netns: str | None
+
+    @property
+    def external(self) -> bool:
+        return self.netns is None
+
+
+def etcd_client(plan: LabPlan) -> EtcdClient | None:
+    """``cluster.store``'s etcd as its clients see it; None for SQLite."""
+    cluster = plan.topology.cluster
+    if cluster.store != "etcd":
+        return None
+    external = cluster.etcd_external
+    if external is not None:
+        return EtcdClient(external.endpoints, external.ca_file, external.cert_file,
+                          external.key_file, None)
+    pki = etcd_pki_paths(lab_dir(plan.lab))
+    return EtcdClient(tuple(etcd_endpoints(plan)), str(pki.ca_cert), str(pki.client_cert),
+                      str(pki.client_key), plan.node(plan.topology.control_plane.name).netns)
 
 
 def etcd_members(plan: LabPlan) -> list[Component]:

@@ -24,6 +24,7 @@ from netlab.api.views import meta_of, node_status
 from netlab.client import lab_client
 from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
+from netlab.lab.components import EtcdClient
 from netlab.lab.state import (
     LabState,
     components_path,
@@ -103,31 +104,33 @@ def wait_ready(lab: str, timeout: float, state: LabState) -> None:
     asyncio.run(probe())
 
 
-def _etcd_probe(lab: str, action: str, endpoint: str, netns_name: str,
+def _etcd_probe(client: EtcdClient, action: str, endpoint: str, netns_name: str | None,
                 timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run the etcd probe inside ``netns_name`` (where the member listens), with the
-    lab's etcd client certificate."""
+    """Run the etcd probe with ``client``'s certificates, inside ``netns_name`` (where
+    a lab member listens) or, for an etcd outside the lab, in the host's namespace."""
     from netlab.kernel import netns
-    from netlab.lab.pki import etcd_pki_paths
 
-    pki = etcd_pki_paths(lab_dir(lab))
+    tls = [arg for flag, file in (("--ca", client.ca), ("--cert", client.cert),
+                                  ("--key", client.key)) if file for arg in (flag, file)]
     return subprocess.run(
-        [sys.executable, "-m", "netlab.master.store.etcd_server", action, endpoint,
-         "--ca", str(pki.ca_cert), "--cert", str(pki.client_cert), "--key", str(pki.client_key),
+        [sys.executable, "-m", "netlab.master.store.etcd_server", action, endpoint, *tls,
          "--timeout", str(timeout)],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout + 10,
-        preexec_fn=lambda: netns.join_netns(netns_name), cwd="/")
+        preexec_fn=(lambda: netns.join_netns(netns_name)) if netns_name else None, cwd="/")
 
 
-def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
-              state: LabState, crash_limit: int = 3, component: str = "etcd") -> None:
-    """Probe the etcd member's health (with a deadline) from inside its namespace; give
-    up early if it keeps exiting, and explain with its log."""
+def wait_etcd(client: EtcdClient, member: str, endpoint: str, netns_name: str,
+              timeout: float, state: LabState, crash_limit: int = 3,
+              component: str = "etcd") -> None:
+    """Probe the lab's etcd member's health (with a deadline) from inside its
+    namespace; give up early if it keeps exiting, and explain with its log."""
+    lab = state.lab
     sup = state.processes.get("supervisor", {})
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
-        result = _etcd_probe(lab, "wait", endpoint, netns_name, max(0.5, min(2.0, remaining)))
+        result = _etcd_probe(client, "wait", endpoint, netns_name,
+                             max(0.5, min(2.0, remaining)))
         if result.returncode == 0:
             return
         record = (read_json(components_path(lab)) or {}).get(component) or {}
@@ -144,10 +147,33 @@ def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: fl
                                 "its log says:\n" + _tail(log_dir(lab) / f"{component}.log", 6))
 
 
-def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:
+def check_external_etcd(client: EtcdClient, timeout: float) -> None:
+    """Before anything of the lab starts: an etcd outside the lab answers healthy at
+    one of its endpoints within ``timeout``, or the error names each endpoint and what
+    it said (refused, a certificate etcd rejected, no leader)."""
+    deadline = time.monotonic() + timeout
+    errors: dict[str, str] = {}
+    while True:
+        for endpoint in client.endpoints:
+            remaining = deadline - time.monotonic()
+            result = _etcd_probe(client, "wait", endpoint, None, max(0.5, min(2.0, remaining)))
+            if result.returncode == 0:
+                return
+            lines = result.stderr.strip().splitlines()
+            errors[endpoint] = lines[-1] if lines else f"exit status {result.returncode}"
+        if time.monotonic() > deadline:
+            raise ControlPlaneError(
+                f"the etcd at {', '.join(client.endpoints)} (cluster.store.etcd.endpoints) "
+                f"did not answer healthy within {timeout:.0f}s: "
+                + "; ".join(f"{e}: {why}" for e, why in errors.items())
+                + ". Check that it runs and is reachable from this host, and that "
+                "caFile, certFile and keyFile are the ones it trusts")
+
+
+def etcd_status(client: EtcdClient, endpoint: str, netns_name: str | None) -> dict:
     import json
 
-    result = _etcd_probe(lab, "status", endpoint, netns_name, 5.0)
+    result = _etcd_probe(client, "status", endpoint, netns_name, 5.0)
     try:
         return json.loads(result.stdout)
     except ValueError:

@@ -1,9 +1,9 @@
 """``up``, ``down`` and ``status`` of a lab: the orchestration behind the CLI.
 
 ``up`` validates, records its intent in the state directory, then runs its
-named steps in order (``up_steps``: network, supervisor, etcd, API, nodes,
-workloads, record); on any failure it removes everything it created before
-reporting the failing step.
+named steps in order (``up_steps``: an external etcd's check, network,
+supervisor, etcd, API, nodes, workloads, record); on any failure it removes
+everything it created before reporting the failing step.
 ``down`` works from the record when there is one and from the lab's tagged
 namespaces when there is not, so it succeeds after any crash and twice in a
 row.
@@ -20,7 +20,7 @@ import yaml
 
 from netlab.kernel import netns
 from netlab.lab import control, network
-from netlab.lab.components import etcd_endpoints, etcd_member_name
+from netlab.lab.components import EtcdClient, etcd_client, etcd_endpoints, etcd_member_name
 from netlab.lab.network import Progress
 from netlab.lab.state import (
     LabError,
@@ -34,6 +34,9 @@ from netlab.lab.state import (
 from netlab.master.store.etcd_server import INSTALL_HINT, etcd_binary
 from netlab.node.runtime import cleanup_lab
 from netlab.topology import LabPlan, NodePlan, Topology, load_topology, plan_lab
+
+# How long ``up`` waits for an etcd outside the lab to answer before it gives up.
+EXTERNAL_ETCD_TIMEOUT = 10.0
 
 
 class LabUpError(LabError):
@@ -82,8 +85,8 @@ class UpContext:
     ready_timeout: float
 
     @property
-    def etcd(self) -> bool:
-        return self.topology.cluster.store == "etcd"
+    def etcd(self) -> EtcdClient | None:
+        return etcd_client(self.plan)
 
     @property
     def control_node(self) -> NodePlan:
@@ -106,7 +109,7 @@ def _network(ctx: UpContext) -> None:
 def _supervisor(ctx: UpContext) -> None:
     ctx.progress("starting the supervisor and the API server")
     members = [str(ctx.plan.node(n.name).underlay.ip) for n in ctx.topology.etcd_member_nodes]
-    control.start(ctx.state, members if ctx.etcd else None)
+    control.start(ctx.state, members or None)
 
 
 def _etcd(ctx: UpContext) -> None:
@@ -114,12 +117,22 @@ def _etcd(ctx: UpContext) -> None:
     the cluster has a leader, so the first waits for quorum and a later one that never
     starts is named (and ``up`` rolls back)."""
     deadline = time.monotonic() + ctx.ready_timeout
+    client = ctx.etcd
+    assert client is not None
     nodes = ctx.topology.etcd_member_nodes
     for node, endpoint in zip(nodes, etcd_endpoints(ctx.plan)):
         ctx.progress(f"waiting for etcd member {node.name} to be healthy")
-        control.wait_etcd(ctx.plan.lab, node.name, endpoint, ctx.plan.node(node.name).netns,
+        control.wait_etcd(client, node.name, endpoint, ctx.plan.node(node.name).netns,
                           max(1.0, deadline - time.monotonic()), ctx.state,
                           component=etcd_member_name(node.name))
+
+
+def _external_etcd(ctx: UpContext) -> None:
+    """Before the network: an etcd of the user's that does not answer costs nothing."""
+    client = ctx.etcd
+    assert client is not None
+    ctx.progress(f"checking the etcd at {', '.join(client.endpoints)}")
+    control.check_external_etcd(client, min(ctx.ready_timeout, EXTERNAL_ETCD_TIMEOUT))
 
 
 def _api(ctx: UpContext) -> None:
@@ -145,6 +158,8 @@ def _record(ctx: UpContext) -> None:
 def up_steps(topology: Topology, control_plane: bool = True) -> list[UpStep]:
     """The steps ``up`` takes for ``topology``, in order."""
     steps = [UpStep("building the network", _network)]
+    if control_plane and topology.cluster.etcd_external is not None:
+        steps.insert(0, UpStep("checking the external etcd", _external_etcd))
     if control_plane:
         steps.append(UpStep("starting the control plane", _supervisor))
         members = [n.name for n in topology.etcd_member_nodes]
@@ -185,7 +200,7 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
     source = topology.source
     plan = plan_lab(topology)
     lab = plan.lab
-    if control_plane and topology.cluster.store == "etcd" and etcd_binary() is None:
+    if control_plane and topology.etcd_member_nodes and etcd_binary() is None:
         raise LabError(f"lab {lab} keeps its store in etcd (cluster.store: etcd), and there is "
                        f"no etcd binary on PATH; {INSTALL_HINT}. Nothing was created")
     with lab_lock(lab):
@@ -251,18 +266,25 @@ def status(lab: str, probe: bool = False) -> dict[str, Any]:
 
 def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
     """The API server's store: SQLite, or etcd with each member's health and which one
-    leads (each probed from inside its node's namespace)."""
+    leads (each probed from inside its node's namespace; an etcd outside the lab,
+    ``external``, from the host's)."""
     plan = state.plan()
-    if plan.topology.cluster.store != "etcd":
+    client = etcd_client(plan)
+    if client is None:
         return {"backend": "sqlite", "path": str(data_dir(state.lab) / "store.db")}
+    probing = probe and state.phase == "up" and "supervisor" in state.processes
+    if client.external:
+        members = [{"name": endpoint, "endpoint": endpoint,
+                    **(control.etcd_status(client, endpoint, None) if probing else {})}
+                   for endpoint in client.endpoints]
+        return {"backend": "etcd", "external": True, "members": members}
     present = set(netns.list_netns()) if probe else set()
     members = []
     for node, endpoint in zip(plan.topology.etcd_member_nodes, etcd_endpoints(plan)):
         member = {"name": node.name, "endpoint": endpoint}
         netns_name = plan.node(node.name).netns
-        if (probe and state.phase == "up" and "supervisor" in state.processes
-                and netns_name in present):
-            member.update(control.etcd_status(state.lab, endpoint, netns_name))
+        if probing and netns_name in present:
+            member.update(control.etcd_status(client, endpoint, netns_name))
         members.append(member)
     return {"backend": "etcd", "members": members}
 

@@ -172,7 +172,13 @@ def main(argv: list[str] | None = None) -> None:
         "unix": str(socket_path(args.lab)), "loopback": f"127.0.0.1:{port}",
         "underlay": f"{plan.node(plan.topology.control_plane.name).underlay.ip}:"
                     f"{catalog.APISERVER_PORT}"})
-    components = catalog.components(plan, unix_fd=unix.fileno(), loopback_fd=loopback.fileno())
+    # An etcd outside the lab is on the host's network: the API server, inside the
+    # control-plane namespace, dials it from this one (see EtcdStore's netns_fd).
+    etcd = catalog.etcd_client(plan)
+    host_netns = (os.open("/proc/self/ns/net", os.O_RDONLY)
+                  if etcd is not None and etcd.external else None)
+    components = catalog.components(plan, unix_fd=unix.fileno(), loopback_fd=loopback.fileno(),
+                                    host_netns_fd=host_netns)
     asyncio.run(Supervisor(args.lab, components).run())
 
 

@@ -77,6 +77,27 @@ class Network:
 
 
 @dataclass(frozen=True)
+class EtcdExternal:
+    """An etcd the user runs outside the lab (``cluster.store: {etcd: {endpoints:
+    ...}}``): its client URLs and, for TLS, absolute paths of the PEM files."""
+
+    endpoints: tuple[str, ...]
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    """``cluster.store`` as validated: the backend, how many members the lab runs
+    (0 for SQLite or an external etcd) and the external etcd, if any."""
+
+    store: str = "sqlite"
+    etcd_members: int = 0
+    etcd_external: EtcdExternal | None = None
+
+
+@dataclass(frozen=True)
 class Cluster:
     pod_subnet: IPv4Network
     service_subnet: IPv4Network
@@ -89,9 +110,11 @@ class Cluster:
     node_monitor_grace_period: float = 10.0
     pod_eviction_timeout: float = 20.0
     # The API server's store: "sqlite" (a file in the lab's data directory) or
-    # "etcd" (etcd_members members, 1 or 3: see Topology.etcd_member_nodes).
+    # "etcd": etcd_members members run by the lab (1 or 3: see
+    # Topology.etcd_member_nodes), or none and the user's etcd_external.
     store: str = "sqlite"
     etcd_members: int = 0
+    etcd_external: EtcdExternal | None = None
     # Cluster DNS: the zone the dns component serves, and where it forwards other
     # names ("ip" or "ip:port", inside the lab); None answers them REFUSED.
     dns_domain: str = "cluster.local"
@@ -140,7 +163,7 @@ class Topology:
     def etcd_member_nodes(self) -> tuple[Node, ...]:
         """Where the etcd members run, one per node: the control-plane node, then the
         first workers in the topology's order (none for a SQLite store)."""
-        if self.cluster.store != "etcd":
+        if self.cluster.store != "etcd" or not self.cluster.etcd_members:
             return ()
         control = self.control_plane
         workers = [n for n in self.cluster_nodes if n is not control]

@@ -5,7 +5,7 @@ runs before anything touches the kernel, so a bad file costs nothing: the CLI
 prints the ``TopologyError`` and exits 2. Each ``Problem`` names the YAML path
 (``nodes[2].name``), its line, what is wrong and how to fix it. The checker and
 its primitives live in ``checker.py``; the physical networks, routers and what
-they allow in ``racks.py``.
+they allow in ``racks.py``; ``cluster.store`` in ``store.py``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from netlab.topology.source import (
     load_manifests,
     parse_yaml,
 )
+from netlab.topology.store import check_store, check_store_nodes
 from netlab.units import QuantityError, cpu_millis, memory_bytes, parse_duration
 
 __all__ = ["Problem", "TopologyError", "load_topology", "parse_topology"]
@@ -59,9 +60,6 @@ TOP_KEYS = ("name", "network", "networks", "cluster", "nodes", "workloads")
 CLUSTER_KEYS = ("podSubnet", "serviceSubnet", "overlay", "vxlan", "nodeMonitorGracePeriod",
                 "podEvictionTimeout", "store", "dnsDomain", "dns")
 DNS_KEYS = ("upstream",)
-STORES = ("sqlite", "etcd")
-ETCD_KEYS = ("members",)
-ETCD_SIZES = (1, 3)
 # The kubelet heartbeats every 5 s: a shorter grace period would flap.
 MIN_GRACE, MAX_TIMING = 6.0, 3600.0
 VXLAN_KEYS = ("vni", "port")
@@ -109,11 +107,11 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     networks = check_networks(check, top)
     cluster = _check_cluster(check, top.get("cluster"))
     grace, eviction = _check_timings(check, top.get("cluster"))
-    store, members = _check_store(check, top.get("cluster"))
+    store = check_store(check, top.get("cluster"), base_dir or Path("."))
     domain, upstream = _check_dns(check, top.get("cluster"), networks, cluster[0])
     nodes = _check_nodes(check, top.get("nodes"), networks)
     if nodes and not check.problems:
-        _check_store_nodes(check, members, nodes)
+        check_store_nodes(check, store.etcd_members, nodes)
     _check_ranges(check, networks, cluster, top.get("nodes"))
     workloads = _check_workloads(check, top.get("workloads"), base_dir or Path("."), nodes)
     if check.problems:
@@ -125,8 +123,9 @@ def parse_topology(text: str, filename: str, default_name: str = "",
         name=name, networks=tuple(n for _, n in networks),
         cluster=model.Cluster(pod_subnet=pods, service_subnet=services, overlay=overlay,
                               vni=vni, vxlan_port=port, node_monitor_grace_period=grace,
-                              pod_eviction_timeout=eviction, store=store,
-                              etcd_members=members, dns_domain=domain,
+                              pod_eviction_timeout=eviction, store=store.store,
+                              etcd_members=store.etcd_members,
+                              etcd_external=store.etcd_external, dns_domain=domain,
                               dns_upstream=upstream),
         nodes=tuple(nodes), workloads=tuple(workloads), source=source_path)
 
@@ -187,45 +186,6 @@ def _check_cluster(check: _Checker, value: Any) -> _ClusterParts:
                     "use a /28 or larger, e.g. 10.96.0.0/16")
         services = None
     return pods, services, overlay, vni, port
-
-
-def _check_store(check: _Checker, value: Any) -> tuple[str, int]:
-    """``cluster.store``: ``sqlite`` (default), ``etcd``, or ``{etcd: {members: N}}``
-    with N 1 or 3 (an etcd cluster has an odd size; 3 is the smallest that survives
-    the loss of a member). Where the members run is ``etcd_member_nodes``."""
-    raw = value.get("store", "sqlite") if isinstance(value, dict) else "sqlite"
-    path = ("cluster", "store")
-    fix = ("write 'store: sqlite' (the default), 'store: etcd' or "
-           "'store: {etcd: {members: 1}}' (or 3)")
-    if isinstance(raw, str):
-        if raw not in STORES:
-            check.error(path, f"unknown store {raw!r}{_suggest(raw, STORES)}", fix)
-            return "sqlite", 0
-        return raw, 1 if raw == "etcd" else 0
-    if not isinstance(raw, dict) or list(raw) != ["etcd"]:
-        check.error(path, f"expected 'sqlite', 'etcd' or a mapping with the one key 'etcd', "
-                    f"got {_kind(raw)}", fix)
-        return "sqlite", 0
-    etcd = check.mapping(raw["etcd"], (*path, "etcd"), ETCD_KEYS)
-    members = etcd.get("members", 1)
-    mpath = (*path, "etcd", "members")
-    if isinstance(members, bool) or members not in ETCD_SIZES:
-        check.error(mpath, f"{members!r} members is not a size netlab runs",
-                    "use 1 or 3 (an etcd cluster has an odd size, and 3 members keep a "
-                    "quorum when one is lost)")
-        return "etcd", 1
-    return "etcd", int(members)
-
-
-def _check_store_nodes(check: _Checker, members: int, nodes: list[model.Node]) -> None:
-    """3 members need 3 cluster nodes: the control plane and the first two workers."""
-    cluster = [n for n in nodes if n.in_cluster]
-    if members > len(cluster):
-        check.error(("cluster", "store", "etcd", "members"),
-                    f"{members} etcd members run one per node, on the control-plane node "
-                    f"and the first {members - 1} workers, and this topology has "
-                    f"{len(cluster)} cluster node{'s' if len(cluster) != 1 else ''}",
-                    f"add workers (at least {members - 1}) or use 'members: 1'")
 
 
 def _check_dns(check: _Checker, value: Any, networks: Networks,

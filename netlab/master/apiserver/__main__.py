@@ -60,6 +60,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--etcd-cafile", help="the CA that signed etcd's certificate")
     parser.add_argument("--etcd-certfile", help="client certificate presented to etcd")
     parser.add_argument("--etcd-keyfile", help="its key")
+    parser.add_argument("--etcd-netns-fd", type=int,
+                        help="an inherited fd of the network namespace to dial etcd from "
+                             "(the host's, for an etcd outside the lab)")
     parser.add_argument("--service-subnet", default="10.96.0.0/16")
     # kube-apiserver's DefaultTolerationSeconds flags: the tolerationSeconds every pod
     # gets for the not-ready/unreachable NoExecute taints, i.e. how long its pods
@@ -153,8 +156,9 @@ async def serve(args: argparse.Namespace) -> None:
                              service_account_issuer=args.service_account_issuer,
                              api_audiences=tuple(a for a in args.api_audiences.split(",")
                                                  if a))
-    etcd_tls = {"ca": args.etcd_cafile, "cert": args.etcd_certfile, "key": args.etcd_keyfile}
-    store = open_store(args.store, **({k: v for k, v in etcd_tls.items() if v}
+    etcd_options = {"ca": args.etcd_cafile, "cert": args.etcd_certfile, "key": args.etcd_keyfile,
+                "netns_fd": args.etcd_netns_fd}
+    store = open_store(args.store, **({k: v for k, v in etcd_options.items() if v is not None}
                                       if args.store.startswith("etcd:") else {}))
     app = make_app(store, config)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)

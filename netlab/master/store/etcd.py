@@ -78,6 +78,7 @@ import contextlib
 import heapq
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -206,7 +207,9 @@ class EtcdStore(Store):
     ``ca``/``cert``/``key`` are PEM files for TLS (the CA that signed etcd's
     certificate, and this client's certificate and key). ``connect_timeout``
     bounds how long opening waits for etcd to answer, and how long a request
-    retries while etcd is unreachable or has no leader.
+    retries while etcd is unreachable or has no leader. ``netns_fd`` (an open
+    ``/proc/<pid>/ns/net``) dials etcd from that network namespace, names resolved
+    there too: how an API server inside a lab reaches an etcd outside it.
     """
 
     def __init__(self, endpoints: str | Sequence[str], *, ca: str | None = None,
@@ -217,7 +220,8 @@ class EtcdStore(Store):
                  history_page: int = DEFAULT_HISTORY_PAGE,
                  cache_events: int = DEFAULT_CACHE_EVENTS,
                  connect_timeout: float = 30.0,
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0,
+                 netns_fd: int | None = None) -> None:
         self.endpoints = parse_endpoints(endpoints)
         self._current = 0  # the member requests go to; see _failover
         self._progress_notifications = 0  # seen on the watch, over its reconnects
@@ -236,6 +240,14 @@ class EtcdStore(Store):
         self._cache: collections.deque[Event] = collections.deque(maxlen=max(cache_events, 0))
         self._cache_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
+        self._netns_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if netns_fd is not None:
+            from netlab.kernel.netns import executor_in_netns_fd
+
+            # The loop's executor runs getaddrinfo (ThreadedResolver), and _open's
+            # socket factory creates sockets there: both in that namespace.
+            self._netns_pool = executor_in_netns_fd(netns_fd)
+            self._loop.set_default_executor(self._netns_pool)
         self._thread = threading.Thread(target=self._loop.run_forever, name="etcd-store",
                                         daemon=True)
         self._thread.start()
@@ -269,9 +281,14 @@ class EtcdStore(Store):
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def _open(self) -> tuple[int, int]:
+        netns: dict[str, Any] = {}
+        if self._netns_pool is not None:
+            pool = self._netns_pool
+            netns = {"resolver": aiohttp.ThreadedResolver(),
+                     "socket_factory": lambda ai: pool.submit(socket.socket, *ai[:3]).result()}
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=2.0),
-            connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64))
+            connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64, **netns))
         try:
             header = (await self._post("/v3/kv/range", {"key": ALL_KEYS, "count_only": True},
                                        self._connect_timeout))["header"]

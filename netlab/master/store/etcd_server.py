@@ -137,10 +137,8 @@ class LocalEtcd:
 
     def _wait_healthy(self) -> None:
         deadline = time.monotonic() + self.timeout
-        ctx = None
-        if self.tls:
-            ctx = ssl.create_default_context(cafile=str(self.tls.ca))
-            ctx.load_cert_chain(str(self.tls.cert), str(self.tls.key))
+        ctx = (_context(self.endpoint, str(self.tls.ca), str(self.tls.cert), str(self.tls.key))
+               if self.tls else None)
         while True:
             assert self.proc is not None
             if self.proc.poll() is not None:
@@ -226,18 +224,21 @@ def _get(url: str, ctx: Optional[ssl.SSLContext], body: Optional[bytes] = None) 
         return resp.read()
 
 
-def _context(tls: Optional[EtcdTLS]) -> Optional[ssl.SSLContext]:
-    if tls is None:
+def _context(endpoint: str, ca: Optional[str], cert: Optional[str],
+             key: Optional[str]) -> Optional[ssl.SSLContext]:
+    """TLS for an https endpoint: ``ca`` (else the system's CAs) and, if given, a client
+    certificate, as etcdctl's --cacert/--cert/--key."""
+    if not endpoint.startswith("https:"):
         return None
-    ctx = ssl.create_default_context(cafile=str(tls.ca))
-    ctx.load_cert_chain(str(tls.cert), str(tls.key))
+    ctx = ssl.create_default_context(cafile=ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
     return ctx
 
 
-def wait_healthy(endpoint: str, tls: Optional[EtcdTLS], timeout: float) -> None:
+def wait_healthy(endpoint: str, ctx: Optional[ssl.SSLContext], timeout: float) -> None:
     """Probe ``/health`` until etcd answers healthy or ``timeout`` passes (TimeoutError,
     naming the last error)."""
-    ctx = _context(tls)
     deadline = time.monotonic() + timeout
     last = "no answer"
     while True:
@@ -253,11 +254,10 @@ def wait_healthy(endpoint: str, tls: Optional[EtcdTLS], timeout: float) -> None:
         time.sleep(0.05)  # probe interval
 
 
-def member_status(endpoint: str, tls: Optional[EtcdTLS]) -> dict[str, object]:
+def member_status(endpoint: str, ctx: Optional[ssl.SSLContext]) -> dict[str, object]:
     """Health, version, leader and database size of the member at ``endpoint``. A
     member that answers but knows no leader (it lost its quorum) is not healthy:
     it serves no linearizable read and no write."""
-    ctx = _context(tls)
     try:
         raw = json.loads(_get(endpoint + "/v3/maintenance/status", ctx, b"{}"))
     except (OSError, ValueError) as err:
@@ -277,7 +277,8 @@ def member_status(endpoint: str, tls: Optional[EtcdTLS]) -> dict[str, object]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """``python -m netlab.master.store.etcd_server {wait,status} ENDPOINT [--ca --cert --key]``:
-    the probes ``netlab up`` and ``netlab status`` run inside the member's namespace."""
+    the probes ``netlab up`` and ``netlab status`` run inside the member's namespace
+    (or the host's, for an etcd outside the lab)."""
     import argparse
     import sys
 
@@ -289,12 +290,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--key")
     parser.add_argument("--timeout", type=float, default=30.0)
     args = parser.parse_args(argv)
-    tls = EtcdTLS(Path(args.ca), Path(args.cert), Path(args.key)) if args.ca else None
+    try:
+        ctx = _context(args.endpoint, args.ca, args.cert, args.key)
+    except (OSError, ssl.SSLError) as err:  # a certificate file that cannot be used
+        sys.exit(f"etcd's TLS files: {err}")
     if args.action == "status":
-        print(json.dumps(member_status(args.endpoint, tls)))
+        print(json.dumps(member_status(args.endpoint, ctx)))
         return
     try:
-        wait_healthy(args.endpoint, tls, args.timeout)
+        wait_healthy(args.endpoint, ctx, args.timeout)
     except TimeoutError as err:
         sys.exit(str(err))
 

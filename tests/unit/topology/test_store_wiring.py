@@ -1,5 +1,6 @@
-"""What ``cluster.store`` turns into: the components the supervisor runs, and
-``netlab up``'s refusal when etcd is not installed (before touching anything)."""
+"""What ``cluster.store`` turns into: the components the supervisor runs, ``up``'s
+steps, and ``netlab up``'s refusal when etcd is not installed (before touching
+anything)."""
 
 from __future__ import annotations
 
@@ -98,8 +99,8 @@ def test_up_waits_for_each_member_in_turn_and_stops_at_the_one_that_fails(
     p = plan(tmp_path, "{etcd: {members: 3}}")
     calls: list[tuple[str, str, str]] = []
 
-    def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: float,
-                  state: object, component: str = "etcd") -> None:
+    def wait_etcd(client: components.EtcdClient, member: str, endpoint: str, netns_name: str,
+                  timeout: float, state: object, component: str = "etcd") -> None:
         calls.append((member, component, netns_name))
         if member == "w1":
             raise control.ControlPlaneError(f"etcd member {member} ({endpoint}) did not start")
@@ -109,3 +110,39 @@ def test_up_waits_for_each_member_in_turn_and_stops_at_the_one_that_fails(
     with pytest.raises(control.ControlPlaneError, match="etcd member w1 "):
         lifecycle._etcd(ctx)
     assert calls == [("cp", "etcd-cp", p.node("cp").netns), ("w1", "etcd-w1", p.node("w1").netns)]
+
+
+def test_an_external_etcd_runs_no_member_and_is_dialled_from_the_host(tmp_path: Path) -> None:
+    for name in ("ca.pem", "client.pem", "client-key.pem"):
+        (tmp_path / name).write_text("PEM")
+    p = plan(tmp_path, "{etcd: {endpoints: [https://127.0.0.1:2379, https://127.0.0.2:2379], "
+                       "caFile: ca.pem, certFile: client.pem, keyFile: client-key.pem}}")
+    assert p.topology.etcd_member_nodes == ()
+    client = components.etcd_client(p)
+    assert client is not None and client.external
+    comps = {c.name: c for c in components.components(p, 3, 4, host_netns_fd=7)}
+    assert not [name for name in comps if name.startswith("etcd")]
+    api = comps["apiserver"]
+    assert api.netns == p.node("cp").netns  # it still serves on the lab's network
+    flags = dict(zip(api.argv[1::2], api.argv[2::2]))
+    assert flags["--store"] == "etcd:https://127.0.0.1:2379,https://127.0.0.2:2379"
+    # The user's files, resolved against the topology's directory, not the lab's PKI.
+    assert flags["--etcd-cafile"] == str(tmp_path / "ca.pem")
+    assert flags["--etcd-certfile"] == str(tmp_path / "client.pem")
+    assert flags["--etcd-keyfile"] == str(tmp_path / "client-key.pem")
+    # The supervisor's host namespace goes to the API server, and only to it.
+    assert flags["--etcd-netns-fd"] == "7" and 7 in api.pass_fds
+    assert all(7 not in c.pass_fds for c in comps.values() if c is not api)
+    steps = [s.name for s in lifecycle.up_steps(p.topology)]
+    assert steps[0] == "checking the external etcd"
+    assert not any(s.startswith("waiting for etcd member") for s in steps)
+    with pytest.raises(ValueError, match="host's netns fd"):
+        components.components(p, 3, 4)
+
+
+def test_an_external_etcd_over_http_needs_no_files(tmp_path: Path) -> None:
+    p = plan(tmp_path, '{etcd: {endpoints: ["http://127.0.0.1:2379"]}}')
+    comps = {c.name: c for c in components.components(p, 3, 4, host_netns_fd=7)}
+    api = comps["apiserver"].argv
+    assert api[api.index("--store") + 1] == "etcd:http://127.0.0.1:2379"
+    assert not {"--etcd-cafile", "--etcd-certfile", "--etcd-keyfile"} & set(api)
