@@ -157,17 +157,20 @@ class Topology:
 
     @property
     def control_plane(self) -> Node:
+        """The first control-plane node: the API server, scheduler, controller manager
+        and DNS run there (the others, with a 3-member etcd, run a member each)."""
         return next(n for n in self.nodes if n.role == "control-plane")
 
     @property
     def etcd_member_nodes(self) -> tuple[Node, ...]:
-        """Where the etcd members run, one per node: the control-plane node, then the
-        first workers in the topology's order (none for a SQLite store)."""
+        """Where the lab's etcd members run, one per node: on every control-plane node
+        (kubeadm's stacked etcd), then on the first workers, in the topology's order
+        (none for a SQLite store or an etcd outside the lab)."""
         if self.cluster.store != "etcd" or not self.cluster.etcd_members:
             return ()
-        control = self.control_plane
-        workers = [n for n in self.cluster_nodes if n is not control]
-        return (control, *workers[: self.cluster.etcd_members - 1])
+        controls = [n for n in self.cluster_nodes if n.role == "control-plane"]
+        workers = [n for n in self.cluster_nodes if n.role != "control-plane"]
+        return (*controls, *workers)[: self.cluster.etcd_members]
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

@@ -109,7 +109,7 @@ def parse_topology(text: str, filename: str, default_name: str = "",
     grace, eviction = _check_timings(check, top.get("cluster"))
     store = check_store(check, top.get("cluster"), base_dir or Path("."))
     domain, upstream = _check_dns(check, top.get("cluster"), networks, cluster[0])
-    nodes = _check_nodes(check, top.get("nodes"), networks)
+    nodes = _check_nodes(check, top.get("nodes"), networks, store.etcd_members)
     if nodes and not check.problems:
         check_store_nodes(check, store.etcd_members, nodes)
     _check_ranges(check, networks, cluster, top.get("nodes"))
@@ -251,7 +251,10 @@ def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
     return out[0], out[1]
 
 
-def _check_nodes(check: _Checker, value: Any, networks: Networks) -> list[model.Node]:
+def _check_nodes(check: _Checker, value: Any, networks: Networks,
+                 etcd_members: int = 0) -> list[model.Node]:
+    """The nodes; ``etcd_members`` (the lab's own members) allows that many
+    control-plane nodes, one member on each, as kubeadm's stacked-etcd HA."""
     if value is None or value == []:
         check.error(("nodes",), "no nodes are defined",
                     "add a 'nodes:' list with one control-plane and at least one worker")
@@ -282,11 +285,15 @@ def _check_nodes(check: _Checker, value: Any, networks: Networks) -> list[model.
         if not control:
             check.error(("nodes",), "there is no control-plane node",
                         "mark exactly one node with 'role: control-plane'")
-        elif len(control) > 1:
+        elif len(control) > max(1, etcd_members):
             names = ", ".join(f"nodes[{i}]" for i in control)
-            check.error(("nodes", control[1], "role"),
-                        f"there are {len(control)} control-plane nodes ({names}); "
-                        "a lab has exactly one", "make all but one of them 'role: worker'")
+            check.error(("nodes", control[max(1, etcd_members)], "role"),
+                        f"there are {len(control)} control-plane nodes ({names}); a lab has "
+                        "one, or one per etcd member (each runs a member of "
+                        "'cluster.store: {etcd: {members: 3}}')",
+                        "make all but one of them 'role: worker', or set 'cluster.store: "
+                        "{etcd: {members: 3}}' for up to 3 control-plane nodes"
+                        if etcd_members < 3 else "make the others 'role: worker'")
         if "worker" not in roles:
             check.error(("nodes",), "there is no worker node",
                         "add at least one node with 'role: worker' (the default role)")

@@ -1,8 +1,9 @@
 """A lab whose API server keeps its store in etcd (``cluster.store: etcd``), seen
 through the user's tools: kubectl, ``netlab etcdctl``, ``netlab status`` and
 ``netlab fault kill etcd``. One lab per store size (1 member, then 3: the same
-tests over ``store: {etcd: {members: 3}}``); each size's last test takes its lab
-down and checks that etcd and its data went with it."""
+tests over ``store: {etcd: {members: 3}}`` with three control-plane nodes, a member
+on each); each size's last test takes its lab down and checks that etcd and its
+data went with it."""
 
 from __future__ import annotations
 
@@ -51,8 +52,12 @@ def lab(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdLab]:
     members = request.param
     directory = tmp_path_factory.mktemp("etcdlab")
-    data = topology(unique_lab(), workers=max(1, members - 1), external=False)
+    data = topology(unique_lab(), workers=1, external=False)
     data["cluster"]["store"] = "etcd" if members == 1 else {"etcd": {"members": members}}
+    # kubeadm's stacked etcd: a member on each control-plane node (test_etcd_quorum runs
+    # the other layout, members on the first workers).
+    data["nodes"][1:1] = [{"name": f"control-plane-{i}", "role": "control-plane"}
+                          for i in range(2, members + 1)]
     path = write_topology(directory, data)
     try:
         lifecycle.up(path, ready_timeout=120)
@@ -104,12 +109,25 @@ def test_status_shows_the_etcd_members(lab: EtcdLab) -> None:
     info = json.loads(ok(netlab_cli("status", lab.name, "-o", "json")))
     members = info["store"]["members"]
     assert info["store"]["backend"] == "etcd"
-    assert [m["name"] for m in members][:1] == ["control-plane"]
+    assert [m["name"] for m in members] == [
+        "control-plane", *(f"control-plane-{i}" for i in range(2, lab.members + 1))]
     assert len(members) == lab.members and all(m["healthy"] for m in members), members
     assert sum(bool(m["leader"]) for m in members) == 1
     plural = "member" if lab.members == 1 else "members"
     assert f"store: etcd, {lab.members} {plural}: member control-plane https://" in ok(
         netlab_cli("status", lab.name))
+
+
+def test_every_control_plane_node_registers_tainted(lab: EtcdLab) -> None:
+    nodes = json.loads(ok(kubectl(lab.kubeconfig, "get", "nodes", "-o", "json")))["items"]
+    controls = sorted(n["metadata"]["name"] for n in nodes
+                      if "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"])
+    assert controls == ["control-plane", *(f"control-plane-{i}"
+                                           for i in range(2, lab.members + 1))]
+    for node in nodes:  # the deployment's pods went to the worker
+        taints = {t["key"] for t in node["spec"].get("taints") or []}
+        control = node["metadata"]["name"] in controls
+        assert ("node-role.kubernetes.io/control-plane" in taints) == control, node["spec"]
 
 
 def test_capture_sees_the_api_server_talking_to_etcd(lab: EtcdLab) -> None:

@@ -146,3 +146,23 @@ def test_an_external_etcd_over_http_needs_no_files(tmp_path: Path) -> None:
     api = comps["apiserver"].argv
     assert api[api.index("--store") + 1] == "etcd:http://127.0.0.1:2379"
     assert not {"--etcd-cafile", "--etcd-certfile", "--etcd-keyfile"} & set(api)
+
+
+def test_three_control_plane_nodes_each_run_a_member(tmp_path: Path) -> None:
+    path = tmp_path / "ha.yaml"
+    path.write_text("name: ha\ncluster: {store: {etcd: {members: 3}}}\nnodes:\n"
+                    "  - {name: w1}\n  - {name: cp1, role: control-plane}\n"
+                    "  - {name: cp2, role: control-plane}\n  - {name: cp3, role: control-plane}\n")
+    p = plan_lab(load_topology(path))
+    assert [n.name for n in p.topology.etcd_member_nodes] == ["cp1", "cp2", "cp3"]
+    comps = {c.name: c for c in components.components(p, 3, 4)}
+    assert [name for name in comps if name.startswith("etcd")] == ["etcd-cp1", "etcd-cp2",
+                                                                     "etcd-cp3"]
+    # One API server, scheduler and controller manager, on the first control-plane node.
+    assert comps["apiserver"].netns == p.node("cp1").netns
+    assert comps["controller-manager"].netns == p.node("cp1").netns
+    kubelets = {name: c.argv for name, c in comps.items() if name.startswith("kubelet-")}
+    assert set(kubelets) == {"kubelet-w1", "kubelet-cp1", "kubelet-cp2", "kubelet-cp3"}
+    for node in ("cp2", "cp3"):  # registered as control-plane nodes, so tainted
+        argv = kubelets[f"kubelet-{node}"]
+        assert argv[argv.index("--role") + 1] == "control-plane"
