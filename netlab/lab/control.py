@@ -5,18 +5,22 @@ session, recording its pid and start time. ``wait_ready`` probes the API
 server's ``/readyz`` over the unix socket until it answers, or the deadline
 passes, or the supervisor dies — never by sleeping a fixed time. ``stop``
 stops the supervisor by its recorded pid, checked with psutil, so a reused pid
-is never signalled.
+is never signalled. An etcd member that fails is explained in etcd's own words:
+``wait_etcd`` (for ``up``) and ``etcd_status`` (for ``netlab status``) quote the
+last error in the member's component log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import psutil
 
@@ -140,18 +144,116 @@ def wait_etcd(lab: str, member: str, endpoint: str, netns_name: str, timeout: fl
             why = f"it was not healthy after {timeout:.0f}s ({result.stderr.strip()})"
         else:
             continue
-        raise ControlPlaneError(f"etcd member {member} ({endpoint}) did not start: {why}; "
-                                "its log says:\n" + _tail(log_dir(lab) / f"{component}.log", 6))
+        log = log_dir(lab) / f"{component}.log"
+        words = etcd_log_error(log)
+        raise ControlPlaneError(
+            f"etcd member {member} ({endpoint}) did not start: {why}"
+            + (f"; etcd says: {words}" if words else "")
+            + f"; its log ({log}) ends:\n" + _etcd_log_tail(log))
 
 
-def etcd_status(lab: str, endpoint: str, netns_name: str) -> dict:
-    import json
+# The levels of etcd's (zap) log that say why it failed or stopped.
+_ETCD_ERROR_LEVELS = ("error", "dpanic", "panic", "fatal")
+# etcd fields that are no part of what went wrong.
+_ETCD_NOISE = ("level", "ts", "caller", "msg", "error", "stacktrace")
 
+
+def _etcd_entry(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def _etcd_words(entry: dict[str, Any]) -> str:
+    words = str(entry.get("msg", ""))
+    if entry.get("error"):
+        words += f": {entry['error']}"
+    extra = [f"{k}={v}" for k, v in entry.items() if k not in _ETCD_NOISE]
+    return words + (f" ({', '.join(extra)})" if extra else "")
+
+
+def etcd_log_error(path: os.PathLike, runs: int = 2) -> str | None:
+    """etcd's own words for what went wrong, from a member's component log: the last
+    entry at level error or worse (its message, error and fields, not the stack trace),
+    else a bare Go panic line, from the newest of the last ``runs`` runs (the
+    supervisor's ``--- ... starting`` lines part them) that logged one. Two runs, so
+    that a member restarted a moment ago and still starting is explained by the run
+    that failed before it. None when there is no such line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 256 * 1024))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    parts: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith("--- ") and " starting " in line:
+            parts.append([])
+        else:
+            parts[-1].append(line)
+    for lines in reversed(parts[-runs:]):
+        entries = [e for e in map(_etcd_entry, lines) if e is not None]
+        errors = [e for e in entries if e.get("level") in _ETCD_ERROR_LEVELS]
+        if errors:
+            return _etcd_words(errors[-1])
+        panics = [line for line in lines if line.startswith(("panic: ", "fatal error: "))]
+        if panics:
+            return panics[0]
+    return None
+
+
+def _etcd_log_tail(path: os.PathLike, lines: int = 6) -> str:
+    """The last ``lines`` lines of a member's last run (the supervisor's ``--- ...
+    starting`` line begins a run), without Go stack traces: none in etcd's entries,
+    and no goroutine dump after a panic (it would fill the tail)."""
+    out: list[str] = []
+    in_dump = False
+    for line in _tail(path, 200).splitlines():
+        if line.startswith("goroutine ") and line.endswith("]:"):
+            in_dump = True
+        elif line.startswith(("{", "--- ")):
+            in_dump = False
+        if in_dump:
+            continue
+        entry = _etcd_entry(line)
+        if entry is not None and "stacktrace" in entry:
+            line = json.dumps({k: v for k, v in entry.items() if k != "stacktrace"},
+                              separators=(",", ":"))
+        if line.startswith("--- ") and " starting " in line:
+            out = []  # an earlier run's lines repeat or mislead
+        out.append(line)
+    return "\n".join(out[-lines:]).strip()
+
+
+def etcd_status(lab: str, endpoint: str, netns_name: str,
+                component: str | None = None) -> dict:
+    """The member's status as it answers it (``member_status``). When it does not
+    answer and ``component`` names its supervised process, the error says why from the
+    member's side: whether it runs, its restarts, and etcd's own last error in its log."""
     result = _etcd_probe(lab, "status", endpoint, netns_name, 5.0)
     try:
-        return json.loads(result.stdout)
+        status = json.loads(result.stdout)
     except ValueError:
-        return {"endpoint": endpoint, "healthy": False, "error": result.stderr.strip()}
+        status = {"endpoint": endpoint, "healthy": False, "error": result.stderr.strip()}
+    if component is not None and not status.get("healthy") and "version" not in status:
+        status["error"] = _member_down(lab, component, str(status.get("error") or "no answer"))
+    return status
+
+
+def _member_down(lab: str, component: str, probe_error: str) -> str:
+    record = (read_json(components_path(lab)) or {}).get(component) or {}
+    log = log_dir(lab) / f"{component}.log"
+    # No pid in the supervisor's record: it exited and waits out its restart backoff.
+    why = "not running" if record and not record.get("pid") else f"no answer ({probe_error})"
+    if record.get("restarts"):
+        why += (f", restarted {record['restarts']} times (last exit status "
+                f"{record.get('lastExit')})")
+    words = etcd_log_error(log)
+    return why + (f"; etcd says: {words}" if words else "") + f"; its log: {log}"
 
 
 def _node_ready(node: dict) -> bool:

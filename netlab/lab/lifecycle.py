@@ -262,7 +262,8 @@ def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
         netns_name = plan.node(node.name).netns
         if (probe and state.phase == "up" and "supervisor" in state.processes
                 and netns_name in present):
-            member.update(control.etcd_status(state.lab, endpoint, netns_name))
+            member.update(control.etcd_status(state.lab, endpoint, netns_name,
+                                              etcd_member_name(node.name)))
         members.append(member)
     return {"backend": "etcd", "members": members}
 
