@@ -5,12 +5,15 @@ session, recording its pid and start time. ``wait_ready`` probes the API
 server's ``/readyz`` over the unix socket until it answers, or the deadline
 passes, or the supervisor dies — never by sleeping a fixed time. ``stop``
 stops the supervisor by its recorded pid, checked with psutil, so a reused pid
-is never signalled.
+is never signalled. An etcd member that fails is explained in etcd's own words:
+``wait_etcd`` (for ``up``) and ``etcd_status`` (for ``netlab status``) quote the
+last error in the member's component log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import subprocess
@@ -24,6 +27,7 @@ from netlab.api.views import meta_of, node_status
 from netlab.client import lab_client
 from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
+from netlab.lab.component_logs import etcd_log_error, etcd_log_tail, log_tail
 from netlab.lab.components import EtcdClient
 from netlab.lab.state import (
     LabState,
@@ -70,14 +74,6 @@ def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
     state.save()
 
 
-def _tail(path: os.PathLike, lines: int = 15) -> str:
-    try:
-        with open(path, "rb") as f:
-            return b"".join(f.readlines()[-lines:]).decode(errors="replace").strip()
-    except OSError:
-        return "(no log)"
-
-
 def wait_ready(lab: str, timeout: float, state: LabState) -> None:
     """Probe until the API server is ready; explain with the logs if it never is."""
     sup = state.processes.get("supervisor", {})
@@ -92,11 +88,11 @@ def wait_ready(lab: str, timeout: float, state: LabState) -> None:
                 if not is_running(sup.get("pid", 0), sup.get("createTime")):
                     raise ControlPlaneError(
                         "the supervisor exited; its log says:\n"
-                        + _tail(log_dir(lab) / "supervisor.log"))
+                        + log_tail(log_dir(lab) / "supervisor.log"))
                 if time.monotonic() > deadline:
                     raise ControlPlaneError(
                         f"the API server was not ready after {timeout:.0f}s; its log says:\n"
-                        + _tail(log_dir(lab) / "apiserver.log"))
+                        + log_tail(log_dir(lab) / "apiserver.log"))
                 await asyncio.sleep(0.05)  # probe interval
         finally:
             await client.close()
@@ -143,8 +139,12 @@ def wait_etcd(client: EtcdClient, member: str, endpoint: str, netns_name: str,
             why = f"it was not healthy after {timeout:.0f}s ({result.stderr.strip()})"
         else:
             continue
-        raise ControlPlaneError(f"etcd member {member} ({endpoint}) did not start: {why}; "
-                                "its log says:\n" + _tail(log_dir(lab) / f"{component}.log", 6))
+        log = log_dir(lab) / f"{component}.log"
+        words = etcd_log_error(log)
+        raise ControlPlaneError(
+            f"etcd member {member} ({endpoint}) did not start: {why}"
+            + (f"; etcd says: {words}" if words else "")
+            + f"; its log ({log}) ends:\n" + etcd_log_tail(log))
 
 
 def check_external_etcd(client: EtcdClient, timeout: float) -> None:
@@ -170,14 +170,33 @@ def check_external_etcd(client: EtcdClient, timeout: float) -> None:
                 "caFile, certFile and keyFile are the ones it trusts")
 
 
-def etcd_status(client: EtcdClient, endpoint: str, netns_name: str | None) -> dict:
-    import json
-
+def etcd_status(client: EtcdClient, endpoint: str, netns_name: str | None,
+                lab: str | None = None, component: str | None = None) -> dict:
+    """The member's status as it answers it (``member_status``). When it does not
+    answer and ``component`` names its supervised process in ``lab``, the error says
+    why from the member's side: whether it runs, its restarts, and etcd's own last
+    error in its log."""
     result = _etcd_probe(client, "status", endpoint, netns_name, 5.0)
     try:
-        return json.loads(result.stdout)
+        status = json.loads(result.stdout)
     except ValueError:
-        return {"endpoint": endpoint, "healthy": False, "error": result.stderr.strip()}
+        status = {"endpoint": endpoint, "healthy": False, "error": result.stderr.strip()}
+    if (lab is not None and component is not None and not status.get("healthy")
+            and "version" not in status):
+        status["error"] = _member_down(lab, component, str(status.get("error") or "no answer"))
+    return status
+
+
+def _member_down(lab: str, component: str, probe_error: str) -> str:
+    record = (read_json(components_path(lab)) or {}).get(component) or {}
+    log = log_dir(lab) / f"{component}.log"
+    # No pid in the supervisor's record: it exited and waits out its restart backoff.
+    why = "not running" if record and not record.get("pid") else f"no answer ({probe_error})"
+    if record.get("restarts"):
+        why += (f", restarted {record['restarts']} times (last exit status "
+                f"{record.get('lastExit')})")
+    words = etcd_log_error(log)
+    return why + (f"; etcd says: {words}" if words else "") + f"; its log: {log}"
 
 
 def _node_ready(node: dict) -> bool:
@@ -200,7 +219,8 @@ def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
                 if not missing:
                     return
                 if time.monotonic() > deadline:
-                    logs = "\n".join(f"kubelet-{n}: " + _tail(log_dir(lab) / f"kubelet-{n}.log", 3)
+                    logs = "\n".join(f"kubelet-{n}: "
+                                     + log_tail(log_dir(lab) / f"kubelet-{n}.log", 3)
                                      for n in missing)
                     raise ControlPlaneError(
                         f"nodes not Ready after {timeout:.0f}s: {', '.join(missing)}\n{logs}")

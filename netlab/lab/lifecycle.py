@@ -284,7 +284,8 @@ def store_status(state: LabState, probe: bool = False) -> dict[str, Any]:
         member = {"name": node.name, "endpoint": endpoint}
         netns_name = plan.node(node.name).netns
         if probing and netns_name in present:
-            member.update(control.etcd_status(client, endpoint, netns_name))
+            member.update(control.etcd_status(client, endpoint, netns_name, state.lab,
+                                              etcd_member_name(node.name)))
         members.append(member)
     return {"backend": "etcd", "members": members}
 

@@ -1,0 +1,130 @@
+"""etcd members that fail, as a user meets them (issue 17, bad input): two labs.
+
+- A member that cannot start: worker1's data directory, in a 3-member lab, is a
+  file left where etcd wants a directory. ``netlab up`` exits 1 naming worker1
+  and quoting etcd's own error, and leaves nothing behind: no namespace, no
+  state or data directory, no process that mentions the lab.
+- Corrupt member data after a crash: in a 1-member lab that is up, the member is
+  frozen (SIGSTOP, so it writes nothing more), its bbolt database is truncated,
+  and it is killed -9. The supervisor restarts it and etcd refuses the database;
+  ``netlab status`` shows etcd's own words for that member, and so does the
+  member's component log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import psutil
+import pytest
+from labkit import lab_namespaces, netlab_cli, topology, unique_lab, wait_for, write_topology
+
+from netlab.lab import lifecycle
+from netlab.lab.state import data_dir, lab_dir, log_dir
+from netlab.master.store.etcd_server import etcd_binary
+
+pytestmark = [
+    pytest.mark.etcd,
+    pytest.mark.skipif(etcd_binary() is None, reason="needs etcd (apt-get install etcd-server)"),
+]
+
+
+def lab_processes(lab: str) -> list[str]:
+    """Live processes whose command line mentions the lab (its supervisor, etcd members,
+    API server, kubelets...): the lab's name is unique, so nothing else does."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if lab in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(f"{proc.pid}: {cmdline[:200]}")
+    return found
+
+
+def test_a_member_that_cannot_start_fails_up_which_names_it_and_leaves_nothing(
+        tmp_path: Path) -> None:
+    name = unique_lab()
+    data = topology(name, workers=2, external=False)
+    data["cluster"]["store"] = {"etcd": {"members": 3}}
+    path = write_topology(tmp_path, data)
+    # up keeps a lab's data directory if it exists: worker1's is a file, which etcd
+    # cannot list, so that member exits at once, every time it is started
+    blocked = data_dir(name) / "etcd" / "worker1"
+    blocked.parent.mkdir(parents=True, mode=0o700)
+    blocked.write_text("not an etcd data directory\n")
+    try:
+        out = netlab_cli("up", "-q", str(path))
+        assert out.returncode == 1, (out.stdout, out.stderr)
+        message = out.stderr
+        assert "failed while waiting for etcd members control-plane, worker1, worker2" in message
+        assert "etcd member worker1 " in message, message
+        assert "etcd member control-plane " not in message and "etcd member worker2 " not in message
+        # why, in etcd's own words, and the member's log by name
+        assert f"failed to list data directory: readdirent {blocked}: not a directory" in message
+        assert "etcd-worker1.log" in message, message
+        assert "Everything it had created has been removed" in message
+        # nothing is left
+        assert lab_namespaces(f"{name}-") == []
+        assert not lab_dir(name).exists(), "state directory left behind"
+        assert not data_dir(name).exists(), "data directory left behind"
+        assert lab_processes(name) == []
+    finally:
+        lifecycle.down(name)
+        shutil.rmtree(data_dir(name), ignore_errors=True)
+
+
+def member_status(lab: str) -> dict:
+    """The one member as ``netlab status -o json`` shows it (the same call, in-process:
+    it is polled)."""
+    (member,) = lifecycle.status(lab, probe=True)["store"]["members"]
+    return member
+
+
+def test_corrupt_member_data_after_a_crash_shows_etcds_error_in_status_and_log(
+        tmp_path: Path) -> None:
+    name = unique_lab()
+    data = topology(name, workers=1, external=False)
+    data["cluster"]["store"] = "etcd"
+    path = write_topology(tmp_path, data)
+    try:
+        lifecycle.up(path, ready_timeout=120)
+        assert member_status(name)["healthy"] is True
+        db = data_dir(name) / "etcd" / "control-plane" / "member" / "snap" / "db"
+        assert db.is_file()
+
+        def signal_member(signal: str) -> None:
+            out = netlab_cli("fault", "kill", "--lab", name, "-s", signal, "etcd",
+                             "control-plane")
+            assert out.returncode == 0, out.stderr
+
+        # a crash that tears the database: the member is frozen first, so that it writes
+        # nothing after the cut, and the supervisor sees it exit only at the kill
+        signal_member("STOP")
+        os.truncate(db, 100)  # less than bbolt's first page
+        signal_member("KILL")
+        # the supervisor restarts it; etcd refuses the database, in its own words
+        words = "failed to open database: invalid database"
+
+        def reported() -> dict | None:
+            member = member_status(name)
+            return member if words in (member.get("error") or "") else None
+
+        wait_for(reported, 60, interval=0.2, what="etcd's error in netlab status")
+        out = netlab_cli("status", name, "-o", "json")
+        assert out.returncode == 0, out.stderr
+        (member,) = json.loads(out.stdout)["store"]["members"]
+        assert member["healthy"] is False
+        assert words in member["error"] and str(db) in member["error"], member
+        assert str(log_dir(name) / "etcd-control-plane.log") in member["error"]
+        table = netlab_cli("status", name)
+        assert table.returncode == 0, table.stderr
+        assert f"member control-plane {member['endpoint']} (unhealthy: " in table.stdout
+        assert words in table.stdout, table.stdout
+        # the member's component log has it, as etcd wrote it
+        logged = (log_dir(name) / "etcd-control-plane.log").read_text(errors="replace")
+        assert '"msg":"failed to open database"' in logged
+        assert '"error":"invalid database"' in logged
+    finally:
+        lifecycle.down(name)
