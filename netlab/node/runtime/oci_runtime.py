@@ -118,6 +118,11 @@ _PREPARE = (
     'exec "$@"')
 
 
+_NETLAB_PARENT = str(Path(__file__).resolve().parents[3])
+_PEERS = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+          "from netlab.node.runtime.peers import main; sys.exit(main(sys.argv[1:]))")
+
+
 @dataclass(frozen=True)
 class Overlay:
     """Overlays to mount before create. A stored image's root: ``options`` name the
@@ -167,8 +172,9 @@ def shielded(argv: list[str], overlay: Overlay | None = None
                    NL_WORK=overlay.work, **({"NL_HOST_RO": "1"} if overlay.read_only else {}),
                    NL_SUBMOUNTS=" ".join(overlay.submounts))
         if overlay.peers:
-            # The caller passes the descriptors (pass_fds).
-            argv = [sys.executable, "-m", "netlab.node.runtime.peers",
+            # The caller passes the descriptors (pass_fds). netlab is found where this
+            # process found it, whatever the shield's environment and directory.
+            argv = [sys.executable, "-c", _PEERS, _NETLAB_PARENT,
                     *(f"{fd}:{path}" for fd, path in overlay.peers), "--", *argv]
     return _shielded(argv), env
 
