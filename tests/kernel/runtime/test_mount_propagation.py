@@ -12,6 +12,7 @@ bound onto itself, made shared) and removes it, and what was mounted below it, i
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ import pytest
 from labkit import wait_for
 from rtkit import as_kubelet
 
+from netlab.images import busybox
+from netlab.images.store import ImageStore, StoredImage
 from netlab.kernel import mounts
 from netlab.kernel.mounts import VolumeBind
 from netlab.node.runtime import ContainerSpec, CreateError
@@ -109,15 +112,32 @@ def test_bidirectional_needs_a_shared_mount(rlab, pods, tmp_path):
             )), 0))
 
 
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoredImage]:
+    """busybox in a store of this module's own: nothing shared changes."""
+    root = tmp_path_factory.mktemp("store") / "images"
+    try:
+        store = ImageStore(root)
+        busybox.build(store)
+        found = store.lookup("busybox")
+        assert found is not None
+        yield found
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("root", ["host view", "image"])
 def test_bidirectional_sends_the_containers_mount_to_the_host_and_nothing_else(
-        rlab, pods, shared):
+        rlab, pods, shared, image, root):
     # Mounted on the host before the container: crun's teardown of the old root in
     # the container must not unmount it (the container's copy is a peer).
     _host_tmpfs(shared / "sub")
     script = ("mkdir -p /vol/inner && mount -t tmpfs -o size=64k inner /vol/inner && "
               "echo from the container > /vol/inner/f && exec sleep 300")
+    own = {"rootfs": image.layer_dirs, "env": image.config.env_map()} if root == "image" \
+        else {}
     sb, st = pods.run("worker2", "bidi", "sh", "-c", script, privileged=True, mounts=(
-        VolumeBind(str(shared), "/vol", host_path=True, propagation="Bidirectional"),))
+        VolumeBind(str(shared), "/vol", host_path=True, propagation="Bidirectional"),), **own)
     assert st.state == "running", st
     wait_for(lambda: (shared / "inner" / "f").exists(), 10,
              what="the container's tmpfs on the host")
