@@ -76,7 +76,8 @@ def umount(target: str) -> bool:
 
 
 # The new mount API (Linux 5.2; mount_setattr 5.12). Its system calls have the same
-# numbers on every architecture, and glibc has no wrappers for them before 2.36.
+# numbers on every architecture but alpha, and glibc has no wrappers for them before
+# 2.36.
 _SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_MOUNT_SETATTR = 428, 429, 442
 OPEN_TREE_CLONE, AT_EMPTY_PATH, AT_RECURSIVE = 0x1, 0x1000, 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
