@@ -14,7 +14,12 @@ Three callers, three needs:
 - the runtime opens every volume's source (:func:`open_sources`) and binds the opened
   object on a mount point of the container's bundle (:func:`bind`), read-only when
   the mount asks; crun then mounts that bundle path, which no pod can change, so what
-  the container gets is what was checked.
+  the container gets is what was checked;
+- a volume's ``mountPropagation`` needs its source on a mount that propagates
+  (:func:`check_propagation`, CRI-O's ``ensureShared``/``ensureSharedOrSlave``), and
+  the bundle's bind of it receives the host's mounts but never sends its own
+  unmounts back (a slave): tearing a pod down must not unmount what the host
+  mounted in a shared hostPath.
 
 Standard library only.
 """
@@ -116,16 +121,58 @@ class VolumeBind:
     read_only: bool = False
     sub_path: str = ""  # inside ``source``; resolved with open_beneath
     host_path: bool = False  # a hostPath: checked again, once opened, where it leads
+    propagation: str = ""  # mountPropagation: "" (None), HostToContainer, Bidirectional
+
+    @property
+    def oci_propagation(self) -> str:
+        """The OCI bind option CRI-O gives the mount's ``mountPropagation``."""
+        return PROPAGATION_OPTIONS.get(self.propagation, "rprivate")
 
     def to_json(self) -> dict[str, object]:
         return {"source": self.source, "destination": self.destination,
                 "readOnly": self.read_only, "subPath": self.sub_path,
-                "hostPath": self.host_path}
+                "hostPath": self.host_path, "propagation": self.propagation}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> VolumeBind:
         return cls(str(data["source"]), str(data["destination"]), bool(data.get("readOnly")),
-                   str(data.get("subPath") or ""), bool(data.get("hostPath")))
+                   str(data.get("subPath") or ""), bool(data.get("hostPath")),
+                   str(data.get("propagation") or ""))
+
+
+HOST_TO_CONTAINER, BIDIRECTIONAL = "HostToContainer", "Bidirectional"
+PROPAGATION_OPTIONS = {"": "rprivate", "None": "rprivate", HOST_TO_CONTAINER: "rslave",
+                       BIDIRECTIONAL: "rshared"}
+
+
+def source_mount(path: str) -> tuple[str, list[str]]:
+    """The mount point ``path`` is on (the deepest one containing it, the top one of
+    a stack) and that mount's optional mountinfo fields (``shared:N``,
+    ``master:N``), as CRI-O's ``getSourceMount`` finds them."""
+    real = os.path.realpath(path)
+    found, optional = "/", []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")
+            if _within(real, point) and len(point) >= len(found):
+                found, optional = point, fields[6:fields.index("-")]
+    return found, optional
+
+
+def check_propagation(path: str, propagation: str) -> None:
+    """Raise MountError, with CRI-O's words, when ``path`` is not on a mount that can
+    carry ``propagation``: HostToContainer needs a shared or slave mount (else the
+    host's later mounts never reach the container), Bidirectional a shared one."""
+    if propagation not in (HOST_TO_CONTAINER, BIDIRECTIONAL):
+        return
+    point, optional = source_mount(path)
+    shared = any(o.startswith("shared:") for o in optional)
+    if propagation == BIDIRECTIONAL and not shared:
+        raise MountError(f'path "{path}" is mounted on "{point}" but it is not a shared mount')
+    if not shared and not any(o.startswith("master:") for o in optional):
+        raise MountError(f'path "{path}" is mounted on "{point}" but it is not a shared '
+                         "or slave mount")
 
 
 def open_sources(binds: list[VolumeBind]) -> list[tuple[VolumeBind, int, bool]]:
@@ -152,14 +199,25 @@ def close_sources(opened: list[tuple[VolumeBind, int, bool]]) -> None:
             os.close(fd)
 
 
-def bind(fd: int, target: str, read_only: bool) -> None:
+def bind_attributes(directory: bool, read_only: bool) -> int:
+    """The ``MOUNT_ATTR_*`` flags ``bind`` gives a mount (see there)."""
+    return nsutil.MOUNT_ATTR_NOSUID | (nsutil.MOUNT_ATTR_NODEV if directory else 0) | \
+        (nsutil.MOUNT_ATTR_RDONLY if read_only else 0)
+
+
+def bind(fd: int, target: str, read_only: bool, receive: bool = False) -> None:
     """Bind-mount the object behind ``fd`` on ``target``, then set the mount's own
     flags: read-only when asked (a plain bind keeps its source's, and the host's view
     of a contained container may be read-only), never suid; a directory also
     ``nodev``, so a device node made in an emptyDir opens nothing (a hostPath of one
-    device, ``type: CharDevice``, stays usable)."""
+    device, ``type: CharDevice``, stays usable). The bind never propagates anything
+    back to its source (a bind of a shared mount is its peer: unmounting what it
+    received would unmount the source's own mounts); with ``receive`` it is a slave
+    that still receives what is mounted at the source later, else private."""
     directory = stat.S_ISDIR(os.fstat(fd).st_mode)
     nsutil.mount(f"/proc/self/fd/{fd}", target, None, nsutil.MS_BIND | nsutil.MS_REC)
+    nsutil.mount(None, target, None,
+                 nsutil.MS_REC | (nsutil.MS_SLAVE if receive else nsutil.MS_PRIVATE))
     flags = nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_NOSUID
     flags |= nsutil.MS_NODEV if directory else 0
     nsutil.mount(None, target, None, flags | (nsutil.MS_RDONLY if read_only else 0))

@@ -1,12 +1,16 @@
 """Pod volumes, as a user of a lab sees them: files of a ConfigMap and a Secret in the
 pod (and a ConfigMap update reaching them), an emptyDir two containers share, a hostPath
-the kubelet creates, and the events of volumes that cannot be mounted (a hostPath of the
-wrong type, a missing ConfigMap, a PersistentVolumeClaim). Applied with kubectl, looked
-at with ``netlab exec``."""
+the kubelet creates, a hostPath with ``mountPropagation: HostToContainer`` (what the
+host mounts there later reaches the pod; on a private mount, CreateContainerError), and
+the events of volumes that cannot be mounted (a hostPath of the wrong type, a missing
+ConfigMap, a PersistentVolumeClaim). Applied with kubectl, looked at with
+``netlab exec``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,7 @@ import pytest
 from labkit import KUBECTL, kubectl, netlab_cli, pod_visible_dir, wait_for
 
 from netlab import paths
+from netlab.kernel import mounts
 
 pytestmark = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 
@@ -271,6 +276,75 @@ def test_a_persistent_volume_claim_is_explained(volumes_pod):
                     "are not supported: netlab has no PersistentVolumes or storage "
                     "provisioner; use an emptyDir or a hostPath")
     assert event["involvedObject"]["kind"] == "Pod"
+
+
+PROPAGATION = textwrap.dedent("""\
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: NAME}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - name: c
+        image: busybox
+        command: [sleep, "3600"]
+        volumeMounts: [{name: v, mountPath: /v, mountPropagation: HostToContainer}]
+      volumes:
+      - name: v
+        hostPath: {path: HOSTDIR}
+    """)
+
+
+@contextlib.contextmanager
+def _own_mount(path: Path, propagation: str) -> Iterator[Path]:
+    """``path`` bound onto itself with its own propagation, undone afterwards."""
+    path.mkdir()
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    try:
+        subprocess.run(["mount", f"--make-{propagation}", str(path)], check=True)
+        yield path
+    finally:
+        mounts.unmount_below(str(path))
+
+
+def test_host_to_container_shows_what_the_host_mounts_later(volumes_pod):
+    kubeconfig = volumes_pod["kubeconfig"]
+    with _own_mount(volumes_pod["host"] / "shared-mount", "shared") as shared:
+        (shared / "later").mkdir()
+        manifest = PROPAGATION.replace("NAME", "h2c").replace("HOSTDIR", str(shared))
+        try:
+            assert kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest).returncode == 0
+            ready = kubectl(kubeconfig, "wait", "--for=condition=Ready", "pod/h2c",
+                            "--timeout=120s", timeout=150)
+            assert ready.returncode == 0, ready.stderr
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "nlt-h2c",
+                            str(shared / "later")], check=True)
+            (shared / "later" / "f").write_text("mounted on the host\n")
+            assert _exec(volumes_pod["lab"], "c", "cat /v/later/f", pod="h2c") == \
+                "mounted on the host\n"
+        finally:
+            kubectl(kubeconfig, "delete", "pod", "h2c", "--wait=false", "--grace-period=0")
+
+
+def test_host_to_container_from_a_private_mount_is_a_create_error(volumes_pod):
+    kubeconfig = volumes_pod["kubeconfig"]
+    with _own_mount(volumes_pod["host"] / "private-mount", "private") as private:
+        manifest = PROPAGATION.replace("NAME", "h2cprivate").replace("HOSTDIR", str(private))
+        want = (f'path "{private}" is mounted on "{private}" but it is not a shared or slave '
+                "mount")
+        try:
+            assert kubectl(kubeconfig, "apply", "-f", "-", stdin=manifest).returncode == 0
+            event = wait_for(lambda: next((e for e in _events(kubeconfig, "h2cprivate")
+                                           if e.get("reason") == "Failed"), None), 60,
+                             interval=0.5, what="the Failed event of h2cprivate")
+            assert event["type"] == "Warning" and event["message"] == f"Error: {want}", event
+            pod = json.loads(kubectl(kubeconfig, "get", "pod", "h2cprivate", "-o",
+                                     "json").stdout)
+            waiting = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+            assert waiting == {"reason": "CreateContainerError", "message": want}, waiting
+        finally:
+            kubectl(kubeconfig, "delete", "pod", "h2cprivate", "--wait=false",
+                    "--grace-period=0")
 
 
 def test_the_volumes_go_with_the_pod(volumes_pod):

@@ -66,6 +66,7 @@ from netlab.node.kubelet.prober import PodProber
 from netlab.node.kubelet.restarts import Backoff, should_restart
 from netlab.node.kubelet.spec import (
     CONFIG_ERROR,
+    CREATE_ERROR,
     ContainerConfigError,
     PodContext,
     container_env,
@@ -74,7 +75,7 @@ from netlab.node.kubelet.spec import (
 )
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.kubelet.tokens import TokenError, TokenManager
-from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, Sandbox
+from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, CreateError, Sandbox
 from netlab.units import format_duration
 
 log = logging.getLogger("netlab.kubelet.pods")
@@ -583,6 +584,15 @@ class PodWorker:
                         init)
         try:
             state = await self.s.cri.start_container(self.uid, spec, attempt)
+        except CreateError as err:
+            # CRI's CreateContainer failed (a mountPropagation the source's mount
+            # cannot carry): the kubelet's CreateContainerError, tried again later.
+            self.waiting[name] = (CREATE_ERROR, str(err))
+            self.event(pod, WARNING, "Failed", f"Error: {err}", name, init)
+            delay = self.config_retry.get(name, CONFIG_RETRY_START)
+            self.config_retry[name] = min(delay * 2, CONFIG_RETRY_MAX)
+            self.wake_later(delay)
+            return
         except ContainerError as err:
             self.event(pod, WARNING, "Failed", f"Error: {err}", name, init)
             self.wake_later(self._retry)

@@ -256,7 +256,8 @@ def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, An
         out.append(mounts.VolumeBind(
             source=ready[name], destination=str(vm.get("mountPath") or ""),
             read_only=bool(vm.get("readOnly")) or read_only_volume(volume), sub_path=sub_path,
-            host_path=plugins.volume_type(volume) == plugins.HOST_PATH))
+            host_path=plugins.volume_type(volume) == plugins.HOST_PATH,
+            propagation=str(vm.get("mountPropagation") or "")))
     return tuple(out)
 
 

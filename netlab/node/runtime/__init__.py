@@ -28,7 +28,7 @@ _EXPORTS = {
     "NodeUsage": "facade", "CleanupReport": "facade",
     "PodSpec": "sandbox", "Sandbox": "sandbox", "SandboxError": "sandbox",
     "ContainerSpec": "spec", "ContainerState": "containers", "ExecSpec": "containers",
-    "ContainerError": "containers",
+    "ContainerError": "containers", "CreateError": "containers",
     "ResourceUsage": "usage",
     "HostLocalIpam": "netlab.node.cni.ipam", "RangeExhausted": "netlab.node.cni.ipam",
     "CgroupHost": "cgroups",

@@ -19,7 +19,8 @@ attempt (``containers._prune``):
     asks (with its own /proc and /sys, and the host's /dev).
 - ``config.json``: ``oci.build`` from the ContainerSpec, the sandbox's namespaces
   and /etc files, the pod's volumes (a ``subPath`` resolved here, inside its
-  volume), the numeric user resolved in the image's (or host's)
+  volume; ``mountPropagation`` checked by ``check_propagation`` before anything is
+  made, as CRI-O checks it), the numeric user resolved in the image's (or host's)
   ``/etc/passwd`` and ``/etc/group``, and the default seccomp profile.
 - ``conmon.log``: what conmon itself said, for start errors.
 """
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from netlab.kernel import mounts
+from netlab.kernel import namespaces as nsutil
 from netlab.kernel.rootfs import overlay_options
 from netlab.node.runtime import capabilities, oci
 from netlab.node.runtime.oci_runtime import Overlay
@@ -142,19 +144,53 @@ def _host_view_root(directory: Path, root: Path, links: dict[str, str]) -> Overl
     return Overlay(root=str(root), host_dirs=tuple(shown), upper=str(upper), work=str(work))
 
 
-def _volume_binds(spec: ContainerSpec, directory: Path) -> tuple[oci.Bind, ...]:
+def check_propagation(spec: ContainerSpec) -> None:
+    """Raise ``oci.OciConfigError`` when a volume's ``mountPropagation`` cannot be had:
+    its source is not on a shared (Bidirectional) or shared or slave
+    (HostToContainer) mount, CRI-O's check and words; or another volume would be
+    mounted inside a Bidirectional one, where crun's mount of it would propagate to
+    the host and stay there after the container (netlab refuses that)."""
+    for m in spec.mounts:
+        if m.propagation != mounts.BIDIRECTIONAL:
+            continue
+        outer = os.path.normpath(m.destination).rstrip("/") + "/"
+        inner = [o.destination for o in spec.mounts
+                 if os.path.normpath(o.destination).startswith(outer)]
+        if inner:
+            raise oci.OciConfigError(
+                f'volume mount "{inner[0]}" is inside the Bidirectional mount '
+                f'"{m.destination}": its mount would propagate to the host')
+    for m in spec.mounts:
+        path = os.path.join(m.source, m.sub_path) if m.sub_path else m.source
+        try:
+            mounts.check_propagation(path, m.propagation)
+        except mounts.MountError as err:
+            raise oci.OciConfigError(str(err)) from None
+
+
+def _volume_binds(spec: ContainerSpec, directory: Path
+                  ) -> tuple[tuple[oci.Bind, ...], tuple[tuple[int, str], ...]]:
     """The pod's volumes as binds crun can follow safely. Each source is opened here
     (a ``subPath`` resolved inside its volume without following a link out of it,
     ``mounts.open_beneath``), a hostPath checked again where it really leads, and the
     opened object bound on a mount point of this bundle (``volumes/<i>``, which no pod
     can reach): crun then mounts that path, so a link swapped into a volume after the
     check cannot redirect the mount (upstream binds its ``volume-subpaths`` the same
-    way). The helper mounts go with the bundle (``mounts.unmount_below``)."""
+    way). The helper mounts go with the bundle (``mounts.unmount_below``).
+
+    The helper mount is private, or a slave of its source for HostToContainer and
+    Bidirectional (it receives the host's later mounts, and crun's rslave bind of it
+    in the shield with them). A Bidirectional volume must also send the container's
+    mounts back, which no copy of a slave does: the second value holds, for each, a
+    detached copy of the source (``open_tree``, a peer of the host's mount) to attach
+    over the helper mount inside the shield (``oci_runtime.Overlay.peers``). The
+    caller closes those descriptors."""
     opened = mounts.open_sources(list(spec.mounts))
     if opened:
         mounts.unmount_below(str(directory / "volumes"))  # a retried start binds afresh
+    out: list[oci.Bind] = []
+    peers: list[tuple[int, str]] = []
     try:
-        out = []
         for i, (m, fd, is_dir) in enumerate(opened):
             if m.host_path:
                 why = capabilities.forbidden_host_path(os.readlink(f"/proc/self/fd/{fd}"))
@@ -166,9 +202,18 @@ def _volume_binds(spec: ContainerSpec, directory: Path) -> tuple[oci.Bind, ...]:
                 target.mkdir(exist_ok=True)
             else:
                 target.touch(exist_ok=True)
-            mounts.bind(fd, str(target), m.read_only)
-            out.append(oci.Bind(str(target), m.destination, read_only=m.read_only))
-        return tuple(out)
+            mounts.bind(fd, str(target), m.read_only,
+                        receive=m.propagation in (mounts.HOST_TO_CONTAINER, mounts.BIDIRECTIONAL))
+            if m.propagation == mounts.BIDIRECTIONAL:
+                peers.append((nsutil.clone_tree(fd, mounts.bind_attributes(is_dir, m.read_only)),
+                              str(target)))
+            out.append(oci.Bind(str(target), m.destination, read_only=m.read_only,
+                                propagation=m.oci_propagation))
+        return tuple(out), tuple(peers)
+    except BaseException:
+        for tree, _ in peers:
+            os.close(tree)
+        raise
     finally:
         mounts.close_sources(opened)
 
@@ -176,7 +221,9 @@ def _volume_binds(spec: ContainerSpec, directory: Path) -> tuple[oci.Bind, ...]:
 def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
             cgroups_path: str | None = None) -> tuple[dict[str, Any], Overlay | None]:
     """Make the bundle in ``directory`` and return its config and the overlay to
-    mount (None when the root is a plain directory). Raises ``oci.OciConfigError``."""
+    mount (None when the root is a plain directory and no Bidirectional volume needs
+    the shield's help); ``oci_runtime.create`` closes the overlay's ``peers``. Raises
+    ``oci.OciConfigError``."""
     directory.mkdir(parents=True, exist_ok=True)
     root = directory / "root"
     overlay: Overlay | None = None
@@ -243,17 +290,24 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
     sandbox_paths = oci.SandboxPaths(
         netns=f"/run/netns/{sb.netns}", uts=sb.uts_pin, hosts=str(sb.path / HOSTS_FILE),
         hostname=str(sb.path / HOSTNAME_FILE), resolv=str(sb.path / RESOLV_FILE))
-    opts = oci.BundleOptions(
-        root=root_path, cgroups_path=cgroups_path, binds=binds,
-        seccomp_profile=_localhost_profile(spec.seccomp)
-        if spec.seccomp.startswith(LOCALHOST) else _default_profile(),
-        # The lab's directories are not in a contained container's root at all; masked
-        # too, in case an image or a volume brings a path there.
-        masked=() if spec.privileged else tuple(capabilities.masked_paths()),
-        host_caps=_own_capabilities() if spec.privileged else None,
-        volumes=_volume_binds(spec, directory))
-    config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)
-    tmp = directory / ".config.json.tmp"
-    tmp.write_text(json.dumps(config))
-    os.replace(tmp, directory / "config.json")
+    profile = _localhost_profile(spec.seccomp) if spec.seccomp.startswith(LOCALHOST) \
+        else _default_profile()
+    volumes, peers = _volume_binds(spec, directory)
+    try:
+        opts = oci.BundleOptions(
+            root=root_path, cgroups_path=cgroups_path, binds=binds, seccomp_profile=profile,
+            # The lab's directories are not in a contained container's root at all;
+            # masked too, in case an image or a volume brings a path there.
+            masked=() if spec.privileged else tuple(capabilities.masked_paths()),
+            host_caps=_own_capabilities() if spec.privileged else None, volumes=volumes)
+        config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)
+        tmp = directory / ".config.json.tmp"
+        tmp.write_text(json.dumps(config))
+        os.replace(tmp, directory / "config.json")
+    except BaseException:
+        for tree, _ in peers:
+            os.close(tree)
+        raise
+    if peers:
+        overlay = dataclasses.replace(overlay or Overlay(), peers=peers)
     return config, overlay

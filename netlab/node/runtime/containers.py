@@ -58,6 +58,11 @@ class ContainerError(RuntimeError):
     pass
 
 
+class CreateError(ContainerError):
+    """The runtime cannot create the container at all (CRI's CreateContainer fails):
+    no attempt is recorded, and the kubelet shows ``CreateContainerError``."""
+
+
 @dataclass
 class ContainerState:
     """What ``crictl inspect`` would say, in kubelet's terms."""
@@ -292,6 +297,11 @@ def start_container(lab: str, sb: Sandbox, spec: ContainerSpec, restart_count: i
         raise ContainerError(f"container {spec.name} is still running as attempt "
                              f"{live.restart_count}; stop it first")
     n = restart_count
+    if not _file(sb, spec.name, n, "spec.json").exists():
+        try:
+            bundle.check_propagation(spec)
+        except oci.OciConfigError as err:
+            raise CreateError(str(err)) from None
     cdir = _dir(sb, spec.name)
     cdir.mkdir(parents=True, exist_ok=True)
     cg: cgroups.Cgroup | None = None

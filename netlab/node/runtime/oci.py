@@ -18,7 +18,8 @@ runs from a bundle directory:
   ``/dev/mqueue``, ``/sys`` read-only (writable when privileged), the pod's
   ``/etc/hosts``, ``/etc/hostname`` and ``/etc/resolv.conf``, and extra bind mounts
   the caller adds (the read-only host view of built-in images and host programs),
-  then the pod's volumes;
+  then the pod's volumes, ``rprivate`` or as their ``mountPropagation`` asks
+  (``rslave``, ``rshared``, with ``linux.rootfsPropagation`` to match, as CRI-O);
 - ``linux.namespaces``: the pod's network and UTS namespaces joined by path, new
   pid (or the target container's, joined by path, for an ephemeral container with
   ``targetContainerName``), mount and ipc namespaces;
@@ -79,6 +80,9 @@ class Bind:
     source: str
     destination: str
     read_only: bool = True
+    # The bind's propagation: rprivate, or a volume's mountPropagation as CRI-O maps
+    # it (HostToContainer rslave, Bidirectional rshared).
+    propagation: str = "rprivate"
 
 
 @dataclass(frozen=True)
@@ -215,8 +219,8 @@ def standard_mounts(sb: SandboxPaths, privileged: bool,
 def _bind(b: Bind) -> dict[str, Any]:
     # A read-only view also gets nosuid/nodev; a writable bind (privileged) is the
     # host's directory as it is.
-    options = ["rbind", "rprivate", "ro", "nosuid", "nodev"] if b.read_only else \
-        ["rbind", "rprivate", "rw"]
+    options = ["rbind", b.propagation, "ro", "nosuid", "nodev"] if b.read_only else \
+        ["rbind", b.propagation, "rw"]
     return {"destination": b.destination, "type": "bind", "source": b.source,
             "options": options}
 
@@ -307,6 +311,11 @@ def build(spec: ContainerSpec, sb: SandboxPaths, opts: BundleOptions,
                                      else {})},
                   {"type": "ipc"}, {"type": "mount"}]
     linux: dict[str, Any] = {"namespaces": namespaces, "resources": resources(spec)}
+    propagations = {v.propagation for v in opts.volumes}
+    if "rshared" in propagations or "rslave" in propagations:
+        # As CRI-O: the root must pass propagation on to the volume's bind (crun makes
+        # it rprivate otherwise, and the bind's copy of its source with it).
+        linux["rootfsPropagation"] = "rshared" if "rshared" in propagations else "rslave"
     if opts.cgroups_path:
         linux["cgroupsPath"] = opts.cgroups_path
     if not spec.privileged:

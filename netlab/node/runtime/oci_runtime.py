@@ -42,6 +42,13 @@ Two details of this host family shape the argv:
   same namespace carries the overlays of the container's root (a stored image's
   layers, or the host directories of a host view), mounted there before ``crun
   create``, so they go away with the container.
+
+The shield is a slave of the host's mounts: a hostPath volume with
+``mountPropagation: HostToContainer`` receives what the host mounts there later,
+and nothing mounted in the shield or a container reaches the host. A Bidirectional
+volume must send the container's mounts to the host, and only it: ``peers.py``
+attaches a copy of its source, a peer of the host's mount, over its bundle mount
+point inside the shield, and crun binds that one.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +118,11 @@ _PREPARE = (
     'exec "$@"')
 
 
+_NETLAB_PARENT = str(Path(__file__).resolve().parents[3])
+_PEERS = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+          "from netlab.node.runtime.peers import main; sys.exit(main(sys.argv[1:]))")
+
+
 @dataclass(frozen=True)
 class Overlay:
     """Overlays to mount before create. A stored image's root: ``options`` name the
@@ -130,6 +143,9 @@ class Overlay:
     read_only: bool = False
     # Mount points below ``host_dirs`` on the host, bound back over their overlays.
     submounts: tuple[str, ...] = ()
+    # Bidirectional volumes: (a detached copy of the source, the bundle path crun binds
+    # it from), attached there in the shield (``peers.py``); ``create`` closes them.
+    peers: tuple[tuple[int, str], ...] = ()
 
 
 def crun_argv(lab: str, *args: str) -> list[str]:
@@ -155,6 +171,11 @@ def shielded(argv: list[str], overlay: Overlay | None = None
                    NL_HOST_DIRS=" ".join(overlay.host_dirs), NL_UPPER=overlay.upper,
                    NL_WORK=overlay.work, **({"NL_HOST_RO": "1"} if overlay.read_only else {}),
                    NL_SUBMOUNTS=" ".join(overlay.submounts))
+        if overlay.peers:
+            # The caller passes the descriptors (pass_fds). netlab is found where this
+            # process found it, whatever the shield's environment and directory.
+            argv = [sys.executable, "-c", _PEERS, _NETLAB_PARENT,
+                    *(f"{fd}:{path}" for fd, path in overlay.peers), "--", *argv]
     return _shielded(argv), env
 
 
@@ -189,14 +210,19 @@ def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Pat
               "--exit-dir", str(exits_dir(lab)), "--socket-dir-path", str(sockets_dir(lab)),
               "--log-level", "error", "--runtime-arg", f"--root={crun_root(lab)}",
               "--runtime-arg", "--cgroup-manager=disabled", *stdio]
+    peers = tuple(fd for fd, _ in overlay.peers) if overlay is not None else ()
     read_end, write_end = os.pipe()
     command, env = shielded(conmon, overlay)
     env["_OCI_SYNCPIPE"] = str(write_end)
     try:
-        with open(bundle / "conmon.log", "ab") as errors:
-            proc = subprocess.Popen(command, env=env, pass_fds=(write_end,),
-                                    stdin=subprocess.DEVNULL, stdout=errors, stderr=errors,
-                                    cwd="/", start_new_session=True)
+        try:
+            with open(bundle / "conmon.log", "ab") as errors:
+                proc = subprocess.Popen(command, env=env, pass_fds=(write_end, *peers),
+                                        stdin=subprocess.DEVNULL, stdout=errors,
+                                        stderr=errors, cwd="/", start_new_session=True)
+        finally:
+            for fd in peers:
+                os.close(fd)
         os.close(write_end)
         write_end = -1
         report = _read_sync(read_end, timeout)

@@ -16,7 +16,8 @@ from netlab.node.kubelet import atomic_writer, volumemanager
 from netlab.node.kubelet import volumes as plugins
 from netlab.node.kubelet.atomic_writer import FileProjection
 from netlab.node.kubelet.spec import ContainerConfigError, PodContext
-from netlab.node.runtime import capabilities
+from netlab.node.runtime import bundle, capabilities, oci
+from netlab.node.runtime.spec import ContainerSpec
 
 CTX = PodContext(node_name="worker1", host_ip="192.168.100.3", pod_ip="10.244.1.7",
                  hostname="web-0", node_cpu_millis=2000, node_memory_bytes=4 << 30)
@@ -283,3 +284,24 @@ def test_an_empty_dir_is_set_up_once_and_a_resync_keeps_what_the_pod_made_of_it(
     os.rmdir(path)
     volumemanager.setup_volume(tmp_path, vol, pod, CTX, SOURCES)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o2777
+
+
+def test_mount_propagation_reaches_the_runtime_as_cri_o_maps_it():
+    c = {"name": "c", "volumeMounts": [
+        {"name": "h", "mountPath": "/a"},
+        {"name": "h", "mountPath": "/b", "mountPropagation": "None"},
+        {"name": "h", "mountPath": "/c", "mountPropagation": "HostToContainer"},
+        {"name": "h", "mountPath": "/d", "mountPropagation": "Bidirectional"}]}
+    volumes = {"h": {"name": "h", "hostPath": {"path": "/srv"}}}
+    got = volumemanager.container_mounts(c, volumes, {"h": "/srv"})
+    assert [m.oci_propagation for m in got] == ["rprivate", "rprivate", "rslave", "rshared"]
+    assert all(mounts.VolumeBind.from_json(m.to_json()) == m for m in got)
+
+
+def test_a_volume_inside_a_bidirectional_one_is_refused():
+    spec = ContainerSpec("c", command=("x",), privileged=True, mounts=(
+        mounts.VolumeBind("/srv", "/data", propagation="Bidirectional"),
+        mounts.VolumeBind("/etc", "/data/conf/")))
+    with pytest.raises(oci.OciConfigError, match='volume mount "/data/conf/" is inside the '
+                       'Bidirectional mount "/data"'):
+        bundle.check_propagation(spec)

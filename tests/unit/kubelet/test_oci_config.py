@@ -168,3 +168,19 @@ def test_stdin_and_tty_from_the_pod_spec_as_cri_o_passes_them():
     assert oci_runtime.stdio_args(True, True, True) == ["-t", "-i"]
     assert oci_runtime.stdio_args(True, False, False) == ["-i", "--leave-stdin-open"]
     assert oci_runtime.stdio_args(False, False, False) == []
+
+
+def test_volume_propagation_as_cri_o_maps_it():
+    def doc(*propagations):
+        return _build(ContainerSpec("c", command=("x",)), volumes=tuple(
+            oci.Bind(f"/v/{i}", f"/m{i}", read_only=False, propagation=p)
+            for i, p in enumerate(propagations)))
+
+    plain = doc("rprivate")
+    assert next(m for m in plain["mounts"] if m["destination"] == "/m0")["options"] == \
+        ["rbind", "rprivate", "rw"]
+    assert "rootfsPropagation" not in plain["linux"]
+    h2c = doc("rprivate", "rslave")
+    assert "rslave" in next(m for m in h2c["mounts"] if m["destination"] == "/m1")["options"]
+    assert h2c["linux"]["rootfsPropagation"] == "rslave"
+    assert doc("rslave", "rshared")["linux"]["rootfsPropagation"] == "rshared"
