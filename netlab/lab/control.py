@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Iterable
 
+import aiohttp
 import psutil
 
 from netlab.api.views import meta_of, node_status
@@ -207,24 +208,34 @@ def _node_ready(node: dict) -> bool:
 def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
     """Probe until every named Node is registered and Ready; name the laggards if not."""
     wanted = set(nodes)
-    client = lab_client(lab, timeout=5.0)
+    # A big lab's API server is busy registering its nodes: a slow list is retried
+    # (until the deadline), and the list is asked for less often the more nodes it has.
+    client = lab_client(lab, timeout=10.0)
+    interval = min(1.0, 0.1 + 0.005 * len(wanted))
 
     async def probe() -> None:
         deadline = time.monotonic() + timeout
+        missing = sorted(wanted)
         try:
             while True:
-                listing = await client.list("nodes")
-                ready = {n["metadata"]["name"] for n in listing.get("items", []) if _node_ready(n)}
-                missing = sorted(wanted - ready)
-                if not missing:
-                    return
+                try:
+                    listing = await client.list("nodes")
+                except (asyncio.TimeoutError, aiohttp.ClientError):
+                    pass  # no answer this time: the deadline decides
+                else:
+                    ready = {n["metadata"]["name"] for n in listing.get("items", [])
+                             if _node_ready(n)}
+                    missing = sorted(wanted - ready)
+                    if not missing:
+                        return
                 if time.monotonic() > deadline:
                     logs = "\n".join(f"kubelet-{n}: "
                                      + log_tail(log_dir(lab) / f"kubelet-{n}.log", 3)
-                                     for n in missing)
+                                     for n in missing[:5])
                     raise ControlPlaneError(
-                        f"nodes not Ready after {timeout:.0f}s: {', '.join(missing)}\n{logs}")
-                await asyncio.sleep(0.1)  # probe interval
+                        f"{len(missing)} nodes not Ready after {timeout:.0f}s: "
+                        f"{', '.join(missing)}\n{logs}")
+                await asyncio.sleep(interval)  # probe interval
         finally:
             await client.close()
 

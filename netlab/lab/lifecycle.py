@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import psutil
 import yaml
 
 from netlab.kernel import netns
@@ -37,12 +38,18 @@ from netlab.topology import LabPlan, NodePlan, Topology, load_topology, plan_lab
 
 # How long ``up`` waits for an etcd outside the lab to answer before it gives up.
 EXTERNAL_ETCD_TIMEOUT = 10.0
+# Memory (PSS) a running lab takes: each cluster node's agents (kubelet, kube-proxy,
+# NetworkPolicy agent) and the control plane's processes, as bench/scale_lab.py
+# measures them (docs/benchmarks.md). ``up`` refuses a lab that would not fit.
+NODE_MEMORY_MIB = 120
+CONTROL_PLANE_MEMORY_MIB = 200
 
 
 class LabUpError(LabError):
     def __init__(self, step: str, cause: BaseException):
         self.step, self.cause = step, cause
-        super().__init__(f"netlab up failed while {step}: {cause}. "
+        # A bare TimeoutError has no words of its own.
+        super().__init__(f"netlab up failed while {step}: {str(cause) or repr(cause)}. "
                          "Everything it had created has been removed.")
 
 
@@ -72,6 +79,28 @@ def _spec(source: Path, lab: str) -> str:
     data = yaml.safe_load(source.read_text())
     data = {k: v for k, v in data.items() if k != "workloads"}
     return yaml.safe_dump({**data, "name": lab}, sort_keys=False)
+
+
+def memory_needed(plan: LabPlan) -> int:
+    """Bytes of memory the lab's processes take once it runs (without its pods)."""
+    nodes = sum(1 for n in plan.nodes if n.in_cluster)
+    return (nodes * NODE_MEMORY_MIB + CONTROL_PLANE_MEMORY_MIB) * 2**20
+
+
+def _refuse_if_too_big(plan: LabPlan) -> None:
+    """A lab that would exhaust the machine's memory is refused before anything is
+    built, rather than half-built and killed by the OOM killer."""
+    need, available = memory_needed(plan), psutil.virtual_memory().available
+    if need > available:
+        nodes = sum(1 for n in plan.nodes if n.in_cluster)
+        gib = 2**30
+        raise LabError(
+            f"lab {plan.lab} has {nodes} cluster nodes and needs about {need / gib:.1f} GiB "
+            f"of memory ({NODE_MEMORY_MIB} MiB for each node's kubelet, proxy and "
+            f"NetworkPolicy agent, {CONTROL_PLANE_MEMORY_MIB} MiB for the control plane), "
+            f"and this machine has {available / gib:.1f} GiB available; use at most "
+            f"{max(0, (available // 2**20 - CONTROL_PLANE_MEMORY_MIB) // NODE_MEMORY_MIB)} "
+            "cluster nodes, or free memory. Nothing was created")
 
 
 @dataclass
@@ -203,6 +232,8 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
     if control_plane and topology.etcd_member_nodes and etcd_binary() is None:
         raise LabError(f"lab {lab} keeps its store in etcd (cluster.store: etcd), and there is "
                        f"no etcd binary on PATH; {INSTALL_HINT}. Nothing was created")
+    if control_plane:
+        _refuse_if_too_big(plan)
     with lab_lock(lab):
         _refuse_if_present(lab)
         state = LabState(lab=lab, topology=str(source.resolve()),

@@ -54,3 +54,29 @@ def test_the_lab_commands_do_not_import_the_api_server() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     assert out.strip() == "[]"
+
+
+def test_a_lab_too_big_for_the_memory_is_refused_before_anything_is_built(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from netlab.lab import lifecycle
+    from netlab.lab.state import lab_dir, load_state
+
+    workers = "".join(f"  - {{name: w{i}}}\n" for i in range(1, 250))
+    path = tmp_path / "rack.yaml"
+    path.write_text("name: rack\nnetwork: {subnet: 192.168.0.0/23}\n"
+                    "nodes:\n  - {name: cp, role: control-plane}\n" + workers)
+    monkeypatch.setattr(lifecycle.psutil, "virtual_memory",
+                        lambda: types.SimpleNamespace(available=8 * 2**30))
+    built: list[str] = []
+    monkeypatch.setattr(lifecycle.network, "build_network", lambda *a: built.append("net"))
+    with pytest.raises(lifecycle.LabError) as info:
+        lifecycle.up(path)
+    message = str(info.value)
+    assert "lab rack has 250 cluster nodes and needs about" in message
+    assert "this machine has 8.0 GiB available" in message
+    per_node, control = lifecycle.NODE_MEMORY_MIB, lifecycle.CONTROL_PLANE_MEMORY_MIB
+    assert f"use at most {(8 * 1024 - control) // per_node} cluster nodes" in message
+    assert "Nothing was created" in message
+    assert built == [] and load_state("rack") is None and not lab_dir("rack").exists()
