@@ -51,8 +51,11 @@ class KubeletConfig:
     cluster_domain: str = "cluster.local"
     resolv_conf: Path | None = Path("/etc/resolv.conf")  # the node's, for dnsPolicy Default
     cert_dir: Path | None = None
-    # Node heartbeat: the Lease is renewed and the Ready condition posted this often.
+    # Node heartbeat: the Lease is renewed this often, and the status computed; it is
+    # posted when it changed, or else every status_report_interval (upstream's
+    # nodeStatusReportFrequency): every Node watcher (each node's overlay) gets each post.
     heartbeat_interval: float = 5.0
+    status_report_interval: float = 60.0
     lease_duration: int = 40
     metrics_interval: float = 10.0
     # CrashLoopBackOff: Kubernetes uses 10 s doubling to 300 s; a lab starts at 1 s
@@ -132,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='the node\'s resolv.conf, for dnsPolicy Default ("" for none)')
     p.add_argument("--cert-dir", type=Path, help="where the self-signed serving cert is kept")
     p.add_argument("--heartbeat-interval", type=float, default=5.0)
+    p.add_argument("--node-status-report-frequency", type=float, default=60.0,
+                   help="seconds between status posts when nothing changed")
     p.add_argument("--metrics-interval", type=float, default=10.0)
     p.add_argument("--backoff-base", type=float, default=1.0)
     p.add_argument("--backoff-max", type=float, default=300.0)
@@ -152,6 +157,7 @@ def from_args(argv: list[str] | None = None) -> KubeletConfig:
         cluster_domain=a.cluster_domain.rstrip("."),
         resolv_conf=Path(a.resolv_conf) if a.resolv_conf else None,
         cert_dir=a.cert_dir, heartbeat_interval=a.heartbeat_interval,
+        status_report_interval=a.node_status_report_frequency,
         metrics_interval=a.metrics_interval, backoff_base=a.backoff_base,
         backoff_max=a.backoff_max, sync_period=a.sync_period,
         parallel_starts=max(1, a.parallel_pod_starts))

@@ -15,9 +15,13 @@ kubelet's port and version, and the conditions.
   kubelet's ``--register-with-taints``: an operator's ``kubectl taint``
   survives a restart);
 - the heartbeat, every ``heartbeat_interval``: renew the Lease in
-  ``kube-node-lease`` and post the conditions with a fresh
-  ``lastHeartbeatTime``; Ready says whether the node can run pods (its
-  ``cni0`` bridge exists). A heartbeat answered 404 means the Node was
+  ``kube-node-lease`` (the node lifecycle controller's liveness signal) and
+  compute the status; Ready says whether the node can run pods (its ``cni0``
+  bridge exists). As upstream's kubelet, the status is posted only when it
+  differs from the server's (a condition, an address, the images...) or
+  ``status_report_interval`` has passed, with a fresh ``lastHeartbeatTime``:
+  every kubelet watches every Node (the overlay), so a post every few seconds
+  from each of N nodes would cost N² events. A heartbeat answered 404 means the Node was
   deleted: the agent registers again at once (so does ``node_deleted``,
   called by the Node informer);
 - ``publish_usage`` writes the usage annotation (``metrics.py``).
@@ -30,9 +34,11 @@ import contextlib
 import functools
 import hashlib
 import logging
+import math
 import os
 import platform
 import socket
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -213,6 +219,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _without_heartbeats(status: dict[str, Any] | None,
+                        keys: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Node status as compared for a change: the fields in ``keys`` (the ones the
+    kubelet posts; default all), without the conditions' heartbeat times."""
+    status = status or {}
+    fields = {k: status.get(k) for k in (keys if keys is not None else status)}
+    fields["conditions"] = [{k: v for k, v in c.items() if k != "lastHeartbeatTime"}
+                            for c in status.get("conditions") or []]
+    return fields
+
+
 class NodeAgent:
     def __init__(self, cfg: KubeletConfig, client: Client, events: EventRecorder,
                  cached: Callable[[], dict[str, Any] | None] = lambda: None) -> None:
@@ -225,6 +242,7 @@ class NodeAgent:
         self._wake = asyncio.Event()
         self._was_ready: bool | None = None
         self._last_status: dict[str, Any] | None = None
+        self._posted_at = -math.inf  # monotonic time of the last status post
         self.heartbeats = 0
 
     async def register(self) -> None:
@@ -269,13 +287,20 @@ class NodeAgent:
         self.registered.set()
         log.info("node %s registered (uid %s)", cfg.node, self.uid)
 
-    async def _post_status(self, node: dict[str, Any] | None = None) -> None:
+    async def _post_status(self, node: dict[str, Any] | None = None,
+                           force: bool = True) -> None:
+        """Post the status; unless ``force``, only when it differs from ``node``'s
+        beyond the heartbeat times, or the report interval has passed."""
         old = (node or {}).get("status")
         if old is None:
             old = (await self.client.get("nodes", self.cfg.node)).get("status")
         status = node_status(self.cfg, old, _now())
+        if (not force and time.monotonic() - self._posted_at < self.cfg.status_report_interval
+                and _without_heartbeats(status) == _without_heartbeats(old, keys=status)):
+            return
         await self.client.patch("nodes", self.cfg.node, {"status": status},
                                 subresource="status")
+        self._posted_at = time.monotonic()
         self._last_status = status
         ready = next(c["status"] == "True" for c in status["conditions"] if c["type"] == "Ready")
         if ready != self._was_ready:
@@ -313,7 +338,7 @@ class NodeAgent:
                 current = self.cached()
                 await self._post_status(current if current and current.get("status") else
                                         {"status": self._last_status} if self._last_status
-                                        else None)
+                                        else None, force=False)
                 await self._renew_lease()
                 self.heartbeats += 1
                 delay = RETRY_START

@@ -1,0 +1,78 @@
+"""The kubelet's status reports, as upstream's: the Lease says the node lives, and
+the Node's status is posted only when it changed or every report interval, since
+every kubelet watches every Node (a post from each of N nodes every few seconds
+would be N² events)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netlab.node.kubelet import node as node_module
+from netlab.node.kubelet.config import KubeletConfig
+from netlab.node.kubelet.node import NodeAgent
+
+pytestmark = pytest.mark.unit
+
+
+class Server:
+    """The API as the heartbeat sees it: status patches land on one Node."""
+
+    def __init__(self) -> None:
+        self.node: dict[str, Any] = {"metadata": {"name": "w1"}, "status": {}}
+        self.posts = 0
+
+    async def patch(self, resource: str, name: str, body: dict, subresource: str = "") -> dict:
+        assert (resource, name, subresource) == ("nodes", "w1", "status")
+        self.node["status"] = copy.deepcopy(body["status"])
+        self.posts += 1
+        return self.node
+
+
+class Events:
+    def record(self, *args: Any) -> None:
+        pass
+
+
+def agent(server: Server) -> NodeAgent:
+    cfg = KubeletConfig(lab="lab", node="w1", role="worker", api_server="https://x:6443",
+                        token_file=Path("/nonexistent"), node_ip=IPv4Interface("10.0.0.2/24"),
+                        pod_cidr=IPv4Network("10.244.1.0/24"), status_report_interval=60.0)
+    return NodeAgent(cfg, server, Events())  # type: ignore[arg-type]
+
+
+def test_status_is_posted_when_it_changed_or_the_report_interval_passed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(node_module.time, "monotonic", lambda: now[0])
+    server = Server()
+    heartbeat = agent(server)
+
+    def beat(seconds: float) -> int:
+        now[0] += seconds
+        asyncio.run(heartbeat._post_status(copy.deepcopy(server.node), force=False))
+        return server.posts
+
+    assert beat(0) == 1  # the first heartbeat posts
+    assert beat(5) == 1 and beat(5) == 1  # nothing changed: the Lease alone speaks
+    # The node lifecycle controller marked the node Unknown: the kubelet corrects it.
+    ready = next(c for c in server.node["status"]["conditions"] if c["type"] == "Ready")
+    ready["status"] = "Unknown"
+    assert beat(5) == 2
+    assert next(c["status"] for c in server.node["status"]["conditions"]
+                if c["type"] == "Ready") != "Unknown"
+    assert beat(5) == 2
+    # A new address (or image, capacity...) is a change too.
+    server.node["status"]["addresses"] = []
+    assert beat(5) == 3
+    # Unchanged, the status is still reported once per interval, heartbeat times fresh.
+    stamp = server.node["status"]["conditions"][0]["lastHeartbeatTime"]
+    assert beat(30) == 3
+    now[0] += 1  # the clock in the stamps moves on too
+    assert beat(30) == 4
+    assert server.node["status"]["conditions"][0]["lastHeartbeatTime"] >= stamp
