@@ -78,19 +78,18 @@ def test_a_pod_that_fits_no_node_stays_pending_and_says_why(client):
     cond = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     assert (cond["status"], cond["reason"], cond["message"]) == ("False", "Unschedulable",
                                                                  expected)
-    # It waits for a change instead of retrying in a loop: the kubelets' heartbeats
+    # It waits for a change instead of retrying in a loop: the kubelets' usage reports
     # update every Node meanwhile, yet no new attempt is made.
-    before = _heartbeats(client)
-    wait_for(lambda: all(_heartbeats(client)[n] != t for n, t in before.items()), 30,
-             interval=0.5, what="a new heartbeat from every node")
+    before = _versions(client)
+    wait_for(lambda: all(_versions(client)[n] != v for n, v in before.items()), 30,
+             interval=0.5, what="an update of every Node")
     repeats = sum(e.get("count", 1) for e in _events(client, "too-big", "FailedScheduling"))
     assert repeats == 1, f"{repeats} attempts while nothing relevant changed"
     client.delete("pods", "too-big", "default", grace_period=0)
 
 
-def _heartbeats(client: SyncClient) -> dict[str, str]:
-    return {n["metadata"]["name"]: next(c.get("lastHeartbeatTime") for c in
-                                        n["status"]["conditions"] if c["type"] == "Ready")
+def _versions(client: SyncClient) -> dict[str, str]:
+    return {n["metadata"]["name"]: n["metadata"]["resourceVersion"]
             for n in client.list("nodes")["items"]}
 
 
