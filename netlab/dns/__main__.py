@@ -24,6 +24,7 @@ import logging
 import sys
 from ipaddress import IPv4Network
 
+import aiohttp
 from aiohttp import web
 
 from netlab.client import APIError, Client
@@ -72,7 +73,9 @@ async def publish(client: Client, cluster_ip: str, address: str, node: str,
                 log.error("cannot publish %s: %s", addon.SERVICE, err)
                 return
             log.warning("publishing %s failed (%s); retrying", addon.SERVICE, err)
-        except (OSError, asyncio.TimeoutError) as err:
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as err:
+            # What the informers retry too: a dropped connection (ServerDisconnectedError
+            # is no OSError) must not end publishing, or pods never reach the server.
             log.warning("publishing %s failed (%s); retrying", addon.SERVICE, err)
         try:
             await asyncio.wait_for(stop.wait(), wait)

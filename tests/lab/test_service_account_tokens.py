@@ -163,8 +163,56 @@ def test_kube_root_ca_in_every_namespace(cluster_lab, kubeconfig, namespace):
     assert key.stat().st_mode & 0o777 == 0o600
 
 
+# When a name does not resolve, the probe says on stderr what the resolver and the
+# nameserver did (glibc reports a timeout, an ICMP error, SERVFAIL and REFUSED alike as
+# EAI_AGAIN; and since the server REFUSES names outside the zone without an upstream, a
+# missing record ends in EAI_AGAIN too), so that a failure explains itself.
 PROBE = textwrap.dedent("""\
-    import os, ssl, urllib.request, urllib.error
+    import os, socket, ssl, struct, sys, time, urllib.request, urllib.error
+    def ask(server, name):
+        q = struct.pack(">6H", 0x4e4c, 0x0100, 1, 0, 0, 0) + b"".join(
+            bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0\\0\\1\\0\\1"
+        for connected in (True, False):  # unconnected: also hear a reply from another source
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(3)
+            try:
+                if connected:
+                    s.connect((server, 53)); s.send(q); data, src = s.recv(512), server
+                else:
+                    s.sendto(q, (server, 53)); data, (src, _) = s.recvfrom(512)
+                return "rcode %d, %d answers, from %s" % (
+                    data[3] & 15, struct.unpack(">H", data[6:8])[0], src)
+            except ConnectionRefusedError:
+                return "refused (ICMP port unreachable)"
+            except socket.timeout:
+                continue
+            except OSError as e:
+                return "error %r" % e
+            finally:
+                s.close()
+        return "no answer in 2 x 3s"
+    def diagnose(host, started):
+        d = lambda *a: print("DNS-DIAG", *a, file=sys.stderr, flush=True)
+        d(time.strftime("%H:%M:%S", time.gmtime()), "UTC: %s failed after %.2fs"
+          % (host, time.monotonic() - started))
+        conf = open("/etc/resolv.conf").read()
+        d("resolv.conf:", " | ".join(conf.splitlines()))
+        again = time.monotonic()
+        try:
+            socket.getaddrinfo(host, 443)
+            outcome = "resolved"
+        except socket.gaierror as e:
+            outcome = str(e)
+        d("again: %s after %.2fs" % (outcome, time.monotonic() - again))
+        server = next(l.split()[1] for l in conf.splitlines() if l.startswith("nameserver"))
+        for name in (host + ".default.svc.cluster.local", "kubernetes.default.svc.cluster.local"):
+            d("A", name, "from", server + ":", ask(server, name))
+        try:  # the server's own counts: answers by rcode, messages dropped
+            with urllib.request.urlopen("http://%s:9153/metrics" % server, timeout=3) as r:
+                d("metrics:", " | ".join(l for l in r.read().decode().splitlines()
+                                         if l.startswith(("coredns_dns_resp", "coredns_dns_drop"))))
+        except OSError as e:
+            d("metrics: %r" % e)
     ctx = ssl.create_default_context(cadata=os.environ["CA"])
     pods = "/api/v1/namespaces/default/pods"
     for url, token in (("https://10.96.0.1" + pods, None),
@@ -174,13 +222,33 @@ PROBE = textwrap.dedent("""\
         req = urllib.request.Request(url)
         if token:
             req.add_header("Authorization", "Bearer " + token)
+        started = time.monotonic()
         try:
             with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
                 print(url, r.status, r.read().decode())
         except urllib.error.HTTPError as e:
             print(url, e.code, e.read().decode())
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, socket.gaierror):
+                diagnose(req.host, started)
+            raise
     print("SA-KEY", "readable" if os.access(os.environ["KEY"], os.R_OK) else "hidden")
     """)
+
+
+def _dns_side(lab: str) -> str:
+    """What the lab's side of cluster DNS logged: the DNS component (when it served,
+    published, restarted), the supervisor, and worker1's kube-proxy."""
+    from netlab.lab.state import log_dir
+
+    out = []
+    for name, lines in (("dns.log", 40), ("supervisor.log", 20), ("proxy-worker1.log", 20)):
+        try:
+            text = (log_dir(lab) / name).read_text(errors="replace").splitlines()[-lines:]
+        except OSError as exc:
+            text = [f"(unreadable: {exc})"]
+        out += [f"--- {name}", *text]
+    return "\n".join(out)
 
 
 def test_a_pod_reaches_the_api_through_the_kubernetes_service(cluster_lab, kubeconfig):
@@ -206,6 +274,8 @@ def test_a_pod_reaches_the_api_through_the_kubernetes_service(cluster_lab, kubec
                  90, interval=0.3, what="the probe pod to finish")
         logs = kubectl(kubeconfig, "logs", "api-probe").stdout
         lines = logs.strip().splitlines()
+        if "DNS-DIAG" in logs:  # while the lab is up: its logs go with it
+            print(_dns_side(cluster_lab.name))
         assert len(lines) == 4, logs
         answers = []
         for line in lines[:3]:

@@ -1,17 +1,20 @@
 """The DNS component's pure parts: the kube-dns objects it publishes, the search-path
-expansion ``netlab dns lookup`` shows, and the CoreDNS-named metrics."""
+expansion ``netlab dns lookup`` shows, and the CoreDNS-named metrics; and that it keeps
+trying to publish those objects when the API server drops a connection."""
 
 from __future__ import annotations
 
 import asyncio
 from ipaddress import IPv4Network
 
+import aiohttp
 import dns.asyncquery
 import dns.message
 import pytest
 
 from netlab.api import validation
 from netlab.dns import addon
+from netlab.dns.__main__ import publish
 from netlab.dns.lookup import candidates, cluster_searches
 from netlab.dns.metrics import metrics_text
 from netlab.dns.records import ClusterRecords
@@ -73,3 +76,33 @@ def test_metrics_use_coredns_names_and_count_what_was_served():
     assert 'coredns_dns_responses_total{server="dns://:53",zone=".",rcode="NOERROR"} 2' in text
     assert 'coredns_dns_responses_total{server="dns://:53",zone=".",rcode="NXDOMAIN"} 1' in text
     assert "# TYPE coredns_dns_requests_total counter" in text
+
+
+class _FlakyClient:
+    """An API client whose first apply meets a connection the server closed."""
+
+    def __init__(self) -> None:
+        self.applied: list[str] = []
+        self.calls = 0
+
+    async def apply(self, obj: dict, field_manager: str) -> dict:
+        self.calls += 1
+        if self.calls == 1:
+            raise aiohttp.ServerDisconnectedError()
+        self.applied.append(obj["kind"])
+        return obj
+
+
+def test_publishing_retries_after_the_api_server_drops_the_connection():
+    # A ServerDisconnectedError is an aiohttp.ClientError but not an OSError: it used to
+    # end the publishing task silently, leaving the lab without a kube-dns Service (every
+    # pod lookup then fails with EAI_AGAIN while the server itself serves on).
+    client = _FlakyClient()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        await asyncio.wait_for(publish(client, "10.96.0.10", "192.168.100.2",
+                                       "control-plane", stop), 10)
+
+    asyncio.run(run())
+    assert client.applied == ["Service", "EndpointSlice", "Endpoints"]
