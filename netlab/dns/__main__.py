@@ -123,8 +123,7 @@ async def run(args: argparse.Namespace) -> None:
     synced = asyncio.Event()
     server_ref: list[DNSServer] = []
     runner = await _http(server_ref, synced, args.bind, args.metrics_port)
-    publishing = asyncio.ensure_future(publish(
-        client, addon.cluster_dns_ip(args.service_cidr), args.bind, args.node, stop))
+    publishing: asyncio.Future[None] | None = None
     informers.start()
     try:
         waiting = asyncio.ensure_future(informers.wait_synced())
@@ -135,11 +134,16 @@ async def run(args: argparse.Namespace) -> None:
         server_ref.append(await start_dns_server(records, args.bind, args.port,
                                                  upstream=args.upstream))
         synced.set()
+        # Only now: an endpoint published before the server listens sends the pods'
+        # first queries to a closed port (glibc: "Temporary failure in name resolution").
+        publishing = asyncio.ensure_future(publish(
+            client, addon.cluster_dns_ip(args.service_cidr), args.bind, args.node, stop))
         log.info("serving %s on %s:%d (UDP, TCP), upstream %s", args.zone, args.bind,
                  args.port, args.upstream or "none (REFUSED)")
         await stop.wait()
     finally:
-        publishing.cancel()
+        if publishing is not None:
+            publishing.cancel()
         for server in server_ref:
             server.close()
             await server.wait_closed()
