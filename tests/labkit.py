@@ -29,6 +29,12 @@ import yaml
 from netlab.kernel.netns import run_in_netns
 
 KUBECTL = shutil.which("kubectl")
+# The marks of a lab test of the etcd store: it needs etcd and etcdctl (CI installs both).
+NEEDS_ETCD = [
+    pytest.mark.etcd,
+    pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None,
+                       reason="needs etcd and etcdctl (apt-get install etcd-server etcd-client)"),
+]
 TEST_PREFIX = "nlt"  # every lab and namespace the suite makes starts with this
 ETH_P_ALL = 0x0003
 

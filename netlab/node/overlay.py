@@ -89,14 +89,36 @@ class OverlayAgent:
         self.me = me
         self._run = run_blocking  # AsyncRuntime.call: off the event loop
         self.resync = resync
+        self._peers: dict[str, OverlayPeer] = {}
         self._wanted: list[OverlayPeer] | None = None
         self._applied: list[OverlayPeer] | None = None
         self._changed = asyncio.Event()
         self.reconciles = 0
 
     def nodes_changed(self, nodes: Iterable[dict[str, Any]]) -> None:
-        """Informer handler side: cheap, never blocks."""
-        wanted = peers_from_nodes(nodes, self.me)
+        """The whole set of Nodes (a resync): cheap, never blocks."""
+        self._peers = {p.node: p for p in peers_from_nodes(nodes, self.me)}
+        self._want()
+
+    def node_event(self, kind: str, node: dict[str, Any]) -> None:
+        """One Node's informer event, in constant time: every Node update of a big lab
+        (its usage report, its status) reaches every node, and only a change of that
+        node's peer (podCIDR, VTEP MAC, address) is news to the overlay."""
+        name = meta_of(node).get("name", "")
+        if name != self.me:
+            peer = None if kind == "DELETED" else peer_of(node)
+            if self._peers.get(name) == peer and self._wanted is not None:
+                return
+            if peer is None:
+                self._peers.pop(name, None)
+            else:
+                self._peers[name] = peer
+        elif self._wanted is not None:
+            return
+        self._want()  # also the first event, our own Node's included: [] is an answer
+
+    def _want(self) -> None:
+        wanted = sorted(self._peers.values(), key=lambda p: p.node)
         if wanted != self._wanted:
             self._wanted = wanted
             self._changed.set()

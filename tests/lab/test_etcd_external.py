@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 from labkit import (
     KUBECTL,
+    NEEDS_ETCD,
     kubectl,
     lab_namespaces,
     netlab_cli,
@@ -36,14 +36,10 @@ from labkit import (
 from netlab.lab import lifecycle
 from netlab.lab.pki import create_pki, etcd_pki_paths
 from netlab.lab.state import lab_dir, load_state
-from netlab.master.store.etcd_server import EtcdTLS, LocalEtcd, etcd_binary
+from netlab.master.store.etcd_server import EtcdTLS, LocalEtcd
 
-pytestmark = [
-    pytest.mark.etcd,
-    pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host"),
-    pytest.mark.skipif(etcd_binary() is None or shutil.which("etcdctl") is None,
-                       reason="needs etcd and etcdctl (apt-get install etcd-server etcd-client)"),
-]
+pytestmark = [*NEEDS_ETCD,
+              pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")]
 
 
 @dataclass

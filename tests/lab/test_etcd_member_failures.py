@@ -19,17 +19,20 @@ import shutil
 from pathlib import Path
 
 import psutil
-import pytest
-from labkit import lab_namespaces, netlab_cli, topology, unique_lab, wait_for, write_topology
+from labkit import (
+    NEEDS_ETCD,
+    lab_namespaces,
+    netlab_cli,
+    topology,
+    unique_lab,
+    wait_for,
+    write_topology,
+)
 
 from netlab.lab import lifecycle
 from netlab.lab.state import data_dir, lab_dir, log_dir
-from netlab.master.store.etcd_server import etcd_binary
 
-pytestmark = [
-    pytest.mark.etcd,
-    pytest.mark.skipif(etcd_binary() is None, reason="needs etcd (apt-get install etcd-server)"),
-]
+pytestmark = NEEDS_ETCD
 
 
 def lab_processes(lab: str) -> list[str]:

@@ -21,7 +21,6 @@ one as a readable object.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -30,17 +29,20 @@ from pathlib import Path
 
 import psutil
 import pytest
-from labkit import netlab_cli, topology, unique_lab, wait_for, write_kubeconfig, write_topology
+from labkit import (
+    NEEDS_ETCD,
+    netlab_cli,
+    topology,
+    unique_lab,
+    wait_for,
+    write_kubeconfig,
+    write_topology,
+)
 
 from netlab.lab import lifecycle
 from netlab.lab.state import components_path, data_dir, read_json
-from netlab.master.store.etcd_server import etcd_binary
 
-pytestmark = [
-    pytest.mark.etcd,
-    pytest.mark.skipif(etcd_binary() is None or shutil.which("etcdctl") is None,
-                       reason="needs etcd and etcdctl (apt-get install etcd-server etcd-client)"),
-]
+pytestmark = NEEDS_ETCD
 
 MEMBERS = ("control-plane", "worker1", "worker2")
 # What one create may take while etcd has no quorum: the store's request timeout

@@ -8,7 +8,6 @@ data went with it."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import psutil
 import pytest
 from labkit import (
     KUBECTL,
+    NEEDS_ETCD,
     kubectl,
     netlab_cli,
     topology,
@@ -28,15 +28,10 @@ from labkit import (
 
 from netlab.lab import lifecycle
 from netlab.lab.state import components_path, data_dir, read_json
-from netlab.master.store.etcd_server import etcd_binary
 from netlab.topology import load_topology, plan_lab
 
-pytestmark = [
-    pytest.mark.etcd,
-    pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host"),
-    pytest.mark.skipif(etcd_binary() is None or shutil.which("etcdctl") is None,
-                       reason="needs etcd and etcdctl (apt-get install etcd-server etcd-client)"),
-]
+pytestmark = [*NEEDS_ETCD,
+              pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")]
 
 
 @dataclass

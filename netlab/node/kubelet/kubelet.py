@@ -154,6 +154,8 @@ class Kubelet:
         """Measure usage every metrics period; publish it on the Node and for the server."""
         await self.node.registered.wait()
         window = 1.0
+        published: Any = None  # the node's usage last written on the Node, and when
+        published_at = 0.0
         while True:
             began = time.monotonic()
             try:
@@ -162,8 +164,14 @@ class Kubelet:
                 names = self.workers.names()
                 now = datetime.now(timezone.utc)
                 self._summary = metrics.summary(self.cfg.node, usage, names, now, self.started)
-                await self.node.publish_usage(metrics.usage_annotation(
-                    usage, names, now, round(usage.node.window, 1) or self.cfg.metrics_interval))
+                if metrics.usage_is_news(usage, published, any(u in names for u in usage.pods),
+                                         began - published_at, self.cfg.cpu_millis,
+                                         self.cfg.memory_bytes,
+                                         self.cfg.status_report_interval):
+                    await self.node.publish_usage(metrics.usage_annotation(
+                        usage, names, now,
+                        round(usage.node.window, 1) or self.cfg.metrics_interval))
+                    published, published_at = usage.node, began
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # measuring is best effort; pods come first
@@ -173,7 +181,7 @@ class Kubelet:
             await asyncio.sleep(max(0.0, self.cfg.metrics_interval - (time.monotonic() - began)))
 
     def _on_node(self, kind: str, node: dict[str, Any], old: dict[str, Any] | None) -> None:
-        self.overlay.nodes_changed(self.node_informer.items())
+        self.overlay.node_event(kind, node)
         if kind == "DELETED" and meta_of(node).get("name") == self.cfg.node:
             self.node.node_deleted()
 

@@ -1,11 +1,13 @@
-"""Runtime fixtures: a network-only lab per test module and pods removed after
-each test. Everything is torn down in ``finally``, with ``cleanup_lab`` before
-``netlab down``, the order ``down`` is to use.
+"""Runtime fixtures: a network-only lab per test module, pods removed after
+each test, and an image store of the module's own with busybox in it. Everything
+is torn down in ``finally``, with ``cleanup_lab`` before ``netlab down``, the order
+``down`` is to use.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import pytest
 from labkit import TEST_PREFIX
 from rtkit import Pods, RuntimeLab, new_lab
 
+from netlab.images import busybox
+from netlab.images.store import ImageStore, StoredImage
 from netlab.kernel.netns import list_netns
 from netlab.lab.state import load_state
 from netlab.node.runtime import cgroups, cleanup_lab
@@ -57,3 +61,24 @@ def pods(rlab: RuntimeLab) -> Iterator[Pods]:
         yield made
     finally:
         made.cleanup()
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageStore]:
+    """An image store of the module's own with busybox built in: the host's store,
+    and every other module's, stay as they were."""
+    root = tmp_path_factory.mktemp("store") / "images"
+    try:
+        made = ImageStore(root)
+        busybox.build(made)
+        yield made
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def image(store: ImageStore) -> StoredImage:
+    """busybox, from the module's own store."""
+    found = store.lookup("busybox")
+    assert found is not None
+    return found

@@ -5,10 +5,8 @@ it, the pod's /etc files are there, and the host's filesystem is out of reach.""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,18 +23,6 @@ WHITEOUT_LAYER = layer([
 DELETING_LAYER = layer([
     ("data", "dir"), ("data/.wh.a", "file"), ("gone", "dir"), ("gone/.wh..wh..opq", "file"),
     ("gone/new", "file", "new")])
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageStore]:
-    """A store of its own, not the host's: these tests change nothing shared."""
-    root = tmp_path_factory.mktemp("store") / "images"
-    try:
-        made = ImageStore(root)
-        busybox.build(made)
-        yield made
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

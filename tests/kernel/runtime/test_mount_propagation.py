@@ -12,7 +12,6 @@ bound onto itself, made shared) and removes it, and what was mounted below it, i
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +20,6 @@ import pytest
 from labkit import wait_for
 from rtkit import as_kubelet
 
-from netlab.images import busybox
-from netlab.images.store import ImageStore, StoredImage
 from netlab.kernel import mounts
 from netlab.kernel.mounts import VolumeBind
 from netlab.node.runtime import ContainerSpec, CreateError
@@ -110,20 +107,6 @@ def test_bidirectional_needs_a_shared_mount(rlab, pods, tmp_path):
             "c", command=IDLE, privileged=True, mounts=(
                 VolumeBind(str(private), "/vol", host_path=True, propagation="Bidirectional"),
             )), 0))
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoredImage]:
-    """busybox in a store of this module's own: nothing shared changes."""
-    root = tmp_path_factory.mktemp("store") / "images"
-    try:
-        store = ImageStore(root)
-        busybox.build(store)
-        found = store.lookup("busybox")
-        assert found is not None
-        yield found
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("root", ["host view", "image"])

@@ -7,29 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from rtkit import log_text, wait_exited, wait_log
 
-from netlab.images import busybox
-from netlab.images.store import ImageStore, StoredImage
 from netlab.node.runtime import containers
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoredImage]:
-    """busybox in a store of its own, not the host's."""
-    root = tmp_path_factory.mktemp("store") / "images"
-    try:
-        made = ImageStore(root)
-        busybox.build(made)
-        found = made.lookup("busybox")
-        assert found is not None
-        yield found
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _status_field(text: str, name: str) -> str:

@@ -6,35 +6,17 @@ image of its own, at paths its read-only view of the host has or under its /tmp.
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rtkit import PY, as_kubelet, log_text, wait_exited
 
 from netlab import paths
-from netlab.images import busybox
-from netlab.images.store import ImageStore, StoredImage
 from netlab.kernel import mounts
 from netlab.kernel.mounts import VolumeBind
 from netlab.node.kubelet import volumemanager
 from netlab.node.kubelet.spec import PodContext
 from netlab.node.runtime import ContainerSpec
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoredImage]:
-    """busybox in a store of this module's own: nothing shared changes."""
-    root = tmp_path_factory.mktemp("store") / "images"
-    try:
-        store = ImageStore(root)
-        busybox.build(store)
-        found = store.lookup("busybox")
-        assert found is not None
-        yield found
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -76,3 +76,24 @@ def test_status_is_posted_when_it_changed_or_the_report_interval_passed(
     now[0] += 1  # the clock in the stamps moves on too
     assert beat(30) == 4
     assert server.node["status"]["conditions"][0]["lastHeartbeatTime"] >= stamp
+
+
+def test_a_node_without_pods_reports_its_usage_on_a_change_or_each_interval() -> None:
+    from netlab.node.kubelet.metrics import usage_is_news
+    from netlab.node.runtime import NodeUsage, ResourceUsage
+
+    def measured(cpu: int, memory: int) -> NodeUsage:
+        return NodeUsage(node=ResourceUsage(cpu, memory, 1.0, "cgroup"))
+
+    cpu, memory = 2000, 4 << 30  # capacity: 5 % is 100m and ~205 MiB
+    last = measured(40, 300 << 20).node
+
+    def news(now: NodeUsage, pods: bool = False, age: float = 10.0) -> bool:
+        return usage_is_news(now, last, pods, age, cpu, memory, 60.0)
+
+    assert usage_is_news(measured(40, 300 << 20), None, False, 0.0, cpu, memory, 60.0)
+    assert not news(measured(90, 400 << 20))  # idle jitter: no Node update
+    assert news(measured(150, 300 << 20))  # +110m
+    assert news(measured(40, 600 << 20))  # +300 MiB
+    assert news(measured(40, 300 << 20), age=60.0)  # once per report interval anyway
+    assert news(measured(40, 300 << 20), pods=True)  # pods: the HPA's fresh samples
