@@ -1,132 +1,315 @@
 #!/usr/bin/env python3
 """etcd (1 and 3 members) against SQLite as the API server's store: durable
-creates/s and list latency.
+creates/s, a list of 10,000 pods and watch latency.
 
-Run:  .venv/bin/python bench/etcd_store.py [--pods 3000]
+Run:  .venv/bin/python bench/etcd_store.py [--pods 3000] [--list-items 10000]
+          [--watch-events 500] [--watchers 1]
 
 In one run, for each store: the API server as its own process (as the
 supervisor starts it) on a unix socket, the store on disk (``BENCH_DIR``,
-default /var/tmp), and this process creating ``--pods`` pods with 32
-concurrent clients, then listing them (median of 5). The same creates and
-list straight into each store, without the API server, are the floor. etcd is
-a throwaway member on 127.0.0.1, or three (``LocalEtcdCluster``, each on its
-own ports; the store is given all three endpoints, as in a lab), plain HTTP:
-the lab's TLS is left out so the figure compares the stores, not the
-transports; started and stopped by this script. Each figure is printed with
-its ratio to SQLite.
+default /var/tmp), and this process
+
+- creating ``--pods`` pods with 32 concurrent clients (timed: creates/s), then
+  more, untimed, up to ``--list-items``, and listing them all (median of 5);
+- then watching pods in a namespace of their own (``--watchers`` watchers,
+  the API's watch endpoint as a client sees it) while one writer creates
+  ``--watch-events`` pods there one after the other: the delay from just
+  before each create's request to its event's arrival at each watcher, p50
+  and p99 (the create's durable commit is part of it: the store acknowledges
+  a write only once its event has gone through the store's watch hub), next
+  to the creates' own round trips.
+
+The floor, in the same run: the same creates, list and watch straight into
+each store, without the API server (a store watch read by a thread); for etcd
+also ``--watch-events`` single puts to etcd's JSON gateway from one client,
+without the store, etcd's own mean WAL fsync time (its ``/metrics``)
+over the store-alone phase, per member, and the ranges and transactions etcd
+counts per create (50 creates by one writer, through the API and straight into
+the store). etcd is a throwaway member on
+127.0.0.1, or three (``LocalEtcdCluster``, each on its own ports; the store is
+given all three endpoints, as in a lab), plain HTTP: the lab's TLS is left out
+so the figure compares the stores, not the transports; started and stopped by
+this script. Each figure is printed with its ratio to SQLite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import http.client
 import json
 import os
 import statistics
 import tempfile
+import threading
 import time
+import urllib.parse
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from api_server import pod, start_server  # bench/ is on sys.path: scripts share helpers
+# bench/ is on sys.path: the scripts share helpers
+from api_server import (
+    CONCURRENCY,
+    create_many,
+    list_latency,
+    pct,
+    pod,
+    start_server,
+    wait_ready,
+    watch_latency,
+)
 
 from netlab.client import Client
 from netlab.master.store import open_store
+from netlab.master.store.base import Store
 from netlab.master.store.etcd_server import LocalEtcd, LocalEtcdCluster
 
-CONCURRENCY = 32
+WATCH_PREFIX = "/registry/pods/bench-watch/"
 
 
-async def api_figures(sock_path: str, count: int) -> tuple[float, float]:
-    async with Client(unix_socket=sock_path, timeout=60) as client:
-        deadline = time.monotonic() + 60
-        while not await client.readyz():
-            if time.monotonic() > deadline:
-                raise SystemExit("the API server did not become ready")
-            await asyncio.sleep(0.05)  # probe interval
-        queue = [f"p{i}" for i in range(count)]
-
-        async def worker() -> None:
-            while queue:
-                await client.create(pod(queue.pop()), namespace="default")
-
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
-        rate = count / (time.perf_counter() - start)
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            await client.list("pods", "default")
-            times.append(time.perf_counter() - start)
-        return rate, statistics.median(times)
+@dataclass
+class Figures:
+    rate: float = 0.0  # creates/s over the timed creates
+    listed: float = 0.0  # seconds, median
+    watch: list[float] = field(default_factory=list)  # create sent -> event received
+    acks: list[float] = field(default_factory=list)  # create sent -> create acknowledged
+    raw_puts: list[float] = field(default_factory=list)  # etcd gateway put round trips
+    fsync: list[tuple[float, int]] = field(default_factory=list)  # per member: mean s, count
+    ops: tuple[float, float] = (0.0, 0.0)  # etcd ranges and txns per create, one writer
 
 
-def store_figures(spec: str, count: int) -> tuple[float, float]:
+async def ops_per_create(client: Client, endpoints: list[str], count: int = 50
+                         ) -> tuple[float, float]:
+    """etcd ranges and transactions per create through the API, one writer."""
+    before = etcd_counters(endpoints)
+    for i in range(count):
+        await client.create(pod(f"ops{i}"), namespace="default")
+    after = etcd_counters(endpoints)
+    return ((after[0] - before[0]) / count, (after[1] - before[1]) / count)
+
+
+async def api_figures(sock_path: str, pods: int, total: int, events: int,
+                      watchers: int, endpoints: list[str]) -> Figures:
+    def factory() -> Client:
+        return Client(unix_socket=sock_path, timeout=60)
+
+    out = Figures()
+    async with factory() as client:
+        await wait_ready(client, timeout=60)
+        names = [f"p{i}" for i in range(total)]
+        out.rate = await create_many(client, names[:pods])
+        if total > pods:
+            await create_many(client, names[pods:])
+        out.listed = await list_latency(client, as_table=False)
+        if endpoints:
+            out.ops = await ops_per_create(client, endpoints)
+    out.watch = await watch_latency(factory, watchers, events, acks=out.acks)
+    return out
+
+
+def store_watch(store: Store, events: int, out: Figures) -> None:
+    """One writer creating ``events`` keys one after the other; a thread reading a
+    store watch timestamps each event as it gets it."""
+    value = json.dumps(pod("x")).encode()
+    arrived: dict[str, float] = {}
+    watch = store.watch(WATCH_PREFIX)
+
+    def reader() -> None:
+        while len(arrived) < events:
+            ev = watch.get(timeout=60)
+            if ev is None:
+                return
+            arrived[ev.kv.key] = time.perf_counter()
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    sent: dict[str, float] = {}
+    try:
+        for i in range(events):
+            key = f"{WATCH_PREFIX}w{i}"
+            sent[key] = time.perf_counter()
+            store.create(key, value)
+            out.acks.append(time.perf_counter() - sent[key])
+        thread.join(60)
+    finally:
+        watch.close()
+    out.watch = [arrived[key] - sent[key] for key in sent]
+
+
+def store_figures(spec: str, pods: int, total: int, events: int,
+                  endpoints: list[str]) -> Figures:
     store = open_store(spec)
     value = json.dumps(pod("x")).encode()
+    out = Figures()
+
+    def create(i: int) -> None:
+        store.create(f"/registry/pods/default/p{i}", value)
+
     try:
-        start = time.perf_counter()
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            list(pool.map(lambda i: store.create(f"/registry/pods/default/p{i}", value),
-                          range(count)))
-        rate = count / (time.perf_counter() - start)
+            start = time.perf_counter()
+            list(pool.map(create, range(pods)))
+            out.rate = pods / (time.perf_counter() - start)
+            list(pool.map(create, range(pods, total)))
         times = []
         for _ in range(5):
             start = time.perf_counter()
-            store.list("/registry/pods/")
+            store.list("/registry/pods/default/")
             times.append(time.perf_counter() - start)
-        return rate, statistics.median(times)
+        out.listed = statistics.median(times)
+        if endpoints:
+            before = etcd_counters(endpoints)
+            for i in range(50):
+                store.create(f"/registry/pods/default/ops{i}", value)
+            after = etcd_counters(endpoints)
+            out.ops = ((after[0] - before[0]) / 50, (after[1] - before[1]) / 50)
+        store_watch(store, events, out)
+        return out
     finally:
         store.close()
+
+
+def gateway_puts(endpoint: str, events: int) -> list[float]:
+    """Round trips of single puts to etcd's JSON gateway, one client, one keep-alive
+    connection: etcd's commit (raft, WAL fsync) plus the gateway, without the store."""
+    url = urllib.parse.urlsplit(endpoint)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    value = base64.b64encode(json.dumps(pod("x")).encode()).decode()
+    times = []
+    try:
+        for i in range(events):
+            body = json.dumps({"key": base64.b64encode(f"/bench-raw/k{i}".encode()).decode(),
+                               "value": value})
+            start = time.perf_counter()
+            conn.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            times.append(time.perf_counter() - start)
+            if response.status != 200:
+                raise SystemExit(f"etcd put answered {response.status}")
+    finally:
+        conn.close()
+    return times
+
+
+def metrics(endpoint: str) -> dict[str, float]:
+    """A member's Prometheus counters without labels (name -> value)."""
+    values: dict[str, float] = {}
+    with urllib.request.urlopen(endpoint + "/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            name, _, number = line.partition(" ")
+            if name.startswith("etcd_") and "{" not in name:
+                values[name] = float(number)
+    return values
+
+
+def etcd_counters(endpoints: list[str]) -> tuple[float, float]:
+    """Ranges served (summed over members: a read is served by one) and transactions
+    applied (the most of any member: every member applies every write)."""
+    counted = [metrics(e) for e in endpoints]
+    return (sum(m["etcd_mvcc_range_total"] for m in counted),
+            max(m["etcd_mvcc_txn_total"] for m in counted))
+
+
+def wal_fsync(endpoint: str) -> tuple[float, int]:
+    """Mean WAL fsync time (s) and fsync count since the member started."""
+    values = metrics(endpoint)
+    count = int(values["etcd_disk_wal_fsync_duration_seconds_count"])
+    return values["etcd_disk_wal_fsync_duration_seconds_sum"] / max(count, 1), count
 
 
 BACKENDS = ("sqlite", "etcd", "etcd3")  # etcd3: a 3-member cluster
 
 
+def run_layer(workdir: Path, backend: str, layer: str, args: argparse.Namespace,
+              total: int) -> Figures:
+    sub = workdir / f"{backend}-{layer}"
+    sub.mkdir()
+    etcd: LocalEtcd | LocalEtcdCluster | None = None
+    endpoints: list[str] = []
+    if backend == "etcd":
+        etcd = LocalEtcd(sub / "etcd")
+    elif backend == "etcd3":
+        etcd = LocalEtcdCluster(sub / "etcd")
+    try:
+        if isinstance(etcd, LocalEtcd):
+            endpoints = [etcd.start().endpoint]
+        elif isinstance(etcd, LocalEtcdCluster):
+            endpoints = etcd.start().endpoints
+        spec = f"etcd:{','.join(endpoints)}" if endpoints else f"sqlite:{sub / 'store.db'}"
+        if layer == "store":
+            out = store_figures(spec, args.pods, total, args.watch_events, endpoints)
+            if endpoints:
+                out.fsync = [wal_fsync(e) for e in endpoints]
+                # the store's first endpoint, the one it talks to
+                out.raw_puts = gateway_puts(endpoints[0], args.watch_events)
+            return out
+        proc, sock_path = start_server(sub, spec)
+        try:
+            return asyncio.run(api_figures(sock_path, args.pods, total,
+                                           args.watch_events, args.watchers, endpoints))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    finally:
+        if etcd:
+            etcd.stop()
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:6.1f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=3000)
+    parser.add_argument("--pods", type=int, default=3000, help="timed concurrent creates")
+    parser.add_argument("--list-items", type=int, default=10000,
+                        help="pods in the list (created up to this many)")
+    parser.add_argument("--watch-events", type=int, default=500)
+    parser.add_argument("--watchers", type=int, default=1)
     args = parser.parse_args()
-    n = args.pods
+    total = max(args.pods, args.list_items)
+    with open("/proc/loadavg") as f:
+        load_start = f.read().split()[:3]
+    figures: dict[str, dict[str, Figures]] = {"api": {}, "store": {}}
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR", "/var/tmp")) as tmp:
-        workdir = Path(tmp)
-        figures: dict[str, dict[str, tuple[float, float]]] = {"api": {}, "store": {}}
         for backend in BACKENDS:
             for layer in ("api", "store"):
-                sub = workdir / f"{backend}-{layer}"
-                sub.mkdir()
-                etcd: LocalEtcd | LocalEtcdCluster | None = None
-                if backend == "etcd":
-                    etcd = LocalEtcd(sub / "etcd")
-                elif backend == "etcd3":
-                    etcd = LocalEtcdCluster(sub / "etcd")
-                try:
-                    if isinstance(etcd, LocalEtcd):
-                        spec = f"etcd:{etcd.start().endpoint}"
-                    elif isinstance(etcd, LocalEtcdCluster):
-                        spec = f"etcd:{','.join(etcd.start().endpoints)}"
-                    else:
-                        spec = f"sqlite:{sub / 'store.db'}"
-                    if layer == "store":
-                        figures[layer][backend] = store_figures(spec, n)
-                        continue
-                    proc, sock_path = start_server(sub, spec)
-                    try:
-                        figures[layer][backend] = asyncio.run(api_figures(sock_path, n))
-                    finally:
-                        proc.terminate()
-                        proc.wait(timeout=10)
-                finally:
-                    if etcd:
-                        etcd.stop()
-    print(f"{n} pods, {CONCURRENCY} concurrent writers, every create durable")
-    for layer, what in (("api", "through the API server"), ("store", "store alone")):
-        s_rate, s_list = figures[layer]["sqlite"]
+                figures[layer][backend] = run_layer(Path(tmp), backend, layer, args, total)
+    with open("/proc/loadavg") as f:
+        load_end = f.read().split()[:3]
+    print(f"load average {' '.join(load_start)} at start, {' '.join(load_end)} at end; "
+          f"{time.monotonic() - started:.0f} s")
+    print(f"creates/s over {args.pods} creates by {CONCURRENCY} concurrent writers, every "
+          f"create durable; list of {total}, median of 5; watch: {args.watch_events} "
+          f"creates by one writer, one at a time")
+    for layer, what in (("api", f"through the API server ({args.watchers} watcher(s))"),
+                        ("store", "store alone (a store watch read by a thread)")):
+        base = figures[layer]["sqlite"]
         print(f"{what}:")
         for backend in BACKENDS:
-            rate, listed = figures[layer][backend]
-            print(f"  {backend:6s} creates/s {rate:7.0f} (x{rate / s_rate:.2f})   "
-                  f"list {n} {listed * 1000:5.0f} ms (x{listed / s_list:.2f})")
+            fig = figures[layer][backend]
+            w50, w99 = pct(fig.watch, 0.5), pct(fig.watch, 0.99)
+            print(f"  {backend:6s} creates/s {fig.rate:6.0f} (x{fig.rate / base.rate:.2f})  "
+                  f"list {total} {ms(fig.listed)} (x{fig.listed / base.listed:.1f})  "
+                  f"watch p50 {ms(w50)} (x{w50 / pct(base.watch, 0.5):.1f}) "
+                  f"p99 {ms(w99)} (x{w99 / pct(base.watch, 0.99):.1f})  "
+                  f"create alone p50 {ms(pct(fig.acks, 0.5))} p99 {ms(pct(fig.acks, 0.99))}")
+    print("etcd alone (one client, single puts to the JSON gateway; mean WAL fsync per member "
+          "over the store-alone phase):")
+    for backend in BACKENDS[1:]:
+        fig = figures["store"][backend]
+        fsyncs = ", ".join(f"{mean * 1000:.2f} ms x {count}" for mean, count in fig.fsync)
+        ops = "; ".join(f"{where} {ranges:.1f} ranges, {txns:.1f} txns"
+                        for where, (ranges, txns) in (("API", figures["api"][backend].ops),
+                                                      ("store", fig.ops)))
+        print(f"  {backend:6s} put p50 {ms(pct(fig.raw_puts, 0.5))} "
+              f"p99 {ms(pct(fig.raw_puts, 0.99))}   WAL fsync {fsyncs}   "
+              f"per create (etcd's counts): {ops}")
 
 
 if __name__ == "__main__":
