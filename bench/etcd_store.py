@@ -5,9 +5,9 @@ creates/s, a list of 10,000 pods and watch latency.
 Run:  .venv/bin/python bench/etcd_store.py [--pods 3000] [--list-items 10000]
           [--watch-events 500] [--watchers 1]
 
-In one run, for each store: the API server as its own process (as the
-supervisor starts it) on a unix socket, the store on disk (``BENCH_DIR``,
-default /var/tmp), and this process
+In one run, the three stores side by side: the API server as its own process
+(as the supervisor starts it) over each, on a unix socket, the stores on disk
+(``BENCH_DIR``, default /var/tmp), and this process
 
 - creating ``--pods`` pods with 32 concurrent clients (timed: creates/s), then
   more, untimed, up to ``--list-items``, and listing them all (median of 5);
@@ -19,13 +19,18 @@ default /var/tmp), and this process
   a write only once its event has gone through the store's watch hub), next
   to the creates' own round trips.
 
-The floor, in the same run: the same creates, list and watch straight into
-each store, without the API server (a store watch read by a thread); for etcd
-also ``--watch-events`` single puts to etcd's JSON gateway from one client,
-without the store, etcd's own mean WAL fsync time (its ``/metrics``)
-over the store-alone phase, per member, and the ranges and transactions etcd
-counts per create (50 creates by one writer, through the API and straight into
-the store). etcd is a throwaway member on
+The creates and the watch are cut into 5 rounds and the lists are taken one
+at a time, the stores taking turns (each going first in turn), so that a
+shared machine's shifting load falls on all three alike; all three stores and
+servers are up throughout.
+
+The floor, in the same run and the same way, with fresh stores: the same
+creates, list and watch straight into each store, without the API server (a
+store watch read by a thread); for etcd also ``--watch-events`` single puts
+to etcd's JSON gateway from one client, without the store, etcd's own mean
+WAL fsync time (its ``/metrics``) over the store-alone phase, per member, and
+the ranges and transactions etcd counts per create (50 creates by one writer,
+through the API and straight into the store). etcd is a throwaway member on
 127.0.0.1, or three (``LocalEtcdCluster``, each on its own ports; the store is
 given all three endpoints, as in a lab), plain HTTP: the lab's TLS is left out
 so the figure compares the stores, not the transports; started and stopped by
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -46,6 +52,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,12 +75,17 @@ from netlab.master.store.base import Store
 from netlab.master.store.etcd_server import LocalEtcd, LocalEtcdCluster
 
 WATCH_PREFIX = "/registry/pods/bench-watch/"
+# Each phase is cut into rounds in which the stores take turns (each going first in
+# turn), so that the load of a shared machine, which shifts by the minute, falls on
+# all of them alike.
+ROUNDS = 5
+LISTS = 5
 
 
 @dataclass
 class Figures:
     rate: float = 0.0  # creates/s over the timed creates
-    listed: float = 0.0  # seconds, median
+    lists: list[float] = field(default_factory=list)  # seconds
     watch: list[float] = field(default_factory=list)  # create sent -> event received
     acks: list[float] = field(default_factory=list)  # create sent -> create acknowledged
     raw_puts: list[float] = field(default_factory=list)  # etcd gateway put round trips
@@ -91,26 +103,56 @@ async def ops_per_create(client: Client, endpoints: list[str], count: int = 50
     return ((after[0] - before[0]) / count, (after[1] - before[1]) / count)
 
 
-async def api_figures(sock_path: str, pods: int, total: int, events: int,
-                      watchers: int, endpoints: list[str]) -> Figures:
-    def factory() -> Client:
-        return Client(unix_socket=sock_path, timeout=60)
+def turns(round_: int) -> list[str]:
+    """The stores in round ``round_``'s order: each goes first in turn."""
+    k = round_ % len(BACKENDS)
+    return [*BACKENDS[k:], *BACKENDS[:k]]
 
-    out = Figures()
-    async with factory() as client:
-        await wait_ready(client, timeout=60)
+
+def chunks(items: list[str], count: int) -> list[list[str]]:
+    size = -(-len(items) // count)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+async def api_figures(servers: dict[str, tuple[str, list[str]]],
+                      args: argparse.Namespace, total: int) -> dict[str, Figures]:
+    """``servers``: store -> (the API server's socket, etcd endpoints or [])."""
+    def factory(sock_path: str) -> Callable[[], Client]:
+        return lambda: Client(unix_socket=sock_path, timeout=60)
+
+    factories = {b: factory(sock_path) for b, (sock_path, _) in servers.items()}
+    clients = {b: make() for b, make in factories.items()}
+    out = {b: Figures() for b in servers}
+    try:
+        for client in clients.values():
+            await wait_ready(client, timeout=60)
         names = [f"p{i}" for i in range(total)]
-        out.rate = await create_many(client, names[:pods])
-        if total > pods:
-            await create_many(client, names[pods:])
-        out.listed = await list_latency(client, as_table=False)
-        if endpoints:
-            out.ops = await ops_per_create(client, endpoints)
-    out.watch = await watch_latency(factory, watchers, events, acks=out.acks)
+        spent = dict.fromkeys(servers, 0.0)
+        for r, chunk in enumerate(chunks(names[:args.pods], ROUNDS)):
+            for b in turns(r):
+                spent[b] += len(chunk) / await create_many(clients[b], chunk)
+        for b, client in clients.items():
+            out[b].rate = args.pods / spent[b]
+            if total > args.pods:
+                await create_many(client, names[args.pods:])
+        for r in range(LISTS):
+            for b in turns(r):
+                out[b].lists.append(await list_latency(clients[b], as_table=False, runs=1))
+        for b, (_, endpoints) in servers.items():
+            if endpoints:
+                out[b].ops = await ops_per_create(clients[b], endpoints)
+        for r in range(ROUNDS):
+            for b in turns(r):
+                out[b].watch += await watch_latency(
+                    factories[b], args.watchers, args.watch_events // ROUNDS,
+                    acks=out[b].acks, prefix=f"w{r}-")
+    finally:
+        for client in clients.values():
+            await client.close()
     return out
 
 
-def store_watch(store: Store, events: int, out: Figures) -> None:
+def store_watch(store: Store, events: int, out: Figures, round_: int) -> None:
     """One writer creating ``events`` keys one after the other; a thread reading a
     store watch timestamps each event as it gets it."""
     value = json.dumps(pod("x")).encode()
@@ -129,47 +171,65 @@ def store_watch(store: Store, events: int, out: Figures) -> None:
     sent: dict[str, float] = {}
     try:
         for i in range(events):
-            key = f"{WATCH_PREFIX}w{i}"
+            key = f"{WATCH_PREFIX}r{round_}-w{i}"
             sent[key] = time.perf_counter()
             store.create(key, value)
             out.acks.append(time.perf_counter() - sent[key])
         thread.join(60)
     finally:
         watch.close()
-    out.watch = [arrived[key] - sent[key] for key in sent]
+    out.watch += [arrived[key] - sent[key] for key in sent]
 
 
-def store_figures(spec: str, pods: int, total: int, events: int,
-                  endpoints: list[str]) -> Figures:
-    store = open_store(spec)
+def store_figures(specs: dict[str, tuple[str, list[str]]], args: argparse.Namespace,
+                  total: int) -> dict[str, Figures]:
+    """``specs``: store -> (its ``--store`` spec, etcd endpoints or [])."""
     value = json.dumps(pod("x")).encode()
-    out = Figures()
-
-    def create(i: int) -> None:
-        store.create(f"/registry/pods/default/p{i}", value)
-
+    out = {b: Figures() for b in specs}
+    stores: dict[str, Store] = {}
     try:
+        for b, (spec, _) in specs.items():
+            stores[b] = open_store(spec)
+
+        def create(b: str, keys: range) -> float:
+            start = time.perf_counter()
+            list(pool.map(lambda i: stores[b].create(f"/registry/pods/default/p{i}", value),
+                          keys))
+            return time.perf_counter() - start
+
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            start = time.perf_counter()
-            list(pool.map(create, range(pods)))
-            out.rate = pods / (time.perf_counter() - start)
-            list(pool.map(create, range(pods, total)))
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            store.list("/registry/pods/default/")
-            times.append(time.perf_counter() - start)
-        out.listed = statistics.median(times)
-        if endpoints:
-            before = etcd_counters(endpoints)
-            for i in range(50):
-                store.create(f"/registry/pods/default/ops{i}", value)
-            after = etcd_counters(endpoints)
-            out.ops = ((after[0] - before[0]) / 50, (after[1] - before[1]) / 50)
-        store_watch(store, events, out)
+            spent = dict.fromkeys(specs, 0.0)
+            size = -(-args.pods // ROUNDS)
+            for r, first in enumerate(range(0, args.pods, size)):
+                for b in turns(r):
+                    spent[b] += create(b, range(first, min(first + size, args.pods)))
+            for b in specs:
+                out[b].rate = args.pods / spent[b]
+                create(b, range(args.pods, total))
+        for r in range(LISTS):
+            for b in turns(r):
+                start = time.perf_counter()
+                stores[b].list("/registry/pods/default/")
+                out[b].lists.append(time.perf_counter() - start)
+        for b, (_, endpoints) in specs.items():
+            if endpoints:
+                before = etcd_counters(endpoints)
+                for i in range(50):
+                    stores[b].create(f"/registry/pods/default/ops{i}", value)
+                after = etcd_counters(endpoints)
+                out[b].ops = ((after[0] - before[0]) / 50, (after[1] - before[1]) / 50)
+        for r in range(ROUNDS):
+            for b in turns(r):
+                store_watch(stores[b], args.watch_events // ROUNDS, out[b], r)
+                endpoints = specs[b][1]
+                if endpoints:  # the store's first endpoint, the one it talks to
+                    out[b].raw_puts += gateway_puts(endpoints[0], args.watch_events // ROUNDS)
+        for b, (_, endpoints) in specs.items():
+            out[b].fsync = [wal_fsync(e) for e in endpoints]
         return out
     finally:
-        store.close()
+        for store in stores.values():
+            store.close()
 
 
 def gateway_puts(endpoint: str, events: int) -> list[float]:
@@ -224,39 +284,38 @@ def wal_fsync(endpoint: str) -> tuple[float, int]:
 BACKENDS = ("sqlite", "etcd", "etcd3")  # etcd3: a 3-member cluster
 
 
-def run_layer(workdir: Path, backend: str, layer: str, args: argparse.Namespace,
-              total: int) -> Figures:
-    sub = workdir / f"{backend}-{layer}"
-    sub.mkdir()
-    etcd: LocalEtcd | LocalEtcdCluster | None = None
-    endpoints: list[str] = []
-    if backend == "etcd":
-        etcd = LocalEtcd(sub / "etcd")
-    elif backend == "etcd3":
-        etcd = LocalEtcdCluster(sub / "etcd")
-    try:
-        if isinstance(etcd, LocalEtcd):
-            endpoints = [etcd.start().endpoint]
-        elif isinstance(etcd, LocalEtcdCluster):
-            endpoints = etcd.start().endpoints
-        spec = f"etcd:{','.join(endpoints)}" if endpoints else f"sqlite:{sub / 'store.db'}"
+def start_stores(stack: contextlib.ExitStack, workdir: Path
+                 ) -> dict[str, tuple[str, list[str]]]:
+    """Every store, started (etcd members stop when ``stack`` closes): store ->
+    (its ``--store`` spec, etcd endpoints or [])."""
+    specs: dict[str, tuple[str, list[str]]] = {}
+    for backend in BACKENDS:
+        sub = workdir / backend
+        sub.mkdir(parents=True)
+        endpoints: list[str] = []
+        if backend == "etcd":
+            endpoints = [stack.enter_context(LocalEtcd(sub / "etcd")).endpoint]
+        elif backend == "etcd3":
+            endpoints = stack.enter_context(LocalEtcdCluster(sub / "etcd")).endpoints
+        specs[backend] = (f"etcd:{','.join(endpoints)}" if endpoints
+                          else f"sqlite:{sub / 'store.db'}", endpoints)
+    return specs
+
+
+def run_layer(workdir: Path, layer: str, args: argparse.Namespace,
+              total: int) -> dict[str, Figures]:
+    """All three stores up at once, fresh, for one layer ("api" or "store")."""
+    with contextlib.ExitStack() as stack:
+        specs = start_stores(stack, workdir / layer)
         if layer == "store":
-            out = store_figures(spec, args.pods, total, args.watch_events, endpoints)
-            if endpoints:
-                out.fsync = [wal_fsync(e) for e in endpoints]
-                # the store's first endpoint, the one it talks to
-                out.raw_puts = gateway_puts(endpoints[0], args.watch_events)
-            return out
-        proc, sock_path = start_server(sub, spec)
-        try:
-            return asyncio.run(api_figures(sock_path, args.pods, total,
-                                           args.watch_events, args.watchers, endpoints))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
-    finally:
-        if etcd:
-            etcd.stop()
+            return store_figures(specs, args, total)
+        servers: dict[str, tuple[str, list[str]]] = {}
+        for backend, (spec, endpoints) in specs.items():
+            proc, sock_path = start_server(workdir / layer / backend, spec)
+            stack.callback(proc.wait, timeout=10)
+            stack.callback(proc.terminate)
+            servers[backend] = (sock_path, endpoints)
+        return asyncio.run(api_figures(servers, args, total))
 
 
 def ms(seconds: float) -> str:
@@ -277,9 +336,8 @@ def main() -> None:
     figures: dict[str, dict[str, Figures]] = {"api": {}, "store": {}}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR", "/var/tmp")) as tmp:
-        for backend in BACKENDS:
-            for layer in ("api", "store"):
-                figures[layer][backend] = run_layer(Path(tmp), backend, layer, args, total)
+        for layer in figures:
+            figures[layer] = run_layer(Path(tmp), layer, args, total)
     with open("/proc/loadavg") as f:
         load_end = f.read().split()[:3]
     print(f"load average {' '.join(load_start)} at start, {' '.join(load_end)} at end; "
@@ -294,8 +352,9 @@ def main() -> None:
         for backend in BACKENDS:
             fig = figures[layer][backend]
             w50, w99 = pct(fig.watch, 0.5), pct(fig.watch, 0.99)
+            listed, base_listed = statistics.median(fig.lists), statistics.median(base.lists)
             print(f"  {backend:6s} creates/s {fig.rate:6.0f} (x{fig.rate / base.rate:.2f})  "
-                  f"list {total} {ms(fig.listed)} (x{fig.listed / base.listed:.1f})  "
+                  f"list {total} {ms(listed)} (x{listed / base_listed:.1f})  "
                   f"watch p50 {ms(w50)} (x{w50 / pct(base.watch, 0.5):.1f}) "
                   f"p99 {ms(w99)} (x{w99 / pct(base.watch, 0.99):.1f})  "
                   f"create alone p50 {ms(pct(fig.acks, 0.5))} p99 {ms(pct(fig.acks, 0.99))}")
