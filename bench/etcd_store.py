@@ -26,8 +26,10 @@ servers are up throughout.
 
 The floor, in the same run and the same way, with fresh stores: the same
 creates, list and watch straight into each store, without the API server (a
-store watch read by a thread); for etcd also ``--watch-events`` single puts
-to etcd's JSON gateway from one client, without the store, etcd's own mean
+store watch read by a thread), every value one of the pods as the API server
+returned it (~2.4 KB: defaults and managedFields make it about 12 times the
+manifest); for etcd also ``--watch-events`` single puts of that value to
+etcd's JSON gateway from one client, without the store, etcd's own mean
 WAL fsync time (its ``/metrics``) over the store-alone phase, per member, and
 the ranges and transactions etcd counts per create (50 creates by one writer,
 through the API and straight into the store). etcd is a throwaway member on
@@ -72,7 +74,7 @@ from api_server import (
 from netlab.client import Client
 from netlab.master.store import open_store
 from netlab.master.store.base import Store
-from netlab.master.store.etcd_server import LocalEtcd, LocalEtcdCluster
+from netlab.master.store.etcd_server import LocalEtcd, LocalEtcdCluster, member_status
 
 WATCH_PREFIX = "/registry/pods/bench-watch/"
 # Each phase is cut into rounds in which the stores take turns (each going first in
@@ -91,6 +93,8 @@ class Figures:
     raw_puts: list[float] = field(default_factory=list)  # etcd gateway put round trips
     fsync: list[tuple[float, int]] = field(default_factory=list)  # per member: mean s, count
     ops: tuple[float, float] = (0.0, 0.0)  # etcd ranges and txns per create, one writer
+    leaders: list[bool] = field(default_factory=list)  # per member: is it the leader
+    sample: bytes = b""  # a pod as the API server returns it
 
 
 async def ops_per_create(client: Client, endpoints: list[str], count: int = 50
@@ -139,6 +143,7 @@ async def api_figures(servers: dict[str, tuple[str, list[str]]],
             for b in turns(r):
                 out[b].lists.append(await list_latency(clients[b], as_table=False, runs=1))
         for b, (_, endpoints) in servers.items():
+            out[b].sample = json.dumps(await clients[b].get("pods", "p0", "default")).encode()
             if endpoints:
                 out[b].ops = await ops_per_create(clients[b], endpoints)
         for r in range(ROUNDS):
@@ -152,10 +157,9 @@ async def api_figures(servers: dict[str, tuple[str, list[str]]],
     return out
 
 
-def store_watch(store: Store, events: int, out: Figures, round_: int) -> None:
+def store_watch(store: Store, value: bytes, events: int, out: Figures, round_: int) -> None:
     """One writer creating ``events`` keys one after the other; a thread reading a
     store watch timestamps each event as it gets it."""
-    value = json.dumps(pod("x")).encode()
     arrived: dict[str, float] = {}
     watch = store.watch(WATCH_PREFIX)
 
@@ -182,9 +186,9 @@ def store_watch(store: Store, events: int, out: Figures, round_: int) -> None:
 
 
 def store_figures(specs: dict[str, tuple[str, list[str]]], args: argparse.Namespace,
-                  total: int) -> dict[str, Figures]:
-    """``specs``: store -> (its ``--store`` spec, etcd endpoints or [])."""
-    value = json.dumps(pod("x")).encode()
+                  total: int, value: bytes) -> dict[str, Figures]:
+    """``specs``: store -> (its ``--store`` spec, etcd endpoints or []); every key
+    gets ``value``."""
     out = {b: Figures() for b in specs}
     stores: dict[str, Store] = {}
     try:
@@ -220,29 +224,31 @@ def store_figures(specs: dict[str, tuple[str, list[str]]], args: argparse.Namesp
                 out[b].ops = ((after[0] - before[0]) / 50, (after[1] - before[1]) / 50)
         for r in range(ROUNDS):
             for b in turns(r):
-                store_watch(stores[b], args.watch_events // ROUNDS, out[b], r)
+                store_watch(stores[b], value, args.watch_events // ROUNDS, out[b], r)
                 endpoints = specs[b][1]
                 if endpoints:  # the store's first endpoint, the one it talks to
-                    out[b].raw_puts += gateway_puts(endpoints[0], args.watch_events // ROUNDS)
+                    out[b].raw_puts += gateway_puts(endpoints[0], args.watch_events // ROUNDS,
+                                                    value)
         for b, (_, endpoints) in specs.items():
             out[b].fsync = [wal_fsync(e) for e in endpoints]
+            out[b].leaders = [bool(member_status(e, None).get("leader")) for e in endpoints]
         return out
     finally:
         for store in stores.values():
             store.close()
 
 
-def gateway_puts(endpoint: str, events: int) -> list[float]:
+def gateway_puts(endpoint: str, events: int, value: bytes) -> list[float]:
     """Round trips of single puts to etcd's JSON gateway, one client, one keep-alive
     connection: etcd's commit (raft, WAL fsync) plus the gateway, without the store."""
     url = urllib.parse.urlsplit(endpoint)
     conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
-    value = base64.b64encode(json.dumps(pod("x")).encode()).decode()
+    encoded = base64.b64encode(value).decode()
     times = []
     try:
         for i in range(events):
             body = json.dumps({"key": base64.b64encode(f"/bench-raw/k{i}".encode()).decode(),
-                               "value": value})
+                               "value": encoded})
             start = time.perf_counter()
             conn.request("POST", "/v3/kv/put", body, {"Content-Type": "application/json"})
             response = conn.getresponse()
@@ -302,13 +308,13 @@ def start_stores(stack: contextlib.ExitStack, workdir: Path
     return specs
 
 
-def run_layer(workdir: Path, layer: str, args: argparse.Namespace,
-              total: int) -> dict[str, Figures]:
+def run_layer(workdir: Path, layer: str, args: argparse.Namespace, total: int,
+              value: bytes = b"") -> dict[str, Figures]:
     """All three stores up at once, fresh, for one layer ("api" or "store")."""
     with contextlib.ExitStack() as stack:
         specs = start_stores(stack, workdir / layer)
         if layer == "store":
-            return store_figures(specs, args, total)
+            return store_figures(specs, args, total, value)
         servers: dict[str, tuple[str, list[str]]] = {}
         for backend, (spec, endpoints) in specs.items():
             proc, sock_path = start_server(workdir / layer / backend, spec)
@@ -336,8 +342,11 @@ def main() -> None:
     figures: dict[str, dict[str, Figures]] = {"api": {}, "store": {}}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR", "/var/tmp")) as tmp:
-        for layer in figures:
-            figures[layer] = run_layer(Path(tmp), layer, args, total)
+        figures["api"] = run_layer(Path(tmp), "api", args, total)
+        # the floor stores pods the size the API server stores them (~2.4 KB, not the
+        # ~0.2 KB of the manifest): a list's cost in etcd's gateway grows with the bytes
+        value = figures["api"]["sqlite"].sample
+        figures["store"] = run_layer(Path(tmp), "store", args, total, value)
     with open("/proc/loadavg") as f:
         load_end = f.read().split()[:3]
     print(f"load average {' '.join(load_start)} at start, {' '.join(load_end)} at end; "
@@ -346,7 +355,8 @@ def main() -> None:
           f"create durable; list of {total}, median of 5; watch: {args.watch_events} "
           f"creates by one writer, one at a time")
     for layer, what in (("api", f"through the API server ({args.watchers} watcher(s))"),
-                        ("store", "store alone (a store watch read by a thread)")):
+                        ("store", f"store alone, values of {len(value)} bytes (a pod as the "
+                                  "API server returned it; a store watch read by a thread)")):
         base = figures[layer]["sqlite"]
         print(f"{what}:")
         for backend in BACKENDS:
@@ -359,10 +369,11 @@ def main() -> None:
                   f"p99 {ms(w99)} (x{w99 / pct(base.watch, 0.99):.1f})  "
                   f"create alone p50 {ms(pct(fig.acks, 0.5))} p99 {ms(pct(fig.acks, 0.99))}")
     print("etcd alone (one client, single puts to the JSON gateway; mean WAL fsync per member "
-          "over the store-alone phase):")
+          "over the store-alone phase, the store's own member first):")
     for backend in BACKENDS[1:]:
         fig = figures["store"][backend]
-        fsyncs = ", ".join(f"{mean * 1000:.2f} ms x {count}" for mean, count in fig.fsync)
+        fsyncs = ", ".join(f"{mean * 1000:.2f} ms x {count}{' (leader)' if leader else ''}"
+                           for (mean, count), leader in zip(fig.fsync, fig.leaders))
         ops = "; ".join(f"{where} {ranges:.1f} ranges, {txns:.1f} txns"
                         for where, (ranges, txns) in (("API", figures["api"][backend].ops),
                                                       ("store", fig.ops)))
