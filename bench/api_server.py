@@ -110,9 +110,13 @@ async def list_latency(client: Client, as_table: bool, runs: int = 5) -> float:
     return statistics.median(times)
 
 
-async def watch_latency(client_factory, watchers: int, events: int = 50) -> list[float]:
+async def watch_latency(client_factory, watchers: int, events: int = 50,
+                        acks: list[float] | None = None, prefix: str = "w") -> list[float]:
     """Per-(event, watcher) delay from sending the create to delivery of its event
-    (the create's own round trip included: events can arrive before its response)."""
+    (the create's own round trip included: events can arrive before its response).
+    ``acks``, if given, receives each create's own round trip (sent -> response), the
+    part of the delay that is the write itself. The pods are named ``prefix`` + a
+    number, so that repeated calls on one server do not collide."""
     clients = [client_factory() for _ in range(watchers)]
     received: list[dict[str, float]] = [{} for _ in range(watchers)]
     ready = [asyncio.Event() for _ in range(watchers)]
@@ -135,9 +139,11 @@ async def watch_latency(client_factory, watchers: int, events: int = 50) -> list
     await asyncio.gather(*(r.wait() for r in ready))
     sent: dict[str, float] = {}
     for n in range(events):
-        name = f"w{watchers}-{n}"
+        name = f"{prefix}{watchers}-{n}"
         sent[name] = time.perf_counter()
         await writer.create(pod(name), namespace="bench-watch")
+        if acks is not None:
+            acks.append(time.perf_counter() - sent[name])
     await asyncio.wait_for(done.wait(), 60)
     for task in tasks:
         task.cancel()
