@@ -35,6 +35,9 @@ NEEDS_ETCD = [
     pytest.mark.skipif(shutil.which("etcd") is None or shutil.which("etcdctl") is None,
                        reason="needs etcd and etcdctl (apt-get install etcd-server etcd-client)"),
 ]
+# The params of a module's ``lab_store`` fixture that runs its ``cluster_lab`` tests on
+# SQLite and on etcd (issue 17: the same tests over both stores).
+BOTH_STORES = ["sqlite", pytest.param("etcd", marks=NEEDS_ETCD)]
 TEST_PREFIX = "nlt"  # every lab and namespace the suite makes starts with this
 ETH_P_ALL = 0x0003
 

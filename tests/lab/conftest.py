@@ -53,9 +53,12 @@ def make_lab(tmp_path: Path) -> Iterator[Callable[..., Lab]]:
             lifecycle.down(name)
 
 
-def _module_lab(factory: pytest.TempPathFactory, control_plane: bool) -> Iterator[Lab]:
+def _module_lab(factory: pytest.TempPathFactory, control_plane: bool,
+                store: str = "sqlite") -> Iterator[Lab]:
     data = load_demo()
     data["name"] = unique_lab()
+    if store != "sqlite":
+        data.setdefault("cluster", {})["store"] = store
     created: list[str] = []
     try:
         yield _factory(factory.mktemp("demo"), created)(data, control_plane=control_plane)
@@ -72,9 +75,16 @@ def demo_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="module")
-def cluster_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab_store() -> str:
+    """``cluster.store`` of ``cluster_lab``. A module overrides it with a fixture
+    parametrized over ``labkit.BOTH_STORES`` to run its tests against both stores."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="module")
+def cluster_lab(tmp_path_factory: pytest.TempPathFactory, lab_store: str) -> Iterator[Lab]:
     """The demo topology with its control plane running: what ``netlab up`` gives."""
-    yield from _module_lab(tmp_path_factory, control_plane=True)
+    yield from _module_lab(tmp_path_factory, control_plane=True, store=lab_store)
 
 
 @pytest.fixture(scope="module")

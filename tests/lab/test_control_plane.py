@@ -15,11 +15,18 @@ import threading
 
 import psutil
 import pytest
-from labkit import KUBECTL, kubectl, netlab_cli, wait_for
+from labkit import BOTH_STORES, KUBECTL, kubectl, netlab_cli, wait_for
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.kernel import netns
 from netlab.lab.state import components_path, data_dir, lab_dir, read_json, socket_path
+
+
+@pytest.fixture(scope="module", params=BOTH_STORES)
+def lab_store(request: pytest.FixtureRequest) -> str:
+    """This module's lab tests run on a SQLite lab and on an etcd lab (issue 17)."""
+    return request.param
+
 
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed on this host")
 

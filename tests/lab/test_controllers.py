@@ -19,11 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labkit import KUBECTL, kubectl, pod_visible_dir, wait_for
+from labkit import BOTH_STORES, KUBECTL, kubectl, pod_visible_dir, wait_for
 
 from netlab.client import APIError, SyncClient, lab_client
 from netlab.lab import faults
 from netlab.lab.state import components_path, read_json
+
+
+@pytest.fixture(scope="module", params=BOTH_STORES)
+def lab_store(request: pytest.FixtureRequest) -> str:
+    """This module's lab tests run on a SQLite lab and on an etcd lab (issue 17)."""
+    return request.param
+
 
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
 SLEEP = {"name": "c", "image": "netlab/echo", "command": ["sleep", "3600"]}

@@ -243,6 +243,7 @@ class NodeAgent:
         self._was_ready: bool | None = None
         self._last_status: dict[str, Any] | None = None
         self._posted_at = -math.inf  # monotonic time of the last status post
+        self._unsure = False  # a heartbeat failed since the last one that worked
         self.heartbeats = 0
 
     async def register(self) -> None:
@@ -335,11 +336,18 @@ class NodeAgent:
                     continue
                 # Transitions are judged against the server's conditions (the node
                 # lifecycle controller may have set them Unknown while we were away).
-                current = self.cached()
-                await self._post_status(current if current and current.get("status") else
-                                        {"status": self._last_status} if self._last_status
-                                        else None, force=False)
+                if self._unsure:
+                    # After a failed heartbeat the informer may not have seen what the
+                    # controller wrote meanwhile (a cut link leaves its watch hanging):
+                    # read the Node from the server and post whatever it says.
+                    await self._post_status(None)
+                else:
+                    current = self.cached()
+                    await self._post_status(current if current and current.get("status") else
+                                            {"status": self._last_status} if self._last_status
+                                            else None, force=False)
                 await self._renew_lease()
+                self._unsure = False
                 self.heartbeats += 1
                 delay = RETRY_START
             except APIError as err:
@@ -349,8 +357,10 @@ class NodeAgent:
                     self._wake.set()
                     continue
                 log.warning("heartbeat failed: %s", err)
+                self._unsure = True
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as err:
                 log.info("heartbeat failed (%s); retrying in %.1fs", err, delay)
+                self._unsure = True
                 await asyncio.sleep(delay)  # retry backoff while the API is away
                 delay = min(delay * 2, RETRY_MAX)
                 self._wake.set()
