@@ -112,9 +112,13 @@ case "$mode" in
     # job); its report follows theirs. examples/: a user's suite on the netlab.testing
     # plugin; --netlab-require makes a host that cannot run labs fail, not skip them.
     unit_log=$(mktemp) unit_tmp=$(mktemp -d)
+    # Job control on for the launch: a script's background job otherwise starts with
+    # SIGINT and SIGQUIT ignored, and so would every command the tests run (^C on a pty).
+    set -m
     NETLAB_TEST_NO_SWEEP=1 "$venv/bin/python" -m pytest -p no:cacheprovider --durations=5 \
       --basetemp="$unit_tmp" -m unit tests >"$unit_log" 2>&1 &
     unit=$!
+    set +m
     status=0
     "$venv/bin/python" -m pytest -p no:cacheprovider --durations=15 --netlab-require \
       -m "not unit" tests examples || status=$?
