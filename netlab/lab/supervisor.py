@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netlab.kernel import netns
 from netlab.lab import components as catalog
+from netlab.lab.launcher import Launcher
 from netlab.lab.state import (
     components_path,
     endpoints_path,
@@ -48,7 +48,7 @@ STOP_TIMEOUT = 5.0
 @dataclass
 class Running:
     component: catalog.Component
-    process: asyncio.subprocess.Process | None = None
+    process: Any = None  # asyncio.subprocess.Process or launcher.ForkedProcess
     restarts: int = 0
     started: float = 0.0
     last_exit: int | None = None
@@ -58,6 +58,9 @@ class Running:
 class Supervisor:
     def __init__(self, lab: str, components: list[catalog.Component]):
         self.lab = lab
+        # The fork server inherits every fd a component is handed (the API server's
+        # listeners, the host netns fd), so its children can keep them.
+        self.launcher = Launcher(tuple(sorted({fd for c in components for fd in c.pass_fds})))
         self.running = {c.name: Running(c) for c in components}
         self.stopping = asyncio.Event()
 
@@ -70,18 +73,13 @@ class Supervisor:
                            "lastExit": run.last_exit, "started": run.started}
         write_json(components_path(self.lab), table)
 
-    async def _start(self, run: Running) -> asyncio.subprocess.Process:
+    async def _start(self, run: Running) -> Any:
         comp = run.component
-        logfile = open(log_dir(self.lab) / f"{comp.name}.log", "ab", buffering=0)  # noqa: SIM115
-        try:
+        path = log_dir(self.lab) / f"{comp.name}.log"
+        with open(path, "ab", buffering=0) as logfile:
             logfile.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting {comp.name} "
                           f"in {comp.netns}: {' '.join(comp.argv)}\n".encode())
-            return await asyncio.create_subprocess_exec(
-                *comp.argv, stdin=asyncio.subprocess.DEVNULL, stdout=logfile, stderr=logfile,
-                pass_fds=comp.pass_fds, start_new_session=True,
-                preexec_fn=(lambda: netns.join_netns(comp.netns)) if comp.netns else None)
-        finally:
-            logfile.close()
+        return await self.launcher.start(comp, str(path))
 
     async def _keep_running(self, run: Running) -> None:
         backoff = BACKOFF_START
@@ -132,6 +130,7 @@ class Supervisor:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.launcher.close()
         self._record()
 
 
