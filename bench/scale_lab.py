@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A big lab's cost: ``up`` until every Node is Ready, idle CPU, and memory per node.
 
-Run as root:  .venv/bin/python bench/scale_lab.py [--workers 99] [--idle 60]
+Run as root:  .venv/bin/python bench/scale_lab.py [--workers 99] [--idle 60] [--pods 1000]
 
 Brings up a lab of one control-plane node and ``--workers`` workers (no external
 client), and prints:
@@ -15,6 +15,14 @@ client), and prints:
   and per cluster node (the kubelet, proxy and NetworkPolicy agent of one node),
   and the number of processes;
 
+- a Deployment of ``--pods`` busybox pods on that lab: from its create until every
+  pod is Running; the same-run baseline is crun alone starting as many busybox
+  containers in sandboxes made beforehand (bench/kubelet_pods.py's);
+
+for the lab as it runs (components forked from the lab's fork server) and, as a
+second baseline, with every component exec'd as its own ``python -m``
+(``NETLAB_FORKSERVER=0``, how netlab started them before the fork server);
+
 each with issue 16's target beside it. The figures move with the machine's load;
 the up/network-only ratio is the one to compare across machines.
 """
@@ -22,23 +30,27 @@ the up/network-only ratio is the one to compare across machines.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import yaml
 
+from netlab.client import SyncClient, lab_client
 from netlab.lab import lifecycle
-from netlab.lab.state import components_path, read_json
+from netlab.lab.state import components_path, load_state, read_json
 
 # Issue 16's targets for 100 nodes, on 2 cores.
 UP_TARGET_S = 15.0
 IDLE_TARGET_PCT = 20.0
 PSS_TARGET_MIB = 15.0
+PODS_TARGET_S = 30.0  # 1,000 pods of a Deployment all Running
 
 
 def topology(name: str, workers: int) -> dict:
@@ -94,14 +106,116 @@ def timed_up(path: Path, network_only: bool) -> float:
     return time.perf_counter() - start
 
 
+def lab_processes(lab: str) -> dict[str, psutil.Process]:
+    """The components, plus the supervisor and the fork server (control-plane overhead)."""
+    procs = processes(lab)
+    state = load_state(lab)
+    pid = (state.processes.get("supervisor") or {}).get("pid") if state else None
+    if pid:
+        try:
+            supervisor = psutil.Process(pid)
+            procs["supervisor"] = supervisor
+            known = {p.pid for p in procs.values()}
+            for child in supervisor.children():
+                if child.pid not in known:
+                    procs[f"fork-server-{child.pid}"] = child
+        except psutil.Error:
+            pass
+    return procs
+
+
+@dataclass
+class Run:
+    up: float
+    idle_pct: float
+    window: float
+    pss_total: float
+    pss_node: float
+    pss_control: float
+    count: int
+    deploy: float | None = None
+    crun: float | None = None
+
+
+def deployment_running(lab: str, replicas: int, timeout: float = 900.0) -> float:
+    """Create a Deployment of ``replicas`` busybox pods (``sleep 3600``) and time it
+    until every pod is Running, as a user watching ``kubectl get pods`` sees it."""
+    with SyncClient(lab_client(lab)) as client:
+        return _time_running(client, replicas, timeout)
+
+
+def _time_running(client: SyncClient, replicas: int, timeout: float) -> float:
+    client.create({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "scale", "namespace": "default"},
+                   "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "scale"}},
+                            "template": {"metadata": {"labels": {"app": "scale"}},
+                                         "spec": {"containers": [{
+                                             "name": "c", "image": "busybox",
+                                             "command": ["sleep", "3600"]}]}}}},
+                  namespace="default")
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        pods = client.list("pods", "default", label_selector="app=scale")["items"]
+        if sum(p.get("status", {}).get("phase") == "Running" for p in pods) >= replicas:
+            return time.monotonic() - start
+        time.sleep(0.5)  # the poll interval of a bounded wait
+    raise TimeoutError(f"{replicas} pods not all Running after {timeout:.0f} s")
+
+
+def crun_floor(lab: str, path: Path, pods: int) -> float:
+    """The same number of busybox containers started by crun directly on the lab's
+    workers (bench/kubelet_pods.py's baseline): the OCI runtime's own cost."""
+    from kubelet_pods import baseline_container, crun_baseline
+
+    state = load_state(lab)
+    assert state is not None
+    workers = [n.name for n in state.plan().nodes if n.in_cluster and n.role == "worker"]
+    container, _ = baseline_container("busybox")
+    return crun_baseline(lab, path, pods, workers, container)
+
+
+def measure(path: Path, name: str, idle: float, pods: int = 0) -> Run:
+    deploy = floor = None
+    try:
+        up = timed_up(path, network_only=False)
+        procs = lab_processes(name)
+        before = cpu_seconds(procs)
+        start = time.monotonic()
+        time.sleep(idle)  # the measurement window itself, not a wait for readiness
+        after = cpu_seconds(procs)
+        window = time.monotonic() - start
+        pss = pss_mib(procs)
+        if pods:
+            floor = crun_floor(name, path, pods)
+            deploy = deployment_running(name, pods)
+    finally:
+        lifecycle.down(name)
+    per_node: dict[str, float] = defaultdict(float)
+    for component, mib in pss.items():
+        node = node_of(component)
+        if node is not None:
+            per_node[node] += mib
+    return Run(up=up, idle_pct=sum(after[n] - before.get(n, 0.0) for n in after) / window * 100,
+               window=window, pss_total=sum(pss.values()),
+               pss_node=statistics.median(per_node.values()),
+               pss_control=sum(mib for c, mib in pss.items() if node_of(c) is None),
+               count=len(procs), deploy=deploy, crun=floor)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=99)
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle sampling")
+    parser.add_argument("--pods", type=int, default=1000,
+                        help="replicas of a busybox Deployment timed until all Running, on "
+                             "the fork-server lab (0: skip)")
+    parser.add_argument("--no-exec-baseline", action="store_true",
+                        help="skip the run with every component exec'd (NETLAB_FORKSERVER=0)")
     args = parser.parse_args()
     nodes = args.workers + 1
     print(f"lab of {nodes} nodes (1 control plane, {args.workers} workers); "
           f"load average at start {psutil.getloadavg()[0]:.1f}")
+    runs: dict[str, Run] = {}
     with tempfile.TemporaryDirectory() as tmp:
         name = f"bs{uuid.uuid4().hex[:6]}"
         path = Path(tmp) / f"{name}.yaml"
@@ -110,32 +224,33 @@ def main() -> None:
             network = timed_up(path, network_only=True)
         finally:
             lifecycle.down(name)
-        try:
-            up = timed_up(path, network_only=False)
-            procs = processes(name)
-            before = cpu_seconds(procs)
-            start = time.monotonic()
-            time.sleep(args.idle)  # the measurement window itself, not a wait for readiness
-            after = cpu_seconds(procs)
-            window = time.monotonic() - start
-            pss = pss_mib(procs)
-        finally:
-            lifecycle.down(name)
-    idle = sum(after[n] - before.get(n, 0.0) for n in after) / window * 100
-    per_node: dict[str, float] = defaultdict(float)
-    for component, mib in pss.items():
-        node = node_of(component)
-        if node is not None:
-            per_node[node] += mib
-    control = sum(mib for c, mib in pss.items() if node_of(c) is None)
-    median_node = statistics.median(per_node.values())
-    print(f"up until every Node is Ready  {up:7.1f} s   network alone {network:6.1f} s   "
-          f"ratio {up / network:5.1f}   target <= {UP_TARGET_S:.0f} s")
-    print(f"idle CPU over {window:.0f} s        {idle:7.1f} % of one core   "
-          f"{idle / nodes:.2f} % per node   target <= {IDLE_TARGET_PCT:.0f} %")
-    print(f"memory (PSS)                  {sum(pss.values()):7.0f} MiB in {len(procs)} "
-          f"processes; per node {median_node:.1f} MiB (median; kubelet, proxy, netpol), "
-          f"control plane {control:.0f} MiB   target <= {PSS_TARGET_MIB:.0f} MiB per node")
+        modes = (("fork", "1"),) if args.no_exec_baseline else (("exec", "0"), ("fork", "1"))
+        for mode, flag in modes:
+            os.environ["NETLAB_FORKSERVER"] = flag  # inherited by up's supervisor
+            runs[mode] = measure(path, name, args.idle, args.pods if mode == "fork" else 0)
+            print(f"[{mode}] load average {psutil.getloadavg()[0]:.1f}", flush=True)
+    print(f"network alone (same topology, no process): {network:.1f} s")
+    for mode, run in runs.items():
+        label = {"exec": "each component exec'd", "fork": "forked from the fork server"}[mode]
+        print(f"--- {label}")
+        print(f"up until every Node is Ready  {run.up:7.1f} s   ratio to network alone "
+              f"{run.up / network:5.1f}   target <= {UP_TARGET_S:.0f} s")
+        print(f"idle CPU over {run.window:.0f} s        {run.idle_pct:7.1f} % of one core   "
+              f"{run.idle_pct / nodes:.2f} % per node   target <= {IDLE_TARGET_PCT:.0f} %")
+        print(f"memory (PSS)                  {run.pss_total:7.0f} MiB in {run.count} "
+              f"processes; per node {run.pss_node:.1f} MiB (median; kubelet, proxy, netpol), "
+              f"control plane {run.pss_control:.0f} MiB (with supervisor and fork server)   "
+              f"target <= {PSS_TARGET_MIB:.0f} MiB per node")
+        if run.deploy is not None and run.crun is not None:
+            print(f"Deployment of {args.pods} busybox pods, all Running {run.deploy:7.1f} s   "
+                  f"crun alone starting as many {run.crun:.1f} s   ratio "
+                  f"{run.deploy / run.crun:.1f}   target <= {PODS_TARGET_S:.0f} s")
+    if len(runs) == 2:
+        fork, exe = runs["fork"], runs["exec"]
+        print(f"fork server against exec'd: up x{fork.up / exe.up:.2f}, per-node PSS "
+              f"x{fork.pss_node / exe.pss_node:.2f}, "
+              f"total PSS x{fork.pss_total / exe.pss_total:.2f}, "
+              f"idle CPU x{fork.idle_pct / exe.idle_pct:.2f}")
 
 
 if __name__ == "__main__":
