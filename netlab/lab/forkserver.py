@@ -57,7 +57,7 @@ PRELOAD = (
     "netlab.node.proxy.__main__", "netlab.node.proxy.hostnet",
     "netlab.node.netpol.__main__",
     "netlab.kernel.nft", "netlab.kernel.conntrack", "netlab.api.openapi",
-    "setproctitle",
+    "setproctitle", "uvloop",
 )
 # The modules a request may name: each has ``main(argv)``.
 COMPONENT_MODULES = frozenset({
@@ -95,10 +95,6 @@ def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
     # sweep below; the channel's object must not close its number again later.
     channel.detach()
     module, args = request["module"], list(request["args"])
-    netns = request.get("netns")
-    if netns:
-        from netlab.kernel import netns as kernel_netns
-        kernel_netns.join_netns(netns)
     null = os.open(os.devnull, os.O_RDONLY)
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(null, 0)
@@ -116,6 +112,10 @@ def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
     sys.argv = [module, *args]
     _title(module, args)
     try:
+        netns = request.get("netns")
+        if netns:  # after the redirection, so a failure lands in the component's log
+            from netlab.kernel import netns as kernel_netns
+            kernel_netns.join_netns(netns)
         code = importlib.import_module(module + ".__main__").main(args)
     except SystemExit as exc:
         code = exc.code

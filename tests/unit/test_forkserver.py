@@ -124,3 +124,15 @@ def _no_stray_children():
     for p in stray:
         p.kill()
     assert not stray, f"processes left behind: {stray}"
+
+
+def test_a_component_whose_namespace_is_gone_says_so_in_its_own_log(tmp_path: Path):
+    comp = Component(name="p", netns="netlab-test-no-such-ns",
+                     argv=(sys.executable, "-m", "netlab.node.proxy", "--help"))
+
+    async def scenario(launcher: Launcher):
+        proc = await launcher.start(comp, str(tmp_path / "p.log"))
+        return await proc.wait()
+
+    assert asyncio.run(_run(scenario)) == 1
+    assert "netlab-test-no-such-ns" in (tmp_path / "p.log").read_text()
