@@ -36,7 +36,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -133,6 +133,7 @@ class Run:
     pss_node: float
     pss_control: float
     count: int
+    idle_by_kind: dict[str, float] = field(default_factory=dict)
     deploy: float | None = None
     crun: float | None = None
 
@@ -195,7 +196,12 @@ def measure(path: Path, name: str, idle: float, pods: int = 0) -> Run:
         node = node_of(component)
         if node is not None:
             per_node[node] += mib
-    return Run(up=up, idle_pct=sum(after[n] - before.get(n, 0.0) for n in after) / window * 100,
+    by_kind: dict[str, float] = defaultdict(float)
+    for component, cpu in after.items():
+        kind = component.split("-")[0] if node_of(component) else component
+        by_kind[kind] += (cpu - before.get(component, 0.0)) / window * 100
+    return Run(idle_by_kind=dict(by_kind), up=up,
+               idle_pct=sum(after[n] - before.get(n, 0.0) for n in after) / window * 100,
                window=window, pss_total=sum(pss.values()),
                pss_node=statistics.median(per_node.values()),
                pss_control=sum(mib for c, mib in pss.items() if node_of(c) is None),
@@ -237,6 +243,9 @@ def main() -> None:
               f"{run.up / network:5.1f}   target <= {UP_TARGET_S:.0f} s")
         print(f"idle CPU over {run.window:.0f} s        {run.idle_pct:7.1f} % of one core   "
               f"{run.idle_pct / nodes:.2f} % per node   target <= {IDLE_TARGET_PCT:.0f} %")
+        print("  idle CPU by component, % of one core: " + ", ".join(
+            f"{kind} {pct:.1f}" for kind, pct in sorted(run.idle_by_kind.items(),
+                                                       key=lambda kv: -kv[1])))
         print(f"memory (PSS)                  {run.pss_total:7.0f} MiB in {run.count} "
               f"processes; per node {run.pss_node:.1f} MiB (median; kubelet, proxy, netpol), "
               f"control plane {run.pss_control:.0f} MiB (with supervisor and fork server)   "
