@@ -25,7 +25,8 @@ message per packet:
 - when a child exits, the server reaps it and sends ``{"exited", "code"}`` with
   ``subprocess``'s return code convention (a negative signal number).
 
-Run as ``python -m netlab.lab.forkserver FD`` with FD the server's end of the pair.
+Run as ``python -m netlab.lab.forkserver FD [LAB]`` with FD the server's end of the
+pair (LAB only names the server in ``ps``).
 """
 
 from __future__ import annotations

@@ -96,7 +96,8 @@ class ForkedProcess:
 class Launcher:
     """Starts components; owns the lab's fork server (a child of the supervisor)."""
 
-    def __init__(self, pass_fds: tuple[int, ...] = ()):
+    def __init__(self, lab: str = "", pass_fds: tuple[int, ...] = ()):
+        self.lab = lab
         self.pass_fds = pass_fds
         self._server: asyncio.subprocess.Process | None = None
         self._channel: socket.socket | None = None
@@ -114,6 +115,7 @@ class Launcher:
         try:
             self._server = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "netlab.lab.forkserver", str(theirs.fileno()),
+                *([self.lab] if self.lab else []),  # for ps: whose server this is
                 stdin=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(), *self.pass_fds))
         finally:
             theirs.close()

@@ -60,7 +60,7 @@ class Supervisor:
         self.lab = lab
         # The fork server inherits every fd a component is handed (the API server's
         # listeners, the host netns fd), so its children can keep them.
-        self.launcher = Launcher(tuple(sorted({fd for c in components for fd in c.pass_fds})))
+        self.launcher = Launcher(lab, tuple(sorted({fd for c in components for fd in c.pass_fds})))
         self.running = {c.name: Running(c) for c in components}
         self.stopping = asyncio.Event()
 
