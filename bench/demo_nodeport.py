@@ -21,7 +21,12 @@ started (the ``Δ`` column is the time since the milestone before it):
 - the EndpointSlice with a ready endpoint (the same, on EndpointSlices);
 - the rules programmed on the node the client hits: the first sync logged by that
   node's kube-proxy after the slice arrived (its log's millisecond timestamp);
-- the first answer through the NodePort.
+- the first answer through the NodePort;
+- from the components' logs: the API server listening, the controller manager's
+  and the scheduler's caches synced, that node's kube-proxy's first sync;
+- the CPU time the lab's processes had used when ``up`` returned and at the answer,
+  by kind (all kubelets together, ...): on 2 cores, half of it is a floor on the
+  wall time.
 
 Baseline, same run: ``up`` of the same topology's network alone
 (``lifecycle.up(..., control_plane=False)``, no process), as bench/scale_lab.py
@@ -50,7 +55,7 @@ import yaml
 from netlab.client import Client, lab_client
 from netlab.kernel import netns
 from netlab.lab import lifecycle
-from netlab.lab.state import log_dir
+from netlab.lab.state import components_path, log_dir, read_json
 from netlab.topology import load_topology, plan_lab
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +80,13 @@ SERVICE = {
 # up's progress messages that start a step: the milestone is the end of the step before.
 UP_MARKS = [("starting the supervisor", "network built"),
             ("waiting for the nodes", "API server ready")]
-SYNC_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ INFO (full|partial) sync")
+LOG_TIME = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) "
+SYNC_LINE = re.compile(LOG_TIME + r"\S+ INFO (full|partial) sync")
+# Components' own readiness, from their logs: (log, line, milestone).
+LOG_MARKS = [("apiserver", r"netlab.apiserver INFO lab \S+: serving", "API server listening"),
+             ("controller-manager", r"\S+ INFO caches synced", "controller manager synced"),
+             ("scheduler", r"\S+ INFO \S+: caches synced", "scheduler synced"),
+             ("proxy-{node}", r"\S+ INFO full sync", "kube-proxy on {node}: first sync")]
 
 
 class Stamps:
@@ -133,8 +144,9 @@ async def _watch_slices(client: Client, stamps: Stamps, rv: str) -> None:
             stamps.mark("EndpointSlice with a ready endpoint")
 
 
-def _connect(namespace: str, ip: str) -> bool:
-    """One TCP connect and request from the client's namespace; True on a pod's answer."""
+def _connect(namespace: str, ip: str) -> str | None:
+    """One TCP connect and request from the client's namespace: None on a pod's
+    answer, else what went wrong (refused, timed out, ...)."""
     sock = netns.run_in_netns(namespace, lambda: socket.socket(socket.AF_INET,
                                                                socket.SOCK_STREAM))
     with sock:
@@ -142,22 +154,24 @@ def _connect(namespace: str, ip: str) -> bool:
         try:
             sock.connect((ip, NODE_PORT))
             sock.sendall(b"GET / HTTP/1.1\r\nHost: demo\r\n\r\n")
-            return b"podIP" in sock.recv(4096)
-        except OSError:
-            return False
+            answer = sock.recv(4096)
+        except OSError as exc:
+            return type(exc).__name__
+        return None if b"podIP" in answer else f"answer {answer[:40]!r}"
 
 
-def _proxy_synced_after(lab: str, node: str, stamps: Stamps, after: float) -> float | None:
-    """The first sync that node's kube-proxy logged at or after ``after`` (run time)."""
-    path = log_dir(lab) / f"proxy-{node}.log"
+def _logged(lab: str, component: str, pattern: re.Pattern[str], stamps: Stamps,
+            after: float = -1e9) -> float | None:
+    """When ``component`` first logged a line matching ``pattern`` at or after
+    ``after`` (run time), from the log's millisecond wall-clock timestamps."""
+    path = log_dir(lab) / f"{component}.log"
     with contextlib.suppress(OSError):
         for line in path.read_text(errors="replace").splitlines():
-            m = SYNC_LINE.match(line)
+            m = pattern.match(line)
             if not m:
                 continue
             wall = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-            # The log has milliseconds: the sync that took the slice may be logged up to
-            # a millisecond "before" the stamp.
+            # Milliseconds: what a stamp on arrival saw may be logged up to 1 ms "before".
             if stamps.from_wall(wall) >= after - 0.001:
                 return stamps.from_wall(wall)
     return None
@@ -177,7 +191,13 @@ async def _workload(lab: str, stamps: Stamps, target_ip: str, client_ns: str,
             await client.create(SERVICE, "default")
             stamps.mark("Service created")
             deadline = time.monotonic() + timeout
-            while not await asyncio.to_thread(_connect, client_ns, target_ip):
+            while True:
+                began = time.monotonic()
+                failure = await asyncio.to_thread(_connect, client_ns, target_ip)
+                if failure is None:
+                    break
+                # The last failure of each kind: a late one says what the answer waited for.
+                stamps.at[f"last probe {failure} (its start)"] = began - stamps.start
                 if time.monotonic() > deadline:
                     raise SystemExit(f"no answer through the NodePort after {timeout:.0f} s")
                 await asyncio.sleep(PROBE_INTERVAL)
@@ -188,8 +208,26 @@ async def _workload(lab: str, stamps: Stamps, target_ip: str, client_ns: str,
             await asyncio.gather(*watches, return_exceptions=True)
 
 
-def one_run(path: Path, lab: str, node: str) -> tuple[dict[str, float], float]:
-    """(milestones, network-only up) of one run from no lab."""
+def cpu_by_kind(lab: str, state: lifecycle.LabState) -> dict[str, float]:
+    """CPU seconds (user + system, reaped children included) the lab's processes have
+    used so far, by kind: kubelet-worker1 and kubelet-worker2 count as kubelet."""
+    pids = {name: row.get("pid") for name, row in (read_json(components_path(lab)) or {}).items()}
+    pids["supervisor"] = state.processes.get("supervisor", {}).get("pid")
+    out: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except (psutil.Error, TypeError, ValueError):
+            continue
+        kind = name.split("-")[0] if name.startswith(("kubelet-", "proxy-", "netpol-")) else name
+        out[kind] = out.get(kind, 0.0) + t.user + t.system + t.children_user + t.children_system
+    return out
+
+
+def one_run(path: Path, lab: str, node: str
+            ) -> tuple[dict[str, float], float, dict[str, dict[str, float]]]:
+    """(milestones, network-only up, CPU by kind at up's return and at the answer) of
+    one run from no lab."""
     plan = plan_lab(load_topology(path))
     target_ip = str(plan.node(node).underlay.ip)
     client_ns = plan.node("client").netns
@@ -205,18 +243,26 @@ def one_run(path: Path, lab: str, node: str) -> tuple[dict[str, float], float]:
         for prefix, milestone in UP_MARKS:
             if message.startswith(prefix):
                 stamps.mark(milestone)
+    cpu: dict[str, dict[str, float]] = {}
     try:
-        lifecycle.up(path, progress=progress)
+        state = lifecycle.up(path, progress=progress)
         stamps.mark("every Node Ready, up returned")
+        cpu["up returned"] = cpu_by_kind(lab, state)
         asyncio.run(_workload(lab, stamps, target_ip, client_ns, timeout=60))
+        cpu["first answer"] = cpu_by_kind(lab, state)
         slice_at = stamps.at.get("EndpointSlice with a ready endpoint")
         if slice_at is not None:
-            synced = _proxy_synced_after(lab, node, stamps, slice_at)
+            synced = _logged(lab, f"proxy-{node}", SYNC_LINE, stamps, slice_at)
             if synced is not None:
                 stamps.at[f"rules programmed on {node} (its log)"] = synced
+        for component, line, milestone in LOG_MARKS:
+            when = _logged(lab, component.format(node=node),
+                           re.compile(LOG_TIME + line), stamps)
+            if when is not None:
+                stamps.at[f"{milestone.format(node=node)} (its log)"] = when
     finally:
         lifecycle.down(lab)
-    return stamps.at, network
+    return stamps.at, network, cpu
 
 
 def main() -> None:
@@ -232,13 +278,14 @@ def main() -> None:
     totals: list[float] = []
     networks: list[float] = []
     phases: dict[str, list[float]] = {}
+    cpus: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(1, args.runs + 1):
             lab = f"dn{uuid.uuid4().hex[:6]}"
             data["name"] = lab
             path = Path(tmp) / f"{lab}.yaml"
             path.write_text(yaml.safe_dump(data))
-            at, network = one_run(path, lab, args.node)
+            at, network, cpu = one_run(path, lab, args.node)
             total = at["first answer through the NodePort"]
             totals.append(total)
             networks.append(network)
@@ -249,12 +296,21 @@ def main() -> None:
                 print(f"  {when:6.3f} s  Δ {when - before:6.3f}  {name}")
                 phases.setdefault(name, []).append(when)
                 before = when
+            for when, used in cpu.items():
+                top = sorted(used.items(), key=lambda kv: -kv[1])
+                print(f"  CPU at {when}: {sum(used.values()):.2f} s in all ("
+                      + ", ".join(f"{k} {v:.2f}" for k, v in top) + ")")
+                cpus.setdefault(when, []).append(sum(used.values()))
     load = psutil.getloadavg()
     print(f"\nmedians over {args.runs} runs (min-max), load average now "
           f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}:")
     for name, values in sorted(phases.items(), key=lambda kv: statistics.median(kv[1])):
         print(f"  {statistics.median(values):6.3f} s  ({min(values):.3f}-{max(values):.3f})  "
               f"{name}")
+    for when, values in cpus.items():
+        print(f"  CPU of the lab's processes at {when}: {statistics.median(values):.2f} s "
+              f"({min(values):.2f}-{max(values):.2f}); on 2 cores at least "
+              f"{statistics.median(values) / 2:.2f} s of wall time")
     total, network = statistics.median(totals), statistics.median(networks)
     print(f"first answer {total:.2f} s (median; {min(totals):.2f}-{max(totals):.2f}), "
           f"network alone {network:.3f} s, ratio {total / network:.1f}; "
