@@ -25,7 +25,7 @@ import aiohttp
 import psutil
 
 from netlab.api.views import meta_of, node_status
-from netlab.client import lab_client
+from netlab.client import APIError, lab_client
 from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
 from netlab.lab.component_logs import etcd_log_error, etcd_log_tail, log_tail
@@ -41,6 +41,8 @@ from netlab.lab.state import (
     token_path,
 )
 from netlab.topology.model import Workload
+
+RETRY_INTERVAL = 0.1  # after a failed list or watch of the Nodes, while the API is busy
 
 
 class ControlPlaneError(RuntimeError):
@@ -206,36 +208,56 @@ def _node_ready(node: dict) -> bool:
 
 
 def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
-    """Probe until every named Node is registered and Ready; name the laggards if not."""
+    """Wait until every named Node is registered and Ready; name the laggards if not.
+
+    It lists the Nodes, then watches them from that list's resourceVersion, so the
+    last Node's Ready is seen the moment it is written (a poll found it up to its
+    interval late), and a big lab's API server sends each Node's changes once
+    instead of the whole list on every poll. A failed list or watch is retried (a
+    big lab's API server is busy registering its nodes) until the deadline."""
     wanted = set(nodes)
-    # A big lab's API server is busy registering its nodes: a slow list is retried
-    # (until the deadline), and the list is asked for less often the more nodes it has.
     client = lab_client(lab, timeout=10.0)
-    interval = min(1.0, 0.1 + 0.005 * len(wanted))
+
+    async def until_ready(ready: set[str]) -> None:
+        while True:
+            try:
+                listing = await client.list("nodes")
+            except (asyncio.TimeoutError, aiohttp.ClientError, APIError):
+                await asyncio.sleep(RETRY_INTERVAL)  # retry interval while the API is busy
+                continue
+            ready.clear()
+            ready.update(n["metadata"]["name"] for n in listing.get("items", [])
+                         if _node_ready(n))
+            if wanted <= ready:
+                return
+            try:
+                async for event in client.watch(
+                        "nodes", resource_version=listing["metadata"].get("resourceVersion")):
+                    if event.get("type") == "BOOKMARK":
+                        continue
+                    node = event.get("object") or {}
+                    name = meta_of(node).get("name")
+                    if event.get("type") == "ERROR" or not name:
+                        break  # an expired resourceVersion, say: list again
+                    if event.get("type") != "DELETED" and _node_ready(node):
+                        ready.add(name)
+                    else:
+                        ready.discard(name)
+                    if wanted <= ready:
+                        return
+            except (asyncio.TimeoutError, aiohttp.ClientError, APIError, ValueError):
+                await asyncio.sleep(RETRY_INTERVAL)  # retry interval while the API is busy
 
     async def probe() -> None:
-        deadline = time.monotonic() + timeout
-        missing = sorted(wanted)
+        ready: set[str] = set()
         try:
-            while True:
-                try:
-                    listing = await client.list("nodes")
-                except (asyncio.TimeoutError, aiohttp.ClientError):
-                    pass  # no answer this time: the deadline decides
-                else:
-                    ready = {n["metadata"]["name"] for n in listing.get("items", [])
-                             if _node_ready(n)}
-                    missing = sorted(wanted - ready)
-                    if not missing:
-                        return
-                if time.monotonic() > deadline:
-                    logs = "\n".join(f"kubelet-{n}: "
-                                     + log_tail(log_dir(lab) / f"kubelet-{n}.log", 3)
-                                     for n in missing[:5])
-                    raise ControlPlaneError(
-                        f"{len(missing)} nodes not Ready after {timeout:.0f}s: "
-                        f"{', '.join(missing)}\n{logs}")
-                await asyncio.sleep(interval)  # probe interval
+            await asyncio.wait_for(until_ready(ready), timeout)
+        except asyncio.TimeoutError:
+            missing = sorted(wanted - ready)
+            logs = "\n".join(f"kubelet-{n}: " + log_tail(log_dir(lab) / f"kubelet-{n}.log", 3)
+                             for n in missing[:5])
+            raise ControlPlaneError(f"{len(missing)} nodes not Ready after {timeout:.0f}s: "
+                                    f"{', '.join(missing)}\n{logs}") from None
         finally:
             await client.close()
 

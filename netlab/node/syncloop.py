@@ -26,19 +26,41 @@ R = TypeVar("R")
 
 
 class RateLimited:
-    """``due_in`` for an agent that syncs at most once per ``min_interval`` seconds of
-    ``clock`` (kube-proxy's ``--iptables-min-sync-period``). The agent sets the three
-    attributes and stamps ``_last_sync`` after each sync."""
+    """``due_in`` for an agent whose syncs are rate-limited as kube-proxy's
+    BoundedFrequencyRunner limits ``syncProxyRules``: a token bucket that refills
+    one sync per ``min_interval`` seconds of ``clock`` and holds at most ``burst``
+    (kube-proxy's ``--iptables-min-sync-period`` and ``burstSyncs``). With a burst
+    of 1 a sync waits ``min_interval`` after the previous one; with 2, a change
+    after a quiet spell is synced at once even if one sync just ran, which is what
+    a new Service followed by its first ready endpoints needs. The agent sets
+    ``min_interval``, ``clock`` and ``burst`` and calls ``_count_sync`` after each
+    sync that wrote something."""
 
     min_interval: float
     clock: Callable[[], float]
-    _last_sync: float | None
+    burst: int = 1
+    _tokens: float | None = None  # None: never synced, the bucket is full
+    _tokens_at: float = 0.0  # the clock when _tokens was last brought up to date
+
+    def _available(self) -> float:
+        if self._tokens is None or self.min_interval <= 0:
+            return float(self.burst)
+        refilled = (self.clock() - self._tokens_at) / self.min_interval
+        return min(float(self.burst), self._tokens + refilled)
 
     def due_in(self) -> float:
         """Seconds until ``sync()`` may run (0: now)."""
-        if self._last_sync is None:
+        if self._tokens is None or self._tokens >= 1.0:
             return 0.0
-        return max(0.0, self._last_sync + self.min_interval - self.clock())
+        # Linear refill: the missing part of a token is there min_interval later.
+        return max(0.0, self._tokens_at + (1.0 - self._tokens) * self.min_interval
+                   - self.clock())
+
+    def _count_sync(self) -> None:
+        """Take a sync's token (the bucket may not go below empty: a forced sync
+        does not make the next ones wait longer)."""
+        self._tokens = max(0.0, self._available() - 1.0)
+        self._tokens_at = self.clock()
 
 
 async def run_sync_loop(informers: SharedInformers, client: Client, changed: asyncio.Event,

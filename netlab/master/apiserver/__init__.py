@@ -17,7 +17,26 @@ negotiation, bodies), ``handlers`` (verbs), ``listing`` and ``watch`` (reads),
 
 from __future__ import annotations
 
-from netlab.master.apiserver.app import make_app
-from netlab.master.apiserver.config import Config, LogFetcher, LogRequest, LogUnavailable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netlab.master.apiserver.app import make_app
+    from netlab.master.apiserver.config import Config, LogFetcher, LogRequest, LogUnavailable
 
 __all__ = ["Config", "LogFetcher", "LogRequest", "LogUnavailable", "make_app"]
+
+
+def __getattr__(name: str) -> Any:
+    """The package's names, imported on first use: ``python -m netlab.master.apiserver``
+    imports this package before its ``__main__``, which binds the API server's
+    listener first and only then imports the API (half a second of CPU), so that the
+    components starting alongside it queue on the socket instead of being refused."""
+    if name == "make_app":
+        from netlab.master.apiserver.app import make_app
+
+        return make_app
+    if name in ("Config", "LogFetcher", "LogRequest", "LogUnavailable"):
+        from netlab.master.apiserver import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

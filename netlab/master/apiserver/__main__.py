@@ -4,7 +4,11 @@ The supervisor starts it inside the control-plane node's namespace and hands
 it two already-listening sockets from the host namespace (a 0600 unix socket
 for the CLI and 127.0.0.1:<port> for kubectl); it binds the third listener,
 the control-plane's underlay address on port 6443, itself, where the node
-agents reach it across the physical network. The store is opened here and
+agents reach it across the physical network. It binds that one first, before
+it imports the API, opens the store and bootstraps: the components starting
+alongside it then queue on the listener (the kernel completes their connects)
+and are answered the moment it serves, instead of being refused and retrying
+with a backoff that grows while the API server starts. The store is opened here and
 closed on SIGTERM, after the HTTP server stops taking requests. ``pods/log``
 reaches the kubelets through ``kubelet_log_fetcher``.
 """
@@ -20,16 +24,19 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from netlab.process import run, setup_logging, stop_event
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from aiohttp import web
+
     from netlab.master.apiserver.config import LogFetcher, LogRequest, RemoteCommandDialer
 
 log = logging.getLogger("netlab.apiserver")
+# Connections the kernel completes while the API server starts (capped by the
+# namespace's net.core.somaxconn): every node agent of a big lab may be waiting.
+LISTEN_BACKLOG = 4096
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -130,7 +137,19 @@ def kubelet_remote_command(token: str, ca_file: str | None = None) -> RemoteComm
     return dial
 
 
-async def serve(args: argparse.Namespace) -> None:
+def bind_underlay(bind: str) -> socket.socket:
+    """The ``--bind`` listener, listening already: connects to it succeed (and wait in
+    the accept queue) from now on, however long the rest of the start takes."""
+    host, _, port = bind.rpartition(":")
+    sock = socket.create_server((host, int(port)), backlog=LISTEN_BACKLOG)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(args: argparse.Namespace, underlay: socket.socket | None = None) -> None:
+    """Serve until SIGTERM; ``underlay`` is the ``--bind`` listener when bound already."""
+    from aiohttp import web
+
     from netlab.master.apiserver import strategy
     from netlab.master.apiserver.app import make_app
     from netlab.master.apiserver.config import APIServerConfig
@@ -176,7 +195,8 @@ async def serve(args: argparse.Namespace) -> None:
             sock.setblocking(False)
             sites.append(web.SockSite(runner, sock, ssl_context=context))
     if args.bind:
-        sites.append(web.TCPSite(runner, host, int(port), reuse_address=True, ssl_context=tls))
+        sites.append(web.SockSite(runner, underlay or bind_underlay(args.bind),
+                                  ssl_context=tls))
     for site in sites:
         await site.start()
     log.info("lab %s: serving on %s", args.lab, ", ".join(s.name for s in sites))
@@ -192,7 +212,8 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
-    run(serve(_parse(argv)))
+    args = _parse(argv)
+    run(serve(args, bind_underlay(args.bind) if args.bind else None))
 
 
 if __name__ == "__main__":

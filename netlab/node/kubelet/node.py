@@ -260,22 +260,20 @@ class NodeAgent:
 
     async def _register_once(self) -> None:
         cfg = self.cfg
+        # Create first, as upstream's kubelet does: a new node (every node of a lab
+        # coming up) is registered, status included, in one request rather than a GET
+        # that finds nothing and then the create; an existing one answers 409.
+        existing = None
         try:
-            existing = await self.client.get("nodes", cfg.node)
+            node = await self.client.create(node_object(cfg, _now()))
         except APIError as err:
-            if not err.not_found:
+            if not err.conflict:
                 raise
-            existing = None
-        if existing is None:
-            try:
-                node = await self.client.create(node_object(cfg, _now()))
-            except APIError as err:
-                if not err.conflict:
-                    raise
-                node = await self.client.get("nodes", cfg.node)  # a race with ourselves
+            existing = await self.client.get("nodes", cfg.node)
+        else:
             self.events.record(node_ref(cfg.node), NORMAL, "RegisteredNode",
                                f"Node {cfg.node} registered with the API server")
-        else:
+        if existing is not None:
             spec = spec_of(existing)
             patch: dict[str, Any] = {"metadata": {"labels": node_labels(cfg),
                                                   "annotations": node_annotations(cfg)}}
@@ -283,8 +281,8 @@ class NodeAgent:
                 patch["spec"] = {"podCIDR": str(cfg.pod_cidr), "podCIDRs": [str(cfg.pod_cidr)]}
             node = await self.client.patch("nodes", cfg.node, patch)
         self.uid = uid_of(node)
-        await self._post_status(node)
-        await self._renew_lease()
+        # Independent writes: the status (its Ready event) and the Lease, side by side.
+        await asyncio.gather(self._post_status(node), self._renew_lease())
         self.registered.set()
         log.info("node %s registered (uid %s)", cfg.node, self.uid)
 

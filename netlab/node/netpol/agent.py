@@ -142,7 +142,6 @@ class PolicyAgent(RateLimited):
         self._cluster: model.Cluster | None = None
         self._rendered = ruleset.RenderCache()  # text of the last render, reused where it can
         self.dirty = True
-        self._last_sync: float | None = None
         self._prepared = False
         self.last_compiled: model.NodeRules | None = None
 
@@ -263,7 +262,7 @@ class PolicyAgent(RateLimited):
             if not script:
                 return SyncResult(kind="none", isolated=isolated, policies=policies,
                                   compile_seconds=compiled_at - started)
-        self._last_sync = self.clock()
+        self._count_sync()
         try:
             self.kernel.apply(script)
         except Exception as exc:  # nft refused it: nothing changed; rewrite it all later

@@ -4,8 +4,9 @@ The supervisor starts it inside the node's namespace. It lists and watches
 Services and EndpointSlices through the API (across the physical network), feeds
 every change to the ``Proxier`` sync engine, and syncs: the first time only
 after both initial lists have arrived (so a restart never programs a
-half-known world), then on every change, rate-limited by the engine, and on a
-slow timer so deferred clean-up runs. On SIGTERM it removes its table.
+half-known world), then on every change, rate-limited by the engine (a sync
+a second on average, two back to back after a quiet spell), and on a slow
+timer so deferred clean-up runs. On SIGTERM it removes its table.
 """
 
 from __future__ import annotations
@@ -33,13 +34,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--local-pod-cidr", required=True, help="this node's pod /24")
     parser.add_argument("--service-cidr", required=True)
     parser.add_argument("--min-sync-interval", type=float, default=1.0)
+    parser.add_argument("--sync-burst", type=int, default=2,
+                        help="syncs allowed back to back after a quiet spell (upstream's "
+                             "burstSyncs)")
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace) -> None:
     client = client_from_args(args)
     proxier = Proxier(args.netns, None, args.cluster_cidr, service_cidr=args.service_cidr,
-                      local_pod_cidr=args.local_pod_cidr, min_interval=args.min_sync_interval)
+                      local_pod_cidr=args.local_pod_cidr, min_interval=args.min_sync_interval,
+                      burst=args.sync_burst)
     informers = SharedInformers(client)
     services = informers.get("services")
     slices = informers.get("endpointslices")

@@ -18,8 +18,11 @@ How a sync works:
   rewritten (``ruleset.partial_update``), again as one transaction. What the
   table holds is known exactly (``programmed``), so a transaction that fails
   means the table is not what we think, and the next sync is full.
-- **Rate-limited**: a sync within ``min_interval`` of the previous one does
-  nothing and reports how long to wait, so changes arriving in a burst are
+- **Rate-limited** as upstream's BoundedFrequencyRunner: one sync per
+  ``min_interval`` on average, with a ``burst`` of 2 (upstream's ``burstSyncs``),
+  so a change after a quiet spell is applied at once even right after another
+  sync (a new Service, then its first ready endpoint); a sync beyond that does
+  nothing and reports how long to wait, so changes arriving in a stream are
   applied together.
 - **Stale UDP flows**: after a transaction commits, conntrack entries that a
   UDP Service DNATed to an endpoint it no longer has are deleted
@@ -148,7 +151,7 @@ class Proxier(RateLimited):
 
     def __init__(self, netns: str, node_ips: Iterable[str] | None, pod_cidr: str, *,
                  service_cidr: str | None = None, local_pod_cidr: str | None = None,
-                 min_interval: float = 1.0, gc_delay: float = 10.0,
+                 min_interval: float = 1.0, burst: int = 2, gc_delay: float = 10.0,
                  gc_inline_objects: int = 5000, bridge: str | None = "cni0",
                  table: str = ruleset.TABLE, backend: str = "auto",
                  kernel: ProxyKernel | None = None,
@@ -159,7 +162,7 @@ class Proxier(RateLimited):
                                table=table)
         self.netns = netns
         self.kernel: ProxyKernel = kernel or NodeKernel(netns, self.cfg, bridge, backend)
-        self.min_interval, self.gc_delay = min_interval, gc_delay
+        self.min_interval, self.burst, self.gc_delay = min_interval, burst, gc_delay
         self.gc_inline_objects = gc_inline_objects
         self.clock = clock
         self.services: dict[Key, Mapping[str, Any]] = {}
@@ -170,7 +173,6 @@ class Proxier(RateLimited):
         self.need_full = True
         self._owner: dict[str, ServicePortName] = {}  # map key -> port holding it
         self._objects = 0  # chains and sets the table holds for Services
-        self._last_sync: float | None = None
         self._last_change = clock()
         self._prepared = False
 
@@ -219,7 +221,7 @@ class Proxier(RateLimited):
         else:
             result = SyncResult(kind="none")
         if result.kind != "none":
-            self._last_sync = self.clock()
+            self._count_sync()
         if result.ok and self.garbage and self._gc_due(result):
             result.collected = self.collect_garbage()
         return result

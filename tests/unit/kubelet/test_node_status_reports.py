@@ -97,3 +97,66 @@ def test_a_node_without_pods_reports_its_usage_on_a_change_or_each_interval() ->
     assert news(measured(40, 600 << 20))  # +300 MiB
     assert news(measured(40, 300 << 20), age=60.0)  # once per report interval anyway
     assert news(measured(40, 300 << 20), pods=True)  # pods: the HPA's fresh samples
+
+
+class Registry:
+    """The API as registration sees it: one Node (or none yet), every call recorded."""
+
+    def __init__(self, existing: dict[str, Any] | None = None) -> None:
+        self.node = copy.deepcopy(existing)
+        self.calls: list[str] = []
+
+    async def create(self, obj: dict) -> dict:
+        from netlab.client import APIError
+
+        self.calls.append("create")
+        if self.node is not None:
+            raise APIError(409, {"reason": "AlreadyExists"})
+        self.node = copy.deepcopy(obj) | {"metadata": obj["metadata"] | {"uid": "u1"}}
+        return self.node
+
+    async def get(self, resource: str, name: str) -> dict:
+        from netlab.client import APIError
+
+        self.calls.append("get")
+        if self.node is None:
+            raise APIError(404, {"reason": "NotFound"})
+        return self.node
+
+    async def patch(self, resource: str, name: str, body: dict, subresource: str = "") -> dict:
+        self.calls.append(f"patch {subresource or 'node'}")
+        assert self.node is not None
+        return self.node
+
+    async def request(self, method: str, path: str, body: Any = None) -> dict:
+        self.calls.append(f"{method} {path.rsplit('/', 2)[-2]}")
+        return body
+
+
+def registering(api: Registry) -> NodeAgent:
+    cfg = KubeletConfig(lab="lab", node="w1", role="worker", api_server="https://x:6443",
+                        token_file=Path("/nonexistent"), node_ip=IPv4Interface("10.0.0.2/24"),
+                        pod_cidr=IPv4Network("10.244.1.0/24"))
+    return NodeAgent(cfg, api, Events())  # type: ignore[arg-type]
+
+
+def test_a_new_node_is_registered_by_its_create_with_no_lookup_first() -> None:
+    """A lab's nodes all register while the API server is busiest: a new Node costs
+    its create (status included, so it can be Ready at once), then its status and
+    Lease, and no GET that finds nothing."""
+    api = Registry()
+    kubelet = registering(api)
+    asyncio.run(kubelet.register())
+    assert api.calls[0] == "create" and "get" not in api.calls
+    assert sorted(api.calls[1:]) == ["PUT leases", "patch status"]
+    assert kubelet.uid == "u1" and kubelet.registered.is_set()
+    assert any(c["type"] == "Ready" for c in api.node["status"]["conditions"])
+
+
+def test_an_existing_node_is_updated_after_the_create_is_refused() -> None:
+    api = Registry({"metadata": {"name": "w1", "uid": "u0"}, "spec": {}, "status": {}})
+    kubelet = registering(api)
+    asyncio.run(kubelet.register())
+    assert api.calls[:3] == ["create", "get", "patch node"]
+    assert sorted(api.calls[3:]) == ["PUT leases", "patch status"]
+    assert kubelet.uid == "u0"

@@ -120,14 +120,48 @@ def test_syncs_are_rate_limited_and_changes_coalesce(setup):
     proxier.sync()
     clock.now += 0.25
     proxier.update_endpoint_slice(eps("a", "10.244.1.2"))
-    deferred = proxier.sync()
-    assert deferred.kind == "deferred" and deferred.retry_in == pytest.approx(0.75)
+    assert proxier.sync().kind == "partial"  # the second of a burst of two
+    clock.now += 0.25
     proxier.update_endpoint_slice(eps("a", "10.244.1.2", "10.244.1.3"))
-    clock.now += 0.75
+    deferred = proxier.sync()
+    # Half a sync refilled since the bucket emptied: the other half takes 0.5 s.
+    assert deferred.kind == "deferred" and deferred.retry_in == pytest.approx(0.5)
+    proxier.update_endpoint_slice(eps("a", "10.244.1.2", "10.244.1.3", "10.244.1.4"))
+    clock.now += 0.5
     done = proxier.sync()
-    assert done.kind == "partial" and len(kernel.scripts) == 2
-    assert "10.244.1.3:8080" in kernel.scripts[-1]
+    assert done.kind == "partial" and len(kernel.scripts) == 3
+    assert "10.244.1.4:8080" in kernel.scripts[-1]
     assert proxier.sync(force=True).kind == "none"  # force skips the wait, not the check
+
+
+def test_a_new_service_and_then_its_endpoints_are_synced_at_once_after_a_quiet_spell(setup):
+    """The demo's order: a NodePort Service, then its first ready endpoint a few
+    hundred milliseconds later; neither waits for the rate limit."""
+    proxier, kernel, clock = setup
+    proxier.update_service(svc("kubernetes", "10.96.0.1"))
+    proxier.sync()
+    clock.now += 5  # idle: the bucket refills to its burst of two
+    proxier.update_service(svc("echo", "10.96.0.20", node_port=30080))
+    assert proxier.sync().kind == "partial"
+    clock.now += 0.3
+    proxier.update_endpoint_slice(eps("echo", "10.244.1.2"))
+    assert proxier.sync().kind == "partial"
+    assert "10.244.1.2:8080" in kernel.scripts[-1]
+
+
+def test_a_burst_of_one_waits_the_whole_interval_after_each_sync():
+    kernel, clock = FakeKernel(), Clock()
+    proxier = Proxier("lab-worker1", None, "10.244.0.0/16", min_interval=1.0, burst=1,
+                      kernel=kernel, clock=clock)
+    proxier.update_service(svc("a", "10.96.0.1"))
+    proxier.sync()
+    clock.now += 5
+    proxier.update_service(svc("b", "10.96.0.2"))
+    assert proxier.sync().kind == "partial"
+    clock.now += 0.3
+    proxier.update_service(svc("c", "10.96.0.3"))
+    deferred = proxier.sync()
+    assert deferred.kind == "deferred" and deferred.retry_in == pytest.approx(0.7)
 
 
 def test_removed_udp_endpoints_lose_their_flows_and_tcp_ones_do_not(setup):
