@@ -162,10 +162,6 @@ class ProxyConfig:
     # Proxier picks it from the number of service ports at each full sync.
     shards: int = 1
 
-    @property
-    def ref(self) -> str:
-        return f"{FAMILY} {self.table}"
-
     def shard_table(self, shard: int) -> str:
         return shard_table(self.table, shard)
 
