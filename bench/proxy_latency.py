@@ -14,6 +14,10 @@ per-packet cost shows.
   is one verdict-map lookup, with the target among 10 Services, then among
   ``--services`` (the others have one endpoint each: their size does not
   matter to the lookup, only their number).
+- **netlab-proxy, one table**: the same with every Service in one table, the
+  layout before shard tables (issue 16): with ``--services`` above
+  ``ruleset.SHARD_PORTS`` the proxy spreads them over shard tables, which a
+  new connection walks one after the other until one DNATs it.
 - **baseline, linear**: what iptables-mode kube-proxy's KUBE-SERVICES chain
   amounts to, measured in the same run: one rule per Service
   (``ip daddr … tcp dport … dnat to …``), the target last.
@@ -44,6 +48,7 @@ from pyroute2 import IPRoute
 from netlab.kernel import links, netns, nft
 from netlab.kernel.processes import kill_in_netns
 from netlab.lab import lifecycle
+from netlab.node.proxy import ruleset
 from netlab.node.proxy.syncer import Proxier
 from netlab.topology import load_topology, plan_lab
 
@@ -221,19 +226,31 @@ def main() -> None:
                 setup = time.perf_counter() - started
                 samples.setdefault(("netlab-proxy", count), []).extend(
                     measure(client_ns, per_round))
+                shards = proxier.cfg.shards
                 proxier.cleanup()
                 if r == 0:
-                    print(f"  (netlab-proxy with {count} Services programmed in {setup:.1f} s)")
+                    print(f"  (netlab-proxy with {count} Services on {shards} shard tables "
+                          f"programmed in {setup:.1f} s)")
+                one_table = ruleset.SHARD_PORTS
+                ruleset.SHARD_PORTS = 1 << 30
+                try:
+                    proxier = program_proxy(node_ns, count, server_ip, other_ip)
+                finally:
+                    ruleset.SHARD_PORTS = one_table
+                samples.setdefault(("one-table", count), []).extend(
+                    measure(client_ns, per_round))
+                proxier.cleanup()
                 program_linear(node_ns, count, server_ip, other_ip)
                 samples.setdefault(("linear", count), []).extend(measure(client_ns, per_round))
                 nft.delete_table(node_ns, "netlab-linear")
         results = {key: summary(values) for key, values in samples.items()}
         print(f"\nper-connection latency to a ClusterIP, {args.connections} connections each "
               f"({ROUNDS} rounds, alternating order):")
-        for layout in ("netlab-proxy", "linear"):
+        labels = {"netlab-proxy": "netlab-proxy (shard tables)",
+                  "one-table": "netlab-proxy, one table",
+                  "linear": "baseline: one rule per Service"}
+        for layout, label in labels.items():
             few, many = results[(layout, 10)], results[(layout, args.services)]
-            label = "netlab-proxy (verdict maps)" if layout == "netlab-proxy" else \
-                "baseline: one rule per Service"
             print(f"  {label:<31} 10: median {few[0] * 1e6:6.0f} us  p90 {few[1] * 1e6:6.0f} us"
                   f"   {args.services}: median {many[0] * 1e6:6.0f} us  p90 {many[1] * 1e6:6.0f}"
                   f" us   ratio {many[0] / few[0]:5.2f}")

@@ -22,10 +22,10 @@ def proxy() -> None:
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table")
 def show(lab: str | None, node: str, output: str) -> None:
     """Print NODE's proxy table, each chain labelled with its service and endpoint."""
-    from netlab.kernel import nft
     from netlab.lab import lifecycle, state
     from netlab.node.proxy import ruleset
     from netlab.node.proxy.describe import describe, summary
+    from netlab.node.proxy.syncer import list_proxy_tables
 
     try:
         lab = state.implied_lab(lab)
@@ -38,7 +38,7 @@ def show(lab: str | None, node: str, output: str) -> None:
                    f"(cluster nodes: {', '.join(n for n, v in nodes.items() if v['podSubnet'])})",
                    err=True)
         sys.exit(2)
-    text = nft.list_table(nodes[node]["namespace"], ruleset.TABLE, ruleset.FAMILY)
+    text = list_proxy_tables(nodes[node]["namespace"])
     if text is None:
         click.echo(f"no proxy table in {nodes[node]['namespace']}: is the proxy running? "
                    f"(see /run/netlab/{lab}/logs/proxy-{node}.log)")

@@ -41,7 +41,8 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from netlab.kernel.netns import join_netns, run_in_netns
 
@@ -330,18 +331,39 @@ def delete_objects(netns: str, table: str, family: str = "ip", *,
     return how many objects went. Everything must exist and nothing may still
     refer to what is deleted, or nothing is deleted and :class:`NftError` says
     why."""
+    return delete_objects_in(netns, {table: TableObjects(elements or {}, sets, chains)}, family)
+
+
+class TableObjects(NamedTuple):
+    """What to delete from one table: map elements (map -> keys), sets, chains."""
+
+    elements: Mapping[str, Sequence[str]]
+    sets: Sequence[str]
+    chains: Sequence[str]
+
+
+def delete_objects_in(netns: str, tables: Mapping[str, TableObjects],
+                      family: str = "ip") -> int:
+    """:func:`delete_objects` over several tables, still one transaction."""
     fam = FAMILIES[family]
     body: list[tuple[int, bytes]] = []
-    for name, keys in (elements or {}).items():
-        items = b"".join(_nest(1, _nest(1, _nla(1, encode_key(k)))) for k in keys)
-        if items:
-            body.append((NFT_MSG_DELSETELEM, _nla(1, _name(table)) + _nla(2, _name(name))
-                         + _nest(3, items)))
-    body += [(NFT_MSG_DELSET, _nla(1, _name(table)) + _nla(2, _name(s))) for s in sets]
-    body += [(NFT_MSG_DELCHAIN, _nla(1, _name(table)) + _nla(3, _name(c))) for c in chains]
+    count = 0
+    for table, objects in tables.items():
+        for name, keys in objects.elements.items():
+            items = b"".join(_nest(1, _nest(1, _nla(1, encode_key(k)))) for k in keys)
+            if items:
+                body.append((NFT_MSG_DELSETELEM, _nla(1, _name(table)) + _nla(2, _name(name))
+                             + _nest(3, items)))
+                count += len(keys)
+        body += [(NFT_MSG_DELSET, _nla(1, _name(table)) + _nla(2, _name(s)))
+                 for s in objects.sets]
+        count += len(objects.sets)
+    for table, objects in tables.items():  # chains last: sets may refer to them
+        body += [(NFT_MSG_DELCHAIN, _nla(1, _name(table)) + _nla(3, _name(c)))
+                 for c in objects.chains]
+        count += len(objects.chains)
     if not body:
         return 0
-    count = sum(len(k) for k in (elements or {}).values()) + len(sets) + len(chains)
 
     def send() -> dict[int, int]:
         with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER) as sock:
@@ -373,6 +395,13 @@ def delete_objects(netns: str, table: str, family: str = "ip", *,
         raise NftError(netns, f"deleting a {what} failed: {os.strerror(code)} "
                               f"({len(failed)} of {len(body)} messages refused; nothing deleted)")
     return count
+
+
+def list_tables(netns: str, family: str = "ip", backend: str = "auto") -> list[str]:
+    """The names of the tables of ``family`` in ``netns``, without their contents."""
+    prefix = f"table {family} "
+    return [line[len(prefix):] for line in run(netns, f"list tables {family}", backend).splitlines()
+            if line.startswith(prefix)]
 
 
 def table_exists(netns: str, table: str, family: str = "ip", backend: str = "auto") -> bool:

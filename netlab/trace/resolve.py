@@ -117,8 +117,9 @@ def services_from_table(text: str) -> list[ServiceRecord]:
 
 
 def _map_body(text: str, name: str) -> str:
-    m = re.search(r"\tmap " + re.escape(name) + r" \{(.*?)\n\t\}", text, re.S)
-    return " ".join(m.group(1).split()) if m else ""
+    # Every shard table of the proxy has its own map of this name: all of them.
+    bodies = re.findall(r"\tmap " + re.escape(name) + r" \{(.*?)\n\t\}", text, re.S)
+    return " ".join(" ".join(body.split()) for body in bodies)
 
 
 class RecordsResolver:
@@ -132,13 +133,13 @@ class RecordsResolver:
 
     def services(self) -> list[ServiceRecord]:
         from netlab.kernel import netns, nft
-        from netlab.node.proxy import ruleset
+        from netlab.node.proxy.syncer import list_proxy_tables
 
         for node in self.plan.nodes:
             if not node.in_cluster or not netns.exists(node.netns):
                 continue
             try:
-                text = nft.list_table(node.netns, ruleset.TABLE, ruleset.FAMILY)
+                text = list_proxy_tables(node.netns)
             finally:
                 nft.forget(node.netns)  # a cached context would pin the namespace
             if text:

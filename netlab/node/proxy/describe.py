@@ -1,6 +1,7 @@
 """Explain a node's proxy table: which Service each chain is, and where it sends traffic.
 
-``describe(text)`` takes what ``nft list table ip netlab-proxy`` prints and
+``describe(text)`` takes what ``nft list table ip netlab-proxy`` prints (for
+every shard table, one after the other: ``syncer.list_proxy_tables``) and
 returns a summary (one block per service port: ClusterIP, NodePort, affinity,
 endpoints in round-robin order, or that it refuses connections) followed by
 the ruleset itself with a ``# …`` label above every Service chain, endpoint
@@ -43,11 +44,11 @@ class _Block:
     def elements(self) -> list[tuple[str, str, str]]:
         """(key, comment, verdict target) of a map's elements."""
         text = " ".join(line.strip() for line in self.lines)
-        m = re.search(r"elements = \{ (.*) \}", text)
-        if not m:
-            return []
         out = []
-        for item in _split(m.group(1)):
+        # One "elements = { … }" per shard table for the shared maps (see _blocks).
+        items = [i for m in re.finditer(r"elements = \{ (.*?) \}", text)
+                 for i in _split(m.group(1))]
+        for item in items:
             em = re.match(r'^(.*?)(?: comment "([^"]*)")? : (?:goto|jump) (\S+)$', item.strip())
             if em:
                 out.append((em.group(1), em.group(2) or "", em.group(3)))
@@ -72,7 +73,8 @@ def _blocks(text: str) -> dict[str, _Block]:
     for line in text.splitlines():
         m = _BLOCK.match(line)
         if m:
-            current = blocks[m.group(2)] = _Block(m.group(1), m.group(2))
+            # Shard tables repeat the shared maps and chains: their lines add up.
+            current = blocks.setdefault(m.group(2), _Block(m.group(1), m.group(2)))
             continue
         if current is not None:
             if line == "\t}":

@@ -1,8 +1,9 @@
-"""The proxy's nftables table as text: full syncs, partial syncs and garbage collection.
+"""The proxy's nftables tables as text: full syncs, partial syncs and garbage collection.
 
-One table, ``table ip netlab-proxy``, per node namespace, laid out in the spirit
-of kube-proxy's nftables mode (every lookup is a hash map, so the per-packet
-cost does not grow with the number of Services):
+One table, ``table ip netlab-proxy``, per node namespace (more for many
+Services: see "Shards" below), laid out in the spirit of kube-proxy's nftables
+mode (every lookup is a hash map, so the per-packet cost does not grow with
+the number of Services):
 
 - ``services`` (jumped to from the ``nat`` prerouting and output hooks) does
   two verdict-map lookups: ``ip daddr . meta l4proto . th dport`` in
@@ -45,6 +46,26 @@ A Service moving between zero and some endpoints only rewrites its own chain
 (the reject mark), and the per-Service dispatch map is named after its
 endpoint list, so a new list is a new map rather than an edit of a live one.
 
+Shards: with more than ``SHARD_PORTS`` service ports, Services are spread
+(by a hash of namespace/name) over several tables, ``netlab-proxy``,
+``netlab-proxy-1``, … Each shard has its own ``service-ips`` and
+``service-nodeports`` maps, ``services`` chain and ``nat`` prerouting/output
+hooks; the main table also keeps masquerading and the rejects, which act on
+marks any shard sets. The reason is the kernel's commit (measured with perf
+and per-statement timings, kernel 6.18, 10,000 Services x 10 endpoints): any
+transaction that adds a rule or a jump verdict makes nf_tables re-validate
+the *whole table* it touches, walking every chain reachable from its base
+chains (``nft_table_validate`` -> ``nft_chain_validate`` through every vmap
+element): about 155 ms for one table of 112,000 chains, against 15 ms for a
+commit that validates nothing. Validation is per table, so a change in one of
+K shards validates 1/K of the Services. A packet sees one shard after the
+other only on a connection's first packet (``nat`` chains), and the first
+DNAT ends the walk (``nf_nat_inet_fn`` stops at the first chain that sets up
+the mapping), so keys never clash: they are unique across all shards. Every
+commit also walks every chain of every table in the namespace once (about
+130 ns each, the ~15 ms above), which sharding does not change: only fewer
+chains would.
+
 Named dispatch maps rather than an anonymous ``vmap { … }`` per Service: the
 kernel resolves an anonymous set created in the same batch by walking the
 whole batch, so a full sync of 10,000 Services x 10 endpoints took 164 s that
@@ -68,6 +89,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -95,6 +117,30 @@ SHARED_MAPS = (SERVICE_IPS, SERVICE_NODEPORTS)
 SERVICE_PREFIX, EXTERNAL_PREFIX, ENDPOINT_PREFIX = "service-", "external-", "endpoint-"
 DISPATCH_PREFIX, AFFINITY_PREFIX = "dispatch-", "affinity-"
 MAX_ENDPOINTS = 1024  # per service port; Endpoints objects hold at most 1,000 addresses
+# Service ports per shard table, and the most shard tables: see "Shards" above.
+SHARD_PORTS = 1000
+MAX_SHARDS = 32
+
+
+def shard_table(table: str, shard: int) -> str:
+    """Shard 0 is the main table itself; the others are ``TABLE-1``, ``TABLE-2``, …"""
+    return table if shard == 0 else f"{table}-{shard}"
+
+
+def shard_count(ports: int) -> int:
+    """How many shard tables ``ports`` service ports are spread over."""
+    return max(1, min(MAX_SHARDS, -(-ports // SHARD_PORTS)))
+
+
+@lru_cache(maxsize=1 << 16)
+def _service_hash(namespace: str, name: str) -> int:
+    return zlib.crc32(f"{namespace}/{name}".encode())
+
+
+def shard_of(name: ServicePortName, shards: int) -> int:
+    """The shard of a service port: every port of a Service shares one, and it
+    only changes when the number of shards does (which a full sync does)."""
+    return 0 if shards <= 1 else _service_hash(name.namespace, name.name) % shards
 
 
 @dataclass(frozen=True)
@@ -112,10 +158,18 @@ class ProxyConfig:
     # hairpin rule; None gives every endpoint one.
     local_pod_cidr: str | None = None
     table: str = TABLE
+    # How many tables the Services are spread over (see "Shards" above); the
+    # Proxier picks it from the number of service ports at each full sync.
+    shards: int = 1
 
-    @property
-    def ref(self) -> str:
-        return f"{FAMILY} {self.table}"
+    def shard_table(self, shard: int) -> str:
+        return shard_table(self.table, shard)
+
+    def shard_ref(self, shard: int) -> str:
+        return f"{FAMILY} {self.shard_table(shard)}"
+
+    def shard_of(self, name: ServicePortName) -> int:
+        return shard_of(name, self.shards)
 
     def may_hairpin(self, ip: str) -> bool:
         return self.local_pod_cidr is None or _in_network(ip, self.local_pod_cidr)
@@ -234,11 +288,16 @@ _SHARED_DECL = {
 }
 
 
+SharedElements = dict[tuple[int, str], list[str]]  # (shard, shared map) -> its new elements
+
+
 def _port_commands(cfg: ProxyConfig, sp: ServicePort, out: list[str],
-                   elements: dict[str, list[str]]) -> None:
-    """Fill ``sp``'s chains (which must be empty or new) and declare its sets, in an
-    order where everything exists before it is referred to."""
-    t, name, proto = cfg.ref, sp.name, sp.protocol
+                   elements: SharedElements) -> None:
+    """Fill ``sp``'s chains (which must be empty or new) in its shard's table and
+    declare its sets, in an order where everything exists before it is referred to."""
+    name, proto = sp.name, sp.protocol
+    shard = cfg.shard_of(name)
+    t = cfg.shard_ref(shard)
     eps = usable_endpoints(sp)
     svc, label = service_chain(name), _quote(str(name))
     affinity = sp.affinity_timeout
@@ -271,29 +330,37 @@ def _port_commands(cfg: ProxyConfig, sp: ServicePort, out: list[str],
         svc_rules.append(f"meta mark set meta mark | 0x{REJECT_MARK:x} "
                          f'comment "no ready endpoints: rejected in filter"')
     out.append(_chain(t, svc, f"{name} {proto}", svc_rules))
-    elements[SERVICE_IPS].append(f"{cluster_key(sp)} comment {label} : goto {svc}")
+    elements.setdefault((shard, SERVICE_IPS), []).append(
+        f"{cluster_key(sp)} comment {label} : goto {svc}")
     if sp.node_port:
         ext = external_chain(name)
         out.append(_chain(t, ext, f"{name} {proto} NodePort",
                           [f"jump {MARK_CHAIN}", f"goto {svc}"]))
-        elements[SERVICE_NODEPORTS].append(f"{node_port_key(sp)} comment {label} : goto {ext}")
+        elements.setdefault((shard, SERVICE_NODEPORTS), []).append(
+            f"{node_port_key(sp)} comment {label} : goto {ext}")
 
 
 def _chain(t: str, name: str, comment: str, rules: list[str]) -> str:
     return f"add chain {t} {name} {{ comment {_quote(comment)}; {'; '.join(rules)}; }}"
 
 
-def _shared_elements(t: str, elements: Mapping[str, list[str]]) -> list[str]:
+def _shared_elements(cfg: ProxyConfig, elements: SharedElements) -> list[str]:
     # Re-declaring the map with elements adds them without nft's whole-table cache fetch.
-    return [f"add map {t} {m} {{ {_SHARED_DECL[m]}; elements = {{ {', '.join(items)} }} }}"
-            for m, items in elements.items() if items]
+    return [f"add map {cfg.shard_ref(shard)} {m} {{ {_SHARED_DECL[m]}; "
+            f"elements = {{ {', '.join(items)} }} }}"
+            for (shard, m), items in sorted(elements.items()) if items]
 
 
 # --- the fixed skeleton -------------------------------------------------------------------------
 
-def _skeleton(cfg: ProxyConfig) -> list[str]:
-    """Table, hook chains, shared maps and helper chains: everything but the Services."""
-    t = cfg.ref
+def _skeleton(cfg: ProxyConfig, shard: int = 0) -> list[str]:
+    """Table, hook chains, shared maps and helper chains: everything but the Services.
+
+    Every shard has its own dispatch maps, ``services`` chain and ``nat`` hooks;
+    the main table (shard 0) also holds what acts on marks, which every shard's
+    packets share: masquerading and the rejects of Services without endpoints.
+    """
+    t = cfg.shard_ref(shard)
     masq, reject = f"0x{MASQUERADE_MARK:x}", f"0x{REJECT_MARK:x}"
     if cfg.node_ips is None:
         local = "ip daddr != 127.0.0.0/8"
@@ -302,20 +369,26 @@ def _skeleton(cfg: ProxyConfig) -> list[str]:
         node_match = f"{local} fib daddr type local"
     else:
         node_match = f"ip daddr @{NODEPORT_IPS}"
-    out = [f'add table {t} {{ comment "netlab kube-proxy: this node\'s Services"; }}',
+    what = "this node's Services" if cfg.shards == 1 else (
+        f"this node's Services, shard {shard + 1} of {cfg.shards}")
+    out = [f"add table {t} {{ comment {_quote('netlab kube-proxy: ' + what)}; }}",
            f"add map {t} {SERVICE_IPS} {{ {_SHARED_DECL[SERVICE_IPS]}; }}",
            f"add map {t} {SERVICE_NODEPORTS} {{ {_SHARED_DECL[SERVICE_NODEPORTS]}; }}"]
     if cfg.node_ips is not None:
         elements = f" elements = {{ {', '.join(cfg.node_ips)} }};" if cfg.node_ips else ""
         out.append(f"add set {t} {NODEPORT_IPS} {{ type ipv4_addr; "
                    f'comment "addresses NodePorts answer on";{elements} }}')
+    out.append(_chain(t, MARK_CHAIN, "mark for masquerade",
+                      [f"meta mark set meta mark | {masq}"]))
+    if shard == 0:
+        out += [
+            _chain(t, MASQ_CHAIN, "masquerade what was marked", [
+                f"meta mark & {masq} == 0 return", f"meta mark set meta mark ^ {masq}",
+                "masquerade fully-random"]),
+            _chain(t, NO_ENDPOINTS_CHAIN, "Services without ready endpoints: refuse at once", [
+                "meta l4proto tcp reject with tcp reset", "reject"]),
+        ]
     out += [
-        _chain(t, MARK_CHAIN, "mark for masquerade", [f"meta mark set meta mark | {masq}"]),
-        _chain(t, MASQ_CHAIN, "masquerade what was marked", [
-            f"meta mark & {masq} == 0 return", f"meta mark set meta mark ^ {masq}",
-            "masquerade fully-random"]),
-        _chain(t, NO_ENDPOINTS_CHAIN, "Services without ready endpoints: refuse at once", [
-            "meta l4proto tcp reject with tcp reset", "reject"]),
         # One rule marks every connection from outside the pod network, and the last
         # one unmarks it again when no Service matched: cheaper than a rule per Service.
         _chain(t, SERVICES_CHAIN, "ClusterIP, then NodePort dispatch", [
@@ -326,18 +399,20 @@ def _skeleton(cfg: ProxyConfig) -> list[str]:
             f"meta mark set meta mark & 0x{0xFFFFFFFF ^ MASQUERADE_MARK:x} "
             f'comment "no Service matched"']),
     ]
-    for hook in ("input", "forward", "output"):
-        out.append(f"add chain {t} filter-{hook} {{ type filter hook {hook} priority "
-                   f"{FILTER_PRIORITY}; policy accept; ct state new meta mark & {reject} != 0 "
-                   f"goto {NO_ENDPOINTS_CHAIN}; }}")
+    if shard == 0:
+        for hook in ("input", "forward", "output"):
+            out.append(f"add chain {t} filter-{hook} {{ type filter hook {hook} priority "
+                       f"{FILTER_PRIORITY}; policy accept; ct state new meta mark & {reject} "
+                       f"!= 0 goto {NO_ENDPOINTS_CHAIN}; }}")
     out += [
         f"add chain {t} nat-prerouting {{ type nat hook prerouting priority dstnat; "
         f"policy accept; jump {SERVICES_CHAIN}; }}",
         f"add chain {t} nat-output {{ type nat hook output priority {NAT_OUTPUT_PRIORITY}; "
         f"policy accept; jump {SERVICES_CHAIN}; }}",
-        f"add chain {t} nat-postrouting {{ type nat hook postrouting priority srcnat; "
-        f"policy accept; jump {MASQ_CHAIN}; }}",
     ]
+    if shard == 0:
+        out.append(f"add chain {t} nat-postrouting {{ type nat hook postrouting priority "
+                   f"srcnat; policy accept; jump {MASQ_CHAIN}; }}")
     return out
 
 
@@ -345,15 +420,16 @@ def _skeleton(cfg: ProxyConfig) -> list[str]:
 
 @dataclass
 class Garbage:
-    """Objects emptied by earlier syncs and not yet deleted.
+    """Objects emptied by earlier syncs and not yet deleted, each with its table.
 
     Chains in here are already empty and nothing refers to them, so their
     deletion can wait; ``collect_script`` deletes them all in one transaction.
     """
 
-    chains: set[str] = field(default_factory=set)
-    sets: set[str] = field(default_factory=set)
-    elements: dict[tuple[str, str], str] = field(default_factory=dict)  # (map, key) -> verdict
+    chains: set[tuple[str, str]] = field(default_factory=set)  # (table, chain)
+    sets: set[tuple[str, str]] = field(default_factory=set)  # (table, set or map)
+    # (table, map, key) -> the verdict the key still has
+    elements: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.chains) + len(self.sets) + len(self.elements)
@@ -361,39 +437,60 @@ class Garbage:
     def copy(self) -> Garbage:
         return Garbage(set(self.chains), set(self.sets), dict(self.elements))
 
-    def elements_by_map(self) -> dict[str, list[str]]:
-        by_map: dict[str, list[str]] = {}
-        for (m, key) in sorted(self.elements):
-            by_map.setdefault(m, []).append(key)
-        return by_map
+    def by_table(self) -> dict[str, TableGarbage]:
+        """The same, grouped by table, in the order deletes must go."""
+        out: dict[str, TableGarbage] = {}
+        for (table, m, key) in sorted(self.elements):
+            out.setdefault(table, TableGarbage()).elements.setdefault(m, []).append(key)
+        for (table, name) in sorted(self.sets):
+            out.setdefault(table, TableGarbage()).sets.append(name)
+        for (table, name) in sorted(self.chains):
+            out.setdefault(table, TableGarbage()).chains.append(name)
+        return dict(sorted(out.items()))
 
-    def collect_script(self, cfg: ProxyConfig) -> str:
+    def collect_script(self) -> str:
         """Delete everything in here: map elements, then maps and sets (their users
         are gone), then chains (whatever pointed at them is gone by then)."""
-        t = cfg.ref
-        out = [f"delete element {t} {m} {{ {', '.join(keys)} }}"
-               for m, keys in self.elements_by_map().items()]
-        out += [f"delete set {t} {s}" if s.startswith(AFFINITY_PREFIX) else f"delete map {t} {s}"
-                for s in sorted(self.sets)]
-        out += [f"delete chain {t} {c}" for c in sorted(self.chains)]
+        out = []
+        for table, g in self.by_table().items():
+            t = f"{FAMILY} {table}"
+            out += [f"delete element {t} {m} {{ {', '.join(keys)} }}"
+                    for m, keys in g.elements.items()]
+            out += [f"delete set {t} {s}" if s.startswith(AFFINITY_PREFIX)
+                    else f"delete map {t} {s}" for s in g.sets]
+            out += [f"delete chain {t} {c}" for c in g.chains]
         return "\n".join(out) + "\n" if out else ""
+
+
+@dataclass
+class TableGarbage:
+    """One table's share of :class:`Garbage`, as ``nft.delete_objects`` takes it."""
+
+    elements: dict[str, list[str]] = field(default_factory=dict)  # map -> keys
+    sets: list[str] = field(default_factory=list)
+    chains: list[str] = field(default_factory=list)
 
 
 Change = tuple[ServicePort | None, ServicePort | None]
 
 
 def full_ruleset(cfg: ProxyConfig, ports: Iterable[ServicePort]) -> str:
-    """The whole table, replacing whatever is there, as one transaction.
+    """Every shard table, replacing whatever is there, as one transaction.
 
-    ``add`` then ``delete`` makes the delete safe when the table is missing;
-    the kernel applies the batch atomically, so packets see the old table or
-    the new one, never an empty one. Affinity sets start empty.
+    ``add`` then ``delete`` makes the delete safe when a table is missing; the
+    kernel applies the batch atomically, so packets see the old tables or the
+    new ones, never none. Shard tables a larger ``shards`` left behind (in this
+    process or an earlier one) are deleted too. Affinity sets start empty.
     """
-    out = [f"add table {cfg.ref}", f"delete table {cfg.ref}", *_skeleton(cfg)]
-    elements: dict[str, list[str]] = {m: [] for m in SHARED_MAPS}
+    out = []
+    for shard in range(MAX_SHARDS):
+        out += [f"add table {cfg.shard_ref(shard)}", f"delete table {cfg.shard_ref(shard)}"]
+    for shard in range(cfg.shards):
+        out += _skeleton(cfg, shard)
+    elements: SharedElements = {}
     for sp in sorted(ports, key=lambda p: p.name):
         _port_commands(cfg, sp, out, elements)
-    out += _shared_elements(cfg.ref, elements)
+    out += _shared_elements(cfg, elements)
     return "\n".join(out) + "\n"
 
 
@@ -403,42 +500,44 @@ def partial_update(cfg: ProxyConfig, changes: Mapping[ServicePortName, Change],
     left once it has committed. Returns ``("", …)`` when nothing changes.
 
     ``changes`` maps each changed port to ``(programmed, wanted)``; either may be
-    None (added, removed). ``programmed`` must be what the table holds now. The
-    chains of ``programmed`` are emptied and those of ``wanted`` filled; what
-    only ``programmed`` used becomes garbage. A map key that garbage still
-    holds with another verdict (a ClusterIP reused by another Service before
-    collection) is deleted in this transaction, the one slow case.
+    None (added, removed). ``programmed`` must be what the table holds now, with
+    the same ``cfg.shards``. The chains of ``programmed`` are emptied and those
+    of ``wanted`` filled; what only ``programmed`` used becomes garbage. A map
+    key that garbage still holds with another verdict (a ClusterIP reused by
+    another Service of the same shard before collection) is deleted in this
+    transaction, the one slow case.
     """
-    t = cfg.ref
     garbage = garbage.copy()
     flushes: list[str] = []
     early_deletes: list[str] = []
     body: list[str] = []
-    elements: dict[str, list[str]] = {m: [] for m in SHARED_MAPS}
+    elements: SharedElements = {}
     for name in sorted(changes):
         old, new = changes[name]
         if old == new:
             continue
+        table = cfg.shard_table(cfg.shard_of(name))
+        t = f"{FAMILY} {table}"
         before = port_objects(old) if old is not None else None
         after = port_objects(new) if new is not None else None
         if before is not None:
             flushes += [f"flush chain {t} {c}" for c in sorted(before.chains)]
         if new is not None and after is not None:  # (after is what new needs)
-            garbage.chains -= after.chains
-            garbage.sets -= after.sets
+            garbage.chains -= {(table, c) for c in after.chains}
+            garbage.sets -= {(table, s) for s in after.sets}
             for (m, key, verdict) in after.elements:
-                held = garbage.elements.pop((m, key), None)
+                held = garbage.elements.pop((table, m, key), None)
                 if held is not None and held != verdict:
                     early_deletes.append(f"delete element {t} {m} {{ {key} }}")
             _port_commands(cfg, new, body, elements)
         if before is not None:
             keep = after or PortObjects(frozenset(), frozenset(), frozenset())
-            garbage.chains |= before.chains - keep.chains
-            garbage.sets |= before.sets - keep.sets
+            garbage.chains |= {(table, c) for c in before.chains - keep.chains}
+            garbage.sets |= {(table, s) for s in before.sets - keep.sets}
             kept_keys = {(m, k) for (m, k, _) in keep.elements}
-            garbage.elements.update({(m, k): v for (m, k, v) in before.elements
+            garbage.elements.update({(table, m, k): v for (m, k, v) in before.elements
                                      if (m, k) not in kept_keys})
-    body += _shared_elements(t, elements)
+    body += _shared_elements(cfg, elements)
     if not flushes and not body:
         return "", garbage
     return "\n".join(early_deletes + flushes + body) + "\n", garbage

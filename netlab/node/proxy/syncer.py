@@ -1,4 +1,4 @@
-"""The proxy's sync engine: Services and EndpointSlices in, one nftables table out.
+"""The proxy's sync engine: Services and EndpointSlices in, nftables tables out.
 
 A :class:`Proxier` is told about Services and EndpointSlices (``update_service``,
 ``delete_service``, ``update_endpoint_slice``, ``delete_endpoint_slice``, in the
@@ -13,7 +13,11 @@ its BoundedFrequencyRunner drive ``syncProxyRules``).
 How a sync works:
 
 - **Full** (the first sync, after any failure, or on ``force_full``): the whole
-  table is rebuilt in one transaction (``ruleset.full_ruleset``).
+  table is rebuilt in one transaction (``ruleset.full_ruleset``), spread over
+  one shard table per ``ruleset.SHARD_PORTS`` service ports.
+- **Re-sharding**: when partial syncs have grown the Services to twice what
+  the shards were sized for, the next sync is full, which sizes them again (a
+  commit costs in proportion to the size of the shard it changes).
 - **Partial** otherwise: only the Services touched since the last sync are
   rewritten (``ruleset.partial_update``), again as one transaction. What the
   table holds is known exactly (``programmed``), so a transaction that fails
@@ -37,13 +41,15 @@ How a sync works:
   on the bridge's ports is the pod network's (``netlab.node.cni``, set at ADD).
 
 Every sync is logged with its kind, size and duration. ``cleanup()`` deletes
-the table (and the local route), which is what a clean exit does;
+the tables (and the local route), which is what a clean exit does;
 ``netlab down`` deletes the namespaces, so nothing is left either way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -57,6 +63,31 @@ from netlab.node.syncloop import RateLimited
 log = logging.getLogger("netlab.proxy")
 
 Key = tuple[str, str]  # (namespace, name) of a Service, which its slices are labelled with
+
+
+def proxy_tables(netns: str, table: str = ruleset.TABLE, backend: str = "auto") -> list[str]:
+    """The proxy's tables in ``netns``: the main one first, then its shards."""
+    from netlab.kernel import nft
+
+    shard = re.compile(re.escape(table) + r"(?:-(\d+))?")
+    found = {}
+    for name in nft.list_tables(netns, ruleset.FAMILY, backend):
+        m = shard.fullmatch(name)
+        if m:
+            found[int(m.group(1) or 0)] = name
+    return [found[k] for k in sorted(found)]
+
+
+def list_proxy_tables(netns: str, table: str = ruleset.TABLE,
+                      backend: str = "auto") -> str | None:
+    """``nft list table`` of every proxy table, one after the other; None when
+    there is none. ``describe`` reads the result as one table."""
+    from netlab.kernel import nft
+
+    texts = [nft.list_table(netns, name, ruleset.FAMILY, backend)
+             for name in proxy_tables(netns, table, backend)]
+    found = [text for text in texts if text is not None]
+    return "".join(found) if found else None
 
 
 class ProxyKernel(Protocol):
@@ -100,15 +131,16 @@ class NodeKernel:
         nft.apply(self.netns, script, self.backend)
 
     def list_table(self) -> str | None:
-        from netlab.kernel import nft
-
-        return nft.list_table(self.netns, self.cfg.table, ruleset.FAMILY, self.backend)
+        return list_proxy_tables(self.netns, self.cfg.table, self.backend)
 
     def delete_table(self) -> bool:
         from netlab.kernel import nft
         from netlab.node.proxy import hostnet
 
-        deleted = nft.delete_table(self.netns, self.cfg.table, ruleset.FAMILY, self.backend)
+        tables = proxy_tables(self.netns, self.cfg.table, self.backend)
+        nft.apply(self.netns, "".join(f"delete table {ruleset.FAMILY} {t}\n" for t in tables),
+                  self.backend)
+        deleted = bool(tables)
         if self.cfg.service_cidr:
             cidr = self.cfg.service_cidr
             self._in_netns(lambda: hostnet.remove_local_route(cidr))
@@ -122,9 +154,9 @@ class NodeKernel:
     def collect(self, garbage: Garbage) -> int:
         from netlab.kernel import nft
 
-        return nft.delete_objects(self.netns, self.cfg.table, ruleset.FAMILY,
-                                  elements=garbage.elements_by_map(),
-                                  sets=sorted(garbage.sets), chains=sorted(garbage.chains))
+        return nft.delete_objects_in(self.netns, {
+            table: nft.TableObjects(g.elements, g.sets, g.chains)
+            for table, g in garbage.by_table().items()}, ruleset.FAMILY)
 
     def release(self) -> None:
         from netlab.kernel import nft
@@ -245,12 +277,14 @@ class Proxier(RateLimited):
     def _full(self) -> SyncResult:
         started = self.clock()
         wanted, clashing = ruleset.dedupe(self._desired(self.services).values())
-        script = ruleset.full_ruleset(self.cfg, wanted)
+        cfg = dataclasses.replace(self.cfg, shards=ruleset.shard_count(len(wanted)))
+        script = ruleset.full_ruleset(cfg, wanted)
         previous = self.programmed
         try:
             self.kernel.apply(script)
         except Exception as exc:  # nft refused it; retried as a full sync
             return self._failed("full", script, started, exc)
+        self.cfg = cfg
         self.programmed = {sp.name: sp for sp in wanted}
         self._owner = {k: sp.name for sp in wanted for k in _keys(sp)}
         self._objects = sum(_object_count(sp) for sp in wanted)
@@ -306,6 +340,11 @@ class Proxier(RateLimited):
             self._owner.update({k: name for k in _keys(new)})
         self.garbage = garbage
         self.dirty -= keys
+        if (self.cfg.shards < ruleset.MAX_SHARDS
+                and ruleset.shard_count(len(self.programmed)) >= 2 * self.cfg.shards):
+            log.info("%d service ports on %d shard tables: the next sync re-shards them",
+                     len(self.programmed), self.cfg.shards)
+            self.need_full = True
         flushed = self._after_commit(before, after)
         return self._done("partial", script, started, len(changes), flushed, skipped)
 

@@ -57,11 +57,12 @@ def test_every_transition_applies_and_garbage_collection_leaves_nothing_unused(m
         script, garbage = ruleset.partial_update(CFG, {WEB: (steps[i - 1], steps[i])}, garbage)
         nft.apply(ns, script)
         if i % 3 == 0:  # raw netlink deletes, as the Proxier collects
-            deleted = nft.delete_objects(ns, ruleset.TABLE, elements=garbage.elements_by_map(),
-                                         sets=sorted(garbage.sets), chains=sorted(garbage.chains))
+            deleted = nft.delete_objects_in(ns, {
+                table: nft.TableObjects(g.elements, g.sets, g.chains)
+                for table, g in garbage.by_table().items()})
             assert deleted == len(garbage)
             garbage = Garbage()
-    nft.apply(ns, garbage.collect_script(CFG))  # and as nft text
+    nft.apply(ns, garbage.collect_script())  # and as nft text
     listed = nft.list_table(ns, ruleset.TABLE)
     text = describe(listed)
     assert "awaiting deletion" not in text, text

@@ -18,8 +18,10 @@ from proxykit import (
 
 from netlab.kernel import nft
 from netlab.kernel.netns import run_in_netns
-from netlab.node.proxy.describe import describe
-from netlab.node.proxy.syncer import Proxier
+from netlab.node.proxy import ruleset
+from netlab.node.proxy.describe import describe, summary
+from netlab.node.proxy.syncer import Proxier, proxy_tables
+from netlab.trace.resolve import services_from_table
 
 HTTP = {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
 UDP = {"name": "udp", "port": 80, "targetPort": 8080, "protocol": "UDP"}
@@ -171,6 +173,55 @@ def test_describe_labels_the_live_table(proxy_lab: ProxyLab):
     assert "default/shown:http (tcp)  ClusterIP 10.96.0.50:80" in text
     assert "#0 -> 10.244.1.11:8080  pod w1-b on worker1" in text
     assert "# default/shown:http: endpoint #0 10.244.1.11:8080 pod w1-b on worker1" in text
+
+
+def test_services_spread_over_shard_tables_all_answer(proxy_lab: ProxyLab, monkeypatch):
+    """One shard table per Service (SHARD_PORTS lowered): ClusterIP, NodePort with
+    masquerade, hairpin and refusal still work across tables, a partial sync
+    changes one shard, and a smaller layout deletes the extra tables."""
+    lab = proxy_lab
+    monkeypatch.setattr(ruleset, "SHARD_PORTS", 1)
+    lab.program(service("sh-a", "10.96.0.70", [HTTP]),
+                endpoints("sh-a", [lab.pods["w2-a"]], [EP_HTTP]),
+                service("sh-np", "10.96.0.71", [{"name": "http", "port": 80, "targetPort": 8080,
+                                                 "nodePort": 30071}], type_="NodePort"),
+                endpoints("sh-np", [lab.pods["w1-c"]], [EP_HTTP]),
+                service("sh-self", "10.96.0.72", [HTTP]),
+                endpoints("sh-self", [lab.pods["w1-a"]], [EP_HTTP]),
+                service("sh-none", "10.96.0.73", [HTTP]), endpoints("sh-none", [], [EP_HTTP]))
+    for proxier in lab.proxiers.values():
+        proxier.force_full()
+    lab.sync()
+    worker1 = lab.ns("worker1")
+    tables = proxy_tables(worker1)
+    assert len(tables) == lab.proxiers["worker1"].cfg.shards >= 4, tables
+    client = lab.pods["w2-b"].netns
+    assert _pod_of(tcp_request(client, "10.96.0.70", 80)) == "w2-a"
+    answer = tcp_request(lab.ns("client"), str(lab.plan.node("worker2").underlay.ip), 30071)
+    assert answer and answer.split()[0] == "w1-c", answer
+    assert answer.split()[2] in lab.node_addresses("worker2"), "NodePort not masqueraded"
+    me = lab.pods["w1-a"]
+    hairpin = tcp_request(me.netns, "10.96.0.72", 80)
+    assert hairpin and hairpin.split()[2] == str(lab.plan.node("worker1").gateway.ip), hairpin
+    assert _connect(client, "10.96.0.73", 80)[0] == "refused"
+    lab.program(endpoints("sh-a", [lab.pods["w2-c"]], [EP_HTTP]))  # a partial sync
+    assert _pod_of(tcp_request(client, "10.96.0.70", 80)) == "w2-c"
+    listed = lab.proxiers["worker1"].ruleset_text() or ""
+    shown = {p["service"]: p for p in summary(listed)}  # what `netlab proxy show` reads
+    assert {"default/sh-a:http", "default/sh-np:http", "default/sh-self:http",
+            "default/sh-none:http"} <= set(shown), sorted(shown)
+    assert [e["address"] for e in shown["default/sh-a:http"]["endpoints"]] == \
+        [f"{lab.pods['w2-c'].ip}:8080"]
+    assert shown["default/sh-np:http"]["nodePort"] == 30071 and shown["default/sh-none:http"][
+        "refuses"]
+    traced = {s.name for s in services_from_table(listed)}  # what `netlab trace` reads
+    assert {"sh-a", "sh-np", "sh-self", "sh-none"} <= traced, traced
+    monkeypatch.undo()
+    for proxier in lab.proxiers.values():
+        proxier.force_full()
+    lab.sync()
+    assert proxy_tables(worker1) == ["netlab-proxy"]
+    assert _pod_of(tcp_request(client, "10.96.0.70", 80)) == "w2-c"
 
 
 def test_cleanup_removes_the_table(proxy_lab: ProxyLab):

@@ -93,8 +93,8 @@ def test_partial_endpoint_change_uses_only_cheap_commands_and_leaves_garbage():
     assert verbs <= {"flush chain", "add chain", "add map", "add set"}, verbs
     gone = ruleset.endpoint_chain(WEB, Endpoint("10.244.1.2", 8080))
     assert f"flush chain ip netlab-proxy {gone}" in script
-    assert garbage.chains == {gone}
-    assert garbage.sets == {ruleset.dispatch_map(WEB, old.endpoints)}
+    assert garbage.chains == {(ruleset.TABLE, gone)}
+    assert garbage.sets == {(ruleset.TABLE, ruleset.dispatch_map(WEB, old.endpoints))}
     assert not garbage.elements
 
 
@@ -103,9 +103,11 @@ def test_removing_a_service_empties_it_now_and_deletes_it_later():
     script, garbage = ruleset.partial_update(CFG, {WEB: (old, None)}, Garbage())
     assert all(line.startswith("flush chain") for line in script.splitlines())
     assert garbage.elements == {
-        ("service-ips", "10.96.0.10 . tcp . 80"): f"goto {ruleset.service_chain(WEB)}",
-        ("service-nodeports", "tcp . 30080"): f"goto {ruleset.external_chain(WEB)}"}
-    collect = garbage.collect_script(CFG).splitlines()
+        (ruleset.TABLE, "service-ips", "10.96.0.10 . tcp . 80"):
+            f"goto {ruleset.service_chain(WEB)}",
+        (ruleset.TABLE, "service-nodeports", "tcp . 30080"):
+            f"goto {ruleset.external_chain(WEB)}"}
+    collect = garbage.collect_script().splitlines()
     kinds = [line.split()[1] for line in collect]
     # Elements first (they point at chains), then maps, then the chains.
     assert kinds == sorted(kinds, key=["element", "map", "set", "chain"].index)
@@ -116,8 +118,8 @@ def test_garbage_revived_by_a_later_change_is_not_deleted():
     a, b = port("10.244.1.2"), port("10.244.1.3")
     _, garbage = ruleset.partial_update(CFG, {WEB: (a, b)}, Garbage())
     _, garbage = ruleset.partial_update(CFG, {WEB: (b, a)}, garbage)
-    assert ruleset.endpoint_chain(WEB, a.endpoints[0]) not in garbage.chains
-    assert ruleset.dispatch_map(WEB, a.endpoints) not in garbage.sets
+    assert (ruleset.TABLE, ruleset.endpoint_chain(WEB, a.endpoints[0])) not in garbage.chains
+    assert (ruleset.TABLE, ruleset.dispatch_map(WEB, a.endpoints)) not in garbage.sets
 
 
 def test_a_cluster_ip_reused_before_collection_is_deleted_in_the_same_transaction():
@@ -127,7 +129,7 @@ def test_a_cluster_ip_reused_before_collection_is_deleted_in_the_same_transactio
         CFG, {other: (None, port("10.244.1.9", name=other))}, garbage)
     assert script.splitlines()[0] == \
         "delete element ip netlab-proxy service-ips { 10.96.0.10 . tcp . 80 }"
-    assert ("service-ips", "10.96.0.10 . tcp . 80") not in garbage.elements
+    assert (ruleset.TABLE, "service-ips", "10.96.0.10 . tcp . 80") not in garbage.elements
 
 
 def test_unchanged_ports_produce_no_transaction():
@@ -158,3 +160,47 @@ def test_map_keys_encode_as_the_kernel_stores_them():
     assert encode_key("10.96.0.10 . tcp . 80") == \
         bytes([10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0])
     assert encode_key("udp . 30053") == bytes([17, 0, 0, 0, 0x75, 0x65, 0, 0])
+
+
+def _named(i: int) -> ServicePort:
+    return port("10.244.1.2", "10.244.2.2", name=ServicePortName("default", f"s{i}", "", "tcp"),
+                cluster_ip=f"10.96.1.{i}", node_port=30000 + i)
+
+
+def test_sharded_services_each_live_in_one_shard_table_with_its_own_hooks():
+    cfg = ProxyConfig(pod_cidr="10.244.0.0/16", shards=3)
+    ports = [_named(i) for i in range(12)]
+    text = ruleset.full_ruleset(cfg, ports)
+    # Leftover shards of a larger layout go in the same transaction.
+    assert f"delete table ip netlab-proxy-{ruleset.MAX_SHARDS - 1}" in text
+    for shard, table in enumerate(["netlab-proxy", "netlab-proxy-1", "netlab-proxy-2"]):
+        assert f"add chain ip {table} nat-prerouting {{ type nat hook prerouting" in text
+        assert f"add chain ip {table} nat-output {{ type nat hook output" in text
+        assert f"add chain ip {table} services {{" in text
+        mine = [p for p in ports if cfg.shard_of(p.name) == shard]
+        assert mine, "12 Services should land in each of 3 shards"
+        for p in mine:
+            assert f"add chain ip {table} {ruleset.service_chain(p.name)} " in text
+            assert f"add map ip {table} service-ips {{" in text
+    # What acts on marks is shared: only in the main table.
+    assert text.count("type filter hook input") == 1
+    assert text.count("hook postrouting") == 1
+    assert "add chain ip netlab-proxy-3 " not in text
+
+
+def test_a_partial_sync_touches_only_the_changed_services_shard():
+    cfg = ProxyConfig(pod_cidr="10.244.0.0/16", shards=4)
+    p = _named(5)
+    table = cfg.shard_table(cfg.shard_of(p.name))
+    moved = ServicePort(p.name, p.cluster_ip, p.port, p.node_port, None, p.endpoints[:1])
+    script, garbage = ruleset.partial_update(cfg, {p.name: (p, moved)}, Garbage())
+    assert {line.split()[3] for line in script.splitlines()} == {table}, script
+    assert {t for t, _ in garbage.chains} == {table}
+    _, garbage = ruleset.partial_update(cfg, {p.name: (moved, None)}, garbage)
+    assert garbage.collect_script().splitlines()[0].startswith(f"delete element ip {table} ")
+
+
+def test_shard_count_grows_with_service_ports_and_is_capped():
+    assert ruleset.shard_count(0) == ruleset.shard_count(ruleset.SHARD_PORTS) == 1
+    assert ruleset.shard_count(ruleset.SHARD_PORTS + 1) == 2
+    assert ruleset.shard_count(10 ** 9) == ruleset.MAX_SHARDS

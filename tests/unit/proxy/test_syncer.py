@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from netlab.node.proxy import ruleset
 from netlab.node.proxy.ruleset import ProxyConfig
 from netlab.node.proxy.syncer import Proxier
 
@@ -42,7 +43,7 @@ class FakeKernel:
         return len(pairs)
 
     def collect(self, garbage: Any) -> int:
-        self.collected.append(garbage.collect_script(self.cfg))
+        self.collected.append(garbage.collect_script())
         return len(garbage)
 
     def release(self) -> None:
@@ -236,3 +237,21 @@ def test_deleting_a_service_and_cleanup(setup):
     proxier.delete_service(("default", "a"))
     assert proxier.sync().kind == "partial" and not proxier.programmed
     assert proxier.cleanup() and kernel.deleted and proxier.need_full
+
+
+def test_services_are_sharded_at_full_syncs_and_growth_asks_for_a_new_layout(setup, monkeypatch):
+    proxier, kernel, clock = setup
+    monkeypatch.setattr(ruleset, "SHARD_PORTS", 2)
+    for i in range(3):
+        proxier.update_service(svc(f"s{i}", f"10.96.0.{i + 1}"))
+    assert proxier.sync().kind == "full" and proxier.cfg.shards == 2
+    assert "add chain ip netlab-proxy-1 services {" in kernel.scripts[-1]
+    for i in range(3, 7):  # 7 ports want 4 shards: twice what there are
+        clock.now += 2
+        proxier.update_service(svc(f"s{i}", f"10.96.0.{i + 1}"))
+        result = proxier.sync()
+        assert result.kind == "partial" and result.ok
+    assert proxier.need_full
+    clock.now += 2
+    assert proxier.sync().kind == "full" and proxier.cfg.shards == 4
+    assert "add chain ip netlab-proxy-3 services {" in kernel.scripts[-1]
