@@ -23,7 +23,7 @@ from typing import Any, Callable
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
 from netlab.node.netpol.agent import PolicyAgent, SyncResult
-from netlab.node.syncloop import run_sync_loop
+from netlab.node.syncloop import ChangeGate, run_sync_loop
 from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.netpol")
@@ -56,13 +56,12 @@ async def run(args: argparse.Namespace) -> None:
     agent = PolicyAgent(args.node, args.netns, args.pod_cidr,
                         min_interval=args.min_sync_interval)
     informers = SharedInformers(client)
-    changed = asyncio.Event()
+    gate = ChangeGate(asyncio.Event())
 
     def handler(update: Callable[[Obj], None],
                 delete: Callable[[Obj], None]) -> Callable[[str, Obj, Obj | None], None]:
         def on_event(kind: str, obj: Obj, _old: Obj | None) -> None:
-            (delete if kind == "DELETED" else update)(obj)
-            changed.set()
+            gate.apply(delete if kind == "DELETED" else update, obj)
         return on_event
 
     informers.get("networkpolicies").add_handler(handler(agent.update_policy,
@@ -88,7 +87,7 @@ async def run(args: argparse.Namespace) -> None:
         # While a local pod waits for its address, poll IPAM; else the periodic resync.
         return IPAM_POLL if agent.pending_local() else RESYNC_PERIOD
 
-    await run_sync_loop(informers, client, changed, stop_event(), agent.sync, next_wait,
+    await run_sync_loop(informers, client, gate, stop_event(), agent.sync, next_wait,
                         agent.cleanup, before_sync=learn)
     log.info("stopped; table removed")
 

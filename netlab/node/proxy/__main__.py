@@ -18,7 +18,7 @@ import logging
 from netlab.client.connection import add_connection_args, client_from_args
 from netlab.client.workqueue import SharedInformers
 from netlab.node.proxy.syncer import Proxier, SyncResult
-from netlab.node.syncloop import run_sync_loop
+from netlab.node.syncloop import ChangeGate, run_sync_loop
 from netlab.process import setup_logging, stop_event
 
 log = logging.getLogger("netlab.proxy")
@@ -48,16 +48,15 @@ async def run(args: argparse.Namespace) -> None:
     informers = SharedInformers(client)
     services = informers.get("services")
     slices = informers.get("endpointslices")
-    changed = asyncio.Event()
+    gate = ChangeGate(asyncio.Event())
 
     def on_service(kind: str, obj: dict, _old: dict | None) -> None:
-        (proxier.delete_service if kind == "DELETED" else proxier.update_service)(obj)
-        changed.set()
+        gate.apply(proxier.delete_service if kind == "DELETED" else proxier.update_service,
+                   obj)
 
     def on_slice(kind: str, obj: dict, _old: dict | None) -> None:
-        (proxier.delete_endpoint_slice if kind == "DELETED"
-         else proxier.update_endpoint_slice)(obj)
-        changed.set()
+        gate.apply(proxier.delete_endpoint_slice if kind == "DELETED"
+                   else proxier.update_endpoint_slice, obj)
 
     services.add_handler(on_service)
     slices.add_handler(on_slice)
@@ -70,7 +69,7 @@ async def run(args: argparse.Namespace) -> None:
         timeout = result.retry_in if result.kind == "deferred" else RESYNC_PERIOD
         return min(timeout, args.min_sync_interval) if not result.ok else timeout
 
-    await run_sync_loop(informers, client, changed, stop_event(), proxier.sync, next_wait,
+    await run_sync_loop(informers, client, gate, stop_event(), proxier.sync, next_wait,
                         proxier.cleanup)
     log.info("stopped; table removed")
 
