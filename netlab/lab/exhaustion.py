@@ -34,6 +34,9 @@ FILES_PER_NODE = 16
 # Descriptors ``up`` keeps in reserve for its rollback: enough for a netlink socket
 # per namespace in turn, psutil's reads and the directory walks of the removal.
 RESERVE_FDS = 16
+# How far ``up`` raises its soft open-file limit: 40 times what a 100-node lab's API
+# server holds, and what a pod's process may loop over closing them all.
+RAISE_CAP = 65536
 OOM_SIGNAL_EXIT = -9  # a component's exit status when SIGKILL ended it
 
 _FILES = re.compile(r"\[Errno 2[34]\]|Too many open files|EMFILE|ENFILE")
@@ -73,15 +76,18 @@ def open_files_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def raise_open_files_limit() -> int:
-    """Raise the soft open-file limit to the hard one, as Go's runtime does at start
-    for kube-apiserver, the kubelet and etcd: 1024, the usual soft default, is less
-    than a big lab's API server holds. The supervisor and every component inherit
-    it from ``up``. Returns the soft limit now."""
+def raise_open_files_limit(cap: int = RAISE_CAP) -> int:
+    """Raise the soft open-file limit towards the hard one, as Go's runtime does at
+    start for kube-apiserver, the kubelet and etcd: 1024, the usual soft default, is
+    less than a big lab's API server holds. The supervisor and every component
+    inherit it from ``up``, and so do pods' processes: hence ``cap`` (a program that
+    closes every possible descriptor before it execs pays for each). Never lowers
+    it. Returns the soft limit now."""
     soft, hard = open_files_limit()
-    if hard == resource.RLIM_INFINITY or hard > soft:
+    target = cap if hard == resource.RLIM_INFINITY else min(hard, cap)
+    if soft != resource.RLIM_INFINITY and target > soft:
         with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return open_files_limit()[0]
 
 

@@ -138,7 +138,7 @@ def test_a_process_holding_all_the_files_its_limit_allows_is_found(tmp_path: Pat
         proc.communicate("")
 
 
-def test_up_raises_its_soft_open_file_limit_to_the_hard_one_as_go_does():
+def test_up_raises_its_soft_open_file_limit_towards_the_hard_one_as_go_does():
     code = ("import resource\n"
             "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 256))\n"
             "from netlab.lab import exhaustion\n"
@@ -150,6 +150,15 @@ def test_up_raises_its_soft_open_file_limit_to_the_hard_one_as_go_does():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "256 (256, 256)"
+    capped = code.replace("raise_open_files_limit()", "raise_open_files_limit(128)")
+    out = subprocess.run([sys.executable, "-c", capped], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "128 (128, 256)"
+    never_lower = code.replace("(64, 256)", "(200, 256)").replace(
+        "raise_open_files_limit()", "raise_open_files_limit(128)")
+    out = subprocess.run([sys.executable, "-c", never_lower], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "200 (200, 256)"
 
 
 def test_the_reserve_gives_its_descriptors_back():
