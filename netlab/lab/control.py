@@ -144,14 +144,23 @@ def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
                service_ip=str(next(cluster.service_subnet.hosts())),
                kubelets={n.name: str(n.underlay.ip) for n in state.plan().nodes
                          if n.in_cluster})
+    # The supervisor waits, as a shell before it becomes Python, until up has recorded
+    # its pid: an up killed in between would otherwise leave a supervisor no record
+    # names, restarting components forever. Then the shell reads end-of-file and exits.
+    gate = ["sh", "-c", 'read -r _ && exec "$@" </dev/null', "sh"]
     with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
-        proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
-                                stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
+        proc = subprocess.Popen([*gate, sys.executable, "-m", "netlab.lab.supervisor", lab],
+                                stdin=subprocess.PIPE, stdout=logfile, stderr=logfile,
                                 start_new_session=True, close_fds=True, cwd="/",
                                 preexec_fn=_prefer_for_oom_kill)
-    state.processes["supervisor"] = {"pid": proc.pid,
-                                     "createTime": psutil.Process(proc.pid).create_time()}
-    state.save()
+    assert proc.stdin is not None
+    try:
+        state.processes["supervisor"] = {"pid": proc.pid,
+                                         "createTime": psutil.Process(proc.pid).create_time()}
+        state.save()
+        proc.stdin.write(b"go\n")  # the pid exec keeps is the one recorded
+    finally:
+        proc.stdin.close()
 
 
 # The lab's processes' oom_score_adj (the supervisor's, which its components inherit):
