@@ -194,9 +194,10 @@ def wait_ready(lab: str, timeout: float, state: LabState,
                 if check is not None:
                     check()
                 if not is_running(sup.get("pid", 0), sup.get("createTime")):
-                    raise ControlPlaneError(
-                        "the supervisor exited; its log says:\n"
-                        + log_tail(log_dir(lab) / "supervisor.log"))
+                    # Killed (the OOM killer's SIGKILL), it leaves an empty log.
+                    said = log_tail(log_dir(lab) / "supervisor.log")
+                    raise ControlPlaneError("the supervisor exited; " + (
+                        f"its log says:\n{said}" if said else "its log is empty"))
                 if time.monotonic() > deadline:
                     raise ControlPlaneError(
                         f"the API server was not ready after {timeout:.0f}s; its log says:\n"
