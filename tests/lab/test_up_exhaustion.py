@@ -119,7 +119,8 @@ def test_up_out_of_memory_rolls_back_everything_and_says_so(tmp_path):
             enter = f"echo $$ > {group}/cgroup.procs && exec \"$@\""
             out = _up(path, ["sh", "-c", enter, "sh"])
             assert out.returncode == 1, out.stderr
-            assert "out of memory (the kernel's OOM killer killed" in out.stderr
+            # Killed by the OOM killer, as a rule; a MemoryError in a log would do too.
+            assert "out of memory (" in out.stderr
             assert "is limited to 300 MiB" in out.stderr
             assert "A lab of 2 cluster nodes needs about 440 MiB" in out.stderr
             assert "Everything it had created has been removed" in out.stderr
