@@ -174,3 +174,29 @@ def test_the_memory_limit_is_read_from_this_process_cgroups():
     limit = exhaustion.memory_limit()
     assert limit is None or (limit[0].startswith("/") and limit[1] > 0)
     assert json.dumps(limit)  # plain data, for the message
+
+
+def test_the_waits_check_fails_at_once_on_a_component_the_oom_killer_ended(tmp_path, monkeypatch):
+    # Restarted by the supervisor and killed again, it never gets ready: up says so at
+    # once rather than at its deadline.
+    from netlab.lab import control
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "apiserver.log").write_text("INFO serving\n")
+    (tmp_path / "components.json").write_text(json.dumps({
+        "apiserver": {"pid": None, "restarts": 1, "lastExit": -9},
+        "scheduler": {"pid": None, "restarts": 0, "lastExit": None}}))
+    monkeypatch.setattr(control, "components_path", lambda lab: tmp_path / "components.json")
+    monkeypatch.setattr(control, "log_dir", lambda lab: tmp_path / "logs")
+    monkeypatch.setattr(exhaustion, "oom_kills", lambda: 12)
+    check = control.exhaustion_check("lab", since_kills=10)
+    with pytest.raises(control.ResourceExhausted) as err:
+        check()
+    assert err.value.exhaustion == Exhaustion("memory", "the API server",
+                                              "the kernel's OOM killer killed 2 processes")
+    check()  # within CHECK_INTERVAL: not looked at again
+    with pytest.raises(control.ResourceExhausted):
+        check(force=True)
+    (tmp_path / "components.json").write_text(json.dumps({
+        "apiserver": {"pid": None, "restarts": 0, "lastExit": None}}))
+    control.exhaustion_check("lab", since_kills=10)(force=True)  # nothing ran out
