@@ -289,13 +289,16 @@ def _exhaustion(exc: BaseException, ctx: UpContext, since_kills: int | None) -> 
     (the exception), in a component that said so in its log, or in one the OOM
     killer ended. Read before the rollback removes the logs."""
     lab = ctx.plan.lab
-    found = (getattr(exc, "exhaustion", None) or exhaustion.from_exception(exc)
-             or control.exhaustion_in_lab(lab, since_kills, every_log=True))
-    if found is None:
+    try:
+        found = (getattr(exc, "exhaustion", None) or exhaustion.from_exception(exc)
+                 or control.exhaustion_in_lab(lab, since_kills, every_log=True))
+        if found is None:
+            return None
+        nodes = sum(1 for n in ctx.plan.nodes if n.in_cluster)
+        return exhaustion.describe(found, nodes, exhaustion.open_files_limit(),
+                                   memory_needed(ctx.plan), exhaustion.memory_limit())
+    except Exception:  # an explanation that fails must not cost the rollback
         return None
-    nodes = sum(1 for n in ctx.plan.nodes if n.in_cluster)
-    return exhaustion.describe(found, nodes, exhaustion.open_files_limit(),
-                               memory_needed(ctx.plan), exhaustion.memory_limit())
 
 
 def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
@@ -340,9 +343,10 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
                 except BaseException as exc:
                     reserve.release()  # the diagnosis and the rollback need descriptors
                     progress(f"failed while {step.name}; removing what was created")
-                    why = _exhaustion(exc, ctx, since_kills)
+                    interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+                    why = None if interrupted else _exhaustion(exc, ctx, since_kills)
                     undone = _roll_back(state)
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    if interrupted:
                         raise
                     raise LabUpError(step.name, exc, why, undone) from exc
         finally:
