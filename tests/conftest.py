@@ -7,6 +7,7 @@ tier cannot be forgotten.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def sweep_test_leftovers():
 
     from netlab.kernel.processes import is_running
     from netlab.lab import lifecycle, network
-    from netlab.lab.state import list_labs, load_state
+    from netlab.lab.state import DATA_ROOT, list_labs, load_state
     from netlab.node.runtime import cleanup_lab
 
     def orphaned(lab: str) -> bool:
@@ -62,6 +63,12 @@ def sweep_test_leftovers():
             if name.startswith(TEST_PREFIX) and load_state(lab) is None:
                 cleanup_lab(lab)
                 network.teardown_network(network.owned_namespaces(lab))
+        # A store without a record (up refuses one): never a live run's, since up
+        # records the lab before it makes the store and down removes the store first.
+        with contextlib.suppress(FileNotFoundError):
+            for path in DATA_ROOT.iterdir():
+                if path.name.startswith(TEST_PREFIX) and load_state(path.name) is None:
+                    lifecycle.down(path.name)
 
     sweep()
     yield

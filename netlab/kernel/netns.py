@@ -123,7 +123,9 @@ def create_netns(name: str, setup: Callable[[], T] | None = None) -> T | None:
     """Create namespace ``name`` and run ``setup()`` inside it; return its result.
 
     Fails with EEXIST when the name is taken: labs never adopt a namespace they
-    did not make.
+    did not make. When ``setup`` fails the namespace is deleted again: it is
+    this call's, and ``setup`` (the lab's owner tag) is what would let a later
+    cleanup tell it from someone else's, so nobody else could remove it.
     """
     _ensure_run_dir()
     path = netns_path(name)
@@ -137,7 +139,13 @@ def create_netns(name: str, setup: Callable[[], T] | None = None) -> T | None:
         except BaseException:
             os.unlink(path)
             raise
-        return setup() if setup is not None else None
+        if setup is None:
+            return None
+        try:
+            return setup()
+        except BaseException:
+            delete_netns(name)
+            raise
 
     return _run_in_thread(target)
 

@@ -19,7 +19,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import aiohttp
 import psutil
@@ -28,8 +28,10 @@ from netlab.api.views import meta_of, node_status
 from netlab.client import APIError, lab_client
 from netlab.client.apply import apply_object
 from netlab.kernel.processes import is_running, stop_pids
+from netlab.lab import exhaustion
 from netlab.lab.component_logs import etcd_log_error, etcd_log_tail, log_tail
 from netlab.lab.components import EtcdClient
+from netlab.lab.exhaustion import Exhaustion
 from netlab.lab.state import (
     LabState,
     components_path,
@@ -47,6 +49,82 @@ RETRY_INTERVAL = 0.1  # after a failed list or watch of the Nodes, while the API
 
 class ControlPlaneError(RuntimeError):
     pass
+
+
+class ResourceExhausted(ControlPlaneError):
+    """A component ran out of open files or memory (``exhaustion`` says which)."""
+
+    def __init__(self, found: Exhaustion):
+        self.exhaustion = found
+        super().__init__(f"{found.who} ran out of "
+                         f"{'open files' if found.resource == 'files' else 'memory'}: "
+                         f"{found.evidence}")
+
+
+# The logs a wait reads for exhaustion while it waits; the node agents' only at the end.
+_CONTROL_LOGS = ("supervisor", "apiserver", "etcd-")
+# How often a wait looks (a read of a few logs' ends and components.json).
+CHECK_INTERVAL = 1.0
+# A component's name as the user knows it.
+_WHO = {"apiserver": "the API server", "supervisor": "the supervisor"}
+
+
+def exhaustion_in_lab(lab: str, since_kills: int | None,
+                      every_log: bool = False) -> Exhaustion | None:
+    """A component of ``lab`` that ran out of open files or memory: killed by SIGKILL
+    (the OOM killer, ``since_kills`` being the kernel's count when ``up`` began), or
+    saying so in its log: the control plane's logs, or with ``every_log`` all."""
+    record = read_json(components_path(lab)) or {}
+    killed = exhaustion.killed_components(record, since_kills, exhaustion.oom_kills(), _WHO)
+    if killed is not None:
+        return killed
+    # An API server out of descriptors may log nothing (uvloop drops the connection it
+    # cannot accept): its count at its limit says it.
+    for name, row in sorted(record.items(), key=lambda item: item[0] != "apiserver"):
+        if row.get("pid") and (every_log or name.startswith(_CONTROL_LOGS)):
+            full = exhaustion.fds_at_limit(row["pid"], _WHO.get(name, name))
+            if full is not None:
+                return full
+    try:
+        logs = sorted(log_dir(lab).glob("*.log"))
+    except OSError:
+        return None
+    # The API server first: the node agents' errors often only quote its.
+    logs.sort(key=lambda p: (p.stem != "apiserver", p.stem))
+    for path in logs:
+        if every_log or path.stem.startswith(_CONTROL_LOGS):
+            found = exhaustion.from_log(path, _WHO.get(path.stem, path.stem))
+            if found is not None:
+                return found
+    if every_log:  # what failed leaves no word of its own: was it the OOM killer?
+        return exhaustion.oom_killed_meanwhile(since_kills, exhaustion.oom_kills(),
+                                               _supervisor_gone(lab))
+    return None
+
+
+def _supervisor_gone(lab: str) -> bool:
+    state = read_json(lab_dir(lab) / "state.json") or {}
+    sup = (state.get("processes") or {}).get("supervisor") or {}
+    return bool(sup) and not is_running(sup.get("pid", 0), sup.get("createTime"))
+
+
+def exhaustion_check(lab: str, since_kills: int | None) -> Callable[..., None]:
+    """What ``up``'s waits call on every probe: raises ``ResourceExhausted`` as soon as
+    a component ran out, rather than waiting out the deadline (a component the OOM
+    killer ends is restarted and killed again, and never gets ready). Looks at most
+    once every ``CHECK_INTERVAL``, unless called with ``force=True``."""
+    last = [0.0]
+
+    def check(force: bool = False) -> None:
+        now = time.monotonic()
+        if now - last[0] < CHECK_INTERVAL and not force:
+            return
+        last[0] = now
+        found = exhaustion_in_lab(lab, since_kills)
+        if found is not None:
+            raise ResourceExhausted(found)
+
+    return check
 
 
 def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
@@ -68,17 +146,44 @@ def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
                service_ip=str(next(cluster.service_subnet.hosts())),
                kubelets={n.name: str(n.underlay.ip) for n in state.plan().nodes
                          if n.in_cluster})
+    # The supervisor waits, as a shell before it becomes Python, until up has recorded
+    # its pid: an up killed in between would otherwise leave a supervisor no record
+    # names, restarting components forever. Then the shell reads end-of-file and exits.
+    gate = ["sh", "-c", 'read -r _ && exec "$@" </dev/null', "sh"]
     with open(log_dir(lab) / "supervisor.log", "ab") as logfile:
-        proc = subprocess.Popen([sys.executable, "-m", "netlab.lab.supervisor", lab],
-                                stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile,
-                                start_new_session=True, close_fds=True, cwd="/")
-    state.processes["supervisor"] = {"pid": proc.pid,
-                                     "createTime": psutil.Process(proc.pid).create_time()}
-    state.save()
+        proc = subprocess.Popen([*gate, sys.executable, "-m", "netlab.lab.supervisor", lab],
+                                stdin=subprocess.PIPE, stdout=logfile, stderr=logfile,
+                                start_new_session=True, close_fds=True, cwd="/",
+                                preexec_fn=_prefer_for_oom_kill)
+    assert proc.stdin is not None
+    try:
+        state.processes["supervisor"] = {"pid": proc.pid,
+                                         "createTime": psutil.Process(proc.pid).create_time()}
+        state.save()
+        proc.stdin.write(b"go\n")  # the pid exec keeps is the one recorded
+    finally:
+        proc.stdin.close()
 
 
-def wait_ready(lab: str, timeout: float, state: LabState) -> None:
-    """Probe until the API server is ready; explain with the logs if it never is."""
+# The lab's processes' oom_score_adj (the supervisor's, which its components inherit):
+# when memory runs out during ``up``, the kernel kills one of them rather than ``up``,
+# which then rolls back and says so; killed itself, it could do neither. The kubelet
+# ranks pods above itself the same way. Raising one's own score needs no privilege.
+LAB_OOM_SCORE_ADJ = 500
+
+
+def _prefer_for_oom_kill() -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(LAB_OOM_SCORE_ADJ))
+    except OSError:
+        pass  # no /proc: the OOM killer chooses by size alone
+
+
+def wait_ready(lab: str, timeout: float, state: LabState,
+               check: Callable[[], None] | None = None) -> None:
+    """Probe until the API server is ready; explain with the logs if it never is.
+    ``check`` (``exhaustion_check``) is called on every probe."""
     sup = state.processes.get("supervisor", {})
     client = lab_client(lab, timeout=2.0)
 
@@ -88,10 +193,13 @@ def wait_ready(lab: str, timeout: float, state: LabState) -> None:
             while True:
                 if read_json(endpoints_path(lab)) is not None and await client.readyz():
                     return
+                if check is not None:
+                    check()
                 if not is_running(sup.get("pid", 0), sup.get("createTime")):
-                    raise ControlPlaneError(
-                        "the supervisor exited; its log says:\n"
-                        + log_tail(log_dir(lab) / "supervisor.log"))
+                    # Killed (the OOM killer's SIGKILL), it leaves an empty log.
+                    said = log_tail(log_dir(lab) / "supervisor.log")
+                    raise ControlPlaneError("the supervisor exited; " + (
+                        f"its log says:\n{said}" if said else "its log is empty"))
                 if time.monotonic() > deadline:
                     raise ControlPlaneError(
                         f"the API server was not ready after {timeout:.0f}s; its log says:\n"
@@ -120,7 +228,7 @@ def _etcd_probe(client: EtcdClient, action: str, endpoint: str, netns_name: str 
 
 def wait_etcd(client: EtcdClient, member: str, endpoint: str, netns_name: str,
               timeout: float, state: LabState, crash_limit: int = 3,
-              component: str = "etcd") -> None:
+              component: str = "etcd", check: Callable[[], None] | None = None) -> None:
     """Probe the lab's etcd member's health (with a deadline) from inside its
     namespace; give up early if it keeps exiting, and explain with its log."""
     lab = state.lab
@@ -132,6 +240,8 @@ def wait_etcd(client: EtcdClient, member: str, endpoint: str, netns_name: str,
                              max(0.5, min(2.0, remaining)))
         if result.returncode == 0:
             return
+        if check is not None:
+            check()
         record = (read_json(components_path(lab)) or {}).get(component) or {}
         if record.get("restarts", 0) >= crash_limit:
             why = (f"it exited {record['restarts']} times (last exit status "
@@ -207,14 +317,17 @@ def _node_ready(node: dict) -> bool:
                for c in node_status(node).get("conditions") or [])
 
 
-def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
+def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float,
+                     check: Callable[[], None] | None = None) -> None:
     """Wait until every named Node is registered and Ready; name the laggards if not.
 
     It lists the Nodes, then watches them from that list's resourceVersion, so the
     last Node's Ready is seen the moment it is written (a poll found it up to its
     interval late), and a big lab's API server sends each Node's changes once
     instead of the whole list on every poll. A failed list or watch is retried (a
-    big lab's API server is busy registering its nodes) until the deadline."""
+    big lab's API server is busy registering its nodes) until the deadline.
+    ``check`` (``exhaustion_check``) is called every second beside it: a lab that
+    ran out of files or memory fails at once, not at the deadline."""
     wanted = set(nodes)
     client = lab_client(lab, timeout=10.0)
 
@@ -248,10 +361,27 @@ def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float) -> None:
             except (asyncio.TimeoutError, aiohttp.ClientError, APIError, ValueError):
                 await asyncio.sleep(RETRY_INTERVAL)  # retry interval while the API is busy
 
+    async def checking(check: Callable[[], None]) -> None:
+        while True:
+            check()
+            await asyncio.sleep(CHECK_INTERVAL)  # look again a second later
+
     async def probe() -> None:
         ready: set[str] = set()
         try:
-            await asyncio.wait_for(until_ready(ready), timeout)
+            waits = [asyncio.ensure_future(until_ready(ready))]
+            if check is not None:
+                waits.append(asyncio.ensure_future(checking(check)))
+            try:
+                done, _ = await asyncio.wait(waits, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waits:
+                    task.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+            if not done:
+                raise asyncio.TimeoutError
+            done.pop().result()  # the checker's exhaustion error, if it was that
         except asyncio.TimeoutError:
             missing = sorted(wanted - ready)
             logs = "\n".join(f"kubelet-{n}: " + log_tail(log_dir(lab) / f"kubelet-{n}.log", 3)
@@ -280,11 +410,14 @@ def apply_workloads(lab: str, workloads: Iterable[Workload]) -> list[str]:
     return asyncio.run(run())
 
 
-def stop(state: LabState) -> None:
-    """Stop the supervisor (which stops its components). Safe if it is long gone."""
+def stop(state: LabState) -> bool:
+    """Stop the supervisor (which stops its components). Safe if it is long gone.
+    True when it was running."""
     sup = state.processes.get("supervisor")
     if sup and is_running(sup["pid"], sup.get("createTime")):
         stop_pids([sup["pid"]], timeout=10.0)
+        return True
+    return False
 
 
 def endpoints(lab: str) -> dict[str, str]:

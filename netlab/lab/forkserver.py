@@ -66,6 +66,10 @@ COMPONENT_MODULES = frozenset({
     "netlab.dns", "netlab.node.kubelet", "netlab.node.proxy", "netlab.node.netpol",
 })
 MAX_MESSAGE = 64 * 1024
+# Components rank this much above the supervisor and this server for the OOM killer:
+# out of memory, the kernel ends a component, which the supervisor records (-9) and
+# ``up`` names, rather than the supervisor, whose death orphans them all.
+COMPONENT_OOM_SCORE_BONUS = 300
 
 
 def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
@@ -86,6 +90,16 @@ def _title(module: str, args: list[str]) -> None:
         setproctitle.setproctitle(" ".join([sys.executable, "-m", module, *args]))
 
 
+def _rank_for_oom_kill() -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "r+") as f:
+            score = int(f.read() or 0)
+            f.seek(0)
+            f.write(str(min(1000, score + COMPONENT_OOM_SCORE_BONUS)))
+    except (OSError, ValueError):
+        pass  # no /proc: the OOM killer chooses by size alone
+
+
 def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
     """The child's side of a fork: become the component and run it; its exit code."""
     os.setsid()
@@ -95,6 +109,7 @@ def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
     # The server's own fds (the channel, the wakeup pipe, the selector) go with the
     # sweep below; the channel's object must not close its number again later.
     channel.detach()
+    _rank_for_oom_kill()
     module, args = request["module"], list(request["args"])
     null = os.open(os.devnull, os.O_RDONLY)
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -20,16 +20,18 @@ import psutil
 import yaml
 
 from netlab.kernel import netns
-from netlab.lab import control, network
+from netlab.lab import control, exhaustion, network
 from netlab.lab.components import EtcdClient, etcd_client, etcd_endpoints, etcd_member_name
 from netlab.lab.network import Progress
 from netlab.lab.state import (
     LabError,
     LabState,
+    components_path,
     data_dir,
     lab_lock,
     list_labs,
     load_state,
+    read_json,
     remove_state,
 )
 from netlab.master.store.etcd_server import INSTALL_HINT, etcd_binary
@@ -46,11 +48,22 @@ CONTROL_PLANE_MEMORY_MIB = 200
 
 
 class LabUpError(LabError):
-    def __init__(self, step: str, cause: BaseException):
-        self.step, self.cause = step, cause
+    """``up`` failed at ``step`` because of ``cause``. ``why`` names a resource that
+    ran out (open files, memory) when one did, and ``undone`` what the rollback
+    removed, or that it could not finish and ``netlab down`` must."""
+
+    def __init__(self, step: str, cause: BaseException, why: str | None = None,
+                 undone: str = "Everything it had created has been removed."):
+        self.step, self.cause, self.why = step, cause, why
         # A bare TimeoutError has no words of its own.
-        super().__init__(f"netlab up failed while {step}: {str(cause) or repr(cause)}. "
-                         "Everything it had created has been removed.")
+        words = str(cause) or repr(cause)
+        if why is None:
+            super().__init__(f"netlab up failed while {step}: {words}. {undone}")
+        elif isinstance(cause, control.ResourceExhausted) or words in why:
+            super().__init__(f"netlab up failed while {step}: {why}.\n{undone}")
+        else:
+            super().__init__(f"netlab up failed while {step}: {why}.\n{undone}\n"
+                             f"The error was: {words}")
 
 
 def node_rows(plan: LabPlan) -> list[dict[str, Any]]:
@@ -71,6 +84,25 @@ def _refuse_if_present(lab: str) -> None:
     if leftovers:
         raise LabError(f"namespaces of lab {lab} already exist ({', '.join(leftovers)}); "
                        f"run 'netlab down {lab}' to remove them")
+    # A store without a record: an up or down killed partway, or a reboot (the record
+    # is on tmpfs). Reused, the new lab would start with the old one's objects; as
+    # kubeadm refuses a /var/lib/etcd that is not empty, up refuses and down removes it.
+    data = data_dir(lab)
+    if data.exists():
+        raise LabError(f"lab {lab} has data from an earlier 'netlab up' that did not finish "
+                       f"or was not taken down ({data}, {_age(data)}); "
+                       f"run 'netlab down {lab}' to remove it")
+
+
+def _age(path: Path) -> str:
+    try:
+        seconds = time.time() - path.stat().st_mtime
+    except OSError:
+        return "gone"
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"last written {seconds // size:.0f} {unit} ago"
+    return f"last written {seconds:.0f} seconds ago"
 
 
 def _spec(source: Path, lab: str) -> str:
@@ -112,6 +144,8 @@ class UpContext:
     state: LabState
     progress: Progress
     ready_timeout: float
+    # Called while waiting: raises when a component ran out of open files or memory.
+    check: Callable[..., None] | None = None
 
     @property
     def etcd(self) -> EtcdClient | None:
@@ -153,7 +187,7 @@ def _etcd(ctx: UpContext) -> None:
         ctx.progress(f"waiting for etcd member {node.name} to be healthy")
         control.wait_etcd(client, node.name, endpoint, ctx.plan.node(node.name).netns,
                           max(1.0, deadline - time.monotonic()), ctx.state,
-                          component=etcd_member_name(node.name))
+                          component=etcd_member_name(node.name), check=ctx.check)
 
 
 def _external_etcd(ctx: UpContext) -> None:
@@ -165,13 +199,13 @@ def _external_etcd(ctx: UpContext) -> None:
 
 
 def _api(ctx: UpContext) -> None:
-    control.wait_ready(ctx.plan.lab, ctx.ready_timeout, ctx.state)
+    control.wait_ready(ctx.plan.lab, ctx.ready_timeout, ctx.state, check=ctx.check)
 
 
 def _nodes(ctx: UpContext) -> None:
     ctx.progress("waiting for the nodes to register and be Ready")
     control.wait_nodes_ready(ctx.plan.lab, [n.name for n in ctx.plan.nodes if n.in_cluster],
-                             ctx.ready_timeout)
+                             ctx.ready_timeout, check=ctx.check)
 
 
 def _workloads(ctx: UpContext) -> None:
@@ -180,6 +214,10 @@ def _workloads(ctx: UpContext) -> None:
 
 
 def _record(ctx: UpContext) -> None:
+    if ctx.check is not None:
+        # A component the OOM killer ended while the others got ready, restarted by
+        # the supervisor, will be again: a lab that does not fit is no lab.
+        ctx.check(force=True)
     ctx.state.phase = "up"
     ctx.state.save()
 
@@ -203,13 +241,64 @@ def up_steps(topology: Topology, control_plane: bool = True) -> list[UpStep]:
     return steps
 
 
-def _roll_back(state: LabState) -> None:
-    """Remove everything ``up`` may have created, whichever step it reached."""
-    control.stop(state)
-    cleanup_lab(state.lab)
+def _roll_back(state: LabState) -> str:
+    """Remove everything ``up`` may have created, whichever step it reached, and say
+    what that was. Each part is tried even when one before it failed; when one did,
+    the record stays (phase "failed") so that ``netlab down`` finds what is left."""
+    lab = state.lab
+    done: list[str] = []
+    errors: list[str] = []
+
+    def attempt(what: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except Exception as exc:
+            errors.append(f"{what}: {exc}")
+            return None
+
+    components = len(read_json(components_path(lab)) or {})
+    if attempt("stopping the supervisor", lambda: control.stop(state)):
+        done.append(f"the supervisor and its {components} components" if components
+                    else "the supervisor")
+    pods = attempt("removing pods", lambda: cleanup_lab(lab))
+    if pods is not None and pods.namespaces:
+        done.append(f"{len(pods.namespaces)} pods")
     # Only what carries our tag: a name clash must not cost someone their namespace.
-    network.teardown_network(network.owned_namespaces(state.lab, trust_record=False))
-    remove_state(state.lab)
+    names = attempt("finding the lab's namespaces",
+                    lambda: network.owned_namespaces(lab, trust_record=False)) or []
+    killed = attempt("removing the namespaces", lambda: network.teardown_network(names))
+    if names and killed is not None:
+        done.append(f"{len(names)} namespaces" + (f" and {len(killed)} processes in them"
+                                                  if killed else ""))
+    dirs = [str(d) for d in (data_dir(lab), state.directory) if d.exists()]
+    if errors:
+        state.phase = "failed"
+        attempt("recording what is left", state.save)
+        return (f"Removing what it had created did not finish ({'; '.join(errors)}); "
+                f"'netlab down {lab}' removes what is left.")
+    attempt("removing the lab's files", lambda: remove_state(lab))
+    if errors:
+        return f"Removing the lab's files failed ({errors[0]}); 'netlab down {lab}' retries."
+    if dirs:
+        done.append(f"the lab's files ({', '.join(dirs)})")
+    return "Everything it had created has been removed: " + ", ".join(done) + "."
+
+
+def _exhaustion(exc: BaseException, ctx: UpContext, since_kills: int | None) -> str | None:
+    """The resource that ran out behind ``exc``, in words, or None: in ``up`` itself
+    (the exception), in a component that said so in its log, or in one the OOM
+    killer ended. Read before the rollback removes the logs."""
+    lab = ctx.plan.lab
+    try:
+        found = (getattr(exc, "exhaustion", None) or exhaustion.from_exception(exc)
+                 or control.exhaustion_in_lab(lab, since_kills, every_log=True))
+        if found is None:
+            return None
+        nodes = sum(1 for n in ctx.plan.nodes if n.in_cluster)
+        return exhaustion.describe(found, nodes, exhaustion.open_files_limit(),
+                                   memory_needed(ctx.plan), exhaustion.memory_limit())
+    except Exception:  # an explanation that fails must not cost the rollback
+        return None
 
 
 def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
@@ -234,6 +323,9 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
                        f"no etcd binary on PATH; {INSTALL_HINT}. Nothing was created")
     if control_plane:
         _refuse_if_too_big(plan)
+    # Every process of the lab inherits this limit; 1024, a common soft default, is
+    # less than the API server of a lab of 60 nodes holds.
+    exhaustion.raise_open_files_limit()
     with lab_lock(lab):
         _refuse_if_present(lab)
         state = LabState(lab=lab, topology=str(source.resolve()),
@@ -241,15 +333,24 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
                          overlay=plan.overlay, spec=_spec(source, lab))
         state.save()  # before anything exists, so a killed up can be cleaned up
         ctx = UpContext(topology, plan, state, progress, ready_timeout)
-        for step in up_steps(topology, control_plane):
-            try:
-                step.run(ctx)
-            except BaseException as exc:
-                progress(f"failed while {step.name}; removing what was created")
-                _roll_back(state)
-                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                    raise
-                raise LabUpError(step.name, exc) from exc
+        since_kills = exhaustion.oom_kills()
+        ctx.check = control.exhaustion_check(lab, since_kills)
+        reserve = exhaustion.FdReserve()
+        try:
+            for step in up_steps(topology, control_plane):
+                try:
+                    step.run(ctx)
+                except BaseException as exc:
+                    reserve.release()  # the diagnosis and the rollback need descriptors
+                    progress(f"failed while {step.name}; removing what was created")
+                    interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+                    why = None if interrupted else _exhaustion(exc, ctx, since_kills)
+                    undone = _roll_back(state)
+                    if interrupted:
+                        raise
+                    raise LabUpError(step.name, exc, why, undone) from exc
+        finally:
+            reserve.release()
     return state
 
 
@@ -266,7 +367,7 @@ def down(lab: str, progress: Progress = lambda _: None) -> DownResult:
         state = load_state(lab)
         recorded = state.namespaces if state else []
         names = network.owned_namespaces(lab, recorded)
-        if state is None and not names:
+        if state is None and not names and not data_dir(lab).exists():
             return DownResult(lab=lab, found=False, namespaces=[], processes=[])
         if state is not None:
             control.stop(state)

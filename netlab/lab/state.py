@@ -129,10 +129,12 @@ def list_labs() -> list[str]:
 
 
 def remove_state(lab: str) -> None:
-    shutil.rmtree(lab_dir(lab), ignore_errors=True)
+    """Remove the lab's data, then its record: a removal cut short leaves the record,
+    by which ``netlab down`` finds the rest (data without a record ``up`` refuses)."""
     shutil.rmtree(data_dir(lab), ignore_errors=True)
     with contextlib.suppress(OSError):
         DATA_ROOT.rmdir()
+    shutil.rmtree(lab_dir(lab), ignore_errors=True)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import errno
 import subprocess
 
 import pytest
-from labkit import wait_for
+from labkit import unique_lab, wait_for
 
 from netlab.kernel import netns
 
@@ -37,6 +37,24 @@ def test_creating_an_existing_name_fails_and_keeps_it(make_netns):
         netns.create_netns(name)
     assert err.value.errno == errno.EEXIST
     assert netns.exists(name)
+
+
+def test_a_namespace_whose_setup_fails_is_removed_again():
+    # setup tags a lab's namespace; one left untagged after a failure (too many open
+    # files while tagging it) would be nobody's to remove.
+    name = f"{unique_lab()}-setup"
+
+    def setup() -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    try:
+        with pytest.raises(OSError, match="Too many open files"):
+            netns.create_netns(name, setup)
+        assert not netns.exists(name)
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert name not in listed
+    finally:
+        netns.delete_netns(name)
 
 
 def test_run_in_missing_namespace_explains():

@@ -87,6 +87,50 @@ def test_down_after_kill_9_during_up(tmp_path):
         lifecycle.down(name)
 
 
+KILLED_AFTER_STARTING_THE_SUPERVISOR = """
+import os, signal, sys
+from netlab.lab import lifecycle
+from netlab.lab.state import LabState
+
+save = LabState.save
+
+def save_or_die(self):
+    if "supervisor" in self.processes:  # started, not yet recorded: the worst moment
+        os.kill(os.getpid(), signal.SIGKILL)
+    save(self)
+
+LabState.save = save_or_die
+lifecycle.up(sys.argv[1])
+"""
+
+
+def _supervisors_of(lab: str) -> list[psutil.Process]:
+    """The lab's supervisor by its command line: the test's look only (netlab finds
+    processes by record and namespace, never by name)."""
+    return [p for p in psutil.process_iter(["cmdline"])
+            if (p.info["cmdline"] or [])[-2:] == ["netlab.lab.supervisor", lab]]
+
+
+def test_up_killed_between_starting_the_supervisor_and_recording_it(tmp_path):
+    name = unique_lab()
+    path = write_topology(tmp_path, topology(name, workers=1, external=False))
+    try:
+        proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_STARTING_THE_SUPERVISOR,
+                               str(path)], stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        out = netlab_cli("down", name)
+        assert out.returncode == 0, out.stderr
+        _gone(name)
+        # A supervisor no record names would restart components forever.
+        wait_for(lambda: not _supervisors_of(name), 10, interval=0.1,
+                 what="no supervisor of the lab left")
+    finally:
+        for sup in _supervisors_of(name):
+            sup.kill()
+        lifecycle.down(name)
+
+
 def test_down_without_state_directory_finds_the_lab_by_its_tags(make_lab):
     lab = make_lab(workers=1)
     shutil.rmtree(lab_dir(lab.name))

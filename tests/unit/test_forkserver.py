@@ -79,6 +79,9 @@ def test_a_forked_component_has_its_own_title_session_and_signals(tmp_path: Path
         title = await _eventually(lambda: " ".join(child.cmdline()), "netlab.master.scheduler")
         session = os.getsid(proc.pid)
         assert child.ppid() == launcher._server.pid
+        server_score = Path(f"/proc/{launcher._server.pid}/oom_score_adj").read_text()
+        score = Path(f"/proc/{proc.pid}/oom_score_adj").read_text()
+        assert int(score) == min(1000, int(server_score) + 300), (score, server_score)
         proc.kill()
         return title, session, me.pid, await proc.wait()
 

@@ -100,7 +100,8 @@ def test_up_waits_for_each_member_in_turn_and_stops_at_the_one_that_fails(
     calls: list[tuple[str, str, str]] = []
 
     def wait_etcd(client: components.EtcdClient, member: str, endpoint: str, netns_name: str,
-                  timeout: float, state: object, component: str = "etcd") -> None:
+                  timeout: float, state: object, component: str = "etcd",
+                  check: object = None) -> None:
         calls.append((member, component, netns_name))
         if member == "w1":
             raise control.ControlPlaneError(f"etcd member {member} ({endpoint}) did not start")
