@@ -42,9 +42,12 @@ from netlab.topology import LabPlan, NodePlan, Topology, load_topology, plan_lab
 EXTERNAL_ETCD_TIMEOUT = 10.0
 # Memory (PSS) a running lab takes: each cluster node's agents (kubelet, kube-proxy,
 # NetworkPolicy agent) and the control plane's processes, as bench/scale_lab.py
-# measures them (docs/benchmarks.md). ``up`` refuses a lab that would not fit.
-NODE_MEMORY_MIB = 120
-CONTROL_PLANE_MEMORY_MIB = 200
+# measures them (docs/benchmarks.md), with some margin: 59-63 MiB per node and about
+# 300 MiB for the control plane, supervisor and fork server at 3 to 100 nodes with the
+# components forked from the fork server (120 MiB per node when each is exec'd,
+# NETLAB_FORKSERVER=0). ``up`` refuses a lab that would not fit.
+NODE_MEMORY_MIB = 70
+CONTROL_PLANE_MEMORY_MIB = 300
 
 
 class LabUpError(LabError):

@@ -55,7 +55,7 @@ class KubeletConfig:
     # posted when it changed, or else every status_report_interval (upstream's
     # nodeStatusReportFrequency): every Node watcher (each node's overlay) gets each post.
     heartbeat_interval: float = 5.0
-    status_report_interval: float = 60.0
+    status_report_interval: float = 300.0  # upstream's default, 5m
     lease_duration: int = 40
     metrics_interval: float = 10.0
     # CrashLoopBackOff: Kubernetes uses 10 s doubling to 300 s; a lab starts at 1 s
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='the node\'s resolv.conf, for dnsPolicy Default ("" for none)')
     p.add_argument("--cert-dir", type=Path, help="where the self-signed serving cert is kept")
     p.add_argument("--heartbeat-interval", type=float, default=5.0)
-    p.add_argument("--node-status-report-frequency", type=float, default=60.0,
+    p.add_argument("--node-status-report-frequency", type=float, default=300.0,
                    help="seconds between status posts when nothing changed")
     p.add_argument("--metrics-interval", type=float, default=10.0)
     p.add_argument("--backoff-base", type=float, default=1.0)
