@@ -1,7 +1,7 @@
 """etcd members that fail, as a user meets them (issue 17, bad input): two labs.
 
 - A member that cannot start: worker1's data directory, in a 3-member lab, is a
-  file left where etcd wants a directory. ``netlab up`` exits 1 naming worker1
+  file put where etcd wants a directory while ``up`` runs. ``netlab up`` exits 1 naming worker1
   and quoting etcd's own error, and leaves nothing behind: no namespace, no
   state or data directory, no process that mentions the lab.
 - Corrupt member data after a crash: in a 1-member lab that is up, the member is
@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
+import pytest
 from labkit import (
     NEEDS_ETCD,
     lab_namespaces,
@@ -52,15 +55,26 @@ def test_a_member_that_cannot_start_fails_up_which_names_it_and_leaves_nothing(
     data = topology(name, workers=2, external=False)
     data["cluster"]["store"] = {"etcd": {"members": 3}}
     path = write_topology(tmp_path, data)
-    # up keeps a lab's data directory if it exists: worker1's is a file, which etcd
-    # cannot list, so that member exits at once, every time it is started
     blocked = data_dir(name) / "etcd" / "worker1"
-    blocked.parent.mkdir(parents=True, mode=0o700)
-    blocked.write_text("not an etcd data directory\n")
+    up = subprocess.Popen([sys.executable, "-m", "netlab.cli.main", "up", "-q", str(path)],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
     try:
-        out = netlab_cli("up", "-q", str(path))
-        assert out.returncode == 1, (out.stdout, out.stderr)
-        message = out.stderr
+        # up refuses a data directory it did not make, so worker1's is blocked in the
+        # gap between up making the lab's (just before the PKI and the supervisor,
+        # whose start takes a Python start-up) and the supervisor starting etcd: a file
+        # where etcd wants a directory, so that member exits at once, every time.
+        wait_for(lambda: data_dir(name).exists() or up.poll() is not None, 60, 0.002,
+                 "up to make the lab's data directory")
+        blocked.parent.mkdir(mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(blocked, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pytest.fail("etcd made worker1's data directory before the test could block it")
+        with os.fdopen(fd, "w") as f:
+            f.write("not an etcd data directory\n")
+        stdout, message = up.communicate(timeout=300)
+        assert up.returncode == 1, (stdout, message)
         assert "failed while waiting for etcd members control-plane, worker1, worker2" in message
         assert "etcd member worker1 " in message, message
         assert "etcd member control-plane " not in message and "etcd member worker2 " not in message
@@ -74,6 +88,9 @@ def test_a_member_that_cannot_start_fails_up_which_names_it_and_leaves_nothing(
         assert not data_dir(name).exists(), "data directory left behind"
         assert lab_processes(name) == []
     finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()
         lifecycle.down(name)
         shutil.rmtree(data_dir(name), ignore_errors=True)
 
