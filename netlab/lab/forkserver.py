@@ -132,7 +132,11 @@ def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
         if netns:  # after the redirection, so a failure lands in the component's log
             from netlab.kernel import netns as kernel_netns
             kernel_netns.join_netns(netns)
-        code = importlib.import_module(module + ".__main__").main(args)
+        entry = importlib.import_module(module + ".__main__")
+        # What ``python -m`` makes it: the process's __main__ (default_user_agent, for
+        # one, names the component after it).
+        sys.modules["__main__"] = entry
+        code = entry.main(args)
     except SystemExit as exc:
         code = exc.code
     except BaseException:  # the child must never return into the server

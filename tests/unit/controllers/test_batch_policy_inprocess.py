@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from cmkit import FakeKubelet, cluster, deployment, eventually
@@ -74,7 +75,14 @@ async def test_cronjob_runs_on_an_injected_clock_and_trims_history() -> None:
             return (await c.client.list("jobs", "default"))["items"]
 
         first = (await eventually(jobs, what="the first job"))[0]
-        cj = await c.client.get("cronjobs", "tick", "default")
+
+        async def cronjob_with(check: Callable[[dict], bool]) -> dict | None:
+            cj = await c.client.get("cronjobs", "tick", "default")
+            return cj if check(cj.get("status") or {}) else None
+
+        # The controller creates the Job, then writes the CronJob's status: two writes.
+        cj = await eventually(lambda: cronjob_with(lambda st: bool(st.get("active"))),
+                              what="the first job in the CronJob's status")
         assert [r["name"] for r in cj["status"]["active"]] == [first["metadata"]["name"]]
         scheduled = datetime.fromisoformat(first["metadata"]["annotations"][
             "batch.kubernetes.io/cronjob-scheduled-timestamp"].replace("Z", "+00:00"))
@@ -96,8 +104,9 @@ async def test_cronjob_runs_on_an_injected_clock_and_trims_history() -> None:
         second = await eventually(lambda: _other_job(jobs, first), what="the second job")
         await complete(second)
         await eventually(lambda: _only(jobs, second), what="the first job to be trimmed")
-        cj = await c.client.get("cronjobs", "tick", "default")
-        assert cj["status"].get("lastSuccessfulTime") and not cj["status"].get("active")
+        await eventually(lambda: cronjob_with(
+            lambda st: bool(st.get("lastSuccessfulTime")) and not st.get("active")),
+            what="the CronJob's status: a last success and nothing active")
 
 
 async def _other_job(jobs, first: dict):
