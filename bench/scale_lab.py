@@ -180,8 +180,13 @@ def measure(path: Path, name: str, idle: float, pods: int = 0) -> Run:
         after = cpu_seconds(procs)
         window = time.monotonic() - start
         pss = pss_mib(procs)
+        # Figures as they come (the report follows ``down``, which may take minutes).
+        print(f"  up {up:.1f} s; idle CPU {sum(after.values()) - sum(before.values()):.1f} "
+              f"CPU-s in {time.monotonic() - start:.0f} s; PSS {sum(pss.values()):.0f} MiB "
+              f"in {len(procs)} processes", flush=True)
         if pods:
             deploy = deployment_running(name, pods)
+            print(f"  {pods} pods: {deploy}", flush=True)
     finally:
         lifecycle.down(name)
     per_node: dict[str, float] = defaultdict(float)

@@ -165,7 +165,9 @@ def owned_namespaces(lab: str, recorded: Iterable[str] = (),
         try:
             owner = wiring.namespace_owner(name)
         except OSError as exc:
-            if exc.errno == errno.ENOENT:
+            # Gone, or not (yet) a namespace: a pod sandbox's pin file that the
+            # runtime has made but not mounted (EINVAL); the runtime's cleanup owns it.
+            if exc.errno in (errno.ENOENT, errno.EINVAL):
                 continue
             raise
         if owner == lab:

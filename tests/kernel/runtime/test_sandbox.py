@@ -4,10 +4,12 @@ an address from the node's /24, and pods on two nodes talking over the overlay."
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import threading
 import uuid
 from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
 
 import pytest
 from rtkit import PY, as_kubelet, log_text, wait_exited, wait_log
@@ -50,6 +52,20 @@ def test_pods_get_unique_addresses_in_their_nodes_subnet(rlab, pods):
     # The pod namespace is the lab's: `netlab down` finds it by its owner tag.
     assert sb.netns in owned_namespaces(rlab.name, trust_record=False)
     assert sb.netns.startswith(f"{rlab.name}-worker1.web-0-")
+
+
+def test_a_pin_file_not_yet_mounted_is_skipped_by_downs_search(rlab):
+    """A sandbox being made has a pin file in /run/netns before its namespace is
+    mounted on it (setns: EINVAL): ``down`` during a pod burst met one and died."""
+    placeholder = netns.netns_path(f"{rlab.name}-worker1.half-made-{uuid.uuid4().hex[:6]}")
+    with open(placeholder, "x"):
+        pass
+    try:
+        found = owned_namespaces(rlab.name, trust_record=False)
+        assert rlab.plan.node("worker1").netns in found
+        assert Path(placeholder).name not in found
+    finally:
+        os.unlink(placeholder)
 
 
 def test_running_the_sandbox_again_converges_to_the_same_one(rlab, pods):
