@@ -186,13 +186,21 @@ def kubelets(plan: LabPlan) -> list[Component]:
 
 # The node lifecycle timings. The topology may carry them (cluster.nodeMonitorGracePeriod
 # and cluster.podEvictionTimeout, in seconds on the model); these are the lab defaults.
+# A big lab gets upstream's grace period: all its agents start at once on one host,
+# and under that burst (or a thousand pods starting) a Lease renewal can wait in the
+# one API server longer than 10 s, which made a Node flap NotReady right after up.
 DEFAULT_NODE_MONITOR_GRACE = 10.0
+BIG_LAB_NODE_MONITOR_GRACE = 40.0  # upstream's --node-monitor-grace-period
+BIG_LAB_NODES = 20  # cluster nodes above which a lab is big
 DEFAULT_POD_EVICTION_TIMEOUT = 20.0
 
 
 def _grace_seconds(plan: LabPlan) -> float:
     value = getattr(plan.topology.cluster, "node_monitor_grace_period", None)
-    return float(value) if value else DEFAULT_NODE_MONITOR_GRACE
+    if value:
+        return float(value)
+    nodes = sum(1 for n in plan.nodes if n.in_cluster)
+    return BIG_LAB_NODE_MONITOR_GRACE if nodes > BIG_LAB_NODES else DEFAULT_NODE_MONITOR_GRACE
 
 
 def _eviction_seconds(plan: LabPlan) -> int:

@@ -106,8 +106,9 @@ class Cluster:
     vxlan_port: int
     # Node lifecycle, in seconds: a silent node goes Ready=Unknown after the grace
     # period, and its pods are evicted after the timeout (lab defaults, far shorter
-    # than Kubernetes' 40 s and 300 s, so a failure heals while you watch).
-    node_monitor_grace_period: float = 10.0
+    # than Kubernetes' 40 s and 300 s, so a failure heals while you watch). None: not
+    # set, so the lab's default for its size (netlab.lab.components).
+    node_monitor_grace_period: float | None = None
     pod_eviction_timeout: float = 20.0
     # The API server's store: "sqlite" (a file in the lab's data directory) or
     # "etcd": etcd_members members run by the lab (1 or 3: see

@@ -229,15 +229,16 @@ def _check_dns(check: _Checker, value: Any, networks: Networks,
     return domain, str(raw)
 
 
-def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
-    """``nodeMonitorGracePeriod`` and ``podEvictionTimeout``: "10s", "1m30s" or seconds."""
+def _check_timings(check: _Checker, value: Any) -> tuple[float | None, float]:
+    """``nodeMonitorGracePeriod`` (None when not set: the default depends on the lab's
+    size) and ``podEvictionTimeout``: "10s", "1m30s" or seconds."""
     section = value if isinstance(value, dict) else {}
-    out = []
+    out: list[float | None] = []
     for key, default, low in (("nodeMonitorGracePeriod", 10.0, MIN_GRACE),
                               ("podEvictionTimeout", 20.0, 0.0)):
         raw = section.get(key)
         if raw is None:
-            out.append(default)
+            out.append(None if key == "nodeMonitorGracePeriod" else default)
             continue
         try:
             seconds = parse_duration(raw) if not isinstance(raw, bool) else -1.0
@@ -248,7 +249,9 @@ def _check_timings(check: _Checker, value: Any) -> tuple[float, float]:
                         f"write a duration such as {default:g}s or 1m30s")
             seconds = default
         out.append(seconds)
-    return out[0], out[1]
+    eviction = out[1]
+    assert eviction is not None
+    return out[0], eviction
 
 
 def _check_nodes(check: _Checker, value: Any, networks: Networks,
