@@ -59,3 +59,17 @@ def is_running(pid: int, create_time: float | None = None) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def raise_oom_score(by: int = 0, to: int | None = None) -> None:
+    """Make the calling process a likelier OOM-kill victim: its ``oom_score_adj``
+    raised ``to`` a value or ``by`` an amount (at most 1000). Raising one's own score
+    needs no privilege; without /proc the OOM killer chooses by size alone."""
+    try:
+        with open("/proc/self/oom_score_adj", "r+") as f:
+            score = int(f.read() or 0)
+            f.seek(0)
+            f.write(str(min(1000, max(score, to if to is not None else score + by))))
+    except (OSError, ValueError):
+        pass
+

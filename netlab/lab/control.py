@@ -27,7 +27,7 @@ import psutil
 from netlab.api.views import meta_of, node_status
 from netlab.client import APIError, lab_client
 from netlab.client.apply import apply_object
-from netlab.kernel.processes import is_running, stop_pids
+from netlab.kernel.processes import is_running, raise_oom_score, stop_pids
 from netlab.lab import exhaustion
 from netlab.lab.component_logs import etcd_log_error, etcd_log_tail, log_tail
 from netlab.lab.components import EtcdClient
@@ -165,19 +165,15 @@ def start(state: LabState, etcd_addresses: list[str] | None = None) -> None:
         proc.stdin.close()
 
 
-# The lab's processes' oom_score_adj (the supervisor's, which its components inherit):
-# when memory runs out during ``up``, the kernel kills one of them rather than ``up``,
-# which then rolls back and says so; killed itself, it could do neither. The kubelet
-# ranks pods above itself the same way. Raising one's own score needs no privilege.
+# The lab's processes' oom_score_adj (the supervisor's, which its components inherit,
+# and which the fork server raises further for them): when memory runs out during
+# ``up``, the kernel kills one of them rather than ``up``, which then rolls back and
+# says so; killed itself, it could do neither.
 LAB_OOM_SCORE_ADJ = 500
 
 
 def _prefer_for_oom_kill() -> None:
-    try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(LAB_OOM_SCORE_ADJ))
-    except OSError:
-        pass  # no /proc: the OOM killer chooses by size alone
+    raise_oom_score(to=LAB_OOM_SCORE_ADJ)
 
 
 def wait_ready(lab: str, timeout: float, state: LabState,

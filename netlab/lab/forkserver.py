@@ -45,6 +45,8 @@ import threading
 import traceback
 from typing import Any
 
+from netlab.kernel.processes import raise_oom_score
+
 # Everything a component imports, lazily imported parts included: whatever is
 # missing here still works, the child just imports it itself.
 PRELOAD = (
@@ -90,16 +92,6 @@ def _title(module: str, args: list[str]) -> None:
         setproctitle.setproctitle(" ".join([sys.executable, "-m", module, *args]))
 
 
-def _rank_for_oom_kill() -> None:
-    try:
-        with open("/proc/self/oom_score_adj", "r+") as f:
-            score = int(f.read() or 0)
-            f.seek(0)
-            f.write(str(min(1000, score + COMPONENT_OOM_SCORE_BONUS)))
-    except (OSError, ValueError):
-        pass  # no /proc: the OOM killer chooses by size alone
-
-
 def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
     """The child's side of a fork: become the component and run it; its exit code."""
     os.setsid()
@@ -109,7 +101,7 @@ def _exec_component(request: dict[str, Any], channel: socket.socket) -> int:
     # The server's own fds (the channel, the wakeup pipe, the selector) go with the
     # sweep below; the channel's object must not close its number again later.
     channel.detach()
-    _rank_for_oom_kill()
+    raise_oom_score(by=COMPONENT_OOM_SCORE_BONUS)
     module, args = request["module"], list(request["args"])
     null = os.open(os.devnull, os.O_RDONLY)
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -169,7 +169,20 @@ def lab_lock(lab: str, timeout: float = 60.0) -> Iterator[None]:
 
 
 def _remove_root_if_empty() -> None:
+    """Remove the state root once the last lab is down, with the lock files that a
+    command killed while holding them left (no lab directory and nobody holds them)."""
     with contextlib.suppress(OSError):
+        for path in STATE_ROOT.glob(".*.lock"):
+            if (STATE_ROOT / path.name[1:-len(".lock")]).exists():
+                continue
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a command is working
+                path.unlink(missing_ok=True)
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
         STATE_ROOT.rmdir()  # leaves no trace once the last lab is down
 
 

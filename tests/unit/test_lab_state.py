@@ -31,3 +31,28 @@ def test_the_record_is_parsed_once_per_process():
 def test_a_record_that_does_not_parse_says_so():
     with pytest.raises(TopologyError, match="rec \\(recorded topology\\)"):
         LabState(lab="rec", spec="nodes: 3\n").plan()
+
+
+def test_a_lock_left_by_a_killed_command_goes_with_the_last_lab(tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    from netlab import paths
+    from netlab.lab import state
+
+    root = tmp_path / "run"
+    monkeypatch.setattr(paths, "STATE_ROOT", root)
+    monkeypatch.setattr(state, "STATE_ROOT", root)
+    root.mkdir()
+    (root / ".killed.lock").touch()  # its holder was SIGKILLed: nobody holds it now
+    held = os.open(root / ".busy.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # a command still working on lab busy
+    try:
+        with state.lab_lock("other"):
+            pass
+        assert sorted(p.name for p in root.iterdir()) == [".busy.lock"]
+    finally:
+        os.close(held)
+    with state.lab_lock("other"):
+        pass
+    assert not root.exists(), "the state root stays after the last lab is down"
