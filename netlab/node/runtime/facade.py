@@ -81,6 +81,7 @@ class Runtime:
         self.cgroups = cgroup_host or cgroups.detect()
         self.ipam = HostLocalIpam.for_node(lab, node.name, node.pod_subnet)
         self.meter = UsageMeter()
+        self._node_processes = netns.NetnsMembers(node.netns)
         self._pods: dict[str, Sandbox] = {}
         self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
@@ -257,7 +258,7 @@ class Runtime:
         out = {sb.uid: self._pod_sample(sb) for sb in pods}
         for sb in pods:
             out.update(self._container_samples(sb))
-        out[NODE_KEY] = sample_processes(netns.pids_in_netns([self.node.netns]))
+        out[NODE_KEY] = sample_processes(self._node_processes.pids())
         return out
 
     def usage(self, window: float = 1.0) -> NodeUsage:
