@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import ssl
 import time
@@ -53,10 +54,15 @@ log = logging.getLogger("netlab.kubelet")
 SERVICES_SYNC_TIMEOUT = 5.0  # seconds the first pod starts wait for the Services list
 
 
+@functools.cache
+def _libc() -> Any:
+    return ctypes.CDLL("libc.so.6")
+
+
 def _trim_heap() -> None:
     """Give freed heap back to the system (glibc keeps it after a burst of pods)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
 
 
 class Kubelet:
@@ -156,6 +162,7 @@ class Kubelet:
         window = 1.0
         published: Any = None  # the node's usage last written on the Node, and when
         published_at = 0.0
+        trimmed_for: frozenset[str] | None = None  # the pods when the heap was last trimmed
         while True:
             began = time.monotonic()
             try:
@@ -176,7 +183,12 @@ class Kubelet:
                 raise
             except Exception as err:  # measuring is best effort; pods come first
                 log.info("usage not published: %s", err)
-            _trim_heap()
+            # Trimming walks the whole heap (1 ms): only after the pods changed, which
+            # is when a burst has grown it, not every period of an idle node.
+            pods_now = frozenset(self.workers.names()) if self.workers is not None else None
+            if pods_now != trimmed_for:
+                _trim_heap()
+                trimmed_for = pods_now
             # The metrics period (kubelet's housekeeping interval).
             await asyncio.sleep(max(0.0, self.cfg.metrics_interval - (time.monotonic() - began)))
 
