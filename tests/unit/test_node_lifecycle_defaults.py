@@ -35,3 +35,18 @@ def test_the_topology_decides_when_it_says(tmp_path: Path) -> None:
                         cluster="cluster: {nodeMonitorGracePeriod: 15s}\n")) == "15s"
     assert _grace(_plan(tmp_path, workers=2,
                         cluster="cluster: {nodeMonitorGracePeriod: 1m}\n")) == "60s"
+
+
+def _heartbeat(plan) -> str:  # type: ignore[no-untyped-def]
+    argv = next(c for c in components.kubelets(plan) if c.name == "kubelet-w1").argv
+    return argv[argv.index("--heartbeat-interval") + 1]
+
+
+def test_kubelets_renew_their_lease_four_times_per_grace_period_within_5_to_10_s(
+        tmp_path: Path) -> None:
+    assert _heartbeat(_plan(tmp_path, workers=2)) == "5"     # 10 s grace
+    assert _heartbeat(_plan(tmp_path, workers=20)) == "10"   # 40 s grace, as upstream
+    assert _heartbeat(_plan(tmp_path, workers=2,
+                            cluster="cluster: {nodeMonitorGracePeriod: 32s}\n")) == "8"
+    assert _heartbeat(_plan(tmp_path, workers=2,
+                            cluster="cluster: {nodeMonitorGracePeriod: 5m}\n")) == "10"
