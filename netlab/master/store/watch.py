@@ -22,6 +22,12 @@ buffer is dropped and its next read raises WatchOverflowError (the events it
 did receive are still a gap-free prefix, so the client knows where it stands).
 
 A Watch has one consumer at a time.
+
+Watchers are indexed by the first two segments of their prefix (``/registry/pods/``):
+a commit is offered only to the watchers of its keys' resources (and to those whose
+prefix is shorter than a resource). Offering every event to every watcher cost the
+API server 2.5 % of a core in an idle 100-node lab, whose ~1,000 watches each took a
+lock for every Lease renewal.
 """
 
 from __future__ import annotations
@@ -264,6 +270,16 @@ class Watch:
                 f"at={self.revision} closed={self._closed}>")
 
 
+def _resource_of(key: str) -> Optional[str]:
+    """``/registry/pods/`` for any key or prefix under it; None for a prefix too short to
+    name one resource (``/registry/``, ``/registry/po``)."""
+    first = key.find("/", 1)
+    if first < 0:
+        return None
+    second = key.find("/", first + 1)
+    return key[:second + 1] if second >= 0 else None
+
+
 class WatchHub:
     """The set of live watchers of one store, and the publish side."""
 
@@ -278,6 +294,8 @@ class WatchHub:
         self.page_size = page_size
         self._lock = threading.Lock()
         self._watchers: set[Watch] = set()
+        # The same watchers by _resource_of(prefix); None: offered every event.
+        self._by_resource: dict[Optional[str], set[Watch]] = {}
         self._closed = False
 
     @property
@@ -292,7 +310,22 @@ class WatchHub:
             start = upto if from_revision is None else from_revision
             w = Watch(self, prefix, start, upto)
             self._watchers.add(w)
+            self._by_resource.setdefault(_resource_of(prefix), set()).add(w)
             return w
+
+    def _forget_locked(self, w: Watch) -> None:
+        self._watchers.discard(w)
+        group = self._by_resource.get(_resource_of(w.prefix))
+        if group is not None:
+            group.discard(w)
+            if not group:
+                del self._by_resource[_resource_of(w.prefix)]
+
+    def _candidates_locked(self, events: Sequence[Event]) -> set[Watch]:
+        out = set(self._by_resource.get(None, ()))
+        for resource in {_resource_of(ev.kv.key) for ev in events}:
+            out.update(self._by_resource.get(resource, ()))
+        return out
 
     def publish(self, events: Sequence[Event]) -> None:
         """Deliver committed events (revision order, each revision once)."""
@@ -303,22 +336,24 @@ class WatchHub:
                 raise AssertionError(
                     f"publish out of order: {events[0].revision} after {self._revision}")
             self._revision = events[-1].revision
-            dead = [w for w in self._watchers if not w._push(events, self.buffer_limit)]
+            dead = [w for w in self._candidates_locked(events)
+                    if not w._push(events, self.buffer_limit)]
             for w in dead:
-                self._watchers.discard(w)
+                self._forget_locked(w)
 
     def reset(self, revision: int, err: StoreError) -> None:
         """Fail every watcher with ``err`` and move on to ``revision``: for a
         backend whose history was lost under it (etcd compacted by someone else)."""
         with self._lock:
             watchers, self._watchers = self._watchers, set()
+            self._by_resource = {}
             self._revision = max(self._revision, revision)
         for w in watchers:
             w._fail(err)
 
     def _unregister(self, w: Watch) -> None:
         with self._lock:
-            self._watchers.discard(w)
+            self._forget_locked(w)
 
     def watcher_count(self) -> int:
         with self._lock:
@@ -329,5 +364,6 @@ class WatchHub:
         with self._lock:
             self._closed = True
             watchers, self._watchers = self._watchers, set()
+            self._by_resource = {}
         for w in watchers:
             w._shutdown()
