@@ -199,7 +199,7 @@ def test_garbage_goes_at_once_in_a_small_table(setup):
     clock.now += 2
     proxier.update_endpoint_slice(eps("a", "10.244.1.3", "10.244.1.4"))
     result = proxier.sync()
-    assert result.collected == 2  # the old endpoint's chain and the old dispatch map
+    assert result.collected == 1  # the old DNAT map (endpoints have no chains of their own)
     assert kernel.collected[-1].startswith("delete map") and not proxier.garbage
 
 
@@ -211,11 +211,11 @@ def test_garbage_waits_for_an_idle_proxy_in_a_large_table():
     proxier.update_endpoint_slice(eps("a", "10.244.1.2", "10.244.1.3"))
     proxier.sync()
     proxier.update_endpoint_slice(eps("a", "10.244.1.3", "10.244.1.4"))
-    assert proxier.sync().collected == 0 and len(proxier.garbage) == 2
+    assert proxier.sync().collected == 0 and len(proxier.garbage) == 1
     clock.now += 5
     assert proxier.sync().collected == 0
     clock.now += 6
-    assert proxier.sync().collected == 2 and not proxier.garbage
+    assert proxier.sync().collected == 1 and not proxier.garbage
 
 
 def test_a_service_claiming_a_taken_cluster_ip_is_skipped(setup):
