@@ -255,3 +255,18 @@ def test_services_are_sharded_at_full_syncs_and_growth_asks_for_a_new_layout(set
     clock.now += 2
     assert proxier.sync().kind == "full" and proxier.cfg.shards == 4
     assert "add chain ip netlab-proxy-3 services {" in kernel.scripts[-1]
+
+
+def test_the_object_count_matches_what_a_port_puts_in_the_table():
+    # It decides whether garbage is collected at once, so it must follow the layout.
+    from netlab.node.proxy.model import Endpoint, ServicePort, ServicePortName
+    from netlab.node.proxy.syncer import _object_count
+
+    name = ServicePortName("default", "web", "http", "tcp")
+    for count in (0, 1, 3):
+        for node_port in (None, 30080):
+            for affinity in (None, 60):
+                sp = ServicePort(name, "10.96.0.10", 80, node_port, affinity,
+                                 tuple(Endpoint(f"10.244.1.{i + 2}", 8080) for i in range(count)))
+                objects = ruleset.port_objects(sp)
+                assert _object_count(sp) == len(objects.chains) + len(objects.sets), sp
