@@ -123,8 +123,8 @@ def summarize(events: Sequence[TraceEvent], texts: RuleTexts,
             m = _DNAT_COMMENT.search(_text(texts, e))
             if m and literal:
                 pod = _pod_on(m.group(1)) or pod
-        elif e.chain.startswith(ruleset.ENDPOINT_PREFIX) and e.type == "rule" \
-                and e.verdict == "accept" and action != "dnat":
+        elif dnat_chain and e.type == "rule" and e.verdict == "accept" and action != "dnat":
+            # The rule's text is unknown, but only a DNAT accepts in these chains.
             decisive, action = e, "dnat"
         if e.chain == ruleset.NO_ENDPOINTS_CHAIN and e.type == "rule":
             decisive, action = e, "reject"
@@ -171,7 +171,7 @@ def _label(action: str, service: str | None, endpoint: str | None, pod: str | No
     if action == "reject":
         return f"rejected: {kind}{service or '?'} has no endpoints"
     if action == "dnat" or (service and endpoint):
-        to = f"endpoint {endpoint}" + (f" (pod {pod})" if pod else "")
+        to = f"endpoint {endpoint or '?'}" + (f" (pod {pod})" if pod else "")
         masq = ", masquerade" if masquerade else ""
         return f"{kind}{service or '?'} -> {to}{masq}"
     if action == "drop":

@@ -121,6 +121,9 @@ def test_a_nodeport_with_masquerade_and_a_drop_elsewhere():
                                   '"default/one:http -> 10.244.1.5:8080 pod p on worker1"'}})
     assert lone is not None and (lone.action, lone.endpoint, lone.pod) == (
         "dnat", "10.244.1.5:8080", "p on worker1")
+    unread = rules.summarize([ev("services", "goto", target=svc), ev(svc, "accept", handle=4)], {})
+    assert unread is not None and (unread.action, unread.endpoint) == ("dnat", None)
+    assert unread.label == "service default/one:http -> endpoint ?"
     dropped = rules.summarize([ev("input", "drop", table="filter", handle=9)],
                               {("n", "ip", "filter", "input"): {9: "tcp dport 80 drop"}})
     assert dropped is not None and dropped.action == "drop"
