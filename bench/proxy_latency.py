@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import socket
 import statistics
 import subprocess
@@ -221,6 +222,7 @@ def server_and_client(server_ip: str, client_ip: str) -> Iterator[tuple[str, str
             netns.delete_netns(pod)
         lifecycle.down(lab)
         nft.forget(f"{lab}-worker1")
+        shutil.rmtree(tmp, ignore_errors=True)  # the topology file
 
 
 def main() -> None:
