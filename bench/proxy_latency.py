@@ -18,6 +18,10 @@ per-packet cost shows.
   layout before shard tables (issue 16): with ``--services`` above
   ``ruleset.SHARD_PORTS`` the proxy spreads them over shard tables, which a
   new connection walks one after the other until one DNATs it.
+- **netlab-proxy, endpoint chains**: the same shard tables in the layout
+  before DNAT maps (a chain per endpoint behind a verdict map, a hairpin rule
+  per local endpoint; ``bench/proxy_layout_before.py`` swapped in for the
+  Proxier's ``ruleset``).
 - **baseline, linear**: what iptables-mode kube-proxy's KUBE-SERVICES chain
   amounts to, measured in the same run: one rule per Service
   (``ip daddr … tcp dport … dnat to …``), the target last.
@@ -31,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import socket
 import statistics
 import subprocess
@@ -42,13 +47,14 @@ from collections.abc import Iterator
 from ipaddress import IPv4Interface
 from pathlib import Path
 
+import proxy_layout_before  # bench/ is on sys.path: scripts share helpers
 import yaml
 from pyroute2 import IPRoute
 
 from netlab.kernel import links, netns, nft
 from netlab.kernel.processes import kill_in_netns
 from netlab.lab import lifecycle
-from netlab.node.proxy import ruleset
+from netlab.node.proxy import ruleset, syncer
 from netlab.node.proxy.syncer import Proxier
 from netlab.topology import load_topology, plan_lab
 
@@ -134,6 +140,17 @@ def program_proxy(node_ns: str, count: int, server_ip: str, other_ip: str) -> Pr
     return proxier
 
 
+@contextlib.contextmanager
+def endpoint_chains() -> Iterator[None]:
+    """Proxiers made and synced in here program the layout before DNAT maps."""
+    saved = syncer.ruleset
+    syncer.ruleset = proxy_layout_before
+    try:
+        yield
+    finally:
+        syncer.ruleset = saved
+
+
 def program_linear(node_ns: str, count: int, server_ip: str, other_ip: str) -> None:
     t = "ip netlab-linear"
     lines = [f"add table {t}",
@@ -205,6 +222,7 @@ def server_and_client(server_ip: str, client_ip: str) -> Iterator[tuple[str, str
             netns.delete_netns(pod)
         lifecycle.down(lab)
         nft.forget(f"{lab}-worker1")
+        shutil.rmtree(tmp, ignore_errors=True)  # the topology file
 
 
 def main() -> None:
@@ -240,6 +258,13 @@ def main() -> None:
                 samples.setdefault(("one-table", count), []).extend(
                     measure(client_ns, per_round))
                 proxier.cleanup()
+                with endpoint_chains():
+                    proxier = program_proxy(node_ns, count, server_ip, other_ip)
+                    if count == 10 and r == 0:  # the swap took: endpoint chains
+                        assert "chain endpoint-" in (proxier.ruleset_text() or "")
+                    samples.setdefault(("endpoint-chains", count), []).extend(
+                        measure(client_ns, per_round))
+                    proxier.cleanup()
                 program_linear(node_ns, count, server_ip, other_ip)
                 samples.setdefault(("linear", count), []).extend(measure(client_ns, per_round))
                 nft.delete_table(node_ns, "netlab-linear")
@@ -248,6 +273,7 @@ def main() -> None:
               f"({ROUNDS} rounds, alternating order):")
         labels = {"netlab-proxy": "netlab-proxy (shard tables)",
                   "one-table": "netlab-proxy, one table",
+                  "endpoint-chains": "netlab-proxy, endpoint chains",
                   "linear": "baseline: one rule per Service"}
         for layout, label in labels.items():
             few, many = results[(layout, 10)], results[(layout, args.services)]

@@ -337,6 +337,11 @@ def _annotate(visit: list[Hop], group: list[TraceEvent], texts: rules.RuleTexts,
     if match is not None:
         kind = _SHOWS_AS.get(match.action)
         target = next((h for h in visit if any(c.kind == kind for c in h.changes)), target)
+        change = next((c for c in target.changes if c.kind == "dnat"), None)
+        if match.action == "dnat" and match.endpoint is None and change is not None:
+            # A round-robin DNAT map: the trace names the rule, the packet the pick.
+            family = next((e.family for e in group if e.table == match.table), "ip")
+            match = rules.with_endpoint(match, change.after, group[0].netns, family, texts)
     target.rule, target.steps = match, steps
 
 

@@ -3,14 +3,19 @@
 kube-proxy's table (``netlab.node.proxy.ruleset``) names its chains after
 what they serve: ``service-HASH-ns/name/proto/port``, ``external-HASH-…``
 for a NodePort, ``endpoint-HASH-ns/name/proto/port__ip/port`` for one
-backend, ``no-endpoints`` for refusals and ``masquerading`` for SNAT. So the
-chains a traced packet went through say which Service and which endpoint
-decided its fate, and the DNAT rule's comment adds the endpoint's pod and
-node. The policy agent's table (``netlab.node.netpol.ruleset``) ends each
-isolated pod's chain with a ``drop`` whose comment names the policies that
-isolate it, so a drop there reads ``dropped: NetworkPolicy x/deny-all
-(ingress)``. This module turns one packet's trace events at one node (one trace
-id) into a :class:`RuleMatch`, and each event into a one-line step.
+backend of a Service with session affinity, ``no-endpoints`` for refusals and
+``masquerading`` for SNAT. So the chains a traced packet went through say
+which Service decided its fate. The endpoint is in the DNAT rule: a literal
+``dnat to IP:PORT`` whose comment adds the pod and node (a lone endpoint, or
+an endpoint chain), or ``dnat to numgen … map @dnat-…``, a round-robin pick
+the trace does not report: the caller learns it from the packet's new
+destination (:func:`with_endpoint`), and the map's element comments, listed
+with the rules (``nftrace.parse_table_listing``), name its pod. The policy
+agent's table (``netlab.node.netpol.ruleset``) ends each isolated pod's chain
+with a ``drop`` whose comment names the policies that isolate it, so a drop
+there reads ``dropped: NetworkPolicy x/deny-all (ingress)``. This module turns
+one packet's trace events at one node (one trace id) into a
+:class:`RuleMatch`, and each event into a one-line step.
 
 Pure: events and rule texts in, labels out.
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from netlab.node.netpol import ruleset as policy_ruleset
 from netlab.node.proxy import ruleset
@@ -29,6 +35,8 @@ RuleTexts = Mapping[tuple[str, str, str, str], Mapping[int, str]]
 _PORT_PATH = re.compile(r"^(?P<ns>[^/]+)/(?P<name>[^/]+)/(?P<proto>[^/]+)/(?P<port>[^_]*)"
                         r"(?:__(?P<ip>[\d.]+)/(?P<epport>\d+))?$")
 _DNAT_COMMENT = re.compile(r'comment "([^"]*)"')
+_DNAT_TO = re.compile(r"dnat (?:ip )?to (\d+\.\d+\.\d+\.\d+:\d+)")
+_DNAT_MAP = re.compile(r"dnat (?:ip )?to numgen inc mod \d+ map @(\S+)")
 _POD_ON = re.compile(r" pod (\S+)(?: on (\S+))?")
 _POLICY_DROP = re.compile(r"^(NetworkPolic(?:y|ies) .*? \((?:ingress|egress)\))")
 
@@ -106,16 +114,17 @@ def summarize(events: Sequence[TraceEvent], texts: RuleTexts,
             masquerade = True
             if action == "accept":
                 decisive, action = e, "masquerade"
-        if e.chain.startswith(ruleset.ENDPOINT_PREFIX) and e.type == "rule" \
+        dnat_chain = e.chain.startswith((ruleset.ENDPOINT_PREFIX, ruleset.SERVICE_PREFIX))
+        if dnat_chain and e.type == "rule" \
                 and e.verdict in ("accept", "stop", "continue") and "dnat" in _text(texts, e):
             decisive, action = e, "dnat"
+            literal = _DNAT_TO.search(_text(texts, e))
+            endpoint = literal.group(1) if literal else endpoint
             m = _DNAT_COMMENT.search(_text(texts, e))
-            if m:
-                pm = _POD_ON.search(m.group(1))
-                if pm:
-                    pod = pm.group(1) + (f" on {pm.group(2)}" if pm.group(2) else "")
-        elif e.chain.startswith(ruleset.ENDPOINT_PREFIX) and e.type == "rule" \
-                and e.verdict == "accept" and action != "dnat":
+            if m and literal:
+                pod = _pod_on(m.group(1)) or pod
+        elif dnat_chain and e.type == "rule" and e.verdict == "accept" and action != "dnat":
+            # The rule's text is unknown, but only a DNAT accepts in these chains.
             decisive, action = e, "dnat"
         if e.chain == ruleset.NO_ENDPOINTS_CHAIN and e.type == "rule":
             decisive, action = e, "reject"
@@ -133,13 +142,36 @@ def summarize(events: Sequence[TraceEvent], texts: RuleTexts,
                      endpoint=endpoint, pod=pod, masquerade=masquerade, nodeport=nodeport)
 
 
+def _pod_on(comment: str) -> str | None:
+    pm = _POD_ON.search(comment)
+    return pm.group(1) + (f" on {pm.group(2)}" if pm.group(2) else "") if pm else None
+
+
+def with_endpoint(match: RuleMatch, endpoint: str, netns: str, family: str,
+                  texts: RuleTexts) -> RuleMatch:
+    """``match`` (a DNAT through a map, whose pick the trace does not report) with the
+    endpoint the packet was seen going to, and its pod from the map's element comments."""
+    pod = match.pod
+    m = _DNAT_MAP.search(match.text)
+    if m:
+        ip, _, port = endpoint.partition(":")
+        for element in texts.get((netns, family, match.table, m.group(1)), {}).values():
+            if element.endswith(f": {ip} . {port}"):
+                c = _DNAT_COMMENT.search(element)
+                pod = (_pod_on(c.group(1)) if c else None) or pod
+    label = _label(match.action, match.service, endpoint, pod, match.nodeport,
+                   match.masquerade, TraceEvent(netns, 0, family, match.table, match.chain,
+                                                "rule", match.handle), texts)
+    return replace(match, endpoint=endpoint, pod=pod, label=label)
+
+
 def _label(action: str, service: str | None, endpoint: str | None, pod: str | None,
            nodeport: bool, masquerade: bool, e: TraceEvent, texts: RuleTexts) -> str:
     kind = "NodePort of " if nodeport else "service "
     if action == "reject":
         return f"rejected: {kind}{service or '?'} has no endpoints"
     if action == "dnat" or (service and endpoint):
-        to = f"endpoint {endpoint}" + (f" (pod {pod})" if pod else "")
+        to = f"endpoint {endpoint or '?'}" + (f" (pod {pod})" if pod else "")
         masq = ", masquerade" if masquerade else ""
         return f"{kind}{service or '?'} -> {to}{masq}"
     if action == "drop":

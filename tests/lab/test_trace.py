@@ -102,7 +102,7 @@ def trace_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceLab]:
     name = unique_lab()
     path = write_topology(Path(tmp_path_factory.mktemp("trace")), topology(name))
     proxiers: list[Proxier] = []
-    listener: socket.socket | None = None
+    listeners: list[socket.socket] = []
     try:
         lifecycle.up(path, control_plane=False)
         lab = TraceLab(name, plan_lab(load_topology(path)))
@@ -114,10 +114,12 @@ def trace_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceLab]:
             sock.listen(16)  # the kernel answers SYNs; nobody needs to accept
             return sock
 
-        listener = netns.run_in_netns(lab.pods["c"].netns, listen)
+        listeners += [netns.run_in_netns(lab.pods[p].netns, listen) for p in ("b", "c")]
         objects = [_service("web", "10.96.0.10", node_port=30080),
                    _endpoints("web", [lab.pods["c"]]),
-                   _service("empty", "10.96.0.11"), _endpoints("empty", [])]
+                   _service("empty", "10.96.0.11"), _endpoints("empty", []),
+                   _service("pair", "10.96.0.12"),
+                   _endpoints("pair", [lab.pods["b"], lab.pods["c"]])]
         for node in CLUSTER:
             plan = lab.plan.node(node)
             proxier = Proxier(plan.netns, None, POD_CIDR, service_cidr=SERVICE_CIDR,
@@ -129,7 +131,7 @@ def trace_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceLab]:
             assert proxier.sync(force=True).ok
         yield lab
     finally:
-        if listener is not None:
+        for listener in listeners:
             listener.close()
         for proxier in proxiers:
             proxier.cleanup()
@@ -195,6 +197,26 @@ def test_pod_to_cluster_ip_is_dnated_to_an_endpoint_and_translated_back(trace_la
     last = [h for h in out["hops"] if h["path"] == "reply"][-1]
     assert (last["pod"], last["packet"]["src"]) == ("default/a", "10.96.0.10")
     assert out["verdict"]["result"] == "delivered"
+
+
+def test_a_round_robin_pick_is_named_after_the_endpoint_the_packet_went_to(trace_lab: TraceLab):
+    """Two endpoints: the proxy DNATs through a map, whose pick the nft trace does not
+    report; the rule still names the endpoint (and its pod) the packet went to."""
+    b, c = trace_lab.pods["b"], trace_lab.pods["c"]
+    seen = set()
+    for _ in range(2):  # numgen inc alternates: both endpoints, one per trace
+        out = trace_lab.trace("a", "svc/pair")
+        [(hop, change)] = [(h, ch) for h in out["hops"] if h["path"] == "forward"
+                           for ch in h["changes"] if ch["kind"] == "dnat"]
+        rule = hop["rule"]
+        assert rule["action"] == "dnat" and rule["service"] == "default/pair:http"
+        assert rule["endpoint"] == change["to"], (rule, change)
+        assert "map @dnat-" in rule["text"]
+        pod = {f"{b.ip}:8080": "b on worker1", f"{c.ip}:8080": "c on worker2"}[change["to"]]
+        assert rule["pod"] == pod and f"(pod {pod})" in rule["label"]
+        seen.add(change["to"])
+        assert out["verdict"]["result"] == "delivered"
+    assert seen == {f"{b.ip}:8080", f"{c.ip}:8080"}
 
 
 def test_external_to_nodeport_is_masqueraded(trace_lab: TraceLab):

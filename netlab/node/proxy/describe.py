@@ -5,7 +5,7 @@ every shard table, one after the other: ``syncer.list_proxy_tables``) and
 returns a summary (one block per service port: ClusterIP, NodePort, affinity,
 endpoints in round-robin order, or that it refuses connections) followed by
 the ruleset itself with a ``# …`` label above every Service chain, endpoint
-chain, dispatch map and affinity set. It reads the table alone, with no API,
+chain, dispatch or DNAT map and affinity set. It reads the table alone, with no API,
 so it works on a saved listing as well as on a live node; ``netlab proxy show
 NODE`` prints it, and ``summary`` gives the same as data for ``-o json``.
 
@@ -23,7 +23,8 @@ from typing import Any
 from netlab.node.proxy import ruleset
 
 _BLOCK = re.compile(r"^\t(chain|map|set) (\S+) \{$")
-_DNAT = re.compile(r"dnat to (\S+)(?: comment \"([^\"]*)\")?")
+_DNAT = re.compile(r"dnat (?:ip )?to (\d[\d.:]*)(?: comment \"([^\"]*)\")?")
+_DNAT_MAP = re.compile(r"dnat (?:ip )?to numgen inc mod \d+ map @(\S+)")
 _LABEL = re.compile(r"^\S+ -> \S+ pod (\S+)(?: on (\S+))?$|^\S+ -> \S+ on (\S+)$")
 
 
@@ -52,6 +53,18 @@ class _Block:
             em = re.match(r'^(.*?)(?: comment "([^"]*)")? : (?:goto|jump) (\S+)$', item.strip())
             if em:
                 out.append((em.group(1), em.group(2) or "", em.group(3)))
+        return out
+
+    def data_elements(self) -> list[tuple[str, str, str]]:
+        """(key, comment, ``ip:port``) of a DNAT map's ``KEY : IP . PORT`` elements."""
+        text = " ".join(line.strip() for line in self.lines)
+        out = []
+        for m in re.finditer(r"elements = \{ (.*?) \}", text):
+            for item in _split(m.group(1)):
+                em = re.match(r'^(.*?)(?: comment "([^"]*)")? : ([\d.]+) \. (\d+)$',
+                              item.strip())
+                if em:
+                    out.append((em.group(1), em.group(2) or "", f"{em.group(3)}:{em.group(4)}"))
         return out
 
 
@@ -104,7 +117,7 @@ class _Endpoint:
     address: str
     pod: str
     node: str
-    chain: str
+    chain: str  # where its DNAT is: its own chain, the Service chain or the DNAT map
 
 
 @dataclass
@@ -120,15 +133,18 @@ class _Port:
     endpoints: list[_Endpoint] = field(default_factory=list)
 
 
+def _pod_node(label: str) -> tuple[str, str]:
+    lm = _LABEL.match(label)
+    return (lm.group(1) or "", lm.group(2) or lm.group(3) or "") if lm else ("", "")
+
+
 def _endpoint(blocks: dict[str, _Block], index: int, chain: str) -> _Endpoint:
     address, pod, node = "?", "", ""
     for line in blocks[chain].lines if chain in blocks else []:
         m = _DNAT.search(line)
         if m:
             address = m.group(1)
-            lm = _LABEL.match(m.group(2) or "")
-            if lm:
-                pod, node = lm.group(1) or "", lm.group(2) or lm.group(3) or ""
+            pod, node = _pod_node(m.group(2) or "")
     return _Endpoint(index, address, pod, node, chain)
 
 
@@ -146,9 +162,11 @@ def _ports(blocks: dict[str, _Block]) -> list[_Port]:
         for line in blocks[port.chain].lines if port.chain in blocks else []:
             if f"0x{ruleset.REJECT_MARK:08x}" in line:
                 port.refuses = True
-            m = re.search(r"vmap @(\S+)", line)
+            m = re.search(r"vmap @(\S+)", line) or _DNAT_MAP.search(line)
             if m:
                 port.dispatch = m.group(1)
+            elif _DNAT.search(line):  # a lone endpoint, DNATed by the Service chain itself
+                port.endpoints = [_endpoint(blocks, 0, port.chain)]
             m = re.search(r"goto (endpoint-\S+)", line)
             if m and "ip saddr @" not in line:  # a lone endpoint, without a map
                 port.endpoints = [_endpoint(blocks, 0, m.group(1))]
@@ -157,7 +175,10 @@ def _ports(blocks: dict[str, _Block]) -> list[_Port]:
                 lines = blocks[m.group(1)].lines if m.group(1) in blocks else []
                 timeout = [x.split()[1] for x in lines if x.strip().startswith("timeout ")]
                 port.affinity = f"ClientIP, timeout {timeout[0] if timeout else '?'}"
-        if port.dispatch in blocks:
+        if port.dispatch.startswith(ruleset.DNAT_PREFIX) and port.dispatch in blocks:
+            port.endpoints = [_Endpoint(int(k), address, *_pod_node(comment), port.dispatch)
+                              for k, comment, address in blocks[port.dispatch].data_elements()]
+        elif port.dispatch in blocks:
             port.endpoints = [_endpoint(blocks, int(k), target)
                               for k, _, target in blocks[port.dispatch].elements()]
     return sorted(ports.values(), key=lambda p: p.label)
@@ -175,6 +196,8 @@ def _labels(ports: list[_Port]) -> dict[str, str]:
             labels[p.dispatch] = (f"{p.label}: round-robin over {count} "
                                   f"endpoint{'s' if count != 1 else ''}")
         for ep in p.endpoints:
+            if not ep.chain.startswith(ruleset.ENDPOINT_PREFIX):
+                continue  # DNATed by the Service chain or its map: labelled above
             where = f" pod {ep.pod}" if ep.pod else ""
             where += f" on {ep.node}" if ep.node else ""
             labels[ep.chain] = f"{p.label}: endpoint #{ep.index} {ep.address}{where}"
@@ -223,9 +246,11 @@ def describe(ruleset_text: str) -> str:
             where += f" on {ep.node}" if ep.node else ""
             out.append(f"  #{ep.index} -> {ep.address}{where}")
     prefixes = (ruleset.SERVICE_PREFIX, ruleset.EXTERNAL_PREFIX, ruleset.ENDPOINT_PREFIX,
-                ruleset.DISPATCH_PREFIX, ruleset.AFFINITY_PREFIX)
+                ruleset.DISPATCH_PREFIX, ruleset.AFFINITY_PREFIX, ruleset.DNAT_PREFIX)
     labels[ruleset.SERVICE_IPS] = "ClusterIP . protocol . port -> Service chain"
     labels[ruleset.SERVICE_NODEPORTS] = "protocol . NodePort -> NodePort chain"
+    labels[ruleset.HAIRPIN_SET] = ("endpoint . itself: masqueraded when a pod reaches itself "
+                                   "through a Service")
     unused = sorted(n for n in blocks if n.startswith(prefixes) and n not in labels)
     if unused:
         out += ["", f"unused, awaiting deletion: {len(unused)} objects ({', '.join(unused[:5])}"

@@ -11,20 +11,30 @@ the number of Services):
   addresses, ``meta l4proto . th dport`` in ``service-nodeports``. A hit goes
   to the service port's chain ``service-HASH-ns/name/proto/port`` (NodePorts
   through ``external-…``, which marks for masquerade first).
-- A service chain picks an endpoint round-robin with ``numgen inc mod N``
-  through its verdict map ``dispatch-HASH-…`` to per-endpoint chains
-  ``endpoint-HASH-…__ip/port`` that DNAT (a lone endpoint is a plain
-  ``goto``). With ``sessionAffinity: ClientIP`` each endpoint also has a
-  dynamic set ``affinity-HASH-…`` of client addresses with the Service's
-  timeout: the endpoint chain adds the client, and the service chain sends a
-  known client straight back to its endpoint.
+- A service chain DNATs itself, with no chain per endpoint: ``dnat to
+  numgen inc mod N map @dnat-HASH-…``, a data map from the round-robin index
+  to ``address . port`` (each element's comment names the endpoint's pod and
+  node), or a plain ``dnat to IP:PORT`` for a lone endpoint. With
+  ``sessionAffinity: ClientIP`` (as in upstream's nftables proxier) each
+  endpoint keeps a chain ``endpoint-HASH-…__ip/port`` and a dynamic set
+  ``affinity-HASH-…`` of client addresses with the Service's timeout: the
+  service chain sends a known client straight to its endpoint's chain, else
+  picks one through the verdict map ``dispatch-HASH-…`` (a lone endpoint is a
+  plain ``goto``), and the endpoint chain adds the client and DNATs.
 - Masquerade goes through a mark: ``mark-for-masquerade`` sets a bit and
   ``masquerading`` (``nat`` postrouting) clears it and masquerades. It is set
   for sources outside the pod CIDR (the node itself, an outside client), for
   every NodePort connection (the endpoint may be on another node, whose reply
-  must come back through this one) and for hairpin traffic (a pod reaching
+  must come back through this one) and for hairpin traffic: a pod reaching
   itself through its Service would otherwise get a packet from its own
-  address and drop it as a martian).
+  address and drop it as a martian. Hairpin is found after DNAT, in
+  ``masquerading``: ``ct status dnat`` and ``ip saddr . ip daddr`` in the set
+  ``hairpin`` of ``IP . IP`` pairs, one per endpoint on this node's pod subnet.
+  Partial syncs add the pairs of new endpoints and never remove any (only a
+  full sync rebuilds the set): a pair left over from a gone endpoint only ever
+  matches a connection DNATed back to its own sender, which is hairpin
+  whoever holds the address now, and there are at most as many pairs as
+  addresses in the node's pod subnet.
 - A service port without ready endpoints keeps its chain, which only sets a
   second mark bit; ``filter`` chains on the input, forward and output hooks
   reject new connections carrying it (TCP reset, else ICMP port-unreachable),
@@ -37,14 +47,18 @@ first download every chain of the table (about 1.5 s at 10,000 Services);
 ``add chain NAME { rules }``, ``add map NAME { …; elements = { … } }`` and
 ``flush chain`` do not. So a partial sync uses only those three: it empties
 the chains of the changed Services and refills them, and adds map elements by
-re-declaring the map. Anything a change leaves unused (an endpoint's chain, a
-Service's old dispatch map, a deleted Service's map elements) is emptied at
+re-declaring the map (or set). Anything a change leaves unused (a Service's old
+DNAT or dispatch map, an affinity endpoint's chain and set, a deleted Service's
+map elements) is emptied at
 once, so no packet reaches it, and deleted later by a garbage-collection
 transaction that can run when the proxy is idle (sent as raw netlink by
 ``netlab.kernel.nft.delete_objects``, since nft itself would fetch the table).
 A Service moving between zero and some endpoints only rewrites its own chain
-(the reject mark), and the per-Service dispatch map is named after its
-endpoint list, so a new list is a new map rather than an edit of a live one.
+(the reject mark), and the per-Service DNAT and dispatch maps are named after
+their endpoint lists, so a new list is a new map rather than an edit of a live
+one. A rule can name a set only if the same transaction declares it (nft does
+not fetch the kernel's sets for ``add chain``), which the maps' re-declaration
+before their Service chain provides.
 
 Shards: with more than ``SHARD_PORTS`` service ports, Services are spread
 (by a hash of namespace/name) over several tables, ``netlab-proxy``,
@@ -66,11 +80,19 @@ commit also walks every chain of every table in the namespace once (about
 130 ns each, the ~15 ms above), which sharding does not change: only fewer
 chains would.
 
-Named dispatch maps rather than an anonymous ``vmap { … }`` per Service: the
-kernel resolves an anonymous set created in the same batch by walking the
-whole batch, so a full sync of 10,000 Services x 10 endpoints took 164 s that
-way and about 35 s this way. Named sets are not free either (the kernel finds
-them by walking a list), hence no map at all for a Service with one endpoint.
+Why no chain per endpoint: every chain costs at every commit (the commit
+walks every chain of the namespace, and validation every chain a base chain
+reaches), and endpoint chains were 10 of a 10-endpoint Service's 11-12. A
+data map holds no verdicts, so a change to it validates nothing, and a full
+sync of 1,000 Services x 10 endpoints sends about a third of the text (see
+docs/benchmarks.md, "DNAT maps instead of endpoint chains").
+
+Named maps rather than an anonymous ``vmap { … }`` or ``map { … }`` per
+Service: the kernel resolves an anonymous set created in the same batch by
+walking the whole batch, so a full sync of 10,000 Services x 10 endpoints took
+164 s that way and about 35 s this way. Named sets are not free either (the
+kernel finds them by walking a list), hence no map at all for a Service with
+one endpoint.
 
 Family ``ip`` rather than ``inet``: labs are IPv4 only (IPv6 is disabled in
 their namespaces), and a per-family table keeps ``nat`` and ``fib`` free of
@@ -80,8 +102,9 @@ Names hash ``namespace/name/protocol/port`` (and the endpoint), and comments
 on chains, rules and elements name the Service and endpoint, so ``nft list
 table ip netlab-proxy`` reads on its own. A chain's comment cannot change
 once the chain exists (the kernel keeps the first), so it only ever repeats
-what the name says; the pod and node are on the DNAT rule, which is rewritten
-with the chain. Everything here is pure text; ``netlab.kernel.nft`` applies it.
+what the name says; the pod and node are on the DNAT rule or the DNAT map's
+elements, which are rewritten with the chain. Everything here is pure text;
+``netlab.kernel.nft`` applies it.
 """
 
 from __future__ import annotations
@@ -115,7 +138,8 @@ MASQ_CHAIN = "masquerading"
 SHARED_MAPS = (SERVICE_IPS, SERVICE_NODEPORTS)
 
 SERVICE_PREFIX, EXTERNAL_PREFIX, ENDPOINT_PREFIX = "service-", "external-", "endpoint-"
-DISPATCH_PREFIX, AFFINITY_PREFIX = "dispatch-", "affinity-"
+DISPATCH_PREFIX, AFFINITY_PREFIX, DNAT_PREFIX = "dispatch-", "affinity-", "dnat-"
+HAIRPIN_SET = "hairpin"
 MAX_ENDPOINTS = 1024  # per service port; Endpoints objects hold at most 1,000 addresses
 # Service ports per shard table, and the most shard tables: see "Shards" above.
 SHARD_PORTS = 1000
@@ -226,6 +250,11 @@ def dispatch_map(name: ServicePortName, eps: Iterable[Endpoint]) -> str:
     return DISPATCH_PREFIX + _hashed(_port_path(name), "|" + ",".join(map(str, eps)))
 
 
+def dnat_map(name: ServicePortName, eps: Iterable[Endpoint]) -> str:
+    """Like ``dispatch_map``, for a Service without affinity: index -> address . port."""
+    return DNAT_PREFIX + _hashed(_port_path(name), "|" + ",".join(map(str, eps)))
+
+
 def _quote(text: str) -> str:
     # nft strings have no escapes; nft caps comments at 128 bytes.
     return '"' + text.replace('"', "'").replace("\\", "/")[:120] + '"'
@@ -266,13 +295,15 @@ class PortObjects:
 def port_objects(sp: ServicePort) -> PortObjects:
     name, eps = sp.name, usable_endpoints(sp)
     svc = service_chain(name)
-    chains = {svc, *(endpoint_chain(name, ep) for ep in eps)}
+    chains = {svc}
     sets: set[str] = set()
-    if eps:
+    if eps and sp.affinity_timeout:
+        chains.update(endpoint_chain(name, ep) for ep in eps)
         if len(eps) > 1:
             sets.add(dispatch_map(name, eps))
-        if sp.affinity_timeout:
-            sets.update(affinity_set(name, ep, sp.affinity_timeout) for ep in eps)
+        sets.update(affinity_set(name, ep, sp.affinity_timeout) for ep in eps)
+    elif len(eps) > 1:
+        sets.add(dnat_map(name, eps))
     elements = {(SERVICE_IPS, cluster_key(sp), f"goto {svc}")}
     if sp.node_port:
         ext = external_chain(name)
@@ -302,20 +333,17 @@ def _port_commands(cfg: ProxyConfig, sp: ServicePort, out: list[str],
     svc, label = service_chain(name), _quote(str(name))
     affinity = sp.affinity_timeout
     svc_rules = []
-    if eps:
+    if eps and affinity:
+        # Affinity needs a place per endpoint to remember its clients: a chain and a set.
         for ep in eps:
-            rules = [f"ip saddr {ep.ip} jump {MARK_CHAIN}"] if cfg.may_hairpin(ep.ip) else []
-            if affinity:
-                aff = affinity_set(name, ep, affinity)
-                out.append(f"add set {t} {aff} {{ type ipv4_addr; flags dynamic,timeout; "
-                           f"timeout {affinity}s; }}")
-                rules.append(f"update @{aff} {{ ip saddr }}")
-            rules.append(f"meta l4proto {proto} dnat to {ep} "
-                         f"comment {_quote(endpoint_label(sp, ep))}")
-            out.append(_chain(t, endpoint_chain(name, ep), f"{name} endpoint {ep}", rules))
-        if affinity:
-            svc_rules += [f"ip saddr @{affinity_set(name, ep, affinity)} "
-                          f"goto {endpoint_chain(name, ep)}" for ep in eps]
+            aff = affinity_set(name, ep, affinity)
+            out.append(f"add set {t} {aff} {{ type ipv4_addr; flags dynamic,timeout; "
+                       f"timeout {affinity}s; }}")
+            out.append(_chain(t, endpoint_chain(name, ep), f"{name} endpoint {ep}", [
+                f"update @{aff} {{ ip saddr }}",
+                f"meta l4proto {proto} dnat to {ep} comment {_quote(endpoint_label(sp, ep))}"]))
+        svc_rules += [f"ip saddr @{affinity_set(name, ep, affinity)} "
+                      f"goto {endpoint_chain(name, ep)}" for ep in eps]
         if len(eps) == 1:  # nothing to choose: no map (every named set costs at scale)
             svc_rules.append(f'goto {endpoint_chain(name, eps[0])} comment "the only endpoint"')
         else:
@@ -326,6 +354,18 @@ def _port_commands(cfg: ProxyConfig, sp: ServicePort, out: list[str],
                        f"comment {_quote(f'{name} round-robin')}; elements = {{ {targets} }} }}")
             svc_rules.append(f"numgen inc mod {len(eps)} vmap @{dispatch} "
                              f"comment {_quote(f'round-robin over {len(eps)} endpoints')}")
+    elif len(eps) == 1:
+        svc_rules.append(f"meta l4proto {proto} dnat to {eps[0]} "
+                         f"comment {_quote(endpoint_label(sp, eps[0]))}")
+    elif eps:
+        # No chain per endpoint: the DNAT takes its address and port from a data map.
+        dnat = dnat_map(name, eps)
+        targets = ", ".join(f"{i} comment {_quote(endpoint_label(sp, ep))} : {ep.ip} . {ep.port}"
+                            for i, ep in enumerate(eps))
+        out.append(f"add map {t} {dnat} {{ typeof numgen inc mod 2 : ip daddr . th dport; "
+                   f"comment {_quote(f'{name} round-robin')}; elements = {{ {targets} }} }}")
+        svc_rules.append(f"meta l4proto {proto} dnat to numgen inc mod {len(eps)} map @{dnat} "
+                         f"comment {_quote(f'round-robin over {len(eps)} endpoints')}")
     else:
         svc_rules.append(f"meta mark set meta mark | 0x{REJECT_MARK:x} "
                          f'comment "no ready endpoints: rejected in filter"')
@@ -338,6 +378,18 @@ def _port_commands(cfg: ProxyConfig, sp: ServicePort, out: list[str],
                           [f"jump {MARK_CHAIN}", f"goto {svc}"]))
         elements.setdefault((shard, SERVICE_NODEPORTS), []).append(
             f"{node_port_key(sp)} comment {label} : goto {ext}")
+
+
+def hairpin_pairs(cfg: ProxyConfig, eps: Iterable[Endpoint]) -> list[str]:
+    """The ``hairpin`` set's elements for ``eps``: ``IP . IP`` of each endpoint that
+    may be its own client."""
+    return [f"{ip} . {ip}" for ip in sorted({ep.ip for ep in eps}) if cfg.may_hairpin(ip)]
+
+
+def _hairpin_set(cfg: ProxyConfig, pairs: list[str]) -> str:
+    items = f" elements = {{ {', '.join(pairs)} }};" if pairs else ""
+    return (f"add set {cfg.shard_ref(0)} {HAIRPIN_SET} {{ type ipv4_addr . ipv4_addr; "
+            f'comment "endpoint . itself: a pod reaching itself through a Service";{items} }}')
 
 
 def _chain(t: str, name: str, comment: str, rules: list[str]) -> str:
@@ -382,7 +434,12 @@ def _skeleton(cfg: ProxyConfig, shard: int = 0) -> list[str]:
                       [f"meta mark set meta mark | {masq}"]))
     if shard == 0:
         out += [
+            _hairpin_set(cfg, []),
             _chain(t, MASQ_CHAIN, "masquerade what was marked", [
+                # Hairpin: after DNAT the packet goes back to its own sender, which
+                # would drop a packet from its own address as a martian.
+                f"ct status dnat ip saddr . ip daddr @{HAIRPIN_SET} meta mark set meta mark | "
+                f'{masq} comment "hairpin: a pod reaching itself through a Service"',
                 f"meta mark & {masq} == 0 return", f"meta mark set meta mark ^ {masq}",
                 "masquerade fully-random"]),
             _chain(t, NO_ENDPOINTS_CHAIN, "Services without ready endpoints: refuse at once", [
@@ -488,9 +545,14 @@ def full_ruleset(cfg: ProxyConfig, ports: Iterable[ServicePort]) -> str:
     for shard in range(cfg.shards):
         out += _skeleton(cfg, shard)
     elements: SharedElements = {}
+    pairs: set[Endpoint] = set()
     for sp in sorted(ports, key=lambda p: p.name):
         _port_commands(cfg, sp, out, elements)
+        pairs.update(usable_endpoints(sp))
     out += _shared_elements(cfg, elements)
+    hairpin = hairpin_pairs(cfg, pairs)
+    if hairpin:
+        out.append(_hairpin_set(cfg, hairpin))
     return "\n".join(out) + "\n"
 
 
@@ -512,10 +574,13 @@ def partial_update(cfg: ProxyConfig, changes: Mapping[ServicePortName, Change],
     early_deletes: list[str] = []
     body: list[str] = []
     elements: SharedElements = {}
+    hairpin: set[Endpoint] = set()
     for name in sorted(changes):
         old, new = changes[name]
         if old == new:
             continue
+        if new is not None:
+            hairpin.update(set(usable_endpoints(new)) - set(old.endpoints if old else ()))
         table = cfg.shard_table(cfg.shard_of(name))
         t = f"{FAMILY} {table}"
         before = port_objects(old) if old is not None else None
@@ -538,6 +603,9 @@ def partial_update(cfg: ProxyConfig, changes: Mapping[ServicePortName, Change],
             garbage.elements.update({(table, m, k): v for (m, k, v) in before.elements
                                      if (m, k) not in kept_keys})
     body += _shared_elements(cfg, elements)
+    pairs = hairpin_pairs(cfg, hairpin)
+    if pairs:
+        body.append(_hairpin_set(cfg, pairs))
     if not flushes and not body:
         return "", garbage
     return "\n".join(early_deletes + flushes + body) + "\n", garbage

@@ -438,6 +438,9 @@ def _keys(sp: ServicePort) -> list[str]:
 
 
 def _object_count(sp: ServicePort) -> int:
+    """The chains and sets of ``ruleset.port_objects(sp)``, without naming them: the
+    Service chain, the NodePort chain, a DNAT or dispatch map for several endpoints,
+    and with affinity a chain and a set per endpoint."""
     eps = len(ruleset.usable_endpoints(sp))
-    return 1 + (1 if sp.node_port else 0) + eps * (2 if sp.affinity_timeout else 1) \
+    return 1 + (1 if sp.node_port else 0) + (2 * eps if sp.affinity_timeout else 0) \
         + (1 if eps > 1 else 0)

@@ -77,6 +77,26 @@ def test_a_pod_reaches_itself_through_its_service(proxy_lab: ProxyLab):
     assert answers[0].split()[2] == str(lab.plan.node("worker1").gateway.ip)
 
 
+def test_a_pod_reaches_itself_among_several_endpoints(proxy_lab: ProxyLab):
+    """Hairpin through the DNAT map (several endpoints, no chain per endpoint) and
+    through an affinity endpoint chain: the pod answers itself from the node's
+    address, while its connections to the other endpoint keep the pod's address."""
+    lab = proxy_lab
+    me, other = lab.pods["w1-a"], lab.pods["w2-a"]
+    gateway = str(lab.plan.node("worker1").gateway.ip)
+    lab.program(service("hp", "10.96.0.23", [HTTP, UDP]),
+                endpoints("hp", [me, other], [EP_HTTP, EP_UDP]))
+    answers = [tcp_request(me.netns, "10.96.0.23", 80) for _ in range(4)]
+    answers += [udp_request(me.netns, "10.96.0.23", 80, sport=43000 + i) for i in range(4)]
+    assert all(answers), answers
+    peers = {(_pod_of(a), a.split()[2]) for a in answers if a}
+    assert peers == {("w1-a", gateway), ("w2-a", me.ip)}, peers
+    lab.program(service("hp-sticky", "10.96.0.24", [HTTP], affinity=600),
+                endpoints("hp-sticky", [me], [EP_HTTP]))
+    answer = tcp_request(me.netns, "10.96.0.24", 80)
+    assert answer and answer.split()[:3:2] == ["w1-a", gateway], answer
+
+
 def test_a_pod_reaches_a_service_whose_only_endpoint_is_on_its_own_bridge(proxy_lab: ProxyLab):
     lab = proxy_lab
     client, server = lab.pods["w1-a"], lab.pods["w1-b"]
@@ -172,7 +192,10 @@ def test_describe_labels_the_live_table(proxy_lab: ProxyLab):
     text = describe(lab.proxiers["worker1"].ruleset_text())
     assert "default/shown:http (tcp)  ClusterIP 10.96.0.50:80" in text
     assert "#0 -> 10.244.1.11:8080  pod w1-b on worker1" in text
-    assert "# default/shown:http: endpoint #0 10.244.1.11:8080 pod w1-b on worker1" in text
+    # One endpoint, no affinity: the Service chain DNATs itself, under its own label.
+    assert "# default/shown:http (tcp): Service chain, ClusterIP 10.96.0.50:80\n" \
+           "\tchain service-" in text
+    assert "dnat to 10.244.1.11:8080" in text and "default/shown/tcp/http__" not in text
 
 
 def test_services_spread_over_shard_tables_all_answer(proxy_lab: ProxyLab, monkeypatch):

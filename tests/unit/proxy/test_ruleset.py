@@ -35,9 +35,10 @@ def test_chain_names_hash_the_service_port_like_kube_proxy():
                         ruleset.endpoint_chain(WEB, ep))
     # A set's timeout cannot change in place, so it is part of the name's hash.
     assert ruleset.affinity_set(WEB, ep, 10) != ruleset.affinity_set(WEB, ep, 20)
-    # A dispatch map is named after its endpoint list.
+    # A dispatch or DNAT map is named after its endpoint list.
     two = [ep, Endpoint("10.244.1.6", 8080)]
     assert ruleset.dispatch_map(WEB, [ep]) != ruleset.dispatch_map(WEB, two)
+    assert ruleset.dnat_map(WEB, [ep]) != ruleset.dnat_map(WEB, two)
 
 
 def test_full_ruleset_layout():
@@ -50,15 +51,19 @@ def test_full_ruleset_layout():
             "meta l4proto . th dport vmap @service-nodeports") in text
     assert f"10.96.0.10 . tcp . 80 comment \"default/web:http\" : goto {svc}" in text
     assert f'tcp . 30080 comment "default/web:http" : goto {ruleset.external_chain(WEB)}' in text
-    assert "numgen inc mod 2 vmap @dispatch-" in text
-    assert "meta l4proto tcp dnat to 10.244.1.2:8080" in text
-    assert 'comment "default/web:http -> 10.244.1.2:8080 pod pod-10.244.1.2 on worker1"' in text
+    # No chain per endpoint: the service chain DNATs through a map of addresses.
+    assert "endpoint-" not in text and "dispatch-" not in text
+    dnat = ruleset.dnat_map(WEB, port("10.244.1.2", "10.244.2.3").endpoints)
+    assert f"meta l4proto tcp dnat to numgen inc mod 2 map @{dnat}" in text
+    assert ('0 comment "default/web:http -> 10.244.1.2:8080 pod pod-10.244.1.2 on worker1" '
+            ": 10.244.1.2 . 8080") in text
     assert "masquerade fully-random" in text
     assert "ip saddr != 10.244.0.0/16 jump mark-for-masquerade" in text
     assert "reject with tcp reset" in text
-    # Only the endpoint on this node's subnet can be its own client: one hairpin rule.
-    assert "ip saddr 10.244.1.2 jump mark-for-masquerade" in text
-    assert "ip saddr 10.244.2.3 jump" not in text
+    # Only the endpoint on this node's subnet can be its own client: one hairpin pair.
+    assert "ct status dnat ip saddr . ip daddr @hairpin meta mark set" in text
+    assert "elements = { 10.244.1.2 . 10.244.1.2 }" in text
+    assert "10.244.2.3 . 10.244.2.3" not in text
     assert "hook prerouting priority dstnat" in text and "hook output priority -100" in text
 
 
@@ -74,7 +79,7 @@ def test_a_service_without_endpoints_marks_for_rejection():
     text = ruleset.full_ruleset(CFG, [port()])
     assert "meta mark set meta mark | 0x8000" in text
     assert "ct state new meta mark & 0x8000 != 0 goto no-endpoints" in text
-    assert "dispatch-" not in text and "dnat" not in text
+    assert "dispatch-" not in text and "dnat to" not in text
 
 
 def test_affinity_pins_known_clients_before_round_robin():
@@ -84,6 +89,8 @@ def test_affinity_pins_known_clients_before_round_robin():
     svc_line = next(line for line in text.splitlines()
                     if line.startswith(f"add chain ip netlab-proxy {ruleset.service_chain(WEB)} "))
     assert svc_line.index("ip saddr @affinity-") < svc_line.index("numgen inc mod 2")
+    # Affinity keeps a chain per endpoint (as upstream's nftables proxier does).
+    assert text.count("add chain ip netlab-proxy endpoint-") == 2
 
 
 def test_partial_endpoint_change_uses_only_cheap_commands_and_leaves_garbage():
@@ -91,11 +98,24 @@ def test_partial_endpoint_change_uses_only_cheap_commands_and_leaves_garbage():
     script, garbage = ruleset.partial_update(CFG, {WEB: (old, new)}, Garbage())
     verbs = {" ".join(line.split()[:2]) for line in script.splitlines()}
     assert verbs <= {"flush chain", "add chain", "add map", "add set"}, verbs
+    assert f"flush chain ip netlab-proxy {ruleset.service_chain(WEB)}" in script
+    assert f"add map ip netlab-proxy {ruleset.dnat_map(WEB, new.endpoints)} " in script
+    # Only the new endpoint's hairpin pair is added; old pairs stay (they are harmless).
+    assert "elements = { 10.244.1.4 . 10.244.1.4 }" in script
+    assert not garbage.chains
+    assert garbage.sets == {(ruleset.TABLE, ruleset.dnat_map(WEB, old.endpoints))}
+    assert not garbage.elements
+
+
+def test_partial_change_with_affinity_leaves_endpoint_chains_as_garbage():
+    old, new = (port("10.244.1.2", "10.244.1.3", affinity=60),
+                port("10.244.1.3", "10.244.1.4", affinity=60))
+    script, garbage = ruleset.partial_update(CFG, {WEB: (old, new)}, Garbage())
     gone = ruleset.endpoint_chain(WEB, Endpoint("10.244.1.2", 8080))
     assert f"flush chain ip netlab-proxy {gone}" in script
     assert garbage.chains == {(ruleset.TABLE, gone)}
-    assert garbage.sets == {(ruleset.TABLE, ruleset.dispatch_map(WEB, old.endpoints))}
-    assert not garbage.elements
+    assert garbage.sets == {(ruleset.TABLE, ruleset.dispatch_map(WEB, old.endpoints)),
+                            (ruleset.TABLE, ruleset.affinity_set(WEB, old.endpoints[0], 60))}
 
 
 def test_removing_a_service_empties_it_now_and_deletes_it_later():
@@ -111,15 +131,19 @@ def test_removing_a_service_empties_it_now_and_deletes_it_later():
     kinds = [line.split()[1] for line in collect]
     # Elements first (they point at chains), then maps, then the chains.
     assert kinds == sorted(kinds, key=["element", "map", "set", "chain"].index)
-    assert len([k for k in kinds if k == "chain"]) == 3
+    assert len([k for k in kinds if k == "chain"]) == 2  # service and NodePort chains
 
 
 def test_garbage_revived_by_a_later_change_is_not_deleted():
     a, b = port("10.244.1.2"), port("10.244.1.3")
     _, garbage = ruleset.partial_update(CFG, {WEB: (a, b)}, Garbage())
     _, garbage = ruleset.partial_update(CFG, {WEB: (b, a)}, garbage)
-    assert (ruleset.TABLE, ruleset.endpoint_chain(WEB, a.endpoints[0])) not in garbage.chains
-    assert (ruleset.TABLE, ruleset.dispatch_map(WEB, a.endpoints)) not in garbage.sets
+    assert not garbage
+    a, b = port("10.244.1.2", "10.244.1.3"), port("10.244.1.3")
+    _, garbage = ruleset.partial_update(CFG, {WEB: (a, b)}, Garbage())
+    assert garbage.sets == {(ruleset.TABLE, ruleset.dnat_map(WEB, a.endpoints))}
+    _, garbage = ruleset.partial_update(CFG, {WEB: (b, a)}, garbage)
+    assert not garbage
 
 
 def test_a_cluster_ip_reused_before_collection_is_deleted_in_the_same_transaction():
@@ -146,12 +170,15 @@ def test_dedupe_keeps_the_first_holder_of_a_cluster_ip_or_node_port():
     assert [p.name.name for p in kept] == ["a", "c"] and [p.name.name for p in clashing] == ["b"]
 
 
-def test_a_lone_endpoint_needs_no_dispatch_map():
+def test_a_lone_endpoint_needs_no_map():
     text = ruleset.full_ruleset(CFG, [port("10.244.1.2")])
-    assert "dispatch-" not in text and "numgen" not in text
-    only = ruleset.endpoint_chain(WEB, Endpoint("10.244.1.2", 8080))
-    assert f'goto {only} comment "the only endpoint"' in text
+    assert "dispatch-" not in text and "dnat-" not in text and "numgen" not in text
+    assert ('meta l4proto tcp dnat to 10.244.1.2:8080 '
+            'comment "default/web:http -> 10.244.1.2:8080 pod pod-10.244.1.2 on worker1"') in text
     assert ruleset.port_objects(port("10.244.1.2")).sets == frozenset()
+    only = ruleset.endpoint_chain(WEB, Endpoint("10.244.1.2", 8080))
+    text = ruleset.full_ruleset(CFG, [port("10.244.1.2", affinity=60)])
+    assert f'goto {only} comment "the only endpoint"' in text
 
 
 def test_map_keys_encode_as_the_kernel_stores_them():
@@ -195,7 +222,7 @@ def test_a_partial_sync_touches_only_the_changed_services_shard():
     moved = ServicePort(p.name, p.cluster_ip, p.port, p.node_port, None, p.endpoints[:1])
     script, garbage = ruleset.partial_update(cfg, {p.name: (p, moved)}, Garbage())
     assert {line.split()[3] for line in script.splitlines()} == {table}, script
-    assert {t for t, _ in garbage.chains} == {table}
+    assert {t for t, _ in garbage.sets} == {table}  # the DNAT map of two endpoints
     _, garbage = ruleset.partial_update(cfg, {p.name: (moved, None)}, garbage)
     assert garbage.collect_script().splitlines()[0].startswith(f"delete element ip {table} ")
 

@@ -146,6 +146,33 @@ def test_the_proxy_rule_is_named_after_the_service_and_endpoint_where_the_dnat_s
     assert not any("netlab-trace" in s for s in hop.steps)
 
 
+def test_a_round_robin_dnat_map_is_named_after_the_packets_new_destination():
+    """Without affinity the Service chain DNATs through a map: the trace names the
+    rule, the packet seen after it names the endpoint, the map's comment the pod."""
+    dnat_map = "dnat-ABCDEFGH-default/web/tcp/http"
+    events = [*proxy_events()[:3],
+              TraceEvent(netns="u1-worker1", trace_id=77, family="ip", table="netlab-proxy",
+                         chain=SERVICE_CHAIN, type="rule", handle=30, verdict="accept", seq=4)]
+    texts = {("u1-worker1", "ip", "netlab-proxy", SERVICE_CHAIN): {
+        30: f"meta l4proto tcp dnat ip to numgen inc mod 2 map @{dnat_map} "
+            'comment "round-robin over 2 endpoints"'},
+        ("u1-worker1", "ip", "netlab-proxy", dnat_map): {
+            0: 'comment "default/web:http -> 10.244.1.9:8080 pod d on worker1" : '
+               "10.244.1.9 . 8080",
+            1: 'comment "default/web:http -> 10.244.2.2:8080 pod c on worker2" : '
+               "10.244.2.2 . 8080"}}
+    hops = correlate.correlate(service_frames(), tcp_probe(), view(), events, texts,
+                               {"u1-worker1": {5: "vetha", 3: "cni0"}},
+                               own_table="netlab-trace-1-ab")
+    [hop] = [h for h in hops if h.rule is not None]
+    assert (hop.node, hop.iface, hop.point) == ("worker1", "cni0", "to-stack")
+    assert (hop.rule.action, hop.rule.service, hop.rule.endpoint, hop.rule.pod) == (
+        "dnat", "default/web:http", "10.244.2.2:8080", "c on worker2")
+    assert hop.rule.label == ("service default/web:http -> endpoint 10.244.2.2:8080 "
+                              "(pod c on worker2)")
+    assert hop.rule.handle == 30 and f"map @{dnat_map}" in hop.rule.text
+
+
 def test_a_bridge_forward_event_becomes_the_cni0_hop_between_two_veths():
     probe = icmp_probe()
     frames = [

@@ -72,6 +72,26 @@ def test_listed_rules_are_found_by_handle():
     assert parsed["services"] == {5: "ip daddr . meta l4proto . th dport vmap @service-ips"}
 
 
+def test_a_dnat_maps_elements_are_listed_by_index():
+    listing = (
+        "table ip netlab-proxy { # handle 7\n"
+        "\tmap dnat-ABCDEFGH-default/api/tcp/https { # handle 9\n"
+        "\t\ttypeof numgen inc mod 2 : ip daddr . th dport\n"
+        "\t\tcomment \"default/api:https round-robin\"\n"
+        "\t\telements = { 0 comment \"default/api:https -> 10.244.1.7:8443 pod api-a on "
+        "worker1\" : 10.244.1.7 . 8443,\n"
+        "\t\t\t     1 : 10.244.2.8 . 8443 }\n"
+        "\t}\n"
+        "\tmap service-ips { # handle 2\n"
+        "\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n"
+        "\t}\n}\n")
+    parsed = nftrace.parse_table_listing(listing)
+    assert parsed == {"dnat-ABCDEFGH-default/api/tcp/https": {
+        0: 'comment "default/api:https -> 10.244.1.7:8443 pod api-a on worker1" : '
+           "10.244.1.7 . 8443",
+        1: ": 10.244.2.8 . 8443"}}
+
+
 def test_proxy_chains_name_their_service_and_endpoint():
     assert rules.chain_service("service-ABCDEFGH-default/web/tcp/http") == \
         ("default/web:http", None)
@@ -94,6 +114,16 @@ def test_a_nodeport_with_masquerade_and_a_drop_elsewhere():
         ("dnat", True, True)
     assert match.label == ("NodePort of default/np:http -> endpoint 10.244.2.3:8080, "
                            "masquerade")
+    svc = "service-ABCDEFGH-default/one/tcp/http"
+    lone = rules.summarize([ev("services", "goto", target=svc), ev(svc, "accept", handle=4)],
+                           {("n", "ip", "netlab-proxy", svc): {
+                               4: 'meta l4proto tcp dnat to 10.244.1.5:8080 comment '
+                                  '"default/one:http -> 10.244.1.5:8080 pod p on worker1"'}})
+    assert lone is not None and (lone.action, lone.endpoint, lone.pod) == (
+        "dnat", "10.244.1.5:8080", "p on worker1")
+    unread = rules.summarize([ev("services", "goto", target=svc), ev(svc, "accept", handle=4)], {})
+    assert unread is not None and (unread.action, unread.endpoint) == ("dnat", None)
+    assert unread.label == "service default/one:http -> endpoint ?"
     dropped = rules.summarize([ev("input", "drop", table="filter", handle=9)],
                               {("n", "ip", "filter", "input"): {9: "tcp dport 80 drop"}})
     assert dropped is not None and dropped.action == "drop"
