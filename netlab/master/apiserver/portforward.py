@@ -20,12 +20,22 @@ port. The kubelet's data channel becomes DATA on the data stream, its error
 channel DATA on the error stream; kubectl prints the latter. The end of either
 side ends the pair, as containerd's forwarder ends a connection when one
 direction does. A malformed frame ends the session with GOAWAY.
+
+The kubelet sends the pod's bytes in messages of up to 1 MiB (fewer DATA frames cost
+kubectl less). aiohttp allocates each message it receives; with glibc's malloc left
+to its dynamic thresholds, the API server's CPU per GiB, mostly its kernel share,
+grew by about what kubectl saved (likely the heap's top given back after each
+message and faulted in again). ``keep_message_buffers`` (the first port-forward
+calls it) fixes the thresholds so such buffers stay in the heap, keeping at most
+``TRIM_THRESHOLD`` of free heap (docs/benchmarks.md, "Bigger messages").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -57,6 +67,30 @@ CHUNK = 1 << 20
 INBOUND_FRAMES = 16
 
 Dial = Callable[[int], Awaitable[tuple[Any, Any]]]
+
+# glibc's mallopt parameters, and the values set: allocations below MMAP_THRESHOLD come
+# from the heap, and up to TRIM_THRESHOLD of free memory at its top stays there (glibc's
+# dynamic thresholds, which any explicit setting turns off, may reach 32 and 64 MiB).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 16 << 20
+_heap_kept = False
+
+
+def keep_message_buffers() -> bool:
+    """Keep buffers of the kubelet's messages in this process's heap (see the module's
+    docstring), once; False where the C library has no ``mallopt`` (not glibc)."""
+    global _heap_kept
+    if _heap_kept:
+        return True
+    _heap_kept = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+        bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def _upgrade(request: web.Request) -> str:
@@ -102,6 +136,7 @@ async def port_forward(request: web.Request, registry: Registry, config: Config,
     else:
         raise errors.bad_request("Upgrade request required")
     node = await kubelet_node(registry, config, node_name)
+    keep_message_buffers()
     dialer = config.remote_command
     assert dialer is not None  # (kubelet_node refused otherwise)
 

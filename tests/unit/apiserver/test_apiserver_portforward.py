@@ -317,3 +317,21 @@ async def test_a_data_frame_goes_out_whole_when_its_sender_is_cancelled():
     await conn.send(spdy.DataFrame(3, b"", spdy.FLAG_FIN))
     frames = spdy.Framer().feed(b"".join(out))
     assert frames == [spdy.DataFrame(1, b"payload"), spdy.DataFrame(3, b"", spdy.FLAG_FIN)]
+
+
+def test_the_first_port_forward_keeps_message_buffers_in_the_heap(monkeypatch):
+    """The kubelet's 1 MiB messages: glibc's thresholds are fixed once, so their buffers
+    stay in the API server's heap instead of being faulted in again for each message."""
+    from netlab.master.apiserver import portforward as apf
+
+    calls: list[tuple[int, int]] = []
+
+    class LibC:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(apf, "_heap_kept", False)
+    monkeypatch.setattr(apf.ctypes, "CDLL", lambda name: LibC())
+    assert apf.keep_message_buffers() and apf.keep_message_buffers()
+    assert calls == [(apf.M_MMAP_THRESHOLD, 4 << 20), (apf.M_TRIM_THRESHOLD, 16 << 20)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -137,3 +138,55 @@ def test_byte_queue_bounds_by_bytes_and_close_releases_a_waiting_put():
         await asyncio.wait_for(late, 1)
         assert queue.size == 0
     asyncio.run(main())
+
+
+def test_a_message_still_held_after_sending_is_not_overwritten_by_the_next_read():
+    # The pod's bytes are read into a reused buffer. A TLS transport that could not
+    # take a message at once keeps a view of it to send later: that message must keep
+    # its bytes, so the next read goes to a fresh buffer.
+    buffer = portforward.ChannelBuffer(4, 8)
+    buffer.payload()[:3] = b"abc"
+    held = buffer.message(3)
+    buffer.recycle()
+    buffer.payload()[:3] = b"xyz"
+    assert bytes(held) == b"\x04abc"
+    assert bytes(buffer.message(3)) == b"\x04xyz"
+    del held
+    reused = buffer.buffer
+    buffer.recycle()  # nothing holds it now: the same buffer again
+    buffer.payload()[:2] = b"hi"
+    assert buffer.buffer is reused and bytes(buffer.message(2)) == b"\x04hi"
+
+
+def test_the_pods_bytes_arrive_intact_across_many_reads_into_the_reused_buffer():
+    # More than a few buffers' worth, none alike: a buffer overwritten before its message
+    # went out would show as wrong bytes.
+    data = os.urandom(3 * portforward.CHUNK + 12345)
+
+    async def main() -> None:
+        listening = _listener()
+        listening.listen()
+        listening.setblocking(False)
+        loop = asyncio.get_running_loop()
+        try:
+            async with kubelet() as kport, aiohttp.ClientSession() as session, \
+                    session.ws_connect(f"http://127.0.0.1:{kport}/portForward/ns/p",
+                                       params={"ports": str(listening.getsockname()[1])},
+                                       protocols=[pf.WS_PROTOCOL], max_msg_size=0) as ws:
+                conn, _ = await asyncio.wait_for(loop.sock_accept(listening), 10)
+                with conn:
+                    await loop.sock_sendall(conn, data)
+                received = bytearray()
+                prefixes = 0
+                async for message in ws:
+                    assert message.type == aiohttp.WSMsgType.BINARY, message
+                    if message.data[0] == 0 and prefixes >= 2:
+                        received += message.data[1:]
+                    else:
+                        prefixes += 1  # each channel's port prefix comes first
+                    if len(received) >= len(data):
+                        break
+                assert bytes(received) == data
+        finally:
+            listening.close()
+    asyncio.run(asyncio.wait_for(main(), 60))
