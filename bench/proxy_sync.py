@@ -12,8 +12,8 @@ node owning one of them, as a Proxier would see a 100-node cluster; the first
 2,000 are NodePorts. Every figure is measured for today's layout (a DNAT map
 per Service, no chain per endpoint) and, in the same run and interleaved with
 it, for the baseline: the layout before it, a chain per endpoint behind a
-verdict map (``bench/proxy_layout_before.py``, a frozen copy of the old
-``ruleset.py``), with the same shard tables.
+verdict map (``bench/proxy_layout_before.py``: the old ``ruleset.py``, read
+from git history), with the same shard tables.
 
 1. Full sync of ``--small`` Services: Python text generation plus one
    libnftables transaction, from an empty namespace.
