@@ -53,25 +53,36 @@ def _sysctl_max(name: str) -> int:
     return int(Path(f"/proc/sys/net/ipv4/{name}").read_text().split()[-1])
 
 
+@contextlib.asynccontextmanager
+async def forwarded(send_buffer: int = 0) -> AsyncIterator[tuple[Any, socket.socket]]:
+    """A port-forward WebSocket through the kubelet to a listener here, and the pod's
+    end of the connection it made (closed before the kubelet stops: its handler must
+    end)."""
+    listening = _listener()
+    listening.listen()
+    listening.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        async with kubelet() as kport, aiohttp.ClientSession() as session, \
+                session.ws_connect(f"http://127.0.0.1:{kport}/portForward/ns/p",
+                                   params={"ports": str(listening.getsockname()[1])},
+                                   protocols=[pf.WS_PROTOCOL], max_msg_size=0) as ws:
+            if send_buffer:
+                ws.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                                                       send_buffer)
+            conn, _ = await asyncio.wait_for(loop.sock_accept(listening), 10)
+            try:
+                yield ws, conn
+            finally:
+                conn.close()
+    finally:
+        listening.close()
+
+
 def test_a_pod_that_does_not_read_holds_back_the_client():
     async def main() -> None:
-        listening = _listener()
-        listening.listen()
-        listening.setblocking(False)
-        loop = asyncio.get_running_loop()
-        try:
-            async with kubelet() as kport, aiohttp.ClientSession() as session, \
-                    session.ws_connect(f"http://127.0.0.1:{kport}/portForward/ns/p",
-                                       params={"ports": str(listening.getsockname()[1])},
-                                       protocols=[pf.WS_PROTOCOL], max_msg_size=0) as ws:
-                ws.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL)
-                conn, _ = await asyncio.wait_for(loop.sock_accept(listening), 10)
-                try:  # the pod: reads nothing for now
-                    await _held_back_then_delivered(ws, conn)
-                finally:
-                    conn.close()  # before the kubelet stops: its handler must end
-        finally:
-            listening.close()
+        async with forwarded(send_buffer=SMALL) as (ws, conn):
+            await _held_back_then_delivered(ws, conn)  # the pod: reads nothing for now
     asyncio.run(asyncio.wait_for(main(), 120))
 
 
@@ -164,29 +175,18 @@ def test_the_pods_bytes_arrive_intact_across_many_reads_into_the_reused_buffer()
     data = os.urandom(3 * portforward.CHUNK + 12345)
 
     async def main() -> None:
-        listening = _listener()
-        listening.listen()
-        listening.setblocking(False)
-        loop = asyncio.get_running_loop()
-        try:
-            async with kubelet() as kport, aiohttp.ClientSession() as session, \
-                    session.ws_connect(f"http://127.0.0.1:{kport}/portForward/ns/p",
-                                       params={"ports": str(listening.getsockname()[1])},
-                                       protocols=[pf.WS_PROTOCOL], max_msg_size=0) as ws:
-                conn, _ = await asyncio.wait_for(loop.sock_accept(listening), 10)
-                with conn:
-                    await loop.sock_sendall(conn, data)
-                received = bytearray()
-                prefixes = 0
-                async for message in ws:
-                    assert message.type == aiohttp.WSMsgType.BINARY, message
-                    if message.data[0] == 0 and prefixes >= 2:
-                        received += message.data[1:]
-                    else:
-                        prefixes += 1  # each channel's port prefix comes first
-                    if len(received) >= len(data):
-                        break
-                assert bytes(received) == data
-        finally:
-            listening.close()
+        async with forwarded() as (ws, conn):
+            await asyncio.get_running_loop().sock_sendall(conn, data)
+            conn.close()
+            received = bytearray()
+            prefixes = 0
+            async for message in ws:
+                assert message.type == aiohttp.WSMsgType.BINARY, message
+                if message.data[0] == 0 and prefixes >= 2:
+                    received += message.data[1:]
+                else:
+                    prefixes += 1  # each channel's port prefix comes first
+                if len(received) >= len(data):
+                    break
+            assert bytes(received) == data
     asyncio.run(asyncio.wait_for(main(), 60))
