@@ -182,18 +182,40 @@ def idle_window(procs: dict[str, psutil.Process], seconds: float
     time.sleep(seconds)  # the measurement window itself, not a wait for readiness
     after = cpu_seconds(procs)
     window = time.monotonic() - start
-    by_kind: dict[str, float] = defaultdict(float)
+    by_kind = {kind: cpu / window * 100
+               for kind, cpu in _by_kind(after, before).items()}
+    return window, sum(by_kind.values()), by_kind
+
+
+def _by_kind(after: dict[str, float], before: dict[str, float] | None = None
+             ) -> dict[str, float]:
+    """CPU seconds per kind of component (kubelet, proxy, ...; control-plane ones by name)."""
+    out: dict[str, float] = defaultdict(float)
     for component, cpu in after.items():
         kind = component.split("-")[0] if node_of(component) else component
-        by_kind[kind] += (cpu - before.get(component, 0.0)) / window * 100
-    return window, sum(by_kind.values()), dict(by_kind)
+        if kind.startswith("fork"):
+            kind = "fork-server"
+        out[kind] += cpu - (before or {}).get(component, 0.0)
+    return dict(out)
+
+
+def _own_cpu() -> float:
+    t = psutil.Process().cpu_times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def measure(path: Path, name: str, idle: float, pods: int = 0, settle: float = 60.0) -> Run:
     deploy = None
     try:
+        own = _own_cpu()
         up = timed_up(path, network_only=False)
+        up_command = _own_cpu() - own  # the network, built in this process and its children
         procs = lab_processes(name)
+        # Every component started during up, so all its CPU so far was spent in it.
+        up_cpu = {"up (network)": up_command, **_by_kind(cpu_seconds(procs))}
+        print(f"  CPU during up: {sum(up_cpu.values()):.1f} CPU-s in {up:.1f} s: " + ", ".join(
+            f"{kind} {cpu:.1f}" for kind, cpu in sorted(up_cpu.items(), key=lambda kv: -kv[1])),
+            flush=True)
         window, idle_pct, by_kind = idle_window(procs, idle)
         time.sleep(settle)  # let the lab settle, then measure again
         _, settled_pct, settled_by_kind = idle_window(procs, idle)

@@ -108,6 +108,42 @@ def reconcile_overlay(ipr: IPRoute, peers: Iterable[OverlayPeer],
     return changes
 
 
+def update_overlay(ipr: IPRoute, before: Iterable[OverlayPeer], after: Iterable[OverlayPeer],
+                   device: str = VXLAN_DEVICE) -> OverlayChanges:
+    """Move ``device`` from ``before`` (what the last reconcile or update programmed) to
+    ``after``, touching only the peers that differ and reading nothing back.
+
+    ``reconcile_overlay`` reads the whole FDB, neighbour and route tables first (16.5 ms
+    of CPU with 99 peers); run for every Node that registers, it cost each kubelet of a
+    100-node lab about half a CPU-second during ``up``. A netlink error (an entry
+    someone removed or added by hand) propagates: the caller reconciles in full then.
+    """
+    index = link_index(ipr, device)
+    if index is None:
+        raise LookupError(f"{device} does not exist")
+    old = {p.node: p for p in before}
+    new = {p.node: p for p in after}
+    changes = OverlayChanges()
+    for name, p in old.items():
+        if new.get(name) == p:
+            continue
+        ipr.route("del", dst=str(p.pod_subnet), gateway=str(p.vtep_ip), oif=index)
+        ipr.neigh("del", dst=str(p.vtep_ip), lladdr=p.vtep_mac, ifindex=index)
+        ipr.fdb("del", ifindex=index, lladdr=p.vtep_mac, dst=str(p.underlay_ip))
+        changes.removed.append(f"peer {name}")
+    for name, p in new.items():
+        if old.get(name) == p:
+            continue
+        ipr.fdb("append", ifindex=index, lladdr=p.vtep_mac, dst=str(p.underlay_ip))
+        ipr.neigh("replace", dst=str(p.vtep_ip), lladdr=p.vtep_mac, ifindex=index,
+                  state=NUD_PERMANENT)
+        ipr.route("replace", dst=str(p.pod_subnet), gateway=str(p.vtep_ip), oif=index,
+                  flags=RTNH_F_ONLINK)
+        changes.added.append(f"fdb {p.vtep_mac} dev {device} dst {p.underlay_ip}, "
+                             f"neigh {p.vtep_ip}, route {p.pod_subnet}  # {name}")
+    return changes
+
+
 def describe_overlay(peers: Iterable[OverlayPeer], device: str = VXLAN_DEVICE) -> list[str]:
     """The entries ``reconcile_overlay`` would program, for ``up --dry-run``."""
     lines = []

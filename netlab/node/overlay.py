@@ -77,13 +77,23 @@ def peers_from_nodes(nodes: Iterable[dict[str, Any]], me: str) -> list[OverlayPe
     return sorted(peers, key=lambda p: p.node)
 
 
-def _reconcile(peers: list[OverlayPeer]) -> list[str]:
-    # The only netlink use of the kubelet: one call into netlab.kernel.
+def _reconcile(peers: list[OverlayPeer], applied: list[OverlayPeer] | None = None
+               ) -> list[str]:
+    """Converge vxlan0 to ``peers``: from ``applied`` (what was programmed last) by the
+    difference alone when given, else (or when that fails) in full with a read-back."""
+    # The only netlink use of the kubelet: calls into netlab.kernel.
     from netlab.kernel.links import netlink
-    from netlab.kernel.overlay import reconcile_overlay
+    from netlab.kernel.overlay import reconcile_overlay, update_overlay
 
     with netlink() as ipr:
-        changes = reconcile_overlay(ipr, peers)
+        changes = None
+        if applied is not None:
+            try:
+                changes = update_overlay(ipr, applied, peers)
+            except Exception as err:  # whatever it was, the full reconcile repairs it
+                log.info("overlay update by difference failed (%s): reconciling in full", err)
+        if changes is None:
+            changes = reconcile_overlay(ipr, peers)
     return [f"+ {c}" for c in changes.added] + [f"- {c}" for c in changes.removed]
 
 
@@ -132,12 +142,16 @@ class OverlayAgent:
             with contextlib.suppress(asyncio.TimeoutError):
                 # Woken by a change; the timeout is the periodic resync.
                 await asyncio.wait_for(self._changed.wait(), self.resync)
+            # A change is applied by its difference from what was programmed; the
+            # periodic resync reads the kernel back and heals whatever else changed.
+            by_difference = self._changed.is_set() and self._applied is not None
             self._changed.clear()
             wanted = self._wanted
             if wanted is None:
                 continue
             try:
-                lines = await self._run(_reconcile, wanted)
+                lines = await self._run(_reconcile, wanted,
+                                        self._applied if by_difference else None)
             except (OSError, LookupError) as err:
                 log.warning("overlay reconcile failed: %s", err)
                 await asyncio.sleep(1.0)  # retry backoff

@@ -220,8 +220,9 @@ class PolicyAgent(RateLimited):
         self.parsed[key] = model.parse_pod(obj)
 
     def pending_local(self) -> bool:
-        """Whether a pod of this node is waiting for an address (worth polling IPAM for)."""
-        return any(p.node == self.node and not p.ip and not p.host_network
+        """Whether a pod of this node is waiting for an address (worth polling IPAM for).
+        Never while no NetworkPolicy exists: no rule names any pod's address then."""
+        return bool(self.policies) and any(p.node == self.node and not p.ip and not p.host_network
                    and p.phase not in model.TERMINAL_PHASES for p in self.parsed.values())
 
     # --- sync ----------------------------------------------------------------------------------
@@ -242,6 +243,13 @@ class PolicyAgent(RateLimited):
         if wait > 0 and self.dirty:
             return SyncResult(kind="deferred", retry_in=wait)
         if not self.dirty and self.applied is not None:
+            return SyncResult(kind="none")
+        if not self.policies and self.applied is not None and self.last_compiled is not None \
+                and self.last_compiled.policies == 0:
+            # No policy before or now: pods and namespaces select nothing, the table stays
+            # as it is. Compiling for each pod event cost 99 agents 40 % of a core while a
+            # 100-node lab started 1,000 pods.
+            self.dirty = False
             return SyncResult(kind="none")
         if not self._prepared:
             self.kernel.prepare()

@@ -322,3 +322,50 @@ def test_cached_rendering_equals_a_fresh_render_through_many_changes(setup) -> N
             model.Cluster(agent.policies.values(), agent.parsed.values(), agent.namespaces),
             agent.node))
         assert agent.applied == fresh, (verb, name)
+
+
+def test_without_any_policy_pod_events_compile_nothing_and_poll_nothing(setup) -> None:
+    # 99 agents compiling for each of a 1,000-pod rollout's events, and polling IPAM for
+    # every pending local pod, took 40 % of a core while no NetworkPolicy existed.
+    agent, kernel, clock = setup
+    agent.sync()
+    for ns in "xyz":
+        clock.now += 1
+        agent.update_pod(pod_obj(ns, "a", node="worker1", ip=None, labels={"new": ns}))
+        assert agent.sync().kind == "none"
+    assert len(kernel.scripts) == 1
+    assert not agent.pending_local()
+    agent.update_policy(policy_obj("x", "deny-all", {"podSelector": {}}))
+    assert agent.pending_local(), "with a policy, a local pod's address matters again"
+
+
+def test_the_first_policy_after_pod_churn_programs_what_a_fresh_agent_would(setup) -> None:
+    agent, kernel, clock = setup
+    agent.sync()
+    churn = [pod_obj("x", "b", node="worker1", labels={"app": "web"}),
+             pod_obj("y", "c", node="worker1", labels={"app": "web"}, ip="10.244.1.77")]
+    for pod in churn:
+        clock.now += 1
+        agent.update_pod(pod)
+        agent.sync()
+    agent.delete_pod(pod_obj("x", "a", node="worker1"))
+    policy = policy_obj("x", "from-web", {"podSelector": {}, "ingress": [
+        {"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "web"}}}]}]})
+    agent.update_policy(policy)
+    clock.now += 1
+    assert agent.sync().kind == "partial"
+
+    fresh_kernel = FakeKernel()
+    fresh = PolicyAgent("worker1", "lab-worker1", "10.244.1.0/24", kernel=fresh_kernel,
+                        clock=clock, min_interval=0.05)
+    for ns in "xyz":
+        fresh.update_namespace(ns_obj(ns))
+    for ns in "xyz":
+        for name in "abc":
+            if (ns, name) != ("x", "a"):
+                fresh.update_pod(pod_obj(ns, name, node="worker1"))
+    for pod in churn:
+        fresh.update_pod(pod)
+    fresh.update_policy(policy)
+    fresh.sync()
+    assert kernel.objects == fresh_kernel.objects
