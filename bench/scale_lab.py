@@ -71,6 +71,8 @@ def processes(lab: str) -> dict[str, psutil.Process]:
     out = {}
     for name, row in (read_json(components_path(lab)) or {}).items():
         try:
+            if not row.get("pid"):
+                continue  # not running now (psutil.Process(None) would be this process)
             out[name] = psutil.Process(row["pid"])
         except (KeyError, TypeError, psutil.Error):
             continue

@@ -390,6 +390,31 @@ def wait_nodes_ready(lab: str, nodes: Iterable[str], timeout: float,
     asyncio.run(probe())
 
 
+def wait_components_started(lab: str, timeout: float,
+                            check: Callable[[], None] | None = None) -> None:
+    """Wait until the supervisor has started every component (each has a pid in
+    ``components.json``); name those it has not, with their logs, if it never does.
+
+    The Nodes are Ready once their kubelets are, and in a big lab the supervisor may
+    still be starting the last kube-proxies and policy agents then (a 100-node lab:
+    its Nodes Ready in 30 s, some agents forked after that): a Service created the
+    moment ``up`` returned would not yet be programmed on those nodes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        table = read_json(components_path(lab)) or {}
+        waiting = sorted(name for name, row in table.items() if not row.get("pid"))
+        if table and not waiting:
+            return
+        if check is not None:
+            check()
+        if time.monotonic() > deadline:
+            logs = "\n".join(f"{name}: " + log_tail(log_dir(lab) / f"{name}.log", 3)
+                             for name in waiting[:5])
+            raise ControlPlaneError(f"{len(waiting)} components not running after "
+                                    f"{timeout:.0f}s: {', '.join(waiting)}\n{logs}")
+        time.sleep(0.05)  # probe interval: the supervisor rewrites the file at each start
+
+
 def apply_workloads(lab: str, workloads: Iterable[Workload]) -> list[str]:
     async def run() -> list[str]:
         results = []

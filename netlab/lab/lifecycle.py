@@ -209,6 +209,7 @@ def _nodes(ctx: UpContext) -> None:
     ctx.progress("waiting for the nodes to register and be Ready")
     control.wait_nodes_ready(ctx.plan.lab, [n.name for n in ctx.plan.nodes if n.in_cluster],
                              ctx.ready_timeout, check=ctx.check)
+    control.wait_components_started(ctx.plan.lab, ctx.ready_timeout, check=ctx.check)
 
 
 def _workloads(ctx: UpContext) -> None:

@@ -6,6 +6,7 @@ at its deadline."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,33 @@ def test_names_the_nodes_not_ready_at_the_deadline(api: UnixServer) -> None:
         client.create(node("b", ready=False))
     with pytest.raises(control.ControlPlaneError, match=r"1 nodes not Ready after 1s: b\b"):
         control.wait_nodes_ready("lab", ["a", "b"], 1)
+
+
+def test_up_also_waits_for_every_component_to_be_started(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # In a 100-node lab the Nodes were Ready before the supervisor had forked the last
+    # policy agents: up returned with components not yet running (pid null).
+    table = tmp_path / "components.json"
+    monkeypatch.setattr(control, "components_path", lambda lab: table)
+    monkeypatch.setattr(control, "log_dir", lambda lab: tmp_path)
+    (tmp_path / "netpol-w9.log").write_text("--- starting netpol-w9\n")
+    rows = {"kubelet-w9": {"pid": 101}, "netpol-w9": {"pid": None}}
+    table.write_text(json.dumps(rows))
+    done = threading.Event()
+
+    def wait() -> None:
+        control.wait_components_started("lab", 30)
+        done.set()
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        assert not done.wait(0.3), "returned while netpol-w9 had no process"
+        rows["netpol-w9"]["pid"] = 102
+        table.write_text(json.dumps(rows))
+        assert done.wait(30)
+    finally:
+        waiter.join(30)
+    table.write_text(json.dumps({"kubelet-w9": {"pid": 101}, "netpol-w9": {"pid": None}}))
+    with pytest.raises(control.ControlPlaneError, match=r"1 components not running after 0s: "
+                                                        r"netpol-w9\nnetpol-w9: .*starting"):
+        control.wait_components_started("lab", 0)
