@@ -4,8 +4,8 @@ to a file with a bind mount (as ``ip netns add`` pins network namespaces), and t
 new mount API's ``open_tree``/``move_mount``/``mount_setattr`` (a detached copy of a
 mount, made in one mount namespace and attached in another).
 
-``netns`` (network namespaces by name) is built on these. Standard library only
-(ctypes).
+``netns`` (network namespaces by name) is built on these, and ``processes`` uses the
+same C library handle for this process's heap. Standard library only (ctypes).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ MS_REMOUNT, MS_BIND, MS_REC = 0x20, 0x1000, 0x4000
 MS_PRIVATE, MS_SLAVE, MS_SHARED = 1 << 18, 1 << 19, 1 << 20
 MNT_DETACH = 2
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)  # the C library, for every kernel module
 
 
 class NamespaceError(OSError):
@@ -53,16 +53,16 @@ def setns_path(path: str, nstype: int) -> None:
 
 
 def setns_fd(fd: int, nstype: int, what: str = "") -> None:
-    _check(_libc.setns(fd, nstype), f"setns {what}".strip())
+    _check(libc.setns(fd, nstype), f"setns {what}".strip())
 
 
 def unshare(flags: int) -> None:
-    _check(_libc.unshare(flags), f"unshare {flags:#x}")
+    _check(libc.unshare(flags), f"unshare {flags:#x}")
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int,
           data: str | None = None) -> None:
-    _check(_libc.mount(source.encode() if source else None, target.encode(),
+    _check(libc.mount(source.encode() if source else None, target.encode(),
                        fstype.encode() if fstype else None, flags,
                        data.encode() if data else None), f"mount {source} on {target}")
 
@@ -72,7 +72,7 @@ MS_RDONLY = 0x1
 
 def umount(target: str) -> bool:
     """Lazily detach ``target``; False when it was not mounted (idempotent)."""
-    return bool(_libc.umount2(target.encode(), MNT_DETACH) == 0)
+    return bool(libc.umount2(target.encode(), MNT_DETACH) == 0)
 
 
 # The new mount API (Linux 5.2; mount_setattr 5.12). Its system calls have the same
@@ -96,14 +96,14 @@ def clone_tree(fd: int, attrs: int = 0) -> int:
     with ``attrs`` (``MOUNT_ATTR_*``) set on every mount of it. Returns its
     descriptor (close-on-exec): attach it with ``attach_tree``, or close it to drop
     it."""
-    tree = _libc.syscall(_SYS_OPEN_TREE, fd, b"", OPEN_TREE_CLONE | os.O_CLOEXEC |
+    tree = libc.syscall(_SYS_OPEN_TREE, fd, b"", OPEN_TREE_CLONE | os.O_CLOEXEC |
                          AT_EMPTY_PATH | AT_RECURSIVE)
     if tree < 0:
         err = ctypes.get_errno()
         raise NamespaceError(err, f"open_tree: {os.strerror(err)}")
     if attrs:
         attr = _MountAttr(attrs, 0, 0, 0)
-        if _libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE,
+        if libc.syscall(_SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH | AT_RECURSIVE,
                          ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
             err = ctypes.get_errno()
             os.close(tree)
@@ -114,13 +114,13 @@ def clone_tree(fd: int, attrs: int = 0) -> int:
 def attach_tree(tree: int, target: str) -> None:
     """Attach the detached tree ``tree`` (``clone_tree``, possibly made in another
     mount namespace) on ``target`` in the caller's mount namespace."""
-    _check(_libc.syscall(_SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, target.encode(),
+    _check(libc.syscall(_SYS_MOVE_MOUNT, tree, b"", _AT_FDCWD, target.encode(),
                          MOVE_MOUNT_F_EMPTY_PATH), f"move_mount on {target}")
 
 
 def sethostname(name: str) -> None:
     raw = name.encode()
-    _check(_libc.sethostname(raw, len(raw)), f"sethostname {name}")
+    _check(libc.sethostname(raw, len(raw)), f"sethostname {name}")
 
 
 def is_pinned(path: str) -> bool:

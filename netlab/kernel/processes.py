@@ -1,4 +1,5 @@
-"""Stopping processes by ownership: by pid, checked with psutil, never by name.
+"""Stopping processes by ownership: by pid, checked with psutil, never by name; and
+this process's own standing with the kernel (its OOM score, its C heap).
 
 A lab owns exactly the processes that run inside its network namespaces (and
 the supervisor it recorded). Nothing here matches command lines, so another
@@ -13,7 +14,11 @@ from collections.abc import Iterable
 
 import psutil
 
+from netlab.kernel.namespaces import libc
 from netlab.kernel.netns import pids_in_netns
+
+# glibc's mallopt parameters (malloc.h).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 
 
 def _protected() -> set[int]:
@@ -73,3 +78,23 @@ def raise_oom_score(by: int = 0, to: int | None = None) -> None:
     except (OSError, ValueError):
         pass
 
+
+def trim_heap() -> None:
+    """Give this process's free heap back to the system (glibc keeps what a burst
+    freed); nothing where the C library is not glibc."""
+    with contextlib.suppress(AttributeError):
+        libc.malloc_trim(0)
+
+
+def keep_large_allocations_in_heap(mmap_threshold: int, trim_threshold: int) -> bool:
+    """Serve allocations below ``mmap_threshold`` from the heap and keep up to
+    ``trim_threshold`` of free memory at its top, instead of glibc's dynamic thresholds
+    (which any explicit setting turns off): a process that allocates and frees buffers
+    of a MiB at a high rate otherwise maps and faults them in again each time. False
+    where the C library has no ``mallopt`` (not glibc)."""
+    try:
+        mallopt = libc.mallopt
+    except AttributeError:
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and \
+        bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))

@@ -233,25 +233,27 @@ def _check_timings(check: _Checker, value: Any) -> tuple[float | None, float]:
     """``nodeMonitorGracePeriod`` (None when not set: the default depends on the lab's
     size) and ``podEvictionTimeout``: "10s", "1m30s" or seconds."""
     section = value if isinstance(value, dict) else {}
-    out: list[float | None] = []
-    for key, default, low in (("nodeMonitorGracePeriod", 10.0, MIN_GRACE),
-                              ("podEvictionTimeout", 20.0, 0.0)):
-        raw = section.get(key)
-        if raw is None:
-            out.append(None if key == "nodeMonitorGracePeriod" else default)
-            continue
-        try:
-            seconds = parse_duration(raw) if not isinstance(raw, bool) else -1.0
-        except ValueError:
-            seconds = -1.0
-        if not low <= seconds <= MAX_TIMING:
-            check.error(("cluster", key), f"{raw!r} is not a duration from {low:g}s to 1h",
-                        f"write a duration such as {default:g}s or 1m30s")
-            seconds = default
-        out.append(seconds)
-    eviction = out[1]
-    assert eviction is not None
-    return out[0], eviction
+    grace = _check_duration(check, section, "nodeMonitorGracePeriod", 10.0, MIN_GRACE)
+    eviction = _check_duration(check, section, "podEvictionTimeout", 20.0, 0.0)
+    return grace, 20.0 if eviction is None else eviction
+
+
+def _check_duration(check: _Checker, section: dict[str, Any], key: str, example: float,
+                    low: float) -> float | None:
+    """``section[key]`` in seconds, None when absent; ``example`` when it is wrong (the
+    error names it as the fix)."""
+    raw = section.get(key)
+    if raw is None:
+        return None
+    try:
+        seconds = parse_duration(raw) if not isinstance(raw, bool) else -1.0
+    except ValueError:
+        seconds = -1.0
+    if not low <= seconds <= MAX_TIMING:
+        check.error(("cluster", key), f"{raw!r} is not a duration from {low:g}s to 1h",
+                    f"write a duration such as {example:g}s or 1m30s")
+        return example
+    return seconds
 
 
 def _check_nodes(check: _Checker, value: Any, networks: Networks,

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel import nft
-from netlab.node.proxy.ruleset import DNAT_PREFIX
+from netlab.node.proxy.ruleset import DNAT_ELEMENT, DNAT_PREFIX
 from netlab.trace.model import Probe, TraceEvent
 from netlab.trace.threads import run_all
 
@@ -173,7 +173,6 @@ _HANDLE = re.compile(r"^\s*(.*?)\s+# handle (\d+)$")
 _CHAIN = re.compile(r"^\tchain (\S+) \{")
 _MAP = re.compile(r"^\tmap (\S+) \{")
 _ELEMENTS = re.compile(r"elements = \{ (.*?) \}")
-_ELEMENT = re.compile(r'(\d+)((?: comment "[^"]*")? : \S+ \. \d+)(?:, |$)')
 
 
 def parse_table_listing(text: str) -> dict[str, dict[int, str]]:
@@ -182,14 +181,15 @@ def parse_table_listing(text: str) -> dict[str, dict[int, str]]:
     trace does not report) {map: {index: 'comment "…" : IP . PORT'}}."""
     out: dict[str, dict[int, str]] = {}
     chain: str | None = None
-    map_name, map_lines = "", list[str]()
+    map_name = ""
+    map_lines: list[str] = []
     for line in text.splitlines():
         if map_name:
             if not line.startswith("\t}"):
                 map_lines.append(line.strip())
                 continue
             body = _ELEMENTS.search(" ".join(map_lines))
-            for element in _ELEMENT.finditer(body.group(1) if body else ""):
+            for element in DNAT_ELEMENT.finditer(body.group(1) if body else ""):
                 out[map_name][int(element.group(1))] = element.group(2).strip()
             map_name = ""
             continue

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -48,6 +46,7 @@ from netlab.api import errors, spdy, views
 from netlab.api import portforward as pf
 from netlab.api.remotecommand import offered_protocols
 from netlab.api.views import pod_spec
+from netlab.kernel.processes import keep_large_allocations_in_heap
 from netlab.master.apiserver.config import Config, LogUnavailable
 from netlab.master.apiserver.request import RequestInfo
 from netlab.master.apiserver.spdysession import Buffer, Read, SpdyConnection, Write, spdy_upgrade
@@ -68,10 +67,8 @@ INBOUND_FRAMES = 16
 
 Dial = Callable[[int], Awaitable[tuple[Any, Any]]]
 
-# glibc's mallopt parameters, and the values set: allocations below MMAP_THRESHOLD come
-# from the heap, and up to TRIM_THRESHOLD of free memory at its top stays there (glibc's
-# dynamic thresholds, which any explicit setting turns off, may reach 32 and 64 MiB).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+# Allocations below MMAP_THRESHOLD come from the heap, and up to TRIM_THRESHOLD of free
+# memory at its top stays there (glibc's dynamic thresholds may reach 32 and 64 MiB).
 MMAP_THRESHOLD = 4 << 20
 TRIM_THRESHOLD = 16 << 20
 _heap_kept = False
@@ -84,13 +81,7 @@ def keep_message_buffers() -> bool:
     if _heap_kept:
         return True
     _heap_kept = True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"))
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
-        bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return keep_large_allocations_in_heap(MMAP_THRESHOLD, TRIM_THRESHOLD)
 
 
 def _upgrade(request: web.Request) -> str:

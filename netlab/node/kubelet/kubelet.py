@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import functools
 import logging
 import ssl
 import time
@@ -35,6 +33,7 @@ from netlab.api.timefmt import format_time
 from netlab.api.views import meta_of, uid_of
 from netlab.client import Client
 from netlab.client.informer import Informer
+from netlab.kernel.processes import trim_heap
 from netlab.node.kubelet import metrics
 from netlab.node.kubelet.certs import ensure_serving_cert
 from netlab.node.kubelet.config import KubeletConfig
@@ -52,17 +51,6 @@ from netlab.node.runtime.paths import lab_state_dir
 
 log = logging.getLogger("netlab.kubelet")
 SERVICES_SYNC_TIMEOUT = 5.0  # seconds the first pod starts wait for the Services list
-
-
-@functools.cache
-def _libc() -> Any:
-    return ctypes.CDLL("libc.so.6")
-
-
-def _trim_heap() -> None:
-    """Give freed heap back to the system (glibc keeps it after a burst of pods)."""
-    with contextlib.suppress(OSError, AttributeError):
-        _libc().malloc_trim(0)
 
 
 class Kubelet:
@@ -187,7 +175,7 @@ class Kubelet:
             # is when a burst has grown it, not every period of an idle node.
             pods_now = frozenset(self.workers.names()) if self.workers is not None else None
             if pods_now != trimmed_for:
-                _trim_heap()
+                trim_heap()
                 trimmed_for = pods_now
             # The metrics period (kubelet's housekeeping interval).
             await asyncio.sleep(max(0.0, self.cfg.metrics_interval - (time.monotonic() - began)))

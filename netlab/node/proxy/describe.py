@@ -58,14 +58,9 @@ class _Block:
     def data_elements(self) -> list[tuple[str, str, str]]:
         """(key, comment, ``ip:port``) of a DNAT map's ``KEY : IP . PORT`` elements."""
         text = " ".join(line.strip() for line in self.lines)
-        out = []
-        for m in re.finditer(r"elements = \{ (.*?) \}", text):
-            for item in _split(m.group(1)):
-                em = re.match(r'^(.*?)(?: comment "([^"]*)")? : ([\d.]+) \. (\d+)$',
-                              item.strip())
-                if em:
-                    out.append((em.group(1), em.group(2) or "", f"{em.group(3)}:{em.group(4)}"))
-        return out
+        return [(em.group(1), em.group(3) or "", f"{em.group(4)}:{em.group(5)}")
+                for m in re.finditer(r"elements = \{ (.*?) \}", text)
+                for em in ruleset.DNAT_ELEMENT.finditer(m.group(1))]
 
 
 def _split(text: str) -> Iterator[str]:

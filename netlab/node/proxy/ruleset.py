@@ -111,6 +111,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import socket
 import zlib
 from collections.abc import Iterable, Mapping
@@ -253,6 +254,13 @@ def dispatch_map(name: ServicePortName, eps: Iterable[Endpoint]) -> str:
 def dnat_map(name: ServicePortName, eps: Iterable[Endpoint]) -> str:
     """Like ``dispatch_map``, for a Service without affinity: index -> address . port."""
     return DNAT_PREFIX + _hashed(_port_path(name), "|" + ",".join(map(str, eps)))
+
+
+# A DNAT map's element as ``nft list`` shows it, in the text between ``elements = {``
+# and ``}``: ``INDEX [comment "…"] : IP . PORT``. Groups: the index, the element's text
+# after it, the comment, the address, the port. For the readers of the table
+# (``describe`` and ``netlab.trace``).
+DNAT_ELEMENT = re.compile(r'(\d+)((?: comment "([^"]*)")? : ([\d.]+) \. (\d+))(?=, |\s*$)')
 
 
 def _quote(text: str) -> str:

@@ -331,7 +331,10 @@ def test_the_first_port_forward_keeps_message_buffers_in_the_heap(monkeypatch):
             calls.append((param, value))
             return 1
 
+    from netlab.kernel import processes
+
     monkeypatch.setattr(apf, "_heap_kept", False)
-    monkeypatch.setattr(apf.ctypes, "CDLL", lambda name: LibC())
+    monkeypatch.setattr(processes, "libc", LibC())
     assert apf.keep_message_buffers() and apf.keep_message_buffers()
-    assert calls == [(apf.M_MMAP_THRESHOLD, 4 << 20), (apf.M_TRIM_THRESHOLD, 16 << 20)]
+    assert calls == [(processes.M_MMAP_THRESHOLD, 4 << 20),
+                     (processes.M_TRIM_THRESHOLD, 16 << 20)]
