@@ -21,7 +21,8 @@ attempt (``containers._prune``):
   and /etc files, the pod's volumes (a ``subPath`` resolved here, inside its
   volume; ``mountPropagation`` checked by ``check_propagation`` before anything is
   made, as CRI-O checks it), the numeric user resolved in the image's (or host's)
-  ``/etc/passwd`` and ``/etc/group``, and the default seccomp profile.
+  ``/etc/passwd`` and ``/etc/group``, and the default seccomp profile (compiled
+  once per lab: ``seccomp_cache``).
 - ``conmon.log``: what conmon itself said, for start errors.
 """
 
@@ -41,6 +42,7 @@ from netlab.node.runtime import capabilities, oci
 from netlab.node.runtime.oci_runtime import Overlay
 from netlab.node.runtime.paths import HOSTNAME_FILE, HOSTS_FILE, RESOLV_FILE
 from netlab.node.runtime.sandbox import Sandbox
+from netlab.node.runtime.seccomp_cache import CompiledFilters
 from netlab.node.runtime.security import LOCALHOST
 from netlab.node.runtime.spec import ContainerSpec
 from netlab.paths import SECCOMP_ROOT
@@ -219,11 +221,13 @@ def _volume_binds(spec: ContainerSpec, directory: Path
 
 
 def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
-            cgroups_path: str | None = None) -> tuple[dict[str, Any], Overlay | None]:
+            cgroups_path: str | None = None, filters: CompiledFilters | None = None
+            ) -> tuple[dict[str, Any], Overlay | None]:
     """Make the bundle in ``directory`` and return its config and the overlay to
     mount (None when the root is a plain directory and no Bidirectional volume needs
-    the shield's help); ``oci_runtime.create`` closes the overlay's ``peers``. Raises
-    ``oci.OciConfigError``."""
+    the shield's help); ``oci_runtime.create`` closes the overlay's ``peers``.
+    ``filters``: the lab's compiled seccomp filters, handed to crun when one is kept
+    for this container's profile. Raises ``oci.OciConfigError``."""
     directory.mkdir(parents=True, exist_ok=True)
     root = directory / "root"
     overlay: Overlay | None = None
@@ -301,6 +305,9 @@ def prepare(sb: Sandbox, spec: ContainerSpec, directory: Path,
             masked=() if spec.privileged else tuple(capabilities.masked_paths()),
             host_caps=_own_capabilities() if spec.privileged else None, volumes=volumes)
         config = oci.build(spec, sandbox_paths, opts, user, hostname=sb.hostname)
+        if filters is not None and "seccomp" in config["linux"]:
+            config.setdefault("annotations", {}).update(
+                filters.annotations(config["linux"]["seccomp"]))
         tmp = directory / ".config.json.tmp"
         tmp.write_text(json.dumps(config))
         os.replace(tmp, directory / "config.json")

@@ -42,8 +42,8 @@ from typing import Any
 
 from netlab.kernel import mounts
 from netlab.kernel.processes import is_running
-from netlab.node.runtime import bundle, capabilities, cgroups, oci, oci_runtime
-from netlab.node.runtime.paths import process_start_time, read_json, write_json
+from netlab.node.runtime import bundle, capabilities, cgroups, oci, oci_runtime, seccomp_cache
+from netlab.node.runtime.paths import process_start_time, read_json, runtime_dir, write_json
 from netlab.node.runtime.sandbox import Sandbox, list_sandboxes
 from netlab.node.runtime.spec import ContainerSpec
 from netlab.paths import STATE_ROOT
@@ -355,8 +355,9 @@ def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
         _record_start_error(sb, spec.name, n, f"crun and conmon are {missing}")
         return
     directory = _file(sb, spec.name, n, "rootfs")
+    filters = seccomp_cache.CompiledFilters(runtime_dir(lab) / "seccomp")
     try:
-        _, overlay = bundle.prepare(sb, spec, directory)
+        config, overlay = bundle.prepare(sb, spec, directory, filters=filters)
     except (oci.OciConfigError, OSError) as err:
         _record_start_error(sb, spec.name, n, str(err))
         return
@@ -368,6 +369,9 @@ def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
     if created.pid is None:
         _record_start_error(sb, spec.name, n, created.message)
         return
+    seccomp = config["linux"].get("seccomp")
+    if seccomp is not None and seccomp_cache.ANNOTATION not in config.get("annotations", {}):
+        filters.keep(seccomp, oci_runtime.crun_root(lab) / cid / "seccomp.bpf")
     write_json(_file(sb, spec.name, n, "conmon.json"), {
         "pid": created.conmon_pid, "startTime": process_start_time(created.conmon_pid)
         if created.conmon_pid else None})

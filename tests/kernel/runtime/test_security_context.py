@@ -178,3 +178,57 @@ def test_a_localhost_seccomp_profile_is_read_from_the_profiles_root(rlab, pods):
         profile.unlink(missing_ok=True)
         if made_root:
             shutil.rmtree(SECCOMP_ROOT, ignore_errors=True)
+
+
+def test_a_profile_is_compiled_once_and_the_filter_still_applies(rlab, pods):
+    """crun compiles a container's seccomp profile at its first container; the runtime
+    keeps that filter, and later containers of the same profile hand it to crun in the
+    ``run.oci.seccomp_bpf_data`` annotation: their config.json carries it, the filter
+    still refuses what the profile refuses (in the container and in ``crun exec``), and
+    a different profile is not given it."""
+    import subprocess
+
+    from rtkit import as_kubelet
+
+    from netlab.node.runtime import seccomp_cache
+    from netlab.node.runtime.paths import runtime_dir
+    from netlab.paths import SECCOMP_ROOT
+
+    made_root = not SECCOMP_ROOT.exists()
+    name = f"nlt-{os.getpid()}-once.json"
+    profile = SECCOMP_ROOT / name
+    SECCOMP_ROOT.mkdir(parents=True, exist_ok=True)
+    rt = rlab.runtime("worker1")
+
+    def config(sb) -> dict:
+        return json.loads((Path(sb.directory) / "c" / "0.rootfs" / "config.json").read_text())
+
+    try:
+        profile.write_text(json.dumps({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            # Not the profile of the test above: the filters are kept by content.
+            "syscalls": [{"names": ["mkdir", "mkdirat", "symlinkat"],
+                          "action": "SCMP_ACT_ERRNO"}]}))
+        script = "mkdir /tmp/d 2>&1 || echo REFUSED; exec sleep 600"
+        first, st = pods.run("worker1", "once1", "sh", "-c", script, seccomp=f"Localhost/{name}")
+        wait_log(st, "REFUSED")
+        assert seccomp_cache.ANNOTATION not in config(first).get("annotations", {})
+        kept = runtime_dir(rlab.name) / "seccomp" / (
+            seccomp_cache.digest(config(first)["linux"]["seccomp"]) + ".bpf")
+        assert kept.is_file(), "the compiled filter was not kept"
+        second, st = pods.run("worker1", "once2", "sh", "-c", script,
+                              seccomp=f"Localhost/{name}")
+        wait_log(st, "REFUSED")
+        assert config(second)["annotations"][seccomp_cache.ANNOTATION]
+        spec = as_kubelet(rt, lambda: rt.exec_in_container(
+            second, "c", ["sh", "-c", "mkdir /tmp/e 2>&1 || echo REFUSED"]))
+        out = subprocess.run(spec.argv, env=spec.env, capture_output=True, text=True,
+                             timeout=30)
+        assert "REFUSED" in out.stdout, out
+        # The default profile lets mkdir through: it is not given the other's filter.
+        other, st = pods.run("worker1", "once3", "sh", "-c", "mkdir /tmp/d && echo MADE")
+        assert "MADE" in log_text(wait_exited(rt, other))
+    finally:
+        profile.unlink(missing_ok=True)
+        if made_root:
+            shutil.rmtree(SECCOMP_ROOT, ignore_errors=True)
