@@ -47,6 +47,20 @@ def mount_tmpfs(path: str, size_bytes: int | None, mode: int = 0o777) -> None:
     nsutil.mount("tmpfs", path, "tmpfs", nsutil.MS_NOSUID | nsutil.MS_NODEV, data)
 
 
+def filesystem_type(path: str) -> str:
+    """The type of the file system ``path`` (or its nearest existing parent) is on:
+    ``tmpfs``, ``ext4``..., from the deepest mount point above it."""
+    real = os.path.realpath(path)
+    best, kind = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4].encode().decode("unicode_escape")
+            if _within(real, point) and len(point) >= len(best):
+                best, kind = point, fields[fields.index("-") + 1]
+    return kind
+
+
 def is_mountpoint(path: str) -> bool:
     real = os.path.realpath(path)
     return any(point == real for point in _mount_points())

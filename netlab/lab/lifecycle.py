@@ -31,6 +31,7 @@ from netlab.lab.state import (
     lab_lock,
     list_labs,
     load_state,
+    make_lab_dir,
     read_json,
     remove_state,
 )
@@ -332,6 +333,7 @@ def up(topology: Topology | str | Path, progress: Progress = lambda _: None,
     exhaustion.raise_open_files_limit()
     with lab_lock(lab):
         _refuse_if_present(lab)
+        make_lab_dir(lab)
         state = LabState(lab=lab, topology=str(source.resolve()),
                          namespaces=list(plan.namespaces), nodes=node_rows(plan),
                          overlay=plan.overlay, spec=_spec(source, lab))

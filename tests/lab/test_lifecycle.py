@@ -14,6 +14,7 @@ import pytest
 from labkit import lab_namespaces, netlab_cli, ping, topology, unique_lab, wait_for, write_topology
 
 from netlab.kernel import netns
+from netlab.kernel.mounts import filesystem_type
 from netlab.lab import lifecycle
 from netlab.lab.state import lab_dir, load_state
 
@@ -21,10 +22,20 @@ from netlab.lab.state import lab_dir, load_state
 def _gone(lab: str) -> None:
     assert lab_namespaces(f"{lab}-") == [], "namespaces left behind"
     assert not lab_dir(lab).exists(), "state directory left behind"
+    assert not _mounted_at_or_below(lab_dir(lab)), "the state tmpfs is still mounted"
+
+
+def _mounted_at_or_below(path: Path) -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    return [p for p in points if p == str(path) or p.startswith(f"{path}/")]
 
 
 def test_down_removes_namespaces_state_and_processes(make_lab):
     lab = make_lab()
+    # Pod records, bundles and container layers are written there: a tmpfs, as /run is
+    # on a standard host, or the lab's own where the host's /run is on a disk.
+    assert filesystem_type(str(lab_dir(lab.name))) == "tmpfs"
     sleeper = subprocess.Popen(["ip", "netns", "exec", lab.ns("worker1"), "sleep", "300"],
                                start_new_session=True)
     try:
@@ -60,6 +71,7 @@ def test_failed_up_rolls_back_and_spares_a_namespace_it_did_not_make(tmp_path):
         assert "removed" in str(err.value)
         assert lab_namespaces(f"{name}-") == [foreign], "rollback left or took namespaces"
         assert not lab_dir(name).exists()
+        assert not _mounted_at_or_below(lab_dir(name))
     finally:
         netns.delete_netns(foreign)
 
@@ -133,7 +145,9 @@ def test_up_killed_between_starting_the_supervisor_and_recording_it(tmp_path):
 
 def test_down_without_state_directory_finds_the_lab_by_its_tags(make_lab):
     lab = make_lab(workers=1)
-    shutil.rmtree(lab_dir(lab.name))
+    # What `rm -rf` manages: the directory itself stays where it is a mount point.
+    shutil.rmtree(lab_dir(lab.name), ignore_errors=True)
+    assert load_state(lab.name) is None
     result = lifecycle.down(lab.name)
     assert result.found and len(result.namespaces) == 4
     _gone(lab.name)
@@ -143,7 +157,7 @@ def test_down_of_one_lab_spares_a_lab_whose_name_extends_it(make_lab):
     short = make_lab(workers=1, external=False)
     longer_topo = topology(short.name + "-b", workers=1, external=False)
     longer = make_lab(longer_topo)
-    shutil.rmtree(lab_dir(short.name))  # force the prefix search
+    shutil.rmtree(lab_dir(short.name), ignore_errors=True)  # force the prefix search
     lifecycle.down(short.name)
     assert lab_namespaces(f"{short.name}-") == sorted(longer.plan.namespaces)
     assert ping(longer.ns("worker1"), str(longer.plan.node("control-plane").gateway.ip))
