@@ -130,16 +130,21 @@ class AttachConnection:
         together (kubectl sends its size + 1 and then its size, back to back) would
         leave the pty at the first. So a resize is written only once conmon has read
         what was written before, from ``ctl`` and from the ``winsz`` fifo it relays
-        to (bounded: after a second it is written anyway)."""
+        to (bounded: after a second it is written anyway). Both empty is seen twice,
+        a poll apart: conmon reads ``ctl`` and then writes ``winsz`` in one callback,
+        and a look between the two would see both empty with the line in flight."""
         try:
             fd = os.open(self.ctl, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return  # conmon is gone, or no reader: the resize has nowhere to go
         try:
             deadline = asyncio.get_running_loop().time() + RESIZE_WAIT
-            while _unread(self.ctl) or _unread(self.ctl.with_name("winsz")):
-                if asyncio.get_running_loop().time() > deadline:
+            empty_before = False
+            while True:
+                empty = not (_unread(self.ctl) or _unread(self.ctl.with_name("winsz")))
+                if (empty and empty_before) or asyncio.get_running_loop().time() > deadline:
                     break
+                empty_before = empty
                 await asyncio.sleep(RESIZE_POLL)
             with contextlib.suppress(OSError):
                 os.write(fd, f"1 {int(height)} {int(width)}\n".encode())
