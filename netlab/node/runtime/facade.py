@@ -350,6 +350,7 @@ def cleanup_lab(lab: str) -> CleanupReport:
         for entry in pods_dir(lab).iterdir():
             nsutil.unpin(str(entry / UTS_PIN))
     mounts.unmount_below(str(pods_dir(lab)))  # memory emptyDirs of pods left behind
+    mounts.unmount_below(str(runtime_dir(lab)))  # the read-only crun (oci_runtime.crun_binary)
     report.cgroups = cgroups.cleanup_lab(lab)
     for directory in (pods_dir(lab), runtime_dir(lab), DATA_ROOT / lab / "ipam"):
         shutil.rmtree(directory, ignore_errors=True)

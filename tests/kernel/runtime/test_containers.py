@@ -124,3 +124,27 @@ def test_a_container_spec_from_a_pod_manifest():
     assert spec.env == {"A": "1"} and spec.working_dir == "/srv"
     assert (spec.cpu_limit_millis, spec.memory_limit_bytes, spec.cpu_request_millis) == (
         500, 128 << 20, 100)
+
+
+def test_crun_runs_from_a_read_only_bind_of_the_hosts_binary(rlab, pods):
+    """crun copies itself into a memfd and re-executes at every command unless its
+    binary is on a read-only mount (its CVE-2019-5736 guard): the lab runs the host's
+    crun through a read-only bind in its runtime directory, so a container cannot
+    write to the binary and crun need not copy it."""
+    import shutil
+
+    from netlab.node.runtime import oci_runtime
+    from netlab.node.runtime.paths import runtime_dir
+
+    sb, st = pods.run("worker1", "rocrun", "sh", "-c", "echo up; exec sleep 600")
+    wait_log(st, "up")
+    binary = oci_runtime.crun_binary(rlab.name)
+    assert Path(binary).parent.parent == runtime_dir(rlab.name)
+    assert os.statvfs(binary).f_flag & os.ST_RDONLY
+    host = os.stat(os.path.realpath(shutil.which("crun")))
+    assert (os.stat(binary).st_ino, os.stat(binary).st_dev) == (host.st_ino, host.st_dev)
+    with pytest.raises(OSError):
+        open(binary, "r+b").close()
+    listed = subprocess.run(oci_runtime.crun_argv(rlab.name, "list", "-q"),
+                            capture_output=True, text=True, timeout=30)
+    assert any(line.startswith(sb.uid) for line in listed.stdout.split()), listed
