@@ -10,9 +10,11 @@ kubectl's options and ``read_log`` produces the bytes kubectl prints:
 - ``tail_lines``: only the last N lines; ``since``: only lines at or after a
   time (``sinceSeconds``/``sinceTime``); ``limit_bytes``: stop after N bytes;
 - ``follow``: after the end of the file, wait for more until the container
-  exits. Growth is noticed through inotify on the log's directory (conmon
-  appends; it writes the exit record there too), with a slow timer as the
-  fallback where inotify is unavailable.
+  exits, following conmon to a new file when it rotates the log (past the
+  container's log size limit it writes a new one and renames it over the old).
+  Growth is noticed through inotify on the log's directory (conmon appends; it
+  writes the exit record there too), with a slow timer as the fallback where
+  inotify is unavailable.
 
 The parsing is pure and unit-tested; only ``follow`` touches the loop.
 """
@@ -28,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 from netlab.api.timefmt import parse_time
 
@@ -153,59 +155,79 @@ class _Inotify:
         os.close(self.fd)
 
 
+def _rotated(f: BinaryIO, path: Path) -> bool:
+    """Whether ``path`` is now another file than the open ``f``: conmon, past its
+    ``--log-size-max``, writes a new log and renames it over the old one."""
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except OSError:
+        return False
+
+
 async def read_log(path: Path, opts: LogOptions,
                    finished: Callable[[], Awaitable[bool]] | None = None
                    ) -> AsyncIterator[bytes]:
     """Yield the log as ``kubectl logs`` prints it. With ``opts.follow``, keep
-    yielding new lines until ``finished()`` says the container has exited."""
+    yielding new lines until ``finished()`` says the container has exited, across
+    conmon's rotations of the file (``_rotated``)."""
     limiter = _Limiter(opts.limit_bytes)
     watcher: _Inotify | None = None
     if opts.follow:
         with contextlib.suppress(OSError):
             watcher = _Inotify(path.parent)  # before reading: no append can slip by
+    f = open(path, "rb")  # noqa: SIM115 (replaced by the new file at a rotation)
     try:
-        with open(path, "rb") as f:
-            head = f.read()
-            complete, _, rest = head.rpartition(b"\n")
-            assembler = LineAssembler(opts)
-            whole = render(complete.split(b"\n") if complete else [], opts, assembler)
-            for line in whole:
-                chunk = limiter.take(line)
-                if chunk:
-                    yield chunk
-                if limiter.done:
-                    return
-            if not opts.follow or finished is None:
+        head = f.read()
+        complete, _, rest = head.rpartition(b"\n")
+        assembler = LineAssembler(opts)
+        whole = render(complete.split(b"\n") if complete else [], opts, assembler)
+        for line in whole:
+            chunk = limiter.take(line)
+            if chunk:
+                yield chunk
+            if limiter.done:
                 return
-            buffer = rest
-            last_round = False
-            while True:
-                data = f.read(READ_CHUNK)
-                if data:
-                    buffer += data
-                    *records, buffer = buffer.split(b"\n")
-                    for raw in records:
-                        record = parse_line(raw)
-                        rendered = assembler.feed(record) if record else None
-                        if rendered:
-                            chunk = limiter.take(rendered)
-                            if chunk:
-                                yield chunk
-                            if limiter.done:
-                                return
+        if not opts.follow or finished is None:
+            return
+        buffer = rest
+        last_round = False
+        while True:
+            data = f.read(READ_CHUNK)
+            if data:
+                buffer += data
+                *records, buffer = buffer.split(b"\n")
+                for raw in records:
+                    record = parse_line(raw)
+                    rendered = assembler.feed(record) if record else None
+                    if rendered:
+                        chunk = limiter.take(rendered)
+                        if chunk:
+                            yield chunk
+                        if limiter.done:
+                            return
+                continue
+            if _rotated(f, path):
+                # What conmon wrote to the old file is read (it writes only to the
+                # new one once it is in place), then the new one from its start.
+                if f.read(1):
+                    f.seek(-1, os.SEEK_CUR)
                     continue
-                if last_round:
-                    return
-                if await finished():
-                    last_round = True  # read what conmon wrote before it recorded the exit
-                    continue
-                if watcher is not None:
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        # Woken by inotify; the timeout re-checks that the container lives.
-                        await asyncio.wait_for(watcher.changed.wait(), 5.0)
-                    watcher.changed.clear()
-                else:
-                    await asyncio.sleep(FALLBACK_PERIOD)  # no inotify: look again shortly
+                f.close()
+                f = open(path, "rb")  # noqa: SIM115
+                continue
+            if last_round:
+                return
+            if await finished():
+                last_round = True  # read what conmon wrote before it recorded the exit
+                continue
+            if watcher is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    # Woken by inotify; the timeout re-checks that the container lives.
+                    await asyncio.wait_for(watcher.changed.wait(), 5.0)
+                watcher.changed.clear()
+            else:
+                await asyncio.sleep(FALLBACK_PERIOD)  # no inotify: look again shortly
     finally:
+        f.close()
         if watcher is not None:
             watcher.close()

@@ -365,7 +365,8 @@ def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
     created = oci_runtime.create(lab, cid, spec.name, directory, _file(sb, spec.name, n, "log"),
                                  directory / "pid", directory / "conmon.pid", overlay,
                                  stdio=tuple(oci_runtime.stdio_args(spec.stdin, spec.stdin_once,
-                                                                    spec.tty)))
+                                                                    spec.tty)),
+                                 log_size_max=spec.log_size_max)
     if created.pid is None:
         _record_start_error(sb, spec.name, n, created.message)
         return

@@ -232,10 +232,11 @@ def stdio_args(stdin: bool, stdin_once: bool, tty: bool) -> list[str]:
 
 def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Path,
            conmon_pid_file: Path, overlay: Overlay | None = None,
-           timeout: float = SYNC_TIMEOUT, stdio: tuple[str, ...] = ()) -> Created:
+           timeout: float = SYNC_TIMEOUT, stdio: tuple[str, ...] = (),
+           log_size_max: int = 0) -> Created:
     """Have conmon run ``crun create`` for the bundle; returns the container's pid
     (created, not started) or crun's error. ``stdio``: ``stdio_args`` of the
-    container."""
+    container; ``log_size_max``: the log's bound in bytes (0: none)."""
     for d in (crun_root(lab), exits_dir(lab), sockets_dir(lab)):
         d.mkdir(parents=True, exist_ok=True)
     conmon = [CONMON, "--api-version", "1", "-c", cid, "-u", cid, "-n", name,
@@ -243,7 +244,8 @@ def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Pat
               "-P", str(conmon_pid_file), "-l", f"k8s-file:{log}",
               "--exit-dir", str(exits_dir(lab)), "--socket-dir-path", str(sockets_dir(lab)),
               "--log-level", "error", "--runtime-arg", f"--root={crun_root(lab)}",
-              "--runtime-arg", "--cgroup-manager=disabled", *stdio]
+              "--runtime-arg", "--cgroup-manager=disabled", *stdio,
+              *(["--log-size-max", str(log_size_max)] if log_size_max > 0 else [])]
     peers = tuple(fd for fd, _ in overlay.peers) if overlay is not None else ()
     read_end, write_end = os.pipe()
     command, env = shielded(conmon, overlay)

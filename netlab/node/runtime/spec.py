@@ -15,6 +15,8 @@ from netlab.node.runtime import capabilities, security
 from netlab.node.runtime.security import security_of
 from netlab.units import cpu_millis, memory_bytes
 
+CONTAINER_LOG_MAX_SIZE = 10 * 1024 * 1024  # the kubelet's containerLogMaxSize, 10Mi
+
 
 @dataclass(frozen=True)
 class ContainerSpec:
@@ -65,6 +67,10 @@ class ContainerSpec:
     # An ephemeral container with targetContainerName: the target's PID namespace
     # (``/proc/<its PID 1>/ns/pid``) to join, as CRI-O asks crun to.
     pid_namespace: str | None = None
+    # The log's bound (conmon's --log-size-max): past it conmon starts a new file, so
+    # a container's output never fills the host (the lab's files are on a tmpfs).
+    # The kubelet's containerLogMaxSize default; 0 for none.
+    log_size_max: int = CONTAINER_LOG_MAX_SIZE
 
     @property
     def process_user(self) -> str | None:

@@ -148,3 +148,15 @@ def test_crun_runs_from_a_read_only_bind_of_the_hosts_binary(rlab, pods):
     listed = subprocess.run(oci_runtime.crun_argv(rlab.name, "list", "-q"),
                             capture_output=True, text=True, timeout=30)
     assert any(line.startswith(sb.uid) for line in listed.stdout.split()), listed
+
+
+def test_a_containers_log_is_bounded_and_the_newest_lines_kept(rlab, pods):
+    """conmon's --log-size-max (the kubelet's containerLogMaxSize): past the bound it
+    starts a new file, so a chatty container cannot fill the host; what is kept is
+    the newest output."""
+    script = ('i=0; while [ $i -lt 3000 ]; do echo "line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"; '
+              'i=$((i+1)); done; echo END; exec sleep 600')
+    _, st = pods.run("worker1", "chatty", "sh", "-c", script, log_size_max=64 * 1024)
+    text = wait_log(st, "END", timeout=30)
+    assert os.path.getsize(st.log_path) <= 64 * 1024 + 200
+    assert "line-2999-" in text and "line-0-" not in text, text[:200]

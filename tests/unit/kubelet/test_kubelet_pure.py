@@ -133,6 +133,43 @@ def test_follow_reads_appended_lines_until_the_container_ends(tmp_path: Path):
     assert asyncio.run(asyncio.wait_for(scenario(), 20)) == b"one\ntwo\nthree\n\nfive\nlast\n"
 
 
+def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Path):
+    """Past its ``--log-size-max`` conmon writes a new log and renames it over the
+    old one: a follower reads the old file to its end, then the new one."""
+    import asyncio
+    import os
+
+    path = tmp_path / "0.log"
+    path.write_bytes(b"2026-01-01T00:00:01Z stdout F one\n")
+
+    async def scenario() -> bytes:
+        done = asyncio.Event()
+
+        async def finished() -> bool:
+            return done.is_set()
+
+        async def conmon() -> None:
+            await asyncio.sleep(0.05)
+            with open(path, "ab") as f:  # the last line of the old file
+                f.write(b"2026-01-01T00:00:02Z stdout F two\n")
+            new = tmp_path / ".0.log.tmp"
+            new.write_bytes(b"2026-01-01T00:00:03Z stdout F three\n")
+            os.rename(new, path)
+            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)
+            done.set()
+            with open(path, "ab") as f:  # the last words, written before the exit record
+                f.write(b"2026-01-01T00:00:04Z stdout F four\n")
+
+        task = asyncio.ensure_future(conmon())
+        out = b"".join([c async for c in logs.read_log(path, logs.LogOptions(follow=True),
+                                                       finished)])
+        await task
+        return out
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == b"one\ntwo\nthree\nfour\n"
+
+
 # --- metrics ----------------------------------------------------------------------------------
 
 
