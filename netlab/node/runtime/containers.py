@@ -362,11 +362,15 @@ def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
         _record_start_error(sb, spec.name, n, str(err))
         return
     oom_before = cgroups.oom_kills(cg) if cg is not None else None
+    # cgroup v1: the container is born in its groups (oci_runtime.in_cgroups); v2 moves
+    # it below, before its command runs.
+    born_in = tuple(cg.unique_dirs()) if cg is not None and cg.version == "v1" else ()
     created = oci_runtime.create(lab, cid, spec.name, directory, _file(sb, spec.name, n, "log"),
                                  directory / "pid", directory / "conmon.pid", overlay,
                                  stdio=tuple(oci_runtime.stdio_args(spec.stdin, spec.stdin_once,
                                                                     spec.tty)),
-                                 log_size_max=spec.log_size_max)
+                                 log_size_max=spec.log_size_max,
+                                 cgroup_dirs=born_in)
     if created.pid is None:
         _record_start_error(sb, spec.name, n, created.message)
         return
@@ -377,7 +381,7 @@ def _launch(lab: str, sb: Sandbox, spec: ContainerSpec, n: int, cid: str,
         "pid": created.conmon_pid, "startTime": process_start_time(created.conmon_pid)
         if created.conmon_pid else None})
     try:
-        if cg is not None:  # before its command runs: nothing of it escapes the limits
+        if cg is not None and not born_in:  # before its command runs: nothing escapes
             cgroups.add_process(cg, created.pid)
     except OSError as err:
         oci_runtime.delete(lab, cid)
