@@ -7,7 +7,9 @@ controller, only where the host lacks it.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 from rtkit import PY, as_kubelet, log_text, wait_exited, wait_log
@@ -84,3 +86,26 @@ def test_limits_that_cannot_be_enforced_are_reported_with_a_reason(rlab, pods):
     assert st.running
     assert st.warnings == [f"limits not enforced: {reason}"]
     assert rt.container_status(sb, "c").warnings == st.warnings  # kept for the kubelet's events
+
+
+def test_the_container_is_in_its_groups_from_its_first_instruction_and_conmon_is_not(
+        rlab, pods):
+    """On cgroup v1 the container is born in its groups (crun create moves itself
+    there first): its PID 1 is in each of them before its command runs, and conmon,
+    whose memory must not count against the container's limit, stays out."""
+    rt = rlab.runtime("worker1")
+    require(rt, "memory")
+    sb, st = pods.run("worker1", "born", "sh", "-c", "cat /proc/self/cgroup; exec sleep 600",
+                      memory_limit_bytes=64 << 20)
+    text = wait_log(st, "memory:")
+    cg = cgroups.group(rt.cgroups, rlab.name, sb.uid, "c")
+    mine = {line.split(":")[1]: line.split(":")[2] for line in text.splitlines()
+            if line.count(":") >= 2}
+    for directory in cg.unique_dirs():
+        groups = Path(directory, "cgroup.procs").read_text().split()
+        assert groups, f"nothing in {directory}"
+        assert str(st.pid) in groups or rt.cgroups.version == "v2"
+    memory_dir = cg.dir_for("memory")
+    assert memory_dir is not None and mine["memory"] and memory_dir.endswith(mine["memory"])
+    conmon = json.loads((Path(sb.directory) / "c" / "0.conmon.json").read_text())["pid"]
+    assert str(conmon) not in Path(memory_dir, "cgroup.procs").read_text().split()
