@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -103,34 +105,41 @@ def test_read_log_limits_bytes(tmp_path: Path):
     assert asyncio.run(read(logs.LogOptions())) == b"one\ntwo\nthree\n\nfive\n"
 
 
-def test_follow_reads_appended_lines_until_the_container_ends(tmp_path: Path):
+def _follow(path: Path, writer: Callable[[], Awaitable[None]], ended: Any) -> bytes:
+    """``read_log`` with ``follow`` while ``writer`` runs; the container has ended once
+    ``ended`` (an asyncio.Event: it binds to the loop at its first use) is set."""
     import asyncio
 
-    path = tmp_path / "0.log"
-    path.write_bytes(CRI[:44])
+    async def finished() -> bool:
+        return bool(ended.is_set())
 
     async def scenario() -> bytes:
-        done = asyncio.Event()
-
-        async def finished() -> bool:
-            return done.is_set()
-
-        async def writer() -> None:
-            await asyncio.sleep(0.05)
-            with open(path, "ab") as f:
-                f.write(CRI[44:])
-            await asyncio.sleep(0.05)
-            done.set()
-            with open(path, "ab") as f:  # the last words, written before the exit record
-                f.write(b"2026-01-01T00:00:06Z stdout F last\n")
-
         task = asyncio.ensure_future(writer())
         out = b"".join([c async for c in logs.read_log(path, logs.LogOptions(follow=True),
                                                        finished)])
         await task
         return out
 
-    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == b"one\ntwo\nthree\n\nfive\nlast\n"
+    return asyncio.run(asyncio.wait_for(scenario(), 20))
+
+
+def test_follow_reads_appended_lines_until_the_container_ends(tmp_path: Path):
+    import asyncio
+
+    path = tmp_path / "0.log"
+    path.write_bytes(CRI[:44])
+    ended = asyncio.Event()
+
+    async def writer() -> None:
+        await asyncio.sleep(0.05)
+        with open(path, "ab") as f:
+            f.write(CRI[44:])
+        await asyncio.sleep(0.05)
+        ended.set()
+        with open(path, "ab") as f:  # the last words, written before the exit record
+            f.write(b"2026-01-01T00:00:06Z stdout F last\n")
+
+    assert _follow(path, writer, ended) == b"one\ntwo\nthree\n\nfive\nlast\n"
 
 
 def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Path):
@@ -141,33 +150,21 @@ def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Pa
 
     path = tmp_path / "0.log"
     path.write_bytes(b"2026-01-01T00:00:01Z stdout F one\n")
+    ended = asyncio.Event()
 
-    async def scenario() -> bytes:
-        done = asyncio.Event()
+    async def conmon() -> None:
+        await asyncio.sleep(0.05)
+        with open(path, "ab") as f:  # the last line of the old file
+            f.write(b"2026-01-01T00:00:02Z stdout F two\n")
+        new = tmp_path / ".0.log.tmp"
+        new.write_bytes(b"2026-01-01T00:00:03Z stdout F three\n")
+        os.rename(new, path)
+        await asyncio.sleep(0.1)
+        ended.set()
+        with open(path, "ab") as f:  # the last words, written before the exit record
+            f.write(b"2026-01-01T00:00:04Z stdout F four\n")
 
-        async def finished() -> bool:
-            return done.is_set()
-
-        async def conmon() -> None:
-            await asyncio.sleep(0.05)
-            with open(path, "ab") as f:  # the last line of the old file
-                f.write(b"2026-01-01T00:00:02Z stdout F two\n")
-            new = tmp_path / ".0.log.tmp"
-            new.write_bytes(b"2026-01-01T00:00:03Z stdout F three\n")
-            os.rename(new, path)
-            await asyncio.sleep(0.05)
-            await asyncio.sleep(0.05)
-            done.set()
-            with open(path, "ab") as f:  # the last words, written before the exit record
-                f.write(b"2026-01-01T00:00:04Z stdout F four\n")
-
-        task = asyncio.ensure_future(conmon())
-        out = b"".join([c async for c in logs.read_log(path, logs.LogOptions(follow=True),
-                                                       finished)])
-        await task
-        return out
-
-    assert asyncio.run(asyncio.wait_for(scenario(), 20)) == b"one\ntwo\nthree\nfour\n"
+    assert _follow(path, conmon, ended) == b"one\ntwo\nthree\nfour\n"
 
 
 # --- metrics ----------------------------------------------------------------------------------
