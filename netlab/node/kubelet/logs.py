@@ -175,18 +175,29 @@ async def read_log(path: Path, opts: LogOptions,
     if opts.follow:
         with contextlib.suppress(OSError):
             watcher = _Inotify(path.parent)  # before reading: no append can slip by
-    f = open(path, "rb")  # noqa: SIM115 (replaced by the new file at a rotation)
+    f: BinaryIO | None = None
     try:
+        f = open(path, "rb")  # noqa: SIM115 (replaced by the new file at a rotation)
         head = f.read()
         complete, _, rest = head.rpartition(b"\n")
         assembler = LineAssembler(opts)
         whole = render(complete.split(b"\n") if complete else [], opts, assembler)
+        out: list[bytes] = []
+        size = 0
         for line in whole:
             chunk = limiter.take(line)
             if chunk:
-                yield chunk
+                out.append(chunk)
+                size += len(chunk)
             if limiter.done:
-                return
+                break
+            if size >= READ_CHUNK:  # one write per chunk of lines, not one per line
+                yield b"".join(out)
+                out, size = [], 0
+        if out:
+            yield b"".join(out)
+        if limiter.done:
+            return
         if not opts.follow or finished is None:
             return
         buffer = rest
@@ -196,15 +207,25 @@ async def read_log(path: Path, opts: LogOptions,
             if data:
                 buffer += data
                 *records, buffer = buffer.split(b"\n")
+                out = []
                 for raw in records:
                     record = parse_line(raw)
                     rendered = assembler.feed(record) if record else None
                     if rendered:
                         chunk = limiter.take(rendered)
                         if chunk:
-                            yield chunk
+                            out.append(chunk)
                         if limiter.done:
-                            return
+                            break
+                if out:
+                    yield b"".join(out)
+                if limiter.done:
+                    return
+                # A container that writes faster than this reads would keep the loop
+                # from ever running anything else (the client's departure included,
+                # so a kubectl killed mid-follow left the kubelet reading for good
+                # and its heartbeats stopped): let it run once per chunk.
+                await asyncio.sleep(0)
                 continue
             if _rotated(f, path):
                 # What conmon wrote to the old file is read (it writes only to the
@@ -228,6 +249,7 @@ async def read_log(path: Path, opts: LogOptions,
             else:
                 await asyncio.sleep(FALLBACK_PERIOD)  # no inotify: look again shortly
     finally:
-        f.close()
+        if f is not None:
+            f.close()
         if watcher is not None:
             watcher.close()

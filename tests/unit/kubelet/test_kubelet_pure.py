@@ -167,6 +167,45 @@ def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Pa
     assert _follow(path, conmon, ended) == b"one\ntwo\nthree\nfour\n"
 
 
+def test_a_follower_of_a_log_that_keeps_growing_lets_the_loop_run(tmp_path: Path):
+    """A container that logs faster than the follower reads: between chunks the
+    follower still lets the event loop run, so the kubelet's other work (its
+    heartbeats, and noticing that the client went away) goes on."""
+    import asyncio
+
+    path = tmp_path / "0.log"
+    line = b"2026-01-01T00:00:01Z stdout F " + b"x" * 100 + b"\n"
+    path.write_bytes(line)
+
+    async def scenario() -> int | None:
+        ran = asyncio.Event()
+
+        async def elsewhere() -> None:
+            ran.set()
+
+        async def finished() -> bool:
+            return False
+
+        other = asyncio.ensure_future(elsewhere())
+        follower = logs.read_log(path, logs.LogOptions(follow=True), finished)
+        try:
+            chunks = 0
+            async for _ in follower:
+                chunks += 1
+                if ran.is_set():
+                    return chunks
+                if chunks > 50:
+                    return None
+                with open(path, "ab") as f:  # always more than one read takes
+                    f.write(line * 2000)
+        finally:
+            await follower.aclose()
+            await other
+        return None
+
+    assert asyncio.run(asyncio.wait_for(scenario(), 20)) is not None
+
+
 # --- metrics ----------------------------------------------------------------------------------
 
 
