@@ -47,24 +47,6 @@ def mount_tmpfs(path: str, size_bytes: int | None, mode: int = 0o777) -> None:
     nsutil.mount("tmpfs", path, "tmpfs", nsutil.MS_NOSUID | nsutil.MS_NODEV, data)
 
 
-def bind_read_only(source: str, target: str) -> None:
-    """A read-only bind of the file or directory ``source`` at ``target`` (made, as an
-    empty file or directory, if missing). Not idempotent: the caller checks first
-    (``is_read_only``) under a lock of its own."""
-    if not os.path.exists(target):
-        if os.path.isdir(source):
-            os.makedirs(target, exist_ok=True)
-        else:
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    nsutil.mount(source, target, None, nsutil.MS_BIND)
-    try:
-        nsutil.mount(None, target, None,
-                     nsutil.MS_REMOUNT | nsutil.MS_BIND | nsutil.MS_RDONLY)
-    except OSError:
-        nsutil.umount(target)
-        raise
-
-
 def is_read_only(path: str) -> bool:
     """Whether ``path`` is on a read-only mount (False when it is missing)."""
     try:

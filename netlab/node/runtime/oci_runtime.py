@@ -180,7 +180,12 @@ def crun_binary(lab: str) -> str:
         with open(target.parent / ".lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # kubelets of one lab run side by side
             if not mounts.is_read_only(str(target)):
-                mounts.bind_read_only(os.path.realpath(host), str(target))
+                target.touch()  # the mount point
+                source = os.open(os.path.realpath(host), os.O_PATH | os.O_CLOEXEC)
+                try:
+                    mounts.bind(source, str(target), read_only=True)
+                finally:
+                    os.close(source)
     except OSError:
         return host
     _BINARIES[lab] = str(target)
