@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from datetime import datetime, timezone
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 
@@ -105,16 +105,26 @@ def test_read_log_limits_bytes(tmp_path: Path):
     assert asyncio.run(read(logs.LogOptions())) == b"one\ntwo\nthree\n\nfive\n"
 
 
-def _follow(path: Path, writer: Callable[[], Awaitable[None]], ended: Any) -> bytes:
-    """``read_log`` with ``follow`` while ``writer`` runs; the container has ended once
-    ``ended`` (an asyncio.Event: it binds to the loop at its first use) is set."""
+def _follow(path: Path, writer: Callable[[], Awaitable[None]], last_words: bytes) -> bytes:
+    """``read_log`` with ``follow`` while ``writer`` writes the log; then the container
+    ends, its ``last_words`` written after the end is known (conmon writes the
+    output it still had before the exit record)."""
     import asyncio
 
+    ended = asyncio.Event()
+
     async def finished() -> bool:
-        return bool(ended.is_set())
+        return ended.is_set()
+
+    async def container() -> None:
+        await writer()
+        await asyncio.sleep(0.05)
+        ended.set()
+        with open(path, "ab") as f:
+            f.write(last_words)
 
     async def scenario() -> bytes:
-        task = asyncio.ensure_future(writer())
+        task = asyncio.ensure_future(container())
         out = b"".join([c async for c in logs.read_log(path, logs.LogOptions(follow=True),
                                                        finished)])
         await task
@@ -128,18 +138,14 @@ def test_follow_reads_appended_lines_until_the_container_ends(tmp_path: Path):
 
     path = tmp_path / "0.log"
     path.write_bytes(CRI[:44])
-    ended = asyncio.Event()
 
     async def writer() -> None:
         await asyncio.sleep(0.05)
         with open(path, "ab") as f:
             f.write(CRI[44:])
-        await asyncio.sleep(0.05)
-        ended.set()
-        with open(path, "ab") as f:  # the last words, written before the exit record
-            f.write(b"2026-01-01T00:00:06Z stdout F last\n")
 
-    assert _follow(path, writer, ended) == b"one\ntwo\nthree\n\nfive\nlast\n"
+    out = _follow(path, writer, b"2026-01-01T00:00:06Z stdout F last\n")
+    assert out == b"one\ntwo\nthree\n\nfive\nlast\n"
 
 
 def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Path):
@@ -150,7 +156,6 @@ def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Pa
 
     path = tmp_path / "0.log"
     path.write_bytes(b"2026-01-01T00:00:01Z stdout F one\n")
-    ended = asyncio.Event()
 
     async def conmon() -> None:
         await asyncio.sleep(0.05)
@@ -159,12 +164,10 @@ def test_follow_goes_on_in_the_new_file_when_conmon_rotates_the_log(tmp_path: Pa
         new = tmp_path / ".0.log.tmp"
         new.write_bytes(b"2026-01-01T00:00:03Z stdout F three\n")
         os.rename(new, path)
-        await asyncio.sleep(0.1)
-        ended.set()
-        with open(path, "ab") as f:  # the last words, written before the exit record
-            f.write(b"2026-01-01T00:00:04Z stdout F four\n")
+        await asyncio.sleep(0.05)
 
-    assert _follow(path, conmon, ended) == b"one\ntwo\nthree\nfour\n"
+    out = _follow(path, conmon, b"2026-01-01T00:00:04Z stdout F four\n")
+    assert out == b"one\ntwo\nthree\nfour\n"
 
 
 def test_a_follower_of_a_log_that_keeps_growing_lets_the_loop_run(tmp_path: Path):
