@@ -330,10 +330,11 @@ def crun_baseline(lab: str, topo_path: Path, count: int, nodes: list[str],
     # As the runtime's first container of a lab does: crun compiles, the filter is kept.
     config = prepare(count)
     warm = made.pop()
-    argv, env = oci_runtime.shielded(oci_runtime.crun_argv(
-        lab, "create", "--bundle", str(warm[3]), warm[2]), warm[4])
-    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   check=True)
+    create = oci_runtime.spawn_shielded(
+        oci_runtime.crun_argv(lab, "create", "--bundle", str(warm[3]), warm[2]), warm[4],
+        env=oci_runtime.shield_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    assert create.wait() == 0, "crun create failed"
+
     if "seccomp" in config["linux"]:
         filters.keep(config["linux"]["seccomp"],
                      oci_runtime.crun_root(lab) / warm[2] / "seccomp.bpf")
@@ -343,15 +344,15 @@ def crun_baseline(lab: str, topo_path: Path, count: int, nodes: list[str],
         list(pool.map(prepare, range(count)))
 
     def start(item: tuple[Runtime, object, str, Path, object]) -> None:
-        argv, env = oci_runtime.shielded(oci_runtime.crun_argv(
-            lab, "run", "--detach", "--bundle", str(item[3]), item[2]), item[4])
         # Not a pipe: the detached container keeps crun's stdio, and a pipe would
         # never reach EOF.
         with open(item[3] / "crun.err", "w+") as err:
-            done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=err)
+            done = oci_runtime.spawn_shielded(
+                oci_runtime.crun_argv(lab, "run", "--detach", "--bundle", str(item[3]),
+                                      item[2]), item[4], env=oci_runtime.shield_env(),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
             err.seek(0)
-            assert done.returncode == 0, err.read()
+            assert done.wait() == 0, err.read()
 
     t0 = time.monotonic()
     with ThreadPoolExecutor(16) as pool:

@@ -67,8 +67,9 @@ def exists(name: str) -> bool:
     return os.path.exists(netns_path(name))
 
 
-def _run_in_thread(target: Callable[[], T]) -> T:
-    """Run ``target`` in a fresh thread (whose namespace it may change) and return its result."""
+def run_on_own_thread(target: Callable[[], T]) -> T:
+    """Run ``target`` in a fresh thread (whose namespaces it may change: they die with
+    it) and return its result. The thread starts in the caller's namespaces."""
     result: list[T] = []
     error: list[BaseException] = []
 
@@ -108,7 +109,7 @@ def run_in_netns(name: str, fn: Callable[[], T]) -> T:
         _setns(name)
         return fn()
 
-    return _run_in_thread(target)
+    return run_on_own_thread(target)
 
 
 def executor_in_netns_fd(fd: int, max_workers: int = 2) -> ThreadPoolExecutor:
@@ -148,7 +149,7 @@ def create_netns(name: str, setup: Callable[[], T] | None = None) -> T | None:
             delete_netns(name)
             raise
 
-    return _run_in_thread(target)
+    return run_on_own_thread(target)
 
 
 def delete_netns(name: str) -> bool:

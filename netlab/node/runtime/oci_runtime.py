@@ -37,36 +37,40 @@ Two details of this host family shape the argv:
 - crun refuses a cgroup v1 host whose v2 ``unified`` hierarchy carries any
   controller ("cgroups in hybrid mode not supported"), which is how netlab's CI
   machines are set up. conmon and crun therefore run in a mount namespace of their
-  own (``unshare --mount --propagation slave``) where ``/sys/fs/cgroup/unified`` is
-  unmounted: crun sees a plain v1 host, and nothing changes for anyone else. The
-  same namespace carries the overlays of the container's root (a stored image's
-  layers, or the host directories of a host view), mounted there before ``crun
-  create``, so they go away with the container.
+  own, the *shield* (what ``unshare --mount --propagation slave`` makes), where
+  ``/sys/fs/cgroup/unified`` is unmounted: crun sees a plain v1 host, and nothing
+  changes for anyone else. The same namespace carries the overlays of the
+  container's root (a stored image's layers, or the host directories of a host
+  view), mounted there before ``crun create``, so they go away with the container.
+  A throwaway thread makes the shield with system calls and starts conmon from it
+  (``spawn_shielded``): conmon is born there, and no helper program runs.
 
 The shield is a slave of the host's mounts: a hostPath volume with
 ``mountPropagation: HostToContainer`` receives what the host mounts there later,
 and nothing mounted in the shield or a container reaches the host. A Bidirectional
-volume must send the container's mounts to the host, and only it: ``peers.py``
+volume must send the container's mounts to the host, and only it: the shield
 attaches a copy of its source, a peer of the host's mount, over its bundle mount
-point inside the shield, and crun binds that one.
+point after the slave remount, and crun binds that one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from netlab.kernel import mounts
+from netlab.kernel import mounts, netns
+from netlab.kernel import namespaces as nsutil
 from netlab.node.runtime.paths import runtime_dir
 
 CRUN, CONMON = "crun", "conmon"
@@ -108,24 +112,6 @@ def _hybrid_with_controllers() -> bool:
 
 _SHIELD = _hybrid_with_controllers()
 
-# Runs in the private mount namespace: hide the unified hierarchy from crun, mount
-# the image's overlay root if asked (NL_* variables), then exec the real program.
-_PREPARE = (
-    'if [ -n "$NL_HIDE_UNIFIED" ]; then umount -l /sys/fs/cgroup/unified || exit 125; fi; '
-    'if [ -n "$NL_OVERLAY" ]; then cd "$NL_LAYERS" && '
-    'mount -t overlay -o "$NL_OVERLAY" overlay "$NL_ROOT" || exit 125; cd /; fi; '
-    'for d in $NL_HOST_DIRS; do mount -t overlay -o '
-    '"${NL_HOST_RO:+ro,}nodev,lowerdir=$d,upperdir=$NL_UPPER$d,workdir=$NL_WORK$d" '
-    'overlay "$NL_ROOT$d" || exit 125; done; '
-    'for m in $NL_SUBMOUNTS; do mount --rbind "$m" "$NL_ROOT$m" || exit 125; done; '
-    'exec "$@"')
-
-
-_NETLAB_PARENT = str(Path(__file__).resolve().parents[3])
-_PEERS = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-          "from netlab.node.runtime.peers import main; sys.exit(main(sys.argv[1:]))")
-
-
 @dataclass(frozen=True)
 class Overlay:
     """Overlays to mount before create. A stored image's root: ``options`` name the
@@ -147,7 +133,7 @@ class Overlay:
     # Mount points below ``host_dirs`` on the host, bound back over their overlays.
     submounts: tuple[str, ...] = ()
     # Bidirectional volumes: (a detached copy of the source, the bundle path crun binds
-    # it from), attached there in the shield (``peers.py``); ``create`` closes them.
+    # it from), attached there in the shield (``_shield``); ``create`` closes them.
     peers: tuple[tuple[int, str], ...] = ()
 
 
@@ -192,31 +178,76 @@ def crun_binary(lab: str) -> str:
     return str(target)
 
 
-def _shielded(argv: list[str]) -> list[str]:
-    return ["unshare", "--mount", "--propagation", "slave", "--", "sh", "-c", _PREPARE,
-            "sh", *argv]
+UNIFIED = os.path.join(CGROUP_ROOT, "unified")
 
 
-def shielded(argv: list[str], overlay: Overlay | None = None
-             ) -> tuple[list[str], dict[str, str]]:
-    """``argv`` (a crun or conmon command line) with the environment it needs on this
-    host: in its own mount namespace, without the unified cgroup tree when crun would
-    refuse it, with ``overlay`` mounted there first. For callers that run crun
-    themselves (the benchmark's baseline)."""
-    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
-    if _SHIELD:
-        env["NL_HIDE_UNIFIED"] = "1"
-    if overlay is not None:
-        env.update(NL_OVERLAY=overlay.options, NL_LAYERS=overlay.layers, NL_ROOT=overlay.root,
-                   NL_HOST_DIRS=" ".join(overlay.host_dirs), NL_UPPER=overlay.upper,
-                   NL_WORK=overlay.work, **({"NL_HOST_RO": "1"} if overlay.read_only else {}),
-                   NL_SUBMOUNTS=" ".join(overlay.submounts))
-        if overlay.peers:
-            # The caller passes the descriptors (pass_fds). netlab is found where this
-            # process found it, whatever the shield's environment and directory.
-            argv = [sys.executable, "-c", _PEERS, _NETLAB_PARENT,
-                    *(f"{fd}:{path}" for fd, path in overlay.peers), "--", *argv]
-    return _shielded(argv), env
+def _shield(overlay: Overlay | None) -> None:
+    """Give the calling thread (a throwaway one: ``spawn_shielded``) the mount
+    namespace conmon and crun run in: a copy of the caller's, every mount a slave of
+    its original (``unshare --mount --propagation slave``), without the unified
+    cgroup hierarchy when crun would refuse it, with ``overlay`` mounted. What is
+    mounted here stays here. Raises ``OSError``."""
+    nsutil.unshare(nsutil.CLONE_NEWNS)  # the thread's fs (cwd, root) goes private too
+    nsutil.mount(None, "/", None, nsutil.MS_REC | nsutil.MS_SLAVE)
+    if _SHIELD and not nsutil.umount(UNIFIED):
+        raise OSError(ctypes.get_errno(), f"cannot hide {UNIFIED} from crun")
+    if overlay is None:
+        return
+    if overlay.options:
+        # The layers are named relative to their parent: a long image's options would
+        # not fit in a page otherwise. The thread's cwd is its own since the unshare.
+        os.chdir(overlay.layers)
+        try:
+            _mount_overlay(overlay.root, overlay.options)
+        finally:
+            os.chdir("/")
+    for d in overlay.host_dirs:
+        _mount_overlay(overlay.root + d, f"{'ro,' if overlay.read_only else ''}nodev,"
+                       f"lowerdir={d},upperdir={overlay.upper}{d},workdir={overlay.work}{d}")
+    for m in overlay.submounts:
+        nsutil.mount(m, overlay.root + m, None, nsutil.MS_BIND | nsutil.MS_REC)
+    for fd, path in overlay.peers:
+        # After the slave remount above, or it would be made a slave with the rest:
+        # the copy of a Bidirectional volume's source stays a peer of the host's.
+        try:
+            nsutil.attach_tree(fd, path)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot attach the Bidirectional volume at {path}: "
+                                     f"{err.strerror}") from None
+
+
+_FLAG_WORDS = {"ro": nsutil.MS_RDONLY, "nodev": nsutil.MS_NODEV, "nosuid": nsutil.MS_NOSUID,
+               "noexec": nsutil.MS_NOEXEC}
+
+
+def _mount_overlay(target: str, options: str) -> None:
+    """``mount -t overlay -o OPTIONS overlay TARGET``: the generic words of
+    ``options`` become mount flags, as mount(8) makes them; the rest is overlayfs'."""
+    words = options.split(",")
+    flags = 0
+    for word in words:
+        flags |= _FLAG_WORDS.get(word, 0)
+    nsutil.mount("overlay", target, "overlay", flags,
+                 ",".join(w for w in words if w not in _FLAG_WORDS))
+
+
+def spawn_shielded(argv: list[str], overlay: Overlay | None = None,
+                   **popen: Any) -> subprocess.Popen:
+    """``subprocess.Popen(argv, **popen)`` (a conmon or crun command line) born in a
+    mount namespace of its own (``_shield``): made on a throwaway thread by system
+    calls, not by the ``unshare``, ``sh``, ``umount`` and ``mount`` programs, each of
+    which cost about a millisecond of CPU here just to start. Raises ``OSError`` when
+    the namespace or a mount cannot be made; nothing has started then."""
+    def launch() -> subprocess.Popen:
+        _shield(overlay)
+        return subprocess.Popen(argv, **popen)
+
+    return netns.run_on_own_thread(launch)
+
+
+def shield_env() -> dict[str, str]:
+    """The environment conmon and crun get: the caller's ``PATH`` only."""
+    return {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}
 
 
 def in_cgroups(lab: str) -> str:
@@ -278,16 +309,18 @@ def create(lab: str, cid: str, name: str, bundle: Path, log: Path, pid_file: Pat
               *(["--log-size-max", str(log_size_max)] if log_size_max > 0 else [])]
     peers = tuple(fd for fd, _ in overlay.peers) if overlay is not None else ()
     read_end, write_end = os.pipe()
-    command, env = shielded(conmon, overlay)
+    env = shield_env()
     env["_OCI_SYNCPIPE"] = str(write_end)
     if cgroup_dirs:
         env["NL_CGROUP_DIRS"] = " ".join(cgroup_dirs)
     try:
         try:
             with open(bundle / "conmon.log", "ab") as errors:
-                proc = subprocess.Popen(command, env=env, pass_fds=(write_end, *peers),
-                                        stdin=subprocess.DEVNULL, stdout=errors,
-                                        stderr=errors, cwd="/", start_new_session=True)
+                proc = spawn_shielded(conmon, overlay, env=env, pass_fds=(write_end,),
+                                      stdin=subprocess.DEVNULL, stdout=errors,
+                                      stderr=errors, cwd="/", start_new_session=True)
+        except OSError as err:
+            return Created(None, f"cannot start conmon: {err}")
         finally:
             for fd in peers:
                 os.close(fd)
