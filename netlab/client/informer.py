@@ -144,6 +144,10 @@ class Informer:
                 await asyncio.sleep(delay)  # retry backoff while the server is unreachable
                 delay = min(delay * 2, RETRY_MAX)
 
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
     def start(self) -> asyncio.Task:
         self._task = asyncio.ensure_future(self.run())
         return self._task

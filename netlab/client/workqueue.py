@@ -104,28 +104,38 @@ class WorkQueue:
 
 class SharedInformers:
     """One informer per (resource, namespace, selectors), shared by every controller
-    of a process, so each resource is listed and watched once."""
+    of a process, so each resource is listed and watched once. An informer got with
+    ``deferred=True`` is left out of ``start`` and ``wait_synced``: its owner starts it
+    (``Informer.start``) when it first needs the resource, and ``stop`` stops it with
+    the rest."""
 
     def __init__(self, client: Client):
         self.client = client
         self._informers: dict[tuple, Informer] = {}
+        self._deferred: set[tuple] = set()
 
     def get(self, resource: str, namespace: str | None = None, *,
-            label_selector: str | None = None, field_selector: str | None = None) -> Informer:
+            label_selector: str | None = None, field_selector: str | None = None,
+            deferred: bool = False) -> Informer:
         key = (resource, namespace, label_selector, field_selector)
         if key not in self._informers:
             self._informers[key] = Informer(self.client, resource, namespace,
                                             label_selector=label_selector,
                                             field_selector=field_selector)
+            if deferred:
+                self._deferred.add(key)
+        elif not deferred:
+            self._deferred.discard(key)  # someone needs it from the start after all
         return self._informers[key]
 
     def start(self) -> None:
-        for informer in self._informers.values():
-            if informer._task is None:
+        for key, informer in self._informers.items():
+            if not informer.started and key not in self._deferred:
                 informer.start()
 
     async def wait_synced(self) -> None:
-        await asyncio.gather(*(i.synced.wait() for i in self._informers.values()))
+        await asyncio.gather(*(i.synced.wait() for key, i in self._informers.items()
+                               if key not in self._deferred or i.started))
 
     async def stop(self) -> None:
         await asyncio.gather(*(i.stop() for i in self._informers.values()))

@@ -133,6 +133,10 @@ class PolicyAgent(RateLimited):
         self.clock = clock
         self.policies: dict[tuple[str, str], model.Policy] = {}
         self.pods: dict[tuple[str, str], Mapping[str, Any]] = {}
+        # Whether ``pods`` holds the cluster's pods: the agent's feeder watches pods
+        # only once a policy exists (``pods_known``), and no policy is compiled
+        # against pods it has not been told about yet.
+        self.pods_synced = True
         self.parsed: dict[tuple[str, str], model.Pod] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
         self.ipam: dict[str, str] = {}  # uid -> address, this node's allocations
@@ -176,6 +180,11 @@ class PolicyAgent(RateLimited):
         if self.pods.pop(key, None) is not None:
             self.parsed.pop(key, None)
             self._changed()
+
+    def pods_known(self) -> None:
+        """The feeder has told every pod of the cluster (its first list is in)."""
+        self.pods_synced = True
+        self._changed()
 
     def update_namespace(self, obj: Mapping[str, Any]) -> None:
         name = name_of(obj)
@@ -244,6 +253,10 @@ class PolicyAgent(RateLimited):
             return SyncResult(kind="deferred", retry_in=wait)
         if not self.dirty and self.applied is not None:
             return SyncResult(kind="none")
+        if self.policies and not self.pods_synced:
+            # Compiled without the pods, a policy would isolate its pods and admit
+            # none of their peers: wait for the list (``pods_known`` wakes the loop).
+            return SyncResult(kind="deferred", retry_in=self.retry_interval)
         if not self.policies and self.applied is not None and self.last_compiled is not None \
                 and self.last_compiled.policies == 0:
             # No policy before or now: pods and namespaces select nothing, the table stays

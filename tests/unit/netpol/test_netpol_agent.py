@@ -369,3 +369,19 @@ def test_the_first_policy_after_pod_churn_programs_what_a_fresh_agent_would(setu
     fresh.update_policy(policy)
     fresh.sync()
     assert kernel.objects == fresh_kernel.objects
+
+
+def test_a_policy_waits_for_the_pods_list(setup) -> None:
+    """The feeder watches pods only from the first policy on: until their list is in,
+    a policy would isolate its pods and admit none of their peers."""
+    agent, kernel, clock = setup
+    agent.sync()
+    agent.pods_synced = False
+    clock.now += 1
+    agent.update_policy(policy_obj("x", "allow-from-y", {
+        "podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}))
+    waiting = agent.sync()
+    assert waiting.kind == "deferred" and waiting.retry_in > 0 and len(kernel.scripts) == 1
+    agent.pods_known()
+    synced = agent.sync()
+    assert synced.kind == "partial" and synced.isolated == 3 and synced.policies == 1
