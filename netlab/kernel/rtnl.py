@@ -187,14 +187,19 @@ class Rtnl:
             self.set_link(link.index, up=want_up, mtu=want_mtu, master=want_master)
 
     def add_veth(self, name: str, peer: str, peer_netns: str, *, mtu: int | None = None,
-                 master: int | None = None) -> None:
+                 master: int | None = None, mac: str | None = None,
+                 peer_mac: str | None = None) -> None:
         """A veth pair whose ``name`` end is here, up, and ``peer`` end in ``peer_netns``
-        (down), both at ``mtu``, ``name`` on bridge ``master``: one request (EEXIST if
-        taken)."""
+        (down), both at ``mtu``, ``name`` on bridge ``master``, with the MAC addresses
+        given (else the kernel's random ones): one request (EEXIST if taken)."""
         fd = os.open(netns_path(peer_netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
             peer_attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", peer), ("IFLA_NET_NS_FD", fd)]
             attrs: list[tuple[str, Any]] = [("IFLA_IFNAME", name)]
+            if mac:
+                attrs.append(("IFLA_ADDRESS", mac))
+            if peer_mac:
+                peer_attrs.append(("IFLA_ADDRESS", peer_mac))
             if mtu:
                 peer_attrs.append(("IFLA_MTU", mtu))
                 attrs.append(("IFLA_MTU", mtu))
@@ -210,12 +215,14 @@ class Rtnl:
         finally:
             os.close(fd)
 
-    def set_hairpin(self, index: int, on: bool) -> None:
+    def set_hairpin(self, link: int | str, on: bool) -> None:
         """A bridge port's hairpin mode (``bridge link set dev X hairpin on``), as
-        pyroute2's ``brport("set")`` sends it."""
-        self.change(_ifinfo(index, attrs=[("IFLA_LINKINFO", {"attrs": [
-            ("IFLA_INFO_KIND", "bridge_slave"),
-            ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1 if on else 0)]})]})]),
+        pyroute2's ``brport("set")`` sends it; ``link`` is its index or its name."""
+        by_name = [("IFLA_IFNAME", link)] if isinstance(link, str) else []
+        self.change(_ifinfo(0 if isinstance(link, str) else link, attrs=[*by_name, (
+            "IFLA_LINKINFO", {"attrs": [
+                ("IFLA_INFO_KIND", "bridge_slave"),
+                ("IFLA_INFO_SLAVE_DATA", {"attrs": [("IFLA_BRPORT_MODE", 1 if on else 0)]})]})]),
             RTM_NEWLINK)
 
     def delete_link(self, name: str) -> bool:

@@ -50,6 +50,11 @@ def test_add_check_del_are_idempotent(make_netns, tmp_path):
     assert cni.check(conf, rt, node) == [] and cni.check(conf, rt, node) == []
     eth0 = _link(pod, "eth0")
     assert eth0 is not None and IPv4Interface("10.77.1.2/24") in eth0.addresses
+    # The MACs the result reports (chosen by the plugin for a new pair) are the links'.
+    host = _link(node, first.host_veth)
+    assert host is not None and doc["interfaces"][1]["mac"] == host.mac
+    assert doc["interfaces"][2]["mac"] == eth0.mac and eth0.mac != host.mac
+    assert int(eth0.mac.split(":")[0], 16) & 0x03 == 0x02, "unicast, locally administered"
     cni.delete(conf, rt, node)
     cni.delete(conf, rt, node)
     assert _link(node, first.host_veth) is None and _link(pod, "eth0") is None
