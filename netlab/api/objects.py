@@ -100,22 +100,6 @@ def deep_copy(value: Any) -> Any:
     return value
 
 
-def json_depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether a JSON value nests deeper than ``limit`` (checked without recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if isinstance(v, dict):
-            if depth > limit:
-                return True
-            stack.extend((c, depth + 1) for c in v.values())
-        elif isinstance(v, list):
-            if depth > limit:
-                return True
-            stack.extend((c, depth + 1) for c in v)
-    return False
-
-
 # --- stored encoding --------------------------------------------------------------------------
 
 

@@ -216,13 +216,37 @@ def _json_compatible(value: Any) -> bool:
     return True
 
 
+def _not_json() -> errors.APIError:
+    return errors.bad_request("couldn't get version/kind; json parse error: NaN and "
+                              "Infinity are not valid JSON numbers")
+
+
 def check_json_value(value: Any) -> None:
     """400 for values a decoder let through that the API cannot store: NaN and
-    infinities (not JSON) and nesting deeper than MAX_DEPTH."""
-    if not _json_compatible(value):
-        raise errors.bad_request("couldn't get version/kind; json parse error: NaN and "
-                                 "Infinity are not valid JSON numbers")
-    if objects.json_depth_exceeds(value, MAX_DEPTH):
+    infinities (not JSON) and nesting deeper than MAX_DEPTH. One walk for both: it
+    runs on every create, update and patched object."""
+    deep = False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            deep = deep or depth > MAX_DEPTH
+            depth += 1
+            for k, child in v.items():
+                if not isinstance(k, str):
+                    raise _not_json()
+                stack.append((child, depth))
+        elif isinstance(v, list):
+            deep = deep or depth > MAX_DEPTH
+            depth += 1
+            for child in v:
+                stack.append((child, depth))
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                raise _not_json()
+        elif v is not None and not isinstance(v, (str, int)):  # bool is an int
+            raise _not_json()
+    if deep:
         raise errors.bad_request(f"the object is nested more than {MAX_DEPTH} levels deep")
 
 
