@@ -80,6 +80,28 @@ async def test_openapi_is_mounted(api, memory_store):
         assert status == 404
 
 
+async def test_values_json_cannot_hold_and_deep_nesting_are_refused(api, memory_store):
+    """A number too large for a double decodes to infinity, and a patch can nest a
+    value as deep as it likes: 400s, and the stored object is untouched."""
+    async with api(memory_store) as c:
+        created = await c.ok("POST", PODS, pod("x"))
+        status, err = await c.post(PODS, data=b'{"metadata": {"name": "y"}, "spec": '
+                                   b'{"containers": [{"name": "c", "image": "i"}], '
+                                   b'"priority": 1e999}}')
+        assert status == 400 and "NaN and Infinity" in err["message"], err
+        deep: dict = {}
+        for _ in range(101):
+            deep = {"a": deep}
+        status, err = await c.patch(f"{PODS}/x", {"metadata": {"labels": {"k": "v"}},
+                                                  "spec": {"overhead": deep}})
+        assert status == 400 and "nested more than 100 levels" in err["message"], err
+        status, err = await c.patch(f"{PODS}/x", data=b'{"spec": {"priority": -Infinity}}')
+        assert status == 400 and "NaN and Infinity" in err["message"], err
+        after = await c.ok("GET", f"{PODS}/x")
+        assert after["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"]
+        assert "labels" not in after["metadata"] or "k" not in after["metadata"]["labels"]
+
+
 async def test_negotiation_and_bad_input(api, memory_store):
     async with api(memory_store, max_body=1024) as c:
         status, err = await c.get(PODS, headers={"Accept": "application/vnd.kubernetes.protobuf"})
