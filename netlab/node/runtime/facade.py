@@ -103,10 +103,10 @@ class Runtime:
             if fresh is not None:
                 self._pods[uid] = fresh
                 return fresh
-        for sb in sandbox.list_sandboxes(self.lab, self.node.name):
-            if sb.uid == uid:
-                self._pods[uid] = sb
-                return sb
+        sb = sandbox.find_sandbox(self.lab, uid)
+        if sb is not None and sb.node == self.node.name:
+            self._pods[uid] = sb
+            return sb
         self._pods.pop(uid, None)
         return None
 

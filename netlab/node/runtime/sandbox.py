@@ -24,6 +24,7 @@ mid-create just runs it again. A *fresh* create that fails removes all it made.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import time
@@ -121,6 +122,25 @@ class Sandbox:
 def load_sandbox(directory: Path) -> Sandbox | None:
     data = read_json(directory / SANDBOX_FILE)
     return Sandbox.from_json(data) if isinstance(data, dict) else None
+
+
+def find_sandbox(lab: str, uid: str) -> Sandbox | None:
+    """The recorded sandbox of pod ``uid``, if any. Its directory is named
+    ``<namespace>_<name>_<uid>``: found by name, without reading every other record (a
+    kubelet asks for each new pod before its sandbox exists; reading them all made a
+    burst of pods quadratic)."""
+    suffix = "_" + uid
+    try:
+        entries = os.scandir(pods_dir(lab))
+    except FileNotFoundError:
+        return None
+    with entries:
+        for entry in entries:
+            if entry.name.endswith(suffix):
+                sb = load_sandbox(Path(entry.path))
+                if sb is not None and sb.uid == uid:
+                    return sb
+    return None
 
 
 def list_sandboxes(lab: str, node: str | None = None) -> list[Sandbox]:

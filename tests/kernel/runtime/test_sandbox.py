@@ -18,6 +18,7 @@ from netlab.kernel import netns
 from netlab.lab.network import owned_namespaces
 from netlab.node.runtime import HostLocalIpam, PodSpec, RangeExhausted, Runtime
 from netlab.node.runtime.paths import pods_dir
+from netlab.node.runtime.sandbox import find_sandbox
 
 
 def ip_json(*args: str) -> list:
@@ -81,6 +82,18 @@ def test_running_the_sandbox_again_converges_to_the_same_one(rlab, pods):
     again = as_kubelet(rt, lambda: rt.run_pod_sandbox(pod))
     assert (again.ip, again.netns, again.veth) == (sb.ip, sb.netns, sb.veth)
     assert rt.check_pod_sandbox(sb) == []
+
+
+def test_a_pods_sandbox_is_found_by_uid_and_only_on_its_node(rlab, pods):
+    first, second = pods.sandbox("worker1", "one"), pods.sandbox("worker2", "two")
+    assert find_sandbox(rlab.name, second.uid).name == "two"
+    assert find_sandbox(rlab.name, first.uid).node == "worker1"
+    assert find_sandbox(rlab.name, str(uuid.uuid4())) is None
+    # Each node's runtime answers for its own pods only.
+    w1, w2 = rlab.runtime("worker1"), rlab.runtime("worker2")
+    assert as_kubelet(w1, lambda: w1.check_pod_sandbox(first.uid)) == []
+    assert as_kubelet(w2, lambda: w2.check_pod_sandbox(second.uid)) == []
+    assert w1.check_pod_sandbox(second.uid) == ["no sandbox"]
 
 
 def test_remove_frees_the_address_and_deletes_netns_and_veth(rlab, pods):

@@ -8,6 +8,7 @@ import asyncio
 import time
 
 from aiohttp.test_utils import TestServer
+
 from netlab.client import Client
 from netlab.client.workqueue import SharedInformers
 from netlab.master.apiserver import Config, make_app
