@@ -14,7 +14,10 @@ one recorder, the way client-go's broadcaster does:
 - events are sharded by that key over a few senders, keeping the order of
   each key while different keys go in parallel;
 - a full queue drops events and says so in the log: events inform, they never
-  carry state.
+  carry state;
+- a component may make its events yield to its own work (``defer``): each event
+  then waits, at most ``max_defer`` seconds after it was recorded, until ``defer``
+  returns (the kubelet's start slots having room, ``kubelet.startgate``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
@@ -38,6 +42,7 @@ log = logging.getLogger("netlab.events")
 NORMAL, WARNING = "Normal", "Warning"
 AGGREGATE_WINDOW = 600.0  # seconds, as client-go's EventCorrelator
 QUEUE_LIMIT = 10000
+MAX_DEFER = 2.0  # seconds an event may wait for ``defer`` after it was recorded
 PRUNE_AT = 4096  # aggregation entries kept before old ones are dropped
 
 
@@ -77,6 +82,9 @@ class EventRecorder:
         self._prune_at = PRUNE_AT
         self._tasks: list[asyncio.Task] = []
         self.dropped = 0
+        # Awaited with the seconds an event may still wait before it is posted.
+        self.defer: Optional[Callable[[float], Awaitable[None]]] = None
+        self.max_defer = MAX_DEFER
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str,
               aggregate: bool = True) -> None:
@@ -127,6 +135,10 @@ class EventRecorder:
         while True:
             item = await queue.get()
             try:
+                if self.defer is not None:
+                    recorded = item[5]
+                    await self.defer(min(self.max_defer,
+                                         recorded + self.max_defer - time.time()))
                 await self._send(*item)
             except asyncio.CancelledError:
                 raise

@@ -43,6 +43,7 @@ from netlab.node.kubelet.node import NodeAgent
 from netlab.node.kubelet.pods import PodWorkers, Services
 from netlab.node.kubelet.restarts import Backoff
 from netlab.node.kubelet.server import KubeletServer
+from netlab.node.kubelet.startgate import StartGate
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.overlay import OverlayAgent
 from netlab.node.runtime import ContainerError, ExecSpec, Runtime, SandboxError
@@ -216,9 +217,11 @@ class Kubelet:
     async def _run(self) -> None:
         cfg = self.cfg
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+        start_gate = StartGate(cfg.parallel_starts)
+        self.events.defer = start_gate.has_room  # events yield to pods queued to start
         self.workers = PodWorkers(Services(cfg, self.cri, self.client, self.events, self.status,
                                            Backoff(cfg.backoff_base, cfg.backoff_max),
-                                           self.http, asyncio.Semaphore(cfg.parallel_starts),
+                                           self.http, start_gate,
                                            services=self.service_informer.items))
         adopted = await self.cri.call(self.runtime.adopt)
         if adopted:

@@ -73,6 +73,7 @@ from netlab.node.kubelet.spec import (
     container_spec,
     image_id,
 )
+from netlab.node.kubelet.startgate import StartGate
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.kubelet.tokens import TokenError, TokenManager
 from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, CreateError, Sandbox
@@ -105,7 +106,7 @@ class Services:
     status: StatusManager
     backoff: Backoff
     http: aiohttp.ClientSession  # for httpGet probes
-    start_slots: asyncio.Semaphore  # pods starting for the first time, at once
+    start_slots: StartGate  # pods starting for the first time, at once
     # The host's image store, shared by every lab (netlab image load, busybox at set-up).
     images: ImageStore = field(default_factory=ImageStore)
     puller: Optional[ImagePuller] = None  # pulls into ``images``; made from it by default

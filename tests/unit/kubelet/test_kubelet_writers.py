@@ -103,3 +103,49 @@ def test_repeated_events_are_aggregated_into_a_count():
     assert backoff["firstTimestamp"] == backoff["lastTimestamp"]
     assert [p[3]["count"] for p in patched] == [2, 3]
     assert all(p[1] == backoff["metadata"]["name"] for p in patched)
+
+
+def test_events_yield_to_pods_queued_for_a_start_slot():
+    """While every start slot is taken and pods wait, events wait (the API's CPU goes to
+    what the pods wait on), at most ``max_defer`` after they were recorded; with room
+    again they go at once."""
+    from netlab.node.kubelet.startgate import StartGate
+
+    async def posted(api: FakeAPI, count: int, timeout: float = 5.0) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len([c for c in api.calls if c[0] == "create"]) < count:
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)  # probe interval
+        return True
+
+    async def scenario() -> None:
+        api = FakeAPI()
+        gate = StartGate(2)
+        recorder = EventRecorder(api, "worker1")  # type: ignore[arg-type]
+        recorder.defer = gate.has_room
+        recorder.max_defer = 30.0
+        recorder.start()
+        target = pod({})
+        async with gate:
+            assert not gate.saturated  # a slot left: events go at once
+            recorder.record(pod_ref(target, "a"), NORMAL, "Pulled", "already present")
+            assert await posted(api, 1)
+            await gate.__aenter__()  # a second pod takes the last slot
+            third = asyncio.ensure_future(gate.__aenter__())  # and a third one waits
+            await asyncio.sleep(0)
+            assert gate.saturated
+            recorder.record(pod_ref(target, "a"), NORMAL, "Created", "Created container a")
+            assert not await posted(api, 2, timeout=0.3), "posted while pods wait to start"
+        await third  # the first pod is done, the third has its slot: still no room
+        assert gate.saturated and not await posted(api, 2, timeout=0.1)
+        await gate.__aexit__(None, None, None)  # the second is done: a slot is free
+        assert not gate.saturated and await posted(api, 2)
+        await gate.__aenter__()  # full again, for good this time
+        assert gate.saturated
+        recorder.max_defer = 0.2  # the event goes at its deadline all the same
+        recorder.record(pod_ref(target, "a"), NORMAL, "Started", "Started container a")
+        assert await posted(api, 3)
+        await recorder.stop()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
