@@ -58,15 +58,7 @@ def is_read_only(path: str) -> bool:
 def filesystem_type(path: str) -> str:
     """The type of the file system ``path`` (or its nearest existing parent) is on:
     ``tmpfs``, ``ext4``..., from the deepest mount point above it."""
-    real = os.path.realpath(path)
-    best, kind = "", ""
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")
-            if _within(real, point) and len(point) >= len(best):
-                best, kind = point, fields[fields.index("-") + 1]
-    return kind
+    return _mount_of(path)[2]
 
 
 def is_mountpoint(path: str) -> bool:
@@ -74,12 +66,31 @@ def is_mountpoint(path: str) -> bool:
     return any(point == real for point in _mount_points())
 
 
-def _mount_points() -> list[str]:
-    points = []
+def _mountinfo() -> list[tuple[str, list[str], str]]:
+    """Each mount of this mount namespace: its point, its optional fields (``shared:N``,
+    ``master:N``) and its file system type, from ``/proc/self/mountinfo``."""
+    mounts = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
-            points.append(line.split()[4].encode().decode("unicode_escape"))
-    return points
+            fields = line.split()
+            dash = fields.index("-")
+            mounts.append((fields[4].encode().decode("unicode_escape"), fields[6:dash],
+                           fields[dash + 1]))
+    return mounts
+
+
+def _mount_points() -> list[str]:
+    return [point for point, _, _ in _mountinfo()]
+
+
+def _mount_of(path: str) -> tuple[str, list[str], str]:
+    """The mount ``path`` is on: the deepest containing it, the top one of a stack."""
+    real = os.path.realpath(path)
+    found: tuple[str, list[str], str] = ("/", [], "")
+    for mount in _mountinfo():
+        if _within(real, mount[0]) and len(mount[0]) >= len(found[0]):
+            found = mount
+    return found
 
 
 def unmount_below(path: str) -> list[str]:
@@ -96,10 +107,9 @@ def unmount_below(path: str) -> list[str]:
 
 def top_mounts_below(directories: list[str]) -> tuple[str, ...]:
     """The mount points strictly below any of ``directories``, outermost only (binding
-    one recursively brings what is mounted below it), without spaces (they travel as a
-    word list)."""
+    one recursively brings what is mounted below it)."""
     below = sorted({p for p in _mount_points() for d in directories
-                    if p != d and _within(p, d) and " " not in p})
+                    if p != d and _within(p, d)})
     return tuple(p for p in below if not any(q != p and _within(p, q) for q in below))
 
 
@@ -171,15 +181,8 @@ def source_mount(path: str) -> tuple[str, list[str]]:
     """The mount point ``path`` is on (the deepest one containing it, the top one of
     a stack) and that mount's optional mountinfo fields (``shared:N``,
     ``master:N``), as CRI-O's ``getSourceMount`` finds them."""
-    real = os.path.realpath(path)
-    found, optional = "/", []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            point = fields[4].encode().decode("unicode_escape")
-            if _within(real, point) and len(point) >= len(found):
-                found, optional = point, fields[6:fields.index("-")]
-    return found, optional
+    point, optional, _ = _mount_of(path)
+    return point, optional
 
 
 def check_propagation(path: str, propagation: str) -> None:

@@ -77,9 +77,8 @@ def add(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Result
     # here, as the kernel would choose them, since decoding a link's answer (some 50
     # attributes through pyroute2) cost more than the rest of a request, about 0.3 ms
     # each, and a fresh pod made four of them.
-    made: list[tuple[str, str]] = []
-
-    def node_side() -> tuple[str, int]:
+    def node_side() -> tuple[str, int, str | None]:
+        """(host end's MAC, MTU, the pod end's MAC when the pair was made just now)."""
         with rtnl.open_socket() as nl:
             bridge = nl.get_link(conf.bridge)
             if bridge is None:
@@ -96,25 +95,24 @@ def add(conf: NetConf, rt: RuntimeConf, node_netns: str | None = None) -> Result
                 # Made across namespaces at the MTU, the host end up and on the bridge:
                 # one request; neither end ever exists in the root namespace. (eth0 is
                 # brought up on the pod side: the kernel cannot open a peer that early.)
-                macs = (random_mac(), random_mac())
+                host_mac, pod_mac = random_mac(), random_mac()
                 nl.add_veth(veth, rt.ifname, rt.netns, mtu=mtu, master=bridge.index,
-                            mac=macs[0], peer_mac=macs[1])
-                made.append(macs)
+                            mac=host_mac, peer_mac=pod_mac)
                 if conf.hairpin_mode:  # a new bridge port starts with hairpin off
                     nl.set_hairpin(veth, True)
-                return macs[0], mtu
+                return host_mac, mtu, pod_mac
             nl.converge(link, mtu=mtu, master=bridge.index)
             if bool(link.hairpin) != conf.hairpin_mode:
                 nl.set_hairpin(link.index, conf.hairpin_mode)
-            return link.mac, mtu
+            return link.mac, mtu, None
 
-    host_mac, mtu = _in(node_netns, node_side)
+    host_mac, mtu, made_mac = _in(node_netns, node_side)
 
     def pod_side() -> str:
         with rtnl.open_socket() as nl:
             nl.set_link(1, up=True)  # lo: index 1 in every network namespace
-            if made:  # as made a moment ago: only down
-                index, mac = socket.if_nametoindex(rt.ifname), made[0][1]
+            if made_mac is not None:  # as made a moment ago: only down
+                index, mac = socket.if_nametoindex(rt.ifname), made_mac
                 nl.set_link(index, up=True)
             else:
                 link = nl.get_link(rt.ifname)

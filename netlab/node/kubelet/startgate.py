@@ -32,11 +32,10 @@ class StartGate:
         return self._slots.locked()
 
     async def __aenter__(self) -> StartGate:
-        self._room.clear()  # a waiter counts as saturation until it holds a slot
-        try:
-            await self._slots.acquire()
-        finally:
-            self._update()
+        # A pod that has to wait makes the semaphore locked already, and its event
+        # clear; one that gets a slot at once may take the last.
+        await self._slots.acquire()
+        self._update()
         return self
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,

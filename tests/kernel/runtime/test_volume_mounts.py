@@ -125,3 +125,21 @@ def test_a_privileged_host_views_layered_run_keeps_what_is_mounted_below_it(rlab
     st = wait_exited(rlab.runtime("worker2"), sb)
     assert st.reason == "Completed", st
     assert log_text(st).split() == ["nsfs"], log_text(st)  # the pin, not its mount point
+
+
+def test_a_host_mount_whose_path_has_a_space_is_kept_below_a_layered_run(rlab, pods, volumes):
+    """What the host mounts below /run stays visible under the container's layered /run,
+    a mount point with a space in its path too (the shield binds them back by system
+    call; when they travelled to a shell as a word list, such a one was left hidden)."""
+    point = Path(f"/run/nlt space {os.getpid()}")
+    mounts.mount_tmpfs(str(point), 1 << 20, mode=0o755)
+    try:
+        (point / "probe").write_text("below run\n")
+        sb, _ = pods.run("worker1", "spaced", "cat", f"{point}/probe", privileged=True,
+                         mounts=(VolumeBind(str(volumes / "ro"), "/run/nlt-volume-probe3"),))
+        st = wait_exited(rlab.runtime("worker1"), sb)
+        assert st.reason == "Completed", (st, log_text(st))
+        assert log_text(st) == "below run\n"
+    finally:
+        mounts.unmount_below(str(point))
+        point.rmdir()
