@@ -50,6 +50,16 @@ metadata: {{name: empty, namespace: {NS}}}
 spec:
   selector: {{app: nothing}}
   ports: [{{port: 80, targetPort: 8080}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: done, namespace: {NS}}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: done
+    image: busybox
+    command: ["true"]
 """
 
 
@@ -138,6 +148,22 @@ def test_kubectl_top_pods(kubeconfig, workload, version):
     missing = kubectl_version(kubeconfig, "-n", NS, "top", "pod", "nope", version=version)
     assert missing.returncode != 0
     assert 'pods "nope" not found' in missing.stderr
+
+
+def test_kubectl_top_leaves_out_a_pod_whose_containers_have_all_exited(kubeconfig, workload):
+    # As with metrics-server: a Succeeded pod has no running container, so no metrics.
+    out = kubectl(kubeconfig, "-n", NS, "wait", "--for=jsonpath={.status.phase}=Succeeded",
+                  "pod/done", "--timeout=120s")
+    assert out.returncode == 0, out.stderr
+
+    def top() -> str | None:
+        out = kubectl(kubeconfig, "-n", NS, "top", "pods")
+        listed = {r[0] for r in _rows(out.stdout)[1:]} if out.returncode == 0 else set()
+        return out.stdout if "echo" in listed and "done" not in listed else None
+    wait_for(top, 60, interval=1, what="kubectl top pods without the completed pod")
+    single = kubectl(kubeconfig, "-n", NS, "top", "pod", "done")
+    assert single.returncode != 0
+    assert f'podmetrics.metrics.k8s.io "{NS}/done" not found' in single.stderr, single.stderr
 
 
 def test_kubectl_top_shows_each_containers_own_usage(kubeconfig, workload):

@@ -8,7 +8,8 @@ two ways:
   API metrics-server scrapes (``summary``);
 - through the API, without any extra component: on each metrics period it
   writes one annotation, ``metrics.netlab.io/usage``, on its own Node object,
-  holding the node's and every pod's usage with a timestamp and window
+  holding the node's usage and that of every pod with a running container (as
+  metrics-server lists them), with a timestamp and window
   (``usage_annotation``). One small PATCH per node per period, whatever the
   number of pods, and anything with API access can read it: ``netlab top``,
   the scheduler and the HPA controller. Every kubelet watches every Node, so
@@ -53,8 +54,11 @@ def usage_annotation(node_usage: Any, pods: dict[str, tuple[str, str]], when: da
         "node": {"cpu": cpu_quantity(node_usage.node.cpu_millis),
                  "memory": memory_quantity(node_usage.node.memory_bytes)},
         "pods": {}}
+    running = getattr(node_usage, "running", None)
     for uid, usage in sorted(node_usage.pods.items()):
-        if uid not in pods:
+        # A pod none of whose containers runs has no container metrics, and
+        # metrics-server, which builds pods from them, leaves it out of the Metrics API.
+        if uid not in pods or (running is not None and uid not in running):
             continue
         namespace, name = pods[uid]
         entry: dict[str, Any] = {"uid": uid, "cpu": cpu_quantity(usage.cpu_millis),

@@ -68,6 +68,9 @@ class NodeUsage:
     pods: dict[str, ResourceUsage] = field(default_factory=dict)  # by pod uid
     # pod uid -> container name -> usage, for running containers in a cgroup of their own
     containers: dict[str, dict[str, ResourceUsage]] = field(default_factory=dict)
+    # uids of the pods with a running container; None where the host has no cgroups
+    # (containers are then not looked at one by one)
+    running: set[str] | None = None
 
 
 class Runtime:
@@ -239,14 +242,17 @@ class Runtime:
                 pids.discard(conmon.get("pid"))
         return pids
 
-    def _container_samples(self, sb: Sandbox) -> dict[str, Sample]:
+    def _container_samples(self, sb: Sandbox, running: set[str]) -> dict[str, Sample]:
         """Each running container's counters, from its own cgroup (as cAdvisor reads
-        them), keyed ``<pod uid>/<name>``; none where the host has no cgroups."""
+        them), keyed ``<pod uid>/<name>``; none where the host has no cgroups. Adds the
+        pod's uid to ``running`` if one of its containers runs."""
         if self.cgroups.version == "none":
             return {}
         out = {}
         for name in containers.container_names(sb):
             st = containers.container_state(sb, name, settle=0)
+            if st is not None and st.running:
+                running.add(sb.uid)
             cg = containers.container_cgroup(sb, name, st) if st is not None and st.running \
                 else None
             sample = sample_cgroup(cg) if cg is not None else None
@@ -254,10 +260,10 @@ class Runtime:
                 out[f"{sb.uid}/{name}"] = sample
         return out
 
-    def _samples(self, pods: list[Sandbox]) -> dict[str, Sample]:
+    def _samples(self, pods: list[Sandbox], running: set[str]) -> dict[str, Sample]:
         out = {sb.uid: self._pod_sample(sb) for sb in pods}
         for sb in pods:
-            out.update(self._container_samples(sb))
+            out.update(self._container_samples(sb, running))
         out[NODE_KEY] = sample_processes(self._node_processes.pids())
         return out
 
@@ -265,12 +271,14 @@ class Runtime:
         """CPU (millicores over the window since the last call, or over ``window``
         seconds on the first) and memory working set, per pod and for the node."""
         pods = self.list_pods()
-        samples = self._samples(pods)
+        running: set[str] = set()
+        samples = self._samples(pods, running)
         if not all(self.meter.has_recent(k) for k in samples):
             for key, sample in samples.items():
                 self.meter.update(key, sample)
             time.sleep(window)  # the measurement window itself, not a readiness wait
-            samples = self._samples(pods)
+            running.clear()
+            samples = self._samples(pods, running)
         rates = {k: self.meter.update(k, s) for k, s in samples.items()}
         self.meter.forget(samples)
         pod_usage = {k: r for k, r in rates.items()
@@ -283,7 +291,8 @@ class Runtime:
         total = rates[NODE_KEY] or ResourceUsage(0, 0, 0.0, "psutil")
         for r in pod_usage.values():
             total = total + r
-        return NodeUsage(node=total, pods=pod_usage, containers=per_container)
+        return NodeUsage(node=total, pods=pod_usage, containers=per_container,
+                         running=None if self.cgroups.version == "none" else running)
 
     @staticmethod
     def cleanup_lab(lab: str) -> CleanupReport:

@@ -65,6 +65,7 @@ def test_cpu_limit_is_written_enforced_and_measured(rlab, pods):
     container = usage.containers[sb.uid]["c"]
     assert container.source == "cgroup" and 50 <= container.cpu_millis <= 260, container
     assert 0 < container.memory_bytes <= pod.memory_bytes
+    assert usage.running == {sb.uid}  # its container runs: kubectl top lists the pod
     stat_dir = cg.dir_for("cpu")
     with open(os.path.join(stat_dir, "cpu.stat")) as f:
         throttled = dict(line.split() for line in f)["nr_throttled"]
@@ -73,7 +74,8 @@ def test_cpu_limit_is_written_enforced_and_measured(rlab, pods):
     blind = Runtime(rlab.name, rt.node, cgroup_host=CgroupHost("none"))
     fallback = as_kubelet(blind, lambda: blind.usage(window=1.0)).pods[sb.uid]
     assert fallback.source == "psutil" and 50 <= fallback.cpu_millis <= 300, fallback
-    assert as_kubelet(blind, lambda: blind.usage(window=1.0)).containers == {}
+    blind_usage = as_kubelet(blind, lambda: blind.usage(window=1.0))
+    assert blind_usage.containers == {} and blind_usage.running is None  # cannot tell
 
 
 def test_limits_that_cannot_be_enforced_are_reported_with_a_reason(rlab, pods):

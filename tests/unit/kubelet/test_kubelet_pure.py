@@ -245,6 +245,24 @@ def test_usage_annotation_and_the_metrics_objects_made_from_it():
             for c in summary["pods"][0]["containers"]] == [("app", 8 << 20), ("side", 4 << 20)]
 
 
+def test_a_pod_with_no_running_container_is_left_out_of_the_metrics_as_metrics_server_does():
+    usage = NodeUsage(node=ResourceUsage(250, 300 << 20, 10.0, "cgroup"),
+                      pods={"up": ResourceUsage(5, 12 << 20, 10.0, "cgroup"),
+                            "done": ResourceUsage(0, 1 << 20, 10.0, "cgroup")},
+                      containers={"up": {"app": ResourceUsage(5, 12 << 20, 10.0, "cgroup")}},
+                      running={"up"})
+    names = {"up": ("default", "web"), "done": ("default", "job")}
+    node = {"metadata": {"name": "worker1", "annotations": {
+        USAGE_ANNOTATION: metrics.usage_annotation(usage, names, NOW, 10)}}}
+    assert [p["metadata"]["name"] for p in metrics.pod_metrics(node)] == ["web"]
+    assert metrics.node_metrics(node)["usage"]["cpu"] == "250m"  # the node still counts it
+    # Where the runtime cannot tell (no container cgroups), every measured pod is listed.
+    usage.running, usage.containers = None, {}
+    node["metadata"]["annotations"][USAGE_ANNOTATION] = metrics.usage_annotation(
+        usage, names, NOW, 10)
+    assert [p["metadata"]["name"] for p in metrics.pod_metrics(node)] == ["job", "web"]
+
+
 # --- overlay peers from Node objects --------------------------------------------------------
 
 
