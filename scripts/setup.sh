@@ -9,7 +9,7 @@
 # Installs: the OS packages netlab and its tests use (iproute2, nftables, tcpdump,
 # ping, conntrack, netcat, dig, curl, Python's venv, Graphviz, Chromium, etcd and
 # etcdctl, busybox-static, umoci, skopeo and docker-registry, crun, conmon and
-# containers-common's seccomp profile), a virtualenv in .venv with netlab and its
+# containers-common's seccomp profile, socat), a virtualenv in .venv with netlab and its
 # test extras, `netlab` on root's PATH (/usr/local/bin/netlab), and the busybox and
 # alpine images in the image store (/var/lib/netlab/images), built from busybox-static.
 set -euo pipefail
@@ -31,9 +31,10 @@ cd "$repo"
 # crun, conmon: the OCI runtime and container monitor of the CRI-O stack (issue 12);
 # golang-github-containers-common ships /usr/share/containers/seccomp.json, the default
 # seccomp profile of CRI-O and podman, which netlab's OCI configs use (netlab/node/runtime/oci.py).
+# socat: bench/portforward_throughput.py relays the port-forward's hops with it as a C floor.
 packages=(iproute2 nftables tcpdump iputils-ping conntrack procps netcat-openbsd python3
           python3-venv python3-pip dnsutils curl busybox-static umoci skopeo graphviz
-          fonts-dejavu-core chromium crun conmon golang-github-containers-common)
+          fonts-dejavu-core chromium crun conmon golang-github-containers-common socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
