@@ -56,6 +56,16 @@ spec:
   - name: talk
     image: busybox
     command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: quitter}}
+spec:
+  terminationGracePeriodSeconds: 0
+  restartPolicy: Never
+  containers:
+  - {{name: stay, image: busybox, command: [sleep, "3600"]}}
+  - {{name: quick, image: busybox, command: [sh, -c, echo bye], stdin: true, stdinOnce: true}}
 """
 
 
@@ -68,14 +78,15 @@ def pod(cluster_lab, kubeconfig: Path) -> Iterator[Path]:
         try:
             out = kubectl(kubeconfig, "apply", "-f", "-", stdin=POD_YAML)
             assert out.returncode == 0, out.stderr
-            wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+            wait_for(lambda: kubectl(kubeconfig, "get", "pod", POD, "talker", "quitter", "-o",
                                      "jsonpath={.items[*].status.phase}").stdout
-                     == "Running Running", 120, interval=0.2, what="the busybox pods to run")
-            uids = kubectl(kubeconfig, "get", "pod", POD, "talker", "-o",
+                     == "Running Running Running", 120, interval=0.2,
+                     what="the busybox pods to run")
+            uids = kubectl(kubeconfig, "get", "pod", POD, "talker", "quitter", "-o",
                            "jsonpath={.items[*].metadata.uid}").stdout.split()
             yield kubeconfig
         finally:
-            kubectl(kubeconfig, "delete", "pod", POD, "talker", "--wait=false")
+            kubectl(kubeconfig, "delete", "pod", POD, "talker", "quitter", "--wait=false")
             # Grace 0: the API forgets the pods at once and the kubelet stops their
             # containers after; the image goes only once no container of them is left.
             containers_gone(cluster_lab.name, uids)
@@ -378,6 +389,29 @@ def test_kubectl_run_i_rm_pipes_stdin_to_the_container(pod, version):
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(b"hello from kubectl run\ndone\n"), out.stdout
     assert f'pod "{name}" deleted'.encode() in out.stdout
+
+
+@pytest.mark.parametrize("version", ("27", "33"))
+def test_attach_to_a_container_that_has_ended_is_refused_as_upstream(pod, version):
+    # Its pod is still Running (the other container is), but upstream's kubelet only
+    # attaches to running containers; kubectl run -i falls back to the log on this.
+    wait_for(lambda: kubectl(pod, "get", "pod", "quitter", "-o", 'jsonpath={.status.'
+                             'containerStatuses[?(@.name=="quick")].state.terminated.reason}'
+                             ).stdout == "Completed", 60, interval=0.2, what="quick to end")
+    out = _kubectl(pod, version, "attach", "-i", "quitter", "-c", "quick", stdin=b"")
+    assert out.returncode == 1, out.stderr
+    assert b"container quick not found in pod quitter_default" in out.stderr
+
+
+@pytest.mark.parametrize("version", ("27", "33"))
+def test_kubectl_run_i_rm_shows_a_quick_commands_output(pod, version):
+    name = f"quick-{version}-{random.randrange(1 << 20)}"
+    out = _kubectl(pod, version, "run", name, "--image=busybox", "--restart=Never", "--rm",
+                   "-i", "--command", "--", "sh", "-c", "echo out-one; echo err-two >&2",
+                   timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert b"out-one" in out.stdout + out.stderr and b"err-two" in out.stdout + out.stderr
+    assert f'pod "{name}" deleted'.encode() in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("version", VERSIONS)

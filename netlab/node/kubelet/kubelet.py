@@ -110,12 +110,17 @@ class Kubelet:
     async def attach_source(self, namespace: str, pod: str, container: str
                             ) -> tuple[int, str] | tuple[Path, Callable[[], Any]] | AttachInfo:
         """A running container's conmon attach endpoints when it was started with stdin
-        or a terminal; else its log, as ``log_source`` (output-only attach)."""
+        or a terminal; else its log, as ``log_source`` (output-only attach). A container
+        that is not running cannot be attached to: upstream's kubelet looks for it among
+        the running ones only (GetAttach), and ``kubectl run -i`` then shows the log,
+        which holds the output of a command that ended before the attach."""
         assert self.workers is not None
         worker = self.workers.find(namespace, pod)
         if worker is not None and worker.sandbox is not None:
             info = await self.cri.call(self.runtime.attach_info, worker.uid, container)
-            if info is not None and (info.stdin or info.tty):
+            if info is None:
+                return 500, f"container {container} not found in pod {pod}_{namespace}"
+            if info.stdin or info.tty:
                 return info
         return await self.log_source(namespace, pod, container, False)
 
