@@ -15,14 +15,20 @@ import subprocess
 import sys
 import textwrap
 
-FILES = [("machinery", "pkg/apis/meta/v1/generated.proto")] + [
-    ("api", f"{g}/generated.proto") for g in (
+# (repository, file, prefix): a file with a prefix has messages whose names another group
+# uses too, with other fields (autoscaling/v2's HorizontalPodAutoscaler and its parts
+# against autoscaling/v1's); they are named with the prefix, which the decoder looks up
+# by the body's apiVersion.
+FILES = [("machinery", "pkg/apis/meta/v1/generated.proto", "")] + [
+    ("api", f"{g}/generated.proto", "") for g in (
     "core/v1", "apps/v1", "batch/v1", "networking/v1", "policy/v1", "authorization/v1",
-    "authentication/v1", "rbac/v1", "autoscaling/v1")]
+    "authentication/v1", "rbac/v1", "autoscaling/v1")] + [
+    ("api", "autoscaling/v2/generated.proto", "autoscaling.v2.")]
 ROOTS = str.split("ConfigMap Secret Service Namespace ServiceAccount Pod Deployment ReplicaSet "
          "DaemonSet StatefulSet Job CronJob PodDisruptionBudget Ingress Eviction "
-         "SelfSubjectAccessReview SelfSubjectRulesReview SelfSubjectReview Role ClusterRole "
-         "RoleBinding ClusterRoleBinding Scale OwnerReference")
+         "SelfSubjectAccessReview SelfSubjectRulesReview SelfSubjectReview TokenRequest "
+         "TokenReview Role ClusterRole RoleBinding ClusterRoleBinding Scale "
+         "HorizontalPodAutoscaler autoscaling.v2.HorizontalPodAutoscaler OwnerReference")
 # ObjectMeta: what a client may set; timestamps, generation and managedFields are the
 # server's to set, so they are left out (skipped on the wire).
 OBJECT_META = ("ObjectMeta: 1 name string, 2 generateName string, 3 namespace string, "
@@ -91,16 +97,27 @@ DeleteOptions.gracePeriodSeconds DeleteOptions.orphanDependents
 DeleteOptions.propagationPolicy
 DeleteOptions.ignoreStoreReadErrorWithClusterBreakingPotential Preconditions.uid
 Preconditions.resourceVersion OwnerReference.controller OwnerReference.blockOwnerDeletion
+HorizontalPodAutoscalerSpec.minReplicas HorizontalPodAutoscalerSpec.targetCPUUtilizationPercentage
+autoscaling.v2.HorizontalPodAutoscalerSpec.minReplicas
+autoscaling.v2.MetricTarget.averageUtilization
+autoscaling.v2.HPAScalingRules.stabilizationWindowSeconds
+autoscaling.v2.HPAScalingRules.selectPolicy TokenRequestSpec.expirationSeconds
 """))
 
 
 def load(api: str, machinery: str) -> dict[str, list[tuple[int, str, str, bool]]]:
     messages: dict[str, list[tuple[int, str, str, bool]]] = {}
-    for repo, path in FILES:
+    for repo, path, prefix in FILES:
         text = subprocess.run(["git", "-C", api if repo == "api" else machinery, "show",
                                f"HEAD:{path}"], check=True, capture_output=True,
                               text=True).stdout
         text = re.sub(r"//.*", "", text)
+        own = set(re.findall(r"\nmessage (\w+) \{", text))
+
+        def local(typ: str, prefix: str = prefix, own: set[str] = own) -> str:
+            # An unqualified type is this file's own message: it takes the file's prefix.
+            return prefix + typ if prefix and typ in own else typ.split(".")[-1]
+
         for m in re.finditer(r"\nmessage (\w+) \{(.*?)\n\}", text, re.S):
             fields = []
             for label, typ, name, num in re.findall(
@@ -112,11 +129,12 @@ def load(api: str, machinery: str) -> dict[str, list[tuple[int, str, str, bool]]
                            "Quantity": "qmap"}.get(value, f"map:{value}")
                     fields.append((int(num), name, typ, False))
                 else:
-                    fields.append((int(num), name, typ.split(".")[-1], label == "repeated"))
-            if m.group(1) in messages and messages[m.group(1)] != fields:
-                print(f"# {path}: another {m.group(1)}, ignored", file=sys.stderr)
+                    fields.append((int(num), name, local(typ), label == "repeated"))
+            message = prefix + m.group(1)
+            if message in messages and messages[message] != fields:
+                print(f"# {path}: another {message}, ignored", file=sys.stderr)
                 continue
-            messages[m.group(1)] = fields
+            messages[message] = fields
     return messages
 
 

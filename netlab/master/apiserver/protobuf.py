@@ -3,16 +3,19 @@
 kubectl 1.32 and later build the objects of ``kubectl create SUBCOMMAND`` (configmap,
 secret, deployment, job, cronjob, service, namespace, serviceaccount,
 poddisruptionbudget, ingress, role, clusterrole, rolebinding, clusterrolebinding), and the
-reviews of ``kubectl auth can-i``/``auth whoami``, with the typed clientset, which POSTs
+reviews of ``kubectl auth can-i``/``auth whoami``, and ``kubectl autoscale``'s
+HorizontalPodAutoscaler, with the typed clientset, which POSTs
 ``application/vnd.kubernetes.protobuf`` and has no JSON fallback on 415. netlab answers
 in JSON (those clients accept it) and decodes such bodies here: the ``k8s\\x00`` envelope
 (``runtime.Unknown``), then the object by the field-number tables of
 :mod:`netlab.master.apiserver.protobuf_messages`, for the kinds in its ``KINDS`` (every
-kind kubectl's typed clients send, plus Pod and the other workloads). The result is the
-object as JSON would have carried it: zero plain scalars dropped as ``omitempty`` drops
-them, set pointer fields kept even when zero, bytes as base64, quantities and
-IntOrStrings as their JSON forms. Unknown field numbers are skipped; a malformed body is a
-400 naming the problem; any other kind keeps answering 415. Pure: no I/O.
+kind kubectl's typed clients send, plus Pod and the other workloads; a kind whose message
+differs between versions, as HorizontalPodAutoscaler's in autoscaling/v1 and v2, by the
+body's ``apiVersion``). The result is the object as JSON would have carried it: zero
+plain scalars dropped as ``omitempty`` drops them, set pointer fields kept even when zero,
+bytes as base64, quantities and IntOrStrings as their JSON forms. Unknown field numbers
+are skipped; a malformed body is a 400 naming the problem; any other kind keeps answering
+415. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -217,6 +220,12 @@ def decodable(kind: str) -> bool:
     return kind in KINDS
 
 
+def _root(kind: str, api_version: str) -> Message:
+    """The message of ``kind`` in ``api_version``: a group's own where another group's
+    message has the same name (``autoscaling.v2.HorizontalPodAutoscaler``), else the one."""
+    return MESSAGES.get(f"{api_version.replace('/', '.')}.{kind}") or MESSAGES[kind]
+
+
 def decode(raw: bytes, kind: str, api_version: str) -> dict:
     """The object in a protobuf request body, as JSON would have carried it; 400 when the
     body is not a protobuf ``kind`` of ``api_version``."""
@@ -233,7 +242,7 @@ def decode(raw: bytes, kind: str, api_version: str) -> dict:
             elif number == 2:
                 _expect(wire, 2, "a length-delimited field")
                 body = value
-        obj = _message(body, MESSAGES[kind])
+        obj = _message(body, _root(kind, type_meta.get("apiVersion") or api_version))
     except (_Malformed, UnicodeDecodeError, RecursionError) as err:
         raise errors.bad_request(f"couldn't decode the protobuf body: {err}") from None
     obj["apiVersion"] = type_meta.get("apiVersion") or api_version

@@ -16,7 +16,9 @@ lines): ``Name: number jsonName type, ...`` where
   0``), while a plain scalar is always written and dropped when zero, as JSON's
   ``omitempty`` would;
 * the name ``-`` marks a struct JSON inlines into its parent (``Volume``'s volume source,
-  ``Probe``'s handler, ``IngressRule``'s value).
+  ``Probe``'s handler, ``IngressRule``'s value);
+* a message named with its group and version (``autoscaling.v2.MetricSpec``) is that
+  version's, where another group's message has the same name with other fields.
 
 Status fields are left out (a client does not set them; unknown field numbers are skipped),
 and so are ObjectMeta's timestamps, generation and managedFields, which the server sets.
@@ -29,7 +31,7 @@ KINDS = frozenset(str.split("""
 ConfigMap Secret Service Namespace ServiceAccount Pod Deployment ReplicaSet DaemonSet
 StatefulSet Job CronJob PodDisruptionBudget Ingress Eviction SelfSubjectAccessReview
 SelfSubjectRulesReview SelfSubjectReview TokenRequest TokenReview Role ClusterRole
-RoleBinding ClusterRoleBinding Scale"""))
+RoleBinding ClusterRoleBinding Scale HorizontalPodAutoscaler"""))
 
 SCALARS = frozenset(("string", "int", "bool", "double", "bytes", "map", "bytesmap", "qmap",
                      "quantity", "intorstr", "time", "microtime", "duration"))
@@ -65,6 +67,9 @@ ClusterRole: 1 metadata ObjectMeta, 2 rules PolicyRule*, 3 aggregationRule Aggre
 RoleBinding: 1 metadata ObjectMeta, 2 subjects Subject*, 3 roleRef RoleRef
 ClusterRoleBinding: 1 metadata ObjectMeta, 2 subjects Subject*, 3 roleRef RoleRef
 Scale: 1 metadata ObjectMeta, 2 spec ScaleSpec
+HorizontalPodAutoscaler: 1 metadata ObjectMeta, 2 spec HorizontalPodAutoscalerSpec
+autoscaling.v2.HorizontalPodAutoscaler: 1 metadata ObjectMeta, 2 spec
+    autoscaling.v2.HorizontalPodAutoscalerSpec
 OwnerReference: 5 apiVersion string, 1 kind string, 3 name string, 4 uid string, 6
     controller bool?, 7 blockOwnerDeletion bool?
 ServiceSpec: 1 ports ServicePort*, 2 selector map, 3 clusterIP string, 18 clusterIPs
@@ -125,8 +130,7 @@ SelfSubjectAccessReviewSpec: 1 resourceAttributes ResourceAttributes, 2
     nonResourceAttributes NonResourceAttributes
 SelfSubjectRulesReviewSpec: 1 namespace string
 TokenRequestSpec: 1 audiences string*, 4 expirationSeconds int?, 3 boundObjectRef
-    BoundObjectReference
-BoundObjectReference: 1 kind string, 2 apiVersion string, 3 name string, 4 uid string
+    BoundObjectReference, 5 attestations AttestationValue
 TokenReviewSpec: 1 token string, 2 audiences string*
 PolicyRule: 1 verbs string*, 2 apiGroups string*, 3 resources string*, 4 resourceNames
     string*, 5 nonResourceURLs string*
@@ -134,6 +138,12 @@ AggregationRule: 1 clusterRoleSelectors LabelSelector*
 Subject: 1 kind string, 2 apiGroup string, 3 name string, 4 namespace string
 RoleRef: 1 apiGroup string, 2 kind string, 3 name string
 ScaleSpec: 1 replicas int
+HorizontalPodAutoscalerSpec: 1 scaleTargetRef CrossVersionObjectReference, 2 minReplicas
+    int?, 3 maxReplicas int, 4 targetCPUUtilizationPercentage int?
+autoscaling.v2.HorizontalPodAutoscalerSpec: 1 scaleTargetRef
+    autoscaling.v2.CrossVersionObjectReference, 2 minReplicas int?, 3 maxReplicas int, 4
+    metrics autoscaling.v2.MetricSpec*, 5 behavior
+    autoscaling.v2.HorizontalPodAutoscalerBehavior
 ServicePort: 1 name string, 2 protocol string, 6 appProtocol string?, 3 port int, 4
     targetPort intorstr, 5 nodePort int
 SessionAffinityConfig: 1 clientIP ClientIPConfig
@@ -189,6 +199,17 @@ ResourceAttributes: 1 namespace string, 2 verb string, 3 group string, 4 version
     resource string, 6 subresource string, 7 name string, 8 fieldSelector
     FieldSelectorAttributes, 9 labelSelector LabelSelectorAttributes
 NonResourceAttributes: 1 path string, 2 verb string
+BoundObjectReference: 1 kind string, 2 apiVersion string, 3 name string, 4 uid string
+AttestationValue: 1 items string*
+CrossVersionObjectReference: 1 kind string, 2 name string, 3 apiVersion string
+autoscaling.v2.CrossVersionObjectReference: 1 kind string, 2 name string, 3 apiVersion
+    string
+autoscaling.v2.MetricSpec: 1 type string, 2 object autoscaling.v2.ObjectMetricSource, 3 pods
+    autoscaling.v2.PodsMetricSource, 4 resource autoscaling.v2.ResourceMetricSource, 7
+    containerResource autoscaling.v2.ContainerResourceMetricSource, 5 external
+    autoscaling.v2.ExternalMetricSource
+autoscaling.v2.HorizontalPodAutoscalerBehavior: 1 scaleUp autoscaling.v2.HPAScalingRules, 2
+    scaleDown autoscaling.v2.HPAScalingRules
 ClientIPConfig: 1 timeoutSeconds int?
 VolumeSource: 1 hostPath HostPathVolumeSource, 2 emptyDir EmptyDirVolumeSource, 3
     gcePersistentDisk GCEPersistentDiskVolumeSource, 4 awsElasticBlockStore
@@ -262,6 +283,18 @@ TypedLocalObjectReference: 1 apiGroup string?, 2 kind string, 3 name string
 IngressRuleValue: 1 http HTTPIngressRuleValue
 FieldSelectorAttributes: 1 rawSelector string, 2 requirements FieldSelectorRequirement*
 LabelSelectorAttributes: 1 rawSelector string, 2 requirements LabelSelectorRequirement*
+autoscaling.v2.ObjectMetricSource: 1 describedObject
+    autoscaling.v2.CrossVersionObjectReference, 2 target autoscaling.v2.MetricTarget, 3
+    metric autoscaling.v2.MetricIdentifier
+autoscaling.v2.PodsMetricSource: 1 metric autoscaling.v2.MetricIdentifier, 2 target
+    autoscaling.v2.MetricTarget
+autoscaling.v2.ResourceMetricSource: 1 name string, 2 target autoscaling.v2.MetricTarget
+autoscaling.v2.ContainerResourceMetricSource: 1 name string, 2 target
+    autoscaling.v2.MetricTarget, 3 container string
+autoscaling.v2.ExternalMetricSource: 1 metric autoscaling.v2.MetricIdentifier, 2 target
+    autoscaling.v2.MetricTarget
+autoscaling.v2.HPAScalingRules: 3 stabilizationWindowSeconds int?, 1 selectPolicy string?, 2
+    policies autoscaling.v2.HPAScalingPolicy*, 4 tolerance quantity
 HostPathVolumeSource: 1 path string, 2 type string?
 EmptyDirVolumeSource: 1 medium string, 2 sizeLimit quantity, 3 mode int
 GCEPersistentDiskVolumeSource: 1 pdName string, 2 fsType string, 3 partition int, 4 readOnly
@@ -335,6 +368,10 @@ PodFailurePolicyOnPodConditionsPattern: 1 type string, 2 status string
 ServiceBackendPort: 1 name string, 2 number int
 HTTPIngressRuleValue: 1 paths HTTPIngressPath*
 FieldSelectorRequirement: 1 key string, 2 operator string, 3 values string*
+autoscaling.v2.MetricTarget: 1 type string, 2 value quantity, 3 averageValue quantity, 4
+    averageUtilization int?
+autoscaling.v2.MetricIdentifier: 1 name string, 2 selector LabelSelector
+autoscaling.v2.HPAScalingPolicy: 1 type string, 2 value int, 3 periodSeconds int
 KeyToPath: 1 key string, 2 path string, 3 mode int?, 4 user int
 DownwardAPIVolumeFile: 1 path string, 2 fieldRef ObjectFieldSelector, 3 resourceFieldRef
     ResourceFieldSelector, 4 mode int?, 5 user int

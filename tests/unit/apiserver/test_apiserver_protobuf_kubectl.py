@@ -120,9 +120,10 @@ def _varint(n: int) -> bytes:
 
 def test_damaged_real_bodies_are_400_never_a_crash():
     rng = random.Random(11)
-    for body in BODIES:
+    for body in BODIES + AUTOSCALE:
         raw = bytes.fromhex(body["protobuf_1_33"])
-        kind, version = body["json_1_27"]["kind"], body["json_1_27"]["apiVersion"]
+        want = body.get("json") or body["json_1_27"]
+        kind, version = want["kind"], want["apiVersion"]
         for _ in range(150):
             cut = bytearray(raw[:rng.randint(0, len(raw))])
             for _ in range(rng.randint(0, 4)):
@@ -151,3 +152,46 @@ async def test_the_api_server_creates_what_kubectl_133_sends(api, memory_store):
         assert status == 200 and cm["data"] == {"a": "b"}
         status, dep = await c.get("/apis/apps/v1/namespaces/demo/deployments/zero")
         assert status == 200 and dep["spec"]["replicas"] == 0
+
+
+# kubectl 1.33's autoscale POSTs autoscaling/v2 HorizontalPodAutoscalers as protobuf (and
+# falls back to v1, protobuf again, on an error): messages whose names autoscaling/v1 uses
+# with other fields. "json" is the object as JSON carries it.
+AUTOSCALE = json.loads((Path(__file__).parent / "data" /
+                        "kubectl_autoscale_bodies.json").read_text())
+
+
+@pytest.mark.parametrize("body", AUTOSCALE, ids=[b["command"][8:] for b in AUTOSCALE])
+def test_kubectl_133_autoscale_decodes_as_an_autoscaling_v2_object(body):
+    assert protobuf.decode(bytes.fromhex(body["protobuf_1_33"]), "HorizontalPodAutoscaler",
+                           "autoscaling/v2") == body["json"]
+
+
+def test_an_autoscaling_v1_body_decodes_by_v1s_own_message():
+    # spec { scaleTargetRef { kind: "Deployment", name: "web" }, minReplicas: 0,
+    #        maxReplicas: 3, targetCPUUtilizationPercentage: 60 }
+    ref = b"\x0a\x0aDeployment\x12\x03web"
+    spec = b"\x0a" + _varint(len(ref)) + ref + b"\x10\x00\x18\x03\x20\x3c"
+    raw = protobuf.MAGIC + b"\x12" + _varint(len(spec) + 2) + b"\x12" + _varint(len(spec)) + spec
+    obj = protobuf.decode(raw, "HorizontalPodAutoscaler", "autoscaling/v1")
+    assert obj["spec"] == {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                           "minReplicas": 0, "maxReplicas": 3,
+                           "targetCPUUtilizationPercentage": 60}
+
+
+async def test_the_api_server_creates_kubectl_133s_autoscalers(api, memory_store):
+    async with api(memory_store) as c:
+        status, _ = await c.post("/api/v1/namespaces", {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+        assert status == 201
+        for body in AUTOSCALE:
+            status, out = await c.request("POST", body["path"],
+                                          data=bytes.fromhex(body["protobuf_1_33"]),
+                                          content_type=PB, fieldValidation="Strict")
+            assert status == 201, (body["command"], out)
+        status, hpa = await c.get(
+            "/apis/autoscaling/v2/namespaces/demo/horizontalpodautoscalers/plain")
+        # Defaulted as upstream: one replica at least, 80% CPU.
+        assert status == 200 and hpa["spec"]["minReplicas"] == 1
+        assert hpa["spec"]["metrics"] == [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]
