@@ -37,6 +37,7 @@ from netlab.api.defaults_pod import (  # noqa: F401 (re-exported: callers use de
     image_pull_policy,
     pod_qos_class,
 )
+from netlab.api.priority_admission import PREEMPT_LOWER_PRIORITY
 from netlab.api.validation_crd import default_crd
 from netlab.api.views import meta_of
 
@@ -186,6 +187,15 @@ def default_endpointslice(obj: dict[str, Any]) -> None:
         port.setdefault("protocol", "TCP")
 
 
+def default_priority_class(obj: dict[str, Any]) -> None:
+    """``SetDefaults_PriorityClass``: ``preemptionPolicy`` is PreemptLowerPriority. ``value``
+    reads 0 when left out, as the Go field (no omitempty) is written back."""
+    if obj.get("value") is None:
+        obj["value"] = 0
+    if obj.get("preemptionPolicy") is None:
+        obj["preemptionPolicy"] = PREEMPT_LOWER_PRIORITY
+
+
 _DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Pod": default_pod,
     "Service": default_service,
@@ -208,6 +218,7 @@ _DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "Secret": default_secret,
     "ReplicationController": default_replicationcontroller,
     "CronJob": default_cronjob,
+    "PriorityClass": default_priority_class,
 }
 
 

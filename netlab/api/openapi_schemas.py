@@ -581,4 +581,5 @@ from netlab.api import (  # noqa: E402,F401
     openapi_schemas_config,
     openapi_schemas_discovery,
     openapi_schemas_netrbac,
+    openapi_schemas_scheduling,
 )

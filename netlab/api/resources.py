@@ -186,6 +186,8 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=(_status("CustomResourceDefinition"),)),
     Resource("discovery.k8s.io", ("v1",), "EndpointSlice", "endpointslices", "endpointslice",
              namespaced=True),
+    Resource("scheduling.k8s.io", ("v1",), "PriorityClass", "priorityclasses", "priorityclass",
+             namespaced=False, short_names=("pc",)),
     # netrbac: networking, RBAC, access reviews (create-only, never stored), APIServices.
     Resource("networking.k8s.io", ("v1",), "NetworkPolicy", "networkpolicies", "networkpolicy",
              namespaced=True, short_names=("netpol",)),

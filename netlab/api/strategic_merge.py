@@ -141,6 +141,7 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
     **{k: dict(_META) for k in ("NetworkPolicy", "Ingress", "IngressClass", "Role",
                                 "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     "APIService": {**_META, **_CONDITIONS},
+    "PriorityClass": dict(_META),
     "ConfigMap": dict(_META),
     "Secret": dict(_META),
     "ServiceAccount": {**_META, "secrets": merge_by("name")},

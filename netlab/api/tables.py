@@ -25,6 +25,7 @@ from netlab.api import (
     printers_config,
     resources,
     tables_netrbac,
+    tables_scheduling,
 )
 from netlab.api.tables_base import _AGE, _NAME, Column, Printer
 from netlab.api.views import meta_of
@@ -207,6 +208,7 @@ DEFAULT_PRINTER = Printer((
 PRINTERS["CustomResourceDefinition"] = DEFAULT_PRINTER
 # Printers of further groups live in their own modules.
 PRINTERS.update(tables_netrbac.PRINTERS)
+PRINTERS.update(tables_scheduling.PRINTERS)
 
 
 def printer_for(kind: str) -> Printer:

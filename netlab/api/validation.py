@@ -24,6 +24,7 @@ from netlab.api import validation_apiregistration as _apireg
 from netlab.api import validation_batch_policy as _batch_policy
 from netlab.api import validation_networking as _net
 from netlab.api import validation_rbac as _rbac
+from netlab.api import validation_scheduling as _sched
 from netlab.api.errors import (
     duplicate,
     forbidden_field,
@@ -357,6 +358,7 @@ _VALIDATORS: dict[str, Callable[[_V, dict[str, Any]], None]] = {
     "ReplicationController": validate_replicationcontroller,
     "CronJob": _batch_policy.validate_cronjob,
     "PodDisruptionBudget": _batch_policy.validate_pdb,
+    "PriorityClass": _sched.validate_priority_class,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict[str, Any], dict[str, Any]], None]] = {
@@ -376,6 +378,7 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict[str, Any], dict[str, Any]], Non
     "StatefulSet": validate_statefulset_update,
     "ControllerRevision": validate_controllerrevision_update,
     "CronJob": _batch_policy.validate_cronjob_update,
+    "PriorityClass": _sched.validate_priority_class_update,
 }
 
 

@@ -1,9 +1,9 @@
 """Validation of pod specs, and of the selector and pod template of the workload kinds.
 
 ``ValidatePodSpec`` and what it calls (containers, ports, env, resources, volume
-mounts, restart and DNS policies), with the field paths and messages of
-k8s.io/kubernetes/pkg/apis/core/validation, and the selector-matches-template rule
-of every controller kind. Pods, Deployments, ReplicaSets, Jobs (in
+mounts, restart, DNS and preemption policies, the priority class's name), with the field
+paths and messages of k8s.io/kubernetes/pkg/apis/core/validation, and the
+selector-matches-template rule of every controller kind. Pods, Deployments, ReplicaSets, Jobs (in
 :mod:`netlab.api.validation`), DaemonSets and StatefulSets (``validation_apps``),
 CronJobs (``validation_batch_policy``) and ReplicationControllers
 (``validation_config``) build on it. Pure: no I/O.
@@ -34,6 +34,7 @@ from netlab.api.validation_base import (
     dns1123_subdomain,
     port_name,
 )
+from netlab.api.validation_scheduling import validate_preemption_policy
 from netlab.units import QuantityError, parse_quantity
 
 
@@ -234,6 +235,10 @@ def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
         for msg in dns1123_subdomain(node):
             v.add(invalid(f"{path}.nodeName", node, msg))
     v.labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
+    class_name = v.string(spec, "priorityClassName", f"{path}.priorityClassName")
+    for msg in dns1123_subdomain(class_name) if class_name else ():
+        v.add(invalid(f"{path}.priorityClassName", class_name, msg))
+    validate_preemption_policy(v, spec, f"{path}.preemptionPolicy")
     for tpath, tol in v.objs(spec, "tolerations", f"{path}.tolerations"):
         v.one_of(tol, "operator", f"{tpath}.operator", ("Equal", "Exists"))
         v.one_of(tol, "effect", f"{tpath}.effect", ("NoSchedule", "PreferNoSchedule",

@@ -81,6 +81,7 @@ _POLICIES: dict[str, KindPolicy] = {
     "NetworkPolicy": KindPolicy(generation=True),
     "Ingress": KindPolicy(status_subresource=True, generation=True),
     "IngressClass": KindPolicy(generation=True),
+    "PriorityClass": KindPolicy(generation=True),
     "APIService": KindPolicy(status_subresource=True),
     "ReplicationController": KindPolicy(status_subresource=True, generation=True),
     "CustomResourceDefinition": KindPolicy(

@@ -45,7 +45,8 @@ GROUP_VERSIONS = sorted([
     "apis/coordination.k8s.io/v1", "apis/discovery.k8s.io/v1", "apis/policy/v1",
     "apis/networking.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1",
     "apis/authorization.k8s.io/v1", "apis/authentication.k8s.io/v1",
-    "apis/apiregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1"])
+    "apis/apiregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1",
+    "apis/scheduling.k8s.io/v1"])
 REF = "#/components/schemas/"
 
 # --- the v3 index and documents ----------------------------------------------------------------
