@@ -15,7 +15,10 @@ As kube-apiserver does, netlab's API server makes sure that these exist:
 
 * the bootstrap ClusterRoles and ClusterRoleBindings (``cluster-admin`` bound to
   ``system:masters``, ``admin``, ``edit``, ``view`` ...; ``netlab.api.rbac_bootstrap``);
-* one Local APIService per served group/version (``apiservices.py``).
+* one Local APIService per served group/version (``apiservices.py``);
+* the PriorityClasses ``system-cluster-critical`` and ``system-node-critical``
+  (``netlab.api.priority_admission``), as kube-apiserver's
+  ``scheduling/bootstrap-system-priority-classes`` hook makes them.
 
 Existing objects are left as they are (except the Endpoints, which follow the
 address), so a restart changes nothing.
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from netlab.api import errors, rbac_bootstrap, resources
+from netlab.api import errors, priority_admission, rbac_bootstrap, resources
 from netlab.api.objects import deep_copy
 from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.config import Config
@@ -125,3 +128,5 @@ async def ensure_initial_objects(registry: Registry, config: Config) -> None:
         await _create_if_missing(registry, "ClusterRoleBinding", None, deep_copy(binding))
     for service in apiservices.builtin_apiservices():
         await _create_if_missing(registry, "APIService", None, service)
+    for priority_class in priority_admission.SYSTEM_PRIORITY_CLASSES:
+        await _create_if_missing(registry, "PriorityClass", None, deep_copy(priority_class))

@@ -13,7 +13,8 @@ A DELETE in Kubernetes is not always an immediate removal:
   the owner, ``Foreground`` first (the owner waits with the
   ``foregroundDeletion`` finalizer), ``Orphan`` keeps them and removes the
   owner reference (the owner waits with the ``orphan`` finalizer);
-* a namespace becomes ``Terminating``; its content is deleted, then itself.
+* a namespace becomes ``Terminating``; its content is deleted, then itself;
+* the built-in namespaces and PriorityClasses are never deleted (403).
 
 The finalizers are always recorded, as Kubernetes does. The work that the
 garbage collector and the namespace controller do in Kubernetes is done here
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Optional
 
-from netlab.api import errors, objects, resources, views
+from netlab.api import errors, objects, priority_admission, resources, views
 from netlab.api.objects import decode_stored, meta
 from netlab.api.resources import Resource
 from netlab.api.views import dict_at, spec_of
@@ -158,6 +159,8 @@ class Deleter:
                 "propagationPolicy", opts.propagation_policy, PROPAGATION_POLICIES)])
         if res.kind == "Namespace":
             return await self._delete_namespace(name, opts)
+        if res.kind == "PriorityClass" and res.custom is None:
+            priority_admission.check_delete(name)
         kind_policy = strategy.policy(res)
         for _ in range(MAX_UPDATE_ATTEMPTS):
             kv = await self.registry.get_kv(res, namespace, name)

@@ -5,7 +5,10 @@ one pipeline for every kind, with the per-kind parts in ``strategy.py``.
 
 * create: server fields, defaults, ``generateName`` (retried on a name clash),
   validation, the namespace admission check (404 if missing, 403 if
-  Terminating), Service IP/port allocation, then one ``acreate``;
+  Terminating), the admission plugins that read other objects (a pod's
+  ServiceAccount token mount; Priority, over the PriorityClasses kept in
+  ``priorityclasses.py``, for pods and PriorityClasses), Service IP/port
+  allocation, then one ``acreate``;
 * update: the store's optimistic concurrency as Kubernetes'
   ``GuaranteedUpdate``: read, apply the caller's change, check the client's
   resourceVersion precondition, validate, write with ``expected_revision``;
@@ -26,13 +29,21 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Callable, Optional
 
-from netlab.api import errors, objects, resources, serviceaccount_admission, views
+from netlab.api import (
+    errors,
+    objects,
+    priority_admission,
+    resources,
+    serviceaccount_admission,
+    views,
+)
 from netlab.api.objects import decode_stored, deep_copy, encode_for_storage, meta
 from netlab.api.resources import Resource
 from netlab.api.views import status_of
 from netlab.master.apiserver import strategy
 from netlab.master.apiserver.allocators import ServiceAllocator
 from netlab.master.apiserver.fieldmanager import ABSENT, Tracker
+from netlab.master.apiserver.priorityclasses import PriorityClassCache
 from netlab.master.store import (
     KV,
     ConflictError,
@@ -52,6 +63,10 @@ Mutation = Callable[[dict], dict]
 
 def _noop() -> None:
     pass
+
+
+def _is_priority_class(res: Resource) -> bool:
+    return res.kind == "PriorityClass" and res.custom is None  # (a CRD may reuse the kind)
 
 
 class NamespaceCache:
@@ -115,6 +130,7 @@ class Registry:
         self.store = store
         self.allocator = allocator
         self.namespaces = NamespaceCache(store)
+        self.priority_classes = PriorityClassCache(store)
         # Set by the deletion layer: called after an object left the store.
         self.on_removed: Callable[[Resource, dict], None] = lambda res, obj: None
         # Watchers of this server's own writes (the CRD manager); called after each write.
@@ -177,9 +193,13 @@ class Registry:
             strategy.prepare_for_create(res, candidate)
             if res.kind == "Pod" and res.custom is None and namespace:
                 await self._admit_service_account(namespace, candidate)
+                priority_admission.admit_pod(candidate, await self.priority_classes.classes())
             errs = strategy.validate(res, candidate)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
+            if _is_priority_class(res):  # the plugin's validating half, after validation
+                priority_admission.admit_class(candidate, await self.priority_classes.classes(),
+                                               creating=True)
             if track is not None:
                 track(None, candidate, requested)
             rollback = _noop
@@ -253,6 +273,9 @@ class Registry:
             errs = strategy.validate_update(res, new, old, subresource)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
+            if _is_priority_class(res) and subresource is None:
+                priority_admission.admit_class(new, await self.priority_classes.classes(),
+                                               creating=False)
             if track is not None:
                 track(old, new, requested)
             objects.set_resource_version(new, kv.mod_revision)
@@ -326,6 +349,8 @@ class Registry:
             self.allocator.release(deleted)
         elif res.kind == "Namespace":
             self.namespaces.forget(name, tomb.mod_revision)
+        elif _is_priority_class(res):
+            self.priority_classes.forget(name, tomb.mod_revision)
         self.on_removed(res, deleted)
         return deleted
 
@@ -334,6 +359,8 @@ class Registry:
     def _after_write(self, res: Resource, obj: dict, revision: int) -> None:
         if res.kind == "Namespace":
             self.namespaces.observe(obj, revision)
+        elif _is_priority_class(res):
+            self.priority_classes.observe(obj, revision)
         for hook in self.on_written:
             hook(res, obj)
 

@@ -5,7 +5,8 @@ module supplies what differs between kinds, as pkg/registry/*/strategy.go does
 in Kubernetes:
 
 * what the server sets on create (uid, timestamps, generation, initial
-  status, the Job selector, a pod's QoS class and admission defaults);
+  status, the Job selector, a pod's QoS class and admission defaults), and on a
+  pod update the priority the Priority admission plugin keeps;
 * what an update may not change (system metadata; ``status`` through the main
   resource and ``spec`` through ``/status`` for kinds with a status
   subresource) and when ``metadata.generation`` moves (spec changes only);
@@ -23,6 +24,7 @@ from netlab.api import (
     customresources,
     defaults,
     defaults_pod,
+    priority_admission,
     validation,
     validation_ephemeral,
 )
@@ -131,17 +133,15 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
 
 
 def _admit_pod(obj: dict) -> None:
-    """What Kubernetes' default admission plugins add to every new pod."""
+    """What Kubernetes' default admission plugins add to every new pod, but for what
+    needs other objects: the registry (``storage.py``) runs the ServiceAccount plugin's
+    token mount and the Priority plugin, which read the account and the PriorityClasses."""
     spec = obj.get("spec")
     if not isinstance(spec, dict):
         return
     # ServiceAccount admission: "default", which the serviceaccount controller keeps.
     spec.setdefault("serviceAccountName", "default")
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    # Priority admission, without PriorityClasses.
-    if not spec.get("priorityClassName"):
-        spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     # DefaultTolerationSeconds: ride out a node's short NotReady/unreachable spells.
     tolerations = spec.get("tolerations")
     if tolerations is None:
@@ -299,6 +299,8 @@ def prepare_for_update(res: Resource, new: dict, old: dict,
         new["kind"] = res.kind
         configdata.decode_payload(res.kind, new)
         defaults.apply_defaults(res.kind, new)
+        if res.kind == "Pod":
+            priority_admission.keep_on_update(new, old)
     m, old_m = meta(new), meta(old)
     for key in _SYSTEM_META:
         if key in old_m:
