@@ -22,13 +22,14 @@ import textwrap
 FILES = [("machinery", "pkg/apis/meta/v1/generated.proto", "")] + [
     ("api", f"{g}/generated.proto", "") for g in (
     "core/v1", "apps/v1", "batch/v1", "networking/v1", "policy/v1", "authorization/v1",
-    "authentication/v1", "rbac/v1", "autoscaling/v1")] + [
+    "authentication/v1", "rbac/v1", "autoscaling/v1", "scheduling/v1")] + [
     ("api", "autoscaling/v2/generated.proto", "autoscaling.v2.")]
 ROOTS = str.split("ConfigMap Secret Service Namespace ServiceAccount Pod Deployment ReplicaSet "
          "DaemonSet StatefulSet Job CronJob PodDisruptionBudget Ingress Eviction "
          "SelfSubjectAccessReview SelfSubjectRulesReview SelfSubjectReview TokenRequest "
          "TokenReview Role ClusterRole RoleBinding ClusterRoleBinding Scale "
-         "HorizontalPodAutoscaler autoscaling.v2.HorizontalPodAutoscaler OwnerReference")
+         "HorizontalPodAutoscaler autoscaling.v2.HorizontalPodAutoscaler OwnerReference "
+         "PriorityClass")
 # ObjectMeta: what a client may set; timestamps, generation and managedFields are the
 # server's to set, so they are left out (skipped on the wire).
 OBJECT_META = ("ObjectMeta: 1 name string, 2 generateName string, 3 namespace string, "
@@ -102,6 +103,7 @@ autoscaling.v2.HorizontalPodAutoscalerSpec.minReplicas
 autoscaling.v2.MetricTarget.averageUtilization
 autoscaling.v2.HPAScalingRules.stabilizationWindowSeconds
 autoscaling.v2.HPAScalingRules.selectPolicy TokenRequestSpec.expirationSeconds
+PriorityClass.preemptionPolicy
 """))
 
 

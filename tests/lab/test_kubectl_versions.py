@@ -97,9 +97,11 @@ def test_kubectl_create_at_every_version(setup, version):
     create("clusterrole", f"cr-{v}", "--verb=get", "--non-resource-url=/logs")
     create("clusterrolebinding", f"crb-{v}", "--clusterrole=view", "--group=g")
     create("namespace", f"ns-{v}")
+    create("priorityclass", f"pc-{v}", "--value=9", "--description=x",
+           "--preemption-policy=Never")
     # Not served by netlab: a 404, whatever the encoding.
-    for args in (("quota", "q", "--hard=pods=10"), ("priorityclass", f"pc-{v}", "--value=9")):
-        assert NOT_SERVED in kubectl("-n", ns, "create", *args, ok=False).stderr
+    assert NOT_SERVED in kubectl("-n", ns, "create", "quota", "q", "--hard=pods=10",
+                                 ok=False).stderr
     # serviceaccounts/token: a TokenRequest (protobuf from 1.32 on), answered with a JWT.
     assert kubectl("-n", ns, "create", "token", "sa").stdout.strip().count(".") == 2
 
@@ -150,10 +152,18 @@ def test_kubectl_create_at_every_version(setup, version):
     assert {s["kind"] for s in objs["RoleBinding", "rb"]["subjects"]} == {
         "User", "ServiceAccount"}
     cluster = _by_name(kubectl("get", "-o", "json", f"clusterrole/cr-{v}",
-                               f"clusterrolebinding/crb-{v}", f"namespace/ns-{v}").stdout)
+                               f"clusterrolebinding/crb-{v}", f"namespace/ns-{v}",
+                               f"priorityclass/pc-{v}").stdout)
     assert cluster["ClusterRole", f"cr-{v}"]["rules"][0]["nonResourceURLs"] == ["/logs"]
     assert cluster["ClusterRoleBinding", f"crb-{v}"]["roleRef"]["name"] == "view"
     assert ("Namespace", f"ns-{v}") in cluster
+    pc = cluster["PriorityClass", f"pc-{v}"]
+    assert (pc["value"], pc["description"], pc["preemptionPolicy"]) == (9, "x", "Never")
+    table = kubectl("get", "pc", f"pc-{v}", "system-cluster-critical").stdout.splitlines()
+    assert [line.split() for line in table[1:]] == [
+        [f"pc-{v}", "9", "false", table[1].split()[3], "Never"],
+        ["system-cluster-critical", "2000000000", "false", table[2].split()[3],
+         "PreemptLowerPriority"]]
 
     assert kubectl("auth", "can-i", "create", "pods").stdout.strip() == "yes"
     assert kubectl("auth", "can-i", "--list").stdout.startswith("Resources")

@@ -31,7 +31,7 @@ KINDS = frozenset(str.split("""
 ConfigMap Secret Service Namespace ServiceAccount Pod Deployment ReplicaSet DaemonSet
 StatefulSet Job CronJob PodDisruptionBudget Ingress Eviction SelfSubjectAccessReview
 SelfSubjectRulesReview SelfSubjectReview TokenRequest TokenReview Role ClusterRole
-RoleBinding ClusterRoleBinding Scale HorizontalPodAutoscaler"""))
+RoleBinding ClusterRoleBinding Scale HorizontalPodAutoscaler PriorityClass"""))
 
 SCALARS = frozenset(("string", "int", "bool", "double", "bytes", "map", "bytesmap", "qmap",
                      "quantity", "intorstr", "time", "microtime", "duration"))
@@ -72,6 +72,8 @@ autoscaling.v2.HorizontalPodAutoscaler: 1 metadata ObjectMeta, 2 spec
     autoscaling.v2.HorizontalPodAutoscalerSpec
 OwnerReference: 5 apiVersion string, 1 kind string, 3 name string, 4 uid string, 6
     controller bool?, 7 blockOwnerDeletion bool?
+PriorityClass: 1 metadata ObjectMeta, 2 value int, 3 globalDefault bool, 4 description
+    string, 5 preemptionPolicy string?
 ServiceSpec: 1 ports ServicePort*, 2 selector map, 3 clusterIP string, 18 clusterIPs
     string*, 4 type string, 5 externalIPs string*, 7 sessionAffinity string, 8
     loadBalancerIP string, 9 loadBalancerSourceRanges string*, 10 externalName string, 11

@@ -120,7 +120,7 @@ def _varint(n: int) -> bytes:
 
 def test_damaged_real_bodies_are_400_never_a_crash():
     rng = random.Random(11)
-    for body in BODIES + AUTOSCALE:
+    for body in BODIES + AUTOSCALE + PRIORITY:
         raw = bytes.fromhex(body["protobuf_1_33"])
         want = body.get("json") or body["json_1_27"]
         kind, version = want["kind"], want["apiVersion"]
@@ -171,6 +171,34 @@ AUTOSCALE = json.loads((Path(__file__).parent / "data" /
 def test_kubectl_133_autoscale_decodes_as_an_autoscaling_v2_object(body):
     assert protobuf.decode(bytes.fromhex(body["protobuf_1_33"]), "HorizontalPodAutoscaler",
                            "autoscaling/v2") == body["json"]
+
+
+# kubectl 1.33's create priorityclass, protobuf; "json" is what kubectl 1.27 POSTs for the
+# same command (its null creationTimestamp left out). The negative value is a ten-byte
+# varint on the wire; --global-default sends the preemption policy kubectl defaults.
+PRIORITY = json.loads((Path(__file__).parent / "data" /
+                       "kubectl_priorityclass_bodies.json").read_text())
+
+
+@pytest.mark.parametrize("body", PRIORITY, ids=[b["command"][8:] for b in PRIORITY])
+def test_kubectl_133_create_priorityclass_decodes_to_what_kubectl_127_sends(body):
+    assert protobuf.decode(bytes.fromhex(body["protobuf_1_33"]), "PriorityClass",
+                           "scheduling.k8s.io/v1") == body["json"]
+
+
+async def test_the_api_server_creates_the_priorityclasses_kubectl_133_sends(api, memory_store):
+    async with api(memory_store) as c:
+        for body in PRIORITY:
+            status, out = await c.request("POST", body["path"],
+                                          data=bytes.fromhex(body["protobuf_1_33"]),
+                                          content_type=PB, fieldValidation="Strict")
+            assert status == 201, (body["command"], out)
+        listed = await c.ok("GET", PRIORITY[0]["path"])
+        got = {o["metadata"]["name"]: (o["value"], o.get("globalDefault", False),
+                                       o.get("description"), o["preemptionPolicy"])
+               for o in listed["items"]}
+        assert got["high"] == (1000, False, "x", "Never")
+        assert got["fallback"] == (-10, True, None, "PreemptLowerPriority")
 
 
 def test_an_autoscaling_v1_body_decodes_by_v1s_own_message():
