@@ -10,7 +10,10 @@ the API. The queue makes that safe and cheap:
 - a key being reconciled is never handed to a second worker; if it changes
   meanwhile it is reconciled once more afterwards;
 - a failed reconcile is retried with per-key exponential backoff;
-- ``add_after`` schedules a key for later (a grace period, a probe window).
+- ``add_after`` schedules a key for later (a grace period, a probe window);
+- keys come out in the order they went in, or, with an ``order`` function,
+  lowest ``order(key)`` first and in the order they went in among equals (the
+  scheduler's pods, highest priority first).
 
 Every component built on it (scheduler, controller manager, kubelet, proxy)
 therefore converges after any restart or lost race by simply reconciling again.
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Hashable, Iterable
-from typing import Callable
+from typing import Any, Callable, Optional
 
 from netlab.client.http import Client
 from netlab.client.informer import Informer
@@ -34,10 +37,12 @@ BACKOFF_START, BACKOFF_MAX = 0.05, 30.0
 
 
 class WorkQueue:
-    """A deduplicating, rate-limited queue of keys."""
+    """A deduplicating, rate-limited queue of keys; ``order`` sorts the waiting keys."""
 
-    def __init__(self) -> None:
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
+    def __init__(self, order: Optional[Callable[[Hashable], Any]] = None) -> None:
+        self._order = order
+        self._queue: asyncio.Queue[Any] = asyncio.PriorityQueue() if order else asyncio.Queue()
+        self._seq = 0  # ties in order(key) go first in, first out
         self._waiting: set[Hashable] = set()
         self._processing: set[Hashable] = set()
         self._dirty: set[Hashable] = set()
@@ -51,7 +56,11 @@ class WorkQueue:
         if key in self._waiting:
             return
         self._waiting.add(key)
-        self._queue.put_nowait(key)
+        if self._order is None:
+            self._queue.put_nowait(key)
+        else:
+            self._seq += 1
+            self._queue.put_nowait((self._order(key), self._seq, key))
 
     def add_after(self, key: Hashable, delay: float) -> None:
         if delay <= 0:
@@ -82,7 +91,8 @@ class WorkQueue:
         self._failures.pop(key, None)
 
     async def get(self) -> Hashable:
-        key = await self._queue.get()
+        item = await self._queue.get()
+        key: Hashable = item if self._order is None else item[2]
         self._waiting.discard(key)
         self._processing.add(key)
         return key

@@ -100,6 +100,12 @@ class PodInfo:
     priority: int = 0
 
 
+def pod_priority(pod: dict[str, Any]) -> int:
+    """The ``spec.priority`` Priority admission gave the pod (0 for a pod without one)."""
+    priority = pod_spec(pod).get("priority")
+    return priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
+
+
 def pod_info(pod: dict[str, Any]) -> PodInfo:
     meta = meta_of(pod)
     spec = pod_spec(pod)
@@ -131,14 +137,13 @@ def pod_info(pod: dict[str, Any]) -> PodInfo:
         spec.get("affinity"), dict) else {}
     required = affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
     terms = _list(required.get("nodeSelectorTerms")) if isinstance(required, dict) else []
-    priority = spec.get("priority")
     return PodInfo(
         key=f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}",
         uid=meta.get("uid") or "", cpu=cpu, memory=mem, nonzero_cpu=nz_cpu,
         nonzero_memory=nz_mem, host_ports=tuple(ports), owner=owner,
         node_selector=tuple(sorted((str(k), str(v)) for k, v in selector.items())),
         affinity_terms=tuple(terms), tolerations=tuple(_list(spec.get("tolerations"))),
-        priority=priority if isinstance(priority, int) else 0)
+        priority=pod_priority(pod))
 
 
 @dataclass(frozen=True)

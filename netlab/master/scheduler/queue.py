@@ -7,7 +7,10 @@ changed, a placed pod gone). This is the same in small, on top of
 ``netlab.client.workqueue.WorkQueue`` (deduplicated keys; ``add_after`` is
 the backoff timer):
 
-- ``add`` puts a pending pod's key on the active queue;
+- ``add`` puts a pending pod's key on the active queue, which hands out the
+  highest ``spec.priority`` first and, among equals, the pod queued first
+  (kube-scheduler's default QueueSort plugin, PrioritySort); the priority is
+  remembered, so a retried or parked pod comes back in its place;
 - ``park`` records a pod no node fits; it stays out of the queue, so an
   unschedulable pod costs nothing while nothing changes, instead of a retry
   loop;
@@ -36,7 +39,7 @@ FLUSH_AFTER = 300.0
 class SchedulingQueue:
     def __init__(self, backoff_initial: float = BACKOFF_INITIAL,
                  backoff_max: float = BACKOFF_MAX, flush_after: float = FLUSH_AFTER) -> None:
-        self.work = WorkQueue()
+        self.work = WorkQueue(order=self._order)
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.flush_after = flush_after
@@ -44,10 +47,16 @@ class SchedulingQueue:
         self._parked: set[Hashable] = set()
         self._attempts: dict[Hashable, int] = {}
         self._last_attempt: dict[Hashable, float] = {}
+        self._priority: dict[Hashable, int] = {}
 
-    def add(self, key: Hashable) -> None:
-        """A pending pod (new, or changed in a way that may change its fate)."""
+    def _order(self, key: Hashable) -> int:
+        return -self._priority.get(key, 0)  # the work queue hands out the lowest first
+
+    def add(self, key: Hashable, priority: int = 0) -> None:
+        """A pending pod (new, or changed in a way that may change its fate) and its
+        ``spec.priority``."""
         self._parked.discard(key)
+        self._priority[key] = priority
         self.work.add(key)
 
     def attempted(self, key: Hashable) -> None:
@@ -89,6 +98,7 @@ class SchedulingQueue:
         self._parked.discard(key)
         self._attempts.pop(key, None)
         self._last_attempt.pop(key, None)
+        self._priority.pop(key, None)
 
     def parked(self) -> int:
         return len(self._parked)

@@ -2,8 +2,9 @@
 
 Two informers feed it: all Pods (pending ones become queue keys; bound ones
 fill the cache's per-node accounting) and all Nodes (the cache's node facts).
-One worker takes a key at a time and runs the *scheduling cycle*, which is
-pure computation over the cache and never waits on the network:
+One worker takes a key at a time, the highest ``spec.priority`` first (``queue.py``),
+and runs the *scheduling cycle*, which is pure computation over the cache and never
+waits on the network:
 
     filter every node -> score the feasible ones -> pick (ties spread by owner)
     -> assume the pod onto that node in the cache
@@ -13,7 +14,9 @@ then a ``Scheduled`` event), at most ``bind_concurrency`` at a time, so many
 bindings share the API server's group commit while the next pod is already
 being placed. A pod that fits nowhere gets a ``FailedScheduling`` event with
 kube-scheduler's message and the ``PodScheduled=False`` condition, and waits,
-parked, until a node or pod change could help (``queue.py``).
+parked, until a node or pod change could help (``queue.py``), whatever its priority:
+there is no preemption (kube-scheduler's DefaultPreemption would evict lower-priority
+pods to make room).
 
 Restart safety: binding is the API server's compare-and-set (a pod is bound
 once; a second binding gets 409), the only state is the API's, and the
@@ -37,7 +40,7 @@ from netlab.client.events import NORMAL, WARNING, EventRecorder
 from netlab.client.workqueue import SharedInformers, run_workers
 from netlab.master.scheduler.cache import TERMINAL_PHASES, SchedulerCache, pod_key
 from netlab.master.scheduler.filters import find_feasible, fit_error
-from netlab.master.scheduler.nodeinfo import pod_info
+from netlab.master.scheduler.nodeinfo import pod_info, pod_priority
 from netlab.master.scheduler.queue import SchedulingQueue
 from netlab.master.scheduler.scoring import DEFAULT_USAGE_WEIGHT, select_node
 
@@ -102,7 +105,7 @@ class Scheduler:
         if kind == "MODIFIED" and old is not None and self.responsible_for(old) and \
                 pod_info(old) == pod_info(pod):
             return  # a status change (ours, say): queued, parked or binding already
-        self.queue.add(key)
+        self.queue.add(key, pod_priority(pod))
 
     # --- the scheduling cycle ------------------------------------------------------------------
 

@@ -83,6 +83,23 @@ async def test_a_pod_that_failed_during_an_event_is_retried_not_parked():
     assert await asyncio.wait_for(queue.work.get(), 1) == "ns/p"
 
 
+async def test_the_highest_priority_comes_first_then_the_first_queued():
+    queue = SchedulingQueue(backoff_initial=0.05, backoff_max=1.0)
+    for key, priority in (("ns/low", 0), ("ns/high", 1000), ("ns/mid", 10),
+                          ("ns/high2", 1000), ("ns/negative", -5)):
+        queue.add(key, priority)
+    assert [await queue.work.get() for _ in range(5)] == [
+        "ns/high", "ns/high2", "ns/mid", "ns/low", "ns/negative"]
+    for key in ("ns/high", "ns/high2", "ns/mid", "ns/low", "ns/negative"):
+        queue.work.done(key)
+    # A retried pod keeps its place by priority when its backoff is over.
+    queue.attempted("ns/high")
+    queue.retry("ns/high")
+    queue.add("ns/low", 0)
+    await asyncio.sleep(0.1)
+    assert [await queue.work.get() for _ in range(2)] == ["ns/high", "ns/low"]
+
+
 def test_backoff_doubles_to_its_cap():
     queue = SchedulingQueue(backoff_initial=1.0, backoff_max=10.0)
     delays = []

@@ -127,6 +127,26 @@ async def test_a_deleted_pod_frees_room_for_a_waiting_one(api_server):
             assert await eventually(lambda: bound("second"), what="second bound") == "worker1"
 
 
+async def test_the_higher_priority_pod_gets_the_last_place(api_server):
+    async with api_server() as client:
+        await create_nodes(client, node("worker1", cpu="1"))
+        await client.create({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                             "metadata": {"name": "high"}, "value": 1000})
+        # Queued in name order, low first; kube-scheduler's PrioritySort takes high first.
+        await client.create(pod("a-low", cpu="800m"))
+        high = pod("b-high", cpu="800m")
+        high["spec"]["priorityClassName"] = "high"
+        await client.create(high)
+        async with running_scheduler(client):
+            async def bound(name):
+                return (await pods_by_name(client)).get(name, {}).get("spec", {}).get("nodeName")
+            assert await eventually(lambda: bound("b-high"), what="b-high bound") == "worker1"
+            failed = await eventually(lambda: events(client, "FailedScheduling"),
+                                      what="a-low waits")
+            assert failed[0]["involvedObject"]["name"] == "a-low"
+            assert not await bound("a-low")  # no preemption either way
+
+
 async def test_a_restarted_scheduler_binds_every_pod_exactly_once(api_server):
     async with api_server() as client:
         await create_nodes(client, *(node(f"n{i}", cpu="64", memory="64Gi") for i in range(5)))
