@@ -117,20 +117,19 @@ def admit_pod(pod: Obj, classes: Mapping[str, Mapping[str, Any]]) -> None:
         if found is None:
             raise _forbidden(pod, f"no PriorityClass with name {wanted} was found")
         priority, policy = _value(found), found.get("preemptionPolicy")
-    given = spec.get("priority")
-    if given is not None and given != priority:
-        raise _forbidden(pod, f"the integer value of priority ({given}) must not be provided "
-                              f"in pod spec; priority admission controller computed "
-                              f"{priority} from the given PriorityClass name")
-    spec["priority"] = priority
-    if policy is None:
-        return
-    given = spec.get("preemptionPolicy")
-    if given is not None and given != policy:
-        raise _forbidden(pod, f"the string value of PreemptionPolicy ({given}) must not be "
-                              f"provided in pod spec; priority admission controller computed "
-                              f"{policy} from the given PriorityClass name")
-    spec["preemptionPolicy"] = policy
+    _set_computed(pod, spec, "priority", priority, "integer value of priority")
+    if policy is not None:
+        _set_computed(pod, spec, "preemptionPolicy", policy, "string value of PreemptionPolicy")
+
+
+def _set_computed(pod: Obj, spec: Obj, key: str, value: Any, what: str) -> None:
+    """Set what the class gives; a pod that gave something else is refused."""
+    given = spec.get(key)
+    if given is not None and given != value:
+        raise _forbidden(pod, f"the {what} ({given}) must not be provided in pod spec; "
+                              f"priority admission controller computed {value} from the "
+                              f"given PriorityClass name")
+    spec[key] = value
 
 
 def keep_on_update(new: Obj, old: Mapping[str, Any]) -> None:
