@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from netlab.api import defaults_netrbac
+from netlab.api import defaults_netrbac, defaults_storage
 from netlab.api.defaults_apps import (
     default_daemonset,
     default_rolling_update,
@@ -219,6 +219,9 @@ _DEFAULTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "ReplicationController": default_replicationcontroller,
     "CronJob": default_cronjob,
     "PriorityClass": default_priority_class,
+    "PersistentVolume": defaults_storage.default_persistent_volume,
+    "PersistentVolumeClaim": defaults_storage.default_persistent_volume_claim,
+    "StorageClass": defaults_storage.default_storage_class,
 }
 
 

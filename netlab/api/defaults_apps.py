@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from netlab.api.defaults_pod import _dict, default_pod_template
+from netlab.api.defaults_storage import default_claim_templates
 
 DEFAULT_REVISION_HISTORY_LIMIT = 10
 
@@ -61,6 +62,7 @@ def default_statefulset(obj: dict[str, Any]) -> None:
     if policy is not None:
         policy.setdefault("whenDeleted", "Retain")
         policy.setdefault("whenScaled", "Retain")
+    default_claim_templates(spec.get("volumeClaimTemplates"))
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT)
     _template(spec)

@@ -582,4 +582,5 @@ from netlab.api import (  # noqa: E402,F401
     openapi_schemas_discovery,
     openapi_schemas_netrbac,
     openapi_schemas_scheduling,
+    openapi_schemas_storage,
 )

@@ -13,10 +13,7 @@ from netlab.api.openapi_schemas_base import (
     I32,
     I64,
     IOS,
-    META,
-    QMAP,
     SELECTOR,
-    SMAP,
     TIME,
     A,
     M,
@@ -47,23 +44,8 @@ _kind("apps.DaemonSet", "apps", "v1", {"spec": R("apps.DaemonSetSpec"),
 
 # --- StatefulSet --------------------------------------------------------------------------------
 
-# A full PersistentVolumeClaim, for volumeClaimTemplates (refused with a clear 422 in
-# netlab, but they must still decode so that the refusal names the right field).
-_def("core.PersistentVolumeClaimCondition", obj(
-    ("type", "status"), lastProbeTime=TIME, lastTransitionTime=TIME, message=S, reason=S,
-    status=S, type=S))
-_def("core.PersistentVolumeClaimStatus", obj(
-    accessModes=A(S, ltype="atomic"), allocatedResourceStatuses=SMAP,
-    allocatedResources=QMAP, capacity=QMAP,
-    conditions=M("core.PersistentVolumeClaimCondition", "type"),
-    currentVolumeAttributesClassName=S, modifyVolumeStatus=R("core.ModifyVolumeStatus"),
-    phase=S))
-_def("core.ModifyVolumeStatus", obj(("status",), status=S, targetVolumeAttributesClassName=S))
-# Not a served kind: a plain component, so no PVC paths or GVK appear in the documents.
-_def("core.PersistentVolumeClaim", obj(
-    apiVersion=S, kind=S, metadata=META, spec=R("core.PersistentVolumeClaimSpec"),
-    status=R("core.PersistentVolumeClaimStatus")))
-
+# volumeClaimTemplates are full PersistentVolumeClaims: ``core.PersistentVolumeClaim``,
+# a served kind, is restated in openapi_schemas_storage.
 _def("apps.RollingUpdateStatefulSetStrategy", obj(maxUnavailable=IOS, partition=I32))
 _def("apps.StatefulSetUpdateStrategy", obj(
     rollingUpdate=R("apps.RollingUpdateStatefulSetStrategy"), type=S))

@@ -142,6 +142,10 @@ SCHEMAS: dict[str, dict[str, FieldStrategy]] = {
                                 "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
     "APIService": {**_META, **_CONDITIONS},
     "PriorityClass": dict(_META),
+    # PersistentVolumeSpec and ClaimSpec lists (accessModes, mountOptions) are atomic.
+    "PersistentVolume": dict(_META),
+    "PersistentVolumeClaim": {**_META, **_CONDITIONS},
+    "StorageClass": dict(_META),
     "ConfigMap": dict(_META),
     "Secret": dict(_META),
     "ServiceAccount": {**_META, "secrets": merge_by("name")},

@@ -26,6 +26,7 @@ from netlab.api import (
     resources,
     tables_netrbac,
     tables_scheduling,
+    tables_storage,
 )
 from netlab.api.tables_base import _AGE, _NAME, Column, Printer
 from netlab.api.views import meta_of
@@ -209,6 +210,7 @@ PRINTERS["CustomResourceDefinition"] = DEFAULT_PRINTER
 # Printers of further groups live in their own modules.
 PRINTERS.update(tables_netrbac.PRINTERS)
 PRINTERS.update(tables_scheduling.PRINTERS)
+PRINTERS.update(tables_storage.PRINTERS)
 
 
 def printer_for(kind: str) -> Printer:

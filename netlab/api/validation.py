@@ -25,6 +25,7 @@ from netlab.api import validation_batch_policy as _batch_policy
 from netlab.api import validation_networking as _net
 from netlab.api import validation_rbac as _rbac
 from netlab.api import validation_scheduling as _sched
+from netlab.api import validation_storage as _storage
 from netlab.api.errors import (
     duplicate,
     forbidden_field,
@@ -359,6 +360,9 @@ _VALIDATORS: dict[str, Callable[[_V, dict[str, Any]], None]] = {
     "CronJob": _batch_policy.validate_cronjob,
     "PodDisruptionBudget": _batch_policy.validate_pdb,
     "PriorityClass": _sched.validate_priority_class,
+    "PersistentVolume": _storage.validate_volume,
+    "PersistentVolumeClaim": _storage.validate_claim,
+    "StorageClass": _storage.validate_storage_class,
 }
 
 _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict[str, Any], dict[str, Any]], None]] = {
@@ -379,6 +383,9 @@ _UPDATE_VALIDATORS: dict[str, Callable[[_V, dict[str, Any], dict[str, Any]], Non
     "ControllerRevision": validate_controllerrevision_update,
     "CronJob": _batch_policy.validate_cronjob_update,
     "PriorityClass": _sched.validate_priority_class_update,
+    "PersistentVolume": _storage.validate_volume_update,
+    "PersistentVolumeClaim": _storage.validate_claim_update,
+    "StorageClass": _storage.validate_storage_class_update,
 }
 
 

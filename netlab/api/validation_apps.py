@@ -3,8 +3,9 @@
 The rules, field paths and messages of k8s.io/kubernetes/pkg/apis/apps/validation
 (``ValidateDaemonSetSpec``, ``ValidateStatefulSetSpec``, ``ValidateControllerRevision``
 and their update checks), registered into :mod:`netlab.api.validation`'s tables.
-One netlab-specific rule: a StatefulSet with ``volumeClaimTemplates`` is refused,
-naming that field, because the lab has no storage to provision claims from.
+A StatefulSet's ``volumeClaimTemplates`` are checked as claims' specs
+(``validation_storage``), and its containers may mount them by name, as the pods the
+controller makes get one volume per template.
 
 The selector/template rules shared with Deployments live in ``validation_pod``. Pure.
 """
@@ -17,9 +18,8 @@ from netlab.api import validation_base as base
 from netlab.api.errors import forbidden_field, invalid, required
 from netlab.api.validation_base import _V, _immutable, dns1123_label
 from netlab.api.validation_pod import _selector_and_template
+from netlab.api.validation_storage import validate_claim_spec
 
-NO_STORAGE_MSG = ("netlab has no storage: PersistentVolumeClaims cannot be provisioned in "
-                  "the lab, so volumeClaimTemplates must be empty")
 STS_UPDATE_MSG = ("updates to statefulset spec for fields other than 'replicas', 'ordinals', "
                   "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
                   "'minReadySeconds' are forbidden")
@@ -47,11 +47,12 @@ def _selector_shape(v: _V, spec: dict[str, Any]) -> bool:
     return fine
 
 
-def _template_rules(v: _V, spec: dict[str, Any], what: str, kind: str) -> None:
+def _template_rules(v: _V, spec: dict[str, Any], what: str, kind: str,
+                    claim_volumes: frozenset[str] = frozenset()) -> None:
     if not _selector_shape(v, spec):
         return
     _selector_and_template(v, spec, what, f"empty selector is invalid for {what}",
-                           ("Always",))
+                           ("Always",), claim_volumes)
     tspec = (spec.get("template") or {}).get("spec") if isinstance(
         spec.get("template"), dict) else None
     if isinstance(tspec, dict) and tspec.get("activeDeadlineSeconds") is not None:
@@ -125,12 +126,18 @@ def validate_statefulset(v: _V, obj: dict[str, Any]) -> None:
     if service:
         for msg in dns1123_label(service):
             v.add(invalid("spec.serviceName", service, msg))
-    claims = spec.get("volumeClaimTemplates")
-    if claims is not None and not isinstance(claims, list):
-        v.add(invalid("spec.volumeClaimTemplates", claims, "must be a list"))
-    elif claims:
-        v.add(forbidden_field("spec.volumeClaimTemplates", NO_STORAGE_MSG))
-    _template_rules(v, spec, "statefulset", "StatefulSet")
+    claim_names: set[str] = set()
+    for cpath, claim in v.objs(spec, "volumeClaimTemplates", "spec.volumeClaimTemplates"):
+        cname = v.string(v.obj(claim, "metadata", f"{cpath}.metadata"), "name",
+                         f"{cpath}.metadata.name")
+        if not cname:
+            v.add(required(f"{cpath}.metadata.name", "name or generateName is required"))
+        else:
+            for msg in dns1123_label(cname):
+                v.add(invalid(f"{cpath}.metadata.name", cname, msg))
+            claim_names.add(cname)
+        validate_claim_spec(v, claim.get("spec"), f"{cpath}.spec")
+    _template_rules(v, spec, "statefulset", "StatefulSet", frozenset(claim_names))
 
 
 def _fixed_fields(spec: dict[str, Any]) -> dict[str, Any]:

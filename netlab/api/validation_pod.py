@@ -190,7 +190,7 @@ def validate_container(v: _V, c: dict[str, Any], path: str, volumes: set[str],
 
 def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
                       restart_policies: tuple[str, ...] = ("Always", "OnFailure", "Never"),
-                      ) -> None:
+                      claim_volumes: frozenset[str] = frozenset()) -> None:
     if not isinstance(spec, dict):
         v.add(required(path) if spec is None else invalid(path, spec, "must be an object"))
         return
@@ -205,6 +205,7 @@ def validate_pod_spec(v: _V, spec: Any, path: str, for_pod: bool = True,
         if vname in volumes:
             v.add(duplicate(f"{vpath}.name", vname))
         volumes.add(vname)
+    volumes |= claim_volumes
     _seccomp_profile(v, spec, path)
     names: set[str] = set()
     for key in ("initContainers", "containers"):
@@ -251,7 +252,10 @@ def _check_containers_present(v: _V, spec: Any, path: str) -> None:
 
 
 def _selector_and_template(v: _V, spec: dict[str, Any], what: str, empty_msg: str,
-                           restart_policies: tuple[str, ...]) -> None:
+                           restart_policies: tuple[str, ...],
+                           claim_volumes: frozenset[str] = frozenset()) -> None:
+    """The selector and the pod template; ``claim_volumes``: volume names the pods get
+    besides the template's (a StatefulSet's claim templates), which mounts may name."""
     selector = spec.get("selector")
     if selector is None:
         v.add(required("spec.selector"))
@@ -279,7 +283,7 @@ def _selector_and_template(v: _V, spec: dict[str, Any], what: str, empty_msg: st
                 v.add(invalid("spec.template.metadata.labels", labels or {},
                               "`selector` does not match template `labels`"))
     validate_pod_spec(v, template.get("spec"), "spec.template.spec", for_pod=False,
-                      restart_policies=restart_policies)
+                      restart_policies=restart_policies, claim_volumes=claim_volumes)
     _check_containers_present(v, template.get("spec"), "spec.template.spec")
 
 

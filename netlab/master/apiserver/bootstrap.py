@@ -18,7 +18,10 @@ As kube-apiserver does, netlab's API server makes sure that these exist:
 * one Local APIService per served group/version (``apiservices.py``);
 * the PriorityClasses ``system-cluster-critical`` and ``system-node-critical``
   (``netlab.api.priority_admission``), as kube-apiserver's
-  ``scheduling/bootstrap-system-priority-classes`` hook makes them.
+  ``scheduling/bootstrap-system-priority-classes`` hook makes them;
+* the default StorageClass ``standard`` (``rancher.io/local-path``, WaitForFirstConsumer,
+  Delete; ``netlab.api.persistentvolumes``), the class kind ships with its
+  local-path-provisioner, which netlab's controller manager plays.
 
 Existing objects are left as they are (except the Endpoints, which follow the
 address), so a restart changes nothing.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from netlab.api import errors, priority_admission, rbac_bootstrap, resources
+from netlab.api import errors, persistentvolumes, priority_admission, rbac_bootstrap, resources
 from netlab.api.objects import deep_copy
 from netlab.master.apiserver import apiservices
 from netlab.master.apiserver.config import Config
@@ -130,3 +133,5 @@ async def ensure_initial_objects(registry: Registry, config: Config) -> None:
         await _create_if_missing(registry, "APIService", None, service)
     for priority_class in priority_admission.SYSTEM_PRIORITY_CLASSES:
         await _create_if_missing(registry, "PriorityClass", None, deep_copy(priority_class))
+    await _create_if_missing(registry, "StorageClass", None,
+                             deep_copy(persistentvolumes.STANDARD_STORAGE_CLASS))

@@ -7,7 +7,8 @@ one pipeline for every kind, with the per-kind parts in ``strategy.py``.
   validation, the namespace admission check (404 if missing, 403 if
   Terminating), the admission plugins that read other objects (a pod's
   ServiceAccount token mount; Priority, over the PriorityClasses kept in
-  ``priorityclasses.py``, for pods and PriorityClasses), Service IP/port
+  ``priorityclasses.py``, for pods and PriorityClasses; DefaultStorageClass, which gives
+  a claim naming no class the default one), Service IP/port
   allocation, then one ``acreate``;
 * update: the store's optimistic concurrency as Kubernetes'
   ``GuaranteedUpdate``: read, apply the caller's change, check the client's
@@ -32,6 +33,7 @@ from typing import Any, Callable, Optional
 from netlab.api import (
     errors,
     objects,
+    persistentvolumes,
     priority_admission,
     resources,
     serviceaccount_admission,
@@ -56,7 +58,7 @@ from netlab.master.store import (
 MAX_UPDATE_ATTEMPTS = 20
 GENERATE_NAME_ATTEMPTS = 8
 NAMESPACES = resources.builtin("Namespace")
-assert NAMESPACES is not None
+STORAGE_CLASSES = resources.builtin("StorageClass")
 
 Mutation = Callable[[dict], dict]
 
@@ -194,6 +196,8 @@ class Registry:
             if res.kind == "Pod" and res.custom is None and namespace:
                 await self._admit_service_account(namespace, candidate)
                 priority_admission.admit_pod(candidate, await self.priority_classes.classes())
+            elif res.kind == "PersistentVolumeClaim" and res.custom is None:
+                await self._admit_default_storage_class(candidate)
             errs = strategy.validate(res, candidate)
             if errs:
                 raise errors.invalid_object(res.kind, name, errs, res.group)
@@ -233,6 +237,20 @@ class Registry:
                                                            account_name))
             account = decode_stored(kv.value, kv.mod_revision) if kv is not None else None
         serviceaccount_admission.mount_token(pod, account)
+
+    async def _admit_default_storage_class(self, claim: dict) -> None:
+        """DefaultStorageClass admission: a new claim that names no class (the field
+        absent, not ``""``, which asks for no class) gets the default class's name.
+        Claims are made rarely, so the classes are listed from the store each time."""
+        spec = claim.get("spec")
+        if not isinstance(spec, dict) or spec.get("storageClassName") is not None or \
+                persistentvolumes.BETA_CLASS_ANNOTATION in views.annotations_of(claim):
+            return
+        listed = await self.store.alist(resources.store_prefix(STORAGE_CLASSES))
+        default = persistentvolumes.default_class_name(
+            decode_stored(kv.value, kv.mod_revision) for kv in listed.items)
+        if default is not None:
+            spec["storageClassName"] = default
 
     # --- update --------------------------------------------------------------------------
 

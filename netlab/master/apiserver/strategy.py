@@ -84,6 +84,8 @@ _POLICIES: dict[str, KindPolicy] = {
     "Ingress": KindPolicy(status_subresource=True, generation=True),
     "IngressClass": KindPolicy(generation=True),
     "PriorityClass": KindPolicy(generation=True),
+    "PersistentVolume": KindPolicy(status_subresource=True),
+    "PersistentVolumeClaim": KindPolicy(status_subresource=True),
     "APIService": KindPolicy(status_subresource=True),
     "ReplicationController": KindPolicy(status_subresource=True, generation=True),
     "CustomResourceDefinition": KindPolicy(
@@ -119,6 +121,9 @@ def _initial_status(kind: str, obj: dict) -> Optional[dict]:
                 "expectedPods": 0}
     if kind == "Ingress":
         return {"loadBalancer": {}}
+    if kind in ("PersistentVolume", "PersistentVolumeClaim"):
+        # The binder moves them on (Available/Bound; Bound/Lost); the client's is ignored.
+        return {"phase": "Pending"}
     if kind == "APIService":
         return apiservices.initial_status(obj)
     if kind == "CustomResourceDefinition":

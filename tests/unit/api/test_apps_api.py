@@ -61,13 +61,31 @@ def test_daemonset_validation_names_the_fields():
         "spec.template.spec.restartPolicy: NotSupported"]
 
 
-def test_statefulset_volume_claim_templates_are_refused_naming_the_field():
-    obj = _workload("StatefulSet", volumeClaimTemplates=[{"metadata": {"name": "data"}}])
-    defaults.apply_defaults("StatefulSet", obj)
-    errs = validation.validate("StatefulSet", obj, True)
-    assert [(e.field, e.type) for e in errs] == [("spec.volumeClaimTemplates",
-                                                  "Forbidden")]
-    assert "storage" in errs[0].detail
+def test_statefulset_volume_claim_templates_are_checked_as_claims_and_mountable():
+    """A StatefulSet with volumeClaimTemplates is accepted (it used to be refused: no
+    storage); each template is checked as a claim's spec, with upstream's paths."""
+    bad = _workload("StatefulSet", volumeClaimTemplates=[{"metadata": {"name": "data"},
+                                                          "spec": {}}])
+    defaults.apply_defaults("StatefulSet", bad)
+    errs = validation.validate("StatefulSet", bad, True)
+    assert [(e.field, e.type, e.detail) for e in errs] == [
+        ("spec.volumeClaimTemplates[0].spec.accessModes", "Required",
+         "at least 1 access mode is required"),
+        ("spec.volumeClaimTemplates[0].spec.resources[storage]", "Required", "")]
+    good = _workload("StatefulSet", volumeClaimTemplates=[{
+        "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}])
+    good["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] = [
+        {"name": "data", "mountPath": "/data"}]
+    defaults.apply_defaults("StatefulSet", good)
+    assert validation.validate("StatefulSet", good, True) == []
+    template = good["spec"]["volumeClaimTemplates"][0]
+    assert template["spec"]["volumeMode"] == "Filesystem"
+    assert template["status"] == {"phase": "Pending"}
+    # A mount naming neither a volume nor a claim template is still NotFound.
+    good["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] = "other"
+    assert _errors("StatefulSet", good) == [
+        "spec.template.spec.containers[0].volumeMounts[0].name: NotFound"]
     assert _errors("StatefulSet", _workload("StatefulSet", volumeClaimTemplates=[])) == []
 
 

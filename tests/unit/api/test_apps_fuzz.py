@@ -36,7 +36,9 @@ SEEDS = {
                              "replicas": 3, "serviceName": "x", "ordinals": {"start": 1},
                              "updateStrategy": {"type": "RollingUpdate",
                                                 "rollingUpdate": {"partition": 1}},
-                             "volumeClaimTemplates": [{"metadata": {"name": "d"}}]},
+                             "volumeClaimTemplates": [{"metadata": {"name": "d"}, "spec": {
+                                 "accessModes": ["ReadWriteOnce"],
+                                 "resources": {"requests": {"storage": "1Gi"}}}}]},
                     "status": {"readyReplicas": 2}},
     "ControllerRevision": {"metadata": {"name": "x-1", "namespace": "default",
                                         "ownerReferences": [{"kind": "DaemonSet", "name": "x",

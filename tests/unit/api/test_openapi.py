@@ -46,7 +46,7 @@ GROUP_VERSIONS = sorted([
     "apis/networking.k8s.io/v1", "apis/rbac.authorization.k8s.io/v1",
     "apis/authorization.k8s.io/v1", "apis/authentication.k8s.io/v1",
     "apis/apiregistration.k8s.io/v1", "apis/apiextensions.k8s.io/v1",
-    "apis/scheduling.k8s.io/v1"])
+    "apis/scheduling.k8s.io/v1", "apis/storage.k8s.io/v1"])
 REF = "#/components/schemas/"
 
 # --- the v3 index and documents ----------------------------------------------------------------

@@ -269,7 +269,9 @@ def test_core_v1_resource_list():
     assert "apiVersion" not in doc  # as the real /api/v1 answers
     assert [e["name"] for e in doc["resources"]] == [
         "configmaps", "endpoints", "events", "namespaces", "namespaces/finalize", "nodes",
-        "nodes/status", "pods", "pods/attach", "pods/binding", "pods/ephemeralcontainers",
+        "nodes/status", "persistentvolumeclaims", "persistentvolumeclaims/status",
+        "persistentvolumes", "persistentvolumes/status", "pods", "pods/attach", "pods/binding",
+        "pods/ephemeralcontainers",
         "pods/eviction", "pods/exec", "pods/log", "pods/portforward", "pods/proxy", "pods/status",
         "replicationcontrollers", "replicationcontrollers/scale",
         "replicationcontrollers/status", "secrets", "serviceaccounts", "serviceaccounts/token",
@@ -372,7 +374,8 @@ def test_every_resource_has_its_status_subresource_where_kubernetes_does():
     assert with_status == {"nodes", "pods", "services", "deployments", "replicasets", "jobs",
                            "cronjobs", "horizontalpodautoscalers", "poddisruptionbudgets",
                            "ingresses", "apiservices", "replicationcontrollers",
-                           "customresourcedefinitions", "daemonsets", "statefulsets"}
+                           "customresourcedefinitions", "daemonsets", "statefulsets",
+                           "persistentvolumes", "persistentvolumeclaims"}
 
 
 def test_custom_resources_join_the_registry_and_leave_it():
