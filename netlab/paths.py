@@ -29,6 +29,12 @@ def data_dir(lab: str) -> Path:
     return DATA_ROOT / lab
 
 
+def local_path_dir(lab: str) -> Path:
+    """The local-path provisioner's volumes (kind's ``/opt/local-path-provisioner``):
+    one directory per provisioned PersistentVolume, gone with the lab's data."""
+    return data_dir(lab) / "local-path"
+
+
 def socket_path(lab: str) -> Path:
     """The API server's unix socket, for the CLI (mode 0600)."""
     return lab_dir(lab) / "apiserver.sock"

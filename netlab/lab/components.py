@@ -19,6 +19,7 @@ from netlab.lab.pki import etcd_pki_paths, pki_paths
 from netlab.lab.state import data_dir, lab_dir, token_path
 from netlab.master.store.etcd_server import CLIENT_PORT, PEER_PORT, EtcdTLS, etcd_argv
 from netlab.node.cni.ipam import ipam_dir
+from netlab.paths import local_path_dir
 from netlab.topology import LabPlan
 
 APISERVER_PORT = 6443
@@ -245,7 +246,9 @@ def controller_manager(plan: LabPlan) -> Component:
                      argv=_module("netlab.master.controllers", *_control_plane_connection(plan),
                                   *node_lifecycle_argv(plan),
                                   # what root-ca-cert-publisher puts in kube-root-ca.crt
-                                  "--root-ca-file", str(pki_paths(lab_dir(plan.lab)).ca_cert)))
+                                  "--root-ca-file", str(pki_paths(lab_dir(plan.lab)).ca_cert),
+                                  # the local-path provisioner's volumes
+                                  "--local-path-root", str(local_path_dir(plan.lab))))
 
 
 def cluster_dns(plan: LabPlan) -> Component:

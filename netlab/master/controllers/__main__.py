@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         default=defaults.hpa_initial_readiness_delay, metavar="DURATION")
     parser.add_argument("--root-ca-file", type=Path,
                         help="the CA published as kube-root-ca.crt in every namespace")
+    parser.add_argument("--local-path-root", default="",
+                        help="where the local-path provisioner (rancher.io/local-path) makes "
+                             "volumes; without it such claims are not provisioned")
     try:
         from netlab.master.nodelifecycle.__main__ import add_lifecycle_args
     except ImportError:  # the node lifecycle controller is optional
@@ -76,7 +79,8 @@ async def serve(args: argparse.Namespace) -> None:
                           args.horizontal_pod_autoscaler_cpu_initialization_period),
                       hpa_initial_readiness_delay=(
                           args.horizontal_pod_autoscaler_initial_readiness_delay),
-                      root_ca=args.root_ca_file.read_text() if args.root_ca_file else "")
+                      root_ca=args.root_ca_file.read_text() if args.root_ca_file else "",
+                      local_path_root=args.local_path_root)
     enabled = list(ALL) if args.controllers.strip() in ("*", "") else \
         [c.strip() for c in args.controllers.split(",") if c.strip()]
     lifecycle = None

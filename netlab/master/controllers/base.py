@@ -67,6 +67,9 @@ class Options:
     # The PEM the root CA publisher puts in every namespace's kube-root-ca.crt
     # (--root-ca-file); empty: nothing is published.
     root_ca: str = ""
+    # Where the local-path provisioner makes its volumes (--local-path-root; the lab's
+    # data directory's local-path/); empty: claims of its classes are not provisioned.
+    local_path_root: str = ""
 
 
 @dataclass

@@ -36,6 +36,7 @@ from netlab.master.controllers.gc import GarbageCollector
 from netlab.master.controllers.hpa import HPAController
 from netlab.master.controllers.job import JobController
 from netlab.master.controllers.namespace import NamespaceController
+from netlab.master.controllers.persistentvolume import PersistentVolumeController
 from netlab.master.controllers.replicaset import ReplicaSetController
 from netlab.master.controllers.replication import ReplicationManager
 from netlab.master.controllers.rootcacert import RootCACertPublisher
@@ -60,6 +61,7 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "daemonset": DaemonSetController,
     "statefulset": StatefulSetController,
     "horizontalpodautoscaling": HPAController,
+    "persistentvolume-binder": PersistentVolumeController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
 }
