@@ -1,16 +1,20 @@
 """The scheduler: pending pods in, bindings out. kube-scheduler's loop in asyncio.
 
-Two informers feed it: all Pods (pending ones become queue keys; bound ones
-fill the cache's per-node accounting) and all Nodes (the cache's node facts).
+Informers feed it: all Pods (pending ones become queue keys; bound ones
+fill the cache's per-node accounting), all Nodes (the cache's node facts), and the
+PersistentVolumeClaims, PersistentVolumes and StorageClasses the VolumeBinding rules read
+(``volumebinding.py``; a change to any of them lets parked pods try again).
 One worker takes a key at a time, the highest ``spec.priority`` first (``queue.py``),
 and runs the *scheduling cycle*, which is pure computation over the cache and never
 waits on the network:
 
-    filter every node -> score the feasible ones -> pick (ties spread by owner)
-    -> assume the pod onto that node in the cache
+    the pod's claims (VolumeBinding's PreFilter) -> filter every node -> score the
+    feasible ones -> pick (ties spread by owner) -> assume the pod onto that node
 
-then hands the *binding cycle* to a background task (``POST pods/<name>/binding``,
-then a ``Scheduled`` event), at most ``bind_concurrency`` at a time, so many
+then hands the *binding cycle* to a background task (the chosen node written on each
+unbound WaitForFirstConsumer claim as ``volume.kubernetes.io/selected-node``, then
+``POST pods/<name>/binding``, then a ``Scheduled`` event), at most ``bind_concurrency``
+at a time, so many
 bindings share the API server's group commit while the next pod is already
 being placed. A pod that fits nowhere gets a ``FailedScheduling`` event with
 kube-scheduler's message and the ``PodScheduled=False`` condition, and waits,
@@ -33,14 +37,23 @@ from typing import Any, Optional
 
 import aiohttp
 
+from netlab.api import persistentvolumes as pvs
 from netlab.api.objects import timestamp
-from netlab.api.views import PodCondition, meta_of, name_of, pod_spec, pod_status
+from netlab.api.views import (
+    PodCondition,
+    annotations_of,
+    meta_of,
+    name_of,
+    pod_spec,
+    pod_status,
+)
 from netlab.client import APIError, Client, resource_path
 from netlab.client.events import NORMAL, WARNING, EventRecorder
 from netlab.client.workqueue import SharedInformers, run_workers
+from netlab.master.scheduler import volumebinding
 from netlab.master.scheduler.cache import TERMINAL_PHASES, SchedulerCache, pod_key
 from netlab.master.scheduler.filters import find_feasible, fit_error
-from netlab.master.scheduler.nodeinfo import pod_info, pod_priority
+from netlab.master.scheduler.nodeinfo import NodeInfo, pod_info, pod_priority
 from netlab.master.scheduler.queue import SchedulingQueue
 from netlab.master.scheduler.scoring import DEFAULT_USAGE_WEIGHT, select_node
 
@@ -66,8 +79,13 @@ class Scheduler:
         self.queue = queue or SchedulingQueue()
         self.pods = informers.get("pods")
         self.nodes = informers.get("nodes")
+        self.claims = informers.get("persistentvolumeclaims")
+        self.volumes = informers.get("persistentvolumes")
+        self.classes = informers.get("storageclasses")
         self.pods.add_handler(self._on_pod)
         self.nodes.add_handler(self._on_node)
+        for informer in (self.claims, self.volumes, self.classes):
+            informer.add_handler(self._on_storage)
         self._binding: set[str] = set()  # keys whose binding is in flight
         self._tasks: set[asyncio.Task] = set()
         self._slots: Optional[asyncio.Semaphore] = None
@@ -88,6 +106,16 @@ class Scheduler:
             self.cache.remove_node(name_of(node))
         elif self.cache.update_node(node):
             self.queue.move_all()
+
+    def _on_storage(self, kind: str, obj: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
+        # A claim made or bound, a volume or class added: a pod parked on them may fit.
+        self.queue.move_all()
+
+    def _pod_claims(self, pod: dict[str, Any]) -> volumebinding.PodClaims:
+        if not volumebinding.claim_names(pod):
+            return volumebinding.PodClaims()
+        return volumebinding.pod_claims(pod, self.claims.cache, self.volumes.cache,
+                                        {name_of(c): c for c in self.classes.items()})
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         key = pod_key(pod)
@@ -120,10 +148,29 @@ class Scheduler:
         moves = self.queue.moves
         info = pod_info(pod)
         nodes = self.cache.node_list()
-        feasible, failed = find_feasible(info, nodes)
+        claims = self._pod_claims(pod)
+        feasible: list[NodeInfo] = []
+        failed: dict[str, list[str]] = {}
+        if not claims.error:
+            feasible, failed = find_feasible(info, nodes)
+        if not claims.empty and not claims.error:
+            # VolumeBinding comes after the other filters: a node's verdict is its first
+            # failing filter, so only nodes that passed them need asking.
+            volumes = self.volumes.items()
+            classes = {name_of(c): c for c in self.classes.items()}
+            kept = []
+            for candidate in feasible:
+                reasons = volumebinding.filter_node(claims, candidate.name, candidate.labels,
+                                                    volumes, classes)
+                if reasons:
+                    failed[candidate.name] = reasons
+                else:
+                    kept.append(candidate)
+            feasible = kept
         choice = select_node(info, feasible, time.time(), self.usage_weight)
         if choice is None:
-            message = fit_error(len(nodes), failed)
+            message = volumebinding.prefilter_error(len(nodes), claims.error) \
+                if claims.error else fit_error(len(nodes), failed)
             log.info("%s: %s", key, message)
             self.queue.park(key, moves)
             self._spawn(self._unschedulable(pod, message))
@@ -134,7 +181,7 @@ class Scheduler:
         self._binding.add(key)
         assert self._slots is not None
         await self._slots.acquire()  # back-pressure: at most bind_concurrency in flight
-        self._spawn(self._bind(pod, key, node))
+        self._spawn(self._bind(pod, key, node, claims.delayed))
         await asyncio.sleep(0)  # let bindings and informer events in between pods
 
     def _spawn(self, coro: Any) -> None:
@@ -144,13 +191,28 @@ class Scheduler:
 
     # --- the binding cycle ---------------------------------------------------------------------
 
-    async def _bind(self, pod: dict[str, Any], key: str, node: str) -> None:
+    async def _select_node(self, claims: list[Any], node: str) -> None:
+        """VolumeBinding's PreBind, for claims whose class waits for a first consumer:
+        the chosen node, for the provisioner (the kubelet waits for the binding)."""
+        for claim in claims:
+            if annotations_of(claim).get(pvs.SELECTED_NODE_ANNOTATION) == node:
+                continue
+            cmeta = meta_of(claim)
+            await self.client.patch("persistentvolumeclaims", cmeta.get("name", ""),
+                                    {"metadata": {"annotations": {
+                                        pvs.SELECTED_NODE_ANNOTATION: node}}},
+                                    cmeta.get("namespace") or "default")
+
+    async def _bind(self, pod: dict[str, Any], key: str, node: str,
+                    claims: Optional[list[Any]] = None) -> None:
         meta = meta_of(pod)
         namespace, name = meta.get("namespace") or "default", meta.get("name", "")
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": name, "namespace": namespace, "uid": meta.get("uid")},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
+            if claims:
+                await self._select_node(claims, node)
             await self.client.request("POST", resource_path("pods", namespace, name, "binding"),
                                       body=binding)
         except APIError as err:
@@ -209,7 +271,8 @@ class Scheduler:
         self._slots = asyncio.Semaphore(self.bind_concurrency)
         self.recorder.start()
         self.informers.start()
-        await asyncio.gather(self.pods.synced.wait(), self.nodes.synced.wait())
+        await asyncio.gather(*(i.synced.wait() for i in (
+            self.pods, self.nodes, self.claims, self.volumes, self.classes)))
         log.info("%s: caches synced: %d nodes, %d pods pending", self.name,
                  len(self.cache.node_list()), len(self.queue))
         try:
