@@ -47,7 +47,7 @@ from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_s
 from netlab.client import APIError, Client, resource_path
 from netlab.images import UNKNOWN_IMAGE_REASON, builtin_image
 from netlab.images.store import ImageStore
-from netlab.node.kubelet import envsources, ephemeral, serviceenv, volumemanager
+from netlab.node.kubelet import claims, envsources, ephemeral, serviceenv, volumemanager
 from netlab.node.kubelet import status as podstatus
 from netlab.node.kubelet import volumes as volplugins
 from netlab.node.kubelet.atomic_writer import FileProjection
@@ -77,6 +77,7 @@ from netlab.node.kubelet.startgate import StartGate
 from netlab.node.kubelet.statussync import StatusManager
 from netlab.node.kubelet.tokens import TokenError, TokenManager
 from netlab.node.runtime import AdoptedPod, ContainerError, ContainerState, CreateError, Sandbox
+from netlab.paths import local_path_dir
 from netlab.units import format_duration
 
 log = logging.getLogger("netlab.kubelet.pods")
@@ -160,6 +161,7 @@ class PodWorker:
         self.waiting: dict[str, tuple[str, str]] = {}  # container -> Waiting reason, message
         self.config_retry: dict[str, float] = {}  # container -> next config-error retry delay
         self.volume_paths: dict[str, str] = {}  # volume name -> host path, once ready
+        self.volume_host_paths: set[str] = set()  # claim volumes that are static hostPaths
         self.volume_retry = CONFIG_RETRY_START
         self.kill: dict[tuple[str, int], str] = {}  # (container, attempt) -> why
         self.watches: dict[str, tuple[int, ExitWatch]] = {}
@@ -337,6 +339,7 @@ class PodWorker:
         wanted = volplugins.referenced(pod)
         try:
             sources = await self._fetch(wanted)
+            claim_paths, claim_failed = await self._claim_paths(pod)
         except (APIError, aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
             # The API server is away: volumes set up once keep their files and the
             # containers are still looked after (restarts go on); a later sync refreshes.
@@ -348,14 +351,15 @@ class PodWorker:
         tokens, token_failed = await self._projected_tokens(pod, volumes)
 
         def work() -> tuple[dict[str, str], dict[str, str]]:
-            ready, failed = {}, dict(token_failed)
+            ready, failed = {}, {**token_failed, **claim_failed}
             for volume in volumes:
                 name = str(volume.get("name") or "")
                 if name in failed:
                     continue
                 try:
                     ready[name] = volumemanager.setup_volume(pod_dir, volume, pod, context,
-                                                             sources, tokens.get(name))
+                                                             sources, tokens.get(name),
+                                                             claim_paths.get(name))
                 except (volplugins.VolumeError, OSError) as err:
                     failed[name] = str(err)
             return ready, failed
@@ -364,6 +368,8 @@ class PodWorker:
         # A volume set up once stays as it was when a refresh fails (its ConfigMap was
         # deleted): the running containers keep it, and their sync goes on.
         self.volume_paths.update(ready)
+        self.volume_host_paths.update(name for name, where in claim_paths.items()
+                                      if name in ready and not where.provisioned)
         for name, message in failed.items():
             if self._first(("FailedMount", name, message)):
                 self.event(pod, WARNING, "FailedMount",
@@ -407,6 +413,36 @@ class PodWorker:
             except TokenError as err:
                 failed[name] = str(err)
         return files, failed
+
+    async def _claim_paths(self, pod: dict[str, Any]
+                           ) -> tuple[dict[str, claims.ClaimPath], dict[str, str]]:
+        """Each claim volume's bound volume on the host, by volume name, and the claim
+        volumes that cannot be mounted yet (not found, not bound: the pod waits), with
+        why. The claim and its volume are read afresh on each try."""
+        namespace = claims.pod_namespace(pod)
+        root = str(local_path_dir(self.s.cfg.lab))
+        found: dict[str, claims.ClaimPath] = {}
+        failed: dict[str, str] = {}
+        for volume_name, claim_name in claims.claims_of(pod):
+            claim = await self._get_or_none("persistentvolumeclaims", claim_name, namespace)
+            pv = None
+            wanted = ((claim or {}).get("spec") or {}).get("volumeName")
+            if claim is not None and wanted:
+                pv = await self._get_or_none("persistentvolumes", str(wanted), None)
+            try:
+                found[volume_name] = claims.resolve(claim, pv, namespace, claim_name, root)
+            except volplugins.VolumeError as err:
+                failed[volume_name] = str(err)
+        return found, failed
+
+    async def _get_or_none(self, resource: str, name: str,
+                           namespace: Optional[str]) -> Optional[dict[str, Any]]:
+        try:
+            return await self.s.client.get(resource, name, namespace)
+        except APIError as err:
+            if err.not_found:
+                return None
+            raise
 
     async def _fetch(self, wanted: set[tuple[str, str]]) -> dict:
         """GET each named ConfigMap and Secret of the pod's namespace (None: not found)."""
@@ -551,7 +587,8 @@ class PodWorker:
                                   () if stored else tuple(self.s.images.names()))
             volumes = {str(v.get("name")): v for v in pod_spec(pod).get("volumes") or []}
             spec = dataclasses.replace(spec, mounts=volumemanager.container_mounts(
-                c, volumes, self.volume_paths, container_env(pod, c, context)),
+                c, volumes, self.volume_paths, container_env(pod, c, context),
+                frozenset(self.volume_host_paths)),
                 pid_namespace=ephemeral.pid_namespace(target))
         except ContainerConfigError as err:
             self.waiting[name] = (err.reason, err.message)

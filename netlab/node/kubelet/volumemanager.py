@@ -18,7 +18,11 @@ the lab's state directory masked. Per volume type:
   for ``DirectoryOrCreate``/``FileOrCreate``); netlab's own state and data
   directories are refused, since a pod must never reach the lab's credentials;
 - configMap, secret, downwardAPI, projected: the atomic writer's layout
-  (``atomic_writer``), files from ``volumes.payload``; mounted read-only, as upstream.
+  (``atomic_writer``), files from ``volumes.payload``; mounted read-only, as upstream;
+- ``persistentVolumeClaim``: the bound volume's directory (``claims.resolve``): the
+  local-path provisioner's directory for this claim (made again, 0777, should it be
+  gone, as its volume's ``DirectoryOrCreate`` says), or a static volume's path under the
+  hostPath rules; read-only when the volume source says ``readOnly``.
 
 A volume that cannot be set up raises :class:`netlab.node.kubelet.volumes.VolumeError`
 (the worker turns it into a ``FailedMount`` event and the pod waits). Container mounts
@@ -38,7 +42,7 @@ from typing import Any, Optional
 
 from netlab.api.views import Container
 from netlab.kernel import mounts
-from netlab.node.kubelet import atomic_writer, envsources
+from netlab.node.kubelet import atomic_writer, claims, envsources
 from netlab.node.kubelet import volumes as plugins
 from netlab.node.kubelet.spec import CONFIG_ERROR, ContainerConfigError, PodContext, expand
 from netlab.node.runtime import capabilities
@@ -108,12 +112,43 @@ def check_host_path(path: str, kind: str) -> None:
 # --- setting volumes up ----------------------------------------------------------------------
 
 
+def setup_claim_volume(claim_path: claims.ClaimPath) -> str:
+    """A claim's volume: the provisioner's directory, reached without a symbolic link
+    (made again, 0777, should it be gone), or a static volume's path as a hostPath."""
+    path = claim_path.path
+    if not claim_path.provisioned:
+        why = capabilities.forbidden_host_path(path)
+        if why:
+            raise plugins.VolumeError(why)
+        check_host_path(path, claim_path.host_path_type)
+        return path
+    if os.path.realpath(path) != os.path.join(os.path.realpath(os.path.dirname(path)),
+                                              os.path.basename(path)):
+        raise plugins.VolumeError(f"{path} is a symbolic link")
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        os.mkdir(path, 0o777)
+        os.chmod(path, 0o777)
+        return path
+    if not stat.S_ISDIR(info.st_mode):
+        raise plugins.VolumeError(f"hostPath type check failed: {path} is not a directory")
+    return path
+
+
 def setup_volume(pod_dir: Path, volume: Mapping[str, Any], pod: dict[str, Any],
                  ctx: PodContext, sources: envsources.Sources,
-                 extra: Optional[Mapping[str, atomic_writer.FileProjection]] = None) -> str:
+                 extra: Optional[Mapping[str, atomic_writer.FileProjection]] = None,
+                 claim_path: Optional[claims.ClaimPath] = None) -> str:
     """Make one volume ready; return the host path its mounts bind. ``extra`` adds
-    files to a projected volume (a service-account token and CA, once made)."""
+    files to a projected volume (a service-account token and CA, once made);
+    ``claim_path``: where a claim volume's bound volume is (``claims.resolve``)."""
     kind = plugins.volume_type(volume)
+    if kind == claims.PVC:
+        if claim_path is None:
+            raise plugins.VolumeError(f"claim {claims.claim_name(volume)} not resolved")
+        return setup_claim_volume(claim_path)
     if kind == plugins.HOST_PATH:
         src = volume.get(kind) or {}
         path = str(src.get("path") or "")
@@ -228,10 +263,13 @@ def _prepare_sub_path(base: str, sub_path: str, create: bool) -> None:
 
 
 def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, Any]],
-                     ready: Mapping[str, str], env: Mapping[str, str] | None = None
+                     ready: Mapping[str, str], env: Mapping[str, str] | None = None,
+                     host_paths: frozenset[str] = frozenset()
                      ) -> tuple[mounts.VolumeBind, ...]:
     """The mounts of ``container``: each ``volumeMounts`` entry bound to its ready
-    volume (``ready``: volume name -> host path). ``subPathExpr`` is expanded with the
+    volume (``ready``: volume name -> host path); ``host_paths``: the claim volumes
+    whose volume is a static hostPath, checked again by the runtime as hostPaths are.
+    A claim volume with ``readOnly`` is mounted read-only. ``subPathExpr`` is expanded with the
     container's ``env``. A subPath that leads out of its volume, or an expression
     naming an unset variable, fails the container as upstream's
     ``CreateContainerConfigError``."""
@@ -255,8 +293,9 @@ def container_mounts(container: Container, volumes: Mapping[str, Mapping[str, An
                     f'container "{cname}"') from None
         out.append(mounts.VolumeBind(
             source=ready[name], destination=str(vm.get("mountPath") or ""),
-            read_only=bool(vm.get("readOnly")) or read_only_volume(volume), sub_path=sub_path,
-            host_path=plugins.volume_type(volume) == plugins.HOST_PATH,
+            read_only=bool(vm.get("readOnly")) or read_only_volume(volume) or
+            claims.read_only(volume), sub_path=sub_path,
+            host_path=plugins.volume_type(volume) == plugins.HOST_PATH or name in host_paths,
             propagation=str(vm.get("mountPropagation") or "")))
     return tuple(out)
 

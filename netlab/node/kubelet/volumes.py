@@ -16,8 +16,9 @@ disk. This module is that decision, pure, following the upstream plugins
   kubelet makes them) join the same payload.
 
 Also here: which objects a pod's volumes refer to (the worker GETs them), the kind of
-each volume, and why a volume netlab cannot provide fails (``persistentVolumeClaim``
-and the rest). Errors are :class:`VolumeError`, whose message follows upstream's
+each volume, and why a volume netlab cannot provide fails (the cloud and network
+volume types; ``persistentVolumeClaim`` volumes are resolved by ``claims``). Errors are
+:class:`VolumeError`, whose message follows upstream's
 ``MountVolume.SetUp failed for volume "x" : ...``. Pure: no I/O.
 """
 
@@ -40,7 +41,7 @@ from netlab.node.kubelet.spec import (
 DEFAULT_MODE = 0o644  # configMap, secret, downwardAPI and projected: 420
 EMPTY_DIR, HOST_PATH = "emptyDir", "hostPath"
 ATOMIC = ("configMap", "secret", "downwardAPI", "projected")
-SUPPORTED = (EMPTY_DIR, HOST_PATH, *ATOMIC)
+SUPPORTED = (EMPTY_DIR, HOST_PATH, *ATOMIC, "persistentVolumeClaim")
 # Upstream's directory per plugin, under the pod's volumes/ (kubernetes.io~empty-dir).
 PLUGIN_DIRS = {EMPTY_DIR: "kubernetes.io~empty-dir", HOST_PATH: "kubernetes.io~host-path",
                "configMap": "kubernetes.io~configmap", "secret": "kubernetes.io~secret",
@@ -65,9 +66,6 @@ def volume_type(volume: Mapping[str, Any]) -> str:
 
 
 def unsupported_reason(kind: str) -> str:
-    if kind == "persistentVolumeClaim":
-        return ("persistentVolumeClaim volumes are not supported: netlab has no "
-                "PersistentVolumes or storage provisioner; use an emptyDir or a hostPath")
     return (f"{kind} volumes are not supported by netlab (supported: "
             f"{', '.join(SUPPORTED)})")
 

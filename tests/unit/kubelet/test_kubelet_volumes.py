@@ -144,9 +144,9 @@ def test_projected_unites_sources_and_accepts_extra_files():
 
 
 def test_unsupported_volumes_say_why(tmp_path):
-    vol = {"name": "data", "persistentVolumeClaim": {"claimName": "pvc"}}
-    assert plugins.volume_type(vol) == "persistentVolumeClaim"
-    with pytest.raises(plugins.UnsupportedVolume, match="persistentVolumeClaim volumes are not"):
+    vol = {"name": "data", "nfs": {"server": "x", "path": "/"}}
+    assert plugins.volume_type(vol) == "nfs"
+    with pytest.raises(plugins.UnsupportedVolume, match="nfs volumes are not supported"):
         volumemanager.setup_volume(tmp_path, vol, POD, CTX, SOURCES)
 
 
