@@ -8,7 +8,10 @@ Each reconcile of a StatefulSet (Kubernetes' ``StatefulSetControl.UpdateStateful
 2. claim the pods (adopt matching orphans, release mismatches);
 3. :func:`statefulset_plan.next_step` says what to create or delete now; a new
    pod is made from the current revision below ``partition`` and from the update
-   revision otherwise;
+   revision otherwise, after its claims (``volumeClaimTemplates``) exist: each one
+   missing is created first (``createPersistentVolumeClaims``), and a claim being
+   deleted holds the pod back until it is gone; a pod scaled away whose set says
+   ``whenScaled: Delete`` first becomes its claims' owner, so they go with it;
 4. write the status, then trim revisions beyond ``revisionHistoryLimit`` that no
    pod uses.
 
@@ -49,6 +52,7 @@ class StatefulSetController(OwnerController):
         self.sets = self.watch(RESOURCE)
         self.mine = Overlay(self.sets)
         self.pods = self.watch("pods", self._on_pod)
+        self.claims = ctx.informer("persistentvolumeclaims")
 
     def _on_pod(self, kind: str, pod: dict[str, Any], old: Optional[dict[str, Any]]) -> None:
         owner = self.owner_key(pod)
@@ -105,6 +109,9 @@ class StatefulSetController(OwnerController):
         name = name_of(sts)
 
         async def create_one(ordinal: int) -> None:
+            if not await self._ensure_claims(sts, ordinal):
+                self.enqueue_after(f"{meta_of(sts).get('namespace')}/{name}", 1.0)
+                return
             revision = current if sp.uses_current_revision(sts, ordinal) else update
             template = history.template_of(revision)
             pod = sp.pod_for(sts, template, ordinal,
@@ -121,6 +128,7 @@ class StatefulSetController(OwnerController):
                                f"create Pod {name}-{ordinal} in StatefulSet {name} successful")
 
         async def delete_one(pod: dict[str, Any]) -> None:
+            await self._hand_claims_to(sts, pod)
             if await delete_object(self.client, "pods", pod):
                 self.events.normal(sts, "SuccessfulDelete", f"delete Pod {name_of(pod)} "
                                    f"in StatefulSet {name} successful")
@@ -131,3 +139,60 @@ class StatefulSetController(OwnerController):
         errors = [r for r in results if isinstance(r, Exception)]
         if errors:
             raise errors[0]
+
+    async def _claim(self, namespace: str, name: str) -> Optional[dict[str, Any]]:
+        claim = self.claims.get(f"{namespace}/{name}")
+        if claim is not None:
+            return claim
+        try:  # the cache may lag behind a claim made a moment ago
+            return await self.client.get("persistentvolumeclaims", name, namespace)
+        except APIError as err:
+            if err.not_found:
+                return None
+            raise
+
+    async def _ensure_claims(self, sts: dict[str, Any], ordinal: int) -> bool:
+        """``createPersistentVolumeClaims``: every claim of the pod at ``ordinal`` exists
+        before the pod, with upstream's events; False while one is being deleted (the
+        pod must not start on a claim about to go: the set looks again shortly)."""
+        name, namespace = name_of(sts), meta_of(sts).get("namespace") or "default"
+        pod_name = f"{name}-{ordinal}"
+        for claim in sp.claims_for(sts, ordinal):
+            claim_name = name_of(claim)
+            existing = await self._claim(namespace, claim_name)
+            if existing is not None:
+                if meta_of(existing).get("deletionTimestamp"):
+                    self.log.info("%s/%s: pvc %s is being deleted", namespace, name, claim_name)
+                    return False
+                continue
+            try:
+                await self.client.create(claim)
+            except APIError as err:
+                if err.code == 409:
+                    continue  # made meanwhile (our cache is behind)
+                self.events.warning(sts, "FailedCreate", f"create Claim {claim_name} for Pod "
+                                    f"{pod_name} in StatefulSet {name} failed error: {err}")
+                raise
+            self.events.normal(sts, "SuccessfulCreate", f"create Claim {claim_name} Pod "
+                               f"{pod_name} in StatefulSet {name} success")
+        return True
+
+    async def _hand_claims_to(self, sts: dict[str, Any], pod: dict[str, Any]) -> None:
+        """``whenScaled: Delete``: a pod scaled away owns its claims (and, with
+        ``whenDeleted: Delete``, the set no longer does), so the garbage collector removes
+        them after the pod."""
+        ordinal = sp.ordinal_of(name_of(sts), pod)
+        if ordinal is None or sp.in_range(sts, ordinal) or sp.retention(sts)[1] != "Delete":
+            return
+        namespace = meta_of(sts).get("namespace") or "default"
+        wanted = sp.claim_owner_refs(sts, pod, ordinal)
+        owners = {meta_of(sts).get("uid"), meta_of(pod).get("uid")}
+        for claim in sp.claims_for(sts, ordinal):
+            existing = await self._claim(namespace, name_of(claim))
+            if existing is None:
+                continue
+            refs = [r for r in meta_of(existing).get("ownerReferences") or []
+                    if r.get("uid") not in owners] + wanted
+            if refs != (meta_of(existing).get("ownerReferences") or []):
+                await self.client.patch("persistentvolumeclaims", name_of(existing),
+                                        {"metadata": {"ownerReferences": refs}}, namespace)

@@ -17,7 +17,13 @@ over plain dicts, so each decision is unit-tested without a cluster:
   ``OnDelete`` leaves pods alone (a pod deleted by the user comes back at the update
   revision);
 * a new pod below ``partition`` is made from the current revision, others from the
-  update revision.
+  update revision;
+* storage (``getPersistentVolumeClaims``, ``updateStorage``): each
+  ``volumeClaimTemplates`` entry is a claim ``<template>-<set>-<ordinal>`` with the
+  set's selector labels, made before its pod, and a volume of the pod named after the
+  template (replacing a template volume of that name); the claims' owner references
+  follow ``persistentVolumeClaimRetentionPolicy`` (:func:`claim_owner_refs`): none with
+  the default Retain/Retain, so claims outlive the set and a re-created pod finds its data.
 """
 
 from __future__ import annotations
@@ -100,11 +106,85 @@ def pod_for(sts: Obj, template: Obj, ordinal: int, revision_name: str) -> dict[s
     if tmeta.get("annotations"):
         pmeta["annotations"] = dict(tmeta["annotations"])
     spec = dict(podutil.pod_from_template(template, "", "", None)["spec"])
+    templates = claim_templates(sts)
+    if templates:
+        claimed = {claim_template_name(t) for t in templates}
+        spec["volumes"] = [{"name": claim_template_name(t), "persistentVolumeClaim": {
+            "claimName": claim_name(sts, t, ordinal)}} for t in templates] + [
+            v for v in spec.get("volumes") or [] if v.get("name") not in claimed]
     spec["hostname"] = name
     service = spec_of(sts).get("serviceName")
     if service:
         spec["subdomain"] = service
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pmeta, "spec": spec}
+
+
+def claim_templates(sts: Obj) -> list[Obj]:
+    templates = spec_of(sts).get("volumeClaimTemplates")
+    return [t for t in templates if isinstance(t, dict)] if isinstance(templates, list) else []
+
+
+def claim_template_name(template: Obj) -> str:
+    return str(meta_of(template).get("name") or "")
+
+
+def claim_name(sts: Obj, template: Obj, ordinal: int) -> str:
+    """``getPersistentVolumeClaimName``: ``<template>-<set>-<ordinal>``."""
+    return f"{claim_template_name(template)}-{name_of(sts)}-{ordinal}"
+
+
+def retention(sts: Obj) -> tuple[str, str]:
+    """``(whenDeleted, whenScaled)``, each Retain unless the set says Delete."""
+    policy = spec_of(sts).get("persistentVolumeClaimRetentionPolicy")
+    policy = policy if isinstance(policy, dict) else {}
+    return (str(policy.get("whenDeleted") or "Retain"), str(policy.get("whenScaled") or "Retain"))
+
+
+def in_range(sts: Obj, ordinal: int) -> bool:
+    """The ordinal is one the set wants (not condemned by a scale-down)."""
+    return start_ordinal(sts) <= ordinal < start_ordinal(sts) + replicas(sts)
+
+
+def _ref(owner: Obj, api_version: str, kind: str) -> dict[str, Any]:
+    return {"apiVersion": api_version, "kind": kind, "name": name_of(owner),
+            "uid": meta_of(owner).get("uid")}
+
+
+def claim_owner_refs(sts: Obj, pod: Optional[Obj], ordinal: int) -> list[dict[str, Any]]:
+    """``updateClaimOwnerRefForSetAndPod``: the set owns its claims when ``whenDeleted``
+    is Delete (and the ordinal is in range); the pod owns its claim once scaled away
+    when ``whenScaled`` is Delete. Neither is a controller reference."""
+    when_deleted, when_scaled = retention(sts)
+    scaled_down = not in_range(sts, ordinal)
+    refs = []
+    if when_deleted == "Delete" and not (scaled_down and when_scaled == "Delete"):
+        refs.append(_ref(sts, "apps/v1", "StatefulSet"))
+    if when_scaled == "Delete" and scaled_down and pod is not None:
+        refs.append(_ref(pod, "v1", "Pod"))
+    return refs
+
+
+def claims_for(sts: Obj, ordinal: int) -> list[dict[str, Any]]:
+    """The claims of the pod at ``ordinal`` (``getPersistentVolumeClaims``), as made:
+    the template's metadata and spec, the set's namespace and selector labels."""
+    selector = spec_of(sts).get("selector")
+    match = selector.get("matchLabels") if isinstance(selector, dict) else None
+    out = []
+    for template in claim_templates(sts):
+        tmeta = meta_of(template)
+        labels = {**(tmeta.get("labels") or {}), **(match or {})}
+        cmeta: dict[str, Any] = {"name": claim_name(sts, template, ordinal),
+                                 "namespace": meta_of(sts).get("namespace")}
+        if labels:
+            cmeta["labels"] = labels
+        if tmeta.get("annotations"):
+            cmeta["annotations"] = dict(tmeta["annotations"])
+        refs = claim_owner_refs(sts, None, ordinal)
+        if refs:
+            cmeta["ownerReferences"] = refs
+        out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": cmeta,
+                    "spec": dict(template.get("spec") or {})})
+    return out
 
 
 @dataclass
