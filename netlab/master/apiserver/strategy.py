@@ -39,6 +39,7 @@ from netlab.master.apiserver.allocators import ServiceAllocator
 _SYSTEM_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
                 "generation", "selfLink", "managedFields")
 
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
 JOB_LABELS = ("controller-uid", "batch.kubernetes.io/controller-uid")
 JOB_NAME_LABELS = ("job-name", "batch.kubernetes.io/job-name")
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
@@ -233,6 +234,12 @@ def prepare_for_create(res: Resource, obj: dict) -> None:
         _admit_pod(obj)
     elif res.kind == "Job":
         _generate_job_selector(obj)
+    elif res.kind == "PersistentVolumeClaim":
+        # StorageObjectInUseProtection: deleting a claim a pod uses waits for that pod
+        # (netlab.master.controllers.pvcprotection removes the finalizer).
+        finalizers = m.setdefault("finalizers", [])
+        if isinstance(finalizers, list) and PVC_PROTECTION not in finalizers:
+            finalizers.append(PVC_PROTECTION)
 
 
 def validate(res: Resource, obj: dict) -> list:

@@ -37,6 +37,7 @@ from netlab.master.controllers.hpa import HPAController
 from netlab.master.controllers.job import JobController
 from netlab.master.controllers.namespace import NamespaceController
 from netlab.master.controllers.persistentvolume import PersistentVolumeController
+from netlab.master.controllers.pvcprotection import PVCProtectionController
 from netlab.master.controllers.replicaset import ReplicaSetController
 from netlab.master.controllers.replication import ReplicationManager
 from netlab.master.controllers.rootcacert import RootCACertPublisher
@@ -62,6 +63,7 @@ CONTROLLERS: dict[str, Callable[[Context], Controller]] = {
     "statefulset": StatefulSetController,
     "horizontalpodautoscaling": HPAController,
     "persistentvolume-binder": PersistentVolumeController,
+    "pvc-protection": PVCProtectionController,
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
 }

@@ -59,6 +59,9 @@ def resolve(claim: Optional[Mapping[str, Any]], pv: Optional[Mapping[str, Any]],
     if claim is None:
         raise VolumeError(f"{prefix}: failed to fetch PVC from API server: "
                           f'persistentvolumeclaims "{name}" not found')
+    if meta_of(claim).get("deletionTimestamp"):
+        raise VolumeError(f"{prefix}: can't start pod because PVC {namespace}/{name} is being "
+                          "deleted")
     volume_name = (claim.get("spec") or {}).get("volumeName")
     if (claim.get("status") or {}).get("phase") != "Bound" or not volume_name:
         raise VolumeError(f"{prefix}: PVC is not bound")

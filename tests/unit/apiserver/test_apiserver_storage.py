@@ -57,6 +57,7 @@ async def test_a_claim_gets_the_default_class_and_starts_pending(api, memory_sto
         assert made["spec"]["storageClassName"] == "standard"
         assert made["spec"]["volumeMode"] == "Filesystem"
         assert made["status"] == {"phase": "Pending"}
+        assert made["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
         # "" asks for no class at all: DefaultStorageClass leaves it alone.
         static = await c.ok("POST", CLAIMS, claim("static", storageClassName=""))
         assert static["spec"]["storageClassName"] == ""

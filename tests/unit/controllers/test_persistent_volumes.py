@@ -204,7 +204,7 @@ async def _phase(client, resource: str, name: str, namespace: str | None, want: 
 async def test_controller_binds_provisions_and_reclaims(tmp_path: Path) -> None:
     root = str(tmp_path / "local-path")
     options = Options(local_path_root=root)
-    async with cluster(options, controllers=["persistentvolume-binder"]) as c:
+    async with cluster(options, controllers=["persistentvolume-binder", "pvc-protection"]) as c:
         # Static: a class-less claim binds the matching Available volume.
         await c.client.create(volume("static", "2Gi"))
         await c.client.create(claim("static", cls=""))
@@ -250,3 +250,25 @@ def test_a_claim_naming_a_volume_that_cannot_serve_it_says_why():
     step = plan.claim_step(claim(cls="", volumeName="rwx", accessModes=["ReadWriteMany"]),
                            [volume("rwx", "2Gi")], CLASSES)
     assert step.message.endswith("incompatible accessMode")
+
+
+async def test_a_claim_in_use_is_deleted_only_when_its_pod_is_done() -> None:
+    async with cluster(controllers=["pvc-protection"]) as c:
+        made = await c.client.create(claim("data", cls=""))
+        assert made["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+        await c.client.create({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": "user", "namespace": "default"}, "spec": {
+            "nodeName": "worker1", "containers": [{"name": "c", "image": "i"}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}})
+        await c.client.delete("persistentvolumeclaims", "data", "default")
+        held = await c.client.get("persistentvolumeclaims", "data", "default")
+        assert held["metadata"].get("deletionTimestamp")  # Terminating while in use
+        pod = await c.client.get("pods", "user", "default")
+        pod["status"] = {"phase": "Succeeded"}
+        await c.client.update(pod, subresource="status")
+
+        async def gone():
+            items = (await c.client.list("persistentvolumeclaims", "default"))["items"]
+            return not items
+
+        await eventually(gone, what="the claim to go once its pod is done")

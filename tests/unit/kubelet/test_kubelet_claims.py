@@ -55,6 +55,15 @@ def test_until_the_claim_is_bound_the_volume_fails_with_upstreams_words(claim_ob
     assert str(err.value) == message
 
 
+def test_a_claim_being_deleted_starts_no_pod(tmp_path: Path):
+    root = str(tmp_path / "local-path")
+    going = claim()
+    going["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    with pytest.raises(plugins.VolumeError, match="can't start pod because PVC shop/data is "
+                                                  "being deleted"):
+        claims.resolve(going, provisioned(root), "shop", "data", root)
+
+
 def test_a_volume_of_another_claim_is_refused(tmp_path: Path):
     root = str(tmp_path / "local-path")
     pv = provisioned(root)
