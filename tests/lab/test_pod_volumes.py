@@ -269,13 +269,8 @@ def test_a_missing_configmap_keeps_the_pod_waiting(volumes_pod):
             'MountVolume.SetUp failed for volume "v" : configmap "nope" not found')
 
 
-def test_a_persistent_volume_claim_is_explained(volumes_pod):
-    event = _broken(volumes_pod["kubeconfig"], "claim",
-                    "persistentVolumeClaim: {claimName: data}",
-                    'MountVolume.SetUp failed for volume "v" : persistentVolumeClaim volumes '
-                    "are not supported: netlab has no PersistentVolumes or storage "
-                    "provisioner; use an emptyDir or a hostPath")
-    assert event["involvedObject"]["kind"] == "Pod"
+# A pod naming a claim that does not exist stays Pending (the scheduler's VolumeBinding):
+# tests/lab/test_persistent_volumes.py.
 
 
 PROPAGATION = textwrap.dedent("""\
