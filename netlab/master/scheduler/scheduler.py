@@ -210,19 +210,22 @@ class Scheduler:
         binding = {"apiVersion": "v1", "kind": "Binding",
                    "metadata": {"name": name, "namespace": namespace, "uid": meta.get("uid")},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        claims_done = False
         try:
             if claims:
                 await self._select_node(claims, node)
+            claims_done = True
             await self.client.request("POST", resource_path("pods", namespace, name, "binding"),
                                       body=binding)
         except APIError as err:
             self._binding.discard(key)
             self.cache.forget(key)
-            if err.not_found or err.conflict:
+            if claims_done and (err.not_found or err.conflict):
                 # Gone, being deleted, or bound by someone else: the informer will say.
                 log.info("%s: binding to %s refused: %s", key, node, err)
                 self.queue.forget(key)
             else:
+                # (A claim that went or changed meanwhile: the next try sees it.)
                 log.warning("%s: binding to %s failed: %s", key, node, err)
                 self.queue.retry(key)
             return
