@@ -194,6 +194,16 @@ class PersistentVolumeController(Controller):
             return  # made already (or being made): its event binds the claim
         self._provisioning.add(key)
         try:
+            provisioner = str(sc.get("provisioner") or "")
+            wanted = {pvs.STORAGE_PROVISIONER_ANNOTATION: provisioner,
+                      pvs.BETA_STORAGE_PROVISIONER_ANNOTATION: provisioner}
+            if any(annotations_of(claim).get(k) != v for k, v in wanted.items()):
+                # The binder's part (provisionClaim): it names the provisioner on the claim
+                # and says it is waiting for it, as it does for any external provisioner.
+                claim = await self.client.patch(CLAIMS, name_of(claim), {
+                    "metadata": {"annotations": wanted}}, namespace_of(claim))
+                self.events.normal(claim, "ExternalProvisioning",
+                                   plan.external_provisioning_msg(provisioner))
             self.provisioner_events.normal(
                 claim, "Provisioning",
                 f'External provisioner is provisioning volume for claim "{key}"')

@@ -223,6 +223,8 @@ async def test_controller_binds_provisions_and_reclaims(tmp_path: Path) -> None:
                                                "default", "Bound"), what="provisioning")
         pv_name = f"pvc-{made['metadata']['uid']}"
         assert data["spec"]["volumeName"] == pv_name
+        assert data["metadata"]["annotations"][pvs.STORAGE_PROVISIONER_ANNOTATION] == \
+            pvs.LOCAL_PATH_PROVISIONER
         pv = await c.client.get("persistentvolumes", pv_name)
         path = pv["spec"]["hostPath"]["path"]
         assert path == f"{root}/{pv_name}_default_data" and os.path.isdir(path)
