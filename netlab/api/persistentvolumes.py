@@ -31,6 +31,7 @@ from decimal import Decimal
 from pathlib import PurePosixPath
 from typing import Any, Optional
 
+from netlab.api.nodeaffinity import term_matches
 from netlab.api.selectors import SelectorError, label_selector_from_object
 from netlab.api.views import annotations_of, labels_of, meta_of, name_of, namespace_of, uid_of
 from netlab.units import QuantityError, parse_quantity
@@ -260,26 +261,6 @@ def volume_path(pv: Obj) -> str:
 # --- node affinity -----------------------------------------------------------------------------
 
 
-def _expression_matches(expr: Mapping[str, Any], value: Optional[str]) -> bool:
-    operator = expr.get("operator")
-    values = [str(v) for v in expr.get("values") or []]
-    if operator == "In":
-        return value is not None and value in values
-    if operator == "NotIn":
-        return value is None or value not in values
-    if operator == "Exists":
-        return value is not None
-    if operator == "DoesNotExist":
-        return value is None
-    if operator in ("Gt", "Lt") and value is not None and len(values) == 1:
-        try:
-            have, want = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > want if operator == "Gt" else have < want
-    return False
-
-
 def node_affinity_matches(pv: Obj, node_name: str, node_labels: Mapping[str, str]) -> bool:
     """``CheckNodeAffinity``: a volume without ``nodeAffinity.required`` fits every
     node; else one of its terms must match all its expressions (and fields)."""
@@ -287,15 +268,5 @@ def node_affinity_matches(pv: Obj, node_name: str, node_labels: Mapping[str, str
     required = affinity.get("required") if isinstance(affinity, dict) else None
     if not isinstance(required, dict):
         return True
-    for term in required.get("nodeSelectorTerms") or []:
-        if not isinstance(term, dict):
-            continue
-        exprs = [e for e in term.get("matchExpressions") or [] if isinstance(e, dict)]
-        fields = [e for e in term.get("matchFields") or [] if isinstance(e, dict)]
-        if not exprs and not fields:
-            continue
-        if all(_expression_matches(e, node_labels.get(str(e.get("key")))) for e in exprs) \
-                and all(_expression_matches(e, node_name if e.get("key") == "metadata.name"
-                                            else None) for e in fields):
-            return True
-    return False
+    return any(term_matches(term, node_name, node_labels)
+               for term in required.get("nodeSelectorTerms") or [] if isinstance(term, dict))

@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any, Callable, Optional
 
+from netlab.api.nodeaffinity import term_matches
 from netlab.master.scheduler.nodeinfo import NodeInfo, PodInfo
 
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
@@ -109,46 +110,12 @@ def node_ready(pod: PodInfo, node: NodeInfo) -> list[str]:
     return [ERR_NOT_READY]
 
 
-def _expression_matches(expr: Mapping[str, Any], value: Optional[str]) -> bool:
-    operator = expr.get("operator")
-    values = [str(v) for v in expr.get("values") or []]
-    if operator == "In":
-        return value is not None and value in values
-    if operator == "NotIn":
-        return value is None or value not in values
-    if operator == "Exists":
-        return value is not None
-    if operator == "DoesNotExist":
-        return value is None
-    if operator in ("Gt", "Lt") and value is not None and len(values) == 1:
-        try:
-            have, want = int(value), int(values[0])
-        except ValueError:
-            return False
-        return have > want if operator == "Gt" else have < want
-    return False
-
-
-def _term_matches(term: Mapping[str, Any], node: NodeInfo) -> bool:
-    expressions = [e for e in term.get("matchExpressions") or [] if isinstance(e, dict)]
-    fields = [e for e in term.get("matchFields") or [] if isinstance(e, dict)]
-    if not expressions and not fields:
-        return False  # an empty term matches no objects
-    for expr in expressions:
-        if not _expression_matches(expr, node.labels.get(str(expr.get("key")))):
-            return False
-    for expr in fields:
-        value = node.name if expr.get("key") == "metadata.name" else None
-        if not _expression_matches(expr, value):
-            return False
-    return True
-
-
 def node_affinity(pod: PodInfo, node: NodeInfo) -> list[str]:
     for key, value in pod.node_selector:
         if node.labels.get(key) != value:
             return [ERR_AFFINITY]
-    if pod.affinity_terms and not any(_term_matches(t, node) for t in pod.affinity_terms):
+    if pod.affinity_terms and not any(term_matches(t, node.name, node.labels)
+                                                for t in pod.affinity_terms):
         return [ERR_AFFINITY]
     return []
 
