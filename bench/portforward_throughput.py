@@ -153,8 +153,8 @@ def floor_read(lab: str, worker: str, worker_ip: str, pod_ip: str, size: int,
                cpu: dict[str, float]) -> float:
     """MiB/s reading ``size`` bytes through the socat chain (see the docstring); adds each
     socat's CPU seconds to ``cpu``."""
-    ca = pki_paths(lab_dir(lab)).ca_cert
     server = pki_paths(lab_dir(lab))
+    ca = server.ca_cert
     kubelet_cert, kubelet_key = kubelet_cert_paths(lab_dir(lab), worker)
     cp, wk = node_netns(lab, "control-plane"), node_netns(lab, worker)
     ports = FLOOR_PORTS

@@ -76,22 +76,29 @@ def _spec(obj: Obj) -> Mapping[str, Any]:
     return spec if isinstance(spec, dict) else {}
 
 
-def claim_class(claim: Obj) -> str:
-    """``GetPersistentVolumeClaimClass``: the beta annotation first, then the field."""
-    beta = annotations_of(claim).get(BETA_CLASS_ANNOTATION)
+def storage_class_name(obj: Obj) -> str:
+    """A claim's or a volume's class (``GetPersistentVolumeClaimClass``,
+    ``GetPersistentVolumeClass``: the same rule): the beta annotation first, then
+    ``spec.storageClassName``."""
+    beta = annotations_of(obj).get(BETA_CLASS_ANNOTATION)
     if beta is not None:
         return beta
-    value = _spec(claim).get("storageClassName")
+    value = _spec(obj).get("storageClassName")
     return value if isinstance(value, str) else ""
 
 
-def volume_class(pv: Obj) -> str:
-    """``GetPersistentVolumeClass``, the same rule for a volume."""
-    beta = annotations_of(pv).get(BETA_CLASS_ANNOTATION)
-    if beta is not None:
-        return beta
-    value = _spec(pv).get("storageClassName")
-    return value if isinstance(value, str) else ""
+def pod_claim_volumes(pod: Obj) -> list[tuple[str, str]]:
+    """``(volume name, claim name)`` of each ``persistentVolumeClaim`` volume of a pod,
+    in the order of its volumes: what the scheduler, the kubelet and the pvc-protection
+    controller read of a pod's claims."""
+    spec = pod.get("spec")
+    out = []
+    for volume in (spec.get("volumes") if isinstance(spec, dict) else None) or []:
+        source = volume.get("persistentVolumeClaim") if isinstance(volume, dict) else None
+        name = source.get("claimName") if isinstance(source, dict) else None
+        if isinstance(name, str) and name:
+            out.append((str(volume.get("name") or ""), name))
+    return out
 
 
 def quantity(value: Any) -> Optional[Decimal]:
@@ -154,7 +161,7 @@ def claim_ref_matches(pv: Obj, claim: Obj) -> bool:
 
 def is_delayed_binding(claim: Obj, classes: Mapping[str, Obj]) -> bool:
     """``IsDelayBindingMode``: the claim's class waits for a first consumer."""
-    sc = classes.get(claim_class(claim))
+    sc = classes.get(storage_class_name(claim))
     return binding_mode(sc) == WAIT_FOR_FIRST_CONSUMER
 
 
@@ -165,7 +172,7 @@ def volume_matches(pv: Obj, claim: Obj) -> bool:
     """Whether ``pv`` could serve ``claim`` (class, mode, access modes, selector, size),
     not counting who it is bound to."""
     spec, cspec = _spec(pv), _spec(claim)
-    if volume_class(pv) != claim_class(claim):
+    if storage_class_name(pv) != storage_class_name(claim):
         return False
     if (spec.get("volumeMode") or FILESYSTEM) != (cspec.get("volumeMode") or FILESYSTEM):
         return False

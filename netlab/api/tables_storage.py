@@ -22,9 +22,8 @@ from typing import Any
 
 from netlab.api.persistentvolumes import (
     access_modes_string,
-    claim_class,
     is_default_class,
-    volume_class,
+    storage_class_name,
 )
 from netlab.api.printers import _age, _get, _name
 from netlab.api.tables_base import _AGE, _NAME, Column, Printer
@@ -59,7 +58,7 @@ def volume_cells(obj: Obj, now: datetime) -> list[Any]:
     return [_name(obj), _quantity(_get(obj, "spec", "capacity", "storage")),
             access_modes_string(spec.get("accessModes")),
             _s(spec.get("persistentVolumeReclaimPolicy")), _phase(obj), claim,
-            volume_class(obj), _unset(spec.get("volumeAttributesClassName")),
+            storage_class_name(obj), _unset(spec.get("volumeAttributesClassName")),
             _s(_get(obj, "status", "reason")), _age(obj, now), _unset(spec.get("volumeMode"))]
 
 
@@ -70,7 +69,7 @@ def claim_cells(obj: Obj, now: datetime) -> list[Any]:
     if volume:
         capacity = _quantity(_get(obj, "status", "capacity", "storage"))
         access = access_modes_string(_get(obj, "status", "accessModes"))
-    return [_name(obj), _phase(obj), volume, capacity, access, claim_class(obj),
+    return [_name(obj), _phase(obj), volume, capacity, access, storage_class_name(obj),
             _unset(spec.get("volumeAttributesClassName")), _age(obj, now),
             _unset(spec.get("volumeMode"))]
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from netlab.api.persistentvolumes import pod_claim_volumes
 from netlab.api.views import finalizers_of, meta_of, name_of, namespace_of, pod_spec, pod_status
 from netlab.client import APIError
 from netlab.client.informer import object_key
@@ -27,12 +28,7 @@ PVC_PROTECTION = "kubernetes.io/pvc-protection"
 def claims_used_by(pod: dict[str, Any]) -> list[str]:
     """The claims a pod names, as ``ns/name`` keys."""
     namespace = namespace_of(pod)
-    out = []
-    for volume in pod_spec(pod).get("volumes") or []:
-        source = volume.get("persistentVolumeClaim") if isinstance(volume, dict) else None
-        if isinstance(source, dict) and source.get("claimName"):
-            out.append(f"{namespace}/{source['claimName']}")
-    return out
+    return [f"{namespace}/{claim}" for _, claim in pod_claim_volumes(pod)]
 
 
 def uses(pod: dict[str, Any], key: str) -> bool:

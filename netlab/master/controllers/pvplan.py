@@ -37,14 +37,13 @@ from netlab.api.persistentvolumes import (
     SELECTED_NODE_ANNOTATION,
     WAIT_FOR_FIRST_CONSUMER,
     binding_mode,
-    claim_class,
     claim_ref_matches,
     claim_request,
     find_best_match,
     node_affinity_matches,
     quantity,
+    storage_class_name,
     volume_capacity,
-    volume_class,
     volume_matches,
 )
 from netlab.api.views import annotations_of, meta_of, name_of, namespace_of, uid_of
@@ -120,7 +119,7 @@ def mismatch(pv: Obj, claim: Obj) -> str:
     request, capacity = quantity(claim_request(claim)), quantity(volume_capacity(pv))
     if request is None or capacity is None or capacity < request:
         return "requested PV is too small"
-    if volume_class(pv) != claim_class(claim):
+    if storage_class_name(pv) != storage_class_name(claim):
         return "storageClassName does not match"
     if (_spec(pv).get("volumeMode") or "Filesystem") != \
             (_spec(claim).get("volumeMode") or "Filesystem"):
@@ -157,7 +156,7 @@ def claim_step(claim: Obj, volumes: Iterable[Obj], classes: Mapping[str, Obj],
             return ClaimStep(WAIT, reason="VolumeMismatch", warning=True,
                              message=f'Cannot bind to requested volume "{wanted}": {why}')
         return ClaimStep(BIND, volume=pv)
-    class_name = claim_class(claim)
+    class_name = storage_class_name(claim)
     sc = classes.get(class_name) if class_name else None
     node = annotations_of(claim).get(SELECTED_NODE_ANNOTATION, "")
     delayed = bool(class_name) and binding_mode(sc) == WAIT_FOR_FIRST_CONSUMER

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netlab.api import persistentvolumes as pvs
-from netlab.api.views import meta_of, namespace_of, pod_spec
+from netlab.api.views import meta_of, namespace_of
 
 Obj = Mapping[str, Any]
 
@@ -50,13 +50,7 @@ class PodClaims:
 
 def claim_names(pod: Obj) -> list[str]:
     """The claims the pod's volumes name, in order, each once."""
-    names: list[str] = []
-    for volume in pod_spec(pod).get("volumes") or []:
-        source = volume.get("persistentVolumeClaim") if isinstance(volume, dict) else None
-        name = source.get("claimName") if isinstance(source, dict) else None
-        if isinstance(name, str) and name and name not in names:
-            names.append(name)
-    return names
+    return list(dict.fromkeys(claim for _, claim in pvs.pod_claim_volumes(pod)))
 
 
 def pod_claims(pod: Obj, claims: Mapping[str, Obj], volumes: Mapping[str, Obj],
@@ -98,7 +92,7 @@ def filter_node(claims: PodClaims, node_name: str, node_labels: Mapping[str, str
             return [ERR_NODE_CONFLICT]
     reachable = None
     for claim in claims.delayed:
-        sc = classes.get(pvs.claim_class(claim)) or {}
+        sc = classes.get(pvs.storage_class_name(claim)) or {}
         if reachable is None:
             reachable = [v for v in volumes
                          if pvs.node_affinity_matches(v, node_name, node_labels)]

@@ -89,12 +89,5 @@ def resolve(claim: Optional[Mapping[str, Any]], pv: Optional[Mapping[str, Any]],
     return ClaimPath(path, provisioned=False, host_path_type=kind)
 
 
-def claims_of(pod: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(volume name, claim name)`` of each claim volume of the pod."""
-    spec = pod.get("spec") or {}
-    return [(str(v.get("name") or ""), claim_name(v)) for v in spec.get("volumes") or []
-            if isinstance(v, dict) and v.get(PVC) is not None]
-
-
 def pod_namespace(pod: Mapping[str, Any]) -> str:
     return namespace_of(pod) or str(meta_of(pod).get("namespace") or "default")

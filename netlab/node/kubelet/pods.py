@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 import aiohttp
 
+from netlab.api.persistentvolumes import pod_claim_volumes
 from netlab.api.serviceaccount_admission import ROOT_CA_CONFIGMAP
 from netlab.api.timefmt import format_time
 from netlab.api.views import Container, is_terminating, meta_of, pod_spec, pod_status
@@ -423,7 +424,7 @@ class PodWorker:
         root = str(local_path_dir(self.s.cfg.lab))
         found: dict[str, claims.ClaimPath] = {}
         failed: dict[str, str] = {}
-        for volume_name, claim_name in claims.claims_of(pod):
+        for volume_name, claim_name in pod_claim_volumes(pod):
             claim = await self._get_or_none("persistentvolumeclaims", claim_name, namespace)
             pv = None
             wanted = ((claim or {}).get("spec") or {}).get("volumeName")

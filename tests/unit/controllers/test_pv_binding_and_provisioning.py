@@ -53,7 +53,7 @@ def test_static_binding_takes_the_smallest_volume_that_fits():
                volume("bound", "1Gi", claimRef={"namespace": "x", "name": "y", "uid": "u"}),
                volume("rwx", "1Gi", accessModes=["ReadWriteMany"])]
     step = plan.claim_step(claim(cls=""), volumes, CLASSES)
-    assert (step.action, pvs.volume_class(step.volume), step.volume["metadata"]["name"]) == (
+    assert (step.action, pvs.storage_class_name(step.volume), step.volume["metadata"]["name"]) == (
         plan.BIND, "", "small")
     # A selector narrows the choice; nothing left is FailedBinding for a class-less claim.
     picky = claim(cls="", selector={"matchLabels": {"tier": "gold"}})
